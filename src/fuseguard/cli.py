@@ -1,0 +1,5 @@
+"""Command line interface (placeholder replaced below)."""
+
+
+def main() -> None:
+    """Entry point."""

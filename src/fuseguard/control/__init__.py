@@ -1,0 +1,1 @@
+"""Control loop: samples -> allocation -> setpoints; watchdogs, fallbacks, targets."""

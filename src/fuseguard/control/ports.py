@@ -1,0 +1,57 @@
+"""The small protocols the control loop needs from devices, and the shallow device error tree.
+
+Drivers in ``fuseguard.devices`` implement these; the controller never sees a wire format.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from fuseguard.model.samples import ChargerSample, MeterSample
+
+
+class DeviceError(Exception):
+    """A device could not be used; the message says which device and why."""
+
+
+class DeviceConnectionError(DeviceError):
+    """Connection refused, reset, or no route."""
+
+
+class DeviceTimeoutError(DeviceConnectionError):
+    """No answer within the timeout."""
+
+
+class DeviceResponseError(DeviceError):
+    """The device answered, but with an error status or something that is not valid data."""
+
+
+class DeviceAuthError(DeviceResponseError):
+    """The device refused our credentials."""
+
+
+@runtime_checkable
+class GridMeter(Protocol):
+    """A meter at a measuring point (grid connection or sub-circuit)."""
+
+    async def read(self) -> MeterSample:
+        """Read one sample; raise a DeviceError subclass when that is impossible."""
+
+
+@runtime_checkable
+class Charger(Protocol):
+    """One charge point connector (evcc-style: state, currents, one current limit)."""
+
+    async def read(self) -> ChargerSample:
+        """Read state and measurements; raise a DeviceError subclass when impossible."""
+
+    async def set_current_limit(self, current_a: int) -> None:
+        """Offer ``current_a`` A per phase to the vehicle; 0 pauses charging."""
+
+
+@runtime_checkable
+class SupportsSafeCurrent(Protocol):
+    """Charger-side fallback: the charger drops to ``current_a`` if not written for ``timeout_s``."""
+
+    async def set_safe_current(self, current_a: int, timeout_s: int) -> None:
+        """Program the charger's own communication-loss fallback."""

@@ -1,0 +1,53 @@
+"""What devices report, in domain terms (no wire formats, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fuseguard.model.phases import Phases
+from fuseguard.model.status import CpState, OcppState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterSample:
+    """One reading of the grid (or sub-circuit) meter.
+
+    ``current_a`` is None when the source does not measure per-phase currents (a CEMM P1 meter
+    reports only total power): the controller then applies its configured phase assumption.
+    ``stale`` is True when the meter's own timestamp did not advance since the previous reading.
+    """
+
+    timestamp: datetime
+    power_w: float
+    current_a: Phases | None = None
+    voltage_v: Phases | None = None
+    power_per_phase_w: Phases | None = None
+    reactive_power_var: float | None = None
+    energy_import_wh: float | None = None
+    energy_export_wh: float | None = None
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargerSample:
+    """One reading of a charge point (one connector).
+
+    ``current_a`` is per charger terminal (L1, L2, L3 of the charger, before wiring rotation).
+    """
+
+    cp_state: CpState
+    ocpp_state: OcppState | None = None
+    current_a: Phases = field(default_factory=Phases)
+    power_w: float = 0.0
+    energy_wh: float | None = None
+    session_energy_wh: float | None = None
+    charging_duration_s: float | None = None
+    signalled_current_a: float | None = None
+    limit_a: float | None = None
+    max_current_a: float | None = None
+    cable_rating_a: float | None = None
+    phases_in_use: int | None = None
+    authorized: bool = True
+    errors: tuple[str, ...] = ()
+    firmware: str | None = None
