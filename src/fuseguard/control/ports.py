@@ -51,7 +51,7 @@ class Charger(Protocol):
 
 @runtime_checkable
 class SupportsSafeCurrent(Protocol):
-    """Charger-side fallback: the charger drops to ``current_a`` if not written for ``timeout_s``."""
+    """Charger-side fallback: drop to ``current_a`` when not written for ``timeout_s``."""
 
     async def set_safe_current(self, current_a: int, timeout_s: int) -> None:
         """Program the charger's own communication-loss fallback."""

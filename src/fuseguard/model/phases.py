@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Self
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """One phase of a three-phase system."""
 
     L1 = "L1"
@@ -26,7 +26,7 @@ class Phase(str, Enum):
     L3 = "L3"
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]
         """0, 1 or 2."""
         return _PHASE_INDEX[self]
 
@@ -156,7 +156,7 @@ class Phases:
 ZERO = Phases()
 
 
-class Rotation(str, Enum):
+class Rotation(StrEnum):
     """How a charger's L1/L2/L3 terminals are wired to grid phases (phase rotation).
 
     The name lists the grid phase of the charger's L1, L2 and L3 terminal in that order.

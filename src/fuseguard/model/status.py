@@ -7,10 +7,10 @@ pilot states), OCPP 1.6 (charge point status). The mapping rules are documented 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class PlugStatus(str, Enum):
+class PlugStatus(StrEnum):
     """The 13 plug status values of the CLEMAP EVSE status API (seed 002)."""
 
     CHARGING = "charging"
@@ -28,7 +28,7 @@ class PlugStatus(str, Enum):
     UNKNOWN = "unknown"
 
 
-class CpState(str, Enum):
+class CpState(StrEnum):
     """IEC 61851-1 control pilot states."""
 
     A = "A"  # +12 V: no vehicle
@@ -57,7 +57,7 @@ class CpState(str, Enum):
 # --- Bender legacy REST value sets (seed 003) -------------------------------------------------
 
 
-class ConnState(str, Enum):
+class ConnState(StrEnum):
     """``conn_state``."""
 
     NO_VEHICLE_CONNECTED = "no_vehicle_connected"
@@ -68,7 +68,7 @@ class ConnState(str, Enum):
     VEHICLE_CONNECTOR_ERROR = "vehicle_connector_error"
 
 
-class AuthState(str, Enum):
+class AuthState(StrEnum):
     """``auth_state``."""
 
     NOT_AUTHORIZED_FOR_CHARGING = "not_authorized_for_charging"
@@ -77,7 +77,7 @@ class AuthState(str, Enum):
     AUTH_TIMEOUT = "auth_timeout"
 
 
-class OcppState(str, Enum):
+class OcppState(StrEnum):
     """``ocpp_state`` and ``slave_state``; the order is the Modbus register 104 ordinal."""
 
     AVAILABLE = "available"
@@ -108,7 +108,7 @@ class OcppState(str, Enum):
 _OCPP_ORDER: tuple[OcppState, ...] = tuple(OcppState)
 
 
-class Type2State(str, Enum):
+class Type2State(StrEnum):
     """``type2_state``: the IEC 61851 CP state as the Bender REST API writes it (a..e)."""
 
     A = "a"
@@ -118,7 +118,7 @@ class Type2State(str, Enum):
     E = "e"
 
 
-class Type2Proximity(str, Enum):
+class Type2Proximity(StrEnum):
     """``type2_proximity``: cable rating in A, a fixed cable, or a fault."""
 
     NO_CABLE = "no_cable"
@@ -135,7 +135,7 @@ class Type2Proximity(str, Enum):
         return int(self.value) if self.value.isdigit() else None
 
 
-class SchukoState(str, Enum):
+class SchukoState(StrEnum):
     """``schuko_state``."""
 
     IDLE = "idle"
@@ -143,7 +143,7 @@ class SchukoState(str, Enum):
     POWER_ON = "power_on"
 
 
-class BackendConnState(str, Enum):
+class BackendConnState(StrEnum):
     """``backend_conn_state`` (``not_reacheable`` is the device's own spelling)."""
 
     NOT_CONNECTED = "not_connected"
@@ -155,28 +155,28 @@ class BackendConnState(str, Enum):
     PENDING = "pending"
 
 
-class OnOff(str, Enum):
+class OnOff(StrEnum):
     """``free_charging``, ``cable_attached``."""
 
     OFF = "off"
     ON = "on"
 
 
-class EnableDisable(str, Enum):
+class EnableDisable(StrEnum):
     """``schuko_cfg``."""
 
     DISABLE = "disable"
     ENABLE = "enable"
 
 
-class RcmbState(str, Enum):
+class RcmbState(StrEnum):
     """``rcmb_state``."""
 
     TRIGGERED = "triggered"
     OKAY = "okay"
 
 
-class ProtectionState(str, Enum):
+class ProtectionState(StrEnum):
     """``rcd_state``, ``mcb_type2_state``, ``mcb_schuko_state``."""
 
     DISABLE = "disable"
@@ -184,14 +184,14 @@ class ProtectionState(str, Enum):
     OKAY = "okay"
 
 
-class WlanState(str, Enum):
+class WlanState(StrEnum):
     """``wlan_state`` (firmware 5.33)."""
 
     WLAN_DISCONNECTED = "wlan_disconnected"
     WLAN_CONNECTED = "wlan_connected"
 
 
-class OcppMeterCfg(str, Enum):
+class OcppMeterCfg(StrEnum):
     """``ocpp_meter_cfg``: the meter type configured in the charge controller (seed 003)."""
 
     EHZ_METER_RS232 = "ehz_meter_rs232"
@@ -250,7 +250,7 @@ class OcppMeterCfg(str, Enum):
     EHZ_METER_USB = "ehz_meter_usb"
 
 
-class ChargeMode(str, Enum):
+class ChargeMode(StrEnum):
     """How a plug is charged (anchors: evcc ``now``/``pv``/``minpv``/``off``)."""
 
     FAST = "fast"

@@ -74,7 +74,7 @@ class BaseLoad:
     offset_a: Phases = ZERO
     _now: Phases = ZERO
 
-    def tick(self, t_s: float, dt_s: float) -> None:  # noqa: ARG002
+    def tick(self, t_s: float, dt_s: float) -> None:
         self._now = (self.profile(t_s) + self.offset_a).maximum(0.0)
 
     def grid_current_a(self) -> Phases:
@@ -96,7 +96,7 @@ class PvPlant:
     cloud: Callable[[float], float] | None = None
     power_w: float = 0.0
 
-    def tick(self, t_s: float, dt_s: float) -> None:  # noqa: ARG002
+    def tick(self, t_s: float, dt_s: float) -> None:
         day_s = t_s % 86400.0
         if self.sunrise_s < day_s < self.sunset_s:
             x = (day_s - self.sunrise_s) / (self.sunset_s - self.sunrise_s)

@@ -1,0 +1,45 @@
+# fuseguard — two commands: `make demo` runs a whole simulated site, `make test` runs every check.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck pytest bench services clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[dev,broker]'
+	touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_RUN)
+	$(VENV)/bin/fuseguard demo $(DEMO_ARGS)
+
+services:
+	@bash scripts/ensure-services.sh
+
+lint: $(STAMP_DEV)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: $(STAMP_DEV)
+	$(VENV)/bin/mypy --strict src
+
+pytest: $(STAMP_DEV) services
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+test: lint typecheck pytest
+
+bench: $(STAMP_DEV) services
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,546 @@
+"""Site configuration: TOML file + ``FUSEGUARD_...`` environment overrides (pydantic-settings).
+
+A broken config never starts anything: :func:`load_config` raises :class:`ConfigError`, whose
+``problems`` each name the key path, the file and line, and what is expected.
+Environment overrides use ``FUSEGUARD_`` plus the key path joined by ``__``, e.g.
+``FUSEGUARD_API__LOCAL__PASSWORD=...`` or ``FUSEGUARD_SITE__MAIN_FUSE_A=50``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from fuseguard.model.ids import is_hex_uuid
+from fuseguard.model.phases import Phases, Rotation
+from fuseguard.model.status import ChargeMode
+
+EXAMPLE_PASSWORDS = frozenset({"", "change-me", "changeme", "password", "admin", "example"})
+
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _hex_uuid(value: str) -> str:
+    if not is_hex_uuid(value):
+        msg = "must be 32 lowercase hex characters (a uuid without dashes)"
+        raise ValueError(msg)
+    return value
+
+
+HexUuid = Annotated[str, Field(description="32 lowercase hex characters")]
+
+
+def _to_triple(value: object) -> tuple[float, float, float]:
+    if isinstance(value, bool):
+        msg = "expected a number of amperes or [L1, L2, L3]"
+        raise ValueError(msg)
+    if isinstance(value, int | float):
+        return (float(value), float(value), float(value))
+    if isinstance(value, list | tuple) and len(value) == 3:
+        try:
+            return (float(value[0]), float(value[1]), float(value[2]))
+        except (TypeError, ValueError):
+            pass
+    msg = "expected a number of amperes or [L1, L2, L3]"
+    raise ValueError(msg)
+
+
+PerPhaseA = Annotated[
+    tuple[float, float, float],
+    BeforeValidator(_to_triple),
+    Field(description="amperes: one number for all phases, or [L1, L2, L3]"),
+]
+
+
+def per_phase(value: tuple[float, float, float]) -> Phases:
+    """A per-phase config value -> :class:`Phases`."""
+    return Phases.of(value)
+
+
+class CircuitConfig(_Model):
+    """A sub-circuit (distribution board, garage feeder) below ``parent``."""
+
+    id: str
+    parent: str = "main"
+    fuse_a: PerPhaseA
+    power_limit_w: float | None = Field(default=None, gt=0)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.fullmatch(v) or v == "main":
+            msg = "must be 1-64 of A-Z a-z 0-9 _ . - and not 'main'"
+            raise ValueError(msg)
+        return v
+
+    @field_validator("fuse_a")
+    @classmethod
+    def _fuse(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(x <= 0 or x > 10_000 for x in v):
+            msg = "fuse rating must be > 0 and <= 10000 A"
+            raise ValueError(msg)
+        return v
+
+
+class SiteConfig(_Model):
+    """The grid connection and the circuit tree."""
+
+    edge_id: str = Field(description="this edge device's id (CLEMAP edge_device_id)")
+    name: str = ""
+    voltage_v: float = Field(default=230.0, gt=100, lt=500)
+    main_fuse_a: PerPhaseA
+    power_limit_w: float | None = Field(default=None, gt=0)
+    circuits: list[CircuitConfig] = Field(default_factory=list)
+
+    @field_validator("edge_id")
+    @classmethod
+    def _edge_id(cls, v: str) -> str:
+        if not _ID.fullmatch(v):
+            msg = "must be 1-64 of A-Z a-z 0-9 _ . -"
+            raise ValueError(msg)
+        return v
+
+    @field_validator("main_fuse_a")
+    @classmethod
+    def _fuse(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        return CircuitConfig._fuse(v)
+
+    @model_validator(mode="after")
+    def _tree(self) -> Self:
+        known = {"main"}
+        for i, c in enumerate(self.circuits):
+            if c.id in known:
+                msg = f"circuits[{i}].id {c.id!r} is used twice"
+                raise ValueError(msg)
+            known.add(c.id)
+        for i, c in enumerate(self.circuits):
+            if c.parent not in known:
+                msg = f"circuits[{i}].parent {c.parent!r} is not a circuit"
+                raise ValueError(msg)
+        parents = {c.id: c.parent for c in self.circuits}
+        for c in self.circuits:
+            seen: set[str] = set()
+            node = c.id
+            while node != "main":
+                if node in seen:
+                    msg = f"circuit {c.id!r} is part of a cycle"
+                    raise ValueError(msg)
+                seen.add(node)
+                node = parents[node]
+        return self
+
+    @property
+    def main_fuse(self) -> Phases:
+        """Main fuse per phase."""
+        return per_phase(self.main_fuse_a)
+
+
+MeterDriver = Literal["cemm", "clemap", "virtual"]
+
+
+class MeterConfig(_Model):
+    """The meter at the grid connection."""
+
+    driver: MeterDriver = "cemm"
+    host: str = "127.0.0.1"
+    port: int = Field(default=80, ge=1, le=65535)
+    alias: str = "p1"
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    period_s: float = Field(default=1.0, gt=0, le=60)
+    stale_after_s: float = Field(
+        default=10.0, gt=0, description="meter silent this long -> meter-loss fallback"
+    )
+    phase_assumption: Literal["worst", "balanced"] = Field(
+        default="worst",
+        description="total-power meters: all non-EV load on every phase (worst) or 1/3 each",
+    )
+
+
+class PlugConfig(_Model):
+    """A plug (connector) of an EVSE."""
+
+    uuid: str
+    label: str = Field(min_length=1, max_length=64)
+
+    _check = field_validator("uuid")(_hex_uuid)
+
+
+class ChargerConfig(_Model):
+    """One EVSE (charging station) and how to reach it."""
+
+    id: str
+    evse_uuid: str
+    driver: Literal["bender"] = "bender"
+    host: str = "127.0.0.1"
+    rest_port: int = Field(default=80, ge=1, le=65535)
+    modbus_port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=255, ge=0, le=255)
+    circuit: str = "main"
+    rotation: Rotation = Rotation.L1L2L3
+    phases: Literal[1, 3] = 3
+    min_current_a: int = Field(default=6, ge=6, le=80)
+    max_current_a: int = Field(default=32, ge=6, le=80)
+    mode: ChargeMode = ChargeMode.FAST
+    priority: int = Field(default=0, ge=-100, le=100)
+    safe_current_a: int = Field(
+        default=0, ge=0, le=80, description="charger-side fallback if fuseguard goes silent"
+    )
+    safe_timeout_s: int = Field(default=60, ge=0, le=3600)
+    plugs: list[PlugConfig] = Field(min_length=1)
+
+    _check = field_validator("evse_uuid")(_hex_uuid)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.fullmatch(v):
+            msg = "must be 1-64 of A-Z a-z 0-9 _ . -"
+            raise ValueError(msg)
+        return v
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_current_a > self.max_current_a:
+            msg = "min_current_a must be <= max_current_a"
+            raise ValueError(msg)
+        if self.safe_current_a and not (
+            self.min_current_a <= self.safe_current_a <= self.max_current_a
+        ):
+            msg = "safe_current_a must be 0 or within [min_current_a, max_current_a]"
+            raise ValueError(msg)
+        return self
+
+
+class ControlConfig(_Model):
+    """Control-loop tuning."""
+
+    min_run_s: float = Field(
+        default=300.0, ge=0, description="a started car runs at least this long"
+    )
+    min_pause_s: float = Field(default=120.0, ge=0, description="a paused car waits at least this")
+    ramp_up_a_per_s: float = Field(
+        default=4.0, gt=0, description="max increase per second per plug"
+    )
+    charger_timeout_s: float = Field(
+        default=10.0, gt=0, description="charger silent this long -> assume its last setpoint"
+    )
+    recently_started_window_s: float = Field(default=60.0, ge=0)
+    pv_enable_delay_s: float = Field(default=60.0, ge=0)
+    pv_disable_delay_s: float = Field(default=180.0, ge=0)
+
+
+class LocalApiConfig(_Model):
+    """CLEMAP local API (HTTPS :7000)."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=7000, ge=1, le=65535)
+    tls: bool = True
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    user: str = "admin"
+    password: SecretStr = SecretStr("")
+    keepalive_timeout_s: float = Field(default=120.0, gt=0, le=86400)
+    default_fallback_a: float | None = Field(default=None, ge=0)
+
+
+class ModbusApiConfig(_Model):
+    """Modbus TCP twin (:5020)."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=5020, ge=1, le=65535)
+
+
+class EvseApiConfig(_Model):
+    """Direct EVSE Control + status API (:3032)."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=3032, ge=1, le=65535)
+    max_duration_s: int = Field(default=86400, ge=1)
+
+
+class ApiConfig(_Model):
+    """Northbound APIs."""
+
+    local: LocalApiConfig = Field(default_factory=LocalApiConfig)
+    modbus: ModbusApiConfig = Field(default_factory=ModbusApiConfig)
+    evse: EvseApiConfig = Field(default_factory=EvseApiConfig)
+
+
+class CloudLinkConfig(_Model):
+    """Optional outbound link to a fuseguard cloud (MQTT)."""
+
+    broker: str | None = Field(default=None, description="mqtt://host:port")
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    status_interval_s: float = Field(default=10.0, gt=0)
+
+
+class StorageConfig(_Model):
+    """Where state is kept."""
+
+    url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+
+
+class LoggingConfig(_Model):
+    """Log output."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+_TOML_PATH: ContextVar[Path | None] = ContextVar("_TOML_PATH", default=None)
+
+
+class FuseguardConfig(BaseSettings):
+    """The whole edge configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FUSEGUARD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    site: SiteConfig
+    meter: MeterConfig = Field(default_factory=MeterConfig)
+    chargers: list[ChargerConfig] = Field(default_factory=list)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    cloud: CloudLinkConfig = Field(default_factory=CloudLinkConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    data_dir: Path = Path("data")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """init > environment > TOML file."""
+        path = _TOML_PATH.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _cross(self) -> Self:
+        circuits = {"main"} | {c.id for c in self.site.circuits}
+        ids: set[str] = set()
+        uuids: dict[str, str] = {}
+        for i, ch in enumerate(self.chargers):
+            if ch.id in ids:
+                msg = f"chargers[{i}].id {ch.id!r} is used twice"
+                raise ValueError(msg)
+            ids.add(ch.id)
+            if ch.circuit not in circuits:
+                msg = f"chargers[{i}].circuit {ch.circuit!r} is not a circuit"
+                raise ValueError(msg)
+            for where, u in [(f"chargers[{i}].evse_uuid", ch.evse_uuid)] + [
+                (f"chargers[{i}].plugs[{j}].uuid", p.uuid) for j, p in enumerate(ch.plugs)
+            ]:
+                if u in uuids:
+                    msg = f"{where}: duplicate uuid {u} (also {uuids[u]})"
+                    raise ValueError(msg)
+                uuids[u] = where
+        return self
+
+    @property
+    def storage_url(self) -> str:
+        """The storage URL in force (default: SQLite file in the data dir)."""
+        if self.storage.url:
+            return self.storage.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'fuseguard.db').resolve()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file."""
+
+    key: str
+    message: str
+    file: str
+    line: int | None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` says every reason."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@contextmanager
+def _toml_source(path: Path) -> Iterator[None]:
+    token = _TOML_PATH.set(path)
+    try:
+        yield
+    finally:
+        _TOML_PATH.reset(token)
+
+
+def load_config(path: Path | str) -> FuseguardConfig:
+    """Read and validate a site config; raise :class:`ConfigError` naming every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(
+            [ConfigProblem("-", f"cannot read file: {err}", str(file), None)]
+        ) from err
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line = _line_from_toml_error(str(err))
+        raise ConfigError([ConfigProblem("-", f"not valid TOML: {err}", str(file), line)]) from err
+    lines = locate_keys(text)
+    try:
+        with _toml_source(file):
+            return FuseguardConfig()
+    except ValidationError as err:
+        raise ConfigError(_problems(err, lines, str(file))) from err
+
+
+def _line_from_toml_error(message: str) -> int | None:
+    m = re.search(r"line (\d+)", message)
+    return int(m.group(1)) if m else None
+
+
+def _problems(err: ValidationError, lines: dict[str, int], file: str) -> list[ConfigProblem]:
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        key = _dotted(loc)
+        # model-level errors name their own key path inside the message ("chargers[1].id ...")
+        m = re.match(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*)[ :]", msg)
+        if m and m.group(1) != key and "[" in m.group(1):
+            key = (key + "." if key and not m.group(1).startswith(key) else "") + m.group(1)
+            key = key.removeprefix(".")
+            msg = msg[len(m.group(1)) :].lstrip(": ")
+        problems.append(ConfigProblem(key or "-", msg, file, _find_line(key, lines)))
+    return problems
+
+
+def _dotted(loc: Sequence[str]) -> str:
+    out = ""
+    for part in loc:
+        if part.isdigit():
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _find_line(key: str, lines: dict[str, int]) -> int | None:
+    probe = key
+    while probe:
+        if probe in lines:
+            return lines[probe]
+        cut = max(probe.rfind("."), probe.rfind("["))
+        probe = probe[:cut] if cut > 0 else ""
+    return None
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
+_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\"]+)\s*=")
+
+
+def locate_keys(text: str) -> dict[str, int]:
+    """Map dotted key paths (``chargers[1].plugs[0].uuid``) to 1-based line numbers.
+
+    A small scanner for the subset of TOML config files use (tables, arrays of tables,
+    ``key = value`` lines); inline tables map to the line of their key.
+    """
+    found: dict[str, int] = {}
+    counters: dict[str, int] = {}
+    table = ""
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _HEADER.match(line)
+        if m and line.startswith("["):
+            parts = [p.strip().strip('"') for p in m.group(2).split(".")]
+            is_array = m.group(1) == "[["
+            path = ""
+            for i, part in enumerate(parts):
+                candidate = f"{path}.{part}" if path else part
+                if i == len(parts) - 1 and is_array:
+                    idx = counters.get(candidate, -1) + 1
+                    counters[candidate] = idx
+                    # nested arrays restart per parent element
+                    for k in list(counters):
+                        if k.startswith((candidate + "[", f"{candidate}[{idx}].")):
+                            del counters[k]
+                    candidate = f"{candidate}[{idx}]"
+                elif candidate in counters:
+                    candidate = f"{candidate}[{counters[candidate]}]"
+                path = candidate
+            table = path
+            found.setdefault(table, lineno)
+            continue
+        km = _KEYLINE.match(line)
+        if km:
+            key = km.group(1).strip('"')
+            full = f"{table}.{key}" if table else key
+            found.setdefault(full, lineno)
+    return found
+
+
+def check_config(path: Path | str) -> list[ConfigProblem]:
+    """Problems of a config file; empty when it is fine."""
+    try:
+        load_config(path)
+    except ConfigError as err:
+        return err.problems
+    return []
+
+
+def config_to_dict(config: FuseguardConfig) -> dict[str, Any]:
+    """JSON-friendly dump with secrets masked."""
+    return config.model_dump(mode="json")
