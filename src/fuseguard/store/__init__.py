@@ -1,1 +1,23 @@
-"""fuseguard.store."""
+"""Storage: SQLAlchemy 2 async Core on SQLite (default) or PostgreSQL, with schema versioning."""
+
+from fuseguard.store.db import (
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    UtcDateTime,
+    create_engine,
+    default_sqlite_url,
+    init_schema,
+    metadata,
+    writing,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SchemaVersionError",
+    "UtcDateTime",
+    "create_engine",
+    "default_sqlite_url",
+    "init_schema",
+    "metadata",
+    "writing",
+]

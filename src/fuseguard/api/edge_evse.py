@@ -1,0 +1,193 @@
+"""The edge's own backend of the EVSE API: targets in EvseTargets, status from the controller.
+
+A single site needs no cloud: the edge serves :func:`fuseguard.api.evse.create_evse_app` on
+:class:`EdgeEvseBackend` for its own ``edge_device_id``.
+
+:class:`PlugStatusTracker` turns what a charger reports (:class:`ChargerSample`) into a
+:class:`PlugStatusRecord`, through :func:`fuseguard.model.status.plug_status`, and measures how long
+a plug has been charging when the charger does not say so itself (for
+``recently_started_charging``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
+from fuseguard.control.targets import EvseTargets, Target
+from fuseguard.model.clock import Clock
+from fuseguard.model.phases import ZERO
+from fuseguard.model.samples import ChargerSample
+from fuseguard.model.status import PlugStatus, plug_status
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_RECENTLY_STARTED_WINDOW_S = 60.0
+
+
+class EdgeEvseBackend:
+    """:class:`fuseguard.api.evse.EvseBackend` for one edge device and its EVSEs."""
+
+    def __init__(
+        self,
+        edge_device_id: str,
+        evses: Mapping[str, EvseInfo],
+        targets: EvseTargets,
+        status_source: Callable[[str], list[PlugStatusRecord]],
+    ) -> None:
+        self.edge_device_id = edge_device_id
+        self._evses = evses
+        self._targets = targets
+        self._status_source = status_source
+
+    def _known(self, edge_device_id: str, evse_uuid: str) -> EvseInfo | None:
+        if edge_device_id != self.edge_device_id:
+            return None
+        return self._evses.get(evse_uuid)
+
+    async def evse(self, edge_device_id: str, evse_uuid: str) -> EvseInfo | None:
+        """The EVSE when it belongs to this edge."""
+        return self._known(edge_device_id, evse_uuid)
+
+    async def set_target(
+        self, edge_device_id: str, evse_uuid: str, current_a: int, duration_s: int
+    ) -> Literal["received", "rejected"]:
+        """Store the target (persisted); the controller applies it on its next cycle."""
+        if self._known(edge_device_id, evse_uuid) is None:
+            return "rejected"
+        await self._targets.set(evse_uuid, current_a, duration_s)
+        return "received"
+
+    async def get_target(self, edge_device_id: str, evse_uuid: str) -> Target | None:
+        """The target in force."""
+        if self._known(edge_device_id, evse_uuid) is None:
+            return None
+        return self._targets.get(evse_uuid)
+
+    async def clear_target(self, edge_device_id: str, evse_uuid: str) -> Target | None:
+        """Clear; returns what was valid before."""
+        if self._known(edge_device_id, evse_uuid) is None:
+            return None
+        return await self._targets.clear(evse_uuid)
+
+    async def status(self, edge_device_id: str, evse_uuid: str) -> list[PlugStatusRecord]:
+        """The controller's current view of the EVSE's plugs."""
+        if self._known(edge_device_id, evse_uuid) is None:
+            return []
+        return self._status_source(evse_uuid)
+
+
+@dataclass(slots=True)
+class _PlugMemory:
+    charging_since_s: float | None = None
+
+
+class PlugStatusTracker:
+    """Builds plug status records from charger samples; remembers when charging started.
+
+    ``recently_started_window_s`` is how long a new charging session reports
+    ``recently_started_charging`` before ``charging``. The charger's own
+    ``charging_duration_s`` is used when it reports one, else the time since this tracker first
+    saw CP state C/D for the plug (on the injected clock).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        recently_started_window_s: float = DEFAULT_RECENTLY_STARTED_WINDOW_S,
+    ) -> None:
+        self._clock = clock
+        self.recently_started_window_s = recently_started_window_s
+        self._plugs: dict[str, _PlugMemory] = {}
+
+    def record(
+        self,
+        *,
+        evse_uuid: str,
+        plug_uuid: str,
+        plug_label: str,
+        sample: ChargerSample | None,
+        online: bool,
+        dyn_current_limit_a: float,
+    ) -> PlugStatusRecord:
+        """The status of one plug now. ``sample`` None with ``online`` means no reading yet."""
+        memory = self._plugs.setdefault(plug_uuid, _PlugMemory())
+        now_s = self._clock.monotonic()
+        charging_for_s: float | None = None
+        if online and sample is not None and sample.cp_state.charging:
+            if memory.charging_since_s is None:
+                memory.charging_since_s = now_s
+            charging_for_s = (
+                sample.charging_duration_s
+                if sample.charging_duration_s is not None
+                else now_s - memory.charging_since_s
+            )
+        elif online:
+            memory.charging_since_s = None
+        status = plug_status(
+            online=online,
+            cp=None if sample is None else sample.cp_state,
+            ocpp=None if sample is None else sample.ocpp_state,
+            offered_current_a=(
+                0.0
+                if sample is None or sample.signalled_current_a is None
+                else sample.signalled_current_a
+            ),
+            has_errors=bool(sample is not None and sample.errors),
+            charging_for_s=charging_for_s,
+            recently_started_window_s=self.recently_started_window_s,
+        )
+        fresh = online and sample is not None
+        return PlugStatusRecord(
+            time=self._clock.now(),
+            plug_uuid=plug_uuid,
+            plug_label=plug_label,
+            evse_uuid=evse_uuid,
+            status=status,
+            current_a=sample.current_a if fresh and sample is not None else ZERO,
+            power_w=sample.power_w if fresh and sample is not None else 0.0,
+            dyn_current_limit_a=dyn_current_limit_a,
+        )
+
+
+def unknown_records(info: EvseInfo, clock: Clock) -> list[PlugStatusRecord]:
+    """``unknown`` records for every plug (before the controller has a view of the EVSE)."""
+    return [
+        PlugStatusRecord(
+            time=clock.now(),
+            plug_uuid=plug_uuid,
+            plug_label=label,
+            evse_uuid=info.evse_uuid,
+            status=PlugStatus.UNKNOWN,
+            current_a=ZERO,
+            power_w=0.0,
+            dyn_current_limit_a=0.0,
+        )
+        for plug_uuid, label in info.plugs
+    ]
+
+
+def evse_api_block(
+    url: str,
+    edge_device_id: str,
+    evses: Mapping[str, EvseInfo],
+    tokens: Mapping[str, str],
+) -> dict[str, Any]:
+    """The ``"evse_api"`` entry of ``demo.json`` (``tokens``: plaintext token by EVSE uuid)."""
+    return {
+        "url": url,
+        "edge_device_id": edge_device_id,
+        "evses": [
+            {
+                "uuid": uuid,
+                "token": tokens[uuid],
+                "plugs": [{"uuid": p, "label": label} for p, label in info.plugs],
+            }
+            for uuid, info in evses.items()
+        ],
+    }

@@ -1,0 +1,234 @@
+"""Database engine, shared metadata and schema versioning (SQLAlchemy 2 Core, async).
+
+SQLite (``sqlite+aiosqlite``) is the default, one file in the data dir; PostgreSQL
+(``postgresql+psycopg``) is selected by URL. Every table of fuseguard lives on :data:`metadata`;
+other modules may add their own tables to it before :func:`init_schema` runs.
+
+SQLite gets ``journal_mode=WAL``, ``busy_timeout`` and ``synchronous=NORMAL`` on every connection,
+and writes inside one process go through :func:`writing`, which serialises them with a lock per
+engine (one writer; readers run concurrently thanks to WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+log = structlog.get_logger(__name__)
+
+#: Version of the schema this code writes. Bump it together with an entry in ``_MIGRATIONS``.
+SCHEMA_VERSION = 1
+SCHEMA_COMPONENT = "fuseguard"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+DB_FILENAME = "fuseguard.db"
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = "UtcDateTime needs a timezone-aware datetime"
+            raise ValueError(msg)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+schema_version_table = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("component", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+class SchemaVersionError(RuntimeError):
+    """The database was written by a newer fuseguard than this one."""
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """``sqlite+aiosqlite:///<data_dir>/fuseguard.db`` (the directory is created)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{(data_dir / DB_FILENAME).resolve()}"
+
+
+def normalize_url(url: str) -> str:
+    """Pick the async driver: ``sqlite://`` -> aiosqlite, ``postgresql://`` -> psycopg."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.drivername != "sqlite+aiosqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql" and parsed.drivername != "postgresql+psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend not in ("sqlite", "postgresql"):
+        msg = f"unsupported database {backend!r}: use sqlite or postgresql"
+        raise ValueError(msg)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url``; SQLite connections get WAL, busy timeout, synchronous=NORMAL."""
+    full = normalize_url(url)
+    parsed = make_url(full)
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or "mode=memory" in full:
+            kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_async_engine(full, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    log.debug("db_engine_created", db=parsed.render_as_string(hide_password=True))
+    return engine
+
+
+_write_locks: weakref.WeakKeyDictionary[sa.Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _write_locks.get(engine.sync_engine)
+    if lock is None:
+        lock = asyncio.Lock()
+        _write_locks[engine.sync_engine] = lock
+    return lock
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction; on SQLite, one writer at a time per engine (no "database is locked")."""
+    lock = _write_lock(engine)
+    if lock is None:
+        async with engine.begin() as conn:
+            yield conn
+        return
+    async with lock, engine.begin() as conn:
+        yield conn
+
+
+# Migrations from version N to N+1, run in one transaction each. Empty for version 1.
+_MIGRATIONS: dict[int, Any] = {}
+
+_PG_INIT_LOCK_KEY = 0x46554547  # "FUEG": serialises concurrent init_schema on PostgreSQL
+
+
+async def _create_and_version(conn: AsyncConnection, now: datetime) -> int:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INIT_LOCK_KEY})
+    await conn.run_sync(metadata.create_all)
+    row = (
+        await conn.execute(
+            sa.select(schema_version_table.c.version).where(
+                schema_version_table.c.component == SCHEMA_COMPONENT
+            )
+        )
+    ).first()
+    if row is None:
+        await conn.execute(
+            schema_version_table.insert().values(
+                component=SCHEMA_COMPONENT, version=SCHEMA_VERSION, updated_at=now
+            )
+        )
+        return SCHEMA_VERSION
+    found = int(row[0])
+    if found > SCHEMA_VERSION:
+        msg = (
+            f"database schema version {found} is newer than this fuseguard supports "
+            f"({SCHEMA_VERSION}); upgrade fuseguard or point it at another database"
+        )
+        raise SchemaVersionError(msg)
+    version = found
+    while version < SCHEMA_VERSION:
+        await conn.run_sync(_MIGRATIONS[version])
+        version += 1
+    if version != found:
+        await conn.execute(
+            schema_version_table.update()
+            .where(schema_version_table.c.component == SCHEMA_COMPONENT)
+            .values(version=version, updated_at=now)
+        )
+    return found
+
+
+async def init_schema(engine: AsyncEngine) -> None:
+    """Create missing tables and record/check the schema version.
+
+    Raises :class:`SchemaVersionError` when the database is newer than this code.
+    Safe to call from several processes at once (advisory lock on PostgreSQL, retry on SQLite).
+    """
+    from fuseguard.store import tables  # noqa: F401  (registers the store's tables)
+
+    now = datetime.now(UTC)  # bookkeeping timestamp only, not control time
+    for attempt in range(3):
+        try:
+            async with writing(engine) as conn:
+                found = await _create_and_version(conn, now)
+        except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as err:
+            if attempt == 2:
+                raise
+            log.warning("db_init_retry", reason=str(err).splitlines()[0], attempt=attempt + 1)
+            continue
+        log.info(
+            "db_schema_ready", dialect=engine.dialect.name, version=SCHEMA_VERSION, found=found
+        )
+        return
+
+
+async def schema_version(engine: AsyncEngine) -> int | None:
+    """The recorded schema version, or None for an uninitialised database."""
+    async with engine.connect() as conn:
+        has = await conn.run_sync(lambda c: sa.inspect(c).has_table(schema_version_table.name))
+        if not has:
+            return None
+        row = (
+            await conn.execute(
+                sa.select(schema_version_table.c.version).where(
+                    schema_version_table.c.component == SCHEMA_COMPONENT
+                )
+            )
+        ).first()
+        return None if row is None else int(row[0])
