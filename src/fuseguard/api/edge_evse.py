@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -23,6 +23,9 @@ from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO
 from fuseguard.model.samples import ChargerSample
 from fuseguard.model.status import PlugStatus, plug_status
+
+if TYPE_CHECKING:
+    from fuseguard.config import FuseguardConfig
 
 log = structlog.get_logger(__name__)
 
@@ -190,4 +193,17 @@ def evse_api_block(
             }
             for uuid, info in evses.items()
         ],
+    }
+
+
+def evse_infos_from_config(cfg: FuseguardConfig) -> dict[str, EvseInfo]:
+    """The EVSEs of an edge config, by uuid (min/max current and plugs from each charger)."""
+    return {
+        ch.evse_uuid: EvseInfo(
+            evse_uuid=ch.evse_uuid,
+            min_current_a=ch.min_current_a,
+            max_current_a=ch.max_current_a,
+            plugs=tuple((p.uuid, p.label) for p in ch.plugs),
+        )
+        for ch in cfg.chargers
     }
