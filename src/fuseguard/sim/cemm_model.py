@@ -1,0 +1,543 @@
+"""The virtual CEMM's state: aliases, meter registers, tariff, minute history, faults (no I/O).
+
+One :class:`CemmModel` is one CEMM box. Every alias is a meter that samples a power (or flow)
+source on each :class:`~fuseguard.sim.site.SiteModel` tick, like a meter publishing one telegram
+per period:
+
+* a **smart meter** alias (``p1``, ``p1-usb``, ``emucs``, ``emucs-usb``, ``han``, ``dlms-usb``)
+  reads ``site.power_w()`` (signed: negative = feed-in) and integrates import into t1/t2 and
+  feed-in into t3/t4 by the tariff ``rate`` (1 = low, 2 = normal/high);
+* a **Modbus** alias ``mbX`` or a pulse electricity alias ``s01..s03`` reads any signed power
+  source, e.g. a PV plant as ``-pv.power_w`` (production negative, as the site sign convention);
+* ``usage`` is the household consumption: grid power plus the PV production bound to the CEMM;
+* ``pulse-1..3`` are water/gas pulse meters (flow L/min, volume m³);
+* ``p1-gas``/``emucs-gas`` carry only the gas register.
+
+Wire shapes are produced here (plain dicts) so the FastAPI app and tests share them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from importlib import resources
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from fuseguard.model.clock import Clock
+from fuseguard.sim.cemm_history import (
+    MinuteStore,
+    Period,
+    Sample,
+    day_series,
+    month_series,
+    period_start_s,
+    year_series,
+)
+from fuseguard.sim.site import SiteModel
+
+log = structlog.get_logger(__name__)
+
+FIXTURE_CORE = "1.24"
+DEFAULT_TZ = "Europe/Amsterdam"
+
+SMART_METER_ALIASES = ("p1", "p1-usb", "emucs", "emucs-usb", "han", "dlms-usb")
+GAS_ALIASES = ("p1-gas", "emucs-gas")
+S0_ALIASES = ("s01", "s02", "s03")
+PULSE_ALIASES = ("pulse-1", "pulse-2", "pulse-3")
+USAGE_ALIAS = "usage"
+_MB_ALIAS = re.compile(r"^mb([0-9]{1,3})$")
+
+
+class AliasKind(StrEnum):
+    """Which channel set an alias serves."""
+
+    SMART_METER = "smart_meter"
+    GAS = "gas"
+    MODBUS = "modbus"
+    S0 = "s0"
+    PULSE = "pulse"
+    USAGE = "usage"
+
+
+# Realtime channels per kind: (data, totals).
+CHANNELS: dict[AliasKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    AliasKind.SMART_METER: (
+        ("t1", "t2", "t3", "t4", "electric_power", "rate", "gas"),
+        ("electric_energy", "electric_energy_high", "t1", "t2", "t3", "t4", "gas"),
+    ),
+    AliasKind.GAS: (("gas",), ("gas",)),
+    AliasKind.MODBUS: (
+        ("t1", "t2", "electric_power"),
+        ("t1", "t2", "electric_energy", "electric_energy_high", "t3", "t4"),
+    ),
+    AliasKind.S0: (("t1", "electric_power"), ("t1", "electric_energy")),
+    AliasKind.PULSE: (("flow",), ("volume",)),
+    AliasKind.USAGE: (("electric_power",), ("electric_energy",)),
+}
+
+# The channel the day history carries, per kind.
+HISTORY_CHANNEL: dict[AliasKind, str] = {
+    AliasKind.SMART_METER: "electric_power",
+    AliasKind.GAS: "gas",
+    AliasKind.MODBUS: "electric_power",
+    AliasKind.S0: "electric_power",
+    AliasKind.PULSE: "flow",
+    AliasKind.USAGE: "electric_power",
+}
+# The channel month/year history carries (energy or volume per period), per kind.
+PERIOD_CHANNEL: dict[AliasKind, str] = {
+    AliasKind.SMART_METER: "electric_energy",
+    AliasKind.GAS: "gas",
+    AliasKind.MODBUS: "electric_energy",
+    AliasKind.S0: "electric_energy",
+    AliasKind.PULSE: "volume",
+    AliasKind.USAGE: "electric_energy",
+}
+_IO_TYPE = {
+    AliasKind.SMART_METER: "p1",
+    AliasKind.GAS: "gas",
+    AliasKind.MODBUS: "modbus",
+    AliasKind.S0: "s0",
+    AliasKind.PULSE: "pulse",
+    AliasKind.USAGE: "usage",
+}
+
+
+def alias_kind(alias: str) -> AliasKind:
+    """Kind of a CEMM alias name; ValueError for names a CEMM does not use."""
+    if alias in SMART_METER_ALIASES:
+        return AliasKind.SMART_METER
+    if alias in GAS_ALIASES:
+        return AliasKind.GAS
+    if alias in S0_ALIASES:
+        return AliasKind.S0
+    if alias in PULSE_ALIASES:
+        return AliasKind.PULSE
+    if alias == USAGE_ALIAS:
+        return AliasKind.USAGE
+    m = _MB_ALIAS.fullmatch(alias)
+    if m and 1 <= int(m.group(1)) <= 247:
+        return AliasKind.MODBUS
+    msg = f"{alias!r} is not a CEMM alias"
+    raise ValueError(msg)
+
+
+class Fault(StrEnum):
+    """Injectable faults of the virtual device."""
+
+    OFFLINE = "offline"  # connection refused (listener closed), no discovery reply
+    SLOW = "slow"  # every open-api answer delayed by delay_s (model clock)
+    HTTP_500 = "http_500"  # 500 with a JSON error body
+    GARBAGE = "garbage"  # 200 with a body that is not usable data (see GarbageVariant)
+    FROZEN = "frozen"  # published telegram stops: timestamps and values stop moving
+
+
+class GarbageVariant(StrEnum):
+    """What the ``garbage`` fault serves."""
+
+    TRUNCATED = "truncated"  # application/json, cut-off JSON
+    HTML = "html"  # text/html error page
+    NAN = "nan"  # application/json with NaN values (not valid JSON)
+    SHAPE = "shape"  # valid JSON of the wrong shape
+
+
+@dataclass(frozen=True, slots=True)
+class FaultState:
+    """The active fault (``kind`` None = healthy)."""
+
+    kind: Fault | None = None
+    delay_s: float = 0.0
+    variant: GarbageVariant = GarbageVariant.TRUNCATED
+    until_monotonic_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CemmIdentity:
+    """What ``GET /open-api/v1/`` and the discovery reply say about the box."""
+
+    mac: str
+    name: str
+    type: str
+    version: str
+    core: str
+    discovery_type: str = "CEMM_basic"
+
+    @classmethod
+    def from_fixture(cls, core: str = FIXTURE_CORE) -> CemmIdentity:
+        """The identity recorded in the packaged fixture ``<core>/root.json``."""
+        data = load_fixture(core, "root.json")["data"]
+        return cls(
+            mac=str(data["mac"]),
+            name=str(data["name"]),
+            type=str(data["type"]),
+            version=str(data["version"]),
+            core=str(data["core"]),
+        )
+
+    def root_body(self) -> dict[str, Any]:
+        """The ``/open-api/v1/`` body."""
+        return {
+            "data": {
+                "mac": self.mac,
+                "name": self.name,
+                "type": self.type,
+                "version": self.version,
+                "core": self.core,
+            }
+        }
+
+
+def load_fixture(core: str, name: str) -> Any:
+    """A packaged fixture file ``fixtures/cemm/<core>/<name>`` as parsed JSON."""
+    ref = resources.files("fuseguard.sim").joinpath("fixtures", "cemm", core, name)
+    return json.loads(ref.read_text(encoding="utf-8"))
+
+
+class PowerSource(Protocol):
+    """Anything with a signed ``power_w`` attribute (e.g. ``sim.site.PvPlant``)."""
+
+    power_w: float
+
+
+def nl_rate(local: datetime) -> int:
+    """Dutch DSMR tariff index: 1 (low) 23:00-07:00 and all weekend, else 2 (normal)."""
+    if local.weekday() >= 5 or local.hour >= 23 or local.hour < 7:
+        return 1
+    return 2
+
+
+@dataclass(slots=True)
+class AliasConfig:
+    """One connection of the virtual CEMM."""
+
+    alias: str
+    io_id: int
+    port: int
+    source: Callable[[], float] | None = None  # signed W (electric) or L/min (pulse)
+    gas_m3_per_h: float = 0.0  # smart meter / gas alias: constant gas draw (0 = no gas meter)
+    initial_kwh: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    initial_volume_m3: float = 0.0
+
+    @property
+    def kind(self) -> AliasKind:
+        """Kind derived from the alias name."""
+        return alias_kind(self.alias)
+
+
+@dataclass(slots=True)
+class _Meter:
+    cfg: AliasConfig
+    kind: AliasKind
+    registers_kwh: list[float]
+    volume_m3: float
+    gas_m3: float
+    value: float = 0.0  # last power W / flow L/min
+    rate: int = 1
+    last_ms: int = 0  # timestamp of the last telegram
+    gas_ms: int = 0
+    history: MinuteStore = field(default_factory=MinuteStore)
+    energy: MinuteStore = field(default_factory=MinuteStore)  # signed power for net kWh
+    published: dict[str, Any] = field(default_factory=dict)
+
+
+class UnknownAliasError(LookupError):
+    """The alias is not configured on this CEMM."""
+
+
+class CemmModel:
+    """State of one virtual CEMM; see the module docstring."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        aliases: Iterable[AliasConfig],
+        *,
+        identity: CemmIdentity | None = None,
+        tz: str | ZoneInfo = DEFAULT_TZ,
+        rate_schedule: Callable[[datetime], int] = nl_rate,
+        history_retention_days: int = 400,
+    ) -> None:
+        self.clock = clock
+        self.identity = identity or CemmIdentity.from_fixture()
+        self.tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        self.rate_schedule = rate_schedule
+        self.history_retention_s = history_retention_days * 86400
+        self._meters: dict[str, _Meter] = {}
+        for cfg in aliases:
+            kind = cfg.kind
+            if cfg.alias in self._meters:
+                msg = f"alias {cfg.alias!r} configured twice"
+                raise ValueError(msg)
+            self._meters[cfg.alias] = _Meter(
+                cfg=cfg,
+                kind=kind,
+                registers_kwh=list(cfg.initial_kwh),
+                volume_m3=cfg.initial_volume_m3,
+                gas_m3=cfg.initial_volume_m3 if kind is AliasKind.GAS else 0.0,
+            )
+        self._last_tick_s: float | None = None
+        self._fault = FaultState()
+        self._fault_listeners: list[Callable[[FaultState], None]] = []
+        self._ticks = 0
+
+    # --- configuration -------------------------------------------------------------------------
+
+    @classmethod
+    def for_site(
+        cls,
+        site: SiteModel,
+        *,
+        pv: PowerSource | None = None,
+        pv_alias: str = "mb5",
+        grid_alias: str = "p1",
+        usage: bool = True,
+        gas_m3_per_h: float = 0.0,
+        initial_kwh: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+        attach: bool = True,
+        **kwargs: Any,
+    ) -> CemmModel:
+        """A CEMM metering ``site``: ``p1`` on the grid connection, optional PV meter and usage.
+
+        With ``attach`` the model registers itself with ``site.on_tick``, so each site tick is
+        one meter telegram.
+        """
+        aliases = [
+            AliasConfig(
+                grid_alias,
+                io_id=1,
+                port=3,
+                source=site.power_w,
+                gas_m3_per_h=gas_m3_per_h,
+                initial_kwh=initial_kwh,
+            )
+        ]
+        if pv is not None:
+            src = pv
+            aliases.append(AliasConfig(pv_alias, io_id=2, port=4, source=lambda: -src.power_w))
+        if usage:
+            pv_src = pv
+
+            def usage_w() -> float:
+                produced = pv_src.power_w if pv_src is not None else 0.0
+                return max(0.0, site.power_w() + produced)
+
+            aliases.append(AliasConfig(USAGE_ALIAS, io_id=9, port=0, source=usage_w))
+        model = cls(site.clock, aliases, **kwargs)
+        if attach:
+            site.on_tick(model.on_site_tick)
+        return model
+
+    @property
+    def aliases(self) -> list[str]:
+        """Configured aliases in ``/io`` order."""
+        return list(self._meters)
+
+    def kind_of(self, alias: str) -> AliasKind:
+        """Kind of a configured alias; UnknownAliasError otherwise."""
+        return self._meter(alias).kind
+
+    def _meter(self, alias: str) -> _Meter:
+        meter = self._meters.get(alias)
+        if meter is None:
+            raise UnknownAliasError(alias)
+        return meter
+
+    # --- faults --------------------------------------------------------------------------------
+
+    @property
+    def fault(self) -> FaultState:
+        """The active fault (expired timed faults read as healthy)."""
+        f = self._fault
+        if f.until_monotonic_s is not None and self.clock.monotonic() >= f.until_monotonic_s:
+            self.clear_fault()
+            return self._fault
+        return f
+
+    def set_fault(
+        self,
+        kind: Fault | str,
+        *,
+        delay_s: float = 2.0,
+        variant: GarbageVariant | str = GarbageVariant.TRUNCATED,
+        duration_s: float | None = None,
+    ) -> None:
+        """Switch a fault on (replacing any other); ``duration_s`` ends it automatically."""
+        fault = Fault(kind)
+        until = None if duration_s is None else self.clock.monotonic() + duration_s
+        self._fault = FaultState(fault, max(0.0, delay_s), GarbageVariant(variant), until)
+        log.info("cemm_fault_set", device=self.identity.mac, reason=fault.value, delay_s=delay_s)
+        if duration_s is not None:
+            self.clock.call_later(duration_s, lambda: self._expire(until))
+        self._notify()
+
+    def clear_fault(self) -> None:
+        """Back to healthy."""
+        if self._fault.kind is None:
+            return
+        log.info("cemm_fault_cleared", device=self.identity.mac, reason=self._fault.kind.value)
+        self._fault = FaultState()
+        self._notify()
+
+    def _expire(self, until: float | None) -> None:
+        if self._fault.until_monotonic_s == until:
+            self.clear_fault()
+
+    def on_fault_change(self, listener: Callable[[FaultState], None]) -> None:
+        """Call ``listener`` whenever the fault changes (the server gates its listener)."""
+        self._fault_listeners.append(listener)
+
+    def remove_fault_listener(self, listener: Callable[[FaultState], None]) -> None:
+        """Undo :meth:`on_fault_change`."""
+        if listener in self._fault_listeners:
+            self._fault_listeners.remove(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._fault_listeners):
+            listener(self._fault)
+
+    # --- physics -------------------------------------------------------------------------------
+
+    def on_site_tick(self, t_s: float) -> None:
+        """``SiteModel.on_tick`` listener: one telegram per alias at ``clock.now()``."""
+        self.tick()
+
+    def tick(self) -> None:
+        """Sample every source, integrate registers and history, publish a telegram."""
+        now = self.clock.now()
+        now_s = now.timestamp()
+        dt_s = 0.0 if self._last_tick_s is None else max(0.0, now_s - self._last_tick_s)
+        self._last_tick_s = now_s
+        rate = self.rate_schedule(now.astimezone(self.tz))
+        now_ms = round(now_s * 1000)
+        frozen = self._fault.kind is Fault.FROZEN
+        for meter in self._meters.values():
+            self._tick_meter(meter, now_s, dt_s, rate)
+            meter.last_ms = now_ms
+            if meter.cfg.gas_m3_per_h > 0:
+                meter.gas_ms = (now_ms // 300_000) * 300_000  # gas telegram every 5 min
+            if not frozen:
+                meter.published = self._snapshot(meter)
+        self._ticks += 1
+        if self._ticks % 3600 == 0:
+            horizon = int(now_s) - self.history_retention_s
+            for meter in self._meters.values():
+                meter.history.prune_before(horizon)
+                meter.energy.prune_before(horizon)
+
+    def _tick_meter(self, meter: _Meter, now_s: float, dt_s: float, rate: int) -> None:
+        value = float(meter.cfg.source()) if meter.cfg.source is not None else 0.0
+        if not math.isfinite(value):
+            log.warning("cemm_source_not_finite", device=meter.cfg.alias, reason="NaN/inf source")
+            value = 0.0
+        meter.value = value
+        meter.rate = rate
+        meter.gas_m3 += meter.cfg.gas_m3_per_h * dt_s / 3600.0
+        if meter.kind is AliasKind.PULSE:
+            meter.volume_m3 += value * dt_s / 60.0 / 1000.0
+            meter.history.add(now_s, dt_s, value)
+            meter.energy.add(now_s, dt_s, value / 60.0 / 1000.0)  # m³ per s -> integral m³
+            return
+        if meter.kind is AliasKind.GAS:
+            meter.history.add(now_s, dt_s, meter.cfg.gas_m3_per_h)
+            meter.energy.add(now_s, dt_s, meter.cfg.gas_m3_per_h / 3600.0)
+            return
+        kwh = abs(value) * dt_s / 3_600_000.0
+        low = rate == 1
+        if value >= 0:
+            meter.registers_kwh[0 if low else 1] += kwh
+        else:
+            meter.registers_kwh[2 if low else 3] += kwh
+        meter.history.add(now_s, dt_s, value)
+        meter.energy.add(now_s, dt_s, value / 3_600_000.0)  # W·s -> kWh
+
+    # --- wire bodies ---------------------------------------------------------------------------
+
+    def _snapshot(self, meter: _Meter) -> dict[str, Any]:
+        ts = meter.last_ms
+        t1, t2, t3, t4 = (round(v, 3) for v in meter.registers_kwh)
+        gas = [meter.gas_ms, round(meter.gas_m3, 3)] if meter.cfg.gas_m3_per_h > 0 else [0, 0]
+        power = meter.value
+        p_wire: float = round(power) if meter.kind is AliasKind.SMART_METER else round(power, 1)
+        values: dict[str, list[Any]] = {
+            "t1": [ts, t1],
+            "t2": [ts, t2],
+            "t3": [ts, t3],
+            "t4": [ts, t4],
+            "electric_power": [ts, p_wire],
+            "rate": [ts, meter.rate],
+            "gas": gas,
+            "electric_energy": [ts, round(t1 - t3, 3)],
+            "electric_energy_high": [ts, round(t2 - t4, 3)],
+            "flow": [ts, round(power, 2)] if meter.kind is AliasKind.PULSE else [0, 0],
+            "volume": [ts, round(meter.volume_m3, 3)],
+        }
+        if meter.kind is AliasKind.USAGE:
+            usage_kwh = round(sum(meter.registers_kwh[:2]), 3)
+            values["electric_energy"] = [ts, usage_kwh]
+        if meter.kind in (AliasKind.S0,):
+            values["t1"] = [ts, round(t1 + t2, 3)]
+            values["electric_energy"] = [ts, round(t1 + t2, 3)]
+        data_keys, total_keys = CHANNELS[meter.kind]
+        return {
+            "data": {k: list(values[k]) for k in data_keys},
+            "totals": {k: list(values[k]) for k in total_keys},
+        }
+
+    def realtime_body(self, alias: str) -> dict[str, Any]:
+        """``/<alias>/realtime/``: the last published telegram (``[0, 0]`` before the first)."""
+        meter = self._meter(alias)
+        if meter.published:
+            copy: dict[str, Any] = json.loads(json.dumps(meter.published))  # deep copy
+            return copy
+        data_keys, total_keys = CHANNELS[meter.kind]
+        return {"data": {k: [0, 0] for k in data_keys}, "totals": {k: [0, 0] for k in total_keys}}
+
+    def io_body(self) -> dict[str, Any]:
+        """``/io``: the configured connections."""
+        return {
+            "data": [
+                {
+                    "io_id": m.cfg.io_id,
+                    "port": m.cfg.port,
+                    "type": _IO_TYPE[m.kind],
+                    "alias": m.cfg.alias,
+                }
+                for m in self._meters.values()
+            ]
+        }
+
+    def history_body(self, alias: str, period: Period, time_s: int | None) -> dict[str, Any]:
+        """``/<alias>/data/<period>/``; ``time_s`` None = the current period."""
+        meter = self._meter(alias)
+        now_s = self.clock.now().timestamp()
+        if time_s is None:
+            time_s = period_start_s(period, now_s, self.tz)
+        series: list[Sample]
+        if period is Period.DAY:
+            decimals = 2 if meter.kind in (AliasKind.PULSE, AliasKind.GAS) else None
+
+            def minute_value(minute_s: int) -> float | None:
+                avg = meter.history.average(minute_s)
+                if avg is None:
+                    return None
+                return round(avg, decimals) if decimals is not None else round(avg)
+
+            series = day_series(minute_value, time_s, now_s, self.tz)
+            channel = HISTORY_CHANNEL[meter.kind]
+        else:
+
+            def energy(start_s: int, end_s: int) -> float:
+                return round(meter.energy.integral(start_s, end_s), 3)
+
+            build = month_series if period is Period.MONTH else year_series
+            series = build(energy, time_s, now_s, self.tz)
+            channel = PERIOD_CHANNEL[meter.kind]
+        return {"io_id": str(meter.cfg.io_id), "time": time_s, "data": {channel: series}}
