@@ -1,0 +1,213 @@
+"""Modbus TCP twin of the local API (CLEMAP "Realtime energy data", devices.md 1.8).
+
+Unit id 1, holding registers, 0-based addresses, every value a float32 in two registers,
+big-endian (high word first):
+
+=====  ==========================  =====  ======================================
+Reg    Value                       Unit   Access
+=====  ==========================  =====  ======================================
+19000  voltage L1-N / L2-N / L3-N  V      read (19000, 19002, 19004)
+19006  (undocumented)              -      read, always 0.0 (19006-19011)
+19012  current L1 / L2 / L3        A      read (19012, 19014, 19016)
+19018  current sum I1+I2+I3        A      read
+19020  active power L1 / L2 / L3   W      read (19020, 19022, 19024)
+19026  total active power          W      read
+19028  apparent power L1 / L2 / L3 VA     read (19028, 19030, 19032)
+19034  total apparent power        VA     read
+19036  reactive power L1 / L2 / L3 var    read (19036, 19038, 19040)
+19042  total reactive power        var    read
+19044  (reserved)                  -      read 0.0 (19044-19049)
+19050  ActivePowerActivation       0/1    read/write
+19052  FallbackCurrentLimit        A      read/write
+19054  CurrentLimit                A      read/write (reads the fallback after expiry)
+19056  keep-alive                  -      write anything; reads 0.0
+=====  ==========================  =====  ======================================
+
+Writes (FC16, or FC6 for the keep-alive) share state with REST through the same
+:class:`~fuseguard.control.flex.FlexManagement`; every write to 19050-19057 also counts as
+keep-alive. A value must be written whole (both registers); a write to the read-only range, a
+torn float, NaN, a negative or absurd current, or an activation other than 0.0/1.0 is answered
+with a Modbus exception (02 illegal address / 03 illegal value) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import structlog
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from fuseguard.api.local import LiveDataSource
+from fuseguard.control.flex import FlexManagement, check_current_limit
+
+log = structlog.get_logger(__name__)
+
+UNIT_ID = 1
+FIRST_REGISTER = 19000
+REG_VOLTAGE = 19000
+REG_CURRENT = 19012
+REG_CURRENT_SUM = 19018
+REG_ACTIVE_POWER = 19020
+REG_ACTIVE_POWER_TOTAL = 19026
+REG_APPARENT_POWER = 19028
+REG_APPARENT_POWER_TOTAL = 19034
+REG_REACTIVE_POWER = 19036
+REG_REACTIVE_POWER_TOTAL = 19042
+REG_ACTIVATION = 19050
+REG_FALLBACK_LIMIT = 19052
+REG_CURRENT_LIMIT = 19054
+REG_KEEP_ALIVE = 19056
+LAST_REGISTER = 19057
+REGISTER_COUNT = LAST_REGISTER - FIRST_REGISTER + 1
+
+_FC_WRITE = frozenset({6, 16, 22, 23})
+
+
+def float_to_registers(value: float) -> tuple[int, int]:
+    """float32 big-endian, high word first."""
+    hi, lo = struct.unpack(">HH", struct.pack(">f", value))
+    return hi, lo
+
+
+def registers_to_float(hi: int, lo: int) -> float:
+    """Inverse of :func:`float_to_registers`."""
+    value: float = struct.unpack(">f", struct.pack(">HH", hi, lo))[0]
+    return value
+
+
+def _image(flex: FlexManagement, live: LiveDataSource) -> dict[int, float]:
+    data = live.live_data()
+    settings = flex.settings()
+    values: dict[int, float] = {}
+    for base, phases in (
+        (REG_VOLTAGE, data.voltage_v),
+        (REG_CURRENT, data.current_a),
+        (REG_ACTIVE_POWER, data.phase_active_power_w()),
+        (REG_APPARENT_POWER, data.apparent_power_per_phase_va()),
+        (REG_REACTIVE_POWER, data.phase_reactive_power_var()),
+    ):
+        for i, v in enumerate(phases):
+            values[base + 2 * i] = v
+    values[REG_CURRENT_SUM] = data.current_sum_a
+    values[REG_ACTIVE_POWER_TOTAL] = data.active_power_w
+    values[REG_APPARENT_POWER_TOTAL] = data.apparent_power_per_phase_va().total
+    values[REG_REACTIVE_POWER_TOTAL] = data.reactive_power_var
+    values[REG_ACTIVATION] = 1.0 if settings.activation else 0.0
+    values[REG_FALLBACK_LIMIT] = settings.fallback_current_limit_a
+    values[REG_CURRENT_LIMIT] = settings.current_limit_a
+    values[REG_KEEP_ALIVE] = 0.0
+    return values
+
+
+def _refresh(registers: list[int], start_address: int, values: dict[int, float]) -> None:
+    for address, value in values.items():
+        offset = address - start_address
+        if 0 <= offset < len(registers) - 1:
+            v = value if math.isfinite(value) else 0.0
+            registers[offset], registers[offset + 1] = float_to_registers(v)
+
+
+def _apply_write(flex: FlexManagement, address: int, values: list[int]) -> ExcCodes | None:
+    end = address + len(values)  # exclusive
+    if address < REG_ACTIVATION or end > LAST_REGISTER + 1:
+        return ExcCodes.ILLEGAL_ADDRESS
+    activation: bool | None = None
+    limits: dict[int, float] = {}
+    for reg in (REG_ACTIVATION, REG_FALLBACK_LIMIT, REG_CURRENT_LIMIT):
+        touched = address <= reg + 1 and end > reg
+        if not touched:
+            continue
+        if address > reg or end < reg + 2:
+            return ExcCodes.ILLEGAL_ADDRESS  # half a float
+        value = registers_to_float(values[reg - address], values[reg + 1 - address])
+        if reg == REG_ACTIVATION:
+            if value not in (0.0, 1.0):
+                return ExcCodes.ILLEGAL_VALUE
+            activation = value == 1.0
+        else:
+            try:
+                limits[reg] = check_current_limit(value, "register")
+            except ValueError:
+                return ExcCodes.ILLEGAL_VALUE
+    if activation is None and not limits:
+        flex.keep_alive(source="modbus")
+        return None
+    flex.update(
+        activation=activation,
+        fallback_current_limit_a=limits.get(REG_FALLBACK_LIMIT),
+        current_limit_a=limits.get(REG_CURRENT_LIMIT),
+        source="modbus",
+    )
+    return None
+
+
+class _TwinAction:
+    """The SimDevice action: applies writes to the flex state, refreshes registers on access."""
+
+    def __init__(self, flex: FlexManagement, live: LiveDataSource) -> None:
+        self._flex = flex
+        self._live = live
+
+    async def __call__(  # noqa: PLR0917 - the signature is pymodbus' SimAction
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current_registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        if function_code in _FC_WRITE and set_values is not None:
+            regs = [int(v) for v in set_values]
+            result = _apply_write(self._flex, address, regs[:count])
+            if result is not None:
+                log.info(
+                    "modbus_write_rejected",
+                    device="modbus-twin",
+                    reason=result.name,
+                    address=address,
+                    count=count,
+                )
+                return result
+        _refresh(current_registers, start_address, _image(self._flex, self._live))
+        return None
+
+
+@dataclass(eq=False)
+class ModbusTwinHandle:
+    """A running Modbus twin."""
+
+    server: ModbusTcpServer
+    host: str
+    port: int
+
+    async def close(self) -> None:
+        """Stop the server and close client connections."""
+        await self.server.shutdown()  # type: ignore[no-untyped-call]
+        log.info("modbus_twin_stopped", device=f"{self.host}:{self.port}", reason="close")
+
+
+async def serve_modbus_twin(
+    flex: FlexManagement,
+    live: LiveDataSource,
+    host: str,
+    port: int,
+) -> ModbusTwinHandle:
+    """Serve the register map above on ``host:port`` (0 = free port), unit 1."""
+    device = SimDevice(
+        id=UNIT_ID,
+        simdata=[SimData(FIRST_REGISTER, count=REGISTER_COUNT, datatype=DataType.REGISTERS)],
+        action=_TwinAction(flex, live).__call__,
+    )
+    # Catch-all for other unit ids: every address invalid -> exception 02, no tracebacks.
+    catch_all = SimDevice(id=0, simdata=[SimData(0, count=1, datatype=DataType.INVALID)])
+    server = ModbusTcpServer([device, catch_all], address=(host, port))
+    await server.serve_forever(background=True)
+    sockets = getattr(server.transport, "sockets", None) or []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    log.info("modbus_twin_started", device=f"{host}:{bound}", reason="serve_modbus_twin")
+    return ModbusTwinHandle(server, host, bound)

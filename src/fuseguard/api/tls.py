@@ -1,0 +1,97 @@
+"""Self-signed TLS certificate for the local API (the CLEMAP edge serves HTTPS on :7000).
+
+Generated once into the data directory and reused afterwards, so clients that pin it keep working.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from pathlib import Path
+
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+log = structlog.get_logger(__name__)
+
+CERT_NAME = "local-api.crt"
+KEY_NAME = "local-api.key"
+VALIDITY_DAYS = 3650
+
+
+def ensure_self_signed_cert(
+    data_dir: Path,
+    hostnames: list[str],
+    *,
+    now: dt.datetime | None = None,
+) -> tuple[Path, Path]:
+    """Return ``(cert, key)`` paths in ``data_dir``, generating them on first use.
+
+    ``hostnames`` go into the subjectAltName (IP literals as IP entries); ``localhost`` and
+    ``127.0.0.1`` are always included. ``now`` is the notBefore reference (defaults to the wall
+    clock: a certificate's validity is wall time, not control time).
+    """
+    data_dir = Path(data_dir)
+    cert_path = data_dir / CERT_NAME
+    key_path = data_dir / KEY_NAME
+    if cert_path.is_file() and key_path.is_file():
+        try:
+            x509.load_pem_x509_certificate(cert_path.read_bytes())
+            serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except ValueError as exc:
+            log.warning("tls_cert_unusable", device=str(cert_path), reason=str(exc))
+        else:
+            return cert_path, key_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    names = list(dict.fromkeys([*hostnames, "localhost", "127.0.0.1"]))
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fuseguard edge"),
+        ]
+    )
+    alt: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=VALIDITY_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_atomic(key_path, key_pem, mode=0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    log.info("tls_cert_generated", device=str(cert_path), reason="first start", names=names)
+    return cert_path, key_path
+
+
+def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
