@@ -1,0 +1,355 @@
+"""Client of the CLEMAP edge local API (devices.md section 1), for cascading to a child edge.
+
+A child edge (another fuseguard, or a real CLEMAP) is a sub-circuit whose limit this edge sets:
+:class:`ClemapChildCircuit` keeps the child's ``CurrentLimit`` written with
+``ActivePowerActivation`` on, sends a keep-alive every ``timeout_s / 4`` and re-sends the whole
+setting after any gap (failed request, long pause, or a read-back that disagrees). The child's
+live data doubles as the sub-circuit meter (:meth:`ClemapEdgeClient.read`).
+
+Transport: HTTPS with certificate verification off (the device's certificate is self-signed,
+SGr EID ``restApiVerifyCertificate=false``), HTTP Basic auth, an injected
+:class:`aiohttp.ClientSession`, one :meth:`ClemapEdgeClient.request` with ``asyncio.timeout``.
+Errors map onto :mod:`fuseguard.control.ports`: connection refused -> DeviceConnectionError,
+timeout -> DeviceTimeoutError, 401/403 -> DeviceAuthError, other bad status or garbage ->
+DeviceResponseError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+
+from fuseguard.control.ports import (
+    DeviceAuthError,
+    DeviceConnectionError,
+    DeviceError,
+    DeviceResponseError,
+    DeviceTimeoutError,
+)
+from fuseguard.model.clock import Clock
+from fuseguard.model.phases import Phases
+from fuseguard.model.samples import MeterSample
+
+log = structlog.get_logger(__name__)
+
+SETTINGS_PATH = "/v1/flex_management/setting"
+KEEP_ALIVE_PATHS = ("/v1/keep-alive", "/v1/keep_alive")
+
+
+@dataclass(frozen=True, slots=True)
+class ClemapLiveData:
+    """``GET /v1/live/data``."""
+
+    active_power_w: float
+    reactive_power_var: float
+    current_a: Phases
+    current_sum_a: float
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClemapSettings:
+    """``GET /v1/flex_management/setting``."""
+
+    activation: bool | None
+    current_limit_a: float
+    fallback_current_limit_a: float
+    run_state: bool | None = None
+    readiness_state: bool | None = None
+
+
+def _number(data: dict[str, Any], key: str, device: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        msg = f"{device}: {key} is not a finite number: {value!r}"
+        raise DeviceResponseError(msg)
+    return float(value)
+
+
+def _opt_bool(data: dict[str, Any], key: str) -> bool | None:
+    value = data.get(key)
+    return value if isinstance(value, bool) else None
+
+
+class ClemapEdgeClient:
+    """Async client of one CLEMAP-compatible edge device."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        user: str,
+        password: str,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        port: int = 7000,
+        scheme: str = "https",
+        request_timeout_s: float = 8.0,
+        verify_ssl: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.device = f"clemap-edge {host}:{port}"
+        self._base = f"{scheme}://{host}:{port}"
+        self._auth = aiohttp.BasicAuth(user, password)
+        self._session = session
+        self._clock = clock
+        self._timeout_s = request_timeout_s
+        self._ssl: bool = verify_ssl
+        self._keep_alive_path = KEEP_ALIVE_PATHS[0]
+
+    async def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        """One HTTP exchange; returns the decoded JSON body, or None for an empty body."""
+        url = self._base + path
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                async with self._session.request(
+                    method,
+                    url,
+                    json=payload,
+                    auth=self._auth,
+                    ssl=self._ssl,
+                    headers={"Accept": "application/json"},
+                ) as resp:
+                    body = await resp.read()
+                    status = resp.status
+        except TimeoutError as exc:
+            msg = f"{self.device}: no answer to {method} {path} within {self._timeout_s:g} s"
+            raise DeviceTimeoutError(msg) from exc
+        except aiohttp.ClientError as exc:
+            msg = f"{self.device}: {method} {path} failed: {exc}"
+            raise DeviceConnectionError(msg) from exc
+        except OSError as exc:
+            msg = f"{self.device}: {method} {path} failed: {exc}"
+            raise DeviceConnectionError(msg) from exc
+        if status in (401, 403):
+            msg = f"{self.device}: credentials refused ({status}) on {path}"
+            raise DeviceAuthError(msg)
+        if status >= 400:
+            text = body[:200].decode("utf-8", "replace")
+            msg = f"{self.device}: {method} {path} answered {status}: {text}"
+            raise DeviceResponseError(msg)
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            msg = f"{self.device}: {method} {path} answered non-JSON: {body[:80]!r}"
+            raise DeviceResponseError(msg) from exc
+
+    async def _get_object(self, path: str) -> dict[str, Any]:
+        data = await self.request("GET", path)
+        if not isinstance(data, dict):
+            msg = f"{self.device}: GET {path} did not return a JSON object"
+            raise DeviceResponseError(msg)
+        return data
+
+    async def live_data(self) -> ClemapLiveData:
+        """``GET /v1/live/data``."""
+        data = await self._get_object("/v1/live/data")
+        current = Phases(
+            _number(data, "ActualCurrentL1", self.device),
+            _number(data, "ActualCurrentL2", self.device),
+            _number(data, "ActualCurrentL3", self.device),
+        )
+        current_sum = (
+            _number(data, "ActualCurrentSum", self.device)
+            if "ActualCurrentSum" in data
+            else current.total
+        )
+        return ClemapLiveData(
+            active_power_w=_number(data, "ActualActivePower", self.device),
+            reactive_power_var=(
+                _number(data, "ActualReactivePower", self.device)
+                if "ActualReactivePower" in data
+                else 0.0
+            ),
+            current_a=current,
+            current_sum_a=current_sum,
+            status=str(data.get("Status", "unknown")),
+        )
+
+    async def read(self) -> MeterSample:
+        """The child's measuring point as a meter sample (GridMeter protocol)."""
+        live = await self.live_data()
+        return MeterSample(
+            timestamp=self._clock.now(),
+            power_w=live.active_power_w,
+            current_a=live.current_a,
+            reactive_power_var=live.reactive_power_var,
+        )
+
+    async def settings(self) -> ClemapSettings:
+        """``GET /v1/flex_management/setting``."""
+        data = await self._get_object(SETTINGS_PATH)
+        return ClemapSettings(
+            activation=_opt_bool(data, "ActivePowerActivation"),
+            current_limit_a=_number(data, "CurrentLimit", self.device),
+            fallback_current_limit_a=_number(data, "FallbackCurrentLimit", self.device),
+            run_state=_opt_bool(data, "RunState"),
+            readiness_state=_opt_bool(data, "ReadinessState"),
+        )
+
+    async def update_settings(
+        self,
+        *,
+        activation: bool | None = None,
+        current_limit_a: float | None = None,
+        fallback_current_limit_a: float | None = None,
+    ) -> None:
+        """``POST /v1/flex_management/setting`` with only the given fields."""
+        body: dict[str, Any] = {}
+        if activation is not None:
+            body["ActivePowerActivation"] = activation
+        if current_limit_a is not None:
+            body["CurrentLimit"] = float(current_limit_a)
+        if fallback_current_limit_a is not None:
+            body["FallbackCurrentLimit"] = float(fallback_current_limit_a)
+        await self.request("POST", SETTINGS_PATH, payload=body)
+
+    async def set_current_limit(self, a: float) -> None:
+        """Write ``CurrentLimit`` (and switch external control on)."""
+        await self.update_settings(activation=True, current_limit_a=a)
+
+    async def keep_alive(self) -> None:
+        """``POST /v1/keep-alive``; falls back to ``/v1/keep_alive`` once if that is 404."""
+        try:
+            await self.request("POST", self._keep_alive_path)
+        except DeviceResponseError as exc:
+            if " answered 404" not in str(exc) and " answered 405" not in str(exc):
+                raise
+            other = next(p for p in KEEP_ALIVE_PATHS if p != self._keep_alive_path)
+            log.info("clemap_keep_alive_path", device=self.device, reason=f"404, using {other}")
+            self._keep_alive_path = other
+            await self.request("POST", other)
+
+
+class ClemapChildCircuit:
+    """Keeps a child edge's ``CurrentLimit`` set (see module docstring).
+
+    Call :meth:`set_limit` whenever the allocation changes and run :meth:`run` as a task.
+    """
+
+    def __init__(
+        self,
+        client: ClemapEdgeClient,
+        clock: Clock,
+        *,
+        timeout_s: float = 120.0,
+        fallback_current_limit_a: float | None = None,
+        initial_limit_a: float | None = None,
+        tolerance_a: float = 0.01,
+    ) -> None:
+        self.client = client
+        self._clock = clock
+        self.timeout_s = timeout_s
+        self.period_s = timeout_s / 4.0
+        self._fallback_a = fallback_current_limit_a
+        self._desired_a = initial_limit_a
+        self._tolerance_a = tolerance_a
+        self._dirty = initial_limit_a is not None
+        self._fallback_sent = fallback_current_limit_a is None
+        self._last_ok: float | None = None
+        self._wake = asyncio.Event()
+        self.last_error: DeviceError | None = None
+        self.writes = 0
+        self.keep_alives = 0
+
+    @property
+    def desired_limit_a(self) -> float | None:
+        """The limit this circuit is keeping on the child."""
+        return self._desired_a
+
+    @property
+    def synced(self) -> bool:
+        """True when the last exchange succeeded and the child holds the desired limit."""
+        return not self._dirty and self.last_error is None and self._last_ok is not None
+
+    def set_limit(self, current_a: float) -> None:
+        """Ask for ``current_a`` A per phase on the child; sent at once by :meth:`run`."""
+        if not math.isfinite(current_a) or current_a < 0:
+            msg = f"child limit must be a finite non-negative current, got {current_a!r}"
+            raise ValueError(msg)
+        if self._desired_a is None or abs(current_a - self._desired_a) > self._tolerance_a:
+            self._desired_a = current_a
+            self._dirty = True
+            self._wake.set()
+
+    async def sync_once(self) -> None:
+        """One cycle: write if needed, otherwise keep-alive and verify the read-back."""
+        if self._desired_a is None:
+            return
+        now = self._clock.monotonic()
+        if self._last_ok is not None and now - self._last_ok > 0.9 * self.timeout_s:
+            self._dirty = True  # a gap long enough for the child to have fallen back
+        try:
+            if self._dirty:
+                await self._write()
+            else:
+                await self.client.keep_alive()
+                self.keep_alives += 1
+                settings = await self.client.settings()
+                if settings.activation is False or (
+                    abs(settings.current_limit_a - self._desired_a) > self._tolerance_a
+                ):
+                    log.warning(
+                        "clemap_child_drift",
+                        device=self.client.device,
+                        reason="read-back differs from the desired limit; re-sending",
+                        child_limit_a=settings.current_limit_a,
+                        desired_limit_a=self._desired_a,
+                    )
+                    await self._write()
+        except DeviceError as exc:
+            self._dirty = True
+            if self.last_error is None:
+                log.warning("clemap_child_unreachable", device=self.client.device, reason=str(exc))
+            self.last_error = exc
+            return
+        if self.last_error is not None:
+            log.info("clemap_child_back", device=self.client.device, reason="request succeeded")
+        self.last_error = None
+        self._last_ok = self._clock.monotonic()
+
+    async def _write(self) -> None:
+        assert self._desired_a is not None
+        desired = self._desired_a
+        await self.client.update_settings(
+            activation=True,
+            current_limit_a=desired,
+            fallback_current_limit_a=None if self._fallback_sent else self._fallback_a,
+        )
+        self._fallback_sent = True
+        self.writes += 1
+        if self._desired_a == desired:
+            self._dirty = False
+        log.info(
+            "clemap_child_limit_set",
+            device=self.client.device,
+            reason="limit changed or re-sent after a gap",
+            current_limit_a=desired,
+        )
+
+    async def run(self) -> None:
+        """Sync at once, then every ``timeout_s / 4`` or as soon as the limit changes."""
+        while True:
+            self._wake.clear()
+            await self.sync_once()
+            delay_s = self.period_s if self.last_error is None else min(self.period_s, 5.0)
+            sleeper = asyncio.ensure_future(self._clock.sleep(delay_s))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for fut in (sleeper, waker):
+                    if not fut.done():
+                        fut.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await fut
