@@ -33,7 +33,7 @@ from fuseguard.control.ports import (
     DeviceResponseError,
     DeviceTimeoutError,
 )
-from fuseguard.model.clock import Clock
+from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
 
@@ -88,7 +88,7 @@ class ClemapEdgeClient:
         user: str,
         password: str,
         session: aiohttp.ClientSession,
-        clock: Clock,
+        clock: Clock | None = None,
         port: int = 7000,
         scheme: str = "https",
         request_timeout_s: float = 8.0,
@@ -100,7 +100,7 @@ class ClemapEdgeClient:
         self._base = f"{scheme}://{host}:{port}"
         self._auth = aiohttp.BasicAuth(user, password)
         self._session = session
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else RealClock()
         self._timeout_s = request_timeout_s
         self._ssl: bool = verify_ssl
         self._keep_alive_path = KEEP_ALIVE_PATHS[0]
@@ -229,6 +229,17 @@ class ClemapEdgeClient:
             log.info("clemap_keep_alive_path", device=self.device, reason=f"404, using {other}")
             self._keep_alive_path = other
             await self.request("POST", other)
+
+
+class ClemapGridMeter:
+    """A CLEMAP-compatible edge used as a meter (GridMeter protocol): its ``/v1/live/data``."""
+
+    def __init__(self, client: ClemapEdgeClient) -> None:
+        self.client = client
+
+    async def read(self) -> MeterSample:
+        """One sample; DeviceError subclasses when the edge cannot be read."""
+        return await self.client.read()
 
 
 class ClemapChildCircuit:
