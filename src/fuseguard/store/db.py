@@ -115,6 +115,8 @@ def create_engine(url: str) -> AsyncEngine:
         database = parsed.database or ""
         if database in ("", ":memory:") or "mode=memory" in full:
             kwargs["poolclass"] = StaticPool
+        elif not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         kwargs["pool_pre_ping"] = True

@@ -1,0 +1,123 @@
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fuseguard.store.db import (
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    UtcDateTime,
+    create_engine,
+    default_sqlite_url,
+    init_schema,
+    metadata,
+    normalize_url,
+    schema_version,
+    schema_version_table,
+    writing,
+)
+
+probe = sa.Table(
+    "test_probe",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+
+
+def test_default_sqlite_url_is_a_file_in_the_data_dir(tmp_path: Path) -> None:
+    url = default_sqlite_url(tmp_path / "data")
+    assert url.startswith("sqlite+aiosqlite:///")
+    assert url.endswith("/data/fuseguard.db")
+    assert (tmp_path / "data").is_dir()
+
+
+def test_normalize_url_picks_async_drivers() -> None:
+    assert normalize_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
+    with pytest.raises(ValueError, match="unsupported database"):
+        normalize_url("mysql://h/db")
+
+
+async def test_sqlite_connections_get_wal_busy_timeout_and_normal_sync(tmp_path: Path) -> None:
+    eng = create_engine(default_sqlite_url(tmp_path))
+    try:
+        async with eng.connect() as conn:
+            assert (await conn.execute(sa.text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(sa.text("PRAGMA busy_timeout"))).scalar() == 5000
+            assert (await conn.execute(sa.text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+    finally:
+        await eng.dispose()
+    assert (tmp_path / "fuseguard.db").exists()
+
+
+async def test_init_schema_records_version_and_is_idempotent(db_url: str) -> None:
+    eng = create_engine(db_url)
+    try:
+        assert await schema_version(eng) is None
+        await init_schema(eng)
+        await init_schema(eng)
+        assert await schema_version(eng) == SCHEMA_VERSION
+        async with eng.connect() as conn:
+            names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+        assert {"schema_version", "evse_tokens", "evse_targets", "test_probe"} <= names
+    finally:
+        await eng.dispose()
+
+
+async def test_newer_schema_is_refused_with_a_clear_error(engine: AsyncEngine) -> None:
+    async with writing(engine) as conn:
+        await conn.execute(schema_version_table.update().values(version=SCHEMA_VERSION + 5))
+    with pytest.raises(SchemaVersionError, match=r"newer than this fuseguard supports"):
+        await init_schema(engine)
+
+
+async def test_utc_datetime_round_trips_aware_with_microseconds(engine: AsyncEngine) -> None:
+    cet = timezone(timedelta(hours=1))
+    at = datetime(2024, 5, 30, 10, 14, 47, 244362, tzinfo=cet)
+    async with writing(engine) as conn:
+        await conn.execute(probe.insert().values(id=1, at=at))
+    async with engine.connect() as conn:
+        got = (await conn.execute(sa.select(probe.c.at))).scalar_one()
+    assert got == at
+    assert got.tzinfo is UTC or got.utcoffset() == timedelta(0)
+    assert got.isoformat() == "2024-05-30T09:14:47.244362+00:00"
+    with pytest.raises(sa.exc.StatementError, match="timezone-aware"):
+        async with writing(engine) as conn:
+            await conn.execute(probe.insert().values(id=2, at=datetime(2024, 1, 1)))
+
+
+async def test_many_concurrent_writers_do_not_lock(engine: AsyncEngine) -> None:
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+
+    async def put(i: int) -> None:
+        async with writing(engine) as conn:
+            await conn.execute(probe.insert().values(id=i, at=at + timedelta(seconds=i)))
+
+    await asyncio.gather(*(put(i) for i in range(60)))
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(probe))).scalar() == 60
+
+
+async def test_two_engines_on_one_database_share_writes(db_url: str) -> None:
+    """Two processes (here: two engines) on the same store: both init, both write."""
+    a, b = create_engine(db_url), create_engine(db_url)
+    try:
+        await asyncio.gather(init_schema(a), init_schema(b))
+        at = datetime(2024, 1, 1, tzinfo=UTC)
+
+        async def put(eng: AsyncEngine, i: int) -> None:
+            async with writing(eng) as conn:
+                await conn.execute(probe.insert().values(id=i, at=at))
+
+        await asyncio.gather(*(put(a if i % 2 else b, i) for i in range(30)))
+        async with b.connect() as conn:
+            count = (await conn.execute(sa.select(sa.func.count()).select_from(probe))).scalar()
+        assert count == 30
+    finally:
+        await a.dispose()
+        await b.dispose()
