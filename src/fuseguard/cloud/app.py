@@ -1,0 +1,182 @@
+"""The cloud service: one stateless replica of the multi-edge EVSE API.
+
+:class:`CloudService` wires the database (:class:`~fuseguard.cloud.store.CloudStore`, tokens),
+the MQTT link and :class:`~fuseguard.cloud.backend.CloudEvseBackend` under the shared API app
+(:func:`fuseguard.api.evse.create_evse_app`). :func:`serve_cloud` runs it with uvicorn until
+SIGINT/SIGTERM; ``fuseguard cloud`` calls it. Start as many replicas as you like against one
+database and one broker (each gets its own ``replica_id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from fuseguard.api.evse import create_evse_app, error_body
+from fuseguard.cloud import store as _cloud_tables  # noqa: F401  (registers the cloud tables)
+from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
+from fuseguard.cloud.config import CloudSettings
+from fuseguard.cloud.link import BrokerAddress, MqttLink
+from fuseguard.cloud.protocol import Topics
+from fuseguard.cloud.store import CloudStore
+from fuseguard.model.clock import Clock, RealClock
+from fuseguard.store.db import create_engine, init_schema
+from fuseguard.store.tokens import TokenRepository
+
+log = structlog.get_logger(__name__)
+
+
+class CloudService:
+    """One cloud replica: ``async with CloudService(settings) as svc:`` then serve ``svc.app``."""
+
+    def __init__(self, settings: CloudSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.engine = create_engine(settings.database.url)
+        self.store = CloudStore(self.engine)
+        self.tokens = TokenRepository(self.engine)
+        self.topics = Topics(settings.broker.topic_prefix)
+        self.backend = CloudEvseBackend(
+            self.store,
+            self.topics,
+            self.clock,
+            replica_id=settings.replica_id,
+            ack_timeout_s=settings.api.ack_timeout_s,
+        )
+        password = settings.broker.password
+        self.link = MqttLink(
+            broker_url=settings.broker.url,
+            client_id=f"fuseguard-cloud-{settings.replica_id}",
+            on_message=self.backend.handle_message,
+            username=settings.broker.username,
+            password=password.get_secret_value() if password is not None else None,
+            max_inflight=1000,
+        )
+        self.app: FastAPI = create_evse_app(
+            self.backend,
+            self.tokens,
+            max_duration_s=settings.api.max_duration_s,
+            title="fuseguard cloud: Direct EVSE Control API",
+        )
+        self.app.add_exception_handler(EdgeUnavailableError, _edge_unavailable)
+        self._link_task: asyncio.Task[None] | None = None
+
+    async def start(self, *, connect_timeout_s: float = 10.0) -> None:
+        """Create the schema, connect to the broker, subscribe."""
+        await init_schema(self.engine)
+        self._link_task = asyncio.create_task(self.link.run(), name="cloud-mqtt-link")
+        await self.backend.start(self.link)
+        await self.link.wait_connected(connect_timeout_s)
+        log.info(
+            "cloud_started",
+            replica=self.settings.replica_id,
+            broker=self.settings.broker.url,
+            db=self.engine.dialect.name,
+            reason="service start",
+        )
+
+    async def stop(self) -> None:
+        """Stop the link and flush the status writer; dispose of the engine."""
+        await self.backend.stop()
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
+            self._link_task = None
+        await self.engine.dispose()
+        log.info("cloud_stopped", replica=self.settings.replica_id, reason="service stop")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def _edge_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(error_body(503, str(exc)), status_code=503)
+
+
+class EmbeddedBroker:
+    """An in-process amqtt broker (MQTT 3.1.1, anonymous) for trying the cloud out on one box."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._broker: Any = None
+
+    async def __aenter__(self) -> Self:
+        from amqtt.broker import Broker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        self._broker = Broker(config)
+        await self._broker.start()
+        log.info(
+            "embedded_broker_started", host=self.host, port=self.port, reason="--embedded-broker"
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:  # the host process owns SIGINT/SIGTERM
+        yield
+
+
+async def serve_cloud(
+    settings: CloudSettings,
+    *,
+    embedded_broker: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run one replica (optionally with an embedded broker) until SIGINT/SIGTERM or ``stop``."""
+    stop_event = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop_event.set)
+    async with contextlib.AsyncExitStack() as stack:
+        if embedded_broker or settings.broker.embedded:
+            address = BrokerAddress.parse(settings.broker.url)
+            await stack.enter_async_context(EmbeddedBroker(address.host, address.port))
+        service = await stack.enter_async_context(CloudService(settings))
+        server = _Server(
+            uvicorn.Config(
+                service.app,
+                host=settings.server.host,
+                port=settings.server.port,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+            )
+        )
+        serve_task = asyncio.create_task(server.serve())
+        stop_task = asyncio.create_task(stop_event.wait())
+        await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serve_task
+        stop_task.cancel()

@@ -1,0 +1,358 @@
+"""The cloud's :class:`~fuseguard.api.evse.EvseBackend`: state in the database, commands over MQTT.
+
+* POST/DELETE: publish a command with a fresh correlation id to the edge, wait for the edge's
+  ack (``ack_timeout_s``, default 5 s), write what the edge acknowledged to the database, answer.
+  An edge that is offline (per its retained state / last will), goes offline while we wait, or
+  does not ack in time gets ``rejected`` (POST) or :class:`EdgeUnavailableError` (DELETE).
+* GET and status read the database only; retained status messages and acks keep it in sync.
+  While an edge is offline its plugs report ``cloud_offline`` (last known measurements kept).
+
+Several replicas may run against one database and one broker: each subscribes to every edge's
+state and status (idempotent, stamp-guarded upserts) and to the acks addressed to itself only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from pydantic import ValidationError
+
+from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
+from fuseguard.cloud.link import Link, LinkMessage
+from fuseguard.cloud.protocol import (
+    AckMessage,
+    CommandMessage,
+    EdgeState,
+    EvseStatusMessage,
+    TargetWire,
+    Topics,
+)
+from fuseguard.cloud.store import CloudStore, StoredTarget
+from fuseguard.control.ports import DeviceConnectionError, DeviceError
+from fuseguard.control.targets import Target
+from fuseguard.model.clock import Clock
+from fuseguard.model.phases import ZERO
+from fuseguard.model.status import PlugStatus
+
+log = structlog.get_logger(__name__)
+
+
+class EdgeUnavailableError(DeviceConnectionError):
+    """The edge is offline or did not acknowledge a command in time."""
+
+
+class _EdgeWentOfflineError(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Pending:
+    edge_device_id: str
+    future: asyncio.Future[AckMessage]
+
+
+def _target(wire: TargetWire | None) -> Target | None:
+    return None if wire is None else Target(wire.current, wire.valid_until)
+
+
+class CloudEvseBackend:
+    """EVSE backend of one cloud replica (see module docstring)."""
+
+    def __init__(
+        self,
+        store: CloudStore,
+        topics: Topics,
+        clock: Clock,
+        *,
+        replica_id: str,
+        ack_timeout_s: float = 5.0,
+        status_batch_max: int = 500,
+    ) -> None:
+        self.store = store
+        self.topics = topics
+        self.clock = clock
+        self.replica_id = replica_id
+        self.ack_timeout_s = ack_timeout_s
+        self._status_batch_max = status_batch_max
+        self._link: Link | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._status_queue: asyncio.Queue[tuple[str, EvseStatusMessage]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, link: Link) -> None:
+        """Use ``link`` (its ``on_message`` must be :meth:`handle_message`) and subscribe."""
+        self._link = link
+        self._writer = asyncio.create_task(self._write_statuses(), name="cloud-status-writer")
+        await link.subscribe(self.topics.all_states())
+        await link.subscribe(self.topics.all_statuses())
+        await link.subscribe(self.topics.all_acks(self.replica_id))
+
+    async def stop(self) -> None:
+        """Flush pending status writes and stop the writer."""
+        if self._writer is not None:
+            await self.flush()
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(_EdgeWentOfflineError())
+        self._pending.clear()
+
+    async def flush(self) -> None:
+        """Wait until every received status message is in the database."""
+        await self._status_queue.join()
+
+    # --- incoming messages -----------------------------------------------------------------------
+
+    async def handle_message(self, message: LinkMessage) -> None:
+        """Dispatch one MQTT message (acks resolve waiters at once; statuses are batched)."""
+        parsed = self.topics.parse(message.topic)
+        if parsed is None:
+            return
+        edge_device_id, kind, rest = parsed
+        try:
+            if kind == "ack":
+                self._on_ack(edge_device_id, AckMessage.model_validate_json(message.payload))
+            elif kind == "status":
+                if not message.payload:
+                    return  # a cleared retained message
+                status = EvseStatusMessage.model_validate_json(message.payload)
+                if status.evse_uuid != rest[0]:
+                    log.warning(
+                        "status_topic_mismatch",
+                        edge=edge_device_id,
+                        evse=status.evse_uuid,
+                        reason=f"published on the topic of EVSE {rest[0]}",
+                    )
+                    return
+                self._status_queue.put_nowait((edge_device_id, status))
+            elif kind == "state":
+                if not message.payload:
+                    return
+                await self._on_state(edge_device_id, EdgeState.model_validate_json(message.payload))
+        except ValidationError as err:
+            log.warning(
+                "edge_message_invalid",
+                edge=edge_device_id,
+                topic=message.topic,
+                reason=str(err).splitlines()[0],
+            )
+
+    def _on_ack(self, edge_device_id: str, ack: AckMessage) -> None:
+        pending = self._pending.get(ack.id)
+        if pending is None:
+            log.debug("ack_unexpected", edge=edge_device_id, id=ack.id, reason="no waiter (late)")
+            return
+        if pending.edge_device_id != edge_device_id:
+            log.warning(
+                "ack_wrong_edge",
+                edge=edge_device_id,
+                expected=pending.edge_device_id,
+                reason="ack for another edge's command",
+            )
+            return
+        if not pending.future.done():
+            pending.future.set_result(ack)
+
+    async def _on_state(self, edge_device_id: str, state: EdgeState) -> None:
+        changed = await self.store.apply_edge_state(edge_device_id, state)
+        log.info(
+            "edge_state",
+            edge=edge_device_id,
+            state=state.state,
+            session=state.session,
+            changed=changed,
+            reason="state message",
+        )
+        if state.state == "offline":
+            for pending in self._pending.values():
+                if pending.edge_device_id == edge_device_id and not pending.future.done():
+                    pending.future.set_exception(_EdgeWentOfflineError())
+
+    async def _write_statuses(self) -> None:
+        queue = self._status_queue
+        while True:
+            first = await queue.get()
+            batch = [first]
+            while len(batch) < self._status_batch_max and not queue.empty():
+                batch.append(queue.get_nowait())
+            newest: dict[tuple[str, str], tuple[str, EvseStatusMessage]] = {}
+            for edge_device_id, msg in batch:
+                key = (edge_device_id, msg.evse_uuid)
+                old = newest.get(key)
+                if old is None or old[1].seq < msg.seq:
+                    newest[key] = (edge_device_id, msg)
+            try:
+                await self.store.apply_statuses(list(newest.values()))
+            except Exception:
+                log.exception("status_write_failed", count=len(batch), reason="database error")
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    # --- commands --------------------------------------------------------------------------------
+
+    async def _command(
+        self,
+        edge_device_id: str,
+        evse_uuid: str,
+        op: Literal["set", "clear"],
+        current_a: int | None = None,
+        duration_s: int | None = None,
+    ) -> AckMessage | None:
+        """Send one command and wait for its ack; None when it cannot be delivered."""
+        link = self._link
+        if link is None:
+            log.warning("command_not_sent", edge=edge_device_id, evse=evse_uuid, reason="no link")
+            return None
+        online = await self.store.edge_online(edge_device_id)
+        if not online:
+            log.info(
+                "command_rejected",
+                edge=edge_device_id,
+                evse=evse_uuid,
+                op=op,
+                reason="edge offline" if online is False else "edge never connected",
+            )
+            return None
+        correlation_id = uuid.uuid4().hex
+        command = CommandMessage(
+            id=correlation_id,
+            reply_to=self.topics.ack(edge_device_id, self.replica_id),
+            op=op,
+            evse_uuid=evse_uuid,
+            current=current_a,
+            duration=duration_s,
+        )
+        future: asyncio.Future[AckMessage] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = _Pending(edge_device_id, future)
+        try:
+            async with asyncio.timeout(self.ack_timeout_s):
+                await link.publish(self.topics.command(edge_device_id), command.to_bytes(), qos=1)
+                return await future
+        except TimeoutError:
+            reason = f"no ack within {self.ack_timeout_s} s"
+        except _EdgeWentOfflineError:
+            reason = "edge went offline while waiting for the ack"
+        except DeviceError as err:
+            reason = f"broker link: {err}"
+        finally:
+            self._pending.pop(correlation_id, None)
+        log.warning(
+            "command_rejected",
+            edge=edge_device_id,
+            evse=evse_uuid,
+            op=op,
+            id=correlation_id,
+            reason=reason,
+        )
+        return None
+
+    # --- EvseBackend -----------------------------------------------------------------------------
+
+    async def evse(self, edge_device_id: str, evse_uuid: str) -> EvseInfo | None:
+        """The EVSE as its edge last described it; None when unknown."""
+        row = await self.store.evse(edge_device_id, evse_uuid)
+        if row is None:
+            return None
+        return EvseInfo(
+            evse_uuid=row.evse_uuid,
+            min_current_a=row.min_current_a,
+            max_current_a=row.max_current_a,
+            plugs=tuple((p.uuid, p.label) for p in row.plugs),
+        )
+
+    async def set_target(
+        self, edge_device_id: str, evse_uuid: str, current_a: int, duration_s: int
+    ) -> Literal["received", "rejected"]:
+        """Deliver a target to the edge; ``received`` only after the edge acknowledged it."""
+        ack = await self._command(edge_device_id, evse_uuid, "set", current_a, duration_s)
+        if ack is None:
+            return "rejected"
+        if ack.state != "received" or ack.target is None:
+            log.info(
+                "target_rejected_by_edge",
+                edge=edge_device_id,
+                evse=evse_uuid,
+                reason=ack.reason or "edge refused",
+            )
+            return "rejected"
+        await self.store.apply_target(
+            edge_device_id,
+            evse_uuid,
+            StoredTarget(ack.target.current, ack.target.valid_until),
+            ack.seq,
+        )
+        return "received"
+
+    async def get_target(self, edge_device_id: str, evse_uuid: str) -> Target | None:
+        """The target in force per the database (None once expired on this replica's clock)."""
+        row = await self.store.evse(edge_device_id, evse_uuid)
+        if row is None or row.target is None:
+            return None
+        if row.target.valid_until <= self.clock.now():
+            return None
+        return Target(row.target.current_a, row.target.valid_until)
+
+    async def clear_target(self, edge_device_id: str, evse_uuid: str) -> Target | None:
+        """Clear the target on the edge; returns the one valid before.
+
+        Raises :class:`EdgeUnavailableError` when the edge cannot confirm it.
+        """
+        ack = await self._command(edge_device_id, evse_uuid, "clear")
+        if ack is None or ack.state != "received":
+            msg = f"edge {edge_device_id} could not clear the target of EVSE {evse_uuid}"
+            raise EdgeUnavailableError(msg)
+        await self.store.apply_target(edge_device_id, evse_uuid, None, ack.seq)
+        previous = _target(ack.previous)
+        if previous is not None and previous.valid_until <= self.clock.now():
+            return None
+        return previous
+
+    async def status(self, edge_device_id: str, evse_uuid: str) -> list[PlugStatusRecord]:
+        """Last reported plug statuses; ``cloud_offline`` while the edge is offline."""
+        row = await self.store.evse(edge_device_id, evse_uuid)
+        if row is None:
+            return []
+        online = await self.store.edge_online(edge_device_id)
+        records = [s.to_record() for s in row.statuses]
+        reported = {r.plug_uuid for r in records}
+        now = self.clock.now()
+        for plug in row.plugs:
+            if plug.uuid not in reported:
+                records.append(
+                    PlugStatusRecord(
+                        time=now,
+                        plug_uuid=plug.uuid,
+                        plug_label=plug.label,
+                        evse_uuid=evse_uuid,
+                        status=PlugStatus.UNKNOWN,
+                        current_a=ZERO,
+                        power_w=0.0,
+                        dyn_current_limit_a=0.0,
+                    )
+                )
+        if not online:
+            records = [
+                PlugStatusRecord(
+                    time=r.time,
+                    plug_uuid=r.plug_uuid,
+                    plug_label=r.plug_label,
+                    evse_uuid=r.evse_uuid,
+                    status=PlugStatus.CLOUD_OFFLINE,
+                    current_a=r.current_a,
+                    power_w=r.power_w,
+                    dyn_current_limit_a=r.dyn_current_limit_a,
+                )
+                for r in records
+            ]
+        return records

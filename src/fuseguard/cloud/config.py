@@ -1,0 +1,134 @@
+"""Cloud configuration: ``cloud.toml`` plus ``FUSEGUARD_CLOUD_...`` environment overrides.
+
+Example (``examples/cloud.toml``)::
+
+    [server]
+    host = "0.0.0.0"
+    port = 3032
+
+    [database]
+    url = "postgresql://fuseguard:secret@db/fuseguard"   # default: SQLite file
+
+    [broker]
+    url = "mqtt://broker:1883"
+    username = "cloud"
+    password = "..."
+    topic_prefix = "fuseguard"
+
+    [api]
+    ack_timeout_s = 5.0
+    max_duration_s = 86400
+
+Environment: ``FUSEGUARD_CLOUD_BROKER__URL=mqtt://...``, ``FUSEGUARD_CLOUD_DATABASE__URL=...``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from fuseguard.api.evse_models import DEFAULT_EVSE_API_PORT, DEFAULT_MAX_DURATION_S
+from fuseguard.cloud.protocol import DEFAULT_PREFIX
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSection(_Section):
+    """Where the HTTP API listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_EVSE_API_PORT, ge=0, le=65535)
+
+
+class DatabaseSection(_Section):
+    """SQLAlchemy URL: ``sqlite:///cloud.db`` (default) or ``postgresql://...``."""
+
+    url: str = "sqlite+aiosqlite:///fuseguard-cloud.db"
+
+
+class BrokerSection(_Section):
+    """The MQTT broker (MQTT 3.1.1) and the cloud's own credentials on it."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: SecretStr | None = None
+    topic_prefix: str = DEFAULT_PREFIX
+    embedded: bool = Field(
+        default=False, description="run an in-process amqtt broker on url's port (trying out only)"
+    )
+
+
+class ApiSection(_Section):
+    """API behaviour."""
+
+    ack_timeout_s: float = Field(default=5.0, gt=0)
+    max_duration_s: int = Field(default=DEFAULT_MAX_DURATION_S, ge=1)
+
+
+_TOML_PATH: ContextVar[Path | None] = ContextVar("_CLOUD_TOML_PATH", default=None)
+
+
+class CloudSettings(BaseSettings):
+    """Everything ``fuseguard cloud`` needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FUSEGUARD_CLOUD_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerSection = Field(default_factory=ServerSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    broker: BrokerSection = Field(default_factory=BrokerSection)
+    api: ApiSection = Field(default_factory=ApiSection)
+    replica_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex[:12],
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="names this process on the broker (acks come back to it); random by default",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """init > environment > TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _TOML_PATH.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+@contextmanager
+def _toml(path: Path | None) -> Iterator[None]:
+    token = _TOML_PATH.set(path)
+    try:
+        yield
+    finally:
+        _TOML_PATH.reset(token)
+
+
+def load_cloud_settings(path: Path | str | None = None) -> CloudSettings:
+    """Read ``path`` (TOML; optional) with environment overrides; raises on invalid settings."""
+    file = None if path is None else Path(path)
+    if file is not None and not file.is_file():
+        msg = f"cloud config {file} does not exist"
+        raise FileNotFoundError(msg)
+    with _toml(file):
+        return CloudSettings()

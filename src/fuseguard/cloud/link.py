@@ -1,0 +1,257 @@
+"""The MQTT link: a small protocol in front of aiomqtt 2.5 (MQTT 3.1.1), with a reconnect loop.
+
+Everything else in ``fuseguard.cloud`` talks to a :class:`Link`, never to aiomqtt, so moving to
+aiomqtt 3 (MQTTv5 only, bytes payloads, built-in reconnect) touches this module only.
+
+:class:`MqttLink` owns one aiomqtt client. ``run()`` connects, (re)subscribes every topic given
+to :meth:`subscribe`, calls the ``on_connect`` hook (publish "online", republish state), then
+hands each incoming message to ``on_message``. When the connection drops it waits and connects
+again (aiomqtt 2.x reconnects only by re-entering the context manager, stack.md §2.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiomqtt
+import structlog
+
+from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
+
+log = structlog.get_logger(__name__)
+
+
+class LinkDownError(DeviceConnectionError):
+    """The broker connection is not up, so nothing can be published."""
+
+
+class LinkTimeoutError(DeviceTimeoutError):
+    """The broker did not acknowledge a publish in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMessage:
+    """One message received from the broker."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LastWill:
+    """What the broker publishes for us when the connection dies without a clean DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+MessageHandler = Callable[[LinkMessage], Awaitable[None]]
+ConnectHook = Callable[[], Awaitable[None]]
+
+
+class Link(Protocol):
+    """Publish bytes, subscribe to topic filters, get messages through a handler."""
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish; raise :class:`LinkDownError` when not connected."""
+
+    async def subscribe(self, topic_filter: str, *, qos: int = 1) -> None:
+        """Subscribe now (if connected) and again after every reconnect."""
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait until connected; raise :class:`LinkTimeoutError` after ``timeout_s``."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Host and port parsed from ``mqtt://host:port``."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """Accept ``mqtt://host:port``, ``tcp://host:port`` or ``host:port``."""
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "tcp"):
+            msg = f"unsupported broker url scheme {parts.scheme!r} in {url!r} (use mqtt://)"
+            raise ValueError(msg)
+        if not parts.hostname:
+            msg = f"broker url {url!r} has no host"
+            raise ValueError(msg)
+        return cls(parts.hostname, parts.port or 1883)
+
+
+@dataclass(eq=False)
+class MqttLink:
+    """A :class:`Link` over aiomqtt 2.5 with MQTT 3.1.1 and a reconnect loop (``run()``)."""
+
+    broker_url: str
+    client_id: str
+    on_message: MessageHandler
+    username: str | None = None
+    password: str | None = None
+    will: LastWill | None = None
+    will_factory: Callable[[], LastWill] | None = None
+    on_connect: ConnectHook | None = None
+    keepalive_s: int = 30
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 10.0
+    publish_timeout_s: float = 5.0
+    max_inflight: int = 200
+    _client: aiomqtt.Client | None = field(default=None, init=False)
+    _subscriptions: dict[str, int] = field(default_factory=dict, init=False)
+    _connected_event: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._client is not None and self._connected_event.is_set()
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish ``payload``; raise :class:`LinkDownError` if the link is down."""
+        client = self._client
+        if client is None or not self._connected_event.is_set():
+            msg = f"mqtt link {self.client_id} to {self.broker_url} is down; cannot publish {topic}"
+            raise LinkDownError(msg)
+        try:
+            async with asyncio.timeout(self.publish_timeout_s):
+                await client.publish(topic, payload, qos=qos, retain=retain)
+        except TimeoutError as err:
+            msg = f"mqtt link {self.client_id}: publish to {topic} not acknowledged in time"
+            raise LinkTimeoutError(msg) from err
+        except aiomqtt.MqttError as err:
+            msg = f"mqtt link {self.client_id}: publish to {topic} failed: {err}"
+            raise LinkDownError(msg) from err
+
+    async def subscribe(self, topic_filter: str, *, qos: int = 1) -> None:
+        """Remember ``topic_filter`` and subscribe now if connected."""
+        self._subscriptions[topic_filter] = qos
+        client = self._client
+        if client is not None and self._connected_event.is_set():
+            try:
+                await client.subscribe(topic_filter, qos=qos)
+            except aiomqtt.MqttError as err:
+                log.warning(
+                    "mqtt_subscribe_failed",
+                    device=self.client_id,
+                    topic=topic_filter,
+                    reason=str(err),
+                )
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait for the first (or next) successful connection."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._connected_event.wait()
+        except TimeoutError as err:
+            msg = f"mqtt link {self.client_id}: no connection to {self.broker_url} in {timeout_s}s"
+            raise LinkTimeoutError(msg) from err
+
+    def _make_client(self) -> aiomqtt.Client:
+        address = BrokerAddress.parse(self.broker_url)
+        last_will = self.will_factory() if self.will_factory is not None else self.will
+        will = None
+        if last_will is not None:
+            will = aiomqtt.Will(
+                last_will.topic, last_will.payload, qos=last_will.qos, retain=last_will.retain
+            )
+        return aiomqtt.Client(
+            address.host,
+            address.port,
+            username=self.username,
+            password=self.password,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            will=will,
+            clean_session=True,
+            keepalive=self.keepalive_s,
+            timeout=self.publish_timeout_s,
+            max_inflight_messages=self.max_inflight,
+        )
+
+    def abort(self) -> None:
+        """Drop the TCP connection without DISCONNECT, as a crash would (the broker sends the will).
+
+        For tests and failure drills; the reconnect loop then connects again.
+        """
+        client = self._client
+        if client is None:
+            return
+        paho: Any = getattr(client, "_client", None)
+        sock: Any = paho.socket() if paho is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    async def run(self) -> None:
+        """Connect, serve messages, reconnect with backoff; runs until cancelled."""
+        delay_s = self.reconnect_min_s
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    self._client = client
+                    for topic_filter, qos in self._subscriptions.items():
+                        await client.subscribe(topic_filter, qos=qos)
+                    self._connected_event.set()
+                    log.info("mqtt_connected", device=self.client_id, broker=self.broker_url)
+                    delay_s = self.reconnect_min_s
+                    if self.on_connect is not None:
+                        await self.on_connect()
+                    async for message in client.messages:
+                        payload = message.payload
+                        if isinstance(payload, str):
+                            data = payload.encode()
+                        elif isinstance(payload, bytes | bytearray):
+                            data = bytes(payload)
+                        else:
+                            data = b"" if payload is None else str(payload).encode()
+                        await self.on_message(
+                            LinkMessage(str(message.topic), data, bool(message.retain))
+                        )
+            except aiomqtt.MqttError as err:
+                log.warning(
+                    "mqtt_disconnected",
+                    device=self.client_id,
+                    broker=self.broker_url,
+                    reason=str(err),
+                    retry_in_s=round(delay_s, 2),
+                )
+            finally:
+                self._connected_event.clear()
+                self._client = None
+            # Reconnect backoff is wall-time I/O pacing, not control time.
+            await asyncio.sleep(delay_s * (0.5 + random.random()))
+            delay_s = min(self.reconnect_max_s, delay_s * 2)
+
+
+@contextlib.asynccontextmanager
+async def running(link: MqttLink, *, connect_timeout_s: float = 10.0) -> AsyncIterator[MqttLink]:
+    """Run ``link`` in a task for the duration of the block, connected on entry."""
+    task = asyncio.create_task(link.run(), name=f"mqtt-link-{link.client_id}")
+    try:
+        await link.wait_connected(connect_timeout_s)
+        yield link
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,234 @@
+"""The cloud's state in the database: edges (online/offline), EVSEs (limits, plugs, target, status).
+
+Every cloud replica writes here and reads from here; nothing is kept only in memory. Writes are
+upserts guarded by the edge's ``seq``/``session`` stamps (:mod:`fuseguard.cloud.protocol`), so the
+order in which two replicas apply the same messages does not matter: the newest stamp wins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from fuseguard.api.evse_models import PlugStatusOut
+from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire
+from fuseguard.store.db import UtcDateTime, metadata, writing
+
+cloud_edges = sa.Table(
+    "cloud_edges",
+    metadata,
+    sa.Column("edge_device_id", sa.String(128), primary_key=True),
+    sa.Column("online", sa.Boolean, nullable=False),
+    sa.Column("session", sa.BigInteger, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),  # 0 online, 1 offline: offline wins in a session
+)
+
+cloud_evses = sa.Table(
+    "cloud_evses",
+    metadata,
+    sa.Column("edge_device_id", sa.String(128), primary_key=True),
+    sa.Column("evse_uuid", sa.String(64), primary_key=True),
+    sa.Column("min_current_a", sa.Integer, nullable=False),
+    sa.Column("max_current_a", sa.Integer, nullable=False),
+    sa.Column("plugs_json", sa.Text, nullable=False),
+    sa.Column("statuses_json", sa.Text, nullable=False),
+    sa.Column("status_seq", sa.BigInteger, nullable=False),
+    sa.Column("target_current_a", sa.Integer, nullable=True),
+    sa.Column("target_valid_until", UtcDateTime, nullable=True),
+    sa.Column("target_seq", sa.BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTarget:
+    """A target as the cloud last learnt it from the edge."""
+
+    current_a: int
+    valid_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvse:
+    """One EVSE row."""
+
+    edge_device_id: str
+    evse_uuid: str
+    min_current_a: int
+    max_current_a: int
+    plugs: list[PlugInfoWire]
+    statuses: list[PlugStatusOut]
+    target: StoredTarget | None
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class CloudStore:
+    """Edge and EVSE rows of the cloud (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def apply_edge_state(self, edge_device_id: str, state: EdgeState) -> bool:
+        """Record online/offline if newer than what is stored; True when it changed the row."""
+        rank = 1 if state.state == "offline" else 0
+        async with writing(self.engine) as conn:
+            stmt = _insert(conn, cloud_edges).values(
+                edge_device_id=edge_device_id,
+                online=state.state == "online",
+                session=state.session,
+                rank=rank,
+            )
+            excluded = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[cloud_edges.c.edge_device_id],
+                set_={
+                    "online": excluded.online,
+                    "session": excluded.session,
+                    "rank": excluded.rank,
+                },
+                where=sa.or_(
+                    cloud_edges.c.session < excluded.session,
+                    sa.and_(
+                        cloud_edges.c.session == excluded.session,
+                        cloud_edges.c.rank < excluded.rank,
+                    ),
+                ),
+            )
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def edge_online(self, edge_device_id: str) -> bool | None:
+        """True/False, or None when the edge never reported."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(cloud_edges.c.online).where(
+                        cloud_edges.c.edge_device_id == edge_device_id
+                    )
+                )
+            ).first()
+        return None if row is None else bool(row[0])
+
+    async def apply_statuses(self, items: Sequence[tuple[str, EvseStatusMessage]]) -> int:
+        """Upsert EVSE status messages (one transaction); returns the number of rows written."""
+        if not items:
+            return 0
+        written = 0
+        async with writing(self.engine) as conn:
+            for edge_device_id, msg in items:
+                written += await self._apply_status(conn, edge_device_id, msg)
+        return written
+
+    async def _apply_status(
+        self, conn: AsyncConnection, edge_device_id: str, msg: EvseStatusMessage
+    ) -> int:
+        values: dict[str, Any] = {
+            "edge_device_id": edge_device_id,
+            "evse_uuid": msg.evse_uuid,
+            "min_current_a": msg.min_current_a,
+            "max_current_a": msg.max_current_a,
+            "plugs_json": json.dumps([p.model_dump(mode="json") for p in msg.plugs]),
+            "statuses_json": json.dumps([s.model_dump(mode="json") for s in msg.statuses]),
+            "status_seq": msg.seq,
+            "target_current_a": msg.target.current if msg.target else None,
+            "target_valid_until": msg.target.valid_until if msg.target else None,
+            "target_seq": msg.seq,
+        }
+        stmt = _insert(conn, cloud_evses).values(**values)
+        ex = stmt.excluded
+        status_newer = cloud_evses.c.status_seq < ex.status_seq
+        target_newer = cloud_evses.c.target_seq < ex.target_seq
+        keys = [cloud_evses.c.edge_device_id, cloud_evses.c.evse_uuid]
+
+        def pick(new: Any, old: Any, cond: Any) -> Any:
+            return sa.case((cond, new), else_=old)
+
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={
+                "min_current_a": ex.min_current_a,
+                "max_current_a": ex.max_current_a,
+                "plugs_json": ex.plugs_json,
+                "statuses_json": ex.statuses_json,
+                "status_seq": ex.status_seq,
+                "target_current_a": pick(
+                    ex.target_current_a, cloud_evses.c.target_current_a, target_newer
+                ),
+                "target_valid_until": pick(
+                    ex.target_valid_until, cloud_evses.c.target_valid_until, target_newer
+                ),
+                "target_seq": pick(ex.target_seq, cloud_evses.c.target_seq, target_newer),
+            },
+            where=status_newer,
+        )
+        result = await conn.execute(stmt)
+        return int(result.rowcount or 0)
+
+    async def apply_target(
+        self,
+        edge_device_id: str,
+        evse_uuid: str,
+        target: StoredTarget | None,
+        seq: int,
+    ) -> bool:
+        """Record the target an edge acknowledged, if ``seq`` is newer than the stored one."""
+        async with writing(self.engine) as conn:
+            result = await conn.execute(
+                cloud_evses.update()
+                .where(
+                    cloud_evses.c.edge_device_id == edge_device_id,
+                    cloud_evses.c.evse_uuid == evse_uuid,
+                    cloud_evses.c.target_seq < seq,
+                )
+                .values(
+                    target_current_a=target.current_a if target else None,
+                    target_valid_until=target.valid_until if target else None,
+                    target_seq=seq,
+                )
+            )
+        return bool(result.rowcount)
+
+    async def evse(self, edge_device_id: str, evse_uuid: str) -> StoredEvse | None:
+        """One EVSE row, or None when the edge never reported it."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(cloud_evses).where(
+                        cloud_evses.c.edge_device_id == edge_device_id,
+                        cloud_evses.c.evse_uuid == evse_uuid,
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        target = None
+        if row.target_current_a is not None and row.target_valid_until is not None:
+            target = StoredTarget(int(row.target_current_a), row.target_valid_until)
+        return StoredEvse(
+            edge_device_id=row.edge_device_id,
+            evse_uuid=row.evse_uuid,
+            min_current_a=int(row.min_current_a),
+            max_current_a=int(row.max_current_a),
+            plugs=[PlugInfoWire.model_validate(p) for p in json.loads(row.plugs_json)],
+            statuses=[PlugStatusOut.model_validate(s) for s in json.loads(row.statuses_json)],
+            target=target,
+        )
+
+    async def edges(self) -> dict[str, bool]:
+        """Every known edge and whether it is online."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(sa.select(cloud_edges.c.edge_device_id, cloud_edges.c.online))
+            ).all()
+        return {str(r[0]): bool(r[1]) for r in rows}
