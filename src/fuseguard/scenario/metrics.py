@@ -1,0 +1,121 @@
+"""Control-quality metrics, measured on the virtual site tick by tick.
+
+Definitions (also in ``docs/scenarios.md``):
+
+* EV-attributable overload on a circuit phase = ``max(0, total - max(limit, non_ev))``: if the
+  non-EV load alone exceeds the limit, only the EV share counts. Integrated over time -> A·s.
+* Compliant = no circuit phase has EV-attributable overload > 0.05 A and no charger draws more than
+  0.5 A above its Direct EVSE target. A *reaction* is a maximal non-compliant stretch: from the tick a
+  limit-lowering event or a load step made the site non-compliant to the first compliant tick.
+* Jain fairness: every 10 s of site time, for each group of cars with the same priority and mode
+  that are plugged in, still need energy and are at a healthy charger (>= 2 cars), the allocation is
+  compared with the max-min fair split of the same total over the cars' own caps (water filling):
+  ``J = (sum r)^2 / (n sum r^2)`` with ``r_i = current_i / fair_i``. Reported as the time-weighted
+  mean over applicable samples; null when never applicable.
+* A pause/resume cycle: a car's draw drops to 0 while it still needs energy and later resumes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+OVERLOAD_TOL_A = 0.05
+TARGET_TOL_A = 0.5
+
+
+def jain(values: Sequence[float]) -> float | None:
+    """Jain's fairness index of non-negative values; None for no values or all zero."""
+    n = len(values)
+    sq = sum(v * v for v in values)
+    if n == 0 or sq <= 0:
+        return None
+    return sum(values) ** 2 / (n * sq)
+
+
+def waterfill(total: float, caps: Sequence[float]) -> list[float]:
+    """Max-min fair split of ``total`` over consumers with upper bounds ``caps``."""
+    n = len(caps)
+    out = [0.0] * n
+    remaining = max(0.0, total)
+    order = sorted(range(n), key=lambda i: caps[i])
+    left = n
+    for i in order:
+        share = remaining / left if left else 0.0
+        give = min(caps[i], share)
+        out[i] = give
+        remaining -= give
+        left -= 1
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (``q`` in 0..100); None for no values."""
+    if not values:
+        return None
+    xs = sorted(values)
+    if len(xs) == 1:
+        return xs[0]
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+@dataclass
+class CarTrack:
+    """Per-car bookkeeping during the run."""
+
+    name: str
+    charger: str
+    arrive_s: float
+    depart_s: float
+    energy_wh: float
+    priority: int
+    mode: str
+    cap_a: float
+    delivered_wh: float = 0.0
+    unmet_wh: float | None = None
+    cycles: int = 0
+    paused: bool = False
+    was_drawing: bool = False
+    present: bool = False
+
+
+@dataclass
+class FaultTrack:
+    """One injected fault and when the fallback was in force."""
+
+    device: str
+    kind: str
+    start_s: float
+    end_s: float
+    fallback_s: float | None = None
+    condition: str = ""
+
+
+@dataclass
+class Episode:
+    """A non-compliant stretch."""
+
+    start_s: float
+    end_s: float | None = None
+
+
+@dataclass
+class MetricState:
+    """Accumulators filled by the recorder."""
+
+    overload_as: dict[str, list[float]] = field(default_factory=dict)
+    max_overshoot_a: float = 0.0
+    episodes: list[Episode] = field(default_factory=list)
+    jain_weighted: float = 0.0
+    jain_weight: float = 0.0
+    jain_samples: int = 0
+
+    def open_episode(self) -> Episode | None:
+        """The episode in progress, if any."""
+        if self.episodes and self.episodes[-1].end_s is None:
+            return self.episodes[-1]
+        return None
