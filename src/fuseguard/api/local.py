@@ -26,6 +26,7 @@ import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -254,6 +255,20 @@ class SettingsBody(BaseModel):
 _CURRENT_FIELD: dict[str, Any] = {"ge": 0.0, "le": MAX_CURRENT_LIMIT_A, "allow_inf_nan": False}
 
 
+def _drop_null_alternatives(schema: dict[str, Any]) -> None:
+    """Optional means "may be left out", not "may be null": keep null out of the OpenAPI."""
+    for prop in schema.get("properties", {}).values():
+        alternatives = prop.get("anyOf")
+        if isinstance(alternatives, list):
+            kept = [a for a in alternatives if a.get("type") != "null"]
+            if len(kept) == 1:
+                del prop["anyOf"]
+                prop.update(kept[0])
+            else:
+                prop["anyOf"] = kept
+        prop.pop("default", None)
+
+
 class SettingsUpdate(BaseModel):
     """``POST /v1/flex_management/setting``: every field optional (partial update).
 
@@ -262,7 +277,12 @@ class SettingsUpdate(BaseModel):
     cannot look like a successful write.
     """
 
-    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        populate_by_name=False,
+        json_schema_extra=_drop_null_alternatives,
+    )
 
     active_power_activation: bool | None = Field(
         None, alias="ActivePowerActivation", description="Enable/disable external control."
@@ -461,7 +481,7 @@ def create_local_app(
         return JSONResponse(body.model_dump(), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
         kind = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
             status, "error"
@@ -470,6 +490,17 @@ def create_local_app(
         headers = dict(exc.headers) if exc.headers else None
         if status == 401:
             headers = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
+        if status == 405:
+            # GET and POST of one path are separate routes: list the methods of all of them.
+            methods = sorted(
+                {
+                    m
+                    for r in app.routes
+                    if isinstance(r, APIRoute) and r.path == request.url.path
+                    for m in r.methods
+                }
+            )
+            headers = {"Allow": ", ".join(methods)}
         return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
     async def get_live_data() -> LiveDataBody:
