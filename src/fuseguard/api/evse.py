@@ -12,9 +12,10 @@ cloud; only the :class:`EvseBackend` differs. Routes, all under
 Order of checks: unknown edge/EVSE -> 404; missing or wrong ``evsetoken`` -> 401; a valid token of
 another EVSE -> 403; then the body (422 naming the field; malformed JSON -> 400).
 Errors are Feathers-style JSON ``{"name", "message", "code", "className"}`` plus ``"field"``.
-"""
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: FastAPI must resolve the route annotations, some
+of which are local to :func:`create_evse_app`.)
+"""
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
