@@ -1,0 +1,112 @@
+"""Input and output of the allocator: one snapshot in, one setpoint and reason per plug out.
+
+Everything here is plain data (frozen dataclasses); the JSON edge lives in
+:mod:`fuseguard.allocation.snapshot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fuseguard.model.phases import ZERO, Phase, Phases
+from fuseguard.model.status import ChargeMode
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """A node of the circuit tree ("main" at the root, sub-circuits below).
+
+    ``limit_a`` is the per-phase limit in force (for "main": min(fuse, external limit or
+    fallback), decided by the controller). ``non_ev_load_a`` is the non-EV current flowing through
+    this circuit, its own and its sub-circuits', per phase. ``power_limit_w`` optionally caps the
+    total power (sum over phases) through the circuit.
+    """
+
+    id: str
+    parent: str | None
+    limit_a: Phases
+    non_ev_load_a: Phases = ZERO
+    power_limit_w: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plug:
+    """One charge point connector as the allocator sees it.
+
+    ``phases`` are the grid phases the plug's current flows on (wiring rotation x the phases the car
+    uses). ``max_a`` is min(charger max, cable rating, car max). ``priority``: a higher number is
+    served first. ``target_a`` is a cap from the Direct EVSE Control API (0 pauses the plug);
+    ``target_until`` is only shown in the reason. ``available`` is False when the plug cannot take
+    current now (no car, car full, charger offline).
+
+    Hysteresis state (owned by the controller, filled by :class:`AllocationSession`):
+    ``setpoint_a`` is the setpoint in force (0 = paused), ``running_s`` how long it has been
+    running, ``paused_s`` how long it has been paused and waiting (None: never paused, a fresh
+    start), ``pv_timer_s`` how long the PV condition has asked for a change of state (start when
+    paused, stop when running).
+    """
+
+    id: str
+    circuit: str
+    phases: tuple[Phase, ...]
+    max_a: int
+    min_a: int = 6
+    priority: int = 0
+    mode: ChargeMode = ChargeMode.FAST
+    target_a: int | None = None
+    target_until: str | None = None
+    available: bool = True
+    setpoint_a: int = 0
+    running_s: float | None = None
+    paused_s: float | None = None
+    pv_timer_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationParams:
+    """Tunables (defaults follow the anchors: evcc PV timers, Easee-like restart wait)."""
+
+    voltage_v: float = 230.0
+    min_run_s: float = 600.0
+    min_pause_s: float = 300.0
+    pv_enable_threshold_w: float = 0.0
+    pv_disable_threshold_w: float = 0.0
+    pv_enable_delay_s: float = 60.0
+    pv_disable_delay_s: float = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the allocator needs for one decision.
+
+    ``pv_surplus_w`` is the power available to ``pv``/``minpv`` plugs: export at the grid
+    connection plus what those plugs draw now (the controller derives it).
+    """
+
+    circuits: tuple[Circuit, ...]
+    plugs: tuple[Plug, ...]
+    pv_surplus_w: float = 0.0
+    params: AllocationParams = field(default_factory=AllocationParams)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The answer: integer setpoints, plain-words reasons and the exact values before rounding.
+
+    ``pv_pending`` lists the PV plugs whose surplus condition asks for a change of state (start a
+    paused plug, stop a running one); the session advances their ``pv_timer_s``.
+    """
+
+    setpoints: dict[str, int]
+    reasons: dict[str, str]
+    exact_a: dict[str, float]
+    pv_pending: frozenset[str] = frozenset()
+
+
+class SnapshotError(ValueError):
+    """The snapshot is not a valid input; ``path`` names the offending place (JSON-path style)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
