@@ -243,9 +243,7 @@ class TenSecondEqualPolicy:
             if circ != MAIN:
                 available[circ] = [fuse] * 3
         active = [
-            cid
-            for cid, s in samples.items()
-            if s is not None and s.cp_state.vehicle_connected
+            cid for cid, s in samples.items() if s is not None and s.cp_state.vehicle_connected
         ]
         used = {cid: _used_phases(ctx, cid, samples[cid]) for cid in active}
         # Stage 1: min current where every counter on the path allows it.

@@ -166,7 +166,7 @@ class FaultEvent(_Strict):
 
 
 class BaseStepEvent(_Strict):
-    """Addition: ``base_step = {delta_a = [l1, l2, l3], duration_s}``: a sudden extra non-EV load."""
+    """Addition: ``base_step = {delta_a = [l1, l2, l3], duration_s}``: extra non-EV load."""
 
     delta_a: tuple[float, float, float]
     duration_s: float = Field(gt=0)

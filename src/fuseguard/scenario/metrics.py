@@ -4,9 +4,10 @@ Definitions (also in ``docs/scenarios.md``):
 
 * EV-attributable overload on a circuit phase = ``max(0, total - max(limit, non_ev))``: if the
   non-EV load alone exceeds the limit, only the EV share counts. Integrated over time -> A·s.
-* Compliant = no circuit phase has EV-attributable overload > 0.05 A and no charger draws more than
-  0.5 A above its Direct EVSE target. A *reaction* is a maximal non-compliant stretch: from the tick a
-  limit-lowering event or a load step made the site non-compliant to the first compliant tick.
+* Compliant = no circuit phase has EV-attributable overload > 0.05 A and no charger draws more
+  than 0.5 A above its Direct EVSE target. A *reaction* is a maximal non-compliant stretch: from
+  the tick a limit-lowering event or a load step made the site non-compliant to the first
+  compliant tick.
 * Jain fairness: every 10 s of site time, for each group of cars with the same priority and mode
   that are plugged in, still need energy and are at a healthy charger (>= 2 cars), the allocation is
   compared with the max-min fair split of the same total over the cars' own caps (water filling):

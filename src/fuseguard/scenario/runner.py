@@ -9,6 +9,7 @@ a baseline), schedules cars and events from the scenario, runs the virtual clock
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
 import time
@@ -163,9 +164,12 @@ class _Recorder:
             open_ep.end_s = t
         # Faults: when was the fallback in force?
         for f in self.faults:
-            if f.fallback_s is None and f.start_s <= t < f.end_s:
-                if self._fallback_holds(f, ev[0], compliant):
-                    f.fallback_s = t - f.start_s
+            if (
+                f.fallback_s is None
+                and f.start_s <= t < f.end_s
+                and self._fallback_holds(f, ev[0], compliant)
+            ):
+                f.fallback_s = t - f.start_s
         # Pause/resume cycles.
         for cid, track in self.active_car.items():
             conn = self.connectors[cid]
@@ -302,9 +306,7 @@ async def _simulate(
             safe_current_a=sc.site.charger_safe_current_a,
             safe_timeout_s=sc.site.charger_safe_timeout_s,
         )
-    meter = SiteMeter(
-        site, MAIN, sc.site.meter, clock=clock, slow_delay_s=sc.site.slow_delay_s
-    )
+    meter = SiteMeter(site, MAIN, sc.site.meter, clock=clock, slow_delay_s=sc.site.slow_delay_s)
     specs = {ch.id: ch for ch in sc.chargers}
     tracks = {
         car.name: CarTrack(
@@ -324,7 +326,7 @@ async def _simulate(
         for ev in sc.events
         if ev.fault is not None
     ]
-    n_ticks = int(math.ceil(sc.site.duration_s / period_s)) + 2
+    n_ticks = math.ceil(sc.site.duration_s / period_s) + 2
     timeline = _new_timeline([ch.id for ch in sc.chargers], n_ticks) if keep_timeline else None
     rec = _Recorder(
         scenario=sc,
@@ -417,7 +419,7 @@ async def _simulate(
             if targets is not None:
                 uuid = specs[ev.target.charger].evse_uuid
                 _maybe_await(
-                    targets.set(uuid, ev.target.current_a, int(math.ceil(ev.target.duration_s)))
+                    targets.set(uuid, ev.target.current_a, math.ceil(ev.target.duration_s))
                 )
         elif ev.fault is not None:
             dev, kind = ev.fault.device, ev.fault.kind
@@ -434,14 +436,14 @@ async def _simulate(
             at(ev.at_s + ev.base_step.duration_s, undo)
 
     actions: list[tuple[float, int, Callable[[], None]]] = []
-    for car in sc.cars:
-        if car.arrive_s < sc.site.duration_s:
-            actions.append((car.arrive_s, 1, lambda n=car.name: arrive(n)))
-            if car.depart_s <= sc.site.duration_s:
-                actions.append((car.depart_s, 0, lambda n=car.name: depart(n)))
+    for car_spec in sc.cars:
+        if car_spec.arrive_s < sc.site.duration_s:
+            actions.append((car_spec.arrive_s, 1, functools.partial(arrive, car_spec.name)))
+            if car_spec.depart_s <= sc.site.duration_s:
+                actions.append((car_spec.depart_s, 0, functools.partial(depart, car_spec.name)))
     for ev in sc.events:
         if ev.at_s <= sc.site.duration_s:
-            actions.append((ev.at_s, 2, lambda e=ev: run_event(e)))
+            actions.append((ev.at_s, 2, functools.partial(run_event, ev)))
     for t_s, _order, fn in sorted(actions, key=lambda a: (a[0], a[1])):
         at(t_s, fn)
 
@@ -470,10 +472,10 @@ async def _simulate(
 
     # Cars still present at the end: their unmet need counts at the end of the scenario.
     for cid, track in list(rec.active_car.items()):
-        car = connectors[cid].car
-        if car is not None:
-            track.delivered_wh = car.delivered_wh
-            track.unmet_wh = car.remaining_wh
+        sim_car = connectors[cid].car
+        if sim_car is not None:
+            track.delivered_wh = sim_car.delivered_wh
+            track.unmet_wh = sim_car.remaining_wh
     report = _report(sc, policy_name, rec, wall_s)
     return report, timeline
 
@@ -519,9 +521,7 @@ def _report(sc: Scenario, policy_name: str, rec: _Recorder, wall_s: float) -> di
             for name, t in rec.tracks.items()
             if t.arrive_s < sc.site.duration_s
         },
-        "jain_fairness": (
-            _r(st.jain_weighted / st.jain_weight, 4) if st.jain_weight > 0 else None
-        ),
+        "jain_fairness": (_r(st.jain_weighted / st.jain_weight, 4) if st.jain_weight > 0 else None),
         "jain_samples": st.jain_samples,
         "pause_resume_cycles": cycles,
         "max_cycles_per_car_hour": _r(max(cph), 3) if cph else 0.0,

@@ -1,0 +1,81 @@
+"""``fuseguard simulate``: run a scenario in virtual time and report control quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+POLICY_HELP = "fuseguard | static | round_robin_30s | ten_second_equal"
+
+
+def simulate_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file (docs/scenarios.md).")],
+    *,
+    report: Annotated[Path, typer.Option("--report", help="Write the JSON report here.")] = Path(
+        "report.json"
+    ),
+    policy: Annotated[str, typer.Option("--policy", help=POLICY_HELP)] = "fuseguard",
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw the timeline (PNG) here.")
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write the timeline (CSV, 1 row/s) here.")
+    ] = None,
+    no_optimum: Annotated[
+        bool, typer.Option("--no-optimum", help="Skip the offline-optimum LP.")
+    ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")] = (
+        "error"
+    ),
+) -> None:
+    """Run SCENARIO against the real controller (or a baseline) in virtual time.
+
+    Exits 0 when the run completed: quality is reported, not judged.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from fuseguard.logging import configure_logging
+    from fuseguard.scenario.config import ScenarioError, load_scenario
+    from fuseguard.scenario.output import summary_rows, write_csv, write_plot, write_report
+    from fuseguard.scenario.runner import POLICIES, PolicyUnavailableError, simulate
+
+    configure_logging(level=log_level)
+    if policy not in POLICIES:
+        typer.echo(f"fuseguard simulate: unknown policy {policy!r} ({POLICY_HELP})", err=True)
+        raise typer.Exit(code=2)
+    try:
+        sc = load_scenario(scenario)
+    except (OSError, ScenarioError) as err:
+        typer.echo(f"fuseguard simulate: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        result = simulate(
+            sc,
+            policy,
+            compute_optimum=not no_optimum,
+            keep_timeline=plot is not None or csv_path is not None,
+        )
+    except (PolicyUnavailableError, ImportError) as err:
+        typer.echo(f"fuseguard simulate: policy {policy!r} unavailable: {err}", err=True)
+        raise typer.Exit(code=3) from None
+    result.report["scenario_file"] = str(scenario)
+    write_report(result.report, report)
+    if result.timeline is not None:
+        if csv_path is not None:
+            write_csv(result.timeline, csv_path)
+        if plot is not None:
+            write_plot(result.timeline, plot, title=f"{sc.site.name or scenario.stem} — {policy}")
+    table = Table(title=f"{sc.site.name or scenario.stem}", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary_rows(result.report):
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate`` to the root app."""
+    app.command(name="simulate")(simulate_command)
