@@ -17,6 +17,7 @@ DeviceResponseError.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -98,7 +99,8 @@ class ClemapEdgeClient:
         self.port = port
         self.device = f"clemap-edge {host}:{port}"
         self._base = f"{scheme}://{host}:{port}"
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Accept": "application/json", "Authorization": f"Basic {token}"}
         self._session = session
         self._clock: Clock = clock if clock is not None else RealClock()
         self._timeout_s = request_timeout_s
@@ -114,9 +116,8 @@ class ClemapEdgeClient:
                     method,
                     url,
                     json=payload,
-                    auth=self._auth,
                     ssl=self._ssl,
-                    headers={"Accept": "application/json"},
+                    headers=self._headers,
                 ) as resp:
                     body = await resp.read()
                     status = resp.status
