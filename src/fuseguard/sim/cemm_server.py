@@ -13,7 +13,7 @@ import json
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import uvicorn
@@ -46,8 +46,7 @@ class CemmDiscoveryResponder(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport for replies."""
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast("asyncio.DatagramTransport", transport)
 
     def reply_body(self, sender_ip: str) -> dict[str, Any]:
         """The discovery datagram for a query from ``sender_ip``."""
@@ -115,9 +114,9 @@ class CemmServerHandle:
         for srv in self.server.servers:
             srv.close()
         for conn in list(self.server.server_state.connections):
-            transport = getattr(conn, "transport", None)
-            if transport is not None:
-                transport.close()
+            # uvicorn's graceful close: idle keep-alive connections drop now, a request in
+            # flight (e.g. the admin call that switched us offline) gets its answer first.
+            conn.shutdown()
         log.info("cemm_listener_closed", device=self.model.identity.mac, reason="offline")
 
     async def _go_online(self) -> None:
