@@ -5,6 +5,7 @@ between calls) and the JSON edge in :mod:`fuseguard.allocation.snapshot`.
 """
 
 from fuseguard.allocation.engine import allocate
+from fuseguard.allocation.session import AllocationSession
 from fuseguard.allocation.types import (
     Allocation,
     AllocationParams,
@@ -17,6 +18,7 @@ from fuseguard.allocation.types import (
 __all__ = [
     "Allocation",
     "AllocationParams",
+    "AllocationSession",
     "Circuit",
     "Plug",
     "Snapshot",

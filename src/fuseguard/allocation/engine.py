@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fuseguard.allocation.types import Allocation, Circuit, Plug, Snapshot, SnapshotError
+from fuseguard.model.phases import Phase
 from fuseguard.model.status import ChargeMode
 
 FloatArr = NDArray[np.float64]
@@ -125,6 +126,11 @@ def first_fit(
     rank = np.full(n, -1, dtype=np.int64)
     rank[order] = np.arange(order.size)
     e_rank = rank[e_plug]
+    inside = e_rank >= 0
+    total = np.bincount(e_row[inside], e_amount[inside], minlength=resid.size)
+    if np.all(total <= resid + EPS * (1.0 + np.abs(resid))):
+        state[order] = 1  # everything fits: first-fit admits all
+        return _admitted(state)
     keep = e_rank >= 0
     er, ep, ea, rk = e_row[keep], e_plug[keep], e_amount[keep], e_rank[keep]
     srt = np.lexsort((rk, er))
@@ -301,22 +307,37 @@ class _Prepared:
 
         plugs = snap.plugs
         n = len(plugs)
-        circ = np.empty(n, dtype=np.int64)
-        mask = np.zeros((n, 3), dtype=np.bool_)
-        seen: set[str] = set()
-        for i, p in enumerate(plugs):
-            ci = index.get(p.circuit)
-            if ci is None:
-                raise SnapshotError(f"$.plugs[{i}].circuit", f"unknown circuit {p.circuit!r}")
-            if p.id in seen:
-                raise SnapshotError(f"$.plugs[{i}].id", f"plug {p.id!r} is listed twice")
-            seen.add(p.id)
-            if not p.phases:
-                raise SnapshotError(f"$.plugs[{i}].phases", "a plug needs at least one phase")
-            circ[i] = ci
-            for ph in p.phases:
-                mask[i, ph.index] = True
         self.ids = [p.id for p in plugs]
+        try:
+            circ_list = [index[p.circuit] for p in plugs]
+        except KeyError:
+            for i, p in enumerate(plugs):
+                if p.circuit not in index:
+                    raise SnapshotError(
+                        f"$.plugs[{i}].circuit", f"unknown circuit {p.circuit!r}"
+                    ) from None
+            raise
+        if len(set(self.ids)) != n:
+            seen: set[str] = set()
+            for i, pid in enumerate(self.ids):
+                if pid in seen:
+                    raise SnapshotError(f"$.plugs[{i}].id", f"plug {pid!r} is listed twice")
+                seen.add(pid)
+        circ = np.array(circ_list, dtype=np.int64).reshape(n)
+        masks: dict[tuple[Phase, ...], tuple[bool, bool, bool]] = {}
+        mask_rows: list[tuple[bool, bool, bool]] = []
+        for i, p in enumerate(plugs):
+            row_mask = masks.get(p.phases)
+            if row_mask is None:
+                if not p.phases:
+                    raise SnapshotError(f"$.plugs[{i}].phases", "a plug needs at least one phase")
+                row_mask = masks[p.phases] = (
+                    Phase.L1 in p.phases,
+                    Phase.L2 in p.phases,
+                    Phase.L3 in p.phases,
+                )
+            mask_rows.append(row_mask)
+        mask = np.array(mask_rows, dtype=np.bool_).reshape(n, 3)
         self.lo = np.array([p.min_a for p in plugs], dtype=np.float64)
         self.max_a = np.array([p.max_a for p in plugs], dtype=np.float64)
         self.target = np.array(
@@ -404,9 +425,8 @@ def allocate(snapshot: Snapshot) -> Allocation:
     code[blocked] = MIN_PAUSE
     waiting = np.where(running, 0.0, np.nan_to_num(prep.paused, nan=0.0))
 
-    # 2. queue: priority, locked runners, longest waiting, runners before fresh plugs, id
-    id_rank = np.empty(n, dtype=np.int64)
-    id_rank[np.argsort(np.array(prep.ids), kind="stable")] = np.arange(n)
+    # 2. queue: priority, locked runners, longest waiting, runners before fresh plugs, order
+    id_rank = np.arange(n)  # ties: snapshot order
     queue = np.lexsort(
         (id_rank, run_s, ~running, -waiting, ~locked, -prep.prio),
     ).astype(np.int64)

@@ -77,7 +77,7 @@ def reference_allocation(snapshot: Snapshot, running: Collection[str]) -> dict[s
             b_ub = np.concatenate((b_used, np.zeros(u_idx.size)))
             c = np.zeros(m + 1)
             c[-1] = -1.0
-            bounds = list(zip(lb.tolist(), ub.tolist(), strict=True)) + [(None, t_cap)]
+            bounds = [*zip(lb.tolist(), ub.tolist(), strict=True), (None, t_cap)]
             res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
             if res.status != 0:
                 msg = f"reference LP failed: {res.message}"

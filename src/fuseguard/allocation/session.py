@@ -1,0 +1,100 @@
+"""Hysteresis state between allocations, without a clock: the caller passes ``now_s``.
+
+The control loop calls :meth:`AllocationSession.step` on every meter sample. The session fills each
+plug's ``setpoint_a``, ``running_s``, ``paused_s`` and ``pv_timer_s`` from what it remembers, runs
+the pure :func:`~fuseguard.allocation.engine.allocate` and updates its timers from the answer.
+Safety never waits for a timer: the allocator pauses a plug inside its minimum run time when the
+limits demand it; the timers only decide who runs when there is a choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from fuseguard.allocation.engine import allocate
+from fuseguard.allocation.types import Allocation, Plug, Snapshot
+from fuseguard.model.status import ChargeMode
+
+
+@dataclass(slots=True)
+class PlugTimers:
+    """What the session remembers about one plug (monotonic seconds of the caller's clock)."""
+
+    setpoint_a: int = 0
+    running_since_s: float | None = None
+    paused_since_s: float | None = None
+    pv_since_s: float | None = None
+
+
+def _wants_current(plug: Plug) -> bool:
+    """A plug that would run if there were room: it waits in the queue while paused."""
+    if not plug.available or plug.mode is ChargeMode.OFF or plug.max_a < plug.min_a:
+        return False
+    return plug.target_a is None or plug.target_a >= plug.min_a
+
+
+class AllocationSession:
+    """Per-plug run/pause timers, the waiting queue and PV enable/disable timers between calls."""
+
+    def __init__(self) -> None:
+        self._timers: dict[str, PlugTimers] = {}
+
+    def timers(self, plug_id: str) -> PlugTimers | None:
+        """The remembered state of one plug (None: never seen)."""
+        return self._timers.get(plug_id)
+
+    def with_state(self, snapshot: Snapshot, now_s: float) -> Snapshot:
+        """``snapshot`` with every plug's hysteresis fields filled in from the session."""
+        plugs: list[Plug] = []
+        for plug in snapshot.plugs:
+            t = self._timers.get(plug.id)
+            if t is None or not plug.available:
+                plugs.append(
+                    replace(plug, setpoint_a=0, running_s=None, paused_s=None, pv_timer_s=0.0)
+                )
+                continue
+            plugs.append(
+                replace(
+                    plug,
+                    setpoint_a=t.setpoint_a,
+                    running_s=None
+                    if t.running_since_s is None
+                    else max(0.0, now_s - t.running_since_s),
+                    paused_s=None
+                    if t.paused_since_s is None
+                    else max(0.0, now_s - t.paused_since_s),
+                    pv_timer_s=0.0 if t.pv_since_s is None else max(0.0, now_s - t.pv_since_s),
+                )
+            )
+        return replace(snapshot, plugs=tuple(plugs))
+
+    def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
+        """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
+        full = self.with_state(snapshot, now_s)
+        allocation = allocate(full)
+        timers: dict[str, PlugTimers] = {}
+        for plug in snapshot.plugs:
+            old = self._timers.get(plug.id) if plug.available else None
+            t = old if old is not None else PlugTimers()
+            new_a = allocation.setpoints[plug.id]
+            if new_a > 0:
+                if t.setpoint_a == 0 or t.running_since_s is None:
+                    t.running_since_s = now_s
+                t.paused_since_s = None
+            else:
+                if t.setpoint_a > 0:
+                    t.paused_since_s = now_s  # stopped: the minimum pause starts now
+                elif not _wants_current(plug):
+                    t.paused_since_s = None
+                elif t.paused_since_s is None:
+                    t.paused_since_s = now_s  # starts waiting in the queue
+                t.running_since_s = None
+            if plug.id in allocation.pv_pending:
+                if t.pv_since_s is None:
+                    t.pv_since_s = now_s
+            else:
+                t.pv_since_s = None
+            t.setpoint_a = new_a
+            timers[plug.id] = t
+        self._timers = timers
+        return allocation

@@ -1,0 +1,254 @@
+"""JSON edge of the allocator: parse a snapshot (errors name the JSON path), dump one, and the
+``fuseguard allocate SNAPSHOT.json`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fuseguard.allocation.engine import allocate
+from fuseguard.allocation.types import (
+    Allocation,
+    AllocationParams,
+    Circuit,
+    Plug,
+    Snapshot,
+    SnapshotError,
+)
+from fuseguard.model.phases import Phases, phases_from_names
+from fuseguard.model.status import ChargeMode
+
+PerPhase = Annotated[list[float], Field(min_length=3, max_length=3)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class CircuitIn(_Strict):
+    """One circuit of the tree."""
+
+    id: str = Field(min_length=1)
+    parent: str | None = None
+    limit_a: PerPhase
+    non_ev_load_a: PerPhase = Field(default_factory=lambda: [0.0, 0.0, 0.0])
+    power_limit_w: float | None = Field(default=None, ge=0)
+
+
+class PlugIn(_Strict):
+    """One plug; the last five fields are optional hysteresis state (absent: fresh start)."""
+
+    id: str = Field(min_length=1)
+    circuit: str
+    phases: list[str] = Field(min_length=1, max_length=3)
+    min_a: int = Field(default=6, ge=1)
+    max_a: int = Field(ge=0)
+    priority: int = 0
+    mode: ChargeMode = ChargeMode.FAST
+    target_a: int | None = Field(default=None, ge=0)
+    target_until: str | None = None
+    available: bool = True
+    setpoint_a: int = Field(default=0, ge=0)
+    running_s: float | None = Field(default=None, ge=0)
+    paused_s: float | None = Field(default=None, ge=0)
+    pv_timer_s: float = Field(default=0.0, ge=0)
+
+    @field_validator("phases")
+    @classmethod
+    def _phases(cls, value: list[str]) -> list[str]:
+        phases_from_names(value)
+        return value
+
+
+class ParamsIn(_Strict):
+    """Optional tunables (defaults: :class:`AllocationParams`)."""
+
+    voltage_v: float = Field(default=230.0, gt=0)
+    min_run_s: float = Field(default=600.0, ge=0)
+    min_pause_s: float = Field(default=300.0, ge=0)
+    pv_enable_threshold_w: float = 0.0
+    pv_disable_threshold_w: float = 0.0
+    pv_enable_delay_s: float = Field(default=60.0, ge=0)
+    pv_disable_delay_s: float = Field(default=180.0, ge=0)
+
+
+class SnapshotIn(_Strict):
+    """The snapshot file."""
+
+    circuits: list[CircuitIn] = Field(min_length=1)
+    plugs: list[PlugIn] = Field(default_factory=list)
+    pv_surplus_w: float = 0.0
+    params: ParamsIn = Field(default_factory=ParamsIn)
+
+
+def _json_path(loc: tuple[int | str, ...]) -> str:
+    path = "$"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def snapshot_from_data(data: Any) -> Snapshot:
+    """Validate decoded JSON into a :class:`Snapshot`; raise :class:`SnapshotError` with a path."""
+    try:
+        model = SnapshotIn.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise SnapshotError(_json_path(tuple(err["loc"])), err["msg"]) from None
+    snap = Snapshot(
+        circuits=tuple(
+            Circuit(
+                id=c.id,
+                parent=c.parent,
+                limit_a=Phases.of(c.limit_a),
+                non_ev_load_a=Phases.of(c.non_ev_load_a),
+                power_limit_w=c.power_limit_w,
+            )
+            for c in model.circuits
+        ),
+        plugs=tuple(
+            Plug(
+                id=p.id,
+                circuit=p.circuit,
+                phases=phases_from_names(p.phases),
+                max_a=p.max_a,
+                min_a=p.min_a,
+                priority=p.priority,
+                mode=p.mode,
+                target_a=p.target_a,
+                target_until=p.target_until,
+                available=p.available,
+                setpoint_a=p.setpoint_a,
+                running_s=p.running_s,
+                paused_s=p.paused_s,
+                pv_timer_s=p.pv_timer_s,
+            )
+            for p in model.plugs
+        ),
+        pv_surplus_w=model.pv_surplus_w,
+        params=AllocationParams(**model.params.model_dump()),
+    )
+    check_snapshot(snap)
+    return snap
+
+
+def check_snapshot(snap: Snapshot) -> None:
+    """Structural checks (tree, references, ids); raise :class:`SnapshotError` with a path."""
+    from fuseguard.allocation.engine import _Prepared
+
+    _Prepared(snap)
+
+
+def snapshot_from_json(text: str) -> Snapshot:
+    """Parse snapshot JSON text."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SnapshotError("$", f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    return snapshot_from_data(data)
+
+
+def _num(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as JSON-ready data (the controller's ``--dump-snapshot``)."""
+    params = snapshot.params
+    return {
+        "circuits": [
+            {
+                "id": c.id,
+                "parent": c.parent,
+                "limit_a": [_num(v) for v in c.limit_a],
+                "non_ev_load_a": [_num(v) for v in c.non_ev_load_a],
+                **({} if c.power_limit_w is None else {"power_limit_w": c.power_limit_w}),
+            }
+            for c in snapshot.circuits
+        ],
+        "plugs": [
+            {
+                "id": p.id,
+                "circuit": p.circuit,
+                "phases": [ph.value for ph in p.phases],
+                "min_a": p.min_a,
+                "max_a": p.max_a,
+                "priority": p.priority,
+                "mode": p.mode.value,
+                "target_a": p.target_a,
+                "target_until": p.target_until,
+                "available": p.available,
+                "setpoint_a": p.setpoint_a,
+                "running_s": p.running_s,
+                "paused_s": p.paused_s,
+                "pv_timer_s": p.pv_timer_s,
+            }
+            for p in snapshot.plugs
+        ],
+        "pv_surplus_w": snapshot.pv_surplus_w,
+        "params": {
+            "voltage_v": params.voltage_v,
+            "min_run_s": params.min_run_s,
+            "min_pause_s": params.min_pause_s,
+            "pv_enable_threshold_w": params.pv_enable_threshold_w,
+            "pv_disable_threshold_w": params.pv_disable_threshold_w,
+            "pv_enable_delay_s": params.pv_enable_delay_s,
+            "pv_disable_delay_s": params.pv_disable_delay_s,
+        },
+    }
+
+
+def snapshot_to_json(snapshot: Snapshot) -> str:
+    """The snapshot as JSON text (round-trips through :func:`snapshot_from_json`)."""
+    return json.dumps(snapshot_to_data(snapshot), indent=2)
+
+
+def allocation_to_data(allocation: Allocation) -> dict[str, Any]:
+    """``{"setpoints": {...}, "reasons": {...}, "exact_a": {...}}``."""
+    return {
+        "setpoints": allocation.setpoints,
+        "reasons": allocation.reasons,
+        "exact_a": {k: round(v, 4) for k, v in allocation.exact_a.items()},
+    }
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``allocate SNAPSHOT.json`` to ``app``."""
+
+    @app.command("allocate")
+    def allocate_command(
+        snapshot_file: Annotated[
+            Path, typer.Argument(metavar="SNAPSHOT.json", help="snapshot file, '-' for stdin")
+        ],
+    ) -> None:
+        """Run the allocator on one snapshot and print setpoints and reasons as JSON."""
+        try:
+            text = (
+                sys.stdin.read() if str(snapshot_file) == "-" else snapshot_file.read_text("utf-8")
+            )
+        except OSError as exc:
+            typer.echo(f"$: cannot read {snapshot_file}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            snap = snapshot_from_json(text)
+        except SnapshotError as exc:
+            typer.echo(f"{exc.path}: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(json.dumps(allocation_to_data(allocate(snap)), indent=2))
+
+
+__all__ = [
+    "allocation_to_data",
+    "check_snapshot",
+    "register",
+    "snapshot_from_data",
+    "snapshot_from_json",
+    "snapshot_to_data",
+    "snapshot_to_json",
+]
