@@ -60,13 +60,18 @@ def house_load_a(offset_s: float) -> BaseLoad:
 
 
 def build_standalone(
-    clock: Clock, *, tz: str = DEFAULT_TZ, pv_peak_w: float = 5000.0, gas_m3_per_h: float = 0.05
+    clock: Clock,
+    *,
+    tz: str = DEFAULT_TZ,
+    pv_peak_w: float = 5000.0,
+    gas_m3_per_h: float = 0.05,
+    period_s: float = 1.0,
 ) -> tuple[SiteModel, CemmModel]:
     """A site with house load and PV, metered by a CEMM (p1 + PV on ``mb5`` + ``usage``)."""
     zone = ZoneInfo(tz)
     local: datetime = clock.now().astimezone(zone)
     offset_s = local.hour * 3600.0 + local.minute * 60.0 + local.second
-    site = SiteModel(clock)
+    site = SiteModel(clock, period_s=period_s)
     site.add(house_load_a(offset_s))
     pv = LocalTimePv(peak_w=pv_peak_w, offset_s=offset_s)
     site.add(pv)
