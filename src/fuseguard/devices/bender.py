@@ -645,7 +645,7 @@ class BenderCharger:
             return {}
         user, password = self.rest_credentials
         if self.rest_auth == "basic":
-            return {"Authorization": aiohttp.BasicAuth(user, password).encode()}
+            return {"Authorization": aiohttp.encode_basic_auth(user, password)}
         return {"Authorization": "Basic Auth", "Username": user, "Password": password}
 
     async def _read_registers(self, address: int, count: int) -> RegisterBlock:

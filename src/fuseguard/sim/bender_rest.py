@@ -142,7 +142,7 @@ def create_bender_rest_app(
     ignored by this app).
     """
     cfg = controller.config
-    auth_mode = RestAuth(auth) if auth is not None else cfg.rest_auth
+    auth_mode = RestAuth(auth if auth is not None else cfg.rest_auth)
     app = FastAPI(title="Virtual Bender CC612 legacy REST", version=cfg.firmware_version)
     first = controller.connector(1)
 
