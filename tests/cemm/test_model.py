@@ -129,3 +129,42 @@ def test_unknown_alias_and_duplicates():
         CemmModel(clock, [AliasConfig("p1", io_id=1, port=3), AliasConfig("p1", io_id=2, port=3)])
     # Before the first telegram every channel is [0, 0].
     assert model.realtime_body("p1")["data"]["electric_power"] == [0, 0]
+
+
+async def test_every_alias_kind_serves_its_channels():
+    clock = VirtualClock(datetime(2026, 1, 5, 12, tzinfo=UTC))
+    aliases = [
+        AliasConfig("han", io_id=1, port=3, source=lambda: -500.0),
+        AliasConfig("p1-gas", io_id=2, port=3, gas_m3_per_h=0.6, initial_gas_m3=100.0),
+        AliasConfig("s01", io_id=3, port=2, source=lambda: 900.0),
+        AliasConfig("pulse-2", io_id=4, port=1, source=lambda: 6.0, initial_volume_m3=10.0),
+        AliasConfig("mb12", io_id=5, port=4, source=lambda: -1500.0),
+        AliasConfig("usage", io_id=9, port=0, source=lambda: 400.0),
+    ]
+    model = CemmModel(clock, aliases)
+    model.tick()
+    await clock.advance(600)
+    model.tick()
+    for cfg in aliases:
+        body = model.realtime_body(cfg.alias)
+        data_keys, total_keys = CHANNELS[cfg.kind]
+        assert tuple(body["data"]) == data_keys
+        assert tuple(body["totals"]) == total_keys
+    assert model.realtime_body("han")["data"]["t4"][1] == pytest.approx(500 * 600 / 3.6e6, abs=1e-3)
+    assert model.realtime_body("p1-gas")["data"]["gas"][1] == pytest.approx(100.1)
+    assert model.realtime_body("pulse-2")["totals"]["volume"][1] == pytest.approx(10.06)
+    assert model.realtime_body("pulse-2")["data"]["flow"][1] == 6.0
+    assert model.realtime_body("s01")["totals"]["electric_energy"][1] == pytest.approx(0.15)
+    day = model.history_body("pulse-2", Period.DAY, None)
+    assert list(day["data"]) == ["flow"]
+    assert day["data"]["flow"][1][1] == 6.0
+    month = model.history_body("pulse-2", Period.MONTH, None)["data"]["volume"]
+    assert sum(v for _, v in month) == pytest.approx(0.06)
+    assert [e["type"] for e in model.io_body()["data"]] == [
+        "p1",
+        "gas",
+        "s0",
+        "pulse",
+        "modbus",
+        "usage",
+    ]

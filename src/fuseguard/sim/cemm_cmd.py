@@ -80,6 +80,7 @@ def build_standalone(
         pv=pv,
         gas_m3_per_h=gas_m3_per_h,
         initial_kwh=(5120.412, 6033.871, 1410.223, 2987.505),
+        initial_gas_m3=4211.38,
         tz=zone,
     )
     return site, model

@@ -224,7 +224,8 @@ class AliasConfig:
     source: Callable[[], float] | None = None  # signed W (electric) or L/min (pulse)
     gas_m3_per_h: float = 0.0  # smart meter / gas alias: constant gas draw (0 = no gas meter)
     initial_kwh: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    initial_volume_m3: float = 0.0
+    initial_volume_m3: float = 0.0  # pulse meters
+    initial_gas_m3: float = 0.0  # smart meter with gas / gas alias
 
     @property
     def kind(self) -> AliasKind:
@@ -281,7 +282,7 @@ class CemmModel:
                 kind=kind,
                 registers_kwh=list(cfg.initial_kwh),
                 volume_m3=cfg.initial_volume_m3,
-                gas_m3=cfg.initial_volume_m3 if kind is AliasKind.GAS else 0.0,
+                gas_m3=cfg.initial_gas_m3,
             )
         self._last_tick_s: float | None = None
         self._fault = FaultState()
@@ -301,6 +302,7 @@ class CemmModel:
         usage: bool = True,
         gas_m3_per_h: float = 0.0,
         initial_kwh: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+        initial_gas_m3: float = 0.0,
         attach: bool = True,
         **kwargs: Any,
     ) -> CemmModel:
@@ -317,6 +319,7 @@ class CemmModel:
                 source=site.power_w,
                 gas_m3_per_h=gas_m3_per_h,
                 initial_kwh=initial_kwh,
+                initial_gas_m3=initial_gas_m3,
             )
         ]
         if pv is not None:
@@ -416,7 +419,7 @@ class CemmModel:
         dt_s = 0.0 if self._last_tick_s is None else max(0.0, now_s - self._last_tick_s)
         self._last_tick_s = now_s
         rate = self.rate_schedule(now.astimezone(self.tz))
-        now_ms = round(now_s * 1000)
+        now_ms = math.floor(now_s) * 1000  # telegrams carry whole seconds
         frozen = self._fault.kind is Fault.FROZEN
         for meter in self._meters.values():
             self._tick_meter(meter, now_s, dt_s, rate)
