@@ -168,6 +168,16 @@ async def run(edges: int, requests: int, concurrency: int) -> dict[str, object]:
         server = subprocess.Popen([sys.executable, "-c", _SERVER], env=env)  # noqa: ASYNC220
         tasks: list[asyncio.Task[None]] = []
         try:
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:  # cloud up before 1000 sockets open
+                while True:
+                    if server.poll() is not None:
+                        raise RuntimeError("cloud process exited")
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with http.get(f"{base}/openapi.json") as r:
+                            if r.status == 200:
+                                break
+                    await asyncio.sleep(0.1)
             t0 = time.monotonic()
             for _, _, _, agent in sims:
                 tasks.append(asyncio.create_task(agent.run()))
@@ -178,14 +188,7 @@ async def run(edges: int, requests: int, concurrency: int) -> dict[str, object]:
                 await asyncio.sleep(0.2)
                 if server.poll() is not None:
                     raise RuntimeError("cloud process exited")
-            base = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as http:
-                while True:
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with http.get(f"{base}/openapi.json") as r:
-                            if r.status == 200:
-                                break
-                    await asyncio.sleep(0.1)
                 # every EVSE known to the cloud (retained status stored)
                 while True:
                     edge_id, info, token, _ = sims[-1]
@@ -246,8 +249,8 @@ async def run(edges: int, requests: int, concurrency: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edges", type=int, default=1000)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = asyncio.run(run(args.edges, args.requests, args.concurrency))
