@@ -109,17 +109,19 @@ class StaticPolicy:
         for ch in sc.chargers:
             for circ in sc.path_to_main(ch.circuit):
                 below[circ].append(ch.id)
-        out: dict[str, int] = {}
-        for ch in sc.chargers:
-            share = min(fuses[c] / len(below[c]) for c in sc.path_to_main(ch.circuit))
-            out[ch.id] = math.floor(min(share, ch.max_a))
-        # Not even 6 A each: the first chargers get 6 A, the rest nothing (per circuit).
-        for circ, ids in below.items():
-            k = int(fuses[circ] // MIN_A)
-            on = [i for i in ids if out[i] >= MIN_A]
-            for cid in on[k:]:
-                out[cid] = 0
-        return {k: (v if v >= MIN_A else 0) for k, v in out.items()}
+        out: dict[str, float] = {ch.id: float(ch.max_a) for ch in sc.chargers}
+        # Top-down: each circuit's fuse split equally over the chargers below it; when that is
+        # below 6 A, only as many chargers as can get 6 A are switched on (in id order).
+        for circ in sc.circuit_fuses:
+            ids = [i for i in below[circ] if out[i] >= MIN_A]
+            if not ids:
+                continue
+            k = min(len(ids), int(fuses[circ] // MIN_A))
+            for cid in ids[k:]:
+                out[cid] = 0.0
+            for cid in ids[:k]:
+                out[cid] = min(out[cid], fuses[circ] / k)
+        return {k: (math.floor(v) if v >= MIN_A else 0) for k, v in out.items()}
 
     async def run(self) -> None:
         """Write the static split, then keep re-writing it."""

@@ -96,9 +96,14 @@ class SimConnector:
     @property
     def signalled_a(self) -> float:
         """The current the charger offers the vehicle now."""
-        offered = min(self.offered_a, self.max_a)
-        if self.in_safe_mode and self.safe_current_a is not None:
-            offered = min(offered, self.safe_current_a)
+        offered = self.offered_a if self.offered_a < self.max_a else self.max_a
+        if (
+            self.safe_timeout_s is not None
+            and self.safe_current_a is not None
+            and self.t_s - self.last_write_s > self.safe_timeout_s
+            and self.safe_current_a < offered
+        ):
+            offered = self.safe_current_a
         return offered if offered >= MIN_CURRENT_A else 0.0
 
     # --- SimComponent --------------------------------------------------------------------
@@ -107,13 +112,18 @@ class SimConnector:
         """Integrate the last interval's energy, then follow the offered current."""
         self.t_s = t_s
         car = self.car
-        if car is not None and dt_s > 0 and self.draw_a > 0:
+        if car is None:
+            if self.draw_a:
+                self.draw_a = 0.0
+                self._update_grid()
+            return
+        if dt_s > 0 and self.draw_a > 0:
             wh = self.draw_a * len(self._grid_idx) * self.voltage_v * dt_s / 3600.0
-            wh = min(wh, car.remaining_wh)
+            wh = min(wh, car.energy_wh - car.delivered_wh)
             car.delivered_wh += wh
             self.meter_wh += wh
         new = 0.0
-        if car is not None and car.remaining_wh > 1e-9:
+        if car.energy_wh - car.delivered_wh > 1e-9:
             # A welded contactor keeps the vehicle drawing what it drew when it stuck.
             new = self.draw_a if self.stuck else min(self.signalled_a, car.max_a)
         if new > 0 and self.draw_a <= 0:

@@ -10,8 +10,9 @@ A linear program over the whole scenario in 1-minute steps (scipy HiGHS, sparse)
   (non-EV load = base load + steps - PV, on main only; sub-circuits carry only chargers);
 * PV-mode cars together draw at most the PV surplus (PV - base load), minpv cars may add 6 A each.
 
-Objective: maximise delivered energy. It relaxes the 6 A minimum current (an LP, not a MILP), so it
-is an upper bound; faults do not reduce it (a healthy-device optimum).
+Objective: maximise delivered energy. The 6 A minimum current is only partly modelled (a car gets
+0 in a minute where even alone it could not get 6 A); otherwise it is relaxed (an LP, not a MILP),
+so the value is an upper bound. Faults do not reduce it (a healthy-device optimum).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from scipy.optimize import linprog
 
 from fuseguard.model.phases import Phases
 from fuseguard.scenario.config import MAIN, Scenario
+from fuseguard.scenario.evmodel import MIN_CURRENT_A
 from fuseguard.scenario.schedule import Schedule
 
 STEP_S = 60.0
@@ -77,6 +79,14 @@ def offline_optimum_wh(scenario: Scenario, *, step_s: float = STEP_S) -> float:
     circuits = list(sc.circuit_fuses)
     cidx = {c: i for i, c in enumerate(circuits)}
 
+    non_ev = _minute_non_ev(schedule, n_steps, step_s)
+
+    def headroom(k: int, p: int, m: int) -> float:
+        t0, t1 = m * step_s, min((m + 1) * step_s, duration)
+        if circuits[k] == MAIN:
+            return max(0.0, schedule.min_main_limit_a(t0, t1) - non_ev[m][p])
+        return sc.circuit_fuses[circuits[k]]
+
     # Variables.
     var_car: list[int] = []
     var_step: list[int] = []
@@ -102,6 +112,11 @@ def offline_optimum_wh(scenario: Scenario, *, step_s: float = STEP_S) -> float:
             for w in schedule.targets:
                 if w.charger == car.charger and w.start_s < t1 and t0 < w.end_s:
                     ub = min(ub, w.current_a)
+            # A car charges with at least 6 A or not at all: where even the car alone could not
+            # get 6 A (own caps, target, circuit headroom after the non-EV load) it gets 0.
+            alone = min(headroom(k, p, m) for k in car_paths[ci] for p in car_phases[ci])
+            if min(ub, alone) < MIN_CURRENT_A:
+                ub = 0.0
             var_car.append(ci)
             var_step.append(m)
             var_coef.append(car.phases * volt * overlap / 3600.0)
@@ -109,7 +124,6 @@ def offline_optimum_wh(scenario: Scenario, *, step_s: float = STEP_S) -> float:
     n_vars = len(var_car)
     if n_vars == 0:
         return 0.0
-    non_ev = _minute_non_ev(schedule, n_steps, step_s)
 
     rows: list[int] = []
     cols: list[int] = []
@@ -135,12 +149,7 @@ def offline_optimum_wh(scenario: Scenario, *, step_s: float = STEP_S) -> float:
             for p in car_phases[c]:
                 keyed.setdefault((k, p, m), []).append(v)
     for (k, p, m), vs in keyed.items():
-        t0, t1 = m * step_s, min((m + 1) * step_s, duration)
-        if circuits[k] == MAIN:
-            limit = schedule.min_main_limit_a(t0, t1)
-            head = max(0.0, limit - non_ev[m][p])
-        else:
-            head = sc.circuit_fuses[circuits[k]]
+        head = headroom(k, p, m)
         for v in vs:
             rows.append(row)
             cols.append(v)

@@ -194,7 +194,9 @@ class _Recorder:
             tl.limit_a[i] = main_limit
             tl.ev_a[i] = ev[0]
             tl.charger_a[i] = [c.draw_a for _id, c, _p in self.conn_list]
-            tl.setpoint_a[i] = [c.signalled_a for _id, c, _p in self.conn_list]
+            tl.setpoint_a[i] = [
+                c.signalled_a if c.car is not None else 0.0 for _id, c, _p in self.conn_list
+            ]
             tl.n += 1
 
     def _fallback_holds(self, f: FaultTrack, main_ev: list[float], compliant: bool) -> bool:
