@@ -96,8 +96,8 @@ def run(sizes: list[int], quick: bool) -> list[dict[str, float | int | str]]:
         alloc_ms = _median_ms(lambda s=snap: allocate(s), alloc_rep)
         ref: dict[str, float] = {}
 
-        def lp(s: Snapshot = snap, r: list[str] = running) -> None:
-            ref.update(reference_allocation(s, r))
+        def lp(s: Snapshot = snap, r: list[str] = running, out: dict[str, float] = ref) -> None:
+            out.update(reference_allocation(s, r))
 
         lp_ms = _median_ms(lp, lp_rep)
         max_diff = max(abs(alloc.exact_a[k] - ref[k]) for k in alloc.exact_a)
@@ -122,8 +122,9 @@ def write_markdown(rows: list[dict[str, float | int | str]]) -> str:
         "",
         "3-level trees (main, feeders, boards), random rotations and 1/2/3-phase cars, two priority",
         "levels. `alloc` = `fuseguard.allocation.allocate` on the whole snapshot (median);",
-        "`LP` = lexicographic max-min fair allocation as a sequence of `scipy.optimize.linprog`",
-        "(HiGHS) LPs on the same running set (median; fewer repeats at large sizes).",
+        "`LP` = lexicographic max-min fair allocation as a sequence of",
+        "`scipy.optimize.linprog` (HiGHS) LPs on the same running set (median; fewer repeats",
+        "at large sizes).",
         f"Machine: {platform.machine()}, Python {platform.python_version()}.",
         "",
         "| plugs | running | alloc ms | target ms | LP ms (repeats) | speedup | max diff A |",

@@ -39,9 +39,7 @@ def snapshots(draw: st.DrawFn, *, max_plugs: int = 10, modes: bool = True) -> Sn
     for c in reversed(circuits):
         if c.parent is not None:
             total[c.parent] = total[c.parent] + total[c.id]
-    circuits = [
-        Circuit(c.id, c.parent, c.limit_a, total[c.id], c.power_limit_w) for c in circuits
-    ]
+    circuits = [Circuit(c.id, c.parent, c.limit_a, total[c.id], c.power_limit_w) for c in circuits]
     mode_st = (
         st.sampled_from([ChargeMode.FAST] * 4 + [ChargeMode.PV, ChargeMode.MINPV, ChargeMode.OFF])
         if modes
@@ -71,9 +69,7 @@ def snapshots(draw: st.DrawFn, *, max_plugs: int = 10, modes: bool = True) -> Sn
             )
         )
     surplus = draw(st.floats(0, 20000))
-    return Snapshot(
-        tuple(circuits), tuple(plugs), pv_surplus_w=surplus, params=AllocationParams()
-    )
+    return Snapshot(tuple(circuits), tuple(plugs), pv_surplus_w=surplus, params=AllocationParams())
 
 
 def subtree(snap: Snapshot, root: str) -> set[str]:

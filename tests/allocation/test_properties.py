@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
+from alloc_strategies import snapshots, subtree, usage
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fuseguard.allocation import Snapshot, allocate
 from fuseguard.allocation.reference import reference_allocation
 from fuseguard.model.status import ChargeMode
-from alloc_strategies import snapshots, subtree, usage
 
 TOL = 1e-6
 

@@ -241,7 +241,7 @@ def progressive_fill(
         x[freeze] = xf
         fe = freeze[ep]
         b_sel = fe & on_min
-        bott[ep[b_sel]] = er[b_sel]
+        bott[ep[b_sel][::-1]] = er[b_sel][::-1]  # the first row (deepest circuit, L1) names it
         at_cap = freeze & (x >= hi - EPS)
         bott[at_cap] = -1
         resid -= np.bincount(er[fe], ea[fe] * x[ep[fe]], minlength=n_rows)

@@ -87,7 +87,9 @@ class AllocationSession:
                 elif not _wants_current(plug):
                     t.paused_since_s = None
                 elif t.paused_since_s is None:
-                    t.paused_since_s = now_s  # starts waiting in the queue
+                    # starts waiting in the queue; a car that has not been stopped owes no
+                    # minimum pause, so its waiting time starts as if that had passed
+                    t.paused_since_s = now_s - full.params.min_pause_s
                 t.running_since_s = None
             if plug.id in allocation.pv_pending:
                 if t.pv_since_s is None:
