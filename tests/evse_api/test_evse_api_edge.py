@@ -93,7 +93,8 @@ async def test_target_expires_by_itself_in_virtual_time(edge: Edge) -> None:
         ({"current": 33, "duration": 60}, 422, "current"),  # above the EVSE's 32 A
         ({"current": 10, "duration": 0}, 422, "duration"),
         ({"current": 10, "duration": 86_401}, 422, "duration"),
-        ({"current": 10, "duration": 60.0}, 422, "duration"),
+        ({"current": 10, "duration": 60.5}, 422, "duration"),
+        ({"current": 10, "duration": "60"}, 422, "duration"),
         ([10, 60], 422, "body"),
     ],
 )
@@ -107,6 +108,15 @@ async def test_validation_names_the_field(edge: Edge, body: Any, code: int, fiel
     assert err["name"] == "Unprocessable"
     assert err["className"] == "unprocessable"
     assert edge.targets.cap_a(EVSE_A) is None
+
+
+async def test_integral_floats_are_integers(edge: Edge) -> None:
+    """JSON Schema ``integer`` includes 10.0; the answer echoes plain integers."""
+    r = await edge.client.post(
+        edge.path(), headers=auth(edge.token_a), json={"current": 10.0, "duration": 60.0}
+    )
+    assert r.status_code == 201
+    assert r.text == '{"state":"received","current":10,"duration":60}'
 
 
 async def test_per_evse_range_and_malformed_json(edge: Edge) -> None:

@@ -26,8 +26,9 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from pydantic import Field, StrictInt
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fuseguard.api.evse_models import (
@@ -37,6 +38,7 @@ from fuseguard.api.evse_models import (
     CurrentSettingsPosted,
     ErrorBody,
     EvseInfo,
+    JsonInt,
     PlugStatusOut,
     PlugStatusRecord,
 )
@@ -147,7 +149,7 @@ def create_evse_app(
     )
 
     class CurrentSettingsBody(CurrentSettingsIn):
-        duration: StrictInt = Field(
+        duration: JsonInt = Field(
             ge=1, le=max_duration_s, description="Seconds the target holds, then it expires."
         )
 
@@ -189,7 +191,15 @@ def create_evse_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error_response(exc.status_code, str(exc.detail))
+        response = _error_response(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette lists only the first matching route's methods
+            methods: set[str] = set()
+            for route in app.router.routes:
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+                    methods |= route.methods or set()
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
 
     base = "/edgedevices/{edge_device_id}/evses/{uuid}"
 

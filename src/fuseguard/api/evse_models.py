@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from fuseguard.control.targets import Target
 from fuseguard.model.phases import Phases
@@ -74,13 +74,23 @@ def parse_iso_datetime(value: str) -> datetime:
 # --- wire models --------------------------------------------------------------------------------
 
 
+def _integral_float_to_int(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A JSON Schema ``integer``: 10 and 10.0 pass; "10", 10.5 and true do not.
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral_float_to_int)]
+
+
 class CurrentSettingsIn(BaseModel):
     """POST body: the target current (A, 0 = pause) and how long it holds (s)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    current: StrictInt = Field(ge=0, description="Target current in A on all phases; 0 pauses.")
-    duration: StrictInt = Field(ge=1, description="Seconds the target holds, then it expires.")
+    current: JsonInt = Field(ge=0, description="Target current in A on all phases; 0 pauses.")
+    duration: JsonInt = Field(ge=1, description="Seconds the target holds, then it expires.")
 
 
 class CurrentSettingsPosted(BaseModel):
