@@ -120,8 +120,9 @@ def write_markdown(rows: list[dict[str, float | int | str]]) -> str:
     lines = [
         "### Allocation (`bench/allocation.py`)",
         "",
-        "3-level trees (main, feeders, boards), random rotations and 1/2/3-phase cars, two priority",
-        "levels. `alloc` = `fuseguard.allocation.allocate` on the whole snapshot (median);",
+        "3-level trees (main, feeders, boards), random rotations and 1/2/3-phase cars,",
+        "two priority levels. `alloc` = `fuseguard.allocation.allocate` on the whole",
+        "snapshot (median);",
         "`LP` = lexicographic max-min fair allocation as a sequence of",
         "`scipy.optimize.linprog` (HiGHS) LPs on the same running set (median; fewer repeats",
         "at large sizes).",
