@@ -135,9 +135,12 @@ async def test_connection_refused_is_connection_error(session: aiohttp.ClientSes
 
 
 async def test_silent_server_is_timeout_error(session: aiohttp.ClientSession) -> None:
+    writers: list[asyncio.StreamWriter] = []
+
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(65536)
-        await asyncio.sleep(5)
+        writers.append(writer)
+        while await reader.read(65536):  # swallow the request, never answer
+            pass
         writer.close()
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
@@ -155,6 +158,8 @@ async def test_silent_server_is_timeout_error(session: aiohttp.ClientSession) ->
         with pytest.raises(DeviceTimeoutError):
             await client.settings()
     finally:
+        for w in writers:
+            w.close()
         server.close()
         await server.wait_closed()
 

@@ -497,7 +497,7 @@ def create_local_app(
                     m
                     for r in app.routes
                     if isinstance(r, APIRoute) and r.path == request.url.path
-                    for m in r.methods
+                    for m in (r.methods or ())
                 }
             )
             headers = {"Allow": ", ".join(methods)}
