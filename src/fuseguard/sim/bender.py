@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 import structlog
@@ -324,6 +325,8 @@ class BenderConnector:
     _transaction_stopped: bool = False
     _transaction_start: float | None = None
     _transaction_wh: float = 0.0
+    _session_started_at: datetime | None = None
+    _session_ended_at: datetime | None = None
     _has_drawn: bool = False
     _last_pwm_a: float = 0.0
     _current_a: Phases = ZERO
@@ -364,6 +367,8 @@ class BenderConnector:
         if self.vehicle is None:
             return
         log.info("vehicle unplugged", device=self.name, vehicle=self.vehicle.name)
+        if self._transaction_active:
+            self._session_ended_at = self.clock.now()
         self.vehicle.reset_signal()
         self.vehicle = None
         self._authorized = False
@@ -399,6 +404,7 @@ class BenderConnector:
         if self._transaction_active:
             self._transaction_active = False
             self._transaction_stopped = True
+            self._session_ended_at = self.clock.now()
             log.info("transaction stopped", device=self.name, reason="stop_transaction")
         self._sync()
 
@@ -709,7 +715,9 @@ class BenderConnector:
         """Every defined holding register of this connector (address -> 16-bit word)."""
         cfg = self.config
         reg = BenderRegister
-        regs: dict[int, int] = {}
+        regs: dict[int, int] = {
+            address: 0 for first, last in REGISTER_RANGES for address in range(first, last + 1)
+        }
 
         def put(address: int, words: list[int]) -> None:
             for i, word in enumerate(words):
@@ -749,7 +757,9 @@ class BenderConnector:
             put(reg.POWER_TOTAL, encode_u32(NOT_AVAILABLE_U32))
         put(reg.SESSION_ENERGY_16, [min(int(self._transaction_wh), 0xFFFF)])
         put(reg.SIGNALLED_CURRENT, [int(self.sig_current_a)])
+        put(reg.SESSION_START_BCD, _bcd_hhmmss(self._session_started_at))
         put(reg.CHARGING_DURATION_16, [min(self.charging_duration_s, 0xFFFF)])
+        put(reg.SESSION_END_BCD, _bcd_hhmmss(self._session_ended_at))
         put(reg.MIN_CURRENT, [int(MIN_CHARGE_CURRENT_A)])
         put(reg.MAX_CURRENT, [cfg.max_current_a])
         put(reg.SESSION_ENERGY, encode_u32(int(self._transaction_wh)))
@@ -809,6 +819,8 @@ class BenderConnector:
         self._transaction_active = True
         self._transaction_stopped = False
         self._transaction_start = self.clock.monotonic()
+        self._session_started_at = self.clock.now()
+        self._session_ended_at = None
         self._transaction_wh = 0.0
         self._has_drawn = False
         log.info("transaction started", device=self.name, reason="authorized")
@@ -851,6 +863,14 @@ class BenderConnector:
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener(self)
+
+
+def _bcd_hhmmss(moment: datetime | None) -> list[int]:
+    """Registers 707-708 / 710-711: time of day as BCD ``00hh mmss`` (0 when unknown)."""
+    if moment is None:
+        return [0, 0]
+    digits = f"00{moment.hour:02d}{moment.minute:02d}{moment.second:02d}"
+    return [int(digits[:4], 16), int(digits[4:], 16)]
 
 
 @dataclass

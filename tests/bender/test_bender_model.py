@@ -209,3 +209,18 @@ def test_two_connectors_and_unknown_connector() -> None:
         ctl.connector(3)
     with pytest.raises(ValueError, match="1 or 2"):
         BenderController(VirtualClock(), connector_count=3)
+
+
+async def test_session_start_and_end_time_bcd() -> None:
+    clock, site, ctl = make()
+    c = ctl.connector(1)
+    await clock.advance(12 * 3600 + 34 * 60 + 56)
+    c.plug_in(SimVehicle())
+    c.authorize()
+    regs = c.modbus_registers()
+    assert (regs[BenderRegister.SESSION_START_BCD], regs[708]) == (0x0012, 0x3456)
+    assert (regs[BenderRegister.SESSION_END_BCD], regs[711]) == (0, 0)
+    await clock.advance(3600)
+    c.stop_transaction()
+    regs = c.modbus_registers()
+    assert (regs[BenderRegister.SESSION_END_BCD], regs[711]) == (0x0013, 0x3456)
