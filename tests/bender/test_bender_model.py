@@ -212,7 +212,7 @@ def test_two_connectors_and_unknown_connector() -> None:
 
 
 async def test_session_start_and_end_time_bcd() -> None:
-    clock, site, ctl = make()
+    clock, _, ctl = make()
     c = ctl.connector(1)
     await clock.advance(12 * 3600 + 34 * 60 + 56)
     c.plug_in(SimVehicle())
