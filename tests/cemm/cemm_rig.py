@@ -22,8 +22,8 @@ class Rig:
         self.site = SiteModel(self.clock)
         self.load = BaseLoad(PiecewiseLinear([(0.0, Phases(4.0, 3.0, 3.0))]))
         self.site.add(self.load)
-        # Sun over the first 10 h of site time, peak at 5 h.
-        self.pv = PvPlant(peak_w=3000.0, sunrise_s=0.0, sunset_s=36000.0)
+        # Sun over the first 10 h of site time (peak 4 kW at 5 h): net export from about 2 h.
+        self.pv = PvPlant(peak_w=4000.0, sunrise_s=0.0, sunset_s=36000.0)
         self.site.add(self.pv)
         self.model = CemmModel.for_site(self.site, pv=self.pv, gas_m3_per_h=0.1)
         self.task: asyncio.Task[None] | None = None
