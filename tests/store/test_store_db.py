@@ -121,3 +121,13 @@ async def test_two_engines_on_one_database_share_writes(db_url: str) -> None:
     finally:
         await a.dispose()
         await b.dispose()
+
+
+async def test_open_store_initialises(db_url: str) -> None:
+    from fuseguard.store import open_store
+
+    eng = await open_store(db_url)
+    try:
+        assert await schema_version(eng) == SCHEMA_VERSION
+    finally:
+        await eng.dispose()

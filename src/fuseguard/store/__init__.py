@@ -8,6 +8,7 @@ from fuseguard.store.db import (
     default_sqlite_url,
     init_schema,
     metadata,
+    open_store,
     writing,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "default_sqlite_url",
     "init_schema",
     "metadata",
+    "open_store",
     "writing",
 ]

@@ -234,3 +234,14 @@ async def schema_version(engine: AsyncEngine) -> int | None:
             )
         ).first()
         return None if row is None else int(row[0])
+
+
+async def open_store(url: str) -> AsyncEngine:
+    """:func:`create_engine` + :func:`init_schema` (dispose the engine when done)."""
+    engine = create_engine(url)
+    try:
+        await init_schema(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
