@@ -131,3 +131,18 @@ def test_offline_in_process_raises(http: TestClient, rig: Rig):
     rig.model.set_fault("offline")
     with pytest.raises(CemmOfflineError):
         http.get("/open-api/v1/")
+
+
+def test_a_device_built_from_the_io_fixture_serves_it():
+    from fuseguard.model.clock import VirtualClock
+    from fuseguard.sim.cemm import CemmModel, aliases_from_fixture
+
+    model = CemmModel(VirtualClock(), aliases_from_fixture())
+    model.tick()
+    with TestClient(create_cemm_app(model)) as c:
+        assert c.get("/open-api/v1/io").json() == load_fixture("1.24", "io.json")
+        real = load_fixture("1.24", "realtime_pulse.json")
+        body = c.get("/open-api/v1/pulse-1/realtime").json()
+        assert set(body["data"]) == set(real["data"])
+        assert set(body["totals"]) == set(real["totals"])
+        assert set(c.get("/open-api/v1/emucs-gas/realtime").json()["data"]) == {"gas"}

@@ -20,6 +20,7 @@ from fuseguard.sim.cemm_model import (
     GarbageVariant,
     UnknownAliasError,
     alias_kind,
+    aliases_from_fixture,
     load_fixture,
     nl_rate,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Period",
     "UnknownAliasError",
     "alias_kind",
+    "aliases_from_fixture",
     "create_cemm_app",
     "load_fixture",
     "nl_rate",

@@ -233,6 +233,14 @@ class AliasConfig:
         return alias_kind(self.alias)
 
 
+def aliases_from_fixture(core: str = FIXTURE_CORE) -> list[AliasConfig]:
+    """The connections of the packaged ``<core>/io.json`` as alias configs (no sources yet)."""
+    return [
+        AliasConfig(str(e["alias"]), io_id=int(e["io_id"]), port=int(e["port"]))
+        for e in load_fixture(core, "io.json")["data"]
+    ]
+
+
 @dataclass(slots=True)
 class _Meter:
     cfg: AliasConfig
