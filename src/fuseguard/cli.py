@@ -46,8 +46,85 @@ def config_check(
     raise typer.Exit(code=2)
 
 
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="site config (TOML)")],
+    dump_snapshot: Annotated[
+        Path | None,
+        typer.Option(help="write the allocator's input of every cycle to this JSON file"),
+    ] = None,
+) -> None:
+    """Run the edge controller against the real devices of a site config (real time)."""
+    import asyncio
+
+    from fuseguard.config import ConfigError, load_config
+    from fuseguard.edge import Edge
+    from fuseguard.logging import configure_logging
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as err:
+        for problem in err.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(code=2) from err
+    configure_logging(cfg.logging.level, cfg.logging.format)
+    edge = Edge(cfg, dump_snapshot=dump_snapshot)
+    try:
+        asyncio.run(edge.run())
+    except ValueError as err:  # e.g. an empty or example local API password
+        typer.echo(f"fuseguard run: {err}", err=True)
+        raise typer.Exit(code=2) from err
+
+
+@app.command()
+def demo(
+    headless: Annotated[bool, typer.Option(help="no live view; print URLs and log")] = False,
+    data_dir: Annotated[Path, typer.Option(help="where demo.json, certs and the DB go")] = Path(
+        "demo-data"
+    ),
+    local_api_port: Annotated[int, typer.Option(help="CLEMAP local API (HTTPS)")] = 7000,
+    modbus_port: Annotated[int, typer.Option(help="Modbus TCP twin")] = 5020,
+    evse_api_port: Annotated[int, typer.Option(help="Direct EVSE Control API")] = 3032,
+    host: Annotated[str, typer.Option(help="address the APIs listen on")] = "127.0.0.1",
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+) -> None:
+    """Run a whole simulated site: a virtual meter, three virtual chargers, cars, the edge."""
+    import asyncio
+
+    from fuseguard.demo import run_demo
+    from fuseguard.logging import configure_logging
+
+    configure_logging("info" if headless else "warning", "auto")
+    try:
+        asyncio.run(
+            run_demo(
+                data_dir=data_dir,
+                local_api_port=local_api_port,
+                modbus_port=modbus_port,
+                evse_api_port=evse_api_port,
+                host=host,
+                headless=headless,
+                duration_s=duration,
+            )
+        )
+    except OSError as err:
+        typer.echo(f"fuseguard demo: {err} (is a port in use? see --help)", err=True)
+        raise typer.Exit(code=1) from err
+
+
 def _register_commands() -> None:
     """Commands contributed by the subsystems (each module adds its own)."""
+    from fuseguard.allocation import snapshot as allocate_cmd
+    from fuseguard.cloud import cmd as cloud_cmd
+    from fuseguard.sim import cemm_cmd, charger_cmd
+    from fuseguard.store import token_cmd
+
+    allocate_cmd.register(app)
+    cemm_cmd.register(sim_app)
+    charger_cmd.register(sim_app)
+    app.add_typer(sim_app, name="sim")
+    token_cmd.register(app)
+    cloud_cmd.register(app)
 
 
 _register_commands()

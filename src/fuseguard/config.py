@@ -262,7 +262,7 @@ class LocalApiConfig(_Model):
 
     enabled: bool = True
     host: str = "0.0.0.0"
-    port: int = Field(default=7000, ge=1, le=65535)
+    port: int = Field(default=7000, ge=0, le=65535, description="0 = any free port")
     tls: bool = True
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -277,7 +277,7 @@ class ModbusApiConfig(_Model):
 
     enabled: bool = True
     host: str = "0.0.0.0"
-    port: int = Field(default=5020, ge=1, le=65535)
+    port: int = Field(default=5020, ge=0, le=65535, description="0 = any free port")
 
 
 class EvseApiConfig(_Model):
@@ -285,7 +285,7 @@ class EvseApiConfig(_Model):
 
     enabled: bool = True
     host: str = "0.0.0.0"
-    port: int = Field(default=3032, ge=1, le=65535)
+    port: int = Field(default=3032, ge=0, le=65535, description="0 = any free port")
     max_duration_s: int = Field(default=86400, ge=1)
 
 

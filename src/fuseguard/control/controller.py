@@ -1,0 +1,749 @@
+"""The control loop: meter and charger samples -> allocation -> setpoints.
+
+Event-driven. A poll timer fires every ``meter_period_s`` (the meter's own rate): the meter and all
+chargers are read concurrently, the allocation runs and changed setpoints are written to all
+chargers concurrently. A change of the external limit (flex management) or of an EVSE target wakes
+the loop at once, without waiting for the next meter sample. Decreases are written immediately,
+increases are ramped (``ramp_up_a_per_s``).
+
+Failure policy (``docs/safety.md``):
+
+* meter stale or unreachable for more than ``meter_stale_after_s``: the non-EV load is assumed to be
+  the peak observed over the last ``peak_window_s``, and the EVs together are held at
+  ``FallbackCurrentLimit`` per phase, until fresh samples return;
+* charger unreachable for more than ``charger_timeout_s``: it is assumed to draw its last setpoint
+  (or its max when none is known) on its phases, and the others are reduced accordingly;
+* charger drawing clearly more than its setpoint (stuck contactor): its real draw is treated as
+  uncontrollable load, it gets setpoint 0, and it is reported;
+* EMS silent: the keep-alive watchdog of :class:`~fuseguard.control.flex.FlexManagement`;
+* fuseguard gone: the charger-side safe current the drivers program (``SupportsSafeCurrent``).
+
+Time comes only from the injected clock, so the same loop runs in real and in virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+
+from fuseguard.control.flex import FlexManagement
+from fuseguard.control.ports import Charger, DeviceError, GridMeter, SupportsSafeCurrent
+from fuseguard.control.targets import EvseTargets
+from fuseguard.model.clock import Clock, TimerHandle
+from fuseguard.model.phases import ZERO, Phase, Phases, Rotation
+from fuseguard.model.samples import ChargerSample, MeterSample
+from fuseguard.model.status import ChargeMode, CpState, PlugStatus, plug_status
+
+log = structlog.get_logger(__name__)
+
+MAIN = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSpec:
+    """A node of the circuit tree. ``fuse_a`` per phase; ``main`` has ``parent=None``."""
+
+    id: str
+    parent: str | None
+    fuse_a: Phases | float
+    power_limit_w: float | None = None
+    non_ev_load_a: Phases = ZERO  # assumed non-EV load of an unmetered sub-circuit
+
+    @property
+    def fuse(self) -> Phases:
+        """Fuse rating per phase."""
+        return self.fuse_a if isinstance(self.fuse_a, Phases) else Phases.uniform(self.fuse_a)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSpec:
+    """One controlled charge point (connector)."""
+
+    id: str
+    circuit: str = MAIN
+    rotation: Rotation = Rotation.L1L2L3
+    min_a: int = 6
+    max_a: int = 32
+    mode: ChargeMode = ChargeMode.FAST
+    priority: int = 0
+    evse_uuid: str | None = None
+    wired_phases: Literal[1, 3] = 3
+    plug_uuid: str | None = None
+    plug_label: str = "Plug 1"
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """Everything the loop needs to know about the site (no I/O details)."""
+
+    circuits: Sequence[CircuitSpec]
+    chargers: Sequence[ChargerSpec]
+    voltage_v: float = 230.0
+    meter_period_s: float = 1.0
+    meter_phase_assumption: Literal["worst", "balanced"] = "worst"
+    meter_stale_after_s: float = 10.0
+    meter_timeout_s: float = 2.0
+    charger_timeout_s: float = 10.0
+    write_timeout_s: float = 3.0
+    min_run_s: float = 300.0
+    min_pause_s: float = 120.0
+    ramp_up_a_per_s: float = 4.0
+    pv_enable_delay_s: float = 60.0
+    pv_disable_delay_s: float = 180.0
+    recently_started_window_s: float = 60.0
+    peak_window_s: float = 900.0
+    stuck_margin_a: float = 2.0
+    stuck_after_s: float = 5.0
+    underuse_margin_a: float = 2.0
+    underuse_after_s: float = 30.0
+    underuse_probe_s: float = 300.0
+    phase_detect_a: float = 1.0
+
+
+@dataclass(slots=True)
+class PlugRuntime:
+    """What the loop knows about one charger between cycles."""
+
+    spec: ChargerSpec
+    sample: ChargerSample | None = None
+    sample_at: float | None = None
+    last_ok_at: float | None = None
+    error: str | None = None
+    setpoint_a: int = 0
+    written_a: int | None = None
+    written_at: float = -math.inf
+    reason: str = "starting up"
+    charging_since: float | None = None
+    stuck_since: float | None = None
+    stuck: bool = False
+    underuse_since: float | None = None
+    demand_cap_a: float | None = None
+    demand_cap_at: float = 0.0
+    learned_phases: tuple[Phase, ...] | None = None
+    status: PlugStatus = PlugStatus.INIT
+
+    def online(self, now: float, timeout_s: float) -> bool:
+        """A sample arrived within ``timeout_s``."""
+        return self.last_ok_at is not None and now - self.last_ok_at <= timeout_s
+
+    def measured_grid_a(self) -> Phases:
+        """Measured draw on grid phases (through the wiring rotation)."""
+        if self.sample is None:
+            return ZERO
+        return self.spec.rotation.to_grid(self.sample.current_a.maximum(0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class PlugView:
+    """One plug, as the APIs and the terminal view show it."""
+
+    id: str
+    evse_uuid: str | None
+    plug_uuid: str | None
+    plug_label: str
+    circuit: str
+    status: PlugStatus
+    online: bool
+    setpoint_a: int
+    reason: str
+    current_a: Phases
+    grid_current_a: Phases
+    power_w: float
+    energy_wh: float | None
+    stuck: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStatus:
+    """A consistent picture of the last cycle."""
+
+    time: datetime
+    meter_ok: bool
+    meter_fallback: bool
+    meter_sample: MeterSample | None
+    grid_current_a: Phases
+    grid_power_w: float
+    main_limit_a: Phases
+    flex_fallback: bool
+    limits_a: Mapping[str, Phases]
+    non_ev_load_a: Mapping[str, Phases]
+    plugs: tuple[PlugView, ...]
+    cycles: int
+    last_cycle_ms: float
+
+
+class Controller:
+    """The edge control loop (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        config: ControllerConfig,
+        meter: GridMeter,
+        chargers: Mapping[str, Charger],
+        flex: FlexManagement | None = None,
+        targets: EvseTargets | None = None,
+    ) -> None:
+        self._clock = clock
+        self.config = config
+        self._meter = meter
+        self._chargers = dict(chargers)
+        self._flex = flex
+        self._targets = targets
+        self._circuits = {c.id: c for c in config.circuits}
+        if MAIN not in self._circuits:
+            msg = "the circuit tree needs a 'main' circuit"
+            raise ValueError(msg)
+        for spec in config.chargers:
+            if spec.id not in self._chargers:
+                msg = f"no charger driver for {spec.id!r}"
+                raise ValueError(msg)
+            if spec.circuit not in self._circuits:
+                msg = f"charger {spec.id!r} is on unknown circuit {spec.circuit!r}"
+                raise ValueError(msg)
+        self._plugs = {spec.id: PlugRuntime(spec) for spec in config.chargers}
+        from fuseguard.control.allocator import AllocatorSession
+
+        self._allocator = AllocatorSession(config)
+        self._meter_sample: MeterSample | None = None
+        self._meter_ok_at: float | None = None
+        self._meter_error: str | None = None
+        self._non_ev_history: deque[tuple[float, Phases]] = deque()
+        self._non_ev: dict[str, Phases] = {}
+        self._limits: dict[str, Phases] = {}
+        self._wake = asyncio.Event()
+        self._poll_due = True
+        self._timer: TimerHandle | None = None
+        self._cycles = 0
+        self._last_cycle_ms = 0.0
+        self._last_alloc_at: float | None = None
+        self._listeners: list[Callable[[ControllerStatus], None]] = []
+        self._status: ControllerStatus | None = None
+        self._started_at = clock.monotonic()
+        if flex is not None:
+            flex.subscribe(self.wake)
+        if targets is not None:
+            targets.subscribe(self.wake)
+
+    # --- public -------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Run an allocation now (a limit or a target changed)."""
+        self._wake.set()
+
+    def subscribe(self, listener: Callable[[ControllerStatus], None]) -> None:
+        """Call ``listener`` after every cycle."""
+        self._listeners.append(listener)
+
+    def status(self) -> ControllerStatus:
+        """The picture of the last cycle (a fresh one before the first cycle)."""
+        if self._status is None:
+            self._status = self._make_status()
+        return self._status
+
+    @property
+    def last_snapshot(self) -> Any:
+        """The allocator's input of the last cycle (``fuseguard allocate`` reads this form)."""
+        return self._allocator.last_snapshot
+
+    def evse_uuid_of(self, plug_id: str) -> str | None:
+        """EVSE uuid of a plug."""
+        return self._plugs[plug_id].spec.evse_uuid
+
+    async def setup(self) -> None:
+        """Program the charger-side fallback (safe current) where the driver supports it."""
+        for pid, charger in self._chargers.items():
+            if isinstance(charger, SupportsSafeCurrent):
+                spec = self._plugs[pid].spec
+                try:
+                    safe = getattr(charger, "safe_current_a", None)
+                    timeout = getattr(charger, "safe_timeout_s", None)
+                    if isinstance(safe, int) and isinstance(timeout, int) and timeout > 0:
+                        await charger.set_safe_current(safe, timeout)
+                        log.info(
+                            "safe_current_programmed",
+                            charger=spec.id,
+                            current_a=safe,
+                            timeout_s=timeout,
+                        )
+                except DeviceError as err:
+                    log.warning("safe_current_failed", charger=spec.id, reason=str(err))
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        await self.setup()
+        self._schedule_poll(0.0)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                await self.cycle(poll=self._poll_due)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+
+    async def cycle(self, *, poll: bool = True) -> None:
+        """One control cycle: (read) -> allocate -> write."""
+        t0 = self._clock.monotonic()
+        if poll:
+            self._poll_due = False
+            await self._read_all()
+            self._schedule_poll(self.config.meter_period_s)
+        self._allocate_and_decide()
+        await self._write_changed()
+        self._cycles += 1
+        self._last_cycle_ms = (self._clock.monotonic() - t0) * 1000.0
+        self._status = self._make_status()
+        for listener in list(self._listeners):
+            listener(self._status)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _schedule_poll(self, delay_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+        def due() -> None:
+            self._poll_due = True
+            self._wake.set()
+
+        self._timer = self._clock.call_later(delay_s, due)
+
+    async def _read_all(self) -> None:
+        results = await asyncio.gather(
+            self._read_meter(), *(self._read_charger(pid) for pid in self._plugs)
+        )
+        del results
+
+    async def _read_meter(self) -> None:
+        now = self._clock.monotonic()
+        try:
+            async with asyncio.timeout(self.config.meter_timeout_s):
+                sample = await self._meter.read()
+        except (DeviceError, TimeoutError) as err:
+            reason = str(err) or type(err).__name__
+            if reason != self._meter_error:
+                log.warning("meter_unavailable", device="meter", reason=reason)
+            self._meter_error = reason
+            return
+        if not _meter_sample_ok(sample):
+            reason = "meter sample has non-finite values"
+            if reason != self._meter_error:
+                log.warning("meter_unavailable", device="meter", reason=reason)
+            self._meter_error = reason
+            return
+        if sample.stale:
+            if self._meter_error != "stale":
+                log.warning("meter_stale", device="meter", reason="timestamp did not advance")
+            self._meter_error = "stale"
+            self._meter_sample = sample
+            return
+        if self._meter_error is not None:
+            log.info("meter_recovered", device="meter", after=self._meter_error)
+        self._meter_error = None
+        self._meter_sample = sample
+        self._meter_ok_at = now
+
+    async def _read_charger(self, pid: str) -> None:
+        plug = self._plugs[pid]
+        now = self._clock.monotonic()
+        try:
+            async with asyncio.timeout(self.config.charger_timeout_s):
+                sample = await self._chargers[pid].read()
+        except (DeviceError, TimeoutError) as err:
+            reason = str(err) or type(err).__name__
+            if reason != plug.error:
+                log.warning("charger_unavailable", charger=pid, reason=reason)
+            plug.error = reason
+            return
+        if plug.error is not None:
+            log.info("charger_recovered", charger=pid, after=plug.error)
+        plug.error = None
+        prev = plug.sample
+        plug.sample = sample
+        plug.sample_at = now
+        plug.last_ok_at = now
+        if sample.cp_state.charging and (prev is None or not prev.cp_state.charging):
+            plug.charging_since = now
+        elif not sample.cp_state.charging:
+            plug.charging_since = None
+        if prev is not None and prev.cp_state is not sample.cp_state:
+            log.info(
+                "charger_state",
+                charger=pid,
+                cp=sample.cp_state.value,
+                ocpp=sample.ocpp_state.value if sample.ocpp_state else None,
+            )
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    def _meter_fresh(self, now: float) -> bool:
+        return (
+            self._meter_ok_at is not None
+            and now - self._meter_ok_at <= self.config.meter_stale_after_s
+        )
+
+    def _main_limit(self) -> Phases:
+        fuse = self._circuits[MAIN].fuse
+        if self._flex is None:
+            return fuse
+        return fuse.minimum(self._flex.limit_a())
+
+    def _fallback_ev_a(self) -> float:
+        if self._flex is not None:
+            return max(0.0, self._flex.settings().fallback_current_limit_a)
+        return 0.0
+
+    def _path(self, circuit: str) -> list[str]:
+        out = []
+        node: str | None = circuit
+        while node is not None:
+            out.append(node)
+            node = self._circuits[node].parent
+        return out
+
+    def _measured_non_ev(self, now: float) -> Phases:
+        """Non-EV load through the main meter, per phase (A, >= 0)."""
+        sample = self._meter_sample
+        assert sample is not None
+        ev = ZERO
+        ev_power = 0.0
+        for plug in self._plugs.values():
+            ev = ev + plug.measured_grid_a()
+            if plug.sample is not None:
+                ev_power += plug.sample.power_w
+        if sample.current_a is not None:
+            non_ev = (sample.current_a - ev).maximum(0.0)
+        else:
+            v = self.config.voltage_v
+            non_ev_w = max(0.0, sample.power_w - (ev.total * v if ev_power <= 0 else ev_power))
+            if self.config.meter_phase_assumption == "worst":
+                non_ev = Phases.uniform(non_ev_w / v)
+            else:
+                non_ev = Phases.uniform(non_ev_w / (3 * v))
+        self._non_ev_history.append((now, non_ev))
+        while self._non_ev_history and now - self._non_ev_history[0][0] > self.config.peak_window_s:
+            self._non_ev_history.popleft()
+        return non_ev
+
+    def _peak_non_ev(self) -> Phases:
+        peak = ZERO
+        for _, v in self._non_ev_history:
+            peak = peak.maximum(v)
+        return peak
+
+    def _allocate_and_decide(self) -> None:
+        cfg = self.config
+        now = self._clock.monotonic()
+        limits = {cid: c.fuse for cid, c in self._circuits.items()}
+        limits[MAIN] = self._main_limit()
+        meter_fresh = self._meter_fresh(now)
+        non_ev: dict[str, Phases] = {cid: c.non_ev_load_a for cid, c in self._circuits.items()}
+        if meter_fresh:
+            non_ev[MAIN] = self._measured_non_ev(now)
+        else:
+            # worst plausible non-EV load, and the EVs together held at the fallback
+            peak = self._peak_non_ev()
+            held = limits[MAIN] - self._fallback_ev_a()
+            non_ev[MAIN] = peak.maximum(held).maximum(0.0)
+        # sub-circuit non-EV loads also flow through their ancestors
+        for cid, c in self._circuits.items():
+            if cid != MAIN and c.non_ev_load_a != ZERO:
+                for anc in self._path(cid)[1:]:
+                    if anc != MAIN or not meter_fresh:
+                        non_ev[anc] = non_ev[anc] + c.non_ev_load_a
+        # uncontrollable plugs: offline (reserve last setpoint or max), stuck (real draw)
+        available: dict[str, bool] = {}
+        phases: dict[str, tuple[Phase, ...]] = {}
+        max_a: dict[str, int] = {}
+        for pid, plug in self._plugs.items():
+            spec = plug.spec
+            online = plug.online(now, cfg.charger_timeout_s)
+            sample = plug.sample
+            reserved = ZERO
+            self._update_stuck(plug, now)
+            if not online:
+                amps = plug.written_a if plug.written_a is not None else spec.max_a
+                reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
+                available[pid] = False
+            elif plug.stuck:
+                reserved = plug.measured_grid_a()
+                available[pid] = False
+            else:
+                available[pid] = bool(
+                    sample is not None
+                    and sample.cp_state.vehicle_connected
+                    and sample.authorized
+                    and not sample.errors
+                )
+            if reserved != ZERO:
+                # the meter-derived non-EV load excludes this plug's last measured draw, so
+                # reserving it on every circuit up to main keeps the sum right
+                for anc in self._path(spec.circuit):
+                    non_ev[anc] = non_ev[anc] + reserved
+            phases[pid] = self._phases_in_use(plug)
+            max_a[pid] = self._effective_max(plug, now)
+        caps: dict[str, tuple[int, str] | None] = {}
+        for pid, plug in self._plugs.items():
+            caps[pid] = None
+            if self._targets is not None and plug.spec.evse_uuid is not None:
+                target = self._targets.get(plug.spec.evse_uuid)
+                if target is not None:
+                    until = target.valid_until.astimezone().strftime("%H:%M")
+                    caps[pid] = (target.current_a, until)
+        snapshot = self._allocator.build_snapshot(
+            limits=limits,
+            non_ev=non_ev,
+            plugs=self._plugs,
+            available=available,
+            phases=phases,
+            max_a=max_a,
+            caps=caps,
+            pv_surplus_w=self._pv_surplus_w(),
+        )
+        result = self._allocator.step(now, snapshot)
+        for pid, plug in self._plugs.items():
+            setpoint = result.setpoints.get(pid, 0)
+            reason = result.reasons.get(pid, "")
+            if not plug.online(now, cfg.charger_timeout_s):
+                assumed = plug.written_a if plug.written_a is not None else plug.spec.max_a
+                reason = f"offline ({plug.error or 'no answer'}): assuming it draws {assumed} A"
+                setpoint = 0
+            elif plug.stuck:
+                reason = "stuck contactor: draws at setpoint 0, counted at its real draw"
+                setpoint = 0
+            if not meter_fresh and available.get(pid):
+                reason = f"meter fallback: EVs held at {self._fallback_ev_a():.0f} A; " + reason
+            plug.setpoint_a = self._ramp(plug, setpoint, now)
+            plug.reason = reason
+            plug.status = self._plug_status(plug, now)
+        self._limits = limits
+        self._non_ev = non_ev
+        self._last_alloc_at = now
+
+    def _pv_surplus_w(self) -> float:
+        sample = self._meter_sample
+        if sample is None:
+            return 0.0
+        ev_w = sum(p.sample.power_w for p in self._plugs.values() if p.sample is not None)
+        return max(0.0, ev_w - sample.power_w)
+
+    def _phases_in_use(self, plug: PlugRuntime) -> tuple[Phase, ...]:
+        """Grid phases the car loads: measured while it charges, remembered while it is plugged
+        in, else the phases the charger reports or all wired phases (the safe assumption)."""
+        spec = plug.spec
+        sample = plug.sample
+        wired = spec.rotation.grid_phases(spec.wired_phases)
+        if sample is None or not sample.cp_state.vehicle_connected:
+            plug.learned_phases = None
+            return wired
+        if sample.cp_state.charging:
+            used = tuple(
+                spec.rotation.grid_order[i]
+                for i in range(spec.wired_phases)
+                if sample.current_a[i] >= self.config.phase_detect_a
+            )
+            if used:
+                plug.learned_phases = used
+                return used
+        if plug.learned_phases is not None:
+            return plug.learned_phases
+        if sample.phases_in_use in (1, 2, 3):
+            return spec.rotation.grid_phases(min(sample.phases_in_use, spec.wired_phases))
+        return wired
+
+    def _effective_max(self, plug: PlugRuntime, now: float) -> int:
+        spec = plug.spec
+        limit = spec.max_a
+        sample = plug.sample
+        if sample is not None:
+            for v in (sample.max_current_a, sample.cable_rating_a):
+                if v is not None and v >= spec.min_a:
+                    limit = min(limit, int(v))
+        # a car drawing clearly less than offered frees the rest for the others
+        if sample is not None and sample.cp_state.charging and plug.written_a:
+            drawn = max(sample.current_a)
+            if drawn < plug.written_a - self.config.underuse_margin_a:
+                if plug.underuse_since is None:
+                    plug.underuse_since = now
+                elif now - plug.underuse_since >= self.config.underuse_after_s:
+                    cap = max(float(spec.min_a), math.ceil(drawn + self.config.underuse_margin_a))
+                    if plug.demand_cap_a is None or cap < plug.demand_cap_a:
+                        plug.demand_cap_a = cap
+                        plug.demand_cap_at = now
+            else:
+                plug.underuse_since = None
+                if plug.demand_cap_a is not None and drawn >= plug.demand_cap_a - 1.0:
+                    plug.demand_cap_a = None  # it takes what it gets: lift the cap
+        else:
+            plug.underuse_since = None
+            if sample is None or not sample.cp_state.vehicle_connected:
+                plug.demand_cap_a = None
+        if plug.demand_cap_a is not None:
+            if now - plug.demand_cap_at >= self.config.underuse_probe_s:
+                plug.demand_cap_a = None  # probe again: the car may want more now
+            else:
+                limit = min(limit, int(plug.demand_cap_a))
+        return max(limit, spec.min_a)
+
+    def _update_stuck(self, plug: PlugRuntime, now: float) -> None:
+        sample = plug.sample
+        if sample is None or plug.written_a is None:
+            plug.stuck_since = None
+            plug.stuck = False
+            return
+        drawn = max(sample.current_a)
+        over = drawn > plug.written_a + self.config.stuck_margin_a
+        settled = now - plug.written_at >= self.config.stuck_after_s
+        if over and settled:
+            if plug.stuck_since is None:
+                plug.stuck_since = now
+            if not plug.stuck and now - plug.stuck_since >= self.config.stuck_after_s:
+                plug.stuck = True
+                log.error(
+                    "charger_stuck",
+                    charger=plug.spec.id,
+                    drawn_a=round(drawn, 1),
+                    setpoint_a=plug.written_a,
+                    reason="draws above its setpoint",
+                )
+        elif not over:
+            if plug.stuck:
+                log.info("charger_unstuck", charger=plug.spec.id)
+            plug.stuck_since = None
+            plug.stuck = False
+
+    def _ramp(self, plug: PlugRuntime, target: int, now: float) -> int:
+        prev = plug.written_a or 0
+        if target <= prev:
+            return target
+        if prev == 0:
+            return max(plug.spec.min_a, min(target, plug.spec.min_a))
+        step = self.config.ramp_up_a_per_s * max(now - plug.written_at, self.config.meter_period_s)
+        return min(target, prev + max(1, int(step)))
+
+    def _plug_status(self, plug: PlugRuntime, now: float) -> PlugStatus:
+        online = plug.online(now, self.config.charger_timeout_s)
+        sample = plug.sample
+        charging_for = now - plug.charging_since if plug.charging_since is not None else None
+        return plug_status(
+            online=online,
+            cp=sample.cp_state if sample is not None else None,
+            ocpp=sample.ocpp_state if sample is not None else None,
+            offered_current_a=float(plug.written_a or 0),
+            has_errors=bool(sample.errors) if sample is not None else False,
+            charging_for_s=charging_for,
+            recently_started_window_s=self.config.recently_started_window_s,
+        )
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def _write_changed(self) -> None:
+        now = self._clock.monotonic()
+        todo = [
+            p
+            for p in self._plugs.values()
+            if p.setpoint_a != p.written_a and p.online(now, self.config.charger_timeout_s)
+        ]
+        if not todo:
+            return
+        await asyncio.gather(*(self._write(p) for p in todo))
+
+    async def _write(self, plug: PlugRuntime) -> None:
+        pid = plug.spec.id
+        value = plug.setpoint_a
+        try:
+            async with asyncio.timeout(self.config.write_timeout_s):
+                await self._chargers[pid].set_current_limit(value)
+        except (DeviceError, TimeoutError) as err:
+            reason = str(err) or type(err).__name__
+            log.warning("setpoint_write_failed", charger=pid, setpoint_a=value, reason=reason)
+            plug.error = f"write failed: {reason}"
+            return
+        if plug.written_a != value:
+            log.info(
+                "setpoint",
+                charger=pid,
+                setpoint_a=value,
+                previous_a=plug.written_a,
+                reason=plug.reason,
+            )
+        plug.written_a = value
+        plug.written_at = self._clock.monotonic()
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def _make_status(self) -> ControllerStatus:
+        now = self._clock.monotonic()
+        sample = self._meter_sample
+        if sample is not None and sample.current_a is not None:
+            grid = sample.current_a
+        elif sample is not None:
+            grid = Phases.uniform(sample.power_w / (3 * self.config.voltage_v))
+        else:
+            grid = ZERO
+        plugs = []
+        for pid, p in self._plugs.items():
+            s = p.sample
+            plugs.append(
+                PlugView(
+                    id=pid,
+                    evse_uuid=p.spec.evse_uuid,
+                    plug_uuid=p.spec.plug_uuid,
+                    plug_label=p.spec.plug_label,
+                    circuit=p.spec.circuit,
+                    status=p.status,
+                    online=p.online(now, self.config.charger_timeout_s),
+                    setpoint_a=p.written_a if p.written_a is not None else 0,
+                    reason=p.reason,
+                    current_a=s.current_a if s is not None else ZERO,
+                    grid_current_a=p.measured_grid_a(),
+                    power_w=s.power_w if s is not None else 0.0,
+                    energy_wh=s.session_energy_wh if s is not None else None,
+                    stuck=p.stuck,
+                    error=p.error,
+                )
+            )
+        return ControllerStatus(
+            time=self._clock.now(),
+            meter_ok=self._meter_error is None and sample is not None,
+            meter_fallback=not self._meter_fresh(now),
+            meter_sample=sample,
+            grid_current_a=grid,
+            grid_power_w=sample.power_w if sample is not None else 0.0,
+            main_limit_a=self._limits.get(MAIN, self._main_limit()),
+            flex_fallback=bool(self._flex is not None and self._flex.in_fallback),
+            limits_a=dict(self._limits),
+            non_ev_load_a=dict(self._non_ev),
+            plugs=tuple(plugs),
+            cycles=self._cycles,
+            last_cycle_ms=self._last_cycle_ms,
+        )
+
+
+def _meter_sample_ok(sample: MeterSample) -> bool:
+    if not math.isfinite(sample.power_w):
+        return False
+    return sample.current_a is None or sample.current_a.is_finite()
+
+
+__all__ = [
+    "ChargerSpec",
+    "CircuitSpec",
+    "Controller",
+    "ControllerConfig",
+    "ControllerStatus",
+    "CpState",
+    "PlugView",
+    "field",
+    "replace",
+]

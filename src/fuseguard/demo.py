@@ -1,0 +1,288 @@
+"""``fuseguard demo``: a whole simulated site on one laptop.
+
+A virtual CEMM meter and three virtual Bender charge controllers (different firmware, a 1-phase
+car, rotated wiring) run on loopback on the real wire protocols, over one shared site model
+(building load, PV, the cars). Cars arrive and leave. The edge connects to them exactly as to real
+devices and serves the local API, the Modbus twin and the EVSE API. The URLs and credentials are
+printed and written to ``DATA_DIR/demo.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from fuseguard.config import FuseguardConfig
+from fuseguard.edge import Edge
+from fuseguard.model.clock import Clock, RealClock
+from fuseguard.model.phases import Phases, Rotation
+from fuseguard.sim.bender import BenderController, BenderDeviceConfig, Firmware
+from fuseguard.sim.bender_serve import serve_bender
+from fuseguard.sim.cemm_model import CemmModel
+from fuseguard.sim.cemm_server import serve_cemm
+from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
+from fuseguard.sim.vehicle import SimVehicle
+
+log = structlog.get_logger(__name__)
+
+DEMO_FUSE_A = 25
+DEMO_EDGE_ID = "demo-edge"
+
+
+@dataclass(frozen=True)
+class DemoBay:
+    """One virtual charger of the demo and the kind of car that uses it."""
+
+    id: str
+    evse_uuid: str
+    plug_uuid: str
+    firmware: Firmware
+    rotation: Rotation
+    max_current_a: int
+    car_phases: int
+    car_max_a: float
+
+
+BAYS = (
+    DemoBay("bay-1", "25104c56d7f848af830af4300193efb3", "6bbf9fd56dc24f9697b078d5d8ccda84",
+            Firmware.V5_33, Rotation.L1L2L3, 32, 3, 16.0),
+    DemoBay("bay-2", "8e0c4f7a1b2d4c6e9f0a1b2c3d4e5f60", "c99838f9eb5b423d8e1f2a3b4c5d6e7f",
+            Firmware.V5_22, Rotation.L2L3L1, 32, 1, 32.0),
+    DemoBay("bay-3", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            Firmware.V5_33, Rotation.L3L1L2, 16, 3, 16.0),
+)  # fmt: skip
+
+
+def demo_base_load() -> Callable[[float], Phases]:
+    """A building load that changes every few minutes (repeats every 10 minutes)."""
+    profile = PiecewiseLinear(
+        [
+            (0, Phases(6, 3, 4)),
+            (90, Phases(12, 4, 6)),
+            (180, Phases(9, 11, 5)),
+            (300, Phases(15, 6, 12)),
+            (420, Phases(7, 5, 4)),
+            (600, Phases(6, 3, 4)),
+        ]
+    )
+    return lambda t: profile(t % 600.0)
+
+
+async def car_traffic(clock: Clock, bays: list[tuple[DemoBay, Any]], rng: random.Random) -> None:
+    """Cars arrive, charge for a few minutes (or until full) and leave; the next one comes."""
+
+    async def one_bay(index: int, bay: DemoBay, connector: Any) -> None:
+        await clock.sleep(2.0 + 6.0 * index)
+        n = 0
+        while True:
+            n += 1
+            car = SimVehicle(
+                phases=bay.car_phases,
+                max_current_a=bay.car_max_a,
+                battery_wh=rng.choice([8_000.0, 40_000.0, 60_000.0]),
+                soc=rng.uniform(0.2, 0.75),
+                name=f"{bay.id}-car{n}",
+            )
+            connector.plug_in(car)
+            log.info("demo_car_arrived", device=bay.id, car=car.name, soc=round(car.soc, 2))
+            await clock.sleep(rng.uniform(240.0, 480.0))
+            connector.unplug()
+            log.info("demo_car_left", device=bay.id, car=car.name, soc=round(car.soc, 2))
+            await clock.sleep(rng.uniform(30.0, 90.0))
+
+    await asyncio.gather(*(one_bay(i, b, c) for i, (b, c) in enumerate(bays)))
+
+
+def demo_config(
+    *,
+    data_dir: Path,
+    meter_port: int,
+    charger_ports: list[tuple[int, int]],
+    password: str,
+    local_api_port: int,
+    modbus_port: int,
+    evse_api_port: int,
+    host: str,
+) -> FuseguardConfig:
+    """The edge config the demo runs with (the same schema as ``examples/site.toml``)."""
+    chargers = [
+        {
+            "id": bay.id,
+            "evse_uuid": bay.evse_uuid,
+            "driver": "bender",
+            "host": "127.0.0.1",
+            "rest_port": rest,
+            "modbus_port": mb,
+            "rotation": bay.rotation.value,
+            "max_current_a": bay.max_current_a,
+            "safe_current_a": 6,
+            "safe_timeout_s": 30,
+            "plugs": [{"uuid": bay.plug_uuid, "label": "Plug 1"}],
+        }
+        for bay, (rest, mb) in zip(BAYS, charger_ports, strict=True)
+    ]
+    data = {
+        "data_dir": str(data_dir),
+        "site": {"edge_id": DEMO_EDGE_ID, "name": "fuseguard demo", "main_fuse_a": DEMO_FUSE_A},
+        "meter": {"driver": "cemm", "host": "127.0.0.1", "port": meter_port, "alias": "p1"},
+        "chargers": chargers,
+        "control": {"min_run_s": 60, "min_pause_s": 30},
+        "api": {
+            "local": {"host": host, "port": local_api_port, "user": "demo", "password": password},
+            "modbus": {"host": host, "port": modbus_port},
+            "evse": {"host": host, "port": evse_api_port},
+        },
+    }
+    return FuseguardConfig.model_validate(data)
+
+
+async def _create_tokens(config: FuseguardConfig) -> dict[str, str]:
+    from fuseguard.store.db import create_engine, init_schema
+    from fuseguard.store.tokens import TokenRepository
+
+    engine = create_engine(config.storage_url)
+    try:
+        await init_schema(engine)
+        repo = TokenRepository(engine)
+        return {
+            ch.evse_uuid: await repo.create(config.site.edge_id, ch.evse_uuid)
+            for ch in config.chargers
+        }
+    finally:
+        await engine.dispose()
+
+
+async def run_demo(
+    *,
+    data_dir: Path,
+    local_api_port: int = 7000,
+    modbus_port: int = 5020,
+    evse_api_port: int = 3032,
+    host: str = "127.0.0.1",
+    headless: bool = False,
+    duration_s: float | None = None,
+    seed: int = 1,
+    on_ready: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+) -> dict[str, Any]:
+    """Run the demo until cancelled (or for ``duration_s``); returns the demo.json content."""
+    clock = RealClock()
+    rng = random.Random(seed)
+    site = SiteModel(clock)
+    site.add(BaseLoad(demo_base_load()))
+    pv = PvPlant(peak_w=6000.0, sunrise_s=0.0, sunset_s=1200.0)
+    site.add(pv)
+    cemm = CemmModel.for_site(site, pv=pv)
+    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
+    async with contextlib.AsyncExitStack() as stack:
+        meter_handle = await serve_cemm(cemm, "127.0.0.1", 0, discovery_port=None)
+        stack.push_async_callback(meter_handle.close)
+        bays: list[tuple[DemoBay, Any]] = []
+        ports: list[tuple[int, int]] = []
+        for bay in BAYS:
+            ctrl = BenderController(
+                clock=clock,
+                config=BenderDeviceConfig(
+                    firmware=bay.firmware,
+                    max_current_a=bay.max_current_a,
+                    free_charging=True,
+                    cp_id=f"+49*839*0000000000{BAYS.index(bay) + 1}",
+                ),
+                rotations=(bay.rotation,),
+            )
+            for connector in ctrl.connectors:
+                site.add(connector)
+            handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
+            stack.push_async_callback(handle.close)
+            bays.append((bay, ctrl.connector(1)))
+            ports.append((handle.rest_port, handle.modbus_port))
+        password = secrets.token_urlsafe(12)
+        config = demo_config(
+            data_dir=data_dir,
+            meter_port=meter_handle.port,
+            charger_ports=ports,
+            password=password,
+            local_api_port=local_api_port,
+            modbus_port=modbus_port,
+            evse_api_port=evse_api_port,
+            host=host,
+        )
+        tokens = await _create_tokens(config)
+        background = [
+            asyncio.create_task(site.run(), name="site"),
+            asyncio.create_task(car_traffic(clock, bays, rng), name="cars"),
+        ]
+        edge = Edge(config, clock)
+        edge_task = asyncio.create_task(edge.run(), name="edge")
+        background.append(edge_task)
+        try:
+            ready = asyncio.create_task(edge.ready.wait())
+            done, _ = await asyncio.wait({ready, edge_task}, return_when=asyncio.FIRST_COMPLETED)
+            if edge_task in done:
+                edge_task.result()
+            info = _demo_info(edge, config, password, tokens)
+            (data_dir / "demo.json").write_text(json.dumps(info, indent=2) + "\n")
+            if on_ready is not None:
+                maybe = on_ready(info)
+                if maybe is not None:
+                    await maybe
+            if headless:
+                _print_info(info, data_dir)
+                await _wait(edge_task, duration_s)
+            else:
+                from fuseguard.view import live_view
+
+                await live_view(edge, site, info, edge_task, duration_s)
+            return info
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _wait(edge_task: asyncio.Task[None], duration_s: float | None) -> None:
+    if duration_s is None:
+        await edge_task
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(edge_task), duration_s)
+
+
+def _demo_info(
+    edge: Edge, config: FuseguardConfig, password: str, tokens: dict[str, str]
+) -> dict[str, Any]:
+    from fuseguard.api.edge_evse import evse_api_block, evse_infos_from_config
+
+    modbus_host, _, modbus_port = edge.urls["modbus"].rpartition(":")
+    return {
+        "local_api": {"url": edge.urls["local_api"], "user": "demo", "password": password},
+        "modbus": {"host": modbus_host, "port": int(modbus_port), "unit_id": 1},
+        "evse_api": evse_api_block(
+            edge.urls["evse_api"],
+            config.site.edge_id,
+            evse_infos_from_config(config),
+            tokens,
+        ),
+        "site": {"edge_id": config.site.edge_id, "main_fuse_a": DEMO_FUSE_A},
+    }
+
+
+def _print_info(info: dict[str, Any], data_dir: Path) -> None:
+    local = info["local_api"]
+    evse = info["evse_api"]
+    lines = [
+        "fuseguard demo is running (Ctrl-C stops it)",
+        f"  local API   {local['url']}  user {local['user']}  password {local['password']}",
+        f"  Modbus twin {info['modbus']['host']}:{info['modbus']['port']} unit 1",
+        f"  EVSE API    {evse['url']}/edgedevices/{evse['edge_device_id']}/evses/<uuid>/status",
+        f"  details     {data_dir / 'demo.json'}",
+    ]
+    print("\n".join(lines), flush=True)
