@@ -292,7 +292,7 @@ class BenderDeviceConfig:
         return "5.33.0-18127" if self.firmware is Firmware.V5_33 else "5.22.1-13295"
 
 
-@dataclass
+@dataclass(eq=False)
 class BenderConnector:
     """One charge point connector of a Bender controller (a :class:`SimComponent`).
 
@@ -873,7 +873,7 @@ def _bcd_hhmmss(moment: datetime | None) -> list[int]:
     return [int(digits[:4], 16), int(digits[4:], 16)]
 
 
-@dataclass
+@dataclass(eq=False)
 class BenderController:
     """One Bender charge controller: device-level config and one or two connectors.
 

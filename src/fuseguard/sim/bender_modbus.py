@@ -48,7 +48,7 @@ class BenderModbusServer:
         device = SimDevice(id=0, simdata=_simdata(), action=self._action)
         self._server = ModbusTcpServer(device, address=(host, port))
 
-    async def _action(  # noqa: PLR0917 - signature fixed by pymodbus' SimAction
+    async def _action(
         self,
         function_code: int,
         start_address: int,

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("charger")(charger)
 
 
-def charger(  # noqa: PLR0917 - one option per CLI flag
+def charger(
     rest_port: Annotated[int, typer.Option(help="legacy REST port (device: 80)")] = 8080,
     modbus_port: Annotated[int, typer.Option(help="Modbus TCP base port (device: 502)")] = 5020,
     firmware: Annotated[Firmware, typer.Option(help="REST key set")] = Firmware.V5_33,

@@ -21,7 +21,7 @@ from fuseguard.model.phases import ALL_PHASES, Phases
 MIN_CHARGE_CURRENT_A = 6.0
 
 
-@dataclass
+@dataclass(eq=False)
 class SimVehicle:
     """An EV with a battery, plugged into (at most) one connector.
 
