@@ -387,6 +387,9 @@ async def _simulate(
     def depart(car_name: str) -> None:
         spec = next(c for c in sc.cars if c.name == car_name)
         conn = connectors[spec.charger]
+        now = clock.monotonic()
+        if now > conn.t_s:  # account the energy drawn up to the moment the car leaves
+            conn.tick(now, now - conn.t_s)
         car = conn.car
         track = tracks[car_name]
         if car is not None:
