@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -11,6 +12,7 @@ from bender_bench import Bench, make_bench
 from fuseguard.control.ports import (
     DeviceAuthError,
     DeviceConnectionError,
+    DeviceError,
     DeviceResponseError,
     DeviceTimeoutError,
 )
@@ -168,3 +170,24 @@ async def test_unknown_rest_key_is_404(bench533: Bench) -> None:
         drv = bench533.driver(session=session)
         with pytest.raises(DeviceResponseError, match="HTTP 404"):
             await drv.read_rest_key("no_such_key")
+
+
+async def test_close_while_offline_releases_hanging_requests() -> None:
+    b = await make_bench()
+    b.c1.set_fault(FaultKind.OFFLINE)
+    rest = b.driver(request_timeout_s=5.0, retry_attempts=1)
+    modbus = b.driver(request_timeout_s=1.0, retry_attempts=1, use_rest=False)
+    pending = [
+        asyncio.create_task(rest.read_rest_state()),
+        asyncio.create_task(modbus.read_modbus_state()),
+    ]
+    await asyncio.sleep(0.2)
+    assert not any(t.done() for t in pending)
+    started = time.monotonic()
+    await b.handle.close()
+    assert time.monotonic() - started < 3.0  # the server does not wait for hanging requests
+    # the REST request is answered (503) at once; the Modbus client sees a vanished device
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    assert all(isinstance(r, DeviceError) for r in results)
+    await rest.close()
+    await modbus.close()
