@@ -114,7 +114,9 @@ def test_invalid_values_are_reported(old: str, new: str, needle: str) -> None:
 
 
 def test_event_needs_exactly_one_action() -> None:
-    text = ISSUE_EXAMPLE + '\n[[events]]\nat_s = 1\nkeepalive = "stop"\nflex = {activation = true}\n'
+    text = (
+        ISSUE_EXAMPLE + '\n[[events]]\nat_s = 1\nkeepalive = "stop"\nflex = {activation = true}\n'
+    )
     with pytest.raises(ScenarioError, match="exactly one action"):
         loads_scenario(text)
 

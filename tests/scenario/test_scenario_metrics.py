@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from helpers_scenario import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fuseguard.scenario.metrics import jain, percentile, waterfill
 from fuseguard.scenario.optimum import offline_optimum_wh
 from fuseguard.scenario.schedule import Schedule
-
-from helpers_scenario import tiny
 
 
 def test_jain_bounds_and_known_values() -> None:
