@@ -148,3 +148,14 @@ evse_uuid = "{EVSE_A}"
     assert bad.exit_code == 2
     no_db = runner.invoke(app, ["list"])
     assert no_db.exit_code == 2
+
+
+async def test_created_at_comes_from_the_injected_clock(engine: AsyncEngine) -> None:
+    from fuseguard.model.clock import VirtualClock
+
+    clock = VirtualClock()
+    await clock.advance(90)
+    repo = TokenRepository(engine, clock)
+    await repo.create("edge-1", EVSE_A)
+    (info,) = await repo.list()
+    assert info.created_at == clock.now()

@@ -26,6 +26,8 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from fuseguard.model.clock import RealClock
+
 log = structlog.get_logger(__name__)
 
 #: Version of the schema this code writes. Bump it together with an entry in ``_MIGRATIONS``.
@@ -204,7 +206,7 @@ async def init_schema(engine: AsyncEngine) -> None:
     """
     from fuseguard.store import tables  # noqa: F401  (registers the store's tables)
 
-    now = datetime.now(UTC)  # bookkeeping timestamp only, not control time
+    now = RealClock().now()  # bookkeeping timestamp only
     for attempt in range(3):
         try:
             async with writing(engine) as conn:

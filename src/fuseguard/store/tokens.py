@@ -7,13 +7,14 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fuseguard.model.clock import Clock, RealClock
 from fuseguard.store.db import writing
 from fuseguard.store.tables import evse_tokens
 
@@ -41,8 +42,9 @@ class TokenInfo:
 class TokenRepository:
     """Create, check, list and revoke EVSE tokens in the database."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
         self._engine = engine
+        self._clock: Clock = clock if clock is not None else RealClock()
 
     async def create(self, edge_device_id: str, evse_uuid: str) -> str:
         """Create a token for one EVSE and return it in plain text (the only time it is seen)."""
@@ -55,7 +57,7 @@ class TokenRepository:
                     edge_device_id=edge_device_id,
                     evse_uuid=evse_uuid,
                     token_sha256=hash_token(token),
-                    created_at=datetime.now(UTC),  # bookkeeping, not control time
+                    created_at=self._clock.now(),
                 )
             )
         log.info("token_created", edge=edge_device_id, evse=evse_uuid, token_id=token_id)
