@@ -159,3 +159,26 @@ async def test_created_at_comes_from_the_injected_clock(engine: AsyncEngine) -> 
     await repo.create("edge-1", EVSE_A)
     (info,) = await repo.list()
     assert info.created_at == clock.now()
+
+
+def test_fuseguard_token_create_prints_only_the_token(tmp_path: Path) -> None:
+    """The installed command: stdout is the token alone, so scripts can capture it."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    code = "from fuseguard.cli import main; main()"
+    args = ["token", "create", "--evse", EVSE_A, "--edge", "e1", "--db", url]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    assert len(lines[0]) >= 40
+    assert " " not in lines[0]
+    assert "not shown again" in done.stderr

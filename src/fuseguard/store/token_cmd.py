@@ -56,11 +56,22 @@ def edge_context_from_config(path: Path) -> TokenContext:
     )
 
 
+def _logs_to_stderr() -> None:
+    """Keep stdout for the token: when nobody configured logging yet, log warnings to stderr."""
+    import structlog
+
+    if not structlog.is_configured():
+        from fuseguard.logging import configure_logging
+
+        configure_logging("warning")
+
+
 def _resolve(
     db: str | None,
     config: Path | None,
     loader: Callable[[Path], TokenContext],
 ) -> TokenContext:
+    _logs_to_stderr()
     if config is not None:
         ctx = loader(config)
         return TokenContext(db or ctx.db_url, ctx.edge_device_id, ctx.evse_uuids)
