@@ -16,7 +16,9 @@ Failure policy (``docs/safety.md``):
 * charger drawing clearly more than its setpoint (stuck contactor): its real draw is treated as
   uncontrollable load, it gets setpoint 0, and it is reported;
 * EMS silent: the keep-alive watchdog of :class:`~fuseguard.control.flex.FlexManagement`;
-* fuseguard gone: the charger-side safe current the drivers program (``SupportsSafeCurrent``).
+* fuseguard gone: the charger-side safe current the drivers program at start-up
+  (``SupportsSafeCurrent``); setpoints are re-written every ``rewrite_interval_s`` so the
+  charger's watchdog only fires when fuseguard is really gone.
 
 Time comes only from the injected clock, so the same loop runs in real and in virtual time.
 """
@@ -24,9 +26,11 @@ Time comes only from the injected clock, so the same loop runs in real and in vi
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -34,9 +38,9 @@ from typing import Any, Literal
 import structlog
 
 from fuseguard.control.flex import FlexManagement
-from fuseguard.control.ports import Charger, DeviceError, GridMeter, SupportsSafeCurrent
+from fuseguard.control.ports import Charger, DeviceError, GridMeter
 from fuseguard.control.targets import EvseTargets
-from fuseguard.model.clock import Clock, TimerHandle
+from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO, Phase, Phases, Rotation
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.model.status import ChargeMode, CpState, PlugStatus, plug_status
@@ -90,8 +94,10 @@ class ControllerConfig:
     meter_phase_assumption: Literal["worst", "balanced"] = "worst"
     meter_stale_after_s: float = 10.0
     meter_timeout_s: float = 2.0
+    poll_wait_s: float = 0.5
     charger_timeout_s: float = 10.0
     write_timeout_s: float = 3.0
+    rewrite_interval_s: float = 20.0
     min_run_s: float = 300.0
     min_pause_s: float = 120.0
     ramp_up_a_per_s: float = 4.0
@@ -119,6 +125,7 @@ class PlugRuntime:
     setpoint_a: int = 0
     written_a: int | None = None
     written_at: float = -math.inf
+    changed_at: float = -math.inf
     reason: str = "starting up"
     charging_since: float | None = None
     stuck_since: float | None = None
@@ -152,6 +159,7 @@ class PlugView:
     status: PlugStatus
     online: bool
     setpoint_a: int
+    written_a: int | None
     reason: str
     current_a: Phases
     grid_current_a: Phases
@@ -221,8 +229,7 @@ class Controller:
         self._non_ev: dict[str, Phases] = {}
         self._limits: dict[str, Phases] = {}
         self._wake = asyncio.Event()
-        self._poll_due = True
-        self._timer: TimerHandle | None = None
+        self._write_events = {pid: asyncio.Event() for pid in self._plugs}
         self._cycles = 0
         self._last_cycle_ms = 0.0
         self._last_alloc_at: float | None = None
@@ -245,10 +252,8 @@ class Controller:
         self._listeners.append(listener)
 
     def status(self) -> ControllerStatus:
-        """The picture of the last cycle (a fresh one before the first cycle)."""
-        if self._status is None:
-            self._status = self._make_status()
-        return self._status
+        """The picture now: the last decision, the setpoints decided and what was written."""
+        return self._make_status()
 
     @property
     def last_snapshot(self) -> Any:
@@ -259,70 +264,79 @@ class Controller:
         """EVSE uuid of a plug."""
         return self._plugs[plug_id].spec.evse_uuid
 
-    async def setup(self) -> None:
-        """Program the charger-side fallback (safe current) where the driver supports it."""
-        for pid, charger in self._chargers.items():
-            if isinstance(charger, SupportsSafeCurrent):
-                spec = self._plugs[pid].spec
-                try:
-                    safe = getattr(charger, "safe_current_a", None)
-                    timeout = getattr(charger, "safe_timeout_s", None)
-                    if isinstance(safe, int) and isinstance(timeout, int) and timeout > 0:
-                        await charger.set_safe_current(safe, timeout)
-                        log.info(
-                            "safe_current_programmed",
-                            charger=spec.id,
-                            current_a=safe,
-                            timeout_s=timeout,
-                        )
-                except DeviceError as err:
-                    log.warning("safe_current_failed", charger=spec.id, reason=str(err))
-
     async def run(self) -> None:
-        """Run until cancelled."""
-        await self.setup()
-        self._schedule_poll(0.0)
+        """Run until cancelled.
+
+        One task polls the meter and the chargers every meter period, one writer task per
+        charger writes its setpoint; the decision loop wakes after every poll and on every
+        limit or target change.
+        """
+        tasks = [asyncio.create_task(self._poll_loop(), name="poll")]
+        for pid in self._plugs:
+            tasks.append(asyncio.create_task(self._writer(pid), name=f"write:{pid}"))
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                await self.cycle(poll=self._poll_due)
+                self.decide()
+                for task in tasks:
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def cycle(self, *, poll: bool = True) -> None:
-        """One control cycle: (read) -> allocate -> write."""
-        t0 = self._clock.monotonic()
-        if poll:
-            self._poll_due = False
-            await self._read_all()
-            self._schedule_poll(self.config.meter_period_s)
+    def decide(self) -> None:
+        """One decision: derive loads and limits, allocate, hand setpoints to the writers."""
+        t0 = time.perf_counter()  # measures compute time only; control time is the clock
         self._allocate_and_decide()
-        await self._write_changed()
+        for pid, plug in self._plugs.items():
+            if plug.setpoint_a != plug.written_a or self._rewrite_due(plug):
+                self._write_events[pid].set()
         self._cycles += 1
-        self._last_cycle_ms = (self._clock.monotonic() - t0) * 1000.0
+        self._last_cycle_ms = (time.perf_counter() - t0) * 1000.0
         self._status = self._make_status()
         for listener in list(self._listeners):
             listener(self._status)
 
     # --- reading ------------------------------------------------------------------------------
 
-    def _schedule_poll(self, delay_s: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+    async def _poll_loop(self) -> None:
+        """Every meter period: read the meter and all chargers at the same instant, wait for
+        the answers (at most ``poll_wait_s``: a hanging device never holds up the others or
+        the decision; its read goes on and lands in a later cycle), then wake the decision."""
+        period = self.config.meter_period_s
+        inflight: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                started = self._clock.monotonic()
+                reads: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"": self._read_meter}
+                for pid in self._plugs:
+                    reads[pid] = functools.partial(self._read_charger, pid)
+                for key, read in reads.items():
+                    task = inflight.get(key)
+                    if task is None or task.done():
+                        inflight[key] = asyncio.create_task(read())
+                await self._wait_for(list(inflight.values()), self.config.poll_wait_s)
+                self._wake.set()
+                await self._clock.sleep(max(0.0, period - (self._clock.monotonic() - started)))
+        finally:
+            for task in inflight.values():
+                task.cancel()
 
-        def due() -> None:
-            self._poll_due = True
-            self._wake.set()
-
-        self._timer = self._clock.call_later(delay_s, due)
-
-    async def _read_all(self) -> None:
-        results = await asyncio.gather(
-            self._read_meter(), *(self._read_charger(pid) for pid in self._plugs)
-        )
-        del results
+    async def _wait_for(self, tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+        """Wait until every task is done or ``timeout_s`` of clock time has passed."""
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            return
+        everything = asyncio.ensure_future(asyncio.wait(pending))
+        timer = asyncio.ensure_future(self._clock.sleep(timeout_s))
+        try:
+            await asyncio.wait({everything, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            everything.cancel()
+            timer.cancel()
 
     async def _read_meter(self) -> None:
         now = self._clock.monotonic()
@@ -603,7 +617,7 @@ class Controller:
             return
         drawn = max(sample.current_a)
         over = drawn > plug.written_a + self.config.stuck_margin_a
-        settled = now - plug.written_at >= self.config.stuck_after_s
+        settled = now - plug.changed_at >= self.config.stuck_after_s
         if over and settled:
             if plug.stuck_since is None:
                 plug.stuck_since = now
@@ -628,7 +642,8 @@ class Controller:
             return target
         if prev == 0:
             return max(plug.spec.min_a, min(target, plug.spec.min_a))
-        step = self.config.ramp_up_a_per_s * max(now - plug.written_at, self.config.meter_period_s)
+        since = now - plug.changed_at
+        step = self.config.ramp_up_a_per_s * max(since, self.config.meter_period_s)
         return min(target, prev + max(1, int(step)))
 
     def _plug_status(self, plug: PlugRuntime, now: float) -> PlugStatus:
@@ -647,16 +662,26 @@ class Controller:
 
     # --- writing ------------------------------------------------------------------------------
 
-    async def _write_changed(self) -> None:
-        now = self._clock.monotonic()
-        todo = [
-            p
-            for p in self._plugs.values()
-            if p.setpoint_a != p.written_a and p.online(now, self.config.charger_timeout_s)
-        ]
-        if not todo:
-            return
-        await asyncio.gather(*(self._write(p) for p in todo))
+    def _rewrite_due(self, plug: PlugRuntime) -> bool:
+        return (
+            plug.written_a is not None
+            and self._clock.monotonic() - plug.written_at >= self.config.rewrite_interval_s
+        )
+
+    async def _writer(self, pid: str) -> None:
+        """Write the latest setpoint of one charger (coalescing; decreases are never queued
+        behind another charger's slow write)."""
+        plug = self._plugs[pid]
+        event = self._write_events[pid]
+        while True:
+            await event.wait()
+            event.clear()
+            now = self._clock.monotonic()
+            if not plug.online(now, self.config.charger_timeout_s):
+                continue
+            if plug.setpoint_a == plug.written_a and not self._rewrite_due(plug):
+                continue
+            await self._write(plug)
 
     async def _write(self, plug: PlugRuntime) -> None:
         pid = plug.spec.id
@@ -677,8 +702,11 @@ class Controller:
                 previous_a=plug.written_a,
                 reason=plug.reason,
             )
+            plug.written_at = self._clock.monotonic()
+            plug.changed_at = plug.written_at
+        else:
+            plug.written_at = self._clock.monotonic()
         plug.written_a = value
-        plug.written_at = self._clock.monotonic()
 
     # --- reporting ----------------------------------------------------------------------------
 
@@ -703,7 +731,8 @@ class Controller:
                     circuit=p.spec.circuit,
                     status=p.status,
                     online=p.online(now, self.config.charger_timeout_s),
-                    setpoint_a=p.written_a if p.written_a is not None else 0,
+                    setpoint_a=p.setpoint_a,
+                    written_a=p.written_a,
                     reason=p.reason,
                     current_a=s.current_a if s is not None else ZERO,
                     grid_current_a=p.measured_grid_a(),
