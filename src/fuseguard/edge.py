@@ -265,7 +265,7 @@ class Edge:
         cfg = self.config
         assert self.flex is not None
         assert self.targets is not None
-        from fuseguard.api.server import serve_app
+        from fuseguard.serving import serve_app
 
         live = ControllerLiveData(controller, cfg.site.voltage_v)
         lc = cfg.api.local

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -34,7 +34,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fuseguard.control.flex import MAX_CURRENT_LIMIT_A, FlexManagement
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import PlugStatus
-from fuseguard.sim.site import MAIN, SiteModel
 
 log = structlog.get_logger(__name__)
 
@@ -109,35 +108,6 @@ class StaticLiveData:
     def live_data(self) -> LiveData:
         """The value last set."""
         return self.data
-
-
-class SiteLiveData:
-    """Live data of one circuit of a simulated :class:`SiteModel` (cos phi = 1)."""
-
-    def __init__(
-        self,
-        site: SiteModel,
-        circuit: str = MAIN,
-        statuses: Callable[[], Iterable[PlugStatus]] | None = None,
-    ) -> None:
-        self._site = site
-        self._circuit = circuit
-        self._statuses = statuses
-
-    def live_data(self) -> LiveData:
-        """Current, power and aggregated status as of the site's last tick."""
-        current = self._site.current_a(self._circuit)
-        voltage = Phases.uniform(self._site.voltage_v)
-        statuses = list(self._statuses()) if self._statuses is not None else []
-        return LiveData(
-            active_power_w=current.total * self._site.voltage_v,
-            reactive_power_var=0.0,
-            current_a=current,
-            voltage_v=voltage,
-            status=aggregate_status(statuses),
-            active_power_per_phase_w=current * self._site.voltage_v,
-            reactive_power_per_phase_var=Phases(),
-        )
 
 
 #: Precedence of :func:`aggregate_status`, most significant first.

@@ -10,27 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import structlog
 import uvicorn
 
+from fuseguard.serving import EmbeddedServer, bind_socket
 from fuseguard.sim.bender import BenderController
 from fuseguard.sim.bender_modbus import BenderModbusServer
 from fuseguard.sim.bender_rest import create_bender_rest_app
 from fuseguard.sim.bender_wire import WireGate
 
 log = structlog.get_logger(__name__)
-
-
-class EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves SIGINT/SIGTERM to the host application."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Do not install signal handlers."""
-        yield
 
 
 @dataclass
@@ -99,7 +90,7 @@ async def serve_bender(
         timeout_graceful_shutdown=1,
     )
     rest = EmbeddedServer(config)
-    sock = _listening_socket(host, rest_port)
+    sock = bind_socket(host, rest_port)
     bound_rest = int(sock.getsockname()[1])
     rest_task = asyncio.create_task(
         rest.serve(sockets=[sock]), name=f"bender-rest-{controller.config.cp_id}"
@@ -138,18 +129,3 @@ async def serve_bender(
         _closing=closing,
         _sock=sock,
     )
-
-
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen before uvicorn starts, so the port is known and connects queue up."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock

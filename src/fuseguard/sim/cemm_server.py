@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import structlog
 import uvicorn
 
+from fuseguard.serving import EmbeddedServer
 from fuseguard.sim.cemm_app import create_cemm_app
 from fuseguard.sim.cemm_model import CemmModel, Fault, FaultState
 
@@ -25,15 +25,6 @@ log = structlog.get_logger(__name__)
 
 DISCOVERY_PORT = 9777
 QUERY = b"cemm_query"
-
-
-class EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling (the host process owns SIGINT/SIGTERM)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        """No-op: do not install signal handlers."""
-        yield
 
 
 class CemmDiscoveryResponder(asyncio.DatagramProtocol):

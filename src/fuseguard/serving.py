@@ -73,7 +73,8 @@ class ServerHandle:
         log.info("server_stopped", device=self.url, reason="close requested")
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen before uvicorn starts: the port is known at once, a busy one raises."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, socktype, proto, _, addr = infos[0]
     sock = socket.socket(family, socktype, proto)
@@ -100,7 +101,7 @@ async def serve_app(
     log_level: str = "warning",
 ) -> ServerHandle:
     """Start ``app`` on ``host:port`` (0 = free port) and return once it accepts connections."""
-    sock = _bind(host, port)
+    sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])
     config = uvicorn.Config(
         app,
