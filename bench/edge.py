@@ -1,0 +1,730 @@
+"""Edge benchmark (issue 6): reaction time, controller-added latency and footprint of the edge.
+
+Run: ``.venv/bin/python bench/edge.py [--quick]``. Writes ``bench/results/edge.json`` (rows
+``{"chargers", "reaction_p50_ms", "reaction_p99_ms", "controller_p50_ms", "rss_mb", "cpu_pct"}``)
+and the markdown fragment ``bench/results/edge.md``.
+
+Set-up per size (10 and 100 chargers):
+
+* this process runs the simulators on loopback: one :class:`~fuseguard.sim.site.SiteModel`
+  (ticking every 1 s), one virtual CEMM (REST) and N virtual Bender controllers, each on its own
+  REST + Modbus port, each with a 3-phase car plugged in;
+* the edge runs as a separate ``fuseguard run --config <generated toml>`` subprocess (password
+  through ``FUSEGUARD_API__LOCAL__PASSWORD``, data dir in a temp dir, API ports 0), so its RSS and
+  CPU are the edge alone.
+
+A step alternates the building base load between a low and a high value. The main fuse is sized
+so that the low load gives every charger ``HIGH_SETPOINT_A`` and the high load
+``LOW_SETPOINT_A``: every step must change every charger's setpoint. The cars draw a constant
+``CAR_A`` (below both setpoints), so the only thing that moves the meter is the step itself and
+the cars' own response (2 s by IEC 61851) cannot blur the measurement.
+
+Timestamps are taken in this (the simulator) process with ``time.perf_counter``:
+
+* ``step``: the site tick that first publishes the new power in the CEMM telegram;
+* ``meter answer``: the CEMM's first ``/realtime`` answer after that tick (the edge's next poll);
+* ``write``: each virtual charger's Modbus write of register 1000 with the new setpoint
+  (``BenderConnector.set_hems_limit`` wrapped).
+
+``reaction`` = last charger written - step (includes waiting for the edge's next 1 s poll);
+``controller`` = last charger written - meter answer (the edge's own time from meter sample to
+writes done: the concurrent charger reads of that poll, the allocation and the writes).
+CPU is the edge's utime + stime over the whole stepping window (>= 30 s in a full run), i.e.
+under load (every charger's setpoint changes every few seconds), not idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import json
+import os
+import platform
+import random
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fuseguard.model.clock import RealClock
+from fuseguard.model.phases import Phases, Rotation
+from fuseguard.sim.bender import BenderConnector, BenderController, BenderDeviceConfig, Firmware
+from fuseguard.sim.bender_serve import BenderServerHandle, serve_bender
+from fuseguard.sim.cemm_model import CemmModel
+from fuseguard.sim.cemm_server import CemmServerHandle, serve_cemm
+from fuseguard.sim.site import BaseLoad, SiteModel
+from fuseguard.sim.vehicle import SimVehicle
+
+RESULTS = Path(__file__).parent / "results"
+ROW_KEYS = (
+    "chargers",
+    "reaction_p50_ms",
+    "reaction_p99_ms",
+    "controller_p50_ms",
+    "rss_mb",
+    "cpu_pct",
+)
+TARGET_REACTION_P99_MS = 1000.0  # one meter period
+TARGET_CONTROLLER_P50_MS = 50.0
+TARGET_RSS_MB = 120.0
+TARGET_CPU_PCT = 5.0
+FOOTPRINT_CHARGERS = 100
+
+HIGH_SETPOINT_A = 14  # every charger at the low base load
+LOW_SETPOINT_A = 9  # every charger at the high base load
+CAR_A = 8.0  # what each car draws (constant, below both setpoints)
+CHARGER_MAX_A = 16
+BASE_LOW_A = 2.0  # building load per phase at the low level
+STEP_TIMEOUT_S = 10.0
+SETTLE_TIMEOUT_S = 90.0
+
+
+def site_levels(chargers: int) -> tuple[float, float, float]:
+    """(main fuse A, low base load A/phase, high base load A/phase) for ``chargers``.
+
+    The CEMM reports total power only; the edge's default ``worst`` phase assumption puts all
+    non-EV power on every phase, i.e. ``3 * base`` A per phase for a balanced base load.
+    """
+    fuse_a = HIGH_SETPOINT_A * chargers + 3 * BASE_LOW_A + 0.5
+    high_a = BASE_LOW_A + (HIGH_SETPOINT_A - LOW_SETPOINT_A) * chargers / 3.0
+    return fuse_a, BASE_LOW_A, high_a
+
+
+# --- the simulated site -------------------------------------------------------------------------
+
+
+@dataclass
+class StepLoad:
+    """A balanced building load that the benchmark switches between two levels."""
+
+    level_a: float
+
+    def __call__(self, t_s: float) -> Phases:
+        return Phases.uniform(self.level_a)
+
+
+@dataclass
+class Probe:
+    """Timestamps (``time.perf_counter``) recorded inside the simulators."""
+
+    armed: bool = False
+    last_tick: float = 0.0
+    step_ticks: list[float] = field(default_factory=list)
+    meter_answers: list[float] = field(default_factory=list)
+    charger_reads: list[float] = field(default_factory=list)
+    writes: list[list[tuple[float, float]]] = field(default_factory=list)
+
+    def on_tick(self, t_s: float) -> None:
+        """``SiteModel.on_tick`` listener registered after the CEMM's: the telegram is out."""
+        now = time.perf_counter()
+        self.last_tick = now
+        if self.armed:
+            self.armed = False
+            self.step_ticks.append(now)
+
+
+@dataclass
+class SimSite:
+    """Everything the benchmark runs in its own process."""
+
+    site: SiteModel
+    load: StepLoad
+    probe: Probe
+    cemm: CemmServerHandle
+    benders: list[BenderServerHandle]
+    connectors: list[BenderConnector]
+    site_task: asyncio.Task[None]
+
+    async def step(self, clock: RealClock, level_a: float, gap_s: float) -> None:
+        """Publish ``level_a`` in a telegram ``gap_s`` (>= 1 s) after the previous one.
+
+        The site's tick loop is restarted for this, so the step lands at a random phase of the
+        edge's poll cycle (a fixed 1 s tick would drift only slowly against the edge's 1 s poll,
+        and consecutive steps would all see about the same poll wait).
+        """
+        self.site_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.site_task
+        await clock.sleep(self.probe.last_tick + gap_s - time.perf_counter())
+        self.load.level_a = level_a
+        self.probe.armed = True
+        self.site_task = asyncio.create_task(self.site.run(), name="site")
+
+    async def close(self) -> None:
+        """Stop the site and every server."""
+        self.site_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.site_task
+        await asyncio.gather(*(b.close() for b in self.benders), return_exceptions=True)
+        await self.cemm.close()
+
+
+def _record_writes(connector: BenderConnector, log: list[tuple[float, float]]) -> None:
+    original = connector.set_hems_limit
+
+    def recorded(current_a: float) -> None:
+        log.append((time.perf_counter(), current_a))
+        original(current_a)
+
+    connector.set_hems_limit = recorded  # type: ignore[method-assign]
+
+
+def _record_reads(connector: BenderConnector, log: list[float]) -> None:
+    original = connector.modbus_registers
+
+    def recorded() -> dict[int, int]:
+        log.append(time.perf_counter())
+        return original()
+
+    connector.modbus_registers = recorded  # type: ignore[method-assign]
+
+
+def _record_meter_answers(cemm: CemmModel, log: list[float]) -> None:
+    original = cemm.realtime_body
+
+    def recorded(alias: str) -> dict[str, Any]:
+        body = original(alias)
+        log.append(time.perf_counter())
+        return body
+
+    cemm.realtime_body = recorded  # type: ignore[method-assign]
+
+
+async def start_site(chargers: int, clock: RealClock) -> SimSite:
+    """One site model, one virtual CEMM and ``chargers`` virtual Benders, each with a car."""
+    _, low_a, _ = site_levels(chargers)
+    site = SiteModel(clock)
+    load = StepLoad(low_a)
+    site.add(BaseLoad(load))
+    cemm_model = CemmModel.for_site(site)
+    probe = Probe()
+    site.on_tick(probe.on_tick)
+    _record_meter_answers(cemm_model, probe.meter_answers)
+    cemm = await serve_cemm(cemm_model, "127.0.0.1", 0, discovery_port=None)
+    benders: list[BenderServerHandle] = []
+    connectors: list[BenderConnector] = []
+    try:
+        for i in range(chargers):
+            ctrl = BenderController(
+                clock=clock,
+                config=BenderDeviceConfig(
+                    firmware=Firmware.V5_33,
+                    max_current_a=CHARGER_MAX_A,
+                    free_charging=True,
+                    cp_id=f"+49*839*{i + 1:011d}",
+                ),
+                rotations=(Rotation.L1L2L3,),
+            )
+            connector = ctrl.connector(1)
+            site.add(connector)
+            connector.plug_in(
+                SimVehicle(
+                    phases=3,
+                    max_current_a=CAR_A,
+                    battery_wh=1_000_000.0,
+                    soc=0.3,
+                    name=f"car{i + 1}",
+                )
+            )
+            log: list[tuple[float, float]] = []
+            probe.writes.append(log)
+            _record_writes(connector, log)
+            _record_reads(connector, probe.charger_reads)
+            connectors.append(connector)
+            benders.append(await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0))
+    except BaseException:
+        await asyncio.gather(*(b.close() for b in benders), return_exceptions=True)
+        await cemm.close()
+        raise
+    site_task = asyncio.create_task(site.run(), name="site")
+    return SimSite(site, load, probe, cemm, benders, connectors, site_task)
+
+
+# --- the edge subprocess ------------------------------------------------------------------------
+
+
+def edge_toml(sim: SimSite, data_dir: Path) -> str:
+    """The site config of the edge under test (password comes from the environment)."""
+    fuse_a, _, _ = site_levels(len(sim.benders))
+    lines = [
+        f'data_dir = "{data_dir}"',
+        "",
+        "[site]",
+        'edge_id = "bench-edge"',
+        'name = "edge benchmark"',
+        f"main_fuse_a = {fuse_a}",
+        "",
+        "[meter]",
+        'driver = "cemm"',
+        'host = "127.0.0.1"',
+        f"port = {sim.cemm.port}",
+        'alias = "p1"',
+        "",
+        "[api.local]",
+        'host = "127.0.0.1"',
+        "port = 0",
+        'user = "bench"',
+        "",
+        "[api.modbus]",
+        'host = "127.0.0.1"',
+        "port = 0",
+        "",
+        "[api.evse]",
+        'host = "127.0.0.1"',
+        "port = 0",
+        "",
+        "[logging]",
+        'level = "info"',
+        'format = "json"',
+    ]
+    for i, handle in enumerate(sim.benders):
+        lines += [
+            "",
+            "[[chargers]]",
+            f'id = "cp{i + 1:03d}"',
+            f'evse_uuid = "{0xE0000000 + i:032x}"',
+            'host = "127.0.0.1"',
+            f"rest_port = {handle.rest_port}",
+            f"modbus_port = {handle.modbus_port}",
+            'rotation = "L1L2L3"',
+            f"max_current_a = {CHARGER_MAX_A}",
+            "safe_current_a = 6",
+            "safe_timeout_s = 60",
+            "",
+            "[[chargers.plugs]]",
+            f'uuid = "{0xF0000000 + i:032x}"',
+            'label = "Plug 1"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _fuseguard_command() -> list[str]:
+    script = Path(sys.executable).parent / "fuseguard"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from fuseguard.cli import app; app()"]
+
+
+async def start_edge(
+    config: Path, log_path: Path, profile: Path | None = None
+) -> asyncio.subprocess.Process:
+    """``fuseguard run --config <config>``, logging to ``log_path``; under cProfile (stats to
+    ``profile``) when given."""
+    command = _fuseguard_command()
+    if profile is not None:
+        if len(command) != 1:
+            msg = "--profile needs the fuseguard console script next to the interpreter"
+            raise RuntimeError(msg)
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), command[0]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
+    env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
+    with log_path.open("wb") as log_file:
+        return await asyncio.create_subprocess_exec(
+            *command,
+            "run",
+            "--config",
+            str(config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            env=env,
+        )
+
+
+async def stop_edge(proc: asyncio.subprocess.Process) -> None:
+    """SIGINT (Ctrl-C), then SIGKILL if it does not stop within 10 s."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(2)
+    try:
+        async with asyncio.timeout(10.0):
+            await proc.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (s), from ``/proc/<pid>/stat``."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def rss_mb(pid: int) -> float:
+    """``VmRSS`` of ``pid`` in MB (MiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    msg = f"no VmRSS for pid {pid}"
+    raise RuntimeError(msg)
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One meter step."""
+
+    direction: str  # "down" (high base load, setpoints fall) or "up"
+    expected_a: int
+    chargers_written: int
+    reaction_ms: float | None
+    controller_ms: float | None
+    poll_wait_ms: float | None
+    write_spread_ms: float | None
+    decide_write_ms: float | None
+
+
+@dataclass
+class SizeResult:
+    """Everything measured at one size."""
+
+    chargers: int
+    steps: list[StepResult]
+    rss_mb: float
+    cpu_pct: float
+    window_s: float
+    sim_cpu_pct: float
+    startup_s: float
+    edge_warnings: int
+    edge_log_lines: int
+    load_avg: float
+
+    def values(self, name: str, direction: str | None = None) -> list[float]:
+        """A per-step quantity over the complete steps (optionally one direction)."""
+        out = []
+        for s in self.steps:
+            v = getattr(s, name)
+            if v is not None and (direction is None or s.direction == direction):
+                out.append(float(v))
+        return out
+
+    def row(self) -> dict[str, Any]:
+        """The ``edge.json`` row."""
+        reaction = self.values("reaction_ms")
+        controller = self.values("controller_ms")
+        return {
+            "chargers": self.chargers,
+            "reaction_p50_ms": _pct(reaction, 50),
+            "reaction_p99_ms": _pct(reaction, 99),
+            "controller_p50_ms": _pct(controller, 50),
+            "rss_mb": round(self.rss_mb, 1),
+            "cpu_pct": round(self.cpu_pct, 2),
+        }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(float(np.percentile(values, q)), 1)
+
+
+def _last_value(log: list[tuple[float, float]]) -> float | None:
+    return log[-1][1] if log else None
+
+
+async def _wait_until(
+    clock: RealClock,
+    done: Callable[[], bool],
+    timeout_s: float,
+    proc: asyncio.subprocess.Process,
+) -> bool:
+    deadline = time.perf_counter() + timeout_s
+    while not done():
+        if proc.returncode is not None:
+            msg = f"the edge exited with code {proc.returncode}"
+            raise RuntimeError(msg)
+        if time.perf_counter() >= deadline:
+            return False
+        await clock.sleep(0.02)
+    return True
+
+
+async def one_step(
+    sim: SimSite,
+    clock: RealClock,
+    proc: asyncio.subprocess.Process,
+    *,
+    high: bool,
+    gap_s: float,
+) -> StepResult:
+    """Switch the base load and wait until every charger got its new setpoint."""
+    _, low_a, high_a = site_levels(len(sim.connectors))
+    expected = LOW_SETPOINT_A if high else HIGH_SETPOINT_A
+    probe = sim.probe
+    n_ticks = len(probe.step_ticks)
+    marks = [len(w) for w in probe.writes]
+    await sim.step(clock, high_a if high else low_a, gap_s)
+
+    def first_new_write(i: int) -> float | None:
+        for t, v in probe.writes[i][marks[i] :]:
+            if v == expected:
+                return t
+        return None
+
+    def complete() -> bool:
+        return len(probe.step_ticks) > n_ticks and all(
+            first_new_write(i) is not None for i in range(len(probe.writes))
+        )
+
+    await _wait_until(clock, complete, STEP_TIMEOUT_S, proc)
+    direction = "down" if high else "up"
+    if len(probe.step_ticks) <= n_ticks:
+        return StepResult(direction, expected, 0, None, None, None, None, None)
+    step_t = probe.step_ticks[n_ticks]
+    times = [t for i in range(len(probe.writes)) if (t := first_new_write(i)) is not None]
+    if len(times) < len(probe.writes):
+        return StepResult(direction, expected, len(times), None, None, None, None, None)
+    last = max(times)
+    first = min(times)
+    answer = next((t for t in probe.meter_answers if t >= step_t), None)
+    # the charger read answered last before the first write: what the decision waited for
+    reads = probe.charger_reads
+    i = bisect.bisect_left(reads, first)
+    last_read = reads[i - 1] if i > 0 and answer is not None and reads[i - 1] >= answer else None
+    controller = (last - answer) * 1000.0 if answer is not None and answer <= last else None
+    poll_wait = (answer - step_t) * 1000.0 if answer is not None else None
+    return StepResult(
+        direction,
+        expected,
+        len(times),
+        (last - step_t) * 1000.0,
+        controller,
+        poll_wait,
+        (last - first) * 1000.0,
+        (last - last_read) * 1000.0 if last_read is not None else None,
+    )
+
+
+async def measure_size(
+    chargers: int,
+    steps: int,
+    *,
+    seed: int = 1,
+    keep_dir: Path | None = None,
+    profile: Path | None = None,
+) -> SizeResult:
+    """Start the simulators and the edge subprocess, run ``steps`` meter steps, measure."""
+    clock = RealClock()
+    rng = random.Random(seed)
+    load_avg = os.getloadavg()[0]
+    t_start = time.perf_counter()
+    sim = await start_site(chargers, clock)
+    with tempfile.TemporaryDirectory(prefix="fuseguard-bench-edge-") as tmp:
+        work = Path(tmp)
+        data_dir = work / "data"
+        config = work / "site.toml"
+        config.write_text(edge_toml(sim, data_dir))
+        log_path = work / "edge.log"
+        proc = await start_edge(config, log_path, profile)
+        try:
+            settled = await _wait_until(
+                clock,
+                lambda: all(_last_value(w) == HIGH_SETPOINT_A for w in sim.probe.writes),
+                SETTLE_TIMEOUT_S,
+                proc,
+            )
+            if not settled:
+                msg = f"the edge did not settle all {chargers} chargers at {HIGH_SETPOINT_A} A"
+                raise RuntimeError(msg)
+            startup_s = time.perf_counter() - t_start
+            await clock.sleep(1.0)
+            pid = proc.pid
+            cpu0, sim0, wall0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+            rss = rss_mb(pid)
+            results: list[StepResult] = []
+            for k in range(steps):
+                gap_s = rng.uniform(1.0, 2.0)
+                results.append(await one_step(sim, clock, proc, high=k % 2 == 0, gap_s=gap_s))
+                rss = max(rss, rss_mb(pid))
+            wall = time.perf_counter() - wall0
+            cpu_pct = (cpu_seconds(pid) - cpu0) / wall * 100.0
+            sim_cpu_pct = (time.process_time() - sim0) / wall * 100.0
+        except RuntimeError as err:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            msg = f"{err}; edge log tail:\n{tail}"
+            raise RuntimeError(msg) from err
+        finally:
+            await stop_edge(proc)
+            await sim.close()
+        log_lines = log_path.read_text(errors="replace").splitlines()
+        warnings = sum(
+            1 for line in log_lines if '"level": "warning"' in line or '"level": "error"' in line
+        )
+        if keep_dir is not None:
+            keep_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - after measuring
+            (keep_dir / f"edge-{chargers}.log").write_text("\n".join(log_lines) + "\n")
+    return SizeResult(
+        chargers=chargers,
+        steps=results,
+        rss_mb=rss,
+        cpu_pct=cpu_pct,
+        window_s=wall,
+        sim_cpu_pct=sim_cpu_pct,
+        startup_s=startup_s,
+        edge_warnings=warnings,
+        edge_log_lines=len(log_lines),
+        load_avg=load_avg,
+    )
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def _fmt(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _met(value: float | None, target: float) -> str:
+    if value is None:
+        return "n/a"
+    return "met" if value <= target else "**missed**"
+
+
+def markdown(results: list[SizeResult], *, quick: bool) -> str:
+    """The ``bench/results/edge.md`` fragment."""
+    rows = [r.row() for r in results]
+    out = [
+        "### Edge (`bench/edge.py`)",
+        "",
+        "Meter step (building base load alternating low/high so every charger's setpoint changes)"
+        " -> every virtual Bender received its Modbus write of register 1000. Simulators (site"
+        " model, virtual CEMM, one REST + Modbus port per Bender) in the benchmark process; the"
+        " edge is a separate `fuseguard run` subprocess. `reaction` = step visible in the CEMM"
+        " telegram -> last charger written (includes waiting for the edge's next 1 s meter poll);"
+        " `controller` = the edge's CEMM read that first carried the step -> last charger written"
+        " (the charger reads of that poll, allocation and writes). RSS = `VmRSS`, CPU = utime +"
+        " stime of the edge over the stepping window (every setpoint changes every few seconds),"
+        " in % of one core.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python"
+        f" {platform.python_version()}, load average at the start of each size"
+        f" {', '.join(f'{r.load_avg:.1f}' for r in results)} (shared machine)."
+        + (" **Quick run** (few steps, CPU window well under 30 s)." if quick else ""),
+        "",
+        "| chargers | steps | reaction p50 ms | reaction p99 ms | controller p50 ms"
+        " | RSS MB | CPU % | CPU window s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r, row in zip(results, rows, strict=True):
+        complete = len(r.values("reaction_ms"))
+        out.append(
+            f"| {r.chargers} | {complete}/{len(r.steps)} | {_fmt(row['reaction_p50_ms'])}"
+            f" | {_fmt(row['reaction_p99_ms'])} | {_fmt(row['controller_p50_ms'])}"
+            f" | {_fmt(row['rss_mb'])} | {_fmt(row['cpu_pct'], 2)} | {r.window_s:.0f} |"
+        )
+    out += [
+        "",
+        "| chargers | poll wait p50 ms | controller p99 ms | decide + write p50 ms"
+        " | write spread p50 ms | reaction p99 ms (decreases) | sim CPU % | edge warnings / log"
+        " lines |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        out.append(
+            f"| {r.chargers} | {_fmt(_pct(r.values('poll_wait_ms'), 50))}"
+            f" | {_fmt(_pct(r.values('controller_ms'), 99))}"
+            f" | {_fmt(_pct(r.values('decide_write_ms'), 50))}"
+            f" | {_fmt(_pct(r.values('write_spread_ms'), 50))}"
+            f" | {_fmt(_pct(r.values('reaction_ms', 'down'), 99))}"
+            f" | {r.sim_cpu_pct:.0f} | {r.edge_warnings} / {r.edge_log_lines} |"
+        )
+    target_row = next((row for row in rows if row["chargers"] == FOOTPRINT_CHARGERS), rows[-1])
+    worst_p99 = max((row["reaction_p99_ms"] or 0.0) for row in rows)
+    worst_ctrl = max((row["controller_p50_ms"] or 0.0) for row in rows)
+    out += [
+        "",
+        "| target | value | |",
+        "|---|---:|---|",
+        f"| reaction p99 <= one meter period (1000 ms), all sizes | {worst_p99:.0f} ms"
+        f" | {_met(worst_p99, TARGET_REACTION_P99_MS)} |",
+        f"| controller-added median <= 50 ms, all sizes | {worst_ctrl:.0f} ms"
+        f" | {_met(worst_ctrl, TARGET_CONTROLLER_P50_MS)} |",
+        f"| RSS <= 120 MB at {target_row['chargers']} chargers | {target_row['rss_mb']} MB"
+        f" | {_met(target_row['rss_mb'], TARGET_RSS_MB)} |",
+        f"| CPU <= 5 % of a core at {target_row['chargers']} chargers"
+        f" | {target_row['cpu_pct']} % | {_met(target_row['cpu_pct'], TARGET_CPU_PCT)} |",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write_results(results: list[SizeResult], out_dir: Path, *, quick: bool) -> list[dict[str, Any]]:
+    """Write ``edge.json`` and ``edge.md`` into ``out_dir``; return the JSON rows."""
+    rows = [r.row() for r in results]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "edge.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out_dir / "edge.md").write_text(markdown(results, quick=quick))
+    return rows
+
+
+async def run(sizes: list[tuple[int, int]], *, keep_logs: Path | None) -> list[SizeResult]:
+    """Measure every (chargers, steps) size in turn."""
+    results = []
+    for chargers, steps in sizes:
+        t0 = time.perf_counter()
+        result = await measure_size(chargers, steps, keep_dir=keep_logs)
+        row = result.row()
+        print(
+            f"{chargers:4d} chargers: reaction p50 {_fmt(row['reaction_p50_ms'])} ms"
+            f" p99 {_fmt(row['reaction_p99_ms'])} ms, controller p50"
+            f" {_fmt(row['controller_p50_ms'])} ms, RSS {row['rss_mb']} MB, CPU"
+            f" {row['cpu_pct']} % ({len(result.values('reaction_ms'))}/{steps} steps,"
+            f" {time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
+def profile(out_dir: Path, chargers: int = FOOTPRINT_CHARGERS, steps: int = 20) -> None:
+    """Run the edge under cProfile and print where its time goes (not a benchmark result)."""
+    import pstats
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats_path = out_dir / f"edge-{chargers}.prof"
+    asyncio.run(measure_size(chargers, steps, keep_dir=out_dir, profile=stats_path))
+    stats = pstats.Stats(str(stats_path))
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few steps, under a minute")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy the edge logs here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="instead of the benchmark: run the edge at 100 chargers under cProfile, stats here",
+    )
+    args = parser.parse_args()
+    if args.profile is not None:
+        profile(args.profile)
+        return
+    sizes = [(10, 6), (100, 6)] if args.quick else [(10, 40), (100, 40)]
+    t0 = time.perf_counter()
+    results = asyncio.run(run(sizes, keep_logs=args.keep_logs))
+    write_results(results, args.out, quick=args.quick)
+    print(f"wrote {args.out / 'edge.json'} and edge.md in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
