@@ -1,0 +1,68 @@
+"""Smoke test of the edge benchmark harness (``bench/edge.py``) at a tiny size.
+
+Runs the real harness: virtual CEMM + 2 virtual Benders in this process, the edge as a
+``fuseguard run`` subprocess, 3 meter steps. No timing assertions: it proves that every step
+reached every charger and that the result files have the documented shape.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "edge.py"
+
+
+def _load_bench() -> ModuleType:
+    name = "fuseguard_bench_edge"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_site_levels_change_every_setpoint() -> None:
+    bench = _load_bench()
+    for chargers in (2, 10, 100):
+        fuse_a, low_a, high_a = bench.site_levels(chargers)
+        # worst-case phase assumption: 3 x base per phase is non-EV load
+        assert (fuse_a - 3 * low_a) // chargers == bench.HIGH_SETPOINT_A
+        assert (fuse_a - 3 * high_a) // chargers == bench.LOW_SETPOINT_A
+        assert bench.CAR_A < bench.LOW_SETPOINT_A < bench.HIGH_SETPOINT_A
+
+
+async def test_edge_bench_tiny(tmp_path: Path) -> None:
+    bench = _load_bench()
+    result = await bench.measure_size(2, 3, keep_dir=tmp_path / "logs")
+
+    assert len(result.steps) == 3
+    assert [s.direction for s in result.steps] == ["down", "up", "down"]
+    for step in result.steps:
+        assert step.chargers_written == 2, step
+        assert step.reaction_ms is not None and step.reaction_ms > 0
+        assert step.controller_ms is not None and step.controller_ms >= 0
+        assert step.poll_wait_ms is not None and step.poll_wait_ms >= 0
+    # every virtual charger got the new setpoint after every step (from the edge log too)
+    log = (tmp_path / "logs" / "edge-2.log").read_text()
+    assert log.count('"event": "setpoint"') >= 2 * 3
+    assert result.rss_mb > 0
+    assert result.cpu_pct >= 0
+
+    rows = bench.write_results([result], tmp_path, quick=True)
+    on_disk = json.loads((tmp_path / "edge.json").read_text())
+    assert on_disk == rows
+    assert len(rows) == 1
+    assert set(rows[0]) == set(bench.ROW_KEYS)
+    assert rows[0]["chargers"] == 2
+    for key in bench.ROW_KEYS[1:]:
+        assert isinstance(rows[0][key], float), key
+    markdown = (tmp_path / "edge.md").read_text()
+    assert "| 2 | 3/3 |" in markdown
+    assert "RSS <= 120 MB" in markdown
