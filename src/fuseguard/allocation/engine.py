@@ -23,38 +23,50 @@ Pipeline (see ``docs/allocation.md`` for the worked example):
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from fuseguard.allocation.types import Allocation, Circuit, Plug, Snapshot, SnapshotError
+from fuseguard.allocation.common import (
+    EPS,
+    M_MINPV,
+    M_OFF,
+    M_PV,
+    MAX_BELOW_MIN,
+    MIN_PAUSE,
+    MODE_CODE,
+    OFF,
+    PV_SHORT,
+    PV_WAIT,
+    REJECTED,
+    RUN,
+    TARGET_LOW,
+    TARGET_ZERO,
+    UNAVAILABLE,
+    RowNames,
+    check_plugs,
+    circuit_chains,
+    paused_reason,
+    phase_mask,
+    running_reason,
+    surplus_kw,
+)
+from fuseguard.allocation.small import allocate_small
+from fuseguard.allocation.types import Allocation, Circuit, Snapshot
 from fuseguard.model.phases import Phase
-from fuseguard.model.status import ChargeMode
 
 FloatArr = NDArray[np.float64]
 IntArr = NDArray[np.int64]
 BoolArr = NDArray[np.bool_]
 
-EPS: Final = 1e-9
+#: Up to this many plugs the pure-Python path is faster than the NumPy one.
+SMALL_SITE_PLUGS: Final = 40
 
-# Per-plug outcome codes.
-RUN: Final = 0
-OFF: Final = 1
-UNAVAILABLE: Final = 2
-TARGET_ZERO: Final = 3
-TARGET_LOW: Final = 4
-MAX_BELOW_MIN: Final = 5
-MIN_PAUSE: Final = 6
-PV_WAIT: Final = 7
-PV_SHORT: Final = 8
-REJECTED: Final = 9
-
-_MODE_CODE: Final = {ChargeMode.FAST: 0, ChargeMode.PV: 1, ChargeMode.MINPV: 2, ChargeMode.OFF: 3}
-_M_PV: Final = 1
-_M_MINPV: Final = 2
-_M_OFF: Final = 3
+_MODE_CODE: Final = MODE_CODE
+_M_PV: Final = M_PV
+_M_MINPV: Final = M_MINPV
+_M_OFF: Final = M_OFF
 
 
 # --- tree ------------------------------------------------------------------------------------
@@ -62,24 +74,7 @@ _M_OFF: Final = 3
 
 def _ancestors(circuits: tuple[Circuit, ...]) -> tuple[dict[str, int], IntArr]:
     """Circuit index by id, and per circuit its chain to the root (self first), padded with -1."""
-    index: dict[str, int] = {}
-    for i, c in enumerate(circuits):
-        if c.id in index:
-            raise SnapshotError(f"$.circuits[{i}].id", f"circuit {c.id!r} is listed twice")
-        index[c.id] = i
-    chains: list[list[int]] = []
-    for i, c in enumerate(circuits):
-        chain = [i]
-        parent = c.parent
-        while parent is not None:
-            j = index.get(parent)
-            if j is None:
-                raise SnapshotError(f"$.circuits[{i}].parent", f"unknown circuit {parent!r}")
-            if j in chain:
-                raise SnapshotError(f"$.circuits[{i}].parent", "circuits form a cycle")
-            chain.append(j)
-            parent = circuits[j].parent
-        chains.append(chain)
+    index, chains = circuit_chains(circuits)
     depth = max((len(ch) for ch in chains), default=1)
     anc = np.full((len(circuits), depth), -1, dtype=np.int64)
     for i, ch in enumerate(chains):
@@ -128,25 +123,27 @@ def first_fit(
     e_rank = rank[e_plug]
     inside = e_rank >= 0
     total = np.bincount(e_row[inside], e_amount[inside], minlength=resid.size)
-    if np.all(total <= resid + EPS * (1.0 + np.abs(resid))):
+    binding = total > resid + EPS * (1.0 + np.abs(resid))
+    if not binding.any():
         state[order] = 1  # everything fits: first-fit admits all
         return _admitted(state)
-    keep = e_rank >= 0
+    # a row that holds every item never rejects one: only the binding rows matter
+    keep = inside & binding[e_row]
     er, ep, ea, rk = e_row[keep], e_plug[keep], e_amount[keep], e_rank[keep]
-    srt = np.lexsort((rk, er))
+    srt = np.argsort(er * order.size + rk)  # by row, then rank (keys are unique)
     er, ep, ea = er[srt], ep[srt], ea[srt]
-    if er.size == 0:
-        state[order] = 1
-        return _admitted(state)
-    first = np.empty(er.size, dtype=np.bool_)
-    first[0] = True
-    first[1:] = er[1:] != er[:-1]
-    seg_first = np.maximum.accumulate(np.where(first, np.arange(er.size), 0))
-    cap = resid[er] + EPS * (1.0 + np.abs(resid[er]))
     undecided = np.zeros(n, dtype=np.bool_)
     undecided[order] = True
-    zero = np.zeros(er.size)
     while undecided.any():
+        if er.size == 0:
+            state[undecided] = 1
+            break
+        first = np.empty(er.size, dtype=np.bool_)
+        first[0] = True
+        first[1:] = er[1:] != er[:-1]
+        seg_first = np.maximum.accumulate(np.where(first, np.arange(er.size), 0))
+        cap = resid[er] + EPS * (1.0 + np.abs(resid[er]))
+        zero = np.zeros(er.size)
         st = state[ep]
         ub = _segcumsum(np.where(st != 2, ea, zero), seg_first)
         lb = _segcumsum(np.where(st == 1, ea, zero), seg_first) + np.where(st == 0, ea, zero)
@@ -161,6 +158,12 @@ def first_fit(
         state[admit] = 1
         state[reject] = 2
         undecided &= ~(admit | reject)
+        # only rows with undecided items matter from now on; rejected items weigh nothing
+        st = state[ep]
+        row_open = np.zeros(resid.size, dtype=np.bool_)
+        row_open[er[st == 0]] = True
+        keep = row_open[er] & (st != 2)
+        er, ep, ea = er[keep], ep[keep], ea[keep]
     return _admitted(state)
 
 
@@ -254,6 +257,19 @@ def progressive_fill(
 # --- the allocator ---------------------------------------------------------------------------
 
 
+_MASK8: Final = np.array(
+    [[bool(k & 1), bool(k & 2), bool(k & 4)] for k in range(8)], dtype=np.bool_
+)
+_NPH8: Final = _MASK8.sum(axis=1).astype(np.float64)
+_PHASE_BITS: dict[tuple[Phase, ...], int] = {}
+
+
+def _phase_bits(phases: tuple[Phase, ...]) -> int:
+    mask = phase_mask(phases)
+    bits = _PHASE_BITS[phases] = mask[0] | mask[1] << 1 | mask[2] << 2
+    return bits
+
+
 class _Prepared:
     """The snapshot as arrays."""
 
@@ -284,8 +300,6 @@ class _Prepared:
 
     def __init__(self, snap: Snapshot) -> None:
         circuits = snap.circuits
-        if not circuits:
-            raise SnapshotError("$.circuits", "at least one circuit is needed")
         index, anc = _ancestors(circuits)
         volt = snap.params.voltage_v
         n_circ = len(circuits)
@@ -311,52 +325,34 @@ class _Prepared:
         try:
             circ_list = [index[p.circuit] for p in plugs]
         except KeyError:
-            for i, p in enumerate(plugs):
-                if p.circuit not in index:
-                    raise SnapshotError(
-                        f"$.plugs[{i}].circuit", f"unknown circuit {p.circuit!r}"
-                    ) from None
+            check_plugs(plugs, index)
             raise
         if len(set(self.ids)) != n:
-            seen: set[str] = set()
-            for i, pid in enumerate(self.ids):
-                if pid in seen:
-                    raise SnapshotError(f"$.plugs[{i}].id", f"plug {pid!r} is listed twice")
-                seen.add(pid)
-        circ = np.array(circ_list, dtype=np.int64).reshape(n)
-        masks: dict[tuple[Phase, ...], tuple[bool, bool, bool]] = {}
-        mask_rows: list[tuple[bool, bool, bool]] = []
-        for i, p in enumerate(plugs):
-            row_mask = masks.get(p.phases)
-            if row_mask is None:
-                if not p.phases:
-                    raise SnapshotError(f"$.plugs[{i}].phases", "a plug needs at least one phase")
-                row_mask = masks[p.phases] = (
-                    Phase.L1 in p.phases,
-                    Phase.L2 in p.phases,
-                    Phase.L3 in p.phases,
-                )
-            mask_rows.append(row_mask)
-        mask = np.array(mask_rows, dtype=np.bool_).reshape(n, 3)
-        self.lo = np.array([p.min_a for p in plugs], dtype=np.float64)
-        self.max_a = np.array([p.max_a for p in plugs], dtype=np.float64)
-        self.target = np.array(
-            [-1 if p.target_a is None else p.target_a for p in plugs], dtype=np.float64
-        )
+            check_plugs(plugs, index)
+        bits_get = _PHASE_BITS.get
+        bit_list = [bits_get(p.phases, -1) for p in plugs]
+        if -1 in bit_list:
+            if not all(p.phases for p in plugs):
+                check_plugs(plugs, index)
+            bit_list = [_phase_bits(p.phases) for p in plugs]
+        f64 = np.float64
+        circ = np.fromiter(circ_list, np.int64, n)
+        bits = np.fromiter(bit_list, np.int64, n)
+        mask = _MASK8[bits]
+        self.nph = _NPH8[bits]
+        self.lo = np.fromiter([p.min_a for p in plugs], f64, n)
+        self.max_a = np.fromiter([p.max_a for p in plugs], f64, n)
+        # None -> NaN: every comparison with a missing target is False
+        self.target = np.array([p.target_a for p in plugs], dtype=f64).reshape(n)
         self.hi = np.where(self.target >= 0, np.minimum(self.max_a, self.target), self.max_a)
-        self.prio = np.array([p.priority for p in plugs], dtype=np.int64)
-        self.mode = np.array([_MODE_CODE[p.mode] for p in plugs], dtype=np.int64)
-        self.avail = np.array([p.available for p in plugs], dtype=np.bool_)
-        self.setpoint = np.array([p.setpoint_a for p in plugs], dtype=np.float64)
-        self.running_s = np.array(
-            [math.nan if p.running_s is None else p.running_s for p in plugs], dtype=np.float64
-        )
-        self.paused = np.array(
-            [math.nan if p.paused_s is None else p.paused_s for p in plugs], dtype=np.float64
-        )
-        self.pv_timer = np.array([p.pv_timer_s for p in plugs], dtype=np.float64)
+        self.prio = np.fromiter([p.priority for p in plugs], np.int64, n)
+        self.mode = np.fromiter([_MODE_CODE[p.mode] for p in plugs], np.int64, n)
+        self.avail = np.fromiter([p.available for p in plugs], np.bool_, n)
+        self.setpoint = np.fromiter([p.setpoint_a for p in plugs], f64, n)
+        self.running_s = np.array([p.running_s for p in plugs], dtype=f64).reshape(n)
+        self.paused = np.array([p.paused_s for p in plugs], dtype=f64).reshape(n)
+        self.pv_timer = np.fromiter([p.pv_timer_s for p in plugs], f64, n)
         self.running = self.setpoint > 0
-        self.nph = mask.sum(axis=1).astype(np.float64)
 
         # entries: (row, plug, coefficient), sorted by plug
         anc_p = anc[circ]  # n x depth
@@ -366,7 +362,7 @@ class _Prepared:
         plug3 = np.broadcast_to(np.arange(n)[:, None, None], (n, depth, 3))
         e_row = [rows3[valid3]]
         e_plug = [plug3[valid3]]
-        e_coef = [np.ones(int(valid3.sum()))]
+        e_coef = [np.ones(e_row[0].size)]
         if self.power_rows:
             pr = np.where(anc_p >= 0, power_rows[anc_p], -1)
             vp = pr >= 0
@@ -379,30 +375,30 @@ class _Prepared:
             e_row.append(np.full(pv_group.size, self.pv_row, dtype=np.int64))
             e_plug.append(pv_group)
             e_coef.append(self.nph[pv_group])
-        er = np.concatenate(e_row).astype(np.int64)
-        ep = np.concatenate(e_plug).astype(np.int64)
-        ec = np.concatenate(e_coef)
         if len(e_row) > 1:
+            er = np.concatenate(e_row).astype(np.int64)
+            ep = np.concatenate(e_plug).astype(np.int64)
+            ec = np.concatenate(e_coef)
             srt = np.argsort(ep, kind="stable")
             er, ep, ec = er[srt], ep[srt], ec[srt]
+        else:
+            er, ep, ec = e_row[0].astype(np.int64), e_plug[0].astype(np.int64), e_coef[0]
         self.e_row, self.e_plug, self.e_coef = er, ep, ec
 
 
-def _row_name(prep: _Prepared, row: int) -> str:
-    if row == prep.pv_row:
-        return "the pv surplus"
-    if row in prep.power_rows:
-        ci, limit_w = prep.power_rows[row]
-        return f"the {limit_w / 1000:.1f} kW power limit of circuit {prep.circuit_ids[ci]}"
-    return f"circuit {prep.circuit_ids[row // 3]} on L{row % 3 + 1}"
-
-
-def _fmt_s(seconds: float) -> str:
-    return f"{max(0, math.ceil(seconds))} s"
-
-
 def allocate(snapshot: Snapshot) -> Allocation:
-    """Setpoints and reasons for every plug of ``snapshot`` (pure, deterministic)."""
+    """Setpoints and reasons for every plug of ``snapshot`` (pure, deterministic).
+
+    Small sites take the pure-Python path (:mod:`fuseguard.allocation.small`, same algorithm and
+    the same floating-point operations, so the same answer); larger ones the NumPy path.
+    """
+    if len(snapshot.plugs) <= SMALL_SITE_PLUGS:
+        return allocate_small(snapshot)
+    return allocate_numpy(snapshot)
+
+
+def allocate_numpy(snapshot: Snapshot) -> Allocation:
+    """The NumPy path of :func:`allocate` (any size; the fastest from a few dozen plugs)."""
     prep = _Prepared(snapshot)
     params = snapshot.params
     n = len(prep.ids)
@@ -545,35 +541,52 @@ def _reasons(
     waiting: FloatArr,
     resid_after_admission: FloatArr,
 ) -> dict[str, str]:
+    """Reasons for every plug: the common "limited by <row>" once per row, the rest per plug."""
     params = snap.params
-    kw = f"{max(snap.pv_surplus_w, 0.0) / 1000:.1f} kW"
-    names: dict[int, str] = {}
-    out: dict[str, str] = {}
-    codes = code.tolist()
-    sps = setpoint.astype(np.int64).tolist()
-    botts = bott.tolist()
-    fail = _fail_rows(prep, code, resid_after_admission).tolist()
-    for i, p in enumerate(snap.plugs):
-        c = codes[i]
-        if c == RUN:
-            out[p.id] = _running_reason(
-                p, sp=sps[i], x=float(x[i]), row=botts[i], prep=prep, names=names, kw=kw
-            )
-            if stopping[i]:
-                left = params.pv_disable_delay_s - p.pv_timer_s
-                out[p.id] += f"; pv: surplus below {p.min_a} A, stopping in {_fmt_s(left)}"
-        else:
-            out[p.id] = _paused_reason(
-                p,
-                c=c,
-                snap=snap,
-                prep=prep,
-                names=names,
-                kw=kw,
-                waiting_s=float(waiting[i]),
-                fail_row=fail[i],
-            )
-    return out
+    plugs = snap.plugs
+    kw = surplus_kw(snap.pv_surplus_w)
+    names = RowNames(prep.circuit_ids, prep.power_rows, prep.pv_row)
+    run = (code == RUN) & ~stopping
+    limited = run & (bott >= 0) & (bott != prep.pv_row)
+    by_row = {r: f"limited by {names(r)}" for r in np.unique(bott[limited]).tolist()}
+    get = by_row.get
+    texts: list[str | None] = [get(r) for r in bott.tolist()]
+    # at the own maximum without a target: "at maximum N A" (one string per N)
+    at_max = run & (bott < 0) & np.isnan(prep.target) & (setpoint >= prep.max_a)
+    if at_max.any():
+        idx = np.flatnonzero(at_max)
+        mx = prep.max_a[idx].astype(np.int64)
+        by_max = {int(v): f"at maximum {v} A" for v in np.unique(mx).tolist()}
+        for i, v in zip(idx.tolist(), mx.tolist(), strict=True):
+            texts[i] = by_max[v]
+    others = np.flatnonzero(~(limited | at_max)).tolist()
+    if others:
+        fail = _fail_rows(prep, code, resid_after_admission)
+        for i in others:
+            p = plugs[i]
+            c = int(code[i])
+            if c == RUN:
+                texts[i] = running_reason(
+                    p,
+                    sp=int(setpoint[i]),
+                    x=float(x[i]),
+                    row=int(bott[i]),
+                    names=names,
+                    kw=kw,
+                    stopping=bool(stopping[i]),
+                    params=params,
+                )
+            else:
+                texts[i] = paused_reason(
+                    p,
+                    c=c,
+                    params=params,
+                    names=names,
+                    kw=kw,
+                    waiting_s=float(waiting[i]),
+                    fail_row=int(fail[i]),
+                )
+    return dict(zip(prep.ids, texts, strict=True))  # type: ignore[arg-type]
 
 
 def _fail_rows(prep: _Prepared, code: IntArr, resid: FloatArr) -> IntArr:
@@ -589,66 +602,3 @@ def _fail_rows(prep: _Prepared, code: IntArr, resid: FloatArr) -> IntArr:
     first = np.concatenate(([True], ep_s[1:] != ep_s[:-1]))
     fail[ep_s[first]] = er[srt][first]
     return fail
-
-
-def _until(p: Plug) -> str:
-    return f" until {p.target_until}" if p.target_until else ""
-
-
-def _running_reason(
-    p: Plug, *, sp: int, x: float, row: int, prep: _Prepared, names: dict[int, str], kw: str
-) -> str:
-    if row < 0:
-        if p.target_a is not None and p.target_a < p.max_a and sp >= p.target_a:
-            return f"target {p.target_a} A{_until(p)}"
-        if sp >= p.max_a:
-            return f"at maximum {p.max_a} A"
-        return f"{sp} A (exact {x:.2f} A)"
-    if row == prep.pv_row:
-        if p.mode is ChargeMode.MINPV:
-            return f"minpv: minimum {p.min_a} A plus {kw} pv surplus shared"
-        return f"pv: {kw} surplus"
-    name = names.get(row)
-    if name is None:
-        name = names[row] = _row_name(prep, row)
-    return f"limited by {name}"
-
-
-def _paused_reason(
-    p: Plug,
-    *,
-    c: int,
-    snap: Snapshot,
-    prep: _Prepared,
-    names: dict[int, str],
-    kw: str,
-    waiting_s: float,
-    fail_row: int,
-) -> str:
-    params = snap.params
-    if c == OFF:
-        return "off"
-    if c == UNAVAILABLE:
-        return "not available: no car ready to charge"
-    if c == TARGET_ZERO:
-        return f"paused by target 0 A{_until(p)}"
-    if c == TARGET_LOW:
-        return f"paused: target {p.target_a} A{_until(p)} is below the minimum {p.min_a} A"
-    if c == MAX_BELOW_MIN:
-        return f"paused: maximum {p.max_a} A is below the minimum {p.min_a} A"
-    if c == MIN_PAUSE:
-        left = params.min_pause_s - (p.paused_s or 0.0)
-        return f"paused: minimum pause, may restart in {_fmt_s(left)}"
-    need_kw = f"{len(p.phases) * p.min_a * params.voltage_v / 1000:.1f} kW"
-    if c == PV_WAIT:
-        left = params.pv_enable_delay_s - p.pv_timer_s
-        return f"pv: {kw} surplus covers {p.min_a} A, starting in {_fmt_s(left)}"
-    if c == PV_SHORT:
-        return f"pv: waiting for surplus ({kw}, {p.min_a} A needs {need_kw})"
-    # rejected: name the tightest row the minimum does not fit
-    row = fail_row
-    name = names.get(row)
-    if name is None:
-        name = names[row] = _row_name(prep, row)
-    wait = f", waiting {_fmt_s(waiting_s)}" if waiting_s > 0 else ""
-    return f"paused: less than {p.min_a} A available on {name}{wait}"
