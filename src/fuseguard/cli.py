@@ -116,10 +116,12 @@ def _register_commands() -> None:
     """Commands contributed by the subsystems (each module adds its own)."""
     from fuseguard.allocation import snapshot as allocate_cmd
     from fuseguard.cloud import cmd as cloud_cmd
+    from fuseguard.scenario import cmd as scenario_cmd
     from fuseguard.sim import cemm_cmd, charger_cmd
     from fuseguard.store import token_cmd
 
     allocate_cmd.register(app)
+    scenario_cmd.register(app)
     cemm_cmd.register(sim_app)
     charger_cmd.register(sim_app)
     app.add_typer(sim_app, name="sim")

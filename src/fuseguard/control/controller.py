@@ -98,14 +98,16 @@ class ControllerConfig:
     charger_timeout_s: float = 10.0
     write_timeout_s: float = 3.0
     rewrite_interval_s: float = 20.0
-    min_run_s: float = 300.0
-    min_pause_s: float = 120.0
+    min_run_s: float = 1800.0
+    min_pause_s: float = 600.0
     ramp_up_a_per_s: float = 4.0
     pv_enable_delay_s: float = 60.0
     pv_disable_delay_s: float = 180.0
     recently_started_window_s: float = 60.0
     peak_window_s: float = 900.0
     stuck_margin_a: float = 2.0
+    excess_margin_a: float = 1.0
+    decrease_grace_s: float = 6.0
     stuck_after_s: float = 5.0
     underuse_margin_a: float = 2.0
     underuse_after_s: float = 30.0
@@ -135,6 +137,12 @@ class PlugRuntime:
     demand_cap_at: float = 0.0
     learned_phases: tuple[Phase, ...] | None = None
     status: PlugStatus = PlugStatus.INIT
+    grid_a: Phases = ZERO
+
+    def take(self, sample: ChargerSample) -> None:
+        """Store a new sample and its draw on grid phases (through the wiring rotation)."""
+        self.sample = sample
+        self.grid_a = self.spec.rotation.to_grid(sample.current_a.maximum(0.0))
 
     def online(self, now: float, timeout_s: float) -> bool:
         """A sample arrived within ``timeout_s``."""
@@ -142,9 +150,7 @@ class PlugRuntime:
 
     def measured_grid_a(self) -> Phases:
         """Measured draw on grid phases (through the wiring rotation)."""
-        if self.sample is None:
-            return ZERO
-        return self.spec.rotation.to_grid(self.sample.current_a.maximum(0.0))
+        return self.grid_a
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +231,9 @@ class Controller:
         self._meter_sample: MeterSample | None = None
         self._meter_ok_at: float | None = None
         self._meter_error: str | None = None
-        self._non_ev_history: deque[tuple[float, Phases]] = deque()
+        # per-minute maxima of the non-EV load, for the meter-loss fallback
+        self._non_ev_peaks: deque[tuple[int, Phases]] = deque()
+        self._paths = {cid: tuple(self._path(cid)) for cid in self._circuits}
         self._non_ev: dict[str, Phases] = {}
         self._limits: dict[str, Phases] = {}
         self._wake = asyncio.Event()
@@ -234,7 +242,6 @@ class Controller:
         self._last_cycle_ms = 0.0
         self._last_alloc_at: float | None = None
         self._listeners: list[Callable[[ControllerStatus], None]] = []
-        self._status: ControllerStatus | None = None
         self._started_at = clock.monotonic()
         if flex is not None:
             flex.subscribe(self.wake)
@@ -296,9 +303,10 @@ class Controller:
                 self._write_events[pid].set()
         self._cycles += 1
         self._last_cycle_ms = (time.perf_counter() - t0) * 1000.0
-        self._status = self._make_status()
-        for listener in list(self._listeners):
-            listener(self._status)
+        if self._listeners:
+            status = self._make_status()
+            for listener in list(self._listeners):
+                listener(status)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -383,7 +391,7 @@ class Controller:
             log.info("charger_recovered", charger=pid, after=plug.error)
         plug.error = None
         prev = plug.sample
-        plug.sample = sample
+        plug.take(sample)
         plug.sample_at = now
         plug.last_ok_at = now
         if sample.cp_state.charging and (prev is None or not prev.cp_state.charging):
@@ -444,14 +452,19 @@ class Controller:
                 non_ev = Phases.uniform(non_ev_w / v)
             else:
                 non_ev = Phases.uniform(non_ev_w / (3 * v))
-        self._non_ev_history.append((now, non_ev))
-        while self._non_ev_history and now - self._non_ev_history[0][0] > self.config.peak_window_s:
-            self._non_ev_history.popleft()
+        minute = int(now // 60.0)
+        peaks = self._non_ev_peaks
+        if peaks and peaks[-1][0] == minute:
+            peaks[-1] = (minute, peaks[-1][1].maximum(non_ev))
+        else:
+            peaks.append((minute, non_ev))
+        while peaks and peaks[0][0] < minute - self.config.peak_window_s / 60.0:
+            peaks.popleft()
         return non_ev
 
     def _peak_non_ev(self) -> Phases:
         peak = ZERO
-        for _, v in self._non_ev_history:
+        for _, v in self._non_ev_peaks:
             peak = peak.maximum(v)
         return peak
 
@@ -472,13 +485,14 @@ class Controller:
         # sub-circuit non-EV loads also flow through their ancestors
         for cid, c in self._circuits.items():
             if cid != MAIN and c.non_ev_load_a != ZERO:
-                for anc in self._path(cid)[1:]:
+                for anc in self._paths[cid][1:]:
                     if anc != MAIN or not meter_fresh:
                         non_ev[anc] = non_ev[anc] + c.non_ev_load_a
         # uncontrollable plugs: offline (reserve last setpoint or max), stuck (real draw)
         available: dict[str, bool] = {}
         phases: dict[str, tuple[Phase, ...]] = {}
         max_a: dict[str, int] = {}
+        decreasing = False
         for pid, plug in self._plugs.items():
             spec = plug.spec
             online = plug.online(now, cfg.charger_timeout_s)
@@ -493,6 +507,13 @@ class Controller:
                 reserved = plug.measured_grid_a()
                 available[pid] = False
             else:
+                # a car still above its setpoint (slow to follow a decrease, or ignoring it)
+                excess = self._excess_a(plug)
+                if excess is not None:
+                    if now - plug.changed_at <= cfg.decrease_grace_s:
+                        decreasing = True  # it is coming down: others wait before increasing
+                    else:
+                        reserved = excess  # it does not come down: count what it really draws
                 available[pid] = bool(
                     sample is not None
                     and sample.cp_state.vehicle_connected
@@ -502,7 +523,7 @@ class Controller:
             if reserved != ZERO:
                 # the meter-derived non-EV load excludes this plug's last measured draw, so
                 # reserving it on every circuit up to main keeps the sum right
-                for anc in self._path(spec.circuit):
+                for anc in self._paths[spec.circuit]:
                     non_ev[anc] = non_ev[anc] + reserved
             phases[pid] = self._phases_in_use(plug)
             max_a[pid] = self._effective_max(plug, now)
@@ -525,6 +546,7 @@ class Controller:
             pv_surplus_w=self._pv_surplus_w(),
         )
         result = self._allocator.step(now, snapshot)
+        decided: dict[str, tuple[int, str]] = {}
         for pid, plug in self._plugs.items():
             setpoint = result.setpoints.get(pid, 0)
             reason = result.reasons.get(pid, "")
@@ -535,14 +557,31 @@ class Controller:
             elif plug.stuck:
                 reason = "stuck contactor: draws at setpoint 0, counted at its real draw"
                 setpoint = 0
+            elif plug.grid_a.max > setpoint + cfg.excess_margin_a:
+                decreasing = True  # this decision lowers a car below what it draws now
             if not meter_fresh and available.get(pid):
                 reason = f"meter fallback: EVs held at {self._fallback_ev_a():.0f} A; " + reason
+            decided[pid] = (setpoint, reason)
+        for pid, plug in self._plugs.items():
+            setpoint, reason = decided[pid]
+            if decreasing and setpoint > (plug.written_a or 0):
+                # break before make: increase only once the decreased cars have come down
+                setpoint = plug.written_a or 0
+                reason += "; increase waits for other cars to come down"
             plug.setpoint_a = self._ramp(plug, setpoint, now)
             plug.reason = reason
             plug.status = self._plug_status(plug, now)
         self._limits = limits
         self._non_ev = non_ev
         self._last_alloc_at = now
+
+    def _excess_a(self, plug: PlugRuntime) -> Phases | None:
+        """What a plug draws above its written setpoint, per grid phase (None: nothing)."""
+        if plug.sample is None or plug.written_a is None:
+            return None
+        allowed = float(plug.written_a) + self.config.excess_margin_a
+        excess = plug.grid_a.map(lambda v: max(0.0, v - allowed))
+        return excess if excess.max > 0.0 else None
 
     def _pv_surplus_w(self) -> float:
         sample = self._meter_sample
