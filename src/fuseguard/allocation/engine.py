@@ -196,13 +196,19 @@ def progressive_fill(
     er, ep, ea = er[keep], ep[keep], ea[keep]
     # the fixed plugs (lo == hi) are already counted at lo; active ones are re-added at lo below
     resid += np.bincount(er, ea * lo[ep], minlength=n_rows)
+    # the level's breakpoints, fixed for all rounds: a superset of the growing plugs' ones, so
+    # each row's load stays linear (and exact: sums of integers) between two neighbours
+    act = np.flatnonzero(active)
+    bps = np.unique(np.concatenate((lo[act], hi[act])))
+    k_n = bps.size
     while er.size:
         act = np.flatnonzero(active)
-        bps = np.unique(np.concatenate((lo[act], hi[act])))
-        k_n = bps.size
         lo_e, hi_e = lo[ep], hi[ep]
-        idx_lo = er * k_n + np.searchsorted(bps, lo_e)
-        idx_hi = er * k_n + np.searchsorted(bps, hi_e)
+        pos = np.zeros((2, n), dtype=np.int64)  # breakpoint index of each plug's lo and hi
+        pos[0, act] = np.searchsorted(bps, lo[act])
+        pos[1, act] = np.searchsorted(bps, hi[act])
+        idx_lo = er * k_n + pos[0, ep]
+        idx_hi = er * k_n + pos[1, ep]
         size = n_rows * k_n
         s_lo = np.bincount(idx_lo, ea, size).reshape(n_rows, k_n)
         w_lo = np.bincount(idx_lo, ea * lo_e, size).reshape(n_rows, k_n)
@@ -291,7 +297,6 @@ class _Prepared:
         "power_rows",
         "prio",
         "pv_row",
-        "pv_timer",
         "running",
         "running_s",
         "setpoint",
@@ -351,7 +356,6 @@ class _Prepared:
         self.setpoint = np.fromiter([p.setpoint_a for p in plugs], f64, n)
         self.running_s = np.array([p.running_s for p in plugs], dtype=f64).reshape(n)
         self.paused = np.array([p.paused_s for p in plugs], dtype=f64).reshape(n)
-        self.pv_timer = np.fromiter([p.pv_timer_s for p in plugs], f64, n)
         self.running = self.setpoint > 0
 
         # entries: (row, plug, coefficient), sorted by plug
@@ -443,7 +447,7 @@ def allocate_numpy(snapshot: Snapshot) -> Allocation:
         if running[i]:
             if left_w + params.pv_disable_threshold_w >= need_w:
                 left_w -= need_w
-            elif prep.pv_timer[i] < params.pv_disable_delay_s:
+            elif snapshot.plugs[i].pv_timer_s < params.pv_disable_delay_s:
                 left_w -= need_w
                 stopping[i] = True
                 pv_pending[i] = True
@@ -452,7 +456,7 @@ def allocate_numpy(snapshot: Snapshot) -> Allocation:
                 pv_pending[i] = True
         elif left_w >= need_w + params.pv_enable_threshold_w:
             left_w -= need_w
-            if prep.pv_timer[i] < params.pv_enable_delay_s:
+            if snapshot.plugs[i].pv_timer_s < params.pv_enable_delay_s:
                 code[i] = PV_WAIT
                 pv_pending[i] = True
         else:
@@ -472,24 +476,28 @@ def allocate_numpy(snapshot: Snapshot) -> Allocation:
     pv_min = float(np.sum((prep.nph * lo)[admitted & (prep.mode != 0)]))
     b[prep.pv_row] = max(b[prep.pv_row], pv_min)
     on = admitted[ep]
-    used = np.bincount(er[on], ec[on] * lo[ep[on]], minlength=n_rows)
+    # sums over a subset of the entries as full-length bincounts with zero weights elsewhere
+    # (adding 0.0 changes no sum, so this equals summing the subset, bit for bit)
+    lo_w = ec * lo[ep]
+    used_at_min = np.bincount(er, np.where(on, lo_w, 0.0), minlength=n_rows)
+    used = used_at_min.copy()
     x = np.zeros(n)
     bott = np.full(n, -1, dtype=np.int64)
     for level_prio in sorted(set(prep.prio[admitted].tolist()), reverse=True):
         lv = admitted & (prep.prio == level_prio)
         lv_e = lv[ep]
-        own = np.bincount(er[lv_e], ec[lv_e] * lo[ep[lv_e]], minlength=n_rows)
+        own = np.bincount(er, np.where(lv_e, lo_w, 0.0), minlength=n_rows)
         xl, bl = progressive_fill(
             lv, lo=lo, hi=hi, e_row=er, e_plug=ep, e_coef=ec, resid=b - used + own
         )
         x[lv] = xl[lv]
         bott[lv] = bl[lv]
-        used += np.bincount(er[lv_e], ec[lv_e] * (xl - lo)[ep[lv_e]], minlength=n_rows)
+        used += np.bincount(er, np.where(lv_e, ec * (xl - lo)[ep], 0.0), minlength=n_rows)
 
     # 5. integer amps: floor, then one more amp by largest remainder, first-fit
     fl = np.where(admitted, np.floor(x + 1e-7), 0.0)
     fl = np.minimum(fl, np.where(admitted, hi, 0.0))
-    resid = b - np.bincount(er[on], ec[on] * fl[ep[on]], minlength=n_rows)
+    resid = b - np.bincount(er, ec * fl[ep], minlength=n_rows)  # fl is 0 unless admitted
     frac = x - fl
     up = admitted & (frac > 1e-7) & (fl + 1 <= hi + EPS)
     up_idx = np.flatnonzero(up)
@@ -507,7 +515,7 @@ def allocate_numpy(snapshot: Snapshot) -> Allocation:
         setpoint[hit] = 0
         code[hit] = REJECTED
 
-    resid_after = b - np.bincount(er[on], ec[on] * lo[ep[on]], minlength=n_rows)
+    resid_after = b - used_at_min
     reasons = _reasons(
         snapshot,
         prep=prep,

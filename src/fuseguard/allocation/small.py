@@ -11,6 +11,7 @@ plug order like ``np.bincount``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from fuseguard.allocation.common import (
     EPS,
@@ -38,26 +39,32 @@ from fuseguard.allocation.common import (
 )
 from fuseguard.allocation.types import Allocation, Snapshot
 
-Entries = list[tuple[int, float]]  # (row, coefficient) of one plug, in the NumPy entry order
+Rows = list[int]
+Coefs = list[float]
 
 
 def _first_fit(
-    order: list[int], entries: list[Entries], amount: list[list[float]], resid: list[float]
-) -> set[int]:
+    order: list[int], rows: list[Rows], amount: list[list[float]], resid: list[float]
+) -> list[int]:
     """Sequential first-fit: admit an item when its amounts fit what the earlier ones left."""
     cap = [r + EPS * (1.0 + abs(r)) for r in resid]
+    total = [0.0] * len(resid)
+    for i in order:  # amounts are integers: these sums are exact in any order
+        for row, am in zip(rows[i], amount[i]):  # noqa: B905 - equal lengths by construction
+            total[row] += am
+    if all(t <= c for t, c in zip(total, cap)):  # noqa: B905
+        return order  # everything fits: first-fit admits all
     used = [0.0] * len(resid)
-    admitted: set[int] = set()
+    admitted: list[int] = []
     for i in order:
-        ent = entries[i]
-        amt = amount[i]
-        for k, (row, _) in enumerate(ent):
-            if used[row] + amt[k] > cap[row]:
+        ri, ai = rows[i], amount[i]
+        for k in range(len(ri)):
+            if used[ri[k]] + ai[k] > cap[ri[k]]:
                 break
         else:
-            for k, (row, _) in enumerate(ent):
-                used[row] += amt[k]
-            admitted.add(i)
+            for k in range(len(ri)):
+                used[ri[k]] += ai[k]
+            admitted.append(i)
     return admitted
 
 
@@ -66,69 +73,82 @@ def _fill(
     *,
     lo: list[float],
     hi: list[float],
-    entries: list[Entries],
+    rows: list[Rows],
+    coefs: list[Coefs],
     resid: list[float],
+    own: list[float],
     x: list[float],
     bott: list[int],
 ) -> None:
     """Progressive filling of the plugs in ``level`` (ascending); writes ``x`` and ``bott``.
 
-    Mirrors :func:`fuseguard.allocation.engine.progressive_fill` round by round. A row's load at
-    a level ``v`` is ``sum a * clamp(v, lo, hi)``: integers, exact in any order, so each row keeps
-    its load at the lowest and the highest breakpoint (every plug at ``lo`` / at ``hi``) and is
-    evaluated in between only when it saturates there. Sums of non-integers (``resid`` updates)
-    are accumulated in plug order from 0.0, like ``np.bincount``.
+    Mirrors :func:`fuseguard.allocation.engine.progressive_fill` round by round. ``own`` is the
+    level's load at the minimum currents. A row's load at a level ``v`` is
+    ``sum a * clamp(v, lo, hi)``: integers, exact in any order, so each row keeps its load at the
+    lowest and the highest breakpoint (every plug at ``lo`` / at ``hi``) and is evaluated in
+    between only when it saturates there. Sums of non-integers (``resid`` updates) are
+    accumulated in plug order from 0.0, like ``np.bincount``.
     """
-    s1: dict[int, float] = {}
-    for i in level:
-        li = lo[i]
-        for row, a in entries[i]:
-            s1[row] = s1.get(row, 0.0) + a * li
     active = [i for i in level if hi[i] > lo[i] + EPS]
-    s2: dict[int, float] = {}
-    for i in active:
-        li = lo[i]
-        for row, a in entries[i]:
-            s2[row] = s2.get(row, 0.0) + a * li
-    resid = resid.copy()
-    for row, v in s1.items():
-        resid[row] = (resid[row] - v) + s2.get(row, 0.0)
+    if len(active) == len(level):
+        s2 = own
+    else:
+        s2 = [0.0] * len(resid)
+        for i in active:
+            li = lo[i]
+            for row, a in zip(rows[i], coefs[i]):  # noqa: B905
+                s2[row] += a * li
+    resid = [(r - o) + v for r, o, v in zip(resid, own, s2)]  # noqa: B905
     for i in level:
         x[i] = lo[i]
         bott[i] = -1
     if not active:
         return
     inf = math.inf
-    on_row: dict[int, list[tuple[float, float, float, int]]] = {}
-    bottom: dict[int, float] = {}
-    top: dict[int, float] = {}
-    count: dict[int, int] = {}
+    n_rows = len(resid)
+    bottom = [0.0] * n_rows  # load with every growing plug at lo / at hi (integers: exact)
+    top = [0.0] * n_rows
     for i in active:
         li, hi_i = lo[i], hi[i]
-        for row, a in entries[i]:
-            lst = on_row.get(row)
-            if lst is None:
-                on_row[row] = [(a, li, hi_i, i)]
-                bottom[row] = a * li
-                top[row] = a * hi_i
-                count[row] = 1
-            else:
-                lst.append((a, li, hi_i, i))
-                bottom[row] += a * li
-                top[row] += a * hi_i
-                count[row] += 1
+        for row, a in zip(rows[i], coefs[i]):  # noqa: B905
+            bottom[row] += a * li
+            top[row] += a * hi_i
     # A row that fits with every plug at its cap never saturates in this level (freezing a plug
     # lowers its load by a * hi >= a * x): its level stays +inf, which changes no plug's minimum,
-    # and it can only be the "first minimal row" of plugs that end at their cap. Drop it.
-    for row in [row for row in on_row if top[row] <= resid[row]]:
-        del on_row[row]
-    rows_of = {i: [(row, a) for row, a in entries[i] if row in on_row] for i in active}
+    # and it can only be the "first minimal row" of plugs that end at their cap. Leave it out.
+    keep = [t > r for t, r in zip(top, resid)]  # noqa: B905
+    on_row: dict[int, list[tuple[float, float, float, int]]] = {}
+    kept: dict[int, list[tuple[int, float]]] = {}
+    rows_of: dict[int, list[int]] = {}
+    for i in active:
+        li, hi_i = lo[i], hi[i]
+        k_rows: list[int] = []
+        k_ent: list[tuple[int, float]] = []
+        for row, a in zip(rows[i], coefs[i]):  # noqa: B905
+            if keep[row]:
+                k_rows.append(row)
+                k_ent.append((row, a))
+                lst = on_row.get(row)
+                if lst is None:
+                    on_row[row] = [(a, li, hi_i, i)]
+                else:
+                    lst.append((a, li, hi_i, i))
+        rows_of[i] = k_rows
+        kept[i] = k_ent
+    count = {row: len(lst) for row, lst in on_row.items()}
     alive = dict.fromkeys(active, True)
+    # the level's breakpoints, fixed for all rounds (a superset of the growing plugs' ones: the
+    # loads between two neighbours stay linear and exact), as in the NumPy path
+    bps = sorted({lo[i] for i in active} | {hi[i] for i in active})
+    last = len(bps) - 1
+    t_row: dict[int, float] = {}
+    todo: Iterable[int] = list(on_row)  # rows whose level must be (re)computed
     while active:
-        bps = sorted({lo[i] for i in active} | {hi[i] for i in active})
-        last = len(bps) - 1
-        t_row: dict[int, float] = {}
-        for row, lst in on_row.items():
+        for row in todo:
+            lst = on_row.get(row)
+            if lst is None:
+                t_row.pop(row, None)
+                continue
             r = resid[row]
             cap = r + EPS * (1.0 + abs(r))
             if top[row] <= cap:  # fits with every plug at its cap
@@ -152,23 +172,22 @@ def _fill(
                     t_row[row] = v0 + (r - g0) * (v - v0) / (g - g0)
                     break
                 g0 = g
-        m: dict[int, float] = {}
+        t_get = t_row.__getitem__
         row_min = dict.fromkeys(on_row, inf)
+        m: dict[int, float] = {}
         for i in active:
-            mi = inf
-            for row, _ in rows_of[i]:
-                t = t_row[row]
-                mi = min(mi, t)
+            ri = rows_of[i]
+            mi = min(map(t_get, ri)) if ri else inf
             m[i] = mi
-            for row, _ in rows_of[i]:
+            for row in ri:
                 row_min[row] = min(row_min[row], mi)
+        locmin = {row: t_row[row] <= rm + EPS * (1.0 + abs(rm)) for row, rm in row_min.items()}
         frozen: list[int] = []
         for i in active:
             mi = m[i]
             first = -1
-            for row, _ in rows_of[i]:
-                rm = row_min[row]
-                if t_row[row] <= rm + EPS * (1.0 + abs(rm)):
+            for row in rows_of[i]:
+                if locmin[row]:
                     first = row
                     break
             if first >= 0 or hi[i] <= mi + EPS:
@@ -188,16 +207,19 @@ def _fill(
         sub: dict[int, float] = {}
         for i in frozen:
             alive[i] = False
-            xi = x[i]
-            for row, a in rows_of[i]:
+            xi, li, hi_i = x[i], lo[i], hi[i]
+            for row, a in kept[i]:
                 sub[row] = sub.get(row, 0.0) + a * xi
-                bottom[row] -= a * lo[i]  # integers: exact
-                top[row] -= a * hi[i]
+                bottom[row] -= a * li  # integers: exact
+                top[row] -= a * hi_i
                 count[row] -= 1
                 if not count[row]:
                     del on_row[row]
         for row, v in sub.items():
             resid[row] -= v
+        if len(frozen) == len(active):
+            break
+        todo = sub  # only the rows the frozen plugs were on have changed
         active = [i for i in active if alive[i]]
 
 
@@ -237,8 +259,11 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     hi: list[float] = []
     nph: list[float] = []
     mode: list[int] = []
-    entries: list[Entries] = []
+    rows: list[Rows] = []  # every row a plug loads, in the NumPy entry order (pv row last)
+    coefs: list[Coefs] = []
+    phys: list[Rows] = []  # the physical and power rows only
     code: list[int] = []
+    templates: dict[tuple[int, tuple[bool, bool, bool], bool], tuple[Rows, Coefs, Rows]] = {}
     for p in plugs:
         li = float(p.min_a)
         mx = float(p.max_a)
@@ -250,12 +275,25 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
         nph.append(k)
         md = MODE_CODE[p.mode]
         mode.append(md)
-        chain = chains[index[p.circuit]]
-        ent: Entries = [(ci * 3 + ph, 1.0) for ci in chain for ph in (0, 1, 2) if mask[ph]]
-        ent.extend((power_row[ci], k) for ci in chain if power_row[ci] >= 0)
-        if md in (M_PV, M_MINPV):
-            ent.append((pv_row, k))
-        entries.append(ent)
+        is_pv = md in (M_PV, M_MINPV)
+        key = (index[p.circuit], mask, is_pv)
+        tpl = templates.get(key)
+        if tpl is None:
+            chain = chains[key[0]]
+            r_list = [ci * 3 + ph for ci in chain for ph in (0, 1, 2) if mask[ph]]
+            c_list = [1.0] * len(r_list)
+            for ci in chain:
+                if power_row[ci] >= 0:
+                    r_list.append(power_row[ci])
+                    c_list.append(k)
+            ph_list = r_list.copy()
+            if is_pv:
+                r_list.append(pv_row)
+                c_list.append(k)
+            tpl = templates[key] = (r_list, c_list, ph_list)
+        rows.append(tpl[0])
+        coefs.append(tpl[1])
+        phys.append(tpl[2])
         # 1. eligibility
         if md == M_OFF:
             cd = OFF
@@ -286,10 +324,11 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
 
     # 2. queue: priority, locked runners, longest waiting, runners before fresh plugs, order
     min_run = params.min_run_s
+    prio = [p.priority for p in plugs]
     queue = sorted(
         range(n),
         key=lambda i: (
-            -plugs[i].priority,
+            -prio[i],
             not (running[i] and run_s[i] < min_run),
             -waiting[i],
             not running[i],
@@ -329,15 +368,15 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
             code[i] = PV_SHORT
 
     # 3. admission: first-fit of minimum currents on the physical and power rows
-    phys = [[(row, a) for row, a in ent if row != pv_row] for ent in entries]
     cand = [i for i in queue if code[i] == RUN]
-    mins = [[a * lo[i] for _, a in ent] for i, ent in enumerate(phys)]
-    adm_set = _first_fit(cand, phys, mins, b)
-    admitted = [i in adm_set for i in range(n)]
-    for i in range(n):
-        if code[i] == RUN and not admitted[i]:
+    mins = [[a * lo[i] for a in coefs[i]] for i in range(n)]
+    adm = sorted(_first_fit(cand, phys, mins, b))
+    admitted = [False] * n
+    for i in adm:
+        admitted[i] = True
+    for i in cand:
+        if not admitted[i]:
             code[i] = REJECTED
-    adm = [i for i in range(n) if admitted[i]]
 
     # 4. max-min fair filling, priority level by priority level
     pv_min = 0.0
@@ -345,58 +384,58 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
         if mode[i] != 0:
             pv_min += nph[i] * lo[i]
     b[pv_row] = max(b[pv_row], pv_min)
-    used = [0.0] * n_rows
+    used_at_min = [0.0] * n_rows
     for i in adm:
-        li = lo[i]
-        for row, a in entries[i]:
-            used[row] += a * li
+        for row, w in zip(rows[i], mins[i]):  # noqa: B905
+            used_at_min[row] += w
+    used = used_at_min
     x = [0.0] * n
     bott = [-1] * n
-    prio = [p.priority for p in plugs]
-    for level_prio in sorted({prio[i] for i in adm}, reverse=True):
-        lv = [i for i in adm if prio[i] == level_prio]
-        own = [0.0] * n_rows
-        for i in lv:
-            li = lo[i]
-            for row, a in entries[i]:
-                own[row] += a * li
-        resid = [(bb - u) + o for bb, u, o in zip(b, used, own, strict=True)]
-        _fill(lv, lo=lo, hi=hi, entries=entries, resid=resid, x=x, bott=bott)
-        inc = [0.0] * n_rows
-        for i in lv:
-            d = x[i] - lo[i]
-            for row, a in entries[i]:
-                inc[row] += a * d
-        used = [u + v for u, v in zip(used, inc, strict=True)]
+    levels = sorted({prio[i] for i in adm}, reverse=True)
+    for level_prio in levels:
+        if len(levels) == 1:
+            lv, own = adm, used_at_min  # integer sums: the same in any order
+        else:
+            lv = [i for i in adm if prio[i] == level_prio]
+            own = [0.0] * n_rows
+            for i in lv:
+                for row, w in zip(rows[i], mins[i]):  # noqa: B905
+                    own[row] += w
+        resid = [(bb - u) + o for bb, u, o in zip(b, used, own)]  # noqa: B905
+        _fill(lv, lo=lo, hi=hi, rows=rows, coefs=coefs, resid=resid, own=own, x=x, bott=bott)
+        if len(levels) > 1:
+            inc = [0.0] * n_rows
+            for i in lv:
+                d = x[i] - lo[i]
+                for row, a in zip(rows[i], coefs[i]):  # noqa: B905
+                    inc[row] += a * d
+            used = [u + v for u, v in zip(used, inc)]  # noqa: B905
 
     # 5. integer amps: floor, then one more amp by largest remainder, first-fit
     fl = [0.0] * n
-    for i in adm:
-        fl[i] = min(float(math.floor(x[i] + 1e-7)), hi[i])
     sub = [0.0] * n_rows
     for i in adm:
-        fi = fl[i]
-        for row, a in entries[i]:
+        fi = fl[i] = min(float(math.floor(x[i] + 1e-7)), hi[i])
+        for row, a in zip(rows[i], coefs[i]):  # noqa: B905
             sub[row] += a * fi
-    resid = [bb - s for bb, s in zip(b, sub, strict=True)]
-    frac = [x[i] - fl[i] for i in range(n)]
-    up = [i for i in adm if frac[i] > 1e-7 and fl[i] + 1 <= hi[i] + EPS]
-    up.sort(key=lambda i: (-frac[i], i))
-    coefs = [[a for _, a in ent] for ent in entries]
-    extra = _first_fit(up, entries, coefs, resid)
-    setpoint = [fl[i] + (1.0 if i in extra else 0.0) for i in range(n)]
+    resid = [bb - s for bb, s in zip(b, sub)]  # noqa: B905
+    up = [i for i in adm if x[i] - fl[i] > 1e-7 and fl[i] + 1 <= hi[i] + EPS]
+    up.sort(key=lambda i: (fl[i] - x[i], i))
+    setpoint = fl
+    for i in _first_fit(up, rows, coefs, resid):
+        setpoint[i] += 1.0
 
     # defence in depth: a row over its limit pauses every plug on it
     usage = [0.0] * n_rows
-    for i in range(n):
+    for i in adm:
         s = setpoint[i]
-        for row, a in entries[i]:
+        for row, a in zip(rows[i], coefs[i]):  # noqa: B905
             usage[row] += a * s
-    bad = [u > bb + 1e-6 * (1.0 + abs(bb)) for u, bb in zip(usage, b, strict=True)]
+    bad = [u > bb + 1e-6 * (1.0 + abs(bb)) for u, bb in zip(usage, b)]  # noqa: B905
     bad[pv_row] = False
-    if any(bad):  # pragma: no cover - the pipeline above never gets here
+    if True in bad:  # pragma: no cover - the pipeline above never gets here
         for i in range(n):
-            if any(bad[row] for row, _ in entries[i]):
+            if any(bad[row] for row in rows[i]):
                 setpoint[i] = 0.0
                 code[i] = REJECTED
 
@@ -404,7 +443,6 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     names = RowNames([circ.id for circ in circuits], power_rows, pv_row)
     kw = surplus_kw(snapshot.pv_surplus_w)
     reasons: dict[str, str] = {}
-    resid_after: list[float] | None = None
     for i, p in enumerate(plugs):
         c = code[i]
         if c == RUN:
@@ -421,16 +459,9 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
             continue
         fail = -1
         if c == REJECTED:
-            if resid_after is None:
-                sub = [0.0] * n_rows
-                for j in adm:
-                    lj = lo[j]
-                    for row, a in entries[j]:
-                        sub[row] += a * lj
-                resid_after = [bb - s for bb, s in zip(b, sub, strict=True)]
             best = -math.inf
-            for row, a in phys[i]:
-                deficit = a * lo[i] - resid_after[row]
+            for row, w in zip(phys[i], mins[i]):  # noqa: B905
+                deficit = w - (b[row] - used_at_min[row])
                 if deficit > best:
                     best, fail = deficit, row
         reasons[p.id] = paused_reason(
