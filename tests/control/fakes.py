@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
@@ -24,6 +25,11 @@ class FakeCharger:
     stuck_a: float | None = None  # stuck contactor: draws this whatever the limit
     writes: list[int] = field(default_factory=list)
     full: bool = False
+    hang: bool = False  # answers nothing at all: reads never return
+
+    async def _maybe_hang(self) -> None:
+        if self.hang:
+            await asyncio.get_running_loop().create_future()
 
     def draw_local(self) -> Phases:
         if not self.plugged:
@@ -39,6 +45,7 @@ class FakeCharger:
         return self.rotation.to_grid(self.draw_local())
 
     async def read(self) -> ChargerSample:
+        await self._maybe_hang()
         if self.offline:
             raise DeviceConnectionError("connection refused")
         local = self.draw_local()

@@ -271,3 +271,17 @@ async def test_ramp_up_is_gradual_and_decrease_is_immediate(site_factory) -> Non
     site.meter.base_a = Phases(50, 0, 0)
     await site.run_for(1.0)
     assert chargers["cp1"].limit_a == 13
+
+
+async def test_a_hanging_charger_holds_up_nothing(site_factory) -> None:
+    site = site_factory(fuse_a=32, base_a=Phases(4, 4, 4))
+    await site.run_for(30)
+    site.chargers["cp2"].hang = True
+    site.meter.base_a = Phases(14, 4, 4)  # meanwhile the load rises: cp1 must still react
+    await site.run_for(1.0 + 0.5)  # next meter sample + at most poll_wait_s for the silent one
+    assert site.chargers["cp1"].limit_a < 14
+    await site.run_for(12)
+    cp2 = next(p for p in site.controller.status().plugs if p.id == "cp2")
+    assert cp2.status is PlugStatus.OFFLINE
+    assert "no answer within 10 s" in (cp2.error or "")
+    assert within(site.grid(), Phases.uniform(32))

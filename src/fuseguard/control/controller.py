@@ -142,7 +142,10 @@ class PlugRuntime:
     def take(self, sample: ChargerSample) -> None:
         """Store a new sample and its draw on grid phases (through the wiring rotation)."""
         self.sample = sample
-        self.grid_a = self.spec.rotation.to_grid(sample.current_a.maximum(0.0))
+        c = sample.current_a
+        if c.l1 < 0 or c.l2 < 0 or c.l3 < 0:
+            c = c.maximum(0.0)
+        self.grid_a = self.spec.rotation.to_grid(c)
 
     def online(self, now: float, timeout_s: float) -> bool:
         """A sample arrived within ``timeout_s``."""
@@ -234,6 +237,7 @@ class Controller:
         # per-minute maxima of the non-EV load, for the meter-loss fallback
         self._non_ev_peaks: deque[tuple[int, Phases]] = deque()
         self._paths = {cid: tuple(self._path(cid)) for cid in self._circuits}
+        self._fresh_s = 1.5 * config.meter_period_s + config.poll_wait_s
         self._non_ev: dict[str, Phases] = {}
         self._limits: dict[str, Phases] = {}
         self._wake = asyncio.Event()
@@ -313,25 +317,43 @@ class Controller:
     async def _poll_loop(self) -> None:
         """Every meter period: read the meter and all chargers at the same instant, wait for
         the answers (at most ``poll_wait_s``: a hanging device never holds up the others or
-        the decision; its read goes on and lands in a later cycle), then wake the decision."""
+        the decision; its read goes on and lands in a later cycle, and is abandoned as failed
+        after its timeout), then wake the decision."""
         period = self.config.meter_period_s
-        inflight: dict[str, asyncio.Task[None]] = {}
+        inflight: dict[str, tuple[asyncio.Task[None], float]] = {}
+        reads: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"": self._read_meter}
+        for pid in self._plugs:
+            reads[pid] = functools.partial(self._read_charger, pid)
         try:
             while True:
                 started = self._clock.monotonic()
-                reads: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"": self._read_meter}
-                for pid in self._plugs:
-                    reads[pid] = functools.partial(self._read_charger, pid)
                 for key, read in reads.items():
-                    task = inflight.get(key)
-                    if task is None or task.done():
-                        inflight[key] = asyncio.create_task(read())
-                await self._wait_for(list(inflight.values()), self.config.poll_wait_s)
+                    running = inflight.get(key)
+                    if running is not None and not running[0].done():
+                        self._abandon_if_late(key, running, started)
+                        continue
+                    inflight[key] = (asyncio.create_task(read()), started)
+                await self._wait_for([t for t, _ in inflight.values()], self.config.poll_wait_s)
                 self._wake.set()
                 await self._clock.sleep(max(0.0, period - (self._clock.monotonic() - started)))
         finally:
-            for task in inflight.values():
+            for task, _ in inflight.values():
                 task.cancel()
+
+    def _abandon_if_late(
+        self, key: str, running: tuple[asyncio.Task[None], float], now: float
+    ) -> None:
+        """Cancel a read that has been waiting longer than its device's timeout."""
+        task, since = running
+        timeout = self.config.meter_timeout_s if key == "" else self.config.charger_timeout_s
+        if now - since < timeout:
+            return
+        task.cancel()
+        reason = f"no answer within {timeout:g} s"
+        if key == "":
+            self._meter_failed(reason)
+        else:
+            self._charger_failed(self._plugs[key], reason)
 
     async def _wait_for(self, tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
         """Wait until every task is done or ``timeout_s`` of clock time has passed."""
@@ -347,27 +369,21 @@ class Controller:
             timer.cancel()
 
     async def _read_meter(self) -> None:
-        now = self._clock.monotonic()
         try:
-            async with asyncio.timeout(self.config.meter_timeout_s):
-                sample = await self._meter.read()
-        except (DeviceError, TimeoutError) as err:
-            reason = str(err) or type(err).__name__
-            if reason != self._meter_error:
-                log.warning("meter_unavailable", device="meter", reason=reason)
-            self._meter_error = reason
+            sample = await self._meter.read()
+        except DeviceError as err:
+            self._meter_failed(str(err) or type(err).__name__)
             return
+        now = self._clock.monotonic()
         if not _meter_sample_ok(sample):
-            reason = "meter sample has non-finite values"
-            if reason != self._meter_error:
-                log.warning("meter_unavailable", device="meter", reason=reason)
-            self._meter_error = reason
+            self._meter_failed("meter sample has non-finite values")
             return
         if sample.stale:
-            if self._meter_error != "stale":
-                log.warning("meter_stale", device="meter", reason="timestamp did not advance")
-            self._meter_error = "stale"
-            self._meter_sample = sample
+            # a meter polled a little faster than it sends telegrams repeats one now and then;
+            # only a lasting repeat is a frozen meter
+            last_ok = self._meter_ok_at if self._meter_ok_at is not None else -math.inf
+            if now - last_ok > 2 * self.config.meter_period_s:
+                self._meter_failed("meter timestamp did not advance (frozen)")
             return
         if self._meter_error is not None:
             log.info("meter_recovered", device="meter", after=self._meter_error)
@@ -375,18 +391,19 @@ class Controller:
         self._meter_sample = sample
         self._meter_ok_at = now
 
+    def _meter_failed(self, reason: str) -> None:
+        if reason != self._meter_error:
+            log.warning("meter_unavailable", device="meter", reason=reason)
+        self._meter_error = reason
+
     async def _read_charger(self, pid: str) -> None:
         plug = self._plugs[pid]
-        now = self._clock.monotonic()
         try:
-            async with asyncio.timeout(self.config.charger_timeout_s):
-                sample = await self._chargers[pid].read()
-        except (DeviceError, TimeoutError) as err:
-            reason = str(err) or type(err).__name__
-            if reason != plug.error:
-                log.warning("charger_unavailable", charger=pid, reason=reason)
-            plug.error = reason
+            sample = await self._chargers[pid].read()
+        except DeviceError as err:
+            self._charger_failed(plug, str(err) or type(err).__name__)
             return
+        now = self._clock.monotonic()
         if plug.error is not None:
             log.info("charger_recovered", charger=pid, after=plug.error)
         plug.error = None
@@ -405,6 +422,11 @@ class Controller:
                 cp=sample.cp_state.value,
                 ocpp=sample.ocpp_state.value if sample.ocpp_state else None,
             )
+
+    def _charger_failed(self, plug: PlugRuntime, reason: str) -> None:
+        if reason != plug.error:
+            log.warning("charger_unavailable", charger=plug.spec.id, reason=reason)
+        plug.error = reason
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -440,9 +462,14 @@ class Controller:
         ev = ZERO
         ev_power = 0.0
         for plug in self._plugs.values():
-            ev = ev + plug.measured_grid_a()
+            drawn = self._ev_estimate(plug, now)
+            ev = ev + drawn
             if plug.sample is not None:
-                ev_power += plug.sample.power_w
+                ev_power += (
+                    plug.sample.power_w
+                    if drawn is plug.grid_a
+                    else drawn.total * self.config.voltage_v
+                )
         if sample.current_a is not None:
             non_ev = (sample.current_a - ev).maximum(0.0)
         else:
@@ -508,7 +535,7 @@ class Controller:
                 available[pid] = False
             else:
                 # a car still above its setpoint (slow to follow a decrease, or ignoring it)
-                excess = self._excess_a(plug)
+                excess = self._excess_a(plug, now)
                 if excess is not None:
                     if now - plug.changed_at <= cfg.decrease_grace_s:
                         decreasing = True  # it is coming down: others wait before increasing
@@ -557,7 +584,7 @@ class Controller:
             elif plug.stuck:
                 reason = "stuck contactor: draws at setpoint 0, counted at its real draw"
                 setpoint = 0
-            elif plug.grid_a.max > setpoint + cfg.excess_margin_a:
+            elif self._fresh(plug, now) and plug.grid_a.max > setpoint + cfg.excess_margin_a:
                 decreasing = True  # this decision lowers a car below what it draws now
             if not meter_fresh and available.get(pid):
                 reason = f"meter fallback: EVs held at {self._fallback_ev_a():.0f} A; " + reason
@@ -575,9 +602,21 @@ class Controller:
         self._non_ev = non_ev
         self._last_alloc_at = now
 
-    def _excess_a(self, plug: PlugRuntime) -> Phases | None:
+    def _fresh(self, plug: PlugRuntime, now: float) -> bool:
+        """The plug's sample is from the current or the previous poll."""
+        return plug.sample_at is not None and now - plug.sample_at <= self._fresh_s
+
+    def _ev_estimate(self, plug: PlugRuntime, now: float) -> Phases:
+        """Best estimate of what a plug draws now, per grid phase: its measurement when fresh;
+        for an old measurement, at most its written setpoint (a charger that answers nothing
+        still obeys the last limit it received)."""
+        if self._fresh(plug, now) or plug.written_a is None:
+            return plug.grid_a
+        return plug.grid_a.minimum(float(plug.written_a))
+
+    def _excess_a(self, plug: PlugRuntime, now: float) -> Phases | None:
         """What a plug draws above its written setpoint, per grid phase (None: nothing)."""
-        if plug.sample is None or plug.written_a is None:
+        if plug.sample is None or plug.written_a is None or not self._fresh(plug, now):
             return None
         allowed = float(plug.written_a) + self.config.excess_margin_a
         excess = plug.grid_a.map(lambda v: max(0.0, v - allowed))
@@ -654,6 +693,8 @@ class Controller:
             plug.stuck_since = None
             plug.stuck = False
             return
+        if not self._fresh(plug, now):
+            return  # judge a contactor only on a current measurement
         drawn = max(sample.current_a)
         over = drawn > plug.written_a + self.config.stuck_margin_a
         settled = now - plug.changed_at >= self.config.stuck_after_s

@@ -180,20 +180,28 @@ class Rotation(StrEnum):
 
     def to_grid(self, local: Phases) -> Phases:
         """Map per-terminal values (charger L1..L3) onto grid phases."""
-        vals = [0.0, 0.0, 0.0]
-        for terminal, grid_phase in enumerate(self.grid_order):
-            vals[grid_phase.index] = local[terminal]
-        return Phases(vals[0], vals[1], vals[2])
+        v = (local.l1, local.l2, local.l3)
+        a, b, c = _TERMINAL_OF_GRID[self]
+        return Phases(v[a], v[b], v[c])
 
     def to_local(self, grid: Phases) -> Phases:
         """Map grid-phase values onto the charger's terminals (inverse of :meth:`to_grid`)."""
-        return Phases.of(grid[p] for p in self.grid_order)
+        v = (grid.l1, grid.l2, grid.l3)
+        a, b, c = (p.index for p in self.grid_order)
+        return Phases(v[a], v[b], v[c])
 
 
 _ROTATIONS: dict[Rotation, tuple[Phase, Phase, Phase]] = {
     Rotation.L1L2L3: (Phase.L1, Phase.L2, Phase.L3),
     Rotation.L2L3L1: (Phase.L2, Phase.L3, Phase.L1),
     Rotation.L3L1L2: (Phase.L3, Phase.L1, Phase.L2),
+}
+
+
+#: for each rotation: which charger terminal feeds grid L1, L2 and L3
+_TERMINAL_OF_GRID: dict[Rotation, tuple[int, int, int]] = {
+    rot: (order.index(Phase.L1), order.index(Phase.L2), order.index(Phase.L3))
+    for rot, order in _ROTATIONS.items()
 }
 
 
