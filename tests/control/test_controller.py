@@ -213,7 +213,7 @@ async def test_target_caps_and_expires(site_factory) -> None:
     cp1 = next(p for p in st.plugs if p.id == "cp1")
     assert cp1.setpoint_a == 10
     assert "target" in cp1.reason
-    await site.run_for(601)
+    await site.run_for(601 + 5)  # expiry, then a raise once it has held for raise_after_s
     assert site.setpoints()["cp1"] == 32
 
 
@@ -285,3 +285,19 @@ async def test_a_hanging_charger_holds_up_nothing(site_factory) -> None:
     assert cp2.status is PlugStatus.OFFLINE
     assert "no answer within 10 s" in (cp2.error or "")
     assert within(site.grid(), Phases.uniform(32))
+
+
+async def test_a_full_car_is_paused_and_offered_current_again_later(site_factory) -> None:
+    chargers = {"cp1": FakeCharger(), "cp2": FakeCharger()}
+    site = site_factory(fuse_a=20, base_a=Phases(2, 2, 2), chargers=chargers)
+    await site.run_for(30)
+    assert site.setpoints() == {"cp1": 9, "cp2": 9}
+    chargers["cp2"].full = True  # takes no current any more
+    await site.run_for(90)
+    st = {p.id: p for p in site.controller.status().plugs}
+    assert st["cp2"].setpoint_a == 0
+    assert "takes no current" in st["cp2"].reason
+    assert st["cp1"].setpoint_a == 18  # all of it goes to the car that charges
+    chargers["cp2"].full = False  # e.g. preconditioning: it wants current again
+    await site.run_for(900)
+    assert site.setpoints() == {"cp1": 9, "cp2": 9}

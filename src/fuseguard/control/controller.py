@@ -108,6 +108,9 @@ class ControllerConfig:
     stuck_margin_a: float = 2.0
     excess_margin_a: float = 1.0
     decrease_grace_s: float = 6.0
+    raise_after_s: float = 5.0
+    idle_after_s: float = 60.0
+    idle_reprobe_s: float = 900.0
     stuck_after_s: float = 5.0
     underuse_margin_a: float = 2.0
     underuse_after_s: float = 30.0
@@ -138,6 +141,10 @@ class PlugRuntime:
     learned_phases: tuple[Phase, ...] | None = None
     status: PlugStatus = PlugStatus.INIT
     grid_a: Phases = ZERO
+    idle_since: float | None = None
+    idle_until: float | None = None
+    raise_since: float | None = None
+    raise_floor: int = 0
 
     def take(self, sample: ChargerSample) -> None:
         """Store a new sample and its draw on grid phases (through the wiring rotation)."""
@@ -546,7 +553,7 @@ class Controller:
                     and sample.cp_state.vehicle_connected
                     and sample.authorized
                     and not sample.errors
-                )
+                ) and not self._idle(plug, now)
             if reserved != ZERO:
                 # the meter-derived non-EV load excludes this plug's last measured draw, so
                 # reserving it on every circuit up to main keeps the sum right
@@ -584,6 +591,9 @@ class Controller:
             elif plug.stuck:
                 reason = "stuck contactor: draws at setpoint 0, counted at its real draw"
                 setpoint = 0
+            elif plug.idle_until is not None:
+                minutes = (plug.idle_until - now) / 60.0
+                reason = f"car takes no current (full?): offered again in {minutes:.0f} min"
             elif self._fresh(plug, now) and plug.grid_a.max > setpoint + cfg.excess_margin_a:
                 decreasing = True  # this decision lowers a car below what it draws now
             if not meter_fresh and available.get(pid):
@@ -716,10 +726,53 @@ class Controller:
             plug.stuck_since = None
             plug.stuck = False
 
+    def _idle(self, plug: PlugRuntime, now: float) -> bool:
+        """A car that takes no current although offered (full, or not ready) is paused, so the
+        current offered to it goes to others; it is offered current again every
+        ``idle_reprobe_s`` to see whether it wants to charge now."""
+        cfg = self.config
+        sample = plug.sample
+        if sample is None or not sample.cp_state.vehicle_connected:
+            plug.idle_since = plug.idle_until = None
+            return False
+        if plug.idle_until is not None:
+            if now < plug.idle_until:
+                return True
+            plug.idle_until = plug.idle_since = None  # probe: offer current again
+            log.info("car_probe", charger=plug.spec.id, reason="offering current again")
+        offered = plug.written_a or 0
+        if self._fresh(plug, now) and offered >= plug.spec.min_a and plug.grid_a.max < 1.0:
+            if plug.idle_since is None:
+                plug.idle_since = max(now, plug.changed_at + cfg.decrease_grace_s)
+            elif now - plug.idle_since >= cfg.idle_after_s:
+                plug.idle_until = now + cfg.idle_reprobe_s
+                log.info(
+                    "car_not_charging",
+                    charger=plug.spec.id,
+                    offered_a=offered,
+                    reason="takes no current: paused, offered again later",
+                )
+                return True
+        else:
+            plug.idle_since = None
+        return False
+
     def _ramp(self, plug: PlugRuntime, target: int, now: float) -> int:
         prev = plug.written_a or 0
         if target <= prev:
+            plug.raise_since = None
             return target
+        if prev > 0:
+            # a running car is raised only when the higher value has held for raise_after_s:
+            # no 1 A up-and-down with every flicker of the building load
+            if plug.raise_since is None or target < plug.raise_floor:
+                plug.raise_floor = target
+            if plug.raise_since is None:
+                plug.raise_since = now
+            if now - plug.raise_since < self.config.raise_after_s:
+                return prev
+            target = plug.raise_floor
+            plug.raise_since = None
         if prev == 0:
             return max(plug.spec.min_a, min(target, plug.spec.min_a))
         since = now - plug.changed_at
