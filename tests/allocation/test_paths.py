@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from alloc_strategies import snapshots
-from hypothesis import given
+from hypothesis import given, settings
 
 from fuseguard.allocation import Circuit, Plug, Snapshot, SnapshotError, allocate
 from fuseguard.allocation.engine import SMALL_SITE_PLUGS, allocate_numpy
@@ -80,3 +80,11 @@ def test_both_paths_reject_bad_snapshots_alike(snap: Snapshot, path: str) -> Non
         with pytest.raises(SnapshotError) as err:
             fn(snap)
         assert err.value.path == path
+
+
+@settings(max_examples=30)
+@given(snapshots(max_plugs=90))
+def test_paths_agree_on_larger_sites(snap: Snapshot) -> None:
+    """Sites above the small-site threshold, where :func:`allocate` takes the NumPy path."""
+    _same(snap)
+    assert allocate(snap) == allocate_small(snap)

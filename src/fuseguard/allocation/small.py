@@ -180,7 +180,8 @@ def _fill(
             mi = min(map(t_get, ri)) if ri else inf
             m[i] = mi
             for row in ri:
-                row_min[row] = min(row_min[row], mi)
+                if mi < row_min[row]:  # noqa: PLR1730 - cheaper than min()
+                    row_min[row] = mi
         locmin = {row: t_row[row] <= rm + EPS * (1.0 + abs(rm)) for row, rm in row_min.items()}
         frozen: list[int] = []
         for i in active:
