@@ -45,15 +45,18 @@ Coefs = list[float]
 
 def _first_fit(
     order: list[int], rows: list[Rows], amount: list[list[float]], resid: list[float]
-) -> list[int]:
-    """Sequential first-fit: admit an item when its amounts fit what the earlier ones left."""
+) -> tuple[list[int], list[float]]:
+    """Sequential first-fit: admit an item when its amounts fit what the earlier ones left.
+
+    Returns the admitted items and their usage per row (amounts are integers: exact sums).
+    """
     cap = [r + EPS * (1.0 + abs(r)) for r in resid]
     total = [0.0] * len(resid)
-    for i in order:  # amounts are integers: these sums are exact in any order
+    for i in order:
         for row, am in zip(rows[i], amount[i]):  # noqa: B905 - equal lengths by construction
             total[row] += am
     if all(t <= c for t, c in zip(total, cap)):  # noqa: B905
-        return order  # everything fits: first-fit admits all
+        return order, total  # everything fits: first-fit admits all
     used = [0.0] * len(resid)
     admitted: list[int] = []
     for i in order:
@@ -65,7 +68,7 @@ def _first_fit(
             for k in range(len(ri)):
                 used[ri[k]] += ai[k]
             admitted.append(i)
-    return admitted
+    return admitted, used
 
 
 def _fill(
@@ -141,13 +144,12 @@ def _fill(
     # loads between two neighbours stay linear and exact), as in the NumPy path
     bps = sorted({lo[i] for i in active} | {hi[i] for i in active})
     last = len(bps) - 1
-    t_row: dict[int, float] = {}
+    t_row = [inf] * n_rows
     todo: Iterable[int] = list(on_row)  # rows whose level must be (re)computed
     while active:
         for row in todo:
             lst = on_row.get(row)
             if lst is None:
-                t_row.pop(row, None)
                 continue
             r = resid[row]
             cap = r + EPS * (1.0 + abs(r))
@@ -173,7 +175,7 @@ def _fill(
                     break
                 g0 = g
         t_get = t_row.__getitem__
-        row_min = dict.fromkeys(on_row, inf)
+        row_min = [inf] * n_rows
         m: dict[int, float] = {}
         for i in active:
             ri = rows_of[i]
@@ -182,7 +184,7 @@ def _fill(
             for row in ri:
                 if mi < row_min[row]:  # noqa: PLR1730 - cheaper than min()
                     row_min[row] = mi
-        locmin = {row: t_row[row] <= rm + EPS * (1.0 + abs(rm)) for row, rm in row_min.items()}
+        locmin = [t <= rm + EPS * (1.0 + abs(rm)) for t, rm in zip(t_row, row_min)]  # noqa: B905
         frozen: list[int] = []
         for i in active:
             mi = m[i]
@@ -371,7 +373,8 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     # 3. admission: first-fit of minimum currents on the physical and power rows
     cand = [i for i in queue if code[i] == RUN]
     mins = [[a * lo[i] for a in coefs[i]] for i in range(n)]
-    adm = sorted(_first_fit(cand, phys, mins, b))
+    adm_q, used_at_min = _first_fit(cand, phys, mins, b)
+    adm = sorted(adm_q)
     admitted = [False] * n
     for i in adm:
         admitted[i] = True
@@ -385,10 +388,7 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
         if mode[i] != 0:
             pv_min += nph[i] * lo[i]
     b[pv_row] = max(b[pv_row], pv_min)
-    used_at_min = [0.0] * n_rows
-    for i in adm:
-        for row, w in zip(rows[i], mins[i]):  # noqa: B905
-            used_at_min[row] += w
+    used_at_min[pv_row] = pv_min  # the admitted pv plugs' minimum (integer sums: exact)
     used = used_at_min
     x = [0.0] * n
     bott = [-1] * n
@@ -423,15 +423,12 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     up = [i for i in adm if x[i] - fl[i] > 1e-7 and fl[i] + 1 <= hi[i] + EPS]
     up.sort(key=lambda i: (fl[i] - x[i], i))
     setpoint = fl
-    for i in _first_fit(up, rows, coefs, resid):
+    extra, used_extra = _first_fit(up, rows, coefs, resid)
+    for i in extra:
         setpoint[i] += 1.0
 
-    # defence in depth: a row over its limit pauses every plug on it
-    usage = [0.0] * n_rows
-    for i in adm:
-        s = setpoint[i]
-        for row, a in zip(rows[i], coefs[i]):  # noqa: B905
-            usage[row] += a * s
+    # defence in depth: a row over its limit pauses every plug on it (integer sums: exact)
+    usage = [s + u for s, u in zip(sub, used_extra)]  # noqa: B905
     bad = [u > bb + 1e-6 * (1.0 + abs(bb)) for u, bb in zip(usage, b)]  # noqa: B905
     bad[pv_row] = False
     if True in bad:  # pragma: no cover - the pipeline above never gets here
