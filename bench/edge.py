@@ -13,11 +13,13 @@ Set-up per size (10 and 100 chargers):
   through ``FUSEGUARD_API__LOCAL__PASSWORD``, data dir in a temp dir, API ports 0), so its RSS and
   CPU are the edge alone.
 
-A step alternates the building base load between a low and a high value. The main fuse is sized
-so that the low load gives every charger ``HIGH_SETPOINT_A`` and the high load
-``LOW_SETPOINT_A``: every step must change every charger's setpoint. The cars draw a constant
-``CAR_A`` (below both setpoints), so the only thing that moves the meter is the step itself and
-the cars' own response (2 s by IEC 61851) cannot blur the measurement.
+A measured step raises the building base load so that every charger's setpoint must fall by
+1 A (a staircase ``TOP_SETPOINT_A`` -> ``BOTTOM_SETPOINT_A``); after the bottom one step lowers the
+base load back to the top. Decreases are what keeps a fuse safe and the edge writes them at once;
+increases are held for ``raise_after_s`` (5 s, hysteresis) and ramped by design, so the reset
+steps are reported separately and not counted as reaction time. The cars draw a constant
+``CAR_A`` (at or below every setpoint), so the only thing that moves the meter is the step itself
+and the cars' own response (2 s by IEC 61851) cannot blur the measurement.
 
 Timestamps are taken in this (the simulator) process with ``time.perf_counter``:
 
@@ -78,24 +80,27 @@ TARGET_RSS_MB = 120.0
 TARGET_CPU_PCT = 5.0
 FOOTPRINT_CHARGERS = 100
 
-HIGH_SETPOINT_A = 14  # every charger at the low base load
-LOW_SETPOINT_A = 9  # every charger at the high base load
-CAR_A = 8.0  # what each car draws (constant, below both setpoints)
+TOP_SETPOINT_A = 16  # every charger at the lowest base load (= charger max)
+BOTTOM_SETPOINT_A = 7  # the last step of the staircase
+CAR_A = 6.0  # what each car draws (constant, below every setpoint of the staircase)
 CHARGER_MAX_A = 16
 BASE_LOW_A = 2.0  # building load per phase at the low level
-STEP_TIMEOUT_S = 10.0
+STEP_TIMEOUT_S = 15.0  # an increase waits raise_after_s (5 s) first
 SETTLE_TIMEOUT_S = 90.0
 
 
-def site_levels(chargers: int) -> tuple[float, float, float]:
-    """(main fuse A, low base load A/phase, high base load A/phase) for ``chargers``.
+def main_fuse_a(chargers: int) -> float:
+    """The main fuse: every charger gets ``TOP_SETPOINT_A`` at the lowest base load."""
+    return TOP_SETPOINT_A * chargers + 3 * BASE_LOW_A + 0.5
+
+
+def base_load_a(chargers: int, setpoint_a: int) -> float:
+    """Balanced base load per phase (A) that leaves every charger exactly ``setpoint_a``.
 
     The CEMM reports total power only; the edge's default ``worst`` phase assumption puts all
     non-EV power on every phase, i.e. ``3 * base`` A per phase for a balanced base load.
     """
-    fuse_a = HIGH_SETPOINT_A * chargers + 3 * BASE_LOW_A + 0.5
-    high_a = BASE_LOW_A + (HIGH_SETPOINT_A - LOW_SETPOINT_A) * chargers / 3.0
-    return fuse_a, BASE_LOW_A, high_a
+    return BASE_LOW_A + (TOP_SETPOINT_A - setpoint_a) * chargers / 3.0
 
 
 # --- the simulated site -------------------------------------------------------------------------
@@ -200,9 +205,8 @@ def _record_meter_answers(cemm: CemmModel, log: list[float]) -> None:
 
 async def start_site(chargers: int, clock: RealClock) -> SimSite:
     """One site model, one virtual CEMM and ``chargers`` virtual Benders, each with a car."""
-    _, low_a, _ = site_levels(chargers)
     site = SiteModel(clock)
-    load = StepLoad(low_a)
+    load = StepLoad(base_load_a(chargers, TOP_SETPOINT_A))
     site.add(BaseLoad(load))
     cemm_model = CemmModel.for_site(site)
     probe = Probe()
@@ -253,7 +257,7 @@ async def start_site(chargers: int, clock: RealClock) -> SimSite:
 
 def edge_toml(sim: SimSite, data_dir: Path) -> str:
     """The site config of the edge under test (password comes from the environment)."""
-    fuse_a, _, _ = site_levels(len(sim.benders))
+    fuse_a = main_fuse_a(len(sim.benders))
     lines = [
         f'data_dir = "{data_dir}"',
         "",
@@ -380,7 +384,7 @@ def rss_mb(pid: int) -> float:
 class StepResult:
     """One meter step."""
 
-    direction: str  # "down" (high base load, setpoints fall) or "up"
+    direction: str  # "down" (base load up, setpoints fall: measured) or "up" (reset)
     expected_a: int
     chargers_written: int
     ramped: int  # chargers whose first reaction was a ramp step below the new setpoint
@@ -416,9 +420,9 @@ class SizeResult:
         return out
 
     def row(self) -> dict[str, Any]:
-        """The ``edge.json`` row."""
-        reaction = self.values("reaction_ms")
-        controller = self.values("controller_ms")
+        """The ``edge.json`` row (reaction and controller time over the decrease steps)."""
+        reaction = self.values("reaction_ms", "down")
+        controller = self.values("controller_ms", "down")
         return {
             "chargers": self.chargers,
             "reaction_p50_ms": _pct(reaction, 50),
@@ -461,7 +465,8 @@ async def one_step(
     clock: RealClock,
     proc: asyncio.subprocess.Process,
     *,
-    high: bool,
+    previous: int,
+    expected: int,
     gap_s: float,
 ) -> StepResult:
     """Switch the base load; wait until every charger reacted and reached its new setpoint.
@@ -470,13 +475,11 @@ async def one_step(
     written at once, so that is the new setpoint; increases are ramped (``ramp_up_a_per_s``)
     and may take a second write to reach it, which is deliberate and not counted as reaction.
     """
-    _, low_a, high_a = site_levels(len(sim.connectors))
-    expected = LOW_SETPOINT_A if high else HIGH_SETPOINT_A
-    previous = HIGH_SETPOINT_A if high else LOW_SETPOINT_A
+    high = expected < previous
     probe = sim.probe
     n_ticks = len(probe.step_ticks)
     marks = [len(w) for w in probe.writes]
-    await sim.step(clock, high_a if high else low_a, gap_s)
+    await sim.step(clock, base_load_a(len(sim.connectors), expected), gap_s)
 
     def first_new_write(i: int) -> tuple[float, float] | None:
         for t, v in probe.writes[i][marks[i] :]:
@@ -547,12 +550,12 @@ async def measure_size(
         try:
             settled = await _wait_until(
                 clock,
-                lambda: all(_last_value(w) == HIGH_SETPOINT_A for w in sim.probe.writes),
+                lambda: all(_last_value(w) == TOP_SETPOINT_A for w in sim.probe.writes),
                 SETTLE_TIMEOUT_S,
                 proc,
             )
             if not settled:
-                msg = f"the edge did not settle all {chargers} chargers at {HIGH_SETPOINT_A} A"
+                msg = f"the edge did not settle all {chargers} chargers at {TOP_SETPOINT_A} A"
                 raise RuntimeError(msg)
             startup_s = time.perf_counter() - t_start
             await clock.sleep(1.0)
@@ -560,10 +563,18 @@ async def measure_size(
             cpu0, sim0, wall0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
             rss = rss_mb(pid)
             results: list[StepResult] = []
-            for k in range(steps):
+            level = TOP_SETPOINT_A
+            while sum(1 for r in results if r.direction == "down") < steps:
+                target = level - 1 if level > BOTTOM_SETPOINT_A else TOP_SETPOINT_A
                 gap_s = rng.uniform(1.0, 2.0)
-                results.append(await one_step(sim, clock, proc, high=k % 2 == 0, gap_s=gap_s))
+                step = await one_step(
+                    sim, clock, proc, previous=level, expected=target, gap_s=gap_s
+                )
+                results.append(step)
+                level = target
                 rss = max(rss, rss_mb(pid))
+                if step.reaction_ms is None:
+                    break  # not every charger got there: the edge is not following any more
             wall = time.perf_counter() - wall0
             cpu_pct = (cpu_seconds(pid) - cpu0) / wall * 100.0
             sim_cpu_pct = (time.process_time() - sim0) / wall * 100.0
@@ -614,13 +625,16 @@ def markdown(results: list[SizeResult], *, quick: bool) -> str:
     out = [
         "### Edge (`bench/edge.py`)",
         "",
-        "A meter step (building base load alternating low/high, so every charger's setpoint"
-        " changes: 14 A <-> 9 A) against the edge running as a separate `fuseguard run`"
+        "A meter step (the building base load rises so that every charger's setpoint must"
+        " fall by 1 A, a staircase 16 A -> 7 A, then one reset step back to 16 A) against the"
+        " edge running as a separate `fuseguard run`"
         " subprocess; the simulators (site model, virtual CEMM, one REST + Modbus port per virtual"
         " Bender, a car on each) run in the benchmark process over loopback. Timestamps are taken"
         " in the simulators. `reaction` = the step is in the CEMM telegram -> the last charger"
-        " received its Modbus write of register 1000 in the step's direction (includes waiting for"
-        " the edge's next 1 s meter poll; a ramped increase counts at its first write)."
+        " received its Modbus write of register 1000 with the lower setpoint (includes waiting"
+        " for the edge's next 1 s meter poll). Reaction and controller times are over the"
+        " decrease steps: the edge holds an increase for `raise_after_s` (5 s) by design, so the"
+        " reset steps are shown apart."
         " `controller` = the CEMM answer that first carried the step -> last charger written (the"
         " edge's time from meter sample to writes done: the charger reads of that poll,"
         " allocation, writes). `decide + write` = last charger read answered before the first"
@@ -638,30 +652,29 @@ def markdown(results: list[SizeResult], *, quick: bool) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r, row in zip(results, rows, strict=True):
-        complete = len(r.values("reaction_ms"))
+        complete = len(r.values("reaction_ms", "down"))
+        total = sum(1 for s in r.steps if s.direction == "down")
         out.append(
-            f"| {r.chargers} | {complete}/{len(r.steps)} | {_fmt(row['reaction_p50_ms'])}"
+            f"| {r.chargers} | {complete}/{total} | {_fmt(row['reaction_p50_ms'])}"
             f" | {_fmt(row['reaction_p99_ms'])} | {_fmt(row['controller_p50_ms'])}"
             f" | {_fmt(row['rss_mb'])} | {_fmt(row['cpu_pct'], 2)} | {r.window_s:.0f} |"
         )
     out += [
         "",
         "| chargers | poll wait p50 ms | controller p99 ms | decide + write p50 ms"
-        " | write spread p50 ms | reaction p99 ms down / up | ramped up-steps | sim CPU %"
+        " | write spread p50 ms | reset (increase) p50 ms | sim CPU %"
         " | edge warnings / log lines |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        ramped = sum(1 for s in r.steps if s.ramped)
-        ups = sum(1 for s in r.steps if s.direction == "up")
+        down = "down"
         out.append(
-            f"| {r.chargers} | {_fmt(_pct(r.values('poll_wait_ms'), 50))}"
-            f" | {_fmt(_pct(r.values('controller_ms'), 99))}"
-            f" | {_fmt(_pct(r.values('decide_write_ms'), 50))}"
-            f" | {_fmt(_pct(r.values('write_spread_ms'), 50))}"
-            f" | {_fmt(_pct(r.values('reaction_ms', 'down'), 99))}"
-            f" / {_fmt(_pct(r.values('reaction_ms', 'up'), 99))}"
-            f" | {ramped}/{ups} | {r.sim_cpu_pct:.0f} | {r.edge_warnings} / {r.edge_log_lines} |"
+            f"| {r.chargers} | {_fmt(_pct(r.values('poll_wait_ms', down), 50))}"
+            f" | {_fmt(_pct(r.values('controller_ms', down), 99))}"
+            f" | {_fmt(_pct(r.values('decide_write_ms', down), 50))}"
+            f" | {_fmt(_pct(r.values('write_spread_ms', down), 50))}"
+            f" | {_fmt(_pct(r.values('reaction_ms', 'up'), 50))}"
+            f" | {r.sim_cpu_pct:.0f} | {r.edge_warnings} / {r.edge_log_lines} |"
         )
     target_row = next((row for row in rows if row["chargers"] == FOOTPRINT_CHARGERS), rows[-1])
     worst_p99 = max((row["reaction_p99_ms"] or 0.0) for row in rows)
@@ -750,7 +763,7 @@ def main() -> None:
     if args.profile is not None:
         profile(args.profile)
         return
-    sizes = [(10, 6), (100, 6)] if args.quick else [(10, 40), (100, 40)]
+    sizes = [(10, 6), (100, 6)] if args.quick else [(10, 36), (100, 36)]
     t0 = time.perf_counter()
     results = asyncio.run(run(sizes, keep_logs=args.keep_logs))
     write_results(results, args.out, quick=args.quick)

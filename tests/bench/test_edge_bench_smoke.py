@@ -28,14 +28,15 @@ def _load_bench() -> ModuleType:
     return module
 
 
-def test_site_levels_change_every_setpoint() -> None:
+def test_base_loads_change_every_setpoint() -> None:
     bench = _load_bench()
     for chargers in (2, 10, 100):
-        fuse_a, low_a, high_a = bench.site_levels(chargers)
-        # worst-case phase assumption: 3 x base per phase is non-EV load
-        assert (fuse_a - 3 * low_a) // chargers == bench.HIGH_SETPOINT_A
-        assert (fuse_a - 3 * high_a) // chargers == bench.LOW_SETPOINT_A
-        assert bench.CAR_A < bench.LOW_SETPOINT_A < bench.HIGH_SETPOINT_A
+        fuse_a = bench.main_fuse_a(chargers)
+        for setpoint in range(bench.BOTTOM_SETPOINT_A, bench.TOP_SETPOINT_A + 1):
+            # worst-case phase assumption: 3 x base per phase is non-EV load
+            base_a = bench.base_load_a(chargers, setpoint)
+            assert (fuse_a - 3 * base_a) // chargers == setpoint
+    assert bench.CAR_A < bench.BOTTOM_SETPOINT_A
 
 
 async def test_edge_bench_tiny(tmp_path: Path) -> None:
@@ -43,7 +44,8 @@ async def test_edge_bench_tiny(tmp_path: Path) -> None:
     result = await bench.measure_size(2, 3, keep_dir=tmp_path / "logs")
 
     assert len(result.steps) == 3
-    assert [s.direction for s in result.steps] == ["down", "up", "down"]
+    assert [s.direction for s in result.steps] == ["down", "down", "down"]
+    assert [s.expected_a for s in result.steps] == [15, 14, 13]
     for step in result.steps:
         assert step.chargers_written == 2, step
         assert step.reaction_ms is not None and step.reaction_ms > 0
