@@ -130,3 +130,14 @@ def test_lp_optimum_sub_circuit_and_min_current() -> None:
         cars=[{"charger": "cp1", "arrive_s": 0, "depart_s": 600, "energy_wh": 1e6}],
     )
     assert offline_optimum_wh(sc2) == 0.0
+
+
+def test_phase_waterfill_gives_a_one_phase_car_the_free_phase() -> None:
+    from fuseguard.scenario.metrics import phase_waterfill
+
+    # two 3-phase cars and a 1-phase car on L3; 20 A used on L1/L2, 36 A on L3
+    fair = phase_waterfill([20.0, 20.0, 36.0], [((0, 1, 2), 32.0), ((0, 1, 2), 32.0), ((2,), 32.0)])
+    assert fair == pytest.approx([10.0, 10.0, 16.0])
+    # caps bind first: the rest is shared by the others
+    fair = phase_waterfill([30.0, 30.0, 30.0], [((0, 1, 2), 6.0), ((0, 1, 2), 32.0)])
+    assert fair == pytest.approx([6.0, 24.0])

@@ -51,6 +51,43 @@ def waterfill(total: float, caps: Sequence[float]) -> list[float]:
     return out
 
 
+def phase_waterfill(
+    capacity_a: Sequence[float], members: Sequence[tuple[Sequence[int], float]]
+) -> list[float]:
+    """Per-phase max-min fair split (progressive filling).
+
+    ``capacity_a`` is the current available on each of the three phases; each member is
+    ``(grid phase indices it loads, cap)`` and draws the same current on each of its phases.
+    Every member's share rises together until it reaches its cap or one of its phases is full.
+    """
+    n = len(members)
+    out = [0.0] * n
+    used = [0.0, 0.0, 0.0]
+    active = {i for i, (ph, cap) in enumerate(members) if cap > 1e-9 and ph}
+    eps = 1e-9
+    while active:
+        step = min(members[i][1] - out[i] for i in active)
+        for p in range(3):
+            k = sum(1 for i in active if p in members[i][0])
+            if k:
+                step = min(step, (capacity_a[p] - used[p]) / k)
+        step = max(step, 0.0)
+        for i in active:
+            out[i] += step
+            for p in members[i][0]:
+                used[p] += step
+        full_phases = {p for p in range(3) if capacity_a[p] - used[p] <= eps}
+        done = {
+            i
+            for i in active
+            if out[i] >= members[i][1] - eps or any(p in full_phases for p in members[i][0])
+        }
+        if not done:  # numerical safety: nothing can move any more
+            break
+        active -= done
+    return out
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile (``q`` in 0..100); None for no values."""
     if not values:
@@ -114,6 +151,9 @@ class MetricState:
     jain_weighted: float = 0.0
     jain_weight: float = 0.0
     jain_samples: int = 0
+    # per fairness window: car key -> [sum of draws, sum of fair shares]
+    jain_window: dict[str, list[float]] = field(default_factory=dict)
+    jain_window_groups: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def open_episode(self) -> Episode | None:
         """The episode in progress, if any."""

@@ -35,7 +35,7 @@ from fuseguard.scenario.metrics import (
     MetricState,
     jain,
     percentile,
-    waterfill,
+    phase_waterfill,
 )
 from fuseguard.scenario.schedule import Schedule
 from fuseguard.scenario.vclock import ScenarioClock
@@ -49,6 +49,7 @@ BASELINE_NOTE = (
     "not the project itself"
 )
 JAIN_PERIOD_S = 10.0
+FAIRNESS_WINDOW_S = 3600.0
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -105,6 +106,7 @@ class _Recorder:
     state: MetricState = field(default_factory=MetricState)
     active_car: dict[str, CarTrack] = field(default_factory=dict)
     _next_jain: float = 0.0
+    _next_window: float = FAIRNESS_WINDOW_S
 
     def __post_init__(self) -> None:
         sc = self.scenario
@@ -208,7 +210,15 @@ class _Recorder:
         return compliant
 
     def _fairness(self, t: float) -> None:
-        groups: dict[tuple[int, str], list[tuple[float, float]]] = {}
+        """Sample the fairness of this instant into the current window (see docs/scenarios.md).
+
+        The fair share of each car is the per-phase max-min split of the current the EVs of its
+        group actually draw on each phase (so a policy that gives a one-phase car more on a free
+        phase is not penalised); draws and fair shares are summed per car over
+        ``FAIRNESS_WINDOW_S``, so cars taking turns at the 6 A minimum are judged over time, not
+        at an instant when turn-taking is the only safe answer.
+        """
+        groups: dict[tuple[int, str], list[tuple[str, float, tuple[int, ...], float]]] = {}
         for cid, track in self.active_car.items():
             conn = self.connectors[cid]
             car = conn.car
@@ -219,22 +229,48 @@ class _Recorder:
             target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
             if target is not None:
                 cap = min(cap, target)
-            groups.setdefault((track.priority, track.mode), []).append((conn.draw_a, cap))
-        for members in groups.values():
+            phases = tuple(p.index for p in conn.rotation.grid_phases(car.phases))
+            key = f"{cid}@{track.arrive_s:g}"
+            groups.setdefault((track.priority, track.mode), []).append(
+                (key, conn.draw_a, phases, cap)
+            )
+        st = self.state
+        for group, members in groups.items():
             if len(members) < 2:
                 continue
-            total = sum(x for x, _ in members)
-            if total <= 0:
+            capacity = [0.0, 0.0, 0.0]
+            for _, draw, phases, _ in members:
+                for p in phases:
+                    capacity[p] += draw
+            fair = phase_waterfill(capacity, [(ph, cap) for _, _, ph, cap in members])
+            for (key, draw, _, _), share in zip(members, fair, strict=True):
+                acc = st.jain_window.setdefault(key, [0.0, 0.0])
+                acc[0] += draw
+                acc[1] += share
+                st.jain_window_groups[key] = group
+        if t >= self._next_window:
+            self._next_window = t + FAIRNESS_WINDOW_S
+            self.close_fairness_window()
+
+    def close_fairness_window(self) -> None:
+        """Judge the window that ends now and start a new one."""
+        st = self.state
+        by_group: dict[tuple[int, str], list[float]] = {}
+        for key, (drawn, fair) in st.jain_window.items():
+            if fair > 0:
+                by_group.setdefault(st.jain_window_groups[key], []).append(drawn / fair)
+        for ratios in by_group.values():
+            if len(ratios) < 2:
                 continue
-            fair = waterfill(total, [c for _, c in members])
-            ratios = [x / f if f > 0 else 1.0 for (x, _), f in zip(members, fair, strict=True)]
             j = jain(ratios)
             if j is None:
                 continue
-            weight = float(len(members))
-            self.state.jain_weighted += j * weight
-            self.state.jain_weight += weight
-            self.state.jain_samples += 1
+            weight = float(len(ratios))
+            st.jain_weighted += j * weight
+            st.jain_weight += weight
+            st.jain_samples += 1
+        st.jain_window.clear()
+        st.jain_window_groups.clear()
 
 
 def _new_timeline(ids: list[str], n: int) -> Timeline:
@@ -490,6 +526,7 @@ def _r(x: float, nd: int = 3) -> float:
 
 
 def _report(sc: Scenario, policy_name: str, rec: _Recorder, wall_s: float) -> dict[str, Any]:
+    rec.close_fairness_window()  # the last, partial window
     st = rec.state
     per_circuit = {
         c: {ph: _r(v) for ph, v in zip(("L1", "L2", "L3"), vals, strict=True)}
