@@ -198,9 +198,16 @@ class ChargerConfig(_Model):
 
     id: str
     evse_uuid: str
-    driver: Literal["bender"] = "bender"
+    driver: Literal["bender", "clemap"] = Field(
+        default="bender",
+        description="bender: a Bender CC612/613 charge controller; clemap: a child edge "
+        "(cascading), driven through its local API with rest_port, user and password; its "
+        "safe_current_a/safe_timeout_s are the child's FallbackCurrentLimit and keep-alive timeout",
+    )
     host: str = "127.0.0.1"
     rest_port: int = Field(default=80, ge=1, le=65535)
+    user: str = ""
+    password: SecretStr = SecretStr("")
     modbus_port: int = Field(default=502, ge=1, le=65535)
     unit_id: int = Field(default=255, ge=0, le=255)
     circuit: str = "main"
@@ -228,6 +235,9 @@ class ChargerConfig(_Model):
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
+        if self.driver == "clemap" and len(self.plugs) != 1:
+            msg = "a child edge (driver clemap) is one consumer: give it exactly one plug entry"
+            raise ValueError(msg)
         if self.min_current_a > self.max_current_a:
             msg = "min_current_a must be <= max_current_a"
             raise ValueError(msg)

@@ -69,6 +69,7 @@ def controller_config(cfg: FuseguardConfig) -> ControllerConfig:
                     wired_phases=ch.phases,
                     plug_uuid=plug.uuid,
                     plug_label=plug.label,
+                    child_edge=ch.driver == "clemap",
                 )
             )
     c = cfg.control
@@ -112,12 +113,31 @@ def build_meter(cfg: FuseguardConfig, session: aiohttp.ClientSession) -> GridMet
     raise ValueError(msg)
 
 
-def build_chargers(cfg: FuseguardConfig, session: aiohttp.ClientSession) -> dict[str, Charger]:
+def build_chargers(
+    cfg: FuseguardConfig, session: aiohttp.ClientSession, clock: Clock
+) -> dict[str, Charger]:
     """One driver per plug (a second connector is on Modbus port + 1)."""
     from fuseguard.devices.bender import BenderCharger
+    from fuseguard.devices.clemap import ClemapChildCharger, ClemapEdgeClient
 
     drivers: dict[str, Charger] = {}
     for ch in cfg.chargers:
+        if ch.driver == "clemap":
+            client = ClemapEdgeClient(
+                ch.host,
+                user=ch.user,
+                password=ch.password.get_secret_value(),
+                session=session,
+                clock=clock,
+                port=ch.rest_port,
+            )
+            drivers[ch.id] = ClemapChildCharger(
+                client,
+                clock,
+                timeout_s=float(ch.safe_timeout_s or 120),  # the child's keep-alive timeout
+                fallback_current_limit_a=float(ch.safe_current_a) if ch.safe_current_a else None,
+            )
+            continue
         for i, pid in enumerate(plug_ids(ch)):
             drivers[pid] = BenderCharger(
                 host=ch.host,
@@ -209,7 +229,9 @@ class Edge:
         async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
             meter = self.meter or build_meter(cfg, session)
             chargers = (
-                dict(self.chargers) if self.chargers is not None else build_chargers(cfg, session)
+                dict(self.chargers)
+                if self.chargers is not None
+                else build_chargers(cfg, session, self.clock)
             )
             for drv in chargers.values():
                 start = getattr(drv, "start", None)

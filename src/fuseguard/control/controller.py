@@ -81,6 +81,7 @@ class ChargerSpec:
     wired_phases: Literal[1, 3] = 3
     plug_uuid: str | None = None
     plug_label: str = "Plug 1"
+    child_edge: bool = False  # a cascaded edge: its draw includes load it cannot shed
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,12 +549,15 @@ class Controller:
                         decreasing = True  # it is coming down: others wait before increasing
                     else:
                         reserved = excess  # it does not come down: count what it really draws
-                available[pid] = bool(
-                    sample is not None
-                    and sample.cp_state.vehicle_connected
-                    and sample.authorized
-                    and not sample.errors
-                ) and not self._idle(plug, now)
+                available[pid] = spec.child_edge or (
+                    bool(
+                        sample is not None
+                        and sample.cp_state.vehicle_connected
+                        and sample.authorized
+                        and not sample.errors
+                    )
+                    and not self._idle(plug, now)
+                )
             if reserved != ZERO:
                 # the meter-derived non-EV load excludes this plug's last measured draw, so
                 # reserving it on every circuit up to main keeps the sum right
@@ -699,7 +703,7 @@ class Controller:
 
     def _update_stuck(self, plug: PlugRuntime, now: float) -> None:
         sample = plug.sample
-        if sample is None or plug.written_a is None:
+        if sample is None or plug.written_a is None or plug.spec.child_edge:
             plug.stuck_since = None
             plug.stuck = False
             return

@@ -36,7 +36,8 @@ from fuseguard.control.ports import (
 )
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.phases import Phases
-from fuseguard.model.samples import MeterSample
+from fuseguard.model.samples import ChargerSample, MeterSample
+from fuseguard.model.status import CpState, OcppState
 
 log = structlog.get_logger(__name__)
 
@@ -365,3 +366,60 @@ class ClemapChildCircuit:
                         fut.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await fut
+
+
+class ClemapChildCharger:
+    """A child edge (another fuseguard, or a real CLEMAP) driven as one consumer of this edge.
+
+    Cascading (devices.md 1.9): the parent allocates the child a share like a charger; the share
+    is written as the child's ``CurrentLimit`` and kept alive by a :class:`ClemapChildCircuit`
+    (re-sent after any gap, keep-alive every timeout/4), and the child keeps its own chargers
+    under it. The child's measured currents (``/v1/live/data``) are its draw. If the parent goes
+    silent, the child falls back to ``fallback_current_limit_a`` by itself.
+    """
+
+    def __init__(
+        self,
+        client: ClemapEdgeClient,
+        clock: Clock,
+        *,
+        timeout_s: float = 120.0,
+        fallback_current_limit_a: float | None = None,
+    ) -> None:
+        self.client = client
+        self.circuit = ClemapChildCircuit(
+            client,
+            clock,
+            timeout_s=timeout_s,
+            fallback_current_limit_a=fallback_current_limit_a,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start keeping the child's limit."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.circuit.run(), name=self.client.device)
+
+    async def close(self) -> None:
+        """Stop keeping the limit (the child falls back after its timeout)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def read(self) -> ChargerSample:
+        """The child's measuring point as one consumer (CP C while it draws current)."""
+        live = await self.client.live_data()
+        drawing = live.current_a.max >= 0.5
+        return ChargerSample(
+            cp_state=CpState.C if drawing else CpState.B,
+            ocpp_state=OcppState.CHARGING if drawing else OcppState.SUSPENDEDEVSE,
+            current_a=live.current_a.maximum(0.0),
+            power_w=live.active_power_w,
+            limit_a=self.circuit.desired_limit_a,
+        )
+
+    async def set_current_limit(self, current_a: int) -> None:
+        """The child's share becomes its ``CurrentLimit`` (sent at once by the circuit task)."""
+        self.circuit.set_limit(float(current_a))

@@ -1,0 +1,137 @@
+"""Cascading: a parent edge drives a child edge (another fuseguard) through its local API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import aiohttp
+
+from fuseguard.config import FuseguardConfig
+from fuseguard.edge import Edge
+from fuseguard.model.clock import RealClock
+from fuseguard.model.phases import Phases
+from fuseguard.sim.bender import BenderController, BenderDeviceConfig
+from fuseguard.sim.bender_serve import serve_bender
+from fuseguard.sim.cemm_model import AliasConfig, CemmModel
+from fuseguard.sim.cemm_server import serve_cemm
+from fuseguard.sim.site import BaseLoad, SiteModel
+from fuseguard.sim.vehicle import SimVehicle
+
+from .test_edge_e2e import eventually
+
+PASSWORD = "child-secret-password"
+
+
+def edge_config(
+    data_dir: Path, meter_port: int, chargers: list[dict[str, object]]
+) -> FuseguardConfig:
+    return FuseguardConfig.model_validate(
+        {
+            "data_dir": str(data_dir),
+            "site": {"edge_id": data_dir.name, "main_fuse_a": 32},
+            "meter": {"port": meter_port, "phase_assumption": "balanced"},
+            "chargers": chargers,
+            "control": {"min_run_s": 0, "min_pause_s": 0},
+            "api": {
+                "local": {"host": "127.0.0.1", "port": 0, "user": "ems", "password": PASSWORD,
+                          "keepalive_timeout_s": 8},
+                "modbus": {"enabled": False},
+                "evse": {"enabled": False},
+            },
+        }
+    )  # fmt: skip
+
+
+async def test_parent_edge_sets_and_keeps_the_child_limit(tmp_path: Path) -> None:
+    clock = RealClock()
+    site = SiteModel(clock, period_s=0.5)
+    site.add_circuit("child")
+    site.add(BaseLoad(lambda _t: Phases(4, 4, 4)))
+    main_meter = CemmModel.for_site(site)
+    child_meter = CemmModel(
+        clock, [AliasConfig("p1", io_id=1, port=3, source=lambda: site.power_w("child"))]
+    )
+    site.on_tick(child_meter.on_site_tick)
+    async with contextlib.AsyncExitStack() as stack:
+        tasks = [asyncio.create_task(site.run())]
+        ports = []
+        for circuit in ("main", "child"):
+            ctrl = BenderController(
+                clock=clock, config=BenderDeviceConfig(max_current_a=32, free_charging=True),
+                circuit=circuit,
+            )  # fmt: skip
+            site.add(ctrl.connector(1))
+            ctrl.connector(1).plug_in(SimVehicle(phases=3, max_current_a=32, response_delay_s=0.2))
+            handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
+            stack.push_async_callback(handle.close)
+            ports.append((handle.rest_port, handle.modbus_port))
+        meters = []
+        for model in (main_meter, child_meter):
+            h = await serve_cemm(model, "127.0.0.1", 0, discovery_port=None)
+            stack.push_async_callback(h.close)
+            meters.append(h.port)
+        child = Edge(
+            edge_config(
+                tmp_path / "child",
+                meters[1],
+                [{"id": "c1", "evse_uuid": "1" * 32, "rest_port": ports[1][0],
+                  "modbus_port": ports[1][1], "plugs": [{"uuid": "2" * 32, "label": "P"}]}],
+            ),
+            clock,
+        )  # fmt: skip
+        tasks.append(asyncio.create_task(child.run()))
+        await asyncio.wait_for(child.ready.wait(), 15)
+        child_port = int(child.urls["local_api"].rsplit(":", 1)[1])
+        parent = Edge(
+            edge_config(
+                tmp_path / "parent",
+                meters[0],
+                [
+                    {"id": "p1", "evse_uuid": "3" * 32, "rest_port": ports[0][0],
+                     "modbus_port": ports[0][1], "plugs": [{"uuid": "4" * 32, "label": "P"}]},
+                    {"id": "child", "evse_uuid": "5" * 32, "driver": "clemap",
+                     "host": "127.0.0.1", "rest_port": child_port, "user": "ems",
+                     "password": PASSWORD, "safe_current_a": 6, "safe_timeout_s": 8,
+                     "plugs": [{"uuid": "6" * 32, "label": "child edge"}]},
+                ],
+            ),
+            clock,
+        )  # fmt: skip
+        tasks.append(asyncio.create_task(parent.run()))
+        await asyncio.wait_for(parent.ready.wait(), 15)
+        try:
+            assert child.flex is not None
+            assert parent.controller is not None
+            # 32 A fuse, 4 A building load: the parent's own car and the child edge share 28 A
+            await eventually(
+                lambda: child.flex is not None and child.flex.settings().activation, timeout_s=10
+            )
+            await eventually(lambda: child.flex is not None and child.flex.limit_a() == 14, 10)
+            assert child.flex.settings().fallback_current_limit_a == 6
+            # the child keeps its own car under the limit it was given
+            await eventually(
+                lambda: site.current_a("child").all_le(Phases.uniform(14), 0.5), timeout_s=10
+            )
+            view = {p.id: p for p in parent.controller.status().plugs}
+            assert view["child"].setpoint_a == 14
+            assert view["p1"].setpoint_a == 14
+            assert site.current_a().all_le(Phases.uniform(32), 0.5)
+            # the parent keeps the child alive: no fallback on the child while the parent runs
+            await asyncio.sleep(9)
+            assert not child.flex.in_fallback
+            async with aiohttp.ClientSession() as session:
+                headers = {"Authorization": aiohttp.encode_basic_auth("ems", PASSWORD)}
+                async with session.get(
+                    child.urls["local_api"] + "/v1/flex_management/setting",
+                    headers=headers,
+                    ssl=False,
+                ) as resp:
+                    body = await resp.json()
+            assert body["ActivePowerActivation"] is True
+            assert body["CurrentLimit"] == 14
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
