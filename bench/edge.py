@@ -727,7 +727,7 @@ async def run(sizes: list[tuple[int, int]], *, keep_logs: Path | None) -> list[S
             f"{chargers:4d} chargers: reaction p50 {_fmt(row['reaction_p50_ms'])} ms"
             f" p99 {_fmt(row['reaction_p99_ms'])} ms, controller p50"
             f" {_fmt(row['controller_p50_ms'])} ms, RSS {row['rss_mb']} MB, CPU"
-            f" {row['cpu_pct']} % ({len(result.values('reaction_ms'))}/{steps} steps,"
+            f" {row['cpu_pct']} % ({len(result.values('reaction_ms', 'down'))}/{steps} steps,"
             f" {time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
