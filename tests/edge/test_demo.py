@@ -25,7 +25,9 @@ async def test_demo_runs_and_serves_its_apis(tmp_path: Path) -> None:
                 seen["unauthorized"] = r.status
             evse_api = info["evse_api"]
             evse = evse_api["evses"][0]
-            base = f"{evse_api['url']}/edgedevices/{evse_api['edge_device_id']}/evses/{evse['uuid']}"
+            base = (
+                f"{evse_api['url']}/edgedevices/{evse_api['edge_device_id']}/evses/{evse['uuid']}"
+            )
             headers = {"evsetoken": evse["token"]}
             async with session.get(base + "/status", headers=headers) as r:
                 seen["status_code"] = r.status

@@ -13,7 +13,6 @@ import pytest
 from localapi_support import FUSE_A, PASSWORD, USER
 
 from fuseguard.api.local import StaticLiveData, create_local_app
-from fuseguard.serving import ServerHandle, serve_app
 from fuseguard.api.tls import ensure_self_signed_cert
 from fuseguard.control.flex import FlexManagement, MemoryFlexStore
 from fuseguard.control.ports import (
@@ -24,6 +23,7 @@ from fuseguard.control.ports import (
 )
 from fuseguard.devices.clemap import ClemapChildCircuit, ClemapEdgeClient, ClemapGridMeter
 from fuseguard.model.clock import RealClock, VirtualClock
+from fuseguard.serving import ServerHandle, serve_app
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ class _TwinAction:
         self._flex = flex
         self._live = live
 
-    async def __call__(  # noqa: PLR0917 - the signature is pymodbus' SimAction
+    async def __call__(
         self,
         function_code: int,
         start_address: int,

@@ -58,7 +58,7 @@ def _wire(target: Target | None) -> TargetWire | None:
 class EdgeCloudAgent:
     """Connects one edge to the cloud over MQTT (module docstring); ``run()`` until cancelled."""
 
-    def __init__(  # noqa: PLR0917  (signature agreed with the lead)
+    def __init__(
         self,
         broker_url: str,
         edge_device_id: str,
