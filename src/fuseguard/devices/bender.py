@@ -17,6 +17,20 @@ a Modbus exception or anything that is not valid data (garbage) -> ``DeviceRespo
 message names the device and the reason. Connection errors are retried with exponential backoff
 (tenacity, ``retry_attempts``/``retry_backoff_s``); garbage is not.
 
+Read cadence: every :meth:`BenderCharger.read` reads the Modbus state (the live values: CP and
+OCPP state, errors, phase currents, power, signalled current, limit). The REST ``full_state``
+(authorisation, error names, cable rating, firmware) is fetched again only when it is older than
+``rest_interval_s`` (default 10 s, on the injected clock), or when the Modbus state that REST
+describes changed since the last fetch (CP state, OCPP state, an offered current appearing or
+disappearing, i.e. an authorisation, or the error bits), or on every read when the Modbus meter
+registers are unavailable (then REST carries the live currents). ``rest_interval_s=0`` fetches
+REST on every read.
+
+Modbus reads are one request per documented contiguous range: 104-112 (status, errors), 122 (CP
+state), 200-227 (meter), 705-719 (session), 1000 (limit). 104-112 and 122 are not merged: 113-119
+are not documented (devices.md 4.3) and a device may answer them with ILLEGAL DATA ADDRESS (the
+virtual device does).
+
 For connector 2 of a twin controller use ``modbus_port=503`` (base + 1) and ``use_rest=False``:
 the legacy REST API only describes connector 1.
 """
@@ -399,6 +413,7 @@ class BenderCharger:
         refresh_interval_s: float | None = None,
         retry_attempts: int = 3,
         retry_backoff_s: float = 0.2,
+        rest_interval_s: float = 10.0,
         clock: Clock | None = None,
         name: str | None = None,
     ) -> None:
@@ -417,6 +432,7 @@ class BenderCharger:
         )
         self.retry_attempts = max(1, retry_attempts)
         self.retry_backoff_s = retry_backoff_s
+        self.rest_interval_s = rest_interval_s
         self.name = name or f"bender@{host}:{modbus_port}"
         self.firmware: str | None = None
         self.last_error: str | None = None
@@ -427,6 +443,9 @@ class BenderCharger:
         self._lock = asyncio.Lock()
         self._written_limit_a: int | None = None
         self._written_at: float = 0.0
+        self._rest: BenderRestState | None = None
+        self._rest_at: float = 0.0
+        self._rest_key: tuple[object, ...] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -474,11 +493,20 @@ class BenderCharger:
     # --- Charger protocol --------------------------------------------------------------------
 
     async def read(self) -> ChargerSample:
-        """Read state and measurements (Modbus, plus REST when ``use_rest``)."""
+        """Read state and measurements (Modbus, plus REST when ``use_rest`` at its cadence)."""
         rest: BenderRestState | None = None
-        if self.use_rest:
-            rest = await self.read_rest_state()
+        fetched = False
+        if self.use_rest and self._rest_due():
+            rest = await self._fetch_rest()
+            fetched = True
         mb = await self.read_modbus_state()
+        if self.use_rest and not fetched:
+            if self._rest_stale_for(mb):
+                rest = await self._fetch_rest()
+            else:
+                rest = self._rest
+        if self.use_rest:
+            self._rest_key = self._rest_key_of(mb)
         current = mb.current_a
         if current is None:
             current = rest.current_a if rest is not None else ZERO
@@ -569,6 +597,30 @@ class BenderCharger:
         )
 
     # --- reads -------------------------------------------------------------------------------
+
+    def _rest_due(self) -> bool:
+        """REST must be fetched before the Modbus read: none yet, or older than the interval."""
+        if self._rest is None or self.rest_interval_s <= 0:
+            return True
+        return self._clock.monotonic() - self._rest_at >= self.rest_interval_s
+
+    @staticmethod
+    def _rest_key_of(mb: BenderModbusState) -> tuple[object, ...]:
+        """The part of the Modbus state whose change makes the cached REST state stale."""
+        return (mb.cp_state, mb.ocpp_state, mb.signalled_current_a > 0, mb.errors)
+
+    def _rest_stale_for(self, mb: BenderModbusState) -> bool:
+        """The cached REST state no longer describes ``mb`` (or REST carries live values)."""
+        if mb.current_a is None or mb.power_w is None:
+            return True
+        return self._rest_key_of(mb) != self._rest_key
+
+    async def _fetch_rest(self) -> BenderRestState:
+        self._rest = None
+        rest = await self.read_rest_state()
+        self._rest = rest
+        self._rest_at = self._clock.monotonic()
+        return rest
 
     async def read_rest_state(self) -> BenderRestState:
         """``GET /rest/full_state``, parsed and validated."""
@@ -723,6 +775,30 @@ class BenderCharger:
         return guarded
 
     async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, retried with backoff on connection errors.
+
+        Fast path: the first attempt runs directly; the tenacity machinery is built only after it
+        failed with a connection error, and its first attempt replays that failure, so attempts
+        and waits are exactly those of one ``AsyncRetrying`` around every call.
+        """
+        try:
+            return await call()
+        except DeviceConnectionError as err:
+            if self.retry_attempts <= 1:
+                self._failed(what, err)
+                raise
+            first: DeviceConnectionError | None = err
+        except DeviceError as err:
+            self._failed(what, err)
+            raise
+
+        async def replay_then_call() -> T:
+            nonlocal first
+            if first is not None:
+                failure, first = first, None
+                raise failure
+            return await call()
+
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(DeviceConnectionError),
             stop=stop_after_attempt(self.retry_attempts),
@@ -732,13 +808,16 @@ class BenderCharger:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await call()
+                    return await replay_then_call()
         except DeviceError as err:
-            self.last_error = str(err)
-            log.warning("bender request failed", device=self.name, op=what, reason=str(err))
+            self._failed(what, err)
             raise
         msg = "unreachable: tenacity re-raises"  # pragma: no cover
         raise AssertionError(msg)  # pragma: no cover
+
+    def _failed(self, what: str, err: DeviceError) -> None:
+        self.last_error = str(err)
+        log.warning("bender request failed", device=self.name, op=what, reason=str(err))
 
     def _garbage(self, reason: str) -> DeviceResponseError:
         message = f"{self.name}: garbage answer: {reason}"
