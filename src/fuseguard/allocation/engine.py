@@ -23,10 +23,8 @@ Pipeline (see ``docs/allocation.md`` for the worked example):
 
 from __future__ import annotations
 
-from typing import Final
-
-import numpy as np
-from numpy.typing import NDArray
+import functools
+from typing import TYPE_CHECKING, Final
 
 from fuseguard.allocation.common import (
     EPS,
@@ -56,9 +54,13 @@ from fuseguard.allocation.small import allocate_small
 from fuseguard.allocation.types import Allocation, Circuit, Snapshot
 from fuseguard.model.phases import Phase
 
-FloatArr = NDArray[np.float64]
-IntArr = NDArray[np.int64]
-BoolArr = NDArray[np.bool_]
+if TYPE_CHECKING:  # NumPy is imported where it is used: small sites never load it
+    import numpy as np
+    from numpy.typing import NDArray
+
+    FloatArr = NDArray[np.float64]
+    IntArr = NDArray[np.int64]
+    BoolArr = NDArray[np.bool_]
 
 #: Up to this many plugs the pure-Python path is faster than the NumPy one.
 SMALL_SITE_PLUGS: Final = 40
@@ -74,6 +76,8 @@ _M_OFF: Final = M_OFF
 
 def _ancestors(circuits: tuple[Circuit, ...]) -> tuple[dict[str, int], IntArr]:
     """Circuit index by id, and per circuit its chain to the root (self first), padded with -1."""
+    import numpy as np
+
     index, chains = circuit_chains(circuits)
     depth = max((len(ch) for ch in chains), default=1)
     anc = np.full((len(circuits), depth), -1, dtype=np.int64)
@@ -87,6 +91,8 @@ def _ancestors(circuits: tuple[Circuit, ...]) -> tuple[dict[str, int], IntArr]:
 
 def _segcumsum(values: FloatArr, seg_first: IntArr) -> FloatArr:
     """Inclusive cumulative sum restarting at every segment (``seg_first``: first index of each)."""
+    import numpy as np
+
     cs = np.cumsum(values)
     out: FloatArr = cs - (cs[seg_first] - values[seg_first])
     return out
@@ -115,6 +121,8 @@ def first_fit(
     first undecided item always has ``ub == lb``, so every round decides at least one item;
     typically two or three rounds decide everything.
     """
+    import numpy as np
+
     state = np.zeros(n, dtype=np.int8)  # 0 undecided, 1 admitted, 2 rejected
     if order.size == 0:
         return _admitted(state)
@@ -183,6 +191,8 @@ def progressive_fill(
     by plug. Returns the currents (only meaningful for ``level``) and per plug the row that froze
     it (-1: it reached its own cap ``hi``).
     """
+    import numpy as np
+
     n = lo.size
     n_rows = resid.size
     x = lo.copy()
@@ -263,10 +273,16 @@ def progressive_fill(
 # --- the allocator ---------------------------------------------------------------------------
 
 
-_MASK8: Final = np.array(
-    [[bool(k & 1), bool(k & 2), bool(k & 4)] for k in range(8)], dtype=np.bool_
-)
-_NPH8: Final = _MASK8.sum(axis=1).astype(np.float64)
+@functools.cache
+def _phase_masks() -> tuple[BoolArr, FloatArr]:
+    """Per 3-bit phase code: the phase mask and the number of phases (built on first use)."""
+    import numpy as np
+
+    mask8 = np.array([[bool(k & 1), bool(k & 2), bool(k & 4)] for k in range(8)], dtype=np.bool_)
+    nph8: FloatArr = mask8.sum(axis=1).astype(np.float64)
+    return mask8, nph8
+
+
 _PHASE_BITS: dict[tuple[Phase, ...], int] = {}
 
 
@@ -304,6 +320,8 @@ class _Prepared:
     )
 
     def __init__(self, snap: Snapshot) -> None:
+        import numpy as np
+
         circuits = snap.circuits
         index, anc = _ancestors(circuits)
         volt = snap.params.voltage_v
@@ -343,8 +361,9 @@ class _Prepared:
         f64 = np.float64
         circ = np.fromiter(circ_list, np.int64, n)
         bits = np.fromiter(bit_list, np.int64, n)
-        mask = _MASK8[bits]
-        self.nph = _NPH8[bits]
+        mask8, nph8 = _phase_masks()
+        mask = mask8[bits]
+        self.nph = nph8[bits]
         self.lo = np.fromiter([p.min_a for p in plugs], f64, n)
         self.max_a = np.fromiter([p.max_a for p in plugs], f64, n)
         # None -> NaN: every comparison with a missing target is False
@@ -403,6 +422,8 @@ def allocate(snapshot: Snapshot) -> Allocation:
 
 def allocate_numpy(snapshot: Snapshot) -> Allocation:
     """The NumPy path of :func:`allocate` (any size; the fastest from a few dozen plugs)."""
+    import numpy as np
+
     prep = _Prepared(snapshot)
     params = snapshot.params
     n = len(prep.ids)
@@ -550,6 +571,8 @@ def _reasons(
     resid_after_admission: FloatArr,
 ) -> dict[str, str]:
     """Reasons for every plug: the common "limited by <row>" once per row, the rest per plug."""
+    import numpy as np
+
     params = snap.params
     plugs = snap.plugs
     kw = surplus_kw(snap.pv_surplus_w)
@@ -599,6 +622,8 @@ def _reasons(
 
 def _fail_rows(prep: _Prepared, code: IntArr, resid: FloatArr) -> IntArr:
     """Per rejected plug, the physical row where its minimum misses most (others: -1)."""
+    import numpy as np
+
     fail = np.full(code.size, -1, dtype=np.int64)
     sel = (code[prep.e_plug] == REJECTED) & (prep.e_row != prep.pv_row)
     if not sel.any():
