@@ -1,6 +1,11 @@
 """Self-signed TLS certificate for the local API (the CLEMAP edge serves HTTPS on :7000).
 
 Generated once into the data directory and reused afterwards, so clients that pin it keep working.
+
+An existing pair is checked with the standard library (:mod:`ssl` loads it exactly as the server
+will). Generation needs ``cryptography``; it runs in a short-lived child interpreter
+(``python -m fuseguard.api.tls``), so the long-running edge process never maps that library (about
+8 MB of resident memory on a small edge device).
 """
 
 from __future__ import annotations
@@ -8,19 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import structlog
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 log = structlog.get_logger(__name__)
 
 CERT_NAME = "local-api.crt"
 KEY_NAME = "local-api.key"
 VALIDITY_DAYS = 3650
+#: Upper bound for the child that generates the key and certificate.
+GENERATE_TIMEOUT_S = 60.0
 
 
 def ensure_self_signed_cert(
@@ -33,21 +39,43 @@ def ensure_self_signed_cert(
 
     ``hostnames`` go into the subjectAltName (IP literals as IP entries); ``localhost`` and
     ``127.0.0.1`` are always included. ``now`` is the notBefore reference (defaults to the wall
-    clock: a certificate's validity is wall time, not control time).
+    clock: a certificate's validity is wall time, not control time). An existing pair that does
+    not load (unparsable, or key and certificate do not match) is replaced.
     """
     data_dir = Path(data_dir)
     cert_path = data_dir / CERT_NAME
     key_path = data_dir / KEY_NAME
     if cert_path.is_file() and key_path.is_file():
         try:
-            x509.load_pem_x509_certificate(cert_path.read_bytes())
-            serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        except ValueError as exc:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_path, key_path)
+        except (ssl.SSLError, ValueError) as exc:
             log.warning("tls_cert_unusable", device=str(cert_path), reason=str(exc))
         else:
             return cert_path, key_path
     data_dir.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys([*hostnames, "localhost", "127.0.0.1"]))
+    start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
+        [sys.executable, "-m", __name__, str(data_dir), start.isoformat(), *names],
+        capture_output=True,
+        text=True,
+        timeout=GENERATE_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        msg = f"generating the TLS certificate failed: {done.stderr.strip()[-500:]}"
+        raise RuntimeError(msg)
+    log.info("tls_cert_generated", device=str(cert_path), reason="first start", names=names)
+    return cert_path, key_path
+
+
+def generate_self_signed_cert(data_dir: Path, names: list[str], start: dt.datetime) -> None:
+    """Write a new EC P-256 key and a self-signed certificate for ``names`` (in this process)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -61,7 +89,6 @@ def ensure_self_signed_cert(
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt.append(x509.DNSName(name))
-    start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -79,10 +106,8 @@ def ensure_self_signed_cert(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_atomic(key_path, key_pem, mode=0o600)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    log.info("tls_cert_generated", device=str(cert_path), reason="first start", names=names)
-    return cert_path, key_path
+    _write_atomic(data_dir / KEY_NAME, key_pem, mode=0o600)
+    _write_atomic(data_dir / CERT_NAME, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
 
 
 def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
@@ -95,3 +120,9 @@ def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
         os.close(fd)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+if __name__ == "__main__":  # the child of ensure_self_signed_cert: DATA_DIR START NAME...
+    generate_self_signed_cert(
+        Path(sys.argv[1]), sys.argv[3:], dt.datetime.fromisoformat(sys.argv[2])
+    )
