@@ -301,3 +301,13 @@ async def test_a_full_car_is_paused_and_offered_current_again_later(site_factory
     chargers["cp2"].full = False  # e.g. preconditioning: it wants current again
     await site.run_for(900)
     assert site.setpoints() == {"cp1": 9, "cp2": 9}
+
+
+async def test_an_overload_is_answered_within_half_a_meter_period(site_factory) -> None:
+    site = site_factory(fuse_a=32, base_a=Phases(10, 5, 8))
+    await site.run_for(60)
+    site.meter.base_a = Phases(20, 5, 8)
+    # the meter is polled twice per period; a sample above the limit is decided on at once,
+    # without waiting for the chargers' next poll
+    await site.run_for(0.6)
+    assert within(site.grid(), Phases.uniform(32)), site.grid()

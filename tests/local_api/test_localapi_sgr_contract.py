@@ -1,6 +1,6 @@
 """The published SmartGridready EIDs are the contract: every data point they reference works.
 
-Reads ``/work/shared/specs/sgr/*.xml`` (REST and Modbus interface descriptions of the CLEMAP
+Reads ``tests/fixtures/sgr/*.xml`` (copies of ``shared/specs/sgr``) (REST and Modbus interface descriptions of the CLEMAP
 edge) and drives our REST app and Modbus twin exactly as an SGr communication handler would.
 """
 
@@ -22,7 +22,9 @@ from fuseguard.api.local import StaticLiveData, create_local_app
 from fuseguard.api.modbus import float_to_registers, registers_to_float, serve_modbus_twin
 from fuseguard.control.flex import FlexManagement
 
-SGR_DIR = Path(os.environ.get("FUSEGUARD_SGR_DIR", "/work/shared/specs/sgr"))
+SGR_DIR = Path(
+    os.environ.get("FUSEGUARD_SGR_DIR", Path(__file__).resolve().parents[1] / "fixtures" / "sgr")
+)
 REST_EID = SGR_DIR / "SGr_04_0018_CLEMAP_LoadManagement_RestAPILocal_V1.0.xml"
 MODBUS_EID = SGR_DIR / "SGr_04_0018_CLEMAP_LoadManagement_ModbusTCP_V1.0.xml"
 NS = {"s": "http://www.smartgridready.com/ns/V0/"}

@@ -250,6 +250,7 @@ class Controller:
         self._limits: dict[str, Phases] = {}
         self._wake = asyncio.Event()
         self._write_events = {pid: asyncio.Event() for pid in self._plugs}
+        self._synced = False
         self._cycles = 0
         self._last_cycle_ms = 0.0
         self._last_alloc_at: float | None = None
@@ -323,27 +324,37 @@ class Controller:
     # --- reading ------------------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        """Every meter period: read the meter and all chargers at the same instant, wait for
-        the answers (at most ``poll_wait_s``: a hanging device never holds up the others or
-        the decision; its read goes on and lands in a later cycle, and is abandoned as failed
-        after its timeout), then wake the decision."""
-        period = self.config.meter_period_s
+        """Poll the meter twice per meter period (so a new telegram is seen within half a
+        period) and the chargers once per period, all chargers at the same instant.
+
+        A meter sample above the limit wakes the decision at once; every charger poll wakes it
+        after the answers are in (at most ``poll_wait_s``: a hanging device never holds up the
+        others or the decision; its read goes on and lands in a later cycle, and is abandoned
+        as failed after its timeout).
+        """
+        half = self.config.meter_period_s / 2.0
         inflight: dict[str, tuple[asyncio.Task[None], float]] = {}
         reads: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"": self._read_meter}
         for pid in self._plugs:
             reads[pid] = functools.partial(self._read_charger, pid)
+        chargers_due = True
         try:
             while True:
                 started = self._clock.monotonic()
-                for key, read in reads.items():
+                keys = list(reads) if chargers_due else [""]
+                for key in keys:
                     running = inflight.get(key)
                     if running is not None and not running[0].done():
                         self._abandon_if_late(key, running, started)
                         continue
-                    inflight[key] = (asyncio.create_task(read()), started)
-                await self._wait_for([t for t, _ in inflight.values()], self.config.poll_wait_s)
-                self._wake.set()
-                await self._clock.sleep(max(0.0, period - (self._clock.monotonic() - started)))
+                    inflight[key] = (asyncio.create_task(reads[key]()), started)
+                waiting = [inflight[k][0] for k in keys if k in inflight]
+                await self._wait_for(waiting, self.config.poll_wait_s)
+                if chargers_due:
+                    self._synced = True  # meter and chargers read at the same instant
+                    self._wake.set()
+                chargers_due = not chargers_due
+                await self._clock.sleep(max(0.0, half - (self._clock.monotonic() - started)))
         finally:
             for task, _ in inflight.values():
                 task.cancel()
@@ -387,8 +398,8 @@ class Controller:
             self._meter_failed("meter sample has non-finite values")
             return
         if sample.stale:
-            # a meter polled a little faster than it sends telegrams repeats one now and then;
-            # only a lasting repeat is a frozen meter
+            # a meter polled faster than it sends telegrams repeats one now and then; only a
+            # lasting repeat is a frozen meter
             last_ok = self._meter_ok_at if self._meter_ok_at is not None else -math.inf
             if now - last_ok > 2 * self.config.meter_period_s:
                 self._meter_failed("meter timestamp did not advance (frozen)")
@@ -398,6 +409,8 @@ class Controller:
         self._meter_error = None
         self._meter_sample = sample
         self._meter_ok_at = now
+        if _over(sample, self._main_limit(), self.config.voltage_v):
+            self._wake.set()  # over the limit: decide now, with the chargers' last samples
 
     def _meter_failed(self, reason: str) -> None:
         if reason != self._meter_error:
@@ -463,7 +476,7 @@ class Controller:
             node = self._circuits[node].parent
         return out
 
-    def _measured_non_ev(self, now: float) -> Phases:
+    def _measured_non_ev(self, now: float, *, record: bool) -> Phases:
         """Non-EV load through the main meter, per phase (A, >= 0)."""
         sample = self._meter_sample
         assert sample is not None
@@ -472,12 +485,8 @@ class Controller:
         for plug in self._plugs.values():
             drawn = self._ev_estimate(plug, now)
             ev = ev + drawn
-            if plug.sample is not None:
-                ev_power += (
-                    plug.sample.power_w
-                    if drawn is plug.grid_a
-                    else drawn.total * self.config.voltage_v
-                )
+            if plug.sample is not None and drawn is plug.grid_a:
+                ev_power += plug.sample.power_w
         if sample.current_a is not None:
             non_ev = (sample.current_a - ev).maximum(0.0)
         else:
@@ -487,6 +496,8 @@ class Controller:
                 non_ev = Phases.uniform(non_ev_w / v)
             else:
                 non_ev = Phases.uniform(non_ev_w / (3 * v))
+        if not record:
+            return non_ev
         minute = int(now // 60.0)
         peaks = self._non_ev_peaks
         if peaks and peaks[-1][0] == minute:
@@ -511,7 +522,11 @@ class Controller:
         meter_fresh = self._meter_fresh(now)
         non_ev: dict[str, Phases] = {cid: c.non_ev_load_a for cid, c in self._circuits.items()}
         if meter_fresh:
-            non_ev[MAIN] = self._measured_non_ev(now)
+            # only meter and charger samples of the same instant feed the peak history used
+            # in a meter fallback; a decision in between (a limit or target change, an
+            # overload) works with the newest samples it has
+            non_ev[MAIN] = self._measured_non_ev(now, record=self._synced)
+            self._synced = False
         else:
             # worst plausible non-EV load, and the EVs together held at the fallback
             peak = self._peak_non_ev()
@@ -621,12 +636,12 @@ class Controller:
         return plug.sample_at is not None and now - plug.sample_at <= self._fresh_s
 
     def _ev_estimate(self, plug: PlugRuntime, now: float) -> Phases:
-        """Best estimate of what a plug draws now, per grid phase: its measurement when fresh;
-        for an old measurement, at most its written setpoint (a charger that answers nothing
-        still obeys the last limit it received)."""
-        if self._fresh(plug, now) or plug.written_a is None:
-            return plug.grid_a
-        return plug.grid_a.minimum(float(plug.written_a))
+        """What a plug draws now, per grid phase, as far as it can be attributed: its
+        measurement when fresh; nothing when the charger has not answered this cycle. The
+        meter still sees whatever such a charger really draws, so that current is counted as
+        load fuseguard cannot control (and an offline charger's setpoint is reserved on top):
+        safe, at the price of some capacity while a charger is silent."""
+        return plug.grid_a if self._fresh(plug, now) else ZERO
 
     def _excess_a(self, plug: PlugRuntime, now: float) -> Phases | None:
         """What a plug draws above its written setpoint, per grid phase (None: nothing)."""
@@ -894,6 +909,13 @@ class Controller:
             cycles=self._cycles,
             last_cycle_ms=self._last_cycle_ms,
         )
+
+
+def _over(sample: MeterSample, limit: Phases, voltage_v: float) -> bool:
+    """The meter shows the main circuit above its limit (total power: even when balanced)."""
+    if sample.current_a is not None:
+        return not sample.current_a.all_le(limit)
+    return sample.power_w / (3.0 * voltage_v) > limit.max
 
 
 def _meter_sample_ok(sample: MeterSample) -> bool:
