@@ -11,12 +11,14 @@ import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fuseguard.api.edge_evse import EdgeEvseBackend, PlugStatusTracker
+from fuseguard.api.edge_evse import EdgeEvseBackend
 from fuseguard.api.evse import create_evse_app
 from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.control.targets import EvseTargets
-from fuseguard.model.clock import VirtualClock
+from fuseguard.model.clock import Clock, VirtualClock
+from fuseguard.model.phases import ZERO
 from fuseguard.model.samples import ChargerSample
+from fuseguard.model.status import plug_status
 from fuseguard.store.db import create_engine, init_schema
 from fuseguard.store.targets import SqlTargetStore
 from fuseguard.store.tokens import TokenRepository
@@ -32,6 +34,83 @@ EVSES = {
     EVSE_A: EvseInfo(EVSE_A, 6, 32, ((PLUG_A1, "Plug 1"), (PLUG_A2, "Plug 2"))),
     EVSE_B: EvseInfo(EVSE_B, 6, 16, ((PLUG_B1, "Plug 1"),)),
 }
+
+
+DEFAULT_RECENTLY_STARTED_WINDOW_S = 60.0
+
+
+@dataclass(slots=True)
+class _PlugMemory:
+    charging_since_s: float | None = None
+
+
+class PlugStatusTracker:
+    """A stand-in for the controller's plug status (``Controller.status()``): builds plug status records from charger samples; remembers when charging started.
+
+    ``recently_started_window_s`` is how long a new charging session reports
+    ``recently_started_charging`` before ``charging``. The charger's own
+    ``charging_duration_s`` is used when it reports one, else the time since this tracker first
+    saw CP state C/D for the plug (on the injected clock).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        recently_started_window_s: float = DEFAULT_RECENTLY_STARTED_WINDOW_S,
+    ) -> None:
+        self._clock = clock
+        self.recently_started_window_s = recently_started_window_s
+        self._plugs: dict[str, _PlugMemory] = {}
+
+    def record(
+        self,
+        *,
+        evse_uuid: str,
+        plug_uuid: str,
+        plug_label: str,
+        sample: ChargerSample | None,
+        online: bool,
+        dyn_current_limit_a: float,
+    ) -> PlugStatusRecord:
+        """The status of one plug now. ``sample`` None with ``online`` means no reading yet."""
+        memory = self._plugs.setdefault(plug_uuid, _PlugMemory())
+        now_s = self._clock.monotonic()
+        charging_for_s: float | None = None
+        if online and sample is not None and sample.cp_state.charging:
+            if memory.charging_since_s is None:
+                memory.charging_since_s = now_s
+            charging_for_s = (
+                sample.charging_duration_s
+                if sample.charging_duration_s is not None
+                else now_s - memory.charging_since_s
+            )
+        elif online:
+            memory.charging_since_s = None
+        status = plug_status(
+            online=online,
+            cp=None if sample is None else sample.cp_state,
+            ocpp=None if sample is None else sample.ocpp_state,
+            offered_current_a=(
+                0.0
+                if sample is None or sample.signalled_current_a is None
+                else sample.signalled_current_a
+            ),
+            has_errors=bool(sample is not None and sample.errors),
+            charging_for_s=charging_for_s,
+            recently_started_window_s=self.recently_started_window_s,
+        )
+        fresh = online and sample is not None
+        return PlugStatusRecord(
+            time=self._clock.now(),
+            plug_uuid=plug_uuid,
+            plug_label=plug_label,
+            evse_uuid=evse_uuid,
+            status=status,
+            current_a=sample.current_a if fresh and sample is not None else ZERO,
+            power_w=sample.power_w if fresh and sample is not None else 0.0,
+            dyn_current_limit_a=dyn_current_limit_a,
+        )
 
 
 @dataclass

@@ -12,7 +12,6 @@ a plug has been charging when the charger does not say so itself (for
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -21,15 +20,12 @@ from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.control.targets import EvseTargets, Target
 from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO
-from fuseguard.model.samples import ChargerSample
-from fuseguard.model.status import PlugStatus, plug_status
+from fuseguard.model.status import PlugStatus
 
 if TYPE_CHECKING:
     from fuseguard.config import FuseguardConfig
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_RECENTLY_STARTED_WINDOW_S = 60.0
 
 
 class EdgeEvseBackend:
@@ -82,80 +78,6 @@ class EdgeEvseBackend:
         if self._known(edge_device_id, evse_uuid) is None:
             return []
         return self._status_source(evse_uuid)
-
-
-@dataclass(slots=True)
-class _PlugMemory:
-    charging_since_s: float | None = None
-
-
-class PlugStatusTracker:
-    """Builds plug status records from charger samples; remembers when charging started.
-
-    ``recently_started_window_s`` is how long a new charging session reports
-    ``recently_started_charging`` before ``charging``. The charger's own
-    ``charging_duration_s`` is used when it reports one, else the time since this tracker first
-    saw CP state C/D for the plug (on the injected clock).
-    """
-
-    def __init__(
-        self,
-        clock: Clock,
-        *,
-        recently_started_window_s: float = DEFAULT_RECENTLY_STARTED_WINDOW_S,
-    ) -> None:
-        self._clock = clock
-        self.recently_started_window_s = recently_started_window_s
-        self._plugs: dict[str, _PlugMemory] = {}
-
-    def record(
-        self,
-        *,
-        evse_uuid: str,
-        plug_uuid: str,
-        plug_label: str,
-        sample: ChargerSample | None,
-        online: bool,
-        dyn_current_limit_a: float,
-    ) -> PlugStatusRecord:
-        """The status of one plug now. ``sample`` None with ``online`` means no reading yet."""
-        memory = self._plugs.setdefault(plug_uuid, _PlugMemory())
-        now_s = self._clock.monotonic()
-        charging_for_s: float | None = None
-        if online and sample is not None and sample.cp_state.charging:
-            if memory.charging_since_s is None:
-                memory.charging_since_s = now_s
-            charging_for_s = (
-                sample.charging_duration_s
-                if sample.charging_duration_s is not None
-                else now_s - memory.charging_since_s
-            )
-        elif online:
-            memory.charging_since_s = None
-        status = plug_status(
-            online=online,
-            cp=None if sample is None else sample.cp_state,
-            ocpp=None if sample is None else sample.ocpp_state,
-            offered_current_a=(
-                0.0
-                if sample is None or sample.signalled_current_a is None
-                else sample.signalled_current_a
-            ),
-            has_errors=bool(sample is not None and sample.errors),
-            charging_for_s=charging_for_s,
-            recently_started_window_s=self.recently_started_window_s,
-        )
-        fresh = online and sample is not None
-        return PlugStatusRecord(
-            time=self._clock.now(),
-            plug_uuid=plug_uuid,
-            plug_label=plug_label,
-            evse_uuid=evse_uuid,
-            status=status,
-            current_a=sample.current_a if fresh and sample is not None else ZERO,
-            power_w=sample.power_w if fresh and sample is not None else 0.0,
-            dyn_current_limit_a=dyn_current_limit_a,
-        )
 
 
 def unknown_records(info: EvseInfo, clock: Clock) -> list[PlugStatusRecord]:
