@@ -11,16 +11,16 @@ from fuseguard.control.ports import (
     GridMeter,
     SupportsSafeCurrent,
 )
+from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import CpState
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.evmodel import SimCar, SimConnector
-from fuseguard.scenario.vclock import ScenarioClock
 from fuseguard.sim.site import BaseLoad, SiteModel
 
 
-def _site() -> tuple[ScenarioClock, SiteModel, SimConnector]:
-    clock = ScenarioClock()
+def _site() -> tuple[VirtualClock, SiteModel, SimConnector]:
+    clock = VirtualClock()
     site = SiteModel(clock=clock)
     site.add(BaseLoad(lambda _t: Phases(5, 6, 7)))
     conn = SimConnector(id="cp1", circuit="main", rotation=Rotation.L2L3L1, max_a=32)

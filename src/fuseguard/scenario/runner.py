@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
@@ -38,7 +39,6 @@ from fuseguard.scenario.metrics import (
     phase_waterfill,
 )
 from fuseguard.scenario.schedule import Schedule
-from fuseguard.scenario.vclock import ScenarioClock
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
 
 log = structlog.get_logger(__name__)
@@ -307,7 +307,7 @@ def _maybe_await(result: object) -> None:
 async def _simulate(
     sc: Scenario, policy_name: str, *, keep_timeline: bool
 ) -> tuple[dict[str, Any], Timeline | None]:
-    clock = ScenarioClock()
+    clock = VirtualClock()
     schedule = Schedule(sc)
     period_s = min(1.0, sc.site.meter_period_s)
     site = SiteModel(clock=clock, voltage_v=sc.site.voltage_v, period_s=period_s)
