@@ -108,7 +108,7 @@ async def test_parent_edge_sets_and_keeps_the_child_limit(tmp_path: Path) -> Non
             await eventually(
                 lambda: child.flex is not None and child.flex.settings().activation, timeout_s=10
             )
-            await eventually(lambda: child.flex is not None and child.flex.limit_a() == 14, 10)
+            await eventually(lambda: child.flex is not None and child.flex.limit_a() == 14, 20)
             assert child.flex.settings().fallback_current_limit_a == 6
             # the child keeps its own car under the limit it was given
             await eventually(
