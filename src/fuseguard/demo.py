@@ -34,7 +34,7 @@ from fuseguard.sim.vehicle import SimVehicle
 
 log = structlog.get_logger(__name__)
 
-DEMO_FUSE_A = 25
+DEMO_FUSE_A = 35
 DEMO_EDGE_ID = "demo-edge"
 
 
