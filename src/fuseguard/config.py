@@ -253,10 +253,10 @@ class ControlConfig(_Model):
     """Control-loop tuning."""
 
     min_run_s: float = Field(
-        default=300.0, ge=0, description="a started car runs at least this long"
+        default=2700.0, ge=0, description="a started car runs at least this long (turn length)"
     )
     min_pause_s: float = Field(
-        default=600.0, ge=0, description="a paused car waits at least this long"
+        default=900.0, ge=0, description="a paused car waits at least this long"
     )
     ramp_up_a_per_s: float = Field(
         default=4.0, gt=0, description="max increase per second per plug"

@@ -227,7 +227,7 @@ async def test_one_phase_car_on_rotated_wiring_uses_the_free_phase(site_factory)
     # before it draws, the 1-phase car might load all three phases: only one car fits at 6 A on
     # L1/L2 (10 A free), so one waits its turn
     assert sorted(site.setpoints().values())[0] == 0
-    await site.run_for(3 * 1800)  # turns of min_run_s (30 min)
+    await site.run_for(3 * 2700)  # turns of min_run_s (45 min)
     sp = site.setpoints()
     # once it has drawn, fuseguard knows the 1-phase car sits on grid L3 (25 A free); the
     # 3-phase car is held by L1/L2 (10 A): both charge

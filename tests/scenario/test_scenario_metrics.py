@@ -136,8 +136,20 @@ def test_phase_waterfill_gives_a_one_phase_car_the_free_phase() -> None:
     from fuseguard.scenario.metrics import phase_waterfill
 
     # two 3-phase cars and a 1-phase car on L3; 20 A used on L1/L2, 36 A on L3
-    fair = phase_waterfill([20.0, 20.0, 36.0], [((0, 1, 2), 32.0), ((0, 1, 2), 32.0), ((2,), 32.0)])
+    rows = {0: 20.0, 1: 20.0, 2: 36.0}
+    fair = phase_waterfill(rows, [((0, 1, 2), 32.0), ((0, 1, 2), 32.0), ((2,), 32.0)])
     assert fair == pytest.approx([10.0, 10.0, 16.0])
     # caps bind first: the rest is shared by the others
-    fair = phase_waterfill([30.0, 30.0, 30.0], [((0, 1, 2), 6.0), ((0, 1, 2), 32.0)])
+    fair = phase_waterfill({0: 30.0, 1: 30.0, 2: 30.0}, [((0, 1, 2), 6.0), ((0, 1, 2), 32.0)])
     assert fair == pytest.approx([6.0, 24.0])
+
+
+def test_phase_waterfill_respects_a_sub_circuit_bottleneck() -> None:
+    from fuseguard.scenario.metrics import phase_waterfill
+
+    # two cars behind a 12 A garage feeder, one on main: 36 A used through main
+    rows = {("main", p): 36.0 for p in range(3)} | {("garage", p): 12.0 for p in range(3)}
+    garage = tuple(("garage", p) for p in range(3)) + tuple(("main", p) for p in range(3))
+    main = tuple(("main", p) for p in range(3))
+    fair = phase_waterfill(rows, [(garage, 32.0), (garage, 32.0), (main, 32.0)])
+    assert fair == pytest.approx([6.0, 6.0, 24.0])

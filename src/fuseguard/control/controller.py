@@ -99,8 +99,8 @@ class ControllerConfig:
     charger_timeout_s: float = 10.0
     write_timeout_s: float = 3.0
     rewrite_interval_s: float = 20.0
-    min_run_s: float = 1800.0
-    min_pause_s: float = 600.0
+    min_run_s: float = 2700.0
+    min_pause_s: float = 900.0
     ramp_up_a_per_s: float = 4.0
     pv_enable_delay_s: float = 60.0
     pv_disable_delay_s: float = 180.0
@@ -251,6 +251,7 @@ class Controller:
         self._wake = asyncio.Event()
         self._write_events = {pid: asyncio.Event() for pid in self._plugs}
         self._synced = False
+        self._last_raise_at = -math.inf
         self._cycles = 0
         self._last_cycle_ms = 0.0
         self._last_alloc_at: float | None = None
@@ -327,7 +328,8 @@ class Controller:
         """Poll the meter twice per meter period (so a new telegram is seen within half a
         period) and the chargers once per period, all chargers at the same instant.
 
-        A meter sample above the limit wakes the decision at once; every charger poll wakes it
+        A meter sample above the limit, or one that rose while none of our cars is ramping up,
+        wakes the decision at once; every charger poll wakes it
         after the answers are in (at most ``poll_wait_s``: a hanging device never holds up the
         others or the decision; its read goes on and lands in a later cycle, and is abandoned
         as failed after its timeout).
@@ -406,11 +408,18 @@ class Controller:
             return
         if self._meter_error is not None:
             log.info("meter_recovered", device="meter", after=self._meter_error)
+        previous = self._meter_sample
         self._meter_error = None
         self._meter_sample = sample
         self._meter_ok_at = now
-        if _over(sample, self._main_limit(), self.config.voltage_v):
-            self._wake.set()  # over the limit: decide now, with the chargers' last samples
+        if _over(sample, self._main_limit(), self.config.voltage_v) or (
+            previous is not None
+            and _rose(previous, sample, self.config.voltage_v)
+            and now - self._last_raise_at > self.config.decrease_grace_s
+        ):
+            # over the limit, or a rise that is not our own cars ramping up: decide now, with
+            # the chargers' last samples (the next poll brings a decision on fresh ones)
+            self._wake.set()
 
     def _meter_failed(self, reason: str) -> None:
         if reason != self._meter_error:
@@ -846,6 +855,8 @@ class Controller:
             log.warning("setpoint_write_failed", charger=pid, setpoint_a=value, reason=reason)
             plug.error = f"write failed: {reason}"
             return
+        if value > (plug.written_a or 0):
+            self._last_raise_at = self._clock.monotonic()
         if plug.written_a != value:
             log.info(
                 "setpoint",
@@ -909,6 +920,13 @@ class Controller:
             cycles=self._cycles,
             last_cycle_ms=self._last_cycle_ms,
         )
+
+
+def _rose(before: MeterSample, after: MeterSample, voltage_v: float) -> bool:
+    """The measured load rose by at least 1 A on some phase (or 1 A worth of total power)."""
+    if before.current_a is not None and after.current_a is not None:
+        return any(b - a >= 1.0 for a, b in zip(before.current_a, after.current_a, strict=True))
+    return after.power_w - before.power_w >= voltage_v
 
 
 def _over(sample: MeterSample, limit: Phases, voltage_v: float) -> bool:

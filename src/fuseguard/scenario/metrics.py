@@ -19,8 +19,9 @@ Definitions (also in ``docs/scenarios.md``):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 OVERLOAD_TOL_A = 0.05
 TARGET_TOL_A = 0.5
@@ -51,36 +52,40 @@ def waterfill(total: float, caps: Sequence[float]) -> list[float]:
     return out
 
 
-def phase_waterfill(
-    capacity_a: Sequence[float], members: Sequence[tuple[Sequence[int], float]]
-) -> list[float]:
-    """Per-phase max-min fair split (progressive filling).
+RowT = TypeVar("RowT", bound=Hashable)
 
-    ``capacity_a`` is the current available on each of the three phases; each member is
-    ``(grid phase indices it loads, cap)`` and draws the same current on each of its phases.
-    Every member's share rises together until it reaches its cap or one of its phases is full.
+
+def phase_waterfill(
+    capacity_a: Mapping[RowT, float], members: Sequence[tuple[Sequence[RowT], float]]
+) -> list[float]:
+    """Max-min fair split over shared rows (progressive filling).
+
+    Rows are whatever the members share: the phases of a site, or (circuit, phase) pairs of a
+    circuit tree. ``capacity_a`` is the current available on each row; each member is
+    ``(rows it loads, cap)`` and draws the same current on each of its rows. Every member's share
+    rises together until it reaches its cap or one of its rows is full.
     """
     n = len(members)
     out = [0.0] * n
-    used = [0.0, 0.0, 0.0]
-    active = {i for i, (ph, cap) in enumerate(members) if cap > 1e-9 and ph}
+    used = dict.fromkeys(capacity_a, 0.0)
+    active = {i for i, (rows, cap) in enumerate(members) if cap > 1e-9 and rows}
     eps = 1e-9
     while active:
         step = min(members[i][1] - out[i] for i in active)
-        for p in range(3):
-            k = sum(1 for i in active if p in members[i][0])
+        for row, cap_row in capacity_a.items():
+            k = sum(1 for i in active if row in members[i][0])
             if k:
-                step = min(step, (capacity_a[p] - used[p]) / k)
+                step = min(step, (cap_row - used[row]) / k)
         step = max(step, 0.0)
         for i in active:
             out[i] += step
-            for p in members[i][0]:
-                used[p] += step
-        full_phases = {p for p in range(3) if capacity_a[p] - used[p] <= eps}
+            for row in members[i][0]:
+                used[row] += step
+        full = {row for row, cap_row in capacity_a.items() if cap_row - used[row] <= eps}
         done = {
             i
             for i in active
-            if out[i] >= members[i][1] - eps or any(p in full_phases for p in members[i][0])
+            if out[i] >= members[i][1] - eps or any(row in full for row in members[i][0])
         }
         if not done:  # numerical safety: nothing can move any more
             break

@@ -212,13 +212,15 @@ class _Recorder:
     def _fairness(self, t: float) -> None:
         """Sample the fairness of this instant into the current window (see docs/scenarios.md).
 
-        The fair share of each car is the per-phase max-min split of the current the EVs of its
-        group actually draw on each phase (so a policy that gives a one-phase car more on a free
-        phase is not penalised); draws and fair shares are summed per car over
+        The fair share of each car is the max-min split, per circuit and phase, of the current
+        the EVs of its group actually draw through each circuit on each phase (so a policy that
+        gives a one-phase car more on a free phase, or less to a car behind a sub-circuit
+        bottleneck, is not penalised); draws and fair shares are summed per car over
         ``FAIRNESS_WINDOW_S``, so cars taking turns at the 6 A minimum are judged over time, not
         at an instant when turn-taking is the only safe answer.
         """
-        groups: dict[tuple[int, str], list[tuple[str, float, tuple[int, ...], float]]] = {}
+        groups: dict[tuple[int, str], list[tuple[str, float, tuple[tuple[int, int], ...], float]]]
+        groups = {}
         for cid, track in self.active_car.items():
             conn = self.connectors[cid]
             car = conn.car
@@ -229,7 +231,11 @@ class _Recorder:
             target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
             if target is not None:
                 cap = min(cap, target)
-            phases = tuple(p.index for p in conn.rotation.grid_phases(car.phases))
+            phases = tuple(
+                (circuit, p.index)
+                for circuit in self.paths[cid]
+                for p in conn.rotation.grid_phases(car.phases)
+            )
             key = f"{cid}@{track.arrive_s:g}"
             groups.setdefault((track.priority, track.mode), []).append(
                 (key, conn.draw_a, phases, cap)
@@ -238,10 +244,10 @@ class _Recorder:
         for group, members in groups.items():
             if len(members) < 2:
                 continue
-            capacity = [0.0, 0.0, 0.0]
-            for _, draw, phases, _ in members:
-                for p in phases:
-                    capacity[p] += draw
+            capacity: dict[tuple[int, int], float] = {}
+            for _, draw, rows, _ in members:
+                for row in rows:
+                    capacity[row] = capacity.get(row, 0.0) + draw
             fair = phase_waterfill(capacity, [(ph, cap) for _, _, ph, cap in members])
             for (key, draw, _, _), share in zip(members, fair, strict=True):
                 acc = st.jain_window.setdefault(key, [0.0, 0.0])
