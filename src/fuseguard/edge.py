@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,7 +264,7 @@ class Edge:
             )
             self.controller = controller
             if self.dump_snapshot is not None:
-                controller.subscribe(_snapshot_dumper(controller, self.dump_snapshot))
+                controller.subscribe(snapshot_dumper(controller, self.dump_snapshot))
             await self._start_apis(stack, engine, controller, data_dir)
             task = asyncio.create_task(controller.run(), name="controller")
             self.ready.set()
@@ -366,7 +365,7 @@ class Edge:
         stack.push_async_callback(stop)
 
 
-def _snapshot_dumper(controller: Controller, path: Path) -> Any:
+def snapshot_dumper(controller: Controller, path: Path) -> Any:
     """A cycle listener that writes the allocator's input of the last cycle to ``path``."""
     from fuseguard.allocation.snapshot import snapshot_to_json
 
@@ -374,7 +373,7 @@ def _snapshot_dumper(controller: Controller, path: Path) -> Any:
         snapshot = controller.last_snapshot
         if snapshot is not None:
             tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(json.dumps(snapshot_to_json(snapshot), indent=2) + "\n")
+            tmp.write_text(snapshot_to_json(snapshot) + "\n")
             tmp.replace(path)
 
     return dump

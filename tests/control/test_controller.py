@@ -311,3 +311,33 @@ async def test_an_overload_is_answered_within_half_a_meter_period(site_factory) 
     # without waiting for the chargers' next poll
     await site.run_for(0.6)
     assert within(site.grid(), Phases.uniform(32)), site.grid()
+
+
+async def test_the_live_snapshot_reproduces_the_decision(site_factory) -> None:
+    from fuseguard.allocation import allocate
+    from fuseguard.allocation.snapshot import snapshot_from_json, snapshot_to_json
+
+    site = site_factory(fuse_a=32, base_a=Phases(10, 5, 8))
+    await site.run_for(90)
+    snapshot = site.controller.last_snapshot
+    assert snapshot is not None
+    # what `run --dump-snapshot` writes and `fuseguard allocate` reads gives the same answer
+    again = snapshot_from_json(snapshot_to_json(snapshot))
+    assert allocate(again).setpoints == site.setpoints()
+
+
+async def test_dump_snapshot_then_fuseguard_allocate(site_factory, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from fuseguard.cli import app
+    from fuseguard.edge import snapshot_dumper
+
+    site = site_factory(fuse_a=32, base_a=Phases(10, 5, 8))
+    await site.run_for(90)
+    path = tmp_path / "snapshot.json"
+    snapshot_dumper(site.controller, path)(site.controller.status())
+    result = CliRunner().invoke(app, ["allocate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["setpoints"] == site.setpoints()

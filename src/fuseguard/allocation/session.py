@@ -38,6 +38,7 @@ class AllocationSession:
 
     def __init__(self) -> None:
         self._timers: dict[str, PlugTimers] = {}
+        self.last_input: Snapshot | None = None  # the last snapshot allocated, state filled in
 
     def timers(self, plug_id: str) -> PlugTimers | None:
         """The remembered state of one plug (None: never seen)."""
@@ -71,6 +72,7 @@ class AllocationSession:
     def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
         """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
         full = self.with_state(snapshot, now_s)
+        self.last_input = full
         allocation = allocate(full)
         timers: dict[str, PlugTimers] = {}
         for plug in snapshot.plugs:

@@ -49,7 +49,6 @@ class AllocatorSession:
             pv_disable_delay_s=config.pv_disable_delay_s,
         )
         self._session = AllocationSession()
-        self.last_snapshot: Snapshot | None = None
 
     def build_snapshot(
         self,
@@ -101,5 +100,10 @@ class AllocatorSession:
 
     def step(self, now_s: float, snapshot: Snapshot) -> Allocation:
         """Allocate for this cycle; the session fills in and updates hysteresis state."""
-        self.last_snapshot = snapshot
         return self._session.step(snapshot, now_s)
+
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        """The last input, with the hysteresis state it was allocated with (for dumps and
+        ``fuseguard allocate``: the same input gives the same answer)."""
+        return self._session.last_input
