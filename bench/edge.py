@@ -692,16 +692,16 @@ def markdown(results: list[SizeResult], *, quick: bool) -> str:
         f"| CPU <= 5 % of a core at {target_row['chargers']} chargers"
         f" | {target_row['cpu_pct']} % | {_met(target_row['cpu_pct'], TARGET_CPU_PCT)} |",
         "",
-        "Reading the numbers: the edge polls the meter once per period and the CEMM publishes"
-        " once per period at an unrelated phase, so `reaction` = poll wait (uniform over 0..1 s)"
-        " + `controller`; its p99 can only stay under one period if `controller` is close to"
-        " zero. `controller` is dominated by the charger reads of the same poll (each Bender read"
-        " is one REST `full_state` plus five Modbus reads, and the decision waits for them, at"
-        " most `poll_wait_s`); the decision and the concurrent writes themselves"
-        " (`decide + write`) are a few ms at 10 chargers and about 20-50 ms at 100. At 100"
-        " chargers most of the edge's CPU goes into those reads (`bench/edge.py --profile DIR`"
-        " runs the edge under cProfile); RSS is mostly the imported libraries (about 105 MB"
-        " before the first device is read).",
+        "Reading the numbers: the edge polls the meter twice per meter period (the CEMM"
+        " publishes once per period at an unrelated phase), so `reaction` = poll wait (0..0.5 s)"
+        " + `controller`. A meter sample that rose while none of the edge's own cars is ramping"
+        " up (or one above the limit) is decided on at once with the chargers' last samples;"
+        " `controller` p50 is that decision plus the concurrent writes, its p99 the cases where"
+        " the rise landed in a charger poll and the decision waited for those reads (at most"
+        " `poll_wait_s`). A Bender read is five Modbus block reads every poll and the REST"
+        " `full_state` every 10 s or on a state change. At 100 chargers most of the edge's CPU"
+        " goes into those 500 Modbus transactions per second (`bench/edge.py --profile DIR`"
+        " runs the edge under cProfile); RSS is mostly the imported libraries.",
         "",
     ]
     return "\n".join(out)
