@@ -130,7 +130,11 @@ async def test_parent_edge_sets_and_keeps_the_child_limit(tmp_path: Path) -> Non
                 ) as resp:
                     body = await resp.json()
             assert body["ActivePowerActivation"] is True
-            assert body["CurrentLimit"] == 14
+            # the child's limit is what the parent allocates to it (the parent may since have
+            # moved room to its own car if the child drew less than offered)
+            view = {p.id: p for p in parent.controller.status().plugs}
+            assert body["CurrentLimit"] == view["child"].written_a
+            assert body["CurrentLimit"] >= 6
         finally:
             for t in tasks:
                 t.cancel()
