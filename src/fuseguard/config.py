@@ -38,8 +38,6 @@ from fuseguard.model.ids import is_hex_uuid
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import ChargeMode
 
-EXAMPLE_PASSWORDS = frozenset({"", "change-me", "changeme", "password", "admin", "example"})
-
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 

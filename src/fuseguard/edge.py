@@ -223,6 +223,11 @@ class Edge:
     async def run(self) -> None:
         """Start everything, run until cancelled, then stop cleanly."""
         cfg = self.config
+        if cfg.api.local.enabled and self.local_api_password_check:
+            from fuseguard.api.local import check_password_strength
+
+            # before any device is touched: a bad password never starts anything
+            check_password_strength(cfg.api.local.password.get_secret_value())
         data_dir = Path(cfg.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
         async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
@@ -291,11 +296,9 @@ class Edge:
         live = ControllerLiveData(controller, cfg.site.voltage_v)
         lc = cfg.api.local
         if lc.enabled:
-            from fuseguard.api.local import check_password_strength, create_local_app
+            from fuseguard.api.local import create_local_app
 
             password = lc.password.get_secret_value()
-            if self.local_api_password_check:
-                check_password_strength(password)
             certfile = keyfile = None
             if lc.tls:
                 if lc.cert_file and lc.key_file:

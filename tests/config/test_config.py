@@ -126,3 +126,23 @@ def test_version() -> None:
     result = runner.invoke(app, ["version"])
     assert result.exit_code == 0
     assert result.output.strip() == "0.1.0"
+
+
+def test_run_refuses_the_example_password_before_touching_any_device(tmp_path: Path) -> None:
+    # examples/site.toml points at 192.168.1.x devices: refusing must happen first
+    result = runner.invoke(app, ["run", "--config", str(EXAMPLE)])
+    assert result.exit_code == 2
+    assert "example value" in result.output
+
+
+def test_run_refuses_an_empty_password(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--config", str(write(tmp_path, MINIMAL))])
+    assert result.exit_code == 2
+    assert "password is empty" in result.output
+
+
+def test_run_reports_a_broken_config(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("main_fuse_a = 35", "main_fuse_a = -1"))
+    result = runner.invoke(app, ["run", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "site.main_fuse_a" in result.output

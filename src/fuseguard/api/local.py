@@ -333,7 +333,8 @@ def check_password_strength(password: str) -> None:
     if not password or not password.strip():
         msg = "the local API password is empty; set one before starting"
         raise ValueError(msg)
-    if password.strip().lower() in _EXAMPLE_PASSWORDS:
+    lowered = password.strip().lower()
+    if lowered in _EXAMPLE_PASSWORDS or lowered.startswith(("set-me", "change-me", "changeme")):
         msg = "the local API password is an example value; choose your own"
         raise ValueError(msg)
     if len(password) < MIN_PASSWORD_LENGTH:
