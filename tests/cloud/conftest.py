@@ -8,19 +8,15 @@ installed from here). PostgreSQL: ``FUSEGUARD_TEST_PG`` (default
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-
-PG_ADMIN = os.environ.get("FUSEGUARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _port_open(port: int) -> bool:
@@ -67,19 +63,9 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this run (skips when no server answers)."""
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"no PostgreSQL reachable at {PG_ADMIN}: {str(err).strip()}")
-    name = f"fuseguard_cloud_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def pg_url(make_pg_database: Callable[[str], str]) -> str:
+    """A fresh PostgreSQL database for this run (tests/conftest.py)."""
+    return make_pg_database("fuseguard_cloud_test")
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ tables are dropped before each test. Admin URL from ``FUSEGUARD_TEST_PG`` (defau
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import psycopg
@@ -18,24 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.store.db import create_engine, default_sqlite_url, init_schema, metadata
 
-PG_ADMIN = os.environ.get("FUSEGUARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
 
 @pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this run (skips when none is reachable)."""
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"no PostgreSQL reachable at {PG_ADMIN}: {str(err).strip()}")
-    name = f"fuseguard_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        base = PG_ADMIN.rsplit("/", 1)[0]
-        try:
-            yield f"{base}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def pg_database_url(make_pg_database: Callable[[str], str]) -> str:
+    """A fresh PostgreSQL database for this run (tests/conftest.py)."""
+    return make_pg_database("fuseguard_test")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
