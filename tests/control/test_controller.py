@@ -341,3 +341,22 @@ async def test_dump_snapshot_then_fuseguard_allocate(site_factory, tmp_path) -> 
     result = CliRunner().invoke(app, ["allocate", str(path)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["setpoints"] == site.setpoints()
+
+
+async def test_a_driver_bug_marks_the_charger_failed_and_control_goes_on(site_factory) -> None:
+    site = site_factory(fuse_a=32, base_a=Phases(4, 4, 4))
+    await site.run_for(30)
+
+    async def broken() -> None:
+        raise RuntimeError("index out of range in a register decoder")
+
+    site.chargers["cp2"].read = broken  # type: ignore[method-assign]
+    site.chargers["cp2"].set_current_limit = broken  # type: ignore[assignment,method-assign]
+    await site.run_for(15)
+    st = {p.id: p for p in site.controller.status().plugs}
+    assert st["cp2"].status is PlugStatus.OFFLINE
+    assert "driver error" in (st["cp2"].error or "")
+    site.meter.base_a = Phases(20, 4, 4)  # the loop still reacts for the others
+    await site.run_for(2)
+    # cp2 cannot be controlled any more and still draws its 14 A: cp1 gives way completely
+    assert site.chargers["cp1"].limit_a == 0

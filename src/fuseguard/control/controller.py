@@ -31,19 +31,20 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
 
+from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.ports import Charger, DeviceError, GridMeter
 from fuseguard.control.targets import EvseTargets
 from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO, Phase, Phases, Rotation
 from fuseguard.model.samples import ChargerSample, MeterSample
-from fuseguard.model.status import ChargeMode, CpState, PlugStatus, plug_status
+from fuseguard.model.status import ChargeMode, PlugStatus, plug_status
 
 log = structlog.get_logger(__name__)
 
@@ -236,8 +237,6 @@ class Controller:
                 msg = f"charger {spec.id!r} is on unknown circuit {spec.circuit!r}"
                 raise ValueError(msg)
         self._plugs = {spec.id: PlugRuntime(spec) for spec in config.chargers}
-        from fuseguard.control.allocator import AllocatorSession
-
         self._allocator = AllocatorSession(config)
         self._meter_sample: MeterSample | None = None
         self._meter_ok_at: float | None = None
@@ -254,9 +253,7 @@ class Controller:
         self._last_raise_at = -math.inf
         self._cycles = 0
         self._last_cycle_ms = 0.0
-        self._last_alloc_at: float | None = None
         self._listeners: list[Callable[[ControllerStatus], None]] = []
-        self._started_at = clock.monotonic()
         if flex is not None:
             flex.subscribe(self.wake)
         if targets is not None:
@@ -281,16 +278,12 @@ class Controller:
         """The allocator's input of the last cycle (``fuseguard allocate`` reads this form)."""
         return self._allocator.last_snapshot
 
-    def evse_uuid_of(self, plug_id: str) -> str | None:
-        """EVSE uuid of a plug."""
-        return self._plugs[plug_id].spec.evse_uuid
-
     async def run(self) -> None:
         """Run until cancelled.
 
-        One task polls the meter and the chargers every meter period, one writer task per
-        charger writes its setpoint; the decision loop wakes after every poll and on every
-        limit or target change.
+        One task polls the meter (twice per meter period) and the chargers (once), one writer
+        task per charger writes its setpoint; the decision loop wakes after every charger poll,
+        on a meter sample that needs it, and on every limit or target change.
         """
         tasks = [asyncio.create_task(self._poll_loop(), name="poll")]
         for pid in self._plugs:
@@ -329,10 +322,9 @@ class Controller:
         period) and the chargers once per period, all chargers at the same instant.
 
         A meter sample above the limit, or one that rose while none of our cars is ramping up,
-        wakes the decision at once; every charger poll wakes it
-        after the answers are in (at most ``poll_wait_s``: a hanging device never holds up the
-        others or the decision; its read goes on and lands in a later cycle, and is abandoned
-        as failed after its timeout).
+        wakes the decision at once; every charger poll wakes it after the answers are in (at
+        most ``poll_wait_s``: a hanging device never holds up the others or the decision; its
+        read goes on and lands in a later cycle, and is abandoned as failed after its timeout).
         """
         half = self.config.meter_period_s / 2.0
         inflight: dict[str, tuple[asyncio.Task[None], float]] = {}
@@ -395,6 +387,11 @@ class Controller:
         except DeviceError as err:
             self._meter_failed(str(err) or type(err).__name__)
             return
+        except Exception as err:
+            # a driver bug must not stop control: the meter counts as failed, loudly
+            log.exception("meter_driver_error", device="meter", reason=repr(err))
+            self._meter_failed(f"driver error: {err!r}")
+            return
         now = self._clock.monotonic()
         if not _meter_sample_ok(sample):
             self._meter_failed("meter sample has non-finite values")
@@ -432,6 +429,11 @@ class Controller:
             sample = await self._chargers[pid].read()
         except DeviceError as err:
             self._charger_failed(plug, str(err) or type(err).__name__)
+            return
+        except Exception as err:
+            # a driver bug must not stop control: the charger counts as failed, loudly
+            log.exception("charger_driver_error", charger=pid, reason=repr(err))
+            self._charger_failed(plug, f"driver error: {err!r}")
             return
         now = self._clock.monotonic()
         if plug.error is not None:
@@ -638,7 +640,6 @@ class Controller:
             plug.status = self._plug_status(plug, now)
         self._limits = limits
         self._non_ev = non_ev
-        self._last_alloc_at = now
 
     def _fresh(self, plug: PlugRuntime, now: float) -> bool:
         """The plug's sample is from the current or the previous poll."""
@@ -855,6 +856,10 @@ class Controller:
             log.warning("setpoint_write_failed", charger=pid, setpoint_a=value, reason=reason)
             plug.error = f"write failed: {reason}"
             return
+        except Exception as err:
+            log.exception("charger_driver_error", charger=pid, reason=repr(err))
+            plug.error = f"write failed: driver error: {err!r}"
+            return
         if value > (plug.written_a or 0):
             self._last_raise_at = self._clock.monotonic()
         if plug.written_a != value:
@@ -948,8 +953,5 @@ __all__ = [
     "Controller",
     "ControllerConfig",
     "ControllerStatus",
-    "CpState",
     "PlugView",
-    "field",
-    "replace",
 ]
