@@ -59,6 +59,7 @@ class CloudService:
             username=settings.broker.username,
             password=password.get_secret_value() if password is not None else None,
             max_inflight=1000,
+            on_connect=self.backend.on_link_connected,
         )
         self.app: FastAPI = create_evse_app(
             self.backend,

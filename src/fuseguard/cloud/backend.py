@@ -6,6 +6,9 @@
   does not ack in time gets ``rejected`` (POST) or :class:`EdgeUnavailableError` (DELETE).
 * GET and status read the database only; retained status messages and acks keep it in sync.
   While an edge is offline its plugs report ``cloud_offline`` (last known measurements kept).
+* Whether an edge is online is written to the database and also kept in memory (with the same
+  stamp rule), from the retained state messages every replica receives; the database answers
+  while the link is down or right after a reconnect (:meth:`CloudEvseBackend.edge_online`).
 
 Several replicas may run against one database and one broker: each subscribes to every edge's
 state and status (idempotent, stamp-guarded upserts) and to the acks addressed to itself only.
@@ -32,7 +35,7 @@ from fuseguard.cloud.protocol import (
     TargetWire,
     Topics,
 )
-from fuseguard.cloud.store import CloudStore, StoredTarget
+from fuseguard.cloud.store import CloudStore, StoredTarget, TargetWrite
 from fuseguard.control.ports import DeviceConnectionError, DeviceError
 from fuseguard.control.targets import Target
 from fuseguard.model.clock import Clock
@@ -48,6 +51,15 @@ class EdgeUnavailableError(DeviceConnectionError):
 
 class _EdgeWentOfflineError(Exception):
     pass
+
+
+@dataclass(slots=True)
+class _TargetJob:
+    write: TargetWrite
+    done: asyncio.Future[None]
+
+
+_WriteJob = tuple[str, EvseStatusMessage] | _TargetJob
 
 
 @dataclass(slots=True)
@@ -81,15 +93,17 @@ class CloudEvseBackend:
         self._status_batch_max = status_batch_max
         self._link: Link | None = None
         self._pending: dict[str, _Pending] = {}
-        self._status_queue: asyncio.Queue[tuple[str, EvseStatusMessage]] = asyncio.Queue()
+        self._write_queue: asyncio.Queue[_WriteJob] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._presence: dict[str, tuple[int, int]] = {}
+        self._evse_info: dict[tuple[str, str], tuple[int, EvseInfo]] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, link: Link) -> None:
         """Use ``link`` (its ``on_message`` must be :meth:`handle_message`) and subscribe."""
         self._link = link
-        self._writer = asyncio.create_task(self._write_statuses(), name="cloud-status-writer")
+        self._writer = asyncio.create_task(self._write_batches(), name="cloud-db-writer")
         await link.subscribe(self.topics.all_states())
         await link.subscribe(self.topics.all_statuses())
         await link.subscribe(self.topics.all_acks(self.replica_id))
@@ -108,8 +122,8 @@ class CloudEvseBackend:
         self._pending.clear()
 
     async def flush(self) -> None:
-        """Wait until every received status message is in the database."""
-        await self._status_queue.join()
+        """Wait until every received status message (and acknowledged target) is written."""
+        await self._write_queue.join()
 
     # --- incoming messages -----------------------------------------------------------------------
 
@@ -134,7 +148,8 @@ class CloudEvseBackend:
                         reason=f"published on the topic of EVSE {rest[0]}",
                     )
                     return
-                self._status_queue.put_nowait((edge_device_id, status))
+                self._remember_evse(edge_device_id, status)
+                self._write_queue.put_nowait((edge_device_id, status))
             elif kind == "state":
                 if not message.payload:
                     return
@@ -163,7 +178,58 @@ class CloudEvseBackend:
         if not pending.future.done():
             pending.future.set_result(ack)
 
+    async def on_link_connected(self) -> None:
+        """The link (re)connected: forget presence learnt before (it may have missed messages).
+
+        Until the retained state messages arrive again, presence is read from the database.
+        """
+        self._presence.clear()
+        self._evse_info.clear()
+
+    def _remember_state(self, edge_device_id: str, state: EdgeState) -> None:
+        """Apply ``state`` to the in-memory presence with the store's stamp rule."""
+        stamp = (state.session, 1 if state.state == "offline" else 0)
+        old = self._presence.get(edge_device_id)
+        if old is None or old < stamp:
+            self._presence[edge_device_id] = stamp
+
+    def _remember_evse(self, edge_device_id: str, status: EvseStatusMessage) -> None:
+        """Keep the EVSE's limits and plugs from its newest status message in memory."""
+        key = (edge_device_id, status.evse_uuid)
+        old = self._evse_info.get(key)
+        if old is not None and old[0] >= status.seq:
+            return
+        info = EvseInfo(
+            evse_uuid=status.evse_uuid,
+            min_current_a=status.min_current_a,
+            max_current_a=status.max_current_a,
+            plugs=tuple((p.uuid, p.label) for p in status.plugs),
+        )
+        self._evse_info[key] = (status.seq, info)
+
+    def _cache_usable(self) -> bool:
+        link = self._link
+        return link is not None and link.connected
+
+    async def edge_online(self, edge_device_id: str) -> bool | None:
+        """Online/offline per the state messages this replica received; None if never seen.
+
+        Every replica subscribes to every edge's retained state, so the in-memory flag follows
+        the same messages (and the same stamp rule) as the database. While the link is down, or
+        before an edge's state arrived after a (re)connect, the database answers instead.
+        """
+        if self._cache_usable():
+            stamp = self._presence.get(edge_device_id)
+            if stamp is not None:
+                return stamp[1] == 0
+        return await self.store.edge_online(edge_device_id)
+
     async def _on_state(self, edge_device_id: str, state: EdgeState) -> None:
+        self._remember_state(edge_device_id, state)
+        if state.state == "offline":
+            for pending in self._pending.values():
+                if pending.edge_device_id == edge_device_id and not pending.future.done():
+                    pending.future.set_exception(_EdgeWentOfflineError())
         changed = await self.store.apply_edge_state(edge_device_id, state)
         log.info(
             "edge_state",
@@ -173,31 +239,53 @@ class CloudEvseBackend:
             changed=changed,
             reason="state message",
         )
-        if state.state == "offline":
-            for pending in self._pending.values():
-                if pending.edge_device_id == edge_device_id and not pending.future.done():
-                    pending.future.set_exception(_EdgeWentOfflineError())
 
-    async def _write_statuses(self) -> None:
-        queue = self._status_queue
+    async def _write_batches(self) -> None:
+        """The one writer of this replica: statuses and acknowledged targets, group-committed.
+
+        Everything queued while the previous transaction ran goes into the next one, so under
+        load many status messages and target writes share one database round trip (SQLite has
+        one writer anyway).
+        """
+        queue = self._write_queue
         while True:
-            first = await queue.get()
-            batch = [first]
+            batch = [await queue.get()]
             while len(batch) < self._status_batch_max and not queue.empty():
                 batch.append(queue.get_nowait())
-            newest: dict[tuple[str, str], tuple[str, EvseStatusMessage]] = {}
-            for edge_device_id, msg in batch:
-                key = (edge_device_id, msg.evse_uuid)
-                old = newest.get(key)
-                if old is None or old[1].seq < msg.seq:
-                    newest[key] = (edge_device_id, msg)
+            statuses = [job for job in batch if isinstance(job, tuple)]
+            targets = [job for job in batch if isinstance(job, _TargetJob)]
             try:
-                await self.store.apply_statuses(list(newest.values()))
-            except Exception:
-                log.exception("status_write_failed", count=len(batch), reason="database error")
+                await self.store.apply_batch(statuses, [job.write for job in targets])
+            except Exception as err:
+                log.exception(
+                    "db_write_failed",
+                    statuses=len(statuses),
+                    targets=len(targets),
+                    reason="database error",
+                )
+                for job in targets:
+                    if not job.done.done():
+                        job.done.set_exception(err)
+            else:
+                for job in targets:
+                    if not job.done.done():
+                        job.done.set_result(None)
             finally:
                 for _ in batch:
                     queue.task_done()
+
+    async def _write_target(
+        self, edge_device_id: str, evse_uuid: str, target: StoredTarget | None, seq: int
+    ) -> None:
+        """Queue an acknowledged target for the writer and wait until it is committed."""
+        if self._writer is None:  # not started (or stopped): write directly
+            await self.store.apply_target(edge_device_id, evse_uuid, target, seq)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._write_queue.put_nowait(
+            _TargetJob(TargetWrite(edge_device_id, evse_uuid, target, seq), done)
+        )
+        await done
 
     # --- commands --------------------------------------------------------------------------------
 
@@ -214,7 +302,7 @@ class CloudEvseBackend:
         if link is None:
             log.warning("command_not_sent", edge=edge_device_id, evse=evse_uuid, reason="no link")
             return None
-        online = await self.store.edge_online(edge_device_id)
+        online = await self.edge_online(edge_device_id)
         if not online:
             log.info(
                 "command_rejected",
@@ -260,7 +348,15 @@ class CloudEvseBackend:
     # --- EvseBackend -----------------------------------------------------------------------------
 
     async def evse(self, edge_device_id: str, evse_uuid: str) -> EvseInfo | None:
-        """The EVSE as its edge last described it; None when unknown."""
+        """The EVSE as its edge last described it; None when unknown.
+
+        Limits and plugs come from the newest status message this replica received (every
+        replica receives them all), else from the database.
+        """
+        if self._cache_usable():
+            cached = self._evse_info.get((edge_device_id, evse_uuid))
+            if cached is not None:
+                return cached[1]
         row = await self.store.evse(edge_device_id, evse_uuid)
         if row is None:
             return None
@@ -286,7 +382,7 @@ class CloudEvseBackend:
                 reason=ack.reason or "edge refused",
             )
             return "rejected"
-        await self.store.apply_target(
+        await self._write_target(
             edge_device_id,
             evse_uuid,
             StoredTarget(ack.target.current, ack.target.valid_until),
@@ -312,7 +408,7 @@ class CloudEvseBackend:
         if ack is None or ack.state != "received":
             msg = f"edge {edge_device_id} could not clear the target of EVSE {evse_uuid}"
             raise EdgeUnavailableError(msg)
-        await self.store.apply_target(edge_device_id, evse_uuid, None, ack.seq)
+        await self._write_target(edge_device_id, evse_uuid, None, ack.seq)
         previous = _target(ack.previous)
         if previous is not None and previous.valid_until <= self.clock.now():
             return None
@@ -323,7 +419,7 @@ class CloudEvseBackend:
         row = await self.store.evse(edge_device_id, evse_uuid)
         if row is None:
             return []
-        online = await self.store.edge_online(edge_device_id)
+        online = await self.edge_online(edge_device_id)
         records = [s.to_record() for s in row.statuses]
         reported = {r.plug_uuid for r in records}
         now = self.clock.now()

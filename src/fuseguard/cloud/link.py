@@ -186,6 +186,8 @@ class MqttLink:
             keepalive=self.keepalive_s,
             timeout=self.publish_timeout_s,
             max_inflight_messages=self.max_inflight,
+            # Small, latency-bound packets (commands, acks): no Nagle delay behind unacked data.
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
 
     def abort(self) -> None:

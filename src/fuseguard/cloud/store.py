@@ -55,6 +55,16 @@ class StoredTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetWrite:
+    """A target an edge acknowledged (None: cleared), stamped with the ack's ``seq``."""
+
+    edge_device_id: str
+    evse_uuid: str
+    target: StoredTarget | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvse:
     """One EVSE row."""
 
@@ -73,11 +83,92 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+def _status_row(edge_device_id: str, msg: EvseStatusMessage) -> dict[str, Any]:
+    return {
+        "edge_device_id": edge_device_id,
+        "evse_uuid": msg.evse_uuid,
+        "min_current_a": msg.min_current_a,
+        "max_current_a": msg.max_current_a,
+        "plugs_json": json.dumps([p.model_dump(mode="json") for p in msg.plugs]),
+        "statuses_json": json.dumps([s.model_dump(mode="json") for s in msg.statuses]),
+        "status_seq": msg.seq,
+        "target_current_a": msg.target.current if msg.target else None,
+        "target_valid_until": msg.target.valid_until if msg.target else None,
+        "target_seq": msg.seq,
+    }
+
+
+def _status_upsert_stmt(conn: AsyncConnection) -> Any:
+    """INSERT .. ON CONFLICT DO UPDATE guarded by the stamps; parameters are :func:`_status_row`."""
+    stmt = _insert(conn, cloud_evses)
+    ex = stmt.excluded
+    status_newer = cloud_evses.c.status_seq < ex.status_seq
+    target_newer = cloud_evses.c.target_seq < ex.target_seq
+
+    def pick(new: Any, old: Any, cond: Any) -> Any:
+        return sa.case((cond, new), else_=old)
+
+    return stmt.on_conflict_do_update(
+        index_elements=[cloud_evses.c.edge_device_id, cloud_evses.c.evse_uuid],
+        set_={
+            "min_current_a": ex.min_current_a,
+            "max_current_a": ex.max_current_a,
+            "plugs_json": ex.plugs_json,
+            "statuses_json": ex.statuses_json,
+            "status_seq": ex.status_seq,
+            "target_current_a": pick(
+                ex.target_current_a, cloud_evses.c.target_current_a, target_newer
+            ),
+            "target_valid_until": pick(
+                ex.target_valid_until, cloud_evses.c.target_valid_until, target_newer
+            ),
+            "target_seq": pick(ex.target_seq, cloud_evses.c.target_seq, target_newer),
+        },
+        where=status_newer,
+    )
+
+
+def _target_row(write: TargetWrite) -> dict[str, Any]:
+    target = write.target
+    return {
+        "k_edge": write.edge_device_id,
+        "k_evse": write.evse_uuid,
+        "k_seq": write.seq,
+        "v_current": target.current_a if target else None,
+        "v_valid_until": target.valid_until if target else None,
+    }
+
+
+_TARGET_UPDATE = (
+    cloud_evses.update()
+    .where(
+        cloud_evses.c.edge_device_id == sa.bindparam("k_edge"),
+        cloud_evses.c.evse_uuid == sa.bindparam("k_evse"),
+        cloud_evses.c.target_seq < sa.bindparam("k_seq"),
+    )
+    .values(
+        target_current_a=sa.bindparam("v_current"),
+        target_valid_until=sa.bindparam("v_valid_until", type_=UtcDateTime()),
+        target_seq=sa.bindparam("k_seq"),
+    )
+)
+
+_EVSE_SELECT = sa.select(cloud_evses).where(
+    cloud_evses.c.edge_device_id == sa.bindparam("k_edge"),
+    cloud_evses.c.evse_uuid == sa.bindparam("k_evse"),
+)
+
+_EDGE_ONLINE_SELECT = sa.select(cloud_edges.c.online).where(
+    cloud_edges.c.edge_device_id == sa.bindparam("k_edge")
+)
+
+
 class CloudStore:
     """Edge and EVSE rows of the cloud (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._status_stmts: dict[str, Any] = {}
 
     async def apply_edge_state(self, edge_device_id: str, state: EdgeState) -> bool:
         """Record online/offline if newer than what is stored; True when it changed the row."""
@@ -111,69 +202,54 @@ class CloudStore:
     async def edge_online(self, edge_device_id: str) -> bool | None:
         """True/False, or None when the edge never reported."""
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(cloud_edges.c.online).where(
-                        cloud_edges.c.edge_device_id == edge_device_id
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_EDGE_ONLINE_SELECT, {"k_edge": edge_device_id})).first()
         return None if row is None else bool(row[0])
 
     async def apply_statuses(self, items: Sequence[tuple[str, EvseStatusMessage]]) -> int:
-        """Upsert EVSE status messages (one transaction); returns the number of rows written."""
-        if not items:
-            return 0
-        written = 0
-        async with writing(self.engine) as conn:
-            for edge_device_id, msg in items:
-                written += await self._apply_status(conn, edge_device_id, msg)
+        """Upsert EVSE status messages in one transaction; returns the number of rows written."""
+        written, _ = await self.apply_batch(items, ())
         return written
 
-    async def _apply_status(
-        self, conn: AsyncConnection, edge_device_id: str, msg: EvseStatusMessage
-    ) -> int:
-        values: dict[str, Any] = {
-            "edge_device_id": edge_device_id,
-            "evse_uuid": msg.evse_uuid,
-            "min_current_a": msg.min_current_a,
-            "max_current_a": msg.max_current_a,
-            "plugs_json": json.dumps([p.model_dump(mode="json") for p in msg.plugs]),
-            "statuses_json": json.dumps([s.model_dump(mode="json") for s in msg.statuses]),
-            "status_seq": msg.seq,
-            "target_current_a": msg.target.current if msg.target else None,
-            "target_valid_until": msg.target.valid_until if msg.target else None,
-            "target_seq": msg.seq,
-        }
-        stmt = _insert(conn, cloud_evses).values(**values)
-        ex = stmt.excluded
-        status_newer = cloud_evses.c.status_seq < ex.status_seq
-        target_newer = cloud_evses.c.target_seq < ex.target_seq
-        keys = [cloud_evses.c.edge_device_id, cloud_evses.c.evse_uuid]
+    async def apply_batch(
+        self,
+        statuses: Sequence[tuple[str, EvseStatusMessage]],
+        targets: Sequence[TargetWrite],
+    ) -> tuple[int, int]:
+        """Status upserts, then acknowledged targets, in one transaction (group commit).
 
-        def pick(new: Any, old: Any, cond: Any) -> Any:
-            return sa.case((cond, new), else_=old)
+        One executemany statement each. Several status messages for the same EVSE are reduced
+        to the newest first (PostgreSQL may write a row only once per statement); targets are
+        applied in order, each guarded by its stamp. Statuses go first so that a target for an
+        EVSE whose first status is in the same batch finds its row. Returns (statuses written,
+        targets written).
+        """
+        newest: dict[tuple[str, str], tuple[str, EvseStatusMessage]] = {}
+        for edge_device_id, msg in statuses:
+            key = (edge_device_id, msg.evse_uuid)
+            old = newest.get(key)
+            if old is None or old[1].seq < msg.seq:
+                newest[key] = (edge_device_id, msg)
+        if not newest and not targets:
+            return 0, 0
+        status_rows = [_status_row(edge_device_id, msg) for edge_device_id, msg in newest.values()]
+        target_rows = [_target_row(t) for t in targets]
+        written_statuses = written_targets = 0
+        async with writing(self.engine) as conn:
+            if status_rows:
+                result = await conn.execute(self._status_upsert(conn), status_rows)
+                written_statuses = int(result.rowcount or 0)
+            if target_rows:
+                result = await conn.execute(_TARGET_UPDATE, target_rows)
+                written_targets = int(result.rowcount or 0)
+        return written_statuses, written_targets
 
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={
-                "min_current_a": ex.min_current_a,
-                "max_current_a": ex.max_current_a,
-                "plugs_json": ex.plugs_json,
-                "statuses_json": ex.statuses_json,
-                "status_seq": ex.status_seq,
-                "target_current_a": pick(
-                    ex.target_current_a, cloud_evses.c.target_current_a, target_newer
-                ),
-                "target_valid_until": pick(
-                    ex.target_valid_until, cloud_evses.c.target_valid_until, target_newer
-                ),
-                "target_seq": pick(ex.target_seq, cloud_evses.c.target_seq, target_newer),
-            },
-            where=status_newer,
-        )
-        result = await conn.execute(stmt)
-        return int(result.rowcount or 0)
+    def _status_upsert(self, conn: AsyncConnection) -> Any:
+        dialect = conn.dialect.name
+        stmt = self._status_stmts.get(dialect)
+        if stmt is None:
+            stmt = _status_upsert_stmt(conn)
+            self._status_stmts[dialect] = stmt
+        return stmt
 
     async def apply_target(
         self,
@@ -183,32 +259,16 @@ class CloudStore:
         seq: int,
     ) -> bool:
         """Record the target an edge acknowledged, if ``seq`` is newer than the stored one."""
-        async with writing(self.engine) as conn:
-            result = await conn.execute(
-                cloud_evses.update()
-                .where(
-                    cloud_evses.c.edge_device_id == edge_device_id,
-                    cloud_evses.c.evse_uuid == evse_uuid,
-                    cloud_evses.c.target_seq < seq,
-                )
-                .values(
-                    target_current_a=target.current_a if target else None,
-                    target_valid_until=target.valid_until if target else None,
-                    target_seq=seq,
-                )
-            )
-        return bool(result.rowcount)
+        _, written = await self.apply_batch(
+            (), [TargetWrite(edge_device_id, evse_uuid, target, seq)]
+        )
+        return bool(written)
 
     async def evse(self, edge_device_id: str, evse_uuid: str) -> StoredEvse | None:
         """One EVSE row, or None when the edge never reported it."""
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(
-                    sa.select(cloud_evses).where(
-                        cloud_evses.c.edge_device_id == edge_device_id,
-                        cloud_evses.c.evse_uuid == evse_uuid,
-                    )
-                )
+                await conn.execute(_EVSE_SELECT, {"k_edge": edge_device_id, "k_evse": evse_uuid})
             ).first()
         if row is None:
             return None
