@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+import structlog
 
 #: Admin connection of the machine's PostgreSQL (CI and this machine have one on :5432).
 PG_ADMIN = os.environ.get("FUSEGUARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -37,3 +39,15 @@ def make_pg_database() -> Iterator[Callable[[str], str]]:
         finally:
             for name in created:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """A command under test may configure logging for the process (``fuseguard run``); undo it,
+    so later tests see structlog's defaults (``capture_logs`` works on uncached loggers only)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
