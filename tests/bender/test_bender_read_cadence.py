@@ -155,3 +155,31 @@ async def test_retries_only_after_a_connection_failure() -> None:
     attempts.clear()
     assert await drv._with_retries("flaky", flaky) == 3
     assert attempts == [1, 1]
+
+
+async def test_session_and_limit_registers_are_read_only_when_they_can_have_changed(
+    bench533: Bench,
+) -> None:
+    async with bench533.driver(rest_interval_s=10.0) as drv:
+        reads: list[int] = []
+        original = drv._read_registers
+
+        async def counting(address: int, count: int):  # type: ignore[no-untyped-def]
+            reads.append(address)
+            return await original(address, count)
+
+        drv._read_registers = counting  # type: ignore[method-assign]
+        for _ in range(5):  # nothing changes: state and meter every time, session once
+            await drv.read()
+            await bench533.advance(1)
+        assert reads.count(200) == 5
+        assert reads.count(705) == 1
+        assert reads.count(1000) == 1
+        await drv.set_current_limit(16)  # a write: the read-back is fetched again at once
+        sample = await drv.read()
+        assert sample.limit_a == 16
+        assert reads.count(1000) == 2
+        bench533.c1.plug_in(SimVehicle(phases=3, max_current_a=16))  # a state change, too
+        await bench533.advance(1)
+        await drv.read()
+        assert reads.count(705) == 3

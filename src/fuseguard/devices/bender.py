@@ -446,6 +446,11 @@ class BenderCharger:
         self._rest: BenderRestState | None = None
         self._rest_at: float = 0.0
         self._rest_key: tuple[object, ...] | None = None
+        # session block (705-719) and HEMS limit read-back (1000): informational, read at the
+        # REST cadence, at once after a write of 1000 and whenever the state registers change
+        self._slow: tuple[RegisterBlock, RegisterBlock] | None = None
+        self._slow_at: float = 0.0
+        self._slow_key: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -563,6 +568,7 @@ class BenderCharger:
         await self._write_registers(Reg.HEMS_CURRENT_LIMIT, [value])
         self._written_limit_a = value
         self._written_at = self._clock.monotonic()
+        self._slow = None  # the offered current and the read-back change with it
         log.info("current limit written", device=self.name, limit_a=value, reason="changed")
 
     async def keepalive(self) -> bool:
@@ -573,6 +579,7 @@ class BenderCharger:
             return False
         await self._write_registers(Reg.HEMS_CURRENT_LIMIT, [self._written_limit_a])
         self._written_at = self._clock.monotonic()
+        self._slow = None  # a charger that had fallen back offers the limit again
         log.debug("current limit refreshed", device=self.name, limit_a=self._written_limit_a)
         return True
 
@@ -635,12 +642,30 @@ class BenderCharger:
         return parse_single_key(key, await self.request(f"/rest/{key}"))
 
     async def read_modbus_state(self) -> BenderModbusState:
-        """Read and decode the state registers."""
+        """Read and decode the state registers.
+
+        State (104-112, 122) and meter (200-227) are read every time; the session block and
+        the limit read-back only when they can have changed (see ``_slow``), which saves two of
+        five Modbus transactions per poll.
+        """
         status = await self._read_registers(Reg.OCPP_STATE, 9)
         cp = await self._read_registers(Reg.CP_STATE, 1)
         meter = await self._read_registers(Reg.METER, 28)
-        session = await self._read_registers(Reg.SESSION, 15)
-        limit = await self._read_registers(Reg.HEMS_CURRENT_LIMIT, 1)
+        key = (tuple(status.registers), tuple(cp.registers))
+        now = self._clock.monotonic()
+        if (
+            self._slow is None
+            or key != self._slow_key
+            or self.rest_interval_s <= 0
+            or now - self._slow_at >= self.rest_interval_s
+        ):
+            self._slow = (
+                await self._read_registers(Reg.SESSION, 15),
+                await self._read_registers(Reg.HEMS_CURRENT_LIMIT, 1),
+            )
+            self._slow_at = now
+            self._slow_key = key
+        session, limit = self._slow
         try:
             return BenderModbusState.decode(status, cp, meter, session, limit)
         except RegisterDecodeError as err:
