@@ -251,6 +251,7 @@ class Controller:
         self._write_events = {pid: asyncio.Event() for pid in self._plugs}
         self._synced = False
         self._last_raise_at = -math.inf
+        self._planned_main = Phases.uniform(math.inf)
         self._cycles = 0
         self._last_cycle_ms = 0.0
         self._listeners: list[Callable[[ControllerStatus], None]] = []
@@ -409,13 +410,18 @@ class Controller:
         self._meter_error = None
         self._meter_sample = sample
         self._meter_ok_at = now
-        if _over(sample, self._main_limit(), self.config.voltage_v) or (
-            previous is not None
-            and _rose(previous, sample, self.config.voltage_v)
-            and now - self._last_raise_at > self.config.decrease_grace_s
+        if (
+            _over(sample, self._main_limit(), self.config.voltage_v)
+            or _over(sample, self._planned_main + 1.0, self.config.voltage_v)
+            or (
+                previous is not None
+                and _rose(previous, sample, self.config.voltage_v)
+                and now - self._last_raise_at > self.config.decrease_grace_s
+            )
         ):
-            # over the limit, or a rise that is not our own cars ramping up: decide now, with
-            # the chargers' last samples (the next poll brings a decision on fresh ones)
+            # over the limit, above what our cars could explain, or a rise while none of our
+            # cars is ramping up: decide now, with the chargers' last samples (the next poll
+            # brings a decision on fresh ones)
             self._wake.set()
 
     def _meter_failed(self, reason: str) -> None:
@@ -640,6 +646,14 @@ class Controller:
             plug.status = self._plug_status(plug, now)
         self._limits = limits
         self._non_ev = non_ev
+        # the most the main meter should show until the next decision: the non-EV load as
+        # derived plus every car at the higher of its old and new setpoint
+        planned = non_ev[MAIN]
+        for pid, plug in self._plugs.items():
+            amps = max(plug.setpoint_a, plug.written_a or 0)
+            if amps:
+                planned = planned + Phases.on(phases[pid], float(amps))
+        self._planned_main = planned
 
     def _fresh(self, plug: PlugRuntime, now: float) -> bool:
         """The plug's sample is from the current or the previous poll."""
