@@ -234,8 +234,8 @@ async def run_demo(
                 maybe = on_ready(info)
                 if maybe is not None:
                     await maybe
+            _print_info(info, data_dir)
             if headless:
-                _print_info(info, data_dir)
                 await _wait(edge_task, duration_s)
             else:
                 from fuseguard.view import live_view
