@@ -29,7 +29,6 @@ from fuseguard.control.ports import Charger, GridMeter
 from fuseguard.control.targets import EvseTargets
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.phases import ZERO, Phases
-from fuseguard.model.status import PlugStatus
 
 log = structlog.get_logger(__name__)
 
@@ -211,19 +210,17 @@ class Edge:
     clock: Clock = field(default_factory=RealClock)
     meter: GridMeter | None = None
     chargers: Mapping[str, Charger] | None = None
-    local_api_password_check: bool = True
     dump_snapshot: Path | None = None
     controller: Controller | None = None
     flex: FlexManagement | None = None
     targets: EvseTargets | None = None
     urls: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    _closers: list[Any] = field(default_factory=list)
 
     async def run(self) -> None:
         """Start everything, run until cancelled, then stop cleanly."""
         cfg = self.config
-        if cfg.api.local.enabled and self.local_api_password_check:
+        if cfg.api.local.enabled:
             from fuseguard.api.local import check_password_strength
 
             # before any device is touched: a bad password never starts anything
@@ -390,4 +387,4 @@ def _display_url(url: str, host: str) -> str:
     return url.replace(f"//{host}:", f"//{_display_host(host)}:") if host else url
 
 
-__all__ = ["ZERO", "Edge", "PlugStatus", "controller_config", "plug_ids"]
+__all__ = ["Edge", "controller_config", "plug_ids", "status_records"]
