@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench services clean
+.PHONY: demo test lint typecheck imports pytest bench services clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -33,10 +33,13 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(VENV)/bin/mypy --strict src
 
+imports: $(STAMP_DEV)
+	$(VENV)/bin/lint-imports
+
 pytest: $(STAMP_DEV) services
 	$(VENV)/bin/pytest -p no:cacheprovider
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
 
 bench: $(STAMP_DEV) services
 	$(PY) bench/run_all.py

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
 
 from fuseguard.allocation import AllocationSession, Circuit, Plug, Snapshot, allocate
-from fuseguard.allocation.snapshot import (
-    register,
-    snapshot_from_json,
-    snapshot_to_json,
-)
+from fuseguard.allocation.snapshot import snapshot_from_json, snapshot_to_json
+from fuseguard.cli.allocate import register
 from fuseguard.model.phases import ALL_PHASES, Phase, Phases, Rotation
 from fuseguard.model.status import ChargeMode
 
@@ -90,12 +88,19 @@ def test_priority_car_is_filled_first() -> None:
 
 
 def test_target_from_the_direct_control_api_caps_and_pauses() -> None:
-    capped = Plug("a", "garage", ALL_PHASES, 32, target_a=10, target_until="14:05")
+    capped = Plug(
+        "a",
+        "garage",
+        ALL_PHASES,
+        32,
+        target_a=10,
+        target_until=datetime(2026, 3, 2, 14, 5, tzinfo=UTC),
+    )
     paused = Plug("b", "garage", ALL_PHASES, 32, target_a=0)
     too_low = Plug("c", "garage", ALL_PHASES, 32, target_a=4)
     alloc = allocate(_site(63, Phases.uniform(0), capped, paused, too_low))
     assert alloc.setpoints == {"a": 10, "b": 0, "c": 0}
-    assert alloc.reasons["a"] == "target 10 A until 14:05"
+    assert alloc.reasons["a"] == "target 10 A until 14:05 UTC"
     assert alloc.reasons["b"] == "paused by target 0 A"
     assert "below the minimum 6 A" in alloc.reasons["c"]
 

@@ -16,16 +16,6 @@ from fuseguard.devices.bender import (
     parse_full_state,
     parse_single_key,
 )
-from fuseguard.devices.modbus import (
-    NOT_AVAILABLE_U32,
-    RegisterBlock,
-    RegisterDecodeError,
-    decode_ascii,
-    decode_u32,
-    encode_ascii,
-    encode_u16,
-    encode_u32,
-)
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import AuthState, CpState, OcppState
@@ -39,6 +29,16 @@ from fuseguard.sim.bender import (
 from fuseguard.sim.bender_rest import render_full_state
 from fuseguard.sim.site import SiteModel
 from fuseguard.sim.vehicle import SimVehicle
+from fuseguard.wire.modbus import (
+    NOT_AVAILABLE_U32,
+    RegisterBlock,
+    RegisterDecodeError,
+    decode_ascii,
+    decode_u32,
+    encode_ascii,
+    encode_u16,
+    encode_u32,
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bender"
 FAST = settings(max_examples=60, deadline=None)

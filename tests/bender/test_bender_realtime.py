@@ -8,13 +8,13 @@ import contextlib
 import typer
 from typer.testing import CliRunner
 
+from fuseguard.cli.sim_charger import register
 from fuseguard.devices.bender import BenderCharger
 from fuseguard.model.clock import RealClock
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import OcppState
 from fuseguard.sim.bender import BenderController, BenderDeviceConfig
 from fuseguard.sim.bender_serve import serve_bender
-from fuseguard.sim.charger_cmd import register
 from fuseguard.sim.site import SiteModel
 from fuseguard.sim.vehicle import SimVehicle
 

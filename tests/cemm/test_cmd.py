@@ -10,9 +10,9 @@ import aiohttp
 import typer
 from typer.testing import CliRunner
 
+from fuseguard.cli.sim_cemm import build_standalone, register, run_standalone
 from fuseguard.devices.cemm import CemmClient, CemmGridMeter, discover
 from fuseguard.model.clock import VirtualClock
-from fuseguard.sim.cemm_cmd import build_standalone, register, run_standalone
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from fuseguard.scenario.cmd import register
+from fuseguard.cli.simulate import register
 
 SCENARIO = """
 # Two cars, a flex limit and a meter fault: every report section gets something.

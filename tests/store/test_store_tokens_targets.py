@@ -6,11 +6,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
+from fuseguard.cli.token import token_typer
 from fuseguard.control.targets import Target
 from fuseguard.store.db import create_engine, default_sqlite_url, init_schema
 from fuseguard.store.tables import evse_tokens
 from fuseguard.store.targets import SqlTargetStore
-from fuseguard.store.token_cmd import token_typer
 from fuseguard.store.tokens import TokenRepository, hash_token
 
 EVSE_A = "25104c56d7f848af830af4300193efb3"

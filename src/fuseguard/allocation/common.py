@@ -8,6 +8,7 @@ into words lives here once, so the two cannot drift apart in what they say.
 from __future__ import annotations
 
 import math
+from datetime import UTC
 from typing import Final
 
 from fuseguard.allocation.types import AllocationParams, Circuit, Plug, SnapshotError
@@ -123,7 +124,9 @@ def surplus_kw(pv_surplus_w: float) -> str:
 
 
 def _until(p: Plug) -> str:
-    return f" until {p.target_until}" if p.target_until else ""
+    if p.target_until is None:
+        return ""
+    return f" until {p.target_until.astimezone(UTC):%H:%M} UTC"
 
 
 def running_reason(

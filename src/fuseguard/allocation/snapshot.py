@@ -1,18 +1,15 @@
-"""JSON edge of the allocator: parse a snapshot (errors name the JSON path), dump one, and the
-``fuseguard allocate SNAPSHOT.json`` command.
+"""JSON edge of the allocator: parse a snapshot (errors name the JSON path) and dump one.
+
+The ``fuseguard allocate SNAPSHOT.json`` command is in :mod:`fuseguard.cli.allocate`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
-import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fuseguard.allocation.engine import allocate
 from fuseguard.allocation.types import (
     Allocation,
     AllocationParams,
@@ -52,7 +49,7 @@ class PlugIn(_Strict):
     priority: int = 0
     mode: ChargeMode = ChargeMode.FAST
     target_a: int | None = Field(default=None, ge=0)
-    target_until: str | None = None
+    target_until: AwareDatetime | None = None
     available: bool = True
     setpoint_a: int = Field(default=0, ge=0)
     running_s: float | None = Field(default=None, ge=0)
@@ -182,7 +179,7 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
                 "priority": p.priority,
                 "mode": p.mode.value,
                 "target_a": p.target_a,
-                "target_until": p.target_until,
+                "target_until": p.target_until.isoformat() if p.target_until else None,
                 "available": p.available,
                 "setpoint_a": p.setpoint_a,
                 "running_s": p.running_s,
@@ -218,35 +215,9 @@ def allocation_to_data(allocation: Allocation) -> dict[str, Any]:
     }
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``allocate SNAPSHOT.json`` to ``app``."""
-
-    @app.command("allocate")
-    def allocate_command(
-        snapshot_file: Annotated[
-            Path, typer.Argument(metavar="SNAPSHOT.json", help="snapshot file, '-' for stdin")
-        ],
-    ) -> None:
-        """Run the allocator on one snapshot and print setpoints and reasons as JSON."""
-        try:
-            text = (
-                sys.stdin.read() if str(snapshot_file) == "-" else snapshot_file.read_text("utf-8")
-            )
-        except OSError as exc:
-            typer.echo(f"$: cannot read {snapshot_file}: {exc.strerror}", err=True)
-            raise typer.Exit(2) from None
-        try:
-            snap = snapshot_from_json(text)
-        except SnapshotError as exc:
-            typer.echo(f"{exc.path}: {exc.message}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(json.dumps(allocation_to_data(allocate(snap)), indent=2))
-
-
 __all__ = [
     "allocation_to_data",
     "check_snapshot",
-    "register",
     "snapshot_from_data",
     "snapshot_from_json",
     "snapshot_to_data",

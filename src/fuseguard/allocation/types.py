@@ -7,6 +7,7 @@ Everything here is plain data (frozen dataclasses); the JSON edge lives in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from fuseguard.model.phases import ZERO, Phase, Phases
 from fuseguard.model.status import ChargeMode
@@ -36,8 +37,8 @@ class Plug:
     ``phases`` are the grid phases the plug's current flows on (wiring rotation x the phases the car
     uses). ``max_a`` is min(charger max, cable rating, car max). ``priority``: a higher number is
     served first. ``target_a`` is a cap from the Direct EVSE Control API (0 pauses the plug);
-    ``target_until`` is only shown in the reason. ``available`` is False when the plug cannot take
-    current now (no car, car full, charger offline).
+    ``target_until`` (timezone-aware) is only shown in the reason, in UTC. ``available`` is
+    False when the plug cannot take current now (no car, car full, charger offline).
 
     Hysteresis state (owned by the controller, filled by :class:`AllocationSession`):
     ``setpoint_a`` is the setpoint in force (0 = paused), ``running_s`` how long it has been
@@ -54,7 +55,7 @@ class Plug:
     priority: int = 0
     mode: ChargeMode = ChargeMode.FAST
     target_a: int | None = None
-    target_until: str | None = None
+    target_until: datetime | None = None
     available: bool = True
     setpoint_a: int = 0
     running_s: float | None = None

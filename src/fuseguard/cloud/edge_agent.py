@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from fuseguard.api.evse import EvseBackend
 from fuseguard.api.evse_models import EvseInfo, PlugStatusOut
+from fuseguard.api.services import EVSE_BACKEND, EVSE_INFOS
 from fuseguard.cloud.link import LastWill, LinkMessage, MqttLink
 from fuseguard.cloud.protocol import (
     DEFAULT_PREFIX,
@@ -41,6 +42,7 @@ from fuseguard.cloud.protocol import (
 from fuseguard.control.ports import DeviceError
 from fuseguard.control.targets import Target
 from fuseguard.model.clock import Clock
+from fuseguard.runtime import EdgeRuntime
 
 log = structlog.get_logger(__name__)
 
@@ -306,3 +308,30 @@ class EdgeCloudAgent:
             )
         except (ValueError, DeviceError) as err:
             return reject(f"{type(err).__name__}: {err}")
+
+
+async def start_cloud_agent(rt: EdgeRuntime) -> None:
+    """Edge service: the outbound link to a fuseguard cloud (after the EVSE API started)."""
+    cc = rt.config.cloud
+    backend = rt.shared.get(EVSE_BACKEND)
+    if cc.broker is None or backend is None:
+        return
+    evses = rt.shared[EVSE_INFOS]
+    agent = EdgeCloudAgent(
+        cc.broker,
+        rt.config.site.edge_id,
+        cc.username,
+        cc.password.get_secret_value(),
+        backend,
+        list(evses.values()),
+        rt.clock,
+        status_interval_s=cc.status_interval_s,
+    )
+    task = asyncio.create_task(agent.run(), name="cloud-agent")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    rt.stack.push_async_callback(stop)

@@ -8,6 +8,7 @@ stateful session keep run/pause timers, the waiting queue and PV timers between 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from fuseguard.allocation.session import AllocationSession
@@ -59,7 +60,7 @@ class AllocatorSession:
         available: Mapping[str, bool],
         phases: Mapping[str, tuple[Phase, ...]],
         max_a: Mapping[str, int],
-        caps: Mapping[str, tuple[int, str] | None],
+        caps: Mapping[str, tuple[int, datetime] | None],
         pv_surplus_w: float,
     ) -> Snapshot:
         """The allocator's input for this cycle (without hysteresis state)."""

@@ -30,10 +30,10 @@ import functools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -41,83 +41,20 @@ from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.ports import Charger, DeviceError, GridMeter
 from fuseguard.control.targets import EvseTargets
+from fuseguard.control.types import (
+    MAIN,
+    ChargerSpec,
+    CircuitSpec,
+    ControllerConfig,
+    ControllerStatus,
+    PlugView,
+)
 from fuseguard.model.clock import Clock
-from fuseguard.model.phases import ZERO, Phase, Phases, Rotation
+from fuseguard.model.phases import ZERO, Phase, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
-from fuseguard.model.status import ChargeMode, PlugStatus, plug_status
+from fuseguard.model.status import PlugStatus, plug_status
 
 log = structlog.get_logger(__name__)
-
-MAIN = "main"
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitSpec:
-    """A node of the circuit tree. ``fuse_a`` per phase; ``main`` has ``parent=None``."""
-
-    id: str
-    parent: str | None
-    fuse_a: Phases | float
-    power_limit_w: float | None = None
-    non_ev_load_a: Phases = ZERO  # assumed non-EV load of an unmetered sub-circuit
-
-    @property
-    def fuse(self) -> Phases:
-        """Fuse rating per phase."""
-        return self.fuse_a if isinstance(self.fuse_a, Phases) else Phases.uniform(self.fuse_a)
-
-
-@dataclass(frozen=True, slots=True)
-class ChargerSpec:
-    """One controlled charge point (connector)."""
-
-    id: str
-    circuit: str = MAIN
-    rotation: Rotation = Rotation.L1L2L3
-    min_a: int = 6
-    max_a: int = 32
-    mode: ChargeMode = ChargeMode.FAST
-    priority: int = 0
-    evse_uuid: str | None = None
-    wired_phases: Literal[1, 3] = 3
-    plug_uuid: str | None = None
-    plug_label: str = "Plug 1"
-    child_edge: bool = False  # a cascaded edge: its draw includes load it cannot shed
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerConfig:
-    """Everything the loop needs to know about the site (no I/O details)."""
-
-    circuits: Sequence[CircuitSpec]
-    chargers: Sequence[ChargerSpec]
-    voltage_v: float = 230.0
-    meter_period_s: float = 1.0
-    meter_phase_assumption: Literal["worst", "balanced"] = "worst"
-    meter_stale_after_s: float = 10.0
-    meter_timeout_s: float = 2.0
-    poll_wait_s: float = 0.5
-    charger_timeout_s: float = 10.0
-    write_timeout_s: float = 3.0
-    rewrite_interval_s: float = 20.0
-    min_run_s: float = 2700.0
-    min_pause_s: float = 900.0
-    ramp_up_a_per_s: float = 4.0
-    pv_enable_delay_s: float = 60.0
-    pv_disable_delay_s: float = 180.0
-    recently_started_window_s: float = 60.0
-    peak_window_s: float = 900.0
-    stuck_margin_a: float = 2.0
-    excess_margin_a: float = 1.0
-    decrease_grace_s: float = 6.0
-    raise_after_s: float = 5.0
-    idle_after_s: float = 60.0
-    idle_reprobe_s: float = 900.0
-    stuck_after_s: float = 5.0
-    underuse_margin_a: float = 2.0
-    underuse_after_s: float = 30.0
-    underuse_probe_s: float = 300.0
-    phase_detect_a: float = 1.0
 
 
 @dataclass(slots=True)
@@ -163,47 +100,6 @@ class PlugRuntime:
     def measured_grid_a(self) -> Phases:
         """Measured draw on grid phases (through the wiring rotation)."""
         return self.grid_a
-
-
-@dataclass(frozen=True, slots=True)
-class PlugView:
-    """One plug, as the APIs and the terminal view show it."""
-
-    id: str
-    evse_uuid: str | None
-    plug_uuid: str | None
-    plug_label: str
-    circuit: str
-    status: PlugStatus
-    online: bool
-    setpoint_a: int
-    written_a: int | None
-    reason: str
-    current_a: Phases
-    grid_current_a: Phases
-    power_w: float
-    energy_wh: float | None
-    stuck: bool
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerStatus:
-    """A consistent picture of the last cycle."""
-
-    time: datetime
-    meter_ok: bool
-    meter_fallback: bool
-    meter_sample: MeterSample | None
-    grid_current_a: Phases
-    grid_power_w: float
-    main_limit_a: Phases
-    flex_fallback: bool
-    limits_a: Mapping[str, Phases]
-    non_ev_load_a: Mapping[str, Phases]
-    plugs: tuple[PlugView, ...]
-    cycles: int
-    last_cycle_ms: float
 
 
 class Controller:
@@ -597,14 +493,13 @@ class Controller:
                     non_ev[anc] = non_ev[anc] + reserved
             phases[pid] = self._phases_in_use(plug)
             max_a[pid] = self._effective_max(plug, now)
-        caps: dict[str, tuple[int, str] | None] = {}
+        caps: dict[str, tuple[int, datetime] | None] = {}
         for pid, plug in self._plugs.items():
             caps[pid] = None
             if self._targets is not None and plug.spec.evse_uuid is not None:
                 target = self._targets.get(plug.spec.evse_uuid)
                 if target is not None:
-                    until = target.valid_until.astimezone().strftime("%H:%M")
-                    caps[pid] = (target.current_a, until)
+                    caps[pid] = (target.current_a, target.valid_until)
         snapshot = self._allocator.build_snapshot(
             limits=limits,
             non_ev=non_ev,

@@ -1,6 +1,9 @@
 """The small protocols the control loop needs from devices, and the shallow device error tree.
 
 Drivers in ``fuseguard.devices`` implement these; the controller never sees a wire format.
+:class:`GridMeter` and :class:`Charger` are required; everything else is an optional capability,
+declared as its own runtime-checkable Protocol and detected with ``isinstance`` (as evcc's
+optional charger interfaces are), never with ``getattr``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,33 @@ class Charger(Protocol):
 
     async def set_current_limit(self, current_a: int) -> None:
         """Offer ``current_a`` A per phase to the vehicle; 0 pauses charging."""
+
+
+@runtime_checkable
+class SupportsLifecycle(Protocol):
+    """A driver that needs set-up before its first read and a clean shutdown."""
+
+    async def start(self) -> None:
+        """Connect, read identity, program what must be programmed once."""
+
+    async def close(self) -> None:
+        """Release connections; never raises."""
+
+
+@runtime_checkable
+class SupportsStartStop(Protocol):
+    """A charger whose charging can be stopped and resumed without a current limit."""
+
+    async def enable(self, enabled: bool) -> None:
+        """Allow (True) or stop (False) charging."""
+
+
+@runtime_checkable
+class SupportsPhaseSwitching(Protocol):
+    """A charger that can switch between one-phase and three-phase charging."""
+
+    async def set_phases(self, phases: int) -> None:
+        """Charge on 1 or 3 phases from now on."""
 
 
 @runtime_checkable

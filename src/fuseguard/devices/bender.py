@@ -58,7 +58,6 @@ from fuseguard.control.ports import (
     DeviceResponseError,
     DeviceTimeoutError,
 )
-from fuseguard.devices.modbus import RegisterBlock, RegisterDecodeError
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample
@@ -72,40 +71,14 @@ from fuseguard.model.status import (
     cp_from_register_122,
     cp_from_type2_state,
 )
+from fuseguard.wire.bender import ERROR_BITS, READ_METER, READ_SESSION
+from fuseguard.wire.bender import BenderRegister as Reg
+from fuseguard.wire.modbus import RegisterBlock, RegisterDecodeError
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-
-class Reg:
-    """Register numbers used by the driver (devices.md §4.3)."""
-
-    FIRMWARE = 100  # 2 regs ASCII
-    OCPP_STATE = 104
-    ERROR_CODES = 105  # ..112
-    CP_STATE = 122
-    SAFE_CURRENT = 131
-    COMM_TIMEOUT = 132
-    METER = 200  # 200..227
-    SESSION = 705  # 705..719
-    SIGNALLED_CURRENT = 706
-    MAX_CURRENT = 715
-    SESSION_ENERGY = 716
-    CHARGING_DURATION = 718
-    HEMS_CURRENT_LIMIT = 1000
-
-
-#: Names for the documented error bits (register 112 / 111).
-ERROR_BITS: dict[tuple[int, int], str] = {
-    (112, 0): "rcmb_triggered",
-    (112, 1): "vehicle_state_e",
-    (112, 2): "diode_check_failed",
-    (112, 5): "rcd_triggered",
-    (112, 6): "contactor_welded",
-    (112, 7): "backend_disconnected",
-    (111, 5): "no_power",
-}
 
 #: Plausibility bound: a value above this in an ampere register is garbage, not a measurement.
 MAX_PLAUSIBLE_CURRENT_A = 1000.0
@@ -350,7 +323,7 @@ class BenderModbusState:
         )
         amps: list[float] = []
         for i in range(3):
-            milli = meter.u32_or_none(Reg.METER + 12 + 2 * i)
+            milli = meter.u32_or_none(Reg.ENERGY_L1 + 12 + 2 * i)
             if milli is None:
                 break
             amps.append(milli / 1000.0)
@@ -358,8 +331,8 @@ class BenderModbusState:
         if current is not None and current.max > MAX_PLAUSIBLE_CURRENT_A:
             msg = f"phase currents {current.as_list()} A are implausible"
             raise RegisterDecodeError(msg)
-        power = meter.u32_or_none(Reg.METER + 20)
-        energy = meter.u32_or_none(Reg.METER + 18)
+        power = meter.u32_or_none(Reg.ENERGY_L1 + 20)
+        energy = meter.u32_or_none(Reg.ENERGY_L1 + 18)
         signalled = session.u16(Reg.SIGNALLED_CURRENT)
         max_current = session.u16(Reg.MAX_CURRENT)
         limit_a = limit.u16(Reg.HEMS_CURRENT_LIMIT)
@@ -650,7 +623,7 @@ class BenderCharger:
         """
         status = await self._read_registers(Reg.OCPP_STATE, 9)
         cp = await self._read_registers(Reg.CP_STATE, 1)
-        meter = await self._read_registers(Reg.METER, 28)
+        meter = await self._read_registers(*READ_METER)
         key = (tuple(status.registers), tuple(cp.registers))
         now = self._clock.monotonic()
         if (
@@ -660,7 +633,7 @@ class BenderCharger:
             or now - self._slow_at >= self.rest_interval_s
         ):
             self._slow = (
-                await self._read_registers(Reg.SESSION, 15),
+                await self._read_registers(*READ_SESSION),
                 await self._read_registers(Reg.HEMS_CURRENT_LIMIT, 1),
             )
             self._slow_at = now

@@ -17,9 +17,10 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from fuseguard.devices.modbus import fill_registers
-from fuseguard.sim.bender import REGISTER_RANGES, BenderConnector, RegisterWriteError
+from fuseguard.sim.bender import BenderConnector, RegisterWriteError
 from fuseguard.sim.bender_wire import WireGate
+from fuseguard.wire.bender import REGISTER_RANGES
+from fuseguard.wire.modbus import fill_registers
 
 log = structlog.get_logger(__name__)
 

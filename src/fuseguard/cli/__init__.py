@@ -114,11 +114,12 @@ def demo(
 
 def _register_commands() -> None:
     """Commands contributed by the subsystems (each module adds its own)."""
-    from fuseguard.allocation import snapshot as allocate_cmd
-    from fuseguard.cloud import cmd as cloud_cmd
-    from fuseguard.scenario import cmd as scenario_cmd
-    from fuseguard.sim import cemm_cmd, charger_cmd
-    from fuseguard.store import token_cmd
+    from fuseguard.cli import allocate as allocate_cmd
+    from fuseguard.cli import cloud as cloud_cmd
+    from fuseguard.cli import sim_cemm as cemm_cmd
+    from fuseguard.cli import sim_charger as charger_cmd
+    from fuseguard.cli import simulate as scenario_cmd
+    from fuseguard.cli import token as token_cmd
 
     allocate_cmd.register(app)
     scenario_cmd.register(app)

@@ -1,0 +1,81 @@
+"""Edge services for the CLEMAP APIs: local API (:7000), Modbus twin (:5020), EVSE API (:3032).
+
+Each ``start_*`` is an :data:`fuseguard.runtime.EdgeService`.
+"""
+
+from __future__ import annotations
+
+from fuseguard.api.live import ControllerLiveData, status_records
+from fuseguard.runtime import EdgeRuntime, display_host, display_url
+from fuseguard.serving import serve_app
+
+EVSE_BACKEND = "evse_backend"
+EVSE_INFOS = "evse_infos"
+
+
+def tls_files(rt: EdgeRuntime, cert_file: object, key_file: object) -> tuple[str, str]:
+    """Configured certificate files, or a self-signed pair generated once in the data dir."""
+    if cert_file and key_file:
+        return str(cert_file), str(key_file)
+    from fuseguard.api.tls import ensure_self_signed_cert
+
+    cert, key = ensure_self_signed_cert(rt.data_dir, ["localhost", "127.0.0.1"])
+    return str(cert), str(key)
+
+
+async def start_local_api(rt: EdgeRuntime) -> None:
+    """``/v1/live/data``, ``/v1/flex_management/setting``, ``/v1/keep-alive`` (Basic auth)."""
+    lc = rt.config.api.local
+    if not lc.enabled:
+        return
+    from fuseguard.api.local import create_local_app
+
+    certfile = keyfile = None
+    if lc.tls:
+        certfile, keyfile = tls_files(rt, lc.cert_file, lc.key_file)
+    live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
+    app = create_local_app(rt.flex, live, user=lc.user, password=lc.password.get_secret_value())
+    handle = await serve_app(app, lc.host, lc.port, certfile, keyfile)
+    rt.stack.push_async_callback(handle.close)
+    rt.urls["local_api"] = display_url(handle.url, lc.host)
+
+
+async def start_modbus_twin(rt: EdgeRuntime) -> None:
+    """The Modbus TCP twin of the local API."""
+    mc = rt.config.api.modbus
+    if not mc.enabled:
+        return
+    from fuseguard.api.modbus import serve_modbus_twin
+
+    live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
+    twin = await serve_modbus_twin(rt.flex, live, mc.host, mc.port)
+    rt.stack.push_async_callback(twin.close)
+    rt.urls["modbus"] = f"{display_host(mc.host)}:{twin.port}"
+
+
+async def start_evse_api(rt: EdgeRuntime) -> None:
+    """Direct EVSE Control + status for this edge's own ``edge_device_id``."""
+    ec = rt.config.api.evse
+    if not ec.enabled:
+        return
+    from fuseguard.api.edge_evse import EdgeEvseBackend, evse_infos_from_config
+    from fuseguard.api.evse import create_evse_app
+    from fuseguard.store.tokens import TokenRepository
+
+    controller = rt.controller
+    evses = evse_infos_from_config(rt.config)
+    backend = EdgeEvseBackend(
+        rt.config.site.edge_id,
+        evses,
+        rt.targets,
+        lambda uuid: status_records(controller.status(), uuid),
+    )
+    app = create_evse_app(backend, TokenRepository(rt.engine), max_duration_s=ec.max_duration_s)
+    handle = await serve_app(app, ec.host, ec.port)
+    rt.stack.push_async_callback(handle.close)
+    rt.urls["evse_api"] = display_url(handle.url, ec.host)
+    rt.shared[EVSE_BACKEND] = backend
+    rt.shared[EVSE_INFOS] = evses
+
+
+__all__ = ["start_evse_api", "start_local_api", "start_modbus_twin", "tls_files"]

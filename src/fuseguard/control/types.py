@@ -1,0 +1,122 @@
+"""The controller's shared types in one leaf module: what it is configured with, what it reports.
+
+Imported by the controller's parts, the allocator bridge, the config translation and the APIs;
+it imports only :mod:`fuseguard.model`, so it can never be part of an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from fuseguard.model.circuits import MAIN, CircuitSpec
+from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
+from fuseguard.model.phases import Phases, Rotation
+from fuseguard.model.samples import MeterSample
+from fuseguard.model.status import ChargeMode, PlugStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSpec:
+    """One controlled charge point (connector)."""
+
+    id: str
+    circuit: str = MAIN
+    rotation: Rotation = Rotation.L1L2L3
+    min_a: int = MIN_CHARGE_CURRENT_A
+    max_a: int = 32
+    mode: ChargeMode = ChargeMode.FAST
+    priority: int = 0
+    evse_uuid: str | None = None
+    wired_phases: Literal[1, 3] = 3
+    plug_uuid: str | None = None
+    plug_label: str = "Plug 1"
+    child_edge: bool = False  # a cascaded edge: its draw includes load it cannot shed
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """Everything the loop needs to know about the site (no I/O details)."""
+
+    circuits: Sequence[CircuitSpec]
+    chargers: Sequence[ChargerSpec]
+    voltage_v: float = 230.0
+    meter_period_s: float = 1.0
+    meter_phase_assumption: Literal["worst", "balanced"] = "worst"
+    meter_stale_after_s: float = 10.0
+    meter_timeout_s: float = 2.0
+    poll_wait_s: float = 0.5
+    charger_timeout_s: float = 10.0
+    write_timeout_s: float = 3.0
+    rewrite_interval_s: float = 20.0
+    min_run_s: float = 2700.0
+    min_pause_s: float = 900.0
+    ramp_up_a_per_s: float = 4.0
+    pv_enable_delay_s: float = 60.0
+    pv_disable_delay_s: float = 180.0
+    recently_started_window_s: float = 60.0
+    peak_window_s: float = 900.0
+    stuck_margin_a: float = 2.0
+    excess_margin_a: float = 1.0
+    decrease_grace_s: float = 6.0
+    raise_after_s: float = 5.0
+    idle_after_s: float = 60.0
+    idle_reprobe_s: float = 900.0
+    stuck_after_s: float = 5.0
+    underuse_margin_a: float = 2.0
+    underuse_after_s: float = 30.0
+    underuse_probe_s: float = 300.0
+    phase_detect_a: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlugView:
+    """One plug, as the APIs and the terminal view show it."""
+
+    id: str
+    evse_uuid: str | None
+    plug_uuid: str | None
+    plug_label: str
+    circuit: str
+    status: PlugStatus
+    online: bool
+    setpoint_a: int
+    written_a: int | None
+    reason: str
+    current_a: Phases
+    grid_current_a: Phases
+    power_w: float
+    energy_wh: float | None
+    stuck: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStatus:
+    """A consistent picture of the last cycle."""
+
+    time: datetime
+    meter_ok: bool
+    meter_fallback: bool
+    meter_sample: MeterSample | None
+    grid_current_a: Phases
+    grid_power_w: float
+    main_limit_a: Phases
+    flex_fallback: bool
+    limits_a: Mapping[str, Phases]
+    non_ev_load_a: Mapping[str, Phases]
+    plugs: tuple[PlugView, ...]
+    cycles: int
+    last_cycle_ms: float
+
+
+__all__ = [
+    "MAIN",
+    "ChargerSpec",
+    "CircuitSpec",
+    "ControllerConfig",
+    "ControllerStatus",
+    "PlugView",
+]

@@ -1,0 +1,1 @@
+"""Wire formats shared by drivers and virtual devices: register maps, codecs, key sets (no I/O)."""
