@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 
@@ -16,6 +18,7 @@ from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.cloud.app import CloudService
 from fuseguard.cloud.config import ApiSection, BrokerSection, CloudSettings, DatabaseSection
 from fuseguard.cloud.edge_agent import EdgeCloudAgent
+from fuseguard.cloud.link import MqttLink
 from fuseguard.control.targets import EvseTargets
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.ids import new_hex_uuid
@@ -126,6 +129,22 @@ def make_edge(
     edge = VirtualEdge(edge_id, evses, clk, tgts, backend, agent)
     holder.append(edge)
     return edge
+
+
+def crash_connection(link: MqttLink) -> None:
+    """Drop the link's TCP connection without DISCONNECT, as a crash would.
+
+    The broker then publishes the link's last will; the link's reconnect loop connects again.
+    (Reaches into aiomqtt's paho client for the socket: a failure drill, not an API.)
+    """
+    client = link._client
+    if client is None:
+        return
+    paho: Any = getattr(client, "_client", None)
+    sock: Any = paho.socket() if paho is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 async def wait_for(predicate: Callable[[], Awaitable[object]], timeout_s: float = 5.0) -> None:

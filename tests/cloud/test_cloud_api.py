@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cloudkit import VirtualEdge, api_client, cloud_settings, make_edge, wait_for
+from cloudkit import VirtualEdge, api_client, cloud_settings, crash_connection, make_edge, wait_for
 
 from fuseguard.api.evse_models import parse_iso_datetime
 from fuseguard.cloud.app import CloudService
@@ -170,7 +170,9 @@ async def test_edge_goes_offline_mid_request(mqtt_url: str, prefix: str, sqlite_
                     )
                 )
                 await asyncio.wait_for(entered.wait(), 5)
-                edge.agent.link.abort()  # the edge's connection dies: the broker sends its will
+                crash_connection(
+                    edge.agent.link
+                )  # the edge's connection dies: the broker sends its will
                 r = await post
                 assert r.status_code == 201
                 assert r.json()["state"] == "rejected"

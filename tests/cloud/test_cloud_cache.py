@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cloudkit import api_client, cloud_settings, make_edge, wait_for
+from cloudkit import api_client, cloud_settings, crash_connection, make_edge, wait_for
 
 from fuseguard.cloud.app import CloudService
 from fuseguard.cloud.backend import CloudEvseBackend
@@ -228,7 +228,7 @@ async def test_two_replicas_follow_offline_and_online(
                     )  # fmt: skip
                     assert r.json()["state"] == "received"
 
-                edge.agent.link.abort()  # the broker sends the will to both replicas
+                crash_connection(edge.agent.link)  # the broker sends the will to both replicas
 
                 async def offline_everywhere() -> bool:
                     flags = [await svc.backend.edge_online(edge.edge_device_id) for svc in (a, b)]

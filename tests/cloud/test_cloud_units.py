@@ -44,8 +44,8 @@ async def test_store_keeps_newest_stamp(tmp_path: Path) -> None:
     await init_schema(engine)
     store = CloudStore(engine)
     try:
-        assert await store.apply_statuses([("e1", _status(10, 8))]) == 1
-        assert await store.apply_statuses([("e1", _status(5, 20))]) == 0  # older: ignored
+        assert await store.apply_batch([("e1", _status(10, 8))], ()) == (1, 0)
+        assert await store.apply_batch([("e1", _status(5, 20))], ()) == (0, 0)  # older: ignored
         row = await store.evse("e1", "e" * 32)
         assert row is not None
         assert row.target == StoredTarget(8, T0)
@@ -53,7 +53,7 @@ async def test_store_keeps_newest_stamp(tmp_path: Path) -> None:
         later = T0 + timedelta(hours=1)
         assert await store.apply_target("e1", "e" * 32, StoredTarget(16, later), 20)
         assert not await store.apply_target("e1", "e" * 32, None, 15)
-        await store.apply_statuses([("e1", _status(18, 8))])
+        assert await store.apply_batch([("e1", _status(18, 8))], ()) == (1, 0)
         row = await store.evse("e1", "e" * 32)
         assert row is not None
         assert row.target == StoredTarget(16, later)

@@ -1,4 +1,8 @@
 import asyncio
+import importlib
+import pkgutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -6,26 +10,56 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import fuseguard
 from fuseguard.store.db import (
+    SCHEMA_COMPONENT,
     SCHEMA_VERSION,
     SchemaVersionError,
-    UtcDateTime,
     create_engine,
     default_sqlite_url,
     init_schema,
-    metadata,
     normalize_url,
-    schema_version,
-    schema_version_table,
     writing,
 )
+from fuseguard.store.schema import UtcDateTime, metadata, schema_version_table
 
+#: Every table of fuseguard (store/schema.py), edge and cloud.
+SCHEMA_TABLES = {"schema_version", "evse_tokens", "evse_targets", "cloud_edges", "cloud_evses"}
+
+# A table of the tests only, on its own metadata: init_schema must not create it.
+probe_metadata = sa.MetaData()
 probe = sa.Table(
     "test_probe",
-    metadata,
+    probe_metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("at", UtcDateTime, nullable=False),
 )
+
+
+async def _create_probe(engine: AsyncEngine) -> None:
+    async with writing(engine) as conn:
+        await conn.run_sync(probe_metadata.create_all)
+
+
+async def _schema_version(engine: AsyncEngine) -> int | None:
+    """The recorded schema version, or None for an uninitialised database."""
+    async with engine.connect() as conn:
+        has = await conn.run_sync(lambda c: sa.inspect(c).has_table(schema_version_table.name))
+        if not has:
+            return None
+        row = (
+            await conn.execute(
+                sa.select(schema_version_table.c.version).where(
+                    schema_version_table.c.component == SCHEMA_COMPONENT
+                )
+            )
+        ).first()
+        return None if row is None else int(row[0])
+
+
+async def _table_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
 
 
 def test_default_sqlite_url_is_a_file_in_the_data_dir(tmp_path: Path) -> None:
@@ -58,15 +92,62 @@ async def test_sqlite_connections_get_wal_busy_timeout_and_normal_sync(tmp_path:
 async def test_init_schema_records_version_and_is_idempotent(db_url: str) -> None:
     eng = create_engine(db_url)
     try:
-        assert await schema_version(eng) is None
+        assert await _schema_version(eng) is None
         await init_schema(eng)
         await init_schema(eng)
-        assert await schema_version(eng) == SCHEMA_VERSION
-        async with eng.connect() as conn:
-            names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
-        assert {"schema_version", "evse_tokens", "evse_targets", "test_probe"} <= names
+        assert await _schema_version(eng) == SCHEMA_VERSION
+        assert await _table_names(eng) == SCHEMA_TABLES  # exactly the schema, nothing else
     finally:
         await eng.dispose()
+
+
+def test_the_schema_module_holds_every_table() -> None:
+    """Importing every module of fuseguard adds no table and no second MetaData."""
+    assert set(metadata.tables) == SCHEMA_TABLES
+    prefix = fuseguard.__name__ + "."
+    for info in pkgutil.walk_packages(fuseguard.__path__, prefix):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, sa.MetaData):
+                assert value is metadata, f"{info.name}.{name} is a second MetaData"
+            if isinstance(value, sa.Table):
+                assert value.metadata is metadata, f"{info.name}.{name} is not in store/schema.py"
+    assert set(metadata.tables) == SCHEMA_TABLES
+
+
+_FRESH_INIT = """
+import asyncio, sys
+import sqlalchemy as sa
+from fuseguard.store.db import create_engine, init_schema
+
+async def main(url):
+    eng = create_engine(url)
+    try:
+        await init_schema(eng)
+        async with eng.connect() as conn:
+            names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    finally:
+        await eng.dispose()
+    loaded = sorted(m for m in sys.modules if m.startswith(("fuseguard.cloud", "fuseguard.api")))
+    print("RESULT", " ".join(sorted(names)), "|", " ".join(loaded))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_init_schema_alone_creates_the_cloud_tables_too(db_url: str) -> None:
+    """A fresh process that imports only the store gets the same tables as the cloud does."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FRESH_INIT, db_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    result = next(line for line in out.splitlines() if line.startswith("RESULT "))
+    tables, _, loaded = result.removeprefix("RESULT ").partition(" | ")
+    assert set(tables.split()) == SCHEMA_TABLES
+    assert loaded.strip() == ""  # neither the cloud nor the API was imported
 
 
 async def test_newer_schema_is_refused_with_a_clear_error(engine: AsyncEngine) -> None:
@@ -77,6 +158,7 @@ async def test_newer_schema_is_refused_with_a_clear_error(engine: AsyncEngine) -
 
 
 async def test_utc_datetime_round_trips_aware_with_microseconds(engine: AsyncEngine) -> None:
+    await _create_probe(engine)
     cet = timezone(timedelta(hours=1))
     at = datetime(2024, 5, 30, 10, 14, 47, 244362, tzinfo=cet)
     async with writing(engine) as conn:
@@ -92,6 +174,7 @@ async def test_utc_datetime_round_trips_aware_with_microseconds(engine: AsyncEng
 
 
 async def test_many_concurrent_writers_do_not_lock(engine: AsyncEngine) -> None:
+    await _create_probe(engine)
     at = datetime(2024, 1, 1, tzinfo=UTC)
 
     async def put(i: int) -> None:
@@ -108,6 +191,7 @@ async def test_two_engines_on_one_database_share_writes(db_url: str) -> None:
     a, b = create_engine(db_url), create_engine(db_url)
     try:
         await asyncio.gather(init_schema(a), init_schema(b))
+        await _create_probe(a)
         at = datetime(2024, 1, 1, tzinfo=UTC)
 
         async def put(eng: AsyncEngine, i: int) -> None:
@@ -128,6 +212,7 @@ async def test_open_store_initialises(db_url: str) -> None:
 
     eng = await open_store(db_url)
     try:
-        assert await schema_version(eng) == SCHEMA_VERSION
+        assert await _schema_version(eng) == SCHEMA_VERSION
+        assert await _table_names(eng) == SCHEMA_TABLES
     finally:
         await eng.dispose()

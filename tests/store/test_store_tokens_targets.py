@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from fuseguard.cli.token import token_typer
 from fuseguard.control.targets import Target
 from fuseguard.store.db import create_engine, default_sqlite_url, init_schema
-from fuseguard.store.tables import evse_tokens
+from fuseguard.store.schema import evse_tokens
 from fuseguard.store.targets import SqlTargetStore
 from fuseguard.store.tokens import TokenRepository, hash_token
 

@@ -21,13 +21,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from fuseguard.api.evse import create_evse_app, error_body
-from fuseguard.cloud import store as _cloud_tables  # noqa: F401  (registers the cloud tables)
 from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
 from fuseguard.cloud.config import CloudSettings
 from fuseguard.cloud.link import BrokerAddress, MqttLink
 from fuseguard.cloud.protocol import Topics
 from fuseguard.cloud.store import CloudStore
 from fuseguard.model.clock import Clock, RealClock
+from fuseguard.serving import EmbeddedServer
 from fuseguard.store.db import create_engine, init_schema
 from fuseguard.store.tokens import TokenRepository
 
@@ -142,12 +142,6 @@ class EmbeddedBroker:
             self._broker = None
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:  # the host process owns SIGINT/SIGTERM
-        yield
-
-
 async def serve_cloud(
     settings: CloudSettings,
     *,
@@ -165,7 +159,7 @@ async def serve_cloud(
             address = BrokerAddress.parse(settings.broker.url)
             await stack.enter_async_context(EmbeddedBroker(address.host, address.port))
         service = await stack.enter_async_context(CloudService(settings))
-        server = _Server(
+        server = EmbeddedServer(
             uvicorn.Config(
                 service.app,
                 host=settings.server.host,

@@ -12,12 +12,11 @@ again (aiomqtt 2.x reconnects only by re-entering the context manager, stack.md 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -190,20 +189,6 @@ class MqttLink:
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
 
-    def abort(self) -> None:
-        """Drop the TCP connection without DISCONNECT, as a crash would (the broker sends the will).
-
-        For tests and failure drills; the reconnect loop then connects again.
-        """
-        client = self._client
-        if client is None:
-            return
-        paho: Any = getattr(client, "_client", None)
-        sock: Any = paho.socket() if paho is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
     async def run(self) -> None:
         """Connect, serve messages, reconnect with backoff; runs until cancelled."""
         delay_s = self.reconnect_min_s
@@ -244,16 +229,3 @@ class MqttLink:
             # Reconnect backoff is wall-time I/O pacing, not control time.
             await asyncio.sleep(delay_s * (0.5 + random.random()))
             delay_s = min(self.reconnect_max_s, delay_s * 2)
-
-
-@contextlib.asynccontextmanager
-async def running(link: MqttLink, *, connect_timeout_s: float = 10.0) -> AsyncIterator[MqttLink]:
-    """Run ``link`` in a task for the duration of the block, connected on entry."""
-    task = asyncio.create_task(link.run(), name=f"mqtt-link-{link.client_id}")
-    try:
-        await link.wait_connected(connect_timeout_s)
-        yield link
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -1,5 +1,8 @@
 """The cloud's state in the database: edges (online/offline), EVSEs (limits, plugs, target, status).
 
+The tables (``cloud_edges``, ``cloud_evses``) are defined with every other table in
+:mod:`fuseguard.store.schema`; this module is the cloud's repository over them.
+
 Every cloud replica writes here and reads from here; nothing is kept only in memory. Writes are
 upserts guarded by the edge's ``seq``/``session`` stamps (:mod:`fuseguard.cloud.protocol`), so the
 order in which two replicas apply the same messages does not matter: the newest stamp wins.
@@ -14,36 +17,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fuseguard.api.evse_models import PlugStatusOut
 from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire
-from fuseguard.store.db import UtcDateTime, metadata, writing
-
-cloud_edges = sa.Table(
-    "cloud_edges",
-    metadata,
-    sa.Column("edge_device_id", sa.String(128), primary_key=True),
-    sa.Column("online", sa.Boolean, nullable=False),
-    sa.Column("session", sa.BigInteger, nullable=False),
-    sa.Column("rank", sa.Integer, nullable=False),  # 0 online, 1 offline: offline wins in a session
-)
-
-cloud_evses = sa.Table(
-    "cloud_evses",
-    metadata,
-    sa.Column("edge_device_id", sa.String(128), primary_key=True),
-    sa.Column("evse_uuid", sa.String(64), primary_key=True),
-    sa.Column("min_current_a", sa.Integer, nullable=False),
-    sa.Column("max_current_a", sa.Integer, nullable=False),
-    sa.Column("plugs_json", sa.Text, nullable=False),
-    sa.Column("statuses_json", sa.Text, nullable=False),
-    sa.Column("status_seq", sa.BigInteger, nullable=False),
-    sa.Column("target_current_a", sa.Integer, nullable=True),
-    sa.Column("target_valid_until", UtcDateTime, nullable=True),
-    sa.Column("target_seq", sa.BigInteger, nullable=False),
-)
+from fuseguard.store.db import dialect_insert, writing
+from fuseguard.store.schema import UtcDateTime, cloud_edges, cloud_evses
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +56,6 @@ class StoredEvse:
     target: StoredTarget | None
 
 
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def _status_row(edge_device_id: str, msg: EvseStatusMessage) -> dict[str, Any]:
     return {
         "edge_device_id": edge_device_id,
@@ -100,7 +73,7 @@ def _status_row(edge_device_id: str, msg: EvseStatusMessage) -> dict[str, Any]:
 
 def _status_upsert_stmt(conn: AsyncConnection) -> Any:
     """INSERT .. ON CONFLICT DO UPDATE guarded by the stamps; parameters are :func:`_status_row`."""
-    stmt = _insert(conn, cloud_evses)
+    stmt = dialect_insert(conn, cloud_evses)
     ex = stmt.excluded
     status_newer = cloud_evses.c.status_seq < ex.status_seq
     target_newer = cloud_evses.c.target_seq < ex.target_seq
@@ -174,7 +147,7 @@ class CloudStore:
         """Record online/offline if newer than what is stored; True when it changed the row."""
         rank = 1 if state.state == "offline" else 0
         async with writing(self.engine) as conn:
-            stmt = _insert(conn, cloud_edges).values(
+            stmt = dialect_insert(conn, cloud_edges).values(
                 edge_device_id=edge_device_id,
                 online=state.state == "online",
                 session=state.session,
@@ -204,11 +177,6 @@ class CloudStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(_EDGE_ONLINE_SELECT, {"k_edge": edge_device_id})).first()
         return None if row is None else bool(row[0])
-
-    async def apply_statuses(self, items: Sequence[tuple[str, EvseStatusMessage]]) -> int:
-        """Upsert EVSE status messages in one transaction; returns the number of rows written."""
-        written, _ = await self.apply_batch(items, ())
-        return written
 
     async def apply_batch(
         self,

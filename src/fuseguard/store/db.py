@@ -1,8 +1,8 @@
-"""Database engine, shared metadata and schema versioning (SQLAlchemy 2 Core, async).
+"""Database engine, write serialisation and schema versioning (SQLAlchemy 2 Core, async).
 
 SQLite (``sqlite+aiosqlite``) is the default, one file in the data dir; PostgreSQL
-(``postgresql+psycopg``) is selected by URL. Every table of fuseguard lives on :data:`metadata`;
-other modules may add their own tables to it before :func:`init_schema` runs.
+(``postgresql+psycopg``) is selected by URL. The tables are in :mod:`fuseguard.store.schema`;
+:func:`init_schema` creates exactly those.
 
 SQLite gets ``journal_mode=WAL``, ``busy_timeout`` and ``synchronous=NORMAL`` on every connection,
 and writes inside one process go through :func:`writing`, which serialises them with a lock per
@@ -15,18 +15,20 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from fuseguard.model.clock import RealClock
+from fuseguard.store.schema import metadata, schema_version_table
 
 log = structlog.get_logger(__name__)
 
@@ -35,42 +37,6 @@ SCHEMA_VERSION = 1
 SCHEMA_COMPONENT = "fuseguard"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 DB_FILENAME = "fuseguard.db"
-
-metadata = sa.MetaData()
-
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC text)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            msg = "UtcDateTime needs a timezone-aware datetime"
-            raise ValueError(msg)
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-schema_version_table = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("component", sa.String(64), primary_key=True),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("updated_at", UtcDateTime, nullable=False),
-)
 
 
 class SchemaVersionError(RuntimeError):
@@ -154,6 +120,13 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
+def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """``INSERT`` of the connection's dialect, which has ``on_conflict_do_update`` (upserts)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 # Migrations from version N to N+1, run in one transaction each. Empty for version 1.
 _MIGRATIONS: dict[int, Any] = {}
 
@@ -204,8 +177,6 @@ async def init_schema(engine: AsyncEngine) -> None:
     Raises :class:`SchemaVersionError` when the database is newer than this code.
     Safe to call from several processes at once (advisory lock on PostgreSQL, retry on SQLite).
     """
-    from fuseguard.store import tables  # noqa: F401  (registers the store's tables)
-
     now = RealClock().now()  # bookkeeping timestamp only
     for attempt in range(3):
         try:
@@ -220,22 +191,6 @@ async def init_schema(engine: AsyncEngine) -> None:
             "db_schema_ready", dialect=engine.dialect.name, version=SCHEMA_VERSION, found=found
         )
         return
-
-
-async def schema_version(engine: AsyncEngine) -> int | None:
-    """The recorded schema version, or None for an uninitialised database."""
-    async with engine.connect() as conn:
-        has = await conn.run_sync(lambda c: sa.inspect(c).has_table(schema_version_table.name))
-        if not has:
-            return None
-        row = (
-            await conn.execute(
-                sa.select(schema_version_table.c.version).where(
-                    schema_version_table.c.component == SCHEMA_COMPONENT
-                )
-            )
-        ).first()
-        return None if row is None else int(row[0])
 
 
 async def open_store(url: str) -> AsyncEngine:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.control.targets import Target
-from fuseguard.store.db import writing
-from fuseguard.store.tables import evse_targets
+from fuseguard.store.db import dialect_insert, writing
+from fuseguard.store.schema import evse_targets
 
 
 class SqlTargetStore:
@@ -57,8 +55,7 @@ class SqlTargetStore:
                     )
                 )
                 return
-            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-            stmt = insert(evse_targets).values(
+            stmt = dialect_insert(conn, evse_targets).values(
                 edge_device_id=self._edge,
                 evse_uuid=evse_uuid,
                 current_a=target.current_a,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.store.db import writing
-from fuseguard.store.tables import evse_tokens
+from fuseguard.store.schema import evse_tokens
 
 log = structlog.get_logger(__name__)
 

@@ -1,0 +1,125 @@
+"""The database schema: ONE :class:`~sqlalchemy.MetaData` holding every table, edge and cloud.
+
+:func:`fuseguard.store.db.init_schema` creates exactly these tables, whoever calls it (the edge,
+the cloud, the token CLI), so the schema of a database never depends on which modules happened to
+be imported first. An edge database therefore also holds the (empty) cloud tables. Repositories
+import their tables from here; no other module defines a table.
+
+========================  =================================================================
+table                     written by
+========================  =================================================================
+``schema_version``        :func:`fuseguard.store.db.init_schema` (one row per component)
+``evse_tokens``           :class:`fuseguard.store.tokens.TokenRepository` (edge and cloud)
+``evse_targets``          :class:`fuseguard.store.targets.SqlTargetStore` (edge)
+``cloud_edges``           :class:`fuseguard.cloud.store.CloudStore` (online/offline stamps)
+``cloud_evses``           :class:`fuseguard.cloud.store.CloudStore` (limits, plugs, target)
+========================  =================================================================
+
+A change to a table needs a bump of :data:`fuseguard.store.db.SCHEMA_VERSION` and a migration;
+adding a new table does not (``create_all`` adds missing tables to existing databases).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware datetimes only; stored in UTC (naive on SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = "UtcDateTime needs a timezone-aware datetime"
+            raise ValueError(msg)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Always an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# --- bookkeeping --------------------------------------------------------------------------------
+
+schema_version_table = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("component", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# --- edge and cloud: EVSE API tokens and targets ------------------------------------------------
+
+evse_tokens = sa.Table(
+    "evse_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("edge_device_id", sa.String(128), nullable=False),
+    sa.Column("evse_uuid", sa.String(64), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_evse_tokens_edge_evse", "edge_device_id", "evse_uuid"),
+)
+
+evse_targets = sa.Table(
+    "evse_targets",
+    metadata,
+    sa.Column("edge_device_id", sa.String(128), primary_key=True),
+    sa.Column("evse_uuid", sa.String(64), primary_key=True),
+    sa.Column("current_a", sa.Integer, nullable=False),
+    sa.Column("valid_until", UtcDateTime, nullable=False),
+)
+
+# --- cloud: what the edges last reported --------------------------------------------------------
+
+cloud_edges = sa.Table(
+    "cloud_edges",
+    metadata,
+    sa.Column("edge_device_id", sa.String(128), primary_key=True),
+    sa.Column("online", sa.Boolean, nullable=False),
+    sa.Column("session", sa.BigInteger, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),  # 0 online, 1 offline: offline wins in a session
+)
+
+cloud_evses = sa.Table(
+    "cloud_evses",
+    metadata,
+    sa.Column("edge_device_id", sa.String(128), primary_key=True),
+    sa.Column("evse_uuid", sa.String(64), primary_key=True),
+    sa.Column("min_current_a", sa.Integer, nullable=False),
+    sa.Column("max_current_a", sa.Integer, nullable=False),
+    sa.Column("plugs_json", sa.Text, nullable=False),
+    sa.Column("statuses_json", sa.Text, nullable=False),
+    sa.Column("status_seq", sa.BigInteger, nullable=False),
+    sa.Column("target_current_a", sa.Integer, nullable=True),
+    sa.Column("target_valid_until", UtcDateTime, nullable=True),
+    sa.Column("target_seq", sa.BigInteger, nullable=False),
+)
+
+__all__ = [
+    "UtcDateTime",
+    "cloud_edges",
+    "cloud_evses",
+    "evse_targets",
+    "evse_tokens",
+    "metadata",
+    "schema_version_table",
+]
