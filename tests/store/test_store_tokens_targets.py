@@ -6,7 +6,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
-from fuseguard.cli.token import token_typer
+from fuseguard.cli.token import token_app
 from fuseguard.control.targets import Target
 from fuseguard.store.db import create_engine, default_sqlite_url, init_schema
 from fuseguard.store.schema import evse_tokens
@@ -81,7 +81,7 @@ async def test_target_store_round_trip_upsert_delete(engine: AsyncEngine) -> Non
 
 def test_token_cli_with_db(tmp_path: Path) -> None:
     runner = CliRunner()
-    app = token_typer()
+    app = token_app
     url = default_sqlite_url(tmp_path)
     with structlog.testing.capture_logs() as logs:
         created = runner.invoke(app, ["create", "--evse", EVSE_A, "--edge", "e1", "--db", url])
@@ -134,7 +134,7 @@ evse_uuid = "{EVSE_A}"
 """
     )
     runner = CliRunner()
-    app = token_typer()
+    app = token_app
     with structlog.testing.capture_logs():
         ok = runner.invoke(app, ["create", "--evse", EVSE_A, "--config", str(cfg)])
         listed = runner.invoke(app, ["list", "--config", str(cfg)])

@@ -13,15 +13,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+from fuseguard.cli.token import logs_to_stderr, with_token_repo
 
+if TYPE_CHECKING:
     from fuseguard.cloud.config import CloudSettings
-    from fuseguard.store.tokens import TokenRepository
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="cloud.toml (default: built-in defaults)")
 ]
+
+cloud_app = typer.Typer(
+    help="The multi-edge cloud for the Direct EVSE Control API.", invoke_without_command=True
+)
+token_app = typer.Typer(help="EVSE API tokens in the cloud database.", no_args_is_help=True)
+cloud_app.add_typer(token_app, name="token")
 
 
 def _settings(config: Path | None) -> CloudSettings:
@@ -34,130 +39,99 @@ def _settings(config: Path | None) -> CloudSettings:
         raise typer.Exit(code=2) from err
 
 
+def _db_url(config: Path | None) -> str:
+    """The cloud database; logs go to stderr so that stdout carries only the command's output."""
+    logs_to_stderr()
+    return _settings(config).database.url
+
+
+@cloud_app.callback()
+def cloud(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    embedded_broker: Annotated[
+        bool, typer.Option("--embedded-broker", help="run an in-process amqtt broker")
+    ] = False,
+) -> None:
+    """Run one cloud replica (HTTP API on :3032, MQTT to the edges) until Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from fuseguard.cloud.app import serve_cloud
+
+    settings = _settings(config)
+    typer.echo(
+        f"fuseguard cloud: API http://{settings.server.host}:{settings.server.port} "
+        f"broker {settings.broker.url}{' (embedded)' if embedded_broker else ''} "
+        f"replica {settings.replica_id}"
+    )
+    asyncio.run(serve_cloud(settings, embedded_broker=embedded_broker))
+
+
+@token_app.command("create")
+def token_create(
+    edge: Annotated[str, typer.Option("--edge", help="edge device id")],
+    evse: Annotated[str, typer.Option("--evse", help="EVSE uuid (32 lowercase hex)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Create a token for one EVSE of one edge; it is printed once and stored as a hash."""
+    from fuseguard.model.ids import is_hex_uuid
+
+    if not is_hex_uuid(evse):
+        typer.echo("error: --evse must be 32 lowercase hex characters", err=True)
+        raise typer.Exit(code=2)
+    typer.echo(with_token_repo(_db_url(config), lambda r: r.create(edge, evse)))
+
+
+@token_app.command("list")
+def token_list(
+    edge: Annotated[str | None, typer.Option("--edge", help="only this edge")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List tokens (id, edge, EVSE, created); never the tokens themselves."""
+    for info in with_token_repo(_db_url(config), lambda r: r.list(edge)):
+        typer.echo(
+            f"{info.id}  {info.edge_device_id}  {info.evse_uuid}  {info.created_at.isoformat()}"
+        )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="token id from `token list`")],
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a token by id."""
+    if not with_token_repo(_db_url(config), lambda r: r.revoke(token_id)):
+        typer.echo(f"error: no token {token_id}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked {token_id}")
+
+
+@cloud_app.command("broker-files")
+def broker_files(
+    edges: Annotated[list[str], typer.Option("--edge", help="edge id (repeat)")],
+    out: Annotated[Path, typer.Option("--out", help="directory for passwd, acl, edges.txt")],
+    cloud_user: Annotated[str, typer.Option("--cloud-user")] = "fuseguard-cloud",
+    prefix: Annotated[str, typer.Option("--prefix")] = "fuseguard",
+) -> None:
+    """Write Mosquitto ``passwd`` and ``acl`` files with one user per edge (fresh passwords)."""
+    import secrets
+
+    from fuseguard.cloud.acl import mosquitto_files, new_edge_passwords
+    from fuseguard.cloud.protocol import Topics
+
+    passwords = new_edge_passwords(edges)
+    cloud_password = secrets.token_urlsafe(24)
+    files = mosquitto_files(Topics(prefix), passwords, cloud_user, cloud_password)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "passwd").write_text(files.passwords)
+    (out / "acl").write_text(files.acl)
+    creds = [f"{cloud_user} {cloud_password}"] + [f"{e} {p}" for e, p in passwords.items()]
+    secret_file = out / "credentials.txt"
+    secret_file.write_text("\n".join(creds) + "\n")
+    secret_file.chmod(0o600)
+    typer.echo(f"wrote {out / 'passwd'}, {out / 'acl'} and {secret_file} (keep it secret)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``cloud`` command group to ``app``."""
-    cloud_app = typer.Typer(
-        help="The multi-edge cloud for the Direct EVSE Control API.", invoke_without_command=True
-    )
-    token_app = typer.Typer(help="EVSE API tokens in the cloud database.", no_args_is_help=True)
-    cloud_app.add_typer(token_app, name="token")
     app.add_typer(cloud_app, name="cloud")
-
-    @cloud_app.callback()
-    def cloud(
-        ctx: typer.Context,
-        config: ConfigOpt = None,
-        embedded_broker: Annotated[
-            bool, typer.Option("--embedded-broker", help="run an in-process amqtt broker")
-        ] = False,
-    ) -> None:
-        """Run one cloud replica (HTTP API on :3032, MQTT to the edges) until Ctrl-C."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from fuseguard.cloud.app import serve_cloud
-
-        settings = _settings(config)
-        typer.echo(
-            f"fuseguard cloud: API http://{settings.server.host}:{settings.server.port} "
-            f"broker {settings.broker.url}{' (embedded)' if embedded_broker else ''} "
-            f"replica {settings.replica_id}"
-        )
-        asyncio.run(serve_cloud(settings, embedded_broker=embedded_broker))
-
-    async def _tokens(config: Path | None) -> tuple[AsyncEngine, TokenRepository]:
-        from fuseguard.cloud import store as _tables  # noqa: F401
-        from fuseguard.store.db import create_engine, init_schema
-        from fuseguard.store.tokens import TokenRepository
-
-        settings = _settings(config)
-        engine = create_engine(settings.database.url)
-        await init_schema(engine)
-        return engine, TokenRepository(engine)
-
-    @token_app.command("create")
-    def token_create(
-        edge: Annotated[str, typer.Option("--edge", help="edge device id")],
-        evse: Annotated[str, typer.Option("--evse", help="EVSE uuid (32 lowercase hex)")],
-        config: ConfigOpt = None,
-    ) -> None:
-        """Create a token for one EVSE of one edge; it is printed once and stored as a hash."""
-
-        from fuseguard.model.ids import is_hex_uuid
-
-        if not is_hex_uuid(evse):
-            typer.echo("error: --evse must be 32 lowercase hex characters", err=True)
-            raise typer.Exit(code=2)
-
-        async def go() -> str:
-            engine, repo = await _tokens(config)
-            try:
-                return await repo.create(edge, evse)
-            finally:
-                await engine.dispose()
-
-        typer.echo(asyncio.run(go()))
-
-    @token_app.command("list")
-    def token_list(
-        edge: Annotated[str | None, typer.Option("--edge", help="only this edge")] = None,
-        config: ConfigOpt = None,
-    ) -> None:
-        """List tokens (id, edge, EVSE, created); never the tokens themselves."""
-
-        from fuseguard.store.tokens import TokenInfo
-
-        async def go() -> list[TokenInfo]:
-            engine, repo = await _tokens(config)
-            try:
-                return await repo.list(edge)
-            finally:
-                await engine.dispose()
-
-        for info in asyncio.run(go()):
-            typer.echo(
-                f"{info.id}  {info.edge_device_id}  {info.evse_uuid}  {info.created_at.isoformat()}"
-            )
-
-    @token_app.command("revoke")
-    def token_revoke(
-        token_id: Annotated[str, typer.Argument(help="token id from `token list`")],
-        config: ConfigOpt = None,
-    ) -> None:
-        """Revoke a token by id."""
-
-        async def go() -> bool:
-            engine, repo = await _tokens(config)
-            try:
-                return await repo.revoke(token_id)
-            finally:
-                await engine.dispose()
-
-        if not asyncio.run(go()):
-            typer.echo(f"error: no token {token_id}", err=True)
-            raise typer.Exit(code=1)
-        typer.echo(f"revoked {token_id}")
-
-    @cloud_app.command("broker-files")
-    def broker_files(
-        edges: Annotated[list[str], typer.Option("--edge", help="edge id (repeat)")],
-        out: Annotated[Path, typer.Option("--out", help="directory for passwd, acl, edges.txt")],
-        cloud_user: Annotated[str, typer.Option("--cloud-user")] = "fuseguard-cloud",
-        prefix: Annotated[str, typer.Option("--prefix")] = "fuseguard",
-    ) -> None:
-        """Write Mosquitto ``passwd`` and ``acl`` files with one user per edge (fresh passwords)."""
-        import secrets
-
-        from fuseguard.cloud.acl import mosquitto_files, new_edge_passwords
-        from fuseguard.cloud.protocol import Topics
-
-        passwords = new_edge_passwords(edges)
-        cloud_password = secrets.token_urlsafe(24)
-        files = mosquitto_files(Topics(prefix), passwords, cloud_user, cloud_password)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "passwd").write_text(files.passwords)
-        (out / "acl").write_text(files.acl)
-        creds = [f"{cloud_user} {cloud_password}"] + [f"{e} {p}" for e, p in passwords.items()]
-        secret_file = out / "credentials.txt"
-        secret_file.write_text("\n".join(creds) + "\n")
-        secret_file.chmod(0o600)
-        typer.echo(f"wrote {out / 'passwd'}, {out / 'acl'} and {secret_file} (keep it secret)")

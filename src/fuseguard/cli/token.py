@@ -3,8 +3,8 @@
 The token is printed once (stdout, alone on its line, so scripts can capture it); only its SHA-256
 hash is stored. The database comes from ``--config FILE`` (``[storage] url`` or the SQLite file in
 ``data_dir``; the edge id is ``site.edge_id``) or from ``--db URL`` (then ``--edge`` is required).
-:func:`token_typer` builds the same group for other front ends (the cloud's ``--edge`` is always
-explicit).
+:func:`with_token_repo` and :func:`logs_to_stderr` are shared with ``fuseguard cloud token``
+(:mod:`fuseguard.cli.cloud`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="site config (TOML): storage and edge id")
 ]
 EdgeOption = Annotated[str | None, typer.Option("--edge", help="edge device id")]
+
+token_app = typer.Typer(
+    help="EVSE API tokens (printed once, stored only as a hash).", no_args_is_help=True
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,7 @@ def edge_context_from_config(path: Path) -> TokenContext:
     )
 
 
-def _logs_to_stderr() -> None:
+def logs_to_stderr() -> None:
     """Keep stdout for the token: when nobody configured logging yet, log warnings to stderr."""
     import structlog
 
@@ -66,14 +70,10 @@ def _logs_to_stderr() -> None:
         configure_logging("warning")
 
 
-def _resolve(
-    db: str | None,
-    config: Path | None,
-    loader: Callable[[Path], TokenContext],
-) -> TokenContext:
-    _logs_to_stderr()
+def _resolve(db: str | None, config: Path | None) -> TokenContext:
+    logs_to_stderr()
     if config is not None:
-        ctx = loader(config)
+        ctx = edge_context_from_config(config)
         return TokenContext(db or ctx.db_url, ctx.edge_device_id, ctx.evse_uuids)
     if db is None:
         typer.echo("give --config FILE or --db URL", err=True)
@@ -81,87 +81,80 @@ def _resolve(
     return TokenContext(db)
 
 
-async def _with_repo(url: str, action: Callable[[TokenRepository], Awaitable[T]]) -> T:
-    from fuseguard.store.db import create_engine, init_schema
+def with_token_repo(url: str, action: Callable[[TokenRepository], Awaitable[T]]) -> T:
+    """Open the store at ``url`` (schema created if missing), run ``action``, close the store."""
+    from fuseguard.store.db import open_store
     from fuseguard.store.tokens import TokenRepository
 
-    engine = create_engine(url)
-    try:
-        await init_schema(engine)
-        return await action(TokenRepository(engine))
-    finally:
-        await engine.dispose()
+    async def run() -> T:
+        engine = await open_store(url)
+        try:
+            return await action(TokenRepository(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
-def token_typer(
-    loader: Callable[[Path], TokenContext] = edge_context_from_config,
-) -> typer.Typer:
-    """The ``token`` command group; ``loader`` reads ``--config`` files."""
-    group = typer.Typer(
-        help="EVSE API tokens (printed once, stored only as a hash).", no_args_is_help=True
+@token_app.command("create")
+def create(
+    evse: Annotated[str, typer.Option("--evse", help="EVSE uuid (32 lowercase hex)")],
+    edge: EdgeOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a token for one EVSE and print it (the only time it is shown)."""
+    from fuseguard.model.ids import is_hex_uuid
+
+    ctx = _resolve(db, config)
+    edge_id = edge or ctx.edge_device_id
+    if edge_id is None:
+        typer.echo("--edge is required without --config", err=True)
+        raise typer.Exit(code=2)
+    if not is_hex_uuid(evse):
+        typer.echo(f"--evse {evse!r} is not a uuid of 32 lowercase hex characters", err=True)
+        raise typer.Exit(code=2)
+    if ctx.evse_uuids is not None and evse not in ctx.evse_uuids:
+        typer.echo(f"--evse {evse} is not a charger of this edge's config", err=True)
+        raise typer.Exit(code=2)
+    token = with_token_repo(ctx.db_url, lambda r: r.create(edge_id, evse))
+    typer.echo(token)
+    typer.echo(
+        f"token for edge {edge_id} EVSE {evse}; store it now, it is not shown again", err=True
     )
 
-    @group.command("create")
-    def create(
-        evse: Annotated[str, typer.Option("--evse", help="EVSE uuid (32 lowercase hex)")],
-        edge: EdgeOption = None,
-        db: DbOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """Create a token for one EVSE and print it (the only time it is shown)."""
-        from fuseguard.model.ids import is_hex_uuid
 
-        ctx = _resolve(db, config, loader)
-        edge_id = edge or ctx.edge_device_id
-        if edge_id is None:
-            typer.echo("--edge is required without --config", err=True)
-            raise typer.Exit(code=2)
-        if not is_hex_uuid(evse):
-            typer.echo(f"--evse {evse!r} is not a uuid of 32 lowercase hex characters", err=True)
-            raise typer.Exit(code=2)
-        if ctx.evse_uuids is not None and evse not in ctx.evse_uuids:
-            typer.echo(f"--evse {evse} is not a charger of this edge's config", err=True)
-            raise typer.Exit(code=2)
-        token = asyncio.run(_with_repo(ctx.db_url, lambda r: r.create(edge_id, evse)))
-        typer.echo(token)
+@token_app.command("list")
+def list_(
+    edge: EdgeOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List tokens (id, edge, EVSE, created); never the tokens themselves."""
+    ctx = _resolve(db, config)
+    infos = with_token_repo(ctx.db_url, lambda r: r.list(edge or ctx.edge_device_id))
+    typer.echo(f"{'id':32}  {'edge':20}  {'evse':32}  created")
+    for info in infos:
         typer.echo(
-            f"token for edge {edge_id} EVSE {evse}; store it now, it is not shown again",
-            err=True,
+            f"{info.id:32}  {info.edge_device_id:20}  {info.evse_uuid:32}  "
+            f"{info.created_at.isoformat(timespec='seconds')}"
         )
 
-    @group.command("list")
-    def list_(
-        edge: EdgeOption = None,
-        db: DbOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """List tokens (id, edge, EVSE, created); never the tokens themselves."""
-        ctx = _resolve(db, config, loader)
-        infos = asyncio.run(_with_repo(ctx.db_url, lambda r: r.list(edge or ctx.edge_device_id)))
-        typer.echo(f"{'id':32}  {'edge':20}  {'evse':32}  created")
-        for info in infos:
-            typer.echo(
-                f"{info.id:32}  {info.edge_device_id:20}  {info.evse_uuid:32}  "
-                f"{info.created_at.isoformat(timespec='seconds')}"
-            )
 
-    @group.command("revoke")
-    def revoke(
-        token_id: Annotated[str, typer.Argument(metavar="ID", help="token id from `token list`")],
-        db: DbOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """Revoke (delete) a token by id."""
-        ctx = _resolve(db, config, loader)
-        done = asyncio.run(_with_repo(ctx.db_url, lambda r: r.revoke(token_id)))
-        if not done:
-            typer.echo(f"no token with id {token_id}", err=True)
-            raise typer.Exit(code=1)
-        typer.echo(f"revoked {token_id}")
-
-    return group
+@token_app.command("revoke")
+def revoke(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="token id from `token list`")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke (delete) a token by id."""
+    ctx = _resolve(db, config)
+    if not with_token_repo(ctx.db_url, lambda r: r.revoke(token_id)):
+        typer.echo(f"no token with id {token_id}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked {token_id}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``token`` group (create --evse UUID, list, revoke ID) to ``app``."""
-    app.add_typer(token_typer(), name="token")
+    app.add_typer(token_app, name="token")
