@@ -306,3 +306,19 @@ def test_openapi_documents_auth_and_every_error(edge: Edge) -> None:
     post = paths[f"{base}/currentsettings"]["post"]
     assert "201" in post["responses"]
     assert "400" in post["responses"]
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "allow"),
+    [("PUT", "currentsettings", "DELETE, GET, POST"), ("POST", "status", "GET")],
+)
+async def test_wrong_method_is_405_listing_every_method_of_the_path(
+    edge: Edge, method: str, suffix: str, allow: str
+) -> None:
+    path = edge.path().rsplit("/", 1)[0] + "/" + suffix
+    r = await edge.client.request(method, path, headers=auth(edge.token_a))
+    assert r.status_code == 405
+    assert r.headers["allow"] == allow
+    body = r.json()
+    assert set(body) == ERROR_KEYS
+    assert (body["code"], body["name"]) == (405, "MethodNotAllowed")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from localapi_support import FUSE_A
+from localapi_support import FUSE_A, StaticLiveData
 
-from fuseguard.api.local import LiveData, StaticLiveData
+from fuseguard.api.local import LiveData
 from fuseguard.control.flex import FlexManagement, MemoryFlexStore
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
-from localapi_support import FUSE_A, PASSWORD, USER
+from localapi_support import FUSE_A, PASSWORD, USER, StaticLiveData
 from pymodbus.client import AsyncModbusTcpClient
 
-from fuseguard.api.local import LiveData, StaticLiveData, create_local_app
+from fuseguard.api.local import LiveData, create_local_app
 from fuseguard.api.modbus import (
     REG_ACTIVATION,
     REG_CURRENT_LIMIT,

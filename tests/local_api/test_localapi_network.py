@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from localapi_support import FUSE_A, PASSWORD, USER
+from localapi_support import FUSE_A, PASSWORD, USER, StaticLiveData
 
-from fuseguard.api.local import StaticLiveData, create_local_app
+from fuseguard.api.local import create_local_app
 from fuseguard.api.tls import ensure_self_signed_cert
 from fuseguard.control.flex import FlexManagement, MemoryFlexStore
 from fuseguard.control.ports import (

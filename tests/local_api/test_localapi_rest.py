@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
-from localapi_support import FUSE_A, PASSWORD, USER
+from localapi_support import FUSE_A, PASSWORD, USER, StaticLiveData
 
 from fuseguard.api.local import (
     KEEP_ALIVE_PATHS,
     SETTINGS_PATHS,
     LiveData,
-    StaticLiveData,
     aggregate_status,
     check_password_strength,
     create_local_app,
@@ -223,3 +222,38 @@ def test_good_password_passes() -> None:
 def test_empty_password_refused_by_app(flex: FlexManagement, live: StaticLiveData) -> None:
     with pytest.raises(ValueError, match="password"):
         create_local_app(flex, live, user=USER, password="")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", SETTINGS_PATHS[0], "GET, POST"),
+        ("PUT", SETTINGS_PATHS[3], "GET, POST"),
+        ("GET", KEEP_ALIVE_PATHS[1], "POST"),
+        ("POST", "/v1/live/data", "GET"),
+    ],
+)
+async def test_wrong_method_is_405_listing_every_method_of_the_path(
+    client: httpx2.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    r = await client.request(method, path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allow
+    assert r.json() == {
+        "error": "method_not_allowed",
+        "message": "Method Not Allowed",
+        "fields": [],
+    }
+
+
+async def test_unknown_path_is_404(client: httpx2.AsyncClient) -> None:
+    r = await client.get("/v1/nothing")
+    assert r.status_code == 404
+    assert r.json() == {"error": "not_found", "message": "Not Found", "fields": []}
+
+
+async def test_openapi_is_served_behind_auth(client: httpx2.AsyncClient) -> None:
+    r = await client.get("/openapi.json")
+    assert r.status_code == 200
+    assert r.json()["info"]["title"] == "fuseguard edge local API (CLEMAP compatible)"
+    assert "/v1/live/data" in r.json()["paths"]

@@ -6,9 +6,9 @@ import base64
 
 import schemathesis
 from hypothesis import settings
-from localapi_support import PASSWORD, USER
+from localapi_support import PASSWORD, USER, StaticLiveData
 
-from fuseguard.api.local import LiveData, StaticLiveData, create_local_app
+from fuseguard.api.local import LiveData, create_local_app
 from fuseguard.control.flex import FlexManagement, MemoryFlexStore
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases

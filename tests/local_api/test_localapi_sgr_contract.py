@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from localapi_support import PASSWORD, USER
+from localapi_support import PASSWORD, USER, StaticLiveData
 from pymodbus.client import AsyncModbusTcpClient
 
-from fuseguard.api.local import StaticLiveData, create_local_app
+from fuseguard.api.local import create_local_app
 from fuseguard.api.modbus import float_to_registers, registers_to_float, serve_modbus_twin
 from fuseguard.control.flex import FlexManagement
 

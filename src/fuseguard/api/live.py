@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fuseguard.api.evse_models import PlugStatusRecord
-from fuseguard.api.local import LiveData, aggregate_status
+from fuseguard.api.local_models import LiveData, aggregate_status
 from fuseguard.control.controller import Controller
 from fuseguard.control.types import ControllerStatus
 from fuseguard.model.phases import ZERO, Phases

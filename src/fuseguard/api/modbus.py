@@ -41,7 +41,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from fuseguard.api.local import LiveDataSource
+from fuseguard.api.local_models import LiveDataSource
 from fuseguard.control.flex import FlexManagement, check_current_limit
 
 log = structlog.get_logger(__name__)
