@@ -14,7 +14,6 @@ import httpx2
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from fuseguard.api.edge_evse import unknown_records
 from fuseguard.api.evse import create_evse_app
 from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.control.targets import EvseTargets, Target
@@ -57,7 +56,8 @@ class AnyEvseBackend:
     async def status(self, edge_device_id: str, evse_uuid: str) -> list[PlugStatusRecord]:
         info = await self.evse(edge_device_id, evse_uuid)
         assert info is not None
-        return unknown_records(info, self.clock)
+        now = self.clock.now()
+        return [PlugStatusRecord.unknown(now, evse_uuid, p, label) for p, label in info.plugs]
 
 
 def token_for(evse_uuid: str) -> str:

@@ -1,12 +1,8 @@
 """The edge's own backend of the EVSE API: targets in EvseTargets, status from the controller.
 
 A single site needs no cloud: the edge serves :func:`fuseguard.api.evse.create_evse_app` on
-:class:`EdgeEvseBackend` for its own ``edge_device_id``.
-
-:class:`PlugStatusTracker` turns what a charger reports (:class:`ChargerSample`) into a
-:class:`PlugStatusRecord`, through :func:`fuseguard.model.status.plug_status`, and measures how long
-a plug has been charging when the charger does not say so itself (for
-``recently_started_charging``).
+:class:`EdgeEvseBackend` for its own ``edge_device_id``. The plug status records come from the
+controller's last cycle (:func:`fuseguard.api.live.status_records`).
 """
 
 from __future__ import annotations
@@ -14,18 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-import structlog
-
 from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.control.targets import EvseTargets, Target
-from fuseguard.model.clock import Clock
-from fuseguard.model.phases import ZERO
-from fuseguard.model.status import PlugStatus
 
 if TYPE_CHECKING:
     from fuseguard.config import FuseguardConfig
-
-log = structlog.get_logger(__name__)
 
 
 class EdgeEvseBackend:
@@ -78,23 +67,6 @@ class EdgeEvseBackend:
         if self._known(edge_device_id, evse_uuid) is None:
             return []
         return self._status_source(evse_uuid)
-
-
-def unknown_records(info: EvseInfo, clock: Clock) -> list[PlugStatusRecord]:
-    """``unknown`` records for every plug (before the controller has a view of the EVSE)."""
-    return [
-        PlugStatusRecord(
-            time=clock.now(),
-            plug_uuid=plug_uuid,
-            plug_label=label,
-            evse_uuid=info.evse_uuid,
-            status=PlugStatus.UNKNOWN,
-            current_a=ZERO,
-            power_w=0.0,
-            dyn_current_limit_a=0.0,
-        )
-        for plug_uuid, label in info.plugs
-    ]
 
 
 def evse_api_block(

@@ -13,16 +13,21 @@ Order of checks: unknown edge/EVSE -> 404; missing or wrong ``evsetoken`` -> 401
 another EVSE -> 403; then the body (422 naming the field; malformed JSON -> 400).
 Errors are Feathers-style JSON ``{"name", "message", "code", "className"}`` plus ``"field"``.
 
-(No ``from __future__ import annotations`` here: FastAPI must resolve the route annotations, some
-of which are local to :func:`create_evse_app`.)
+The routes are module-level functions; the backend and the token checker sit in the app's state
+(:class:`EvseApiState`), put there by :func:`create_evse_app`. Only the POST body is per app: its
+``duration`` bound is ``max_duration_s`` (and so is the OpenAPI ``maximum``), so each app gets its
+own body model and a thin POST endpoint over :func:`set_current_settings`.
+
+(No ``from __future__ import annotations`` here: FastAPI must resolve the POST endpoint's body
+annotation, a class local to :func:`_post_endpoint`.)
 """
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
 import structlog
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,6 +35,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from fuseguard.api.evse_models import (
     DEFAULT_MAX_DURATION_S,
@@ -124,6 +130,199 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 _AUTH_ERRORS = (401, 403, 404, 422)
+_BASE = "/edgedevices/{edge_device_id}/evses/{uuid}"
+
+# --- dependencies -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EvseApiState:
+    """What one EVSE API app serves (``app.state.evse_api``) and the routes it has."""
+
+    backend: EvseBackend
+    tokens: TokenChecker
+    routes: tuple[BaseRoute, ...]
+
+
+def _evse_api(request: Request) -> EvseApiState:
+    state: EvseApiState = request.app.state.evse_api
+    return state
+
+
+Api = Annotated[EvseApiState, Depends(_evse_api)]
+
+_API_KEY = APIKeyHeader(
+    name=TOKEN_HEADER,
+    auto_error=False,
+    description="Per-EVSE token (`fuseguard token create --evse UUID`).",
+)
+
+
+async def authorized_evse(
+    api: Api,
+    edge_device_id: Annotated[str, PathParam(description="Edge device id")],
+    uuid: Annotated[str, PathParam(description="EVSE uuid (32 lowercase hex)")],
+    token: Annotated[str | None, Security(_API_KEY)],
+) -> EvseInfo:
+    """The EVSE of the path, if it exists (else 404) and ``evsetoken`` is its token (401/403)."""
+    info = await api.backend.evse(edge_device_id, uuid)
+    if info is None:
+        log.info("evse_api_not_found", edge=edge_device_id, evse=uuid, reason="unknown")
+        raise ApiError(404, f"no EVSE {uuid!r} on edge device {edge_device_id!r}")
+    result = await api.tokens.check(edge_device_id, uuid, token)
+    if result == "ok":
+        return info
+    log.warning("evse_api_auth_failed", edge=edge_device_id, evse=uuid, reason=result)
+    if result == "wrong_evse":
+        raise ApiError(403, "this evsetoken belongs to another EVSE")
+    if result == "missing":
+        raise ApiError(401, "evsetoken header missing")
+    raise ApiError(401, "invalid evsetoken")
+
+
+AuthorizedEvse = Annotated[EvseInfo, Depends(authorized_evse)]
+
+# --- error answers ------------------------------------------------------------------------------
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return _error_response(exc.code, exc.message, exc.field)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid", "type": "invalid"}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "path", "header")]
+    field = ".".join(loc) if loc else "body"
+    if first.get("type") == "json_invalid":
+        return _error_response(400, "request body is not valid JSON", "body")
+    message = f"{field}: {first.get('msg', 'invalid')}"
+    return _error_response(422, message, field)
+
+
+def _allowed_methods(routes: Iterable[BaseRoute], path: str) -> str:
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    response = _error_response(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:  # Starlette lists only the first matching route's methods
+        response.headers["Allow"] = _allowed_methods(_evse_api(request).routes, request.url.path)
+    return response
+
+
+# --- routes -------------------------------------------------------------------------------------
+# Route functions carry no docstrings: FastAPI would publish them as operation descriptions.
+
+
+async def set_current_settings(
+    body: CurrentSettingsIn, edge_device_id: str, info: EvseInfo, backend: EvseBackend
+) -> CurrentSettingsPosted:
+    """POST currentsettings once the body and the token are valid: check the EVSE's range, apply."""
+    current = body.current
+    if current != 0 and not info.min_current_a <= current <= info.max_current_a:
+        raise ApiError(
+            422,
+            f"current must be 0 or within [{info.min_current_a}, {info.max_current_a}] A "
+            f"for this EVSE, got {current}",
+            "current",
+        )
+    state = await backend.set_target(edge_device_id, info.evse_uuid, current, body.duration)
+    log.info(
+        "evse_api_target",
+        edge=edge_device_id,
+        evse=info.evse_uuid,
+        current_a=current,
+        duration_s=body.duration,
+        state=state,
+        reason="POST currentsettings",
+    )
+    return CurrentSettingsPosted(state=state, current=current, duration=body.duration)
+
+
+def _post_endpoint(max_duration_s: int) -> Callable[..., Awaitable[CurrentSettingsPosted]]:
+    """The POST endpoint of an app whose ``duration`` is bounded by ``max_duration_s``."""
+
+    class CurrentSettingsBody(CurrentSettingsIn):
+        duration: JsonInt = Field(
+            ge=1, le=max_duration_s, description="Seconds the target holds, then it expires."
+        )
+
+    async def post_current_settings(
+        body: CurrentSettingsBody, edge_device_id: str, info: AuthorizedEvse, api: Api
+    ) -> CurrentSettingsPosted:
+        return await set_current_settings(body, edge_device_id, info, api.backend)
+
+    return post_current_settings
+
+
+async def get_current_settings(
+    edge_device_id: str, info: AuthorizedEvse, api: Api
+) -> CurrentSettingsOut:
+    return CurrentSettingsOut.of(await api.backend.get_target(edge_device_id, info.evse_uuid))
+
+
+async def delete_current_settings(
+    edge_device_id: str, info: AuthorizedEvse, api: Api
+) -> CurrentSettingsOut:
+    previous = await api.backend.clear_target(edge_device_id, info.evse_uuid)
+    log.info(
+        "evse_api_target_cleared",
+        edge=edge_device_id,
+        evse=info.evse_uuid,
+        had_target=previous is not None,
+        reason="DELETE currentsettings",
+    )
+    return CurrentSettingsOut.of(previous)
+
+
+async def get_status(edge_device_id: str, info: AuthorizedEvse, api: Api) -> list[PlugStatusOut]:
+    records = await api.backend.status(edge_device_id, info.evse_uuid)
+    return [PlugStatusOut.of(r) for r in records]
+
+
+def evse_router(max_duration_s: int) -> APIRouter:
+    """The four routes, with a POST body bounded by ``max_duration_s``."""
+    router = APIRouter()
+    router.add_api_route(
+        f"{_BASE}/currentsettings",
+        _post_endpoint(max_duration_s),
+        methods=["POST"],
+        status_code=201,
+        response_model=CurrentSettingsPosted,
+        responses=_responses(400, *_AUTH_ERRORS),
+        summary="Set a current target value for a duration",
+    )
+    router.add_api_route(
+        f"{_BASE}/currentsettings",
+        get_current_settings,
+        methods=["GET"],
+        response_model=CurrentSettingsOut,
+        responses=_responses(*_AUTH_ERRORS),
+        summary="Get the current target value in force",
+    )
+    router.add_api_route(
+        f"{_BASE}/currentsettings",
+        delete_current_settings,
+        methods=["DELETE"],
+        response_model=CurrentSettingsOut,
+        responses=_responses(*_AUTH_ERRORS),
+        summary="Reset the current target value; returns the settings valid before",
+    )
+    router.add_api_route(
+        f"{_BASE}/status",
+        get_status,
+        methods=["GET"],
+        response_model=list[PlugStatusOut],
+        responses=_responses(*_AUTH_ERRORS),
+        summary="Status of every plug of the EVSE",
+    )
+    return router
 
 
 def create_evse_app(
@@ -132,145 +331,19 @@ def create_evse_app(
     *,
     max_duration_s: int = DEFAULT_MAX_DURATION_S,
     title: str = "fuseguard Direct EVSE Control API",
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """The API app on ``backend``; ``max_duration_s`` bounds ``duration`` (default 24 h)."""
+    router = evse_router(max_duration_s)
     app = FastAPI(
         title=title,
         version="1.0.0",
         description="Current target values and plug status per EVSE (CLEMAP-compatible).",
-        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            RequestValidationError: _validation_error,
+            StarletteHTTPException: _http_error,
+        },
     )
-    app.state.evse_backend = backend
-    api_key = APIKeyHeader(
-        name=TOKEN_HEADER,
-        auto_error=False,
-        description="Per-EVSE token (`fuseguard token create --evse UUID`).",
-    )
-
-    class CurrentSettingsBody(CurrentSettingsIn):
-        duration: JsonInt = Field(
-            ge=1, le=max_duration_s, description="Seconds the target holds, then it expires."
-        )
-
-    async def authorized_evse(
-        edge_device_id: Annotated[str, PathParam(description="Edge device id")],
-        uuid: Annotated[str, PathParam(description="EVSE uuid (32 lowercase hex)")],
-        token: Annotated[str | None, Security(api_key)],
-    ) -> EvseInfo:
-        info = await backend.evse(edge_device_id, uuid)
-        if info is None:
-            log.info("evse_api_not_found", edge=edge_device_id, evse=uuid, reason="unknown")
-            raise ApiError(404, f"no EVSE {uuid!r} on edge device {edge_device_id!r}")
-        result = await tokens.check(edge_device_id, uuid, token)
-        if result == "ok":
-            return info
-        log.warning("evse_api_auth_failed", edge=edge_device_id, evse=uuid, reason=result)
-        if result == "wrong_evse":
-            raise ApiError(403, "this evsetoken belongs to another EVSE")
-        if result == "missing":
-            raise ApiError(401, "evsetoken header missing")
-        raise ApiError(401, "invalid evsetoken")
-
-    AuthorizedEvse = Annotated[EvseInfo, Depends(authorized_evse)]  # noqa: N806
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(exc.code, exc.message, exc.field)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid", "type": "invalid"}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "path", "header")]
-        field = ".".join(loc) if loc else "body"
-        if first.get("type") == "json_invalid":
-            return _error_response(400, "request body is not valid JSON", "body")
-        message = f"{field}: {first.get('msg', 'invalid')}"
-        return _error_response(422, message, field)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = _error_response(exc.status_code, str(exc.detail))
-        response.headers.update(exc.headers or {})
-        if exc.status_code == 405:  # Starlette lists only the first matching route's methods
-            methods: set[str] = set()
-            for route in app.router.routes:
-                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
-                    methods |= route.methods or set()
-            response.headers["Allow"] = ", ".join(sorted(methods))
-        return response
-
-    base = "/edgedevices/{edge_device_id}/evses/{uuid}"
-
-    @app.post(
-        f"{base}/currentsettings",
-        status_code=201,
-        response_model=CurrentSettingsPosted,
-        responses=_responses(400, *_AUTH_ERRORS),
-        summary="Set a current target value for a duration",
-    )
-    async def post_current_settings(
-        body: CurrentSettingsBody,
-        edge_device_id: str,
-        info: AuthorizedEvse,
-    ) -> CurrentSettingsPosted:
-        current = body.current
-        if current != 0 and not info.min_current_a <= current <= info.max_current_a:
-            raise ApiError(
-                422,
-                f"current must be 0 or within [{info.min_current_a}, {info.max_current_a}] A "
-                f"for this EVSE, got {current}",
-                "current",
-            )
-        state = await backend.set_target(edge_device_id, info.evse_uuid, current, body.duration)
-        log.info(
-            "evse_api_target",
-            edge=edge_device_id,
-            evse=info.evse_uuid,
-            current_a=current,
-            duration_s=body.duration,
-            state=state,
-            reason="POST currentsettings",
-        )
-        return CurrentSettingsPosted(state=state, current=current, duration=body.duration)
-
-    @app.get(
-        f"{base}/currentsettings",
-        response_model=CurrentSettingsOut,
-        responses=_responses(*_AUTH_ERRORS),
-        summary="Get the current target value in force",
-    )
-    async def get_current_settings(edge_device_id: str, info: AuthorizedEvse) -> CurrentSettingsOut:
-        return CurrentSettingsOut.of(await backend.get_target(edge_device_id, info.evse_uuid))
-
-    @app.delete(
-        f"{base}/currentsettings",
-        response_model=CurrentSettingsOut,
-        responses=_responses(*_AUTH_ERRORS),
-        summary="Reset the current target value; returns the settings valid before",
-    )
-    async def delete_current_settings(
-        edge_device_id: str, info: AuthorizedEvse
-    ) -> CurrentSettingsOut:
-        previous = await backend.clear_target(edge_device_id, info.evse_uuid)
-        log.info(
-            "evse_api_target_cleared",
-            edge=edge_device_id,
-            evse=info.evse_uuid,
-            had_target=previous is not None,
-            reason="DELETE currentsettings",
-        )
-        return CurrentSettingsOut.of(previous)
-
-    @app.get(
-        f"{base}/status",
-        response_model=list[PlugStatusOut],
-        responses=_responses(*_AUTH_ERRORS),
-        summary="Status of every plug of the EVSE",
-    )
-    async def get_status(edge_device_id: str, info: AuthorizedEvse) -> list[PlugStatusOut]:
-        records = await backend.status(edge_device_id, info.evse_uuid)
-        return [PlugStatusOut.of(r) for r in records]
-
+    app.state.evse_api = EvseApiState(backend, tokens, tuple(router.routes))
+    app.include_router(router)
     return app

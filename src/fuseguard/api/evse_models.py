@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from fuseguard.control.targets import Target
-from fuseguard.model.phases import Phases
+from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.status import PlugStatus
 
 DEFAULT_EVSE_API_PORT = 3032
@@ -36,6 +36,22 @@ class PlugStatusRecord:
     current_a: Phases
     power_w: float
     dyn_current_limit_a: float
+
+    @classmethod
+    def unknown(
+        cls, time: datetime, evse_uuid: str, plug_uuid: str, plug_label: str
+    ) -> PlugStatusRecord:
+        """A plug nothing is known about yet: ``unknown``, no current, no limit."""
+        return cls(
+            time=time,
+            plug_uuid=plug_uuid,
+            plug_label=plug_label,
+            evse_uuid=evse_uuid,
+            status=PlugStatus.UNKNOWN,
+            current_a=ZERO,
+            power_w=0.0,
+            dyn_current_limit_a=0.0,
+        )
 
 
 @dataclass(frozen=True, slots=True)

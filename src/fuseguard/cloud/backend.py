@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -39,7 +40,6 @@ from fuseguard.cloud.store import CloudStore, StoredTarget, TargetWrite
 from fuseguard.control.ports import DeviceConnectionError, DeviceError
 from fuseguard.control.targets import Target
 from fuseguard.model.clock import Clock
-from fuseguard.model.phases import ZERO
 from fuseguard.model.status import PlugStatus
 
 log = structlog.get_logger(__name__)
@@ -423,32 +423,11 @@ class CloudEvseBackend:
         records = [s.to_record() for s in row.statuses]
         reported = {r.plug_uuid for r in records}
         now = self.clock.now()
-        for plug in row.plugs:
-            if plug.uuid not in reported:
-                records.append(
-                    PlugStatusRecord(
-                        time=now,
-                        plug_uuid=plug.uuid,
-                        plug_label=plug.label,
-                        evse_uuid=evse_uuid,
-                        status=PlugStatus.UNKNOWN,
-                        current_a=ZERO,
-                        power_w=0.0,
-                        dyn_current_limit_a=0.0,
-                    )
-                )
+        records += [
+            PlugStatusRecord.unknown(now, evse_uuid, plug.uuid, plug.label)
+            for plug in row.plugs
+            if plug.uuid not in reported
+        ]
         if not online:
-            records = [
-                PlugStatusRecord(
-                    time=r.time,
-                    plug_uuid=r.plug_uuid,
-                    plug_label=r.plug_label,
-                    evse_uuid=r.evse_uuid,
-                    status=PlugStatus.CLOUD_OFFLINE,
-                    current_a=r.current_a,
-                    power_w=r.power_w,
-                    dyn_current_limit_a=r.dyn_current_limit_a,
-                )
-                for r in records
-            ]
+            records = [dataclasses.replace(r, status=PlugStatus.CLOUD_OFFLINE) for r in records]
         return records
