@@ -3,6 +3,7 @@
 from fuseguard.wire.meters.codec import decode_entry, decode_from, encode_entry, encode_missing
 from fuseguard.wire.meters.maps import (
     MAPS_DIR,
+    MAX_READ_REGISTERS,
     MapEntry,
     MeterMap,
     MeterMapError,
@@ -15,6 +16,7 @@ from fuseguard.wire.meters.maps import (
 
 __all__ = [
     "MAPS_DIR",
+    "MAX_READ_REGISTERS",
     "MapEntry",
     "MeterMap",
     "MeterMapError",

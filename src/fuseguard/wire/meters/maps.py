@@ -282,6 +282,7 @@ def builtin_map(name: str) -> MeterMap:
 
 __all__ = [
     "MAPS_DIR",
+    "MAX_READ_REGISTERS",
     "MapEntry",
     "MeterMap",
     "MeterMapError",
