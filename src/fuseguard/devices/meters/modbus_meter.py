@@ -6,7 +6,8 @@ per-phase active power with sign (consumption positive, export negative; for a m
 ``current_sign = "from_power"`` the device sends magnitudes and the phase's power sign applies),
 total power (the map's total, else the phase sum), voltage, frequency and import/export energy.
 
-Missing and garbage: a value the device marks "not available" is ``None`` (voltage, frequency,
+Missing and garbage: a value the device marks "not available" (the map's integer markers, NaN in a
+float register) is ``None`` (voltage, frequency,
 energy) or an error (per-phase current and power: the controller cannot work without them); a
 value that is not finite or outside the quantity's plausibility bounds is garbage ->
 ``DeviceResponseError``. Garbage never becomes numbers.
@@ -101,6 +102,8 @@ class ModbusMeter:
             value = decode_from(self.meter_map, entry, words[self.meter_map.fc_of(entry)])
         except RegisterDecodeError as err:
             raise garbage(self.name, str(err)) from err
+        if value is not None and math.isnan(value):
+            value = None  # a float register's "not available"
         return checked(self.name, q, f"{q.value} {phase or 'total'}", value)
 
     def _phases(self, words: dict[int, dict[int, int]], q: Quantity) -> Phases | None:
