@@ -1,10 +1,10 @@
 """Modbus TCP server of a virtual meter (pymodbus ``SimDevice``, like the virtual Bender's).
 
-Every unit id is answered (``SimDevice(id=0)``). The register space is one shared scratch block
-per declared range; on every read the action checks that the request lies inside a range of its
-function code (else ILLEGAL DATA ADDRESS), passes the fault gate (offline: held; slow: delayed),
-and renders the device's current words (or garbage) into the block right before pymodbus
-answers. Writes are refused (ILLEGAL FUNCTION): a meter is read-only.
+``unit_id`` 0 answers every unit id (pymodbus' catch-all), else only that one. The register
+space is one shared scratch block per declared range; on every read the action checks that the
+request lies inside a range of its function code (else ILLEGAL DATA ADDRESS), passes the fault
+gate (offline: held; slow: delayed), and renders the device's current words (or garbage) into the
+block right before pymodbus answers. Writes are refused (ILLEGAL FUNCTION): a meter is read-only.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def _merged(device: RegisterDevice) -> list[tuple[int, int]]:
 class MeterModbusServer:
     """Serve one virtual meter on ``host:port`` (port 0: any free port, see ``port``)."""
 
-    def __init__(self, device: RegisterDevice, host: str = "127.0.0.1", port: int = 502) -> None:
+    def __init__(
+        self, device: RegisterDevice, host: str = "127.0.0.1", port: int = 502, unit_id: int = 0
+    ) -> None:
         self.device = device
         self.host = host
         self.port = port
@@ -58,7 +60,7 @@ class MeterModbusServer:
             SimData(start, count=stop - start, datatype=DataType.REGISTERS)
             for start, stop in _merged(device)
         ]
-        sim = SimDevice(id=0, simdata=simdata, action=self._action)
+        sim = SimDevice(id=unit_id, simdata=simdata, action=self._action)
         self._server = ModbusTcpServer(sim, address=(host, port))
 
     def _inside(self, function_code: int, address: int, count: int) -> bool:
