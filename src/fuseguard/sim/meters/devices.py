@@ -125,7 +125,7 @@ class _SunSpecImage:
         return [*words, END_MODEL_ID, 0]
 
     def ranges(self) -> Ranges:
-        """Holding registers from the base address to the end marker."""
+        """Holding registers from the base address to the end marker (the chain is fixed)."""
         return {3: ((self.base_address, self.base_address + len(self._image())),)}
 
     def registers(self, function_code: int) -> dict[int, int]:

@@ -54,6 +54,7 @@ class MeterModbusServer:
         self, device: RegisterDevice, host: str = "127.0.0.1", port: int = 502, unit_id: int = 0
     ) -> None:
         self.device = device
+        self._ranges = device.ranges()  # fixed for the device's life
         self.host = host
         self.port = port
         simdata = [
@@ -64,7 +65,7 @@ class MeterModbusServer:
         self._server = ModbusTcpServer(sim, address=(host, port))
 
     def _inside(self, function_code: int, address: int, count: int) -> bool:
-        spans = self.device.ranges().get(function_code, ())
+        spans = self._ranges.get(function_code, ())
         return any(start <= address and address + count <= stop for start, stop in spans)
 
     async def _action(
