@@ -105,6 +105,10 @@ async def test_discovery_finds_the_base_and_the_chain(meter_rig: Rig) -> None:
     assert models[1].address == client.base_address + 2 + 68
     common = await client.read_model(models[0])
     assert common.text("Mn") == "fuseguard"
+    assert common.text("Md") == "virtual SunSpec meter"
+    driver = SunSpecMeter(client)
+    await driver.start()  # identity logged, one read
+    await driver.close()
 
 
 async def test_meter_values_signs_and_scale_factors(meter_rig: Rig) -> None:

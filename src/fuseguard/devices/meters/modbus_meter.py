@@ -23,6 +23,8 @@ import math
 from types import TracebackType
 from typing import Self
 
+import structlog
+
 from fuseguard.devices.meters.checks import checked, garbage, required
 from fuseguard.devices.meters.transport import ModbusTransport
 from fuseguard.model.clock import Clock, RealClock
@@ -30,6 +32,8 @@ from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
 from fuseguard.wire.meters import MeterMap, Quantity, decode_from
 from fuseguard.wire.modbus import RegisterDecodeError
+
+log = structlog.get_logger(__name__)
 
 PHASES = ("L1", "L2", "L3")
 
@@ -77,6 +81,13 @@ class ModbusMeter:
     async def start(self) -> None:
         """Read once, so a wrong address or model fails at start-up, not in the loop."""
         await self.read()
+        log.info(
+            "modbus meter started",
+            device=self.name,
+            reason="start",
+            model=self.meter_map.name,
+            requests_per_read=len(self._blocks),
+        )
 
     async def close(self) -> None:
         """Close the connection."""

@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import structlog
+
 from fuseguard.control.ports import DeviceResponseError
 from fuseguard.devices.meters.checks import checked, garbage, required
 from fuseguard.devices.meters.modbus_meter import signed_current
@@ -36,6 +38,7 @@ from fuseguard.wire.meters import MAX_READ_REGISTERS, Quantity
 from fuseguard.wire.modbus import RegisterDecodeError
 from fuseguard.wire.sunspec import (
     BASE_ADDRESSES,
+    COMMON_MODEL_ID,
     DER_AC_MODEL_ID,
     END_MODEL_ID,
     INVERTER_MODEL_IDS,
@@ -44,6 +47,8 @@ from fuseguard.wire.sunspec import (
     SUNS_MARKER,
     ModelBlock,
 )
+
+log = structlog.get_logger(__name__)
 
 MAX_MODELS = 64  #: a chain longer than this is not a SunSpec device
 
@@ -140,7 +145,24 @@ class _SunSpecReader:
         self._clock: Clock = clock or RealClock()
 
     async def start(self) -> None:
-        """Discover, and read once (a wrong address fails at start-up)."""
+        """Discover, log the device's identity (common model), read once (fails early)."""
+        models = await self.client.discover()
+        common = self.client.find({COMMON_MODEL_ID})
+        identity: dict[str, str] = {}
+        if common is not None:
+            block = await self.client.read_model(common)
+            try:
+                identity = {p: block.text(p) for p in ("Mn", "Md", "SN")}
+            except RegisterDecodeError as err:
+                raise garbage(self.name, f"common model: {err}") from err
+        log.info(
+            "sunspec device started",
+            device=self.name,
+            reason="start",
+            base_address=self.client.base_address,
+            models=[m.model_id for m in models],
+            **identity,
+        )
         await self.read()
 
     async def close(self) -> None:
