@@ -61,6 +61,21 @@ async def test_every_model_serves_its_driver(model: str) -> None:
         await server.close()
 
 
+async def test_another_unit_id_gets_no_answer_from_the_gateway() -> None:
+    from fuseguard.control.ports import DeviceResponseError
+
+    _site, device = build_virtual_meter(RealClock(), "em340")
+    server = MeterModbusServer(device, port=0, unit_id=1)
+    await server.start()
+    transport = ModbusTransport("127.0.0.1", server.port, 2, request_timeout_s=1.0)
+    try:
+        with pytest.raises(DeviceResponseError, match="exception_code=11"):
+            await ModbusMeter(transport, builtin_map("em340")).read()
+    finally:
+        await transport.close()
+        await server.close()
+
+
 def test_unknown_model_is_refused() -> None:
     result = runner.invoke(app, ["sim", "meter", "--model", "sdm999", "--port", "1502"])
     assert result.exit_code == 2

@@ -1,6 +1,7 @@
 """Modbus TCP server of a virtual meter (pymodbus ``SimDevice``, like the virtual Bender's).
 
-``unit_id`` 0 answers every unit id (pymodbus' catch-all), else only that one. The register
+``unit_id`` 0 answers every unit id (pymodbus' catch-all); else only that one, and another unit
+id gets GATEWAY TARGET DEVICE FAILED TO RESPOND (0x0B), as from a TCP gateway. The register
 space is one shared scratch block per declared range; on every read the action checks that the
 request lies inside a range of its function code (else ILLEGAL DATA ADDRESS), passes the fault
 gate (offline: held; slow: delayed), and renders the device's current words (or garbage) into the
@@ -61,8 +62,21 @@ class MeterModbusServer:
             SimData(start, count=stop - start, datatype=DataType.REGISTERS)
             for start, stop in _merged(device)
         ]
-        sim = SimDevice(id=unit_id, simdata=simdata, action=self._action)
-        self._server = ModbusTcpServer(sim, address=(host, port))
+        devices = [SimDevice(id=unit_id, simdata=simdata, action=self._action)]
+        if unit_id != 0:
+            devices.append(SimDevice(id=0, simdata=simdata, action=self._no_such_unit))
+        self._server = ModbusTcpServer(devices, address=(host, port))
+
+    @staticmethod
+    async def _no_such_unit(
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current_registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        return ExcCodes.GATEWAY_NO_RESPONSE
 
     def _inside(self, function_code: int, address: int, count: int) -> bool:
         spans = self._ranges.get(function_code, ())
