@@ -118,6 +118,7 @@ def _register_commands() -> None:
     from fuseguard.cli import cloud as cloud_cmd
     from fuseguard.cli import sim_cemm as cemm_cmd
     from fuseguard.cli import sim_charger as charger_cmd
+    from fuseguard.cli import sim_meter as meter_cmd
     from fuseguard.cli import simulate as scenario_cmd
     from fuseguard.cli import token as token_cmd
 
@@ -125,6 +126,7 @@ def _register_commands() -> None:
     scenario_cmd.register(app)
     cemm_cmd.register(sim_app)
     charger_cmd.register(sim_app)
+    meter_cmd.register(sim_app)
     app.add_typer(sim_app, name="sim")
     token_cmd.register(app)
     cloud_cmd.register(app)

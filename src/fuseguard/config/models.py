@@ -33,6 +33,7 @@ from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTree
 from fuseguard.model.ids import is_hex_uuid
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import ChargeMode
+from fuseguard.wire.meters import MeterMapError, builtin_map_names, load_map_file
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -85,6 +86,11 @@ class CircuitConfig(_Model):
     parent: str = "main"
     fuse_a: PerPhaseA
     power_limit_w: float | None = Field(default=None, gt=0)
+    meter: MeterEndpointConfig | None = Field(
+        default=None,
+        description="a sub-distribution meter: this circuit's non-EV load measured, not "
+        "estimated (read but not yet used by control)",
+    )
 
     @field_validator("id")
     @classmethod
@@ -165,26 +171,96 @@ class SiteConfig(_Model):
         return per_phase(self.main_fuse_a)
 
 
-MeterDriver = Literal["cemm", "clemap", "virtual"]
+MeterDriver = Literal["cemm", "clemap", "virtual", "modbus", "sunspec"]
+#: drivers that speak Modbus TCP (default port 502, not 80)
+_MODBUS_DRIVERS = ("modbus", "sunspec")
 
 
-class MeterConfig(_Model):
-    """The meter at the grid connection."""
+class MeterEndpointConfig(_Model):
+    """How to read one meter: the grid meter, a sub-circuit's meter or the PV meter.
+
+    ``cemm``: a CEMM alias (``p1``, ``mbX``); ``clemap``: a CLEMAP edge; ``modbus``: a Modbus TCP
+    energy meter of a built-in ``model`` (or a user ``map_file``, docs/devices/meters.md);
+    ``sunspec``: a SunSpec meter or inverter (``sunspec_device``), base address discovered.
+    """
 
     driver: MeterDriver = "cemm"
     host: str = "127.0.0.1"
-    port: int = Field(default=80, ge=1, le=65535)
+    port: int = Field(default=80, ge=1, le=65535, description="default 502 for modbus/sunspec")
     alias: str = "p1"
     user: str = ""
     password: SecretStr = SecretStr("")
+    model: str | None = Field(
+        default=None, description="modbus: sdm630 | em24 | em340 | umg604 | abb_b23"
+    )
+    map_file: Path | None = Field(
+        default=None,
+        description="modbus: a register map file (TOML) instead of a built-in model; "
+        "relative to the config file",
+    )
+    unit_id: int = Field(default=1, ge=0, le=255, description="modbus/sunspec unit id")
+    sunspec_device: Literal["meter", "inverter"] = Field(
+        default="meter", description="sunspec: read a meter (201-204) or an inverter (101-103, 701)"
+    )
+    request_timeout_s: float = Field(default=2.0, gt=0, le=60, description="modbus/sunspec")
     period_s: float = Field(default=1.0, gt=0, le=60)
     stale_after_s: float = Field(
         default=10.0, gt=0, description="meter silent this long -> meter-loss fallback"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: object) -> object:
+        """Port 502 for Modbus drivers; ``map_file`` relative to the config file's directory."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("driver") in _MODBUS_DRIVERS and "port" not in data:
+            data = {**data, "port": 502}
+        toml = _TOML_PATH.get()
+        map_file = data.get("map_file")
+        if isinstance(map_file, str) and toml is not None and not Path(map_file).is_absolute():
+            data = {**data, "map_file": str(toml.parent / map_file)}
+        return data
+
+    @model_validator(mode="after")
+    def _model_or_map(self) -> Self:
+        if self.driver != "modbus":
+            if self.model is not None or self.map_file is not None:
+                msg = "model and map_file are for driver = 'modbus'"
+                raise ValueError(msg)
+            return self
+        if (self.model is None) == (self.map_file is None):
+            msg = "driver 'modbus' needs exactly one of model (a built-in map) or map_file"
+            raise ValueError(msg)
+        if self.model is not None and self.model not in builtin_map_names():
+            msg = f"model {self.model!r} is not built in ({', '.join(builtin_map_names())})"
+            raise ValueError(msg)
+        if self.map_file is not None:
+            try:
+                load_map_file(self.map_file)
+            except MeterMapError as err:
+                raise ValueError(str(err)) from None
+        return self
+
+
+class MeterConfig(MeterEndpointConfig):
+    """The meter at the grid connection (the safety signal)."""
+
     phase_assumption: Literal["worst", "balanced"] = Field(
         default="worst",
         description="total-power meters: all non-EV load on every phase (worst) or 1/3 each",
     )
+
+
+class PvConfig(MeterEndpointConfig):
+    """``[pv]``: a separate PV meter for the PV surplus modes (read but not yet used by control).
+
+    A SunSpec inverter (``driver = "sunspec"``, the default device here), a Modbus meter or a
+    CEMM alias (``mbX``). The grid meter stays authoritative (docs/devices/meters.md).
+    """
+
+    sunspec_device: Literal["meter", "inverter"] = "inverter"
+    alias: str = "mb5"
 
 
 class PlugConfig(_Model):
@@ -349,6 +425,7 @@ class FuseguardConfig(BaseSettings):
 
     site: SiteConfig
     meter: MeterConfig = Field(default_factory=MeterConfig)
+    pv: PvConfig | None = None
     chargers: list[ChargerConfig] = Field(default_factory=list)
     control: ControlConfig = Field(default_factory=ControlConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)

@@ -1,22 +1,35 @@
 """Drivers from the site config: the grid meter and one charger driver per plug.
 
 One function per device role; a new driver family adds its branch here (and its name to
-``MeterConfig.driver`` / ``ChargerConfig.driver``).
+``MeterEndpointConfig.driver`` / ``ChargerConfig.driver``). ``build_meter_endpoint`` builds any
+meter config (the grid meter, a circuit's ``meter``, ``[pv]``).
 """
 
 from __future__ import annotations
 
 import aiohttp
 
-from fuseguard.config import FuseguardConfig
+from fuseguard.config import FuseguardConfig, MeterEndpointConfig
 from fuseguard.config.controller import plug_ids
 from fuseguard.control.ports import Charger, GridMeter
 from fuseguard.model.clock import Clock
 
 
-def build_meter(cfg: FuseguardConfig, session: aiohttp.ClientSession) -> GridMeter:
+def build_meter(
+    cfg: FuseguardConfig, session: aiohttp.ClientSession, clock: Clock | None = None
+) -> GridMeter:
     """The grid-meter driver named by ``[meter] driver``."""
-    m = cfg.meter
+    return build_meter_endpoint(cfg.meter, session, clock=clock, name="grid meter")
+
+
+def build_meter_endpoint(
+    m: MeterEndpointConfig,
+    session: aiohttp.ClientSession,
+    *,
+    clock: Clock | None = None,
+    name: str | None = None,
+) -> GridMeter:
+    """The driver for one meter config: ``[meter]``, a circuit's ``meter`` or ``[pv]``."""
     if m.driver == "cemm":
         from fuseguard.devices.cemm import CemmClient, CemmGridMeter
 
@@ -33,8 +46,32 @@ def build_meter(cfg: FuseguardConfig, session: aiohttp.ClientSession) -> GridMet
             session=session,
         )
         return ClemapGridMeter(clemap)
+    if m.driver in ("modbus", "sunspec"):
+        return _modbus_meter(m, clock=clock, name=name)
     msg = f"meter driver {m.driver!r} is only available inside the simulator"
     raise ValueError(msg)
+
+
+def _modbus_meter(m: MeterEndpointConfig, *, clock: Clock | None, name: str | None) -> GridMeter:
+    from fuseguard.devices.meters import (
+        ModbusMeter,
+        ModbusTransport,
+        SunSpecClient,
+        SunSpecInverter,
+        SunSpecMeter,
+    )
+    from fuseguard.wire.meters import builtin_map, load_map_file
+
+    label = f"{name or m.driver}@{m.host}:{m.port}/{m.unit_id}"
+    transport = ModbusTransport(
+        m.host, m.port, m.unit_id, request_timeout_s=m.request_timeout_s, name=label
+    )
+    if m.driver == "sunspec":
+        reader = SunSpecInverter if m.sunspec_device == "inverter" else SunSpecMeter
+        return reader(SunSpecClient(transport), clock=clock, name=label)
+    path = m.map_file
+    meter_map = load_map_file(path) if path is not None else builtin_map(str(m.model))
+    return ModbusMeter(transport, meter_map, clock=clock, name=label)
 
 
 def build_chargers(
@@ -76,4 +113,4 @@ def build_chargers(
     return drivers
 
 
-__all__ = ["build_chargers", "build_meter"]
+__all__ = ["build_chargers", "build_meter", "build_meter_endpoint"]

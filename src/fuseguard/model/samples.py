@@ -24,6 +24,7 @@ class MeterSample:
     voltage_v: Phases | None = None
     power_per_phase_w: Phases | None = None
     reactive_power_var: float | None = None
+    frequency_hz: float | None = None
     energy_import_wh: float | None = None
     energy_export_wh: float | None = None
     stale: bool = False

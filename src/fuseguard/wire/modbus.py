@@ -7,7 +7,9 @@ in pymodbus' ``convert_*_registers``, keeps pymodbus' API churn out of the regis
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 
 U16_MAX = 0xFFFF
 U32_MAX = 0xFFFF_FFFF
@@ -125,3 +127,95 @@ def fill_registers(
         index = address - start_address
         if 0 <= index < len(target):
             target[index] = values.get(address, 0)
+
+
+# --- typed numbers in registers (meter maps, SunSpec) -------------------------------------------
+
+
+class NumberType(StrEnum):
+    """How a number sits in one, two or four registers."""
+
+    U16 = "u16"
+    S16 = "s16"
+    U32 = "u32"
+    S32 = "s32"
+    U64 = "u64"
+    S64 = "s64"
+    FLOAT32 = "float32"
+
+    @property
+    def register_count(self) -> int:
+        """1, 2 or 4 registers."""
+        return _WORDS[self]
+
+    @property
+    def is_float(self) -> bool:
+        """True for IEEE 754 types."""
+        return self is NumberType.FLOAT32
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """Smallest and largest raw integer (ValueError for float types)."""
+        if self.is_float:
+            msg = f"{self} has no integer range"
+            raise ValueError(msg)
+        bits = 16 * self.register_count
+        if self in (NumberType.S16, NumberType.S32, NumberType.S64):
+            return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        return (0, (1 << bits) - 1)
+
+
+class WordOrder(StrEnum):
+    """Order of the 16-bit words of a multi-register value (bytes in a word are big-endian)."""
+
+    BIG = "big"  #: high word first (Modbus convention, SunSpec, Eastron, Janitza, ABB)
+    LITTLE = "little"  #: low word first (Carlo Gavazzi "LSW first")
+
+
+_WORDS = {
+    NumberType.U16: 1,
+    NumberType.S16: 1,
+    NumberType.U32: 2,
+    NumberType.S32: 2,
+    NumberType.U64: 4,
+    NumberType.S64: 4,
+    NumberType.FLOAT32: 2,
+}
+
+
+def encode_number(
+    value: int | float, kind: NumberType, order: WordOrder = WordOrder.BIG
+) -> list[int]:
+    """``value`` as registers. Integers must fit the type (ValueError); floats are packed as
+    IEEE 754 single precision (NaN and infinities are allowed: they are what a device may send).
+    """
+    if kind.is_float:
+        raw = struct.pack(">f", float(value))
+    else:
+        if isinstance(value, float):
+            if not value.is_integer():
+                msg = f"{value} is not an integer for {kind}"
+                raise ValueError(msg)
+            value = int(value)
+        lo, hi = kind.int_range
+        if not lo <= value <= hi:
+            msg = f"{value} does not fit in {kind}"
+            raise ValueError(msg)
+        raw = value.to_bytes(2 * kind.register_count, "big", signed=lo < 0)
+    words = [(raw[i] << 8) | raw[i + 1] for i in range(0, len(raw), 2)]
+    return words if order is WordOrder.BIG else words[::-1]
+
+
+def decode_number(
+    registers: Sequence[int], kind: NumberType, order: WordOrder = WordOrder.BIG
+) -> int | float:
+    """Inverse of :func:`encode_number` (a float may come back NaN or infinite: check it)."""
+    if len(registers) != kind.register_count:
+        msg = f"{kind} needs {kind.register_count} registers, got {len(registers)}"
+        raise RegisterDecodeError(msg)
+    _check_words(registers)
+    words = list(registers) if order is WordOrder.BIG else list(registers)[::-1]
+    raw = b"".join(bytes(((w >> 8) & 0xFF, w & 0xFF)) for w in words)
+    if kind.is_float:
+        return float(struct.unpack(">f", raw)[0])
+    return int.from_bytes(raw, "big", signed=kind.int_range[0] < 0)
