@@ -100,9 +100,14 @@ def describe_validation_error(err: ValidationError) -> str:
 
 
 def garbage(device: str, reason: str) -> DeviceResponseError:
-    """A :class:`DeviceResponseError` for an answer that is not valid data (logged once here)."""
+    """A :class:`DeviceResponseError` for an answer that is not valid data (logged here)."""
     log.warning("device_garbage", device=device, reason=reason)
-    return DeviceResponseError(f"{device}: {reason}")
+    return DeviceResponseError(garbage_message(device, reason))
+
+
+def garbage_message(device: str, reason: str) -> str:
+    """How every "not valid data" error reads: ``<device>: garbage answer: <reason>``."""
+    return f"{device}: garbage answer: {reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,15 +253,15 @@ class DeviceHttpClient:
         limit = self.max_body_bytes
         announced = resp.content_length
         if announced is not None and announced > limit:
-            msg = f"{self.device}: {what} announces {announced} bytes, more than {limit}"
-            raise DeviceResponseError(msg)
+            reason = f"{what} announces {announced} bytes, more than {limit}"
+            raise DeviceResponseError(garbage_message(self.device, reason))
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_CHUNK_BYTES):
             size += len(chunk)
             if size > limit:
-                msg = f"{self.device}: {what} answered more than {limit} bytes"
-                raise DeviceResponseError(msg)
+                reason = f"{what} answered more than {limit} bytes"
+                raise DeviceResponseError(garbage_message(self.device, reason))
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -273,7 +278,7 @@ class DeviceHttpClient:
             return error(f"{self.device}: no {label}answer within {timeout} s to {what}")
         if error is DeviceConnectionError:
             return error(f"{self.device}: {label}connection failed on {what}: {reason}")
-        return error(f"{self.device}: {label}{what} is not a valid HTTP answer: {reason}")
+        return error(garbage_message(self.device, f"{label}{what} is not valid HTTP: {reason}"))
 
 
 def _error_detail(body: bytes) -> str:
@@ -299,5 +304,6 @@ __all__ = [
     "DeviceResponse",
     "describe_validation_error",
     "garbage",
+    "garbage_message",
     "status_error",
 ]
