@@ -252,9 +252,11 @@ class DeviceHttpClient:
         """The body, or garbage as soon as it is longer than ``max_body_bytes``."""
         limit = self.max_body_bytes
         announced = resp.content_length
-        if announced is not None and announced > limit:
-            reason = f"{what} announces {announced} bytes, more than {limit}"
-            raise DeviceResponseError(garbage_message(self.device, reason))
+        if announced is not None:
+            if announced > limit:
+                reason = f"{what} announces {announced} bytes, more than {limit}"
+                raise DeviceResponseError(garbage_message(self.device, reason))
+            return await resp.read()  # the parser stops at Content-Length: bounded
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_CHUNK_BYTES):
