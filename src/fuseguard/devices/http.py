@@ -4,9 +4,9 @@ Every HTTP driver (CEMM, Bender legacy REST, CLEMAP child edge) is a :class:`Dev
 and does all its HTTP through its one ``_request()``, modelled on python-peblar's ``request()``:
 
 * all I/O of one attempt runs inside ``asyncio.timeout(request_timeout_s)``;
-* a body larger than ``max_body_bytes`` is garbage, not a reason to run out of memory: it is read
-  in chunks and abandoned as soon as it passes the bound (or at once when ``Content-Length``
-  announces more);
+* a body larger than ``max_body_bytes`` is garbage, not a reason to run out of memory: a
+  ``Content-Length`` above the bound is refused before reading, a chunked body is read in chunks
+  and abandoned as soon as it passes the bound;
 * failures map onto the shallow tree of :mod:`fuseguard.control.ports` through ONE table
   (:data:`TRANSPORT_ERRORS` for what happens on the wire, :func:`status_error` for what the
   device answers);
