@@ -42,9 +42,9 @@ class Bench:
         }
         params.update(kwargs)
         return BenderCharger(
-            "127.0.0.1",
-            self.handle.rest_port,
-            self.handle.modbus_port,
+            host="127.0.0.1",
+            rest_port=self.handle.rest_port,
+            modbus_port=self.handle.modbus_port,
             **params,  # type: ignore[arg-type]
         )
 

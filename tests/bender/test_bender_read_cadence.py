@@ -122,7 +122,7 @@ async def test_a_failed_rest_fetch_is_retried_on_the_next_read(bench533: Bench) 
 
 async def test_retries_only_after_a_connection_failure() -> None:
     attempts: list[int] = []
-    drv = BenderCharger("127.0.0.1", retry_attempts=3, retry_backoff_s=0.0)
+    drv = BenderCharger(host="127.0.0.1", retry_attempts=3, retry_backoff_s=0.0)
 
     async def ok() -> int:
         attempts.append(1)

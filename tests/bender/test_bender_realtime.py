@@ -28,7 +28,10 @@ async def test_wall_clock_site_with_driver() -> None:
     handle = await serve_bender(controller, "127.0.0.1", 0, 0)
     try:
         async with BenderCharger(
-            "127.0.0.1", handle.rest_port, handle.modbus_port, request_timeout_s=2.0
+            host="127.0.0.1",
+            rest_port=handle.rest_port,
+            modbus_port=handle.modbus_port,
+            request_timeout_s=2.0,
         ) as drv:
             await drv.set_current_limit(10)
             controller.connector(1).plug_in(SimVehicle(phases=3, response_delay_s=0.1))

@@ -129,7 +129,11 @@ async def test_connection_refused_is_retried_then_raised() -> None:
     port = b.handle.modbus_port
     await b.handle.close()
     drv = BenderCharger(
-        "127.0.0.1", b.handle.rest_port, port, request_timeout_s=0.3, retry_backoff_s=0.0
+        host="127.0.0.1",
+        rest_port=b.handle.rest_port,
+        modbus_port=port,
+        request_timeout_s=0.3,
+        retry_backoff_s=0.0,
     )
     with pytest.raises(DeviceConnectionError):
         await drv.start()

@@ -35,4 +35,4 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def client(server: CemmServerHandle, session: aiohttp.ClientSession) -> CemmClient:
-    return CemmClient("127.0.0.1", server.port, session=session, request_timeout_s=1.0)
+    return CemmClient(host="127.0.0.1", port=server.port, session=session, request_timeout_s=1.0)

@@ -67,7 +67,7 @@ async def test_run_standalone_serves_over_loopback():
     )
     try:
         async with aiohttp.ClientSession() as session:
-            client = CemmClient("127.0.0.1", port, session=session, request_timeout_s=1.0)
+            client = CemmClient(host="127.0.0.1", port=port, session=session, request_timeout_s=1.0)
             for _ in range(100):
                 try:
                     info = await client.device_info()

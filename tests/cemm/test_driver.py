@@ -112,7 +112,9 @@ async def test_realtime_every_alias(
     rig: Rig, server: CemmServerHandle, session: aiohttp.ClientSession, trailing_slash: bool
 ):
     await rig.advance(60)
-    client = CemmClient("127.0.0.1", server.port, session=session, trailing_slash=trailing_slash)
+    client = CemmClient(
+        host="127.0.0.1", port=server.port, session=session, trailing_slash=trailing_slash
+    )
     p1 = await client.realtime("p1")
     assert p1.power_w == round(rig.site.power_w())
     assert p1.timestamp == rig.clock.now()
@@ -267,16 +269,16 @@ async def test_connection_refused_without_server(session: aiohttp.ClientSession)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = CemmClient("127.0.0.1", port, session=session, request_timeout_s=1)
+    client = CemmClient(host="127.0.0.1", port=port, session=session, request_timeout_s=1)
     with pytest.raises(DeviceConnectionError):
         await client.device_info()
 
 
 async def test_client_owns_its_session_when_none_given(server: CemmServerHandle):
-    async with CemmClient("127.0.0.1", server.port) as client:
+    async with CemmClient(host="127.0.0.1", port=server.port) as client:
         assert (await client.device_info()).name == "CEMM Basic"
-        assert client._session is not None
-    assert client._session is None
+        assert client.session is not None
+    assert client.session is None
 
 
 # --- discovery ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from fuseguard.sim.cemm import (
     alias_kind,
     nl_rate,
 )
-from fuseguard.sim.cemm_model import CHANNELS
+from fuseguard.wire.cemm import CHANNELS
 
 
 def test_alias_names_and_kinds():

@@ -47,7 +47,7 @@ def _client(
     handle: ServerHandle, session: aiohttp.ClientSession, *, password: str = PASSWORD
 ) -> ClemapEdgeClient:
     return ClemapEdgeClient(
-        "127.0.0.1",
+        host="127.0.0.1",
         port=handle.port,
         user=USER,
         password=password,
@@ -96,7 +96,7 @@ async def test_plain_http_is_refused_on_the_tls_port(
     https_edge: ServerHandle, session: aiohttp.ClientSession
 ) -> None:
     client = ClemapEdgeClient(
-        "127.0.0.1",
+        host="127.0.0.1",
         port=https_edge.port,
         user=USER,
         password=PASSWORD,
@@ -128,7 +128,7 @@ async def test_connection_refused_is_connection_error(session: aiohttp.ClientSes
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = ClemapEdgeClient(
-        "127.0.0.1", port=port, user=USER, password=PASSWORD, session=session, scheme="http"
+        host="127.0.0.1", port=port, user=USER, password=PASSWORD, session=session, scheme="http"
     )
     with pytest.raises(DeviceConnectionError):
         await client.keep_alive()
@@ -146,7 +146,7 @@ async def test_silent_server_is_timeout_error(session: aiohttp.ClientSession) ->
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     client = ClemapEdgeClient(
-        "127.0.0.1",
+        host="127.0.0.1",
         port=port,
         user=USER,
         password=PASSWORD,
@@ -205,7 +205,7 @@ async def test_child_circuit_marks_gap_and_resends(
     handle = await serve_app(app, "127.0.0.1", 0)
     port = handle.port
     client = ClemapEdgeClient(
-        "127.0.0.1",
+        host="127.0.0.1",
         port=port,
         user=USER,
         password=PASSWORD,
@@ -241,7 +241,7 @@ async def test_child_circuit_run_keeps_child_alive_in_real_time(
     app = create_local_app(child_flex, live, user=USER, password=PASSWORD)
     handle = await serve_app(app, "127.0.0.1", 0)
     client = ClemapEdgeClient(
-        "127.0.0.1",
+        host="127.0.0.1",
         port=handle.port,
         user=USER,
         password=PASSWORD,

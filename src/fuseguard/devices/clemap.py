@@ -8,10 +8,11 @@ live data doubles as the sub-circuit meter (:meth:`ClemapEdgeClient.read`).
 
 Transport: HTTPS with certificate verification off (the device's certificate is self-signed,
 SGr EID ``restApiVerifyCertificate=false``), HTTP Basic auth, an injected
-:class:`aiohttp.ClientSession`, one :meth:`ClemapEdgeClient.request` with ``asyncio.timeout``.
-Errors map onto :mod:`fuseguard.control.ports`: connection refused -> DeviceConnectionError,
-timeout -> DeviceTimeoutError, 401/403 -> DeviceAuthError, other bad status or garbage ->
-DeviceResponseError.
+:class:`aiohttp.ClientSession`, the one HTTP transport of :mod:`fuseguard.devices.http`
+(``asyncio.timeout``, bounded bodies, retries on connection errors). Answers are validated by the
+wire models of :mod:`fuseguard.wire.clemap`. Errors map onto :mod:`fuseguard.control.ports`:
+connection refused -> DeviceConnectionError, timeout -> DeviceTimeoutError, 401/403 ->
+DeviceAuthError, other bad status or garbage -> DeviceResponseError.
 """
 
 from __future__ import annotations
@@ -19,30 +20,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
-import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-import aiohttp
 import structlog
 
 from fuseguard.control.ports import (
-    DeviceAuthError,
-    DeviceConnectionError,
+    Charger,
     DeviceError,
-    DeviceResponseError,
-    DeviceTimeoutError,
+    GridMeter,
+    SupportsLifecycle,
 )
+from fuseguard.devices.http import DeviceHttpClient, DeviceHttpStatusError
 from fuseguard.model.clock import Clock, RealClock
+from fuseguard.model.numbers import finite
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.model.status import CpState, OcppState
+from fuseguard.wire.clemap import (
+    KEEP_ALIVE_PATHS,
+    LIVE_DATA_PATH,
+    SETTINGS_PATH,
+    LiveDataReading,
+    SettingsReading,
+    settings_update,
+)
 
 log = structlog.get_logger(__name__)
-
-SETTINGS_PATH = "/v1/flex_management/setting"
-KEEP_ALIVE_PATHS = ("/v1/keep-alive", "/v1/keep_alive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,122 +70,55 @@ class ClemapSettings:
     readiness_state: bool | None = None
 
 
-def _number(data: dict[str, Any], key: str, device: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        msg = f"{device}: {key} is not a finite number: {value!r}"
-        raise DeviceResponseError(msg)
-    return float(value)
+@dataclass(kw_only=True, eq=False)
+class ClemapEdgeClient(DeviceHttpClient):
+    """Async client of one CLEMAP-compatible edge device (HTTPS, Basic auth)."""
 
+    host: str
+    user: str
+    password: str = field(repr=False)
+    clock: Clock = field(default_factory=RealClock)
+    port: int = 7000
+    scheme: str = "https"
+    verify_ssl: bool = False
+    request_timeout_s: float = 8.0
+    _keep_alive_path: str = field(default=KEEP_ALIVE_PATHS[0], init=False, repr=False)
 
-def _opt_bool(data: dict[str, Any], key: str) -> bool | None:
-    value = data.get(key)
-    return value if isinstance(value, bool) else None
+    _api = "local API"
 
+    @property
+    def device(self) -> str:
+        """``clemap-edge host:port``, used in log events and error messages."""
+        return f"clemap-edge {self.host}:{self.port}"
 
-class ClemapEdgeClient:
-    """Async client of one CLEMAP-compatible edge device."""
+    def _base_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
 
-    def __init__(
-        self,
-        host: str,
-        *,
-        user: str,
-        password: str,
-        session: aiohttp.ClientSession,
-        clock: Clock | None = None,
-        port: int = 7000,
-        scheme: str = "https",
-        request_timeout_s: float = 8.0,
-        verify_ssl: bool = False,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.device = f"clemap-edge {host}:{port}"
-        self._base = f"{scheme}://{host}:{port}"
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        self._headers = {"Accept": "application/json", "Authorization": f"Basic {token}"}
-        self._session = session
-        self._clock: Clock = clock if clock is not None else RealClock()
-        self._timeout_s = request_timeout_s
-        self._ssl: bool = verify_ssl
-        self._keep_alive_path = KEEP_ALIVE_PATHS[0]
+    def _headers(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode("ascii")
+        return {"Accept": "application/json", "Authorization": f"Basic {token}"}
 
-    async def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-        """One HTTP exchange; returns the decoded JSON body, or None for an empty body."""
-        url = self._base + path
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                async with self._session.request(
-                    method,
-                    url,
-                    json=payload,
-                    ssl=self._ssl,
-                    headers=self._headers,
-                ) as resp:
-                    body = await resp.read()
-                    status = resp.status
-        except TimeoutError as exc:
-            msg = f"{self.device}: no answer to {method} {path} within {self._timeout_s:g} s"
-            raise DeviceTimeoutError(msg) from exc
-        except aiohttp.ClientError as exc:
-            msg = f"{self.device}: {method} {path} failed: {exc}"
-            raise DeviceConnectionError(msg) from exc
-        except OSError as exc:
-            msg = f"{self.device}: {method} {path} failed: {exc}"
-            raise DeviceConnectionError(msg) from exc
-        if status in (401, 403):
-            msg = f"{self.device}: credentials refused ({status}) on {path}"
-            raise DeviceAuthError(msg)
-        if status >= 400:
-            text = body[:200].decode("utf-8", "replace")
-            msg = f"{self.device}: {method} {path} answered {status}: {text}"
-            raise DeviceResponseError(msg)
-        if not body.strip():
-            return None
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            msg = f"{self.device}: {method} {path} answered non-JSON: {body[:80]!r}"
-            raise DeviceResponseError(msg) from exc
-
-    async def _get_object(self, path: str) -> dict[str, Any]:
-        data = await self.request("GET", path)
-        if not isinstance(data, dict):
-            msg = f"{self.device}: GET {path} did not return a JSON object"
-            raise DeviceResponseError(msg)
-        return data
+    def _verify_ssl(self) -> bool:
+        return self.verify_ssl
 
     async def live_data(self) -> ClemapLiveData:
         """``GET /v1/live/data``."""
-        data = await self._get_object("/v1/live/data")
-        current = Phases(
-            _number(data, "ActualCurrentL1", self.device),
-            _number(data, "ActualCurrentL2", self.device),
-            _number(data, "ActualCurrentL3", self.device),
-        )
-        current_sum = (
-            _number(data, "ActualCurrentSum", self.device)
-            if "ActualCurrentSum" in data
-            else current.total
-        )
+        response = await self._request("GET", LIVE_DATA_PATH)
+        live = response.parse(LiveDataReading, "live data")
+        current = Phases(live.current_l1_a, live.current_l2_a, live.current_l3_a)
         return ClemapLiveData(
-            active_power_w=_number(data, "ActualActivePower", self.device),
-            reactive_power_var=(
-                _number(data, "ActualReactivePower", self.device)
-                if "ActualReactivePower" in data
-                else 0.0
-            ),
+            active_power_w=live.active_power_w,
+            reactive_power_var=live.reactive_power_var,
             current_a=current,
-            current_sum_a=current_sum,
-            status=str(data.get("Status", "unknown")),
+            current_sum_a=current.total if live.current_sum_a is None else live.current_sum_a,
+            status=live.status,
         )
 
     async def read(self) -> MeterSample:
         """The child's measuring point as a meter sample (GridMeter protocol)."""
         live = await self.live_data()
         return MeterSample(
-            timestamp=self._clock.now(),
+            timestamp=self.clock.now(),
             power_w=live.active_power_w,
             current_a=live.current_a,
             reactive_power_var=live.reactive_power_var,
@@ -190,13 +126,14 @@ class ClemapEdgeClient:
 
     async def settings(self) -> ClemapSettings:
         """``GET /v1/flex_management/setting``."""
-        data = await self._get_object(SETTINGS_PATH)
+        response = await self._request("GET", SETTINGS_PATH)
+        s = response.parse(SettingsReading, "settings")
         return ClemapSettings(
-            activation=_opt_bool(data, "ActivePowerActivation"),
-            current_limit_a=_number(data, "CurrentLimit", self.device),
-            fallback_current_limit_a=_number(data, "FallbackCurrentLimit", self.device),
-            run_state=_opt_bool(data, "RunState"),
-            readiness_state=_opt_bool(data, "ReadinessState"),
+            activation=s.activation,
+            current_limit_a=s.current_limit_a,
+            fallback_current_limit_a=s.fallback_current_limit_a,
+            run_state=s.run_state,
+            readiness_state=s.readiness_state,
         )
 
     async def update_settings(
@@ -207,33 +144,31 @@ class ClemapEdgeClient:
         fallback_current_limit_a: float | None = None,
     ) -> None:
         """``POST /v1/flex_management/setting`` with only the given fields."""
-        body: dict[str, Any] = {}
-        if activation is not None:
-            body["ActivePowerActivation"] = activation
-        if current_limit_a is not None:
-            body["CurrentLimit"] = float(current_limit_a)
-        if fallback_current_limit_a is not None:
-            body["FallbackCurrentLimit"] = float(fallback_current_limit_a)
-        await self.request("POST", SETTINGS_PATH, payload=body)
+        body = settings_update(
+            activation=activation,
+            current_limit_a=current_limit_a,
+            fallback_current_limit_a=fallback_current_limit_a,
+        )
+        await self._request("POST", SETTINGS_PATH, payload=body)
 
     async def set_current_limit(self, a: float) -> None:
         """Write ``CurrentLimit`` (and switch external control on)."""
         await self.update_settings(activation=True, current_limit_a=a)
 
     async def keep_alive(self) -> None:
-        """``POST /v1/keep-alive``; falls back to ``/v1/keep_alive`` once if that is 404."""
+        """``POST /v1/keep-alive``; falls back to ``/v1/keep_alive`` once if that is 404/405."""
         try:
-            await self.request("POST", self._keep_alive_path)
-        except DeviceResponseError as exc:
-            if " answered 404" not in str(exc) and " answered 405" not in str(exc):
+            await self._request("POST", self._keep_alive_path)
+        except DeviceHttpStatusError as exc:
+            if exc.status not in (404, 405):
                 raise
             other = next(p for p in KEEP_ALIVE_PATHS if p != self._keep_alive_path)
             log.info("clemap_keep_alive_path", device=self.device, reason=f"404, using {other}")
             self._keep_alive_path = other
-            await self.request("POST", other)
+            await self._request("POST", other)
 
 
-class ClemapGridMeter:
+class ClemapGridMeter(GridMeter):
     """A CLEMAP-compatible edge used as a meter (GridMeter protocol): its ``/v1/live/data``."""
 
     def __init__(self, client: ClemapEdgeClient) -> None:
@@ -287,9 +222,7 @@ class ClemapChildCircuit:
 
     def set_limit(self, current_a: float) -> None:
         """Ask for ``current_a`` A per phase on the child; sent at once by :meth:`run`."""
-        if not math.isfinite(current_a) or current_a < 0:
-            msg = f"child limit must be a finite non-negative current, got {current_a!r}"
-            raise ValueError(msg)
+        current_a = finite(current_a, "child limit (A)", lo=0.0)  # NotFiniteError: ValueError
         if self._desired_a is None or abs(current_a - self._desired_a) > self._tolerance_a:
             self._desired_a = current_a
             self._dirty = True
@@ -368,7 +301,7 @@ class ClemapChildCircuit:
                             await fut
 
 
-class ClemapChildCharger:
+class ClemapChildCharger(Charger, SupportsLifecycle):
     """A child edge (another fuseguard, or a real CLEMAP) driven as one consumer of this edge.
 
     Cascading (devices.md 1.9): the parent allocates the child a share like a charger; the share
@@ -401,12 +334,13 @@ class ClemapChildCharger:
             self._task = asyncio.create_task(self.circuit.run(), name=self.client.device)
 
     async def close(self) -> None:
-        """Stop keeping the limit (the child falls back after its timeout)."""
+        """Stop keeping the limit (the child falls back after its timeout); never raises."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.client.close()
 
     async def read(self) -> ChargerSample:
         """The child's measuring point as one consumer (CP C while it draws current)."""

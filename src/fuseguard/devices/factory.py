@@ -85,7 +85,7 @@ def build_chargers(
     for ch in cfg.chargers:
         if ch.driver == "clemap":
             client = ClemapEdgeClient(
-                ch.host,
+                host=ch.host,
                 user=ch.user,
                 password=ch.password.get_secret_value(),
                 session=session,

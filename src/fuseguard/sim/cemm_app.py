@@ -27,19 +27,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from fuseguard.sim.cemm_history import Period
-from fuseguard.sim.cemm_model import (
-    CHANNELS,
-    CemmModel,
-    Fault,
-    GarbageVariant,
-    UnknownAliasError,
-)
+from fuseguard.sim.cemm_faults import Fault, GarbageVariant
+from fuseguard.sim.cemm_model import CemmModel, UnknownAliasError
+from fuseguard.wire.cemm import API, CHANNELS, MAX_TIME_S, ErrorBody, Period
 
 log = structlog.get_logger(__name__)
-
-API = "/open-api/v1"
-MAX_TIME_S = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 class CemmOfflineError(ConnectionAbortedError):
@@ -56,7 +48,8 @@ class FaultRequest(BaseModel):
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+    body = ErrorBody(error=message[:200], status=status)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
 def _garbage(variant: GarbageVariant) -> Response:
@@ -97,6 +90,14 @@ def create_cemm_app(model: CemmModel) -> FastAPI:
         docs_url="/sim/docs",
         openapi_url="/sim/openapi.json",
     )
+    _add_fault_middleware(app, model)
+    _add_wire_routes(app, model)
+    _add_admin_routes(app, model)
+    return app
+
+
+def _add_fault_middleware(app: FastAPI, model: CemmModel) -> None:
+    """The active fault acts on every wire request (the admin API is never affected)."""
     device = model.identity.mac
 
     @app.middleware("http")
@@ -118,7 +119,9 @@ def create_cemm_app(model: CemmModel) -> FastAPI:
             return _garbage(fault.variant)
         return await call_next(request)
 
-    # --- wire API ------------------------------------------------------------------------------
+
+def _add_wire_routes(app: FastAPI, model: CemmModel) -> None:
+    """The Local Open API, each path with and without the trailing slash."""
 
     async def root() -> JSONResponse:
         return JSONResponse(model.identity.root_body())
@@ -174,7 +177,9 @@ def create_cemm_app(model: CemmModel) -> FastAPI:
     async def not_found(rest: str) -> JSONResponse:
         return _error(404, f"unknown path {rest!r}")
 
-    # --- admin API -----------------------------------------------------------------------------
+
+def _add_admin_routes(app: FastAPI, model: CemmModel) -> None:
+    """``/sim``: state, fault injection, one telegram on demand."""
 
     @app.get("/sim/state")
     async def state() -> JSONResponse:
@@ -206,5 +211,3 @@ def create_cemm_app(model: CemmModel) -> FastAPI:
     async def tick() -> JSONResponse:
         model.tick()
         return JSONResponse({"now": model.clock.now().isoformat()})
-
-    return app

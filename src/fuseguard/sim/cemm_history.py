@@ -22,21 +22,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+from fuseguard.wire.cemm import Period
 
 MINUTE_S = 60
 
 # [timestamp_ms, value]; value None only for the day sentinel.
 Sample = list[int | float | None]
-
-
-class Period(StrEnum):
-    """The three history resolutions of ``/data/<period>/``."""
-
-    DAY = "day"
-    MONTH = "month"
-    YEAR = "year"
 
 
 def local_midnight_s(day: date, tz: ZoneInfo) -> int:
@@ -182,3 +175,20 @@ def year_series(
         out.append([t0 * 1000, 0 if t0 > now_s else energy_kwh(t0, t1)])
     out.reverse()
     return out
+
+
+__all__ = [
+    "MINUTE_S",
+    "MinuteStore",
+    "Period",
+    "Sample",
+    "day_bounds_s",
+    "day_series",
+    "local_date",
+    "local_midnight_s",
+    "month_bounds_s",
+    "month_series",
+    "period_start_s",
+    "year_bounds_s",
+    "year_series",
+]

@@ -13,18 +13,17 @@ per period:
 * ``pulse-1..3`` are water/gas pulse meters (flow L/min, volume m³);
 * ``p1-gas``/``emucs-gas`` carry only the gas register.
 
-Wire shapes are produced here (plain dicts) so the FastAPI app and tests share them.
+Every answer is built through the wire models of :mod:`fuseguard.wire.cemm` (the same models
+the driver parses with) and handed out as a plain JSON-ready dict.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from importlib import resources
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -32,9 +31,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from fuseguard.model.clock import Clock
+from fuseguard.sim.cemm_faults import Fault, FaultState, GarbageVariant
 from fuseguard.sim.cemm_history import (
     MinuteStore,
-    Period,
     Sample,
     day_series,
     month_series,
@@ -42,121 +41,28 @@ from fuseguard.sim.cemm_history import (
     year_series,
 )
 from fuseguard.sim.site import SiteModel
+from fuseguard.wire.cemm import (
+    CHANNELS,
+    HISTORY_CHANNEL,
+    IO_TYPE,
+    PERIOD_CHANNEL,
+    USAGE_ALIAS,
+    AliasKind,
+    DeviceInfo,
+    HistoryBody,
+    IoBody,
+    IoEntry,
+    Pair,
+    Period,
+    RealtimeBody,
+    RootBody,
+    alias_kind,
+)
 
 log = structlog.get_logger(__name__)
 
 FIXTURE_CORE = "1.24"
 DEFAULT_TZ = "Europe/Amsterdam"
-
-SMART_METER_ALIASES = ("p1", "p1-usb", "emucs", "emucs-usb", "han", "dlms-usb")
-GAS_ALIASES = ("p1-gas", "emucs-gas")
-S0_ALIASES = ("s01", "s02", "s03")
-PULSE_ALIASES = ("pulse-1", "pulse-2", "pulse-3")
-USAGE_ALIAS = "usage"
-_MB_ALIAS = re.compile(r"^mb([0-9]{1,3})$")
-
-
-class AliasKind(StrEnum):
-    """Which channel set an alias serves."""
-
-    SMART_METER = "smart_meter"
-    GAS = "gas"
-    MODBUS = "modbus"
-    S0 = "s0"
-    PULSE = "pulse"
-    USAGE = "usage"
-
-
-# Realtime channels per kind: (data, totals).
-CHANNELS: dict[AliasKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    AliasKind.SMART_METER: (
-        ("t1", "t2", "t3", "t4", "electric_power", "rate", "gas"),
-        ("electric_energy", "electric_energy_high", "t1", "t2", "t3", "t4", "gas"),
-    ),
-    AliasKind.GAS: (("gas",), ("gas",)),
-    AliasKind.MODBUS: (
-        ("t1", "t2", "electric_power"),
-        ("t1", "t2", "electric_energy", "electric_energy_high", "t3", "t4"),
-    ),
-    AliasKind.S0: (("t1", "electric_power"), ("t1", "electric_energy")),
-    AliasKind.PULSE: (("flow",), ("volume",)),
-    AliasKind.USAGE: (("electric_power",), ("electric_energy",)),
-}
-
-# The channel the day history carries, per kind.
-HISTORY_CHANNEL: dict[AliasKind, str] = {
-    AliasKind.SMART_METER: "electric_power",
-    AliasKind.GAS: "gas",
-    AliasKind.MODBUS: "electric_power",
-    AliasKind.S0: "electric_power",
-    AliasKind.PULSE: "flow",
-    AliasKind.USAGE: "electric_power",
-}
-# The channel month/year history carries (energy or volume per period), per kind.
-PERIOD_CHANNEL: dict[AliasKind, str] = {
-    AliasKind.SMART_METER: "electric_energy",
-    AliasKind.GAS: "gas",
-    AliasKind.MODBUS: "electric_energy",
-    AliasKind.S0: "electric_energy",
-    AliasKind.PULSE: "volume",
-    AliasKind.USAGE: "electric_energy",
-}
-_IO_TYPE = {
-    AliasKind.SMART_METER: "p1",
-    AliasKind.GAS: "gas",
-    AliasKind.MODBUS: "modbus",
-    AliasKind.S0: "s0",
-    AliasKind.PULSE: "pulse",
-    AliasKind.USAGE: "usage",
-}
-
-
-def alias_kind(alias: str) -> AliasKind:
-    """Kind of a CEMM alias name; ValueError for names a CEMM does not use."""
-    if alias in SMART_METER_ALIASES:
-        return AliasKind.SMART_METER
-    if alias in GAS_ALIASES:
-        return AliasKind.GAS
-    if alias in S0_ALIASES:
-        return AliasKind.S0
-    if alias in PULSE_ALIASES:
-        return AliasKind.PULSE
-    if alias == USAGE_ALIAS:
-        return AliasKind.USAGE
-    m = _MB_ALIAS.fullmatch(alias)
-    if m and 1 <= int(m.group(1)) <= 247:
-        return AliasKind.MODBUS
-    msg = f"{alias!r} is not a CEMM alias"
-    raise ValueError(msg)
-
-
-class Fault(StrEnum):
-    """Injectable faults of the virtual device."""
-
-    OFFLINE = "offline"  # connection refused (listener closed), no discovery reply
-    SLOW = "slow"  # every open-api answer delayed by delay_s (model clock)
-    HTTP_500 = "http_500"  # 500 with a JSON error body
-    GARBAGE = "garbage"  # 200 with a body that is not usable data (see GarbageVariant)
-    FROZEN = "frozen"  # published telegram stops: timestamps and values stop moving
-
-
-class GarbageVariant(StrEnum):
-    """What the ``garbage`` fault serves."""
-
-    TRUNCATED = "truncated"  # application/json, cut-off JSON
-    HTML = "html"  # text/html error page
-    NAN = "nan"  # application/json with NaN values (not valid JSON)
-    SHAPE = "shape"  # valid JSON of the wrong shape
-
-
-@dataclass(frozen=True, slots=True)
-class FaultState:
-    """The active fault (``kind`` None = healthy)."""
-
-    kind: Fault | None = None
-    delay_s: float = 0.0
-    variant: GarbageVariant = GarbageVariant.TRUNCATED
-    until_monotonic_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,26 +79,15 @@ class CemmIdentity:
     @classmethod
     def from_fixture(cls, core: str = FIXTURE_CORE) -> CemmIdentity:
         """The identity recorded in the packaged fixture ``<core>/root.json``."""
-        data = load_fixture(core, "root.json")["data"]
-        return cls(
-            mac=str(data["mac"]),
-            name=str(data["name"]),
-            type=str(data["type"]),
-            version=str(data["version"]),
-            core=str(data["core"]),
-        )
+        d = RootBody.model_validate(load_fixture(core, "root.json")).data
+        return cls(mac=d.mac, name=d.name, type=d.type, version=d.version, core=d.core)
 
     def root_body(self) -> dict[str, Any]:
         """The ``/open-api/v1/`` body."""
-        return {
-            "data": {
-                "mac": self.mac,
-                "name": self.name,
-                "type": self.type,
-                "version": self.version,
-                "core": self.core,
-            }
-        }
+        info = DeviceInfo(
+            mac=self.mac, name=self.name, type=self.type, version=self.version, core=self.core
+        )
+        return RootBody(data=info).model_dump(mode="json")
 
 
 def load_fixture(core: str, name: str) -> Any:
@@ -236,8 +131,8 @@ class AliasConfig:
 def aliases_from_fixture(core: str = FIXTURE_CORE) -> list[AliasConfig]:
     """The connections of the packaged ``<core>/io.json`` as alias configs (no sources yet)."""
     return [
-        AliasConfig(str(e["alias"]), io_id=int(e["io_id"]), port=int(e["port"]))
-        for e in load_fixture(core, "io.json")["data"]
+        AliasConfig(e.alias, io_id=e.io_id, port=e.port)
+        for e in IoBody.model_validate(load_fixture(core, "io.json")).data
     ]
 
 
@@ -254,7 +149,7 @@ class _Meter:
     gas_ms: int = 0
     history: MinuteStore = field(default_factory=MinuteStore)
     energy: MinuteStore = field(default_factory=MinuteStore)  # signed power for net kWh
-    published: dict[str, Any] = field(default_factory=dict)
+    published: RealtimeBody | None = None
 
 
 class UnknownAliasError(LookupError):
@@ -471,59 +366,53 @@ class CemmModel:
 
     # --- wire bodies ---------------------------------------------------------------------------
 
-    def _snapshot(self, meter: _Meter) -> dict[str, Any]:
+    def _snapshot(self, meter: _Meter) -> RealtimeBody:
         ts = meter.last_ms
         t1, t2, t3, t4 = (round(v, 3) for v in meter.registers_kwh)
-        gas = [meter.gas_ms, round(meter.gas_m3, 3)] if meter.cfg.gas_m3_per_h > 0 else [0, 0]
+        gas: Pair = (meter.gas_ms, round(meter.gas_m3, 3)) if meter.cfg.gas_m3_per_h > 0 else (0, 0)
         power = meter.value
         p_wire: float = round(power) if meter.kind is AliasKind.SMART_METER else round(power, 1)
-        values: dict[str, list[Any]] = {
-            "t1": [ts, t1],
-            "t2": [ts, t2],
-            "t3": [ts, t3],
-            "t4": [ts, t4],
-            "electric_power": [ts, p_wire],
-            "rate": [ts, meter.rate],
+        values: dict[str, Pair] = {
+            "t1": (ts, t1),
+            "t2": (ts, t2),
+            "t3": (ts, t3),
+            "t4": (ts, t4),
+            "electric_power": (ts, p_wire),
+            "rate": (ts, meter.rate),
             "gas": gas,
-            "electric_energy": [ts, round(t1 - t3, 3)],
-            "electric_energy_high": [ts, round(t2 - t4, 3)],
-            "flow": [ts, round(power, 2)] if meter.kind is AliasKind.PULSE else [0, 0],
-            "volume": [ts, round(meter.volume_m3, 3)],
+            "electric_energy": (ts, round(t1 - t3, 3)),
+            "electric_energy_high": (ts, round(t2 - t4, 3)),
+            "flow": (ts, round(power, 2)) if meter.kind is AliasKind.PULSE else (0, 0),
+            "volume": (ts, round(meter.volume_m3, 3)),
         }
         if meter.kind is AliasKind.USAGE:
-            usage_kwh = round(sum(meter.registers_kwh[:2]), 3)
-            values["electric_energy"] = [ts, usage_kwh]
-        if meter.kind in (AliasKind.S0,):
-            values["t1"] = [ts, round(t1 + t2, 3)]
-            values["electric_energy"] = [ts, round(t1 + t2, 3)]
+            values["electric_energy"] = (ts, round(sum(meter.registers_kwh[:2]), 3))
+        if meter.kind is AliasKind.S0:
+            values["t1"] = (ts, round(t1 + t2, 3))
+            values["electric_energy"] = (ts, round(t1 + t2, 3))
         data_keys, total_keys = CHANNELS[meter.kind]
-        return {
-            "data": {k: list(values[k]) for k in data_keys},
-            "totals": {k: list(values[k]) for k in total_keys},
-        }
+        return RealtimeBody(
+            data={k: values[k] for k in data_keys}, totals={k: values[k] for k in total_keys}
+        )
 
     def realtime_body(self, alias: str) -> dict[str, Any]:
         """``/<alias>/realtime/``: the last published telegram (``[0, 0]`` before the first)."""
         meter = self._meter(alias)
-        if meter.published:
-            copy: dict[str, Any] = json.loads(json.dumps(meter.published))  # deep copy
-            return copy
-        data_keys, total_keys = CHANNELS[meter.kind]
-        return {"data": {k: [0, 0] for k in data_keys}, "totals": {k: [0, 0] for k in total_keys}}
+        body = meter.published
+        if body is None:
+            data_keys, total_keys = CHANNELS[meter.kind]
+            body = RealtimeBody(
+                data=dict.fromkeys(data_keys, (0, 0)), totals=dict.fromkeys(total_keys, (0, 0))
+            )
+        return body.model_dump(mode="json")  # a fresh copy every time
 
     def io_body(self) -> dict[str, Any]:
         """``/io``: the configured connections."""
-        return {
-            "data": [
-                {
-                    "io_id": m.cfg.io_id,
-                    "port": m.cfg.port,
-                    "type": _IO_TYPE[m.kind],
-                    "alias": m.cfg.alias,
-                }
-                for m in self._meters.values()
-            ]
-        }
+        entries = [
+            IoEntry(io_id=m.cfg.io_id, port=m.cfg.port, type=IO_TYPE[m.kind], alias=m.cfg.alias)
+            for m in self._meters.values()
+        ]
+        return IoBody(data=entries).model_dump(mode="json")
 
     def history_body(self, alias: str, period: Period, time_s: int | None) -> dict[str, Any]:
         """``/<alias>/data/<period>/``; ``time_s`` None = the current period."""
@@ -551,4 +440,21 @@ class CemmModel:
             build = month_series if period is Period.MONTH else year_series
             series = build(energy, time_s, now_s, self.tz)
             channel = PERIOD_CHANNEL[meter.kind]
-        return {"io_id": str(meter.cfg.io_id), "time": time_s, "data": {channel: series}}
+        body = HistoryBody.model_validate(
+            {"io_id": str(meter.cfg.io_id), "time": time_s, "data": {channel: series}}
+        )
+        return body.model_dump(mode="json")
+
+
+__all__ = [
+    "DEFAULT_TZ",
+    "FIXTURE_CORE",
+    "AliasConfig",
+    "CemmIdentity",
+    "CemmModel",
+    "PowerSource",
+    "UnknownAliasError",
+    "aliases_from_fixture",
+    "load_fixture",
+    "nl_rate",
+]

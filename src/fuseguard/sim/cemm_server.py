@@ -19,12 +19,11 @@ import uvicorn
 
 from fuseguard.serving import EmbeddedServer
 from fuseguard.sim.cemm_app import create_cemm_app
-from fuseguard.sim.cemm_model import CemmModel, Fault, FaultState
+from fuseguard.sim.cemm_faults import Fault, FaultState
+from fuseguard.sim.cemm_model import CemmModel
+from fuseguard.wire.cemm import DISCOVERY_PORT, DISCOVERY_QUERY, DiscoveryReply
 
 log = structlog.get_logger(__name__)
-
-DISCOVERY_PORT = 9777
-QUERY = b"cemm_query"
 
 
 class CemmDiscoveryResponder(asyncio.DatagramProtocol):
@@ -42,17 +41,18 @@ class CemmDiscoveryResponder(asyncio.DatagramProtocol):
     def reply_body(self, sender_ip: str) -> dict[str, Any]:
         """The discovery datagram for a query from ``sender_ip``."""
         ident = self.model.identity
-        return {
-            "ip": self.advertise_ip or _local_ip_towards(sender_ip),
-            "mac": ident.mac,
-            "version": ident.core,
-            "type": ident.discovery_type,
-            "init_state": 1,
-        }
+        reply = DiscoveryReply(
+            ip=self.advertise_ip or _local_ip_towards(sender_ip),
+            mac=ident.mac,
+            version=ident.core,
+            type=ident.discovery_type,
+            init_state=1,
+        )
+        return reply.model_dump(mode="json")
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         """Reply to ``cemm_query``; ignore anything else."""
-        if data.strip() != QUERY or self.transport is None:
+        if data.strip() != DISCOVERY_QUERY or self.transport is None:
             return
         if self.model.fault.kind is Fault.OFFLINE:
             log.info("cemm_discovery_silent", device=self.model.identity.mac, reason="offline")
