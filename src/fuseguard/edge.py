@@ -18,6 +18,8 @@ from pathlib import Path
 import aiohttp
 import structlog
 
+from fuseguard.api.metrics import start_metrics
+from fuseguard.api.mqtt.service import start_mqtt
 from fuseguard.api.services import start_evse_api, start_local_api, start_modbus_twin
 from fuseguard.cloud.edge_agent import start_cloud_agent
 from fuseguard.config import FuseguardConfig
@@ -39,6 +41,8 @@ SERVICES: Sequence[EdgeService] = (
     start_modbus_twin,
     start_evse_api,
     start_cloud_agent,
+    start_metrics,
+    start_mqtt,
 )
 
 
