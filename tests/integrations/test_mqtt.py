@@ -1,0 +1,292 @@
+"""The MQTT interface against a real broker: retained state, commands, HA discovery, removal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fuseguard.api.mqtt.service import MqttInterface
+from fuseguard.control.flex import FlexManagement
+from fuseguard.control.types import ControllerStatus
+from fuseguard.model.clock import RealClock
+from fuseguard.model.phases import Phases
+
+from .conftest import Probe, retained
+from .statuskit import EVSE_A, EVSE_B, PLUG_A, PLUG_B1, PLUG_B2, site_config, status
+
+#: Every key the discovery payloads may use: HA's documented abbreviations (or full names where
+#: none exists), per the MQTT discovery documentation's abbreviation tables.
+ENTITY_KEYS = {
+    "name", "stat_t", "cmd_t", "dev_cla", "stat_cla", "unit_of_meas", "uniq_id", "avty_t",
+    "avty", "avty_mode", "dev", "o", "ops", "min", "max", "step", "mode", "pl_on", "pl_off",
+    "ent_cat",
+}  # fmt: skip
+DEVICE_KEYS = {"ids", "name", "mf", "mdl", "sw", "via_device"}
+CONFIG_TOPIC = re.compile(
+    r"^(?P<prefix>[^/]+)/(?P<component>sensor|binary_sensor|number|select)/"
+    r"(?P<node>[A-Za-z0-9_-]+)/(?P<object>[A-Za-z0-9_-]+)/config$"
+)
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.now: ControllerStatus = status()
+
+    def __call__(self) -> ControllerStatus:
+        return self.now
+
+
+Runner = Callable[..., Any]
+
+
+@pytest.fixture
+async def run_iface(
+    broker_url: str, prefixes: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[Runner]:
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start(
+        *, with_b: bool = True, feed: Feed | None = None, interval_s: float = 0.2
+    ) -> tuple[MqttInterface, Feed, FlexManagement]:
+        topic_prefix, ha_prefix = prefixes
+        cfg = site_config(
+            tmp_path,
+            with_b=with_b,
+            mqtt={"url": broker_url, "topic_prefix": topic_prefix,
+                  "discovery_prefix": ha_prefix, "min_interval_s": interval_s},
+        )  # fmt: skip
+        clock = RealClock()
+        flex = FlexManagement(clock, fuse_a=32.0, timeout_s=60)
+        feed = feed or Feed()
+        iface = MqttInterface(cfg, clock, feed, flex)
+        tasks.append(asyncio.create_task(iface.run()))
+        await iface.connection.wait_connected(10)
+        return iface, feed, flex
+
+    async def stop_all() -> None:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks.clear()
+
+    start.stop_all = stop_all  # type: ignore[attr-defined]
+    yield start
+    await stop_all()
+
+
+async def test_state_and_discovery_arrive_retained_and_well_formed(
+    run_iface: Runner, broker_url: str, prefixes: tuple[str, str], probe_factory: Any
+) -> None:
+    topic_prefix, ha_prefix = prefixes
+    iface, _, _ = await run_iface()
+    base = f"{topic_prefix}/it1"
+    live: Probe = await probe_factory(f"{base}/#")
+    await live.wait_for(lambda: live.last(f"{base}/plug/wb2_2/status") is not None)
+    # a fresh subscriber gets everything retained
+    got = (await retained(broker_url, (f"{base}/#", f"{ha_prefix}/#"))).latest()
+    assert got[f"{base}/status"] == (b"online", True)
+    expect = {
+        "site/grid_current_a/l3": b"22.0",
+        "site/grid_power_w": b"14500",
+        "site/limit_a/l1": b"32.0",
+        "site/non_ev_current_a/l1": b"4.1",
+        "site/limit_source": b"fuse",
+        "site/meter_fallback": b"false",
+        "site/ems_limit_a": b"32.0",
+        "plug/wb1/status": b"charging",
+        "plug/wb1/current_a/l2": b"16.0",
+        "plug/wb1/setpoint_a": b"16",
+        "plug/wb1/power_w": b"11040",
+        "plug/wb1/energy_kwh": b"4.321",
+        "plug/wb1/mode": b"fast",
+        "plug/wb1/priority": b"5",
+        "plug/wb1/reason": b"fair share",
+        "plug/wb1/availability": b"online",
+        "plug/wb2/mode": b"pv",
+        "plug/wb2_2/status": b"offline",
+        "plug/wb2_2/availability": b"offline",
+    }
+    for rel, payload in expect.items():
+        assert got[f"{base}/{rel}"] == (payload, True), rel
+    configs = {t: json.loads(p) for t, (p, r) in got.items() if t.startswith(ha_prefix + "/")}
+    assert all(got[t][1] for t in configs), "discovery configs must be retained"
+    check_discovery(configs, ha_prefix, base)
+    assert iface.discovery is not None
+
+
+def check_discovery(configs: dict[str, Any], ha_prefix: str, base: str) -> None:
+    """Topic format, abbreviations, devices, via_device, availability, classes and units."""
+    unique_ids: set[str] = set()
+    devices: dict[str, dict[str, Any]] = {}
+    by_object: dict[str, tuple[str, dict[str, Any]]] = {}
+    for topic, cfg in configs.items():
+        m = CONFIG_TOPIC.match(topic)
+        assert m is not None and m["prefix"] == ha_prefix, topic
+        assert m["node"] == "fuseguard_it1"
+        assert set(cfg) <= ENTITY_KEYS, (topic, set(cfg) - ENTITY_KEYS)
+        assert set(cfg["dev"]) <= DEVICE_KEYS
+        assert isinstance(cfg["dev"]["ids"], list) and cfg["dev"]["ids"]
+        assert cfg["uniq_id"] not in unique_ids
+        unique_ids.add(cfg["uniq_id"])
+        assert cfg["stat_t"].startswith(base + "/")
+        assert not ("avty_t" in cfg and "avty" in cfg), "availability_topic xor availability"
+        avty = [cfg["avty_t"]] if "avty_t" in cfg else [a["t"] for a in cfg["avty"]]
+        assert f"{base}/status" in avty
+        devices[cfg["dev"]["ids"][0]] = cfg["dev"]
+        by_object[m["object"]] = (m["component"], cfg)
+    edge = "fuseguard_it1"
+    assert "via_device" not in devices[edge]
+    for evse in (EVSE_A, EVSE_B):
+        assert devices[f"{edge}_{evse}"]["via_device"] == edge
+    assert len(devices) == 3
+    comp, grid = by_object["grid_current_l1"]
+    assert comp == "sensor"
+    assert (grid["dev_cla"], grid["stat_cla"], grid["unit_of_meas"]) == (
+        "current", "measurement", "A"
+    )  # fmt: skip
+    comp, power = by_object[f"{PLUG_A}_power"]
+    assert (comp, power["dev_cla"], power["unit_of_meas"]) == ("sensor", "power", "W")
+    comp, energy = by_object[f"{PLUG_A}_energy"]
+    assert (energy["dev_cla"], energy["stat_cla"], energy["unit_of_meas"]) == (
+        "energy", "total_increasing", "kWh"
+    )  # fmt: skip
+    assert energy["stat_t"] == f"{base}/plug/wb1/energy_kwh"
+    comp, number = by_object["ems_limit"]
+    assert comp == "number"
+    assert number["cmd_t"] == f"{base}/set/ems_limit" and number["max"] == 32.0
+    comp, mode = by_object[f"{PLUG_B2}_mode"]
+    assert comp == "sensor" and mode["dev_cla"] == "enum"  # read-only: see docs/mqtt.md
+    assert "fast" in mode["ops"]
+    assert mode["stat_t"] == f"{base}/plug/wb2_2/mode"
+    assert f"{base}/plug/wb2_2/availability" in [a["t"] for a in mode["avty"]]
+    # two plugs on one charger: names say which
+    assert by_object[f"{PLUG_B1}_status"][1]["name"] == "Left Status"
+
+
+async def test_commands_round_trip_and_bad_payloads_are_refused(
+    run_iface: Runner, prefixes: tuple[str, str], probe_factory: Any
+) -> None:
+    topic_prefix, _ = prefixes
+    base = f"{topic_prefix}/it1"
+    _, _, flex = await run_iface()
+    probe: Probe = await probe_factory(f"{base}/result", f"{base}/site/#")
+
+    async def command(rel: str, payload: str, *, retain: bool = False) -> dict[str, Any]:
+        before = len([m for m in probe.messages if m[0] == f"{base}/result"])
+        await probe.publish(f"{base}/{rel}", payload, retain=retain)
+        await probe.wait_for(
+            lambda: len([m for m in probe.messages if m[0] == f"{base}/result"]) > before
+        )
+        answer = json.loads(probe.last(f"{base}/result") or b"{}")
+        assert answer["command"] == rel
+        return answer
+
+    ok = await command("set/ems_limit", "20")
+    assert ok["ok"] is True and ok["value"]["CurrentLimit"] == 20.0
+    assert flex.settings().current_limit_a == 20.0
+    await probe.wait_for(lambda: probe.last(f"{base}/site/ems_limit_a") == b"20.0")
+    ok = await command("set/ems_limit", '{"ActivePowerActivation": true, "CurrentLimit": 18.5}')
+    assert ok["ok"] is True and flex.settings().activation is True
+    assert flex.limit_a() == 18.5
+    await probe.wait_for(lambda: probe.last(f"{base}/site/limit_source") == b"ems")
+    assert (await command("set/keep_alive", ""))["ok"] is True
+
+    bad = {
+        "abc": "invalid_payload",
+        "-5": "invalid_payload",
+        "20000": "invalid_payload",
+        "NaN": "invalid_payload",
+        "true": "invalid_payload",
+        '{"CurrentLimit": "20"}': "invalid_payload",
+        '{"currentlimit": 20}': "invalid_payload",
+        '{"CurrentLimit": null}': "invalid_payload",
+        "[20]": "invalid_payload",
+    }
+    for payload, error in bad.items():
+        answer = await command("set/ems_limit", payload)
+        assert answer["ok"] is False and answer["error"] == error, (payload, answer)
+        assert answer["message"]
+    assert flex.settings().current_limit_a == 18.5, "no bad payload may be applied"
+    assert (await command("set/reboot", "1"))["error"] == "unknown_command"
+    assert (await command("plug/nope/set/mode", "pv"))["error"] == "unknown_plug"
+    assert (await command("plug/wb1/set/mode", "turbo"))["error"] == "invalid_payload"
+    assert (await command("plug/wb1/set/mode", "pv"))["error"] == "read_only"
+    assert (await command("plug/wb1/set/priority", "1.5"))["error"] == "invalid_payload"
+    assert (await command("plug/wb1/set/priority", "3"))["error"] == "read_only"
+
+
+async def test_retained_command_is_not_applied_on_connect(
+    run_iface: Runner, prefixes: tuple[str, str], probe_factory: Any
+) -> None:
+    """A retained command must not fire again on every (re)connect: answered, not applied."""
+    topic_prefix, _ = prefixes
+    base = f"{topic_prefix}/it1"
+    probe: Probe = await probe_factory(f"{base}/result")
+    await probe.publish(f"{base}/set/ems_limit", "12", retain=True)
+    _, _, flex = await run_iface()
+    await probe.wait_for(lambda: probe.last(f"{base}/result") is not None)
+    answer = json.loads(probe.last(f"{base}/result") or b"{}")
+    assert (answer["ok"], answer["error"]) == (False, "retained")
+    assert flex.settings().current_limit_a == 32.0
+    await probe.publish(f"{base}/set/ems_limit", b"", retain=True)  # clear it again
+
+
+async def test_changes_are_published_at_most_once_per_interval(
+    run_iface: Runner, prefixes: tuple[str, str], probe_factory: Any
+) -> None:
+    topic_prefix, _ = prefixes
+    base = f"{topic_prefix}/it1"
+    topic = f"{base}/site/grid_current_a/l1"
+    _, feed, _ = await run_iface(interval_s=0.5)
+    probe: Probe = await probe_factory(topic)
+    await probe.wait_for(lambda: probe.last(topic) is not None)
+    probe.messages.clear()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    amps = 10.0
+    while loop.time() - start < 2.6:  # a new value every 50 ms
+        amps += 0.5
+        feed.now = status(grid_current_a=Phases(amps, 1.0, 1.0))
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.7)
+    received = [p for t, p, _ in probe.messages if t == topic]
+    assert 4 <= len(received) <= 7, received  # ~2.6 s / 0.5 s, never one per change (52)
+    assert received[-1] == f"{amps:.1f}".encode(), "the last value is always published"
+
+
+async def test_removed_charger_loses_its_entities(
+    run_iface: Runner, broker_url: str, prefixes: tuple[str, str]
+) -> None:
+    _, ha_prefix = prefixes
+    await run_iface(with_b=True)
+    before = (await retained(broker_url, (f"{ha_prefix}/#",))).latest()
+    b_topics = {t for t in before if PLUG_B1 in t or PLUG_B2 in t}
+    assert b_topics and all(before[t][0] for t in b_topics)
+    await run_iface.stop_all()  # type: ignore[attr-defined]
+    await run_iface(with_b=False)
+    await retained(broker_url, (f"{ha_prefix}/#",), quiet_s=1.0)  # let the edge clean up
+    after = {
+        t: p
+        for t, (p, _) in (await retained(broker_url, (f"{ha_prefix}/#",))).latest().items()
+        if p
+    }
+    assert not (b_topics & set(after)), "wb2's configs must be cleared (empty retained)"
+    assert {t for t in after if PLUG_A in t}, "wb1 stays"
+
+
+async def test_home_assistant_birth_republishes(
+    run_iface: Runner, prefixes: tuple[str, str], probe_factory: Any
+) -> None:
+    _, ha_prefix = prefixes
+    await run_iface()
+    probe: Probe = await probe_factory(f"{ha_prefix}/number/#")
+    await probe.settle()
+    probe.messages.clear()
+    await probe.publish(f"{ha_prefix}/status", "online")
+    await probe.wait_for(lambda: any(t.endswith("/ems_limit/config") for t, _, _ in probe.messages))
