@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from fuseguard.api.mqtt.service import MqttInterface
+from fuseguard.config.controller import charger_specs
 from fuseguard.control.flex import FlexManagement
+from fuseguard.control.plug_settings import PlugSettings
 from fuseguard.control.types import ControllerStatus
 from fuseguard.model.clock import RealClock
 from fuseguard.model.phases import Phases
@@ -52,7 +54,11 @@ async def run_iface(
     tasks: list[asyncio.Task[None]] = []
 
     async def start(
-        *, with_b: bool = True, feed: Feed | None = None, interval_s: float = 0.2
+        *,
+        with_b: bool = True,
+        feed: Feed | None = None,
+        interval_s: float = 0.2,
+        plug_settings: bool = False,
     ) -> tuple[MqttInterface, Feed, FlexManagement]:
         topic_prefix, ha_prefix = prefixes
         cfg = site_config(
@@ -64,7 +70,11 @@ async def run_iface(
         clock = RealClock()
         flex = FlexManagement(clock, fuse_a=32.0, timeout_s=60)
         feed = feed or Feed()
-        iface = MqttInterface(cfg, clock, feed, flex)
+        settings = None
+        if plug_settings:
+            specs = charger_specs(cfg.chargers)
+            settings = PlugSettings(specs, tmp_path / "plug_settings.json")
+        iface = MqttInterface(cfg, clock, feed, flex, settings)
         tasks.append(asyncio.create_task(iface.run()))
         await iface.connection.wait_connected(10)
         return iface, feed, flex
@@ -219,6 +229,49 @@ async def test_commands_round_trip_and_bad_payloads_are_refused(
     assert (await command("plug/wb1/set/mode", "pv"))["error"] == "read_only"
     assert (await command("plug/wb1/set/priority", "1.5"))["error"] == "invalid_payload"
     assert (await command("plug/wb1/set/priority", "3"))["error"] == "read_only"
+
+
+async def test_plug_mode_and_priority_commands_with_runtime_settings(
+    run_iface: Runner, broker_url: str, prefixes: tuple[str, str], probe_factory: Any
+) -> None:
+    topic_prefix, ha_prefix = prefixes
+    base = f"{topic_prefix}/it1"
+    await run_iface()  # read-only first: mode/priority are sensors ...
+    sensor_mode = f"{ha_prefix}/sensor/fuseguard_it1/{PLUG_A}_mode/config"
+    assert (await retained(broker_url, (sensor_mode,))).latest()[sensor_mode][0]
+    await run_iface.stop_all()  # type: ignore[attr-defined]
+    iface, _, _ = await run_iface(plug_settings=True)  # ... then writable
+    assert iface.plug_settings is not None
+    probe: Probe = await probe_factory(f"{base}/result", f"{base}/plug/#")
+    await probe.wait_for(lambda: probe.last(f"{base}/plug/wb2_2/mode") == b"pv")
+
+    async def command(rel: str, payload: str) -> dict[str, Any]:
+        probe.messages[:] = [m for m in probe.messages if m[0] != f"{base}/result"]
+        await probe.publish(f"{base}/{rel}", payload)
+        await probe.wait_for(lambda: probe.last(f"{base}/result") is not None)
+        return dict(json.loads(probe.last(f"{base}/result") or b"{}"))
+
+    assert (await command("plug/wb2_2/set/mode", "off"))["value"] == "off"
+    await probe.wait_for(lambda: probe.last(f"{base}/plug/wb2_2/mode") == b"off")
+    assert iface.plug_settings.all()["wb2/2"].mode.value == "off"
+    assert (await command("plug/wb1/set/priority", "-7"))["value"] == -7
+    await probe.wait_for(lambda: probe.last(f"{base}/plug/wb1/priority") == b"-7")
+    answer = await command("plug/wb1/set/priority", "200")
+    assert (answer["ok"], answer["error"]) == (False, "invalid_value")
+    assert (await command("plug/wb1/set/mode", "warp"))["error"] == "invalid_payload"
+    assert iface.plug_settings.all()["wb1"].priority == -7
+    # writable: Home Assistant gets a select for the mode and a number for the priority
+    got = {
+        t: v for t, v in (await retained(broker_url, (f"{ha_prefix}/#",))).latest().items() if v[0]
+    }
+    select = json.loads(got[f"{ha_prefix}/select/fuseguard_it1/{PLUG_A}_mode/config"][0])
+    assert select["cmd_t"] == f"{base}/plug/wb1/set/mode"
+    assert select["stat_t"] == f"{base}/plug/wb1/mode"
+    assert select["ops"] == ["fast", "pv", "minpv", "off"]
+    number = json.loads(got[f"{ha_prefix}/number/fuseguard_it1/{PLUG_A}_priority/config"][0])
+    assert (number["min"], number["max"], number["step"]) == (-100, 100, 1)
+    # the read-only sensors of the first run are stale configs: cleared
+    assert sensor_mode not in got
 
 
 async def test_retained_command_is_not_applied_on_connect(

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from fuseguard.api.local import SettingsUpdate
 from fuseguard.api.mqtt.state import Topics
 from fuseguard.control.flex import FlexManagement
+from fuseguard.control.plug_settings import PRIORITY_MAX, PRIORITY_MIN
 from fuseguard.model.status import ChargeMode
 
 log = structlog.get_logger(__name__)
@@ -37,11 +38,11 @@ MAX_PAYLOAD_BYTES = 1024
 class PlugSettingsPort(Protocol):
     """Runtime mode/priority of plugs (optional: without it mode and priority are read-only)."""
 
-    def set_mode(self, plug_id: str, mode: ChargeMode) -> None:
+    def set_mode(self, plug_id: str, mode: ChargeMode, *, source: str = ...) -> None:
         """Apply a charge mode."""
 
-    def set_priority(self, plug_id: str, priority: int) -> None:
-        """Apply a priority."""
+    def set_priority(self, plug_id: str, priority: int, *, source: str = ...) -> None:
+        """Apply a priority (ValueError when out of range)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ class CommandHandler:
     flex: FlexManagement | None
     plug_keys: Mapping[str, str]  # plug id -> topic key
     plug_settings: PlugSettingsPort | None = None
-    priority_range: tuple[int, int] = (-100, 100)
+    priority_range: tuple[int, int] = (PRIORITY_MIN, PRIORITY_MAX)
     _by_key: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -169,12 +170,15 @@ class CommandHandler:
                 raise CommandError("invalid_payload", f"mode must be one of {allowed}") from None
             if port is None:
                 raise CommandError("read_only", "plug mode is set in the site config")
-            port.set_mode(pid, mode)
+            port.set_mode(pid, mode, source="mqtt")
             return mode.value
         priority = _integer(text, "priority", *self.priority_range)
         if port is None:
             raise CommandError("read_only", "plug priority is set in the site config")
-        port.set_priority(pid, priority)
+        try:
+            port.set_priority(pid, priority, source="mqtt")
+        except ValueError as err:
+            raise CommandError("invalid_value", str(err)) from None
         return priority
 
 

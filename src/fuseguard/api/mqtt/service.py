@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
 
 from fuseguard.api.mqtt.client import MqttConnection, MqttDownError, MqttTimeoutError
-from fuseguard.api.mqtt.commands import CommandHandler, PlugSettingsPort
+from fuseguard.api.mqtt.commands import CommandHandler
 from fuseguard.api.mqtt.discovery import Discovery
 from fuseguard.api.mqtt.state import (
     ONLINE,
@@ -32,6 +32,7 @@ from fuseguard.api.site_state import plug_keys
 from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import charger_specs
 from fuseguard.control.flex import FlexManagement
+from fuseguard.control.plug_settings import RUNTIME_KEY, PlugSettings
 from fuseguard.control.types import ControllerStatus
 from fuseguard.model.clock import Clock
 
@@ -49,8 +50,7 @@ class MqttInterface:
     clock: Clock
     status: Callable[[], ControllerStatus]
     flex: FlexManagement | None = None
-    plug_settings: PlugSettingsPort | None = None
-    settings_view: Callable[[], Mapping[str, PlugSettingsView]] | None = None
+    plug_settings: PlugSettings | None = None
     _sent: dict[str, tuple[str, float]] = field(default_factory=dict, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _publish_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -96,7 +96,12 @@ class MqttInterface:
     def messages(self) -> dict[str, str]:
         """Every state topic and its payload now."""
         st = self.status()
-        settings = self.settings_view() if self.settings_view else self._config_settings
+        settings = self._config_settings
+        if self.plug_settings is not None:
+            settings = {
+                pid: PlugSettingsView(s.mode.value, s.priority)
+                for pid, s in self.plug_settings.all().items()
+            }
         out = site_messages(self.topics, st, self.flex)
         out.update(plug_messages(self.topics, st, self.keys, settings))
         return out
@@ -185,7 +190,14 @@ async def start_mqtt(rt: EdgeRuntime) -> None:
     """Edge service: the MQTT interface when ``[mqtt] url`` is set."""
     if rt.config.mqtt.url is None:
         return
-    iface = MqttInterface(rt.config, rt.clock, rt.controller.status, rt.flex)
+    plug_settings = rt.shared.get(RUNTIME_KEY)
+    iface = MqttInterface(
+        rt.config,
+        rt.clock,
+        rt.controller.status,
+        rt.flex,
+        plug_settings if isinstance(plug_settings, PlugSettings) else None,
+    )
     task = asyncio.create_task(iface.run(), name="mqtt-interface")
 
     async def stop() -> None:
