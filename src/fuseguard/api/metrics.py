@@ -40,7 +40,7 @@ from fuseguard.model.phases import Phase, Phases
 from fuseguard.model.status import PlugStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from fuseguard.runtime import EdgeRuntime
 
@@ -246,10 +246,11 @@ def _authorized(request: Request, credentials: tuple[str, str] | None) -> bool:
     return user_ok and password_ok
 
 
-def create_metrics_app(
+def metrics_endpoint(
     registry: CollectorRegistry, *, user: str = "", password: str = ""
-) -> Starlette:
-    """``GET /metrics``; Basic auth when ``password`` is set."""
+) -> Callable[[Request], Awaitable[Response]]:
+    """The ``/metrics`` handler (Basic auth when ``password`` is set), to add to any app:
+    ``app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])``."""
     credentials = (user, password) if password else None
 
     async def metrics(request: Request) -> Response:
@@ -261,7 +262,15 @@ def create_metrics_app(
             )
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[Route("/metrics", metrics, methods=["GET"])])
+    return metrics
+
+
+def create_metrics_app(
+    registry: CollectorRegistry, *, user: str = "", password: str = ""
+) -> Starlette:
+    """A small app serving only ``GET /metrics``."""
+    endpoint = metrics_endpoint(registry, user=user, password=password)
+    return Starlette(routes=[Route("/metrics", endpoint, methods=["GET"])])
 
 
 async def start_metrics(rt: EdgeRuntime) -> None:
@@ -289,5 +298,6 @@ __all__ = [
     "StatusCounters",
     "build_registry",
     "create_metrics_app",
+    "metrics_endpoint",
     "start_metrics",
 ]
