@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from fuseguard.api.mqtt.service import MqttInterface
@@ -343,3 +344,26 @@ async def test_home_assistant_birth_republishes(
     probe.messages.clear()
     await probe.publish(f"{ha_prefix}/status", "online")
     await probe.wait_for(lambda: any(t.endswith("/ems_limit/config") for t, _, _ in probe.messages))
+
+
+async def test_reconnects_and_republishes_after_losing_the_broker(
+    run_iface: Runner, prefixes: tuple[str, str], probe_factory: Any, broker_url: str
+) -> None:
+    """A second client with the edge's client id takes its session over (the broker drops the
+    edge's connection); the edge connects again, says ``online`` and takes commands."""
+    topic_prefix, _ = prefixes
+    base = f"{topic_prefix}/it1"
+    iface, _, flex = await run_iface()
+    probe: Probe = await probe_factory(f"{base}/status", f"{base}/result")
+    await probe.wait_for(lambda: probe.last(f"{base}/status") == b"online")
+    probe.messages.clear()
+    intruder = aiomqtt.Client(
+        "127.0.0.1", int(broker_url.rsplit(":", 1)[1]), identifier=iface.connection.client_id
+    )
+    async with intruder:
+        await asyncio.sleep(0.2)
+    await probe.wait_for(lambda: probe.last(f"{base}/status") == b"online", 15)
+    await iface.connection.wait_connected(15)
+    await probe.publish(f"{base}/set/ems_limit", "17")
+    await probe.wait_for(lambda: probe.last(f"{base}/result") is not None)
+    assert flex.settings().current_limit_a == 17.0

@@ -200,7 +200,13 @@ class StatusCounters:
             self.fallbacks.labels(kind)
 
     def observe(self, st: ControllerStatus) -> None:
-        """Account for one cycle."""
+        """Account for one cycle (a controller listener: never raises into the loop)."""
+        try:
+            self._observe(st)
+        except Exception as exc:  # metrics must never break control
+            log.exception("metrics_observe_failed", device="metrics", reason=repr(exc))
+
+    def _observe(self, st: ControllerStatus) -> None:
         self.cycles.inc()
         if st.last_cycle_ms >= 0:
             self.cycle_duration.observe(st.last_cycle_ms / 1000.0)

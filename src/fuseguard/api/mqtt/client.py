@@ -153,13 +153,13 @@ class MqttConnection:
                     try:
                         await self.on_connect()
                         async for message in client.messages:
-                            await self.on_message(
+                            await self._deliver(
                                 str(message.topic), _payload_bytes(message.payload), message.retain
                             )
                     except asyncio.CancelledError:
                         await self._go_offline(client)
                         raise
-            except aiomqtt.MqttError as err:
+            except (aiomqtt.MqttError, MqttDownError, MqttTimeoutError) as err:
                 log.warning(
                     "mqtt_disconnected",
                     device=self.client_id,
@@ -173,6 +173,15 @@ class MqttConnection:
             # reconnect pacing is wall-time I/O backoff, not control time
             await asyncio.sleep(delay_s * (0.5 + random.random()))
             delay_s = min(self.reconnect_max_s, delay_s * 2)
+
+    async def _deliver(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Hand one message to ``on_message``; a failing handler costs that message only."""
+        try:
+            await self.on_message(topic, payload, retained)
+        except (MqttDownError, MqttTimeoutError):
+            raise  # the connection is gone: reconnect
+        except Exception as exc:
+            log.exception("mqtt_message_failed", device=topic, reason=repr(exc))
 
     async def _go_offline(self, client: aiomqtt.Client) -> None:
         """A clean stop: say ``offline`` ourselves (the broker drops the will on DISCONNECT)."""
