@@ -26,7 +26,7 @@ from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import plug_ids
 from fuseguard.model.status import ChargeMode, PlugStatus
 
-ORIGIN = {"name": "fuseguard", "sw": __version__, "url": "https://github.com/fuseguard/fuseguard"}
+ORIGIN = {"name": "fuseguard", "sw": __version__}
 _PHASES = ("l1", "l2", "l3")
 
 
