@@ -13,6 +13,7 @@ import aiomqtt
 import pytest
 
 from fuseguard.api.mqtt.service import MqttInterface
+from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import charger_specs
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.plug_settings import PlugSettings
@@ -22,6 +23,7 @@ from fuseguard.model.phases import Phases
 
 from .conftest import Probe, retained
 from .statuskit import EVSE_A, EVSE_B, PLUG_A, PLUG_B1, PLUG_B2, site_config, status
+from .statuskit import plug as plug_view
 
 #: Every key the discovery payloads may use: HA's documented abbreviations (or full names where
 #: none exists), per the MQTT discovery documentation's abbreviation tables.
@@ -367,3 +369,35 @@ async def test_reconnects_and_republishes_after_losing_the_broker(
     await probe.publish(f"{base}/set/ems_limit", "17")
     await probe.wait_for(lambda: probe.last(f"{base}/result") is not None)
     assert flex.settings().current_limit_a == 17.0
+
+
+def test_discovery_and_state_agree_on_plug_keys_even_when_ids_collide(tmp_path: Path) -> None:
+    """``wb1/2`` (second plug of wb1) and a charger named ``wb1_2`` need distinct topic keys,
+    and every discovery state topic must be one the edge publishes."""
+    cfg = FuseguardConfig.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "site": {"edge_id": "it2", "main_fuse_a": 32},
+            "chargers": [
+                {"id": "wb1", "evse_uuid": EVSE_A,
+                 "plugs": [{"uuid": PLUG_A, "label": "A"}, {"uuid": PLUG_B1, "label": "B"}]},
+                {"id": "wb1_2", "evse_uuid": EVSE_B, "plugs": [{"uuid": PLUG_B2, "label": "C"}]},
+            ],
+            "mqtt": {"url": "mqtt://127.0.0.1:1"},
+        }
+    )  # fmt: skip
+    plugs = (
+        plug_view("wb1", EVSE_A, "main"),
+        plug_view("wb1/2", EVSE_A, "main"),
+        plug_view("wb1_2", EVSE_B, "main"),
+    )
+    clock = RealClock()
+    iface = MqttInterface(cfg, clock, lambda: status(plugs=plugs), FlexManagement(clock, fuse_a=32))
+    assert len(set(iface.keys.values())) == 3
+    published = set(iface.messages())
+    assert iface.discovery is not None
+    for payload in iface.discovery.messages().values():
+        cfg_json = json.loads(payload)
+        assert cfg_json["stat_t"] in published, cfg_json["stat_t"]
+        for avty in cfg_json.get("avty", []):
+            assert avty["t"] in published or avty["t"] == iface.topics.availability

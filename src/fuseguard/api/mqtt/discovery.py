@@ -15,13 +15,13 @@ subscribes to its own node's config topics and clears every retained one it no l
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fuseguard import __version__
 from fuseguard.api.mqtt.state import Topics
-from fuseguard.api.site_state import LimitSource, plug_keys, safe_id
+from fuseguard.api.site_state import LimitSource, safe_id
 from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import plug_ids
 from fuseguard.model.status import ChargeMode, PlugStatus
@@ -79,6 +79,7 @@ class Discovery:
 
     config: FuseguardConfig
     topics: Topics
+    keys: Mapping[str, str]  # plug id -> topic key (the state topics' own, site-wide)
     prefix: str = "homeassistant"
     writable_plug_settings: bool = False
     _entities: list[Entity] = field(init=False)
@@ -211,7 +212,7 @@ class Discovery:
             "via_device": self.edge_ident,
         }
         pids = plug_ids(charger)
-        keys = plug_keys(pids)
+        keys = self.keys
         several = len(pids) > 1
         out: list[Entity] = []
         for pid, plug in zip(pids, charger.plugs, strict=True):

@@ -70,6 +70,7 @@ class MqttInterface:
             Discovery(
                 self.config,
                 self.topics,
+                self.keys,
                 prefix=mc.discovery_prefix,
                 writable_plug_settings=self.plug_settings is not None,
             )
