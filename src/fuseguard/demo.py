@@ -218,25 +218,7 @@ async def run_demo(
     async with contextlib.AsyncExitStack() as stack:
         meter_handle = await serve_cemm(cemm, "127.0.0.1", 0, discovery_port=None)
         stack.push_async_callback(meter_handle.close)
-        bays: list[tuple[DemoBay, Any]] = []
-        ports: list[tuple[int, int]] = []
-        for bay in BAYS:
-            ctrl = BenderController(
-                clock=clock,
-                config=BenderDeviceConfig(
-                    firmware=bay.firmware,
-                    max_current_a=bay.max_current_a,
-                    free_charging=True,
-                    cp_id=f"+49*839*0000000000{BAYS.index(bay) + 1}",
-                ),
-                rotations=(bay.rotation,),
-            )
-            for connector in ctrl.connectors:
-                site.add(connector)
-            handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
-            stack.push_async_callback(handle.close)
-            bays.append((bay, ctrl.connector(1)))
-            ports.append((handle.rest_port, handle.modbus_port))
+        bays, ports = await _serve_bays(clock, site, stack)
         password = secrets.token_urlsafe(12)
         config = demo_config(
             data_dir=data_dir,
@@ -280,6 +262,32 @@ async def run_demo(
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _serve_bays(
+    clock: Clock, site: SiteModel, stack: contextlib.AsyncExitStack
+) -> tuple[list[tuple[DemoBay, Any]], list[tuple[int, int]]]:
+    """One virtual Bender charger per bay on loopback: (bay, connector) and (REST, Modbus) ports."""
+    bays: list[tuple[DemoBay, Any]] = []
+    ports: list[tuple[int, int]] = []
+    for bay in BAYS:
+        ctrl = BenderController(
+            clock=clock,
+            config=BenderDeviceConfig(
+                firmware=bay.firmware,
+                max_current_a=bay.max_current_a,
+                free_charging=True,
+                cp_id=f"+49*839*0000000000{BAYS.index(bay) + 1}",
+            ),
+            rotations=(bay.rotation,),
+        )
+        for connector in ctrl.connectors:
+            site.add(connector)
+        handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
+        stack.push_async_callback(handle.close)
+        bays.append((bay, ctrl.connector(1)))
+        ports.append((handle.rest_port, handle.modbus_port))
+    return bays, ports
 
 
 async def _wait(edge_task: asyncio.Task[None], duration_s: float | None) -> None:
