@@ -312,7 +312,8 @@ async def test_changes_are_published_at_most_once_per_interval(
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.7)
     received = [p for t, p, _ in probe.messages if t == topic]
-    assert 4 <= len(received) <= 7, received  # ~2.6 s / 0.5 s, never one per change (52)
+    # a new value every 50 ms for 3.3 s: one publish per 0.5 s at most (7), not one per change
+    assert 3 <= len(received) <= 7, received
     assert received[-1] == f"{amps:.1f}".encode(), "the last value is always published"
 
 

@@ -148,7 +148,9 @@ class MqttConnection:
                     for topic_filter in self.subscriptions:
                         await client.subscribe(topic_filter, qos=1)
                     self._connected.set()
-                    log.info("mqtt_connected", device=self.client_id, broker=self.url)
+                    log.info(
+                        "mqtt_connected", device=self.client_id, broker=self.url, reason="connect"
+                    )
                     delay_s = self.reconnect_min_s
                     try:
                         await self.on_connect()
