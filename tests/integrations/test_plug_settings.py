@@ -87,3 +87,15 @@ async def test_the_allocator_obeys_a_runtime_mode_and_priority() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_an_override_that_cannot_be_saved_is_not_applied(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the directory should be")
+    ps = PlugSettings(SPECS, blocker / "plug_settings.json")
+    changes: list[int] = []
+    ps.subscribe(lambda: changes.append(1))
+    with pytest.raises(OSError):
+        ps.set_mode("cp1", ChargeMode.OFF)
+    assert ps.all()["cp1"].mode is ChargeMode.FAST
+    assert changes == []

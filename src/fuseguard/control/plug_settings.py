@@ -84,24 +84,28 @@ class PlugSettings:
     # --- writing ---------------------------------------------------------------------------
 
     def set_mode(self, plug_id: str, mode: ChargeMode, *, source: str = "api") -> None:
-        """Override the mode of ``plug_id`` (KeyError for an unknown plug)."""
+        """Override the mode of ``plug_id`` (KeyError for an unknown plug; OSError when it
+        cannot be persisted, and then nothing changed)."""
         configured = self._configured[plug_id]
         mode = ChargeMode(mode)
+        modes = dict(self._modes)
         if mode == configured.mode:
-            self._modes.pop(plug_id, None)
+            modes.pop(plug_id, None)
         else:
-            self._modes[plug_id] = mode
-        self._changed(plug_id, f"mode {mode.value} from {source}")
+            modes[plug_id] = mode
+        self._commit(modes, self._priorities, plug_id, f"mode {mode.value} from {source}")
 
     def set_priority(self, plug_id: str, priority: int, *, source: str = "api") -> None:
-        """Override the priority of ``plug_id`` (KeyError / ValueError when invalid)."""
+        """Override the priority of ``plug_id`` (KeyError / ValueError when invalid; OSError
+        when it cannot be persisted, and then nothing changed)."""
         configured = self._configured[plug_id]
         priority = check_priority(priority)
+        priorities = dict(self._priorities)
         if priority == configured.priority:
-            self._priorities.pop(plug_id, None)
+            priorities.pop(plug_id, None)
         else:
-            self._priorities[plug_id] = priority
-        self._changed(plug_id, f"priority {priority} from {source}")
+            priorities[plug_id] = priority
+        self._commit(self._modes, priorities, plug_id, f"priority {priority} from {source}")
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every change."""
@@ -109,9 +113,17 @@ class PlugSettings:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _changed(self, plug_id: str, reason: str) -> None:
+    def _commit(
+        self,
+        modes: dict[str, ChargeMode],
+        priorities: dict[str, int],
+        plug_id: str,
+        reason: str,
+    ) -> None:
+        """Persist first, then apply and tell the listeners."""
         if self._path is not None:
-            self._save(self._path)
+            self._save(self._path, modes, priorities)
+        self._modes, self._priorities = modes, priorities
         log.info("plug_setting_changed", charger=plug_id, reason=reason)
         for callback in list(self._listeners):
             try:
@@ -146,11 +158,12 @@ class PlugSettings:
                 except ValueError as exc:
                     log.warning("plug_setting_dropped", charger=pid, reason=str(exc))
 
-    def _save(self, path: Path) -> None:
+    @staticmethod
+    def _save(path: Path, modes: dict[str, ChargeMode], priorities: dict[str, int]) -> None:
         plugs: dict[str, dict[str, object]] = {}
-        for pid, mode in self._modes.items():
+        for pid, mode in modes.items():
             plugs.setdefault(pid, {})["mode"] = mode.value
-        for pid, priority in self._priorities.items():
+        for pid, priority in priorities.items():
             plugs.setdefault(pid, {})["priority"] = priority
         payload = json.dumps({"version": _VERSION, "plugs": plugs}, indent=2, sort_keys=True)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -170,7 +170,10 @@ class CommandHandler:
                 raise CommandError("invalid_payload", f"mode must be one of {allowed}") from None
             if port is None:
                 raise CommandError("read_only", "plug mode is set in the site config")
-            port.set_mode(pid, mode, source="mqtt")
+            try:
+                port.set_mode(pid, mode, source="mqtt")
+            except OSError as err:
+                raise CommandError("storage_error", f"not saved, not applied: {err}") from None
             return mode.value
         priority = _integer(text, "priority", *self.priority_range)
         if port is None:
@@ -179,6 +182,8 @@ class CommandHandler:
             port.set_priority(pid, priority, source="mqtt")
         except ValueError as err:
             raise CommandError("invalid_value", str(err)) from None
+        except OSError as err:
+            raise CommandError("storage_error", f"not saved, not applied: {err}") from None
         return priority
 
 
