@@ -112,8 +112,11 @@ def demo_config(
     modbus_port: int,
     evse_api_port: int,
     host: str,
+    extra: dict[str, Any] | None = None,
 ) -> FuseguardConfig:
-    """The edge config the demo runs with (the same schema as ``examples/site.toml``)."""
+    """The edge config the demo runs with (the same schema as ``examples/site.toml``).
+
+    ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``)."""
     chargers = [
         {
             "id": bay.id,
@@ -130,19 +133,42 @@ def demo_config(
         }
         for bay, (rest, mb) in zip(BAYS, charger_ports, strict=True)
     ]
-    data = {
+    api: dict[str, Any] = {
+        "local": {"host": host, "port": local_api_port, "user": "demo", "password": password},
+        "modbus": {"host": host, "port": modbus_port},
+        "evse": {"host": host, "port": evse_api_port},
+    }
+    data: dict[str, Any] = {
         "data_dir": str(data_dir),
         "site": {"edge_id": DEMO_EDGE_ID, "name": "fuseguard demo", "main_fuse_a": DEMO_FUSE_A},
         "meter": {"driver": "cemm", "host": "127.0.0.1", "port": meter_port, "alias": "p1"},
         "chargers": chargers,
         "control": {"min_run_s": 60, "min_pause_s": 30},
-        "api": {
-            "local": {"host": host, "port": local_api_port, "user": "demo", "password": password},
-            "modbus": {"host": host, "port": modbus_port},
-            "evse": {"host": host, "port": evse_api_port},
-        },
+        "api": api,
     }
+    for key, section in (extra or {}).items():
+        if key == "api":
+            api.update(section)
+        else:
+            data[key] = section
     return FuseguardConfig.model_validate(data)
+
+
+def integrations_config(
+    mqtt_url: str | None, mqtt_prefix: str, ha_prefix: str, metrics_port: int | None
+) -> dict[str, Any]:
+    """The ``[mqtt]`` section and ``[api.metrics]`` block of the demo (``--mqtt``, ...)."""
+    extra: dict[str, Any] = {}
+    if mqtt_url is not None:
+        extra["mqtt"] = {
+            "url": mqtt_url,
+            "topic_prefix": mqtt_prefix,
+            "discovery_prefix": ha_prefix,
+            "client_id": f"fuseguard-demo-{secrets.token_hex(4)}",
+        }
+    if metrics_port is not None:
+        extra["api"] = {"metrics": {"enabled": True, "host": "127.0.0.1", "port": metrics_port}}
+    return extra
 
 
 async def _create_tokens(config: FuseguardConfig) -> dict[str, str]:
@@ -172,8 +198,15 @@ async def run_demo(
     duration_s: float | None = None,
     seed: int = 1,
     on_ready: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+    mqtt_url: str | None = None,
+    mqtt_prefix: str = "fuseguard",
+    ha_prefix: str = "homeassistant",
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
-    """Run the demo until cancelled (or for ``duration_s``); returns the demo.json content."""
+    """Run the demo until cancelled (or for ``duration_s``); returns the demo.json content.
+
+    ``mqtt_url`` publishes the site over MQTT (with Home Assistant discovery below
+    ``ha_prefix``); ``metrics_port`` serves ``/metrics`` (0 = any free port)."""
     clock = RealClock()
     rng = random.Random(seed)
     site = SiteModel(clock)
@@ -185,25 +218,7 @@ async def run_demo(
     async with contextlib.AsyncExitStack() as stack:
         meter_handle = await serve_cemm(cemm, "127.0.0.1", 0, discovery_port=None)
         stack.push_async_callback(meter_handle.close)
-        bays: list[tuple[DemoBay, Any]] = []
-        ports: list[tuple[int, int]] = []
-        for bay in BAYS:
-            ctrl = BenderController(
-                clock=clock,
-                config=BenderDeviceConfig(
-                    firmware=bay.firmware,
-                    max_current_a=bay.max_current_a,
-                    free_charging=True,
-                    cp_id=f"+49*839*0000000000{BAYS.index(bay) + 1}",
-                ),
-                rotations=(bay.rotation,),
-            )
-            for connector in ctrl.connectors:
-                site.add(connector)
-            handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
-            stack.push_async_callback(handle.close)
-            bays.append((bay, ctrl.connector(1)))
-            ports.append((handle.rest_port, handle.modbus_port))
+        bays, ports = await _serve_bays(clock, site, stack)
         password = secrets.token_urlsafe(12)
         config = demo_config(
             data_dir=data_dir,
@@ -214,6 +229,7 @@ async def run_demo(
             modbus_port=modbus_port,
             evse_api_port=evse_api_port,
             host=host,
+            extra=integrations_config(mqtt_url, mqtt_prefix, ha_prefix, metrics_port),
         )
         tokens = await _create_tokens(config)
         background = [
@@ -248,6 +264,32 @@ async def run_demo(
             await asyncio.gather(*background, return_exceptions=True)
 
 
+async def _serve_bays(
+    clock: Clock, site: SiteModel, stack: contextlib.AsyncExitStack
+) -> tuple[list[tuple[DemoBay, Any]], list[tuple[int, int]]]:
+    """One virtual Bender charger per bay on loopback: (bay, connector) and (REST, Modbus) ports."""
+    bays: list[tuple[DemoBay, Any]] = []
+    ports: list[tuple[int, int]] = []
+    for bay in BAYS:
+        ctrl = BenderController(
+            clock=clock,
+            config=BenderDeviceConfig(
+                firmware=bay.firmware,
+                max_current_a=bay.max_current_a,
+                free_charging=True,
+                cp_id=f"+49*839*0000000000{BAYS.index(bay) + 1}",
+            ),
+            rotations=(bay.rotation,),
+        )
+        for connector in ctrl.connectors:
+            site.add(connector)
+        handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
+        stack.push_async_callback(handle.close)
+        bays.append((bay, ctrl.connector(1)))
+        ports.append((handle.rest_port, handle.modbus_port))
+    return bays, ports
+
+
 async def _wait(edge_task: asyncio.Task[None], duration_s: float | None) -> None:
     if duration_s is None:
         await edge_task
@@ -262,7 +304,7 @@ def _demo_info(
     from fuseguard.api.edge_evse import evse_api_block, evse_infos_from_config
 
     modbus_host, _, modbus_port = edge.urls["modbus"].rpartition(":")
-    return {
+    info: dict[str, Any] = {
         "local_api": {"url": edge.urls["local_api"], "user": "demo", "password": password},
         "modbus": {"host": modbus_host, "port": int(modbus_port), "unit_id": 1},
         "evse_api": evse_api_block(
@@ -273,6 +315,16 @@ def _demo_info(
         ),
         "site": {"edge_id": config.site.edge_id, "main_fuse_a": DEMO_FUSE_A},
     }
+    if "metrics" in edge.urls:
+        info["metrics"] = {"url": edge.urls["metrics"]}
+    if config.mqtt.url is not None:
+        base = f"{config.mqtt.topic_prefix}/{config.site.edge_id}"
+        info["mqtt"] = {
+            "url": config.mqtt.url,
+            "base_topic": base,
+            "discovery_prefix": config.mqtt.discovery_prefix,
+        }
+    return info
 
 
 def _print_info(info: dict[str, Any], data_dir: Path) -> None:
@@ -283,6 +335,10 @@ def _print_info(info: dict[str, Any], data_dir: Path) -> None:
         f"  local API   {local['url']}  user {local['user']}  password {local['password']}",
         f"  Modbus twin {info['modbus']['host']}:{info['modbus']['port']} unit 1",
         f"  EVSE API    {evse['url']}/edgedevices/{evse['edge_device_id']}/evses/<uuid>/status",
-        f"  details     {data_dir / 'demo.json'}",
     ]
+    if "metrics" in info:
+        lines.append(f"  metrics     {info['metrics']['url']}")
+    if "mqtt" in info:
+        lines.append(f"  MQTT        {info['mqtt']['url']}  topics {info['mqtt']['base_topic']}/#")
+    lines.append(f"  details     {data_dir / 'demo.json'}")
     print("\n".join(lines), flush=True)

@@ -18,12 +18,15 @@ from pathlib import Path
 import aiohttp
 import structlog
 
+from fuseguard.api.metrics import start_metrics
+from fuseguard.api.mqtt.service import start_mqtt
 from fuseguard.api.services import start_evse_api, start_local_api, start_modbus_twin
 from fuseguard.cloud.edge_agent import start_cloud_agent
 from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import controller_config_of
 from fuseguard.control.controller import Controller
 from fuseguard.control.flex import FlexManagement, JsonFileFlexStore
+from fuseguard.control.plug_settings import RUNTIME_KEY, PlugSettings
 from fuseguard.control.ports import Charger, GridMeter, SupportsLifecycle
 from fuseguard.control.targets import EvseTargets
 from fuseguard.control.types import ControllerStatus
@@ -39,6 +42,8 @@ SERVICES: Sequence[EdgeService] = (
     start_modbus_twin,
     start_evse_api,
     start_cloud_agent,
+    start_metrics,
+    start_mqtt,
 )
 
 
@@ -113,13 +118,16 @@ class Edge:
         )
         self.targets = EvseTargets(self.clock, SqlTargetStore(engine, cfg.site.edge_id))
         await self.targets.load()
+        controller_cfg = controller_config_of(cfg)
+        plug_settings = PlugSettings(controller_cfg.chargers, data_dir / "plug_settings.json")
         self.controller = Controller(
             clock=self.clock,
-            config=controller_config_of(cfg),
+            config=controller_cfg,
             meter=meter,
             chargers=chargers,
             flex=self.flex,
             targets=self.targets,
+            plug_settings=plug_settings,
         )
         if self.dump_snapshot is not None:
             self.controller.subscribe(snapshot_dumper(self.controller, self.dump_snapshot))
@@ -133,6 +141,7 @@ class Edge:
             data_dir=data_dir,
             stack=stack,
             urls=self.urls,
+            shared={RUNTIME_KEY: plug_settings},
         )
 
 

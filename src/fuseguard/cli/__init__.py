@@ -87,6 +87,16 @@ def demo(
     evse_api_port: Annotated[int, typer.Option(help="Direct EVSE Control API")] = 3032,
     host: Annotated[str, typer.Option(help="address the APIs listen on")] = "127.0.0.1",
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    mqtt: Annotated[
+        str | None, typer.Option(help="publish over MQTT, e.g. mqtt://127.0.0.1:1883")
+    ] = None,
+    mqtt_prefix: Annotated[str, typer.Option(help="MQTT topic prefix")] = "fuseguard",
+    ha_prefix: Annotated[
+        str, typer.Option(help="Home Assistant discovery prefix")
+    ] = "homeassistant",
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus /metrics here (0 = any free port)")
+    ] = None,
 ) -> None:
     """Run a whole simulated site: a virtual meter, three virtual chargers, cars, the edge."""
     import asyncio
@@ -105,6 +115,10 @@ def demo(
                 host=host,
                 headless=headless,
                 duration_s=duration,
+                mqtt_url=mqtt,
+                mqtt_prefix=mqtt_prefix,
+                ha_prefix=ha_prefix,
+                metrics_port=metrics_port,
             )
         )
     except OSError as err:

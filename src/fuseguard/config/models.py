@@ -380,12 +380,63 @@ class EvseApiConfig(_Model):
     max_duration_s: int = Field(default=86400, ge=1)
 
 
+class MetricsApiConfig(_Model):
+    """Prometheus ``GET /metrics`` on its own port (off by default: 9100 is often taken)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9100, ge=0, le=65535, description="0 = any free port")
+    user: str = "prometheus"
+    password: SecretStr = Field(
+        default=SecretStr(""), description="Basic auth password; empty = no auth"
+    )
+
+
 class ApiConfig(_Model):
     """Northbound APIs."""
 
     local: LocalApiConfig = Field(default_factory=LocalApiConfig)
     modbus: ModbusApiConfig = Field(default_factory=ModbusApiConfig)
     evse: EvseApiConfig = Field(default_factory=EvseApiConfig)
+    metrics: MetricsApiConfig = Field(default_factory=MetricsApiConfig)
+
+
+_TOPIC_LEVELS = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+class MqttConfig(_Model):
+    """MQTT interface and Home Assistant discovery (``docs/mqtt.md``); off without ``url``."""
+
+    url: str | None = Field(default=None, description="mqtt://host:1883 or mqtts://host:8883 (TLS)")
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle for mqtts:// (default: the system's CAs)"
+    )
+    topic_prefix: str = "fuseguard"
+    client_id: str | None = Field(default=None, description="default: fuseguard-<edge_id>")
+    discovery: bool = Field(default=True, description="publish Home Assistant discovery")
+    discovery_prefix: str = "homeassistant"
+    min_interval_s: float = Field(
+        default=1.0, ge=0.1, le=60, description="at most one publish per topic per interval"
+    )
+    commands: bool = Field(default=True, description="accept commands on .../set topics")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"(mqtts?|tcp)://[^/\s:]+(:\d{1,5})?/?", v):
+            msg = "must be mqtt://host[:port] or mqtts://host[:port]"
+            raise ValueError(msg)
+        return v
+
+    @field_validator("topic_prefix", "discovery_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not _TOPIC_LEVELS.fullmatch(v) or len(v) > 128:
+            msg = "must be topic levels of A-Z a-z 0-9 _ . - separated by / (no wildcards)"
+            raise ValueError(msg)
+        return v
 
 
 class CloudLinkConfig(_Model):
@@ -430,6 +481,7 @@ class FuseguardConfig(BaseSettings):
     control: ControlConfig = Field(default_factory=ControlConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     cloud: CloudLinkConfig = Field(default_factory=CloudLinkConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     data_dir: Path = Path("data")

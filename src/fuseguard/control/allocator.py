@@ -17,6 +17,7 @@ from fuseguard.model.phases import Phase, Phases
 
 if TYPE_CHECKING:
     from fuseguard.control.controller import ControllerConfig
+    from fuseguard.control.plug_settings import PlugSettings
 
 
 class _PlugLike(Protocol):
@@ -40,8 +41,9 @@ class _SpecLike(Protocol):
 class AllocatorSession:
     """Builds snapshots from controller state and runs the allocation session."""
 
-    def __init__(self, config: ControllerConfig) -> None:
+    def __init__(self, config: ControllerConfig, plug_settings: PlugSettings | None = None) -> None:
         self._config = config
+        self._plug_settings = plug_settings  # runtime mode/priority overrides
         self._params = AllocationParams(
             voltage_v=config.voltage_v,
             min_run_s=config.min_run_s,
@@ -78,6 +80,10 @@ class AllocatorSession:
         for pid, plug in plugs.items():
             spec = plug.spec
             cap = caps.get(pid)
+            mode, priority = spec.mode, spec.priority
+            if self._plug_settings is not None:
+                mode = self._plug_settings.mode_of(pid, spec.mode)  # type: ignore[arg-type]
+                priority = self._plug_settings.priority_of(pid, spec.priority)
             plug_inputs.append(
                 Plug(
                     id=pid,
@@ -85,8 +91,8 @@ class AllocatorSession:
                     phases=phases[pid],
                     max_a=max_a[pid],
                     min_a=spec.min_a,
-                    priority=spec.priority,
-                    mode=spec.mode,  # type: ignore[arg-type]
+                    priority=priority,
+                    mode=mode,  # type: ignore[arg-type]
                     target_a=cap[0] if cap is not None else None,
                     target_until=cap[1] if cap is not None else None,
                     available=available[pid],

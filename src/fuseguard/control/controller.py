@@ -39,6 +39,7 @@ import structlog
 
 from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
+from fuseguard.control.plug_settings import PlugSettings
 from fuseguard.control.ports import Charger, DeviceError, GridMeter
 from fuseguard.control.targets import EvseTargets
 from fuseguard.control.types import (
@@ -114,6 +115,7 @@ class Controller:
         chargers: Mapping[str, Charger],
         flex: FlexManagement | None = None,
         targets: EvseTargets | None = None,
+        plug_settings: PlugSettings | None = None,
     ) -> None:
         self._clock = clock
         self.config = config
@@ -133,7 +135,7 @@ class Controller:
                 msg = f"charger {spec.id!r} is on unknown circuit {spec.circuit!r}"
                 raise ValueError(msg)
         self._plugs = {spec.id: PlugRuntime(spec) for spec in config.chargers}
-        self._allocator = AllocatorSession(config)
+        self._allocator = AllocatorSession(config, plug_settings)
         self._meter_sample: MeterSample | None = None
         self._meter_ok_at: float | None = None
         self._meter_error: str | None = None
@@ -155,6 +157,8 @@ class Controller:
             flex.subscribe(self.wake)
         if targets is not None:
             targets.subscribe(self.wake)
+        if plug_settings is not None:
+            plug_settings.subscribe(self.wake)
 
     # --- public -------------------------------------------------------------------------------
 

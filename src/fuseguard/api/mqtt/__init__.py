@@ -1,0 +1,1 @@
+"""The MQTT interface of an edge: state, commands, Home Assistant discovery (``docs/mqtt.md``)."""

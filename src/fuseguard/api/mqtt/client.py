@@ -1,0 +1,204 @@
+"""One MQTT connection for the northbound interface: aiomqtt 2.x, MQTT 3.1.1, last will, TLS.
+
+``run()`` connects, subscribes, calls ``on_connect`` (publish ``online``, discovery, states) and
+hands every message to ``on_message``; when the connection drops it connects again with
+backoff (aiomqtt 2.x reconnects only by re-entering the client). The broker publishes the last
+will (``offline``, retained) when the process dies without a clean DISCONNECT; a clean stop
+publishes ``offline`` itself first.
+
+(:mod:`fuseguard.cloud.link` is the cloud's link; it sits in a higher layer, so this small
+client is the API layer's own.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiomqtt
+import structlog
+
+from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
+
+log = structlog.get_logger(__name__)
+
+MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]
+ConnectHook = Callable[[], Awaitable[None]]
+
+
+class MqttDownError(DeviceConnectionError):
+    """The broker connection is not up."""
+
+
+class MqttTimeoutError(DeviceTimeoutError):
+    """The broker did not acknowledge in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    """``mqtt://host:1883`` or ``mqtts://host:8883`` (TLS)."""
+
+    host: str
+    port: int
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerUrl:
+        """Parse and check the scheme; ValueError names the problem."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+            msg = f"unsupported MQTT url scheme {parts.scheme!r} in {url!r} (mqtt:// or mqtts://)"
+            raise ValueError(msg)
+        if not parts.hostname:
+            msg = f"MQTT url {url!r} has no host"
+            raise ValueError(msg)
+        tls = parts.scheme == "mqtts"
+        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+@dataclass(eq=False)
+class MqttConnection:
+    """A reconnecting MQTT 3.1.1 client with a retained last will on ``will_topic``."""
+
+    url: str
+    client_id: str
+    will_topic: str
+    on_message: MessageHandler
+    on_connect: ConnectHook
+    subscriptions: tuple[str, ...] = ()
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    keepalive_s: int = 15
+    timeout_s: float = 5.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    online_payload: bytes = b"online"
+    offline_payload: bytes = b"offline"
+    _client: aiomqtt.Client | None = field(default=None, init=False)
+    _connected: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._client is not None and self._connected.is_set()
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> None:
+        """Publish; :class:`MqttDownError` when not connected or the publish fails."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            msg = f"mqtt {self.client_id}: not connected to {self.url}; cannot publish {topic}"
+            raise MqttDownError(msg)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await client.publish(topic, payload, qos=qos, retain=retain)
+        except TimeoutError as err:
+            msg = f"mqtt {self.client_id}: publish to {topic} not acknowledged in time"
+            raise MqttTimeoutError(msg) from err
+        except aiomqtt.MqttError as err:
+            msg = f"mqtt {self.client_id}: publish to {topic} failed: {err}"
+            raise MqttDownError(msg) from err
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait for the connection; :class:`MqttTimeoutError` after ``timeout_s``."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
+        except TimeoutError as err:
+            msg = f"mqtt {self.client_id}: no connection to {self.url} in {timeout_s:g} s"
+            raise MqttTimeoutError(msg) from err
+
+    def _make_client(self) -> aiomqtt.Client:
+        broker = BrokerUrl.parse(self.url)
+        tls_context = None
+        if broker.tls:
+            tls_context = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file is not None else None
+            )
+        return aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=self.username or None,
+            password=self.password or None,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            will=aiomqtt.Will(self.will_topic, self.offline_payload, qos=1, retain=True),
+            clean_session=True,
+            keepalive=self.keepalive_s,
+            timeout=self.timeout_s,
+            tls_context=tls_context,
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+        )
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff; runs until cancelled (then goes offline)."""
+        delay_s = self.reconnect_min_s
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    self._client = client
+                    for topic_filter in self.subscriptions:
+                        await client.subscribe(topic_filter, qos=1)
+                    self._connected.set()
+                    log.info(
+                        "mqtt_connected", device=self.client_id, broker=self.url, reason="connect"
+                    )
+                    delay_s = self.reconnect_min_s
+                    try:
+                        await self.on_connect()
+                        async for message in client.messages:
+                            await self._deliver(
+                                str(message.topic), _payload_bytes(message.payload), message.retain
+                            )
+                    except asyncio.CancelledError:
+                        await self._go_offline(client)
+                        raise
+            except (aiomqtt.MqttError, MqttDownError, MqttTimeoutError) as err:
+                log.warning(
+                    "mqtt_disconnected",
+                    device=self.client_id,
+                    broker=self.url,
+                    reason=str(err),
+                    retry_in_s=round(delay_s, 2),
+                )
+            finally:
+                self._connected.clear()
+                self._client = None
+            # reconnect pacing is wall-time I/O backoff, not control time
+            await asyncio.sleep(delay_s * (0.5 + random.random()))
+            delay_s = min(self.reconnect_max_s, delay_s * 2)
+
+    async def _deliver(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Hand one message to ``on_message``; a failing handler costs that message only."""
+        try:
+            await self.on_message(topic, payload, retained)
+        except (MqttDownError, MqttTimeoutError):
+            raise  # the connection is gone: reconnect
+        except Exception as exc:
+            log.exception("mqtt_message_failed", device=topic, reason=repr(exc))
+
+    async def _go_offline(self, client: aiomqtt.Client) -> None:
+        """A clean stop: say ``offline`` ourselves (the broker drops the will on DISCONNECT)."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(self.timeout_s):
+                await client.publish(self.will_topic, self.offline_payload, qos=1, retain=True)
+        log.info("mqtt_offline", device=self.client_id, reason="clean stop")
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return b"" if payload is None else str(payload).encode()
+
+
+__all__ = ["BrokerUrl", "MqttConnection", "MqttDownError", "MqttTimeoutError"]

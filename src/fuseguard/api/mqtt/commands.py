@@ -1,0 +1,226 @@
+"""MQTT commands: parse, validate, apply through the same code path as the APIs, answer.
+
+Every command message gets exactly one answer on ``<base>/result`` (JSON, not retained)::
+
+    {"command": "set/ems_limit", "ok": true, "value": {...}}
+    {"command": "set/ems_limit", "ok": false, "error": "invalid_payload", "message": "..."}
+
+A bad payload is logged and answered, never applied. Retained command messages are refused
+(a command must not fire again on every reconnect). The EMS limit goes through the local API's
+own model (:class:`fuseguard.api.local.SettingsUpdate`, strict) and
+:meth:`FlexManagement.update`, exactly as ``POST /v1/flex_management/setting`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+from pydantic import ValidationError
+
+from fuseguard.api.local import SettingsUpdate
+from fuseguard.api.mqtt.state import Topics
+from fuseguard.control.flex import FlexManagement
+from fuseguard.control.plug_settings import PRIORITY_MAX, PRIORITY_MIN
+from fuseguard.model.status import ChargeMode
+
+log = structlog.get_logger(__name__)
+
+#: Longest command payload looked at; anything longer is refused unread.
+MAX_PAYLOAD_BYTES = 1024
+
+
+@runtime_checkable
+class PlugSettingsPort(Protocol):
+    """Runtime mode/priority of plugs (optional: without it mode and priority are read-only)."""
+
+    def set_mode(self, plug_id: str, mode: ChargeMode, *, source: str = ...) -> None:
+        """Apply a charge mode."""
+
+    def set_priority(self, plug_id: str, priority: int, *, source: str = ...) -> None:
+        """Apply a priority (ValueError when out of range)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The answer to one command."""
+
+    command: str
+    ok: bool
+    error: str | None = None
+    message: str = ""
+    value: Any = None
+
+    def payload(self) -> bytes:
+        """The JSON answer."""
+        body: dict[str, Any] = {"command": self.command, "ok": self.ok}
+        if self.ok:
+            body["value"] = self.value
+        else:
+            body["error"] = self.error
+            body["message"] = self.message
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+class CommandError(Exception):
+    """A refused command: ``code`` goes into the answer's ``error``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(eq=False)
+class CommandHandler:
+    """Applies the commands of one edge."""
+
+    topics: Topics
+    flex: FlexManagement | None
+    plug_keys: Mapping[str, str]  # plug id -> topic key
+    plug_settings: PlugSettingsPort | None = None
+    priority_range: tuple[int, int] = (PRIORITY_MIN, PRIORITY_MAX)
+    _by_key: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._by_key = {key: pid for pid, key in self.plug_keys.items()}
+
+    def relative(self, topic: str) -> str | None:
+        """``topic`` below the base, or None when it is not one of ours."""
+        prefix = self.topics.base + "/"
+        return topic[len(prefix) :] if topic.startswith(prefix) else None
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> CommandResult | None:
+        """Apply one command; None when ``topic`` is not a command topic of this edge."""
+        rel = self.relative(topic)
+        if rel is None:
+            return None
+        parts = rel.split("/")
+        is_site = len(parts) == 2 and parts[0] == "set"
+        is_plug = len(parts) == 4 and parts[0] == "plug" and parts[2] == "set"
+        if not (is_site or is_plug):
+            return None
+        try:
+            if retained:
+                raise CommandError("retained", "retained command messages are not applied")
+            if len(payload) > MAX_PAYLOAD_BYTES:
+                raise CommandError("too_large", f"payload over {MAX_PAYLOAD_BYTES} bytes")
+            try:
+                text = payload.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise CommandError("invalid_payload", "payload is not UTF-8") from None
+            value = self._site(parts[1], text) if is_site else self._plug(parts[1], parts[3], text)
+        except CommandError as err:
+            log.warning(
+                "mqtt_command_refused",
+                device=topic,
+                reason=str(err),
+                error=err.code,
+                payload=payload[:80].decode("utf-8", "replace"),
+            )
+            return CommandResult(rel, ok=False, error=err.code, message=str(err))
+        log.info("mqtt_command_applied", device=topic, reason="mqtt command", value=value)
+        return CommandResult(rel, ok=True, value=value)
+
+    # --- site ----------------------------------------------------------------------------------
+
+    def _site(self, name: str, text: str) -> Any:
+        flex = self.flex
+        if flex is None:
+            raise CommandError("unavailable", "flex management is not running on this edge")
+        if name == "keep_alive":
+            flex.keep_alive(source="mqtt")
+            return None
+        if name != "ems_limit":
+            raise CommandError("unknown_command", f"no command set/{name}")
+        update = _settings_update(text)
+        try:
+            flex.update(
+                activation=update.active_power_activation,
+                current_limit_a=update.current_limit_a,
+                fallback_current_limit_a=update.fallback_current_limit_a,
+                source="mqtt",
+            )
+        except ValueError as err:
+            raise CommandError("invalid_value", str(err)) from None
+        s = flex.settings()
+        return {
+            "ActivePowerActivation": s.activation,
+            "CurrentLimit": s.current_limit_a,
+            "FallbackCurrentLimit": s.fallback_current_limit_a,
+        }
+
+    # --- plugs ---------------------------------------------------------------------------------
+
+    def _plug(self, key: str, name: str, text: str) -> Any:
+        pid = self._by_key.get(key)
+        if pid is None:
+            raise CommandError("unknown_plug", f"no plug {key!r} on this edge")
+        if name not in ("mode", "priority"):
+            raise CommandError("unknown_command", f"no command plug/{key}/set/{name}")
+        port = self.plug_settings
+        if name == "mode":
+            try:
+                mode = ChargeMode(text)
+            except ValueError:
+                allowed = ", ".join(m.value for m in ChargeMode)
+                raise CommandError("invalid_payload", f"mode must be one of {allowed}") from None
+            if port is None:
+                raise CommandError("read_only", "plug mode is set in the site config")
+            try:
+                port.set_mode(pid, mode, source="mqtt")
+            except OSError as err:
+                raise CommandError("storage_error", f"not saved, not applied: {err}") from None
+            return mode.value
+        priority = _integer(text, "priority", *self.priority_range)
+        if port is None:
+            raise CommandError("read_only", "plug priority is set in the site config")
+        try:
+            port.set_priority(pid, priority, source="mqtt")
+        except ValueError as err:
+            raise CommandError("invalid_value", str(err)) from None
+        except OSError as err:
+            raise CommandError("storage_error", f"not saved, not applied: {err}") from None
+        return priority
+
+
+def _settings_update(text: str) -> SettingsUpdate:
+    """A bare number is ``{"CurrentLimit": x}``; a JSON object is the local API's body."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise CommandError("invalid_payload", "payload is not a number or a JSON object") from None
+    if isinstance(data, bool) or not isinstance(data, int | float | dict):
+        raise CommandError("invalid_payload", "payload is not a number or a JSON object")
+    if not isinstance(data, dict):
+        data = {"CurrentLimit": data}
+    try:
+        return SettingsUpdate.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "body"
+        raise CommandError("invalid_payload", f"{where}: {first['msg']}") from None
+
+
+def _integer(text: str, what: str, lo: int, hi: int) -> int:
+    try:
+        number = float(text)
+    except ValueError:
+        raise CommandError("invalid_payload", f"{what} must be an integer") from None
+    if not math.isfinite(number) or number != int(number):
+        raise CommandError("invalid_payload", f"{what} must be an integer")
+    if not lo <= number <= hi:
+        raise CommandError("invalid_value", f"{what} must be within {lo}..{hi}")
+    return int(number)
+
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "CommandError",
+    "CommandHandler",
+    "CommandResult",
+    "PlugSettingsPort",
+]
