@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 from pydantic import ValidationError
 
-from fuseguard.api.local import SettingsUpdate
+from fuseguard.api.local_models import SettingsUpdate
 from fuseguard.api.mqtt.state import Topics
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.plug_settings import PRIORITY_MAX, PRIORITY_MIN
