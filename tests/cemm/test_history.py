@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -120,14 +121,17 @@ def test_minute_store_conserves_the_integral(steps: list[tuple[float, float]]):
     store = MinuteStore()
     t = 1_700_000_000.0
     total = 0.0
-    scale = 0.0  # rounding error grows with the terms, not with their (cancelling) sum
+    # Rounding error: each minute segment's length is a difference of epoch seconds (one ulp of t
+    # each, at most ceil(dt / 60) + 1 segments), plus the sum's own error, which grows with the
+    # terms rather than with their possibly cancelling total.
+    bound = 1e-9
     for dt, value in steps:
         t += dt
         store.add(t, dt, value)
         total += dt * value
-        scale += abs(dt * value)
+        bound += abs(value) * math.ulp(t) * (dt // 60 + 3) + 1e-12 * abs(dt * value)
     got = store.integral(0, 2_000_000_000)
-    assert abs(got - total) <= 1e-9 * max(1.0, scale)
+    assert abs(got - total) <= bound
     for minute, bucket in store.minutes.items():
         assert minute % 60 == 0
         assert 0 < bucket.covered_s <= 60 + 1e-6
