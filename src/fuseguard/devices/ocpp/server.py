@@ -40,6 +40,14 @@ SUBPROTOCOL = "ocpp1.6"
 MAX_IDENTITY_CHARS = 48  # OCPP 1.6 security whitepaper: identity is at most 48 characters
 
 
+def server_ssl_context(cert_file: object, key_file: object) -> ssl.SSLContext:
+    """TLS for security profile 2 (TLS 1.2 or newer, the certificate chain from the files)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return context
+
+
 def identity_from_path(path: str) -> str | None:
     """``/ocpp/{id}`` or ``/{id}`` -> ``id`` (URL-decoded); None for any other path."""
     path = path.split("?", 1)[0]
@@ -211,4 +219,10 @@ class OcppCentralSystem:
             station.detach(session)
 
 
-__all__ = ["SUBPROTOCOL", "OcppCentralSystem", "basic_credentials", "identity_from_path"]
+__all__ = [
+    "SUBPROTOCOL",
+    "OcppCentralSystem",
+    "basic_credentials",
+    "identity_from_path",
+    "server_ssl_context",
+]
