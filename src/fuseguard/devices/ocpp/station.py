@@ -25,7 +25,7 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from ocpp.exceptions import OCPPError
@@ -60,14 +60,21 @@ from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample
 from fuseguard.model.status import CpState, OcppState
 
-if TYPE_CHECKING:
-    from fuseguard.devices.ocpp.session import OcppSession
-
 log = structlog.get_logger(__name__)
 
 SAFE_STACK_LEVEL = 0
 LEASE_STACK_LEVEL = 1
 OFFERED_MARGIN_A = 1.0  # Current.Offered above the limit by more than this is "ignored"
+
+
+class OcppSession(Protocol):
+    """What a station needs from the session of its charge point (``session.OcppSession``)."""
+
+    async def call(self, payload: Any, suppress: bool = True) -> Any:
+        """Send a request, wait for its answer (``suppress=False``: raise CALLERRORs)."""
+
+    async def close(self, reason: str) -> None:
+        """Close the connection."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
