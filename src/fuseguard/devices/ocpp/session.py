@@ -9,17 +9,25 @@ and never end the connection.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import structlog
+from ocpp.charge_point import (
+    camel_to_snake_case,
+    remove_nones,
+    serialize_as_dict,
+    snake_to_camel_case,
+)
 from ocpp.exceptions import (
     FormationViolationError,
     InternalError,
     OCPPError,
     ProtocolError,
 )
+from ocpp.exceptions import NotImplementedError as OcppNotImplementedError
 from ocpp.messages import Call, CallError, CallResult, MessageType, unpack, validate_payload
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import (
@@ -32,6 +40,7 @@ from fuseguard.devices.ocpp.wire import iso
 from ocpp import routing
 
 if TYPE_CHECKING:
+    from fuseguard.devices.ocpp.relay import Relay
     from fuseguard.devices.ocpp.station import Station
 
 log = structlog.get_logger(__name__)
@@ -117,6 +126,9 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
         super().__init__(identity, connection, response_timeout=response_timeout_s)
         self.station = station
         self.call_errors_sent = 0
+        #: local controller mode: the link to the operator's backend (set by the server)
+        self.relay: Relay | None = None
+        self._relayed: set[asyncio.Task[None]] = set()
 
     # --- framing ---------------------------------------------------------------------------
 
@@ -127,6 +139,9 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
             _check_shape(msg)
         except OCPPError as err:
             await self._reply_error(_unique_id_of(raw_msg), err, raw_msg)
+            return
+        if self.relay is not None:
+            self._route_relayed(msg, raw_msg)
             return
         if msg.message_type_id == MessageType.Call:
             try:
@@ -140,6 +155,45 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
                 await self._reply_error(msg.unique_id, InternalError(), msg.action)
         elif isinstance(msg, CallResult | CallError):
             self._response_queue.put_nowait(msg)
+
+    def _route_relayed(self, msg: Any, raw: str | bytes) -> None:
+        """Local controller mode: CALLs go upstream (in a task: the read loop must go on)."""
+        assert self.relay is not None
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if msg.message_type_id == MessageType.Call:
+            task = asyncio.create_task(self._relay_call(msg, text))
+            self._relayed.add(task)
+            task.add_done_callback(self._relayed.discard)
+        elif not self.relay.charge_point_answer(msg.unique_id, text):
+            self._response_queue.put_nowait(msg)
+
+    async def _relay_call(self, msg: Any, raw: str) -> None:
+        assert self.relay is not None
+        local = await self.local_answer(msg)
+        answer = await self.relay.charge_point_call(msg.action, raw, local)
+        await self._send(answer)
+        if msg.action == "BootNotification":
+            self.station.after_boot(self)
+
+    async def local_answer(self, msg: Any) -> str:
+        """fuseguard's own answer frame to a CALL (its handler runs), without sending it."""
+        try:
+            handlers = self.route_map.get(msg.action)
+            if handlers is None or "_on_action" not in handlers:
+                raise OcppNotImplementedError(details={"cause": f"no handler for {msg.action}"})
+            await validate_payload(msg, self._ocpp_version)
+            response = handlers["_on_action"](**camel_to_snake_case(msg.payload))
+            if asyncio.iscoroutine(response):
+                response = await response
+            payload = snake_to_camel_case(remove_nones(serialize_as_dict(response)))
+            result = msg.create_call_result(payload)
+            await validate_payload(result, self._ocpp_version)
+            return str(result.to_json())
+        except OCPPError as err:
+            return call_error_frame(msg.unique_id, err)
+        except Exception as err:
+            log.exception("ocpp_handler_error", device=self.id, reason=repr(err))
+            return call_error_frame(msg.unique_id, InternalError())
 
     async def _reply_error(self, unique_id: str, error: OCPPError, what: object) -> None:
         self.call_errors_sent += 1

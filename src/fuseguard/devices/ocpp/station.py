@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
@@ -39,26 +36,21 @@ from fuseguard.control.ports import (
     DeviceResponseError,
     DeviceTimeoutError,
 )
+from fuseguard.devices.ocpp.reports import ConnectorState, Reports, StationConfig, phases_in_use
 from fuseguard.devices.ocpp.wire import (
     CONFIG_KEYS,
     LEASE_PROFILE_ID_BASE,
     MEASURANDS,
     SAFE_PROFILE_ID_BASE,
     ChargePointConfig,
-    OcppValueError,
     ProfileUnit,
-    connector_id_of,
-    energy_wh_of,
     lease_end,
     parse_configuration,
-    parse_meter_values,
-    status_of,
     tx_default_profile,
 )
 from fuseguard.model.clock import Clock
-from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample
-from fuseguard.model.status import CpState, OcppState
+from fuseguard.model.status import OcppState
 
 log = structlog.get_logger(__name__)
 
@@ -77,87 +69,19 @@ class OcppSession(Protocol):
         """Close the connection."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StationConfig:
-    """How fuseguard drives one charge point."""
-
-    identity: str
-    password: str | None
-    connectors: int = 1
-    safe_current_a: int = 6
-    phases: int | None = None
-    voltage_v: float = 230.0
-    lease_s: float = 60.0
-    meter_interval_s: int = 10
-    heartbeat_s: int = 60
-    boot_wait_s: float = 5.0
-    call_timeout_s: float = 10.0
-    #: id tags accepted locally (None: accept every id tag)
-    allowed_id_tags: frozenset[str] | None = None
-
-    @property
-    def renew_every_s(self) -> float:
-        """The lease is renewed this often (a third of it: two renewals may fail)."""
-        return max(1.0, self.lease_s / 3)
-
-
-@dataclass(kw_only=True)
-class ConnectorState:
-    """One connector as the charge point reported it, and the profiles on it."""
-
-    connector_id: int
-    ocpp_state: OcppState | None = None
-    cp_state: CpState | None = None
-    error_code: str = "NoError"
-    current_a: Phases = field(default_factory=Phases)
-    offered_a: float | None = None
-    power_w: float | None = None
-    energy_wh: float | None = None
-    meter_at: float = -math.inf
-    transaction_id: int | None = None
-    meter_start_wh: float | None = None
-    desired_a: int | None = None
-    installed_a: int | None = None
-    installed_at: float = -math.inf
-    renewed_at: float = -math.inf
-    lease_until: datetime | None = None
-    safe_installed: bool = False
-    profile_error: str | None = None
-
-
-class Station:
+class Station(Reports):
     """One charge point identity: its state, its session, its profiles."""
 
     def __init__(self, config: StationConfig, clock: Clock) -> None:
-        self.config = config
-        self.clock = clock
-        self.connectors = {
-            n: ConnectorState(connector_id=n) for n in range(1, config.connectors + 1)
-        }
+        super().__init__(config, clock)
+        #: local controller mode: the profile bookkeeping of the whole charge point (connector 0)
+        self.whole = ConnectorState(connector_id=0)
         self.session: OcppSession | None = None
         self.cp_config: ChargePointConfig | None = None
-        self.vendor: str | None = None
-        self.model: str | None = None
-        self.firmware: str | None = None
-        self.main_status: OcppState | None = None
         self.ready = asyncio.Event()
         self._booted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._next_tx = int(clock.now().timestamp()) % 1_000_000_000
-
-    @property
-    def name(self) -> str:
-        """For logs."""
-        return f"ocpp:{self.config.identity}"
-
-    @property
-    def heartbeat_s(self) -> int:
-        """The heartbeat interval given at boot."""
-        return self.config.heartbeat_s
-
-    def now(self) -> datetime:
-        """The injected clock's UTC time."""
-        return self.clock.now()
+        self._side_tasks: set[asyncio.Task[None]] = set()
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -193,14 +117,6 @@ class Station:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-
-    def on_boot(self, vendor: str, model: str, extra: dict[str, Any]) -> None:
-        """BootNotification: remember who it is."""
-        self.vendor, self.model = vendor[:20], model[:20]
-        firmware = extra.get("firmware_version")
-        self.firmware = firmware[:50] if isinstance(firmware, str) else None
-        log.info("ocpp_boot", device=self.name, reason="BootNotification", vendor=self.vendor,
-                 model=self.model, firmware=self.firmware)  # fmt: skip
 
     def after_boot(self, session: OcppSession) -> None:
         """BootNotification was answered: (re)configure the charge point."""
@@ -250,15 +166,11 @@ class Station:
         self.cp_config = cfg
         await self._configure_meter_values(session, cfg)
         problem = self._profile_problem(cfg)
-        for c in self.connectors.values():
+        for c in self._slots():
             c.profile_error = problem
-            c.safe_installed = False
             c.installed_a = None
-            if problem is None:
-                await self._install_safe(session, c)
-            if c.profile_error is None and c.desired_a is not None:
-                with contextlib.suppress(DeviceResponseError):
-                    await self._install_lease(session, c)
+        if problem is None:
+            await self._install_profiles(session)
         for c in self.connectors.values():
             for trigger in (MessageTrigger.status_notification, MessageTrigger.meter_values):
                 with contextlib.suppress(DeviceResponseError, DeviceTimeoutError):
@@ -323,20 +235,67 @@ class Station:
         except DeviceResponseError as err:
             status = str(err)
         if status != "Accepted":
-            what = "safe" if profile["stackLevel"] == SAFE_STACK_LEVEL else "lease"
+            what = "lease" if "validTo" in profile else "safe"
             c.profile_error = (
                 f"{self.name} connector {c.connector_id}: {what} profile refused ({status})"
             )
             log.warning("ocpp_profile_refused", device=self.name, reason=c.profile_error)
             raise DeviceResponseError(c.profile_error)
 
+    def _slots(self) -> list[ConnectorState]:
+        """Where profiles go: each connector, or connector 0 in local controller mode."""
+        return [self.whole] if self.config.local_controller else list(self.connectors.values())
+
+    def _slot(self, c: ConnectorState) -> ConnectorState:
+        return self.whole if self.config.local_controller else c
+
+    def _levels(self) -> tuple[int, int]:
+        """Stack levels of the safe and the lease profile.
+
+        Own central system: 0 and 1. Local controller mode: the two highest the charge point
+        allows, so a backend's ChargePointMaxProfile at a lower level never replaces ours.
+        """
+        top = (self.cp_config.max_stack_level if self.cp_config else None) or LEASE_STACK_LEVEL
+        if self.config.local_controller:
+            return top - 1, top
+        return SAFE_STACK_LEVEL, LEASE_STACK_LEVEL
+
+    def _purpose(self) -> str:
+        return "ChargePointMaxProfile" if self.config.local_controller else "TxDefaultProfile"
+
+    async def _install_profiles(self, session: OcppSession) -> None:
+        for c in self._slots():
+            c.profile_error = None
+            c.safe_installed = False
+            await self._install_safe(session, c)
+            if c.profile_error is None and c.desired_a is not None:
+                with contextlib.suppress(DeviceResponseError):
+                    await self._install_lease(session, c)
+
+    def profiles_changed(self) -> None:
+        """Local controller mode: the backend set or cleared profiles; put ours back."""
+        session = self.session
+        if session is None or not self.ready.is_set():
+            return
+        task = asyncio.create_task(self._reinstall(session), name=f"{self.name}-reinstall")
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _reinstall(self, session: OcppSession) -> None:
+        try:
+            await self._install_profiles(session)
+        except DeviceError as err:
+            log.warning("ocpp_reinstall_failed", device=self.name, reason=str(err))
+
     async def _install_safe(self, session: OcppSession, c: ConnectorState) -> None:
+        count = len(self.connectors) if c is self.whole else 1
         profile = tx_default_profile(
             profile_id=SAFE_PROFILE_ID_BASE + c.connector_id,
-            stack_level=SAFE_STACK_LEVEL,
-            current_a=self.config.safe_current_a,
+            stack_level=self._levels()[0],
+            current_a=self.config.safe_current_a * count,
             unit=self._unit(),
             start=self.now(),
+            purpose=self._purpose(),
         )
         with contextlib.suppress(DeviceResponseError):
             await self._set_profile(session, c, profile)
@@ -350,11 +309,12 @@ class Station:
         until = lease_end(now, self.config.lease_s)
         profile = tx_default_profile(
             profile_id=LEASE_PROFILE_ID_BASE + c.connector_id,
-            stack_level=LEASE_STACK_LEVEL,
+            stack_level=self._levels()[1],
             current_a=current_a,
             unit=self._unit(),
             start=now,
             valid_to=until,
+            purpose=self._purpose(),
         )
         await self._set_profile(session, c, profile)
         t = self.clock.monotonic()
@@ -367,7 +327,7 @@ class Station:
         c.lease_until = until
 
     async def _renew(self, session: OcppSession) -> None:
-        for c in self.connectors.values():
+        for c in self._slots():
             if c.profile_error is not None or c.desired_a is None:
                 continue
             if self.clock.monotonic() - c.renewed_at < self.config.renew_every_s * 0.9:
@@ -392,6 +352,12 @@ class Station:
         """The live limit of one connector (0 pauses): install or renew the lease profile."""
         c = self.connectors[connector_id]
         c.desired_a = max(0, int(current_a))
+        if self.config.local_controller:  # one cap for the whole charge point: the sum
+            safe = self.config.safe_current_a
+            self.whole.desired_a = sum(
+                x.desired_a if x.desired_a is not None else safe for x in self.connectors.values()
+            )
+            c = self.whole
         session = self._ready_session()
         if c.profile_error is not None:
             raise DeviceResponseError(c.profile_error)
@@ -421,16 +387,24 @@ class Station:
             energy_wh=c.energy_wh,
             session_energy_wh=session_wh,
             signalled_current_a=c.offered_a,
-            limit_a=float(c.installed_a) if c.installed_a is not None else None,
-            phases_in_use=_phases_in_use(c),
+            limit_a=self._limit_of(c),
+            phases_in_use=phases_in_use(c),
             errors=self._errors(c),
             firmware=self.firmware,
         )
 
+    def _limit_of(self, c: ConnectorState) -> float | None:
+        """The limit the charge point accepted for this connector (its share of the cap)."""
+        slot = self._slot(c)
+        if slot.installed_a is None:
+            return None
+        return float(slot.installed_a if slot is c else (c.desired_a or 0))
+
     def _errors(self, c: ConnectorState) -> tuple[str, ...]:
         errors: list[str] = []
-        if c.profile_error is not None:
-            errors.append(c.profile_error)
+        slot = self._slot(c)
+        if slot.profile_error is not None:
+            errors.append(slot.profile_error)
         if self.main_status is OcppState.FAULTED:
             errors.append(f"{self.name}: charge point faulted")
         if c.ocpp_state is OcppState.FAULTED:
@@ -438,97 +412,15 @@ class Station:
         grace_s = 2 * self.config.meter_interval_s + 5
         if (
             c.offered_a is not None
-            and c.installed_a is not None
-            and c.meter_at - c.installed_at > grace_s
-            and c.offered_a > c.installed_a + OFFERED_MARGIN_A
+            and slot.installed_a is not None
+            and c.meter_at - slot.installed_at > grace_s
+            and c.offered_a > slot.installed_a + OFFERED_MARGIN_A
         ):
             errors.append(
                 f"{self.name} connector {c.connector_id}: offers {c.offered_a:g} A above the "
-                f"limit {c.installed_a} A (ignores the charging profile)"
+                f"limit {slot.installed_a} A (ignores the charging profile)"
             )
         return tuple(errors)
 
-    # --- what the charge point reports -----------------------------------------------------
 
-    def _connector(self, connector_id: object, what: str) -> ConnectorState | None:
-        try:
-            n = connector_id_of(connector_id)
-        except OcppValueError as err:
-            log.warning("ocpp_value_refused", device=self.name, reason=f"{what}: {err}")
-            return None
-        return self.connectors.get(n)
-
-    def on_status(self, connector_id: int, status: str, error_code: str, _: object) -> None:
-        """StatusNotification."""
-        try:
-            ocpp_state, cp = status_of(status)
-        except OcppValueError as err:
-            log.warning("ocpp_value_refused", device=self.name, reason=str(err))
-            return
-        if connector_id == 0:
-            self.main_status = ocpp_state
-            return
-        c = self._connector(connector_id, "StatusNotification")
-        if c is None:
-            return
-        if c.ocpp_state is not ocpp_state:
-            log.info("ocpp_status", device=self.name, connector=c.connector_id, reason=status,
-                     error_code=error_code)  # fmt: skip
-        if not cp.charging:
-            c.current_a, c.power_w = Phases(), 0.0  # no draw outside Charging
-        c.ocpp_state, c.cp_state, c.error_code = ocpp_state, cp, error_code[:30]
-
-    def on_meter_values(self, connector_id: int, meter_value: object) -> None:
-        """MeterValues: the newest value of each measurand control needs."""
-        c = self._connector(connector_id, "MeterValues")
-        if c is None:
-            return
-        reading = parse_meter_values(meter_value)
-        for reason in reading.refused:
-            log.warning("ocpp_value_refused", device=self.name, reason=reason)
-        if reading.current_a is not None:
-            c.current_a = reading.current_a
-        if reading.offered_a is not None:
-            c.offered_a = reading.offered_a
-        if reading.power_w is not None:
-            c.power_w = reading.power_w
-        if reading.energy_wh is not None:
-            c.energy_wh = reading.energy_wh
-        c.meter_at = self.clock.monotonic()
-
-    def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int) -> int:
-        """StartTransaction: a new transaction id."""
-        self._next_tx = self._next_tx % 2_000_000_000 + 1
-        c = self._connector(connector_id, "StartTransaction")
-        if c is not None:
-            c.transaction_id = self._next_tx
-            try:
-                c.meter_start_wh = energy_wh_of(meter_start, "meterStart")
-            except OcppValueError as err:
-                log.warning("ocpp_value_refused", device=self.name, reason=str(err))
-                c.meter_start_wh = None
-        return self._next_tx
-
-    def on_stop_transaction(self, transaction_id: int, meter_stop: int) -> None:
-        """StopTransaction."""
-        for c in self.connectors.values():
-            if c.transaction_id == transaction_id:
-                c.transaction_id = None
-                with contextlib.suppress(OcppValueError):
-                    c.energy_wh = energy_wh_of(meter_stop, "meterStop")
-
-    def authorize(self, id_tag: str) -> str:
-        """Local authorisation policy: accept all, or only the allow-list."""
-        allowed = self.config.allowed_id_tags
-        return "Accepted" if allowed is None or id_tag in allowed else "Invalid"
-
-
-def _phases_in_use(c: ConnectorState) -> int | None:
-    """Phases a charging car draws on (> 1 A), when per-phase currents are known."""
-    if c.cp_state is None or not c.cp_state.charging:
-        return None
-    count = sum(1 for a in c.current_a if a > 1.0)
-    return count or None
-
-
-__all__ = ["ConnectorState", "Station", "StationConfig"]
+__all__ = ["ConnectorState", "OcppSession", "Station", "StationConfig"]

@@ -301,11 +301,13 @@ def tx_default_profile(
     unit: ProfileUnit,
     start: datetime,
     valid_to: datetime | None = None,
+    purpose: str = "TxDefaultProfile",
 ) -> dict[str, Any]:
     """A TxDefaultProfile (Absolute, one period from ``start``), camelCase as on the wire.
 
     Without ``valid_to`` it is permanent; with it, the charge point drops it at ``valid_to`` and
-    the next lower stack level (the safe profile) takes over by itself.
+    the next lower stack level (the safe profile) takes over by itself. Local controller mode
+    uses the same shape with ``purpose="ChargePointMaxProfile"`` on connector 0.
     """
     period: dict[str, Any] = {"startPeriod": 0, "limit": unit.limit(current_a)}
     if unit.phases is not None:
@@ -313,7 +315,7 @@ def tx_default_profile(
     profile: dict[str, Any] = {
         "chargingProfileId": profile_id,
         "stackLevel": stack_level,
-        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfilePurpose": purpose,
         "chargingProfileKind": "Absolute",
         "chargingSchedule": {
             "chargingRateUnit": "A" if unit.amps else "W",
