@@ -53,6 +53,7 @@ class ScriptedChargePoint(ChargePoint):
         self.profiles: list[tuple[int, dict[str, Any]]] = []
         self.changed: dict[str, str] = {}
         self.profile_event = asyncio.Event()
+        self.cleared: list[dict[str, Any]] = []
 
     @on(Action.get_configuration)
     def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
@@ -79,6 +80,15 @@ class ScriptedChargePoint(ChargePoint):
         self.profile_event.set()
         return call_result.SetChargingProfile(status=self.script.profile_status)
 
+    @on(Action.clear_charging_profile)
+    def on_clear_charging_profile(self, **kwargs: Any) -> Any:
+        self.cleared.append(kwargs)
+        return call_result.ClearChargingProfile(status="Accepted")
+
+    @on(Action.get_composite_schedule)
+    def on_get_composite_schedule(self, connector_id: int, duration: int, **_: Any) -> Any:
+        return call_result.GetCompositeSchedule(status="Rejected")
+
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, **_: Any) -> Any:
         return call_result.TriggerMessage(status="Accepted")
@@ -95,10 +105,16 @@ class ScriptedChargePoint(ChargePoint):
             )
 
     def leases(self) -> list[dict[str, Any]]:
-        return [p for _, p in self.profiles if p["stack_level"] == 1]
+        return [
+            p for _, p in self.profiles if "valid_to" in p and p["charging_profile_id"] > 1_000_000
+        ]
 
     def safes(self) -> list[dict[str, Any]]:
-        return [p for _, p in self.profiles if p["stack_level"] == 0]
+        return [
+            p
+            for _, p in self.profiles
+            if "valid_to" not in p and p["charging_profile_id"] > 1_000_000
+        ]
 
 
 @dataclass
@@ -115,6 +131,8 @@ class Site:
 async def central(**overrides: Any) -> AsyncIterator[Site]:
     """A central system with one station ``CP1`` on a free port."""
     allow_no_auth = overrides.pop("allow_no_auth", False)
+    upstream = overrides.pop("upstream", None)
+    spool_dir = overrides.pop("spool_dir", None)
     cfg = {
         "identity": "CP1",
         "password": PASSWORD,
@@ -123,9 +141,16 @@ async def central(**overrides: Any) -> AsyncIterator[Site]:
         "boot_wait_s": 0.5,
     }
     cfg.update(overrides)
+    if upstream is not None:
+        cfg["local_controller"] = True
     station = Station(StationConfig(**cfg), RealClock())
     server = OcppCentralSystem(
-        {station.config.identity: station}, host="127.0.0.1", port=0, allow_no_auth=allow_no_auth
+        {station.config.identity: station},
+        host="127.0.0.1",
+        port=0,
+        allow_no_auth=allow_no_auth,
+        upstream=upstream,
+        spool_dir=spool_dir,
     )
     connectors = [OcppConnector(server, station, n) for n in station.connectors]
     for c in connectors:

@@ -7,7 +7,7 @@ in :class:`fuseguard.config.models.ChargerConfig`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,16 +35,28 @@ class OcppApiConfig(BaseModel):
     heartbeat_s: int = Field(default=60, ge=10, le=86400)
     max_frame_bytes: int = Field(default=65536, ge=4096, le=16_777_216)
     upstream: str | None = Field(
-        default=None, description="local controller mode: the operator's backend (ws:// or wss://)"
+        default=None,
+        description="local controller mode: the operator's backend (ws:// or wss://, without the "
+        "identity); each charge point is forwarded with its identity and ocpp_password",
     )
+    local_auth: Literal["accept_all", "allow_list"] = Field(
+        default="accept_all",
+        description="who may charge when fuseguard answers itself (no upstream, or it is down)",
+    )
+    allowed_id_tags: list[str] = Field(default_factory=list, max_length=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.tls and (self.cert_file is None or self.key_file is None):
             msg = "tls needs cert_file and key_file"
             raise ValueError(msg)
-        if self.upstream is not None:
-            msg = "upstream (local controller mode) is not available yet in this version"
+        if self.upstream is not None and (
+            not self.upstream.startswith(("ws://", "wss://")) or len(self.upstream) > 500
+        ):
+            msg = "upstream must be a ws:// or wss:// URL"
+            raise ValueError(msg)
+        if any(not 0 < len(tag) <= 20 for tag in self.allowed_id_tags):
+            msg = "allowed_id_tags are OCPP id tags: 1-20 characters"
             raise ValueError(msg)
         return self
 

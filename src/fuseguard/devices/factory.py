@@ -105,6 +105,10 @@ def build_ocpp_chargers(cfg: FuseguardConfig, clock: Clock) -> dict[str, Charger
                 lease_s=oc.lease_s,
                 meter_interval_s=oc.meter_interval_s,
                 heartbeat_s=oc.heartbeat_s,
+                allowed_id_tags=(
+                    frozenset(oc.allowed_id_tags) if oc.local_auth == "allow_list" else None
+                ),
+                local_controller=oc.upstream is not None,
             ),
             clock,
         )
@@ -116,6 +120,8 @@ def build_ocpp_chargers(cfg: FuseguardConfig, clock: Clock) -> dict[str, Charger
         ssl_context=tls,
         allow_no_auth=oc.allow_no_auth,
         max_frame_bytes=oc.max_frame_bytes,
+        upstream=oc.upstream,
+        spool_dir=cfg.data_dir / "ocpp-spool",
     )
     drivers: dict[str, Charger] = {}
     for ch in chargers:

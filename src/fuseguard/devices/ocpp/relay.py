@@ -28,6 +28,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -69,6 +70,16 @@ def _map_tx(frame: str, mapping: dict[int, int]) -> str:
     return frame
 
 
+@dataclass
+class RelayMemory:
+    """What outlives one session of a charge point: its spool, last boot, transaction ids."""
+
+    spool: Spool
+    boot_frame: str | None = None
+    tx_up: dict[int, int] = field(default_factory=dict)  # local transaction id -> backend's
+    tx_down: dict[int, int] = field(default_factory=dict)
+
+
 class Relay:
     """One charge point's upstream link (created per session by the server)."""
 
@@ -78,7 +89,7 @@ class Relay:
         identity: str,
         upstream_url: str,
         password: str | None,
-        spool: Spool,
+        memory: RelayMemory,
         clock: Clock,
         to_charge_point: Callable[[str], Any],
         call_lock: asyncio.Lock,
@@ -89,7 +100,8 @@ class Relay:
         self.identity = identity
         self.url = f"{upstream_url.rstrip('/')}/{identity}"
         self.password = password
-        self.spool = spool
+        self.memory = memory
+        self.spool = memory.spool
         self.clock = clock
         self._to_cp = to_charge_point
         self._call_lock = call_lock
@@ -97,9 +109,6 @@ class Relay:
         self._on_transaction = on_transaction
         self.answer_timeout_s = answer_timeout_s
         self.upstream: ClientConnection | None = None
-        self.boot_frame: str | None = None
-        self.tx_up: dict[int, int] = {}  # local transaction id -> backend's
-        self.tx_down: dict[int, int] = {}
         self._waiting_up: dict[str, asyncio.Future[str]] = {}
         self._waiting_cp: dict[str, asyncio.Future[str]] = {}
         self._order = asyncio.Lock()  # live frames wait while the spool is replayed
@@ -195,8 +204,8 @@ class Relay:
 
     async def _catch_up(self) -> None:
         """After (re)connecting: the charge point's BootNotification, then the spool in order."""
-        if self.boot_frame is not None:
-            data = frame_parts(self.boot_frame)
+        if self.memory.boot_frame is not None:
+            data = frame_parts(self.memory.boot_frame)
             if data is not None:
                 uid = uuid.uuid4().hex
                 data[1] = uid
@@ -206,13 +215,13 @@ class Relay:
             if data is None:
                 self.spool.pop_first()
                 continue
-            answer = await self._request_up(str(data[1]), _map_tx(entry.frame, self.tx_up))
+            answer = await self._request_up(str(data[1]), _map_tx(entry.frame, self.memory.tx_up))
             reply = frame_parts(answer)
             if entry.local_tx is not None and reply is not None and reply[0] == 3:
                 backend_tx = reply[2].get("transactionId") if isinstance(reply[2], dict) else None
                 if isinstance(backend_tx, int):
-                    self.tx_up[entry.local_tx] = backend_tx
-                    self.tx_down[backend_tx] = entry.local_tx
+                    self.memory.tx_up[entry.local_tx] = backend_tx
+                    self.memory.tx_down[backend_tx] = entry.local_tx
             self.spool.pop_first()
         if len(self.spool) == 0:
             log.info("ocpp_upstream_caught_up", device=self.name, reason="spool replayed")
@@ -229,11 +238,11 @@ class Relay:
         ):
             return local_answer  # malformed for OCPP 1.6: not forwarded
         if action == "BootNotification":
-            self.boot_frame = raw
+            self.memory.boot_frame = raw
         data = frame_parts(raw)
         unique_id = str(data[1]) if data is not None else ""
         async with self._order:
-            frame = _map_tx(raw, self.tx_up)
+            frame = _map_tx(raw, self.memory.tx_up)
             if self.upstream is not None and self.connected.is_set():
                 try:
                     answer = await self._request_up(unique_id, frame)
@@ -271,7 +280,7 @@ class Relay:
     async def _backend_call(self, raw: str, data: list[Any]) -> None:
         unique_id, action = str(data[1]), data[2]
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        frame = _map_tx(raw, self.tx_down)
+        frame = _map_tx(raw, self.memory.tx_down)
         async with self._call_lock:  # one outstanding call to the charge point at a time
             self._waiting_cp[unique_id] = fut
             try:
@@ -301,4 +310,4 @@ def _local_tx(action: str, local: list[Any] | None) -> int | None:
     return tx if isinstance(tx, int) else None
 
 
-__all__ = ["SPOOLED_ACTIONS", "Relay"]
+__all__ = ["SPOOLED_ACTIONS", "Relay", "RelayMemory"]

@@ -23,6 +23,7 @@ import hmac
 import ssl
 from collections.abc import Mapping
 from http import HTTPStatus
+from pathlib import Path
 from urllib.parse import unquote
 
 import structlog
@@ -31,7 +32,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from fuseguard.devices.ocpp.relay import Relay, RelayMemory
 from fuseguard.devices.ocpp.session import OcppSession
+from fuseguard.devices.ocpp.spool import Spool
 from fuseguard.devices.ocpp.station import Station
 
 log = structlog.get_logger(__name__)
@@ -92,6 +95,8 @@ class OcppCentralSystem:
         ssl_context: ssl.SSLContext | None = None,
         allow_no_auth: bool = False,
         max_frame_bytes: int = 65_536,
+        upstream: str | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.stations = dict(stations)
         self.host = host
@@ -100,6 +105,10 @@ class OcppCentralSystem:
         self.allow_no_auth = allow_no_auth
         self.max_frame_bytes = max_frame_bytes
         self.refused = 0
+        #: local controller mode: the operator's backend, and where undelivered frames wait
+        self.upstream = upstream
+        self.spool_dir = spool_dir or Path("data") / "ocpp-spool"
+        self._memories: dict[str, RelayMemory] = {}
         self._server: Server | None = None
         self._users = 0
         self._lock = asyncio.Lock()
@@ -206,6 +215,7 @@ class OcppCentralSystem:
         session = OcppSession(
             identity, connection, station, response_timeout_s=station.config.call_timeout_s
         )
+        relay = self._relay(identity, station, session) if self.upstream else None
         old = station.attach(session)
         if old is not None:
             log.warning("ocpp_replaced", device=station.name, reason="second connection")
@@ -217,6 +227,30 @@ class OcppCentralSystem:
             pass
         finally:
             station.detach(session)
+            if relay is not None:
+                await relay.close()
+
+    def _relay(self, identity: str, station: Station, session: OcppSession) -> Relay:
+        """Local controller mode: the session's link to the backend, with the same identity."""
+        assert self.upstream is not None
+        memory = self._memories.get(identity)
+        if memory is None:
+            memory = RelayMemory(Spool.for_identity(self.spool_dir, identity))
+            self._memories[identity] = memory
+        relay = Relay(
+            identity=identity,
+            upstream_url=self.upstream,
+            password=station.config.password,
+            memory=memory,
+            clock=station.clock,
+            to_charge_point=session.send_frame,
+            call_lock=session.call_lock,
+            on_profiles_changed=station.profiles_changed,
+            on_transaction=station.set_transaction,
+        )
+        session.relay = relay
+        relay.start()
+        return relay
 
 
 __all__ = [

@@ -208,6 +208,16 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
     async def _send(self, message: str) -> None:
         await self._connection.send(message)
 
+    async def send_frame(self, frame: str) -> None:
+        """Send a frame as it is (local controller mode: the backend's calls)."""
+        await self._connection.send(frame)
+
+    @property
+    def call_lock(self) -> asyncio.Lock:
+        """Held while a call to the charge point is outstanding (one at a time)."""
+        lock: asyncio.Lock = self._call_lock
+        return lock
+
     async def close(self, reason: str) -> None:
         """Close the connection (a newer one of the same identity replaces it)."""
         await self._connection.close(1000, reason)
