@@ -41,6 +41,7 @@ class Script:
         }
     )
     profile_status: str = "Accepted"
+    profile_delay_s: float = 0.0
     status: str = "Available"
 
 
@@ -73,9 +74,11 @@ class ScriptedChargePoint(ChargePoint):
         return call_result.ChangeConfiguration(status="Accepted")
 
     @on(Action.set_charging_profile)
-    def on_set_charging_profile(
+    async def on_set_charging_profile(
         self, connector_id: int, cs_charging_profiles: Any, **_: Any
     ) -> Any:
+        if self.script.profile_delay_s:
+            await asyncio.sleep(self.script.profile_delay_s)
         self.profiles.append((connector_id, cs_charging_profiles))
         self.profile_event.set()
         return call_result.SetChargingProfile(status=self.script.profile_status)

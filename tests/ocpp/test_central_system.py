@@ -231,3 +231,22 @@ async def test_reconnect_without_boot_is_set_up_after_the_boot_wait() -> None:
     async with central(boot_wait_s=0.3) as site, charge_point(site.url(), boot=False) as (cp, _):
         await wait_for(site.station.ready.is_set)
         assert len(cp.safes()) == 1
+
+
+async def test_a_charge_point_that_does_not_answer_profiles_is_reported_and_retried() -> None:
+    script = Script(profile_delay_s=1.0)
+    async with (
+        central(call_timeout_s=0.3, setup_retry_s=0.2) as site,
+        charge_point(site.url(), script=script),
+    ):
+        await wait_for(lambda: site.station.connectors[1].cp_state is not None)
+        await wait_for(lambda: site.station.setup_error is not None)
+        sample = await site.connectors[0].read()
+        assert any(
+            "set-up failed" in e and "no answer to SetChargingProfile" in e for e in sample.errors
+        )
+        with pytest.raises(DeviceConnectionError, match="profiles not installed"):
+            await site.connectors[0].set_current_limit(10)
+        script.profile_delay_s = 0.0  # it recovers: the retry configures it
+        await wait_for(site.station.ready.is_set, timeout_s=10)
+        assert (await site.connectors[0].read()).errors == ()

@@ -44,6 +44,7 @@ class StationConfig:
     heartbeat_s: int = 60
     boot_wait_s: float = 5.0
     call_timeout_s: float = 10.0
+    setup_retry_s: float = 30.0
     #: id tags accepted locally (None: accept every id tag)
     allowed_id_tags: frozenset[str] | None = None
     #: local controller mode: caps as ChargePointMaxProfile on connector 0 (an operator's backend

@@ -7,10 +7,13 @@ limit the controller wants per connector and the profiles installed. When a sess
 1. ``GetConfiguration`` of the keys smart charging depends on;
 2. ``ChangeConfiguration`` of ``MeterValuesSampledData`` (per-phase current, offered current,
    power, energy register) and ``MeterValueSampleInterval``;
-3. per connector, the permanent **safe profile** (TxDefaultProfile, stack level 0,
+3. ``TriggerMessage`` StatusNotification and MeterValues, so control has a state at once;
+4. per connector, the permanent **safe profile** (TxDefaultProfile, stack level 0,
    ``safe_current_a``) and the **lease profile** (TxDefaultProfile, stack level 1, the live limit,
-   ``validTo`` = now + ``lease_s``);
-4. ``TriggerMessage`` StatusNotification and MeterValues, so control has a state at once.
+   ``validTo`` = now + ``lease_s``); in local controller mode one pair of ChargePointMaxProfiles
+   on connector 0 instead (``relay.py``).
+
+A set-up that fails (no answer) is reported in ``ChargerSample.errors`` and retried.
 
 The lease is renewed every third of ``lease_s`` while fuseguard runs; when fuseguard, the
 network or the edge dies, the charge point drops the lease at ``validTo`` and falls back to the
@@ -82,6 +85,8 @@ class Station(Reports):
         self._booted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
+        #: why the charge point could not be configured (reported as an error, retried)
+        self.setup_error: str | None = None
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -103,6 +108,7 @@ class Station(Reports):
         self._stop_task()
         self.session = None
         self.ready.clear()
+        self.setup_error = None
         log.warning("ocpp_disconnected", device=self.name, reason="connection closed")
 
     async def close(self) -> None:
@@ -134,11 +140,21 @@ class Station(Reports):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.config.boot_wait_s):  # network wait: loop clock
                 await self._booted.wait()
-        try:
-            await self._setup(session)
-        except DeviceError as err:
-            log.warning("ocpp_setup_failed", device=self.name, reason=str(err))
-            return
+        while True:
+            try:
+                await self._setup(session)
+                break
+            except DeviceError as err:
+                if isinstance(err, DeviceConnectionError) and not isinstance(
+                    err, DeviceTimeoutError
+                ):  # the connection is gone; the next session starts over
+                    log.warning("ocpp_setup_failed", device=self.name, reason=str(err))
+                    return
+                # e.g. no answer to SetChargingProfile: report it, retry
+                self.setup_error = f"{self.name}: set-up failed: {err}"
+                log.warning("ocpp_setup_failed", device=self.name, reason=str(err))
+                await self.clock.sleep(self.config.setup_retry_s)
+        self.setup_error = None
         self.ready.set()
         while True:
             await self.clock.sleep(self.config.renew_every_s)
@@ -165,12 +181,6 @@ class Station(Reports):
         cfg = await self._read_configuration(session)
         self.cp_config = cfg
         await self._configure_meter_values(session, cfg)
-        problem = self._profile_problem(cfg)
-        for c in self._slots():
-            c.profile_error = problem
-            c.installed_a = None
-        if problem is None:
-            await self._install_profiles(session)
         for c in self.connectors.values():
             for trigger in (MessageTrigger.status_notification, MessageTrigger.meter_values):
                 with contextlib.suppress(DeviceResponseError, DeviceTimeoutError):
@@ -178,6 +188,12 @@ class Station(Reports):
                         session,
                         call.TriggerMessage(requested_message=trigger, connector_id=c.connector_id),
                     )
+        problem = self._profile_problem(cfg)
+        for c in self._slots():
+            c.profile_error = problem
+            c.installed_a = None
+        if problem is None:
+            await self._install_profiles(session)
         log.info("ocpp_ready", device=self.name, reason="configured",
                  smart_charging=problem is None, problem=problem)  # fmt: skip
 
@@ -403,6 +419,8 @@ class Station(Reports):
     def _errors(self, c: ConnectorState) -> tuple[str, ...]:
         errors: list[str] = []
         slot = self._slot(c)
+        if self.setup_error is not None:
+            errors.append(self.setup_error)
         if slot.profile_error is not None:
             errors.append(slot.profile_error)
         if self.main_status is OcppState.FAULTED:
