@@ -414,6 +414,8 @@ class Station(Reports):
         slot = self._slot(c)
         if slot.installed_a is None:
             return None
+        if slot.lease_until is not None and self.now() >= slot.lease_until:
+            return float(self.config.safe_current_a)  # the lease ran out: it is on its safe profile
         return float(slot.installed_a if slot is c else (c.desired_a or 0))
 
     def _errors(self, c: ConnectorState) -> tuple[str, ...]:
