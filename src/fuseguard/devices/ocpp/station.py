@@ -49,6 +49,7 @@ from fuseguard.devices.ocpp.wire import (
     ProfileUnit,
     lease_end,
     parse_configuration,
+    schedule_start,
     tx_default_profile,
 )
 from fuseguard.model.clock import Clock
@@ -310,7 +311,7 @@ class Station(Reports):
             stack_level=self._levels()[0],
             current_a=self.config.safe_current_a * count,
             unit=self._unit(),
-            start=self.now(),
+            start=schedule_start(self.now()),
             purpose=self._purpose(),
         )
         with contextlib.suppress(DeviceResponseError):
@@ -328,7 +329,7 @@ class Station(Reports):
             stack_level=self._levels()[1],
             current_a=current_a,
             unit=self._unit(),
-            start=now,
+            start=schedule_start(now),
             valid_to=until,
             purpose=self._purpose(),
         )

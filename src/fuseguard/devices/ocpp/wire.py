@@ -324,14 +324,23 @@ def tx_default_profile(
         },
     }
     if valid_to is not None:
-        profile["validFrom"] = iso(start)
-        profile["validTo"] = iso(valid_to)
+        profile["validTo"] = iso(valid_to)  # no validFrom: valid as soon as it is received
     return profile
+
+
+#: ``startSchedule`` is set this far back: a charge point whose clock lags fuseguard's must not
+#: see the schedule "not started yet" (and fall to the profile below)
+SCHEDULE_BACKDATE_S = 3600.0
 
 
 def lease_end(now: datetime, lease_s: float) -> datetime:
     """When a lease written at ``now`` ends."""
     return now + timedelta(seconds=lease_s)
+
+
+def schedule_start(now: datetime) -> datetime:
+    """``startSchedule`` of a profile written at ``now`` (backdated, see SCHEDULE_BACKDATE_S)."""
+    return now - timedelta(seconds=SCHEDULE_BACKDATE_S)
 
 
 __all__ = [
@@ -349,6 +358,7 @@ __all__ = [
     "lease_end",
     "parse_configuration",
     "parse_meter_values",
+    "schedule_start",
     "status_of",
     "tx_default_profile",
 ]
