@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from fuseguard.devices.ocpp.station import Station
 
 log = structlog.get_logger(__name__)
+
+#: The ocpp library logs every frame at INFO; fuseguard logs what matters itself (structlog).
+FRAME_LOG = logging.getLogger("fuseguard.ocpp.frames")
+FRAME_LOG.setLevel(logging.WARNING)
 
 MAX_UNIQUE_ID_CHARS = 36  # OCPP-J: the unique id is at most 36 characters
 
@@ -123,7 +128,9 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
         *,
         response_timeout_s: float = 10.0,
     ) -> None:
-        super().__init__(identity, connection, response_timeout=response_timeout_s)
+        super().__init__(
+            identity, connection, response_timeout=response_timeout_s, logger=FRAME_LOG
+        )
         self.station = station
         self.call_errors_sent = 0
         #: local controller mode: the link to the operator's backend (set by the server)
