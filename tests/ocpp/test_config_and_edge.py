@@ -176,3 +176,8 @@ async def test_the_controller_drives_an_ocpp_charge_point(tmp_path: Path) -> Non
 
 def _limit(profile: dict[str, Any]) -> float:
     return float(profile["charging_schedule"]["charging_schedule_period"][0]["limit"])
+
+
+def test_the_ocpp_example_config_is_valid() -> None:
+    path = Path(__file__).parents[2] / "examples" / "ocpp.toml"
+    assert check_config(path) == []
