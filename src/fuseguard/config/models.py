@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from fuseguard.config.ocpp import OcppApiConfig
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTreeError
 from fuseguard.model.ids import is_hex_uuid
 from fuseguard.model.phases import Phases, Rotation
@@ -36,6 +37,7 @@ from fuseguard.model.status import ChargeMode
 from fuseguard.wire.meters import MeterMapError, builtin_map_names, load_map_file
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_OCPP_ID = re.compile(r"^[!-~]{1,48}$")  # printable ASCII without spaces; see ChargerConfig
 
 
 class _Model(BaseModel):
@@ -277,11 +279,19 @@ class ChargerConfig(_Model):
 
     id: str
     evse_uuid: str
-    driver: Literal["bender", "clemap"] = Field(
+    driver: Literal["bender", "clemap", "ocpp"] = Field(
         default="bender",
         description="bender: a Bender CC612/613 charge controller; clemap: a child edge "
         "(cascading), driven through its local API with rest_port, user and password; its "
-        "safe_current_a/safe_timeout_s are the child's FallbackCurrentLimit and keep-alive timeout",
+        "safe_current_a/safe_timeout_s are the child's FallbackCurrentLimit and keep-alive "
+        "timeout; ocpp: an OCPP 1.6J charge point connecting to [api.ocpp] as ocpp_id (plugs "
+        "= connectors 1, 2, ...; safe_current_a, default 6 A, is its permanent TxDefaultProfile)",
+    )
+    ocpp_id: str | None = Field(
+        default=None, description="driver ocpp: the charge point identity in the URL"
+    )
+    ocpp_password: SecretStr | None = Field(
+        default=None, description="driver ocpp: HTTP Basic password (security profile 1/2)"
     )
     host: str = "127.0.0.1"
     rest_port: int = Field(default=80, ge=1, le=65535)
@@ -312,8 +322,19 @@ class ChargerConfig(_Model):
             raise ValueError(msg)
         return v
 
+    @field_validator("ocpp_id")
+    @classmethod
+    def _ocpp_id(cls, v: str | None) -> str | None:
+        if v is not None and (not _OCPP_ID.fullmatch(v) or any(c in v for c in "/?%:#")):
+            msg = "must be 1-48 printable ASCII characters without spaces, '/', '?', '%', ':', '#'"
+            raise ValueError(msg)
+        return v
+
     @model_validator(mode="after")
     def _bounds(self) -> Self:
+        if self.driver == "ocpp" and self.ocpp_id is None:
+            msg = "driver ocpp needs ocpp_id (the charge point identity)"
+            raise ValueError(msg)
         if self.driver == "clemap" and len(self.plugs) != 1:
             msg = "a child edge (driver clemap) is one consumer: give it exactly one plug entry"
             raise ValueError(msg)
@@ -399,6 +420,7 @@ class ApiConfig(_Model):
     modbus: ModbusApiConfig = Field(default_factory=ModbusApiConfig)
     evse: EvseApiConfig = Field(default_factory=EvseApiConfig)
     metrics: MetricsApiConfig = Field(default_factory=MetricsApiConfig)
+    ocpp: OcppApiConfig = Field(default_factory=OcppApiConfig)
 
 
 _TOPIC_LEVELS = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -505,6 +527,7 @@ class FuseguardConfig(BaseSettings):
     @model_validator(mode="after")
     def _cross(self) -> Self:
         circuits = {"main"} | {c.id for c in self.site.circuits}
+        self._check_ocpp()
         ids: set[str] = set()
         uuids: dict[str, str] = {}
         for i, ch in enumerate(self.chargers):
@@ -523,6 +546,23 @@ class FuseguardConfig(BaseSettings):
                     raise ValueError(msg)
                 uuids[u] = where
         return self
+
+    def _check_ocpp(self) -> None:
+        identities: set[str] = set()
+        for i, ch in enumerate(self.chargers):
+            if ch.driver != "ocpp":
+                continue
+            if ch.ocpp_id in identities:
+                msg = f"chargers[{i}].ocpp_id {ch.ocpp_id!r} is used twice"
+                raise ValueError(msg)
+            identities.add(str(ch.ocpp_id))
+            password = ch.ocpp_password.get_secret_value() if ch.ocpp_password else ""
+            if not password and not self.api.ocpp.allow_no_auth:
+                msg = (
+                    f"chargers[{i}].ocpp_password is needed (security profile 1/2), or set "
+                    "[api.ocpp] allow_no_auth = true to accept this charge point without one"
+                )
+                raise ValueError(msg)
 
     @property
     def storage_url(self) -> str:

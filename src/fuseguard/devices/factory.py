@@ -81,8 +81,10 @@ def build_chargers(
     from fuseguard.devices.bender import BenderCharger
     from fuseguard.devices.clemap import ClemapChildCharger, ClemapEdgeClient
 
-    drivers: dict[str, Charger] = {}
+    drivers: dict[str, Charger] = build_ocpp_chargers(cfg, clock)
     for ch in cfg.chargers:
+        if ch.driver == "ocpp":
+            continue
         if ch.driver == "clemap":
             client = ClemapEdgeClient(
                 host=ch.host,
@@ -113,4 +115,57 @@ def build_chargers(
     return drivers
 
 
-__all__ = ["build_chargers", "build_meter", "build_meter_endpoint"]
+def build_ocpp_chargers(cfg: FuseguardConfig, clock: Clock) -> dict[str, Charger]:
+    """One :class:`OcppConnector` per plug of every ``driver = "ocpp"`` charger, all on one
+    central system (``[api.ocpp]``), which the first connector's ``start()`` starts."""
+    chargers = [ch for ch in cfg.chargers if ch.driver == "ocpp"]
+    if not chargers:
+        return {}
+    from fuseguard.devices.ocpp import OcppCentralSystem, OcppConnector, Station, StationConfig
+    from fuseguard.devices.ocpp.server import server_ssl_context
+
+    oc = cfg.api.ocpp
+    stations: dict[str, Station] = {}
+    for ch in chargers:
+        identity = str(ch.ocpp_id)
+        password = ch.ocpp_password.get_secret_value() if ch.ocpp_password else ""
+        # an OCPP charge point without a configured safe current falls back to 6 A, not 0 A
+        safe_a = ch.safe_current_a if "safe_current_a" in ch.model_fields_set else 6
+        stations[identity] = Station(
+            StationConfig(
+                identity=identity,
+                password=password or None,
+                connectors=len(ch.plugs),
+                safe_current_a=safe_a,
+                phases=ch.phases,
+                voltage_v=cfg.site.voltage_v,
+                lease_s=oc.lease_s,
+                meter_interval_s=oc.meter_interval_s,
+                heartbeat_s=oc.heartbeat_s,
+                allowed_id_tags=(
+                    frozenset(oc.allowed_id_tags) if oc.local_auth == "allow_list" else None
+                ),
+                local_controller=oc.upstream is not None,
+            ),
+            clock,
+        )
+    tls = server_ssl_context(oc.cert_file, oc.key_file) if oc.tls else None
+    server = OcppCentralSystem(
+        stations,
+        host=oc.host,
+        port=oc.port,
+        ssl_context=tls,
+        allow_no_auth=oc.allow_no_auth,
+        max_frame_bytes=oc.max_frame_bytes,
+        upstream=oc.upstream,
+        spool_dir=cfg.data_dir / "ocpp-spool",
+    )
+    drivers: dict[str, Charger] = {}
+    for ch in chargers:
+        station = stations[str(ch.ocpp_id)]
+        for i, pid in enumerate(plug_ids(ch)):
+            drivers[pid] = OcppConnector(server, station, i + 1)
+    return drivers
+
+
+__all__ = ["build_chargers", "build_meter", "build_meter_endpoint", "build_ocpp_chargers"]

@@ -1,0 +1,64 @@
+"""``[api.ocpp]``: the OCPP 1.6J central system on the edge (``docs/devices/ocpp.md``).
+
+The per-charger keys (``driver = "ocpp"``, ``ocpp_id``, ``ocpp_password``, ``safe_current_a``) live
+in :class:`fuseguard.config.models.ChargerConfig`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class OcppApiConfig(BaseModel):
+    """OCPP 1.6J central system for ``driver = "ocpp"`` chargers (``docs/devices/ocpp.md``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=9000, ge=0, le=65535, description="0 = any free port")
+    tls: bool = Field(default=False, description="wss:// (security profile 2)")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    allow_no_auth: bool = Field(
+        default=False,
+        description="accept charge points configured without ocpp_password (security profile 0)",
+    )
+    lease_s: float = Field(
+        default=60.0, ge=5, le=3600, description="validity of fuseguard's live-limit profile"
+    )
+    meter_interval_s: int = Field(
+        default=10, ge=1, le=3600, description="MeterValueSampleInterval set after boot"
+    )
+    heartbeat_s: int = Field(default=60, ge=10, le=86400)
+    max_frame_bytes: int = Field(default=65536, ge=4096, le=16_777_216)
+    upstream: str | None = Field(
+        default=None,
+        description="local controller mode: the operator's backend (ws:// or wss://, without the "
+        "identity); each charge point is forwarded with its identity and ocpp_password",
+    )
+    local_auth: Literal["accept_all", "allow_list"] = Field(
+        default="accept_all",
+        description="who may charge when fuseguard answers itself (no upstream, or it is down)",
+    )
+    allowed_id_tags: list[str] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.tls and (self.cert_file is None or self.key_file is None):
+            msg = "tls needs cert_file and key_file"
+            raise ValueError(msg)
+        if self.upstream is not None and (
+            not self.upstream.startswith(("ws://", "wss://")) or len(self.upstream) > 500
+        ):
+            msg = "upstream must be a ws:// or wss:// URL"
+            raise ValueError(msg)
+        if any(not 0 < len(tag) <= 20 for tag in self.allowed_id_tags):
+            msg = "allowed_id_tags are OCPP id tags: 1-20 characters"
+            raise ValueError(msg)
+        return self
+
+
+__all__ = ["OcppApiConfig"]
