@@ -382,11 +382,16 @@ class ModbusApiConfig(_Model):
 
 
 class EvseApiConfig(_Model):
-    """Direct EVSE Control + status API (:3032)."""
+    """Direct EVSE Control + status API (HTTPS :3032, certificates as for the local API)."""
 
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = Field(default=3032, ge=0, le=65535, description="0 = any free port")
+    tls: bool = True
+    cert_file: Path | None = Field(
+        default=None, description="PEM certificate; without it a self-signed one is generated"
+    )
+    key_file: Path | None = None
     max_duration_s: int = Field(default=86400, ge=1)
 
 
