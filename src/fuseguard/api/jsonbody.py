@@ -25,6 +25,7 @@ Use::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -54,21 +55,31 @@ async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+def _no_constant(name: str) -> Any:
+    msg = f"{name} is not JSON"
+    raise ValueError(msg)
+
+
 def parse_json_body(model: type[M], raw: bytes) -> M:
-    """Validate ``raw`` JSON against ``model``; RequestValidationError shaped like FastAPI's."""
+    """Validate ``raw`` JSON against ``model``; RequestValidationError shaped like FastAPI's.
+
+    Decoded as FastAPI decodes ``application/json`` (``json.loads``, then the model in Python
+    mode), except that only UTF-8 is accepted and ``NaN``/``Infinity`` are not JSON.
+    """
     if not raw.strip():
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing])
     try:
-        return model.model_validate_json(raw)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        msg = f"request body is not valid JSON ({reason}); any content type is accepted"
+        invalid = {"type": "json_invalid", "loc": ("body",), "msg": msg, "input": {}}
+        raise RequestValidationError([invalid]) from None
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
-        errors: list[dict[str, Any]] = []
-        for e in exc.errors(include_url=False):
-            if e["type"] == "json_invalid":
-                msg = "request body is not valid JSON (any content type is accepted)"
-                errors.append({**e, "loc": ("body",), "msg": msg, "input": {}})
-                break
-            errors.append({**e, "loc": ("body", *e["loc"])})
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
 
 
