@@ -136,7 +136,8 @@ def demo_config(
     api: dict[str, Any] = {
         "local": {"host": host, "port": local_api_port, "user": "demo", "password": password},
         "modbus": {"host": host, "port": modbus_port},
-        "evse": {"host": host, "port": evse_api_port},
+        # Plain HTTP while the demo stays on loopback (said in the banner); `run` is HTTPS.
+        "evse": {"host": host, "port": evse_api_port, "tls": not _loopback(host)},
     }
     data: dict[str, Any] = {
         "data_dir": str(data_dir),
@@ -169,6 +170,10 @@ def integrations_config(
     if metrics_port is not None:
         extra["api"] = {"metrics": {"enabled": True, "host": "127.0.0.1", "port": metrics_port}}
     return extra
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 async def _create_tokens(config: FuseguardConfig) -> dict[str, str]:
@@ -335,6 +340,11 @@ def _print_info(info: dict[str, Any], data_dir: Path) -> None:
         f"  local API   {local['url']}  user {local['user']}  password {local['password']}",
         f"  Modbus twin {info['modbus']['host']}:{info['modbus']['port']} unit 1",
         f"  EVSE API    {evse['url']}/edgedevices/{evse['edge_device_id']}/evses/<uuid>/status",
+        *(
+            ["              (plain HTTP: the demo is on loopback; `fuseguard run` serves HTTPS)"]
+            if evse["url"].startswith("http://")
+            else []
+        ),
     ]
     if "metrics" in info:
         lines.append(f"  metrics     {info['metrics']['url']}")

@@ -25,7 +25,10 @@ class Rig:
         # Sun over the first 10 h of site time (peak 4 kW at 5 h): net export from about 2 h.
         self.pv = PvPlant(peak_w=4000.0, sunrise_s=0.0, sunset_s=36000.0)
         self.site.add(self.pv)
-        self.model = CemmModel.for_site(self.site, pv=self.pv, gas_m3_per_h=0.1)
+        # The pre-issue-16 set (PV on mb5, no pulse meter); tests/wire16 covers the default set.
+        self.model = CemmModel.for_site(
+            self.site, pv=self.pv, gas_m3_per_h=0.1, connections="p1,mb5,usage"
+        )
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

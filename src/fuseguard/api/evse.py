@@ -10,7 +10,8 @@ cloud; only the :class:`EvseBackend` differs. Routes, all under
 * ``GET /status`` -> one object per plug
 
 Order of checks: unknown edge/EVSE -> 404; missing or wrong ``evsetoken`` -> 401; a valid token of
-another EVSE -> 403; then the body (422 naming the field; malformed JSON -> 400).
+another EVSE -> 403; then the body, JSON whatever its ``Content-Type`` (or none,
+:mod:`fuseguard.api.jsonbody`): 422 naming the field; not JSON -> 400.
 Errors are Feathers-style JSON ``{"name", "message", "code", "className"}`` plus ``"field"``.
 
 The routes are module-level functions; the backend and the token checker sit in the app's state
@@ -18,8 +19,8 @@ The routes are module-level functions; the backend and the token checker sit in 
 ``duration`` bound is ``max_duration_s`` (and so is the OpenAPI ``maximum``), so each app gets its
 own body model and a thin POST endpoint over :func:`set_current_settings`.
 
-(No ``from __future__ import annotations`` here: FastAPI must resolve the POST endpoint's body
-annotation, a class local to :func:`_post_endpoint`.)
+(No ``from __future__ import annotations`` here: FastAPI must resolve the POST endpoint's
+annotations, which name a model local to :func:`_post_body_model`.)
 """
 
 from collections.abc import Awaitable, Callable, Iterable
@@ -48,6 +49,7 @@ from fuseguard.api.evse_models import (
     PlugStatusOut,
     PlugStatusRecord,
 )
+from fuseguard.api.jsonbody import json_body, json_body_openapi
 from fuseguard.control.targets import Target
 
 log = structlog.get_logger(__name__)
@@ -245,16 +247,27 @@ async def set_current_settings(
     return CurrentSettingsPosted(state=state, current=current, duration=body.duration)
 
 
-def _post_endpoint(max_duration_s: int) -> Callable[..., Awaitable[CurrentSettingsPosted]]:
-    """The POST endpoint of an app whose ``duration`` is bounded by ``max_duration_s``."""
+def _post_body_model(max_duration_s: int) -> type[CurrentSettingsIn]:
+    """The POST body of an app whose ``duration`` is bounded by ``max_duration_s``."""
 
     class CurrentSettingsBody(CurrentSettingsIn):
         duration: JsonInt = Field(
             ge=1, le=max_duration_s, description="Seconds the target holds, then it expires."
         )
 
+    return CurrentSettingsBody
+
+
+def _post_endpoint(
+    body_model: type[CurrentSettingsIn],
+) -> Callable[..., Awaitable[CurrentSettingsPosted]]:
+    """The POST endpoint reading ``body_model`` (any content type) once the token is checked."""
+
     async def post_current_settings(
-        body: CurrentSettingsBody, edge_device_id: str, info: AuthorizedEvse, api: Api
+        edge_device_id: str,
+        info: AuthorizedEvse,  # before the body: the token is checked before the body is read
+        api: Api,
+        body: Annotated[CurrentSettingsIn, json_body(body_model)],
     ) -> CurrentSettingsPosted:
         return await set_current_settings(body, edge_device_id, info, api.backend)
 
@@ -289,10 +302,12 @@ async def get_status(edge_device_id: str, info: AuthorizedEvse, api: Api) -> lis
 def evse_router(max_duration_s: int) -> APIRouter:
     """The four routes, with a POST body bounded by ``max_duration_s``."""
     router = APIRouter()
+    body_model = _post_body_model(max_duration_s)
     router.add_api_route(
         f"{_BASE}/currentsettings",
-        _post_endpoint(max_duration_s),
+        _post_endpoint(body_model),
         methods=["POST"],
+        openapi_extra=json_body_openapi(body_model),
         status_code=201,
         response_model=CurrentSettingsPosted,
         responses=_responses(400, *_AUTH_ERRORS),

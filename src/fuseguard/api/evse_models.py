@@ -133,35 +133,56 @@ class CurrentSettingsOut(BaseModel):
         return cls(current=target.current_a, valid_until=format_valid_until(target.valid_until))
 
 
+def seed_number(value: float, decimals: int = 1) -> int | float:
+    """``value`` rounded; an integral result as a JSON integer (``6``, ``0``), else a float."""
+    rounded = round(float(value), decimals)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+def seed_power(value_w: float) -> int | float:
+    """``power`` as seed 002 writes it: a float (``7107.0``), an exact zero as ``0``."""
+    rounded = round(float(value_w), 1)
+    return 0 if rounded == 0 else rounded
+
+
+#: A JSON number that stays an integer when it is one (``6``) and a float otherwise (``10.3``).
+SeedNumber = StrictInt | float
+
+
 class PlugStatusOut(BaseModel):
-    """One element of the status array (seed 002)."""
+    """One element of the status array (seed 002).
+
+    Number types follow the seed's example so strict decoders (Go, serde with integer fields)
+    accept them: ``current_l1..3`` and ``dyn_current_limit`` are integers when integral (``0``,
+    ``6``) and floats otherwise (``10.3``); ``power`` is a float (``7107.0``), ``0`` when zero.
+    """
 
     time: str = Field(description="ISO-8601 UTC with milliseconds and Z")
     plug_uuid: str
     plug_label: str
     evse_uuid: str
     status: PlugStatus
-    current_l1: float
-    current_l2: float
-    current_l3: float
-    power: float
-    dyn_current_limit: float
+    current_l1: SeedNumber
+    current_l2: SeedNumber
+    current_l3: SeedNumber
+    power: SeedNumber
+    dyn_current_limit: SeedNumber
 
     @classmethod
     def of(cls, record: PlugStatusRecord) -> PlugStatusOut:
         """Wire form of a record (currents rounded to 0.1 A, power to 0.1 W)."""
-        currents = record.current_a.rounded(1)
+        currents = record.current_a
         return cls(
             time=format_status_time(record.time),
             plug_uuid=record.plug_uuid,
             plug_label=record.plug_label,
             evse_uuid=record.evse_uuid,
             status=record.status,
-            current_l1=currents.l1,
-            current_l2=currents.l2,
-            current_l3=currents.l3,
-            power=round(record.power_w, 1),
-            dyn_current_limit=round(record.dyn_current_limit_a, 1),
+            current_l1=seed_number(currents.l1),
+            current_l2=seed_number(currents.l2),
+            current_l3=seed_number(currents.l3),
+            power=seed_power(record.power_w),
+            dyn_current_limit=seed_number(record.dyn_current_limit_a),
         )
 
     def to_record(self) -> PlugStatusRecord:
@@ -172,9 +193,11 @@ class PlugStatusOut(BaseModel):
             plug_label=self.plug_label,
             evse_uuid=self.evse_uuid,
             status=self.status,
-            current_a=Phases(self.current_l1, self.current_l2, self.current_l3),
-            power_w=self.power,
-            dyn_current_limit_a=self.dyn_current_limit,
+            current_a=Phases(
+                float(self.current_l1), float(self.current_l2), float(self.current_l3)
+            ),
+            power_w=float(self.power),
+            dyn_current_limit_a=float(self.dyn_current_limit),
         )
 
 

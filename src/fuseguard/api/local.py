@@ -8,8 +8,9 @@ An external EMS (or a cascading parent edge) reads live data and sets this edge'
     POST /v1/keep-alive                  resets the watchdog
 
 Also accepted: ``flex-management`` and the plural ``settings``, and ``/v1/keep_alive``.
-Every route needs HTTP Basic auth (constant-time compare). Invalid input is answered with
-400 (unparseable JSON) or 422 (a field with the wrong type or an out-of-range value) and a JSON
+Every route needs HTTP Basic auth (constant-time compare). The POST body is JSON whatever its
+``Content-Type`` (or none, :mod:`fuseguard.api.jsonbody`). Invalid input is answered with
+400 (not JSON) or 422 (a field with the wrong type or an out-of-range value) and a JSON
 body naming the field; the original device answers 500 for both (documented deviation, see
 ``docs/local-api.md``). Bad or missing credentials: 401.
 
@@ -33,6 +34,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fuseguard.api.jsonbody import json_body, json_body_openapi
 from fuseguard.api.local_models import (
     ErrorBody,
     FieldError,
@@ -236,7 +238,7 @@ async def get_settings(api: State) -> SettingsBody:
 
 
 async def post_settings(
-    request: Request, update: SettingsUpdate, api: State
+    request: Request, api: State, update: Annotated[SettingsUpdate, json_body(SettingsUpdate)]
 ) -> SettingsBody | Response:
     # A limit the flex state refuses (a semantic check beyond the model's) is a 422 too.
     try:
@@ -291,6 +293,7 @@ for _i, _path in enumerate(SETTINGS_PATHS):
         responses=_ERRORS,
         operation_id=f"post_flex_settings{_suffix}",
         summary="Partially update the settings (resets the watchdog)",
+        openapi_extra=json_body_openapi(SettingsUpdate),
     )
 for _i, _path in enumerate(KEEP_ALIVE_PATHS):
     router.add_api_route(

@@ -54,7 +54,11 @@ async def start_modbus_twin(rt: EdgeRuntime) -> None:
 
 
 async def start_evse_api(rt: EdgeRuntime) -> None:
-    """Direct EVSE Control + status for this edge's own ``edge_device_id``."""
+    """Direct EVSE Control + status for this edge's own ``edge_device_id``.
+
+    HTTPS by default (``[api.evse] tls``), like the seed's ``https://...:3032``: the configured
+    ``cert_file``/``key_file``, else the same self-signed pair the local API uses.
+    """
     ec = rt.config.api.evse
     if not ec.enabled:
         return
@@ -71,7 +75,10 @@ async def start_evse_api(rt: EdgeRuntime) -> None:
         lambda uuid: status_records(controller.status(), uuid),
     )
     app = create_evse_app(backend, TokenRepository(rt.engine), max_duration_s=ec.max_duration_s)
-    handle = await serve_app(app, ec.host, ec.port)
+    certfile = keyfile = None
+    if ec.tls:
+        certfile, keyfile = tls_files(rt, ec.cert_file, ec.key_file)
+    handle = await serve_app(app, ec.host, ec.port, certfile, keyfile)
     rt.stack.push_async_callback(handle.close)
     rt.urls["evse_api"] = display_url(handle.url, ec.host)
     rt.shared[EVSE_BACKEND] = backend

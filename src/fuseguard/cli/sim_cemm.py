@@ -14,6 +14,7 @@ import typer
 
 from fuseguard.model.clock import Clock
 from fuseguard.model.phases import Phases
+from fuseguard.sim.cemm_connections import DEFAULT_CONNECTIONS, parse_connections
 from fuseguard.sim.cemm_model import DEFAULT_TZ, CemmModel
 from fuseguard.sim.site import MAIN, BaseLoad, SiteModel
 
@@ -66,8 +67,13 @@ def build_standalone(
     pv_peak_w: float = 5000.0,
     gas_m3_per_h: float = 0.05,
     period_s: float = 1.0,
+    connections: str = ",".join(DEFAULT_CONNECTIONS),
 ) -> tuple[SiteModel, CemmModel]:
-    """A site with house load and PV, metered by a CEMM (p1 + PV on ``mb5`` + ``usage``)."""
+    """A site with house load and PV, metered by a CEMM with the connection set ``connections``.
+
+    The default is p1 + water on ``pulse-1`` + PV on ``mb1`` + ``usage``
+    (:mod:`fuseguard.sim.cemm_connections`).
+    """
     zone = ZoneInfo(tz)
     local: datetime = clock.now().astimezone(zone)
     offset_s = local.hour * 3600.0 + local.minute * 60.0 + local.second
@@ -81,13 +87,20 @@ def build_standalone(
         gas_m3_per_h=gas_m3_per_h,
         initial_kwh=(5120.412, 6033.871, 1410.223, 2987.505),
         initial_gas_m3=4211.38,
+        connections=connections,
         tz=zone,
     )
     return site, model
 
 
 async def run_standalone(
-    *, host: str, port: int, discovery_port: int | None, tz: str, pv_peak_w: float
+    *,
+    host: str,
+    port: int,
+    discovery_port: int | None,
+    tz: str,
+    pv_peak_w: float,
+    connections: str = ",".join(DEFAULT_CONNECTIONS),
 ) -> None:
     """Serve the standalone virtual CEMM until cancelled (Ctrl-C)."""
     import asyncio
@@ -97,7 +110,7 @@ async def run_standalone(
     from fuseguard.model.clock import RealClock
     from fuseguard.sim.cemm_server import serve_cemm
 
-    site, model = build_standalone(RealClock(), tz=tz, pv_peak_w=pv_peak_w)
+    site, model = build_standalone(RealClock(), tz=tz, pv_peak_w=pv_peak_w, connections=connections)
     handle = await serve_cemm(model, host, port, discovery_port)
     structlog.get_logger(__name__).info(
         "cemm_standalone_ready",
@@ -125,12 +138,23 @@ def register(app: typer.Typer) -> None:
         ),
         tz: str = typer.Option(DEFAULT_TZ, "--tz", help="Local time zone of day/month/year."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-        pv_peak_w: float = typer.Option(5000.0, "--pv-peak-w", help="PV peak power (mb5)."),
+        pv_peak_w: float = typer.Option(5000.0, "--pv-peak-w", help="PV peak power (W)."),
+        connections: str = typer.Option(
+            ",".join(DEFAULT_CONNECTIONS),
+            "--connections",
+            help="Comma-separated aliases, each optionally alias=role (grid, pv, usage, water, "
+            "gas): p1, p1-usb, emucs, emucs-usb, han, dlms-usb, p1-gas, s01-s03, pulse-1 - "
+            "pulse-3, mbX, usage.",
+        ),
     ) -> None:
-        """Virtual CEMM energy monitor (P1 + PV meter + usage) on a simulated house."""
+        """Virtual CEMM energy monitor (P1 + water + PV meter + usage) on a simulated house."""
         import asyncio
 
         ZoneInfo(tz)  # fail fast on an unknown zone
+        try:
+            parse_connections(connections)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--connections") from exc
         try:
             asyncio.run(
                 run_standalone(
@@ -139,6 +163,7 @@ def register(app: typer.Typer) -> None:
                     discovery_port=discovery_port or None,
                     tz=tz,
                     pv_peak_w=pv_peak_w,
+                    connections=connections,
                 )
             )
         except KeyboardInterrupt:

@@ -34,6 +34,7 @@ from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTree
 from fuseguard.model.ids import is_hex_uuid
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import ChargeMode
+from fuseguard.wire.cemm import electric_alias
 from fuseguard.wire.meters import MeterMapError, builtin_map_names, load_map_file
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -181,8 +182,10 @@ _MODBUS_DRIVERS = ("modbus", "sunspec")
 class MeterEndpointConfig(_Model):
     """How to read one meter: the grid meter, a sub-circuit's meter or the PV meter.
 
-    ``cemm``: a CEMM alias (``p1``, ``mbX``); ``clemap``: a CLEMAP edge; ``modbus``: a Modbus TCP
-    energy meter of a built-in ``model`` (or a user ``map_file``, docs/devices/meters.md);
+    ``cemm``: a CEMM electricity alias (``p1``, ``p1-usb``, ``emucs``, ``emucs-usb``, ``han``,
+    ``dlms-usb``, ``s01``-``s03``, ``mbX``, ``usage``); ``clemap``: a CLEMAP edge; ``modbus``: a
+    Modbus TCP energy meter of a built-in ``model`` (or a user ``map_file``,
+    docs/devices/meters.md);
     ``sunspec``: a SunSpec meter or inverter (``sunspec_device``), base address discovered.
     """
 
@@ -223,6 +226,13 @@ class MeterEndpointConfig(_Model):
         if isinstance(map_file, str) and toml is not None and not Path(map_file).is_absolute():
             data = {**data, "map_file": str(toml.parent / map_file)}
         return data
+
+    @model_validator(mode="after")
+    def _cemm_alias(self) -> Self:
+        """A CEMM meter reads ``electric_power``: any electricity alias family (wire.cemm)."""
+        if self.driver == "cemm":
+            electric_alias(self.alias)
+        return self
 
     @model_validator(mode="after")
     def _model_or_map(self) -> Self:
@@ -393,11 +403,16 @@ class ModbusApiConfig(_Model):
 
 
 class EvseApiConfig(_Model):
-    """Direct EVSE Control + status API (:3032)."""
+    """Direct EVSE Control + status API (HTTPS :3032, certificates as for the local API)."""
 
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = Field(default=3032, ge=0, le=65535, description="0 = any free port")
+    tls: bool = True
+    cert_file: Path | None = Field(
+        default=None, description="PEM certificate; without it a self-signed one is generated"
+    )
+    key_file: Path | None = None
     max_duration_s: int = Field(default=86400, ge=1)
 
 

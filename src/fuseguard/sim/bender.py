@@ -55,6 +55,7 @@ from fuseguard.model.status import (
     cp_to_register_122,
     type2_state_from_cp,
 )
+from fuseguard.sim.bender_panel import ERR112_BACKEND, BenderPanel, KeySet
 from fuseguard.sim.site import MAIN
 from fuseguard.sim.vehicle import MIN_CHARGE_CURRENT_A, SimVehicle
 from fuseguard.wire.bender import (
@@ -85,6 +86,7 @@ class FaultKind(StrEnum):
     GARBAGE = "garbage"  #: answers with text/registers that are not valid data
     RCD_TRIP = "rcd_trip"  #: residual current detected: contactor open, faulted, errors
     STUCK_CONTACTOR = "stuck_contactor"  #: welded contactor: keeps drawing at limit 0
+    BACKEND_LOST = "backend_lost"  #: OCPP backend unreachable (backend_conn_state, reg 112 bit 7)
 
 
 #: Faults that only change how the wire servers answer, not the electrical state.
@@ -136,6 +138,8 @@ class BenderDeviceConfig:
     ambient_temp_c: float = 25.3
     voltage_v: float = 230.0
     slow_delay_s: float = 1.5
+    key_set: KeySet = KeySet.FIRMWARE  #: 5.33 full_state: 43 keys, or exactly seed 003's 41
+    panel: BenderPanel = field(default_factory=BenderPanel)  #: Schuko, backend, WLAN, display
 
     @property
     def firmware_version(self) -> str:
@@ -559,7 +563,12 @@ class BenderConnector:
             "voltage_v": f"{volts},{volts},{volts}",
             "wlan_state": "wlan_disconnected",
         }
-        keys = KEYS_5_33 if cfg.firmware is Firmware.V5_33 else KEYS_5_22
+        cfg.panel.apply(
+            values,
+            backend_lost=FaultKind.BACKEND_LOST in self.faults,
+            type2_busy=self.vehicle is not None,
+        )
+        keys = cfg.key_set.select(KEYS_5_33 if cfg.firmware is Firmware.V5_33 else KEYS_5_22)
         return {key: values[key] for key in keys}
 
     def modbus_registers(self) -> dict[int, int]:
@@ -582,6 +591,8 @@ class BenderConnector:
             err112 |= ERR112_RCMB | ERR112_RCD | ERR112_VEHICLE_E
         if ERROR_WELD in self.errors:
             err112 |= ERR112_CONTACTOR_WELD
+        if FaultKind.BACKEND_LOST in self.faults:
+            err112 |= ERR112_BACKEND
         put(reg.ERROR_CODES_LAST, [err112])
         put(reg.PROTOCOL_VERSION, encode_ascii(MODBUS_PROTOCOL_VERSION, 2))
         put(reg.CP_STATE, [cp_to_register_122(self.cp_state)])

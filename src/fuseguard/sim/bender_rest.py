@@ -15,7 +15,11 @@ Admin API (never affected by wire faults), JSON:
   ``POST .../authorize`` (``{"uid": ...}``), ``POST .../stop``, ``POST .../soc``
   (``{"soc": 0.8}``), ``POST .../hems`` (``{"current_a": 16}``)
 - ``POST /sim/connectors/{n}/fault`` (``{"kind": "rcd_trip"}``), ``DELETE .../fault[?kind=...]``
-- ``POST /sim/fault`` / ``DELETE /sim/fault``: the same for every connector
+- ``POST /sim/fault`` / ``DELETE /sim/fault``: the same for every connector (``backend_lost``:
+  ``backend_conn_state`` ``not_reacheable``)
+- ``GET /sim/panel``, ``PATCH /sim/panel``: key set and panel states (``sim.bender_panel``):
+  ``{"key_set": "seed", "schuko_cfg": true, "schuko_state": "power_on",
+  "backend_conn_state": "connected", "wlan_state": "wlan_connected", "display_text": "..."}``
 """
 
 from __future__ import annotations
@@ -27,13 +31,21 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from fuseguard.sim.bender import (
     BenderConnector,
     BenderController,
+    BenderDeviceConfig,
     FaultKind,
     RestAuth,
+)
+from fuseguard.sim.bender_panel import (
+    BackendConnState,
+    KeySet,
+    SchukoState,
+    WlanState,
+    check_display_text,
 )
 from fuseguard.sim.bender_wire import WireGate
 from fuseguard.sim.vehicle import SimVehicle
@@ -100,6 +112,44 @@ class ConnectorOut(BaseModel):
     transaction_wh: float
     vehicle_soc: float | None
     faults: list[str]
+
+
+class PanelIn(BaseModel):
+    """A partial update of the key set and the panel states (absent fields stay)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_set: KeySet | None = None
+    schuko_cfg: bool | None = None
+    schuko_state: SchukoState | None = None
+    backend_conn_state: BackendConnState | None = None
+    wlan_state: WlanState | None = None
+    display_text: Annotated[str, AfterValidator(check_display_text)] | None = None
+
+
+class PanelOut(BaseModel):
+    """The key set and panel states."""
+
+    key_set: KeySet
+    schuko_cfg: bool
+    schuko_state: SchukoState
+    backend_conn_state: BackendConnState
+    wlan_state: WlanState
+    display_text: str
+    con_cycles_schuko: int
+
+
+def _panel_out(cfg: BenderDeviceConfig) -> PanelOut:
+    p = cfg.panel
+    return PanelOut(
+        key_set=cfg.key_set,
+        schuko_cfg=p.schuko_cfg,
+        schuko_state=p.schuko_state,
+        backend_conn_state=p.backend_conn_state,
+        wlan_state=p.wlan_state,
+        display_text=p.display_text,
+        con_cycles_schuko=p.con_cycles_schuko,
+    )
 
 
 def _connector_out(c: BenderConnector) -> ConnectorOut:
@@ -290,6 +340,30 @@ def _add_admin_routes(app: FastAPI, controller: BenderController) -> None:
         c = connector(n)
         c.clear_fault(kind)
         return _connector_out(c)
+
+    @app.get("/sim/panel")
+    async def panel() -> PanelOut:
+        """Key set and panel states."""
+        return _panel_out(controller.config)
+
+    @app.patch("/sim/panel", responses={409: {"description": "Schuko socket disabled"}})
+    async def patch_panel(body: PanelIn) -> PanelOut:
+        """Change the key set and panel states (absent fields stay as they are)."""
+        cfg = controller.config
+        p = cfg.panel
+        try:
+            p.set_schuko(enabled=body.schuko_cfg, state=body.schuko_state)
+        except ValueError as err:
+            raise HTTPException(status_code=409, detail=str(err)) from err
+        if body.key_set is not None:
+            cfg.key_set = body.key_set
+        if body.backend_conn_state is not None:
+            p.backend_conn_state = body.backend_conn_state
+        if body.wlan_state is not None:
+            p.wlan_state = body.wlan_state
+        if body.display_text is not None:
+            p.display_text = body.display_text
+        return _panel_out(cfg)
 
     @app.post("/sim/fault")
     async def device_fault(body: FaultIn) -> list[ConnectorOut]:

@@ -31,6 +31,13 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from fuseguard.model.clock import Clock
+from fuseguard.sim.cemm_connections import (
+    DEFAULT_CONNECTIONS,
+    Role,
+    Sources,
+    WaterDraw,
+    parse_connections,
+)
 from fuseguard.sim.cemm_faults import Fault, FaultState, GarbageVariant
 from fuseguard.sim.cemm_history import (
     MinuteStore,
@@ -46,7 +53,6 @@ from fuseguard.wire.cemm import (
     HISTORY_CHANNEL,
     IO_TYPE,
     PERIOD_CHANNEL,
-    USAGE_ALIAS,
     AliasKind,
     DeviceInfo,
     HistoryBody,
@@ -200,42 +206,46 @@ class CemmModel:
         site: SiteModel,
         *,
         pv: PowerSource | None = None,
-        pv_alias: str = "mb5",
-        grid_alias: str = "p1",
-        usage: bool = True,
+        connections: str | Iterable[str] = DEFAULT_CONNECTIONS,
         gas_m3_per_h: float = 0.0,
         initial_kwh: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
         initial_gas_m3: float = 0.0,
         attach: bool = True,
         **kwargs: Any,
     ) -> CemmModel:
-        """A CEMM metering ``site``: ``p1`` on the grid connection, optional PV meter and usage.
+        """A CEMM metering ``site`` with the connection set ``connections``.
 
-        With ``attach`` the model registers itself with ``site.on_tick``, so each site tick is
-        one meter telegram.
+        The default (``p1,pulse-1,mb1,usage``) is a P1 meter on the grid connection, a water
+        pulse meter, a PV meter on Modbus address 1 and ``usage``; see
+        :mod:`fuseguard.sim.cemm_connections` for every alias family and role. The first
+        ``grid`` connection carries the gas register and ``initial_kwh``. With ``attach`` the
+        model registers itself with ``site.on_tick``, so each site tick is one meter telegram.
         """
-        aliases = [
-            AliasConfig(
-                grid_alias,
-                io_id=1,
-                port=3,
-                source=site.power_w,
-                gas_m3_per_h=gas_m3_per_h,
-                initial_kwh=initial_kwh,
-                initial_gas_m3=initial_gas_m3,
+        tz = kwargs.get("tz", DEFAULT_TZ)
+        zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        pv_src = pv
+        sources = Sources(
+            grid_w=site.power_w,
+            pv_w=lambda: pv_src.power_w if pv_src is not None else 0.0,
+            water_l_min=WaterDraw(site.clock, zone).flow_l_min,
+            gas_m3_per_h=gas_m3_per_h,
+        )
+        aliases: list[AliasConfig] = []
+        grid_seen = False
+        for io_id, conn in enumerate(parse_connections(connections), start=1):
+            cfg = AliasConfig(
+                conn.alias,
+                io_id=io_id,
+                port=conn.port,
+                source=sources.for_role(conn.role, conn.kind),
             )
-        ]
-        if pv is not None:
-            src = pv
-            aliases.append(AliasConfig(pv_alias, io_id=2, port=4, source=lambda: -src.power_w))
-        if usage:
-            pv_src = pv
-
-            def usage_w() -> float:
-                produced = pv_src.power_w if pv_src is not None else 0.0
-                return max(0.0, site.power_w() + produced)
-
-            aliases.append(AliasConfig(USAGE_ALIAS, io_id=9, port=0, source=usage_w))
+            if conn.kind is AliasKind.GAS:
+                cfg.gas_m3_per_h, cfg.initial_gas_m3 = gas_m3_per_h, initial_gas_m3
+            elif conn.role is Role.GRID and not grid_seen:
+                grid_seen = True
+                cfg.gas_m3_per_h, cfg.initial_gas_m3 = gas_m3_per_h, initial_gas_m3
+                cfg.initial_kwh = initial_kwh
+            aliases.append(cfg)
         model = cls(site.clock, aliases, **kwargs)
         if attach:
             site.on_tick(model.on_site_tick)
@@ -415,11 +425,15 @@ class CemmModel:
         return IoBody(data=entries).model_dump(mode="json")
 
     def history_body(self, alias: str, period: Period, time_s: int | None) -> dict[str, Any]:
-        """``/<alias>/data/<period>/``; ``time_s`` None = the current period."""
+        """``/<alias>/data/<period>/``; ``time_s`` None = the current period.
+
+        ``time`` selects the period that contains it and is answered (and echoed) as that
+        period's start in the device's time zone: a mid-day ``time`` gives the whole local day
+        and ``"time"`` = its midnight (seed 004: "the start timestamp of the requested period").
+        """
         meter = self._meter(alias)
         now_s = self.clock.now().timestamp()
-        if time_s is None:
-            time_s = period_start_s(period, now_s, self.tz)
+        time_s = period_start_s(period, now_s if time_s is None else time_s, self.tz)
         series: list[Sample]
         if period is Period.DAY:
             decimals = 2 if meter.kind in (AliasKind.PULSE, AliasKind.GAS) else None

@@ -27,11 +27,27 @@ log = structlog.get_logger(__name__)
 
 
 class CemmDiscoveryResponder(asyncio.DatagramProtocol):
-    """Answers ``cemm_query`` datagrams with the CEMM's JSON identity (unicast to the sender)."""
+    """Answers ``cemm_query`` datagrams with the CEMM's JSON identity.
 
-    def __init__(self, model: CemmModel, advertise_ip: str | None = None) -> None:
+    Where the answer goes is configurable, because the vendor documents only that its client
+    binds 9777 itself: ``reply_port`` None answers the sender's address and port (what the
+    vendor client sees, its port being 9777); a port number answers the sender's address on that
+    fixed port (a device that always answers to 9777); ``reply_address`` overrides the address
+    (e.g. ``255.255.255.255`` for a device that broadcasts its answer).
+    """
+
+    def __init__(
+        self,
+        model: CemmModel,
+        advertise_ip: str | None = None,
+        *,
+        reply_port: int | None = None,
+        reply_address: str | None = None,
+    ) -> None:
         self.model = model
         self.advertise_ip = advertise_ip
+        self.reply_port = reply_port
+        self.reply_address = reply_address
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,7 +74,11 @@ class CemmDiscoveryResponder(asyncio.DatagramProtocol):
             log.info("cemm_discovery_silent", device=self.model.identity.mac, reason="offline")
             return
         body = json.dumps(self.reply_body(str(addr[0])), separators=(", ", ": "))
-        self.transport.sendto(body.encode(), addr)
+        target = (
+            self.reply_address or str(addr[0]),
+            int(addr[1]) if self.reply_port is None else self.reply_port,
+        )
+        self.transport.sendto(body.encode(), target)
 
 
 def _local_ip_towards(peer_ip: str) -> str:
@@ -150,11 +170,14 @@ async def serve_cemm(
     discovery_port: int | None = DISCOVERY_PORT,
     *,
     advertise_ip: str | None = None,
+    discovery_reply_port: int | None = None,
+    discovery_reply_address: str | None = None,
 ) -> CemmServerHandle:
     """Serve ``model`` on ``host:port`` (0 = free port) plus UDP discovery on ``discovery_port``.
 
     Returns once the HTTP listener is accepting; the caller's loop runs everything. The
-    handle's ``port``/``discovery_port`` are the bound ones.
+    handle's ``port``/``discovery_port`` are the bound ones. ``discovery_reply_port`` /
+    ``discovery_reply_address``: where discovery answers go (:class:`CemmDiscoveryResponder`).
     """
     app = create_cemm_app(model)
     config = uvicorn.Config(
@@ -182,7 +205,12 @@ async def serve_cemm(
     if discovery_port is not None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: CemmDiscoveryResponder(model, advertise_ip),
+            lambda: CemmDiscoveryResponder(
+                model,
+                advertise_ip,
+                reply_port=discovery_reply_port,
+                reply_address=discovery_reply_address,
+            ),
             local_addr=(host, discovery_port),
             allow_broadcast=True,
         )

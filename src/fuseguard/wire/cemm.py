@@ -128,6 +128,26 @@ def alias_kind(alias: str) -> AliasKind:
     raise ValueError(msg)
 
 
+#: Alias kinds that meter electricity (``electric_power`` in W): usable as grid or PV meter.
+ELECTRIC_KINDS: Final = frozenset(
+    {AliasKind.SMART_METER, AliasKind.MODBUS, AliasKind.S0, AliasKind.USAGE}
+)
+
+
+def electric_alias(alias: str) -> str:
+    """``alias`` when it is a CEMM alias that carries ``electric_power``; ValueError otherwise.
+
+    Every electricity family is accepted: the smart meters (``p1``, ``p1-usb``, ``emucs``,
+    ``emucs-usb``, ``han``, ``dlms-usb``), the S0 pulse meters ``s01``-``s03``, the Modbus meters
+    ``mb1``-``mb247`` and ``usage``. Water/gas aliases (``pulse-N``, ``p1-gas``) are refused.
+    """
+    kind = alias_kind(alias)
+    if kind not in ELECTRIC_KINDS:
+        msg = f"CEMM alias {alias!r} is a {kind.value} meter, not an electricity meter"
+        raise ValueError(msg)
+    return alias
+
+
 # --- JSON shapes ----------------------------------------------------------------------------------
 
 #: A finite JSON number; an integer stays an integer (the device sends ``412``, not ``412.0``).
@@ -216,6 +236,7 @@ __all__ = [
     "CHANNELS",
     "DISCOVERY_PORT",
     "DISCOVERY_QUERY",
+    "ELECTRIC_KINDS",
     "EXPORT_CHANNELS",
     "GAS_ALIASES",
     "HISTORY_CHANNEL",
@@ -243,4 +264,5 @@ __all__ = [
     "RealtimeBody",
     "RootBody",
     "alias_kind",
+    "electric_alias",
 ]

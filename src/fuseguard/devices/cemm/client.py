@@ -30,6 +30,7 @@ from fuseguard.wire.cemm import (
     Period,
     RealtimeBody,
     RootBody,
+    electric_alias,
 )
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,11 @@ class CemmClient(DeviceHttpClient):
 
 @dataclass(eq=False)
 class CemmGridMeter(GridMeter):
-    """:class:`~fuseguard.control.ports.GridMeter` on one CEMM alias.
+    """:class:`~fuseguard.control.ports.GridMeter` on one CEMM electricity alias.
+
+    Any family: ``p1``, ``p1-usb``, ``emucs``, ``emucs-usb``, ``han``, ``dlms-usb``,
+    ``s01``-``s03``, ``mb1``-``mb247`` or ``usage`` (ValueError for ``pulse-N``, ``p1-gas`` and
+    unknown names).
 
     A CEMM has no per-phase currents: samples carry ``current_a=None`` and the controller applies
     its phase assumption. ``stale`` is True when the telegram timestamp of ``electric_power`` did
@@ -116,6 +121,10 @@ class CemmGridMeter(GridMeter):
     client: CemmClient
     alias: str = "p1"
     _last_ts_ms: int | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Every electricity alias family is accepted; water/gas and unknown names are not."""
+        electric_alias(self.alias)
 
     async def read(self) -> MeterSample:
         """One sample from ``<alias>/realtime``."""

@@ -28,22 +28,46 @@ async def discover(
     port: int = DISCOVERY_PORT,
     duration_s: float = 5.0,
     bind_host: str = "0.0.0.0",
-    bind_port: int = 0,
+    bind_port: int | None = DISCOVERY_PORT,
     max_replies: int | None = None,
 ) -> list[CemmDiscovery]:
     """Send ``cemm_query`` to ``address:port`` and collect replies for ``duration_s``.
 
-    The vendor client binds 9777 itself; the default here binds an ephemeral port (replies are
-    unicast to the sender). Our own echoed query and unparsable datagrams are ignored; replies
-    are de-duplicated by MAC. ``max_replies`` returns early once that many CEMMs answered.
+    Where does a CEMM send its answer? The vendor documents only its example client, which binds
+    UDP 9777 itself before broadcasting, so a device that answers the sender's port and one that
+    always answers to port 9777 (unicast or broadcast) look the same to it. We therefore listen
+    where both kinds of answer go: the query leaves from ``bind_port`` (9777 by default), so an
+    answer to the sender's port, to 9777 or to the broadcast address on 9777 all arrive. When
+    that port is taken (another discovery, or a virtual CEMM on this host), the query leaves
+    from an ephemeral port instead and only answers to the sender's port are heard (logged).
+    ``bind_port`` None or 0 always uses an ephemeral port.
+
+    Our own echoed query and unparsable datagrams are ignored; replies are de-duplicated by
+    MAC. ``max_replies`` returns early once that many CEMMs answered.
     """
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        _DiscoveryProtocol,
-        local_addr=(bind_host, bind_port),
-        family=socket.AF_INET,
-        allow_broadcast=True,
-    )
+
+    async def endpoint(
+        bport: int,
+    ) -> tuple[asyncio.DatagramTransport, _DiscoveryProtocol]:
+        return await loop.create_datagram_endpoint(
+            _DiscoveryProtocol,
+            local_addr=(bind_host, bport),
+            family=socket.AF_INET,
+            allow_broadcast=True,
+        )
+
+    try:
+        transport, protocol = await endpoint(bind_port or 0)
+    except OSError as exc:
+        if not bind_port:
+            raise
+        log.warning(
+            "cemm_discovery_port_busy",
+            device=f"udp {bind_host}:{bind_port}",
+            reason=f"{exc.strerror or exc}; ephemeral port, sender-port answers only",
+        )
+        transport, protocol = await endpoint(0)
     found: dict[str, CemmDiscovery] = {}
     try:
         transport.sendto(DISCOVERY_QUERY, (address, port))
