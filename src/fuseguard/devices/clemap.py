@@ -6,9 +6,13 @@ A child edge (another fuseguard, or a real CLEMAP) is a sub-circuit whose limit 
 setting after any gap (failed request, long pause, or a read-back that disagrees). The child's
 live data doubles as the sub-circuit meter (:meth:`ClemapEdgeClient.read`).
 
-Transport: HTTPS with certificate verification off (the device's certificate is self-signed,
-SGr EID ``restApiVerifyCertificate=false``), HTTP Basic auth, an injected
-:class:`aiohttp.ClientSession`, one :meth:`ClemapEdgeClient.request` with ``asyncio.timeout``.
+Transport: HTTPS, HTTP Basic auth, an injected :class:`aiohttp.ClientSession`, one
+:meth:`ClemapEdgeClient.request` with ``asyncio.timeout``. The device's certificate is
+self-signed (SGr EID ``restApiVerifyCertificate=false``), so by default it is not verified; pin it
+with ``fingerprint_sha256`` (SHA-256 of the certificate, hex, colons allowed) or verify it with
+``ca_file`` (the device's certificate or its CA; the host name must match). A body longer than
+:data:`MAX_BODY_BYTES` is refused unread, and every number must be finite (a 400-digit integer
+is garbage, not an overflow). :meth:`ClemapChildCircuit.run` survives any error of one cycle.
 Errors map onto :mod:`fuseguard.control.ports`: connection refused -> DeviceConnectionError,
 timeout -> DeviceTimeoutError, 401/403 -> DeviceAuthError, other bad status or garbage ->
 DeviceResponseError.
@@ -21,7 +25,9 @@ import base64
 import contextlib
 import json
 import math
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,6 +41,7 @@ from fuseguard.control.ports import (
     DeviceTimeoutError,
 )
 from fuseguard.model.clock import Clock, RealClock
+from fuseguard.model.numbers import NotFiniteError, finite
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.model.status import CpState, OcppState
@@ -43,6 +50,8 @@ log = structlog.get_logger(__name__)
 
 SETTINGS_PATH = "/v1/flex_management/setting"
 KEEP_ALIVE_PATHS = ("/v1/keep-alive", "/v1/keep_alive")
+#: Longest answer body read from a device; the CLEMAP answers are a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +77,31 @@ class ClemapSettings:
 
 
 def _number(data: dict[str, Any], key: str, device: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        msg = f"{device}: {key} is not a finite number: {value!r}"
-        raise DeviceResponseError(msg)
-    return float(value)
+    try:
+        return finite(data.get(key), key)
+    except NotFiniteError as exc:
+        msg = f"{device}: {exc}"
+        raise DeviceResponseError(msg) from None
+
+
+def _ssl_setting(
+    verify_ssl: bool, ca_file: Path | str | None, fingerprint_sha256: str | None
+) -> bool | ssl.SSLContext | aiohttp.Fingerprint:
+    """What aiohttp's ``ssl=`` gets: a pinned fingerprint, a CA context, or on/off."""
+    if fingerprint_sha256 is not None and ca_file is not None:
+        msg = "give either fingerprint_sha256 or ca_file, not both"
+        raise ValueError(msg)
+    if fingerprint_sha256 is not None:
+        digest = fingerprint_sha256.replace(":", "").strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            msg = "fingerprint_sha256 must be 64 hex digits (colons allowed)"
+            raise ValueError(msg)
+        return aiohttp.Fingerprint(bytes.fromhex(digest))
+    if ca_file is not None:
+        ctx = ssl.create_default_context(cafile=str(ca_file))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+    return verify_ssl
 
 
 def _opt_bool(data: dict[str, Any], key: str) -> bool | None:
@@ -95,6 +124,8 @@ class ClemapEdgeClient:
         scheme: str = "https",
         request_timeout_s: float = 8.0,
         verify_ssl: bool = False,
+        ca_file: Path | str | None = None,
+        fingerprint_sha256: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -105,7 +136,7 @@ class ClemapEdgeClient:
         self._session = session
         self._clock: Clock = clock if clock is not None else RealClock()
         self._timeout_s = request_timeout_s
-        self._ssl: bool = verify_ssl
+        self._ssl = _ssl_setting(verify_ssl, ca_file, fingerprint_sha256)
         self._keep_alive_path = KEEP_ALIVE_PATHS[0]
 
     async def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
@@ -120,11 +151,14 @@ class ClemapEdgeClient:
                     ssl=self._ssl,
                     headers=self._headers,
                 ) as resp:
-                    body = await resp.read()
                     status = resp.status
+                    body = await self._read_body(resp, method, path)
         except TimeoutError as exc:
             msg = f"{self.device}: no answer to {method} {path} within {self._timeout_s:g} s"
             raise DeviceTimeoutError(msg) from exc
+        except aiohttp.ServerFingerprintMismatch as exc:
+            msg = f"{self.device}: certificate does not match the pinned fingerprint"
+            raise DeviceAuthError(msg) from exc
         except aiohttp.ClientError as exc:
             msg = f"{self.device}: {method} {path} failed: {exc}"
             raise DeviceConnectionError(msg) from exc
@@ -142,9 +176,20 @@ class ClemapEdgeClient:
             return None
         try:
             return json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             msg = f"{self.device}: {method} {path} answered non-JSON: {body[:80]!r}"
             raise DeviceResponseError(msg) from exc
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+        """The body, at most :data:`MAX_BODY_BYTES` (a longer one is refused unread)."""
+        if resp.content_length is not None and resp.content_length > MAX_BODY_BYTES:
+            msg = f"{self.device}: {method} {path} answered {resp.content_length} bytes"
+            raise DeviceResponseError(msg)
+        body = await resp.content.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            msg = f"{self.device}: {method} {path} answered more than {MAX_BODY_BYTES} bytes"
+            raise DeviceResponseError(msg)
+        return body
 
     async def _get_object(self, path: str) -> dict[str, Any]:
         data = await self.request("GET", path)
@@ -354,7 +399,16 @@ class ClemapChildCircuit:
         """Sync at once, then every ``timeout_s / 4`` or as soon as the limit changes."""
         while True:
             self._wake.clear()
-            await self.sync_once()
+            try:
+                await self.sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad cycle never ends the keep-alive task
+                self._dirty = True
+                self.last_error = DeviceResponseError(f"{type(exc).__name__}: {exc}"[:300])
+                log.exception(
+                    "clemap_child_cycle_failed", device=self.client.device, reason="unexpected"
+                )
             delay_s = self.period_s if self.last_error is None else min(self.period_s, 5.0)
             sleeper = asyncio.ensure_future(self._clock.sleep(delay_s))
             waker = asyncio.ensure_future(self._wake.wait())
