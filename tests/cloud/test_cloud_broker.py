@@ -161,7 +161,7 @@ async def test_an_edge_cannot_speak_for_another_or_read_its_commands(broker: Bro
 
 
 async def test_an_edge_cannot_kick_another_offline(broker: Broker, tmp_path: Path) -> None:
-    """The real edge agent (client id = user name) and cloud, on the generated config."""
+    """The real edge agent and cloud on the generated config; edge A tries B's client ids."""
     settings = cloud_settings(broker.cloud_url, PREFIX, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
     settings = settings.model_copy(
         update={
@@ -197,12 +197,14 @@ async def test_an_edge_cannot_kick_another_offline(broker: Broker, tmp_path: Pat
                 )
 
             await wait_for(online)
-            # edge A logs in with B's client id: the broker makes it "edge-a"
-            async with _edge_client(broker, "edge-a", PASSWORDS["edge-a"], "edge-b"):
-                await asyncio.sleep(1.0)
-                assert edge.agent.link.connected
-                assert connects == 1
-                assert await service.backend.edge_online("edge-b") is True
+            # edge A logs in with B's client ids (as B sends it, as the broker names it): the
+            # broker makes each "edge-a"
+            for stolen_id in ("fuseguard-edge-edge-b", "edge-b"):
+                async with _edge_client(broker, "edge-a", PASSWORDS["edge-a"], stolen_id):
+                    await asyncio.sleep(1.0)
+                    assert edge.agent.link.connected
+                    assert connects == 1
+                    assert await service.backend.edge_online("edge-b") is True
             token = await service.tokens.create("edge-b", evse.evse_uuid)
             async with api_client(service) as http:
                 r = await http.post(

@@ -16,9 +16,9 @@ anything else is acknowledged ``rejected`` with the reason and never reaches the
 persisted target can be out of range). A command that fails in any other way is rejected too; no
 message ends the agent.
 
-The MQTT client id is the broker user name (when there is one): with Mosquitto's
-``use_username_as_clientid true`` on the edges' listener an edge can then only ever take over its
-own session, never another edge's (``docs/cloud.md``).
+Client ids are not a secret: one edge could connect with another's client id and take its
+session over. The broker closes that door (``use_username_as_clientid true`` on the edges'
+listener, as :func:`fuseguard.cloud.acl.mosquitto_conf` writes it; ``docs/cloud.md``).
 
 Messages carry ``seq`` stamps (see :mod:`fuseguard.cloud.protocol`) so the cloud keeps only the
 newest state whatever the delivery order.
@@ -102,7 +102,7 @@ class EdgeCloudAgent:
         self._tasks: set[asyncio.Task[object]] = set()
         self.link = MqttLink(
             broker_url=broker_url,
-            client_id=username or f"fuseguard-edge-{edge_device_id}",
+            client_id=f"fuseguard-edge-{edge_device_id}",
             on_message=self._on_message,
             username=username or None,
             password=password or None,

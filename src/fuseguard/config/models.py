@@ -394,7 +394,7 @@ class CloudLinkConfig(_Model):
     broker: str | None = Field(
         default=None, description="mqtt://host:port, or mqtts://host:8883 for TLS"
     )
-    username: str = Field(default="", description="broker user (also the MQTT client id)")
+    username: str = Field(default="", description="this edge's own broker user")
     password: SecretStr = SecretStr("")
     status_interval_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     ca_file: Path | None = Field(
