@@ -159,3 +159,33 @@ def test_status_messages_are_bounded() -> None:
     for case in bad_cases:
         with pytest.raises(ValidationError):
             EvseStatusMessage.model_validate_json(json.dumps(case))
+
+
+@pytest.mark.parametrize(
+    "reply_to",
+    [
+        "fg/edges/{edge}/ack/#",
+        "fg/edges/{edge}/ack/+",
+        "fg/edges/{edge}/ack/a/b",
+        "fg/edges/other/ack/r1",
+        "fg/edges/{edge}/state",
+    ],
+)
+async def test_acks_go_only_to_this_edges_ack_topics(reply_to: str) -> None:
+    edge = make_edge(NO_BROKER, "fg")
+    published: list[str] = []
+
+    async def publish(topic: str, payload: bytes, **kw: object) -> None:
+        published.append(topic)
+
+    edge.agent.link.publish = publish  # type: ignore[method-assign,assignment]
+    command = _set(edge.evses[0].evse_uuid, 10, 60).model_copy(
+        update={"reply_to": reply_to.format(edge=edge.edge_device_id)}
+    )
+    await edge.agent.handle_command(command)
+    assert not [t for t in published if "/ack/" in t]
+    good = command.model_copy(
+        update={"id": "c2", "reply_to": f"fg/edges/{edge.edge_device_id}/ack/r1"}
+    )
+    await edge.agent.handle_command(good)
+    assert f"fg/edges/{edge.edge_device_id}/ack/r1" in published

@@ -18,7 +18,7 @@ from cloudkit import api_client, cloud_settings, make_edge, wait_for
 
 from fuseguard.cloud.app import CloudService
 from fuseguard.cloud.backend import CloudEvseBackend
-from fuseguard.cloud.link import BrokerAddress, LinkMessage, MqttLink
+from fuseguard.cloud.link import BrokerAddress, LinkMessage, MqttLink, supervised
 from fuseguard.cloud.protocol import EvseStatusMessage, Topics
 from fuseguard.cloud.store import CloudStore, StoredTarget, TargetWrite
 from fuseguard.cloud.writer import CloudWriter
@@ -220,3 +220,29 @@ async def test_writer_isolates_a_row_the_database_refuses(tmp_path: Path) -> Non
 
 def _parsed(payload: bytes) -> EvseStatusMessage:
     return EvseStatusMessage.model_validate_json(payload)
+
+
+async def test_supervised_restarts_a_task_that_ends() -> None:
+    runs = 0
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("crash")
+        if runs == 2:
+            return
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(supervised("t", flaky, restart_min_s=0.01))
+
+    async def third() -> bool:
+        return runs == 3
+
+    try:
+        await wait_for(third)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -223,10 +223,28 @@ class EdgeCloudAgent:
 
     # --- commands --------------------------------------------------------------------------------
 
+    def _own_ack_topic(self, topic: str) -> bool:
+        """True for ``{prefix}/edges/{this edge}/ack/{replica}`` without wildcards."""
+        parsed = self.topics.parse(topic)
+        return (
+            parsed is not None
+            and parsed[:2] == (self.edge_device_id, "ack")
+            and not any(c in topic for c in "+#\x00")
+        )
+
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error(
+                "edge_agent_task_failed",
+                edge=self.edge_device_id,
+                reason=f"{type(exc).__name__}: {str(exc)[:300]}",
+            )
 
     async def _on_message(self, message: LinkMessage) -> None:
         parsed = self.topics.parse(message.topic)
@@ -265,13 +283,12 @@ class EdgeCloudAgent:
                 self._seen.pop(command.id, None)
                 raise
             self._seen[command.id] = ack
-        expected_prefix = self.topics.edge_root(self.edge_device_id) + "/ack/"
-        if not command.reply_to.startswith(expected_prefix):
+        if not self._own_ack_topic(command.reply_to):
             log.warning(
                 "edge_command_bad_reply_to",
                 edge=self.edge_device_id,
                 id=command.id,
-                reason=f"reply_to {command.reply_to!r} is outside this edge's topics",
+                reason=f"reply_to {command.reply_to[:200]!r} is not an ack topic of this edge",
             )
             return ack
         try:
