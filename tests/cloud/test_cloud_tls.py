@@ -24,6 +24,7 @@ from fuseguard.cloud.link import (
     MqttLink,
     TlsSettings,
 )
+from fuseguard.cloud.protocol import CommandMessage
 from fuseguard.config.models import CloudLinkConfig
 
 pytestmark = pytest.mark.mqtt
@@ -174,3 +175,61 @@ async def test_cloud_and_edge_over_tls(tls_url: str, pki: Pki, tmp_path: Path) -
             assert edge.targets.cap_a(evse.evse_uuid) == 12
         finally:
             await edge.stop()
+
+
+async def test_site_config_reaches_the_agent(tls_url: str, pki: Pki, tmp_path: Path) -> None:
+    """``[cloud]`` TLS keys and ``[api.evse] max_duration_s`` of a site config drive the agent."""
+    from types import SimpleNamespace
+
+    from fuseguard.api.edge_evse import EdgeEvseBackend, evse_infos_from_config
+    from fuseguard.api.services import EVSE_BACKEND, EVSE_INFOS
+    from fuseguard.cloud.edge_agent import cloud_agent
+    from fuseguard.config import load_config
+    from fuseguard.control.targets import EvseTargets
+    from fuseguard.model.clock import RealClock
+
+    site = tmp_path / "site.toml"
+    site.write_text(
+        f"""
+[site]
+edge_id = "tls-edge"
+main_fuse_a = 35
+
+[[chargers]]
+id = "cp1"
+evse_uuid = "25104c56d7f848af830af4300193efb3"
+  [[chargers.plugs]]
+  uuid = "35104c56d7f848af830af4300193efb3"
+  label = "Plug 1"
+
+[api.evse]
+max_duration_s = 600
+
+[cloud]
+broker = "{tls_url}"
+ca_file = "{pki.ca}"
+"""
+    )
+    cfg = load_config(site)
+    infos = evse_infos_from_config(cfg)
+    clock = RealClock()
+    targets = EvseTargets(clock)
+    backend = EdgeEvseBackend("tls-edge", infos, targets, lambda u: [])
+    rt = SimpleNamespace(config=cfg, clock=clock, shared={EVSE_BACKEND: backend, EVSE_INFOS: infos})
+    agent = cloud_agent(rt)  # type: ignore[arg-type]
+    assert agent is not None
+    assert agent.max_duration_s == 600
+    assert agent.link.tls == TlsSettings(ca_file=pki.ca)
+    task = asyncio.create_task(agent.run())
+    try:
+        await agent.wait_connected(10)
+        assert agent.link.connected
+        evse = "25104c56d7f848af830af4300193efb3"
+        cmd = CommandMessage(
+            id="c1", reply_to="x", op="set", evse_uuid=evse, current=10, duration=601
+        )
+        assert (await agent.handle_command(cmd)).state == "rejected"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

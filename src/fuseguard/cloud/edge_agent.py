@@ -387,14 +387,14 @@ class EdgeCloudAgent:
         return None
 
 
-async def start_cloud_agent(rt: EdgeRuntime) -> None:
-    """Edge service: the outbound link to a fuseguard cloud (after the EVSE API started)."""
+def cloud_agent(rt: EdgeRuntime) -> EdgeCloudAgent | None:
+    """The agent the site config asks for (``[cloud]``), or None when there is no cloud link."""
     cc = rt.config.cloud
     backend = rt.shared.get(EVSE_BACKEND)
     if cc.broker is None or backend is None:
-        return
+        return None
     evses = rt.shared[EVSE_INFOS]
-    agent = EdgeCloudAgent(
+    return EdgeCloudAgent(
         cc.broker,
         rt.config.site.edge_id,
         cc.username,
@@ -406,6 +406,13 @@ async def start_cloud_agent(rt: EdgeRuntime) -> None:
         max_duration_s=rt.config.api.evse.max_duration_s,
         tls=TlsSettings(cc.ca_file, cc.cert_file, cc.key_file),
     )
+
+
+async def start_cloud_agent(rt: EdgeRuntime) -> None:
+    """Edge service: the outbound link to a fuseguard cloud (after the EVSE API started)."""
+    agent = cloud_agent(rt)
+    if agent is None:
+        return
     task = asyncio.create_task(agent.run(), name="cloud-agent")
 
     async def stop() -> None:

@@ -396,7 +396,7 @@ class CloudLinkConfig(_Model):
     )
     username: str = Field(default="", description="this edge's own broker user")
     password: SecretStr = SecretStr("")
-    status_interval_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    status_interval_s: float = Field(default=10.0, gt=0)
     ca_file: Path | None = Field(
         default=None, description="CA of the broker's certificate (mqtts://); default system CAs"
     )
