@@ -394,7 +394,7 @@ class CloudLinkConfig(_Model):
     broker: str | None = Field(
         default=None, description="mqtt://host:port, or mqtts://host:8883 for TLS"
     )
-    username: str = Field(default="", description="this edge's own broker user")
+    username: str = ""
     password: SecretStr = SecretStr("")
     status_interval_s: float = Field(default=10.0, gt=0)
     ca_file: Path | None = Field(
