@@ -18,7 +18,7 @@ from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.cloud.app import CloudService
 from fuseguard.cloud.config import ApiSection, BrokerSection, CloudSettings, DatabaseSection
 from fuseguard.cloud.edge_agent import EdgeCloudAgent
-from fuseguard.cloud.link import MqttLink
+from fuseguard.cloud.link import MqttLink, TlsSettings
 from fuseguard.control.targets import EvseTargets
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.ids import new_hex_uuid
@@ -101,6 +101,9 @@ def make_edge(
     plugs_per_evse: int = 2,
     clock: Clock | None = None,
     targets: EvseTargets | None = None,
+    tls: TlsSettings | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> VirtualEdge:
     """An edge with ``evse_count`` EVSEs of ``plugs_per_evse`` plugs each (6..32 A)."""
     clk = clock if clock is not None else RealClock()
@@ -123,8 +126,8 @@ def make_edge(
         lambda u: holder[0].records(u),  # noqa: PLW0108
     )
     agent = EdgeCloudAgent(
-        mqtt_url, edge_id, None, None, backend, evses, clk,
-        status_interval_s=3600.0, topic_prefix=prefix,
+        mqtt_url, edge_id, username, password, backend, evses, clk,
+        status_interval_s=3600.0, topic_prefix=prefix, tls=tls,
     )  # fmt: skip
     edge = VirtualEdge(edge_id, evses, clk, tgts, backend, agent)
     holder.append(edge)

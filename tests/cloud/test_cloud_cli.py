@@ -98,6 +98,11 @@ def test_broker_files(tmp_path: Path) -> None:
     users = [line.split(":")[0] for line in (out / "passwd").read_text().splitlines()]
     assert users == ["fuseguard-cloud", "e1", "e2"]
     assert "topic read fuseguard/edges/e1/cmd" in (out / "acl").read_text()
+    conf = (out / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf
+    assert "use_username_as_clientid true" in conf
+    assert f"password_file {(out / 'passwd').resolve()}" in conf
+    assert "certfile /etc/mosquitto/certs/server.crt" in conf
     creds = out / "credentials.txt"
     assert creds.stat().st_mode & 0o777 == 0o600
     assert len(creds.read_text().splitlines()) == 3

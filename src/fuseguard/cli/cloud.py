@@ -2,7 +2,7 @@
 
 * ``fuseguard cloud [--config cloud.toml] [--embedded-broker]``
 * ``fuseguard cloud token create --edge ID --evse UUID`` (prints it once), ``list``, ``revoke``
-* ``fuseguard cloud broker-files --edge ID ... --out DIR`` (Mosquitto password + ACL files)
+* ``fuseguard cloud broker-files --edge ID ... --out DIR`` (Mosquitto password, ACL and conf files)
 """
 
 from __future__ import annotations
@@ -109,27 +109,53 @@ def token_revoke(
 @cloud_app.command("broker-files")
 def broker_files(
     edges: Annotated[list[str], typer.Option("--edge", help="edge id (repeat)")],
-    out: Annotated[Path, typer.Option("--out", help="directory for passwd, acl, edges.txt")],
+    out: Annotated[Path, typer.Option("--out", help="directory for passwd, acl, mosquitto.conf")],
     cloud_user: Annotated[str, typer.Option("--cloud-user")] = "fuseguard-cloud",
     prefix: Annotated[str, typer.Option("--prefix")] = "fuseguard",
+    tls_dir: Annotated[
+        Path,
+        typer.Option("--tls-dir", help="broker's ca.crt, server.crt, server.key (as it sees them)"),
+    ] = Path("/etc/mosquitto/certs"),
+    edge_port: Annotated[int, typer.Option("--edge-port", help="TLS listener of the edges")] = 8883,
+    cloud_port: Annotated[
+        int, typer.Option("--cloud-port", help="listener of the cloud replicas")
+    ] = 1884,
+    cloud_bind: Annotated[
+        str, typer.Option("--cloud-bind", help="address of the cloud listener (private)")
+    ] = "127.0.0.1",
 ) -> None:
-    """Write Mosquitto ``passwd`` and ``acl`` files with one user per edge (fresh passwords)."""
+    """Write Mosquitto ``passwd``, ``acl`` and ``mosquitto.conf`` (one user per edge)."""
     import secrets
 
-    from fuseguard.cloud.acl import mosquitto_files, new_edge_passwords
+    from fuseguard.cloud.acl import BrokerTls, mosquitto_conf, mosquitto_files, new_edge_passwords
     from fuseguard.cloud.protocol import Topics
 
     passwords = new_edge_passwords(edges)
     cloud_password = secrets.token_urlsafe(24)
     files = mosquitto_files(Topics(prefix), passwords, cloud_user, cloud_password)
     out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
     (out / "passwd").write_text(files.passwords)
     (out / "acl").write_text(files.acl)
+    tls = BrokerTls(tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key")
+    conf = mosquitto_conf(
+        out / "passwd",
+        out / "acl",
+        edge_port=edge_port,
+        cloud_port=cloud_port,
+        cloud_bind=cloud_bind,
+        tls=tls,
+    )
+    (out / "mosquitto.conf").write_text(conf)
     creds = [f"{cloud_user} {cloud_password}"] + [f"{e} {p}" for e, p in passwords.items()]
     secret_file = out / "credentials.txt"
-    secret_file.write_text("\n".join(creds) + "\n")
+    secret_file.touch(mode=0o600)
     secret_file.chmod(0o600)
-    typer.echo(f"wrote {out / 'passwd'}, {out / 'acl'} and {secret_file} (keep it secret)")
+    secret_file.write_text("\n".join(creds) + "\n")
+    typer.echo(
+        f"wrote {out / 'passwd'}, {out / 'acl'}, {out / 'mosquitto.conf'} and {secret_file} "
+        "(keep it secret)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from fuseguard.api.evse import create_evse_app, error_body
 from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
 from fuseguard.cloud.config import CloudSettings
-from fuseguard.cloud.link import BrokerAddress, MqttLink
+from fuseguard.cloud.link import BrokerAddress, MqttLink, supervised
 from fuseguard.cloud.protocol import Topics
 from fuseguard.cloud.store import CloudStore
 from fuseguard.model.clock import Clock, RealClock
@@ -60,6 +60,7 @@ class CloudService:
             password=password.get_secret_value() if password is not None else None,
             max_inflight=1000,
             on_connect=self.backend.on_link_connected,
+            tls=settings.broker.tls,
         )
         self.app: FastAPI = create_evse_app(
             self.backend,
@@ -73,7 +74,9 @@ class CloudService:
     async def start(self, *, connect_timeout_s: float = 10.0) -> None:
         """Create the schema, connect to the broker, subscribe."""
         await init_schema(self.engine)
-        self._link_task = asyncio.create_task(self.link.run(), name="cloud-mqtt-link")
+        self._link_task = asyncio.create_task(
+            supervised("cloud-mqtt-link", self.link.run), name="cloud-mqtt-link"
+        )
         await self.backend.start(self.link)
         await self.link.wait_connected(connect_timeout_s)
         log.info(

@@ -17,26 +17,28 @@ state and status (idempotent, stamp-guarded upserts) and to the acks addressed t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 import structlog
-from pydantic import ValidationError
 
 from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.cloud.link import Link, LinkMessage
 from fuseguard.cloud.protocol import (
+    MAX_EDGE_ID_LEN,
+    MAX_PAYLOAD_BYTES,
     AckMessage,
     CommandMessage,
     EdgeState,
     EvseStatusMessage,
     TargetWire,
     Topics,
+    describe_error,
 )
 from fuseguard.cloud.store import CloudStore, StoredTarget, TargetWrite
+from fuseguard.cloud.writer import CloudWriter
 from fuseguard.control.ports import DeviceConnectionError, DeviceError
 from fuseguard.control.targets import Target
 from fuseguard.model.clock import Clock
@@ -51,15 +53,6 @@ class EdgeUnavailableError(DeviceConnectionError):
 
 class _EdgeWentOfflineError(Exception):
     pass
-
-
-@dataclass(slots=True)
-class _TargetJob:
-    write: TargetWrite
-    done: asyncio.Future[None]
-
-
-_WriteJob = tuple[str, EvseStatusMessage] | _TargetJob
 
 
 @dataclass(slots=True)
@@ -93,8 +86,7 @@ class CloudEvseBackend:
         self._status_batch_max = status_batch_max
         self._link: Link | None = None
         self._pending: dict[str, _Pending] = {}
-        self._write_queue: asyncio.Queue[_WriteJob] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
+        self._writer = CloudWriter(store, batch_max=status_batch_max)
         self._presence: dict[str, tuple[int, int]] = {}
         self._evse_info: dict[tuple[str, str], tuple[int, EvseInfo]] = {}
 
@@ -103,19 +95,14 @@ class CloudEvseBackend:
     async def start(self, link: Link) -> None:
         """Use ``link`` (its ``on_message`` must be :meth:`handle_message`) and subscribe."""
         self._link = link
-        self._writer = asyncio.create_task(self._write_batches(), name="cloud-db-writer")
+        self._writer.start()
         await link.subscribe(self.topics.all_states())
         await link.subscribe(self.topics.all_statuses())
         await link.subscribe(self.topics.all_acks(self.replica_id))
 
     async def stop(self) -> None:
         """Flush pending status writes and stop the writer."""
-        if self._writer is not None:
-            await self.flush()
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
+        await self._writer.stop()
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(_EdgeWentOfflineError())
@@ -123,44 +110,61 @@ class CloudEvseBackend:
 
     async def flush(self) -> None:
         """Wait until every received status message (and acknowledged target) is written."""
-        await self._write_queue.join()
+        await self._writer.flush()
 
     # --- incoming messages -----------------------------------------------------------------------
 
     async def handle_message(self, message: LinkMessage) -> None:
-        """Dispatch one MQTT message (acks resolve waiters at once; statuses are batched)."""
+        """Dispatch one MQTT message (acks resolve waiters at once; statuses are batched).
+
+        A message that does not validate, or whose handling fails in any way, is logged with
+        the edge and the reason and dropped: one edge's message never ends the link.
+        """
         parsed = self.topics.parse(message.topic)
         if parsed is None:
             return
         edge_device_id, kind, rest = parsed
         try:
-            if kind == "ack":
-                self._on_ack(edge_device_id, AckMessage.model_validate_json(message.payload))
-            elif kind == "status":
-                if not message.payload:
-                    return  # a cleared retained message
-                status = EvseStatusMessage.model_validate_json(message.payload)
-                if status.evse_uuid != rest[0]:
-                    log.warning(
-                        "status_topic_mismatch",
-                        edge=edge_device_id,
-                        evse=status.evse_uuid,
-                        reason=f"published on the topic of EVSE {rest[0]}",
-                    )
-                    return
-                self._remember_evse(edge_device_id, status)
-                self._write_queue.put_nowait((edge_device_id, status))
-            elif kind == "state":
-                if not message.payload:
-                    return
-                await self._on_state(edge_device_id, EdgeState.model_validate_json(message.payload))
-        except ValidationError as err:
+            if len(edge_device_id) > MAX_EDGE_ID_LEN:
+                msg = f"edge id longer than {MAX_EDGE_ID_LEN} characters"
+                raise ValueError(msg)
+            if len(message.payload) > MAX_PAYLOAD_BYTES:
+                msg = f"payload of {len(message.payload)} bytes (limit {MAX_PAYLOAD_BYTES})"
+                raise ValueError(msg)
+            await self._dispatch(edge_device_id, kind, rest, message.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # hostile input: log and drop, whatever it was
             log.warning(
-                "edge_message_invalid",
-                edge=edge_device_id,
-                topic=message.topic,
-                reason=str(err).splitlines()[0],
+                "edge_message_dropped",
+                edge=edge_device_id[:MAX_EDGE_ID_LEN],
+                topic=message.topic[:300],
+                reason=describe_error(err),
             )
+
+    async def _dispatch(
+        self, edge_device_id: str, kind: str, rest: tuple[str, ...], payload: bytes
+    ) -> None:
+        if kind == "ack":
+            self._on_ack(edge_device_id, AckMessage.model_validate_json(payload))
+        elif kind == "status":
+            if not payload:
+                return  # a cleared retained message
+            status = EvseStatusMessage.model_validate_json(payload)
+            if status.evse_uuid != rest[0]:
+                log.warning(
+                    "status_topic_mismatch",
+                    edge=edge_device_id,
+                    evse=status.evse_uuid,
+                    reason=f"published on the topic of EVSE {rest[0][:64]}",
+                )
+                return
+            self._remember_evse(edge_device_id, status)
+            self._writer.put_status(edge_device_id, status)
+        elif kind == "state":
+            if not payload:
+                return
+            await self._on_state(edge_device_id, EdgeState.model_validate_json(payload))
 
     def _on_ack(self, edge_device_id: str, ack: AckMessage) -> None:
         pending = self._pending.get(ack.id)
@@ -240,52 +244,11 @@ class CloudEvseBackend:
             reason="state message",
         )
 
-    async def _write_batches(self) -> None:
-        """The one writer of this replica: statuses and acknowledged targets, group-committed.
-
-        Everything queued while the previous transaction ran goes into the next one, so under
-        load many status messages and target writes share one database round trip (SQLite has
-        one writer anyway).
-        """
-        queue = self._write_queue
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < self._status_batch_max and not queue.empty():
-                batch.append(queue.get_nowait())
-            statuses = [job for job in batch if isinstance(job, tuple)]
-            targets = [job for job in batch if isinstance(job, _TargetJob)]
-            try:
-                await self.store.apply_batch(statuses, [job.write for job in targets])
-            except Exception as err:
-                log.exception(
-                    "db_write_failed",
-                    statuses=len(statuses),
-                    targets=len(targets),
-                    reason="database error",
-                )
-                for job in targets:
-                    if not job.done.done():
-                        job.done.set_exception(err)
-            else:
-                for job in targets:
-                    if not job.done.done():
-                        job.done.set_result(None)
-            finally:
-                for _ in batch:
-                    queue.task_done()
-
     async def _write_target(
         self, edge_device_id: str, evse_uuid: str, target: StoredTarget | None, seq: int
     ) -> None:
         """Queue an acknowledged target for the writer and wait until it is committed."""
-        if self._writer is None:  # not started (or stopped): write directly
-            await self.store.apply_target(edge_device_id, evse_uuid, target, seq)
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._write_queue.put_nowait(
-            _TargetJob(TargetWrite(edge_device_id, evse_uuid, target, seq), done)
-        )
-        await done
+        await self._writer.write_target(TargetWrite(edge_device_id, evse_uuid, target, seq))
 
     # --- commands --------------------------------------------------------------------------------
 

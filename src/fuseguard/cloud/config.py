@@ -10,10 +10,12 @@ Example (``examples/cloud.toml``)::
     url = "postgresql://fuseguard:secret@db/fuseguard"   # default: SQLite file
 
     [broker]
-    url = "mqtt://broker:1883"
+    url = "mqtts://broker:8883"     # mqtt://broker:1883 without TLS
     username = "cloud"
     password = "..."
     topic_prefix = "fuseguard"
+    ca_file = "/etc/fuseguard/broker-ca.pem"   # default: the system's CAs
+    # cert_file / key_file: a client certificate, if the broker asks for one
 
     [api]
     ack_timeout_s = 5.0
@@ -29,8 +31,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +42,7 @@ from pydantic_settings import (
 )
 
 from fuseguard.api.evse_models import DEFAULT_EVSE_API_PORT, DEFAULT_MAX_DURATION_S
+from fuseguard.cloud.link import TlsSettings, tls_context
 from fuseguard.cloud.protocol import DEFAULT_PREFIX
 
 
@@ -69,6 +73,21 @@ class BrokerSection(_Section):
     embedded: bool = Field(
         default=False, description="run an in-process amqtt broker on url's port (trying out only)"
     )
+    ca_file: Path | None = Field(
+        default=None, description="CA certificate(s) of the broker (mqtts://); default system CAs"
+    )
+    cert_file: Path | None = Field(default=None, description="client certificate (PEM), optional")
+    key_file: Path | None = Field(default=None, description="key of cert_file (PEM), optional")
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        tls_context(self.url, self.tls)  # raises ValueError (and OSError for unreadable files)
+        return self
+
+    @property
+    def tls(self) -> TlsSettings:
+        """The TLS files as the link takes them."""
+        return TlsSettings(self.ca_file, self.cert_file, self.key_file)
 
 
 class ApiSection(_Section):

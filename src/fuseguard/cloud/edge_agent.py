@@ -10,6 +10,16 @@
   :class:`~fuseguard.api.evse.EvseBackend` the edge's own API uses) and acknowledges each one to
   the replica that sent it, echoing the correlation id.
 
+A command is checked exactly as the edge's own EVSE API checks a POST: ``current`` 0 or within
+the EVSE's ``[min_current_a, max_current_a]``, ``duration`` within ``1..max_duration_s``;
+anything else is acknowledged ``rejected`` with the reason and never reaches the targets (so no
+persisted target can be out of range). A command that fails in any other way is rejected too; no
+message ends the agent.
+
+Client ids are not a secret: one edge could connect with another's client id and take its
+session over. The broker closes that door (``use_username_as_clientid true`` on the edges'
+listener, as :func:`fuseguard.cloud.acl.mosquitto_conf` writes it; ``docs/cloud.md``).
+
 Messages carry ``seq`` stamps (see :mod:`fuseguard.cloud.protocol`) so the cloud keeps only the
 newest state whatever the delivery order.
 """
@@ -26,18 +36,21 @@ import structlog
 from pydantic import ValidationError
 
 from fuseguard.api.evse import EvseBackend
-from fuseguard.api.evse_models import EvseInfo, PlugStatusOut
+from fuseguard.api.evse_models import DEFAULT_MAX_DURATION_S, EvseInfo, PlugStatusOut
 from fuseguard.api.services import EVSE_BACKEND, EVSE_INFOS
-from fuseguard.cloud.link import LastWill, LinkMessage, MqttLink
+from fuseguard.cloud.link import LastWill, LinkMessage, MqttLink, TlsSettings, supervised
 from fuseguard.cloud.protocol import (
     DEFAULT_PREFIX,
+    MAX_PAYLOAD_BYTES,
     AckMessage,
     CommandMessage,
     EdgeState,
     EvseStatusMessage,
     PlugInfoWire,
+    PlugStatusWire,
     TargetWire,
     Topics,
+    describe_error,
 )
 from fuseguard.control.ports import DeviceError
 from fuseguard.control.targets import Target
@@ -73,8 +86,11 @@ class EdgeCloudAgent:
         status_interval_s: float = 10.0,
         topic_prefix: str = DEFAULT_PREFIX,
         keepalive_s: int = 30,
+        max_duration_s: int = DEFAULT_MAX_DURATION_S,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.edge_device_id = edge_device_id
+        self.max_duration_s = max_duration_s
         self.backend = backend
         self.evses = {e.evse_uuid: e for e in evses}
         self.clock = clock
@@ -93,6 +109,7 @@ class EdgeCloudAgent:
             will_factory=self._will,
             on_connect=self._on_connect,
             keepalive_s=keepalive_s,
+            tls=tls,
         )
 
     # --- stamps ----------------------------------------------------------------------------------
@@ -112,7 +129,8 @@ class EdgeCloudAgent:
 
     async def run(self) -> None:
         """Keep the link up and publish status periodically; on cancel say ``offline``."""
-        link_task = asyncio.create_task(self.link.run(), name=f"edge-agent-{self.edge_device_id}")
+        name = f"edge-agent-{self.edge_device_id}"
+        link_task = asyncio.create_task(supervised(name, self.link.run), name=name)
         try:
             while True:
                 await self.clock.sleep(self.status_interval_s)
@@ -162,22 +180,40 @@ class EdgeCloudAgent:
             max_current_a=info.max_current_a,
             plugs=[PlugInfoWire(uuid=u, label=label) for u, label in info.plugs],
             target=_wire(target),
-            statuses=[PlugStatusOut.of(r) for r in records],
+            statuses=self._wire_statuses(evse_uuid, [PlugStatusOut.of(r) for r in records]),
         )
 
+    def _wire_statuses(self, evse_uuid: str, out: list[PlugStatusOut]) -> list[PlugStatusWire]:
+        """The statuses the cloud accepts; one it would refuse (e.g. NaN) is left out, logged."""
+        result = []
+        for status in out:
+            try:
+                result.append(PlugStatusWire.model_validate(status.model_dump()))
+            except ValueError as err:
+                log.warning(
+                    "edge_status_not_sent",
+                    edge=self.edge_device_id,
+                    evse=evse_uuid,
+                    plug=status.plug_uuid,
+                    reason=describe_error(err),
+                )
+        return result
+
     async def publish_status(self, evse_uuid: str) -> None:
-        """Publish one EVSE's status (retained)."""
-        msg = await self.status_message(evse_uuid)
+        """Publish one EVSE's status (retained); a failure is logged, never raised."""
         try:
+            msg = await self.status_message(evse_uuid)
             await self.link.publish(
                 self.topics.status(self.edge_device_id, evse_uuid), msg.to_bytes(), retain=True
             )
-        except DeviceError as err:
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the status loop must go on
             log.warning(
                 "edge_status_not_published",
                 edge=self.edge_device_id,
                 evse=evse_uuid,
-                reason=str(err),
+                reason=describe_error(err),
             )
 
     async def publish_all_statuses(self) -> None:
@@ -187,20 +223,41 @@ class EdgeCloudAgent:
 
     # --- commands --------------------------------------------------------------------------------
 
+    def _own_ack_topic(self, topic: str) -> bool:
+        """True for ``{prefix}/edges/{this edge}/ack/{replica}`` without wildcards."""
+        parsed = self.topics.parse(topic)
+        return (
+            parsed is not None
+            and parsed[:2] == (self.edge_device_id, "ack")
+            and not any(c in topic for c in "+#\x00")
+        )
+
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error(
+                "edge_agent_task_failed",
+                edge=self.edge_device_id,
+                reason=f"{type(exc).__name__}: {str(exc)[:300]}",
+            )
 
     async def _on_message(self, message: LinkMessage) -> None:
         parsed = self.topics.parse(message.topic)
         if parsed is None or parsed[0] != self.edge_device_id or parsed[1] != "cmd":
             return
         try:
+            if len(message.payload) > MAX_PAYLOAD_BYTES:
+                msg = f"command of {len(message.payload)} bytes"
+                raise ValueError(msg)
             command = CommandMessage.model_validate_json(message.payload)
-        except ValidationError as err:
+        except (ValidationError, ValueError) as err:
             log.warning(
-                "edge_command_invalid", edge=self.edge_device_id, reason=str(err).splitlines()[0]
+                "edge_command_invalid", edge=self.edge_device_id, reason=describe_error(err)
             )
             return
         self._spawn(self.handle_command(command))
@@ -220,15 +277,18 @@ class EdgeCloudAgent:
             self._seen[command.id] = None
             while len(self._seen) > _SEEN_COMMANDS:
                 self._seen.popitem(last=False)
-            ack = await self._execute(command)
+            try:
+                ack = await self._execute(command)
+            except asyncio.CancelledError:
+                self._seen.pop(command.id, None)
+                raise
             self._seen[command.id] = ack
-        expected_prefix = self.topics.edge_root(self.edge_device_id) + "/ack/"
-        if not command.reply_to.startswith(expected_prefix):
+        if not self._own_ack_topic(command.reply_to):
             log.warning(
                 "edge_command_bad_reply_to",
                 edge=self.edge_device_id,
                 id=command.id,
-                reason=f"reply_to {command.reply_to!r} is outside this edge's topics",
+                reason=f"reply_to {command.reply_to[:200]!r} is not an ack topic of this edge",
             )
             return ack
         try:
@@ -261,15 +321,16 @@ class EdgeCloudAgent:
                 reason=reason,
             )
 
-        if evse_uuid not in self.evses:
+        info = self.evses.get(evse_uuid)
+        if info is None:
             return reject("unknown EVSE")
         try:
             if command.op == "set":
-                if command.current is None or command.duration is None:
-                    return reject("set needs current and duration")
-                state = await self.backend.set_target(
-                    edge, evse_uuid, command.current, command.duration
-                )
+                problem = self.check_set(info, command.current, command.duration)
+                if problem is not None:
+                    return reject(problem)
+                current_a, duration_s = command.current or 0, command.duration or 0
+                state = await self.backend.set_target(edge, evse_uuid, current_a, duration_s)
                 if state != "received":
                     return reject("local backend rejected the target")
                 target = await self.backend.get_target(edge, evse_uuid)
@@ -307,17 +368,33 @@ class EdgeCloudAgent:
                 previous=_wire(previous),
             )
         except (ValueError, DeviceError) as err:
-            return reject(f"{type(err).__name__}: {err}")
+            return reject(f"{type(err).__name__}: {err}"[:300])
+        except Exception as err:  # a command never ends the agent
+            log.exception("edge_command_failed", edge=edge, evse=evse_uuid, id=command.id)
+            return reject(f"internal error: {type(err).__name__}")
+
+    def check_set(self, info: EvseInfo, current: int | None, duration: int | None) -> str | None:
+        """Why a ``set`` is refused (as the edge's own EVSE API refuses a POST), or None."""
+        if current is None or duration is None:
+            return "set needs current and duration"
+        if current != 0 and not info.min_current_a <= current <= info.max_current_a:
+            return (
+                f"current must be 0 or within [{info.min_current_a}, {info.max_current_a}] A "
+                f"for this EVSE, got {current}"
+            )
+        if not 1 <= duration <= self.max_duration_s:
+            return f"duration must be within [1, {self.max_duration_s}] s, got {duration}"
+        return None
 
 
-async def start_cloud_agent(rt: EdgeRuntime) -> None:
-    """Edge service: the outbound link to a fuseguard cloud (after the EVSE API started)."""
+def cloud_agent(rt: EdgeRuntime) -> EdgeCloudAgent | None:
+    """The agent the site config asks for (``[cloud]``), or None when there is no cloud link."""
     cc = rt.config.cloud
     backend = rt.shared.get(EVSE_BACKEND)
     if cc.broker is None or backend is None:
-        return
+        return None
     evses = rt.shared[EVSE_INFOS]
-    agent = EdgeCloudAgent(
+    return EdgeCloudAgent(
         cc.broker,
         rt.config.site.edge_id,
         cc.username,
@@ -326,7 +403,16 @@ async def start_cloud_agent(rt: EdgeRuntime) -> None:
         list(evses.values()),
         rt.clock,
         status_interval_s=cc.status_interval_s,
+        max_duration_s=rt.config.api.evse.max_duration_s,
+        tls=TlsSettings(cc.ca_file, cc.cert_file, cc.key_file),
     )
+
+
+async def start_cloud_agent(rt: EdgeRuntime) -> None:
+    """Edge service: the outbound link to a fuseguard cloud (after the EVSE API started)."""
+    agent = cloud_agent(rt)
+    if agent is None:
+        return
     task = asyncio.create_task(agent.run(), name="cloud-agent")
 
     async def stop() -> None:

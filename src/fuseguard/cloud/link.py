@@ -7,6 +7,14 @@ aiomqtt 3 (MQTTv5 only, bytes payloads, built-in reconnect) touches this module 
 to :meth:`subscribe`, calls the ``on_connect`` hook (publish "online", republish state), then
 hands each incoming message to ``on_message``. When the connection drops it waits and connects
 again (aiomqtt 2.x reconnects only by re-entering the context manager, stack.md §2.4).
+
+Nothing a peer sends can end ``run()``: a message longer than ``max_payload_bytes`` is dropped
+unread, an exception from ``on_message`` or ``on_connect`` is logged and the link goes on, and any
+other error reconnects with backoff. :func:`supervised` restarts a task that ends anyway.
+
+TLS: ``mqtts://`` or ``ssl://`` (default port 8883) with :class:`TlsSettings`: the CA file that
+signed the broker's certificate (the system's CAs when not given), an optional client certificate
+and key; certificate and host name verification are always on, TLS 1.2 at least.
 """
 
 from __future__ import annotations
@@ -14,14 +22,17 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiomqtt
 import structlog
 
+from fuseguard.cloud.protocol import MAX_PAYLOAD_BYTES
 from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
 
 log = structlog.get_logger(__name__)
@@ -77,24 +88,101 @@ class Link(Protocol):
         """Wait until connected; raise :class:`LinkTimeoutError` after ``timeout_s``."""
 
 
+_TLS_SCHEMES = ("mqtts", "ssl")
+_PLAIN_SCHEMES = ("mqtt", "tcp")
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Host and port parsed from ``mqtt://host:port``."""
+    """Host, port and whether to use TLS, parsed from ``mqtt://host:port`` or ``mqtts://...``."""
 
     host: str
     port: int
+    tls: bool = False
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """Accept ``mqtt://host:port``, ``tcp://host:port`` or ``host:port``."""
+        """``mqtt://``/``tcp://`` (port 1883), ``mqtts://``/``ssl://`` (8883), or ``host:port``."""
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if parts.scheme not in ("mqtt", "tcp"):
-            msg = f"unsupported broker url scheme {parts.scheme!r} in {url!r} (use mqtt://)"
+        if parts.scheme not in _PLAIN_SCHEMES + _TLS_SCHEMES:
+            msg = (
+                f"unsupported broker url scheme {parts.scheme!r} in {url!r} "
+                "(use mqtt:// or mqtts://)"
+            )
             raise ValueError(msg)
         if not parts.hostname:
             msg = f"broker url {url!r} has no host"
             raise ValueError(msg)
-        return cls(parts.hostname, parts.port or 1883)
+        tls = parts.scheme in _TLS_SCHEMES
+        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS to the broker: CA file (None: the system's CAs), optional client certificate and key."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when any file is given."""
+        return any(f is not None for f in (self.ca_file, self.cert_file, self.key_file))
+
+    def context(self) -> ssl.SSLContext:
+        """A client context: verification and host name check on, TLS 1.2 at least."""
+        if self.key_file is not None and self.cert_file is None:
+            msg = "a TLS key file needs its certificate file (cert_file)"
+            raise ValueError(msg)
+        ctx = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=None if self.ca_file is None else str(self.ca_file)
+        )
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if self.cert_file is not None:
+            ctx.load_cert_chain(
+                str(self.cert_file), None if self.key_file is None else str(self.key_file)
+            )
+        return ctx
+
+
+def tls_context(broker_url: str, tls: TlsSettings | None) -> ssl.SSLContext | None:
+    """The TLS context for ``broker_url``; None for plain ``mqtt://``.
+
+    TLS files with a plain URL are a configuration error (they would silently not be used).
+    """
+    address = BrokerAddress.parse(broker_url)
+    if not address.tls:
+        if tls is not None and tls.configured:
+            msg = f"TLS files are configured but broker url {broker_url!r} is not mqtts://"
+            raise ValueError(msg)
+        return None
+    return (tls or TlsSettings()).context()
+
+
+async def supervised(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    *,
+    restart_min_s: float = 0.5,
+    restart_max_s: float = 30.0,
+) -> None:
+    """Run ``run()`` forever: if it returns or raises (anything but cancel), log and restart."""
+    delay_s = restart_min_s
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a supervisor: log, restart
+            log.exception("task_crashed", task=name, reason="restarting", retry_in_s=delay_s)
+        else:
+            log.warning("task_ended", task=name, reason="restarting", retry_in_s=delay_s)
+        # Restart pacing is wall-time I/O backoff, not control time.
+        await asyncio.sleep(delay_s)
+        delay_s = min(restart_max_s, delay_s * 2)
 
 
 @dataclass(eq=False)
@@ -114,9 +202,16 @@ class MqttLink:
     reconnect_max_s: float = 10.0
     publish_timeout_s: float = 5.0
     max_inflight: int = 200
+    tls: TlsSettings | None = None
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     _client: aiomqtt.Client | None = field(default=None, init=False)
     _subscriptions: dict[str, int] = field(default_factory=dict, init=False)
     _connected_event: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _tls_context: ssl.SSLContext | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        """Check the URL and the TLS files now: a configuration error fails at start."""
+        self._tls_context = tls_context(self.broker_url, self.tls)
 
     @property
     def connected(self) -> bool:
@@ -176,6 +271,7 @@ class MqttLink:
         return aiomqtt.Client(
             address.host,
             address.port,
+            tls_context=self._tls_context,
             username=self.username,
             password=self.password,
             identifier=self.client_id,
@@ -193,8 +289,8 @@ class MqttLink:
         """Connect, serve messages, reconnect with backoff; runs until cancelled."""
         delay_s = self.reconnect_min_s
         while True:
-            client = self._make_client()
             try:
+                client = self._make_client()
                 async with client:
                     self._client = client
                     for topic_filter, qos in self._subscriptions.items():
@@ -202,19 +298,11 @@ class MqttLink:
                     self._connected_event.set()
                     log.info("mqtt_connected", device=self.client_id, broker=self.broker_url)
                     delay_s = self.reconnect_min_s
-                    if self.on_connect is not None:
-                        await self.on_connect()
+                    await self._call_hook()
                     async for message in client.messages:
-                        payload = message.payload
-                        if isinstance(payload, str):
-                            data = payload.encode()
-                        elif isinstance(payload, bytes | bytearray):
-                            data = bytes(payload)
-                        else:
-                            data = b"" if payload is None else str(payload).encode()
-                        await self.on_message(
-                            LinkMessage(str(message.topic), data, bool(message.retain))
-                        )
+                        await self._deliver(message)
+            except asyncio.CancelledError:
+                raise
             except aiomqtt.MqttError as err:
                 log.warning(
                     "mqtt_disconnected",
@@ -223,9 +311,59 @@ class MqttLink:
                     reason=str(err),
                     retry_in_s=round(delay_s, 2),
                 )
+            except Exception as err:  # the link outlives any error
+                log.exception(
+                    "mqtt_link_error",
+                    device=self.client_id,
+                    broker=self.broker_url,
+                    reason=f"{type(err).__name__}: {err}",
+                    retry_in_s=round(delay_s, 2),
+                )
             finally:
                 self._connected_event.clear()
                 self._client = None
             # Reconnect backoff is wall-time I/O pacing, not control time.
             await asyncio.sleep(delay_s * (0.5 + random.random()))
             delay_s = min(self.reconnect_max_s, delay_s * 2)
+
+    async def _call_hook(self) -> None:
+        if self.on_connect is None:
+            return
+        try:
+            await self.on_connect()
+        except (asyncio.CancelledError, aiomqtt.MqttError):
+            raise
+        except Exception as err:
+            log.exception(
+                "mqtt_on_connect_failed", device=self.client_id, reason=f"{type(err).__name__}"
+            )
+
+    async def _deliver(self, message: aiomqtt.Message) -> None:
+        """Hand one message to ``on_message``; too long or failing: log, drop, go on."""
+        topic = str(message.topic)
+        payload = message.payload
+        if isinstance(payload, str):
+            data = payload.encode()
+        elif isinstance(payload, bytes | bytearray):
+            data = bytes(payload)
+        else:
+            data = b"" if payload is None else str(payload).encode()
+        if len(data) > self.max_payload_bytes:
+            log.warning(
+                "mqtt_message_dropped",
+                device=self.client_id,
+                topic=topic[:300],
+                reason=f"payload of {len(data)} bytes (limit {self.max_payload_bytes})",
+            )
+            return
+        try:
+            await self.on_message(LinkMessage(topic, data, bool(message.retain)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # one message never ends the link
+            log.exception(
+                "mqtt_message_failed",
+                device=self.client_id,
+                topic=topic[:300],
+                reason=f"{type(err).__name__}: {str(err)[:300]}",
+            )

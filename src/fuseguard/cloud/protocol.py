@@ -15,18 +15,44 @@ clock in microseconds, bumped by one when needed). The cloud writes a target or 
 its ``seq`` is newer than the stored one, so replicas that see messages at different times still
 converge on the same rows. Online/offline messages carry the connection's ``session`` stamp; within
 one session ``offline`` wins over ``online``.
+
+Every payload comes from a party that may be broken or hostile (an edge speaks only for itself,
+but it may say anything). So every integer, string, list and number in these models is bounded to
+what the cloud's columns hold and what makes sense (:data:`INT64_MAX` for stamps, amperes up to
+:data:`MAX_WIRE_CURRENT_A`, 32 plugs, finite measurements, times that convert to UTC), and a
+payload longer than :data:`MAX_PAYLOAD_BYTES` is dropped before it is parsed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
-from fuseguard.api.evse_models import PlugStatusOut
+from fuseguard.api.evse_models import JsonInt, PlugStatusOut, parse_iso_datetime
+from fuseguard.model.numbers import finite
 
 DEFAULT_PREFIX = "fuseguard"
+
+#: The largest value of a signed 64-bit column (``BigInteger``: ``seq``, ``session``).
+INT64_MAX = 2**63 - 1
+#: The largest value of a signed 32-bit column (``Integer``).
+INT32_MAX = 2**31 - 1
+#: No EVSE takes more; well inside an ``Integer`` column.
+MAX_WIRE_CURRENT_A = 1000
+#: Longest accepted message; anything longer is dropped unparsed (a status of 32 plugs is ~12 KB).
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: Longest MQTT topic level the cloud accepts as an edge id (``cloud_edges.edge_device_id``).
+MAX_EDGE_ID_LEN = 128
 
 
 class Topics:
@@ -100,6 +126,51 @@ def _check_level(value: str) -> None:
         raise ValueError(msg)
 
 
+def describe_error(err: Exception) -> str:
+    """One short log line for why a message was dropped (never the whole payload)."""
+    if isinstance(err, ValidationError):
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:3]
+        )
+        return f"{err.error_count()} validation error(s): {where}"[:500]
+    return f"{type(err).__name__}: {err}"[:500]
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; one that cannot be expressed in UTC is invalid."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:
+        msg = "time out of range"
+        raise ValueError(msg) from err
+
+
+def _iso_time(value: str) -> str:
+    """A status time that parses (ISO-8601 with an offset) and converts to UTC."""
+    try:
+        parse_iso_datetime(value)
+    except (ValueError, OverflowError) as err:
+        msg = "not an ISO-8601 time with an offset"
+        raise ValueError(msg) from err
+    return value
+
+
+def _finite(lo: float, hi: float) -> BeforeValidator:
+    def check(value: object) -> float:
+        return finite(value, "value", lo=lo, hi=hi)
+
+    return BeforeValidator(check)
+
+
+Stamp = Annotated[JsonInt, Field(ge=0, le=INT64_MAX)]
+CurrentA = Annotated[JsonInt, Field(ge=0, le=MAX_WIRE_CURRENT_A)]
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+WireId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Label = Annotated[str, Field(max_length=64)]
+Reason = Annotated[str, Field(max_length=500)]
+MeasuredA = Annotated[float, _finite(-MAX_WIRE_CURRENT_A, MAX_WIRE_CURRENT_A)]
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -112,53 +183,73 @@ class EdgeState(_Wire):
     """Online/offline of an edge; ``session`` identifies one broker connection."""
 
     state: Literal["online", "offline"]
-    session: int = Field(ge=0)
+    session: Stamp
 
 
 class TargetWire(_Wire):
-    """A current target as the edge holds it."""
+    """A current target as the edge holds it (``valid_until`` in UTC)."""
 
-    current: int = Field(ge=0)
-    valid_until: datetime
+    current: CurrentA
+    valid_until: UtcTime
 
 
 class PlugInfoWire(_Wire):
     """A plug of an EVSE (identity only)."""
 
-    uuid: str
-    label: str
+    uuid: WireId
+    label: Label
+
+
+class PlugStatusWire(PlugStatusOut):
+    """A plug status as an edge reports it: the API's element, every field bounded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    time: Annotated[str, Field(max_length=40), AfterValidator(_iso_time)]
+    plug_uuid: WireId
+    plug_label: Label
+    evse_uuid: WireId
+    current_l1: MeasuredA
+    current_l2: MeasuredA
+    current_l3: MeasuredA
+    power: Annotated[float, _finite(-1e6, 1e6)]
+    dyn_current_limit: Annotated[float, _finite(0, MAX_WIRE_CURRENT_A)]
 
 
 class EvseStatusMessage(_Wire):
     """Retained status of one EVSE: its limits, its target and its plugs."""
 
-    seq: int = Field(ge=0)
-    evse_uuid: str
-    min_current_a: int
-    max_current_a: int
-    plugs: list[PlugInfoWire]
+    seq: Stamp
+    evse_uuid: WireId
+    min_current_a: CurrentA
+    max_current_a: CurrentA
+    plugs: list[PlugInfoWire] = Field(max_length=32)
     target: TargetWire | None = None
-    statuses: list[PlugStatusOut] = Field(default_factory=list)
+    statuses: list[PlugStatusWire] = Field(default_factory=list, max_length=32)
 
 
 class CommandMessage(_Wire):
-    """Cloud -> edge: set or clear one EVSE's target. ``id`` is the correlation id."""
+    """Cloud -> edge: set or clear one EVSE's target. ``id`` is the correlation id.
 
-    id: str
-    reply_to: str
+    ``current`` and ``duration`` are only bounded to sane integers here; the edge checks them
+    against the EVSE's range and its ``max_duration_s`` and acknowledges ``rejected`` with a reason.
+    """
+
+    id: WireId
+    reply_to: Annotated[str, Field(max_length=512)]
     op: Literal["set", "clear"]
-    evse_uuid: str
-    current: int | None = None
-    duration: int | None = None
+    evse_uuid: WireId
+    current: Annotated[JsonInt, Field(ge=0, le=INT32_MAX)] | None = None
+    duration: Annotated[JsonInt, Field(ge=0, le=INT32_MAX)] | None = None
 
 
 class AckMessage(_Wire):
     """Edge -> cloud: what happened to command ``id``."""
 
-    id: str
-    seq: int = Field(ge=0)
-    evse_uuid: str
+    id: WireId
+    seq: Stamp
+    evse_uuid: WireId
     state: Literal["received", "rejected"]
     target: TargetWire | None = None
     previous: TargetWire | None = None
-    reason: str | None = None
+    reason: Reason | None = None

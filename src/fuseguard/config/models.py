@@ -479,10 +479,29 @@ class MqttConfig(_Model):
 class CloudLinkConfig(_Model):
     """Optional outbound link to a fuseguard cloud (MQTT)."""
 
-    broker: str | None = Field(default=None, description="mqtt://host:port")
+    broker: str | None = Field(
+        default=None, description="mqtt://host:port, or mqtts://host:8883 for TLS"
+    )
     username: str = ""
     password: SecretStr = SecretStr("")
     status_interval_s: float = Field(default=10.0, gt=0)
+    ca_file: Path | None = Field(
+        default=None, description="CA of the broker's certificate (mqtts://); default system CAs"
+    )
+    cert_file: Path | None = Field(default=None, description="client certificate (PEM), optional")
+    key_file: Path | None = Field(default=None, description="key of cert_file (PEM), optional")
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        tls = (self.ca_file, self.cert_file, self.key_file)
+        scheme = (self.broker or "").partition("://")[0].lower()
+        if any(f is not None for f in tls) and scheme not in ("mqtts", "ssl"):
+            msg = "ca_file/cert_file/key_file need a broker url mqtts://host:port"
+            raise ValueError(msg)
+        if self.key_file is not None and self.cert_file is None:
+            msg = "key_file needs cert_file"
+            raise ValueError(msg)
+        return self
 
 
 class StorageConfig(_Model):

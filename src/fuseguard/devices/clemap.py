@@ -6,8 +6,12 @@ A child edge (another fuseguard, or a real CLEMAP) is a sub-circuit whose limit 
 setting after any gap (failed request, long pause, or a read-back that disagrees). The child's
 live data doubles as the sub-circuit meter (:meth:`ClemapEdgeClient.read`).
 
-Transport: HTTPS with certificate verification off (the device's certificate is self-signed,
-SGr EID ``restApiVerifyCertificate=false``), HTTP Basic auth, an injected
+Transport: HTTPS. The device's certificate is self-signed (SGr EID
+``restApiVerifyCertificate=false``), so by default it is not verified; pin it with
+``fingerprint_sha256`` (SHA-256 of the certificate, hex, colons allowed) or verify it with
+``ca_file`` (the device's certificate or its CA; the host name must match). Bodies over
+:data:`MAX_BODY_BYTES` are garbage. :meth:`ClemapChildCircuit.run` survives any error of one
+cycle. HTTP Basic auth, an injected
 :class:`aiohttp.ClientSession`, the one HTTP transport of :mod:`fuseguard.devices.http`
 (``asyncio.timeout``, bounded bodies, retries on connection errors). Answers are validated by the
 wire models of :mod:`fuseguard.wire.clemap`. Errors map onto :mod:`fuseguard.control.ports`:
@@ -20,13 +24,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import aiohttp
 import structlog
 
 from fuseguard.control.ports import (
     Charger,
     DeviceError,
+    DeviceResponseError,
     GridMeter,
     SupportsLifecycle,
 )
@@ -46,6 +54,29 @@ from fuseguard.wire.clemap import (
 )
 
 log = structlog.get_logger(__name__)
+
+#: Longest answer body read from a device; the CLEMAP answers are a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _ssl_setting(
+    verify_ssl: bool, ca_file: Path | str | None, fingerprint_sha256: str | None
+) -> bool | ssl.SSLContext | aiohttp.Fingerprint:
+    """What aiohttp's ``ssl=`` gets: a pinned fingerprint, a CA context, or on/off."""
+    if fingerprint_sha256 is not None and ca_file is not None:
+        msg = "give either fingerprint_sha256 or ca_file, not both"
+        raise ValueError(msg)
+    if fingerprint_sha256 is not None:
+        digest = fingerprint_sha256.replace(":", "").strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            msg = "fingerprint_sha256 must be 64 hex digits (colons allowed)"
+            raise ValueError(msg)
+        return aiohttp.Fingerprint(bytes.fromhex(digest))
+    if ca_file is not None:
+        ctx = ssl.create_default_context(cafile=str(ca_file))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+    return verify_ssl
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +112,10 @@ class ClemapEdgeClient(DeviceHttpClient):
     port: int = 7000
     scheme: str = "https"
     verify_ssl: bool = False
+    ca_file: Path | str | None = None
+    fingerprint_sha256: str | None = None
     request_timeout_s: float = 8.0
+    max_body_bytes: int = MAX_BODY_BYTES
     _keep_alive_path: str = field(default=KEEP_ALIVE_PATHS[0], init=False, repr=False)
 
     _api = "local API"
@@ -98,8 +132,11 @@ class ClemapEdgeClient(DeviceHttpClient):
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode("ascii")
         return {"Accept": "application/json", "Authorization": f"Basic {token}"}
 
-    def _verify_ssl(self) -> bool:
-        return self.verify_ssl
+    def __post_init__(self) -> None:
+        self._ssl = _ssl_setting(self.verify_ssl, self.ca_file, self.fingerprint_sha256)
+
+    def _verify_ssl(self) -> bool | ssl.SSLContext | aiohttp.Fingerprint:
+        return self._ssl
 
     async def live_data(self) -> ClemapLiveData:
         """``GET /v1/live/data``."""
@@ -287,7 +324,16 @@ class ClemapChildCircuit:
         """Sync at once, then every ``timeout_s / 4`` or as soon as the limit changes."""
         while True:
             self._wake.clear()
-            await self.sync_once()
+            try:
+                await self.sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad cycle never ends the keep-alive task
+                self._dirty = True
+                self.last_error = DeviceResponseError(f"{type(exc).__name__}: {exc}"[:300])
+                log.exception(
+                    "clemap_child_cycle_failed", device=self.client.device, reason="unexpected"
+                )
             delay_s = self.period_s if self.last_error is None else min(self.period_s, 5.0)
             sleeper = asyncio.ensure_future(self._clock.sleep(delay_s))
             waker = asyncio.ensure_future(self._wake.wait())

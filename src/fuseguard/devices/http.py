@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -173,8 +174,9 @@ class DeviceHttpClient:
         """Headers sent with every request (authentication, ``Accept``)."""
         return {}
 
-    def _verify_ssl(self) -> bool:
-        """aiohttp's ``ssl``: True verifies the certificate, False accepts a self-signed one."""
+    def _verify_ssl(self) -> bool | ssl.SSLContext | aiohttp.Fingerprint:
+        """aiohttp's ``ssl``: True verifies the certificate, False accepts a self-signed one; a
+        context verifies against its CA, a fingerprint pins the certificate."""
         return True
 
     async def close(self) -> None:
@@ -241,6 +243,9 @@ class DeviceHttpClient:
                 ) as resp:
                     body = await self._read_body(resp, what)
                     status, content_type = resp.status, resp.content_type
+        except aiohttp.ServerFingerprintMismatch as exc:
+            msg = f"{self.device}: {what}: certificate does not match the pinned fingerprint"
+            raise DeviceAuthError(msg) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._transport_error(exc, what) from exc
         if status >= 400:
