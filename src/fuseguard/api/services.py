@@ -48,7 +48,9 @@ async def start_modbus_twin(rt: EdgeRuntime) -> None:
     from fuseguard.api.modbus import serve_modbus_twin
 
     live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
-    twin = await serve_modbus_twin(rt.flex, live, mc.host, mc.port)
+    twin = await serve_modbus_twin(
+        rt.flex, live, mc.host, mc.port, allowed_hosts=mc.allowed_hosts, read_only=mc.read_only
+    )
     rt.stack.push_async_callback(twin.close)
     rt.urls["modbus"] = f"{display_host(mc.host)}:{twin.port}"
 

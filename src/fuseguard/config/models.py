@@ -8,6 +8,7 @@ Environment overrides use ``FUSEGUARD_`` plus the key path joined by ``__``, e.g
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from contextvars import ContextVar
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic_settings import (
 
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTreeError
 from fuseguard.model.ids import is_hex_uuid
+from fuseguard.model.numbers import NotFiniteError, finite
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import ChargeMode
 
@@ -38,7 +40,9 @@ _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN and infinities are never config values (a NaN fuse removes a limit,
+    # an infinite timeout switches off loss detection); every float is refused with its key path.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _hex_uuid(value: str) -> str:
@@ -55,13 +59,16 @@ def _to_triple(value: object) -> tuple[float, float, float]:
     if isinstance(value, bool):
         msg = "expected a number of amperes or [L1, L2, L3]"
         raise ValueError(msg)
-    if isinstance(value, int | float):
-        return (float(value), float(value), float(value))
-    if isinstance(value, list | tuple) and len(value) == 3:
-        try:
-            return (float(value[0]), float(value[1]), float(value[2]))
-        except (TypeError, ValueError):
-            pass
+    try:
+        if isinstance(value, int | float):
+            one = finite(value, "fuse rating")
+            return (one, one, one)
+        if isinstance(value, list | tuple) and len(value) == 3:
+            l1, l2, l3 = (finite(v, f"fuse rating L{i + 1}") for i, v in enumerate(value))
+            return (l1, l2, l3)
+    except NotFiniteError as err:
+        msg = f"expected finite amperes: {err}"
+        raise ValueError(msg) from None
     msg = "expected a number of amperes or [L1, L2, L3]"
     raise ValueError(msg)
 
@@ -84,7 +91,7 @@ class CircuitConfig(_Model):
     id: str
     parent: str = "main"
     fuse_a: PerPhaseA
-    power_limit_w: float | None = Field(default=None, gt=0)
+    power_limit_w: float | None = Field(default=None, gt=0, le=10_000_000)
 
     @field_validator("id")
     @classmethod
@@ -97,7 +104,7 @@ class CircuitConfig(_Model):
     @field_validator("fuse_a")
     @classmethod
     def _fuse(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(x <= 0 or x > 10_000 for x in v):
+        if not all(0 < x <= 10_000 for x in v):  # also false for NaN
             msg = "fuse rating must be > 0 and <= 10000 A"
             raise ValueError(msg)
         return v
@@ -119,7 +126,7 @@ class SiteConfig(_Model):
     name: str = ""
     voltage_v: float = Field(default=230.0, gt=100, lt=500)
     main_fuse_a: PerPhaseA
-    power_limit_w: float | None = Field(default=None, gt=0)
+    power_limit_w: float | None = Field(default=None, gt=0, le=10_000_000)
     circuits: list[CircuitConfig] = Field(default_factory=list)
 
     @field_validator("edge_id")
@@ -179,7 +186,7 @@ class MeterConfig(_Model):
     password: SecretStr = SecretStr("")
     period_s: float = Field(default=1.0, gt=0, le=60)
     stale_after_s: float = Field(
-        default=10.0, gt=0, description="meter silent this long -> meter-loss fallback"
+        default=10.0, gt=0, le=3600, description="meter silent this long -> meter-loss fallback"
     )
     phase_assumption: Literal["worst", "balanced"] = Field(
         default="worst",
@@ -256,20 +263,26 @@ class ControlConfig(_Model):
     """Control-loop tuning."""
 
     min_run_s: float = Field(
-        default=2700.0, ge=0, description="a started car runs at least this long (turn length)"
+        default=2700.0,
+        ge=0,
+        le=86_400,
+        description="a started car runs at least this long (turn length)",
     )
     min_pause_s: float = Field(
-        default=900.0, ge=0, description="a paused car waits at least this long"
+        default=900.0, ge=0, le=86_400, description="a paused car waits at least this long"
     )
     ramp_up_a_per_s: float = Field(
-        default=4.0, gt=0, description="max increase per second per plug"
+        default=4.0, gt=0, le=1000, description="max increase per second per plug"
     )
     charger_timeout_s: float = Field(
-        default=10.0, gt=0, description="charger silent this long -> assume its last setpoint"
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="charger silent this long -> assume its last setpoint",
     )
-    recently_started_window_s: float = Field(default=60.0, ge=0)
-    pv_enable_delay_s: float = Field(default=60.0, ge=0)
-    pv_disable_delay_s: float = Field(default=180.0, ge=0)
+    recently_started_window_s: float = Field(default=60.0, ge=0, le=86_400)
+    pv_enable_delay_s: float = Field(default=60.0, ge=0, le=86_400)
+    pv_disable_delay_s: float = Field(default=180.0, ge=0, le=86_400)
 
 
 class LocalApiConfig(_Model):
@@ -284,15 +297,43 @@ class LocalApiConfig(_Model):
     user: str = "admin"
     password: SecretStr = SecretStr("")
     keepalive_timeout_s: float = Field(default=120.0, gt=0, le=86400)
-    default_fallback_a: float | None = Field(default=None, ge=0)
+    default_fallback_a: float | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="FallbackCurrentLimit before any EMS wrote one; unset: the last EMS "
+        "CurrentLimit if one is stored, else the main fuse",
+    )
 
 
 class ModbusApiConfig(_Model):
-    """Modbus TCP twin (:5020)."""
+    """Modbus TCP twin (:5020). Modbus has no authentication: ``allowed_hosts`` may connect."""
 
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = Field(
+        default="127.0.0.1", description="bind address; loopback unless the EMS is elsewhere"
+    )
     port: int = Field(default=5020, ge=0, le=65535, description="0 = any free port")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        max_length=256,
+        description="IP addresses or CIDR networks that may connect (read and write); "
+        "everyone else is disconnected at once",
+    )
+    read_only: bool = Field(
+        default=False, description="refuse every write (exception 01): the twin only reports"
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                msg = f"{entry!r} is not an IP address or CIDR network (e.g. 192.168.1.0/24)"
+                raise ValueError(msg) from None
+        return v
 
 
 class EvseApiConfig(_Model):
@@ -301,7 +342,7 @@ class EvseApiConfig(_Model):
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = Field(default=3032, ge=0, le=65535, description="0 = any free port")
-    max_duration_s: int = Field(default=86400, ge=1)
+    max_duration_s: int = Field(default=86400, ge=1, le=31_536_000)
 
 
 class ApiConfig(_Model):
@@ -318,7 +359,7 @@ class CloudLinkConfig(_Model):
     broker: str | None = Field(default=None, description="mqtt://host:port")
     username: str = ""
     password: SecretStr = SecretStr("")
-    status_interval_s: float = Field(default=10.0, gt=0)
+    status_interval_s: float = Field(default=10.0, gt=0, le=86_400)
 
 
 class StorageConfig(_Model):
@@ -345,6 +386,7 @@ class FuseguardConfig(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
 
     site: SiteConfig
