@@ -66,9 +66,10 @@ class _PeerFailures:
 class AuthThrottle:
     """Failed-login throttle per peer (monotonic seconds supplied by the caller).
 
-    After ``max_failures`` failures within ``window_s`` the peer is refused (429) for
-    ``block_s`` without its credentials being checked. :meth:`failed` returns True only for the
-    first failure of a burst, so the caller logs once per burst, not once per try.
+    After ``max_failures`` wrong guesses within ``window_s`` the peer is refused (429) for
+    ``block_s`` without its credentials being checked. A request without credentials is no guess
+    (every client's first request may lack them): it is only logged. :meth:`failed` returns True
+    only for the first failure of a burst, so the caller logs once per burst, not once per try.
     """
 
     max_failures: int = 10
@@ -82,15 +83,15 @@ class AuthThrottle:
         entry = self._peers.get(peer)
         return entry is not None and now < entry.blocked_until
 
-    def failed(self, peer: str, now: float) -> bool:
-        """Count a failure; True when this starts a new burst (log it)."""
+    def failed(self, peer: str, now: float, *, guess: bool = True) -> bool:
+        """Count a failure (a wrong ``guess`` counts toward the block); True: a new burst."""
         entry = self._peers.get(peer)
         if entry is None or (now - entry.first_at > self.window_s and now >= entry.blocked_until):
             if len(self._peers) >= self.max_peers:
                 self._forget_old(now)
             entry = _PeerFailures(first_at=now)
             self._peers[peer] = entry
-        entry.count += 1
+        entry.count += 1 if guess else 0
         if entry.count >= self.max_failures:
             entry.blocked_until = now + self.block_s
         first = not entry.logged

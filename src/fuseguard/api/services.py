@@ -5,6 +5,8 @@ Each ``start_*`` is an :data:`fuseguard.runtime.EdgeService`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fuseguard.api.live import ControllerLiveData, status_records
 from fuseguard.runtime import EdgeRuntime, display_host, display_url
 from fuseguard.serving import serve_app
@@ -13,13 +15,16 @@ EVSE_BACKEND = "evse_backend"
 EVSE_INFOS = "evse_infos"
 
 
-def tls_files(rt: EdgeRuntime, cert_file: object, key_file: object) -> tuple[str, str]:
-    """Configured certificate files, or a self-signed pair generated once in the data dir."""
+def tls_files(
+    rt: EdgeRuntime, cert_file: object, key_file: object, names: Sequence[str] = ()
+) -> tuple[str, str]:
+    """Configured certificate files, or a self-signed pair for ``names`` (+ localhost) generated
+    in the data dir (again when the names change)."""
     if cert_file and key_file:
         return str(cert_file), str(key_file)
     from fuseguard.api.tls import ensure_self_signed_cert
 
-    cert, key = ensure_self_signed_cert(rt.data_dir, ["localhost", "127.0.0.1"])
+    cert, key = ensure_self_signed_cert(rt.data_dir, [*names, "localhost", "127.0.0.1"])
     return str(cert), str(key)
 
 
@@ -32,9 +37,17 @@ async def start_local_api(rt: EdgeRuntime) -> None:
 
     certfile = keyfile = None
     if lc.tls:
-        certfile, keyfile = tls_files(rt, lc.cert_file, lc.key_file)
+        bound = [] if lc.host in ("", "0.0.0.0", "::") else [lc.host]
+        certfile, keyfile = tls_files(rt, lc.cert_file, lc.key_file, [*bound, *lc.tls_names])
     live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
-    app = create_local_app(rt.flex, live, user=lc.user, password=lc.password.get_secret_value())
+    app = create_local_app(
+        rt.flex,
+        live,
+        user=lc.user,
+        password=lc.password.get_secret_value(),
+        docs=lc.docs,
+        clock=rt.clock,
+    )
     handle = await serve_app(app, lc.host, lc.port, certfile, keyfile)
     rt.stack.push_async_callback(handle.close)
     rt.urls["local_api"] = display_url(handle.url, lc.host)
@@ -72,7 +85,9 @@ async def start_evse_api(rt: EdgeRuntime) -> None:
         rt.targets,
         lambda uuid: status_records(controller.status(), uuid),
     )
-    app = create_evse_app(backend, TokenRepository(rt.engine), max_duration_s=ec.max_duration_s)
+    app = create_evse_app(
+        backend, TokenRepository(rt.engine), max_duration_s=ec.max_duration_s, docs=ec.docs
+    )
     handle = await serve_app(app, ec.host, ec.port)
     rt.stack.push_async_callback(handle.close)
     rt.urls["evse_api"] = display_url(handle.url, ec.host)

@@ -294,6 +294,13 @@ class LocalApiConfig(_Model):
     tls: bool = True
     cert_file: Path | None = None
     key_file: Path | None = None
+    tls_names: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="host names and addresses clients use to reach this edge; they go into the "
+        "generated certificate's subjectAltName (with host, localhost and 127.0.0.1)",
+    )
+    docs: bool = Field(default=False, description="serve /docs and /openapi.json (behind auth)")
     user: str = "admin"
     password: SecretStr = SecretStr("")
     keepalive_timeout_s: float = Field(default=120.0, gt=0, le=86400)
@@ -343,6 +350,7 @@ class EvseApiConfig(_Model):
     host: str = "0.0.0.0"
     port: int = Field(default=3032, ge=0, le=65535, description="0 = any free port")
     max_duration_s: int = Field(default=86400, ge=1, le=31_536_000)
+    docs: bool = Field(default=False, description="serve /docs and /openapi.json (public)")
 
 
 class ApiConfig(_Model):
