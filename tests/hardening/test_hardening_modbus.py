@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hardening_support import StaticLiveData, make_flex
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from structlog.testing import capture_logs
@@ -14,6 +13,7 @@ from fuseguard.api.access import HostAllowList
 from fuseguard.api.modbus import REG_ACTIVATION, REG_FALLBACK_LIMIT, float_to_registers
 from fuseguard.api.modbus import serve_modbus_twin as serve
 from fuseguard.config.models import ModbusApiConfig
+from tests.hardening.hardening_support import StaticLiveData, make_flex
 
 
 def _regs(*values: float) -> list[int]:
