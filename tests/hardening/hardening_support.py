@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from fuseguard.api.local_models import LiveData
 from fuseguard.control.flex import FlexManagement, MemoryFlexStore
 from fuseguard.model.clock import Clock, VirtualClock
@@ -39,3 +41,6 @@ def make_flex(clock: Clock | None = None, store: MemoryFlexStore | None = None) 
         default_fallback_a=10.0,
         store=store or MemoryFlexStore(),
     )
+
+
+AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()

@@ -203,6 +203,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Body is not valid JSON."},
     401: {"model": ErrorBody, "description": "Missing or wrong Basic credentials."},
     429: {"model": ErrorBody, "description": "Too many wrong credentials from this peer; wait."},
+    503: {"model": ErrorBody, "description": "The settings could not be saved; nothing changed."},
     422: {"model": ErrorBody, "description": "A field has the wrong type or an invalid value."},
 }
 _CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
@@ -306,6 +307,9 @@ async def post_settings(
             fields=[FieldError(field=str(exc).split(" ", 1)[0], message=str(exc))],
         )
         return JSONResponse(body.model_dump(), status_code=422)
+    except OSError:  # not saved, so not applied (logged by the flex state): the EMS retries
+        body = ErrorBody(error="not_saved", message="the settings could not be saved; retry")
+        return JSONResponse(body.model_dump(), status_code=503)
     return SettingsBody.of(api.flex)
 
 
