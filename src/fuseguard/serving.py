@@ -44,6 +44,19 @@ _STARTUP_TIMEOUT_S = 10.0
 _SHUTDOWN_TIMEOUT_S = 10.0
 
 
+class PortInUseError(OSError):
+    """A server could not listen on its address; names the service and the setting to change."""
+
+    def __init__(self, service: str, host: str, port: int, key: str, detail: str) -> None:
+        super().__init__(f"{service}: cannot listen on {host}:{port} ({detail}); set {key}")
+        self.service = service
+        self.host = host
+        self.port = port
+        #: the config key that sets the port, e.g. ``api.local.port``
+        self.key = key
+        self.detail = detail
+
+
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
     """Bounds of one embedded HTTP server (see the module docstring)."""
@@ -302,11 +315,7 @@ async def serve_app(
 
     Every connection is bounded by ``limits``; a busy port raises ``OSError`` naming it.
     """
-    try:
-        sock = bind_socket(host, port)
-    except OSError as err:
-        msg = f"cannot listen on {host}:{port}: {err.strerror or err}"
-        raise OSError(err.errno, msg) from err
+    sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])
     try:
         config = limited_config(

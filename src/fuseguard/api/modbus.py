@@ -38,6 +38,7 @@ idle for :data:`IDLE_TIMEOUT_S` is closed. Every write, accepted or not, is logg
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import struct
 from collections.abc import Iterable
@@ -327,8 +328,7 @@ async def serve_modbus_twin(
     try:
         await server.serve_forever(background=True)
     except RuntimeError as err:  # pymodbus: "Could not start listen" (port busy, bad address)
-        msg = f"Modbus twin cannot listen on {host}:{port}: address in use or not available"
-        raise OSError(msg) from err
+        raise OSError(errno.EADDRINUSE, "address in use or not available") from err
     sockets = getattr(server.transport, "sockets", None) or []
     bound = int(sockets[0].getsockname()[1]) if sockets else port
     log.info(

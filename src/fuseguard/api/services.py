@@ -5,11 +5,25 @@ Each ``start_*`` is an :data:`fuseguard.runtime.EdgeService`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from fuseguard.api.live import ControllerLiveData, status_records
 from fuseguard.runtime import EdgeRuntime, display_host, display_url
-from fuseguard.serving import serve_app
+from fuseguard.serving import PortInUseError, serve_app
+
+T = TypeVar("T")
+
+
+async def _listening(service: str, host: str, port: int, key: str, start: Awaitable[T]) -> T:
+    """``await start``; a failure to listen becomes a :class:`PortInUseError` naming ``key``."""
+    try:
+        return await start
+    except PortInUseError:
+        raise
+    except OSError as err:
+        raise PortInUseError(service, host, port, key, err.strerror or str(err)) from err
+
 
 EVSE_BACKEND = "evse_backend"
 EVSE_INFOS = "evse_infos"
@@ -48,7 +62,10 @@ async def start_local_api(rt: EdgeRuntime) -> None:
         docs=lc.docs,
         clock=rt.clock,
     )
-    handle = await serve_app(app, lc.host, lc.port, certfile, keyfile)
+    handle = await _listening(
+        "local API", lc.host, lc.port, "api.local.port",
+        serve_app(app, lc.host, lc.port, certfile, keyfile),
+    )  # fmt: skip
     rt.stack.push_async_callback(handle.close)
     rt.urls["local_api"] = display_url(handle.url, lc.host)
 
@@ -61,9 +78,12 @@ async def start_modbus_twin(rt: EdgeRuntime) -> None:
     from fuseguard.api.modbus import serve_modbus_twin
 
     live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
-    twin = await serve_modbus_twin(
-        rt.flex, live, mc.host, mc.port, allowed_hosts=mc.allowed_hosts, read_only=mc.read_only
-    )
+    twin = await _listening(
+        "Modbus twin", mc.host, mc.port, "api.modbus.port",
+        serve_modbus_twin(
+            rt.flex, live, mc.host, mc.port, allowed_hosts=mc.allowed_hosts, read_only=mc.read_only
+        ),
+    )  # fmt: skip
     rt.stack.push_async_callback(twin.close)
     rt.urls["modbus"] = f"{display_host(mc.host)}:{twin.port}"
 
@@ -88,7 +108,9 @@ async def start_evse_api(rt: EdgeRuntime) -> None:
     app = create_evse_app(
         backend, TokenRepository(rt.engine), max_duration_s=ec.max_duration_s, docs=ec.docs
     )
-    handle = await serve_app(app, ec.host, ec.port)
+    handle = await _listening(
+        "EVSE API", ec.host, ec.port, "api.evse.port", serve_app(app, ec.host, ec.port)
+    )
     rt.stack.push_async_callback(handle.close)
     rt.urls["evse_api"] = display_url(handle.url, ec.host)
     rt.shared[EVSE_BACKEND] = backend
