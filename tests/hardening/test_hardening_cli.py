@@ -1,21 +1,41 @@
 """Issue 17 "should fix": a busy port ends ``demo`` / ``run`` with a clear message and exit 2,
-after stopping what was already started; ``demo.json`` is 0600 from the start."""
+after stopping what was already started; ``demo.json`` is 0600 from the start.
+
+The commands run in a child process, as a user runs them (they configure process-wide logging).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from fuseguard.cli import app
 from fuseguard.demo import run_demo, write_private
 
-runner = CliRunner()
+
+@dataclass
+class Result:
+    exit_code: int
+    output: str
+
+
+def invoke(args: list[str]) -> Result:
+    """``fuseguard ARGS`` in a child process: exit code and stdout + stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from fuseguard.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout + done.stderr)
 
 
 @pytest.fixture
@@ -59,7 +79,7 @@ def test_demo_with_a_busy_port_names_the_option_and_exits_2(
     args += [busy_option, str(busy_port)]
     for opt, port in others.items():
         args += [opt, str(port)]
-    result = runner.invoke(app, args)
+    result = invoke(args)
     assert result.exit_code == 2, result.output
     assert busy_option in result.output
     assert f"127.0.0.1:{busy_port}" in result.output
@@ -89,7 +109,7 @@ port = 0
 host = "127.0.0.1"
 """
     )
-    result = runner.invoke(app, ["run", "--config", str(config)])
+    result = invoke(["run", "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert "api.modbus.port" in result.output
     assert f"127.0.0.1:{busy_port}" in result.output
