@@ -289,7 +289,7 @@ def limited_config(
     config = _LimitedConfig(
         BodyLimit(app, limits),
         http=GuardedH11Protocol,
-        limit_concurrency=limits.max_connections,
+        limit_concurrency=limits.max_connections + 1,  # uvicorn's 503 only past our own cap
         timeout_keep_alive=limits.keep_alive_s,
         h11_max_incomplete_event_size=limits.max_header_bytes,
         **kwargs,
