@@ -308,8 +308,8 @@ class LocalApiConfig(_Model):
         default=None,
         ge=0,
         le=10_000,
-        description="FallbackCurrentLimit before any EMS wrote one; unset: the last EMS "
-        "CurrentLimit if one is stored, else the main fuse",
+        description="FallbackCurrentLimit until an EMS writes one; unset: the main fuse, but "
+        "never above the EMS's last CurrentLimit",
     )
 
 
