@@ -17,7 +17,8 @@ connect), a request head must be complete within ``header_timeout_s`` of connect
 previous response (slow-loris), a body may have at most ``max_body_bytes`` (a larger
 ``Content-Length`` is answered 413 before a byte of it is read; a chunked body is cut off at the
 limit) and must arrive within ``body_timeout_s`` (else 408). Header size is capped by h11
-(``max_header_bytes``). TLS is 1.2 or newer.
+(``max_header_bytes``). TLS is 1.2 or newer and a handshake must finish within
+``header_timeout_s``.
 """
 
 from __future__ import annotations
@@ -225,6 +226,49 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+class _GuardedServer(EmbeddedServer):
+    """An :class:`EmbeddedServer` on given sockets whose TLS handshakes have a deadline.
+
+    asyncio gives a TLS handshake 60 s by default and uvicorn has no setting for it; a connection
+    that never finishes its handshake holds a file descriptor that long. Here the handshake gets
+    the request-head deadline (``header_timeout_s``).
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup for pre-bound ``sockets``, with ``ssl_handshake_timeout`` set."""
+        if not sockets:
+            await super().startup(sockets)
+            return
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            self.should_exit = True
+            return
+        config = self.config
+        limits: ServerLimits = getattr(config, "limits", DEFAULT_LIMITS)
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        handshake_s = limits.header_timeout_s if config.ssl else None  # only allowed with TLS
+        self.servers = [
+            await loop.create_server(
+                create_protocol,
+                sock=sock,
+                ssl=config.ssl,
+                backlog=config.backlog,
+                ssl_handshake_timeout=handshake_s,
+            )
+            for sock in sockets
+        ]
+        self.started = True
+
+
 @dataclass(eq=False)
 class ServerHandle:
     """A running embedded server."""
@@ -332,7 +376,7 @@ async def serve_app(
     except BaseException:
         sock.close()
         raise
-    server = EmbeddedServer(config)
+    server = _GuardedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn:{host}:{bound_port}")
     try:
         async with asyncio.timeout(_STARTUP_TIMEOUT_S):

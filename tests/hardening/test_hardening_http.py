@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -205,3 +207,27 @@ async def test_evse_api_checks_the_token_before_the_evse_and_the_body() -> None:
         assert r.status_code == 401  # not 400 (body) and not 404 (unknown EVSE)
         r = await client.get(path, headers={"evsetoken": "guess"})
         assert r.status_code == 401
+
+
+async def test_stalled_tls_handshake_is_closed(tmp_path: Path) -> None:
+    from fuseguard.api.tls import ensure_self_signed_cert
+
+    cert, key = ensure_self_signed_cert(tmp_path, [])
+    app = create_local_app(make_flex(), StaticLiveData(), user=USER, password=PASSWORD)
+    handle = await serve_app(app, "127.0.0.1", 0, str(cert), str(key), limits=LIMITS)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # plain TCP, no ClientHello: asyncio alone would wait 60 s
+        assert await _exchange(handle.port, b"", read_s=10.0) == b""
+        assert loop.time() - started < 5.0
+        # a real TLS client still gets in
+        ctx = ssl.create_default_context(cafile=str(cert))
+        reader, writer = await asyncio.open_connection("127.0.0.1", handle.port, ssl=ctx)
+        writer.write(
+            f"GET /v1/live/data HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n\r\n".encode()
+        )
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+    finally:
+        await handle.close()
