@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import secrets
 from collections.abc import Awaitable, Callable
@@ -134,10 +135,16 @@ def demo_config(
         for bay, (rest, mb) in zip(BAYS, charger_ports, strict=True)
     ]
     api: dict[str, Any] = {
-        "local": {"host": host, "port": local_api_port, "user": "demo", "password": password},
+        "local": {
+            "host": host,
+            "port": local_api_port,
+            "user": "demo",
+            "password": password,
+            "docs": True,
+        },
         "modbus": {"host": host, "port": modbus_port},
         # Plain HTTP while the demo stays on loopback (said in the banner); `run` is HTTPS.
-        "evse": {"host": host, "port": evse_api_port, "tls": not _loopback(host)},
+        "evse": {"host": host, "port": evse_api_port, "tls": not _loopback(host), "docs": True},
     }
     data: dict[str, Any] = {
         "data_dir": str(data_dir),
@@ -250,7 +257,7 @@ async def run_demo(
             if edge_task in done:
                 edge_task.result()
             info = _demo_info(edge, config, password, tokens)
-            (data_dir / "demo.json").write_text(json.dumps(info, indent=2) + "\n")
+            write_private(data_dir / "demo.json", json.dumps(info, indent=2) + "\n")
             if on_ready is not None:
                 maybe = on_ready(info)
                 if maybe is not None:
@@ -293,6 +300,17 @@ async def _serve_bays(
         bays.append((bay, ctrl.connector(1)))
         ports.append((handle.rest_port, handle.modbus_port))
     return bays, ports
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file with credentials: mode 0600 from its creation, replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 async def _wait(edge_task: asyncio.Task[None], duration_s: float | None) -> None:

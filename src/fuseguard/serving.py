@@ -10,24 +10,211 @@ Several apps (local API, dashboard, simulators) can run side by side in one proc
 The socket is bound here, before uvicorn starts, so a busy port raises ``OSError`` in the caller
 (uvicorn itself would ``sys.exit``) and ``port`` is known at once. Signals stay with the host
 application: :class:`EmbeddedServer` does not install handlers.
+
+The servers run in the same process and event loop as the control loop, so every connection is
+bounded (:class:`ServerLimits`): at most ``max_connections`` at once (one more is closed on
+connect), a request head must be complete within ``header_timeout_s`` of connecting or of the
+previous response (slow-loris), a body may have at most ``max_body_bytes`` (a larger
+``Content-Length`` is answered 413 before a byte of it is read; a chunked body is cut off at the
+limit) and must arrive within ``body_timeout_s`` (else 408). Header size is capped by h11
+(``max_header_bytes``). TLS is 1.2 or newer and a handshake must finish within
+``header_timeout_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import h11
 import structlog
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = structlog.get_logger(__name__)
 
 _STARTUP_TIMEOUT_S = 10.0
 _SHUTDOWN_TIMEOUT_S = 10.0
+
+
+class PortInUseError(OSError):
+    """A server could not listen on its address; names the service and the setting to change."""
+
+    def __init__(self, service: str, host: str, port: int, key: str, detail: str) -> None:
+        super().__init__(f"{service}: cannot listen on {host}:{port} ({detail}); set {key}")
+        self.service = service
+        self.host = host
+        self.port = port
+        #: the config key that sets the port, e.g. ``api.local.port``
+        self.key = key
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """Bounds of one embedded HTTP server (see the module docstring)."""
+
+    max_body_bytes: int = 64 * 1024
+    max_connections: int = 64
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    keep_alive_s: int = 5
+    max_header_bytes: int = 16 * 1024
+
+
+DEFAULT_LIMITS = ServerLimits()
+_CLOSE = [(b"connection", b"close"), (b"content-type", b"application/json")]
+
+
+async def _answer(send: Send, status: int, error: str, message: str) -> None:
+    body = json.dumps({"error": error, "message": message}).encode()
+    headers = [*_CLOSE, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware: bounded request bodies, read only when the app asks for them.
+
+    A declared ``Content-Length`` above the limit is answered 413 at once, without calling the app
+    (no credentials are needed to learn the size limit). Otherwise the app's ``receive`` counts the
+    bytes and has a deadline; when the app reads too much or too slowly, ``receive`` raises a 413
+    or 408 :class:`~starlette.exceptions.HTTPException` that the app's own error handler answers.
+    So an app that checks credentials before reading the body (the local and EVSE APIs) never
+    reads a byte of an unauthenticated body.
+    """
+
+    def __init__(self, app: ASGIApp, limits: ServerLimits = DEFAULT_LIMITS) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length, then run the app with a bounded ``receive``."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.max_body_bytes
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            log.info(
+                "http_body_refused",
+                device=_peer(scope),
+                reason=f"Content-Length {declared[:20]!r} above {limit} bytes",
+            )
+            await _answer(send, 413, "payload_too_large", f"request body above {limit} bytes")
+            return
+        await self.app(scope, self._bounded(scope, receive), send)
+
+    def _bounded(self, scope: Scope, receive: Receive) -> Receive:
+        limit = self.limits.max_body_bytes
+        timeout_s = self.limits.body_timeout_s
+        loop = asyncio.get_running_loop()
+        received = 0
+        deadline: float | None = None
+
+        async def bounded_receive() -> Message:
+            nonlocal received, deadline
+            if deadline is None:
+                deadline = loop.time() + timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                log.info("http_body_timeout", device=_peer(scope), reason=f"{timeout_s:g} s")
+                msg = f"request body not complete within {timeout_s:g} s"
+                raise HTTPException(408, msg, {"connection": "close"}) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    log.info("http_body_refused", device=_peer(scope), reason="body over limit")
+                    raise HTTPException(
+                        413, f"request body above {limit} bytes", {"connection": "close"}
+                    )
+                if not message.get("more_body", False):
+                    deadline = loop.time() + 86_400.0  # body complete: only disconnects follow
+            return message
+
+        return bounded_receive
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "?"
+
+
+class _LimitedConfig(uvicorn.Config):
+    """A uvicorn config that carries the :class:`ServerLimits` for its connections."""
+
+    limits: ServerLimits = DEFAULT_LIMITS
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a connection cap and a request-head deadline."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def _limits(self) -> ServerLimits:
+        limits: ServerLimits = getattr(self.config, "limits", DEFAULT_LIMITS)
+        return limits
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Refuse a connection over the cap; otherwise start the request-head deadline."""
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            log.warning(
+                "http_connection_refused",
+                device=_client(self.client),
+                reason=f"more than {self._limits.max_connections} connections",
+            )
+            transport.close()
+            return
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Cancel the deadline."""
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        """The next request head has the same deadline as the first."""
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_head_deadline()
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self._limits.header_timeout_s, self._head_late)
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being served: the body deadline and the app take over
+        log.info(
+            "http_connection_timeout",
+            device=_client(self.client),
+            reason=f"no complete request head within {self._limits.header_timeout_s:g} s",
+        )
+        with contextlib.suppress(h11.LocalProtocolError):
+            self.conn.send(h11.ConnectionClosed())
+        self.transport.close()
+
+
+def _client(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "?"
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -37,6 +224,49 @@ class EmbeddedServer(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         """Install nothing."""
         yield
+
+
+class _GuardedServer(EmbeddedServer):
+    """An :class:`EmbeddedServer` on given sockets whose TLS handshakes have a deadline.
+
+    asyncio gives a TLS handshake 60 s by default and uvicorn has no setting for it; a connection
+    that never finishes its handshake holds a file descriptor that long. Here the handshake gets
+    the request-head deadline (``header_timeout_s``).
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup for pre-bound ``sockets``, with ``ssl_handshake_timeout`` set."""
+        if not sockets:
+            await super().startup(sockets)
+            return
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            self.should_exit = True
+            return
+        config = self.config
+        limits: ServerLimits = getattr(config, "limits", DEFAULT_LIMITS)
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        handshake_s = limits.header_timeout_s if config.ssl else None  # only allowed with TLS
+        self.servers = [
+            await loop.create_server(
+                create_protocol,
+                sock=sock,
+                ssl=config.ssl,
+                backlog=config.backlog,
+                ssl_handshake_timeout=handshake_s,
+            )
+            for sock in sockets
+        ]
+        self.started = True
 
 
 @dataclass(eq=False)
@@ -91,6 +321,30 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def limited_config(
+    app: ASGIApp,
+    limits: ServerLimits = DEFAULT_LIMITS,
+    **kwargs: Any,
+) -> uvicorn.Config:
+    """A loaded uvicorn config: ``app`` behind :class:`BodyLimit`, guarded connections, TLS >= 1.2.
+
+    ``kwargs`` go to :class:`uvicorn.Config` (``ssl_certfile``, ``log_level``, ...).
+    """
+    config = _LimitedConfig(
+        BodyLimit(app, limits),
+        http=GuardedH11Protocol,
+        limit_concurrency=limits.max_connections + 1,  # uvicorn's 503 only past our own cap
+        timeout_keep_alive=limits.keep_alive_s,
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        **kwargs,
+    )
+    config.limits = limits
+    config.load()
+    if config.ssl is not None:
+        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    return config
+
+
 async def serve_app(
     app: ASGIApp,
     host: str,
@@ -99,21 +353,30 @@ async def serve_app(
     ssl_keyfile: str | None = None,
     *,
     log_level: str = "warning",
+    limits: ServerLimits = DEFAULT_LIMITS,
 ) -> ServerHandle:
-    """Start ``app`` on ``host:port`` (0 = free port) and return once it accepts connections."""
+    """Start ``app`` on ``host:port`` (0 = free port) and return once it accepts connections.
+
+    Every connection is bounded by ``limits``; a busy port raises ``OSError`` naming it.
+    """
     sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])
-    config = uvicorn.Config(
-        app,
-        lifespan="auto",
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        log_config=None,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    server = EmbeddedServer(config)
+    try:
+        config = limited_config(
+            app,
+            limits,
+            lifespan="auto",
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            log_config=None,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    except BaseException:
+        sock.close()
+        raise
+    server = _GuardedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn:{host}:{bound_port}")
     try:
         async with asyncio.timeout(_STARTUP_TIMEOUT_S):

@@ -125,9 +125,9 @@ async def test_token_misuse_and_unknown_ids(mqtt_url: str, prefix: str, sqlite_u
                     f"/edgedevices/nosuchedge/evses/{a.evse_uuid}/currentsettings",
                     headers={"evsetoken": token_a},
                 )
-                assert r.status_code == 404
+                assert r.status_code == 403  # token before lookup: no enumeration (issue 17)
                 r = await http.get(_path(edge, "0" * 32, "status"), headers={"evsetoken": token_a})
-                assert r.status_code == 404
+                assert r.status_code == 403
                 # validation against the limits the edge reported
                 r = await http.post(
                     _path(edge, a.evse_uuid),

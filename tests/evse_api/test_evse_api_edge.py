@@ -157,11 +157,14 @@ async def test_token_misuse(edge: Edge, method: str) -> None:
     other = await call(EVSE_A, auth(edge.token_b))  # B's valid token on A
     assert other.status_code == 403
     assert other.json()["className"] == "forbidden"
+    # the token is checked before the EVSE is looked up: an unknown EVSE or edge looks like any
+    # EVSE the token does not belong to (issue 17: no enumeration of EVSE ids)
     unknown_evse = await call("f" * 32, auth(edge.token_a))
-    assert unknown_evse.status_code == 404
-    assert unknown_evse.json()["name"] == "NotFound"
+    assert unknown_evse.status_code == 403
     unknown_edge = await call(EVSE_A, auth(edge.token_a), edge_id="edge-2")
-    assert unknown_edge.status_code == 404
+    assert unknown_edge.status_code == 403
+    no_token = await call("f" * 32, {})
+    assert no_token.status_code == 401
     assert edge.targets.cap_a(EVSE_A) is None  # nothing got through
 
     (info_a, _) = sorted(await edge.tokens.list(), key=lambda i: i.evse_uuid != EVSE_A)

@@ -50,6 +50,7 @@ from fuseguard.allocation.common import (
     running_reason,
     surplus_kw,
 )
+from fuseguard.allocation.finite import non_finite_inputs, refused
 from fuseguard.allocation.small import allocate_small
 from fuseguard.allocation.types import Allocation, Circuit, Snapshot
 from fuseguard.model.phases import Phase
@@ -414,7 +415,11 @@ def allocate(snapshot: Snapshot) -> Allocation:
 
     Small sites take the pure-Python path (:mod:`fuseguard.allocation.small`, same algorithm and
     the same floating-point operations, so the same answer); larger ones the NumPy path.
+    A non-finite limit or load anywhere gives every plug 0 A (:mod:`fuseguard.allocation.finite`).
     """
+    problems = non_finite_inputs(snapshot)
+    if problems:
+        return refused(snapshot, problems)
     if len(snapshot.plugs) <= SMALL_SITE_PLUGS:
         return allocate_small(snapshot)
     return allocate_numpy(snapshot)

@@ -9,9 +9,10 @@ cloud; only the :class:`EvseBackend` differs. Routes, all under
 * ``DELETE /currentsettings`` -> the settings valid before, then cleared
 * ``GET /status`` -> one object per plug
 
-Order of checks: unknown edge/EVSE -> 404; missing or wrong ``evsetoken`` -> 401; a valid token of
-another EVSE -> 403; then the body, JSON whatever its ``Content-Type`` (or none,
-:mod:`fuseguard.api.jsonbody`): 422 naming the field; not JSON -> 400.
+Order of checks: missing or wrong ``evsetoken`` -> 401; a valid token of another EVSE -> 403 (so
+EVSE ids cannot be enumerated without a token); then unknown edge/EVSE -> 404; then the body, JSON
+whatever its ``Content-Type`` (or none, :mod:`fuseguard.api.jsonbody`): 422 naming the field; not
+JSON -> 400. The token is checked by :class:`EvseTokenGate` before a byte of the body is read.
 Errors are Feathers-style JSON ``{"name", "message", "code", "className"}`` plus ``"field"``.
 
 The routes are module-level functions; the backend and the token checker sit in the app's state
@@ -23,6 +24,7 @@ own body model and a thin POST endpoint over :func:`set_current_settings`.
 annotations, which name a model local to :func:`_post_body_model`.)
 """
 
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
@@ -37,6 +39,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fuseguard.api.evse_models import (
     DEFAULT_MAX_DURATION_S,
@@ -160,26 +163,69 @@ _API_KEY = APIKeyHeader(
 )
 
 
-async def authorized_evse(
-    api: Api,
-    edge_device_id: Annotated[str, PathParam(description="Edge device id")],
-    uuid: Annotated[str, PathParam(description="EVSE uuid (32 lowercase hex)")],
-    token: Annotated[str | None, Security(_API_KEY)],
-) -> EvseInfo:
-    """The EVSE of the path, if it exists (else 404) and ``evsetoken`` is its token (401/403)."""
-    info = await api.backend.evse(edge_device_id, uuid)
-    if info is None:
-        log.info("evse_api_not_found", edge=edge_device_id, evse=uuid, reason="unknown")
-        raise ApiError(404, f"no EVSE {uuid!r} on edge device {edge_device_id!r}")
-    result = await api.tokens.check(edge_device_id, uuid, token)
+_TOKEN_OK = "fuseguard_evse_token_ok"  # noqa: S105 - a scope state key, not a secret
+_EVSE_PATH = re.compile(r"^/edgedevices/(?P<edge>[^/]+)/evses/(?P<uuid>[^/]+)(?:/.*)?$")
+
+
+async def check_token(
+    tokens: TokenChecker, edge_device_id: str, uuid: str, token: str | None
+) -> None:
+    """``evsetoken`` is the token of this EVSE, else :class:`ApiError` 401/403."""
+    result = await tokens.check(edge_device_id, uuid, token)
     if result == "ok":
-        return info
+        return
     log.warning("evse_api_auth_failed", edge=edge_device_id, evse=uuid, reason=result)
     if result == "wrong_evse":
         raise ApiError(403, "this evsetoken belongs to another EVSE")
     if result == "missing":
         raise ApiError(401, "evsetoken header missing")
     raise ApiError(401, "invalid evsetoken")
+
+
+class EvseTokenGate:
+    """ASGI middleware: every request under an EVSE path has its token checked first.
+
+    Runs before routing and before the body is read, so an unauthenticated request is answered
+    401/403 without its body being parsed, and an unknown EVSE is not told apart from a known one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """401/403 for a bad token on an EVSE path; otherwise the app."""
+        match = _EVSE_PATH.match(scope["path"]) if scope["type"] == "http" else None
+        if match is not None:
+            edge, uuid = match["edge"], match["uuid"]
+            token = next(
+                (v.decode("latin-1") for k, v in scope["headers"] if k == TOKEN_HEADER.encode()),
+                None,
+            )
+            api: EvseApiState = scope["app"].state.evse_api
+            try:
+                await check_token(api.tokens, edge, uuid, token)
+            except ApiError as err:
+                await _error_response(err.code, err.message)(scope, receive, send)
+                return
+            scope.setdefault("state", {})[_TOKEN_OK] = (edge, uuid)
+        await self.app(scope, receive, send)
+
+
+async def authorized_evse(
+    request: Request,
+    api: Api,
+    edge_device_id: Annotated[str, PathParam(description="Edge device id")],
+    uuid: Annotated[str, PathParam(description="EVSE uuid (32 lowercase hex)")],
+    token: Annotated[str | None, Security(_API_KEY)],
+) -> EvseInfo:
+    """The EVSE of the path once ``evsetoken`` is its token (else 401/403), if it exists (404)."""
+    if request.scope.get("state", {}).get(_TOKEN_OK) != (edge_device_id, uuid):
+        await check_token(api.tokens, edge_device_id, uuid, token)  # not behind the gate
+    info = await api.backend.evse(edge_device_id, uuid)
+    if info is None:
+        log.info("evse_api_not_found", edge=edge_device_id, evse=uuid, reason="unknown")
+        raise ApiError(404, f"no EVSE {uuid!r} on edge device {edge_device_id!r}")
+    return info
 
 
 AuthorizedEvse = Annotated[EvseInfo, Depends(authorized_evse)]
@@ -346,13 +392,20 @@ def create_evse_app(
     *,
     max_duration_s: int = DEFAULT_MAX_DURATION_S,
     title: str = "fuseguard Direct EVSE Control API",
+    docs: bool = True,
 ) -> FastAPI:
-    """The API app on ``backend``; ``max_duration_s`` bounds ``duration`` (default 24 h)."""
+    """The API app on ``backend``; ``max_duration_s`` bounds ``duration`` (default 24 h).
+
+    ``docs``: serve ``/docs`` and ``/openapi.json`` (the edge passes its config, off by default).
+    """
     router = evse_router(max_duration_s)
     app = FastAPI(
         title=title,
         version="1.0.0",
         description="Current target values and plug status per EVSE (CLEMAP-compatible).",
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
         exception_handlers={
             ApiError: _api_error,
             RequestValidationError: _validation_error,
@@ -361,4 +414,5 @@ def create_evse_app(
     )
     app.state.evse_api = EvseApiState(backend, tokens, tuple(router.routes))
     app.include_router(router)
+    app.add_middleware(EvseTokenGate)
     return app

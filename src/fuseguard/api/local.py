@@ -8,11 +8,15 @@ An external EMS (or a cascading parent edge) reads live data and sets this edge'
     POST /v1/keep-alive                  resets the watchdog
 
 Also accepted: ``flex-management`` and the plural ``settings``, and ``/v1/keep_alive``.
-Every route needs HTTP Basic auth (constant-time compare). The POST body is JSON whatever its
-``Content-Type`` (or none, :mod:`fuseguard.api.jsonbody`). Invalid input is answered with
-400 (not JSON) or 422 (a field with the wrong type or an out-of-range value) and a JSON
-body naming the field; the original device answers 500 for both (documented deviation, see
-``docs/local-api.md``). Bad or missing credentials: 401.
+Every route needs HTTP Basic auth (constant-time compare), checked by :class:`BasicAuthGate`
+before routing and before a byte of the body is read: bad or missing credentials are 401 whatever
+the body. A peer with too many failed attempts is refused with 429 for a while (one log line per
+burst). The POST body is JSON whatever its ``Content-Type`` (or none,
+:mod:`fuseguard.api.jsonbody`). Invalid input is answered with 400 (not JSON) or 422 (a field with
+the wrong type or an out-of-range value) and a JSON body naming the field; the original device
+answers 500 for both (documented deviation, see ``docs/local-api.md``). ``/openapi.json`` and
+``/docs`` exist only when the app is created with ``docs=True`` (the demo), and then behind the
+same Basic auth.
 
 The routes are module-level functions on :data:`router`; what they serve (the flex state, the
 live-data source, the credentials) sits in the app's state, put there by
@@ -21,19 +25,24 @@ live-data source, the credentials) sits in the app's state, put there by
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fuseguard.api.access import AuthThrottle
 from fuseguard.api.jsonbody import json_body, json_body_openapi
 from fuseguard.api.local_models import (
     ErrorBody,
@@ -46,6 +55,7 @@ from fuseguard.api.local_models import (
     aggregate_status,
 )
 from fuseguard.control.flex import FlexManagement
+from fuseguard.model.clock import Clock, RealClock
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +115,8 @@ class LocalApiState:
     live: LiveDataSource
     user: bytes
     password: bytes
+    clock: Clock = field(default_factory=RealClock)
+    throttle: AuthThrottle = field(default_factory=AuthThrottle)
 
 
 def _local_api(request: Request) -> LocalApiState:
@@ -115,10 +127,6 @@ def _local_api(request: Request) -> LocalApiState:
 State = Annotated[LocalApiState, Depends(_local_api)]
 
 
-class _AuthError(Exception):
-    pass
-
-
 _BASIC = HTTPBasic(auto_error=False, realm=REALM)
 
 
@@ -127,23 +135,69 @@ def _client(request: Request) -> str:
 
 
 def require_auth(
-    request: Request,
-    api: State,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(_BASIC)],
 ) -> None:
-    """HTTP Basic with a constant-time compare of user and password; else :class:`_AuthError`."""
-    given_user = credentials.username.encode() if credentials else b""
-    given_password = credentials.password.encode() if credentials else b""
-    user_ok = secrets.compare_digest(given_user, api.user)
-    password_ok = secrets.compare_digest(given_password, api.password)
-    if credentials is None or not (user_ok & password_ok):
-        log.warning(
-            "local_api_auth_failed",
-            device=_client(request),
-            reason="no credentials" if credentials is None else "wrong credentials",
-            path=request.url.path,
+    """Declares HTTP Basic in the OpenAPI; :class:`BasicAuthGate` has checked it already."""
+
+
+def _basic_credentials(scope: Scope) -> tuple[bytes, bytes] | None:
+    header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    if header is None:
+        return None
+    scheme, _, encoded = header.partition(b" ")
+    if scheme.lower() != b"basic" or len(encoded) > 1024:
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+    except (binascii.Error, ValueError):
+        return None
+    return (user, password) if sep else None
+
+
+class BasicAuthGate:
+    """ASGI middleware: HTTP Basic before routing and before the body, throttled per peer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app for good credentials; 401 (or 429 for a throttled peer) otherwise."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api: LocalApiState = scope["app"].state.local_api
+        client = scope.get("client")
+        peer = str(client[0]) if client else "?"
+        now = api.clock.monotonic()
+        if api.throttle.blocked(peer, now):
+            body = ErrorBody(error="too_many_attempts", message="too many failed logins; wait")
+            response = JSONResponse(
+                body.model_dump(),
+                status_code=429,
+                headers={"Retry-After": f"{api.throttle.block_s:.0f}"},
+            )
+            await response(scope, receive, send)
+            return
+        given = _basic_credentials(scope)
+        user, password = given if given is not None else (b"", b"")
+        user_ok = secrets.compare_digest(user, api.user)
+        password_ok = secrets.compare_digest(password, api.password)
+        if given is not None and user_ok & password_ok:
+            api.throttle.succeeded(peer)
+            await self.app(scope, receive, send)
+            return
+        if api.throttle.failed(peer, now, guess=given is not None):
+            log.warning(
+                "local_api_auth_failed",
+                device=peer,
+                reason="no credentials" if given is None else "wrong credentials",
+                path=scope["path"],
+                note="further failures of this burst are not logged",
+            )
+        body = ErrorBody(error="unauthorized", message="missing or wrong Basic credentials")
+        await JSONResponse(body.model_dump(), status_code=401, headers=_CHALLENGE)(
+            scope, receive, send
         )
-        raise _AuthError
 
 
 # --- error answers ------------------------------------------------------------------------------
@@ -151,6 +205,8 @@ def require_auth(
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Body is not valid JSON."},
     401: {"model": ErrorBody, "description": "Missing or wrong Basic credentials."},
+    429: {"model": ErrorBody, "description": "Too many wrong credentials from this peer; wait."},
+    503: {"model": ErrorBody, "description": "The settings could not be saved; nothing changed."},
     422: {"model": ErrorBody, "description": "A field has the wrong type or an invalid value."},
 }
 _CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
@@ -159,11 +215,6 @@ _CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
 def _field_name(loc: Iterable[Any]) -> str:
     parts = [str(p) for p in loc if p != "body"]
     return ".".join(parts) if parts else "body"
-
-
-async def _auth_error(_request: Request, _exc: _AuthError) -> JSONResponse:
-    body = ErrorBody(error="unauthorized", message="missing or wrong Basic credentials")
-    return JSONResponse(body.model_dump(), status_code=401, headers=_CHALLENGE)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -229,6 +280,10 @@ async def get_openapi(request: Request) -> dict[str, Any]:  # behind Basic auth 
     return schema
 
 
+async def get_docs(request: Request) -> Response:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title=request.app.title)
+
+
 async def get_live_data(api: State) -> LiveDataBody:
     return LiveDataBody.of(api.live.live_data())
 
@@ -255,6 +310,9 @@ async def post_settings(
             fields=[FieldError(field=str(exc).split(" ", 1)[0], message=str(exc))],
         )
         return JSONResponse(body.model_dump(), status_code=422)
+    except OSError:  # not saved, so not applied (logged by the flex state): the EMS retries
+        body = ErrorBody(error="not_saved", message="the settings could not be saved; retry")
+        return JSONResponse(body.model_dump(), status_code=503)
     return SettingsBody.of(api.flex)
 
 
@@ -264,7 +322,6 @@ async def post_keep_alive(request: Request, api: State) -> Response:
 
 
 router = APIRouter()
-router.add_api_route("/openapi.json", get_openapi, methods=["GET"], include_in_schema=False)
 router.add_api_route(
     "/v1/live/data",
     get_live_data,
@@ -308,9 +365,19 @@ for _i, _path in enumerate(KEEP_ALIVE_PATHS):
 
 
 def create_local_app(
-    flex: FlexManagement, live: LiveDataSource, *, user: str, password: str
+    flex: FlexManagement,
+    live: LiveDataSource,
+    *,
+    user: str,
+    password: str,
+    docs: bool = True,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """The local API app. ``run`` must call :func:`check_password_strength` first."""
+    """The local API app. ``run`` must call :func:`check_password_strength` first.
+
+    ``docs``: serve ``/openapi.json`` and ``/docs`` (behind Basic auth); ``run`` passes the config
+    value (off by default), the demo turns them on. ``clock`` times the failed-login throttle.
+    """
     if not password:
         msg = "the local API needs a password"
         raise ValueError(msg)
@@ -323,7 +390,6 @@ def create_local_app(
         ),
         dependencies=[Depends(require_auth)],
         exception_handlers={
-            _AuthError: _auth_error,
             RequestValidationError: _validation_error,
             StarletteHTTPException: _http_error,
         },
@@ -331,8 +397,14 @@ def create_local_app(
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.local_api = LocalApiState(flex, live, user.encode(), password.encode())
+    app.state.local_api = LocalApiState(
+        flex, live, user.encode(), password.encode(), clock or RealClock()
+    )
     app.include_router(router)
+    if docs:
+        app.add_api_route("/openapi.json", get_openapi, methods=["GET"], include_in_schema=False)
+        app.add_api_route("/docs", get_docs, methods=["GET"], include_in_schema=False)
+    app.add_middleware(BasicAuthGate)
     return app
 
 

@@ -28,19 +28,31 @@ Writes (FC16, or FC6 for the keep-alive) share state with REST through the same
 keep-alive. A value must be written whole (both registers); a write to the read-only range, a
 torn float, NaN, a negative or absurd current, or an activation other than 0.0/1.0 is answered
 with a Modbus exception (02 illegal address / 03 illegal value) and changes nothing.
+
+Access control (Modbus has no authentication): a peer outside ``allowed_hosts`` (IP/CIDR, default
+loopback only) is disconnected on connect; with ``read_only`` every write is answered with
+exception 01 (illegal function). At most :data:`MAX_CONNECTIONS` clients at once, and a connection
+idle for :data:`IDLE_TIMEOUT_S` is closed. Every write, accepted or not, is logged with the peer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import math
 import struct
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from fuseguard.api.access import LOOPBACK_HOSTS, HostAllowList
 from fuseguard.api.local_models import LiveDataSource
 from fuseguard.control.flex import FlexManagement, check_current_limit
 
@@ -65,6 +77,13 @@ LAST_REGISTER = 19057
 REGISTER_COUNT = LAST_REGISTER - FIRST_REGISTER + 1
 
 _FC_WRITE = frozenset({6, 16, 22, 23})
+#: Clients served at once; one more is disconnected on connect.
+MAX_CONNECTIONS = 16
+#: A connection without a request for this long is closed.
+IDLE_TIMEOUT_S = 30.0
+
+#: The peer ("ip:port") of the request being handled (set per request task by the handler).
+_PEER: ContextVar[str] = ContextVar("_PEER", default="?")
 
 
 def float_to_registers(value: float) -> tuple[int, int]:
@@ -111,7 +130,9 @@ def _refresh(registers: list[int], start_address: int, values: dict[int, float])
             registers[offset], registers[offset + 1] = float_to_registers(v)
 
 
-def _apply_write(flex: FlexManagement, address: int, values: list[int]) -> ExcCodes | None:
+def _apply_write(
+    flex: FlexManagement, address: int, values: list[int], peer: str = "?"
+) -> ExcCodes | None:
     end = address + len(values)  # exclusive
     if address < REG_ACTIVATION or end > LAST_REGISTER + 1:
         return ExcCodes.ILLEGAL_ADDRESS
@@ -134,23 +155,27 @@ def _apply_write(flex: FlexManagement, address: int, values: list[int]) -> ExcCo
             except ValueError:
                 return ExcCodes.ILLEGAL_VALUE
     if activation is None and not limits:
-        flex.keep_alive(source="modbus")
+        flex.keep_alive(source=f"modbus {peer}")
         return None
-    flex.update(
-        activation=activation,
-        fallback_current_limit_a=limits.get(REG_FALLBACK_LIMIT),
-        current_limit_a=limits.get(REG_CURRENT_LIMIT),
-        source="modbus",
-    )
+    try:
+        flex.update(
+            activation=activation,
+            fallback_current_limit_a=limits.get(REG_FALLBACK_LIMIT),
+            current_limit_a=limits.get(REG_CURRENT_LIMIT),
+            source=f"modbus {peer}",
+        )
+    except OSError:  # the settings could not be saved: nothing changed, the EMS must retry
+        return ExcCodes.DEVICE_FAILURE
     return None
 
 
 class _TwinAction:
     """The SimDevice action: applies writes to the flex state, refreshes registers on access."""
 
-    def __init__(self, flex: FlexManagement, live: LiveDataSource) -> None:
+    def __init__(self, flex: FlexManagement, live: LiveDataSource, *, read_only: bool) -> None:
         self._flex = flex
         self._live = live
+        self._read_only = read_only
 
     async def __call__(
         self,
@@ -162,19 +187,97 @@ class _TwinAction:
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         if function_code in _FC_WRITE and set_values is not None:
+            peer = _PEER.get()
             regs = [int(v) for v in set_values]
-            result = _apply_write(self._flex, address, regs[:count])
+            if self._read_only:
+                result: ExcCodes | None = ExcCodes.ILLEGAL_FUNCTION
+            else:
+                result = _apply_write(self._flex, address, regs[:count], peer)
             if result is not None:
                 log.info(
                     "modbus_write_rejected",
                     device="modbus-twin",
-                    reason=result.name,
+                    peer=peer,
+                    reason="read-only" if self._read_only else result.name,
                     address=address,
                     count=count,
                 )
                 return result
+            log.info("modbus_write", device="modbus-twin", peer=peer, address=address, count=count)
         _refresh(current_registers, start_address, _image(self._flex, self._live))
         return None
+
+
+class _GuardedHandler(ServerRequestHandler):
+    """One client connection: allow-list and connection cap on connect, idle timeout, peer."""
+
+    def __init__(self, owner: _GuardedServer) -> None:
+        super().__init__(owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect)  # type: ignore[no-untyped-call]
+        self._guard = owner
+        self.peer = "?"
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peername = transport.get_extra_info("peername")
+        host = str(peername[0]) if peername else ""
+        self.peer = f"{host}:{peername[1]}" if peername else "?"
+        reason = None
+        if not self._guard.allowed.allows(host):
+            reason = "peer not in allowed_hosts"
+        elif len(self._guard.active_connections) > self._guard.max_connections:
+            reason = f"more than {self._guard.max_connections} connections"
+        if reason is not None:
+            log.warning("modbus_peer_refused", device="modbus-twin", peer=self.peer, reason=reason)
+            self.close()
+            return
+        self._touch()
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        super().connection_lost(exc)
+
+    async def handle_request(self) -> None:
+        token = _PEER.set(self.peer)
+        try:
+            await super().handle_request()  # type: ignore[no-untyped-call]
+        finally:
+            _PEER.reset(token)
+
+    def _touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = self.loop.call_later(self._guard.idle_timeout_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        log.info("modbus_idle_closed", device="modbus-twin", peer=self.peer, reason="idle")
+        self.close()
+
+
+class _GuardedServer(ModbusTcpServer):
+    """A Modbus TCP server whose connections are :class:`_GuardedHandler`."""
+
+    def __init__(
+        self,
+        devices: list[SimDevice],
+        address: tuple[str, int],
+        *,
+        allowed: HostAllowList,
+        max_connections: int,
+        idle_timeout_s: float,
+    ) -> None:
+        super().__init__(devices, address=address)
+        self.allowed = allowed
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
+
+    def callback_new_connection(self) -> Any:
+        return _GuardedHandler(self)
 
 
 @dataclass(eq=False)
@@ -196,18 +299,43 @@ async def serve_modbus_twin(
     live: LiveDataSource,
     host: str,
     port: int,
+    *,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    read_only: bool = False,
+    max_connections: int = MAX_CONNECTIONS,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
 ) -> ModbusTwinHandle:
-    """Serve the register map above on ``host:port`` (0 = free port), unit 1."""
+    """Serve the register map above on ``host:port`` (0 = free port), unit 1.
+
+    Only peers in ``allowed_hosts`` (IP/CIDR; default loopback) may connect; ``read_only``
+    refuses every write. A busy port raises ``OSError`` naming it.
+    """
+    allowed = HostAllowList.of(allowed_hosts)
     device = SimDevice(
         id=UNIT_ID,
         simdata=[SimData(FIRST_REGISTER, count=REGISTER_COUNT, datatype=DataType.REGISTERS)],
-        action=_TwinAction(flex, live).__call__,
+        action=_TwinAction(flex, live, read_only=read_only).__call__,
     )
     # Catch-all for other unit ids: every address invalid -> exception 02, no tracebacks.
     catch_all = SimDevice(id=0, simdata=[SimData(0, count=1, datatype=DataType.INVALID)])
-    server = ModbusTcpServer([device, catch_all], address=(host, port))
-    await server.serve_forever(background=True)
+    server = _GuardedServer(
+        [device, catch_all],
+        (host, port),
+        allowed=allowed,
+        max_connections=max_connections,
+        idle_timeout_s=idle_timeout_s,
+    )
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as err:  # pymodbus: "Could not start listen" (port busy, bad address)
+        raise OSError(errno.EADDRINUSE, "address in use or not available") from err
     sockets = getattr(server.transport, "sockets", None) or []
     bound = int(sockets[0].getsockname()[1]) if sockets else port
-    log.info("modbus_twin_started", device=f"{host}:{bound}", reason="serve_modbus_twin")
+    log.info(
+        "modbus_twin_started",
+        device=f"{host}:{bound}",
+        reason="serve_modbus_twin",
+        allowed_hosts=[str(n) for n in allowed.networks],
+        read_only=read_only,
+    )
     return ModbusTwinHandle(server, host, bound)

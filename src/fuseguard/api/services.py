@@ -5,21 +5,40 @@ Each ``start_*`` is an :data:`fuseguard.runtime.EdgeService`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
+
 from fuseguard.api.live import ControllerLiveData, status_records
 from fuseguard.runtime import EdgeRuntime, display_host, display_url
-from fuseguard.serving import serve_app
+from fuseguard.serving import PortInUseError, serve_app
+
+T = TypeVar("T")
+
+
+async def _listening(service: str, host: str, port: int, key: str, start: Awaitable[T]) -> T:
+    """``await start``; a failure to listen becomes a :class:`PortInUseError` naming ``key``."""
+    try:
+        return await start
+    except PortInUseError:
+        raise
+    except OSError as err:
+        raise PortInUseError(service, host, port, key, err.strerror or str(err)) from err
+
 
 EVSE_BACKEND = "evse_backend"
 EVSE_INFOS = "evse_infos"
 
 
-def tls_files(rt: EdgeRuntime, cert_file: object, key_file: object) -> tuple[str, str]:
-    """Configured certificate files, or a self-signed pair generated once in the data dir."""
+def tls_files(
+    rt: EdgeRuntime, cert_file: object, key_file: object, names: Sequence[str] = ()
+) -> tuple[str, str]:
+    """Configured certificate files, or a self-signed pair for ``names`` (+ localhost) generated
+    in the data dir (again when the names change)."""
     if cert_file and key_file:
         return str(cert_file), str(key_file)
     from fuseguard.api.tls import ensure_self_signed_cert
 
-    cert, key = ensure_self_signed_cert(rt.data_dir, ["localhost", "127.0.0.1"])
+    cert, key = ensure_self_signed_cert(rt.data_dir, [*names, "localhost", "127.0.0.1"])
     return str(cert), str(key)
 
 
@@ -32,10 +51,21 @@ async def start_local_api(rt: EdgeRuntime) -> None:
 
     certfile = keyfile = None
     if lc.tls:
-        certfile, keyfile = tls_files(rt, lc.cert_file, lc.key_file)
+        bound = [] if lc.host in ("", "0.0.0.0", "::") else [lc.host]
+        certfile, keyfile = tls_files(rt, lc.cert_file, lc.key_file, [*bound, *lc.tls_names])
     live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
-    app = create_local_app(rt.flex, live, user=lc.user, password=lc.password.get_secret_value())
-    handle = await serve_app(app, lc.host, lc.port, certfile, keyfile)
+    app = create_local_app(
+        rt.flex,
+        live,
+        user=lc.user,
+        password=lc.password.get_secret_value(),
+        docs=lc.docs,
+        clock=rt.clock,
+    )
+    handle = await _listening(
+        "local API", lc.host, lc.port, "api.local.port",
+        serve_app(app, lc.host, lc.port, certfile, keyfile),
+    )  # fmt: skip
     rt.stack.push_async_callback(handle.close)
     rt.urls["local_api"] = display_url(handle.url, lc.host)
 
@@ -48,7 +78,12 @@ async def start_modbus_twin(rt: EdgeRuntime) -> None:
     from fuseguard.api.modbus import serve_modbus_twin
 
     live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
-    twin = await serve_modbus_twin(rt.flex, live, mc.host, mc.port)
+    twin = await _listening(
+        "Modbus twin", mc.host, mc.port, "api.modbus.port",
+        serve_modbus_twin(
+            rt.flex, live, mc.host, mc.port, allowed_hosts=mc.allowed_hosts, read_only=mc.read_only
+        ),
+    )  # fmt: skip
     rt.stack.push_async_callback(twin.close)
     rt.urls["modbus"] = f"{display_host(mc.host)}:{twin.port}"
 
@@ -74,11 +109,19 @@ async def start_evse_api(rt: EdgeRuntime) -> None:
         rt.targets,
         lambda uuid: status_records(controller.status(), uuid),
     )
-    app = create_evse_app(backend, TokenRepository(rt.engine), max_duration_s=ec.max_duration_s)
+    app = create_evse_app(
+        backend, TokenRepository(rt.engine), max_duration_s=ec.max_duration_s, docs=ec.docs
+    )
     certfile = keyfile = None
     if ec.tls:
         certfile, keyfile = tls_files(rt, ec.cert_file, ec.key_file)
-    handle = await serve_app(app, ec.host, ec.port, certfile, keyfile)
+    handle = await _listening(
+        "EVSE API",
+        ec.host,
+        ec.port,
+        "api.evse.port",
+        serve_app(app, ec.host, ec.port, certfile, keyfile),
+    )
     rt.stack.push_async_callback(handle.close)
     rt.urls["evse_api"] = display_url(handle.url, ec.host)
     rt.shared[EVSE_BACKEND] = backend

@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 
 CERT_NAME = "local-api.crt"
 KEY_NAME = "local-api.key"
+#: The subjectAltName entries the pair was generated for (one per line).
+NAMES_NAME = "local-api.names"
 VALIDITY_DAYS = 3650
 #: Upper bound for the child that generates the key and certificate.
 GENERATE_TIMEOUT_S = 60.0
@@ -40,20 +42,33 @@ def ensure_self_signed_cert(
     ``hostnames`` go into the subjectAltName (IP literals as IP entries); ``localhost`` and
     ``127.0.0.1`` are always included. ``now`` is the notBefore reference (defaults to the wall
     clock: a certificate's validity is wall time, not control time). An existing pair that does
-    not load (unparsable, or key and certificate do not match) is replaced.
+    not load (unparsable, or key and certificate do not match) is replaced; one that loads is kept
+    (clients may pin it), with a warning when it lacks a configured name (``local-api.names``
+    lists the names it was made for). The key is created 0600.
     """
     data_dir = Path(data_dir)
     cert_path = data_dir / CERT_NAME
     key_path = data_dir / KEY_NAME
+    names_path = data_dir / NAMES_NAME
+    names = list(dict.fromkeys([*hostnames, "localhost", "127.0.0.1"]))
     if cert_path.is_file() and key_path.is_file():
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_path, key_path)
         except (ssl.SSLError, ValueError) as exc:
             log.warning("tls_cert_unusable", device=str(cert_path), reason=str(exc))
         else:
+            generated = _generated_for(names_path)
+            if generated is not None and not set(names) <= generated:
+                # kept: clients may pin it; the operator decides when to replace it
+                log.warning(
+                    "tls_cert_names_missing",
+                    device=str(cert_path),
+                    reason="the certificate was generated for other names; delete "
+                    f"{CERT_NAME} and {KEY_NAME} to generate one for the configured names",
+                    missing=sorted(set(names) - generated),
+                )
             return cert_path, key_path
     data_dir.mkdir(parents=True, exist_ok=True)
-    names = list(dict.fromkeys([*hostnames, "localhost", "127.0.0.1"]))
     start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
     done = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
         [sys.executable, "-m", __name__, str(data_dir), start.isoformat(), *names],
@@ -65,8 +80,17 @@ def ensure_self_signed_cert(
     if done.returncode != 0:
         msg = f"generating the TLS certificate failed: {done.stderr.strip()[-500:]}"
         raise RuntimeError(msg)
+    _write_atomic(names_path, "".join(f"{n}\n" for n in names).encode(), mode=0o644)
     log.info("tls_cert_generated", device=str(cert_path), reason="first start", names=names)
     return cert_path, key_path
+
+
+def _generated_for(names_path: Path) -> set[str] | None:
+    """The names of an existing pair; None when they were not kept."""
+    try:
+        return {n for n in names_path.read_text(encoding="utf-8").splitlines() if n}
+    except OSError:
+        return None
 
 
 def generate_self_signed_cert(data_dir: Path, names: list[str], start: dt.datetime) -> None:

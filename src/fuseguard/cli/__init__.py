@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fuseguard import __version__
+
+if TYPE_CHECKING:
+    from fuseguard.serving import PortInUseError
 
 app = typer.Typer(
     name="fuseguard",
@@ -22,6 +25,25 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check and inspect configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 sim_app = typer.Typer(help="Virtual devices on the real wire protocols.", no_args_is_help=True)
+
+
+#: ``fuseguard demo`` options that set what a config sets with these keys.
+_DEMO_OPTIONS = {
+    "api.local.port": "--local-api-port",
+    "api.modbus.port": "--modbus-port",
+    "api.evse.port": "--evse-api-port",
+}
+
+
+def _port_in_use(command: str, err: PortInUseError, setting: str) -> typer.Exit:
+    """Say which port is busy and what changes it; everything started is stopped already."""
+    typer.echo(
+        f"fuseguard {command}: the {err.service} cannot listen on {err.host}:{err.port} "
+        f"({err.detail}). Is another fuseguard (or other program) using it? "
+        f"Stop it, or choose another port with {setting}.",
+        err=True,
+    )
+    return typer.Exit(code=2)
 
 
 @app.command()
@@ -60,6 +82,7 @@ def run(
     from fuseguard.config import ConfigError, load_config
     from fuseguard.edge import Edge
     from fuseguard.logging import configure_logging
+    from fuseguard.serving import PortInUseError
 
     try:
         cfg = load_config(config)
@@ -71,6 +94,8 @@ def run(
     edge = Edge(cfg, dump_snapshot=dump_snapshot)
     try:
         asyncio.run(edge.run())
+    except PortInUseError as err:
+        raise _port_in_use("run", err, f"{err.key} in {config}") from err
     except ValueError as err:  # e.g. an empty or example local API password
         typer.echo(f"fuseguard run: {err}", err=True)
         raise typer.Exit(code=2) from err
@@ -103,6 +128,7 @@ def demo(
 
     from fuseguard.demo import run_demo
     from fuseguard.logging import configure_logging
+    from fuseguard.serving import PortInUseError
 
     configure_logging("info" if headless else "warning", "auto")
     try:
@@ -121,9 +147,11 @@ def demo(
                 metrics_port=metrics_port,
             )
         )
+    except PortInUseError as err:
+        raise _port_in_use("demo", err, _DEMO_OPTIONS.get(err.key, err.key)) from err
     except OSError as err:
         typer.echo(f"fuseguard demo: {err} (is a port in use? see --help)", err=True)
-        raise typer.Exit(code=1) from err
+        raise typer.Exit(code=2) from err
 
 
 def _register_commands() -> None:

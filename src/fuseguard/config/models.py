@@ -8,6 +8,7 @@ Environment overrides use ``FUSEGUARD_`` plus the key path joined by ``__``, e.g
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from contextvars import ContextVar
 from pathlib import Path
@@ -32,6 +33,7 @@ from pydantic_settings import (
 from fuseguard.config.ocpp import OcppApiConfig
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTreeError
 from fuseguard.model.ids import is_hex_uuid
+from fuseguard.model.numbers import NotFiniteError, finite
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import ChargeMode
 from fuseguard.wire.cemm import electric_alias
@@ -42,7 +44,9 @@ _OCPP_ID = re.compile(r"^[!-~]{1,48}$")  # printable ASCII without spaces; see C
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN and infinities are never config values (a NaN fuse removes a limit,
+    # an infinite timeout switches off loss detection); every float is refused with its key path.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _hex_uuid(value: str) -> str:
@@ -59,13 +63,16 @@ def _to_triple(value: object) -> tuple[float, float, float]:
     if isinstance(value, bool):
         msg = "expected a number of amperes or [L1, L2, L3]"
         raise ValueError(msg)
-    if isinstance(value, int | float):
-        return (float(value), float(value), float(value))
-    if isinstance(value, list | tuple) and len(value) == 3:
-        try:
-            return (float(value[0]), float(value[1]), float(value[2]))
-        except (TypeError, ValueError):
-            pass
+    try:
+        if isinstance(value, int | float):
+            one = finite(value, "fuse rating")
+            return (one, one, one)
+        if isinstance(value, list | tuple) and len(value) == 3:
+            l1, l2, l3 = (finite(v, f"fuse rating L{i + 1}") for i, v in enumerate(value))
+            return (l1, l2, l3)
+    except NotFiniteError as err:
+        msg = f"expected finite amperes: {err}"
+        raise ValueError(msg) from None
     msg = "expected a number of amperes or [L1, L2, L3]"
     raise ValueError(msg)
 
@@ -88,7 +95,7 @@ class CircuitConfig(_Model):
     id: str
     parent: str = "main"
     fuse_a: PerPhaseA
-    power_limit_w: float | None = Field(default=None, gt=0)
+    power_limit_w: float | None = Field(default=None, gt=0, le=10_000_000)
     meter: MeterEndpointConfig | None = Field(
         default=None,
         description="a sub-distribution meter: this circuit's non-EV load measured, not "
@@ -106,7 +113,7 @@ class CircuitConfig(_Model):
     @field_validator("fuse_a")
     @classmethod
     def _fuse(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(x <= 0 or x > 10_000 for x in v):
+        if not all(0 < x <= 10_000 for x in v):  # also false for NaN
             msg = "fuse rating must be > 0 and <= 10000 A"
             raise ValueError(msg)
         return v
@@ -128,7 +135,7 @@ class SiteConfig(_Model):
     name: str = ""
     voltage_v: float = Field(default=230.0, gt=100, lt=500)
     main_fuse_a: PerPhaseA
-    power_limit_w: float | None = Field(default=None, gt=0)
+    power_limit_w: float | None = Field(default=None, gt=0, le=10_000_000)
     circuits: list[CircuitConfig] = Field(default_factory=list)
 
     @field_validator("edge_id")
@@ -210,7 +217,7 @@ class MeterEndpointConfig(_Model):
     request_timeout_s: float = Field(default=2.0, gt=0, le=60, description="modbus/sunspec")
     period_s: float = Field(default=1.0, gt=0, le=60)
     stale_after_s: float = Field(
-        default=10.0, gt=0, description="meter silent this long -> meter-loss fallback"
+        default=10.0, gt=0, le=3600, description="meter silent this long -> meter-loss fallback"
     )
 
     @model_validator(mode="before")
@@ -363,20 +370,26 @@ class ControlConfig(_Model):
     """Control-loop tuning."""
 
     min_run_s: float = Field(
-        default=2700.0, ge=0, description="a started car runs at least this long (turn length)"
+        default=2700.0,
+        ge=0,
+        le=86_400,
+        description="a started car runs at least this long (turn length)",
     )
     min_pause_s: float = Field(
-        default=900.0, ge=0, description="a paused car waits at least this long"
+        default=900.0, ge=0, le=86_400, description="a paused car waits at least this long"
     )
     ramp_up_a_per_s: float = Field(
-        default=4.0, gt=0, description="max increase per second per plug"
+        default=4.0, gt=0, le=1000, description="max increase per second per plug"
     )
     charger_timeout_s: float = Field(
-        default=10.0, gt=0, description="charger silent this long -> assume its last setpoint"
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="charger silent this long -> assume its last setpoint",
     )
-    recently_started_window_s: float = Field(default=60.0, ge=0)
-    pv_enable_delay_s: float = Field(default=60.0, ge=0)
-    pv_disable_delay_s: float = Field(default=180.0, ge=0)
+    recently_started_window_s: float = Field(default=60.0, ge=0, le=86_400)
+    pv_enable_delay_s: float = Field(default=60.0, ge=0, le=86_400)
+    pv_disable_delay_s: float = Field(default=180.0, ge=0, le=86_400)
 
 
 class LocalApiConfig(_Model):
@@ -388,18 +401,53 @@ class LocalApiConfig(_Model):
     tls: bool = True
     cert_file: Path | None = None
     key_file: Path | None = None
+    tls_names: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="host names and addresses clients use to reach this edge; they go into the "
+        "generated certificate's subjectAltName (with host, localhost and 127.0.0.1)",
+    )
+    docs: bool = Field(default=False, description="serve /docs and /openapi.json (behind auth)")
     user: str = "admin"
     password: SecretStr = SecretStr("")
     keepalive_timeout_s: float = Field(default=120.0, gt=0, le=86400)
-    default_fallback_a: float | None = Field(default=None, ge=0)
+    default_fallback_a: float | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="FallbackCurrentLimit until an EMS writes one; unset: the main fuse, but "
+        "never above the EMS's last CurrentLimit",
+    )
 
 
 class ModbusApiConfig(_Model):
-    """Modbus TCP twin (:5020)."""
+    """Modbus TCP twin (:5020). Modbus has no authentication: ``allowed_hosts`` may connect."""
 
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = Field(
+        default="127.0.0.1", description="bind address; loopback unless the EMS is elsewhere"
+    )
     port: int = Field(default=5020, ge=0, le=65535, description="0 = any free port")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        max_length=256,
+        description="IP addresses or CIDR networks that may connect (read and write); "
+        "everyone else is disconnected at once",
+    )
+    read_only: bool = Field(
+        default=False, description="refuse every write (exception 01): the twin only reports"
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                msg = f"{entry!r} is not an IP address or CIDR network (e.g. 192.168.1.0/24)"
+                raise ValueError(msg) from None
+        return v
 
 
 class EvseApiConfig(_Model):
@@ -413,7 +461,8 @@ class EvseApiConfig(_Model):
         default=None, description="PEM certificate; without it a self-signed one is generated"
     )
     key_file: Path | None = None
-    max_duration_s: int = Field(default=86400, ge=1)
+    max_duration_s: int = Field(default=86400, ge=1, le=31_536_000)
+    docs: bool = Field(default=False, description="serve /docs and /openapi.json (public)")
 
 
 class MetricsApiConfig(_Model):
@@ -484,7 +533,7 @@ class CloudLinkConfig(_Model):
     )
     username: str = ""
     password: SecretStr = SecretStr("")
-    status_interval_s: float = Field(default=10.0, gt=0)
+    status_interval_s: float = Field(default=10.0, gt=0, le=86_400)
     ca_file: Path | None = Field(
         default=None, description="CA of the broker's certificate (mqtts://); default system CAs"
     )
@@ -528,6 +577,7 @@ class FuseguardConfig(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
 
     site: SiteConfig

@@ -341,6 +341,9 @@ class Controller:
             log.exception("charger_driver_error", charger=pid, reason=repr(err))
             self._charger_failed(plug, f"driver error: {err!r}")
             return
+        if not _charger_sample_ok(sample):  # a NaN draw would hide load from the allocator
+            self._charger_failed(plug, "charger sample has non-finite values")
+            return
         now = self._clock.monotonic()
         if plug.error is not None:
             log.info("charger_recovered", charger=pid, after=plug.error)
@@ -852,6 +855,15 @@ def _over(sample: MeterSample, limit: Phases, voltage_v: float) -> bool:
     if sample.current_a is not None:
         return not sample.current_a.all_le(limit)
     return sample.power_w / (3.0 * voltage_v) > limit.max
+
+
+def _charger_sample_ok(sample: ChargerSample) -> bool:
+    optional = (sample.signalled_current_a, sample.limit_a, sample.max_current_a)
+    return (
+        sample.current_a.is_finite()
+        and math.isfinite(sample.power_w)
+        and all(v is None or math.isfinite(v) for v in optional)
+    )
 
 
 def _meter_sample_ok(sample: MeterSample) -> bool:

@@ -16,7 +16,15 @@ Semantics:
   overwritten, so a bare keep-alive afterwards keeps the fallback value until the EMS writes a new
   ``CurrentLimit``; with it off, the next contact restores the previous limit.
 * Settings persist through a :class:`FlexStore` on every change (including the overwrite on
-  expiry). After a restart the watchdog starts afresh: the EMS gets one full timeout to reappear.
+  expiry), saved *before* the new state takes effect: a write that cannot be saved changes
+  nothing and raises ``OSError`` (the APIs answer 503 / Modbus exception 04). After a restart the
+  watchdog starts afresh: the EMS gets one full timeout to reappear.
+* ``FallbackCurrentLimit`` that nobody set (neither the EMS nor ``default_fallback_a`` in the
+  config) is never above the last ``CurrentLimit`` the EMS wrote: an EMS that set 20 A does not see
+  the fuse's 35 A when its keep-alive expires.
+* A corrupt settings file does not silently drop an active EMS limit: :class:`JsonFileFlexStore`
+  keeps a last good copy, restores it and reports the problem; the edge then starts in fallback
+  (the EMS's next contact ends it) and logs an error saying so.
 
 Time comes from the injected :class:`~fuseguard.model.clock.Clock`: the expiry is checked lazily
 against ``clock.monotonic()`` on every read and, for notification, by a ``clock.call_later`` timer.
@@ -24,11 +32,12 @@ against ``clock.monotonic()`` on every read and, for notification, by a ``clock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -51,6 +60,8 @@ class FlexSettings:
     activation: bool = False
     current_limit_a: float = 16.0
     fallback_current_limit_a: float = 6.0
+    #: set by an EMS write or the config; otherwise the fallback follows the EMS's CurrentLimit
+    fallback_set: bool = field(default=False, compare=False)
 
 
 class FlexStore(Protocol):
@@ -84,44 +95,69 @@ class JsonFileFlexStore:
     """Settings in a small JSON file, replaced atomically (tmp + fsync + ``os.replace``).
 
     A reader sees either the old or the new file, never a torn one, even after ``kill -9`` or a
-    power cut during the write.
+    power cut during the write. Every save also replaces a last good copy (``<name>.last-good``).
+    When the file is unreadable or corrupt, :meth:`load` moves it aside (``<name>.corrupt``),
+    returns the last good copy and sets :attr:`load_problem`. Stray temp files of a crashed save
+    are removed on load.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.backup = self.path.with_name(self.path.name + ".last-good")
+        #: Why the last :meth:`load` could not use the file (None: it could, or there was none).
+        self.load_problem: str | None = None
 
     def load(self) -> FlexSettings | None:
-        """Read the file; None when it is missing or unreadable (logged)."""
+        """The settings; the last good copy when the file is corrupt; None when there are none."""
+        self.load_problem = None
+        self._remove_stray_temp_files()
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            return self._read(self.path)
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            log.warning("flex_store_unreadable", path=str(self.path), reason=str(exc))
-            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problem = f"{self.path} is unreadable or corrupt ({exc})"
+        with contextlib.suppress(OSError):
+            os.replace(self.path, self.path.with_name(self.path.name + ".corrupt"))
         try:
-            data = json.loads(raw)
-            settings = FlexSettings(
-                activation=_as_bool(data["activation"]),
-                current_limit_a=_as_current(data["current_limit_a"]),
-                fallback_current_limit_a=_as_current(data["fallback_current_limit_a"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("flex_store_corrupt", path=str(self.path), reason=str(exc))
+            settings = self._read(self.backup)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.load_problem = f"{problem}; no usable last good copy ({exc})"
+            log.error("flex_store_corrupt", path=str(self.path), reason=self.load_problem)
             return None
+        self.load_problem = f"{problem}; restored the last good copy {self.backup.name}"
+        log.error("flex_store_corrupt", path=str(self.path), reason=self.load_problem)
         return settings
 
     def save(self, settings: FlexSettings) -> None:
-        """Write atomically and durably."""
+        """Write atomically and durably (the file, then the last good copy)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"version": _STORE_VERSION, **asdict(settings)}, indent=2)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(payload + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        payload = json.dumps({"version": _STORE_VERSION, **asdict(settings)}, indent=2) + "\n"
+        for target in (self.path, self.backup):
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
         _fsync_dir(self.path.parent)
+
+    @staticmethod
+    def _read(path: Path) -> FlexSettings:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return FlexSettings(
+            activation=_as_bool(data["activation"]),
+            current_limit_a=_as_current(data["current_limit_a"]),
+            fallback_current_limit_a=_as_current(data["fallback_current_limit_a"]),
+            fallback_set=_as_bool(data.get("fallback_set", False)),
+        )
+
+    def _remove_stray_temp_files(self) -> None:
+        for name in (self.path.name, self.backup.name):
+            for stray in self.path.parent.glob(f".{name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stray.unlink()
+                    log.info("flex_store_temp_removed", path=str(stray), reason="crashed save")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -196,13 +232,16 @@ class FlexManagement:
         self._deadline: float | None = None
         self._expired = False
         fallback = self.fuse_a if default_fallback_a is None else default_fallback_a
+        self._default_fallback_a = check_current_limit(float(fallback), "default_fallback_a")
         default = FlexSettings(
             activation=False,
             current_limit_a=self.fuse_a,
-            fallback_current_limit_a=check_current_limit(float(fallback), "default_fallback_a"),
+            fallback_current_limit_a=self._default_fallback_a,
+            fallback_set=default_fallback_a is not None,
         )
         loaded = store.load() if store is not None else None
-        self._settings = loaded if loaded is not None else default
+        problem: str | None = getattr(store, "load_problem", None)
+        self._settings = self._follow_limit(loaded) if loaded is not None else default
         log.info(
             "flex_loaded",
             device=self._name,
@@ -211,7 +250,15 @@ class FlexManagement:
             current_limit_a=self._settings.current_limit_a,
             fallback_current_limit_a=self._settings.fallback_current_limit_a,
         )
-        if self._settings.activation:
+        if problem is not None and self._settings.activation:
+            self._expired = True  # the EMS's next write or keep-alive ends it
+            log.error(
+                "flex_started_in_fallback",
+                device=self._name,
+                reason=problem,
+                limit_a=min(self.fuse_a, self._settings.fallback_current_limit_a),
+            )
+        elif self._settings.activation:
             self._arm()
 
     # --- reading ---------------------------------------------------------------------------
@@ -274,12 +321,19 @@ class FlexManagement:
                 fallback_current_limit_a=check_current_limit(
                     float(fallback_current_limit_a), "FallbackCurrentLimit"
                 ),
+                fallback_set=True,
             )
+        new = self._follow_limit(new)
         was_fallback = self._in_fallback_now()
-        changed = new != self._settings
+        if self._store is not None and (
+            new != self._settings or new.fallback_set != self._settings.fallback_set
+        ):
+            try:
+                self._store.save(new)  # disk first, then state: a failed save changes nothing
+            except OSError as exc:
+                log.error("flex_save_failed", device=self._name, reason=str(exc), source=source)
+                raise
         self._settings = new
-        if changed and self._store is not None:
-            self._store.save(new)
         self._contact()
         log.info(
             "flex_updated",
@@ -316,6 +370,13 @@ class FlexManagement:
             self._timer = None
 
     # --- internals -------------------------------------------------------------------------
+
+    def _follow_limit(self, settings: FlexSettings) -> FlexSettings:
+        """A fallback nobody set is never above the EMS's CurrentLimit (nor the default)."""
+        if settings.fallback_set or not settings.activation:
+            return settings
+        follow = min(self._default_fallback_a, settings.current_limit_a)
+        return replace(settings, fallback_current_limit_a=follow)
 
     def _in_fallback(self) -> bool:
         return self._settings.activation and self._expired
@@ -380,7 +441,10 @@ class FlexManagement:
         if self._overwrite and s.current_limit_a != s.fallback_current_limit_a:
             self._settings = replace(s, current_limit_a=s.fallback_current_limit_a)
             if self._store is not None:
-                self._store.save(self._settings)
+                try:
+                    self._store.save(self._settings)
+                except OSError as exc:  # the fallback applies anyway; listeners must hear of it
+                    log.error("flex_save_failed", device=self._name, reason=str(exc))
         log.warning(
             "flex_watchdog_expired",
             device=self._name,
