@@ -139,6 +139,14 @@ class WebUserRepository:
             return None
         return WebUser(row.name, role, row.created_at)
 
+    async def role_of(self, name: str) -> Role | None:
+        """The user's role now (None: no such user any more)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(web_users.c.role).where(web_users.c.name == name))
+            ).first()
+        return Role(row.role) if row is not None and row.role in Role else None
+
     async def list(self) -> list[WebUser]:
         """Every user, by name."""
         async with self._engine.connect() as conn:

@@ -38,6 +38,7 @@ from fuseguard.api.web.core import (
 from fuseguard.api.web.events import EventKind
 from fuseguard.api.web.view import MODE_WORDS
 from fuseguard.model.status import ChargeMode
+from fuseguard.store.web import Role
 
 log = structlog.get_logger(__name__)
 
@@ -195,8 +196,12 @@ async def settings_write(request: Request) -> Response:
         session = writer_session(request, form)
     except WriteRefusedError as refused:
         return refused.response
+    deps = deps_of(request)
+    if await deps.users.role_of(session.user) is not Role.ADMIN:  # removed or demoted since login
+        deps.sessions.drop_user(session.user)
+        return Response("no longer an admin: log in again\n", 403)
     try:
-        text = await action(deps_of(request), session, form)
+        text = await action(deps, session, form)
     except (RefusedError, ValueError) as exc:
         log.info("web_setting_refused", device="web", user=session.user, reason=str(exc))
         return _page(request, error=str(exc), code=422)
