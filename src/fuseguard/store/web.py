@@ -145,13 +145,13 @@ class WebUserRepository:
             row = (
                 await conn.execute(sa.select(web_users.c.role).where(web_users.c.name == name))
             ).first()
-        return Role(row.role) if row is not None and row.role in Role else None
+        return _role(row.role) if row is not None else None
 
     async def list(self) -> list[WebUser]:
         """Every user, by name."""
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(web_users).order_by(web_users.c.name))).all()
-        return [WebUser(r.name, Role(r.role), r.created_at) for r in rows if r.role in Role]
+        return [WebUser(r.name, role, r.created_at) for r in rows if (role := _role(r.role))]
 
     async def remove(self, name: str) -> bool:
         """Delete ``name``; False when there was no such user."""
@@ -161,6 +161,13 @@ class WebUserRepository:
         if removed:
             log.info("web_user_removed", user=name, reason="remove requested")
         return removed
+
+
+def _role(value: object) -> Role | None:
+    try:
+        return Role(value)
+    except ValueError:
+        return None
 
 
 def _verify(stored: str, password: str) -> bool:

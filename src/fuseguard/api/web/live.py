@@ -30,9 +30,13 @@ def sse_event(event: str, data: Any) -> bytes:
 class LiveHub:
     """Fan-out of the controller's status stream to SSE viewers."""
 
-    def __init__(self, render: Callable[[ControllerStatus], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        render: Callable[[ControllerStatus], dict[str, Any]],
+        current: Callable[[], ControllerStatus] | None = None,
+    ) -> None:
         self._render = render
-        self._latest: ControllerStatus | None = None
+        self._latest: ControllerStatus | None = current() if current is not None else None
         self._seq = 0
         self._wakers: set[asyncio.Event] = set()
         self._closing = False
@@ -66,7 +70,7 @@ class LiveHub:
         self._wakers.add(waker)
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
-            seen = -1
+            seen = -1  # the status known at connect time (if any) goes out at once
             while not self._closing:
                 waker.clear()
                 if self._latest is not None and self._seq != seen:

@@ -90,7 +90,7 @@ async def start_web(rt: EdgeRuntime) -> None:
     from fuseguard.serving import serve_app
 
     deps = build_deps(rt)
-    hub = LiveHub(deps.view)
+    hub = LiveHub(deps.view, rt.controller.status)
     rt.controller.subscribe(hub.on_status)
     rt.controller.subscribe(StatusWatcher(deps.events).on_status)
     deps.events.start()
