@@ -59,7 +59,7 @@ class Demo:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'fuseguard.db').resolve()}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("web-demo")
     out = data_dir / "demo.out"
@@ -67,7 +67,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     ports = ["--local-api-port", "0", "--modbus-port", "0", "--evse-api-port", "0"]
     cmd = [str(exe), "demo", "--headless", "--data-dir", str(data_dir), *ports, "--web-port", "0"]
     with out.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
     try:
         demo_json = data_dir / "demo.json"
         deadline = time.monotonic() + 60
@@ -86,7 +86,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open, its event loop blocks the
+# asyncio tests that follow (pytest-asyncio cannot run a loop inside it).
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -95,7 +97,7 @@ def playwright_session() -> Iterator[Any]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_session: Any) -> Iterator[Any]:
     b = playwright_session.chromium.launch(
         executable_path=_ensure_chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
@@ -133,7 +135,9 @@ def open_context(browser: Any, viewport: dict[str, int], **kw: Any) -> tuple[Any
     context.on("request", lambda req: watch.requests.append(req.url))
 
     def on_page(page: Any) -> None:
-        page.on("console", lambda m: watch.console_errors.append(m.text) if m.type == "error" else None)
+        page.on(
+            "console", lambda m: watch.console_errors.append(m.text) if m.type == "error" else None
+        )
         page.on("pageerror", lambda e: watch.console_errors.append(str(e)))
 
     context.on("page", on_page)

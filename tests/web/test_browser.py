@@ -20,12 +20,16 @@ def _viewer(demo: Demo) -> tuple[str, str]:
     """Create the viewer once with the CLI (``fuseguard user add``), reading the password on stdin."""
     exe = Path(sys.executable).parent / "fuseguard"
     cmd = [str(exe), "user", "add", VIEWER[0], "--role", "viewer", "--password-stdin", "--replace"]
-    done = subprocess.run(  # noqa: S603
-        [*cmd, "--db", demo.db_url], input=VIEWER[1] + "\n", capture_output=True, text=True
+    done = subprocess.run(
+        [*cmd, "--db", demo.db_url],
+        input=VIEWER[1] + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
-    listed = subprocess.run(  # noqa: S603
-        [str(exe), "user", "list", "--db", demo.db_url], capture_output=True, text=True
+    listed = subprocess.run(
+        [str(exe), "user", "list", "--db", demo.db_url], capture_output=True, text=True, check=False
     )
     assert re.search(r"viewer1\s+viewer", listed.stdout)
     assert VIEWER[1] not in listed.stdout
@@ -68,7 +72,8 @@ def test_live_values_change_over_sse(demo: Demo, ctx: tuple[Any, Watch]) -> None
     stamp = page.locator('[data-site="time"]')
     first = stamp.inner_text()
     page.wait_for_function(
-        "t => document.querySelector('[data-site=\"time\"]').textContent !== t", arg=first,
+        "t => document.querySelector('[data-site=\"time\"]').textContent !== t",
+        arg=first,
         timeout=5000,
     )
     expect(page.locator("#conn")).to_have_text("Live")

@@ -163,7 +163,7 @@ class WebUserRepository:
         return removed
 
 
-def _role(value: object) -> Role | None:
+def _role(value: str) -> Role | None:
     try:
         return Role(value)
     except ValueError:

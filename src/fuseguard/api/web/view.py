@@ -74,14 +74,17 @@ def _num(value: float, ndigits: int = 1) -> float:
     return round(value, ndigits) if math.isfinite(value) else 0.0
 
 
-def _phase_rows(limit: Phases, non_ev: Phases, ev: Phases, current: Phases) -> list[dict[str, Any]]:
+def _phase_rows(
+    fuse: Phases, limit: Phases, non_ev: Phases, ev: Phases, current: Phases
+) -> list[dict[str, Any]]:
+    """Per phase: the figures and the bar geometry (the bar spans the fuse, or more if over)."""
     rows = []
     for phase in Phase:
         lim = max(0.0, _num(limit[phase]))
         cur = _num(current[phase])
         nev = max(0.0, _num(non_ev[phase]))
         evl = max(0.0, _num(ev[phase]))
-        scale = max(lim, cur, nev + evl, 1.0)
+        scale = max(_num(fuse[phase]), lim, cur, nev + evl, 1.0)
         rows.append(
             {
                 "phase": phase.value,
@@ -131,7 +134,7 @@ def circuit_views(status: ControllerStatus, tree: CircuitTree) -> list[dict[str,
                 "label": "Grid connection (main fuse)" if cid == MAIN else cid,
                 "depth": depth,
                 "fuse_a": [_num(v) for v in spec.fuse],
-                "phases": _phase_rows(limit, non_ev, ev_a, current),
+                "phases": _phase_rows(spec.fuse, limit, non_ev, ev_a, current),
             }
         )
         for child in tree.children(cid):
