@@ -81,6 +81,36 @@ async def test_login_sets_a_strict_httponly_cookie_and_shows_the_site(rig: Rig) 
     assert "fair share of the garage fuse" in html
 
 
+async def test_session_cookie_is_secure_over_https(tmp_path: Path) -> None:
+    rig = await start_rig(tmp_path, tls=True)
+    try:
+        assert rig.url.startswith("https://")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(rig.url + "/login", ssl=False) as r:
+                page = await r.text()
+            token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            form = {"user": "alice", "password": ADMIN_PW, "csrf_token": token}
+            async with http.post(
+                rig.url + "/login", data=form, allow_redirects=False, ssl=False
+            ) as r:
+                assert r.status == 303
+                cookie = r.headers["set-cookie"].lower()
+        assert "fg_session=" in cookie
+        assert "secure" in cookie
+        assert "httponly" in cookie
+    finally:
+        await stop_rig(rig)
+
+
+async def test_metrics_on_the_dashboard_need_a_session(client: Client) -> None:
+    code, _ = await client.get("/metrics")
+    assert code == 401
+    assert await client.login("victor", VIEWER_PW) == 303
+    code, text = await client.get("/metrics")
+    assert code == 200
+    assert 'fuseguard_phase_current_amperes{circuit="garage",phase="L1"} 16.5' in text
+
+
 async def test_wrong_password_and_missing_login_token_are_refused(client: Client) -> None:
     assert await client.login("alice", "not-the-password") == 401
     code, _ = await client.post("/login", {"user": "alice", "password": ADMIN_PW})

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.api.edge_evse import EdgeEvseBackend
 from fuseguard.api.evse_models import EvseInfo
+from fuseguard.api.metrics import build_registry, metrics_endpoint
+from fuseguard.api.tls import ensure_self_signed_cert
 from fuseguard.api.web.app import create_web_app
 from fuseguard.api.web.auth import LoginThrottle, SessionStore
 from fuseguard.api.web.core import WebDeps
@@ -101,7 +103,7 @@ class Rig:
     current: list[ControllerStatus] = field(default_factory=list)
 
 
-async def start_rig(tmp: Path, *, max_failures: int = 5) -> Rig:
+async def start_rig(tmp: Path, *, max_failures: int = 5, tls: bool = False) -> Rig:
     clock = VirtualClock()
     engine = await open_store(f"sqlite+aiosqlite:///{tmp / 'web.db'}")
     users = WebUserRepository(engine, clock)
@@ -130,7 +132,13 @@ async def start_rig(tmp: Path, *, max_failures: int = 5) -> Rig:
         site_name="test site",
     )
     hub = LiveHub(deps.view, deps.status)
-    handle = await serve_app(create_web_app(deps, hub), "127.0.0.1", 0)
+    registry, _ = build_registry(deps.status, TREE, flex)
+    app = create_web_app(deps, hub, metrics=metrics_endpoint(registry))
+    cert = key = None
+    if tls:
+        cert_path, key_path = ensure_self_signed_cert(tmp, ["localhost", "127.0.0.1"])
+        cert, key = str(cert_path), str(key_path)
+    handle = await serve_app(app, "127.0.0.1", 0, cert, key)
     return Rig(handle.url, deps, hub, handle, clock, engine, current)
 
 

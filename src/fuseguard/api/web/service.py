@@ -107,6 +107,12 @@ async def start_web(rt: EdgeRuntime) -> None:
     rt.stack.callback(hub.close)  # runs first: ends the SSE streams, so the server can stop
     rt.urls["web"] = display_url(handle.url, wc.host)
     log.info("web_started", device=rt.urls["web"], reason="api.web enabled")
+    if not await deps.users.list():
+        log.warning(
+            "web_no_users",
+            device=rt.urls["web"],
+            reason="nobody can log in: add one with `fuseguard user add NAME --role admin`",
+        )
 
 
 __all__ = ["build_deps", "start_web"]
