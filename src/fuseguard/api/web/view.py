@@ -175,6 +175,7 @@ def site_view(status: ControllerStatus, ctx: ViewContext) -> dict[str, Any]:
     age_s = (ctx.now - status.time).total_seconds()
     return {
         "time": status.time.isoformat(),
+        "time_text": status.time.strftime("%H:%M:%S UTC"),
         "age_s": round(age_s, 1),
         "stale": status.cycles == 0 or age_s > STALE_AFTER_S,
         "cycles": status.cycles,

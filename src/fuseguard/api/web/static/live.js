@@ -92,7 +92,7 @@
     setText(document, '[data-site="limit_source_words"]', site.limit_source_words);
     setText(document, '[data-site="main_limit"]', site.main_limit_a.join(" / ") + " A");
     setText(document, '[data-site="grid_power"]', site.grid_power_w + " W");
-    setText(document, '[data-site="time"]', site.time);
+    setText(document, '[data-site="time"]', site.time_text);
     updateCircuits(site.circuits);
     updatePlugs(site.plugs);
     updateChart(site);
