@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck imports pytest bench services clean
+.PHONY: demo test lint typecheck imports pytest bench services browser clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,6 +26,13 @@ demo: $(STAMP_RUN)
 services:
 	@bash scripts/ensure-services.sh
 
+# The browser tests (tests/web) drive Debian's Chromium; Playwright never downloads a browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 \
+	  && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } \
+	  || echo "browser: no chromium (Debian package 'chromium'); tests/web will say so"
+
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
@@ -36,12 +43,12 @@ typecheck: $(STAMP_DEV)
 imports: $(STAMP_DEV)
 	$(VENV)/bin/lint-imports
 
-pytest: $(STAMP_DEV) services
+pytest: $(STAMP_DEV) services browser
 	$(VENV)/bin/pytest -p no:cacheprovider
 
 test: lint typecheck imports pytest
 
-bench: $(STAMP_DEV) services
+bench: $(STAMP_DEV) services browser
 	$(PY) bench/run_all.py
 
 clean:

@@ -3,8 +3,8 @@
 A virtual CEMM meter and three virtual Bender charge controllers (different firmware, a 1-phase
 car, rotated wiring) run on loopback on the real wire protocols, over one shared site model
 (building load, PV, the cars). Cars arrive and leave. The edge connects to them exactly as to real
-devices and serves the local API, the Modbus twin and the EVSE API. The URLs and credentials are
-printed and written to ``DATA_DIR/demo.json``.
+devices and serves the local API, the Modbus twin, the EVSE API and the web dashboard (user
+``demo``, an admin). The URLs and credentials are printed and written to ``DATA_DIR/demo.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 DEMO_FUSE_A = 35
 DEMO_EDGE_ID = "demo-edge"
+DEMO_WEB_USER = "demo"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def demo_config(
     modbus_port: int,
     evse_api_port: int,
     host: str,
+    web_port: int = 0,
     extra: dict[str, Any] | None = None,
 ) -> FuseguardConfig:
     """The edge config the demo runs with (the same schema as ``examples/site.toml``).
@@ -145,6 +148,8 @@ def demo_config(
         "modbus": {"host": host, "port": modbus_port},
         # Plain HTTP while the demo stays on loopback (said in the banner); `run` is HTTPS.
         "evse": {"host": host, "port": evse_api_port, "tls": not _loopback(host), "docs": True},
+        # plain HTTP only on loopback; on a network address the edge's certificate is used
+        "web": {"enabled": True, "host": host, "port": web_port, "tls": not _loopback(host)},
     }
     data: dict[str, Any] = {
         "data_dir": str(data_dir),
@@ -199,12 +204,25 @@ async def _create_tokens(config: FuseguardConfig) -> dict[str, str]:
         await engine.dispose()
 
 
+async def _create_web_user(config: FuseguardConfig, password: str) -> None:
+    from fuseguard.store.db import create_engine, init_schema
+    from fuseguard.store.web import Role, WebUserRepository
+
+    engine = create_engine(config.storage_url)
+    try:
+        await init_schema(engine)
+        await WebUserRepository(engine).add(DEMO_WEB_USER, password, Role.ADMIN, replace=True)
+    finally:
+        await engine.dispose()
+
+
 async def run_demo(
     *,
     data_dir: Path,
     local_api_port: int = 7000,
     modbus_port: int = 5020,
     evse_api_port: int = 3032,
+    web_port: int = 0,
     host: str = "127.0.0.1",
     headless: bool = False,
     duration_s: float | None = None,
@@ -218,7 +236,8 @@ async def run_demo(
     """Run the demo until cancelled (or for ``duration_s``); returns the demo.json content.
 
     ``mqtt_url`` publishes the site over MQTT (with Home Assistant discovery below
-    ``ha_prefix``); ``metrics_port`` serves ``/metrics`` (0 = any free port)."""
+    ``ha_prefix``); ``metrics_port`` serves ``/metrics`` (0 = any free port); the dashboard
+    listens on ``web_port`` (0 = any free port; ``fuseguard demo`` uses 8080)."""
     clock = RealClock()
     rng = random.Random(seed)
     site = SiteModel(clock)
@@ -241,9 +260,11 @@ async def run_demo(
             modbus_port=modbus_port,
             evse_api_port=evse_api_port,
             host=host,
+            web_port=web_port,
             extra=integrations_config(mqtt_url, mqtt_prefix, ha_prefix, metrics_port),
         )
         tokens = await _create_tokens(config)
+        await _create_web_user(config, password)
         background = [
             asyncio.create_task(site.run(), name="site"),
             asyncio.create_task(car_traffic(clock, bays, rng), name="cars"),
@@ -338,6 +359,8 @@ def _demo_info(
         ),
         "site": {"edge_id": config.site.edge_id, "main_fuse_a": DEMO_FUSE_A},
     }
+    if "web" in edge.urls:
+        info["web"] = {"url": edge.urls["web"], "user": DEMO_WEB_USER, "password": password}
     if "metrics" in edge.urls:
         info["metrics"] = {"url": edge.urls["metrics"]}
     if config.mqtt.url is not None:
@@ -355,6 +378,11 @@ def _print_info(info: dict[str, Any], data_dir: Path) -> None:
     evse = info["evse_api"]
     lines = [
         "fuseguard demo is running (Ctrl-C stops it)",
+    ]
+    if "web" in info:
+        web = info["web"]
+        lines.append(f"  dashboard   {web['url']}  user {web['user']}  password {web['password']}")
+    lines += [
         f"  local API   {local['url']}  user {local['user']}  password {local['password']}",
         f"  Modbus twin {info['modbus']['host']}:{info['modbus']['port']} unit 1",
         f"  EVSE API    {evse['url']}/edgedevices/{evse['edge_device_id']}/evses/<uuid>/status",

@@ -24,7 +24,15 @@ from fuseguard.store.db import (
 from fuseguard.store.schema import UtcDateTime, metadata, schema_version_table
 
 #: Every table of fuseguard (store/schema.py), edge and cloud.
-SCHEMA_TABLES = {"schema_version", "evse_tokens", "evse_targets", "cloud_edges", "cloud_evses"}
+SCHEMA_TABLES = {
+    "schema_version",
+    "evse_tokens",
+    "evse_targets",
+    "cloud_edges",
+    "cloud_evses",
+    "web_users",
+    "web_events",
+}
 
 # A table of the tests only, on its own metadata: init_schema must not create it.
 probe_metadata = sa.MetaData()

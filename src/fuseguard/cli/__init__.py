@@ -110,6 +110,7 @@ def demo(
     local_api_port: Annotated[int, typer.Option(help="CLEMAP local API (HTTPS)")] = 7000,
     modbus_port: Annotated[int, typer.Option(help="Modbus TCP twin")] = 5020,
     evse_api_port: Annotated[int, typer.Option(help="Direct EVSE Control API")] = 3032,
+    web_port: Annotated[int, typer.Option(help="web dashboard (HTTP on loopback)")] = 8080,
     host: Annotated[str, typer.Option(help="address the APIs listen on")] = "127.0.0.1",
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     mqtt: Annotated[
@@ -138,6 +139,7 @@ def demo(
                 local_api_port=local_api_port,
                 modbus_port=modbus_port,
                 evse_api_port=evse_api_port,
+                web_port=web_port,
                 host=host,
                 headless=headless,
                 duration_s=duration,
@@ -163,6 +165,7 @@ def _register_commands() -> None:
     from fuseguard.cli import sim_meter as meter_cmd
     from fuseguard.cli import simulate as scenario_cmd
     from fuseguard.cli import token as token_cmd
+    from fuseguard.cli import user as user_cmd
 
     allocate_cmd.register(app)
     scenario_cmd.register(app)
@@ -171,6 +174,7 @@ def _register_commands() -> None:
     meter_cmd.register(sim_app)
     app.add_typer(sim_app, name="sim")
     token_cmd.register(app)
+    user_cmd.register(app)
     cloud_cmd.register(app)
 
 

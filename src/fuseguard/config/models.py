@@ -477,6 +477,20 @@ class MetricsApiConfig(_Model):
     )
 
 
+class WebApiConfig(_Model):
+    """The web dashboard (``docs/web.md``): HTTPS with the edge's certificate by default."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535, description="0 = any free port")
+    tls: bool = True
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    session_idle_s: float = Field(default=12 * 3600.0, gt=0, le=30 * 86400)
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_window_s: float = Field(default=300.0, gt=0, le=86400)
+
+
 class ApiConfig(_Model):
     """Northbound APIs."""
 
@@ -485,6 +499,7 @@ class ApiConfig(_Model):
     evse: EvseApiConfig = Field(default_factory=EvseApiConfig)
     metrics: MetricsApiConfig = Field(default_factory=MetricsApiConfig)
     ocpp: OcppApiConfig = Field(default_factory=OcppApiConfig)
+    web: WebApiConfig = Field(default_factory=WebApiConfig)
 
 
 _TOPIC_LEVELS = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")

@@ -13,6 +13,8 @@ table                     written by
 ``evse_targets``          :class:`fuseguard.store.targets.SqlTargetStore` (edge)
 ``cloud_edges``           :class:`fuseguard.cloud.store.CloudStore` (online/offline stamps)
 ``cloud_evses``           :class:`fuseguard.cloud.store.CloudStore` (limits, plugs, target)
+``web_users``             :class:`fuseguard.store.web.WebUserRepository` (dashboard logins)
+``web_events``            :class:`fuseguard.store.web.WebEventRepository` (dashboard audit log)
 ========================  =================================================================
 
 A change to a table needs a bump of :data:`fuseguard.store.db.SCHEMA_VERSION` and a migration;
@@ -114,6 +116,28 @@ cloud_evses = sa.Table(
     sa.Column("target_seq", sa.BigInteger, nullable=False),
 )
 
+# --- edge: web dashboard users and its audit/event log ------------------------------------------
+
+web_users = sa.Table(
+    "web_users",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),  # argon2id, PHC string
+    sa.Column("role", sa.String(16), nullable=False),  # "admin" | "viewer"
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+web_events = sa.Table(
+    "web_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(128), nullable=False),
+    sa.Column("message", sa.String(1000), nullable=False),
+    sa.Index("ix_web_events_time", "time"),
+)
+
 __all__ = [
     "UtcDateTime",
     "cloud_edges",
@@ -122,4 +146,6 @@ __all__ = [
     "evse_tokens",
     "metadata",
     "schema_version_table",
+    "web_events",
+    "web_users",
 ]

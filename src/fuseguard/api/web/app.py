@@ -1,0 +1,106 @@
+"""The dashboard's ASGI app: routes, static files (vendored htmx and uPlot), security headers.
+
+=====================  ======  =============================================================
+path                   method  what
+=====================  ======  =============================================================
+``/``                  GET     to ``/site`` (or ``/login``)
+``/login``             GET     the login form; POST logs in (double-submit CSRF, throttled)
+``/logout``            POST    ends the session
+``/site``              GET     live site page (circuit tree, plug cards)
+``/live/stream``       GET     Server-Sent Events: one ``status`` per controller cycle
+``/live/data``         GET     the live page's data as JSON
+``/settings``          GET     EMS limit, EVSE targets, plug mode/priority
+``/settings/{what}``   POST    ``limit``, ``target``, ``plug`` (admin, CSRF token)
+``/events``            GET     the event log
+``/metrics``           GET     Prometheus (Basic auth of ``[api.metrics]``, or a session)
+``/static/...``        GET     CSS, JS, vendored libraries
+=====================  ======  =============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fuseguard.api.web import actions, pages
+from fuseguard.api.web.core import PACKAGE_DIR, SECURITY_HEADERS, WebDeps, current_session
+from fuseguard.api.web.live import LiveHub
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class SecurityHeaders:
+    """Adds CSP, nosniff, frame and referrer policy to every response (streams untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    text = "public, max-age=3600" if name == "cache-control" and static else value
+                    if name.encode() not in present:
+                        headers.append((name.encode(), text.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _session_metrics(endpoint: Endpoint) -> Endpoint:
+    """``/metrics`` for logged-in dashboard users only (when no metrics password is set)."""
+
+    async def metrics(request: Request) -> Response:
+        if current_session(request) is None:
+            return PlainTextResponse("login required\n", 401)
+        return await endpoint(request)
+
+    return metrics
+
+
+def create_web_app(
+    deps: WebDeps,
+    hub: LiveHub,
+    *,
+    metrics: Endpoint | None = None,
+    metrics_needs_session: bool = True,
+) -> ASGIApp:
+    """The dashboard on ``deps``; ``hub`` must be subscribed to the controller by the caller."""
+    routes = [
+        Route("/", pages.home, methods=["GET"]),
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/site", pages.site_page, methods=["GET"]),
+        Route("/live/stream", pages.live_stream, methods=["GET"]),
+        Route("/live/data", pages.live_data, methods=["GET"]),
+        Route("/settings", actions.settings_page, methods=["GET"]),
+        Route("/settings/{what}", actions.settings_write, methods=["POST"]),
+        Route("/events", pages.events_page, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
+    ]
+    if metrics is not None:
+        endpoint = _session_metrics(metrics) if metrics_needs_session else metrics
+        routes.append(Route("/metrics", endpoint, methods=["GET"]))
+    app = Starlette(routes=routes)
+    app.state.web = deps
+    app.state.hub = hub
+    return SecurityHeaders(app)
+
+
+__all__ = ["SecurityHeaders", "create_web_app"]
