@@ -27,14 +27,10 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from fuseguard.sim.bender import (
-    BenderConnector,
-    BenderController,
-    FaultKind,
-    RestAuth,
-)
+from fuseguard.model.faults import DeviceFault
+from fuseguard.sim.bender import BenderConnector, BenderController, RestAuth, bender_fault
 from fuseguard.sim.bender_wire import WireGate
 from fuseguard.sim.vehicle import SimVehicle
 
@@ -75,10 +71,12 @@ class HemsIn(BaseModel):
 
 
 class FaultIn(BaseModel):
-    """A fault to inject."""
+    """A fault to inject (one of ``fuseguard.sim.bender.BENDER_FAULTS``)."""
 
-    kind: FaultKind
+    kind: DeviceFault
     slow_delay_s: float | None = Field(default=None, gt=0, le=120)
+
+    _bender = field_validator("kind")(bender_fault)
 
 
 class ConnectorOut(BaseModel):
@@ -165,7 +163,7 @@ def create_bender_rest_app(
         check_credentials(request)
         if gate is not None and not await gate.pass_through():
             return PlainTextResponse("closing", status_code=503)
-        if FaultKind.GARBAGE in first.faults:
+        if DeviceFault.GARBAGE in first.faults:
             return PlainTextResponse(GARBAGE_BODY)
         state = controller.full_state()
         if key is None:
@@ -209,85 +207,94 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such connector"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such connector"},
+    409: {"description": "bad state"},
+}
+
+
+def _connector(controller: BenderController, n: int) -> BenderConnector:
+    try:
+        return controller.connector(n)
+    except KeyError as err:
+        raise HTTPException(status_code=404, detail=f"no connector {n}") from err
+
+
 def _add_admin_routes(app: FastAPI, controller: BenderController) -> None:
-    def connector(n: int) -> BenderConnector:
-        try:
-            return controller.connector(n)
-        except KeyError as err:
-            raise HTTPException(status_code=404, detail=f"no connector {n}") from err
+    _add_session_routes(app, controller)
+    _add_fault_routes(app, controller)
 
-    not_found: dict[int | str, dict[str, Any]] = {404: {"description": "no such connector"}}
-    conflict: dict[int | str, dict[str, Any]] = {
-        404: {"description": "no such connector"},
-        409: {"description": "bad state"},
-    }
 
+def _add_session_routes(app: FastAPI, controller: BenderController) -> None:
     @app.get("/sim/state")
     async def state() -> list[ConnectorOut]:
         """Every connector's state."""
         return [_connector_out(c) for c in controller.connectors]
 
-    @app.post("/sim/connectors/{n}/plug", responses=conflict)
+    @app.post("/sim/connectors/{n}/plug", responses=_CONFLICT)
     async def plug(n: int, body: VehicleIn) -> ConnectorOut:
         """Plug a vehicle in."""
-        c = connector(n)
+        c = _connector(controller, n)
         try:
             c.plug_in(SimVehicle(**body.model_dump()))
         except ValueError as err:
             raise HTTPException(status_code=409, detail=str(err)) from err
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/unplug", responses=not_found)
+    @app.post("/sim/connectors/{n}/unplug", responses=_NOT_FOUND)
     async def unplug(n: int) -> ConnectorOut:
         """Unplug the vehicle."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.unplug()
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/authorize", responses=not_found)
+    @app.post("/sim/connectors/{n}/authorize", responses=_NOT_FOUND)
     async def authorize(n: int, body: AuthorizeIn) -> ConnectorOut:
         """Authorise charging (RFID card / backend)."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.authorize(body.uid)
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/stop", responses=not_found)
+    @app.post("/sim/connectors/{n}/stop", responses=_NOT_FOUND)
     async def stop(n: int) -> ConnectorOut:
         """Stop the transaction (vehicle stays plugged in)."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.stop_transaction()
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/soc", responses=conflict)
+    @app.post("/sim/connectors/{n}/soc", responses=_CONFLICT)
     async def soc(n: int, body: SocIn) -> ConnectorOut:
         """Set the vehicle's state of charge."""
-        c = connector(n)
+        c = _connector(controller, n)
         try:
             c.set_soc(body.soc)
         except ValueError as err:
             raise HTTPException(status_code=409, detail=str(err)) from err
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/hems", responses=not_found)
+    @app.post("/sim/connectors/{n}/hems", responses=_NOT_FOUND)
     async def hems(n: int, body: HemsIn) -> ConnectorOut:
         """Set the HEMS limit as if register 1000 had been written."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.set_hems_limit(body.current_a)
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/fault", responses=not_found)
+
+def _add_fault_routes(app: FastAPI, controller: BenderController) -> None:
+    @app.post("/sim/connectors/{n}/fault", responses=_NOT_FOUND)
     async def fault(n: int, body: FaultIn) -> ConnectorOut:
         """Inject a fault on one connector."""
-        c = connector(n)
+        c = _connector(controller, n)
         if body.slow_delay_s is not None:
             controller.config.slow_delay_s = body.slow_delay_s
         c.set_fault(body.kind)
         return _connector_out(c)
 
-    @app.delete("/sim/connectors/{n}/fault", responses=not_found)
-    async def clear(n: int, kind: Annotated[FaultKind | None, Query()] = None) -> ConnectorOut:
+    @app.delete("/sim/connectors/{n}/fault", responses=_NOT_FOUND)
+    async def clear(n: int, kind: Annotated[DeviceFault | None, Query()] = None) -> ConnectorOut:
         """Clear one fault (``?kind=``) or all of them on one connector."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.clear_fault(kind)
         return _connector_out(c)
 
@@ -301,7 +308,7 @@ def _add_admin_routes(app: FastAPI, controller: BenderController) -> None:
 
     @app.delete("/sim/fault")
     async def device_clear(
-        kind: Annotated[FaultKind | None, Query()] = None,
+        kind: Annotated[DeviceFault | None, Query()] = None,
     ) -> list[ConnectorOut]:
         """Clear faults on every connector."""
         controller.clear_fault(kind)

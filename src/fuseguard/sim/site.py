@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO, Phases
-
-MAIN = "main"
 
 
 class SimComponent(Protocol):
