@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fuseguard.model.phases import Rotation
+from fuseguard.model.phases import Phases, Rotation
 from fuseguard.scenario.config import ScenarioError, load_scenario, loads_scenario
 
 ISSUE_EXAMPLE = """
@@ -64,7 +64,7 @@ fault = { device = "meter", kind = "offline", duration_s = 300 }
 def test_issue_example_parses() -> None:
     sc = loads_scenario(ISSUE_EXAMPLE)
     assert sc.site.fuse_a == 35
-    assert sc.circuit_fuses == {"main": 35, "garage": 32}
+    assert sc.circuit_fuses == {"main": Phases.uniform(35), "garage": Phases.uniform(32)}
     assert sc.path_to_main("garage") == ["garage", "main"]
     assert sc.chargers[0].rotation is Rotation.L1L2L3
     assert len(sc.chargers[0].evse_uuid) == 32
