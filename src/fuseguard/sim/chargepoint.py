@@ -343,14 +343,9 @@ class ChargePoint:
         if draw > 0.0 and dt_s > 0.0:
             self._integrate(car, draw, dt_s)
         car.advance(now_s)
-        if _RCD in self.faults:
-            new = 0.0
-        elif _STUCK in self.faults:
-            new = 0.0 if car.full else self._stuck_a
-        elif not self.available:
-            new = 0.0
-        else:
-            new = car.current_a
+        new = car.current_a
+        if self.faults or not self.available:
+            new = self._constrained_draw(car, new)
         if new != draw:
             self._set_draw(new, car.phases)
         elif self.session_active:
@@ -504,6 +499,15 @@ class ChargePoint:
             for i in range(phases):
                 wh[i] += share
             self._sample = None
+
+    def _constrained_draw(self, car: SimVehicle, wanted_a: float) -> float:
+        """The draw when faults or unavailability stand between the car and the grid."""
+        faults = self.faults
+        if _RCD in faults:
+            return 0.0
+        if _STUCK in faults:
+            return 0.0 if car.full else self._stuck_a
+        return wanted_a if self.available else 0.0
 
     def _set_draw(self, draw_a: float, phases: int) -> None:
         self.draw_a = draw_a

@@ -146,8 +146,9 @@ class SimVehicle:
     def advance(self, now_s: float) -> None:
         """Apply every PWM change due by ``now_s`` and recompute the drawn current."""
         pending = self._pending
-        while pending and pending[0][0] <= now_s:
-            self._applied_a = pending.popleft()[1]
+        if pending:
+            while pending and pending[0][0] <= now_s:
+                self._applied_a = pending.popleft()[1]
         self.current_a = self.wanted_a()
 
     @property
@@ -212,14 +213,22 @@ class SimVehicle:
         return self.current_a > 0.0
 
     def wanted_a(self) -> float:
-        """What the car would draw per phase at its applied PWM signal now."""
+        """What the car would draw per phase at its applied PWM signal now: 0 below 6 A, when
+        suspended or full, else min(signal, car max, taper); :attr:`acceptable_current_a`
+        written out, as this runs on every tick."""
         signal = self._applied_a
         if signal < MIN_CHARGE_CURRENT_A or self.suspended:
             return 0.0
-        acceptable = self.acceptable_current_a
-        if acceptable <= 0.0 or acceptable < self.full_current_a:
+        stored, battery = self.stored_wh, self.battery_wh
+        if battery * self.target_soc - stored <= FULL_TOLERANCE_WH:
             return 0.0
-        return min(signal, self.max_current_a, acceptable)
+        top = self.max_current_a
+        soc = stored / battery
+        if soc > self.taper_soc:
+            top = top * max(0.0, 1.0 - soc) / max(1e-9, 1.0 - self.taper_soc)
+        if top <= 0.0 or top < self.full_current_a:
+            return 0.0
+        return signal if signal < top else top
 
     def terminal_current_a(self) -> Phases:
         """Draw per charge-point terminal: the first ``phases`` terminals carry ``current_a``."""
