@@ -1,12 +1,14 @@
-"""Virtual Bender CC612/CC613 charge controller: device config and wire rendering over the core.
+"""Virtual Bender CC612/CC613 charge controller: the device over the one charge-point core.
 
-One :class:`BenderController` is one device (firmware, serials, configured maximum current, REST
-auth mode) with one or two :class:`BenderConnector` s. Each connector renders one
-:class:`~fuseguard.sim.chargepoint.ChargePoint` (offer, watchdog, session, car, faults, CP and OCPP
-state all live there) on the Bender wire formats: :meth:`BenderConnector.full_state` (legacy
-REST, :mod:`fuseguard.sim.bender_rest`), :meth:`BenderConnector.modbus_registers` and
-:meth:`BenderConnector.write_registers` (Modbus TCP, :mod:`fuseguard.sim.bender_modbus`), so both
-wire views are always coherent. A connector is a :class:`fuseguard.sim.site.SimComponent`.
+One :class:`BenderController` is one device (:class:`BenderDeviceConfig`: firmware, serials,
+configured maximum current, REST auth mode) with one or two :class:`BenderConnector` s. Each
+connector is one :class:`~fuseguard.sim.chargepoint.ChargePoint` (offer, watchdog, session, car,
+faults, CP and OCPP state all live there) with the device's names on it; it is rendered on the
+Bender wire formats by :mod:`fuseguard.sim.bender_render` (:meth:`BenderConnector.full_state` for
+the legacy REST API of :mod:`fuseguard.sim.bender_rest`, :meth:`BenderConnector.modbus_registers`
+for the Modbus server of :mod:`fuseguard.sim.bender_modbus`), and Modbus writes come back through
+:meth:`BenderConnector.write_registers`, so both wire views are always coherent. A connector is a
+:class:`fuseguard.sim.site.SimComponent`; its times are the injected clock's.
 
 In-process API (demo, tests), all on :class:`BenderConnector`:
 
@@ -28,111 +30,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 import structlog
 
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import Clock
-from fuseguard.model.faults import WIRE_FAULTS, DeviceFault
+from fuseguard.model.faults import DeviceFault
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases, Rotation
-from fuseguard.model.status import (
-    AuthState,
-    ConnState,
-    CpState,
-    OcppState,
-    Type2Proximity,
-    conn_state_from_cp,
-    cp_to_register_122,
-    type2_state_from_cp,
+from fuseguard.model.status import AuthState, CpState, OcppState
+from fuseguard.sim import bender_render
+from fuseguard.sim.bender_config import (
+    BENDER_FAULTS,
+    BenderDeviceConfig,
+    Firmware,
+    RegisterWriteError,
+    RestAuth,
+    bender_fault,
 )
+from fuseguard.sim.bender_render import DeviceView
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.vehicle import SimVehicle
 from fuseguard.wire.bender import (
-    ERR112_CONTACTOR_WELD,
-    ERR112_RCD,
-    ERR112_RCMB,
-    ERR112_VEHICLE_E,
     KEYS_5_22,
     KEYS_5_33,
-    MODBUS_PROTOCOL_VERSION,
     REGISTER_RANGES,
     WRITABLE_REGISTERS,
     BenderRegister,
 )
-from fuseguard.wire.modbus import NOT_AVAILABLE_U32, encode_ascii, encode_u32
 
 log = structlog.get_logger(__name__)
-
-#: Faults a virtual Bender can have (it has no OCPP profiles to reject and no meter to freeze).
-BENDER_FAULTS: frozenset[DeviceFault] = WIRE_FAULTS | {
-    DeviceFault.STUCK_CONTACTOR,
-    DeviceFault.RCD_TRIP,
-    DeviceFault.IGNORES_LIMIT,
-}
-
-
-def bender_fault(kind: DeviceFault | str) -> DeviceFault:
-    """``kind`` as a fault this device can have; ValueError otherwise."""
-    fault = DeviceFault(kind)
-    if fault not in BENDER_FAULTS:
-        known = ", ".join(sorted(f.value for f in BENDER_FAULTS))
-        msg = f"a Bender charge controller cannot have fault {fault.value!r} ({known})"
-        raise ValueError(msg)
-    return fault
-
-
-class Firmware(StrEnum):
-    """Firmware generations with a different legacy REST key set."""
-
-    V5_33 = "5.33"
-    V5_22 = "5.22"
-
-
-class RestAuth(StrEnum):
-    """How the legacy REST API checks credentials."""
-
-    NONE = "none"  #: as shipped, "Enabled (without UID)": no credentials needed
-    HEADERS = "headers"  #: the seed's ``Username`` / ``Password`` headers
-    BASIC = "basic"  #: standard HTTP Basic
-
-
-class RegisterWriteError(ValueError):
-    """A Modbus write the device refuses (the server answers ILLEGAL DATA VALUE/ADDRESS)."""
-
-    def __init__(self, message: str, *, illegal_address: bool = False) -> None:
-        super().__init__(message)
-        self.illegal_address = illegal_address
-
-
-@dataclass
-class BenderDeviceConfig:
-    """Device-level data of one charge controller."""
-
-    firmware: Firmware = Firmware.V5_33
-    max_current_a: int = 32
-    cp_id: str = "+49*839*00000000001"
-    cc_serial_n: str = "1703512493/b94060007"
-    manuf_serial_n: str = "1703512493"
-    cp_vendor: str = "Bender GmbH Co. KG"
-    cp_model: str = "CC612_2M3PR"
-    ocpp_meter_cfg: str = "modbus_meter_eastron_sdm630"
-    ocpp_meter_serial: str = "65465484ds"
-    has_meter: bool = True
-    free_charging: bool = False
-    rest_with_uid: bool = False
-    rest_auth: RestAuth = RestAuth.NONE
-    rest_username: str = "operator"
-    rest_password: str = "fuseguard"  # noqa: S105 - a simulator's default, documented
-    ambient_temp_c: float = 25.3
-    voltage_v: float = 230.0
-    slow_delay_s: float = 1.5
-
-    @property
-    def firmware_version(self) -> str:
-        """``firmware_ver`` as the REST API writes it."""
-        return "5.33.0-18127" if self.firmware is Firmware.V5_33 else "5.22.1-13295"
 
 
 class BenderConnector:
@@ -166,7 +93,7 @@ class BenderConnector:
             fixed_cable=fixed_cable,
             free_charging=config.free_charging,
             meter_wh=meter_wh,
-            now_s=clock.monotonic(),
+            start_s=clock.monotonic(),
         )
         self._listeners: list[Callable[[BenderConnector], None]] = []
 
@@ -306,8 +233,7 @@ class BenderConnector:
     @property
     def energy_man_limit_a(self) -> int:
         """``energy_man_current`` as the REST API shows it (default: max current)."""
-        value = self.energy_man_current_a
-        return self.config.max_current_a if value is None else value
+        return bender_render.energy_man_current_a(self.core, self.config)
 
     @property
     def safe_current_a(self) -> int:
@@ -357,7 +283,7 @@ class BenderConnector:
     @property
     def transaction_wh(self) -> float:
         """Energy of the running transaction (Wh)."""
-        return self.core.session_wh
+        return self.core.session.energy_wh
 
     @property
     def cp_state(self) -> CpState:
@@ -372,14 +298,7 @@ class BenderConnector:
     @property
     def auth_state(self) -> AuthState:
         """``auth_state``."""
-        core = self.core
-        if core.authorized:
-            return AuthState.AUTHORIZED_FOR_CHARGING
-        if core.auth_timed_out:
-            return AuthState.AUTH_TIMEOUT
-        if core.car is not None:
-            return AuthState.WAIT_FOR_AUTH
-        return AuthState.NOT_AUTHORIZED_FOR_CHARGING
+        return bender_render.auth_state(self.core)
 
     @property
     def cable_rating_a(self) -> int | None:
@@ -394,147 +313,28 @@ class BenderConnector:
     @property
     def charging_duration_s(self) -> int:
         """Seconds since the transaction started (0 without one)."""
-        return int(self.core.session_duration_s(self._now()))
+        return int(self.core.session.duration_s(self._now()))
 
     # --- wire views --------------------------------------------------------------------------
 
-    def full_state(self) -> dict[str, str]:
-        """The legacy REST ``/rest/full_state`` keys and values, in the firmware's key order.
+    def _view(self) -> DeviceView:
+        session = self.core.session
+        return DeviceView(
+            config=self.config,
+            con_cycles_type2=self.con_cycles_type2,
+            slave_ocpp=self.slave.ocpp_state if self.slave is not None else None,
+            duration_s=self.charging_duration_s,
+            session_start=self._wall_time(session.started_s),
+            session_end=self._wall_time(session.ended_s),
+        )
 
-        Values are the strings written after ``key:``; 5.22's rcmb values keep the device's
-        leading space (``rcmb_max_values: 0.0, 0.0``).
-        """
-        cfg = self.config
-        core = self.core
-        cp = core.cp_state
-        tripped = core.tripped
-        conn = ConnState.VEHICLE_CONNECTOR_ERROR if cp.fault else conn_state_from_cp(cp)
-        if core.fixed_cable:
-            proximity = Type2Proximity.CABLE_ATTACHED.value
-        elif core.car is None:
-            proximity = Type2Proximity.NO_CABLE.value
-        else:
-            proximity = str(core.cable_rating_a)
-        rcmb_pair = "12.5, 6.0" if tripped else "0.0, 0.0"
-        current = core.current_a
-        volts = round(cfg.voltage_v)
-        values: dict[str, str] = {
-            "conn_state": conn.value,
-            "auth_state": self.auth_state.value,
-            "auth_uid": core.auth_uid if cfg.rest_with_uid else "",
-            "time_since_charging_start": str(self.charging_duration_s),
-            "meter_wh": str(int(core.meter_wh)),
-            "power_w": str(round(core.power_w)),
-            "transaction_wh": str(int(core.session_wh)),
-            "display_text": "",
-            "cp_id": cfg.cp_id,
-            "ocpp_state": core.ocpp_state.value,
-            "type2_state": type2_state_from_cp(cp).value,
-            "type2_proximity": proximity,
-            "sig_current": str(int(core.offered_a)),
-            "schuko_state": "idle",
-            "backend_conn_state": "pending",
-            "free_charging": "on" if cfg.free_charging else "off",
-            "slave_state": self.slave.ocpp_state.value if self.slave is not None else "",
-            "ocpp_meter_cfg": cfg.ocpp_meter_cfg if cfg.has_meter else "no_meter",
-            "ocpp_meter_serial": cfg.ocpp_meter_serial if cfg.has_meter else "",
-            "current_a": f"{current.l1:.2f},{current.l2:.2f},{current.l3:.2f}",
-            "energy_man_current": str(self.energy_man_limit_a),
-            "ambient_temp": f"{cfg.ambient_temp_c:+.2f}",
-            "firmware_ver": cfg.firmware_version,
-            "cc_serial_n": cfg.cc_serial_n,
-            "manuf_serial_n": cfg.manuf_serial_n,
-            "con_cycles_schuko": "0",
-            "con_cycles_type2": str(self.con_cycles_type2),
-            "max_current": str(cfg.max_current_a),
-            "rcmb_state": "triggered" if tripped else "okay",
-            "rcmb_max": rcmb_pair,
-            "rcmb_values": rcmb_pair,
-            "rcmb_max_values": " " + rcmb_pair,
-            "rcmb_current_values": " " + rcmb_pair,
-            "cable_attached": "on" if core.fixed_cable else "off",
-            "schuko_cfg": "disable",
-            "rcd_state": "triggered" if tripped else "okay",
-            "mcb_type2_state": "okay",
-            "mcb_schuko_state": "disable",
-            "cp_vendor": cfg.cp_vendor,
-            "errors": ";".join(core.errors) or "no_errors",
-            "cp_model": cfg.cp_model,
-            "voltage_v": f"{volts},{volts},{volts}",
-            "wlan_state": "wlan_disconnected",
-        }
-        keys = KEYS_5_33 if cfg.firmware is Firmware.V5_33 else KEYS_5_22
-        return {key: values[key] for key in keys}
+    def full_state(self) -> dict[str, str]:
+        """The legacy REST ``/rest/full_state`` keys and values, in the firmware's key order."""
+        return bender_render.full_state(self.core, self._view())
 
     def modbus_registers(self) -> dict[int, int]:
         """Every defined holding register of this connector (address -> 16-bit word)."""
-        cfg = self.config
-        core = self.core
-        reg = BenderRegister
-        regs: dict[int, int] = {
-            address: 0 for first, last in REGISTER_RANGES for address in range(first, last + 1)
-        }
-
-        def put(address: int, words: list[int]) -> None:
-            for i, word in enumerate(words):
-                regs[address + i] = word
-
-        put(reg.FIRMWARE, encode_ascii(cfg.firmware.value, 2))
-        put(reg.OCPP_STATE, [core.ocpp_state.ordinal])
-        put(reg.ERROR_CODES, [0] * 8)
-        err112 = ERR112_RCMB | ERR112_RCD | ERR112_VEHICLE_E if core.tripped else 0
-        if core.welded:
-            err112 |= ERR112_CONTACTOR_WELD
-        put(reg.ERROR_CODES_LAST, [err112])
-        put(reg.PROTOCOL_VERSION, encode_ascii(MODBUS_PROTOCOL_VERSION, 2))
-        put(reg.CP_STATE, [cp_to_register_122(core.cp_state)])
-        put(reg.AVAILABILITY, [1 if core.available else 0])
-        put(reg.SAFE_CURRENT, [self.safe_current_a, self.comm_timeout_s, cfg.max_current_a])
-        put(reg.OPERATOR_CURRENT_LIMIT, [cfg.max_current_a])
-        put(reg.RELAY_STATE, [1 if core.relay_on else 0])
-        put(reg.MODEL, encode_ascii(cfg.cp_model[:20], 10))
-        self._put_meter(put)
-        session_wh = int(core.session_wh)
-        duration_s = self.charging_duration_s
-        put(reg.SESSION_ENERGY_16, [min(session_wh, 0xFFFF)])
-        put(reg.SIGNALLED_CURRENT, [int(core.offered_a)])
-        put(reg.SESSION_START_BCD, _bcd_hhmmss(self._wall_time(core.session_started_s)))
-        put(reg.CHARGING_DURATION_16, [min(duration_s, 0xFFFF)])
-        put(reg.SESSION_END_BCD, _bcd_hhmmss(self._wall_time(core.session_ended_s)))
-        put(reg.MIN_CURRENT, [MIN_CHARGE_CURRENT_A])
-        put(reg.MAX_CURRENT, [cfg.max_current_a])
-        put(reg.SESSION_ENERGY, encode_u32(session_wh))
-        put(reg.CHARGING_DURATION, encode_u32(duration_s))
-        put(reg.USER_ID, encode_ascii(core.auth_uid[:20], 10))
-        put(reg.EV_SOC, [0])
-        put(reg.SMART_VEHICLE, [0])
-        hems = core.limit_a
-        readback = cfg.max_current_a if hems is None else hems
-        put(reg.HEMS_CURRENT_LIMIT, [int(readback)])
-        put(reg.HEMS_CURRENT_LIMIT_DECI, [min(round(readback * 10), 0xFFFF)])
-        return regs
-
-    def _put_meter(self, put: Callable[[int, list[int]], None]) -> None:
-        """Registers 200-227: energy, power, current and voltage per phase (absent: 0xFFFFFFFF)."""
-        reg = BenderRegister
-        core = self.core
-        volts = self.config.voltage_v
-        bases = (reg.ENERGY_L1, reg.POWER_L1, reg.CURRENT_L1, reg.VOLTAGE_L1)
-        if not self.config.has_meter:
-            absent = encode_u32(NOT_AVAILABLE_U32)
-            for base in bases:
-                for i in range(3):
-                    put(base + 2 * i, absent)
-            put(reg.ENERGY_TOTAL, absent)
-            put(reg.POWER_TOTAL, absent)
-            return
-        for i, amps in enumerate(core.current_a):
-            put(reg.ENERGY_L1 + 2 * i, encode_u32(int(core.phase_wh[i])))
-            put(reg.POWER_L1 + 2 * i, encode_u32(round(amps * volts)))
-            put(reg.CURRENT_L1 + 2 * i, encode_u32(round(amps * 1000)))
-            put(reg.VOLTAGE_L1 + 2 * i, encode_u32(round(volts)))
-        put(reg.ENERGY_TOTAL, encode_u32(int(core.meter_wh)))
-        put(reg.POWER_TOTAL, encode_u32(round(core.power_w)))
+        return bender_render.modbus_registers(self.core, self._view())
 
     def write_registers(self, address: int, values: list[int]) -> None:
         """Apply a Modbus FC6/FC16 write; raises :class:`RegisterWriteError` when refused."""
@@ -584,14 +384,6 @@ class BenderConnector:
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener(self)
-
-
-def _bcd_hhmmss(moment: datetime | None) -> list[int]:
-    """Registers 707-708 / 710-711: time of day as BCD ``00hh mmss`` (0 when unknown)."""
-    if moment is None:
-        return [0, 0]
-    digits = f"00{moment.hour:02d}{moment.minute:02d}{moment.second:02d}"
-    return [int(digits[:4], 16), int(digits[4:], 16)]
 
 
 @dataclass(eq=False)

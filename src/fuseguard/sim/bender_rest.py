@@ -30,7 +30,8 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from fuseguard.model.faults import DeviceFault
-from fuseguard.sim.bender import BenderConnector, BenderController, RestAuth, bender_fault
+from fuseguard.sim.bender import BenderConnector, BenderController
+from fuseguard.sim.bender_config import RestAuth, bender_fault
 from fuseguard.sim.bender_wire import WireGate
 from fuseguard.sim.vehicle import SimVehicle
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import InitVar, dataclass, field
 
 import structlog
 
@@ -51,6 +52,7 @@ from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import ZERO, Phases, Rotation
 from fuseguard.model.samples import ChargerSample
 from fuseguard.model.status import CpState, OcppState
+from fuseguard.sim.session import Session
 from fuseguard.sim.vehicle import SimVehicle
 from fuseguard.wire.bender import ERROR_RCD, ERROR_RCMB, ERROR_WELD
 
@@ -64,117 +66,58 @@ _STUCK = DeviceFault.STUCK_CONTACTOR
 _IGNORES = DeviceFault.IGNORES_LIMIT
 
 
+@dataclass(eq=False, slots=True, kw_only=True)
 class ChargePoint:
-    """One charge point connector with (at most) one car plugged in; see the module docstring."""
+    """One charge point connector with (at most) one car plugged in; see the module docstring.
 
-    __slots__ = (
-        "_applied_limit_a",
-        "_due_s",
-        "_grid",
-        "_pending_limits",
-        "_preauth_s",
-        "_sample",
-        "_signalled_a",
-        "_stuck_a",
-        "_tick_s",
-        "_written_s",
-        "auth_timed_out",
-        "auth_timeout_s",
-        "auth_uid",
-        "authorized",
-        "available",
-        "car",
-        "circuit",
-        "current_a",
-        "draw_a",
-        "energy_manager_limit_a",
-        "faults",
-        "fixed_cable",
-        "free_charging",
-        "grid_tuple",
-        "has_drawn",
-        "limit_a",
-        "limit_delay_s",
-        "max_current_a",
-        "meter_wh",
-        "name",
-        "offered_a",
-        "phase_wh",
-        "rotation",
-        "safe_current_a",
-        "safe_timeout_s",
-        "session_active",
-        "session_ended_s",
-        "session_started_s",
-        "session_stopped",
-        "session_wh",
-        "voltage_v",
-        "watchdog_expired",
-    )
+    ``start_s`` is the owner's time at construction; ``limit_a`` a limit already written (None:
+    the charger offers its maximum until the first write).
+    """
 
-    def __init__(
-        self,
-        *,
-        name: str = "cp",
-        max_current_a: float = 32.0,
-        rotation: Rotation = Rotation.L1L2L3,
-        circuit: str = MAIN,
-        voltage_v: float = 230.0,
-        fixed_cable: bool = True,
-        free_charging: bool = True,
-        auth_timeout_s: float = 60.0,
-        limit_delay_s: float = 0.0,
-        limit_a: float | None = None,
-        meter_wh: float = 0.0,
-        now_s: float = 0.0,
-    ) -> None:
-        # configuration
-        self.name = name
-        self.max_current_a = float(max_current_a)
-        self.rotation = rotation
-        self.circuit = circuit
-        self.voltage_v = voltage_v
-        self.fixed_cable = fixed_cable
-        self.free_charging = free_charging
-        self.auth_timeout_s = auth_timeout_s
-        self.limit_delay_s = limit_delay_s
-        # what the energy manager set
-        self.limit_a: float | None = limit_a  #: last limit written (None: never)
-        self.energy_manager_limit_a: float | None = None
-        self.safe_current_a = 0.0
-        self.safe_timeout_s = 0.0
-        self.available = True
-        self.faults: set[DeviceFault] = set()
-        # session
-        self.car: SimVehicle | None = None
-        self.authorized = False
-        self.auth_uid = ""
-        self.auth_timed_out = False
-        self.session_active = False
-        self.session_stopped = False
-        self.session_started_s: float | None = None  #: of the current or last session
-        self.session_ended_s: float | None = None  #: of the last session (None: running)
-        self.session_wh = 0.0
-        self.has_drawn = False
-        # measurements
-        self.meter_wh = float(meter_wh)
+    name: str = "cp"
+    max_current_a: float = 32.0
+    rotation: Rotation = Rotation.L1L2L3
+    circuit: str = MAIN
+    voltage_v: float = 230.0
+    fixed_cable: bool = True
+    free_charging: bool = True
+    auth_timeout_s: float = 60.0
+    limit_delay_s: float = 0.0  #: how long a written limit takes to apply
+    limit_a: float | None = None  #: last limit written (None: never)
+    meter_wh: float = 0.0
+    start_s: InitVar[float] = 0.0
+    # what the energy manager set besides the limit
+    energy_manager_limit_a: float | None = field(default=None, init=False)
+    safe_current_a: float = field(default=0.0, init=False)
+    safe_timeout_s: float = field(default=0.0, init=False)
+    available: bool = field(default=True, init=False)
+    faults: set[DeviceFault] = field(default_factory=set, init=False)
+    # the car and its session
+    car: SimVehicle | None = field(default=None, init=False)
+    session: Session = field(default_factory=Session, init=False)
+    # measurements, as of the last change
+    phase_wh: list[float] = field(default_factory=list, init=False)
+    offered_a: float = field(default=0.0, init=False)  #: the PWM current
+    watchdog_expired: bool = field(default=False, init=False)
+    draw_a: float = field(default=0.0, init=False)  #: current per active phase (A)
+    current_a: Phases = field(default=ZERO, init=False)  #: per charger terminal
+    grid_tuple: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0), init=False)
+    _grid: Phases = field(default=ZERO, init=False)
+    _applied_limit_a: float | None = field(default=None, init=False)
+    _pending_limits: deque[tuple[float, float]] = field(default_factory=deque, init=False)
+    _written_s: float = field(default=0.0, init=False)
+    _signalled_a: float = field(default=0.0, init=False)
+    _stuck_a: float = field(default=0.0, init=False)
+    _tick_s: float = field(default=0.0, init=False)
+    _due_s: float = field(default=math.inf, init=False)
+    _sample: ChargerSample | None = field(default=None, init=False)
+
+    def __post_init__(self, start_s: float) -> None:
+        self.max_current_a = float(self.max_current_a)
+        self.meter_wh = float(self.meter_wh)
         self.phase_wh = [self.meter_wh / 3.0] * 3
-        self.offered_a = 0.0
-        self.watchdog_expired = False
-        self.draw_a = 0.0  #: current per active phase (A)
-        self.current_a = ZERO  #: per charger terminal
-        self.grid_tuple: tuple[float, float, float] = (0.0, 0.0, 0.0)  #: per grid phase
-        self._grid = ZERO
-        # internals
-        self._applied_limit_a = limit_a
-        self._pending_limits: deque[tuple[float, float]] = deque()
-        self._written_s = now_s
-        self._preauth_s: float | None = None
-        self._signalled_a = 0.0
-        self._stuck_a = 0.0
-        self._tick_s = now_s
-        self._due_s = math.inf
-        self._sample: ChargerSample | None = None
+        self._applied_limit_a = self.limit_a
+        self._written_s = self._tick_s = start_s
 
     # --- the car -----------------------------------------------------------------------------
 
@@ -187,11 +130,12 @@ class ChargePoint:
         self.car = car
         car.reset_signal()
         self._signalled_a = 0.0
-        self.auth_timed_out = False
+        session = self.session
+        session.timed_out = False
         log.info("vehicle plugged in", device=self.name, vehicle=car.name)
-        if self.free_charging or (self.authorized and self._preauth_s is not None):
-            self._preauth_s = None
-            self._start_session(now_s)
+        if self.free_charging or (session.authorized and session.waiting_since_s is not None):
+            session.start(now_s)
+            log.info("transaction started", device=self.name, reason="authorized")
         self._refresh(now_s)
 
     def unplug(self, now_s: float) -> SimVehicle | None:
@@ -200,17 +144,9 @@ class ChargePoint:
         if car is None:
             return None
         log.info("vehicle unplugged", device=self.name, vehicle=car.name)
-        if self.session_active:
-            self.session_ended_s = now_s
+        self.session.end(now_s)
         car.reset_signal()
         self.car = None
-        self.authorized = False
-        self.auth_uid = ""
-        self._preauth_s = None
-        self.session_active = False
-        self.session_stopped = False
-        self.session_wh = 0.0
-        self.has_drawn = False
         self._set_draw(0.0, 3)
         self._refresh(now_s)
         return car
@@ -218,23 +154,15 @@ class ChargePoint:
     def authorize(self, now_s: float, uid: str | None = None) -> None:
         """An RFID card (``uid``) or the backend authorises charging: with a car plugged in the
         session starts; without one the authorisation waits ``auth_timeout_s`` for a car."""
-        self.authorized = True
-        self.auth_uid = uid or ""
-        self.auth_timed_out = False
         log.info("authorized", device=self.name, uid=uid or "-", reason="authorize")
-        if self.car is not None:
-            self._preauth_s = None
-            self._start_session(now_s)
-        else:
-            self._preauth_s = now_s
+        self.session.authorize(uid, now_s, car_present=self.car is not None)
+        if self.session.active:
+            log.info("transaction started", device=self.name, reason="authorized")
         self._refresh(now_s)
 
     def stop_session(self, now_s: float) -> None:
         """Stop charging while the car stays plugged in (``finishing``)."""
-        if self.session_active:
-            self.session_active = False
-            self.session_stopped = True
-            self.session_ended_s = now_s
+        if self.session.stop(now_s):
             log.info("transaction stopped", device=self.name, reason="stop_transaction")
         self._refresh(now_s)
 
@@ -348,7 +276,7 @@ class ChargePoint:
             new = self._constrained_draw(car, new)
         if new != draw:
             self._set_draw(new, car.phases)
-        elif self.session_active:
+        elif self.session.active:
             self._sample = None  # the session's duration moved on
 
     def rewire(self, rotation: Rotation) -> None:
@@ -398,15 +326,16 @@ class ChargePoint:
             return OcppState.UNAVAILABLE
         if car is None:
             return OcppState.AVAILABLE
-        if self.session_stopped:
+        session = self.session
+        if session.stopped:
             return OcppState.FINISHING
-        if not self.session_active:
+        if not session.active:
             return OcppState.PREPARING
         if self.offered_a <= 0.0:
             return OcppState.SUSPENDEDEVSE
         if self.draw_a > 0.0:
             return OcppState.CHARGING
-        if car.full or car.suspended or self.has_drawn:
+        if car.full or car.suspended or session.has_drawn:
             return OcppState.SUSPENDEDEV
         return OcppState.PREPARING
 
@@ -430,14 +359,6 @@ class ChargePoint:
         """Contactor closed (current can flow)."""
         return self.draw_a > 0.0 or (_STUCK in self.faults and self.car is not None)
 
-    def session_duration_s(self, now_s: float) -> float:
-        """Seconds since the session of the car plugged in started (0 without one)."""
-        if self.car is None or self.session_started_s is None:
-            return 0.0
-        if not (self.session_active or self.session_stopped):
-            return 0.0
-        return now_s - self.session_started_s
-
     @property
     def limit_in_force_a(self) -> float:
         """The written limit in force (the safe current after the watchdog expired; the maximum
@@ -453,6 +374,7 @@ class ChargePoint:
         sample = self._sample
         if sample is None:
             car = self.car
+            session = self.session
             drawing = self.draw_a > 0.0
             sample = ChargerSample(
                 cp_state=self.cp_state,
@@ -460,16 +382,14 @@ class ChargePoint:
                 current_a=self.current_a,
                 power_w=self.power_w,
                 energy_wh=self.meter_wh,
-                session_energy_wh=self.session_wh if car is not None else None,
-                charging_duration_s=(
-                    self.session_duration_s(self._tick_s) if self.session_active else None
-                ),
+                session_energy_wh=session.energy_wh if car is not None else None,
+                charging_duration_s=(session.duration_s(self._tick_s) if session.active else None),
                 signalled_current_a=self.offered_a,
                 limit_a=self.limit_a if self.limit_a is not None else self.max_current_a,
                 max_current_a=self.max_current_a,
                 cable_rating_a=self.cable_rating_a,
                 phases_in_use=car.phases if car is not None and drawing else None,
-                authorized=self.authorized,
+                authorized=session.authorized,
                 errors=self.errors,
             )
             self._sample = sample
@@ -477,23 +397,13 @@ class ChargePoint:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _start_session(self, now_s: float) -> None:
-        self.authorized = True
-        self.session_active = True
-        self.session_stopped = False
-        self.session_started_s = now_s
-        self.session_ended_s = None
-        self.session_wh = 0.0
-        self.has_drawn = False
-        log.info("transaction started", device=self.name, reason="authorized")
-
     def _integrate(self, car: SimVehicle, draw_a: float, dt_s: float) -> None:
         phases = car.phases
         taken = car.charge(draw_a * phases * self.voltage_v * dt_s / 3600.0)
         if taken > 0.0:
             self.meter_wh += taken
-            if self.session_active:
-                self.session_wh += taken
+            if self.session.active:
+                self.session.energy_wh += taken
             share = taken / phases
             wh = self.phase_wh
             for i in range(phases):
@@ -512,7 +422,7 @@ class ChargePoint:
     def _set_draw(self, draw_a: float, phases: int) -> None:
         self.draw_a = draw_a
         if draw_a > 0.0:
-            self.has_drawn = True
+            self.session.has_drawn = True
             terminals = Phases(draw_a, draw_a if phases > 1 else 0.0, draw_a if phases > 2 else 0.0)
         else:
             terminals = ZERO
@@ -526,18 +436,13 @@ class ChargePoint:
         pending = self._pending_limits
         while pending and pending[0][0] <= now_s:
             self._applied_limit_a = pending.popleft()[1]
-        preauth = self._preauth_s
-        if preauth is not None and self.car is None and now_s - preauth >= self.auth_timeout_s:
-            self.authorized = False
-            self.auth_uid = ""
-            self._preauth_s = None
-            self.auth_timed_out = True
+        if self.car is None and self.session.expire(now_s, self.auth_timeout_s):
             log.info("authorization timed out", device=self.name, reason="no vehicle")
         self._refresh(now_s)
 
     def _offer(self) -> float:
         car = self.car
-        if car is None or not self.session_active or not self.available or _RCD in self.faults:
+        if car is None or not self.session.active or not self.available or _RCD in self.faults:
             return 0.0
         limit = min(self.max_current_a, self.limit_in_force_a)
         if self.energy_manager_limit_a is not None:
@@ -561,8 +466,9 @@ class ChargePoint:
             due = self._written_s + timeout
         if self._pending_limits:
             due = min(due, self._pending_limits[0][0])
-        if self._preauth_s is not None:
-            due = min(due, self._preauth_s + self.auth_timeout_s)
+        waiting = self.session.waiting_since_s
+        if waiting is not None:
+            due = min(due, waiting + self.auth_timeout_s)
         self._due_s = due
         self._sample = None
 

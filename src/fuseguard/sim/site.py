@@ -185,3 +185,6 @@ class SiteModel:
         while True:
             await self.clock.sleep(self.period_s)
             self.tick()
+
+
+__all__ = ["MAIN", "BaseLoad", "PiecewiseLinear", "PvPlant", "SimComponent", "SiteModel"]
