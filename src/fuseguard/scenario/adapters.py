@@ -23,6 +23,7 @@ from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import Clock
 from fuseguard.model.faults import METER_FAULTS, DeviceFault
+from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.scenario.config import SCENARIO_CHARGER_FAULTS
@@ -130,7 +131,7 @@ class ConnectorCharger:
         *,
         clock: Clock,
         slow_delay_s: float = 5.0,
-        safe_current_a: int = 6,
+        safe_current_a: int = MIN_CHARGE_CURRENT_A,
         safe_timeout_s: int = 60,
     ) -> None:
         self.charge_point = charge_point

@@ -136,7 +136,7 @@ class CarSpec(_Strict):
     depart_s: float
     energy_wh: float = Field(gt=0)
     phases: Literal[1, 2, 3] = 3
-    max_a: float = Field(16.0, ge=6)
+    max_a: float = Field(16.0, ge=MIN_CHARGE_CURRENT_A, le=MAX_CHARGE_CURRENT_A)
     # Addition: a name for reports (default "<charger>@<arrive_s>").
     id: str | None = None
 

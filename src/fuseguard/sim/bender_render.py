@@ -15,9 +15,17 @@ from datetime import datetime
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.status import (
     AuthState,
+    BackendConnState,
     ConnState,
+    EnableDisable,
+    OcppMeterCfg,
     OcppState,
+    OnOff,
+    ProtectionState,
+    RcmbState,
+    SchukoState,
     Type2Proximity,
+    WlanState,
     conn_state_from_cp,
     cp_to_register_122,
     type2_state_from_cp,
@@ -84,6 +92,8 @@ def full_state(core: ChargePoint, view: DeviceView) -> dict[str, str]:
     else:
         proximity = str(core.cable_rating_a)
     rcmb_pair = "12.5, 6.0" if tripped else "0.0, 0.0"
+    protection = ProtectionState.TRIGGERED if tripped else ProtectionState.OKAY
+    no_meter = OcppMeterCfg.NO_METER.value
     current = core.current_a
     volts = round(cfg.voltage_v)
     values: dict[str, str] = {
@@ -102,11 +112,11 @@ def full_state(core: ChargePoint, view: DeviceView) -> dict[str, str]:
         "type2_state": type2_state_from_cp(cp).value,
         "type2_proximity": proximity,
         "sig_current": str(int(core.offered_a)),
-        "schuko_state": "idle",
-        "backend_conn_state": "pending",
-        "free_charging": "on" if cfg.free_charging else "off",
+        "schuko_state": SchukoState.IDLE.value,
+        "backend_conn_state": BackendConnState.PENDING.value,
+        "free_charging": _on_off(cfg.free_charging),
         "slave_state": view.slave_ocpp.value if view.slave_ocpp is not None else "",
-        "ocpp_meter_cfg": cfg.ocpp_meter_cfg if cfg.has_meter else "no_meter",
+        "ocpp_meter_cfg": cfg.ocpp_meter_cfg if cfg.has_meter else no_meter,
         "ocpp_meter_serial": cfg.ocpp_meter_serial if cfg.has_meter else "",
         "current_a": f"{current.l1:.2f},{current.l2:.2f},{current.l3:.2f}",
         "energy_man_current": str(energy_man_current_a(core, cfg)),
@@ -117,24 +127,28 @@ def full_state(core: ChargePoint, view: DeviceView) -> dict[str, str]:
         "con_cycles_schuko": "0",
         "con_cycles_type2": str(view.con_cycles_type2),
         "max_current": str(cfg.max_current_a),
-        "rcmb_state": "triggered" if tripped else "okay",
+        "rcmb_state": (RcmbState.TRIGGERED if tripped else RcmbState.OKAY).value,
         "rcmb_max": rcmb_pair,
         "rcmb_values": rcmb_pair,
         "rcmb_max_values": " " + rcmb_pair,
         "rcmb_current_values": " " + rcmb_pair,
-        "cable_attached": "on" if core.fixed_cable else "off",
-        "schuko_cfg": "disable",
-        "rcd_state": "triggered" if tripped else "okay",
-        "mcb_type2_state": "okay",
-        "mcb_schuko_state": "disable",
+        "cable_attached": _on_off(core.fixed_cable),
+        "schuko_cfg": EnableDisable.DISABLE.value,
+        "rcd_state": protection.value,
+        "mcb_type2_state": ProtectionState.OKAY.value,
+        "mcb_schuko_state": ProtectionState.DISABLE.value,
         "cp_vendor": cfg.cp_vendor,
         "errors": ";".join(core.errors) or "no_errors",
         "cp_model": cfg.cp_model,
         "voltage_v": f"{volts},{volts},{volts}",
-        "wlan_state": "wlan_disconnected",
+        "wlan_state": WlanState.WLAN_DISCONNECTED.value,
     }
     keys = KEYS_5_33 if cfg.firmware is Firmware.V5_33 else KEYS_5_22
     return {key: values[key] for key in keys}
+
+
+def _on_off(flag: bool) -> str:
+    return (OnOff.ON if flag else OnOff.OFF).value
 
 
 def modbus_registers(core: ChargePoint, view: DeviceView) -> dict[int, int]:

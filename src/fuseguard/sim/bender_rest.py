@@ -30,6 +30,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from fuseguard.model.faults import DeviceFault
+from fuseguard.model.iec import MAX_CHARGE_CURRENT_A
 from fuseguard.sim.bender import BenderConnector, BenderController
 from fuseguard.sim.bender_config import RestAuth, bender_fault
 from fuseguard.sim.bender_wire import WireGate
@@ -43,7 +44,7 @@ class VehicleIn(BaseModel):
     """A vehicle to plug in."""
 
     phases: int = Field(default=3, ge=1, le=3)
-    max_current_a: float = Field(default=16.0, gt=0, le=80)
+    max_current_a: float = Field(default=16.0, gt=0, le=MAX_CHARGE_CURRENT_A)
     battery_wh: float = Field(default=60_000.0, gt=0)
     soc: float = Field(default=0.5, ge=0, le=1)
     target_soc: float = Field(default=1.0, gt=0, le=1)
