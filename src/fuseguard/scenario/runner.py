@@ -107,17 +107,7 @@ class _Run:
         self.pv = self._pv()
         self.connectors: dict[str, ChargePoint] = {}
         self.adapters: dict[str, ConnectorCharger] = {}
-        for i, ch in enumerate(sc.chargers):
-            cp = _charge_point(sc, i)
-            self.site.add(cp)
-            self.connectors[ch.id] = cp
-            self.adapters[ch.id] = ConnectorCharger(
-                cp,
-                clock=clock,
-                slow_delay_s=sc.site.slow_delay_s,
-                safe_current_a=sc.site.charger_safe_current_a,
-                safe_timeout_s=sc.site.charger_safe_timeout_s,
-            )
+        self._chargers()
         self.meter = SiteMeter(
             self.site, MAIN, sc.site.meter, clock=clock, slow_delay_s=sc.site.slow_delay_s
         )
@@ -179,6 +169,21 @@ class _Run:
         )
         self.site.add(pv)
         return pv
+
+    def _chargers(self) -> None:
+        """One charge point per charger on the site, and its in-process driver."""
+        sc = self.sc
+        for i, ch in enumerate(sc.chargers):
+            cp = _charge_point(sc, i)
+            self.site.add(cp)
+            self.connectors[ch.id] = cp
+            self.adapters[ch.id] = ConnectorCharger(
+                cp,
+                clock=self.clock,
+                slow_delay_s=sc.site.slow_delay_s,
+                safe_current_a=sc.site.charger_safe_current_a,
+                safe_timeout_s=sc.site.charger_safe_timeout_s,
+            )
 
     def _tracks(self) -> dict[str, CarTrack]:
         specs = {ch.id: ch for ch in self.sc.chargers}

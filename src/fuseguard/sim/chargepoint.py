@@ -49,6 +49,7 @@ import structlog
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.faults import DeviceFault
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
+from fuseguard.model.numbers import finite
 from fuseguard.model.phases import ZERO, Phases, Rotation
 from fuseguard.model.samples import ChargerSample
 from fuseguard.model.status import CpState, OcppState
@@ -176,7 +177,7 @@ class ChargePoint:
         """Offer at most ``current_a`` per phase (0 pauses; below 6 A acts as 0); restarts the
         watchdog. Read back at once, applied after ``limit_delay_s`` (never under
         ``ignores_limit``)."""
-        value = max(0.0, float(current_a))
+        value = max(0.0, finite(current_a, f"{self.name}: limit"))
         self.limit_a = value
         self._written_s = now_s
         if _IGNORES not in self.faults:
@@ -189,23 +190,25 @@ class ChargePoint:
 
     def set_safe_current(self, current_a: float, now_s: float) -> None:
         """The current the charger falls back to when the watchdog expires (0 pauses)."""
-        self.safe_current_a = max(0.0, float(current_a))
+        self.safe_current_a = max(0.0, finite(current_a, f"{self.name}: safe current"))
         self._refresh(now_s)
 
     def set_safe_timeout(self, timeout_s: float, now_s: float) -> None:
         """The watchdog timeout (0 disables it); programming it restarts the watchdog."""
-        self.safe_timeout_s = max(0.0, float(timeout_s))
+        self.safe_timeout_s = max(0.0, finite(timeout_s, f"{self.name}: safe timeout"))
         self._written_s = now_s
         self._refresh(now_s)
 
     def program_safe_current(self, current_a: float, timeout_s: float, now_s: float) -> None:
         """Charger-side fallback: use ``current_a`` when not written for ``timeout_s``."""
-        self.safe_current_a = max(0.0, float(current_a))
+        self.safe_current_a = max(0.0, finite(current_a, f"{self.name}: safe current"))
         self.set_safe_timeout(timeout_s, now_s)
 
     def set_energy_manager_limit(self, current_a: float | None, now_s: float) -> None:
         """A second limit the watchdog never replaces (Bender ``energy_man_current``)."""
-        self.energy_manager_limit_a = None if current_a is None else max(0.0, float(current_a))
+        self.energy_manager_limit_a = (
+            None if current_a is None else max(0.0, finite(current_a, f"{self.name}: limit"))
+        )
         self._refresh(now_s)
 
     def set_available(self, available: bool, now_s: float) -> None:
@@ -248,7 +251,7 @@ class ChargePoint:
     def stick_at(self, current_a: float, now_s: float) -> None:
         """Weld the contactor with the car drawing ``current_a`` per phase (a test's shortcut)."""
         self.faults.add(_STUCK)
-        self._stuck_a = max(0.0, float(current_a))
+        self._stuck_a = max(0.0, finite(current_a, f"{self.name}: stuck current"))
         self._refresh(now_s)
 
     # --- time ----------------------------------------------------------------------------
