@@ -12,6 +12,7 @@ from fuseguard.control.ports import (
     SupportsSafeCurrent,
 )
 from fuseguard.model.clock import VirtualClock
+from fuseguard.model.faults import DeviceFault
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import CpState
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
@@ -147,3 +148,29 @@ async def test_energy_stops_at_the_need() -> None:
     assert conn.car.drawn_wh == pytest.approx(100)
     assert conn.meter_wh == pytest.approx(100)
     assert conn.draw_a == 0
+
+
+async def test_charger_faults_are_the_charge_points_own() -> None:
+    clock, site, conn = _site()
+    charger = ConnectorCharger(conn, clock=clock)
+    conn.plug_in(_car(50_000, phases=3, max_a=16), 0.0)
+    await charger.set_current_limit(16)
+    await clock.advance(1)
+    site.tick()
+    charger.set_fault("rcd_trip")
+    assert conn.faults == {DeviceFault.RCD_TRIP}
+    s = await charger.read()
+    assert s.cp_state is CpState.E
+    assert s.current_a == Phases()
+    charger.set_fault("ignores_limit")  # one fault at a time: the trip is cleared
+    assert charger.fault is DeviceFault.IGNORES_LIMIT
+    await clock.advance(1)
+    site.tick()
+    await charger.set_current_limit(6)
+    await clock.advance(1)
+    site.tick()
+    assert (await charger.read()).current_a == Phases(16, 16, 16)
+    charger.set_fault(None)
+    assert charger.fault is None
+    with pytest.raises(ValueError, match="unknown charger fault"):
+        charger.set_fault("rejects_profiles")  # no OCPP profiles in process

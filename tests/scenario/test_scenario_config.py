@@ -103,6 +103,13 @@ def test_unknown_keys_are_errors_naming_the_key(text: str, needle: str) -> None:
         ("depart_s = 32400", "depart_s = 100", "depart_s must be after"),
         ('device = "meter"', 'device = "fridge"', "unknown fault device"),
         ('kind = "offline"', 'kind = "stuck_contactor"', "no contactor"),
+        ('kind = "offline"', 'kind = "rcd_trip"', "does not apply to a meter"),
+        ('kind = "offline"', 'kind = "melted"', "events.3.fault.kind"),
+        (
+            'device = "meter", kind = "offline"',
+            'device = "cp1", kind = "rejects_profiles"',
+            "charger fault 'rejects_profiles' is not simulated",
+        ),
         ('keepalive = "stop"', 'keepalive = "pause"', "events.1.keepalive"),
         ("phases = 3", "phases = 4", "cars.0.phases"),
     ],
