@@ -17,13 +17,13 @@ from fuseguard.devices.bender import (
     parse_single_key,
 )
 from fuseguard.model.clock import VirtualClock
+from fuseguard.model.faults import DeviceFault
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import AuthState, CpState, OcppState
 from fuseguard.sim.bender import (
     REGISTER_RANGES,
     BenderController,
     BenderDeviceConfig,
-    FaultKind,
     Firmware,
 )
 from fuseguard.sim.bender_rest import render_full_state
@@ -123,7 +123,7 @@ def test_meter_absent_reads_not_available() -> None:
 def test_rcd_trip_sets_error_bits() -> None:
     ctl = BenderController(VirtualClock())
     c = ctl.connector(1)
-    c.set_fault(FaultKind.RCD_TRIP)
+    c.set_fault(DeviceFault.RCD_TRIP)
     state = BenderModbusState.decode(*_blocks(c.modbus_registers()))
     assert state.ocpp_state is OcppState.FAULTED
     assert {"rcmb_triggered", "rcd_triggered"} <= set(state.errors)

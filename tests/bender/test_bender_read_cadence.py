@@ -7,8 +7,9 @@ from bender_bench import Bench, make_bench
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
 from fuseguard.devices.bender import BenderCharger
+from fuseguard.model.faults import DeviceFault
 from fuseguard.model.status import CpState, OcppState
-from fuseguard.sim.bender import FaultKind, Firmware
+from fuseguard.sim.bender import Firmware
 from fuseguard.sim.vehicle import SimVehicle
 
 
@@ -108,12 +109,12 @@ async def test_a_failed_rest_fetch_is_retried_on_the_next_read(bench533: Bench) 
     calls = count_rest(bench533)
     async with bench533.driver(rest_interval_s=3600.0) as drv:
         await drv.read()
-        bench533.c1.set_fault(FaultKind.OFFLINE)
+        bench533.c1.set_fault(DeviceFault.OFFLINE)
         bench533.c1.plug_in(SimVehicle(phases=3, max_current_a=16))
         await bench533.advance(1)
         with pytest.raises(DeviceTimeoutError):
             await drv.read()
-        bench533.c1.clear_fault(FaultKind.OFFLINE)
+        bench533.c1.clear_fault(DeviceFault.OFFLINE)
         sample = await drv.read()
         assert sample.cp_state is CpState.B
         assert not sample.authorized

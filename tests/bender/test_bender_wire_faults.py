@@ -17,9 +17,9 @@ from fuseguard.control.ports import (
     DeviceTimeoutError,
 )
 from fuseguard.devices.bender import BenderCharger
+from fuseguard.model.faults import DeviceFault
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import CpState, OcppState, PlugStatus, plug_status
-from fuseguard.sim.bender import FaultKind
 from fuseguard.sim.vehicle import SimVehicle
 
 
@@ -33,7 +33,7 @@ async def _charging(bench: Bench, drv: BenderCharger) -> None:
 
 async def test_offline_times_out_then_recovers(bench533: Bench) -> None:
     async with bench533.driver() as drv:
-        bench533.c1.set_fault(FaultKind.OFFLINE)
+        bench533.c1.set_fault(DeviceFault.OFFLINE)
         with pytest.raises(DeviceTimeoutError, match="no REST answer"):
             await drv.read()
         assert drv.last_error is not None
@@ -41,7 +41,7 @@ async def test_offline_times_out_then_recovers(bench533: Bench) -> None:
         with pytest.raises(DeviceTimeoutError, match="Modbus"):
             await modbus_only.read()
         await modbus_only.close()
-        bench533.c1.clear_fault(FaultKind.OFFLINE)
+        bench533.c1.clear_fault(DeviceFault.OFFLINE)
         sample = await drv.read()
         assert sample.ocpp_state is OcppState.AVAILABLE
         assert drv.last_error is None
@@ -49,7 +49,7 @@ async def test_offline_times_out_then_recovers(bench533: Bench) -> None:
 
 async def test_slow_answers_within_timeout_or_times_out(bench533: Bench) -> None:
     bench533.controller.config.slow_delay_s = 0.15
-    bench533.c1.set_fault(FaultKind.SLOW)
+    bench533.c1.set_fault(DeviceFault.SLOW)
     async with bench533.driver(request_timeout_s=1.0) as drv:
         started = time.monotonic()
         sample = await drv.read()
@@ -65,7 +65,7 @@ async def test_slow_answers_within_timeout_or_times_out(bench533: Bench) -> None
 @pytest.mark.parametrize("use_rest", [True, False], ids=["rest", "modbus"])
 async def test_garbage_is_a_response_error_with_reason(bench: Bench, use_rest: bool) -> None:
     async with bench.driver(use_rest=use_rest) as drv:
-        bench.c1.set_fault(FaultKind.GARBAGE)
+        bench.c1.set_fault(DeviceFault.GARBAGE)
         with pytest.raises(DeviceResponseError, match="garbage answer") as info:
             await drv.read()
         assert not isinstance(info.value, DeviceConnectionError)
@@ -76,7 +76,7 @@ async def test_garbage_is_a_response_error_with_reason(bench: Bench, use_rest: b
 
 
 async def test_garbage_at_start_is_reported(bench533: Bench) -> None:
-    bench533.c1.set_fault(FaultKind.GARBAGE)
+    bench533.c1.set_fault(DeviceFault.GARBAGE)
     drv = bench533.driver()
     with pytest.raises(DeviceResponseError, match="firmware register"):
         await drv.start()
@@ -86,7 +86,7 @@ async def test_garbage_at_start_is_reported(bench533: Bench) -> None:
 async def test_rcd_trip_faults_and_opens_the_contactor(bench: Bench) -> None:
     async with bench.driver() as drv:
         await _charging(bench, drv)
-        bench.c1.set_fault(FaultKind.RCD_TRIP)
+        bench.c1.set_fault(DeviceFault.RCD_TRIP)
         await bench.advance(1)
         tripped = await drv.read()
         assert tripped.ocpp_state is OcppState.FAULTED
@@ -110,7 +110,7 @@ async def test_rcd_trip_faults_and_opens_the_contactor(bench: Bench) -> None:
 async def test_stuck_contactor_keeps_drawing_at_limit_zero(bench533: Bench) -> None:
     async with bench533.driver() as drv:
         await _charging(bench533, drv)
-        bench533.c1.set_fault(FaultKind.STUCK_CONTACTOR)
+        bench533.c1.set_fault(DeviceFault.STUCK_CONTACTOR)
         await drv.set_current_limit(0)
         await bench533.advance(5)
         stuck = await drv.read()
@@ -178,7 +178,7 @@ async def test_unknown_rest_key_is_404(bench533: Bench) -> None:
 
 async def test_close_while_offline_releases_hanging_requests() -> None:
     b = await make_bench()
-    b.c1.set_fault(FaultKind.OFFLINE)
+    b.c1.set_fault(DeviceFault.OFFLINE)
     rest = b.driver(request_timeout_s=5.0, retry_attempts=1)
     modbus = b.driver(request_timeout_s=1.0, retry_attempts=1, use_rest=False)
     pending = [

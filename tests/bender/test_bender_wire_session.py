@@ -5,9 +5,57 @@ from __future__ import annotations
 from bender_bench import Bench, count_writes, make_bench
 
 from fuseguard.control.ports import Charger, SupportsSafeCurrent
+from fuseguard.devices.bender import BenderCharger
 from fuseguard.model.phases import Phases, Rotation
+from fuseguard.model.samples import ChargerSample
 from fuseguard.model.status import CpState, OcppState, PlugStatus, plug_status
 from fuseguard.sim.vehicle import SimVehicle
+
+
+async def _idle_plug_authorize_charge(bench: Bench, drv: BenderCharger) -> ChargerSample:
+    """The first half of a session: idle, plugged in, authorised, charging; returns the idle
+    sample."""
+    c1 = bench.c1
+    idle = await drv.read()
+    assert idle.cp_state is CpState.A
+    assert idle.ocpp_state is OcppState.AVAILABLE
+    assert idle.current_a == Phases()
+    assert idle.firmware is not None
+    assert idle.firmware.startswith(bench.controller.config.firmware.value)
+
+    # plug: waits for authorisation
+    c1.plug_in(SimVehicle(phases=2, max_current_a=16, soc=0.5))
+    await bench.advance(1)
+    plugged = await drv.read()
+    assert plugged.cp_state is CpState.B
+    assert plugged.ocpp_state is OcppState.PREPARING
+    assert not plugged.authorized
+    assert plugged.signalled_current_a == 0
+
+    # authorise and charge; the car reacts after its 2 s response delay
+    await drv.set_current_limit(10)
+    c1.authorize("046e453af012ca3")
+    await bench.advance(1)
+    starting = await drv.read()
+    assert starting.authorized
+    assert starting.signalled_current_a == 10
+    assert starting.cp_state is CpState.B
+    assert starting.ocpp_state is OcppState.PREPARING
+    await bench.advance(3)
+    charging = await drv.read()
+    assert charging.cp_state is CpState.C
+    assert charging.ocpp_state is OcppState.CHARGING
+    assert charging.current_a == Phases(10.0, 10.0, 0.0)
+    assert charging.phases_in_use == 2
+    assert charging.power_w == 2 * 10 * 230
+    assert charging.limit_a == 10
+    assert plug_status(
+        online=True,
+        cp=charging.cp_state,
+        ocpp=charging.ocpp_state,
+        charging_for_s=charging.charging_duration_s,
+    ) is (PlugStatus.RECENTLY_STARTED_CHARGING)
+    return idle
 
 
 async def test_full_session(bench: Bench) -> None:
@@ -20,45 +68,7 @@ async def test_full_session(bench: Bench) -> None:
         assert (c1.safe_current_a, c1.comm_timeout_s) == (6, 60)
         assert await drv.read_safe_current() == (6, 60)
 
-        idle = await drv.read()
-        assert idle.cp_state is CpState.A
-        assert idle.ocpp_state is OcppState.AVAILABLE
-        assert idle.current_a == Phases()
-        assert idle.firmware is not None
-        assert idle.firmware.startswith(bench.controller.config.firmware.value)
-
-        # plug: waits for authorisation
-        c1.plug_in(SimVehicle(phases=2, max_current_a=16, soc=0.5))
-        await bench.advance(1)
-        plugged = await drv.read()
-        assert plugged.cp_state is CpState.B
-        assert plugged.ocpp_state is OcppState.PREPARING
-        assert not plugged.authorized
-        assert plugged.signalled_current_a == 0
-
-        # authorise and charge; the car reacts after its 2 s response delay
-        await drv.set_current_limit(10)
-        c1.authorize("046e453af012ca3")
-        await bench.advance(1)
-        starting = await drv.read()
-        assert starting.authorized
-        assert starting.signalled_current_a == 10
-        assert starting.cp_state is CpState.B
-        assert starting.ocpp_state is OcppState.PREPARING
-        await bench.advance(3)
-        charging = await drv.read()
-        assert charging.cp_state is CpState.C
-        assert charging.ocpp_state is OcppState.CHARGING
-        assert charging.current_a == Phases(10.0, 10.0, 0.0)
-        assert charging.phases_in_use == 2
-        assert charging.power_w == 2 * 10 * 230
-        assert charging.limit_a == 10
-        assert plug_status(
-            online=True,
-            cp=charging.cp_state,
-            ocpp=charging.ocpp_state,
-            charging_for_s=charging.charging_duration_s,
-        ) is (PlugStatus.RECENTLY_STARTED_CHARGING)
+        idle = await _idle_plug_authorize_charge(bench, drv)
         # grid view through the wiring rotation
         c1.rotation = Rotation.L2L3L1
         assert c1.grid_current_a() == Phases(0.0, 10.0, 10.0)

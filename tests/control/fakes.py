@@ -1,71 +1,172 @@
-"""Tiny in-memory meter and chargers for control-loop tests (virtual time, no sockets)."""
+"""Tiny in-memory meter and chargers for control-loop tests (virtual time, no sockets).
+
+:class:`FakeCharger` is the one charge-point core (:class:`fuseguard.sim.chargepoint.ChargePoint`)
+without time: its car follows every change at once and never fills up, so a test says exactly
+what each charger draws.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.model.clock import Clock
+from fuseguard.model.iec import MAX_CHARGE_CURRENT_A
 from fuseguard.model.phases import ZERO, Phases, Rotation
 from fuseguard.model.samples import ChargerSample, MeterSample
-from fuseguard.model.status import CpState, OcppState
+from fuseguard.sim.chargepoint import ChargePoint
+from fuseguard.sim.vehicle import SimVehicle
+
+#: The fake's only instant: nothing it does takes time.
+_NOW = 0.0
 
 
-@dataclass
 class FakeCharger:
-    """A charger with a car that draws min(limit, car max) on its phases at once."""
+    """A charger with a car that draws min(limit, car max) on its phases at once (0 below 6 A).
 
-    rotation: Rotation = Rotation.L1L2L3
-    car_phases: int = 3
-    car_max_a: float = 32.0
-    plugged: bool = True
-    limit_a: int = 0
-    offline: bool = False
-    stuck_a: float | None = None  # stuck contactor: draws this whatever the limit
-    writes: list[int] = field(default_factory=list)
-    full: bool = False
-    hang: bool = False  # answers nothing at all: reads never return
+    ``stuck_a`` welds the contactor with the car drawing that much whatever the limit; ``full``
+    is a car that takes no current although offered; ``offline`` refuses every call; ``hang``
+    never answers a read.
+    """
+
+    def __init__(
+        self,
+        rotation: Rotation = Rotation.L1L2L3,
+        car_phases: int = 3,
+        car_max_a: float = 32.0,
+        plugged: bool = True,
+        limit_a: int = 0,
+        offline: bool = False,
+        stuck_a: float | None = None,
+        writes: list[int] | None = None,
+        full: bool = False,
+        hang: bool = False,
+    ) -> None:
+        self.core = ChargePoint(
+            name="fake",
+            max_current_a=MAX_CHARGE_CURRENT_A,
+            rotation=rotation,
+            limit_a=float(limit_a),
+        )
+        self.offline = offline
+        self.hang = hang  # answers nothing at all: reads never return
+        self.writes: list[int] = [] if writes is None else writes
+        self._car_phases = car_phases
+        self._car_max_a = car_max_a
+        self._stuck_a: float | None = None
+        self._full = full
+        self.plugged = plugged
+        self.stuck_a = stuck_a
+
+    # --- what a test sets ----------------------------------------------------------------
+
+    @property
+    def rotation(self) -> Rotation:
+        return self.core.rotation
+
+    @rotation.setter
+    def rotation(self, rotation: Rotation) -> None:
+        self.core.rewire(rotation)
+
+    @property
+    def car_phases(self) -> int:
+        return self._car_phases
+
+    @car_phases.setter
+    def car_phases(self, phases: int) -> None:
+        self._car_phases = phases
+        if self.plugged:  # another car
+            self.plugged = False
+            self.plugged = True
+
+    @property
+    def car_max_a(self) -> float:
+        return self._car_max_a
+
+    @car_max_a.setter
+    def car_max_a(self, current_a: float) -> None:
+        self._car_max_a = current_a
+        if self.core.car is not None:
+            self.core.car.max_current_a = current_a
+            self._settle()
+
+    @property
+    def plugged(self) -> bool:
+        return self.core.car is not None
+
+    @plugged.setter
+    def plugged(self, plugged: bool) -> None:
+        if plugged and self.core.car is None:
+            car = SimVehicle(
+                phases=self._car_phases,
+                max_current_a=self._car_max_a,
+                response_delay_s=0.0,
+                suspended=self._full,
+                name="fake-car",
+            )
+            self.core.plug_in(car, _NOW)
+        elif not plugged:
+            self.core.unplug(_NOW)
+        self._settle()
+
+    @property
+    def limit_a(self) -> int:
+        return int(self.core.limit_a or 0)
+
+    @limit_a.setter
+    def limit_a(self, current_a: int) -> None:
+        self.core.write_limit(float(current_a), _NOW)
+        self._settle()
+
+    @property
+    def stuck_a(self) -> float | None:
+        return self._stuck_a
+
+    @stuck_a.setter
+    def stuck_a(self, current_a: float | None) -> None:
+        self._stuck_a = current_a
+        if current_a is None:
+            if self.core.stuck:
+                self.core.clear_fault("stuck_contactor", _NOW)
+        else:
+            self.core.stick_at(current_a, _NOW)
+        self._settle()
+
+    @property
+    def full(self) -> bool:
+        return self._full
+
+    @full.setter
+    def full(self, full: bool) -> None:
+        self._full = full
+        if self.core.car is not None:
+            self.core.car.suspended = full
+            self.core.car_changed(_NOW)
+        self._settle()
+
+    def _settle(self) -> None:
+        self.core.advance(_NOW)
+
+    # --- what the meter sees -------------------------------------------------------------
+
+    def draw_local(self) -> Phases:
+        return self.core.current_a
+
+    def draw_grid(self) -> Phases:
+        return self.core.grid_current_a()
+
+    # --- the Charger port ----------------------------------------------------------------
 
     async def _maybe_hang(self) -> None:
         if self.hang:
             await asyncio.get_running_loop().create_future()
 
-    def draw_local(self) -> Phases:
-        if not self.plugged:
-            return ZERO
-        amps = (
-            self.stuck_a
-            if self.stuck_a is not None
-            else (0.0 if self.full else min(self.limit_a, self.car_max_a))
-        )
-        return Phases.of([amps if i < self.car_phases else 0.0 for i in range(3)])
-
-    def draw_grid(self) -> Phases:
-        return self.rotation.to_grid(self.draw_local())
-
     async def read(self) -> ChargerSample:
         await self._maybe_hang()
         if self.offline:
             raise DeviceConnectionError("connection refused")
-        local = self.draw_local()
-        if not self.plugged:
-            cp, ocpp = CpState.A, OcppState.AVAILABLE
-        elif local.max > 0:
-            cp, ocpp = CpState.C, OcppState.CHARGING
-        else:
-            cp, ocpp = (
-                CpState.B,
-                OcppState.SUSPENDEDEVSE if self.limit_a == 0 else OcppState.SUSPENDEDEV,
-            )
-        return ChargerSample(
-            cp_state=cp,
-            ocpp_state=ocpp,
-            current_a=local,
-            power_w=local.total * 230.0,
-            signalled_current_a=float(self.limit_a),
-            limit_a=float(self.limit_a),
-        )
+        return self.core.sample()
 
     async def set_current_limit(self, current_a: int) -> None:
         if self.offline:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fuseguard.model.phases import Rotation
+from fuseguard.model.phases import Phases, Rotation
 from fuseguard.scenario.config import ScenarioError, load_scenario, loads_scenario
 
 ISSUE_EXAMPLE = """
@@ -64,7 +64,7 @@ fault = { device = "meter", kind = "offline", duration_s = 300 }
 def test_issue_example_parses() -> None:
     sc = loads_scenario(ISSUE_EXAMPLE)
     assert sc.site.fuse_a == 35
-    assert sc.circuit_fuses == {"main": 35, "garage": 32}
+    assert sc.circuit_fuses == {"main": Phases.uniform(35), "garage": Phases.uniform(32)}
     assert sc.path_to_main("garage") == ["garage", "main"]
     assert sc.chargers[0].rotation is Rotation.L1L2L3
     assert len(sc.chargers[0].evse_uuid) == 32
@@ -103,6 +103,13 @@ def test_unknown_keys_are_errors_naming_the_key(text: str, needle: str) -> None:
         ("depart_s = 32400", "depart_s = 100", "depart_s must be after"),
         ('device = "meter"', 'device = "fridge"', "unknown fault device"),
         ('kind = "offline"', 'kind = "stuck_contactor"', "no contactor"),
+        ('kind = "offline"', 'kind = "rcd_trip"', "does not apply to a meter"),
+        ('kind = "offline"', 'kind = "melted"', "events.3.fault.kind"),
+        (
+            'device = "meter", kind = "offline"',
+            'device = "cp1", kind = "rejects_profiles"',
+            "charger fault 'rejects_profiles' is not simulated",
+        ),
         ('keepalive = "stop"', 'keepalive = "pause"', "events.1.keepalive"),
         ("phases = 3", "phases = 4", "cars.0.phases"),
     ],

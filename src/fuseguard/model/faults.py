@@ -21,6 +21,7 @@ class DeviceFault(StrEnum):
     REJECTS_PROFILES = "rejects_profiles"  #: (OCPP) SetChargingProfile answered Rejected
     IGNORES_LIMIT = "ignores_limit"  #: (chargers) accepts a limit but keeps drawing
     REBOOTS = "reboots"  #: (chargers) restarts: connection lost, state reset
+    BACKEND_LOST = "backend_lost"  #: (chargers) their OCPP backend is unreachable
 
 
 #: Faults that only change how a device answers on the wire, not its electrical state.
@@ -36,6 +37,7 @@ CHARGER_FAULTS: frozenset[DeviceFault] = WIRE_FAULTS | {
     DeviceFault.REJECTS_PROFILES,
     DeviceFault.IGNORES_LIMIT,
     DeviceFault.REBOOTS,
+    DeviceFault.BACKEND_LOST,
 }
 
 __all__ = ["CHARGER_FAULTS", "METER_FAULTS", "WIRE_FAULTS", "DeviceFault"]

@@ -2,49 +2,35 @@
 
 :class:`SiteMeter` implements :class:`~fuseguard.control.ports.GridMeter` from the shared
 :class:`~fuseguard.sim.site.SiteModel`; :class:`ConnectorCharger` implements
-:class:`~fuseguard.control.ports.Charger` (and ``SupportsSafeCurrent``) over a connector model.
-Both can be given a fault, as a real device would misbehave:
+:class:`~fuseguard.control.ports.Charger` (and ``SupportsSafeCurrent``) over the one charge-point
+core, :class:`~fuseguard.sim.chargepoint.ChargePoint`. Both can be given a fault
+(:class:`~fuseguard.model.faults.DeviceFault`), as a real device would misbehave:
 
 ``offline``  -> :class:`DeviceConnectionError`
 ``garbage``  -> :class:`DeviceResponseError`
 ``slow``     -> each call takes ``slow_delay_s`` of the injected clock
 ``frozen``   -> (meter) the last telegram again, marked ``stale``
-``stuck_contactor`` -> (charger) the vehicle keeps drawing whatever is written
+``stuck_contactor``, ``rcd_trip``, ``ignores_limit`` -> (charger) the charge point's own faults
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Protocol
 
 import structlog
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import Clock
+from fuseguard.model.faults import METER_FAULTS, DeviceFault
+from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
-from fuseguard.sim.site import MAIN, SiteModel
+from fuseguard.scenario.config import SCENARIO_CHARGER_FAULTS
+from fuseguard.sim.chargepoint import ChargePoint
+from fuseguard.sim.site import SiteModel
 
 log = structlog.get_logger(__name__)
-
-METER_FAULTS = frozenset({"offline", "slow", "garbage", "frozen"})
-CHARGER_FAULTS = frozenset({"offline", "slow", "garbage", "stuck_contactor"})
-
-
-class ConnectorModel(Protocol):
-    """What :class:`ConnectorCharger` needs from a simulated connector."""
-
-    id: str
-    stuck: bool
-
-    def sample(self) -> ChargerSample:
-        """Current state and measurements."""
-
-    def write_limit(self, current_a: float) -> None:
-        """Offer ``current_a`` A per phase."""
-
-    def program_safe_current(self, current_a: float, timeout_s: float) -> None:
-        """Program the communication-loss fallback."""
 
 
 class SiteMeter:
@@ -69,20 +55,21 @@ class SiteMeter:
         self.clock = clock if clock is not None else site.clock
         self.slow_delay_s = slow_delay_s
         self.name = name
-        self.fault: str | None = None
+        self.fault: DeviceFault | None = None
         self.reads = 0
         self._cache_t: float | None = None
         self._cache: MeterSample | None = None
         self._last_good: MeterSample | None = None
         self._start = self.clock.now() - timedelta(seconds=self.clock.monotonic())
 
-    def set_fault(self, kind: str | None) -> None:
-        """Start (``kind``) or end (None) a fault."""
-        if kind is not None and kind not in METER_FAULTS:
+    def set_fault(self, kind: DeviceFault | str | None) -> None:
+        """Start (``kind``, one of ``METER_FAULTS``) or end (None) a fault."""
+        fault = None if kind is None else DeviceFault(kind)
+        if fault is not None and fault not in METER_FAULTS:
             msg = f"unknown meter fault {kind!r}"
             raise ValueError(msg)
-        log.info("meter_fault", device=self.name, reason=kind or "cleared")
-        self.fault = kind
+        log.info("meter_fault", device=self.name, reason=fault or "cleared")
+        self.fault = fault
 
     def _telegram(self) -> MeterSample:
         t = self.site.t_s
@@ -108,15 +95,15 @@ class SiteMeter:
         """One reading of the last site tick."""
         self.reads += 1
         fault = self.fault
-        if fault == "offline":
+        if fault is DeviceFault.OFFLINE:
             msg = f"{self.name}: no route to meter (simulated offline)"
             raise DeviceConnectionError(msg)
-        if fault == "garbage":
+        if fault is DeviceFault.GARBAGE:
             msg = f"{self.name}: meter answered with invalid data (simulated garbage)"
             raise DeviceResponseError(msg)
-        if fault == "slow":
+        if fault is DeviceFault.SLOW:
             await self.clock.sleep(self.slow_delay_s)
-        if fault == "frozen" and self._last_good is not None:
+        if fault is DeviceFault.FROZEN and self._last_good is not None:
             old = self._last_good
             return MeterSample(
                 timestamp=old.timestamp,
@@ -132,65 +119,82 @@ class SiteMeter:
 
 
 class ConnectorCharger:
-    """The :class:`~fuseguard.control.ports.Charger` port over a simulated connector."""
+    """The :class:`~fuseguard.control.ports.Charger` port over a simulated charge point.
+
+    Its writes take effect at the charge point's own time (its last tick), like a charger that
+    looks at its registers once per cycle; the controller's clock only paces ``slow`` answers.
+    """
 
     def __init__(
         self,
-        connector: ConnectorModel,
+        charge_point: ChargePoint,
         *,
         clock: Clock,
         slow_delay_s: float = 5.0,
-        safe_current_a: int = 6,
+        safe_current_a: int = MIN_CHARGE_CURRENT_A,
         safe_timeout_s: int = 60,
     ) -> None:
-        self.connector = connector
+        self.charge_point = charge_point
         # Read by the controller's setup() to program the charger-side fallback.
         self.safe_current_a = safe_current_a
         self.safe_timeout_s = safe_timeout_s
         self.clock = clock
         self.slow_delay_s = slow_delay_s
-        self.fault: str | None = None
         self.writes = 0
         self.last_written_a: int | None = None
 
     @property
     def name(self) -> str:
         """The charger id."""
-        return self.connector.id
+        return self.charge_point.name
 
-    def set_fault(self, kind: str | None) -> None:
-        """Start (``kind``) or end (None) a fault; a stuck contactor is the connector's."""
-        if kind is not None and kind not in CHARGER_FAULTS:
+    @property
+    def fault(self) -> DeviceFault | None:
+        """The fault in force (the scenario runs one at a time), or None."""
+        faults = self.charge_point.faults
+        return min(faults) if faults else None
+
+    def set_fault(self, kind: DeviceFault | str | None) -> None:
+        """Start ``kind`` (one of ``SCENARIO_CHARGER_FAULTS``, replacing any other) or end the
+        fault (None)."""
+        fault = None if kind is None else DeviceFault(kind)
+        if fault is not None and fault not in SCENARIO_CHARGER_FAULTS:
             msg = f"unknown charger fault {kind!r}"
             raise ValueError(msg)
-        log.info("charger_fault", device=self.name, reason=kind or "cleared")
-        self.connector.stuck = kind == "stuck_contactor"
-        self.fault = None if kind == "stuck_contactor" else kind
+        log.info("charger_fault", device=self.name, reason=fault or "cleared")
+        cp = self.charge_point
+        cp.clear_fault(None, cp.now_s)
+        if fault is not None:
+            cp.set_fault(fault, cp.now_s)
 
     async def _io(self) -> None:
-        fault = self.fault
-        if fault == "offline":
+        faults = self.charge_point.faults
+        if not faults:
+            return
+        if DeviceFault.OFFLINE in faults:
             msg = f"{self.name}: charger unreachable (simulated offline)"
             raise DeviceConnectionError(msg)
-        if fault == "garbage":
+        if DeviceFault.GARBAGE in faults:
             msg = f"{self.name}: charger answered with invalid data (simulated garbage)"
             raise DeviceResponseError(msg)
-        if fault == "slow":
+        if DeviceFault.SLOW in faults:
             await self.clock.sleep(self.slow_delay_s)
 
     async def read(self) -> ChargerSample:
-        """State and measurements of the connector."""
+        """State and measurements of the charge point."""
         await self._io()
-        return self.connector.sample()
+        return self.charge_point.sample()
 
     async def set_current_limit(self, current_a: int) -> None:
         """Offer ``current_a`` A per phase (0 pauses)."""
         await self._io()
         self.writes += 1
         self.last_written_a = int(current_a)
-        self.connector.write_limit(float(current_a))
+        cp = self.charge_point
+        cp.write_limit(float(current_a), cp.now_s)
 
     async def set_safe_current(self, current_a: int, timeout_s: int) -> None:
         """Program the charger-side communication-loss fallback."""
         await self._io()
-        self.connector.program_safe_current(float(current_a), float(timeout_s))
+        cp = self.charge_point
+        cp.program_safe_current(float(current_a), float(timeout_s), cp.now_s)

@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 import structlog
 
 from fuseguard.control.ports import DeviceError
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import Clock
+from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
-from fuseguard.scenario.config import MAIN, Scenario
+from fuseguard.scenario.config import Scenario
 
 log = structlog.get_logger(__name__)
-
-MIN_A = 6
 
 
 @dataclass
@@ -60,7 +60,7 @@ class PolicyContext:
         if target is not None:
             value = min(value, target)
         v = math.floor(value + 1e-9)
-        return v if v >= MIN_A else 0
+        return v if v >= MIN_CHARGE_CURRENT_A else 0
 
     async def write(self, charger_id: str, current_a: int) -> None:
         """Write a setpoint; device errors are logged, not raised."""
@@ -110,18 +110,19 @@ class StaticPolicy:
             for circ in sc.path_to_main(ch.circuit):
                 below[circ].append(ch.id)
         out: dict[str, float] = {ch.id: float(ch.max_a) for ch in sc.chargers}
-        # Top-down: each circuit's fuse split equally over the chargers below it; when that is
-        # below 6 A, only as many chargers as can get 6 A are switched on (in id order).
-        for circ in sc.circuit_fuses:
-            ids = [i for i in below[circ] if out[i] >= MIN_A]
+        # Top-down: each circuit's fuse (its weakest phase) split equally over the chargers
+        # below it; when that is below 6 A, only as many chargers as can get 6 A are switched on
+        # (in id order).
+        for circ, fuse in fuses.items():
+            ids = [i for i in below[circ] if out[i] >= MIN_CHARGE_CURRENT_A]
             if not ids:
                 continue
-            k = min(len(ids), int(fuses[circ] // MIN_A))
+            k = min(len(ids), int(fuse.min // MIN_CHARGE_CURRENT_A))
             for cid in ids[k:]:
                 out[cid] = 0.0
             for cid in ids[:k]:
-                out[cid] = min(out[cid], fuses[circ] / k)
-        return {k: (math.floor(v) if v >= MIN_A else 0) for k, v in out.items()}
+                out[cid] = min(out[cid], fuse.min / k)
+        return {k: (math.floor(v) if v >= MIN_CHARGE_CURRENT_A else 0) for k, v in out.items()}
 
     async def run(self) -> None:
         """Write the static split, then keep re-writing it."""
@@ -184,12 +185,12 @@ class RoundRobinPolicy:
                 for ch in ctx.scenario.chargers:
                     if circ in ctx.scenario.path_to_main(ch.circuit):
                         load = load + _grid_draw(ctx, ch.id, samples[ch.id])
-                headrooms.append(ctx.scenario.circuit_fuses[circ] - load.max)
+                headrooms.append((ctx.scenario.circuit_fuses[circ] - load).min)
         headroom = min(headrooms)
         current = float(ctx.last_setpoints.get(chosen, 0))
         base = own if own > 0 else current
         new = 0 if headroom == -math.inf else ctx.cap_a(chosen, max(0.0, base + headroom))
-        if own <= 0 and headroom < MIN_A:
+        if own <= 0 and headroom < MIN_CHARGE_CURRENT_A:
             new = 0
         await ctx.write(chosen, new)
 
@@ -243,7 +244,7 @@ class TenSecondEqualPolicy:
                 return
         for circ, fuse in sc.circuit_fuses.items():
             if circ != MAIN:
-                available[circ] = [fuse] * 3
+                available[circ] = fuse.as_list()
         active = [
             cid for cid, s in samples.items() if s is not None and s.cp_state.vehicle_connected
         ]
@@ -252,11 +253,11 @@ class TenSecondEqualPolicy:
         granted: dict[str, float] = {}
         for cid in active:
             path = ctx.charger_path(cid)
-            if all(available[c][p] >= MIN_A for c in path for p in used[cid]):
-                granted[cid] = MIN_A
+            if all(available[c][p] >= MIN_CHARGE_CURRENT_A for c in path for p in used[cid]):
+                granted[cid] = MIN_CHARGE_CURRENT_A
                 for c in path:
                     for p in used[cid]:
-                        available[c][p] -= MIN_A
+                        available[c][p] -= MIN_CHARGE_CURRENT_A
             else:
                 granted[cid] = 0.0
         # Stage 2: the rest split equally per phase among the chargers using that phase.
@@ -278,7 +279,7 @@ class TenSecondEqualPolicy:
                 result[cid] = 0
                 continue
             extra = min(granted[f"{cid}@{c}"] for c in ctx.charger_path(cid))
-            result[cid] = ctx.cap_a(cid, MIN_A + extra)
+            result[cid] = ctx.cap_a(cid, MIN_CHARGE_CURRENT_A + extra)
         for cid, value in result.items():
             await ctx.write(cid, value)
 

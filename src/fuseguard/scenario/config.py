@@ -8,17 +8,32 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fuseguard.config import CircuitConfig
+from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTreeError
+from fuseguard.model.faults import METER_FAULTS, DeviceFault
+from fuseguard.model.iec import MAX_CHARGE_CURRENT_A, MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import ChargeMode
 
-MAIN = "main"
-
-FaultKind = Literal["offline", "slow", "garbage", "stuck_contactor", "frozen"]
+#: Charger faults the in-process adapters simulate (no OCPP profiles here, no reboots).
+SCENARIO_CHARGER_FAULTS: frozenset[DeviceFault] = frozenset(
+    {
+        DeviceFault.OFFLINE,
+        DeviceFault.SLOW,
+        DeviceFault.GARBAGE,
+        DeviceFault.STUCK_CONTACTOR,
+        DeviceFault.RCD_TRIP,
+        DeviceFault.IGNORES_LIMIT,
+    }
+)
+#: Ids as the edge config spells them (``[[chargers]] id``).
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class ScenarioError(ValueError):
@@ -30,13 +45,13 @@ class _Strict(BaseModel):
 
 
 class SiteSpec(_Strict):
-    """``[site]``."""
+    """``[site]`` (voltage, fuse and meter period within the bounds of the edge config)."""
 
-    voltage_v: float = Field(230.0, gt=0)
-    fuse_a: float = Field(gt=0)
+    voltage_v: float = Field(230.0, gt=100, lt=500)
+    fuse_a: float = Field(gt=0, le=10_000)
     duration_s: float = Field(86400.0, gt=0)
     meter: Literal["phases", "total_power"] = "phases"
-    meter_period_s: float = Field(1.0, gt=0)
+    meter_period_s: float = Field(1.0, gt=0, le=60)
     # Additions (documented in docs/scenarios.md):
     name: str | None = None
     description: str | None = None
@@ -45,16 +60,8 @@ class SiteSpec(_Strict):
     meter_phase_assumption: Literal["worst", "balanced"] = "worst"
     slow_delay_s: float = Field(5.0, ge=0)
     meter_fallback_a: float | None = Field(None, ge=0)
-    charger_safe_current_a: int = Field(6, ge=0)
-    charger_safe_timeout_s: int = Field(60, gt=0)
-
-
-class CircuitSpec(_Strict):
-    """``[[circuits]]``: a sub-circuit with its own fuse, below ``parent``."""
-
-    id: str = Field(min_length=1)
-    parent: str = MAIN
-    fuse_a: float = Field(gt=0)
+    charger_safe_current_a: int = Field(6, ge=0, le=MAX_CHARGE_CURRENT_A)
+    charger_safe_timeout_s: int = Field(60, gt=0, le=3600)
 
 
 class BaseLoadSpec(_Strict):
@@ -101,19 +108,24 @@ class PvSpec(_Strict):
 
 
 class ChargerSpec(_Strict):
-    """``[[chargers]]``."""
+    """``[[chargers]]`` (one EVSE with one plug; bounds as in the edge config)."""
 
-    id: str = Field(min_length=1)
+    id: str = Field(pattern=ID_PATTERN)
     circuit: str = MAIN
-    max_a: int = Field(32, ge=6, le=80)
+    max_a: int = Field(32, ge=MIN_CHARGE_CURRENT_A, le=MAX_CHARGE_CURRENT_A)
     rotation: Rotation = Rotation.L1L2L3
     mode: ChargeMode = ChargeMode.FAST
-    priority: int = 0
+    priority: int = Field(0, ge=-100, le=100)
 
     @property
     def evse_uuid(self) -> str:
         """A stable 32-hex EVSE uuid derived from the charger id."""
         return hashlib.md5(self.id.encode(), usedforsecurity=False).hexdigest()
+
+    @property
+    def plug_uuid(self) -> str:
+        """A stable 32-hex uuid of the charger's one plug."""
+        return hashlib.md5(f"{self.id}#1".encode(), usedforsecurity=False).hexdigest()
 
 
 class CarSpec(_Strict):
@@ -124,7 +136,7 @@ class CarSpec(_Strict):
     depart_s: float
     energy_wh: float = Field(gt=0)
     phases: Literal[1, 2, 3] = 3
-    max_a: float = Field(16.0, ge=6)
+    max_a: float = Field(16.0, ge=MIN_CHARGE_CURRENT_A, le=MAX_CHARGE_CURRENT_A)
     # Addition: a name for reports (default "<charger>@<arrive_s>").
     id: str | None = None
 
@@ -161,7 +173,7 @@ class FaultEvent(_Strict):
     """``fault = {device, kind, duration_s}``; device is "meter" or a charger id."""
 
     device: str
-    kind: FaultKind
+    kind: DeviceFault
     duration_s: float = Field(gt=0)
 
 
@@ -199,7 +211,7 @@ class Scenario(_Strict):
     """A whole scenario file."""
 
     site: SiteSpec
-    circuits: list[CircuitSpec] = Field(default_factory=list)
+    circuits: list[CircuitConfig] = Field(default_factory=list)
     base_load: BaseLoadSpec = BaseLoadSpec(points=[(0.0, (0.0, 0.0, 0.0))])
     pv: PvSpec | None = None
     chargers: Annotated[list[ChargerSpec], Field(min_length=1)]
@@ -208,22 +220,24 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
-        circuit_ids = {MAIN}
-        for c in self.circuits:
-            if c.id in circuit_ids:
-                msg = f"circuit {c.id!r} defined twice (or named 'main')"
-                raise ValueError(msg)
-            if c.parent not in circuit_ids:
-                msg = f"circuit {c.id!r}: parent {c.parent!r} must be defined before it"
-                raise ValueError(msg)
-            circuit_ids.add(c.id)
+        try:
+            tree = self.circuit_tree
+        except CircuitTreeError as err:
+            raise ValueError(str(err)) from None
         charger_ids: set[str] = set()
+        safe_a = self.site.charger_safe_current_a
         for ch in self.chargers:
             if ch.id in charger_ids:
                 msg = f"charger {ch.id!r} defined twice"
                 raise ValueError(msg)
-            if ch.circuit not in circuit_ids:
+            if ch.circuit not in tree:
                 msg = f"charger {ch.id!r}: unknown circuit {ch.circuit!r}"
+                raise ValueError(msg)
+            if safe_a and not MIN_CHARGE_CURRENT_A <= safe_a <= ch.max_a:
+                msg = (
+                    f"site.charger_safe_current_a {safe_a} A: a charger takes 0 or "
+                    f"{MIN_CHARGE_CURRENT_A}..max_a ({ch.max_a} A at {ch.id!r})"
+                )
                 raise ValueError(msg)
             charger_ids.add(ch.id)
         sessions: dict[str, list[tuple[float, float]]] = {}
@@ -246,40 +260,44 @@ class Scenario(_Strict):
                 msg = f"event at {ev.at_s}: unknown charger {ev.target.charger!r}"
                 raise ValueError(msg)
             if ev.fault is not None:
-                if ev.fault.device != "meter" and ev.fault.device not in charger_ids:
-                    msg = f"event at {ev.at_s}: unknown fault device {ev.fault.device!r}"
-                    raise ValueError(msg)
-                if ev.fault.device == "meter" and ev.fault.kind == "stuck_contactor":
-                    msg = "a meter has no contactor (fault kind stuck_contactor)"
-                    raise ValueError(msg)
-                if ev.fault.device != "meter" and ev.fault.kind == "frozen":
-                    msg = "fault kind 'frozen' applies to the meter only"
-                    raise ValueError(msg)
+                _check_fault(ev.at_s, ev.fault, charger_ids)
         return self
 
-    @property
-    def circuit_fuses(self) -> dict[str, float]:
-        """Fuse per circuit id, main included."""
-        fuses = {MAIN: self.site.fuse_a}
-        fuses.update({c.id: c.fuse_a for c in self.circuits})
-        return fuses
+    @cached_property
+    def circuit_tree(self) -> CircuitTree:
+        """``main`` (``site.fuse_a``) and the sub-circuits: the config's one circuit concept."""
+        main = CircuitSpec(id=MAIN, parent=None, fuse_a=self.site.fuse_a)
+        return CircuitTree.of([main, *(c.to_spec() for c in self.circuits)])
 
     @property
-    def circuit_parents(self) -> dict[str, str | None]:
-        """Parent per circuit id (main has None)."""
-        parents: dict[str, str | None] = {MAIN: None}
-        parents.update({c.id: c.parent for c in self.circuits})
-        return parents
+    def circuit_fuses(self) -> dict[str, Phases]:
+        """Fuse per circuit id and phase, main first."""
+        return {c.id: c.fuse for c in self.circuit_tree}
 
     def path_to_main(self, circuit: str) -> list[str]:
         """``circuit`` and its ancestors up to main."""
-        parents = self.circuit_parents
-        path: list[str] = []
-        node: str | None = circuit
-        while node is not None:
-            path.append(node)
-            node = parents[node]
-        return path
+        return list(self.circuit_tree.path(circuit))
+
+
+def _check_fault(at_s: float, fault: FaultEvent, charger_ids: set[str]) -> None:
+    if fault.device == "meter":
+        if fault.kind is DeviceFault.STUCK_CONTACTOR:
+            msg = "a meter has no contactor (fault kind stuck_contactor)"
+            raise ValueError(msg)
+        if fault.kind not in METER_FAULTS:
+            msg = f"event at {at_s}: fault kind {fault.kind.value!r} does not apply to a meter"
+            raise ValueError(msg)
+        return
+    if fault.device not in charger_ids:
+        msg = f"event at {at_s}: unknown fault device {fault.device!r}"
+        raise ValueError(msg)
+    if fault.kind is DeviceFault.FROZEN:
+        msg = "fault kind 'frozen' applies to the meter only"
+        raise ValueError(msg)
+    if fault.kind not in SCENARIO_CHARGER_FAULTS:
+        known = ", ".join(sorted(f.value for f in SCENARIO_CHARGER_FAULTS))
+        msg = f"event at {at_s}: charger fault {fault.kind.value!r} is not simulated ({known})"
+        raise ValueError(msg)
 
 
 def _format_errors(source: str, err: ValidationError) -> str:

@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from fuseguard.control.controller import Controller
+from fuseguard.control.flex import FlexManagement
+from fuseguard.control.targets import EvseTargets
 from fuseguard.scenario.baselines import PolicyContext
-from fuseguard.scenario.config import MAIN
+from fuseguard.scenario.site import scenario_controller_config
 
 
 class FuseguardPolicy:
-    """Runs :class:`fuseguard.control.controller.Controller` exactly as the edge does."""
+    """Runs :class:`fuseguard.control.controller.Controller` exactly as the edge does: its config
+    comes from the scenario's site through the edge's one config translation."""
 
     name = "fuseguard"
 
-    def __init__(self, ctx: PolicyContext, *, flex: Any, targets: Any) -> None:
-        from fuseguard.control.controller import (
-            ChargerSpec,
-            CircuitSpec,
-            Controller,
-            ControllerConfig,
-        )
-
-        sc = ctx.scenario
-        circuits = [CircuitSpec(id=MAIN, parent=None, fuse_a=sc.site.fuse_a)]
-        circuits += [CircuitSpec(id=c.id, parent=c.parent, fuse_a=c.fuse_a) for c in sc.circuits]
-        chargers = [
-            ChargerSpec(
-                id=ch.id,
-                circuit=ch.circuit,
-                rotation=ch.rotation,
-                min_a=6,
-                max_a=ch.max_a,
-                mode=ch.mode,
-                priority=ch.priority,
-                evse_uuid=ch.evse_uuid,
-            )
-            for ch in sc.chargers
-        ]
-        config = ControllerConfig(
-            circuits=circuits,
-            chargers=chargers,
-            voltage_v=sc.site.voltage_v,
-            meter_period_s=sc.site.meter_period_s,
-            meter_phase_assumption=sc.site.meter_phase_assumption,
-        )
+    def __init__(self, ctx: PolicyContext, *, flex: FlexManagement, targets: EvseTargets) -> None:
         self.controller = Controller(
             clock=ctx.clock,
-            config=config,
+            config=scenario_controller_config(ctx.scenario),
             meter=ctx.meter,
             chargers=ctx.chargers,
             flex=flex,

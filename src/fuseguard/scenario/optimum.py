@@ -18,14 +18,17 @@ so the value is an upper bound. Faults do not reduce it (a healthy-device optimu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
+from fuseguard.model.circuits import MAIN
+from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
-from fuseguard.scenario.config import MAIN, Scenario
-from fuseguard.scenario.evmodel import MIN_CURRENT_A
+from fuseguard.scenario.config import Scenario
 from fuseguard.scenario.schedule import Schedule
 
 STEP_S = 60.0
@@ -68,118 +71,155 @@ def _minute_surplus_w(schedule: Schedule, n_steps: int, step_s: float) -> list[f
     return out
 
 
-def offline_optimum_wh(scenario: Scenario, *, step_s: float = STEP_S) -> float:
-    """Most energy deliverable to the cars in ``scenario`` (Wh); see the module docstring."""
-    sc = scenario
-    schedule = Schedule(sc)
-    volt = sc.site.voltage_v
-    duration = sc.site.duration_s
-    n_steps = math.ceil(duration / step_s)
+class _Problem:
+    """The scenario on the LP's minute grid: circuits, headroom per circuit, phase and minute."""
+
+    def __init__(self, scenario: Scenario, step_s: float) -> None:
+        self.sc = scenario
+        self.step_s = step_s
+        self.schedule = Schedule(scenario)
+        self.duration = scenario.site.duration_s
+        self.n_steps = math.ceil(self.duration / step_s)
+        self.circuits = list(scenario.circuit_fuses)
+        self.fuses = [fuse.as_tuple() for fuse in scenario.circuit_fuses.values()]
+        self.cidx = {c: i for i, c in enumerate(self.circuits)}
+        self.non_ev = _minute_non_ev(self.schedule, self.n_steps, step_s)
+
+    def window(self, m: int) -> tuple[float, float]:
+        """Start and end of minute ``m``."""
+        return m * self.step_s, min((m + 1) * self.step_s, self.duration)
+
+    def headroom(self, k: int, p: int, m: int) -> float:
+        """What the EVs may draw on circuit ``k``, phase ``p`` in minute ``m``."""
+        if self.circuits[k] == MAIN:
+            t0, t1 = self.window(m)
+            return max(0.0, self.schedule.min_main_limit_a(t0, t1) - self.non_ev[m][p])
+        return self.fuses[k][p]
+
+
+@dataclass
+class _Variables:
+    """One variable per car and minute of its stay: the car's current in that minute."""
+
+    car: list[int] = field(default_factory=list)
+    step: list[int] = field(default_factory=list)
+    coef: list[float] = field(default_factory=list)  # Wh per A
+    ub: list[float] = field(default_factory=list)
+    car_phases: list[tuple[int, ...]] = field(default_factory=list)
+    car_paths: list[list[int]] = field(default_factory=list)
+    car_mode: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Rows:
+    """The sparse inequality system ``A_ub x <= b_ub``, row by row."""
+
+    rows: list[int] = field(default_factory=list)
+    cols: list[int] = field(default_factory=list)
+    vals: list[float] = field(default_factory=list)
+    rhs: list[float] = field(default_factory=list)
+
+    def add(self, entries: Iterable[tuple[int, float]], bound: float) -> None:
+        row = len(self.rhs)
+        for col, val in entries:
+            self.rows.append(row)
+            self.cols.append(col)
+            self.vals.append(val)
+        self.rhs.append(bound)
+
+
+def _variables(pb: _Problem) -> _Variables:
+    sc, sched = pb.sc, pb.schedule
     specs = {ch.id: ch for ch in sc.chargers}
-    circuits = list(sc.circuit_fuses)
-    cidx = {c: i for i, c in enumerate(circuits)}
-
-    non_ev = _minute_non_ev(schedule, n_steps, step_s)
-
-    def headroom(k: int, p: int, m: int) -> float:
-        t0, t1 = m * step_s, min((m + 1) * step_s, duration)
-        if circuits[k] == MAIN:
-            return max(0.0, schedule.min_main_limit_a(t0, t1) - non_ev[m][p])
-        return sc.circuit_fuses[circuits[k]]
-
-    # Variables.
-    var_car: list[int] = []
-    var_step: list[int] = []
-    var_coef: list[float] = []  # Wh per A
-    var_ub: list[float] = []
-    car_phases: list[tuple[int, ...]] = []
-    car_paths: list[list[int]] = []
-    car_mode: list[str] = []
+    v = _Variables()
     for ci, car in enumerate(sc.cars):
         ch = specs[car.charger]
-        car_phases.append(tuple(p.index for p in ch.rotation.grid_phases(car.phases)))
-        car_paths.append([cidx[c] for c in sc.path_to_main(ch.circuit)])
-        car_mode.append(ch.mode.value)
+        phases = tuple(p.index for p in ch.rotation.grid_phases(car.phases))
+        path = [pb.cidx[c] for c in sc.path_to_main(ch.circuit)]
+        v.car_phases.append(phases)
+        v.car_paths.append(path)
+        v.car_mode.append(ch.mode.value)
         cap = min(car.max_a, float(ch.max_a))
-        m0 = int(car.arrive_s // step_s)
-        m1 = min(n_steps, math.ceil(min(car.depart_s, duration) / step_s))
+        m0 = int(car.arrive_s // pb.step_s)
+        m1 = min(pb.n_steps, math.ceil(min(car.depart_s, pb.duration) / pb.step_s))
         for m in range(m0, m1):
-            t0, t1 = m * step_s, min((m + 1) * step_s, duration)
+            t0, t1 = pb.window(m)
             overlap = min(t1, car.depart_s) - max(t0, car.arrive_s)
             if overlap <= 0:
                 continue
             ub = cap
-            for w in schedule.targets:
+            for w in sched.targets:
                 if w.charger == car.charger and w.start_s < t1 and t0 < w.end_s:
                     ub = min(ub, w.current_a)
             # A car charges with at least 6 A or not at all: where even the car alone could not
             # get 6 A (own caps, target, circuit headroom after the non-EV load) it gets 0.
-            alone = min(headroom(k, p, m) for k in car_paths[ci] for p in car_phases[ci])
-            if min(ub, alone) < MIN_CURRENT_A:
+            alone = min(pb.headroom(k, p, m) for k in path for p in phases)
+            if min(ub, alone) < MIN_CHARGE_CURRENT_A:
                 ub = 0.0
-            var_car.append(ci)
-            var_step.append(m)
-            var_coef.append(car.phases * volt * overlap / 3600.0)
-            var_ub.append(ub)
-    n_vars = len(var_car)
+            v.car.append(ci)
+            v.step.append(m)
+            v.coef.append(car.phases * sc.site.voltage_v * overlap / 3600.0)
+            v.ub.append(ub)
+    return v
+
+
+def _energy_rows(pb: _Problem, v: _Variables, rows: _Rows) -> None:
+    by_car: dict[int, list[int]] = {}
+    for col, c in enumerate(v.car):
+        by_car.setdefault(c, []).append(col)
+    for c, cols in by_car.items():
+        rows.add(((col, v.coef[col]) for col in cols), pb.sc.cars[c].energy_wh)
+
+
+def _circuit_rows(pb: _Problem, v: _Variables, rows: _Rows) -> None:
+    keyed: dict[tuple[int, int, int], list[int]] = {}
+    for col, c in enumerate(v.car):
+        m = v.step[col]
+        for k in v.car_paths[c]:
+            for p in v.car_phases[c]:
+                keyed.setdefault((k, p, m), []).append(col)
+    for (k, p, m), cols in keyed.items():
+        rows.add(((col, 1.0) for col in cols), pb.headroom(k, p, m))
+
+
+def _pv_rows(pb: _Problem, v: _Variables, rows: _Rows) -> None:
+    """PV-mode cars share the surplus; minpv cars may add 6 A each."""
+    if not any(mode in ("pv", "minpv") for mode in v.car_mode):
+        return
+    volt = pb.sc.site.voltage_v
+    surplus = _minute_surplus_w(pb.schedule, pb.n_steps, pb.step_s)
+    by_step: dict[int, list[int]] = {}
+    for col, c in enumerate(v.car):
+        if v.car_mode[c] in ("pv", "minpv"):
+            by_step.setdefault(v.step[col], []).append(col)
+    for m, cols in by_step.items():
+        allowance = 0.0
+        entries: list[tuple[int, float]] = []
+        for col in cols:
+            c = v.car[col]
+            entries.append((col, len(v.car_phases[c]) * volt))
+            if v.car_mode[c] == "minpv":
+                allowance += MIN_CHARGE_CURRENT_A * len(v.car_phases[c]) * volt
+        rows.add(entries, surplus[m] + allowance)
+
+
+def offline_optimum_wh(scenario: Scenario, *, step_s: float = STEP_S) -> float:
+    """Most energy deliverable to the cars in ``scenario`` (Wh); see the module docstring."""
+    pb = _Problem(scenario, step_s)
+    v = _variables(pb)
+    n_vars = len(v.car)
     if n_vars == 0:
         return 0.0
-
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    rhs: list[float] = []
-    row = 0
-    # Energy per car.
-    by_car: dict[int, list[int]] = {}
-    for v, c in enumerate(var_car):
-        by_car.setdefault(c, []).append(v)
-    for c, vs in by_car.items():
-        for v in vs:
-            rows.append(row)
-            cols.append(v)
-            vals.append(var_coef[v])
-        rhs.append(sc.cars[c].energy_wh)
-        row += 1
-    # Circuit x phase x minute.
-    keyed: dict[tuple[int, int, int], list[int]] = {}
-    for v, c in enumerate(var_car):
-        m = var_step[v]
-        for k in car_paths[c]:
-            for p in car_phases[c]:
-                keyed.setdefault((k, p, m), []).append(v)
-    for (k, p, m), vs in keyed.items():
-        head = headroom(k, p, m)
-        for v in vs:
-            rows.append(row)
-            cols.append(v)
-            vals.append(1.0)
-        rhs.append(head)
-        row += 1
-    # PV-mode cars share the surplus.
-    if any(mode in ("pv", "minpv") for mode in car_mode):
-        surplus = _minute_surplus_w(schedule, n_steps, step_s)
-        by_step: dict[int, list[int]] = {}
-        for v, c in enumerate(var_car):
-            if car_mode[c] in ("pv", "minpv"):
-                by_step.setdefault(var_step[v], []).append(v)
-        for m, vs in by_step.items():
-            allowance = 0.0
-            for v in vs:
-                c = var_car[v]
-                rows.append(row)
-                cols.append(v)
-                vals.append(len(car_phases[c]) * volt)
-                if car_mode[c] == "minpv":
-                    allowance += 6.0 * len(car_phases[c]) * volt
-            rhs.append(surplus[m] + allowance)
-            row += 1
-    a_ub = sparse.csr_matrix((vals, (rows, cols)), shape=(row, n_vars))
+    rows = _Rows()
+    _energy_rows(pb, v, rows)
+    _circuit_rows(pb, v, rows)
+    _pv_rows(pb, v, rows)
+    a_ub = sparse.csr_matrix((rows.vals, (rows.rows, rows.cols)), shape=(len(rows.rhs), n_vars))
     res = linprog(
-        c=-np.asarray(var_coef),
+        c=-np.asarray(v.coef),
         A_ub=a_ub,
-        b_ub=np.asarray(rhs),
-        bounds=np.column_stack([np.zeros(n_vars), np.asarray(var_ub)]),
+        b_ub=np.asarray(rows.rhs),
+        bounds=np.column_stack([np.zeros(n_vars), np.asarray(v.ub)]),
         method="highs",
     )
     if res.status != 0:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fuseguard.scenario.runner import Timeline
+from fuseguard.scenario.recorder import Timeline
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

@@ -17,8 +17,9 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.phases import Phases
-from fuseguard.scenario.config import MAIN, Scenario
+from fuseguard.scenario.config import Scenario
 from fuseguard.sim.site import PiecewiseLinear
 
 
@@ -154,11 +155,11 @@ class Schedule:
         i = bisect.bisect_right(self._limit_times, t_s) - 1
         return self.limit_events[max(i, 0)].limit_a
 
-    def limit_a(self, circuit: str, t_s: float) -> float:
-        """Per-phase limit in force on ``circuit``."""
+    def limit_a(self, circuit: str, t_s: float) -> Phases:
+        """Limit in force on ``circuit``, per phase."""
         if circuit == MAIN:
-            return self.main_limit_a(t_s)
-        return self.scenario.circuit_fuses[circuit]
+            return Phases.uniform(self.main_limit_a(t_s))
+        return self.scenario.circuit_tree[circuit].fuse
 
     def min_main_limit_a(self, t0_s: float, t1_s: float) -> float:
         """Lowest main limit in force during [t0, t1)."""

@@ -15,11 +15,7 @@ Admin API (never affected by wire faults), JSON:
   ``POST .../authorize`` (``{"uid": ...}``), ``POST .../stop``, ``POST .../soc``
   (``{"soc": 0.8}``), ``POST .../hems`` (``{"current_a": 16}``)
 - ``POST /sim/connectors/{n}/fault`` (``{"kind": "rcd_trip"}``), ``DELETE .../fault[?kind=...]``
-- ``POST /sim/fault`` / ``DELETE /sim/fault``: the same for every connector (``backend_lost``:
-  ``backend_conn_state`` ``not_reacheable``)
-- ``GET /sim/panel``, ``PATCH /sim/panel``: key set and panel states (``sim.bender_panel``):
-  ``{"key_set": "seed", "schuko_cfg": true, "schuko_state": "power_on",
-  "backend_conn_state": "connected", "wlan_state": "wlan_connected", "display_text": "..."}``
+- ``POST /sim/fault`` / ``DELETE /sim/fault``: the same for every connector
 """
 
 from __future__ import annotations
@@ -31,22 +27,13 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
 
-from fuseguard.sim.bender import (
-    BenderConnector,
-    BenderController,
-    BenderDeviceConfig,
-    FaultKind,
-    RestAuth,
-)
-from fuseguard.sim.bender_panel import (
-    BackendConnState,
-    KeySet,
-    SchukoState,
-    WlanState,
-    check_display_text,
-)
+from fuseguard.model.faults import DeviceFault
+from fuseguard.model.iec import MAX_CHARGE_CURRENT_A
+from fuseguard.sim.bender import BenderConnector, BenderController
+from fuseguard.sim.bender_config import RestAuth, bender_fault
+from fuseguard.sim.bender_panel_api import add_panel_routes
 from fuseguard.sim.bender_wire import WireGate
 from fuseguard.sim.vehicle import SimVehicle
 
@@ -58,7 +45,7 @@ class VehicleIn(BaseModel):
     """A vehicle to plug in."""
 
     phases: int = Field(default=3, ge=1, le=3)
-    max_current_a: float = Field(default=16.0, gt=0, le=80)
+    max_current_a: float = Field(default=16.0, gt=0, le=MAX_CHARGE_CURRENT_A)
     battery_wh: float = Field(default=60_000.0, gt=0)
     soc: float = Field(default=0.5, ge=0, le=1)
     target_soc: float = Field(default=1.0, gt=0, le=1)
@@ -87,10 +74,12 @@ class HemsIn(BaseModel):
 
 
 class FaultIn(BaseModel):
-    """A fault to inject."""
+    """A fault to inject (one of ``fuseguard.sim.bender.BENDER_FAULTS``)."""
 
-    kind: FaultKind
+    kind: DeviceFault
     slow_delay_s: float | None = Field(default=None, gt=0, le=120)
+
+    _bender = field_validator("kind")(bender_fault)
 
 
 class ConnectorOut(BaseModel):
@@ -112,44 +101,6 @@ class ConnectorOut(BaseModel):
     transaction_wh: float
     vehicle_soc: float | None
     faults: list[str]
-
-
-class PanelIn(BaseModel):
-    """A partial update of the key set and the panel states (absent fields stay)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key_set: KeySet | None = None
-    schuko_cfg: bool | None = None
-    schuko_state: SchukoState | None = None
-    backend_conn_state: BackendConnState | None = None
-    wlan_state: WlanState | None = None
-    display_text: Annotated[str, AfterValidator(check_display_text)] | None = None
-
-
-class PanelOut(BaseModel):
-    """The key set and panel states."""
-
-    key_set: KeySet
-    schuko_cfg: bool
-    schuko_state: SchukoState
-    backend_conn_state: BackendConnState
-    wlan_state: WlanState
-    display_text: str
-    con_cycles_schuko: int
-
-
-def _panel_out(cfg: BenderDeviceConfig) -> PanelOut:
-    p = cfg.panel
-    return PanelOut(
-        key_set=cfg.key_set,
-        schuko_cfg=p.schuko_cfg,
-        schuko_state=p.schuko_state,
-        backend_conn_state=p.backend_conn_state,
-        wlan_state=p.wlan_state,
-        display_text=p.display_text,
-        con_cycles_schuko=p.con_cycles_schuko,
-    )
 
 
 def _connector_out(c: BenderConnector) -> ConnectorOut:
@@ -215,7 +166,7 @@ def create_bender_rest_app(
         check_credentials(request)
         if gate is not None and not await gate.pass_through():
             return PlainTextResponse("closing", status_code=503)
-        if FaultKind.GARBAGE in first.faults:
+        if DeviceFault.GARBAGE in first.faults:
             return PlainTextResponse(GARBAGE_BODY)
         state = controller.full_state()
         if key is None:
@@ -259,111 +210,97 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such connector"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such connector"},
+    409: {"description": "bad state"},
+}
+
+
+def _connector(controller: BenderController, n: int) -> BenderConnector:
+    try:
+        return controller.connector(n)
+    except KeyError as err:
+        raise HTTPException(status_code=404, detail=f"no connector {n}") from err
+
+
 def _add_admin_routes(app: FastAPI, controller: BenderController) -> None:
-    def connector(n: int) -> BenderConnector:
-        try:
-            return controller.connector(n)
-        except KeyError as err:
-            raise HTTPException(status_code=404, detail=f"no connector {n}") from err
+    _add_session_routes(app, controller)
+    _add_fault_routes(app, controller)
+    add_panel_routes(app, controller)
 
-    not_found: dict[int | str, dict[str, Any]] = {404: {"description": "no such connector"}}
-    conflict: dict[int | str, dict[str, Any]] = {
-        404: {"description": "no such connector"},
-        409: {"description": "bad state"},
-    }
 
+def _add_session_routes(app: FastAPI, controller: BenderController) -> None:
     @app.get("/sim/state")
     async def state() -> list[ConnectorOut]:
         """Every connector's state."""
         return [_connector_out(c) for c in controller.connectors]
 
-    @app.post("/sim/connectors/{n}/plug", responses=conflict)
+    @app.post("/sim/connectors/{n}/plug", responses=_CONFLICT)
     async def plug(n: int, body: VehicleIn) -> ConnectorOut:
         """Plug a vehicle in."""
-        c = connector(n)
+        c = _connector(controller, n)
         try:
             c.plug_in(SimVehicle(**body.model_dump()))
         except ValueError as err:
             raise HTTPException(status_code=409, detail=str(err)) from err
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/unplug", responses=not_found)
+    @app.post("/sim/connectors/{n}/unplug", responses=_NOT_FOUND)
     async def unplug(n: int) -> ConnectorOut:
         """Unplug the vehicle."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.unplug()
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/authorize", responses=not_found)
+    @app.post("/sim/connectors/{n}/authorize", responses=_NOT_FOUND)
     async def authorize(n: int, body: AuthorizeIn) -> ConnectorOut:
         """Authorise charging (RFID card / backend)."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.authorize(body.uid)
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/stop", responses=not_found)
+    @app.post("/sim/connectors/{n}/stop", responses=_NOT_FOUND)
     async def stop(n: int) -> ConnectorOut:
         """Stop the transaction (vehicle stays plugged in)."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.stop_transaction()
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/soc", responses=conflict)
+    @app.post("/sim/connectors/{n}/soc", responses=_CONFLICT)
     async def soc(n: int, body: SocIn) -> ConnectorOut:
         """Set the vehicle's state of charge."""
-        c = connector(n)
+        c = _connector(controller, n)
         try:
             c.set_soc(body.soc)
         except ValueError as err:
             raise HTTPException(status_code=409, detail=str(err)) from err
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/hems", responses=not_found)
+    @app.post("/sim/connectors/{n}/hems", responses=_NOT_FOUND)
     async def hems(n: int, body: HemsIn) -> ConnectorOut:
         """Set the HEMS limit as if register 1000 had been written."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.set_hems_limit(body.current_a)
         return _connector_out(c)
 
-    @app.post("/sim/connectors/{n}/fault", responses=not_found)
+
+def _add_fault_routes(app: FastAPI, controller: BenderController) -> None:
+    @app.post("/sim/connectors/{n}/fault", responses=_NOT_FOUND)
     async def fault(n: int, body: FaultIn) -> ConnectorOut:
         """Inject a fault on one connector."""
-        c = connector(n)
+        c = _connector(controller, n)
         if body.slow_delay_s is not None:
             controller.config.slow_delay_s = body.slow_delay_s
         c.set_fault(body.kind)
         return _connector_out(c)
 
-    @app.delete("/sim/connectors/{n}/fault", responses=not_found)
-    async def clear(n: int, kind: Annotated[FaultKind | None, Query()] = None) -> ConnectorOut:
+    @app.delete("/sim/connectors/{n}/fault", responses=_NOT_FOUND)
+    async def clear(n: int, kind: Annotated[DeviceFault | None, Query()] = None) -> ConnectorOut:
         """Clear one fault (``?kind=``) or all of them on one connector."""
-        c = connector(n)
+        c = _connector(controller, n)
         c.clear_fault(kind)
         return _connector_out(c)
-
-    @app.get("/sim/panel")
-    async def panel() -> PanelOut:
-        """Key set and panel states."""
-        return _panel_out(controller.config)
-
-    @app.patch("/sim/panel", responses={409: {"description": "Schuko socket disabled"}})
-    async def patch_panel(body: PanelIn) -> PanelOut:
-        """Change the key set and panel states (absent fields stay as they are)."""
-        cfg = controller.config
-        p = cfg.panel
-        try:
-            p.set_schuko(enabled=body.schuko_cfg, state=body.schuko_state)
-        except ValueError as err:
-            raise HTTPException(status_code=409, detail=str(err)) from err
-        if body.key_set is not None:
-            cfg.key_set = body.key_set
-        if body.backend_conn_state is not None:
-            p.backend_conn_state = body.backend_conn_state
-        if body.wlan_state is not None:
-            p.wlan_state = body.wlan_state
-        if body.display_text is not None:
-            p.display_text = body.display_text
-        return _panel_out(cfg)
 
     @app.post("/sim/fault")
     async def device_fault(body: FaultIn) -> list[ConnectorOut]:
@@ -375,7 +312,7 @@ def _add_admin_routes(app: FastAPI, controller: BenderController) -> None:
 
     @app.delete("/sim/fault")
     async def device_clear(
-        kind: Annotated[FaultKind | None, Query()] = None,
+        kind: Annotated[DeviceFault | None, Query()] = None,
     ) -> list[ConnectorOut]:
         """Clear faults on every connector."""
         controller.clear_fault(kind)

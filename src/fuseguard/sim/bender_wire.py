@@ -1,9 +1,10 @@
 """How the virtual Bender's wire servers misbehave under the wire faults (offline, slow, garbage).
 
-The electrical state lives in :mod:`fuseguard.sim.bender`; this module only decides how long a
-request waits before it is answered. ``offline`` holds every request until the fault is cleared
-(or the server closes): to a client this is a device that does not answer. ``slow`` answers after
-``BenderDeviceConfig.slow_delay_s`` seconds of *wall* time: network latency, not simulation time.
+The electrical state lives in the charge-point core (:mod:`fuseguard.sim.chargepoint`); this
+module only decides how long a request waits before it is answered. ``offline`` holds every
+request until the fault is cleared (or the server closes): to a client this is a device that does
+not answer. ``slow`` answers after ``BenderDeviceConfig.slow_delay_s`` seconds of *wall* time:
+network latency, not simulation time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fuseguard.sim.bender import BenderConnector, FaultKind
+from fuseguard.model.faults import DeviceFault
+from fuseguard.sim.bender import BenderConnector
 
 
 class WireGate:
@@ -25,7 +27,7 @@ class WireGate:
         connector.on_change(self._update)
 
     def _update(self, connector: BenderConnector) -> None:
-        if FaultKind.OFFLINE in connector.faults:
+        if DeviceFault.OFFLINE in connector.faults:
             self._online.clear()
         else:
             self._online.set()
@@ -33,12 +35,12 @@ class WireGate:
     @property
     def garbage(self) -> bool:
         """True while the connector should answer garbage."""
-        return FaultKind.GARBAGE in self._connector.faults
+        return DeviceFault.GARBAGE in self._connector.faults
 
     async def pass_through(self) -> bool:
         """Wait as the active faults demand; False when the server is closing meanwhile."""
         faults = self._connector.faults
-        if FaultKind.OFFLINE in faults:
+        if DeviceFault.OFFLINE in faults:
             online = asyncio.create_task(self._online.wait())
             closing = asyncio.create_task(self._closing.wait())
             try:
@@ -48,7 +50,7 @@ class WireGate:
                 closing.cancel()
             if self._closing.is_set():
                 return False
-        if FaultKind.SLOW in self._connector.faults:
+        if DeviceFault.SLOW in self._connector.faults:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._closing.wait(), timeout=self._connector.config.slow_delay_s

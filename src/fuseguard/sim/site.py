@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO, Phases
-
-MAIN = "main"
 
 
 class SimComponent(Protocol):
@@ -123,6 +122,7 @@ class SiteModel:
     t_s: float = 0.0
     _start: float | None = None
     _listeners: list[Callable[[float], None]] = field(default_factory=list)
+    _below: dict[str, list[SimComponent]] = field(default_factory=dict)
 
     def add(self, component: SimComponent) -> None:
         """Put a component on the site (its ``circuit`` must exist)."""
@@ -130,11 +130,13 @@ class SiteModel:
             msg = f"unknown circuit {component.circuit!r}"
             raise ValueError(msg)
         self.components.append(component)
+        self._below.clear()
         component.tick(self.t_s, 0.0)
 
     def remove(self, component: SimComponent) -> None:
         """Take a component off the site."""
         self.components.remove(component)
+        self._below.clear()
 
     def add_circuit(self, circuit_id: str, parent: str = MAIN) -> None:
         """Declare a sub-circuit below ``parent``."""
@@ -142,6 +144,7 @@ class SiteModel:
             msg = f"unknown parent circuit {parent!r}"
             raise ValueError(msg)
         self.circuits[circuit_id] = parent
+        self._below.clear()
 
     def on_tick(self, listener: Callable[[float], None]) -> None:
         """Call ``listener(t_s)`` after every tick (meters record their telegram here)."""
@@ -157,11 +160,17 @@ class SiteModel:
 
     def current_a(self, circuit: str = MAIN) -> Phases:
         """Signed grid current through ``circuit`` (its components and sub-circuits), per phase."""
-        total = ZERO
-        for comp in self.components:
-            if self._in_subtree(comp.circuit, circuit):
-                total = total + comp.grid_current_a()
-        return total
+        below = self._below.get(circuit)
+        if below is None:
+            below = [c for c in self.components if self._in_subtree(c.circuit, circuit)]
+            self._below[circuit] = below
+        l1 = l2 = l3 = 0.0
+        for comp in below:
+            current = comp.grid_current_a()
+            l1 += current.l1
+            l2 += current.l2
+            l3 += current.l3
+        return Phases(l1, l2, l3)
 
     def power_w(self, circuit: str = MAIN) -> float:
         """Signed active power through ``circuit`` (cos phi = 1)."""
@@ -186,3 +195,6 @@ class SiteModel:
         while True:
             await self.clock.sleep(self.period_s)
             self.tick()
+
+
+__all__ = ["MAIN", "BaseLoad", "PiecewiseLinear", "PvPlant", "SimComponent", "SiteModel"]
