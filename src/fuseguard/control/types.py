@@ -13,7 +13,7 @@ from typing import Literal
 
 from fuseguard.model.circuits import MAIN, CircuitSpec
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
-from fuseguard.model.phases import Phases, Rotation
+from fuseguard.model.phases import Phase, Phases, Rotation
 from fuseguard.model.samples import MeterSample
 from fuseguard.model.status import ChargeMode, PlugStatus
 
@@ -72,6 +72,24 @@ class ControllerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PlugDemand:
+    """What one plug asks of the allocator in one cycle (the per-plug policies' verdicts).
+
+    ``phases`` are the grid phases the car loads, ``max_a`` the most it can take now (charger,
+    cable, car, demand cap), ``target_a``/``target_until`` a Direct EVSE Control cap and its end
+    (timezone-aware UTC), ``available`` False when the plug cannot take current now (no car,
+    car full, charger offline, stuck contactor).
+    """
+
+    spec: ChargerSpec
+    available: bool
+    phases: tuple[Phase, ...]
+    max_a: int
+    target_a: int | None = None
+    target_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PlugView:
     """One plug, as the APIs and the terminal view show it."""
 
@@ -118,5 +136,6 @@ __all__ = [
     "CircuitSpec",
     "ControllerConfig",
     "ControllerStatus",
+    "PlugDemand",
     "PlugView",
 ]
