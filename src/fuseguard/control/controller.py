@@ -35,6 +35,7 @@ from fuseguard.control.plug import Assessment, PlugControl
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.ports import Charger, GridMeter
 from fuseguard.control.reading import ChargerReading, MeterReading, Poller
+from fuseguard.control.report import grid_current_a, plug_view
 from fuseguard.control.targets import EvseTargets, Target
 from fuseguard.control.types import (
     MAIN,
@@ -47,7 +48,7 @@ from fuseguard.control.types import (
 from fuseguard.control.writer import Writer
 from fuseguard.model.circuits import CircuitTree
 from fuseguard.model.clock import Clock
-from fuseguard.model.phases import ZERO, Phases
+from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
 
 log = structlog.get_logger(__name__)
@@ -296,49 +297,20 @@ class Controller:
     def _make_status(self) -> ControllerStatus:
         now = self._clock.monotonic()
         sample = self._meter.sample
-        if sample is not None and sample.current_a is not None:
-            grid = sample.current_a
-        elif sample is not None:
-            grid = Phases.uniform(sample.power_w / (3 * self.config.voltage_v))
-        else:
-            grid = ZERO
         return ControllerStatus(
             time=self._clock.now(),
             meter_ok=self._meter.error is None and sample is not None,
             meter_fallback=not self._meter.fresh(now),
             meter_sample=sample,
-            grid_current_a=grid,
+            grid_current_a=grid_current_a(sample, self.config.voltage_v),
             grid_power_w=sample.power_w if sample is not None else 0.0,
             main_limit_a=self._limits[MAIN] if MAIN in self._limits else self._main_limit(),
             flex_fallback=bool(self._flex is not None and self._flex.in_fallback),
             limits_a=dict(self._limits),
             non_ev_load_a=dict(self._non_ev),
-            plugs=tuple(self._plug_view(p, now) for p in self._plugs.values()),
+            plugs=tuple(plug_view(p, now) for p in self._plugs.values()),
             cycles=self._cycles,
             last_cycle_ms=self._last_cycle_ms,
-        )
-
-    @staticmethod
-    def _plug_view(plug: PlugControl, now: float) -> PlugView:
-        spec, r, sp = plug.spec, plug.reading, plug.setpoint
-        s = r.sample
-        return PlugView(
-            id=spec.id,
-            evse_uuid=spec.evse_uuid,
-            plug_uuid=spec.plug_uuid,
-            plug_label=spec.plug_label,
-            circuit=spec.circuit,
-            status=plug.status,
-            online=r.online(now),
-            setpoint_a=sp.setpoint_a,
-            written_a=sp.written_a,
-            reason=sp.reason,
-            current_a=s.current_a if s is not None else ZERO,
-            grid_current_a=r.grid_a,
-            power_w=s.power_w if s is not None else 0.0,
-            energy_wh=s.session_energy_wh if s is not None else None,
-            stuck=plug.stuck.stuck,
-            error=r.error,
         )
 
 
