@@ -393,7 +393,7 @@ async def test_a_failing_listener_is_logged_and_the_loop_goes_on(site_factory) -
     assert site.setpoints() == {"cp1": 14, "cp2": 14}
     assert len(seen) >= 30  # the listener after the broken one is still told every cycle
     failed = [e for e in logs if e["event"] == "listener_failed"]
-    assert failed and "listener bug" in failed[0]["reason"]
+    assert len(failed) == 1 and "listener bug" in failed[0]["reason"]  # once, not every cycle
 
 
 async def _hold_check(site: Site, break_it: Callable[[bool], None], what: str) -> None:
@@ -410,12 +410,14 @@ async def _hold_check(site: Site, break_it: Callable[[bool], None], what: str) -
     assert site.chargers["cp1"].limit_a == 14  # never raised
     assert "decision failed" in st["cp1"].reason and what in st["cp1"].reason
     failed = [e for e in logs if e["event"] == "decision_failed"]
-    assert failed and what in failed[0]["reason"]
+    assert len(failed) == 1 and what in failed[0]["reason"]  # once, not every cycle
     # setpoints are still re-written for the charger-side watchdog while the decision fails
     assert site.chargers["cp1"].writes.count(14) >= 2
     break_it(False)
-    await site.run_for(30)
+    with capture_logs() as logs:
+        await site.run_for(30)
     assert site.setpoints() == {"cp1": 16, "cp2": 16}  # back to work
+    assert [e for e in logs if e["event"] == "decision_recovered"]
 
 
 async def test_a_failing_target_lookup_holds_the_last_setpoints(site_factory) -> None:
@@ -467,3 +469,23 @@ async def test_a_pending_ramp_step_is_not_taken_while_the_decision_fails(
     await site.run_for(30)
     assert chargers["cp1"].limit_a == 6
     assert set(chargers["cp1"].writes) == {6}
+
+
+def test_a_broken_site_never_starts() -> None:
+    from fuseguard.model.circuits import CircuitTreeError
+
+    clock = VirtualClock()
+    chargers = {"cp1": FakeCharger()}
+    meter = FakeMeter(clock, list(chargers.values()))
+
+    def build(circuits: list[CircuitSpec], specs: list[ChargerSpec]) -> Controller:
+        config = ControllerConfig(circuits=circuits, chargers=specs)
+        return Controller(clock=clock, config=config, meter=meter, chargers=chargers)
+
+    main = [CircuitSpec("main", None, 32.0)]
+    with pytest.raises(CircuitTreeError, match="root 'main'"):
+        build([CircuitSpec("garage", None, 32.0)], [ChargerSpec(id="cp1")])
+    with pytest.raises(ValueError, match="no charger driver for 'cp2'"):
+        build(main, [ChargerSpec(id="cp1"), ChargerSpec(id="cp2")])
+    with pytest.raises(ValueError, match="unknown circuit 'attic'"):
+        build(main, [ChargerSpec(id="cp1", circuit="attic")])

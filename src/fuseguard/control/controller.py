@@ -30,12 +30,12 @@ import structlog
 from fuseguard.allocation.types import Snapshot
 from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
-from fuseguard.control.load import EvDraw, LoadEstimator, LoadWatch, Metered, pv_surplus_w
+from fuseguard.control.load import LoadEstimator, LoadWatch, Metered, pv_surplus_w
 from fuseguard.control.plug import Assessment, PlugControl
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.ports import Charger, GridMeter
 from fuseguard.control.reading import ChargerReading, MeterReading, Poller
-from fuseguard.control.report import grid_current_a, plug_view
+from fuseguard.control.report import Listeners, grid_current_a, plug_view
 from fuseguard.control.targets import EvseTargets, Target
 from fuseguard.control.types import (
     MAIN,
@@ -46,7 +46,6 @@ from fuseguard.control.types import (
     PlugView,
 )
 from fuseguard.control.writer import Writer
-from fuseguard.model.circuits import CircuitTree
 from fuseguard.model.clock import Clock
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
@@ -71,14 +70,11 @@ class Controller:
         self.config = config
         self._flex = flex
         self._targets = targets
-        self._tree = CircuitTree.of(config.circuits)
-        for spec in config.chargers:
-            if spec.id not in chargers:
-                msg = f"no charger driver for {spec.id!r}"
-                raise ValueError(msg)
-            if spec.circuit not in self._tree:
-                msg = f"charger {spec.id!r} is on unknown circuit {spec.circuit!r}"
-                raise ValueError(msg)
+        self._tree = config.tree()
+        missing = [spec.id for spec in config.chargers if spec.id not in chargers]
+        if missing:
+            msg = f"no charger driver for {missing[0]!r}"
+            raise ValueError(msg)
         drivers = {spec.id: chargers[spec.id] for spec in config.chargers}
         self._meter = MeterReading(config)
         readings = {spec.id: ChargerReading(spec, config) for spec in config.chargers}
@@ -90,8 +86,7 @@ class Controller:
             on_failure=lambda pid, reason: readings[pid].note_error(reason),
         )
         self._plugs = {
-            spec.id: PlugControl(spec, config, readings[spec.id], self._writer[spec.id])
-            for spec in config.chargers
+            pid: PlugControl(r.spec, config, r, self._writer[pid]) for pid, r in readings.items()
         }
         self._poller = Poller(
             clock=clock,
@@ -103,28 +98,29 @@ class Controller:
             on_meter=self._on_meter,
             on_polled=self._on_polled,
         )
+        v = config.voltage_v
         self._load = LoadEstimator(
             self._tree,
-            voltage_v=config.voltage_v,
+            voltage_v=v,
             phase_assumption=config.meter_phase_assumption,
             peak_window_s=config.peak_window_s,
         )
-        self._watch = LoadWatch(voltage_v=config.voltage_v)
+        self._watch = LoadWatch(voltage_v=v)
         self._handover = BreakBeforeMake(
             margin_a=config.excess_margin_a, grace_s=config.decrease_grace_s
         )
         self._allocator = AllocatorSession(config)
+        self._listeners = Listeners()
         self._synced = False  # meter and chargers were read at the same instant
+        self._failure: str | None = None  # why the last decision failed
         self._non_ev: dict[str, Phases] = {}
         self._limits: dict[str, Phases] = {}
         self._wake = asyncio.Event()
         self._cycles = 0
         self._last_cycle_ms = 0.0
-        self._listeners: list[Callable[[ControllerStatus], None]] = []
-        if flex is not None:
-            flex.subscribe(self.wake)
-        if targets is not None:
-            targets.subscribe(self.wake)
+        for source in (flex, targets):
+            if source is not None:
+                source.subscribe(self.wake)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -134,7 +130,7 @@ class Controller:
 
     def subscribe(self, listener: Callable[[ControllerStatus], None]) -> None:
         """Call ``listener`` after every cycle (a listener that raises is logged, not fatal)."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def status(self) -> ControllerStatus:
         """The picture now: the last decision, the setpoints decided and what was written."""
@@ -171,13 +167,24 @@ class Controller:
         try:
             self._decide(now)
         except Exception as err:
-            log.exception("decision_failed", reason=repr(err))
+            if repr(err) != self._failure:  # once per distinct reason, not every cycle
+                log.exception("decision_failed", reason=repr(err))
+            self._failure = repr(err)
             self._writer.hold(f"decision failed ({err!r}): holding the last setpoints")
+        else:
+            if self._failure is not None:
+                log.info("decision_recovered", after=self._failure)
+            self._failure = None
         self._writer.flush(now)
         self._cycles += 1
         self._last_cycle_ms = (time.perf_counter() - t0) * 1000.0
         if self._listeners:
-            self._notify()
+            try:
+                status = self._make_status()
+            except Exception as err:
+                log.exception("status_failed", reason=repr(err))
+            else:
+                self._listeners.tell(status)
 
     # --- reading callbacks --------------------------------------------------------------------
 
@@ -223,11 +230,7 @@ class Controller:
             record=self._synced,
             held_a=limits[MAIN] - self._fallback_ev_a(),
         )
-        draws = [
-            EvDraw(p.spec.circuit, p.reading.grid_a, p.reading.sample.power_w)
-            for p in self._plugs.values()
-            if p.reading.sample is not None and p.reading.fresh(now)
-        ]
+        draws = [d for p in self._plugs.values() if (d := p.draw(now)) is not None]
         non_ev = self._load.update(now, [main], draws)
         if fresh:
             # only samples of the same instant feed the peak history; a decision in between
@@ -281,18 +284,6 @@ class Controller:
         return f"meter fallback: EVs held at {self._fallback_ev_a():.0f} A; "
 
     # --- reporting ----------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        try:
-            status = self._make_status()
-        except Exception as err:
-            log.exception("status_failed", reason=repr(err))
-            return
-        for listener in list(self._listeners):
-            try:
-                listener(status)
-            except Exception as err:
-                log.exception("listener_failed", listener=repr(listener), reason=repr(err))
 
     def _make_status(self) -> ControllerStatus:
         now = self._clock.monotonic()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fuseguard.control.load import EvDraw
 from fuseguard.control.policies.demand import DemandCap, max_current_a
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
@@ -82,6 +83,13 @@ class PlugControl:
             written_a=self.setpoint.written_a,
             changed_at=self.setpoint.changed_at,
         )
+
+    def draw(self, now: float) -> EvDraw | None:
+        """The plug's measured draw, when its sample is a measurement of now (a query)."""
+        r = self.reading
+        if r.sample is None or not r.fresh(now):
+            return None
+        return EvDraw(self.spec.circuit, r.grid_a, r.sample.power_w)
 
     def assess(
         self, now: float, handover: BreakBeforeMake, target: Target | None = None

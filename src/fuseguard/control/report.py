@@ -1,15 +1,51 @@
-"""Reporting: the controller's state as the APIs and the terminal view see it.
+"""Reporting: the controller's state as the APIs and the terminal view see it, and who is told.
 
-Owns nothing: it reads the parts (meter reading, plugs, writer setpoints) and builds the frozen
-:class:`~fuseguard.control.types.PlugView` records and the grid current shown for the meter.
+Owns: the cycle listeners (a listener that raises is logged once per distinct reason and never
+stops the loop). Everything else here only reads the parts (meter reading, plugs, setpoints) to
+build the frozen :class:`~fuseguard.control.types.PlugView` records and the grid current shown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import structlog
+
 from fuseguard.control.plug import PlugControl
-from fuseguard.control.types import PlugView
+from fuseguard.control.types import ControllerStatus, PlugView
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import MeterSample
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[ControllerStatus], None]
+
+
+class Listeners:
+    """Who is told after every cycle."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._failures: dict[int, str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._listeners)
+
+    def add(self, listener: Listener) -> None:
+        """Tell ``listener`` after every cycle."""
+        self._listeners.append(listener)
+
+    def tell(self, status: ControllerStatus) -> None:
+        """Call every listener; one that raises is logged (once per reason) and skipped."""
+        for i, listener in enumerate(list(self._listeners)):
+            try:
+                listener(status)
+            except Exception as err:
+                if self._failures.get(i) != repr(err):
+                    log.exception("listener_failed", listener=repr(listener), reason=repr(err))
+                self._failures[i] = repr(err)
+            else:
+                self._failures.pop(i, None)
 
 
 def grid_current_a(sample: MeterSample | None, voltage_v: float) -> Phases:
@@ -45,4 +81,4 @@ def plug_view(plug: PlugControl, now: float) -> PlugView:
     )
 
 
-__all__ = ["grid_current_a", "plug_view"]
+__all__ = ["Listener", "Listeners", "grid_current_a", "plug_view"]

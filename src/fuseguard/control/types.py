@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from fuseguard.model.circuits import MAIN, CircuitSpec
+from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phase, Phases, Rotation
 from fuseguard.model.samples import MeterSample
@@ -69,6 +69,15 @@ class ControllerConfig:
     underuse_after_s: float = 30.0
     underuse_probe_s: float = 300.0
     phase_detect_a: float = 1.0
+
+    def tree(self) -> CircuitTree:
+        """The circuit tree, validated, with every charger on one of its circuits."""
+        tree = CircuitTree.of(self.circuits)
+        for spec in self.chargers:
+            if spec.circuit not in tree:
+                msg = f"charger {spec.id!r} is on unknown circuit {spec.circuit!r}"
+                raise ValueError(msg)
+        return tree
 
 
 @dataclass(frozen=True, slots=True)
