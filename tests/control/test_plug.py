@@ -31,15 +31,15 @@ def handover() -> BreakBeforeMake:
 def test_an_offline_plug_reserves_its_last_setpoint_on_its_wired_phases() -> None:
     p = plug(rotation=Rotation.L2L3L1, wired_phases=1)
     p.setpoint.written_a = 16
-    a = p.assess(100.0, handover())
+    a = p.assess(p.facts(100.0), handover())
     assert not a.demand.available
     assert a.reserved_a == Phases(0, 16, 0)
-    assert p.verdict(100.0, 10, "", handover()) == (
+    assert p.verdict(a.facts, 10, "", handover()) == (
         0,
         "offline (no answer): assuming it draws 16 A",
     )
     never = plug(max_a=20)
-    assert never.assess(100.0, handover()).reserved_a == Phases.uniform(20)
+    assert never.assess(never.facts(100.0), handover()).reserved_a == Phases.uniform(20)
 
 
 def test_a_stuck_plug_is_counted_at_its_real_draw_and_gets_nothing() -> None:
@@ -48,10 +48,10 @@ def test_a_stuck_plug_is_counted_at_its_real_draw_and_gets_nothing() -> None:
     p.setpoint.changed_at = 0.0
     for t in (10.0, 15.0):
         p.reading.update(charger_sample(CpState.C, Phases.uniform(12)), t)
-        a = p.assess(t, handover())
+        a = p.assess(p.facts(t), handover())
     assert p.stuck.stuck
     assert not a.demand.available and a.reserved_a == Phases.uniform(12)
-    setpoint, reason = p.verdict(15.0, 6, "fair share", handover())
+    setpoint, reason = p.verdict(a.facts, 6, "fair share", handover())
     assert setpoint == 0 and reason.startswith("stuck contactor")
 
 
@@ -60,7 +60,7 @@ def test_a_ready_car_is_available_with_its_phases_max_and_target() -> None:
     p.reading.update(charger_sample(CpState.C, Phases(16, 0, 0), max_current_a=20.0), 10.0)
     p.setpoint.written_a = 16
     until = datetime(2026, 1, 1, 12, tzinfo=UTC)
-    a = p.assess(10.0, handover(), Target(10, until))
+    a = p.assess(p.facts(10.0), handover(), Target(10, until))
     d = a.demand
     assert d.available and d.phases == (Phase.L3,) and d.max_a == 20
     assert (d.target_a, d.target_until) == (10, until)
@@ -70,13 +70,13 @@ def test_a_ready_car_is_available_with_its_phases_max_and_target() -> None:
 def test_not_authorized_or_in_error_is_not_available_a_child_edge_always_is() -> None:
     p = plug()
     p.reading.update(charger_sample(CpState.B, authorized=False), 10.0)
-    assert not p.assess(10.0, handover()).demand.available
+    assert not p.assess(p.facts(10.0), handover()).demand.available
     q = plug()
     q.reading.update(charger_sample(CpState.B, errors=("RCD",)), 10.0)
-    assert not q.assess(10.0, handover()).demand.available
+    assert not q.assess(q.facts(10.0), handover()).demand.available
     child = plug(child_edge=True)
     child.reading.update(charger_sample(CpState.A), 10.0)
-    assert child.assess(10.0, handover()).demand.available
+    assert child.assess(child.facts(10.0), handover()).demand.available
 
 
 def test_increases_wait_while_another_car_comes_down_then_are_ramped() -> None:
@@ -84,7 +84,7 @@ def test_increases_wait_while_another_car_comes_down_then_are_ramped() -> None:
     coming_down = plug()
     coming_down.reading.update(charger_sample(CpState.C, Phases.uniform(16)), 10.0)
     coming_down.setpoint.written_a, coming_down.setpoint.changed_at = 10, 8.0
-    coming_down.assess(10.0, h)  # still above its new setpoint, within the grace
+    coming_down.assess(coming_down.facts(10.0), h)  # still above its new setpoint, within the grace
     assert h.decreasing
     other = plug()
     other.reading.update(charger_sample(CpState.C, Phases.uniform(8)), 10.0)

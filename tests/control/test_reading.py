@@ -151,6 +151,7 @@ def test_charger_reading_refuses_non_finite_numbers_and_keeps_the_last_good_samp
         charger_sample(CpState.C, Phases(math.nan, 0, 0)),
         charger_sample(CpState.C, power_w=math.inf),
         charger_sample(CpState.C, max_current_a=math.inf),
+        charger_sample(CpState.C, power_w="1200"),  # not a number at all
     ):
         r.update(bad, 2.0)
         assert r.error == "charger sample has non-finite values"

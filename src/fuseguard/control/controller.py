@@ -30,8 +30,9 @@ import structlog
 from fuseguard.allocation.types import Snapshot
 from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
-from fuseguard.control.load import LoadEstimator, LoadWatch, Metered, pv_surplus_w
+from fuseguard.control.load import EvDraw, LoadEstimator, LoadWatch, Metered, pv_surplus_w
 from fuseguard.control.plug import Assessment, PlugControl
+from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.ports import Charger, GridMeter
 from fuseguard.control.reading import ChargerReading, MeterReading, Poller
@@ -221,7 +222,9 @@ class Controller:
         uuid = plug.spec.evse_uuid
         return None if self._targets is None or uuid is None else self._targets.get(uuid)
 
-    def _non_ev_load(self, now: float, limits: Mapping[str, Phases]) -> dict[str, Phases]:
+    def _non_ev_load(
+        self, now: float, limits: Mapping[str, Phases], facts: Mapping[str, PlugFacts]
+    ) -> dict[str, Phases]:
         fresh = self._meter.fresh(now)
         main = Metered(
             circuit=MAIN,
@@ -230,7 +233,11 @@ class Controller:
             record=self._synced,
             held_a=limits[MAIN] - self._fallback_ev_a(),
         )
-        draws = [d for p in self._plugs.values() if (d := p.draw(now)) is not None]
+        draws = [
+            EvDraw(self._plugs[pid].spec.circuit, f.grid_a, f.sample.power_w)
+            for pid, f in facts.items()
+            if f.fresh and f.sample is not None
+        ]
         non_ev = self._load.update(now, [main], draws)
         if fresh:
             # only samples of the same instant feed the peak history; a decision in between
@@ -241,11 +248,13 @@ class Controller:
     def _decide(self, now: float) -> None:
         limits = {c.id: c.fuse for c in self.config.circuits}
         limits[MAIN] = self._main_limit()
-        non_ev = self._non_ev_load(now, limits)
+        facts = {pid: plug.facts(now) for pid, plug in self._plugs.items()}
+        non_ev = self._non_ev_load(now, limits, facts)
         handover = self._handover
         handover.begin()
         assessed: dict[str, Assessment] = {
-            pid: plug.assess(now, handover, self._target(plug)) for pid, plug in self._plugs.items()
+            pid: plug.assess(facts[pid], handover, self._target(plug))
+            for pid, plug in self._plugs.items()
         }
         non_ev = self._load.with_reserves(
             non_ev, ((a.demand.spec.circuit, a.reserved_a) for a in assessed.values())
@@ -263,9 +272,12 @@ class Controller:
         fallback = "" if self._meter.fresh(now) else self._fallback_note()
         decided: dict[str, tuple[int, str]] = {}
         for pid, plug in self._plugs.items():
+            a = assessed[pid]
             allocated = result.setpoints.get(pid, 0)
-            setpoint, reason = plug.verdict(now, allocated, result.reasons.get(pid, ""), handover)
-            if fallback and assessed[pid].demand.available:
+            setpoint, reason = plug.verdict(
+                a.facts, allocated, result.reasons.get(pid, ""), handover
+            )
+            if fallback and a.demand.available:
                 reason = fallback + reason
             decided[pid] = (setpoint, reason)
         planned: list[Phases] = []

@@ -32,9 +32,10 @@ from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import MeterSample
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EvDraw:
-    """A charger's measured draw this cycle (only chargers with a fresh sample have one)."""
+    """A charger's measured draw this cycle (only chargers with a fresh sample have one;
+    read-only, built per plug per cycle, hence not frozen)."""
 
     circuit: str
     grid_a: Phases

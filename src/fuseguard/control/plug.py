@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fuseguard.control.load import EvDraw
 from fuseguard.control.policies.demand import DemandCap, max_current_a
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
@@ -28,10 +27,12 @@ from fuseguard.model.phases import Phases
 from fuseguard.model.status import PlugStatus
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assessment:
-    """A plug's verdict before allocation: its demand and its uncontrollable draw."""
+    """A plug's verdict before allocation: the facts it was judged on, its demand and its
+    uncontrollable draw (read-only, built per plug per cycle, hence not frozen)."""
 
+    facts: PlugFacts
     demand: PlugDemand
     reserved_a: Phases
 
@@ -84,21 +85,14 @@ class PlugControl:
             changed_at=self.setpoint.changed_at,
         )
 
-    def draw(self, now: float) -> EvDraw | None:
-        """The plug's measured draw, when its sample is a measurement of now (a query)."""
-        r = self.reading
-        if r.sample is None or not r.fresh(now):
-            return None
-        return EvDraw(self.spec.circuit, r.grid_a, r.sample.power_w)
-
     def assess(
-        self, now: float, handover: BreakBeforeMake, target: Target | None = None
+        self, f: PlugFacts, handover: BreakBeforeMake, target: Target | None = None
     ) -> Assessment:
-        """Run the policies before allocation, in this order: stuck contactor, then (for a
-        controllable plug) break before make and the idle car, then phase learning and the
-        demand cap. ``target`` is this plug's Direct EVSE Control cap and its end."""
+        """Run the policies before allocation on this cycle's facts, in this order: stuck
+        contactor, then (for a controllable plug) break before make and the idle car, then phase
+        learning and the demand cap. ``target`` is the plug's Direct EVSE Control cap."""
         spec = self.spec
-        f = self.facts(now)
+        now = f.now
         sample = f.sample
         stuck = self.stuck.update(f)
         if not self.reading.online(now):
@@ -121,6 +115,7 @@ class PlugControl:
         phases = self.phases.update(sample)
         max_a = max_current_a(spec, sample, self.demand.update(f))
         return Assessment(
+            facts=f,
             demand=PlugDemand(
                 spec=spec,
                 available=available,
@@ -133,20 +128,20 @@ class PlugControl:
         )
 
     def verdict(
-        self, now: float, allocated_a: int, reason: str, handover: BreakBeforeMake
+        self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake
     ) -> tuple[int, str]:
-        """The allocator's answer for this plug, with the overrides of the policies."""
-        if not self.reading.online(now):
-            written = self.setpoint.written_a
-            assumed = written if written is not None else self.spec.max_a
+        """The allocator's answer for this plug, with the overrides of the policies (``f``:
+        the facts of this cycle, as :meth:`assess` judged them)."""
+        if not self.reading.online(f.now):
+            assumed = f.written_a if f.written_a is not None else self.spec.max_a
             error = self.reading.error or "no answer"
             return 0, f"offline ({error}): assuming it draws {assumed} A"
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
-        idle = self.idle.reason(now)
+        idle = self.idle.reason(f.now)
         if idle is not None:
             return allocated_a, idle
-        handover.lowered(self.facts(now), allocated_a)
+        handover.lowered(f, allocated_a)
         return allocated_a, reason
 
     def settle(

@@ -71,18 +71,26 @@ async def guarded(
 
 def meter_sample_ok(sample: MeterSample) -> bool:
     """Every number control uses from a meter sample is finite."""
-    if not is_finite_number(sample.power_w):
+    c = sample.current_a
+    try:
+        total = sample.power_w + (c.l1 + c.l2 + c.l3 if c is not None else 0.0)
+    except TypeError:
         return False
-    return sample.current_a is None or sample.current_a.is_finite()
+    # a sum is finite only when every term is (NaN and infinities propagate): one check
+    return is_finite_number(total)
 
 
 def charger_sample_ok(sample: ChargerSample) -> bool:
     """Every number control uses from a charger sample is finite."""
-    if not sample.current_a.is_finite() or not is_finite_number(sample.power_w):
+    c = sample.current_a
+    try:
+        total = c.l1 + c.l2 + c.l3 + sample.power_w
+        for v in (sample.max_current_a, sample.cable_rating_a):
+            if v is not None:
+                total += v
+    except TypeError:
         return False
-    return all(
-        v is None or is_finite_number(v) for v in (sample.max_current_a, sample.cable_rating_a)
-    )
+    return is_finite_number(total)
 
 
 class MeterReading:
@@ -167,7 +175,7 @@ class ChargerReading:
         prev = self.sample
         self.sample = result
         current = result.current_a
-        if current.min < 0:
+        if current.l1 < 0 or current.l2 < 0 or current.l3 < 0:
             current = current.maximum(0.0)
         self.grid_a = self.spec.rotation.to_grid(current)
         self.sample_at = now

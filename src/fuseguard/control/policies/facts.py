@@ -8,9 +8,11 @@ from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlugFacts:
-    """One plug at one instant.
+    """One plug at one instant (read-only: the policies read it, nothing writes it; not frozen
+    only because a frozen dataclass costs 4x to build, and the loop builds one per plug per
+    cycle).
 
     ``sample`` is the newest good sample, ``fresh`` whether it is from the current or the
     previous poll (a measurement of now), ``grid_a`` its draw on grid phases (through the wiring
