@@ -27,8 +27,11 @@ def test_demands_become_plugs_with_their_spec() -> None:
     cest = timezone(timedelta(hours=2))
     until = datetime(2026, 6, 1, 14, 30, tzinfo=cest)
     demands = [
-        PlugDemand(SPECS[0], True, (Phase.L2,), 20, target_a=10, target_until=until),
-        PlugDemand(SPECS[1], False, (Phase.L1, Phase.L2, Phase.L3), 32),
+        PlugDemand(
+            SPECS[0], True, (Phase.L2,), 20, ChargeMode.PV, 2, target_a=10, target_until=until
+        ),
+        # mode and priority in force this cycle: a runtime override of the spec's
+        PlugDemand(SPECS[1], False, (Phase.L1, Phase.L2, Phase.L3), 32, ChargeMode.MINPV, 5),
     ]
     snap = bridge.build_snapshot(
         limits={"main": Phases.uniform(35), "garage": Phases.uniform(25)},
@@ -53,6 +56,7 @@ def test_demands_become_plugs_with_their_spec() -> None:
     assert p1.target_until == until and p1.target_until.tzinfo is UTC
     assert p1.target_until.hour == 12
     assert (p2.available, p2.target_a, p2.target_until) == (False, None, None)
+    assert (p2.mode, p2.priority) == (ChargeMode.MINPV, 5)
     assert snap.pv_surplus_w == 1234.0
     assert snap.params.min_run_s == CFG.min_run_s
 
@@ -63,7 +67,9 @@ def test_the_session_keeps_its_last_input() -> None:
     snap = bridge.build_snapshot(
         limits={"main": Phases.uniform(40), "garage": Phases.uniform(25)},
         non_ev={"main": Phases(), "garage": Phases()},
-        demands=[PlugDemand(SPECS[1], True, (Phase.L1, Phase.L2, Phase.L3), 32)],
+        demands=[
+            PlugDemand(SPECS[1], True, (Phase.L1, Phase.L2, Phase.L3), 32, ChargeMode.FAST, 0)
+        ],
         pv_surplus_w=0.0,
     )
     result = bridge.step(0.0, snap)

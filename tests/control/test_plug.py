@@ -11,7 +11,7 @@ from fuseguard.control.targets import Target
 from fuseguard.control.types import ChargerSpec
 from fuseguard.control.writer import Setpoint
 from fuseguard.model.phases import ZERO, Phase, Phases, Rotation
-from fuseguard.model.status import CpState
+from fuseguard.model.status import ChargeMode, CpState
 
 from .doubles import charger_sample, config
 
@@ -64,7 +64,10 @@ def test_a_ready_car_is_available_with_its_phases_max_and_target() -> None:
     d = a.demand
     assert d.available and d.phases == (Phase.L3,) and d.max_a == 20
     assert (d.target_a, d.target_until) == (10, until)
+    assert (d.mode, d.priority) == (ChargeMode.FAST, 0)  # the spec's
     assert a.reserved_a == ZERO
+    again = p.assess(p.facts(10.0), handover(), mode=ChargeMode.PV, priority=3)
+    assert (again.demand.mode, again.demand.priority) == (ChargeMode.PV, 3)
 
 
 def test_not_authorized_or_in_error_is_not_available_a_child_edge_always_is() -> None:

@@ -24,7 +24,7 @@ from fuseguard.control.targets import Target
 from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
 from fuseguard.control.writer import Setpoint
 from fuseguard.model.phases import Phases
-from fuseguard.model.status import PlugStatus
+from fuseguard.model.status import ChargeMode, PlugStatus
 
 
 @dataclass(slots=True)
@@ -86,11 +86,18 @@ class PlugControl:
         )
 
     def assess(
-        self, f: PlugFacts, handover: BreakBeforeMake, target: Target | None = None
+        self,
+        f: PlugFacts,
+        handover: BreakBeforeMake,
+        target: Target | None = None,
+        *,
+        mode: ChargeMode | None = None,
+        priority: int | None = None,
     ) -> Assessment:
         """Run the policies before allocation on this cycle's facts, in this order: stuck
         contactor, then (for a controllable plug) break before make and the idle car, then phase
-        learning and the demand cap. ``target`` is the plug's Direct EVSE Control cap."""
+        learning and the demand cap. ``target`` is the plug's Direct EVSE Control cap;
+        ``mode``/``priority`` override the spec's for this cycle (runtime settings)."""
         spec = self.spec
         now = f.now
         sample = f.sample
@@ -121,6 +128,8 @@ class PlugControl:
                 available=available,
                 phases=phases,
                 max_a=max_a,
+                mode=spec.mode if mode is None else mode,
+                priority=spec.priority if priority is None else priority,
                 target_a=target.current_a if target is not None else None,
                 target_until=target.valid_until if target is not None else None,
             ),

@@ -87,13 +87,16 @@ class PlugDemand:
     ``phases`` are the grid phases the car loads, ``max_a`` the most it can take now (charger,
     cable, car, demand cap), ``target_a``/``target_until`` a Direct EVSE Control cap and its end
     (timezone-aware UTC), ``available`` False when the plug cannot take current now (no car,
-    car full, charger offline, stuck contactor).
+    car full, charger offline, stuck contactor). ``mode`` and ``priority`` are the values in
+    force this cycle (the spec's, unless overridden at run time).
     """
 
     spec: ChargerSpec
     available: bool
     phases: tuple[Phase, ...]
     max_a: int
+    mode: ChargeMode
+    priority: int
     target_a: int | None = None
     target_until: datetime | None = None
 
