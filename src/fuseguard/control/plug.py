@@ -1,11 +1,18 @@
 """One plug's parts and the one place that fixes the order in which its policies run.
 
 Owns: a plug's reading, its setpoint record (from the writer), its per-plug policies and its
-reported status. Per cycle, :meth:`PlugControl.assess` runs the policies in a fixed order and
-turns their verdicts into a :class:`~fuseguard.control.types.PlugDemand` plus the draw to count
-as uncontrollable load; after allocation, :meth:`PlugControl.settle` turns the allocator's answer
-into the setpoint to write (overrides for offline/stuck/idle, break before make, ramp) and its
-reason. Before: the same steps were queries that changed state, so their order was hidden.
+reported status. Per cycle, in three steps the controller runs for every plug in turn:
+
+1. :meth:`PlugControl.assess` runs the policies in a fixed order and turns their verdicts into a
+   :class:`~fuseguard.control.types.PlugDemand` plus the draw to count as uncontrollable load;
+2. after allocation, :meth:`PlugControl.verdict` applies what only the loop knows (offline,
+   stuck contactor, idle car) to the allocator's answer, and notes a car this decision lowers
+   below its draw;
+3. :meth:`PlugControl.settle` applies break before make and the ramp: the setpoint to write.
+
+Step 3 starts only when step 2 is done for every plug: whether any car comes down this cycle
+decides whether another may go up. Before: the same steps were queries that changed state, so
+their order was hidden.
 """
 
 from __future__ import annotations
