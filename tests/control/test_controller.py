@@ -53,13 +53,14 @@ async def site_factory() -> AsyncIterator[Callable[..., Site]]:
         per_phase: bool = True,
         specs: dict[str, dict[str, object]] | None = None,
         circuits: list[CircuitSpec] | None = None,
+        targets_type: type[EvseTargets] = EvseTargets,
         **cfg: object,
     ) -> Site:
         clock = VirtualClock()
         chargers = chargers or {"cp1": FakeCharger(), "cp2": FakeCharger()}
         meter = FakeMeter(clock, list(chargers.values()), base_a=base_a, per_phase=per_phase)
         flex = FlexManagement(clock, fuse_a=fuse_a, timeout_s=120)
-        targets = EvseTargets(clock)
+        targets = targets_type(clock)
         charger_specs = [
             ChargerSpec(
                 id=cid,
@@ -360,3 +361,131 @@ async def test_a_driver_bug_marks_the_charger_failed_and_control_goes_on(site_fa
     await site.run_for(2)
     # cp2 cannot be controlled any more and still draws its 14 A: cp1 gives way completely
     assert site.chargers["cp1"].limit_a == 0
+
+
+# --- the loop survives its collaborators ------------------------------------------------------
+
+
+class BrokenTargets(EvseTargets):
+    """A target source that fails on lookup while ``broken``."""
+
+    broken = False
+
+    def get(self, evse_uuid: str):  # type: ignore[no-untyped-def]
+        if self.broken:
+            raise RuntimeError("target store unreachable")
+        return super().get(evse_uuid)
+
+
+async def test_a_failing_listener_is_logged_and_the_loop_goes_on(site_factory) -> None:
+    from structlog.testing import capture_logs
+
+    site = site_factory(fuse_a=32, base_a=Phases(4, 4, 4))
+    seen: list[int] = []
+
+    def broken(_status) -> None:
+        raise ValueError("listener bug")
+
+    site.controller.subscribe(broken)
+    site.controller.subscribe(lambda st: seen.append(st.cycles))
+    with capture_logs() as logs:
+        await site.run_for(30)
+    assert site.setpoints() == {"cp1": 14, "cp2": 14}
+    assert len(seen) >= 30  # the listener after the broken one is still told every cycle
+    failed = [e for e in logs if e["event"] == "listener_failed"]
+    assert len(failed) == 1 and "listener bug" in failed[0]["reason"]  # once, not every cycle
+
+
+async def _hold_check(site: Site, break_it: Callable[[bool], None], what: str) -> None:
+    from structlog.testing import capture_logs
+
+    await site.run_for(30)
+    assert site.setpoints() == {"cp1": 14, "cp2": 14}
+    break_it(True)
+    site.meter.base_a = Phases(0, 0, 0)  # capacity frees up: a working loop would raise
+    with capture_logs() as logs:
+        await site.run_for(30)
+    st = {p.id: p for p in site.controller.status().plugs}
+    assert {pid: p.setpoint_a for pid, p in st.items()} == {"cp1": 14, "cp2": 14}
+    assert site.chargers["cp1"].limit_a == 14  # never raised
+    assert "decision failed" in st["cp1"].reason and what in st["cp1"].reason
+    failed = [e for e in logs if e["event"] == "decision_failed"]
+    assert len(failed) == 1 and what in failed[0]["reason"]  # once, not every cycle
+    # setpoints are still re-written for the charger-side watchdog while the decision fails
+    assert site.chargers["cp1"].writes.count(14) >= 2
+    break_it(False)
+    with capture_logs() as logs:
+        await site.run_for(30)
+    assert site.setpoints() == {"cp1": 16, "cp2": 16}  # back to work
+    assert [e for e in logs if e["event"] == "decision_recovered"]
+
+
+async def test_a_failing_target_lookup_holds_the_last_setpoints(site_factory) -> None:
+    site = site_factory(fuse_a=32, base_a=Phases(4, 4, 4), targets_type=BrokenTargets)
+    targets = site.targets
+    assert isinstance(targets, BrokenTargets)
+
+    def break_it(on: bool) -> None:
+        targets.broken = on
+
+    await _hold_check(site, break_it, "target store unreachable")
+
+
+async def test_a_failing_allocator_holds_the_last_setpoints(site_factory, monkeypatch) -> None:
+    from fuseguard.control.allocator import AllocatorSession
+
+    real_step = AllocatorSession.step
+    state = {"broken": False}
+
+    def step(self, now_s, snapshot):  # type: ignore[no-untyped-def]
+        if state["broken"]:
+            raise ArithmeticError("allocator bug")
+        return real_step(self, now_s, snapshot)
+
+    monkeypatch.setattr(AllocatorSession, "step", step)
+    site = site_factory(fuse_a=32, base_a=Phases(4, 4, 4))
+    await _hold_check(site, lambda on: state.update(broken=on), "allocator bug")
+
+
+async def test_a_pending_ramp_step_is_not_taken_while_the_decision_fails(
+    site_factory, monkeypatch
+) -> None:
+    from fuseguard.control.allocator import AllocatorSession
+
+    real_step = AllocatorSession.step
+    state = {"broken": False}
+
+    def step(self, now_s, snapshot):  # type: ignore[no-untyped-def]
+        if state["broken"]:
+            raise ArithmeticError("allocator bug")
+        return real_step(self, now_s, snapshot)
+
+    monkeypatch.setattr(AllocatorSession, "step", step)
+    chargers = {"cp1": FakeCharger()}
+    site = site_factory(fuse_a=63, base_a=Phases(0, 0, 0), chargers=chargers)
+    await site.run_for(0.6)  # the first write: 6 A, on the way to 32 A
+    assert chargers["cp1"].limit_a == 6
+    state["broken"] = True
+    await site.run_for(30)
+    assert chargers["cp1"].limit_a == 6
+    assert set(chargers["cp1"].writes) == {6}
+
+
+def test_a_broken_site_never_starts() -> None:
+    from fuseguard.model.circuits import CircuitTreeError
+
+    clock = VirtualClock()
+    chargers = {"cp1": FakeCharger()}
+    meter = FakeMeter(clock, list(chargers.values()))
+
+    def build(circuits: list[CircuitSpec], specs: list[ChargerSpec]) -> Controller:
+        config = ControllerConfig(circuits=circuits, chargers=specs)
+        return Controller(clock=clock, config=config, meter=meter, chargers=chargers)
+
+    main = [CircuitSpec("main", None, 32.0)]
+    with pytest.raises(CircuitTreeError, match="root 'main'"):
+        build([CircuitSpec("garage", None, 32.0)], [ChargerSpec(id="cp1")])
+    with pytest.raises(ValueError, match="no charger driver for 'cp2'"):
+        build(main, [ChargerSpec(id="cp1"), ChargerSpec(id="cp2")])
+    with pytest.raises(ValueError, match="unknown circuit 'attic'"):
+        build(main, [ChargerSpec(id="cp1", circuit="attic")])

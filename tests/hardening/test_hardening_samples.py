@@ -22,7 +22,6 @@ from tests.control.fakes import FakeCharger, FakeMeter
 UUIDS = ("25104c56d7f848af830af4300193efb3", "8e0c4f7a1b2d4c6e9f0a1b2c3d4e5f60")
 
 
-@dataclasses.dataclass
 class GarbledCharger(FakeCharger):
     """Draws like a normal car but reports ``garble`` in its measurement."""
 

@@ -1,49 +1,27 @@
-"""Bridge from the control loop's state to the pure allocator (:mod:`fuseguard.allocation`).
+"""Bridge from the control loop's per-cycle view to the pure allocator (``fuseguard.allocation``).
 
-The controller owns the clock; :class:`AllocatorSession` here turns its per-cycle view into an
-allocation :class:`~fuseguard.allocation.types.Snapshot` and lets the allocation package's
-stateful session keep run/pause timers, the waiting queue and PV timers between cycles.
+Owns: the allocation session (run/pause timers, the waiting queue and PV timers between cycles)
+and the translation of one cycle's limits, non-EV loads and :class:`PlugDemand` records into an
+allocation :class:`~fuseguard.allocation.types.Snapshot`. It imports only the controller's leaf
+types, never the controller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping, Sequence
+from datetime import UTC
 
 from fuseguard.allocation.session import AllocationSession
 from fuseguard.allocation.types import Allocation, AllocationParams, Circuit, Plug, Snapshot
-from fuseguard.model.phases import Phase, Phases
-
-if TYPE_CHECKING:
-    from fuseguard.control.controller import ControllerConfig
-    from fuseguard.control.plug_settings import PlugSettings
-
-
-class _PlugLike(Protocol):
-    @property
-    def spec(self) -> _SpecLike: ...
-
-
-class _SpecLike(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def circuit(self) -> str: ...
-    @property
-    def min_a(self) -> int: ...
-    @property
-    def priority(self) -> int: ...
-    @property
-    def mode(self) -> object: ...
+from fuseguard.control.types import ControllerConfig, PlugDemand
+from fuseguard.model.phases import Phases
 
 
 class AllocatorSession:
-    """Builds snapshots from controller state and runs the allocation session."""
+    """Builds snapshots from the cycle's view and runs the allocation session."""
 
-    def __init__(self, config: ControllerConfig, plug_settings: PlugSettings | None = None) -> None:
+    def __init__(self, config: ControllerConfig) -> None:
         self._config = config
-        self._plug_settings = plug_settings  # runtime mode/priority overrides
         self._params = AllocationParams(
             voltage_v=config.voltage_v,
             min_run_s=config.min_run_s,
@@ -58,11 +36,7 @@ class AllocatorSession:
         *,
         limits: Mapping[str, Phases],
         non_ev: Mapping[str, Phases],
-        plugs: Mapping[str, _PlugLike],
-        available: Mapping[str, bool],
-        phases: Mapping[str, tuple[Phase, ...]],
-        max_a: Mapping[str, int],
-        caps: Mapping[str, tuple[int, datetime] | None],
+        demands: Sequence[PlugDemand],
         pv_surplus_w: float,
     ) -> Snapshot:
         """The allocator's input for this cycle (without hysteresis state)."""
@@ -76,33 +50,23 @@ class AllocatorSession:
             )
             for c in self._config.circuits
         )
-        plug_inputs = []
-        for pid, plug in plugs.items():
-            spec = plug.spec
-            cap = caps.get(pid)
-            mode, priority = spec.mode, spec.priority
-            if self._plug_settings is not None:
-                mode = self._plug_settings.mode_of(pid, spec.mode)  # type: ignore[arg-type]
-                priority = self._plug_settings.priority_of(pid, spec.priority)
-            plug_inputs.append(
-                Plug(
-                    id=pid,
-                    circuit=spec.circuit,
-                    phases=phases[pid],
-                    max_a=max_a[pid],
-                    min_a=spec.min_a,
-                    priority=priority,
-                    mode=mode,  # type: ignore[arg-type]
-                    target_a=cap[0] if cap is not None else None,
-                    target_until=cap[1] if cap is not None else None,
-                    available=available[pid],
-                )
+        plugs = tuple(
+            Plug(
+                id=d.spec.id,
+                circuit=d.spec.circuit,
+                phases=d.phases,
+                max_a=d.max_a,
+                min_a=d.spec.min_a,
+                priority=d.priority,
+                mode=d.mode,
+                target_a=d.target_a,
+                target_until=d.target_until.astimezone(UTC) if d.target_until else None,
+                available=d.available,
             )
+            for d in demands
+        )
         return Snapshot(
-            circuits=circuits,
-            plugs=tuple(plug_inputs),
-            pv_surplus_w=pv_surplus_w,
-            params=self._params,
+            circuits=circuits, plugs=plugs, pv_surplus_w=pv_surplus_w, params=self._params
         )
 
     def step(self, now_s: float, snapshot: Snapshot) -> Allocation:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from fuseguard.model.circuits import MAIN, CircuitSpec
+from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
-from fuseguard.model.phases import Phases, Rotation
+from fuseguard.model.phases import Phase, Phases, Rotation
 from fuseguard.model.samples import MeterSample
 from fuseguard.model.status import ChargeMode, PlugStatus
 
@@ -70,6 +70,36 @@ class ControllerConfig:
     underuse_probe_s: float = 300.0
     phase_detect_a: float = 1.0
 
+    def tree(self) -> CircuitTree:
+        """The circuit tree, validated, with every charger on one of its circuits."""
+        tree = CircuitTree.of(self.circuits)
+        for spec in self.chargers:
+            if spec.circuit not in tree:
+                msg = f"charger {spec.id!r} is on unknown circuit {spec.circuit!r}"
+                raise ValueError(msg)
+        return tree
+
+
+@dataclass(frozen=True, slots=True)
+class PlugDemand:
+    """What one plug asks of the allocator in one cycle (the per-plug policies' verdicts).
+
+    ``phases`` are the grid phases the car loads, ``max_a`` the most it can take now (charger,
+    cable, car, demand cap), ``target_a``/``target_until`` a Direct EVSE Control cap and its end
+    (timezone-aware UTC), ``available`` False when the plug cannot take current now (no car,
+    car full, charger offline, stuck contactor). ``mode`` and ``priority`` are the values in
+    force this cycle (the spec's, unless overridden at run time).
+    """
+
+    spec: ChargerSpec
+    available: bool
+    phases: tuple[Phase, ...]
+    max_a: int
+    mode: ChargeMode
+    priority: int
+    target_a: int | None = None
+    target_until: datetime | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class PlugView:
@@ -118,5 +148,6 @@ __all__ = [
     "CircuitSpec",
     "ControllerConfig",
     "ControllerStatus",
+    "PlugDemand",
     "PlugView",
 ]

@@ -1,0 +1,219 @@
+"""Load estimation: the non-EV load per circuit and phase, and what the main meter should show.
+
+Owns:
+
+* :class:`LoadEstimator` — the non-EV load of every circuit of the tree, per phase. A metered
+  circuit with a fresh sample gets its meter's reading minus the EV draws measured below it (a
+  per-phase meter: current minus EV currents through each charger's wiring rotation; a
+  total-power meter: the configured phase assumption, ``worst`` = the whole non-EV power on every
+  phase, ``balanced`` = a third on each). A metered circuit whose meter is lost gets the peak of
+  the last ``peak_window_s`` (per-minute maxima, recorded only from samples of the same instant as
+  the chargers'), at least its limit minus what its EVs are held at. Every other circuit gets
+  its configured assumption; assumptions flow up the tree into every ancestor up to the first
+  freshly metered one (whose meter already sees them). Uncontrollable EV draws (offline, stuck,
+  not coming down) are added on the plug's whole path (:meth:`LoadEstimator.with_reserves`).
+  Today only ``main`` has a meter; a sub-circuit meter plugs in as one more :class:`Metered`.
+* :class:`LoadWatch` — the most the main meter should show until the next decision (the non-EV
+  load plus every car at the higher of its old and new setpoint), and whether a new meter sample
+  needs a decision at once: above the limit, above what our cars could explain, or a rise while
+  none of our cars is ramping up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from fuseguard.model.circuits import CircuitTree
+from fuseguard.model.phases import ZERO, Phases
+from fuseguard.model.samples import MeterSample
+
+
+@dataclass(slots=True)
+class EvDraw:
+    """A charger's measured draw this cycle (only chargers with a fresh sample have one;
+    read-only, built per plug per cycle, hence not frozen)."""
+
+    circuit: str
+    grid_a: Phases
+    power_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """One metered circuit this cycle.
+
+    ``sample`` is the meter's newest good sample, ``fresh`` whether it is recent enough to
+    measure with; ``record`` whether it was taken at the same instant as the chargers' samples
+    (only those feed the peak history); ``held_a`` the limit minus what the EVs below are held
+    at when the meter is lost (the least non-EV load assumed then).
+    """
+
+    circuit: str
+    sample: MeterSample | None
+    fresh: bool
+    record: bool
+    held_a: Phases
+
+
+class LoadEstimator:
+    """Non-EV load per circuit and phase, with the peak history per metered circuit."""
+
+    def __init__(
+        self,
+        tree: CircuitTree,
+        *,
+        voltage_v: float,
+        phase_assumption: Literal["worst", "balanced"],
+        peak_window_s: float,
+    ) -> None:
+        self._tree = tree
+        self._voltage_v = voltage_v
+        self._assumption = phase_assumption
+        self._peak_window_min = peak_window_s / 60.0
+        # per-minute maxima of the measured non-EV load, per metered circuit
+        self._peaks: dict[str, deque[tuple[int, Phases]]] = {}
+
+    def measured(self, sample: MeterSample, draws: Iterable[EvDraw]) -> Phases:
+        """Non-EV load through one meter, per phase (A, >= 0): a query, changes nothing."""
+        ev = ZERO
+        ev_power = 0.0
+        for draw in draws:
+            ev = ev + draw.grid_a
+            ev_power += draw.power_w
+        if sample.current_a is not None:
+            return (sample.current_a - ev).maximum(0.0)
+        v = self._voltage_v
+        non_ev_w = max(0.0, sample.power_w - (ev.total * v if ev_power <= 0 else ev_power))
+        if self._assumption == "worst":
+            return Phases.uniform(non_ev_w / v)
+        return Phases.uniform(non_ev_w / (3 * v))
+
+    def peak(self, circuit: str) -> Phases:
+        """The highest non-EV load measured on ``circuit`` within the peak window."""
+        peak = ZERO
+        for _, value in self._peaks.get(circuit, ()):
+            peak = peak.maximum(value)
+        return peak
+
+    def record(self, circuit: str, now: float, non_ev: Phases) -> None:
+        """Add a measurement to ``circuit``'s per-minute peak history."""
+        minute = int(now // 60.0)
+        peaks = self._peaks.setdefault(circuit, deque())
+        if peaks and peaks[-1][0] == minute:
+            peaks[-1] = (minute, peaks[-1][1].maximum(non_ev))
+        else:
+            peaks.append((minute, non_ev))
+        while peaks and peaks[0][0] < minute - self._peak_window_min:
+            peaks.popleft()
+
+    def update(
+        self, now: float, metered: Sequence[Metered], draws: Sequence[EvDraw]
+    ) -> dict[str, Phases]:
+        """The non-EV load of every circuit this cycle; records peaks of fresh measurements."""
+        tree = self._tree
+        non_ev = {c.id: c.non_ev_load_a for c in tree}
+        measured: set[str] = set()
+        for m in metered:
+            if m.fresh and m.sample is not None:
+                below = [d for d in draws if tree.in_subtree(d.circuit, m.circuit)]
+                value = self.measured(m.sample, below)
+                if m.record:
+                    self.record(m.circuit, now, value)
+                measured.add(m.circuit)
+            else:
+                # worst plausible non-EV load, and the EVs together held at the fallback
+                value = self.peak(m.circuit).maximum(m.held_a).maximum(0.0)
+            non_ev[m.circuit] = value
+        # what is not measured flows up into the ancestors, up to the first measured one
+        for c in tree:
+            own = non_ev[c.id] if c.id in measured else c.non_ev_load_a
+            if c.parent is None or own == ZERO:
+                continue
+            for anc in tree.ancestors(c.id):
+                if anc in measured:
+                    break
+                non_ev[anc] = non_ev[anc] + own
+        return non_ev
+
+    def with_reserves(
+        self, non_ev: dict[str, Phases], reserves: Iterable[tuple[str, Phases]]
+    ) -> dict[str, Phases]:
+        """Add uncontrollable draws ``(circuit, amps)`` on every circuit up to main.
+
+        The meter-derived non-EV load excludes such a plug's last measured draw, so reserving it
+        on its whole path keeps the sums right (in place; returns ``non_ev``).
+        """
+        for circuit, amps in reserves:
+            if amps == ZERO:
+                continue
+            for anc in self._tree.path(circuit):
+                non_ev[anc] = non_ev[anc] + amps
+        return non_ev
+
+
+def pv_surplus_w(sample: MeterSample | None, ev_power_w: float) -> float:
+    """Power available to PV-mode plugs: the export at the meter plus what the EVs draw now."""
+    if sample is None:
+        return 0.0
+    return max(0.0, ev_power_w - sample.power_w)
+
+
+def over(sample: MeterSample, limit: Phases, voltage_v: float) -> bool:
+    """The meter shows its circuit above ``limit`` (total power: even when balanced)."""
+    if sample.current_a is not None:
+        return not sample.current_a.all_le(limit)
+    return sample.power_w / (3.0 * voltage_v) > limit.max
+
+
+def rose(before: MeterSample, after: MeterSample, voltage_v: float) -> bool:
+    """The measured load rose by at least 1 A on some phase (or 1 A worth of total power)."""
+    if before.current_a is not None and after.current_a is not None:
+        return any(b - a >= 1.0 for a, b in zip(before.current_a, after.current_a, strict=True))
+    return after.power_w - before.power_w >= voltage_v
+
+
+class LoadWatch:
+    """What the main meter should show until the next decision, and what needs one at once."""
+
+    def __init__(self, *, voltage_v: float) -> None:
+        self._voltage_v = voltage_v
+        self.planned_a = Phases.uniform(math.inf)
+
+    def plan(self, non_ev_a: Phases, ev_a: Iterable[Phases]) -> None:
+        """The decision's expectation: non-EV load plus every car's higher old/new setpoint."""
+        planned = non_ev_a
+        for amps in ev_a:
+            planned = planned + amps
+        self.planned_a = planned
+
+    def urgent(
+        self,
+        previous: MeterSample | None,
+        sample: MeterSample,
+        *,
+        limit_a: Phases,
+        raised_recently: bool,
+    ) -> bool:
+        """Decide now (with the chargers' last samples) on this meter sample: it is over the
+        limit, above what our cars could explain, or a rise while none of our cars ramps up."""
+        v = self._voltage_v
+        return (
+            over(sample, limit_a, v)
+            or over(sample, self.planned_a + 1.0, v)
+            or (previous is not None and rose(previous, sample, v) and not raised_recently)
+        )
+
+
+__all__ = [
+    "EvDraw",
+    "LoadEstimator",
+    "LoadWatch",
+    "Metered",
+    "over",
+    "pv_surplus_w",
+    "rose",
+]

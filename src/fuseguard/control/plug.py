@@ -1,0 +1,178 @@
+"""One plug's parts and the one place that fixes the order in which its policies run.
+
+Owns: a plug's reading, its setpoint record (from the writer), its per-plug policies and its
+reported status. Per cycle, in three steps the controller runs for every plug in turn:
+
+1. :meth:`PlugControl.assess` runs the policies in a fixed order and turns their verdicts into a
+   :class:`~fuseguard.control.types.PlugDemand` plus the draw to count as uncontrollable load;
+2. after allocation, :meth:`PlugControl.verdict` applies what only the loop knows (offline,
+   stuck contactor, idle car) to the allocator's answer, and notes a car this decision lowers
+   below its draw;
+3. :meth:`PlugControl.settle` applies break before make and the ramp: the setpoint to write.
+
+Step 3 starts only when step 2 is done for every plug: whether any car comes down this cycle
+decides whether another may go up. Before: the same steps were queries that changed state, so
+their order was hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fuseguard.control.policies.demand import DemandCap, max_current_a
+from fuseguard.control.policies.facts import PlugFacts
+from fuseguard.control.policies.handover import BreakBeforeMake
+from fuseguard.control.policies.idle import IdleCar
+from fuseguard.control.policies.phases import PhaseLearning
+from fuseguard.control.policies.ramp import Ramp
+from fuseguard.control.policies.stuck import StuckContactor
+from fuseguard.control.reading import ChargerReading
+from fuseguard.control.targets import Target
+from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
+from fuseguard.control.writer import Setpoint
+from fuseguard.model.phases import Phases
+from fuseguard.model.status import ChargeMode, PlugStatus
+
+
+@dataclass(slots=True)
+class Assessment:
+    """A plug's verdict before allocation: the facts it was judged on, its demand and its
+    uncontrollable draw (read-only, built per plug per cycle, hence not frozen)."""
+
+    facts: PlugFacts
+    demand: PlugDemand
+    reserved_a: Phases
+
+
+class PlugControl:
+    """One plug: reading, setpoint and policies (see module docstring)."""
+
+    def __init__(
+        self,
+        spec: ChargerSpec,
+        config: ControllerConfig,
+        reading: ChargerReading,
+        setpoint: Setpoint,
+    ) -> None:
+        cfg = config
+        self.spec = spec
+        self.reading = reading
+        self.setpoint = setpoint
+        self.stuck = StuckContactor(spec, margin_a=cfg.stuck_margin_a, after_s=cfg.stuck_after_s)
+        self.idle = IdleCar(
+            spec,
+            grace_s=cfg.decrease_grace_s,
+            after_s=cfg.idle_after_s,
+            reprobe_s=cfg.idle_reprobe_s,
+        )
+        self.demand = DemandCap(
+            spec,
+            margin_a=cfg.underuse_margin_a,
+            after_s=cfg.underuse_after_s,
+            probe_s=cfg.underuse_probe_s,
+        )
+        self.phases = PhaseLearning(spec, detect_a=cfg.phase_detect_a)
+        self.ramp = Ramp(
+            spec,
+            raise_after_s=cfg.raise_after_s,
+            up_a_per_s=cfg.ramp_up_a_per_s,
+            period_s=cfg.meter_period_s,
+        )
+        self.status = PlugStatus.INIT
+
+    def facts(self, now: float) -> PlugFacts:
+        """What this cycle knows about the plug (a query)."""
+        r = self.reading
+        return PlugFacts(
+            now=now,
+            sample=r.sample,
+            fresh=r.fresh(now),
+            grid_a=r.grid_a,
+            written_a=self.setpoint.written_a,
+            changed_at=self.setpoint.changed_at,
+        )
+
+    def assess(
+        self,
+        f: PlugFacts,
+        handover: BreakBeforeMake,
+        target: Target | None = None,
+        *,
+        mode: ChargeMode | None = None,
+        priority: int | None = None,
+    ) -> Assessment:
+        """Run the policies before allocation on this cycle's facts, in this order: stuck
+        contactor, then (for a controllable plug) break before make and the idle car, then phase
+        learning and the demand cap. ``target`` is the plug's Direct EVSE Control cap;
+        ``mode``/``priority`` override the spec's for this cycle (runtime settings)."""
+        spec = self.spec
+        now = f.now
+        sample = f.sample
+        stuck = self.stuck.update(f)
+        if not self.reading.online(now):
+            # reserve its last setpoint (its max when none is known) on its wired phases
+            amps = f.written_a if f.written_a is not None else spec.max_a
+            reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
+            available = False
+        elif stuck:
+            reserved = f.grid_a
+            available = False
+        else:
+            reserved = handover.update(f)
+            ready = bool(
+                sample is not None
+                and sample.cp_state.vehicle_connected
+                and sample.authorized
+                and not sample.errors
+            )
+            available = spec.child_edge or (ready and not self.idle.update(f))
+        phases = self.phases.update(sample)
+        max_a = max_current_a(spec, sample, self.demand.update(f))
+        return Assessment(
+            facts=f,
+            demand=PlugDemand(
+                spec=spec,
+                available=available,
+                phases=phases,
+                max_a=max_a,
+                mode=spec.mode if mode is None else mode,
+                priority=spec.priority if priority is None else priority,
+                target_a=target.current_a if target is not None else None,
+                target_until=target.valid_until if target is not None else None,
+            ),
+            reserved_a=reserved,
+        )
+
+    def verdict(
+        self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake
+    ) -> tuple[int, str]:
+        """The allocator's answer for this plug, with the overrides of the policies (``f``:
+        the facts of this cycle, as :meth:`assess` judged them)."""
+        if not self.reading.online(f.now):
+            assumed = f.written_a if f.written_a is not None else self.spec.max_a
+            error = self.reading.error or "no answer"
+            return 0, f"offline ({error}): assuming it draws {assumed} A"
+        if self.stuck.stuck:
+            return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
+        idle = self.idle.reason(f.now)
+        if idle is not None:
+            return allocated_a, idle
+        handover.lowered(f, allocated_a)
+        return allocated_a, reason
+
+    def settle(
+        self, now: float, setpoint_a: int, reason: str, handover: BreakBeforeMake
+    ) -> tuple[int, str]:
+        """Break before make, then the ramp: the setpoint to write now, and its reason."""
+        sp = self.setpoint
+        held = handover.held(setpoint_a, sp.written_a)
+        if held is not None:
+            setpoint_a = held
+            reason += "; increase waits for other cars to come down"
+        value = self.ramp.update(
+            setpoint_a, written_a=sp.written_a, changed_at=sp.changed_at, now=now
+        )
+        return value, reason
+
+
+__all__ = ["Assessment", "PlugControl"]

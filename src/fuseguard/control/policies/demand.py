@@ -1,0 +1,77 @@
+"""Demand cap: a car that draws clearly less than it is offered frees the rest for the others.
+
+Owns: since when a charging car has drawn less than ``written - underuse_margin_a``, and the cap
+set after ``underuse_after_s`` (its draw plus the margin, at least the plug's minimum; a cap only
+ever moves down while it holds). The cap is lifted when the car takes what it gets again, when
+it is unplugged, and after ``underuse_probe_s`` (probe again: the car may want more now).
+:func:`max_current_a` combines the cap with the charger's, the cable's and the spec's limits.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fuseguard.control.policies.facts import PlugFacts
+from fuseguard.control.types import ChargerSpec
+from fuseguard.model.samples import ChargerSample
+
+
+class DemandCap:
+    """One plug's demand cap."""
+
+    def __init__(
+        self, spec: ChargerSpec, *, margin_a: float, after_s: float, probe_s: float
+    ) -> None:
+        self._spec = spec
+        self._margin_a = margin_a
+        self._after_s = after_s
+        self._probe_s = probe_s
+        self._under_since: float | None = None
+        self._cap_a: float | None = None
+        self._cap_at = 0.0
+
+    @property
+    def cap_a(self) -> float | None:
+        """The cap in force after the last update (None: none)."""
+        return self._cap_a
+
+    def update(self, f: PlugFacts) -> float | None:
+        """Judge this cycle's facts; returns the cap in force now (None: none)."""
+        sample = f.sample
+        if sample is not None and sample.cp_state.charging and f.written_a:
+            drawn = max(sample.current_a)
+            if drawn < f.written_a - self._margin_a:
+                if self._under_since is None:
+                    self._under_since = f.now
+                elif f.now - self._under_since >= self._after_s:
+                    cap = max(float(self._spec.min_a), math.ceil(drawn + self._margin_a))
+                    if self._cap_a is None or cap < self._cap_a:
+                        self._cap_a = cap
+                        self._cap_at = f.now
+            else:
+                self._under_since = None
+                if self._cap_a is not None and drawn >= self._cap_a - 1.0:
+                    self._cap_a = None  # it takes what it gets: lift the cap
+        else:
+            self._under_since = None
+            if sample is None or not sample.cp_state.vehicle_connected:
+                self._cap_a = None
+        if self._cap_a is not None and f.now - self._cap_at >= self._probe_s:
+            self._cap_a = None  # probe again: the car may want more now
+        return self._cap_a
+
+
+def max_current_a(spec: ChargerSpec, sample: ChargerSample | None, cap_a: float | None) -> int:
+    """The most a plug can take now: its spec, the charger's and the cable's limits (where they
+    are at least the minimum) and the demand cap; never below the plug's minimum."""
+    limit = spec.max_a
+    if sample is not None:
+        for v in (sample.max_current_a, sample.cable_rating_a):
+            if v is not None and v >= spec.min_a:
+                limit = min(limit, int(v))
+    if cap_a is not None:
+        limit = min(limit, int(cap_a))
+    return max(limit, spec.min_a)
+
+
+__all__ = ["DemandCap", "max_current_a"]

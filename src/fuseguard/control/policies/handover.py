@@ -1,0 +1,68 @@
+"""Break before make: no car is raised while another is still coming down.
+
+Owns: whether this cycle lowers some car — one still above its written setpoint within
+``decrease_grace_s`` of the change (it is coming down), or one this decision sets below what it
+draws now. While that holds, every increase waits at the written value. A car still above its
+setpoint after the grace does not come down: what it draws above the setpoint (plus
+``excess_margin_a``) is counted as uncontrollable load. The state lives for one cycle:
+:meth:`BreakBeforeMake.begin` starts it.
+"""
+
+from __future__ import annotations
+
+from fuseguard.control.policies.facts import PlugFacts
+from fuseguard.model.phases import ZERO, Phases
+
+
+def excess_a(f: PlugFacts, margin_a: float) -> Phases | None:
+    """What a plug draws above its written setpoint plus ``margin_a``, per grid phase
+    (None: nothing, or no current measurement)."""
+    if f.sample is None or f.written_a is None or not f.fresh:
+        return None
+    allowed = float(f.written_a) + margin_a
+    excess = f.grid_a.map(lambda v: max(0.0, v - allowed))
+    return excess if excess.max > 0.0 else None
+
+
+class BreakBeforeMake:
+    """The cycle's break-before-make state (one for the whole site)."""
+
+    def __init__(self, *, margin_a: float, grace_s: float) -> None:
+        self._margin_a = margin_a
+        self._grace_s = grace_s
+        self._decreasing = False
+
+    @property
+    def decreasing(self) -> bool:
+        """Some car is coming down this cycle: increases wait."""
+        return self._decreasing
+
+    def begin(self) -> None:
+        """Start a new cycle."""
+        self._decreasing = False
+
+    def update(self, f: PlugFacts) -> Phases:
+        """A controllable plug before allocation; returns its draw to count as uncontrollable
+        load (ZERO: none)."""
+        excess = excess_a(f, self._margin_a)
+        if excess is None:
+            return ZERO
+        if f.now - f.changed_at <= self._grace_s:
+            self._decreasing = True  # it is coming down: others wait before increasing
+            return ZERO
+        return excess  # it does not come down: count what it really draws
+
+    def lowered(self, f: PlugFacts, setpoint_a: int) -> None:
+        """A controllable plug after allocation: note when the decision lowers it below what
+        it draws now."""
+        if f.fresh and f.grid_a.max > setpoint_a + self._margin_a:
+            self._decreasing = True
+
+    def held(self, setpoint_a: int, written_a: int | None) -> int | None:
+        """The value an increase waits at while cars come down (None: it may go ahead)."""
+        if self._decreasing and setpoint_a > (written_a or 0):
+            return written_a or 0
+        return None
+
+
+__all__ = ["BreakBeforeMake", "excess_a"]

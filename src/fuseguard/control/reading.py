@@ -1,0 +1,327 @@
+"""Reading: the poll loop, the last good sample of every device, and the ONE guarded device call.
+
+Owns:
+
+* :func:`guarded` — the one place where a device call (read or write) that raises a
+  :class:`~fuseguard.control.ports.DeviceError`, times out, or hits a driver bug becomes
+  :class:`Failed` with a reason in plain words. Control never sees a driver exception.
+* :class:`MeterReading` / :class:`ChargerReading` — the newest good sample of one device, when it
+  arrived and the device's current error. Garbage (non-finite numbers) and a frozen meter count
+  as failures; a failure is logged once per distinct reason, a recovery once.
+* :class:`Poller` — the cadence: the meter twice per meter period (a new telegram is seen within
+  half a period), every charger once per period and all at the same instant; the poll waits at
+  most ``poll_wait_s`` for the answers, so a hanging device never holds up the others or the
+  decision; its read goes on and lands in a later cycle, and is abandoned as failed after its
+  device's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+
+from fuseguard.control.ports import Charger, DeviceError, GridMeter
+from fuseguard.control.types import ChargerSpec, ControllerConfig
+from fuseguard.model.clock import Clock
+from fuseguard.model.numbers import is_finite_number
+from fuseguard.model.phases import ZERO, Phases
+from fuseguard.model.samples import ChargerSample, MeterSample
+from fuseguard.model.status import PlugStatus, plug_status
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A device call that did not work; ``reason`` says why in plain words."""
+
+    reason: str
+
+
+async def guarded(
+    call: Callable[[], Awaitable[T]], *, device: str, timeout_s: float | None = None
+) -> T | Failed:
+    """Await ``call()``; any device error, timeout or driver bug becomes :class:`Failed`.
+
+    A driver bug (any other exception) is logged with its traceback, naming the device: it must
+    not stop control, but it must be loud. Cancellation is not a failure and propagates.
+    """
+    try:
+        if timeout_s is None:
+            return await call()
+        async with asyncio.timeout(timeout_s):
+            return await call()
+    except DeviceError as err:
+        return Failed(str(err) or type(err).__name__)
+    except TimeoutError as err:
+        if timeout_s is not None and not str(err):
+            return Failed(f"no answer within {timeout_s:g} s")
+        return Failed(str(err) or "timed out")
+    except Exception as err:
+        log.exception("device_driver_error", device=device, reason=repr(err))
+        return Failed(f"driver error: {err!r}")
+
+
+def meter_sample_ok(sample: MeterSample) -> bool:
+    """Every number control uses from a meter sample is finite."""
+    c = sample.current_a
+    try:
+        total = sample.power_w + (c.l1 + c.l2 + c.l3 if c is not None else 0.0)
+    except TypeError:
+        return False
+    # a sum is finite only when every term is (NaN and infinities propagate): one check
+    return is_finite_number(total)
+
+
+def charger_sample_ok(sample: ChargerSample) -> bool:
+    """Every number control uses from a charger sample is finite."""
+    c = sample.current_a
+    try:
+        total = c.l1 + c.l2 + c.l3 + sample.power_w
+        for v in (sample.max_current_a, sample.cable_rating_a):
+            if v is not None:
+                total += v
+    except TypeError:
+        return False
+    return is_finite_number(total)
+
+
+class MeterReading:
+    """The grid meter's newest good sample, when it came, and its error (see module docstring)."""
+
+    def __init__(self, config: ControllerConfig, *, name: str = "meter") -> None:
+        self._period_s = config.meter_period_s
+        self._stale_after_s = config.meter_stale_after_s
+        self.name = name
+        self.sample: MeterSample | None = None
+        self.ok_at: float | None = None
+        self.error: str | None = None
+
+    def fresh(self, now: float) -> bool:
+        """A good sample arrived within ``meter_stale_after_s``."""
+        return self.ok_at is not None and now - self.ok_at <= self._stale_after_s
+
+    def update(self, result: MeterSample | Failed, now: float) -> MeterSample | None:
+        """Take one read's outcome; returns the sample when it is a new good one."""
+        if isinstance(result, Failed):
+            self.failed(result.reason)
+            return None
+        if not meter_sample_ok(result):
+            self.failed("meter sample has non-finite values")
+            return None
+        if result.stale:
+            # a meter polled faster than it sends telegrams repeats one now and then; only a
+            # lasting repeat is a frozen meter
+            last_ok = self.ok_at if self.ok_at is not None else -math.inf
+            if now - last_ok > 2 * self._period_s:
+                self.failed("meter timestamp did not advance (frozen)")
+            return None
+        if self.error is not None:
+            log.info("meter_recovered", device=self.name, after=self.error)
+        self.error = None
+        self.sample = result
+        self.ok_at = now
+        return result
+
+    def failed(self, reason: str) -> None:
+        """The meter could not be used; logged once per distinct reason."""
+        if reason != self.error:
+            log.warning("meter_unavailable", device=self.name, reason=reason)
+        self.error = reason
+
+
+class ChargerReading:
+    """One charger's newest good sample, its draw on grid phases, its age and its error."""
+
+    def __init__(self, spec: ChargerSpec, config: ControllerConfig) -> None:
+        self.spec = spec
+        # a sample from the current or the previous poll counts as a measurement of now
+        self._fresh_s = 1.5 * config.meter_period_s + config.poll_wait_s
+        self._timeout_s = config.charger_timeout_s
+        self._window_s = config.recently_started_window_s
+        self.sample: ChargerSample | None = None
+        self.sample_at: float | None = None
+        self.error: str | None = None
+        self.charging_since: float | None = None
+        self.grid_a: Phases = ZERO
+
+    def online(self, now: float) -> bool:
+        """A good sample arrived within ``charger_timeout_s``."""
+        return self.sample_at is not None and now - self.sample_at <= self._timeout_s
+
+    def fresh(self, now: float) -> bool:
+        """The sample is from the current or the previous poll."""
+        return self.sample_at is not None and now - self.sample_at <= self._fresh_s
+
+    def update(self, result: ChargerSample | Failed, now: float) -> None:
+        """Take one read's outcome."""
+        if isinstance(result, Failed):
+            self.failed(result.reason)
+            return
+        if not charger_sample_ok(result):
+            self.failed("charger sample has non-finite values")
+            return
+        pid = self.spec.id
+        if self.error is not None:
+            log.info("charger_recovered", charger=pid, after=self.error)
+        self.error = None
+        prev = self.sample
+        self.sample = result
+        current = result.current_a
+        if current.l1 < 0 or current.l2 < 0 or current.l3 < 0:
+            current = current.maximum(0.0)
+        self.grid_a = self.spec.rotation.to_grid(current)
+        self.sample_at = now
+        if result.cp_state.charging and (prev is None or not prev.cp_state.charging):
+            self.charging_since = now
+        elif not result.cp_state.charging:
+            self.charging_since = None
+        if prev is not None and prev.cp_state is not result.cp_state:
+            log.info(
+                "charger_state",
+                charger=pid,
+                cp=result.cp_state.value,
+                ocpp=result.ocpp_state.value if result.ocpp_state else None,
+            )
+
+    def failed(self, reason: str) -> None:
+        """A read failed; logged once per distinct reason."""
+        if reason != self.error:
+            log.warning("charger_unavailable", charger=self.spec.id, reason=reason)
+        self.error = reason
+
+    def note_error(self, reason: str) -> None:
+        """Another part (the writer) failed to use the charger; shown until the next good read."""
+        self.error = reason
+
+    def status(self, now: float, offered_a: int | None) -> PlugStatus:
+        """The plug status vocabulary of the status API, from this reading and the offer."""
+        sample = self.sample
+        since = self.charging_since
+        return plug_status(
+            online=self.online(now),
+            cp=sample.cp_state if sample is not None else None,
+            ocpp=sample.ocpp_state if sample is not None else None,
+            offered_current_a=float(offered_a or 0),
+            has_errors=bool(sample.errors) if sample is not None else False,
+            charging_for_s=now - since if since is not None else None,
+            recently_started_window_s=self._window_s,
+        )
+
+
+MeterCallback = Callable[[MeterSample | None, MeterSample], None]
+
+
+class Poller:
+    """The poll loop (see module docstring). ``on_meter(previous, sample)`` is called for every
+    new good meter sample; ``on_polled()`` after every poll of meter and chargers together."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        config: ControllerConfig,
+        meter: GridMeter,
+        meter_reading: MeterReading,
+        chargers: Mapping[str, Charger],
+        readings: Mapping[str, ChargerReading],
+        on_meter: MeterCallback,
+        on_polled: Callable[[], None],
+    ) -> None:
+        self._clock = clock
+        self._config = config
+        self._meter = meter
+        self._meter_reading = meter_reading
+        self._chargers = dict(chargers)
+        self._readings = dict(readings)
+        self._on_meter = on_meter
+        self._on_polled = on_polled
+
+    async def read_meter(self) -> None:
+        """Read the meter once and take the outcome."""
+        result = await guarded(self._meter.read, device=self._meter_reading.name)
+        previous = self._meter_reading.sample
+        sample = self._meter_reading.update(result, self._clock.monotonic())
+        if sample is not None:
+            self._on_meter(previous, sample)
+
+    async def read_charger(self, pid: str) -> None:
+        """Read one charger once and take the outcome."""
+        result = await guarded(self._chargers[pid].read, device=pid)
+        self._readings[pid].update(result, self._clock.monotonic())
+
+    def _read(self, key: str | None) -> Coroutine[Any, Any, None]:
+        return self.read_meter() if key is None else self.read_charger(key)
+
+    async def run(self) -> None:
+        """Poll until cancelled (key ``None`` is the meter)."""
+        half = self._config.meter_period_s / 2.0
+        inflight: dict[str | None, tuple[asyncio.Task[None], float]] = {}
+        everything: list[str | None] = [None, *self._chargers]
+        chargers_due = True
+        try:
+            while True:
+                started = self._clock.monotonic()
+                keys = everything if chargers_due else [None]
+                for key in keys:
+                    running = inflight.get(key)
+                    if running is not None and not running[0].done():
+                        self._abandon_if_late(key, running, started)
+                        continue
+                    inflight[key] = (asyncio.create_task(self._read(key)), started)
+                waiting = [inflight[k][0] for k in keys if k in inflight]
+                await self._wait_for(waiting, self._config.poll_wait_s)
+                if chargers_due:
+                    self._on_polled()  # meter and chargers read at the same instant
+                chargers_due = not chargers_due
+                await self._clock.sleep(max(0.0, half - (self._clock.monotonic() - started)))
+        finally:
+            for task, _ in inflight.values():
+                task.cancel()
+
+    def _abandon_if_late(
+        self, key: str | None, running: tuple[asyncio.Task[None], float], now: float
+    ) -> None:
+        """Cancel a read that has been waiting longer than its device's timeout."""
+        task, since = running
+        cfg = self._config
+        timeout = cfg.meter_timeout_s if key is None else cfg.charger_timeout_s
+        if now - since < timeout:
+            return
+        task.cancel()
+        reason = f"no answer within {timeout:g} s"
+        if key is None:
+            self._meter_reading.failed(reason)
+        else:
+            self._readings[key].failed(reason)
+
+    async def _wait_for(self, tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+        """Wait until every task is done or ``timeout_s`` of clock time has passed."""
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            return
+        everything = asyncio.ensure_future(asyncio.wait(pending))
+        timer = asyncio.ensure_future(self._clock.sleep(timeout_s))
+        try:
+            await asyncio.wait({everything, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            everything.cancel()
+            timer.cancel()
+
+
+__all__ = [
+    "ChargerReading",
+    "Failed",
+    "MeterReading",
+    "Poller",
+    "charger_sample_ok",
+    "guarded",
+    "meter_sample_ok",
+]

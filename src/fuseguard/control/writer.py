@@ -1,0 +1,132 @@
+"""The writer: setpoints decided and written, one writer task per charger, the rewrite cadence.
+
+Owns: each charger's decided setpoint and its reason, the value last written and when it was
+written and last changed, and when the last increase went out. One task per charger writes the
+newest setpoint (coalescing: a slow charger never holds up another's decrease); every setpoint is
+re-written at least every ``rewrite_interval_s``, so the charger-side watchdog (safe current)
+fires only when fuseguard is really gone. Writes go through the one guarded device call with
+``write_timeout_s``; a failed write is logged and shown on the plug until its next good read.
+Nothing is written to a charger that is offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from fuseguard.control.ports import Charger
+from fuseguard.control.reading import Failed, guarded
+from fuseguard.control.types import ControllerConfig
+from fuseguard.model.clock import Clock
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Setpoint:
+    """One charger's setpoint: what was decided and why, what was written and when."""
+
+    setpoint_a: int = 0
+    reason: str = "starting up"
+    written_a: int | None = None
+    written_at: float = -math.inf
+    changed_at: float = -math.inf
+
+
+class Writer:
+    """Setpoints of every charger and their writer tasks (see module docstring).
+
+    ``online(pid, now)`` says whether a charger answers (nothing is written otherwise);
+    ``on_failure(pid, reason)`` is told about every failed write.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        config: ControllerConfig,
+        chargers: Mapping[str, Charger],
+        online: Callable[[str, float], bool],
+        on_failure: Callable[[str, str], None],
+    ) -> None:
+        self._clock = clock
+        self._rewrite_s = config.rewrite_interval_s
+        self._timeout_s = config.write_timeout_s
+        self._chargers = dict(chargers)
+        self._online = online
+        self._on_failure = on_failure
+        self._setpoints = {pid: Setpoint() for pid in self._chargers}
+        self._events = {pid: asyncio.Event() for pid in self._chargers}
+        self.last_raise_at = -math.inf
+
+    def __getitem__(self, pid: str) -> Setpoint:
+        return self._setpoints[pid]
+
+    def decide(self, pid: str, setpoint_a: int, reason: str) -> None:
+        """Record the decided setpoint of ``pid`` (written by :meth:`flush`'s wake-up)."""
+        sp = self._setpoints[pid]
+        sp.setpoint_a = setpoint_a
+        sp.reason = reason
+
+    def hold(self, reason: str) -> None:
+        """Keep every charger at its last safe setpoint: never above what was written."""
+        for sp in self._setpoints.values():
+            sp.setpoint_a = min(sp.setpoint_a, sp.written_a or 0)
+            sp.reason = reason
+
+    def rewrite_due(self, pid: str, now: float) -> bool:
+        """The written setpoint is due to be re-written (the charger-side watchdog)."""
+        sp = self._setpoints[pid]
+        return sp.written_a is not None and now - sp.written_at >= self._rewrite_s
+
+    def flush(self, now: float) -> None:
+        """Wake the writer of every charger whose setpoint changed or is due for a rewrite."""
+        for pid, sp in self._setpoints.items():
+            if sp.setpoint_a != sp.written_a or self.rewrite_due(pid, now):
+                self._events[pid].set()
+
+    async def serve(self, pid: str) -> None:
+        """Write the latest setpoint of ``pid`` whenever woken (runs until cancelled)."""
+        sp = self._setpoints[pid]
+        event = self._events[pid]
+        while True:
+            await event.wait()
+            event.clear()
+            now = self._clock.monotonic()
+            if not self._online(pid, now):
+                continue
+            if sp.setpoint_a == sp.written_a and not self.rewrite_due(pid, now):
+                continue
+            await self.write(pid)
+
+    async def write(self, pid: str) -> None:
+        """Write the decided setpoint of ``pid`` once, now."""
+        sp = self._setpoints[pid]
+        value = sp.setpoint_a
+        charger = self._chargers[pid]
+        result = await guarded(
+            lambda: charger.set_current_limit(value), device=pid, timeout_s=self._timeout_s
+        )
+        if isinstance(result, Failed):
+            log.warning(
+                "setpoint_write_failed", charger=pid, setpoint_a=value, reason=result.reason
+            )
+            self._on_failure(pid, f"write failed: {result.reason}")
+            return
+        now = self._clock.monotonic()
+        if value > (sp.written_a or 0):
+            self.last_raise_at = now
+        if sp.written_a != value:
+            log.info(
+                "setpoint", charger=pid, setpoint_a=value, previous_a=sp.written_a, reason=sp.reason
+            )
+            sp.changed_at = now
+        sp.written_at = now
+        sp.written_a = value
+
+
+__all__ = ["Setpoint", "Writer"]

@@ -1,0 +1,160 @@
+"""Load estimation on its own: non-EV load per circuit and phase, peaks, the meter watch."""
+
+from __future__ import annotations
+
+import math
+
+from fuseguard.control.load import (
+    EvDraw,
+    LoadEstimator,
+    LoadWatch,
+    Metered,
+    pv_surplus_w,
+)
+from fuseguard.model.circuits import CircuitSpec, CircuitTree
+from fuseguard.model.phases import ZERO, Phases
+
+from .doubles import meter_sample
+
+TREE = CircuitTree.of(
+    [
+        CircuitSpec("main", None, 63.0),
+        CircuitSpec("garage", "main", 32.0, non_ev_load_a=Phases(2, 0, 0)),
+        CircuitSpec("bay", "garage", 25.0, non_ev_load_a=Phases(0, 3, 0)),
+        CircuitSpec("office", "main", 16.0),
+    ]
+)
+
+
+def estimator(assumption: str = "worst", tree: CircuitTree = TREE) -> LoadEstimator:
+    return LoadEstimator(
+        tree,
+        voltage_v=230.0,
+        phase_assumption=assumption,  # type: ignore[arg-type]
+        peak_window_s=900.0,
+    )
+
+
+def main(sample, *, fresh: bool = True, record: bool = True, held=ZERO) -> Metered:
+    return Metered(circuit="main", sample=sample, fresh=fresh, record=record, held_a=held)
+
+
+def test_per_phase_meter_minus_the_measured_ev_draws() -> None:
+    est = estimator()
+    draws = [
+        EvDraw("bay", Phases(10, 10, 10), 6900.0),
+        EvDraw("office", Phases(0, 16, 0), 3680.0),
+    ]
+    sample = meter_sample(Phases(25, 31, 12))
+    assert est.measured(sample, draws) == Phases(15, 5, 2)
+    # never below 0: a meter lagging behind the chargers' samples is not negative load
+    assert est.measured(meter_sample(Phases(5, 5, 5)), draws) == Phases(0, 0, 0)
+
+
+def test_total_power_meter_worst_or_balanced_assumption() -> None:
+    sample = meter_sample(None, power_w=230.0 * 36)
+    draw = [EvDraw("main", Phases(10, 10, 10), 230.0 * 30)]
+    assert estimator("worst").measured(sample, draw) == Phases.uniform(6)
+    assert estimator("balanced").measured(sample, draw) == Phases.uniform(2)
+    # a charger that reports no power: its currents at the nominal voltage
+    no_power = [EvDraw("main", Phases(10, 10, 10), 0.0)]
+    assert estimator("worst").measured(sample, no_power) == Phases.uniform(6)
+
+
+def test_a_fresh_main_meter_replaces_main_and_assumptions_flow_up_to_it() -> None:
+    est = estimator()
+    non_ev = est.update(0.0, [main(meter_sample(Phases(20, 20, 20)))], [])
+    assert non_ev["main"] == Phases(20, 20, 20)  # the meter already sees the assumed loads
+    assert non_ev["garage"] == Phases(2, 3, 0)  # its own and the bay's
+    assert non_ev["bay"] == Phases(0, 3, 0)
+    assert non_ev["office"] == ZERO
+
+
+def test_only_draws_below_a_metered_circuit_are_subtracted() -> None:
+    est = estimator()
+    sub = Metered(
+        circuit="garage",
+        sample=meter_sample(Phases(12, 12, 12)),
+        fresh=True,
+        record=True,
+        held_a=ZERO,
+    )
+    draws = [EvDraw("bay", Phases(10, 10, 10), 6900.0), EvDraw("office", Phases.uniform(5), 0)]
+    non_ev = est.update(0.0, [main(meter_sample(Phases(30, 30, 30))), sub], draws)
+    assert non_ev["garage"] == Phases(2, 2, 2)  # 12 - the bay's car; not the office's
+    assert non_ev["main"] == Phases(15, 15, 15)
+    # the bay's assumption stops at the metered garage (its meter sees the bay)
+    assert non_ev["bay"] == Phases(0, 3, 0)
+
+
+def test_a_lost_meter_assumes_the_peak_at_least_the_limit_minus_the_ev_allowance() -> None:
+    est = estimator()
+    est.update(0.0, [main(meter_sample(Phases(30, 10, 5)))], [])
+    est.update(70.0, [main(meter_sample(Phases(5, 25, 5)))], [])
+    assert est.peak("main") == Phases(30, 25, 5)
+    lost = main(meter_sample(Phases(1, 1, 1)), fresh=False, held=Phases.uniform(20))
+    non_ev = est.update(80.0, [lost], [])
+    # max(peak, 20 A held) and the sub-circuit assumptions on top (the meter is gone)
+    assert non_ev["main"] == Phases(32, 28, 20)
+    # no history and a negative allowance (limit below the EVs' fallback): no load, not less
+    nothing = estimator().update(0.0, [main(None, fresh=False, held=Phases.uniform(-5))], [])
+    assert nothing["main"] == Phases(2, 3, 0)  # only the sub-circuits' assumptions
+
+
+def test_the_peak_history_keeps_only_recorded_samples_within_the_window() -> None:
+    est = estimator()
+    est.update(0.0, [main(meter_sample(Phases.uniform(40)))], [])
+    est.update(30.0, [main(meter_sample(Phases.uniform(50)), record=False)], [])
+    assert est.peak("main") == Phases.uniform(40)  # not of the same instant: not recorded
+    est.update(960.0, [main(meter_sample(Phases.uniform(10)))], [])
+    assert est.peak("main") == Phases.uniform(10)  # 16 minutes later: the 40 A minute is gone
+    assert est.peak("office") == ZERO
+
+
+def test_reserves_count_on_the_whole_path_up_to_main() -> None:
+    est = estimator()
+    non_ev = est.update(0.0, [main(meter_sample(Phases(20, 20, 20)))], [])
+    est.with_reserves(non_ev, [("bay", Phases(12, 12, 12)), ("office", ZERO)])
+    assert non_ev["bay"] == Phases(12, 15, 12)
+    assert non_ev["garage"] == Phases(14, 15, 12)
+    assert non_ev["main"] == Phases(32, 32, 32)
+    assert non_ev["office"] == ZERO
+
+
+def test_pv_surplus_is_the_export_plus_what_the_evs_draw() -> None:
+    assert pv_surplus_w(None, 5000.0) == 0.0
+    assert pv_surplus_w(meter_sample(None, power_w=-2000.0), 3000.0) == 5000.0
+    assert pv_surplus_w(meter_sample(None, power_w=4000.0), 3000.0) == 0.0
+
+
+def test_the_watch_decides_at_once_over_the_limit_over_the_plan_or_on_an_unexplained_rise() -> None:
+    watch = LoadWatch(voltage_v=230.0)
+    limit = Phases.uniform(32)
+    before = meter_sample(Phases(20, 20, 20))
+    calm = meter_sample(Phases(20.5, 20, 20))
+    risen = meter_sample(Phases(21, 20, 20))
+    assert watch.planned_a == Phases.uniform(math.inf)
+    assert not watch.urgent(before, calm, limit_a=limit, raised_recently=False)
+    assert watch.urgent(before, risen, limit_a=limit, raised_recently=False)
+    # one of our cars is ramping up: a rise is expected
+    assert not watch.urgent(before, risen, limit_a=limit, raised_recently=True)
+    assert watch.urgent(None, meter_sample(Phases(33, 0, 0)), limit_a=limit, raised_recently=True)
+    watch.plan(Phases(10, 10, 10), [Phases(8, 8, 8), Phases(0, 2, 0)])
+    assert watch.planned_a == Phases(18, 20, 18)
+    assert not watch.urgent(
+        None, meter_sample(Phases(19, 21, 19)), limit_a=limit, raised_recently=True
+    )
+    assert watch.urgent(
+        None, meter_sample(Phases(19.5, 20, 18)), limit_a=limit, raised_recently=True
+    )
+
+
+def test_a_total_power_sample_is_over_when_even_a_balanced_split_is() -> None:
+    watch = LoadWatch(voltage_v=230.0)
+    limit = Phases.uniform(10)
+    assert not watch.urgent(
+        None, meter_sample(None, power_w=230.0 * 30), limit_a=limit, raised_recently=True
+    )
+    assert watch.urgent(
+        None, meter_sample(None, power_w=230.0 * 31), limit_a=limit, raised_recently=True
+    )

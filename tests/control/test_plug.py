@@ -1,0 +1,101 @@
+"""One plug's composition: the order of its policies and how their verdicts combine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fuseguard.control.plug import PlugControl
+from fuseguard.control.policies.handover import BreakBeforeMake
+from fuseguard.control.reading import ChargerReading
+from fuseguard.control.targets import Target
+from fuseguard.control.types import ChargerSpec
+from fuseguard.control.writer import Setpoint
+from fuseguard.model.phases import ZERO, Phase, Phases, Rotation
+from fuseguard.model.status import ChargeMode, CpState
+
+from .doubles import charger_sample, config
+
+
+def plug(**spec: object) -> PlugControl:
+    s = ChargerSpec(id="cp1", **spec)  # type: ignore[arg-type]
+    cfg = config([s])
+    return PlugControl(s, cfg, ChargerReading(s, cfg), Setpoint())
+
+
+def handover() -> BreakBeforeMake:
+    h = BreakBeforeMake(margin_a=1.0, grace_s=6.0)
+    h.begin()
+    return h
+
+
+def test_an_offline_plug_reserves_its_last_setpoint_on_its_wired_phases() -> None:
+    p = plug(rotation=Rotation.L2L3L1, wired_phases=1)
+    p.setpoint.written_a = 16
+    a = p.assess(p.facts(100.0), handover())
+    assert not a.demand.available
+    assert a.reserved_a == Phases(0, 16, 0)
+    assert p.verdict(a.facts, 10, "", handover()) == (
+        0,
+        "offline (no answer): assuming it draws 16 A",
+    )
+    never = plug(max_a=20)
+    assert never.assess(never.facts(100.0), handover()).reserved_a == Phases.uniform(20)
+
+
+def test_a_stuck_plug_is_counted_at_its_real_draw_and_gets_nothing() -> None:
+    p = plug()
+    p.setpoint.written_a = 0
+    p.setpoint.changed_at = 0.0
+    for t in (10.0, 15.0):
+        p.reading.update(charger_sample(CpState.C, Phases.uniform(12)), t)
+        a = p.assess(p.facts(t), handover())
+    assert p.stuck.stuck
+    assert not a.demand.available and a.reserved_a == Phases.uniform(12)
+    setpoint, reason = p.verdict(a.facts, 6, "fair share", handover())
+    assert setpoint == 0 and reason.startswith("stuck contactor")
+
+
+def test_a_ready_car_is_available_with_its_phases_max_and_target() -> None:
+    p = plug(rotation=Rotation.L3L1L2)
+    p.reading.update(charger_sample(CpState.C, Phases(16, 0, 0), max_current_a=20.0), 10.0)
+    p.setpoint.written_a = 16
+    until = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    a = p.assess(p.facts(10.0), handover(), Target(10, until))
+    d = a.demand
+    assert d.available and d.phases == (Phase.L3,) and d.max_a == 20
+    assert (d.target_a, d.target_until) == (10, until)
+    assert (d.mode, d.priority) == (ChargeMode.FAST, 0)  # the spec's
+    assert a.reserved_a == ZERO
+    again = p.assess(p.facts(10.0), handover(), mode=ChargeMode.PV, priority=3)
+    assert (again.demand.mode, again.demand.priority) == (ChargeMode.PV, 3)
+
+
+def test_not_authorized_or_in_error_is_not_available_a_child_edge_always_is() -> None:
+    p = plug()
+    p.reading.update(charger_sample(CpState.B, authorized=False), 10.0)
+    assert not p.assess(p.facts(10.0), handover()).demand.available
+    q = plug()
+    q.reading.update(charger_sample(CpState.B, errors=("RCD",)), 10.0)
+    assert not q.assess(q.facts(10.0), handover()).demand.available
+    child = plug(child_edge=True)
+    child.reading.update(charger_sample(CpState.A), 10.0)
+    assert child.assess(child.facts(10.0), handover()).demand.available
+
+
+def test_increases_wait_while_another_car_comes_down_then_are_ramped() -> None:
+    h = handover()
+    coming_down = plug()
+    coming_down.reading.update(charger_sample(CpState.C, Phases.uniform(16)), 10.0)
+    coming_down.setpoint.written_a, coming_down.setpoint.changed_at = 10, 8.0
+    coming_down.assess(coming_down.facts(10.0), h)  # still above its new setpoint, within the grace
+    assert h.decreasing
+    other = plug()
+    other.reading.update(charger_sample(CpState.C, Phases.uniform(8)), 10.0)
+    other.setpoint.written_a, other.setpoint.changed_at = 8, 0.0
+    assert other.settle(10.0, 16, "fair share", h) == (
+        8,
+        "fair share; increase waits for other cars to come down",
+    )
+    calm = handover()
+    assert other.settle(10.0, 16, "fair share", calm) == (8, "fair share")  # raise is held
+    assert other.settle(15.0, 16, "fair share", calm) == (16, "fair share")

@@ -1,0 +1,249 @@
+"""The reading part on its own: the one guarded call, device state, and the poll cadence."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+from structlog.testing import capture_logs
+
+from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
+from fuseguard.control.reading import (
+    ChargerReading,
+    Failed,
+    MeterReading,
+    Poller,
+    guarded,
+)
+from fuseguard.control.types import ChargerSpec
+from fuseguard.model.clock import VirtualClock
+from fuseguard.model.phases import Phases, Rotation
+from fuseguard.model.samples import MeterSample
+from fuseguard.model.status import CpState, PlugStatus
+
+from .doubles import ScriptedDevice, charger_sample, config, meter_sample
+
+# --- the one guarded call -------------------------------------------------------------------
+
+
+async def test_guarded_passes_the_answer_through() -> None:
+    dev = ScriptedDevice(answers=[42])
+    assert await guarded(dev.read, device="x") == 42
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (DeviceConnectionError("cp1: connection refused"), "cp1: connection refused"),
+        (DeviceResponseError(), "DeviceResponseError"),
+        (TimeoutError("socket read timed out"), "socket read timed out"),
+    ],
+)
+async def test_guarded_maps_device_errors_and_timeouts_to_failed(
+    error: Exception, reason: str
+) -> None:
+    dev = ScriptedDevice(answers=[error])
+    assert await guarded(dev.read, device="cp1") == Failed(reason)
+
+
+async def test_guarded_maps_a_driver_bug_to_failed_loudly() -> None:
+    dev = ScriptedDevice(answers=[IndexError("register 122 out of range")])
+    with capture_logs() as logs:
+        result = await guarded(dev.read, device="cp1")
+    assert result == Failed("driver error: IndexError('register 122 out of range')")
+    assert logs[0]["event"] == "device_driver_error"
+    assert logs[0]["device"] == "cp1"
+    assert "IndexError" in logs[0]["reason"]
+
+
+async def test_guarded_gives_up_after_its_timeout() -> None:
+    dev = ScriptedDevice(answers=[1], hang=True)
+    result = await guarded(dev.read, device="cp1", timeout_s=0.01)
+    assert result == Failed("no answer within 0.01 s")
+    assert dev.cancelled == 1
+
+
+async def test_guarded_lets_cancellation_through() -> None:
+    dev = ScriptedDevice(answers=[1], hang=True)
+    task = asyncio.create_task(guarded(dev.read, device="cp1"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+# --- the meter's state ----------------------------------------------------------------------
+
+
+def test_meter_reading_takes_good_samples_and_logs_a_failure_once() -> None:
+    m = MeterReading(config())
+    good = meter_sample(Phases(10, 5, 8))
+    assert m.update(good, 1.0) is good
+    assert m.fresh(11.0) and not m.fresh(11.1)
+    with capture_logs() as logs:
+        assert m.update(Failed("connection refused"), 2.0) is None
+        assert m.update(Failed("connection refused"), 3.0) is None
+        m.update(good, 4.0)
+    assert [e["event"] for e in logs] == ["meter_unavailable", "meter_recovered"]
+    assert logs[0]["reason"] == "connection refused" and logs[0]["device"] == "meter"
+    assert m.error is None and m.ok_at == 4.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        meter_sample(Phases(math.nan, 0, 0)),
+        meter_sample(None, power_w=math.inf),
+        meter_sample(Phases(1, 1, 1), power_w=math.nan),
+    ],
+)
+def test_meter_reading_refuses_non_finite_numbers(bad: MeterSample) -> None:
+    m = MeterReading(config())
+    assert m.update(bad, 1.0) is None
+    assert m.error == "meter sample has non-finite values"
+    assert m.sample is None
+
+
+def test_a_repeated_telegram_is_tolerated_a_lasting_one_is_a_frozen_meter() -> None:
+    m = MeterReading(config(meter_period_s=1.0))
+    m.update(meter_sample(Phases(1, 1, 1)), 10.0)
+    stale = meter_sample(Phases(1, 1, 1), stale=True)
+    assert m.update(stale, 11.5) is None
+    assert m.error is None  # one repeat: polled faster than the meter sends
+    assert m.update(stale, 12.5) is None
+    assert m.error == "meter timestamp did not advance (frozen)"
+    assert m.ok_at == 10.0
+
+
+# --- a charger's state ----------------------------------------------------------------------
+
+
+def test_charger_reading_maps_to_grid_phases_and_clips_negative_currents() -> None:
+    spec = ChargerSpec(id="cp1", rotation=Rotation.L2L3L1)
+    r = ChargerReading(spec, config([spec]))
+    r.update(charger_sample(CpState.C, Phases(16, -0.3, 0)), 5.0)
+    assert r.grid_a == Phases(0, 16, 0)  # terminal L1 sits on grid L2
+    assert r.charging_since == 5.0
+    r.update(charger_sample(CpState.C, Phases(16, 0, 0)), 6.0)
+    assert r.charging_since == 5.0
+    r.update(charger_sample(CpState.B), 7.0)
+    assert r.charging_since is None
+
+
+def test_charger_reading_online_fresh_and_status() -> None:
+    spec = ChargerSpec(id="cp1")
+    cfg = config([spec], meter_period_s=1.0, poll_wait_s=0.5, recently_started_window_s=5.0)
+    r = ChargerReading(spec, cfg)
+    assert not r.online(0.0) and r.status(0.0, None) is PlugStatus.OFFLINE
+    r.update(charger_sample(CpState.C, Phases(16, 16, 16)), 10.0)
+    assert r.fresh(12.0) and not r.fresh(12.1)  # 1.5 periods + poll wait
+    assert r.online(20.0) and not r.online(20.1)  # charger_timeout_s
+    assert r.status(10.0, 16) is PlugStatus.RECENTLY_STARTED_CHARGING
+    assert r.status(15.0, 16) is PlugStatus.CHARGING
+
+
+def test_charger_reading_refuses_non_finite_numbers_and_keeps_the_last_good_sample() -> None:
+    spec = ChargerSpec(id="cp1")
+    r = ChargerReading(spec, config([spec]))
+    r.update(charger_sample(CpState.C, Phases(10, 10, 10)), 1.0)
+    for bad in (
+        charger_sample(CpState.C, Phases(math.nan, 0, 0)),
+        charger_sample(CpState.C, power_w=math.inf),
+        charger_sample(CpState.C, max_current_a=math.inf),
+        charger_sample(CpState.C, power_w="1200"),  # not a number at all
+    ):
+        r.update(bad, 2.0)
+        assert r.error == "charger sample has non-finite values"
+        assert r.grid_a == Phases(10, 10, 10) and r.sample_at == 1.0
+
+
+def test_a_write_failure_shows_until_the_next_good_read() -> None:
+    spec = ChargerSpec(id="cp1")
+    r = ChargerReading(spec, config([spec]))
+    r.note_error("write failed: connection refused")
+    assert r.error == "write failed: connection refused"
+    r.update(charger_sample(CpState.B), 1.0)
+    assert r.error is None
+
+
+# --- the poll loop --------------------------------------------------------------------------
+
+
+class PollRig:
+    def __init__(self, *, hang_charger: bool = False) -> None:
+        self.clock = VirtualClock()
+        specs = [ChargerSpec(id="cp1"), ChargerSpec(id="cp2")]
+        self.config = config(specs, meter_period_s=1.0, poll_wait_s=0.5, charger_timeout_s=10.0)
+        self.meter = ScriptedDevice(answers=[meter_sample(Phases(1, 2, 3))])
+        self.chargers = {
+            "cp1": ScriptedDevice(answers=[charger_sample(CpState.B)]),
+            "cp2": ScriptedDevice(answers=[charger_sample(CpState.B)], hang=hang_charger),
+        }
+        self.meter_reading = MeterReading(self.config)
+        self.readings = {s.id: ChargerReading(s, self.config) for s in specs}
+        self.meter_samples: list[float] = []
+        self.polls: list[float] = []
+        self.poller = Poller(
+            clock=self.clock,
+            config=self.config,
+            meter=self.meter,  # type: ignore[arg-type]
+            meter_reading=self.meter_reading,
+            chargers=self.chargers,  # type: ignore[arg-type]
+            readings=self.readings,
+            on_meter=lambda prev, s: self.meter_samples.append(self.clock.monotonic()),
+            on_polled=lambda: self.polls.append(self.clock.monotonic()),
+        )
+
+    async def run_for(self, seconds: float) -> None:
+        task = asyncio.create_task(self.poller.run())
+        try:
+            await self.clock.advance(seconds)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_meter_twice_per_period_chargers_once() -> None:
+    rig = PollRig()
+    await rig.run_for(9.9)
+    assert rig.meter.reads == 20
+    assert rig.chargers["cp1"].reads == rig.chargers["cp2"].reads == 10
+    assert rig.polls == [float(t) for t in range(10)]  # the decision wakes once per period
+    assert len(rig.meter_samples) == 20
+
+
+async def test_a_hanging_charger_holds_up_neither_the_meter_nor_the_decision() -> None:
+    rig = PollRig(hang_charger=True)
+    await rig.run_for(9.9)
+    # the decision wakes at most poll_wait_s after each poll, the meter keeps its cadence
+    assert rig.polls == [t + 0.5 for t in range(10)]
+    assert rig.meter.reads == 20
+    assert rig.chargers["cp1"].reads == 10
+    assert rig.readings["cp1"].online(rig.clock.monotonic())
+    # the hanging read is not started again while it is still in flight
+    assert rig.chargers["cp2"].reads == 1
+    assert rig.readings["cp2"].error is None
+
+
+async def test_a_hanging_read_is_abandoned_after_the_device_timeout() -> None:
+    rig = PollRig(hang_charger=True)
+    with capture_logs() as logs:
+        await rig.run_for(10.5)
+    assert rig.chargers["cp2"].cancelled == 1
+    assert rig.readings["cp2"].error == "no answer within 10 s"
+    events = [e for e in logs if e["event"] == "charger_unavailable"]
+    assert events[0]["charger"] == "cp2" and events[0]["reason"] == "no answer within 10 s"
+    rig.chargers["cp2"].hang = False
+    await rig.run_for(1.0)
+    assert rig.readings["cp2"].error is None
+
+
+async def test_every_device_failure_becomes_a_reason() -> None:
+    rig = PollRig()
+    rig.meter.answers = [DeviceConnectionError("meter: connection refused")]
+    rig.chargers["cp1"].answers = [RuntimeError("bug")]
+    await rig.run_for(1.0)
+    assert rig.meter_reading.error == "meter: connection refused"
+    assert rig.readings["cp1"].error == "driver error: RuntimeError('bug')"
+    assert rig.readings["cp2"].error is None

@@ -1,0 +1,151 @@
+"""The writer on its own: setpoints, writer tasks, rewrite cadence, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fuseguard.control.ports import DeviceConnectionError
+from fuseguard.control.types import ChargerSpec
+from fuseguard.control.writer import Writer
+from fuseguard.model.clock import VirtualClock
+
+from .doubles import ScriptedDevice, config
+
+
+class WriteRig:
+    def __init__(self, write_timeout_s: float = 3.0) -> None:
+        self.clock = VirtualClock()
+        specs = [ChargerSpec(id="cp1"), ChargerSpec(id="cp2")]
+        self.chargers = {"cp1": ScriptedDevice(), "cp2": ScriptedDevice()}
+        self.offline: set[str] = set()
+        self.failures: list[tuple[str, str]] = []
+        self.writer = Writer(
+            clock=self.clock,
+            config=config(specs, rewrite_interval_s=20.0, write_timeout_s=write_timeout_s),
+            chargers=self.chargers,  # type: ignore[arg-type]
+            online=lambda pid, now: pid not in self.offline,
+            on_failure=lambda pid, reason: self.failures.append((pid, reason)),
+        )
+
+    def decide(self, **setpoints: int) -> None:
+        for pid, value in setpoints.items():
+            self.writer.decide(pid, value, f"{pid} gets {value} A")
+        self.writer.flush(self.clock.monotonic())
+
+    async def run_for(self, seconds: float) -> None:
+        await self.clock.advance(seconds)
+
+
+@pytest.fixture
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[WriteRig]:
+    r = WriteRig(**getattr(request, "param", {}))
+    tasks = [asyncio.create_task(r.writer.serve(pid)) for pid in r.chargers]
+    yield r
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_changed_setpoint_is_written_once(rig: WriteRig) -> None:
+    rig.decide(cp1=16, cp2=0)
+    await rig.run_for(0.1)
+    assert rig.chargers["cp1"].writes == [16]
+    assert rig.chargers["cp2"].writes == [0]
+    sp = rig.writer["cp1"]
+    assert (sp.setpoint_a, sp.written_a, sp.written_at, sp.changed_at) == (16, 16, 0.0, 0.0)
+    rig.decide(cp1=16, cp2=0)  # nothing changed, no rewrite due: nothing written
+    await rig.run_for(1.0)
+    assert rig.chargers["cp1"].writes == [16]
+
+
+async def test_every_setpoint_is_rewritten_within_the_rewrite_interval(rig: WriteRig) -> None:
+    rig.decide(cp1=16, cp2=10)
+    for _ in range(45):
+        await rig.run_for(1.0)
+        rig.decide()  # a decision every second with the same setpoints
+    assert rig.chargers["cp1"].writes == [16, 16, 16]  # at 0, 20 and 40 s
+    sp = rig.writer["cp1"]
+    assert sp.written_at == 40.0
+    assert sp.changed_at == 0.0  # a rewrite is not a change
+
+
+async def test_only_the_newest_setpoint_is_written(rig: WriteRig) -> None:
+    rig.writer.decide("cp1", 16, "first")
+    rig.writer.decide("cp1", 8, "second")
+    rig.writer.flush(0.0)
+    await rig.run_for(0.1)
+    assert rig.chargers["cp1"].writes == [8]
+    assert rig.writer["cp1"].reason == "second"
+
+
+@pytest.mark.parametrize("rig", [{"write_timeout_s": 0.05}], indirect=True)
+async def test_a_slow_charger_holds_up_no_other(rig: WriteRig) -> None:
+    rig.chargers["cp2"].write_hang = True
+    rig.decide(cp1=16, cp2=16)
+    await rig.run_for(0.1)
+    rig.decide(cp1=6)
+    await rig.run_for(0.1)
+    assert rig.chargers["cp1"].writes == [16, 6]
+    # the write timeout guards real I/O: it runs on the event loop's clock, not control time
+    await asyncio.sleep(0.1)
+    assert rig.failures == [("cp2", "write failed: no answer within 0.05 s")]
+    assert rig.writer["cp2"].written_a is None
+
+
+async def test_nothing_is_written_to_an_offline_charger(rig: WriteRig) -> None:
+    rig.offline.add("cp1")
+    rig.decide(cp1=16)
+    await rig.run_for(0.1)
+    assert rig.chargers["cp1"].writes == []
+    rig.offline.clear()
+    rig.decide()
+    await rig.run_for(0.1)
+    assert rig.chargers["cp1"].writes == [16]
+
+
+async def test_a_failed_write_is_reported_and_retried_on_the_next_decision(
+    rig: WriteRig,
+) -> None:
+    rig.chargers["cp1"].write_error = DeviceConnectionError("cp1: connection refused")
+    rig.decide(cp1=16)
+    await rig.run_for(0.1)
+    assert rig.failures == [("cp1", "write failed: cp1: connection refused")]
+    assert rig.writer["cp1"].written_a is None
+    rig.chargers["cp1"].write_error = RuntimeError("bug")
+    rig.decide()
+    await rig.run_for(0.1)
+    assert rig.failures[-1] == ("cp1", "write failed: driver error: RuntimeError('bug')")
+    rig.chargers["cp1"].write_error = None
+    rig.decide()
+    await rig.run_for(0.1)
+    assert rig.chargers["cp1"].writes == [16]
+
+
+async def test_the_last_raise_is_remembered(rig: WriteRig) -> None:
+    rig.decide(cp1=16)
+    await rig.run_for(5.0)
+    assert rig.writer.last_raise_at == 0.0
+    rig.decide(cp1=10)  # a decrease is no raise
+    await rig.run_for(1.0)
+    assert rig.writer.last_raise_at == 0.0
+    rig.decide(cp1=12)
+    await rig.run_for(0.1)
+    assert rig.writer.last_raise_at == 6.0
+
+
+async def test_hold_never_raises_a_setpoint(rig: WriteRig) -> None:
+    rig.decide(cp1=16, cp2=10)
+    await rig.run_for(0.1)
+    rig.writer.decide("cp1", 20, "a raise not yet written")
+    rig.writer.decide("cp2", 6, "a decrease not yet written")
+    rig.writer.hold("decision failed: holding")
+    assert rig.writer["cp1"].setpoint_a == 16
+    assert rig.writer["cp2"].setpoint_a == 6  # the lower value stays
+    assert rig.writer["cp1"].reason == "decision failed: holding"
+    rig.writer.flush(rig.clock.monotonic())
+    await rig.run_for(0.1)
+    assert rig.chargers["cp1"].writes == [16]
+    assert rig.chargers["cp2"].writes == [10, 6]
