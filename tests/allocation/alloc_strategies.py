@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
@@ -114,7 +115,13 @@ _ZONES = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minute
 def _limit(draw: st.DrawFn, scale: float) -> float:
     """A per-phase limit: whole amps mostly, fractional sometimes, scaled to the site size."""
     whole = draw(st.integers(0, max(1, round(64 * scale))))
-    return whole + draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 0.25, 1 / 3]))
+    return whole + draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 0.25, 1 / 3]) | generic(0, 1))
+
+
+def generic(low: float, high: float) -> st.SearchStrategy[float]:
+    """Floats in [low, high] with arbitrary low bits, like measured values (``st.floats`` favours
+    simple values, whose arithmetic rarely rounds)."""
+    return st.integers(0, 2**40).map(lambda k: low + (high - low) * (k / 2**40))
 
 
 def _load(draw: st.DrawFn, scale: float) -> float:
@@ -122,7 +129,7 @@ def _load(draw: st.DrawFn, scale: float) -> float:
     return draw(
         st.one_of(
             st.just(0.0),
-            st.just(0.0),
+            generic(0, 20 * scale),
             st.floats(0, 10 * scale, allow_nan=False),
             st.floats(-20, 0, allow_nan=False),
             st.integers(0, 80).map(float),
@@ -193,13 +200,13 @@ def _wide_plug(draw: st.DrawFn, pid: str, circuits: list[str], params: Allocatio
 
 
 @st.composite
-def wide_snapshots(draw: st.DrawFn, *, max_plugs: int = 14) -> Snapshot:
+def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) -> Snapshot:
     """Any valid snapshot: trees up to 5 levels in any list order, power limits anywhere (main
     too), fractional and site-scaled limits, loads above limits and negative, every phase set in
     any order, priorities, all modes, targets (with and without an end, in several time zones),
     unavailable plugs, running/paused/fresh state on and off the timer edges, PV surplus (also
     negative) and non-default parameters."""
-    n_plugs = draw(st.integers(0, max_plugs))
+    n_plugs = draw(st.integers(min_plugs, max_plugs))
     scale = draw(st.sampled_from([1.0, 1.0, max(1.0, n_plugs / 4)]))
     params = AllocationParams(
         voltage_v=draw(st.sampled_from([230.0, 230.0, 240.0, 120.0])),
@@ -217,8 +224,67 @@ def wide_snapshots(draw: st.DrawFn, *, max_plugs: int = 14) -> Snapshot:
         st.one_of(
             st.just(0.0),
             st.floats(0, 30000 * scale),
+            generic(0, 30000 * scale),
             st.floats(-5000, 0),
             st.integers(0, 40).map(lambda k: k * 690.0),
         )
     )
     return Snapshot(tuple(circuits), plugs, pv_surplus_w=surplus, params=params)
+
+
+# --- seeded random sites with measured-looking values (no hypothesis: cheap in bulk) --------
+
+
+def random_site(rng: random.Random, n_plugs: int) -> Snapshot:
+    """A random site as a meter would show it: loads and surplus with arbitrary low bits, trees of
+    1-5 levels, power limits, every plug field; limits scaled so that some plugs run, some are
+    limited and some are paused."""
+    n_circ = rng.randint(1, 7)
+    parent: dict[str, str | None] = {"main": None}
+    for i in range(1, n_circ):
+        parent[f"c{i}"] = rng.choice(list(parent))
+    scale = max(1.0, n_plugs / rng.choice((2, 4, 8)))
+    own = {
+        cid: Phases.of(rng.choice((0.0, rng.uniform(0, 15 * scale))) for _ in range(3))
+        for cid in parent
+    }
+    total = dict(own)
+    for cid in reversed(list(parent)):
+        p = parent[cid]
+        if p is not None:
+            total[p] = total[p] + total[cid]
+    circuits = [
+        Circuit(
+            cid,
+            parent[cid],
+            Phases.of(total[cid][ph] + rng.uniform(-5, 40 * scale) for ph in range(3)),
+            total[cid],
+            rng.choice((None, None, rng.uniform(2000, 30000 * scale))),
+        )
+        for cid in parent
+    ]
+    rng.shuffle(circuits)
+    params = AllocationParams(voltage_v=rng.choice((230.0, 240.0, 120.0)))
+    plugs = []
+    for i in range(n_plugs):
+        state = rng.choice(("fresh", "running", "paused"))
+        target = rng.choice((None, None, None, 0, rng.randint(1, 32)))
+        plugs.append(
+            Plug(
+                id=f"p{i}",
+                circuit=rng.choice(list(parent)),
+                phases=rng.choice(_PHASE_SETS),
+                max_a=rng.choice((16, 16, 32, 20, 10, 4)),
+                min_a=rng.choice((6, 6, 6, 1, 8)),
+                priority=rng.choice((0, 0, 0, 1, 2)),
+                mode=rng.choice(_MODES),
+                target_a=target,
+                available=rng.random() < 0.85,
+                setpoint_a=rng.randint(6, 32) if state == "running" else 0,
+                running_s=rng.uniform(0, 1500) if state == "running" else None,
+                paused_s=rng.choice((None, rng.uniform(0, 1500))) if state == "paused" else None,
+                pv_timer_s=rng.choice((0.0, rng.uniform(0, 400))),
+            )
+        )
+    surplus = rng.choice((0.0, rng.uniform(0, 25000 * scale), rng.uniform(-3000, 0)))
+    return Snapshot(tuple(circuits), tuple(plugs), pv_surplus_w=surplus, params=params)
