@@ -4,8 +4,9 @@ They are two implementations of one algorithm (``allocation/small*.py`` and
 ``allocation/vector*.py``; the row layout, PV condition and reasons are shared code), kept because
 the small path is 1.4-4x faster below the switch size (``bench/allocation.py``). These tests hold
 them equal: identical setpoints, reasons, exact values (bit for bit) and PV timers, over
-hypothesis-drawn snapshots covering every input field, over exhaustive grids of the per-plug
-cases, and at the switch size; a coverage test proves the drawn snapshots reach every outcome.
+hypothesis-drawn snapshots covering every input field, seeded random sites with measured-looking
+floats (where one differently rounded operation shows), exhaustive grids of the per-plug cases,
+and at the switch size; a coverage test proves the drawn snapshots reach every outcome.
 """
 
 from __future__ import annotations
