@@ -64,14 +64,15 @@ def circuit_chains(circuits: tuple[Circuit, ...]) -> tuple[dict[str, int], list[
     return index, chains
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RowLayout:
     """The constraint rows of a snapshot: ``3 * circuit + phase`` for every (circuit, phase),
     then one row per circuit with a power limit (in circuit order), then the PV row.
 
     ``b`` is each row's capacity in A (limit - non-EV load; power rows: P / V - total load; PV:
     surplus / V, never negative). ``power_row`` gives each circuit's power row (-1: none);
-    ``power_rows`` maps a power row to (circuit index, limit in W).
+    ``power_rows`` maps a power row to (circuit index, limit in W). Read only (not frozen: this
+    is built on every allocation and a frozen dataclass is slower to build).
     """
 
     index: dict[str, int]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from fuseguard.allocation.common import (
     EPS,
@@ -55,35 +56,28 @@ class _Site:
     code: list[int]  # outcome code, RUN until a step rules the plug out
 
 
-def _eligibility(p: Plug, md: int) -> int:
-    tg = p.target_a
-    if md == M_OFF:
-        return OFF
-    if not p.available:
-        return UNAVAILABLE
-    if tg == 0:
-        return TARGET_ZERO
-    if tg is not None and 0 < tg < p.min_a:
-        return TARGET_LOW
-    if p.max_a < p.min_a:
-        return MAX_BELOW_MIN
-    return RUN
-
-
 def _site(plugs: tuple[Plug, ...], layout: RowLayout) -> _Site:
-    """Bounds, rows and eligibility of every plug (row lists shared per circuit and phases)."""
-    s = _Site([], [], [], [], [], [], [], [])
+    """Bounds, rows and eligibility of every plug (row lists shared per circuit and phases;
+    one loop, no call per plug: this is the small path's per-plug cost)."""
+    lo: list[float] = []
+    hi: list[float] = []
+    nph: list[float] = []
+    mode: list[int] = []
+    rows: list[Rows] = []
+    coefs: list[Coefs] = []
+    phys: list[Rows] = []
+    code: list[int] = []
     templates: dict[tuple[int, tuple[bool, bool, bool], bool], tuple[Rows, Coefs, Rows]] = {}
     for p in plugs:
         mx = float(p.max_a)
         tg = p.target_a
-        s.lo.append(float(p.min_a))
-        s.hi.append(mx if tg is None or tg < 0 else min(mx, float(tg)))
+        lo.append(float(p.min_a))
+        hi.append(mx if tg is None or tg < 0 else min(mx, float(tg)))
         mask = phase_mask(p.phases)
         k = float(mask[0] + mask[1] + mask[2])
-        s.nph.append(k)
+        nph.append(k)
         md = MODE_CODE[p.mode]
-        s.mode.append(md)
+        mode.append(md)
         is_pv = md in (M_PV, M_MINPV)
         key = (layout.index[p.circuit], mask, is_pv)
         tpl = templates.get(key)
@@ -100,19 +94,31 @@ def _site(plugs: tuple[Plug, ...], layout: RowLayout) -> _Site:
                 r_list.append(layout.pv_row)
                 c_list.append(k)
             tpl = templates[key] = (r_list, c_list, ph_list)
-        s.rows.append(tpl[0])
-        s.coefs.append(tpl[1])
-        s.phys.append(tpl[2])
-        s.code.append(_eligibility(p, md))
-    return s
+        rows.append(tpl[0])
+        coefs.append(tpl[1])
+        phys.append(tpl[2])
+        # eligibility: can the plug run at all, whatever the limits?
+        if md == M_OFF:
+            code.append(OFF)
+        elif not p.available:
+            code.append(UNAVAILABLE)
+        elif tg == 0:
+            code.append(TARGET_ZERO)
+        elif tg is not None and 0 < tg < p.min_a:
+            code.append(TARGET_LOW)
+        elif p.max_a < p.min_a:
+            code.append(MAX_BELOW_MIN)
+        else:
+            code.append(RUN)
+    return _Site(lo, hi, nph, mode, rows, coefs, phys, code)
 
 
 def _queue(
     plugs: tuple[Plug, ...], code: list[int], params: AllocationParams
-) -> tuple[list[int], list[bool], list[float]]:
+) -> tuple[list[int], list[bool], list[float], list[int]]:
     """The queue (priority, locked runners, longest waiting, runners before fresh plugs,
-    snapshot order), who is running and how long each plug has waited; marks plugs inside
-    their minimum pause."""
+    snapshot order), who is running, how long each plug has waited and the priorities; marks
+    plugs inside their minimum pause."""
     running = [p.setpoint_a > 0 and code[i] == RUN for i, p in enumerate(plugs)]
     run_s = [0.0 if p.running_s is None else p.running_s for p in plugs]
     waiting: list[float] = []
@@ -138,12 +144,18 @@ def _queue(
             i,
         ),
     )
-    return queue, running, waiting
+    return queue, running, waiting, prio
+
+
+_NO_PV: Final = PvVerdict(codes={}, stopping=set(), pending=set())  # read only
 
 
 def _pv(snapshot: Snapshot, s: _Site, queue: list[int], running: list[bool]) -> PvVerdict:
     """The shared PV condition on the eligible pv/minpv plugs, in queue order."""
-    pv_q = [i for i in queue if s.code[i] == RUN and s.mode[i] in (M_PV, M_MINPV)]
+    code, mode = s.code, s.mode
+    pv_q = [i for i in queue if code[i] == RUN and mode[i] in (M_PV, M_MINPV)]
+    if not pv_q:
+        return _NO_PV
     volt = snapshot.params.voltage_v
     verdict = pv_condition(
         pv_q,
@@ -198,7 +210,8 @@ def _fill_levels(
 ) -> tuple[list[float], list[int]]:
     """Max-min fair filling, priority level by priority level (higher first; lower levels held
     at their minimum). Returns the exact currents and per plug the row that froze it."""
-    n, n_rows = len(s.lo), len(b)
+    lo, rows, coefs = s.lo, s.rows, s.coefs
+    n, n_rows = len(lo), len(b)
     x = [0.0] * n
     bott = [-1] * n
     used = used_at_min
@@ -210,17 +223,15 @@ def _fill_levels(
             lv = [i for i in adm if prio[i] == level_prio]
             own = [0.0] * n_rows
             for i in lv:
-                for row, w in zip(s.rows[i], mins[i]):  # noqa: B905
+                for row, w in zip(rows[i], mins[i]):  # noqa: B905
                     own[row] += w
         resid = [(bb - u) + o for bb, u, o in zip(b, used, own)]  # noqa: B905
-        fill_level(
-            lv, lo=s.lo, hi=s.hi, rows=s.rows, coefs=s.coefs, resid=resid, own=own, x=x, bott=bott
-        )
+        fill_level(lv, lo=lo, hi=s.hi, rows=rows, coefs=coefs, resid=resid, own=own, x=x, bott=bott)
         if len(levels) > 1:
             inc = [0.0] * n_rows
             for i in lv:
-                d = x[i] - s.lo[i]
-                for row, a in zip(s.rows[i], s.coefs[i]):  # noqa: B905
+                d = x[i] - lo[i]
+                for row, a in zip(rows[i], coefs[i]):  # noqa: B905
                     inc[row] += a * d
             used = [u + v for u, v in zip(used, inc)]  # noqa: B905
     return x, bott
@@ -229,18 +240,19 @@ def _fill_levels(
 def _round(s: _Site, adm: list[int], x: list[float], b: list[float], pv_row: int) -> list[float]:
     """Integer amps: floor, then one more amp by largest remainder, first-fit; a row over its
     limit afterwards (never, by construction) pauses every plug on it."""
+    hi, rows, coefs = s.hi, s.rows, s.coefs
     n = len(x)
     fl = [0.0] * n
     sub = [0.0] * len(b)
     for i in adm:
-        fi = fl[i] = min(float(math.floor(x[i] + 1e-7)), s.hi[i])
-        for row, a in zip(s.rows[i], s.coefs[i]):  # noqa: B905
+        fi = fl[i] = min(float(math.floor(x[i] + 1e-7)), hi[i])
+        for row, a in zip(rows[i], coefs[i]):  # noqa: B905
             sub[row] += a * fi
     resid = [bb - sb for bb, sb in zip(b, sub)]  # noqa: B905
-    up = [i for i in adm if x[i] - fl[i] > 1e-7 and fl[i] + 1 <= s.hi[i] + EPS]
+    up = [i for i in adm if x[i] - fl[i] > 1e-7 and fl[i] + 1 <= hi[i] + EPS]
     up.sort(key=lambda i: (fl[i] - x[i], i))
     setpoint = fl
-    extra, used_extra = _first_fit(up, s.rows, s.coefs, resid)
+    extra, used_extra = _first_fit(up, rows, coefs, resid)
     for i in extra:
         setpoint[i] += 1.0
     # defence in depth (integer sums: exact)
@@ -249,7 +261,7 @@ def _round(s: _Site, adm: list[int], x: list[float], b: list[float], pv_row: int
     bad[pv_row] = False
     if True in bad:  # pragma: no cover - the pipeline above never gets here
         for i in range(n):
-            if any(bad[row] for row in s.rows[i]):
+            if any(bad[row] for row in rows[i]):
                 setpoint[i] = 0.0
                 s.code[i] = REJECTED
     return setpoint
@@ -270,13 +282,14 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     if n == 0:
         return Allocation({}, {}, {}, frozenset())
     s = _site(plugs, layout)
-    queue, running, waiting = _queue(plugs, s.code, snapshot.params)
+    queue, running, waiting, prio = _queue(plugs, s.code, snapshot.params)
     pv = _pv(snapshot, s, queue, running)
 
     # admission: first-fit of minimum currents on the physical and power rows
     b = layout.b.copy()
-    cand = [i for i in queue if s.code[i] == RUN]
-    mins = [[a * s.lo[i] for a in s.coefs[i]] for i in range(n)]
+    code, lo = s.code, s.lo
+    cand = [i for i in queue if code[i] == RUN]
+    mins = [[a * lo[i] for a in s.coefs[i]] for i in range(n)]
     adm_q, used_at_min = _first_fit(cand, s.phys, mins, b)
     adm = sorted(adm_q)
     admitted = [False] * n
@@ -284,15 +297,14 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
         admitted[i] = True
     for i in cand:
         if not admitted[i]:
-            s.code[i] = REJECTED
+            code[i] = REJECTED
 
     pv_min = 0.0
     for i in adm:
         if s.mode[i] != 0:
-            pv_min += s.nph[i] * s.lo[i]
+            pv_min += s.nph[i] * lo[i]
     b[layout.pv_row] = max(b[layout.pv_row], pv_min)
     used_at_min[layout.pv_row] = pv_min  # the admitted pv plugs' minimum (integer sums: exact)
-    prio = [p.priority for p in plugs]
     x, bott = _fill_levels(s, adm, prio, b=b, used_at_min=used_at_min, mins=mins)
     setpoint = _round(s, adm, x, b, layout.pv_row)
     reasons = _reasons(

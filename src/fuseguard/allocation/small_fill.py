@@ -79,7 +79,6 @@ def _row_state(
 def _saturation_levels(
     todo: Iterable[int],
     st: _RowState,
-    *,
     resid: list[float],
     bps: list[float],
     alive: dict[int, bool],
@@ -121,7 +120,6 @@ def _saturation_levels(
 def _freeze(
     active: list[int],
     rows_of: dict[int, Rows],
-    *,
     t_row: list[float],
     lo: list[float],
     hi: list[float],
@@ -167,35 +165,6 @@ def _freeze(
     return frozen
 
 
-def _release(
-    frozen: list[int],
-    st: _RowState,
-    *,
-    resid: list[float],
-    lo: list[float],
-    hi: list[float],
-    x: list[float],
-    alive: dict[int, bool],
-) -> dict[int, float]:
-    """Take the frozen plugs out of their rows and their currents off ``resid``; returns the
-    rows that changed (the only ones whose level must be recomputed)."""
-    on_row, bottom, top, count = st.on_row, st.bottom, st.top, st.count
-    sub: dict[int, float] = {}
-    for i in frozen:
-        alive[i] = False
-        xi, li, hi_i = x[i], lo[i], hi[i]
-        for row, a in st.kept[i]:
-            sub[row] = sub.get(row, 0.0) + a * xi
-            bottom[row] -= a * li  # integers: exact
-            top[row] -= a * hi_i
-            count[row] -= 1
-            if not count[row]:
-                del on_row[row]
-    for row, v in sub.items():
-        resid[row] -= v
-    return sub
-
-
 def fill_level(
     level: list[int],
     *,
@@ -235,10 +204,25 @@ def fill_level(
     bps = sorted({lo[i] for i in active} | {hi[i] for i in active})
     t_row = [math.inf] * len(resid)
     todo: Iterable[int] = list(st.on_row)  # rows whose level must be (re)computed
+    on_row, bottom, top, count, kept = st.on_row, st.bottom, st.top, st.count, st.kept
     while active:
-        _saturation_levels(todo, st, resid=resid, bps=bps, alive=alive, t_row=t_row)
-        frozen = _freeze(active, st.rows_of, t_row=t_row, lo=lo, hi=hi, x=x, bott=bott)
-        todo = _release(frozen, st, resid=resid, lo=lo, hi=hi, x=x, alive=alive)
+        _saturation_levels(todo, st, resid, bps, alive, t_row)
+        frozen = _freeze(active, st.rows_of, t_row, lo, hi, x, bott)
+        # take the frozen plugs out of their rows and their currents off resid
+        sub: dict[int, float] = {}
+        for i in frozen:
+            alive[i] = False
+            xi, li, hi_i = x[i], lo[i], hi[i]
+            for row, a in kept[i]:
+                sub[row] = sub.get(row, 0.0) + a * xi
+                bottom[row] -= a * li  # integers: exact
+                top[row] -= a * hi_i
+                count[row] -= 1
+                if not count[row]:
+                    del on_row[row]
+        for row, v in sub.items():
+            resid[row] -= v
         if len(frozen) == len(active):
             break
+        todo = sub  # only the rows the frozen plugs were on have changed
         active = [i for i in active if alive[i]]
