@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
 from fuseguard.allocation import Circuit, Plug, Snapshot
 from fuseguard.allocation.types import AllocationParams
-from fuseguard.model.phases import Phases, Rotation
+from fuseguard.model.phases import ALL_PHASES, Phases, Rotation
 from fuseguard.model.status import ChargeMode
 
 amps = st.integers(min_value=0, max_value=64).map(float)
@@ -61,7 +64,7 @@ def snapshots(draw: st.DrawFn, *, max_plugs: int = 10, modes: bool = True) -> Sn
                 priority=draw(st.integers(0, 2)),
                 mode=draw(mode_st),
                 target_a=draw(st.one_of(st.none(), st.none(), st.integers(0, 32))),
-                available=draw(st.booleans().map(lambda b: b or True)) if modes else True,
+                available=draw(st.sampled_from([True, True, True, False])) if modes else True,
                 setpoint_a=min_a if running else 0,
                 running_s=draw(st.floats(0, 2000)) if running else None,
                 paused_s=None if running else draw(st.one_of(st.none(), st.floats(0, 2000))),
@@ -95,3 +98,193 @@ def usage(snap: Snapshot, values: dict[str, float], root: str) -> tuple[Phases, 
             for ph in p.phases:
                 cur[ph.index] += values[p.id]
     return Phases.of(cur), math.fsum(cur)
+
+
+# --- every input field, for the path-equivalence tests ----------------------------------------
+
+_PHASE_SETS = [
+    perm
+    for k in (1, 2, 3)
+    for combo in itertools.combinations(ALL_PHASES, k)
+    for perm in itertools.permutations(combo)
+]
+_MODES = [ChargeMode.FAST, ChargeMode.FAST, ChargeMode.PV, ChargeMode.MINPV, ChargeMode.OFF]
+_ZONES = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]
+
+
+def _limit(draw: st.DrawFn, scale: float) -> float:
+    """A per-phase limit: whole amps mostly, fractional sometimes, scaled to the site size."""
+    whole = draw(st.integers(0, max(1, round(64 * scale))))
+    return whole + draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 0.25, 1 / 3]) | generic(0, 1))
+
+
+def generic(low: float, high: float) -> st.SearchStrategy[float]:
+    """Floats in [low, high] with arbitrary low bits, like measured values (``st.floats`` favours
+    simple values, whose arithmetic rarely rounds)."""
+    return st.integers(0, 2**40).map(lambda k: low + (high - low) * (k / 2**40))
+
+
+def _load(draw: st.DrawFn, scale: float) -> float:
+    """Non-EV load: none, small, above the limit, or negative (generation behind the circuit)."""
+    return draw(
+        st.one_of(
+            st.just(0.0),
+            generic(0, 20 * scale),
+            st.floats(0, 10 * scale, allow_nan=False),
+            st.floats(-20, 0, allow_nan=False),
+            st.integers(0, 80).map(float),
+        )
+    )
+
+
+@st.composite
+def _wide_circuits(draw: st.DrawFn, scale: float) -> list[Circuit]:
+    n_circ = draw(st.integers(1, 7))
+    ids = ["main"] + [f"c{i}" for i in range(1, n_circ)]
+    parent: dict[str, str | None] = {"main": None}
+    depth = {"main": 1}
+    for cid in ids[1:]:
+        p = draw(st.sampled_from([c for c in parent if depth[c] < 5]))
+        parent[cid], depth[cid] = p, depth[p] + 1
+    power = st.one_of(
+        st.none(), st.none(), st.floats(0, 50000 * scale), st.integers(0, 40).map(lambda k: k * 1e3)
+    )
+    own = {cid: Phases.of(_load(draw, scale) for _ in range(3)) for cid in ids}
+    total = dict(own)
+    for cid in reversed(ids):  # a parent is drawn before its children
+        p = parent[cid]
+        if p is not None:
+            total[p] = total[p] + total[cid]
+    out = [
+        Circuit(
+            cid,
+            parent[cid],
+            Phases.of(_limit(draw, scale) for _ in range(3)),
+            total[cid],
+            draw(power),
+        )
+        for cid in ids
+    ]
+    # the order of the circuit list must not matter to the tree
+    return draw(st.permutations(out))
+
+
+@st.composite
+def _wide_plug(draw: st.DrawFn, pid: str, circuits: list[str], params: AllocationParams) -> Plug:
+    min_a = draw(st.sampled_from([6, 6, 6, 1, 8, 10, 16]))
+    state = draw(st.sampled_from(["fresh", "running", "running", "paused", "paused"]))
+    edge_s = st.sampled_from(
+        [0.0, params.min_run_s, params.min_pause_s, params.pv_enable_delay_s, 2000.0]
+    )
+    secs = st.one_of(st.floats(0, 2000), edge_s)
+    target = draw(st.one_of(st.none(), st.none(), st.integers(0, 40), st.sampled_from([0, min_a])))
+    until = st.datetimes(
+        datetime(2026, 1, 1), datetime(2026, 12, 31), timezones=st.sampled_from(_ZONES)
+    )
+    return Plug(
+        id=pid,
+        circuit=draw(st.sampled_from(circuits)),
+        phases=draw(st.sampled_from(_PHASE_SETS)),
+        max_a=draw(st.one_of(st.integers(0, 40), st.sampled_from([16, 32, min_a]))),
+        min_a=min_a,
+        priority=draw(st.sampled_from([0, 0, 0, 1, 2, -1])),
+        mode=draw(st.sampled_from(_MODES)),
+        target_a=target,
+        target_until=None if target is None else draw(st.one_of(st.none(), until)),
+        available=draw(st.sampled_from([True, True, True, False])),
+        setpoint_a=draw(st.integers(1, 40)) if state == "running" else 0,
+        running_s=draw(secs) if state == "running" else None,
+        paused_s=draw(st.one_of(st.none(), secs)) if state == "paused" else None,
+        pv_timer_s=draw(st.one_of(st.just(0.0), st.floats(0, 400), edge_s)),
+    )
+
+
+@st.composite
+def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) -> Snapshot:
+    """Any valid snapshot: trees up to 5 levels in any list order, power limits anywhere (main
+    too), fractional and site-scaled limits, loads above limits and negative, every phase set in
+    any order, priorities, all modes, targets (with and without an end, in several time zones),
+    unavailable plugs, running/paused/fresh state on and off the timer edges, PV surplus (also
+    negative) and non-default parameters."""
+    n_plugs = draw(st.integers(min_plugs, max_plugs))
+    scale = draw(st.sampled_from([1.0, 1.0, max(1.0, n_plugs / 4)]))
+    params = AllocationParams(
+        voltage_v=draw(st.sampled_from([230.0, 230.0, 240.0, 120.0])),
+        min_run_s=draw(st.sampled_from([600.0, 0.0, 60.0])),
+        min_pause_s=draw(st.sampled_from([300.0, 0.0])),
+        pv_enable_threshold_w=draw(st.sampled_from([0.0, 0.0, 500.0, -300.0])),
+        pv_disable_threshold_w=draw(st.sampled_from([0.0, 0.0, 500.0, -300.0])),
+        pv_enable_delay_s=draw(st.sampled_from([60.0, 0.0])),
+        pv_disable_delay_s=draw(st.sampled_from([180.0, 0.0])),
+    )
+    circuits = draw(_wide_circuits(scale))
+    ids = [c.id for c in circuits]
+    plugs = tuple(draw(_wide_plug(f"p{i}", ids, params)) for i in range(n_plugs))
+    surplus = draw(
+        st.one_of(
+            st.just(0.0),
+            st.floats(0, 30000 * scale),
+            generic(0, 30000 * scale),
+            st.floats(-5000, 0),
+            st.integers(0, 40).map(lambda k: k * 690.0),
+        )
+    )
+    return Snapshot(tuple(circuits), plugs, pv_surplus_w=surplus, params=params)
+
+
+# --- seeded random sites with measured-looking values (no hypothesis: cheap in bulk) --------
+
+
+def random_site(rng: random.Random, n_plugs: int) -> Snapshot:
+    """A random site as a meter would show it: loads and surplus with arbitrary low bits, trees of
+    1-5 levels, power limits, every plug field; limits scaled so that some plugs run, some are
+    limited and some are paused."""
+    n_circ = rng.randint(1, 7)
+    parent: dict[str, str | None] = {"main": None}
+    for i in range(1, n_circ):
+        parent[f"c{i}"] = rng.choice(list(parent))
+    scale = max(1.0, n_plugs / rng.choice((2, 4, 8)))
+    own = {
+        cid: Phases.of(rng.choice((0.0, rng.uniform(0, 15 * scale))) for _ in range(3))
+        for cid in parent
+    }
+    total = dict(own)
+    for cid in reversed(list(parent)):
+        p = parent[cid]
+        if p is not None:
+            total[p] = total[p] + total[cid]
+    circuits = [
+        Circuit(
+            cid,
+            parent[cid],
+            Phases.of(total[cid][ph] + rng.uniform(-5, 40 * scale) for ph in range(3)),
+            total[cid],
+            rng.choice((None, None, rng.uniform(2000, 30000 * scale))),
+        )
+        for cid in parent
+    ]
+    rng.shuffle(circuits)
+    params = AllocationParams(voltage_v=rng.choice((230.0, 240.0, 120.0)))
+    plugs = []
+    for i in range(n_plugs):
+        state = rng.choice(("fresh", "running", "paused"))
+        target = rng.choice((None, None, None, 0, rng.randint(1, 32)))
+        plugs.append(
+            Plug(
+                id=f"p{i}",
+                circuit=rng.choice(list(parent)),
+                phases=rng.choice(_PHASE_SETS),
+                max_a=rng.choice((16, 16, 32, 20, 10, 4)),
+                min_a=rng.choice((6, 6, 6, 1, 8)),
+                priority=rng.choice((0, 0, 0, 1, 2)),
+                mode=rng.choice(_MODES),
+                target_a=target,
+                available=rng.random() < 0.85,
+                setpoint_a=rng.randint(6, 32) if state == "running" else 0,
+                running_s=rng.uniform(0, 1500) if state == "running" else None,
+                paused_s=rng.choice((None, rng.uniform(0, 1500))) if state == "paused" else None,
+                pv_timer_s=rng.choice((0.0, rng.uniform(0, 400))),
+            )
+        )
+    surplus = rng.choice((0.0, rng.uniform(0, 25000 * scale), rng.uniform(-3000, 0)))
+    return Snapshot(tuple(circuits), tuple(plugs), pv_surplus_w=surplus, params=params)

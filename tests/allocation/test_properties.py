@@ -7,9 +7,9 @@ import math
 from alloc_strategies import snapshots, subtree, usage
 from hypothesis import given
 from hypothesis import strategies as st
+from lp_reference import reference_allocation
 
 from fuseguard.allocation import Snapshot, allocate
-from fuseguard.allocation.reference import reference_allocation
 from fuseguard.model.status import ChargeMode
 
 TOL = 1e-6

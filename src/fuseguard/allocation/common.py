@@ -1,17 +1,21 @@
-"""What both allocator paths share: outcome codes, the circuit tree, row names and the reasons.
+"""What both allocator paths share: outcome codes, the circuit tree, the constraint rows, the PV
+condition, row names and the reasons.
 
-The NumPy path (:mod:`fuseguard.allocation.engine`) and the pure-Python path for small sites
-(:mod:`fuseguard.allocation.small`) compute the same numbers; everything that turns those numbers
-into words lives here once, so the two cannot drift apart in what they say.
+The NumPy path (:mod:`fuseguard.allocation.vector`) and the pure-Python path for small sites
+(:mod:`fuseguard.allocation.small`) compute the same numbers. What is not a per-plug array
+operation lives here once (the row layout, the PV start/stop condition, everything that turns
+numbers into words), so the two cannot drift apart in it; the rest is kept equal by
+``tests/allocation/test_paths.py``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Final
 
-from fuseguard.allocation.types import AllocationParams, Circuit, Plug, SnapshotError
+from fuseguard.allocation.types import AllocationParams, Circuit, Plug, Snapshot, SnapshotError
 from fuseguard.model.phases import Phase
 from fuseguard.model.status import ChargeMode
 
@@ -60,6 +64,49 @@ def circuit_chains(circuits: tuple[Circuit, ...]) -> tuple[dict[str, int], list[
     return index, chains
 
 
+@dataclass(slots=True)
+class RowLayout:
+    """The constraint rows of a snapshot: ``3 * circuit + phase`` for every (circuit, phase),
+    then one row per circuit with a power limit (in circuit order), then the PV row.
+
+    ``b`` is each row's capacity in A (limit - non-EV load; power rows: P / V - total load; PV:
+    surplus / V, never negative). ``power_row`` gives each circuit's power row (-1: none);
+    ``power_rows`` maps a power row to (circuit index, limit in W). Read only (not frozen: this
+    is built on every allocation and a frozen dataclass is slower to build).
+    """
+
+    index: dict[str, int]
+    chains: list[list[int]]
+    b: list[float]
+    power_row: list[int]
+    power_rows: dict[int, tuple[int, float]] = field(default_factory=dict)
+    pv_row: int = 0
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> RowLayout:
+        """The layout of ``snapshot`` (raises :class:`SnapshotError` for a bad tree)."""
+        circuits = snapshot.circuits
+        index, chains = circuit_chains(circuits)
+        volt = snapshot.params.voltage_v
+        b: list[float] = []
+        for c in circuits:
+            b.extend(lim - load for lim, load in zip(c.limit_a, c.non_ev_load_a, strict=True))
+        power_row = [-1] * len(circuits)
+        power_rows: dict[int, tuple[int, float]] = {}
+        for ci, c in enumerate(circuits):
+            if c.power_limit_w is not None:
+                power_row[ci] = len(b)
+                power_rows[len(b)] = (ci, c.power_limit_w)
+                b.append(c.power_limit_w / volt - c.non_ev_load_a.total)
+        pv_row = len(b)
+        b.append(max(snapshot.pv_surplus_w, 0.0) / volt)
+        return cls(index, chains, b, power_row, power_rows, pv_row)
+
+    def names(self, circuits: tuple[Circuit, ...]) -> RowNames:
+        """Plain-words names of these rows."""
+        return RowNames([c.id for c in circuits], self.power_rows, self.pv_row)
+
+
 def check_plugs(plugs: tuple[Plug, ...], index: dict[str, int]) -> None:
     """Raise the :class:`SnapshotError` of the first bad plug (unknown circuit, duplicate id,
     no phase), in this order of checks."""
@@ -85,6 +132,60 @@ def phase_mask(phases: tuple[Phase, ...]) -> tuple[bool, bool, bool]:
     if mask is None:
         mask = _MASKS[phases] = (Phase.L1 in phases, Phase.L2 in phases, Phase.L3 in phases)
     return mask
+
+
+@dataclass(slots=True)
+class PvVerdict:
+    """The PV condition's answer: new outcome codes (PV_SHORT, PV_WAIT) by plug, plugs that keep
+    their minimum while their disable delay runs, plugs whose timer the session advances."""
+
+    codes: dict[int, int] = field(default_factory=dict)
+    stopping: set[int] = field(default_factory=set)
+    pending: set[int] = field(default_factory=set)
+
+
+def pv_condition(
+    queue: list[int],
+    *,
+    need_w: list[float],
+    minpv: list[bool],
+    running: list[bool],
+    timer_s: list[float],
+    surplus_w: float,
+    params: AllocationParams,
+) -> PvVerdict:
+    """Who of the eligible ``pv``/``minpv`` plugs (``queue``, in queue order) may run on the
+    surplus: each takes its minimum power (``need_w``) from what is left, in queue order.
+
+    ``minpv`` plugs always take theirs. A running ``pv`` plug keeps running while the rest covers
+    its minimum (+ disable threshold), else for ``pv_disable_delay_s`` ("stopping"); a paused one
+    starts once the rest has covered its minimum (+ enable threshold) for ``pv_enable_delay_s``.
+    The other lists are parallel to ``queue``.
+    """
+    out = PvVerdict()
+    left_w = max(surplus_w, 0.0)
+    for k, i in enumerate(queue):
+        need = need_w[k]
+        if minpv[k]:
+            left_w -= need
+        elif running[k]:
+            if left_w + params.pv_disable_threshold_w >= need:
+                left_w -= need
+            elif timer_s[k] < params.pv_disable_delay_s:
+                left_w -= need
+                out.stopping.add(i)
+                out.pending.add(i)
+            else:
+                out.codes[i] = PV_SHORT
+                out.pending.add(i)
+        elif left_w >= need + params.pv_enable_threshold_w:
+            left_w -= need
+            if timer_s[k] < params.pv_enable_delay_s:
+                out.codes[i] = PV_WAIT
+                out.pending.add(i)
+        else:
+            out.codes[i] = PV_SHORT
+    return out
 
 
 class RowNames:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fuseguard.allocation.common import check_plugs, circuit_chains
 from fuseguard.allocation.types import (
     Allocation,
     AllocationParams,
@@ -137,9 +138,8 @@ def snapshot_from_data(data: Any) -> Snapshot:
 
 def check_snapshot(snap: Snapshot) -> None:
     """Structural checks (tree, references, ids); raise :class:`SnapshotError` with a path."""
-    from fuseguard.allocation.engine import _Prepared
-
-    _Prepared(snap)
+    index, _ = circuit_chains(snap.circuits)
+    check_plugs(snap.plugs, index)
 
 
 def snapshot_from_json(text: str) -> Snapshot:

@@ -1,0 +1,282 @@
+"""The allocator on NumPy arrays: the path for sites above ``SMALL_SITE_PLUGS`` plugs.
+
+The pipeline of :mod:`fuseguard.allocation.engine` as array operations over the entries of
+:class:`~fuseguard.allocation.vector_site.SiteArrays`; the kernels are in
+:mod:`fuseguard.allocation.vector_fill`, the row layout, PV condition and reasons are shared with
+the pure-Python path (:mod:`.common`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from fuseguard.allocation.common import (
+    EPS,
+    M_MINPV,
+    M_OFF,
+    M_PV,
+    MAX_BELOW_MIN,
+    MIN_PAUSE,
+    OFF,
+    REJECTED,
+    RUN,
+    TARGET_LOW,
+    TARGET_ZERO,
+    UNAVAILABLE,
+    paused_reason,
+    pv_condition,
+    running_reason,
+    surplus_kw,
+)
+from fuseguard.allocation.types import Allocation, Snapshot
+from fuseguard.allocation.vector_fill import first_fit, progressive_fill
+from fuseguard.allocation.vector_site import SiteArrays
+
+if TYPE_CHECKING:  # NumPy is imported where it is used: small sites never load it
+    import numpy as np
+    from numpy.typing import NDArray
+
+    FloatArr = NDArray[np.float64]
+    IntArr = NDArray[np.int64]
+    BoolArr = NDArray[np.bool_]
+
+
+@dataclass(slots=True)
+class _Queue:
+    """Step 2: who is running, how long each has waited, the queue, the PV verdict as masks."""
+
+    running: BoolArr
+    waiting: FloatArr
+    order: IntArr
+    stopping: BoolArr
+    pv_pending: BoolArr
+
+
+def _eligibility(prep: SiteArrays) -> IntArr:
+    """Step 1: the outcome code of every plug that cannot run whatever the limits (else RUN)."""
+    import numpy as np
+
+    lo = prep.lo
+    code = np.full(lo.size, RUN, dtype=np.int64)
+    code[prep.target == 0] = TARGET_ZERO
+    code[(code == RUN) & (prep.target > 0) & (prep.target < lo)] = TARGET_LOW
+    code[(code == RUN) & (prep.max_a < lo)] = MAX_BELOW_MIN
+    code[~prep.avail] = UNAVAILABLE
+    code[prep.mode == M_OFF] = OFF
+    return code
+
+
+def _queue(snapshot: Snapshot, prep: SiteArrays, code: IntArr) -> _Queue:
+    """Step 2: minimum pause, the queue (priority, locked runners, longest waiting, runners
+    before fresh plugs, snapshot order) and the shared PV condition in queue order."""
+    import numpy as np
+
+    params = snapshot.params
+    n = code.size
+    running = prep.running & (code == RUN)
+    run_s = np.nan_to_num(prep.running_s, nan=0.0)
+    locked = running & (run_s < params.min_run_s)
+    paused_known = ~np.isnan(prep.paused)
+    blocked = (code == RUN) & ~running & paused_known & (prep.paused < params.min_pause_s)
+    code[blocked] = MIN_PAUSE
+    waiting = np.where(running, 0.0, np.nan_to_num(prep.paused, nan=0.0))
+    id_rank = np.arange(n)  # ties: snapshot order
+    order = np.lexsort((id_rank, run_s, ~running, -waiting, ~locked, -prep.prio)).astype(np.int64)
+    mode_q = prep.mode[order]
+    pv_q = order[(code[order] == RUN) & ((mode_q == M_PV) | (mode_q == M_MINPV))]
+    verdict = pv_condition(
+        pv_q.tolist(),
+        need_w=(prep.nph[pv_q] * prep.lo[pv_q] * params.voltage_v).tolist(),
+        minpv=(prep.mode[pv_q] == M_MINPV).tolist(),
+        running=running[pv_q].tolist(),
+        timer_s=[snapshot.plugs[i].pv_timer_s for i in pv_q.tolist()],
+        surplus_w=snapshot.pv_surplus_w,
+        params=params,
+    )
+    for i, c in verdict.codes.items():
+        code[i] = c
+    stopping = np.zeros(n, dtype=np.bool_)
+    stopping[np.fromiter(verdict.stopping, np.int64, len(verdict.stopping))] = True
+    pending = np.zeros(n, dtype=np.bool_)
+    pending[np.fromiter(verdict.pending, np.int64, len(verdict.pending))] = True
+    return _Queue(running, waiting, order, stopping, pending)
+
+
+def _fill_levels(
+    prep: SiteArrays, admitted: BoolArr
+) -> tuple[FloatArr, IntArr, FloatArr, FloatArr]:
+    """Step 4: max-min fair filling, priority level by priority level (lower-priority running
+    plugs reserved at their minimum). Returns the exact currents, the row that froze each plug,
+    the capacities (the PV row raised to the admitted PV minimum) and the load at minimum."""
+    import numpy as np
+
+    er, ep, ec, lo = prep.e_row, prep.e_plug, prep.e_coef, prep.lo
+    n, n_rows = lo.size, prep.b.size
+    b = prep.b.copy()
+    pv_min = float(np.sum((prep.nph * lo)[admitted & (prep.mode != 0)]))
+    b[prep.pv_row] = max(b[prep.pv_row], pv_min)
+    on = admitted[ep]
+    # sums over a subset of the entries as full-length bincounts with zero weights elsewhere
+    # (adding 0.0 changes no sum, so this equals summing the subset, bit for bit)
+    lo_w = ec * lo[ep]
+    used_at_min = cast("FloatArr", np.bincount(er, np.where(on, lo_w, 0.0), minlength=n_rows))
+    used = used_at_min.copy()
+    x = np.zeros(n)
+    bott = np.full(n, -1, dtype=np.int64)
+    for level_prio in sorted(set(prep.prio[admitted].tolist()), reverse=True):
+        lv = admitted & (prep.prio == level_prio)
+        lv_e = lv[ep]
+        own = np.bincount(er, np.where(lv_e, lo_w, 0.0), minlength=n_rows)
+        xl, bl = progressive_fill(
+            lv, lo=lo, hi=prep.hi, e_row=er, e_plug=ep, e_coef=ec, resid=b - used + own
+        )
+        x[lv] = xl[lv]
+        bott[lv] = bl[lv]
+        used += np.bincount(er, np.where(lv_e, ec * (xl - lo)[ep], 0.0), minlength=n_rows)
+    return x, bott, b, used_at_min
+
+
+def _round(prep: SiteArrays, admitted: BoolArr, x: FloatArr, b: FloatArr, code: IntArr) -> FloatArr:
+    """Step 5: floor, then one more amp by largest remainder, first-fit; a row over its limit
+    afterwards (never, by construction) pauses every plug on it."""
+    import numpy as np
+
+    er, ep, ec, hi = prep.e_row, prep.e_plug, prep.e_coef, prep.hi
+    n, n_rows = x.size, b.size
+    fl = np.where(admitted, np.floor(x + 1e-7), 0.0)
+    fl = np.minimum(fl, np.where(admitted, hi, 0.0))
+    resid = b - np.bincount(er, ec * fl[ep], minlength=n_rows)  # fl is 0 unless admitted
+    frac = x - fl
+    up_idx = np.flatnonzero(admitted & (frac > 1e-7) & (fl + 1 <= hi + EPS))
+    up_order = up_idx[np.lexsort((up_idx, -frac[up_idx]))]
+    extra = first_fit(up_order, n=n, e_row=er, e_plug=ep, e_amount=ec, resid=resid)
+    setpoint: FloatArr = fl + extra
+    usage = np.bincount(er, ec * setpoint[ep], minlength=n_rows)
+    bad_rows = usage > b + 1e-6 * (1.0 + np.abs(b))
+    bad_rows[prep.pv_row] = False
+    if bad_rows.any():  # pragma: no cover - the pipeline above never gets here
+        hit = np.zeros(n, dtype=np.bool_)
+        hit[ep[bad_rows[er]]] = True
+        setpoint[hit] = 0
+        code[hit] = REJECTED
+    return setpoint
+
+
+def allocate_numpy(snapshot: Snapshot) -> Allocation:
+    """The NumPy path of :func:`~fuseguard.allocation.engine.allocate` (any size; the fastest
+    above a few dozen plugs)."""
+    import numpy as np
+
+    prep = SiteArrays(snapshot)
+    n = len(prep.ids)
+    if n == 0:
+        return Allocation({}, {}, {}, frozenset())
+    code = _eligibility(prep)
+    q = _queue(snapshot, prep, code)
+    # 3. admission: first-fit of minimum currents on the physical and power rows
+    phys = prep.e_row != prep.pv_row
+    er_p, ep_p, ec_p = prep.e_row[phys], prep.e_plug[phys], prep.e_coef[phys]
+    cand = q.order[code[q.order] == RUN]
+    admitted = first_fit(
+        cand, n=n, e_row=er_p, e_plug=ep_p, e_amount=ec_p * prep.lo[ep_p], resid=prep.b
+    )
+    code[(code == RUN) & ~admitted] = REJECTED
+    x, bott, b, used_at_min = _fill_levels(prep, admitted)
+    setpoint = _round(prep, admitted, x, b, code)
+    reasons = _reasons(
+        snapshot,
+        prep=prep,
+        code=code,
+        x=x,
+        setpoint=setpoint,
+        bott=bott,
+        stopping=q.stopping,
+        waiting=q.waiting,
+        resid_after_admission=b - used_at_min,
+    )
+    return Allocation(
+        setpoints=dict(zip(prep.ids, setpoint.astype(np.int64).tolist(), strict=True)),
+        reasons=reasons,
+        exact_a=dict(zip(prep.ids, np.where(admitted, x, 0.0).tolist(), strict=True)),
+        pv_pending=frozenset(prep.ids[i] for i in np.flatnonzero(q.pv_pending).tolist()),
+    )
+
+
+def _reasons(
+    snap: Snapshot,
+    *,
+    prep: SiteArrays,
+    code: IntArr,
+    x: FloatArr,
+    setpoint: FloatArr,
+    bott: IntArr,
+    stopping: BoolArr,
+    waiting: FloatArr,
+    resid_after_admission: FloatArr,
+) -> dict[str, str]:
+    """Reasons for every plug: the common "limited by <row>" once per row, the rest per plug."""
+    import numpy as np
+
+    params = snap.params
+    plugs = snap.plugs
+    kw = surplus_kw(snap.pv_surplus_w)
+    names = prep.layout.names(snap.circuits)
+    run = (code == RUN) & ~stopping
+    limited = run & (bott >= 0) & (bott != prep.pv_row)
+    by_row = {r: f"limited by {names(r)}" for r in np.unique(bott[limited]).tolist()}
+    get = by_row.get
+    texts: list[str | None] = [get(r) for r in bott.tolist()]
+    # at the own maximum without a target: "at maximum N A" (one string per N)
+    at_max = run & (bott < 0) & np.isnan(prep.target) & (setpoint >= prep.max_a)
+    if at_max.any():
+        idx = np.flatnonzero(at_max)
+        mx = prep.max_a[idx].astype(np.int64)
+        by_max = {int(v): f"at maximum {v} A" for v in np.unique(mx).tolist()}
+        for i, v in zip(idx.tolist(), mx.tolist(), strict=True):
+            texts[i] = by_max[v]
+    others = np.flatnonzero(~(limited | at_max)).tolist()
+    if others:
+        fail = _fail_rows(prep, code, resid_after_admission)
+        for i in others:
+            p = plugs[i]
+            c = int(code[i])
+            if c == RUN:
+                texts[i] = running_reason(
+                    p,
+                    sp=int(setpoint[i]),
+                    x=float(x[i]),
+                    row=int(bott[i]),
+                    names=names,
+                    kw=kw,
+                    stopping=bool(stopping[i]),
+                    params=params,
+                )
+            else:
+                texts[i] = paused_reason(
+                    p,
+                    c=c,
+                    params=params,
+                    names=names,
+                    kw=kw,
+                    waiting_s=float(waiting[i]),
+                    fail_row=int(fail[i]),
+                )
+    return dict(zip(prep.ids, texts, strict=True))  # type: ignore[arg-type]
+
+
+def _fail_rows(prep: SiteArrays, code: IntArr, resid: FloatArr) -> IntArr:
+    """Per rejected plug, the physical row where its minimum misses most (others: -1)."""
+    import numpy as np
+
+    fail = np.full(code.size, -1, dtype=np.int64)
+    sel = (code[prep.e_plug] == REJECTED) & (prep.e_row != prep.pv_row)
+    if not sel.any():
+        return fail
+    er, ep = prep.e_row[sel], prep.e_plug[sel]
+    deficit = prep.e_coef[sel] * prep.lo[ep] - resid[er]
+    srt = np.lexsort((-deficit, ep))
+    ep_s = ep[srt]
+    first = np.concatenate(([True], ep_s[1:] != ep_s[:-1]))
+    fail[ep_s[first]] = er[srt][first]
+    return fail
