@@ -2,7 +2,9 @@
 
 A virtual CEMM meter and three virtual Bender charge controllers (different firmware, a 1-phase
 car, rotated wiring) run on loopback on the real wire protocols, over one shared site model
-(building load, PV, the cars). Cars arrive and leave. The edge connects to them exactly as to real
+(building load, PV, the cars). ``bay-3`` sits in a garage sub-distribution (20 A, its own
+household load) metered by a virtual Eastron SDM630, and a virtual SunSpec inverter is the PV
+input (:func:`_serve_meters`). Cars arrive and leave. The edge connects to them exactly as to real
 devices and serves the local API, the Modbus twin, the EVSE API and the web dashboard (user
 ``demo``, an admin). The URLs and credentials are printed and written to ``DATA_DIR/demo.json``.
 """
@@ -24,6 +26,7 @@ import structlog
 
 from fuseguard.config import FuseguardConfig
 from fuseguard.edge import Edge
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.sim.bender import BenderController, BenderDeviceConfig, Firmware
@@ -36,6 +39,8 @@ from fuseguard.sim.vehicle import SimVehicle
 log = structlog.get_logger(__name__)
 
 DEMO_FUSE_A = 35
+DEMO_GARAGE = "garage"  # the sub-circuit with its own SDM630
+DEMO_GARAGE_FUSE_A = 20
 DEMO_EDGE_ID = "demo-edge"
 DEMO_WEB_USER = "demo"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -53,6 +58,7 @@ class DemoBay:
     max_current_a: int
     car_phases: int
     car_max_a: float
+    circuit: str = MAIN
 
 
 BAYS = (
@@ -61,7 +67,7 @@ BAYS = (
     DemoBay("bay-2", "8e0c4f7a1b2d4c6e9f0a1b2c3d4e5f60", "c99838f9eb5b423d8e1f2a3b4c5d6e7f",
             Firmware.V5_22, Rotation.L2L3L1, 32, 1, 32.0),
     DemoBay("bay-3", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "a1b2c3d4e5f60718293a4b5c6d7e8f90",
-            Firmware.V5_33, Rotation.L3L1L2, 16, 3, 16.0),
+            Firmware.V5_33, Rotation.L3L1L2, 16, 3, 16.0, DEMO_GARAGE),
 )  # fmt: skip
 
 
@@ -117,10 +123,13 @@ def demo_config(
     host: str,
     web_port: int = 0,
     extra: dict[str, Any] | None = None,
+    garage_meter_port: int | None = None,
+    pv_port: int | None = None,
 ) -> FuseguardConfig:
     """The edge config the demo runs with (the same schema as ``examples/site.toml``).
 
-    ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``)."""
+    ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``); ``garage_meter_port``
+    meters the garage with an SDM630, ``pv_port`` reads the PV inverter over SunSpec."""
     chargers = [
         {
             "id": bay.id,
@@ -130,6 +139,7 @@ def demo_config(
             "rest_port": rest,
             "modbus_port": mb,
             "rotation": bay.rotation.value,
+            "circuit": bay.circuit,
             "max_current_a": bay.max_current_a,
             "safe_current_a": 6,
             "safe_timeout_s": 30,
@@ -153,18 +163,70 @@ def demo_config(
     }
     data: dict[str, Any] = {
         "data_dir": str(data_dir),
-        "site": {"edge_id": DEMO_EDGE_ID, "name": "fuseguard demo", "main_fuse_a": DEMO_FUSE_A},
+        "site": {
+            "edge_id": DEMO_EDGE_ID,
+            "name": "fuseguard demo",
+            "main_fuse_a": DEMO_FUSE_A,
+            "circuits": [_garage_circuit(garage_meter_port)],
+        },
         "meter": {"driver": "cemm", "host": "127.0.0.1", "port": meter_port, "alias": "p1"},
         "chargers": chargers,
         "control": {"min_run_s": 60, "min_pause_s": 30},
         "api": api,
     }
+    if pv_port is not None:
+        data["pv"] = {"driver": "sunspec", "host": "127.0.0.1", "port": pv_port}
     for key, section in (extra or {}).items():
         if key == "api":
             api.update(section)
         else:
             data[key] = section
     return FuseguardConfig.model_validate(data)
+
+
+def _garage_circuit(meter_port: int | None) -> dict[str, Any]:
+    circuit: dict[str, Any] = {"id": DEMO_GARAGE, "fuse_a": DEMO_GARAGE_FUSE_A}
+    if meter_port is not None:
+        circuit["meter"] = {
+            "driver": "modbus",
+            "model": "sdm630",
+            "host": "127.0.0.1",
+            "port": meter_port,
+        }
+    return circuit
+
+
+async def _serve_meters(
+    clock: Clock, site: SiteModel, pv: PvPlant, stack: contextlib.AsyncExitStack
+) -> tuple[int, int]:
+    """The garage (a workshop load) with a virtual SDM630 and the PV plant behind a virtual
+    SunSpec inverter, on loopback: (SDM630 port, inverter port)."""
+    from fuseguard.sim.meters import (
+        MeterFaults,
+        MeterModbusServer,
+        PvInverterSource,
+        SiteMeter,
+        VirtualModbusMeter,
+        VirtualSunSpecInverter,
+    )
+    from fuseguard.wire.meters import builtin_map
+
+    site.add_circuit(DEMO_GARAGE)
+    workshop = PiecewiseLinear(
+        [(0, Phases(3, 2, 2)), (150, Phases(8, 3, 6)), (400, Phases(3, 2, 2))]
+    )
+    site.add(BaseLoad(lambda t: workshop(t % 400.0), circuit=DEMO_GARAGE))
+    sdm630 = VirtualModbusMeter(
+        builtin_map("sdm630"), SiteMeter(site, DEMO_GARAGE), MeterFaults("garage-sdm630", clock)
+    )
+    inverter = VirtualSunSpecInverter(PvInverterSource(site, pv), MeterFaults("pv-inverter", clock))
+    ports = []
+    for device in (sdm630, inverter):
+        server = MeterModbusServer(device, port=0)
+        await server.start()
+        stack.push_async_callback(server.close)
+        ports.append(server.port)
+    return ports[0], ports[1]
 
 
 def integrations_config(
@@ -249,6 +311,7 @@ async def run_demo(
     async with contextlib.AsyncExitStack() as stack:
         meter_handle = await serve_cemm(cemm, "127.0.0.1", 0, discovery_port=None)
         stack.push_async_callback(meter_handle.close)
+        garage_port, pv_port = await _serve_meters(clock, site, pv, stack)
         bays, ports = await _serve_bays(clock, site, stack)
         password = secrets.token_urlsafe(12)
         config = demo_config(
@@ -262,6 +325,8 @@ async def run_demo(
             host=host,
             web_port=web_port,
             extra=integrations_config(mqtt_url, mqtt_prefix, ha_prefix, metrics_port),
+            garage_meter_port=garage_port,
+            pv_port=pv_port,
         )
         tokens = await _create_tokens(config)
         await _create_web_user(config, password)
@@ -313,6 +378,7 @@ async def _serve_bays(
                 cp_id=f"+49*839*0000000000{BAYS.index(bay) + 1}",
             ),
             rotations=(bay.rotation,),
+            circuit=bay.circuit,
         )
         for connector in ctrl.connectors:
             site.add(connector)

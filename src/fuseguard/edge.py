@@ -31,7 +31,12 @@ from fuseguard.control.plug_settings import RUNTIME_KEY, PlugSettings
 from fuseguard.control.ports import Charger, GridMeter, SupportsLifecycle
 from fuseguard.control.targets import EvseTargets
 from fuseguard.control.types import ControllerStatus
-from fuseguard.devices.factory import build_chargers, build_meter
+from fuseguard.devices.factory import (
+    build_chargers,
+    build_circuit_meters,
+    build_meter,
+    build_pv_meter,
+)
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.runtime import EdgeRuntime, EdgeService
 
@@ -51,12 +56,15 @@ SERVICES: Sequence[EdgeService] = (
 
 @dataclass
 class Edge:
-    """A running edge. ``meter``/``chargers`` override the drivers built from the config."""
+    """A running edge. ``meter``/``chargers``/``circuit_meters``/``pv_meter`` override the
+    drivers built from the config."""
 
     config: FuseguardConfig
     clock: Clock = field(default_factory=RealClock)
     meter: GridMeter | None = None
     chargers: Mapping[str, Charger] | None = None
+    circuit_meters: Mapping[str, GridMeter] | None = None
+    pv_meter: GridMeter | None = None
     dump_snapshot: Path | None = None
     controller: Controller | None = None
     flex: FlexManagement | None = None
@@ -81,8 +89,15 @@ class Edge:
                 if self.chargers is not None
                 else build_chargers(cfg, session, self.clock)
             )
-            await _start_drivers([meter, *chargers.values()], stack)
-            rt = await self._runtime(stack, data_dir, meter, chargers)
+            circuit_meters = (
+                dict(self.circuit_meters)
+                if self.circuit_meters is not None
+                else build_circuit_meters(cfg, session, self.clock)
+            )
+            pv_meter = self.pv_meter or build_pv_meter(cfg, session, self.clock)
+            extra = [*circuit_meters.values(), *([pv_meter] if pv_meter is not None else [])]
+            await _start_drivers([meter, *extra, *chargers.values()], stack)
+            rt = await self._runtime(stack, data_dir, meter, chargers, circuit_meters, pv_meter)
             for start in SERVICES:
                 await start(rt)
             self.urls = rt.urls
@@ -102,6 +117,8 @@ class Edge:
         data_dir: Path,
         meter: GridMeter,
         chargers: Mapping[str, Charger],
+        circuit_meters: Mapping[str, GridMeter],
+        pv_meter: GridMeter | None,
     ) -> EdgeRuntime:
         """Storage, flex management, targets and the controller."""
         cfg = self.config
@@ -130,6 +147,8 @@ class Edge:
             flex=self.flex,
             targets=self.targets,
             plug_settings=plug_settings,
+            circuit_meters=circuit_meters,
+            pv_meter=pv_meter,
         )
         if self.dump_snapshot is not None:
             self.controller.subscribe(snapshot_dumper(self.controller, self.dump_snapshot))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from fuseguard.config.models import (
@@ -14,9 +15,11 @@ from fuseguard.config.models import (
     ControlConfig,
     FuseguardConfig,
     MeterConfig,
+    MeterEndpointConfig,
+    PvConfig,
     SiteConfig,
 )
-from fuseguard.control.types import ChargerSpec, ControllerConfig
+from fuseguard.control.types import ChargerSpec, CircuitSpec, ControllerConfig, MeterTiming
 
 
 def plug_ids(charger: ChargerConfig) -> list[str]:
@@ -48,16 +51,44 @@ def charger_specs(chargers: Sequence[ChargerConfig]) -> list[ChargerSpec]:
     return specs
 
 
+def meter_label(m: MeterEndpointConfig) -> str:
+    """How logs and the status name a meter: driver, model and address."""
+    kind = m.model or (m.sunspec_device if m.driver == "sunspec" else m.alias)
+    if m.driver in ("modbus", "sunspec"):
+        return f"{m.driver}:{kind}@{m.host}:{m.port}/{m.unit_id}"
+    return f"{m.driver}:{kind}@{m.host}:{m.port}"
+
+
+def _timing(m: MeterEndpointConfig) -> MeterTiming:
+    return MeterTiming(period_s=m.period_s, stale_after_s=m.stale_after_s)
+
+
+def circuit_specs(site: SiteConfig) -> tuple[CircuitSpec, ...]:
+    """The circuit tree, every sub-circuit with a ``meter`` naming it (``CircuitSpec.meter``)."""
+    meters = {c.id: meter_label(c.meter) for c in site.circuits if c.meter is not None}
+    return tuple(
+        dataclasses.replace(spec, meter=meters[spec.id]) if spec.id in meters else spec
+        for spec in site.circuit_tree().circuits
+    )
+
+
 def controller_config(
     site: SiteConfig,
     meter: MeterConfig,
     chargers: Sequence[ChargerConfig],
     control: ControlConfig,
+    pv: PvConfig | None = None,
 ) -> ControllerConfig:
     """The control loop's view of a site: circuits, plugs, meter cadence and control tuning."""
     c = control
     return ControllerConfig(
-        circuits=site.circuit_tree().circuits,
+        circuits=circuit_specs(site),
+        circuit_meter_timing={
+            circuit.id: _timing(circuit.meter)
+            for circuit in site.circuits
+            if circuit.meter is not None
+        },
+        pv_meter_timing=_timing(pv) if pv is not None else None,
         chargers=charger_specs(chargers),
         voltage_v=site.voltage_v,
         meter_period_s=meter.period_s,
@@ -75,7 +106,14 @@ def controller_config(
 
 def controller_config_of(cfg: FuseguardConfig) -> ControllerConfig:
     """:func:`controller_config` of a whole edge config."""
-    return controller_config(cfg.site, cfg.meter, cfg.chargers, cfg.control)
+    return controller_config(cfg.site, cfg.meter, cfg.chargers, cfg.control, cfg.pv)
 
 
-__all__ = ["charger_specs", "controller_config", "controller_config_of", "plug_ids"]
+__all__ = [
+    "charger_specs",
+    "circuit_specs",
+    "controller_config",
+    "controller_config_of",
+    "meter_label",
+    "plug_ids",
+]

@@ -98,8 +98,7 @@ class CircuitConfig(_Model):
     power_limit_w: float | None = Field(default=None, gt=0, le=10_000_000)
     meter: MeterEndpointConfig | None = Field(
         default=None,
-        description="a sub-distribution meter: this circuit's non-EV load measured, not "
-        "estimated (read but not yet used by control)",
+        description="a sub-distribution meter: this circuit's non-EV load measured, not estimated",
     )
 
     @field_validator("id")
@@ -272,7 +271,7 @@ class MeterConfig(MeterEndpointConfig):
 
 
 class PvConfig(MeterEndpointConfig):
-    """``[pv]``: a separate PV meter for the PV surplus modes (read but not yet used by control).
+    """``[pv]``: a separate PV meter for the PV surplus modes (caps the grid-meter surplus).
 
     A SunSpec inverter (``driver = "sunspec"``, the default device here), a Modbus meter or a
     CEMM alias (``mbX``). The grid meter stays authoritative (docs/devices/meters.md).

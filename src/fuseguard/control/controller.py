@@ -9,12 +9,17 @@ a :class:`~fuseguard.control.types.PlugDemand` (:mod:`~fuseguard.control.plug`,
 :mod:`~fuseguard.control.policies`), allocates (:mod:`~fuseguard.control.allocator`) and hands
 the setpoints to the writer (:mod:`~fuseguard.control.writer`).
 
-Failure policy (``docs/safety.md``): a stale or lost meter -> peak non-EV load and the EVs held at
-``FallbackCurrentLimit``; a lost charger -> its last setpoint reserved; a stuck contactor -> its
-real draw is uncontrollable load; EMS silent -> the flex watchdog; fuseguard gone -> the
-charger-side safe current, kept from firing by the writer's rewrite cadence. The loop itself
-survives any exception from the allocator, a target lookup or a listener: it logs the reason,
-holds the last safe setpoints (never raising them) and goes on.
+Further meters (``docs/devices/meters.md``): a sub-circuit meter (``circuit_meters``) makes its
+circuit's non-EV load measured; a PV meter (``pv_meter``) caps the PV surplus taken from the grid
+meter, which stays authoritative. Each is polled on its own cadence (:func:`poll_meter`).
+
+Failure policy (``docs/safety.md``): a stale or lost meter -> peak non-EV load and the EVs held
+at ``FallbackCurrentLimit`` (a lost sub-circuit meter: on that circuit); a lost PV meter -> the
+surplus from the grid meter alone; a lost charger -> its last setpoint reserved; a stuck
+contactor -> its real draw is uncontrollable load; EMS silent -> the flex watchdog; fuseguard
+gone -> the charger-side safe current, kept from firing by the writer's rewrite cadence. The
+loop itself survives any exception from the allocator, a target lookup or a listener: it logs
+the reason, holds the last safe setpoints (never raising them) and goes on.
 
 Time comes only from the injected clock, so the same loop runs in real and in virtual time.
 """
@@ -22,6 +27,7 @@ Time comes only from the injected clock, so the same loop runs in real and in vi
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,13 +37,13 @@ import structlog
 from fuseguard.allocation.types import Snapshot
 from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
-from fuseguard.control.load import EvDraw, LoadEstimator, LoadWatch, Metered, pv_surplus_w
+from fuseguard.control.load import EvDraw, LoadEstimator, LoadWatch, Metered, over, pv_surplus_w
 from fuseguard.control.plug import Assessment, PlugControl
 from fuseguard.control.plug_settings import PlugSettings
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.ports import Charger, GridMeter
-from fuseguard.control.reading import ChargerReading, MeterReading, Poller
+from fuseguard.control.reading import ChargerReading, MeterReading, Poller, poll_meter
 from fuseguard.control.report import Listeners, grid_current_a, plug_view
 from fuseguard.control.targets import EvseTargets, Target
 from fuseguard.control.types import (
@@ -69,6 +75,8 @@ class Controller:
         flex: FlexManagement | None = None,
         targets: EvseTargets | None = None,
         plug_settings: PlugSettings | None = None,
+        circuit_meters: Mapping[str, GridMeter] | None = None,
+        pv_meter: GridMeter | None = None,
     ) -> None:
         self._clock = clock
         self.config = config
@@ -82,6 +90,7 @@ class Controller:
             raise ValueError(msg)
         drivers = {spec.id: chargers[spec.id] for spec in config.chargers}
         self._meter = MeterReading(config)
+        self._extra = self._extra_meters(circuit_meters or {}, pv_meter)
         readings = {spec.id: ChargerReading(spec, config) for spec in config.chargers}
         self._writer = Writer(
             clock=clock,
@@ -149,6 +158,15 @@ class Controller:
     async def run(self) -> None:
         """Run until cancelled: the poller, one writer task per charger, and the decisions."""
         tasks = [asyncio.create_task(self._poller.run(), name="poll")]
+        for key, (meter, reading) in self._extra.items():
+            poll = poll_meter(
+                clock=self._clock,
+                meter=meter,
+                reading=reading,
+                timeout_s=self.config.meter_timeout_s,
+                on_sample=functools.partial(self._on_extra_meter, key),
+            )
+            tasks.append(asyncio.create_task(poll, name=f"poll:{reading.name}"))
         for pid in self._plugs:
             tasks.append(asyncio.create_task(self._writer.serve(pid), name=f"write:{pid}"))
         try:
@@ -207,9 +225,47 @@ class Controller:
         if urgent:
             self._wake.set()
 
+    def _on_extra_meter(
+        self, key: str | None, _previous: MeterSample | None, sample: MeterSample
+    ) -> None:
+        """A new sub-circuit meter sample over its circuit's fuse: decide at once."""
+        if key is not None and over(sample, self._tree[key].fuse, self.config.voltage_v):
+            self._wake.set()
+
     def _on_polled(self) -> None:
         self._synced = True
         self._wake.set()
+
+    # --- further meters -----------------------------------------------------------------------
+
+    def _extra_meters(
+        self, circuit_meters: Mapping[str, GridMeter], pv_meter: GridMeter | None
+    ) -> dict[str | None, tuple[GridMeter, MeterReading]]:
+        """One reading per sub-circuit meter (by circuit id) and the PV meter (key ``None``)."""
+        cfg = self.config
+        for c in self._tree:
+            if c.meter is not None and c.id != MAIN and c.id not in circuit_meters:
+                msg = f"no meter driver for circuit {c.id!r} (meter {c.meter!r})"
+                raise ValueError(msg)
+        extra: dict[str | None, tuple[GridMeter, MeterReading]] = {}
+        for cid, meter in circuit_meters.items():
+            if cid == MAIN or cid not in self._tree:
+                msg = f"a circuit meter needs a sub-circuit, not {cid!r} (main is [meter])"
+                raise ValueError(msg)
+            name = self._tree[cid].meter or f"meter:{cid}"
+            timing = cfg.circuit_meter_timing.get(cid)  # None: the grid meter's
+            extra[cid] = (meter, MeterReading(cfg, name=name, timing=timing))
+        if pv_meter is not None:
+            extra[None] = (pv_meter, MeterReading(cfg, name="pv meter", timing=cfg.pv_meter_timing))
+        return extra
+
+    def _lost_circuit_meters(self, now: float) -> tuple[str, ...]:
+        """Sub-circuits whose meter has no fresh sample (they run on the fallback estimate)."""
+        return tuple(k for k, (_, r) in self._extra.items() if k is not None and not r.fresh(now))
+
+    def _pv_sample(self, now: float) -> MeterSample | None:
+        pv = self._extra.get(None)
+        return pv[1].sample if pv is not None and pv[1].fresh(now) else None
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -248,12 +304,24 @@ class Controller:
             record=self._synced,
             held_a=limits[MAIN] - self._fallback_ev_a(),
         )
+        metered = [main]
+        for cid, (_, reading) in self._extra.items():
+            if cid is not None:
+                metered.append(
+                    Metered(
+                        circuit=cid,
+                        sample=reading.sample,
+                        fresh=reading.fresh(now),
+                        record=self._synced,
+                        held_a=limits[cid] - self._fallback_ev_a(),
+                    )
+                )
         draws = [
             EvDraw(self._plugs[pid].spec.circuit, f.grid_a, f.sample.power_w)
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
-        non_ev = self._load.update(now, [main], draws)
+        non_ev = self._load.update(now, metered, draws)
         if fresh:
             # only samples of the same instant feed the peak history; a decision in between
             # (a limit or target change, an overload) works with the newest samples it has
@@ -281,10 +349,11 @@ class Controller:
             limits=limits,
             non_ev=non_ev,
             demands=[a.demand for a in assessed.values()],
-            pv_surplus_w=pv_surplus_w(self._meter.sample, ev_w),
+            pv_surplus_w=pv_surplus_w(self._meter.sample, ev_w, self._pv_sample(now)),
         )
         result = self._allocator.step(now, snapshot)
         fallback = "" if self._meter.fresh(now) else self._fallback_note()
+        lost = self._lost_circuit_meters(now)
         decided: dict[str, tuple[int, str]] = {}
         for pid, plug in self._plugs.items():
             a = assessed[pid]
@@ -292,8 +361,9 @@ class Controller:
             setpoint, reason = plug.verdict(
                 a.facts, allocated, result.reasons.get(pid, ""), handover
             )
-            if fallback and a.demand.available:
-                reason = fallback + reason
+            note = fallback or self._circuit_fallback_note(plug.spec.circuit, lost)
+            if note and a.demand.available:
+                reason = note + reason
             decided[pid] = (setpoint, reason)
         planned: list[Phases] = []
         for pid, plug in self._plugs.items():
@@ -310,6 +380,13 @@ class Controller:
     def _fallback_note(self) -> str:
         return f"meter fallback: EVs held at {self._fallback_ev_a():.0f} A; "
 
+    def _circuit_fallback_note(self, circuit: str, lost: tuple[str, ...]) -> str:
+        """The reason prefix of a plug below a sub-circuit whose meter is lost."""
+        for cid in lost:
+            if self._tree.in_subtree(circuit, cid):
+                return f"{cid} meter fallback: EVs held at {self._fallback_ev_a():.0f} A; "
+        return ""
+
     # --- reporting ----------------------------------------------------------------------------
 
     def _make_status(self) -> ControllerStatus:
@@ -319,6 +396,8 @@ class Controller:
             time=self._clock.now(),
             meter_ok=self._meter.error is None and sample is not None,
             meter_fallback=not self._meter.fresh(now),
+            circuit_meter_fallback=self._lost_circuit_meters(now),
+            pv_power_w=pv.power_w if (pv := self._pv_sample(now)) is not None else None,
             meter_sample=sample,
             grid_current_a=grid_current_a(sample, self.config.voltage_v),
             grid_power_w=sample.power_w if sample is not None else 0.0,

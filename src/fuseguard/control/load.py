@@ -12,7 +12,8 @@ Owns:
   its configured assumption; assumptions flow up the tree into every ancestor up to the first
   freshly metered one (whose meter already sees them). Uncontrollable EV draws (offline, stuck,
   not coming down) are added on the plug's whole path (:meth:`LoadEstimator.with_reserves`).
-  Today only ``main`` has a meter; a sub-circuit meter plugs in as one more :class:`Metered`.
+  ``main`` is metered by the grid meter, a sub-circuit by its own meter (one more
+  :class:`Metered` each).
 * :class:`LoadWatch` — the most the main meter should show until the next decision (the non-EV
   load plus every car at the higher of its old and new setpoint), and whether a new meter sample
   needs a decision at once: above the limit, above what our cars could explain, or a rise while
@@ -155,11 +156,18 @@ class LoadEstimator:
         return non_ev
 
 
-def pv_surplus_w(sample: MeterSample | None, ev_power_w: float) -> float:
-    """Power available to PV-mode plugs: the export at the meter plus what the EVs draw now."""
+def pv_surplus_w(
+    sample: MeterSample | None, ev_power_w: float, pv: MeterSample | None = None
+) -> float:
+    """Power available to PV-mode plugs: the export at the grid meter plus what the EVs draw
+    now, capped at the production a fresh PV meter ``pv`` measures (production is negative
+    power; docs/devices/meters.md, precedence). Without a grid sample there is no surplus."""
     if sample is None:
         return 0.0
-    return max(0.0, ev_power_w - sample.power_w)
+    surplus = max(0.0, ev_power_w - sample.power_w)
+    if pv is not None:
+        surplus = min(surplus, max(0.0, -pv.power_w))
+    return surplus
 
 
 def over(sample: MeterSample, limit: Phases, voltage_v: float) -> bool:

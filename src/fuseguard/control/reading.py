@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import structlog
 
 from fuseguard.control.ports import Charger, DeviceError, GridMeter
-from fuseguard.control.types import ChargerSpec, ControllerConfig
+from fuseguard.control.types import ChargerSpec, ControllerConfig, MeterTiming
 from fuseguard.model.clock import Clock
 from fuseguard.model.numbers import is_finite_number
 from fuseguard.model.phases import ZERO, Phases
@@ -96,13 +96,20 @@ def charger_sample_ok(sample: ChargerSample) -> bool:
 class MeterReading:
     """The grid meter's newest good sample, when it came, and its error (see module docstring)."""
 
-    def __init__(self, config: ControllerConfig, *, name: str = "meter") -> None:
-        self._period_s = config.meter_period_s
-        self._stale_after_s = config.meter_stale_after_s
+    def __init__(
+        self, config: ControllerConfig, *, name: str = "meter", timing: MeterTiming | None = None
+    ) -> None:
+        self._period_s = config.meter_period_s if timing is None else timing.period_s
+        self._stale_after_s = config.meter_stale_after_s if timing is None else timing.stale_after_s
         self.name = name
         self.sample: MeterSample | None = None
         self.ok_at: float | None = None
         self.error: str | None = None
+
+    @property
+    def period_s(self) -> float:
+        """How often this meter sends a new value."""
+        return self._period_s
 
     def fresh(self, now: float) -> bool:
         """A good sample arrived within ``meter_stale_after_s``."""
@@ -316,6 +323,43 @@ class Poller:
             timer.cancel()
 
 
+async def _read_within(
+    clock: Clock, meter: GridMeter, name: str, timeout_s: float
+) -> MeterSample | Failed:
+    """One guarded read bounded by ``timeout_s`` of clock time (virtual time too)."""
+    read = asyncio.ensure_future(guarded(meter.read, device=name))
+    timer = asyncio.ensure_future(clock.sleep(timeout_s))
+    try:
+        await asyncio.wait({read, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        answered = read.done()
+        if not answered:
+            read.cancel()
+    return read.result() if answered else Failed(f"no answer within {timeout_s:g} s")
+
+
+async def poll_meter(
+    *,
+    clock: Clock,
+    meter: GridMeter,
+    reading: MeterReading,
+    timeout_s: float,
+    on_sample: MeterCallback,
+) -> None:
+    """Poll one further meter (a circuit's, the PV meter) until cancelled: twice per its period,
+    each read bounded by ``timeout_s``, so a hanging meter only goes stale and holds up nothing."""
+    half = reading.period_s / 2.0
+    while True:
+        started = clock.monotonic()
+        result = await _read_within(clock, meter, reading.name, timeout_s)
+        previous = reading.sample
+        sample = reading.update(result, clock.monotonic())
+        if sample is not None:
+            on_sample(previous, sample)
+        await clock.sleep(max(0.0, half - (clock.monotonic() - started)))
+
+
 __all__ = [
     "ChargerReading",
     "Failed",
@@ -324,4 +368,5 @@ __all__ = [
     "charger_sample_ok",
     "guarded",
     "meter_sample_ok",
+    "poll_meter",
 ]

@@ -7,7 +7,7 @@ it imports only :mod:`fuseguard.model`, so it can never be part of an import cyc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -34,6 +34,14 @@ class ChargerSpec:
     plug_uuid: str | None = None
     plug_label: str = "Plug 1"
     child_edge: bool = False  # a cascaded edge: its draw includes load it cannot shed
+
+
+@dataclass(frozen=True, slots=True)
+class MeterTiming:
+    """Reading cadence and staleness of one meter besides the grid meter (a circuit's, PV)."""
+
+    period_s: float = 1.0
+    stale_after_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,9 @@ class ControllerConfig:
     underuse_after_s: float = 30.0
     underuse_probe_s: float = 300.0
     phase_detect_a: float = 1.0
+    #: cadence and staleness of every sub-circuit meter (by circuit id) and of the PV meter
+    circuit_meter_timing: Mapping[str, MeterTiming] = field(default_factory=dict)
+    pv_meter_timing: MeterTiming | None = None
 
     def tree(self) -> CircuitTree:
         """The circuit tree, validated, with every charger on one of its circuits."""
@@ -140,6 +151,10 @@ class ControllerStatus:
     plugs: tuple[PlugView, ...]
     cycles: int
     last_cycle_ms: float
+    #: sub-circuits whose own meter is lost (their non-EV load is the fallback estimate)
+    circuit_meter_fallback: tuple[str, ...] = ()
+    #: the PV meter's fresh power (production negative), None without a fresh PV sample
+    pv_power_w: float | None = None
 
 
 __all__ = [
@@ -148,6 +163,7 @@ __all__ = [
     "CircuitSpec",
     "ControllerConfig",
     "ControllerStatus",
+    "MeterTiming",
     "PlugDemand",
     "PlugView",
 ]

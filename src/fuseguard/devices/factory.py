@@ -22,6 +22,26 @@ def build_meter(
     return build_meter_endpoint(cfg.meter, session, clock=clock, name="grid meter")
 
 
+def build_circuit_meters(
+    cfg: FuseguardConfig, session: aiohttp.ClientSession, clock: Clock | None = None
+) -> dict[str, GridMeter]:
+    """One driver per ``[[site.circuits]]`` with a ``meter``, by circuit id."""
+    return {
+        c.id: build_meter_endpoint(c.meter, session, clock=clock, name=f"{c.id} meter")
+        for c in cfg.site.circuits
+        if c.meter is not None
+    }
+
+
+def build_pv_meter(
+    cfg: FuseguardConfig, session: aiohttp.ClientSession, clock: Clock | None = None
+) -> GridMeter | None:
+    """The ``[pv]`` meter's driver, if there is one."""
+    if cfg.pv is None:
+        return None
+    return build_meter_endpoint(cfg.pv, session, clock=clock, name="pv meter")
+
+
 def build_meter_endpoint(
     m: MeterEndpointConfig,
     session: aiohttp.ClientSession,
@@ -168,4 +188,11 @@ def build_ocpp_chargers(cfg: FuseguardConfig, clock: Clock) -> dict[str, Charger
     return drivers
 
 
-__all__ = ["build_chargers", "build_meter", "build_meter_endpoint", "build_ocpp_chargers"]
+__all__ = [
+    "build_chargers",
+    "build_circuit_meters",
+    "build_meter",
+    "build_meter_endpoint",
+    "build_ocpp_chargers",
+    "build_pv_meter",
+]
