@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fuseguard.model.phases import Phases
 from fuseguard.store.db import dialect_insert, writing
@@ -190,7 +190,7 @@ class HistoryRepository:
 
     @staticmethod
     async def _upsert(
-        conn: sa.ext.asyncio.AsyncConnection,
+        conn: AsyncConnection,
         table: sa.Table,
         rows: list[dict[str, object]],
         keys: list[str],
