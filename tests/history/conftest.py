@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.store.db import open_store
 
+# the browser tests share the dashboard's demo and Chromium fixtures
+from ..web.conftest import browser, demo, playwright_session  # noqa: F401
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:

@@ -27,32 +27,38 @@ def _recorder(engine: AsyncEngine, clock: VirtualClock) -> HistoryRecorder:
 async def test_one_sample_per_second_and_minute_aggregates(engine: AsyncEngine) -> None:
     clock = VirtualClock(T0)
     rec = _recorder(engine, clock)
-    for i in range(120):  # two minutes, two cycles per second
+    for i in range(90):  # a minute and a half, two cycles per second
         grid = Phases(5.0 + (i % 60) * 0.5, 20.0, 5.0)
         for half in (0, 500_000):
             t = T0 + timedelta(seconds=i, microseconds=half)
             rec.on_status(status(t, grid_current_a=grid))
     written = await rec.flush()
-    # 120 samples, the first minute, its two circuit maxima, the plug's open session
-    assert written == 120 + 1 + 2 + 1
+    # 90 samples, two minutes (the second one so far), their circuit maxima, the open session
+    assert written == 90 + 2 + 4 + 1
     repo = rec.repo
     samples = await repo.samples(T0, T0 + timedelta(minutes=5))
-    assert len(samples) == 120
+    assert len(samples) == 90
     assert samples[5].grid_a == Phases(7.5, 20.0, 5.0)
     assert samples[0].ev_a == Phases(15.5, 15.2, 15.8)  # the plug's grid current
     assert samples[0].limit_a == Phases.uniform(35.0)
     assert samples[0].non_ev_a == Phases(9.5, 4.8, 6.2)
     minutes = await repo.minutes(T0, T0 + timedelta(hours=1))
-    assert [m.time for m in minutes] == [T0]  # the second minute is still running
-    first = minutes[0]
+    assert [m.time for m in minutes] == [T0, T0 + timedelta(minutes=1)]
+    first, running = minutes
+    assert running.samples == 30  # so far
+    assert running.values["grid_l1_max"] == 5.0 + 29 * 0.5
     assert first.samples == 60
     assert first.values["grid_l1_min"] == 5.0
     assert first.values["grid_l1_max"] == 34.5
     assert first.values["grid_l1_mean"] == pytest.approx(19.75)
     assert first.values["grid_l2_mean"] == 20.0
-    await rec.close()  # the running minute is written on close
+    for i in range(90, 120):
+        rec.on_status(status(T0 + timedelta(seconds=i), grid_current_a=Phases(1.0, 2.0, 3.0)))
+    await rec.close()  # the running minute is completed on close
     minutes = await repo.minutes(T0, T0 + timedelta(hours=1))
     assert [m.time for m in minutes] == [T0, T0 + timedelta(minutes=1)]
+    assert minutes[1].samples == 60
+    assert minutes[1].values["grid_l1_min"] == 1.0
 
 
 async def test_exceedances_carry_their_cause_and_compliance_the_maximum(

@@ -197,6 +197,8 @@ class HistoryRepository:
     ) -> None:
         if not rows:
             return
+        # one row per key, the last one wins (a running minute is rewritten batch by batch)
+        rows = list({tuple(r[k] for k in keys): r for r in rows}.values())
         stmt = dialect_insert(conn, table)
         update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
         await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)

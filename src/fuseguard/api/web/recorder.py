@@ -192,14 +192,18 @@ class HistoryRecorder:
             self._minute = _Minute(minute)
         self._minute.add(sample, circuits)
 
-    def _close_minute(self) -> None:
+    def _minute_rows(self, batch: HistoryBatch) -> None:
+        """The running minute so far (rewritten by every later batch until the minute ends)."""
         m = self._minute
         if m is None or m.count == 0:
             return
-        self._batch.minutes.append(m.aggregate())
+        batch.minutes.append(m.aggregate())
         for cid, amps in m.circuit_hi.items():
             fuse = self._tree[cid].fuse
-            self._batch.circuit_max.append(CircuitMinuteMax(m.start, cid, amps, fuse))
+            batch.circuit_max.append(CircuitMinuteMax(m.start, cid, amps, fuse))
+
+    def _close_minute(self) -> None:
+        self._minute_rows(self._batch)
         self._minute = None
 
     def _check_limits(
@@ -242,6 +246,7 @@ class HistoryRecorder:
         if final:
             self._close_minute()
         batch = self._batch
+        self._minute_rows(batch)  # so that pages see the running minute within a flush
         batch.sessions = [
             ChargeSession(**{f: getattr(s, f) for f in s.__slots__})  # a snapshot
             for s in self._dirty_sessions.values()
