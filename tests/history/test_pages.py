@@ -142,6 +142,7 @@ async def test_sessions_csv_contents(client: Client) -> None:
         "energy_wh": "1490.0",
         "max_current_a": "15.8",
         "mean_current_a": "15.8",
+        "charging_s": "150",
     }
     assert older["plug_label"] == "'=HYPERLINK(1)"  # no formula reaches a spreadsheet
     assert older["duration_s"] == "7200"

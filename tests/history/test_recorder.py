@@ -172,3 +172,27 @@ async def test_writer_task_flushes_on_its_own(engine: AsyncEngine) -> None:
         await clock.advance(0.1)
     assert len(await rec.repo.samples(T0, T0 + timedelta(seconds=1))) == 1
     await rec.close()
+
+
+async def test_a_restart_continues_the_open_session(engine: AsyncEngine) -> None:
+    clock = VirtualClock(T0)
+    rec = _recorder(engine, clock)
+    for i in range(10):
+        rec.on_status(status(T0 + timedelta(seconds=i), plugs=(plug_view(energy_wh=10.0 * i),)))
+    await rec.close()
+    again = _recorder(engine, clock)  # a new edge process on the same store
+    assert await again.resume() == 1
+    for i in range(20, 30):
+        plug = plug_view(current_a=Phases(10.0, 10.0, 10.0), energy_wh=10.0 * i)
+        again.on_status(status(T0 + timedelta(seconds=i), plugs=(plug,)))
+    idle = plug_view(status=PlugStatus.IDLE, current_a=Phases(), energy_wh=None)
+    again.on_status(status(T0 + timedelta(seconds=30), plugs=(idle,)))
+    await again.close()
+    (session,) = await again.repo.sessions()
+    assert session.started_at == T0
+    assert session.ended_at == T0 + timedelta(seconds=30)
+    assert session.energy_wh == 290.0
+    assert session.charging_s == 20
+    assert session.max_current_a == 15.8
+    assert session.mean_current_a == pytest.approx((15.8 * 10 + 10.0 * 10) / 20)
+    assert await again.repo.open_sessions() == []

@@ -97,6 +97,7 @@ class ChargeSession:
     energy_wh: float | None = None
     max_current_a: float = 0.0
     mean_current_a: float = 0.0
+    charging_s: int = 0
 
 
 @dataclass(slots=True)
@@ -319,6 +320,13 @@ class HistoryRepository:
             query = query.where(t.started_at < end)
         if plug_id is not None:
             query = query.where(t.plug_id == plug_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [ChargeSession(**r._mapping) for r in rows]
+
+    async def open_sessions(self) -> list[ChargeSession]:
+        """Sessions without an end (the edge stopped while a vehicle was plugged in)."""
+        query = sa.select(charge_sessions).where(charge_sessions.c.ended_at.is_(None))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [ChargeSession(**r._mapping) for r in rows]

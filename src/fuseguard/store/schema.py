@@ -207,6 +207,7 @@ charge_sessions = sa.Table(
     sa.Column("energy_wh", sa.Float, nullable=True),
     sa.Column("max_current_a", sa.Float, nullable=False),
     sa.Column("mean_current_a", sa.Float, nullable=False),
+    sa.Column("charging_s", sa.Integer, nullable=False),  # seconds with current flowing
     sa.Index("ix_charge_sessions_started", "started_at"),
 )
 

@@ -275,6 +275,7 @@ CSV_COLUMNS = (
     "energy_wh",
     "max_current_a",
     "mean_current_a",
+    "charging_s",
 )
 
 
@@ -302,6 +303,7 @@ def sessions_csv_text(rows: list[ChargeSession]) -> str:
                 "" if s.energy_wh is None else f"{s.energy_wh:.1f}",
                 f"{s.max_current_a:.1f}",
                 f"{s.mean_current_a:.1f}",
+                str(s.charging_s),
             )
         )
     return buf.getvalue()

@@ -126,7 +126,6 @@ class _Minute:
 class _OpenSession:
     row: ChargeSession
     current_sum_a: float = 0.0
-    charging_s: int = 0
 
 
 class HistoryRecorder:
@@ -229,9 +228,9 @@ class HistoryRecorder:
             current = plug.current_a.max
             if current > 0.0:
                 open_.current_sum_a += current
-                open_.charging_s += 1
+                open_.row.charging_s += 1
                 open_.row.max_current_a = max(open_.row.max_current_a, current)
-                open_.row.mean_current_a = open_.current_sum_a / open_.charging_s
+                open_.row.mean_current_a = open_.current_sum_a / open_.row.charging_s
             if plug.energy_wh is not None:
                 open_.row.energy_wh = max(open_.row.energy_wh or 0.0, plug.energy_wh)
             self._dirty_sessions[open_.row.id] = open_.row
@@ -239,6 +238,18 @@ class HistoryRecorder:
             open_.row.ended_at = second
             self._dirty_sessions[open_.row.id] = open_.row
             del self._sessions[plug.id]
+
+    async def resume(self) -> int:
+        """Continue the sessions the store holds open (the edge restarted during a session).
+
+        A resumed session goes on while its plug still reports a vehicle and ends at the first
+        cycle that says otherwise, so a restart neither splits a session nor double-counts.
+        """
+        rows = await self.repo.open_sessions()
+        for row in rows:
+            if row.plug_id not in self._sessions:
+                self._sessions[row.plug_id] = _OpenSession(row, row.mean_current_a * row.charging_s)
+        return len(rows)
 
     # --- the writer -----------------------------------------------------------------------------
 

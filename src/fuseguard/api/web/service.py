@@ -100,11 +100,12 @@ async def start_history(rt: EdgeRuntime) -> None:
         raw_hours=sc.history_raw_hours,
         minute_days=sc.history_minute_days,
     )
+    resumed = await recorder.resume()
     rt.controller.subscribe(recorder.on_status)
     recorder.start()
     rt.stack.push_async_callback(recorder.close)
     rt.shared[HISTORY_KEY] = recorder
-    log.info("history_started", device="store", reason="api.web enabled")
+    log.info("history_started", device="store", reason="api.web enabled", resumed=resumed)
 
 
 async def start_web(rt: EdgeRuntime) -> None:
