@@ -21,7 +21,7 @@ import structlog
 from fuseguard.api.metrics import start_metrics
 from fuseguard.api.mqtt.service import start_mqtt
 from fuseguard.api.services import start_evse_api, start_local_api, start_modbus_twin
-from fuseguard.api.web import start_web
+from fuseguard.api.web import start_history, start_web
 from fuseguard.cloud.edge_agent import start_cloud_agent
 from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import controller_config_of
@@ -49,6 +49,7 @@ SERVICES: Sequence[EdgeService] = (
     start_evse_api,
     start_cloud_agent,
     start_metrics,
+    start_history,
     start_web,
     start_mqtt,
 )

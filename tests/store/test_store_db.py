@@ -32,6 +32,11 @@ SCHEMA_TABLES = {
     "cloud_evses",
     "web_users",
     "web_events",
+    "history_samples",
+    "history_minutes",
+    "history_circuit_max",
+    "history_exceedances",
+    "charge_sessions",
 }
 
 # A table of the tests only, on its own metadata: init_schema must not create it.

@@ -571,6 +571,12 @@ class StorageConfig(_Model):
     """Where state is kept."""
 
     url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    history_raw_hours: float = Field(
+        default=48.0, gt=0, le=24 * 31, description="keep the 1 s history samples this long"
+    )
+    history_minute_days: float = Field(
+        default=366.0, gt=0, le=3660, description="keep 1 min aggregates, compliance and sessions"
+    )
 
 
 class LoggingConfig(_Model):

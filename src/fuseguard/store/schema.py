@@ -15,6 +15,11 @@ table                     written by
 ``cloud_evses``           :class:`fuseguard.cloud.store.CloudStore` (limits, plugs, target)
 ``web_users``             :class:`fuseguard.store.web.WebUserRepository` (dashboard logins)
 ``web_events``            :class:`fuseguard.store.web.WebEventRepository` (dashboard audit log)
+``history_samples``       :class:`fuseguard.store.history.HistoryRepository` (1 s, main circuit)
+``history_minutes``       :class:`fuseguard.store.history.HistoryRepository` (1 min min/mean/max)
+``history_circuit_max``   :class:`fuseguard.store.history.HistoryRepository` (per circuit, 1 min)
+``history_exceedances``   :class:`fuseguard.store.history.HistoryRepository` (seconds over limit)
+``charge_sessions``       :class:`fuseguard.store.history.HistoryRepository` (one per session)
 ========================  =================================================================
 
 A change to a table needs a bump of :data:`fuseguard.store.db.SCHEMA_VERSION` and a migration;
@@ -138,12 +143,86 @@ web_events = sa.Table(
     sa.Index("ix_web_events_time", "time"),
 )
 
+# --- edge: history (1 s samples, 1 min aggregates), compliance and charging sessions -------------
+
+#: The per-phase series of the main circuit in the history tables (``<series>_l1`` .. ``_l3``).
+HISTORY_SERIES = ("grid", "limit", "ev", "non_ev")
+_PHASE_COLUMNS = tuple(f"{s}_l{i}" for s in HISTORY_SERIES for i in (1, 2, 3))
+
+history_samples = sa.Table(
+    "history_samples",
+    metadata,
+    sa.Column("time", UtcDateTime, primary_key=True),  # whole seconds
+    *(sa.Column(name, sa.Float, nullable=False) for name in _PHASE_COLUMNS),
+    sa.Column("meter_ok", sa.Boolean, nullable=False),
+)
+
+history_minutes = sa.Table(
+    "history_minutes",
+    metadata,
+    sa.Column("time", UtcDateTime, primary_key=True),  # start of the minute
+    sa.Column("samples", sa.Integer, nullable=False),
+    *(
+        sa.Column(f"{name}_{agg}", sa.Float, nullable=False)
+        for name in _PHASE_COLUMNS
+        for agg in ("min", "mean", "max")
+    ),
+)
+
+history_circuit_max = sa.Table(
+    "history_circuit_max",
+    metadata,
+    sa.Column("time", UtcDateTime, primary_key=True),  # start of the minute
+    sa.Column("circuit", sa.String(64), primary_key=True),
+    sa.Column("max_l1", sa.Float, nullable=False),
+    sa.Column("max_l2", sa.Float, nullable=False),
+    sa.Column("max_l3", sa.Float, nullable=False),
+    sa.Column("fuse_l1", sa.Float, nullable=False),
+    sa.Column("fuse_l2", sa.Float, nullable=False),
+    sa.Column("fuse_l3", sa.Float, nullable=False),
+)
+
+history_exceedances = sa.Table(
+    "history_exceedances",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", UtcDateTime, nullable=False),
+    sa.Column("circuit", sa.String(64), nullable=False),
+    sa.Column("phase", sa.String(2), nullable=False),
+    sa.Column("current_a", sa.Float, nullable=False),
+    sa.Column("limit_a", sa.Float, nullable=False),
+    sa.Column("fuse_a", sa.Float, nullable=False),
+    sa.Column("cause", sa.String(32), nullable=False),
+    sa.Index("ix_history_exceedances_time", "time"),
+)
+
+charge_sessions = sa.Table(
+    "charge_sessions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("plug_id", sa.String(64), nullable=False),
+    sa.Column("plug_label", sa.String(128), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),  # NULL while the session is open
+    sa.Column("energy_wh", sa.Float, nullable=True),
+    sa.Column("max_current_a", sa.Float, nullable=False),
+    sa.Column("mean_current_a", sa.Float, nullable=False),
+    sa.Column("charging_s", sa.Integer, nullable=False),  # seconds with current flowing
+    sa.Index("ix_charge_sessions_started", "started_at"),
+)
+
 __all__ = [
+    "HISTORY_SERIES",
     "UtcDateTime",
+    "charge_sessions",
     "cloud_edges",
     "cloud_evses",
     "evse_targets",
     "evse_tokens",
+    "history_circuit_max",
+    "history_exceedances",
+    "history_minutes",
+    "history_samples",
     "metadata",
     "schema_version_table",
     "web_events",

@@ -5,6 +5,6 @@ libraries are vendored under ``static/vendor`` (no CDN, no build step). See ``do
 """
 
 from fuseguard.api.web.app import create_web_app
-from fuseguard.api.web.service import build_deps, start_web
+from fuseguard.api.web.service import build_deps, start_history, start_web
 
-__all__ = ["build_deps", "create_web_app", "start_web"]
+__all__ = ["build_deps", "create_web_app", "start_history", "start_web"]

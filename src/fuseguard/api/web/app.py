@@ -12,6 +12,9 @@ path                   method  what
 ``/settings``          GET     EMS limit, EVSE targets, plug mode/priority
 ``/settings/{what}``   POST    ``limit``, ``target``, ``plug`` (admin, CSRF token)
 ``/events``            GET     the event log
+``/history``           GET     history chart (``/history/data`` its JSON), see ``history.py``
+``/compliance``        GET     maximum per phase against each fuse, seconds above a limit
+``/sessions``          GET     charging sessions (``/sessions.csv``: the same as CSV)
 ``/metrics``           GET     Prometheus (Basic auth of ``[api.metrics]``, or a session)
 ``/static/...``        GET     CSS, JS, vendored libraries
 =====================  ======  =============================================================
@@ -28,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fuseguard.api.web import actions, pages
+from fuseguard.api.web import actions, history, pages
 from fuseguard.api.web.core import PACKAGE_DIR, SECURITY_HEADERS, WebDeps, current_session
 from fuseguard.api.web.live import LiveHub
 
@@ -92,6 +95,11 @@ def create_web_app(
         Route("/settings", actions.settings_page, methods=["GET"]),
         Route("/settings/{what}", actions.settings_write, methods=["POST"]),
         Route("/events", pages.events_page, methods=["GET"]),
+        Route("/history", history.history_page, methods=["GET"]),
+        Route("/history/data", history.history_data, methods=["GET"]),
+        Route("/compliance", history.compliance_page, methods=["GET"]),
+        Route("/sessions", history.sessions_page, methods=["GET"]),
+        Route("/sessions.csv", history.sessions_csv, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]
     if metrics is not None:

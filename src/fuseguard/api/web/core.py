@@ -37,6 +37,7 @@ from fuseguard.control.targets import EvseTargets
 from fuseguard.control.types import ControllerStatus
 from fuseguard.model.circuits import CircuitTree
 from fuseguard.model.clock import Clock
+from fuseguard.store.history import HistoryRepository
 from fuseguard.store.web import WebUserRepository
 
 PACKAGE_DIR = Path(__file__).parent
@@ -64,6 +65,8 @@ class WebDeps:
     sessions: SessionStore
     throttle: LoginThrottle
     site_name: str = "fuseguard"
+    history: HistoryRepository | None = None
+    history_raw_hours: float = 48.0
 
     def view(self, status: ControllerStatus | None = None) -> dict[str, Any]:
         """The live page's data for ``status`` (default: the controller's last cycle)."""

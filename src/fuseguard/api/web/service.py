@@ -11,7 +11,9 @@ from fuseguard.api.web.auth import LoginThrottle, SessionStore
 from fuseguard.api.web.core import WebDeps
 from fuseguard.api.web.events import EventLog, StatusWatcher
 from fuseguard.api.web.live import LiveHub
+from fuseguard.api.web.recorder import HistoryRecorder
 from fuseguard.control.plug_settings import RUNTIME_KEY, PlugSettings
+from fuseguard.store.history import HistoryRepository
 from fuseguard.store.web import WebEventRepository, WebUserRepository
 
 if TYPE_CHECKING:
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from fuseguard.runtime import EdgeRuntime
 
 log = structlog.get_logger(__name__)
+
+#: ``rt.shared`` key of the running :class:`HistoryRecorder`.
+HISTORY_KEY = "history_recorder"
 
 
 def _evse_backend(rt: EdgeRuntime) -> EvseBackend:
@@ -61,6 +66,7 @@ def build_deps(rt: EdgeRuntime) -> WebDeps:
     wc = rt.config.api.web
     plug_settings = rt.shared.get(RUNTIME_KEY)
     events = EventLog(WebEventRepository(rt.engine), rt.clock)
+    recorder = rt.shared.get(HISTORY_KEY)
     return WebDeps(
         status=rt.controller.status,
         tree=rt.config.site.circuit_tree(),
@@ -77,7 +83,29 @@ def build_deps(rt: EdgeRuntime) -> WebDeps:
         sessions=SessionStore(rt.clock, wc.session_idle_s),
         throttle=LoginThrottle(rt.clock, wc.login_max_failures, wc.login_window_s),
         site_name=rt.config.site.name or "fuseguard",
+        history=recorder.repo if isinstance(recorder, HistoryRecorder) else None,
+        history_raw_hours=rt.config.storage.history_raw_hours,
     )
+
+
+async def start_history(rt: EdgeRuntime) -> None:
+    """Record history, compliance and sessions for the dashboard (with ``[api.web] enabled``)."""
+    if not rt.config.api.web.enabled:
+        return
+    sc = rt.config.storage
+    recorder = HistoryRecorder(
+        HistoryRepository(rt.engine),
+        rt.config.site.circuit_tree(),
+        rt.clock,
+        raw_hours=sc.history_raw_hours,
+        minute_days=sc.history_minute_days,
+    )
+    resumed = await recorder.resume()
+    rt.controller.subscribe(recorder.on_status)
+    recorder.start()
+    rt.stack.push_async_callback(recorder.close)
+    rt.shared[HISTORY_KEY] = recorder
+    log.info("history_started", device="store", reason="api.web enabled", resumed=resumed)
 
 
 async def start_web(rt: EdgeRuntime) -> None:
@@ -115,4 +143,4 @@ async def start_web(rt: EdgeRuntime) -> None:
         )
 
 
-__all__ = ["build_deps", "start_web"]
+__all__ = ["HISTORY_KEY", "build_deps", "start_history", "start_web"]
