@@ -42,6 +42,7 @@ class PiecewiseLinear:
     """A per-phase profile over site time, linear between points, constant outside them."""
 
     points: Sequence[tuple[float, Phases]]
+    _times: list[float] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.points:
@@ -51,10 +52,10 @@ class PiecewiseLinear:
         if times != sorted(times):
             msg = "profile points must be sorted by time"
             raise ValueError(msg)
+        self._times = times  # the breakpoints, once (called every site tick)
 
     def __call__(self, t_s: float) -> Phases:
-        times = [t for t, _ in self.points]
-        i = bisect.bisect_right(times, t_s)
+        i = bisect.bisect_right(self._times, t_s)
         if i == 0:
             return self.points[0][1]
         if i >= len(self.points):

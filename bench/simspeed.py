@@ -1,0 +1,110 @@
+"""Simulator speed: CPU seconds of ``fuseguard simulate`` per scenario (issue 18, item 2).
+
+    python bench/simspeed.py [--only office_20_chargers_24h depot_200_chargers] [--profile 7200]
+
+Each scenario runs in its own process under the fuseguard policy (no offline-optimum LP, no
+timeline); the figure is the process CPU time of the run (``time.process_time``), not wall time,
+because the machine is shared. Writes ``bench/results/simspeed.json`` (per scenario: CPU s, the
+load average before and after, the report's energy/overload/fairness numbers so two builds can be
+compared for identical results). ``--profile S`` instead profiles the first ``S`` virtual seconds
+of the first scenario with cProfile and prints the 40 most expensive fuseguard functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = ("office_20_chargers_24h", "depot_200_chargers")
+#: Report fields that must be identical between two builds of the simulator.
+COMPARED = (
+    "energy_delivered_wh",
+    "unmet_wh",
+    "overload_as",
+    "max_overshoot_a",
+    "jain_fairness",
+    "pause_resume_cycles",
+    "reaction_s",
+)
+
+
+def _load(name: str, duration_s: float | None = None) -> Any:
+    from fuseguard.scenario.config import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    if duration_s is not None:
+        site = sc.site.model_copy(update={"duration_s": duration_s})
+        sc = sc.model_copy(update={"site": site})
+    return sc
+
+
+def _run(name: str) -> dict[str, Any]:
+    from fuseguard.logging import configure_logging
+    from fuseguard.scenario.runner import simulate
+
+    configure_logging(level="error")
+    sc = _load(name)
+    load0 = os.getloadavg()[0]
+    t0 = time.process_time()
+    report = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False).report
+    cpu_s = time.process_time() - t0
+    return {
+        "scenario": name,
+        "cpu_s": round(cpu_s, 2),
+        "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "report": {k: report.get(k) for k in COMPARED},
+    }
+
+
+def _profile(name: str, duration_s: float) -> None:
+    import cProfile
+    import pstats
+
+    from fuseguard.logging import configure_logging
+    from fuseguard.scenario.runner import simulate
+
+    configure_logging(level="error")
+    sc = _load(name, duration_s)
+    prof = cProfile.Profile()
+    prof.enable()
+    simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("cumtime").print_stats(r"fuseguard", 40)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", default=list(DEFAULT))
+    ap.add_argument("--profile", type=float, default=None, metavar="VIRTUAL_S")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "simspeed.json")
+    args = ap.parse_args(argv)
+    if args.profile is not None:
+        _profile(args.only[0], args.profile)
+        return 0
+    rows = []
+    for name in args.only:  # one at a time: two runs on two shared cores distort each other
+        with ProcessPoolExecutor(max_workers=1) as pool:
+            row = pool.submit(_run, name).result()
+        print(f"{name}: {row['cpu_s']} s CPU (load avg {row['load_avg']})")
+        rows.append(row)
+    meta = {
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "runs": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
