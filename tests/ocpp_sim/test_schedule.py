@@ -211,3 +211,11 @@ def test_too_many_profiles_refused() -> None:
     put(s, 1, wire(2, 1, "TxDefaultProfile", [(0, 6)]))
     with pytest.raises(ProfileError):
         put(s, 1, wire(3, 2, "TxDefaultProfile", [(0, 6)]))
+
+
+def test_decimal_limits_from_the_json_parser() -> None:
+    from decimal import Decimal
+
+    s = stack()
+    put(s, 1, wire(1, 0, "TxDefaultProfile", [(0, Decimal("13.5"))]))  # type: ignore[list-item]
+    assert s.limit_a(1, T0) == 13.5
