@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -445,7 +446,7 @@ class VirtualOcppStation:
     async def _loop(self, link: Link, reader: asyncio.Task[Any]) -> None:
         clock = self.clock
         next_heartbeat = clock.monotonic() + self._heartbeat_s
-        next_meter: dict[int, float] = {}
+        last_meter: dict[int, float] = {}  # the interval may change at any time: from the last
         while not reader.done():
             if self.faults & {DeviceFault.OFFLINE, DeviceFault.REBOOTS}:
                 return
@@ -455,9 +456,9 @@ class VirtualOcppStation:
             interval = int(self.keys["MeterValueSampleInterval"] or 0)
             for n in range(1, len(self.cores) + 1):
                 await self._send_status(link, n)
-                if interval > 0 and now_s >= next_meter.get(n, now_s):
+                if interval > 0 and now_s >= last_meter.get(n, -math.inf) + interval:
                     await self._send_meter_values(link, n, "Sample.Periodic")
-                    next_meter[n] = now_s + interval
+                    last_meter[n] = now_s
             if now_s >= next_heartbeat:
                 await link.call(call.Heartbeat())
                 next_heartbeat = now_s + self._heartbeat_s
