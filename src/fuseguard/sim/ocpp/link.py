@@ -8,15 +8,12 @@ which outlives the connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
 from ocpp import routing
-
-if TYPE_CHECKING:
-    from fuseguard.sim.ocpp.station import VirtualOcppStation
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -31,11 +28,43 @@ def after(action: str) -> Callable[[_F], _F]:
     return cast("Callable[[_F], _F]", routing.after(action))
 
 
+class Answers(Protocol):
+    """What the link needs from its station (:class:`~fuseguard.sim.ocpp.station.
+    VirtualOcppStation`)."""
+
+    @property
+    def identity(self) -> str: ...
+
+    async def answer_delay(self) -> None: ...
+
+    def get_configuration(
+        self, keys: list[str] | None
+    ) -> tuple[list[dict[str, Any]], list[str]]: ...
+
+    def change_configuration(self, key: str, value: str) -> str: ...
+
+    def set_charging_profile(self, connector_id: int, raw: dict[str, Any]) -> str: ...
+
+    def clear_charging_profile(
+        self, pid: int | None, connector_id: int | None, purpose: str | None, level: int | None
+    ) -> str: ...
+
+    def composite_schedule(self, connector_id: int, duration: int, unit: str | None) -> Any: ...
+
+    def trigger_status(self, message: str, connector_id: int | None) -> str: ...
+
+    async def triggered(self, link: Link, message: str, connector_id: int | None) -> None: ...
+
+    def remote_start(self, id_tag: str, connector_id: int | None) -> str: ...
+
+    def remote_stop(self, transaction_id: int) -> str: ...
+
+
 class Link(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
     """The charge point's end of one WebSocket connection to its central system."""
 
-    def __init__(self, station: VirtualOcppStation, connection: Any) -> None:
-        super().__init__(station.config.identity, connection, response_timeout=10)
+    def __init__(self, station: Answers, connection: Any) -> None:
+        super().__init__(station.identity, connection, response_timeout=10)
         self.station = station
 
     @on(Action.get_configuration)

@@ -192,6 +192,10 @@ class VirtualOcppStation:
         for core in self.cores:
             core.clear_fault(fault, self.clock.monotonic())
 
+    @property
+    def identity(self) -> str:
+        return self.config.identity
+
     def posix_s(self) -> float:
         return self.clock.now().timestamp()
 
