@@ -1,7 +1,8 @@
 """``fuseguard demo``: a whole simulated site on one laptop.
 
-A virtual CEMM meter and three virtual Bender charge controllers (different firmware, a 1-phase
-car, rotated wiring) run on loopback on the real wire protocols, over one shared site model
+A virtual CEMM meter, two virtual Bender charge controllers (different firmware, a 1-phase car,
+rotated wiring) and a virtual OCPP 1.6J charge point (bay-3, which connects to the edge's own
+central system) run on loopback on the real wire protocols, over one shared site model
 (building load, PV, the cars). Cars arrive and leave. The edge connects to them exactly as to real
 devices and serves the local API, the Modbus twin, the EVSE API and the web dashboard (user
 ``demo``, an admin). The URLs and credentials are printed and written to ``DATA_DIR/demo.json``.
@@ -15,6 +16,7 @@ import json
 import os
 import random
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from fuseguard.sim.bender import BenderController, BenderDeviceConfig, Firmware
 from fuseguard.sim.bender_serve import serve_bender
 from fuseguard.sim.cemm_model import CemmModel
 from fuseguard.sim.cemm_server import serve_cemm
+from fuseguard.sim.ocpp.station import OcppSimConfig, VirtualOcppStation
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
 
@@ -53,6 +56,7 @@ class DemoBay:
     max_current_a: int
     car_phases: int
     car_max_a: float
+    driver: str = "bender"
 
 
 BAYS = (
@@ -61,8 +65,10 @@ BAYS = (
     DemoBay("bay-2", "8e0c4f7a1b2d4c6e9f0a1b2c3d4e5f60", "c99838f9eb5b423d8e1f2a3b4c5d6e7f",
             Firmware.V5_22, Rotation.L2L3L1, 32, 1, 32.0),
     DemoBay("bay-3", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "a1b2c3d4e5f60718293a4b5c6d7e8f90",
-            Firmware.V5_33, Rotation.L3L1L2, 16, 3, 16.0),
+            Firmware.V5_33, Rotation.L3L1L2, 16, 3, 16.0, "ocpp"),
 )  # fmt: skip
+#: the OCPP identity of the demo's OCPP charge point (bay-3)
+DEMO_OCPP_ID = "CP3"
 
 
 def demo_base_load() -> Callable[[float], Phases]:
@@ -117,24 +123,17 @@ def demo_config(
     host: str,
     web_port: int = 0,
     extra: dict[str, Any] | None = None,
+    ocpp_port: int = 0,
+    ocpp_password: str | None = None,
 ) -> FuseguardConfig:
     """The edge config the demo runs with (the same schema as ``examples/site.toml``).
 
-    ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``)."""
+    ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``). ``charger_ports`` has a
+    (REST, Modbus) pair per bay (unused for the OCPP bay); the OCPP central system listens on
+    loopback ``ocpp_port`` and the OCPP bay authenticates with ``ocpp_password`` (default:
+    ``password``)."""
     chargers = [
-        {
-            "id": bay.id,
-            "evse_uuid": bay.evse_uuid,
-            "driver": "bender",
-            "host": "127.0.0.1",
-            "rest_port": rest,
-            "modbus_port": mb,
-            "rotation": bay.rotation.value,
-            "max_current_a": bay.max_current_a,
-            "safe_current_a": 6,
-            "safe_timeout_s": 30,
-            "plugs": [{"uuid": bay.plug_uuid, "label": "Plug 1"}],
-        }
+        _charger_config(bay, rest, mb, ocpp_password or password)
         for bay, (rest, mb) in zip(BAYS, charger_ports, strict=True)
     ]
     api: dict[str, Any] = {
@@ -146,6 +145,7 @@ def demo_config(
             "docs": True,
         },
         "modbus": {"host": host, "port": modbus_port},
+        "ocpp": {"host": "127.0.0.1", "port": ocpp_port, "meter_interval_s": 5},
         # Plain HTTP while the demo stays on loopback (said in the banner); `run` is HTTPS.
         "evse": {"host": host, "port": evse_api_port, "tls": not _loopback(host), "docs": True},
         # plain HTTP only on loopback; on a network address the edge's certificate is used
@@ -165,6 +165,30 @@ def demo_config(
         else:
             data[key] = section
     return FuseguardConfig.model_validate(data)
+
+
+def _charger_config(bay: DemoBay, rest: int, mb: int, ocpp_password: str) -> dict[str, Any]:
+    common: dict[str, Any] = {
+        "id": bay.id,
+        "evse_uuid": bay.evse_uuid,
+        "rotation": bay.rotation.value,
+        "max_current_a": bay.max_current_a,
+        "safe_current_a": 6,
+        "plugs": [{"uuid": bay.plug_uuid, "label": "Plug 1"}],
+    }
+    if bay.driver == "ocpp":
+        return common | {
+            "driver": "ocpp",
+            "ocpp_id": DEMO_OCPP_ID,
+            "ocpp_password": ocpp_password,
+        }
+    return common | {
+        "driver": "bender",
+        "host": "127.0.0.1",
+        "rest_port": rest,
+        "modbus_port": mb,
+        "safe_timeout_s": 30,
+    }
 
 
 def integrations_config(
@@ -251,6 +275,9 @@ async def run_demo(
         stack.push_async_callback(meter_handle.close)
         bays, ports = await _serve_bays(clock, site, stack)
         password = secrets.token_urlsafe(12)
+        ocpp_password = secrets.token_urlsafe(12)
+        ocpp_port = _free_loopback_port()
+        ocpp_station = _ocpp_station(clock, site, ocpp_port, ocpp_password, bays)
         config = demo_config(
             data_dir=data_dir,
             meter_port=meter_handle.port,
@@ -262,12 +289,16 @@ async def run_demo(
             host=host,
             web_port=web_port,
             extra=integrations_config(mqtt_url, mqtt_prefix, ha_prefix, metrics_port),
+            ocpp_port=ocpp_port,
+            ocpp_password=ocpp_password,
         )
         tokens = await _create_tokens(config)
         await _create_web_user(config, password)
         background = [
             asyncio.create_task(site.run(), name="site"),
             asyncio.create_task(car_traffic(clock, bays, rng), name="cars"),
+            # the charge point connects (with backoff) once the edge's central system listens
+            asyncio.create_task(ocpp_station.run(), name="ocpp-charge-point"),
         ]
         edge = Edge(config, clock)
         edge_task = asyncio.create_task(edge.run(), name="edge")
@@ -278,6 +309,10 @@ async def run_demo(
             if edge_task in done:
                 edge_task.result()
             info = _demo_info(edge, config, password, tokens)
+            info["ocpp"] = {
+                "url": f"ws://127.0.0.1:{ocpp_port}/ocpp",
+                "charge_points": [{"id": DEMO_OCPP_ID, "password": ocpp_password}],
+            }
             write_private(data_dir / "demo.json", json.dumps(info, indent=2) + "\n")
             if on_ready is not None:
                 maybe = on_ready(info)
@@ -304,6 +339,10 @@ async def _serve_bays(
     bays: list[tuple[DemoBay, Any]] = []
     ports: list[tuple[int, int]] = []
     for bay in BAYS:
+        if bay.driver == "ocpp":
+            bays.append((bay, None))  # the OCPP charge point comes with the edge's port
+            ports.append((0, 0))
+            continue
         ctrl = BenderController(
             clock=clock,
             config=BenderDeviceConfig(
@@ -321,6 +360,52 @@ async def _serve_bays(
         bays.append((bay, ctrl.connector(1)))
         ports.append((handle.rest_port, handle.modbus_port))
     return bays, ports
+
+
+class _OcppPlug:
+    """Connector 1 of the demo's virtual OCPP charge point, as the car traffic drives it."""
+
+    def __init__(self, station: VirtualOcppStation) -> None:
+        self.station = station
+
+    def plug_in(self, car: SimVehicle) -> None:
+        self.station.plug_in(1, car)
+
+    def unplug(self) -> None:
+        self.station.unplug(1)
+
+
+def _free_loopback_port() -> int:
+    """A free loopback TCP port for the edge's OCPP central system (which the charge point must
+    know before the edge starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ocpp_station(
+    clock: Clock, site: SiteModel, port: int, password: str, bays: list[tuple[DemoBay, Any]]
+) -> VirtualOcppStation:
+    """The virtual OCPP charge point of the OCPP bay, on the site; its slot in ``bays`` gets
+    the plug the car traffic uses."""
+    index, bay = next((i, b) for i, (b, _) in enumerate(bays) if b.driver == "ocpp")
+    station = VirtualOcppStation(
+        OcppSimConfig(
+            url=f"ws://127.0.0.1:{port}/ocpp",
+            identity=DEMO_OCPP_ID,
+            password=password,
+            max_current_a=float(bay.max_current_a),
+            profile_delay_s=2.0,
+            meter_interval_s=5,
+        ),
+        clock,
+        site_time=lambda: site.t_s,
+    )
+    core = station.connector(1)
+    core.rewire(bay.rotation)
+    site.add(core)
+    bays[index] = (bay, _OcppPlug(station))
+    return station
 
 
 def write_private(path: Path, text: str) -> None:
@@ -392,6 +477,10 @@ def _print_info(info: dict[str, Any], data_dir: Path) -> None:
             else []
         ),
     ]
+    if "ocpp" in info:
+        ocpp = info["ocpp"]
+        cps = ", ".join(cp["id"] for cp in ocpp["charge_points"])
+        lines.append(f"  OCPP 1.6J   {ocpp['url']}/<id>  charge points {cps}")
     if "metrics" in info:
         lines.append(f"  metrics     {info['metrics']['url']}")
     if "mqtt" in info:

@@ -30,6 +30,7 @@ import asyncio
 import base64
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +120,9 @@ class VirtualOcppStation:
 
     config: OcppSimConfig
     clock: Clock
+    #: the cores' time (a site's ``t_s`` when the cores are on a :class:`SiteModel`); default
+    #: the clock's monotonic seconds
+    site_time: Callable[[], float] | None = None
     cores: list[ChargePoint] = field(init=False)
     stack: ProfileStack = field(init=False)
     keys: dict[str, str] = field(init=False)
@@ -134,7 +138,7 @@ class VirtualOcppStation:
 
     def __post_init__(self) -> None:
         cfg = self.config
-        now_s = self.clock.monotonic()
+        now_s = self.mono_s()
         self.cores = [
             ChargePoint(
                 name=f"{cfg.identity}/{n}",
@@ -168,10 +172,10 @@ class VirtualOcppStation:
         return self.cores[connector_id - 1]
 
     def plug_in(self, connector_id: int, car: SimVehicle) -> None:
-        self.connector(connector_id).plug_in(car, self.clock.monotonic())
+        self.connector(connector_id).plug_in(car, self.mono_s())
 
     def unplug(self, connector_id: int) -> None:
-        self.connector(connector_id).unplug(self.clock.monotonic())
+        self.connector(connector_id).unplug(self.mono_s())
 
     def set_fault(self, fault: DeviceFault | str) -> None:
         kind = DeviceFault(fault)
@@ -180,7 +184,7 @@ class VirtualOcppStation:
         if kind not in (DeviceFault.OFFLINE, DeviceFault.SLOW, DeviceFault.REJECTS_PROFILES):
             for core in self.cores:
                 if kind is not DeviceFault.REBOOTS:
-                    core.set_fault(kind, self.clock.monotonic())
+                    core.set_fault(kind, self.mono_s())
         if kind in (DeviceFault.OFFLINE, DeviceFault.REBOOTS) and self.link is not None:
             self._drop_link("offline" if kind is DeviceFault.OFFLINE else "reboot")
 
@@ -190,11 +194,15 @@ class VirtualOcppStation:
         else:
             self.faults.discard(DeviceFault(fault))
         for core in self.cores:
-            core.clear_fault(fault, self.clock.monotonic())
+            core.clear_fault(fault, self.mono_s())
 
     @property
     def identity(self) -> str:
         return self.config.identity
+
+    def mono_s(self) -> float:
+        """The cores' time."""
+        return self.site_time() if self.site_time is not None else self.clock.monotonic()
 
     def posix_s(self) -> float:
         return self.clock.now().timestamp()
@@ -213,7 +221,7 @@ class VirtualOcppStation:
         """Write each connector's composite limit to its core when it changed."""
         posix = self.posix_s()
         self.stack.drop_expired(posix)
-        now_s = self.clock.monotonic()
+        now_s = self.mono_s()
         for n, core in enumerate(self.cores, start=1):
             limit = self.limit_a(n)
             if self._written_a.get(n) != limit:
@@ -334,13 +342,13 @@ class VirtualOcppStation:
         n = connector_id or 1
         if not 1 <= n <= len(self.cores):
             return "Rejected"
-        self.connector(n).authorize(self.clock.monotonic(), id_tag)
+        self.connector(n).authorize(self.mono_s(), id_tag)
         return "Accepted"
 
     def remote_stop(self, transaction_id: int) -> str:
         for n, tx in self._tx.items():
             if tx.transaction_id == transaction_id:
-                self.connector(n).stop_session(self.clock.monotonic())
+                self.connector(n).stop_session(self.mono_s())
                 return "Accepted"
         return "Rejected"
 
