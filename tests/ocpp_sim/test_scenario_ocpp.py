@@ -52,7 +52,7 @@ def test_ocpp_keys_parse_and_pick_the_ocpp_adapter() -> None:
             "",
             '[[events]]\nat_s = 10\nfault = { device = "cp2", kind = "rejects_profiles", '
             "duration_s = 10 }",
-            "rejects_profiles needs a driver = ocpp",
+            "not simulated on 'cp2'",
         ),
     ],
 )

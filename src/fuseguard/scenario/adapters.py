@@ -133,6 +133,11 @@ class ConnectorCharger:
     looks at its registers once per cycle; the controller's clock only paces ``slow`` answers.
     """
 
+    #: no charging profiles here: ``rejects_profiles`` is the OCPP adapter's
+    faults_simulated: frozenset[DeviceFault] = SCENARIO_CHARGER_FAULTS - {
+        DeviceFault.REJECTS_PROFILES
+    }
+
     def __init__(
         self,
         charge_point: ChargePoint,
@@ -163,10 +168,10 @@ class ConnectorCharger:
         return min(faults) if faults else None
 
     def set_fault(self, kind: DeviceFault | str | None) -> None:
-        """Start ``kind`` (one of ``SCENARIO_CHARGER_FAULTS``, replacing any other) or end the
+        """Start ``kind`` (one of :attr:`faults_simulated`, replacing any other) or end the
         fault (None)."""
         fault = None if kind is None else DeviceFault(kind)
-        if fault is not None and fault not in SCENARIO_CHARGER_FAULTS:
+        if fault is not None and fault not in self.faults_simulated:
             msg = f"unknown charger fault {kind!r}"
             raise ValueError(msg)
         log.info("charger_fault", device=self.name, reason=fault or "cleared")
@@ -210,6 +215,8 @@ class ConnectorCharger:
 
 class OcppConnectorCharger(ConnectorCharger):
     """An OCPP 1.6 charge point in process (see the module docstring)."""
+
+    faults_simulated = SCENARIO_CHARGER_FAULTS
 
     def __init__(
         self,

@@ -275,12 +275,18 @@ class Scenario(_Strict):
                 msg = f"event at {ev.at_s}: unknown charger {ev.target.charger!r}"
                 raise ValueError(msg)
             if ev.fault is not None:
-                _check_fault(ev.at_s, ev.fault, charger_ids)
-                if ev.fault.kind is DeviceFault.REJECTS_PROFILES and not any(
-                    c.id == ev.fault.device and c.driver == "ocpp" for c in self.chargers
+                fault = ev.fault
+                if (
+                    fault.kind is DeviceFault.REJECTS_PROFILES
+                    and fault.device in charger_ids
+                    and not any(c.id == fault.device and c.driver == "ocpp" for c in self.chargers)
                 ):
-                    msg = f"event at {ev.at_s}: rejects_profiles needs a driver = ocpp charger"
+                    msg = (
+                        f"event at {ev.at_s}: charger fault 'rejects_profiles' is not simulated"
+                        f' on {fault.device!r} (only on driver = "ocpp" chargers)'
+                    )
                     raise ValueError(msg)
+                _check_fault(ev.at_s, fault, charger_ids)
         return self
 
     @cached_property
