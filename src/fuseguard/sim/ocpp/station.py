@@ -41,70 +41,23 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from fuseguard.model.clock import Clock
 from fuseguard.model.faults import DeviceFault
-from fuseguard.model.status import OcppState
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.ocpp.link import Link
 from fuseguard.sim.ocpp.schedule import ProfileError, ProfileStack, Purpose, profile_from_wire
+from fuseguard.sim.ocpp.wire import (
+    INT_KEYS,
+    MEASURANDS,
+    READONLY_KEYS,
+    STATUS_16,
+    TRIGGERS,
+    OcppSimConfig,
+    initial_keys,
+    iso,
+    sampled_values,
+)
 from fuseguard.sim.vehicle import SimVehicle
 
 log = structlog.get_logger(__name__)
-
-#: OCPP 1.6 spelling of the core's connector states
-STATUS_16 = {
-    OcppState.AVAILABLE: "Available",
-    OcppState.OCCUPIED: "Preparing",
-    OcppState.RESERVED: "Reserved",
-    OcppState.UNAVAILABLE: "Unavailable",
-    OcppState.FAULTED: "Faulted",
-    OcppState.PREPARING: "Preparing",
-    OcppState.CHARGING: "Charging",
-    OcppState.SUSPENDEDEVSE: "SuspendedEVSE",
-    OcppState.SUSPENDEDEV: "SuspendedEV",
-    OcppState.FINISHING: "Finishing",
-}
-MEASURANDS = (
-    "Current.Import",
-    "Current.Offered",
-    "Power.Active.Import",
-    "Energy.Active.Import.Register",
-)
-_INT_KEYS = ("MeterValueSampleInterval", "HeartbeatInterval")
-_READONLY = frozenset(
-    {
-        "SupportedFeatureProfiles",
-        "ChargeProfileMaxStackLevel",
-        "ChargingScheduleAllowedChargingRateUnit",
-        "MaxChargingProfilesInstalled",
-        "NumberOfConnectors",
-    }
-)
-_TRIGGERS = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues")
-
-
-def iso(moment: datetime) -> str:
-    """UTC timestamp as OCPP writes it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OcppSimConfig:
-    """What a virtual charge point is (identity, central system, hardware, timing)."""
-
-    url: str  #: the central system URL without the identity, e.g. ws://127.0.0.1:9000/ocpp
-    identity: str = "CP1"
-    password: str | None = None
-    connectors: int = 1
-    max_current_a: float = 32.0
-    profile_delay_s: float = 0.0  #: how long a new composite limit takes to apply
-    meter_interval_s: int = 60  #: initial MeterValueSampleInterval
-    max_stack_level: int = 8
-    max_profiles: int = 20
-    tick_s: float = 0.25
-    slow_s: float = 3.0
-    backoff_min_s: float = 0.5
-    backoff_max_s: float = 30.0
-    vendor: str = "fuseguard"
-    model: str = "virtual-ocpp"
 
 
 @dataclass(slots=True)
@@ -154,16 +107,7 @@ class VirtualOcppStation:
             max_stack_level=cfg.max_stack_level,
             max_profiles=cfg.max_profiles,
         )
-        self.keys = {
-            "SupportedFeatureProfiles": "Core,SmartCharging,RemoteTrigger",
-            "ChargeProfileMaxStackLevel": str(cfg.max_stack_level),
-            "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
-            "MaxChargingProfilesInstalled": str(cfg.max_profiles),
-            "MeterValuesSampledData": "Energy.Active.Import.Register",
-            "MeterValueSampleInterval": str(cfg.meter_interval_s),
-            "HeartbeatInterval": "300",
-            "NumberOfConnectors": str(cfg.connectors),
-        }
+        self.keys = initial_keys(cfg)
 
     # --- the hardware ------------------------------------------------------------------------
 
@@ -239,7 +183,7 @@ class VirtualOcppStation:
     def get_configuration(self, keys: list[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
         wanted = keys or list(self.keys)
         known = [
-            {"key": k, "readonly": k in _READONLY, "value": self.keys[k]}
+            {"key": k, "readonly": k in READONLY_KEYS, "value": self.keys[k]}
             for k in wanted
             if k in self.keys
         ]
@@ -248,9 +192,9 @@ class VirtualOcppStation:
     def change_configuration(self, key: str, value: str) -> str:
         if key not in self.keys:
             return "NotSupported"
-        if key in _READONLY:
+        if key in READONLY_KEYS:
             return "Rejected"
-        if key in _INT_KEYS and not (value.isdigit() and int(value) <= 86_400):
+        if key in INT_KEYS and not (value.isdigit() and int(value) <= 86_400):
             return "Rejected"
         if key == "MeterValuesSampledData" and any(
             m.strip() not in MEASURANDS for m in value.split(",")
@@ -315,14 +259,14 @@ class VirtualOcppStation:
         )
 
     def trigger_status(self, message: str, connector_id: int | None) -> str:
-        if message not in _TRIGGERS:
+        if message not in TRIGGERS:
             return "NotImplemented"
         if connector_id is not None and not 0 <= connector_id <= len(self.cores):
             return "Rejected"
         return "Accepted"
 
     async def triggered(self, link: Link, message: str, connector_id: int | None) -> None:
-        if message not in _TRIGGERS:
+        if message not in TRIGGERS:
             return
         ids = [connector_id] if connector_id else list(range(1, len(self.cores) + 1))
         with contextlib.suppress(Exception):
@@ -495,54 +439,10 @@ class VirtualOcppStation:
             )
         )
 
-    def _sampled_values(self, connector_id: int, context: str) -> list[dict[str, Any]]:
-        core = self.connector(connector_id)
-        wanted = {m.strip() for m in self.keys["MeterValuesSampledData"].split(",")}
-        base = {"context": context, "location": "Outlet", "format": "Raw"}
-        values: list[dict[str, Any]] = []
-        if "Current.Import" in wanted:
-            current = core.current_a
-            for phase, amps in zip(("L1", "L2", "L3"), current, strict=True):
-                values.append(
-                    {
-                        **base,
-                        "measurand": "Current.Import",
-                        "phase": phase,
-                        "unit": "A",
-                        "value": f"{amps:.2f}",
-                    }
-                )
-        if "Current.Offered" in wanted:
-            values.append(
-                {
-                    **base,
-                    "measurand": "Current.Offered",
-                    "unit": "A",
-                    "value": f"{core.offered_a:.2f}",
-                }
-            )
-        if "Power.Active.Import" in wanted:
-            values.append(
-                {
-                    **base,
-                    "measurand": "Power.Active.Import",
-                    "unit": "W",
-                    "value": f"{core.power_w:.1f}",
-                }
-            )
-        if "Energy.Active.Import.Register" in wanted:
-            values.append(
-                {
-                    **base,
-                    "measurand": "Energy.Active.Import.Register",
-                    "unit": "Wh",
-                    "value": f"{core.meter_wh:.1f}",
-                }
-            )
-        return values
-
     async def _send_meter_values(self, link: Link, connector_id: int, context: str) -> None:
-        values = self._sampled_values(connector_id, context)
+        values = sampled_values(
+            self.connector(connector_id), self.keys["MeterValuesSampledData"], context
+        )
         if not values:
             return
         tx = self._tx.get(connector_id)
@@ -589,4 +489,4 @@ class VirtualOcppStation:
                 self._stops.append((tx.transaction_id, reason, self.posix_s(), core.meter_wh))
 
 
-__all__ = ["MEASURANDS", "STATUS_16", "OcppSimConfig", "VirtualOcppStation", "iso"]
+__all__ = ["OcppSimConfig", "VirtualOcppStation"]
