@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -32,6 +33,7 @@ from fuseguard.sim.bender import BenderController, BenderDeviceConfig, Firmware
 from fuseguard.sim.bender_serve import serve_bender
 from fuseguard.sim.cemm_model import CemmModel
 from fuseguard.sim.cemm_server import serve_cemm
+from fuseguard.sim.ocpp.plug import OcppPlug
 from fuseguard.sim.ocpp.station import OcppSimConfig, VirtualOcppStation
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
@@ -123,15 +125,16 @@ def demo_config(
     host: str,
     web_port: int = 0,
     extra: dict[str, Any] | None = None,
-    ocpp_port: int = 0,
-    ocpp_password: str | None = None,
+    ocpp: OcppSimConfig | None = None,
 ) -> FuseguardConfig:
     """The edge config the demo runs with (the same schema as ``examples/site.toml``).
 
     ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``). ``charger_ports`` has a
-    (REST, Modbus) pair per bay (unused for the OCPP bay); the OCPP central system listens on
-    loopback ``ocpp_port`` and the OCPP bay authenticates with ``ocpp_password`` (default:
-    ``password``)."""
+    (REST, Modbus) pair per bay (unused for the OCPP bay); ``ocpp`` is the virtual OCPP charge
+    point: the central system listens on its URL's port, the OCPP bay has its identity and
+    password (without it: any free port, and ``password``)."""
+    ocpp_port = urlsplit(ocpp.url).port or 0 if ocpp is not None else 0
+    ocpp_password = ocpp.password if ocpp is not None else None
     chargers = [
         _charger_config(bay, rest, mb, ocpp_password or password)
         for bay, (rest, mb) in zip(BAYS, charger_ports, strict=True)
@@ -275,9 +278,7 @@ async def run_demo(
         stack.push_async_callback(meter_handle.close)
         bays, ports = await _serve_bays(clock, site, stack)
         password = secrets.token_urlsafe(12)
-        ocpp_password = secrets.token_urlsafe(12)
-        ocpp_port = _free_loopback_port()
-        ocpp_station = _ocpp_station(clock, site, ocpp_port, ocpp_password, bays)
+        ocpp = _ocpp_station(clock, site, bays)
         config = demo_config(
             data_dir=data_dir,
             meter_port=meter_handle.port,
@@ -289,17 +290,11 @@ async def run_demo(
             host=host,
             web_port=web_port,
             extra=integrations_config(mqtt_url, mqtt_prefix, ha_prefix, metrics_port),
-            ocpp_port=ocpp_port,
-            ocpp_password=ocpp_password,
+            ocpp=ocpp.config,
         )
         tokens = await _create_tokens(config)
         await _create_web_user(config, password)
-        background = [
-            asyncio.create_task(site.run(), name="site"),
-            asyncio.create_task(car_traffic(clock, bays, rng), name="cars"),
-            # the charge point connects (with backoff) once the edge's central system listens
-            asyncio.create_task(ocpp_station.run(), name="ocpp-charge-point"),
-        ]
+        background = _simulation_tasks(clock, site, bays, rng, ocpp)
         edge = Edge(config, clock)
         edge_task = asyncio.create_task(edge.run(), name="edge")
         background.append(edge_task)
@@ -309,10 +304,7 @@ async def run_demo(
             if edge_task in done:
                 edge_task.result()
             info = _demo_info(edge, config, password, tokens)
-            info["ocpp"] = {
-                "url": f"ws://127.0.0.1:{ocpp_port}/ocpp",
-                "charge_points": [{"id": DEMO_OCPP_ID, "password": ocpp_password}],
-            }
+            info["ocpp"] = _ocpp_info(ocpp.config)
             write_private(data_dir / "demo.json", json.dumps(info, indent=2) + "\n")
             if on_ready is not None:
                 maybe = on_ready(info)
@@ -362,19 +354,6 @@ async def _serve_bays(
     return bays, ports
 
 
-class _OcppPlug:
-    """Connector 1 of the demo's virtual OCPP charge point, as the car traffic drives it."""
-
-    def __init__(self, station: VirtualOcppStation) -> None:
-        self.station = station
-
-    def plug_in(self, car: SimVehicle) -> None:
-        self.station.plug_in(1, car)
-
-    def unplug(self) -> None:
-        self.station.unplug(1)
-
-
 def _free_loopback_port() -> int:
     """A free loopback TCP port for the edge's OCPP central system (which the charge point must
     know before the edge starts)."""
@@ -383,17 +362,39 @@ def _free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _simulation_tasks(
+    clock: Clock,
+    site: SiteModel,
+    bays: list[tuple[DemoBay, Any]],
+    rng: random.Random,
+    ocpp: VirtualOcppStation,
+) -> list[asyncio.Task[Any]]:
+    """The site, the car traffic and the OCPP charge point (which connects, with backoff, once
+    the edge's central system listens)."""
+    return [
+        asyncio.create_task(site.run(), name="site"),
+        asyncio.create_task(car_traffic(clock, bays, rng), name="cars"),
+        asyncio.create_task(ocpp.run(), name="ocpp-charge-point"),
+    ]
+
+
+def _ocpp_info(cfg: OcppSimConfig) -> dict[str, Any]:
+    """The ``ocpp`` block of demo.json."""
+    return {"url": cfg.url, "charge_points": [{"id": cfg.identity, "password": cfg.password}]}
+
+
 def _ocpp_station(
-    clock: Clock, site: SiteModel, port: int, password: str, bays: list[tuple[DemoBay, Any]]
+    clock: Clock, site: SiteModel, bays: list[tuple[DemoBay, Any]]
 ) -> VirtualOcppStation:
-    """The virtual OCPP charge point of the OCPP bay, on the site; its slot in ``bays`` gets
-    the plug the car traffic uses."""
+    """The virtual OCPP charge point of the OCPP bay (a free loopback port for the edge's
+    central system, a fresh password), on the site; its slot in ``bays`` gets the plug the car
+    traffic uses."""
     index, bay = next((i, b) for i, (b, _) in enumerate(bays) if b.driver == "ocpp")
     station = VirtualOcppStation(
         OcppSimConfig(
-            url=f"ws://127.0.0.1:{port}/ocpp",
+            url=f"ws://127.0.0.1:{_free_loopback_port()}/ocpp",
             identity=DEMO_OCPP_ID,
-            password=password,
+            password=secrets.token_urlsafe(12),
             max_current_a=float(bay.max_current_a),
             profile_delay_s=2.0,
             meter_interval_s=5,
@@ -404,7 +405,7 @@ def _ocpp_station(
     core = station.connector(1)
     core.rewire(bay.rotation)
     site.add(core)
-    bays[index] = (bay, _OcppPlug(station))
+    bays[index] = (bay, OcppPlug(station, 1))
     return station
 
 
