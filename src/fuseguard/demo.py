@@ -1,7 +1,8 @@
 """``fuseguard demo``: a whole simulated site on one laptop.
 
-A virtual CEMM meter and three virtual Bender charge controllers (different firmware, a 1-phase
-car, rotated wiring) run on loopback on the real wire protocols, over one shared site model
+A virtual CEMM meter, two virtual Bender charge controllers (different firmware, a 1-phase car,
+rotated wiring) and a virtual OCPP 1.6J charge point (bay-3, which connects to the edge's own
+central system) run on loopback on the real wire protocols, over one shared site model
 (building load, PV, the cars). ``bay-3`` sits in a garage sub-distribution (20 A, its own
 household load) metered by a virtual Eastron SDM630, and a virtual SunSpec inverter is the PV
 input (:func:`_serve_meters`). Cars arrive and leave. The edge connects to them exactly as to real
@@ -17,10 +18,12 @@ import json
 import os
 import random
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -33,6 +36,8 @@ from fuseguard.sim.bender import BenderController, BenderDeviceConfig, Firmware
 from fuseguard.sim.bender_serve import serve_bender
 from fuseguard.sim.cemm_model import CemmModel
 from fuseguard.sim.cemm_server import serve_cemm
+from fuseguard.sim.ocpp.plug import OcppPlug
+from fuseguard.sim.ocpp.station import OcppSimConfig, VirtualOcppStation
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
 
@@ -59,6 +64,7 @@ class DemoBay:
     car_phases: int
     car_max_a: float
     circuit: str = MAIN
+    driver: str = "bender"
 
 
 BAYS = (
@@ -67,8 +73,10 @@ BAYS = (
     DemoBay("bay-2", "8e0c4f7a1b2d4c6e9f0a1b2c3d4e5f60", "c99838f9eb5b423d8e1f2a3b4c5d6e7f",
             Firmware.V5_22, Rotation.L2L3L1, 32, 1, 32.0),
     DemoBay("bay-3", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "a1b2c3d4e5f60718293a4b5c6d7e8f90",
-            Firmware.V5_33, Rotation.L3L1L2, 16, 3, 16.0, DEMO_GARAGE),
+            Firmware.V5_33, Rotation.L3L1L2, 16, 3, 16.0, DEMO_GARAGE, "ocpp"),
 )  # fmt: skip
+#: the OCPP identity of the demo's OCPP charge point (bay-3)
+DEMO_OCPP_ID = "CP3"
 
 
 def demo_base_load() -> Callable[[float], Phases]:
@@ -125,26 +133,19 @@ def demo_config(
     extra: dict[str, Any] | None = None,
     garage_meter_port: int | None = None,
     pv_port: int | None = None,
+    ocpp: OcppSimConfig | None = None,
 ) -> FuseguardConfig:
     """The edge config the demo runs with (the same schema as ``examples/site.toml``).
 
-    ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``); ``garage_meter_port``
-    meters the garage with an SDM630, ``pv_port`` reads the PV inverter over SunSpec."""
+    ``extra`` adds sections (``mqtt``) and API blocks (``api.metrics``). ``charger_ports`` has a
+    (REST, Modbus) pair per bay (unused for the OCPP bay); ``ocpp`` is the virtual OCPP charge
+    point: the central system listens on its URL's port, the OCPP bay has its identity and
+    password (without it: any free port, and ``password``). ``garage_meter_port`` meters the
+    garage with an SDM630, ``pv_port`` reads the PV inverter over SunSpec."""
+    ocpp_port = urlsplit(ocpp.url).port or 0 if ocpp is not None else 0
+    ocpp_password = ocpp.password if ocpp is not None else None
     chargers = [
-        {
-            "id": bay.id,
-            "evse_uuid": bay.evse_uuid,
-            "driver": "bender",
-            "host": "127.0.0.1",
-            "rest_port": rest,
-            "modbus_port": mb,
-            "rotation": bay.rotation.value,
-            "circuit": bay.circuit,
-            "max_current_a": bay.max_current_a,
-            "safe_current_a": 6,
-            "safe_timeout_s": 30,
-            "plugs": [{"uuid": bay.plug_uuid, "label": "Plug 1"}],
-        }
+        _charger_config(bay, rest, mb, ocpp_password or password)
         for bay, (rest, mb) in zip(BAYS, charger_ports, strict=True)
     ]
     api: dict[str, Any] = {
@@ -156,6 +157,7 @@ def demo_config(
             "docs": True,
         },
         "modbus": {"host": host, "port": modbus_port},
+        "ocpp": {"host": "127.0.0.1", "port": ocpp_port, "meter_interval_s": 5},
         # Plain HTTP while the demo stays on loopback (said in the banner); `run` is HTTPS.
         "evse": {"host": host, "port": evse_api_port, "tls": not _loopback(host), "docs": True},
         # plain HTTP only on loopback; on a network address the edge's certificate is used
@@ -227,6 +229,31 @@ async def _serve_meters(
         stack.push_async_callback(server.close)
         ports.append(server.port)
     return ports[0], ports[1]
+
+
+def _charger_config(bay: DemoBay, rest: int, mb: int, ocpp_password: str) -> dict[str, Any]:
+    common: dict[str, Any] = {
+        "id": bay.id,
+        "evse_uuid": bay.evse_uuid,
+        "rotation": bay.rotation.value,
+        "circuit": bay.circuit,
+        "max_current_a": bay.max_current_a,
+        "safe_current_a": 6,
+        "plugs": [{"uuid": bay.plug_uuid, "label": "Plug 1"}],
+    }
+    if bay.driver == "ocpp":
+        return common | {
+            "driver": "ocpp",
+            "ocpp_id": DEMO_OCPP_ID,
+            "ocpp_password": ocpp_password,
+        }
+    return common | {
+        "driver": "bender",
+        "host": "127.0.0.1",
+        "rest_port": rest,
+        "modbus_port": mb,
+        "safe_timeout_s": 30,
+    }
 
 
 def integrations_config(
@@ -314,6 +341,7 @@ async def run_demo(
         garage_port, pv_port = await _serve_meters(clock, site, pv, stack)
         bays, ports = await _serve_bays(clock, site, stack)
         password = secrets.token_urlsafe(12)
+        ocpp = _ocpp_station(clock, site, bays)
         config = demo_config(
             data_dir=data_dir,
             meter_port=meter_handle.port,
@@ -327,13 +355,11 @@ async def run_demo(
             extra=integrations_config(mqtt_url, mqtt_prefix, ha_prefix, metrics_port),
             garage_meter_port=garage_port,
             pv_port=pv_port,
+            ocpp=ocpp.config,
         )
         tokens = await _create_tokens(config)
         await _create_web_user(config, password)
-        background = [
-            asyncio.create_task(site.run(), name="site"),
-            asyncio.create_task(car_traffic(clock, bays, rng), name="cars"),
-        ]
+        background = _simulation_tasks(clock, site, bays, rng, ocpp)
         edge = Edge(config, clock)
         edge_task = asyncio.create_task(edge.run(), name="edge")
         background.append(edge_task)
@@ -343,6 +369,7 @@ async def run_demo(
             if edge_task in done:
                 edge_task.result()
             info = _demo_info(edge, config, password, tokens)
+            info["ocpp"] = _ocpp_info(ocpp.config)
             write_private(data_dir / "demo.json", json.dumps(info, indent=2) + "\n")
             if on_ready is not None:
                 maybe = on_ready(info)
@@ -369,6 +396,10 @@ async def _serve_bays(
     bays: list[tuple[DemoBay, Any]] = []
     ports: list[tuple[int, int]] = []
     for bay in BAYS:
+        if bay.driver == "ocpp":
+            bays.append((bay, None))  # the OCPP charge point comes with the edge's port
+            ports.append((0, 0))
+            continue
         ctrl = BenderController(
             clock=clock,
             config=BenderDeviceConfig(
@@ -387,6 +418,61 @@ async def _serve_bays(
         bays.append((bay, ctrl.connector(1)))
         ports.append((handle.rest_port, handle.modbus_port))
     return bays, ports
+
+
+def _free_loopback_port() -> int:
+    """A free loopback TCP port for the edge's OCPP central system (which the charge point must
+    know before the edge starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _simulation_tasks(
+    clock: Clock,
+    site: SiteModel,
+    bays: list[tuple[DemoBay, Any]],
+    rng: random.Random,
+    ocpp: VirtualOcppStation,
+) -> list[asyncio.Task[Any]]:
+    """The site, the car traffic and the OCPP charge point (which connects, with backoff, once
+    the edge's central system listens)."""
+    return [
+        asyncio.create_task(site.run(), name="site"),
+        asyncio.create_task(car_traffic(clock, bays, rng), name="cars"),
+        asyncio.create_task(ocpp.run(), name="ocpp-charge-point"),
+    ]
+
+
+def _ocpp_info(cfg: OcppSimConfig) -> dict[str, Any]:
+    """The ``ocpp`` block of demo.json."""
+    return {"url": cfg.url, "charge_points": [{"id": cfg.identity, "password": cfg.password}]}
+
+
+def _ocpp_station(
+    clock: Clock, site: SiteModel, bays: list[tuple[DemoBay, Any]]
+) -> VirtualOcppStation:
+    """The virtual OCPP charge point of the OCPP bay (a free loopback port for the edge's
+    central system, a fresh password), on the site; its slot in ``bays`` gets the plug the car
+    traffic uses."""
+    index, bay = next((i, b) for i, (b, _) in enumerate(bays) if b.driver == "ocpp")
+    station = VirtualOcppStation(
+        OcppSimConfig(
+            url=f"ws://127.0.0.1:{_free_loopback_port()}/ocpp",
+            identity=DEMO_OCPP_ID,
+            password=secrets.token_urlsafe(12),
+            max_current_a=float(bay.max_current_a),
+            profile_delay_s=2.0,
+            meter_interval_s=5,
+        ),
+        clock,
+        site_time=lambda: site.t_s,
+    )
+    core = station.connector(1)
+    core.rewire(bay.rotation)
+    site.add(core)
+    bays[index] = (bay, OcppPlug(station, 1))
+    return station
 
 
 def write_private(path: Path, text: str) -> None:
@@ -458,6 +544,10 @@ def _print_info(info: dict[str, Any], data_dir: Path) -> None:
             else []
         ),
     ]
+    if "ocpp" in info:
+        ocpp = info["ocpp"]
+        cps = ", ".join(cp["id"] for cp in ocpp["charge_points"])
+        lines.append(f"  OCPP 1.6J   {ocpp['url']}/<id>  charge points {cps}")
     if "metrics" in info:
         lines.append(f"  metrics     {info['metrics']['url']}")
     if "mqtt" in info:

@@ -163,6 +163,7 @@ def _register_commands() -> None:
     from fuseguard.cli import sim_cemm as cemm_cmd
     from fuseguard.cli import sim_charger as charger_cmd
     from fuseguard.cli import sim_meter as meter_cmd
+    from fuseguard.cli import sim_ocpp as ocpp_cmd
     from fuseguard.cli import simulate as scenario_cmd
     from fuseguard.cli import token as token_cmd
     from fuseguard.cli import user as user_cmd
@@ -172,6 +173,7 @@ def _register_commands() -> None:
     cemm_cmd.register(sim_app)
     charger_cmd.register(sim_app)
     meter_cmd.register(sim_app)
+    ocpp_cmd.register(sim_app)
     app.add_typer(sim_app, name="sim")
     token_cmd.register(app)
     user_cmd.register(app)

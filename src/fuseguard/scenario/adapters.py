@@ -11,10 +11,18 @@ core, :class:`~fuseguard.sim.chargepoint.ChargePoint`. Both can be given a fault
 ``slow``     -> each call takes ``slow_delay_s`` of the injected clock
 ``frozen``   -> (meter) the last telegram again, marked ``stale``
 ``stuck_contactor``, ``rcd_trip``, ``ignores_limit`` -> (charger) the charge point's own faults
+``rejects_profiles`` -> (OCPP charger) every limit write refused (:class:`DeviceResponseError`)
+
+:class:`OcppConnectorCharger` is the in-process stand-in for an OCPP 1.6 charge point behind
+fuseguard's central system (``driver = "ocpp"``): it reports measurements only every
+``meter_interval_s`` (MeterValues; the state, as with StatusNotification, at once), and a limit
+takes effect ``profile_delay_s`` after it was written (the core's limit delay).
+:func:`charger_adapter` picks the adapter for a scenario charger.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import structlog
@@ -26,7 +34,7 @@ from fuseguard.model.faults import METER_FAULTS, DeviceFault
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
-from fuseguard.scenario.config import SCENARIO_CHARGER_FAULTS
+from fuseguard.scenario.config import SCENARIO_CHARGER_FAULTS, ChargerSpec, SiteSpec
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import SiteModel
 
@@ -125,6 +133,11 @@ class ConnectorCharger:
     looks at its registers once per cycle; the controller's clock only paces ``slow`` answers.
     """
 
+    #: no charging profiles here: ``rejects_profiles`` is the OCPP adapter's
+    faults_simulated: frozenset[DeviceFault] = SCENARIO_CHARGER_FAULTS - {
+        DeviceFault.REJECTS_PROFILES
+    }
+
     def __init__(
         self,
         charge_point: ChargePoint,
@@ -155,10 +168,10 @@ class ConnectorCharger:
         return min(faults) if faults else None
 
     def set_fault(self, kind: DeviceFault | str | None) -> None:
-        """Start ``kind`` (one of ``SCENARIO_CHARGER_FAULTS``, replacing any other) or end the
+        """Start ``kind`` (one of :attr:`faults_simulated`, replacing any other) or end the
         fault (None)."""
         fault = None if kind is None else DeviceFault(kind)
-        if fault is not None and fault not in SCENARIO_CHARGER_FAULTS:
+        if fault is not None and fault not in self.faults_simulated:
             msg = f"unknown charger fault {kind!r}"
             raise ValueError(msg)
         log.info("charger_fault", device=self.name, reason=fault or "cleared")
@@ -198,3 +211,84 @@ class ConnectorCharger:
         await self._io()
         cp = self.charge_point
         cp.program_safe_current(float(current_a), float(timeout_s), cp.now_s)
+
+
+class OcppConnectorCharger(ConnectorCharger):
+    """An OCPP 1.6 charge point in process (see the module docstring)."""
+
+    faults_simulated = SCENARIO_CHARGER_FAULTS
+
+    def __init__(
+        self,
+        charge_point: ChargePoint,
+        *,
+        clock: Clock,
+        meter_interval_s: float = 0.0,
+        profile_delay_s: float = 0.0,
+        slow_delay_s: float = 5.0,
+        safe_current_a: int = MIN_CHARGE_CURRENT_A,
+        safe_timeout_s: int = 60,
+    ) -> None:
+        super().__init__(
+            charge_point,
+            clock=clock,
+            slow_delay_s=slow_delay_s,
+            safe_current_a=safe_current_a,
+            safe_timeout_s=safe_timeout_s,
+        )
+        self.meter_interval_s = meter_interval_s
+        charge_point.limit_delay_s = profile_delay_s
+        self.rejected = 0
+        self._metered: ChargerSample | None = None
+        self._metered_s = 0.0
+
+    async def read(self) -> ChargerSample:
+        """The live state with the measurements of the last meter-value interval."""
+        await self._io()
+        cp = self.charge_point
+        live = cp.sample()
+        metered = self._metered
+        if metered is None or cp.now_s - self._metered_s >= self.meter_interval_s:
+            self._metered, self._metered_s = live, cp.now_s
+            return live
+        return dataclasses.replace(
+            live,
+            current_a=metered.current_a,
+            power_w=metered.power_w,
+            energy_wh=metered.energy_wh,
+            session_energy_wh=metered.session_energy_wh,
+            signalled_current_a=metered.signalled_current_a,
+            phases_in_use=metered.phases_in_use,
+        )
+
+    async def set_current_limit(self, current_a: int) -> None:
+        """A lease profile; refused under ``rejects_profiles``."""
+        if DeviceFault.REJECTS_PROFILES in self.charge_point.faults:
+            await self._io()
+            self.rejected += 1
+            msg = f"{self.name}: SetChargingProfile Rejected (simulated rejects_profiles)"
+            raise DeviceResponseError(msg)
+        await super().set_current_limit(current_a)
+
+
+def charger_adapter(
+    charge_point: ChargePoint, spec: ChargerSpec, site: SiteSpec, clock: Clock
+) -> ConnectorCharger:
+    """The in-process driver of scenario charger ``spec`` (its ``driver``)."""
+    if spec.driver == "ocpp":
+        return OcppConnectorCharger(
+            charge_point,
+            clock=clock,
+            meter_interval_s=spec.meter_interval_s,
+            profile_delay_s=spec.profile_delay_s,
+            slow_delay_s=site.slow_delay_s,
+            safe_current_a=site.charger_safe_current_a,
+            safe_timeout_s=site.charger_safe_timeout_s,
+        )
+    return ConnectorCharger(
+        charge_point,
+        clock=clock,
+        slow_delay_s=site.slow_delay_s,
+        safe_current_a=site.charger_safe_current_a,
+        safe_timeout_s=site.charger_safe_timeout_s,
+    )

@@ -21,7 +21,8 @@ from fuseguard.model.iec import MAX_CHARGE_CURRENT_A, MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import ChargeMode
 
-#: Charger faults the in-process adapters simulate (no OCPP profiles here, no reboots).
+#: Charger faults the in-process adapters simulate (no reboots; ``rejects_profiles`` only on
+#: ``driver = "ocpp"`` chargers).
 SCENARIO_CHARGER_FAULTS: frozenset[DeviceFault] = frozenset(
     {
         DeviceFault.OFFLINE,
@@ -30,6 +31,7 @@ SCENARIO_CHARGER_FAULTS: frozenset[DeviceFault] = frozenset(
         DeviceFault.STUCK_CONTACTOR,
         DeviceFault.RCD_TRIP,
         DeviceFault.IGNORES_LIMIT,
+        DeviceFault.REJECTS_PROFILES,
     }
 )
 #: Ids as the edge config spells them (``[[chargers]] id``).
@@ -116,6 +118,19 @@ class ChargerSpec(_Strict):
     rotation: Rotation = Rotation.L1L2L3
     mode: ChargeMode = ChargeMode.FAST
     priority: int = Field(0, ge=-100, le=100)
+    #: "bender" (Modbus: readings on every read, limits at once) or "ocpp" (below)
+    driver: Literal["bender", "ocpp"] = "bender"
+    #: (ocpp) MeterValueSampleInterval: readings only refresh this often (0: every read)
+    meter_interval_s: float = Field(0.0, ge=0, le=3600)
+    #: (ocpp) how long the charge point takes to apply a new charging profile
+    profile_delay_s: float = Field(0.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _ocpp_keys(self) -> ChargerSpec:
+        if self.driver != "ocpp" and (self.meter_interval_s or self.profile_delay_s):
+            msg = f"charger {self.id!r}: meter_interval_s and profile_delay_s need driver = ocpp"
+            raise ValueError(msg)
+        return self
 
     @property
     def evse_uuid(self) -> str:
@@ -260,7 +275,18 @@ class Scenario(_Strict):
                 msg = f"event at {ev.at_s}: unknown charger {ev.target.charger!r}"
                 raise ValueError(msg)
             if ev.fault is not None:
-                _check_fault(ev.at_s, ev.fault, charger_ids)
+                fault = ev.fault
+                if (
+                    fault.kind is DeviceFault.REJECTS_PROFILES
+                    and fault.device in charger_ids
+                    and not any(c.id == fault.device and c.driver == "ocpp" for c in self.chargers)
+                ):
+                    msg = (
+                        f"event at {ev.at_s}: charger fault 'rejects_profiles' is not simulated"
+                        f' on {fault.device!r} (only on driver = "ocpp" chargers)'
+                    )
+                    raise ValueError(msg)
+                _check_fault(ev.at_s, fault, charger_ids)
         return self
 
     @cached_property

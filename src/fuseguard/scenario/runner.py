@@ -24,7 +24,7 @@ from fuseguard.control.targets import EvseTargets
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
-from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
+from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter, charger_adapter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
@@ -177,13 +177,7 @@ class _Run:
             cp = _charge_point(sc, i)
             self.site.add(cp)
             self.connectors[ch.id] = cp
-            self.adapters[ch.id] = ConnectorCharger(
-                cp,
-                clock=self.clock,
-                slow_delay_s=sc.site.slow_delay_s,
-                safe_current_a=sc.site.charger_safe_current_a,
-                safe_timeout_s=sc.site.charger_safe_timeout_s,
-            )
+            self.adapters[ch.id] = charger_adapter(cp, ch, sc.site, self.clock)
 
     def _tracks(self) -> dict[str, CarTrack]:
         specs = {ch.id: ch for ch in self.sc.chargers}
