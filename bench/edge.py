@@ -759,11 +759,17 @@ def main() -> None:
         default=None,
         help="instead of the benchmark: run the edge at 100 chargers under cProfile, stats here",
     )
+    parser.add_argument(
+        "--chargers",
+        default="10,100",
+        help="comma-separated sizes (default 10,100; issue 18 adds 300)",
+    )
     args = parser.parse_args()
     if args.profile is not None:
         profile(args.profile)
         return
-    sizes = [(10, 6), (100, 6)] if args.quick else [(10, 36), (100, 36)]
+    counts = [int(n) for n in args.chargers.split(",") if n.strip()]
+    sizes = [(n, 6 if args.quick else 36) for n in counts]
     t0 = time.perf_counter()
     results = asyncio.run(run(sizes, keep_logs=args.keep_logs))
     write_results(results, args.out, quick=args.quick)

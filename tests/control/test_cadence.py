@@ -92,11 +92,11 @@ async def test_without_an_idle_cadence_every_charger_is_read_every_period() -> N
     await rig.stop()
 
 
-async def test_a_setpoint_change_reads_the_charger_at_the_next_period() -> None:
+async def test_a_setpoint_raise_reads_the_charger_at_the_next_period() -> None:
     rig = CadenceRig()
     await rig.run_until(5.2)
     assert rig.reads("cp1") == 2
-    rig.setpoints["cp1"] = (12, 5.2)  # the car already draws 10 A <= 12 A
+    rig.setpoints["cp1"] = (20, 5.2)  # the car may take more now
     await rig.run_until(6.1)
     assert rig.reads("cp1") == 3 and rig.reads("cp2") == 2
     assert rig.readings["cp1"].fresh(15.0)  # steady and following: idle again until 16
@@ -107,10 +107,20 @@ async def test_a_setpoint_change_reads_the_charger_at_the_next_period() -> None:
     await rig.stop()
 
 
+async def test_a_lower_setpoint_still_above_the_draw_needs_no_read() -> None:
+    rig = CadenceRig()
+    await rig.run_until(5.2)
+    rig.setpoints["cp1"] = (12, 5.2)  # the car draws 10 A <= 12 A: nothing to watch
+    await rig.run_until(10.9)
+    assert rig.reads("cp1") == 2
+    assert rig.readings["cp1"].fresh(10.9)
+    await rig.stop()
+
+
 async def test_a_charger_above_its_new_setpoint_is_read_every_period_until_it_follows() -> None:
     rig = CadenceRig()
     await rig.run_until(5.2)
-    rig.setpoints["cp1"] = (6, 5.2)  # the car still draws 10 A
+    rig.setpoints["cp1"] = (6, 5.2)  # the car still draws 10 A: it must come down
     await rig.run_until(9.1)
     assert rig.reads("cp1") == 2 + 4  # 6, 7, 8, 9
     rig.chargers["cp1"].answers = [charger_sample(CpState.C, Phases(6, 6, 6))]
@@ -130,17 +140,30 @@ async def test_a_state_change_is_followed_at_the_period_cadence() -> None:
     await rig.stop()
 
 
-async def test_a_meter_step_reads_every_charger_at_the_next_period() -> None:
+async def test_a_meter_drop_reads_every_charger_at_the_next_period() -> None:
     rig = CadenceRig()
     await rig.run_until(5.2)
-    rig.meter.answers = [meter_sample(Phases(31.5, 30, 30))]  # below METER_STEP_A: no sweep
+    rig.meter.answers = [meter_sample(Phases(28.5, 30, 30))]  # below METER_DROP_A: no sweep
     await rig.run_until(7.9)
     assert rig.reads("cp1") == rig.reads("cp2") == 2
-    rig.meter.answers = [meter_sample(Phases(20, 30, 30))]  # a car came down 10 A
-    await rig.run_until(8.2)
+    rig.meter.answers = [meter_sample(Phases(30, 45, 30))]  # a rise: the estimate errs safe
+    await rig.run_until(8.9)
     assert rig.reads("cp1") == rig.reads("cp2") == 2
-    await rig.run_until(9.1)
-    assert rig.reads("cp1") == rig.reads("cp2") == 3  # swept at 9
+    rig.meter.answers = [meter_sample(Phases(30, 35, 30))]  # 10 A below the high: a car?
+    await rig.run_until(9.2)
+    assert rig.reads("cp1") == rig.reads("cp2") == 2
+    await rig.run_until(10.1)
+    assert rig.reads("cp1") == rig.reads("cp2") == 3  # swept at 10
+    await rig.stop()
+
+
+async def test_a_power_only_meter_drop_reads_every_charger() -> None:
+    rig = CadenceRig()
+    rig.meter.answers = [meter_sample(None, power_w=20_000.0)]
+    await rig.run_until(5.2)
+    rig.meter.answers = [meter_sample(None, power_w=19_000.0)]  # 4.3 A at 230 V
+    await rig.run_until(6.1)
+    assert rig.reads("cp1") == rig.reads("cp2") == 3
     await rig.stop()
 
 

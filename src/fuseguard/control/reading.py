@@ -40,8 +40,10 @@ T = TypeVar("T")
 
 STEADY_A = 1.0
 """A charger whose draw moved less than this (A, any phase) since its last read is steady."""
-METER_STEP_A = 2.0
-"""A meter step this large (A, any phase) since the last sweep reads every charger at once."""
+METER_DROP_A = 2.0
+"""A meter drop this large (A, any phase) below its high since the last sweep reads every
+charger at once (a charger that draws less than its last sample is the one error of a steady
+charger's sample that is not on the safe side)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,12 +266,13 @@ class Poller:
     chargers due then).
 
     Charger cadence (``charger_idle_poll_s`` above the meter period): a charger is read every
-    period until one read, started after its last setpoint change, finds it steady (see
-    :func:`charger_steady`) and drawing at most its setpoint (+ STEADY_A); then every
-    ``charger_idle_poll_s``, and its sample is vouched for until the next read. It is read at the
-    next period again, and its sample no longer vouched for beyond that instant, when its
-    setpoint changes or when the meter moved by METER_STEP_A since the last such sweep (the
-    meter sees every charger's draw). A failed read keeps the charger at the period cadence.
+    period until a read finds it steady (see :func:`charger_steady`) and drawing at most its
+    setpoint (+ STEADY_A); then every ``charger_idle_poll_s``, and its sample is vouched for
+    until the next read. It is read at the next period again, and its sample no longer vouched
+    for beyond that instant, when its setpoint is raised, when its setpoint is lowered below its
+    last measured draw (+ STEADY_A: the car must come down), or when the meter dropped by
+    METER_DROP_A below its high since the last such sweep (the meter sees every charger's draw;
+    see docs/safety.md). A failed read keeps the charger at the period cadence.
     """
 
     def __init__(
@@ -298,8 +301,9 @@ class Poller:
         self._idle_s = config.charger_idle_poll_s if config.charger_idle_poll_s > period else 0.0
         self._due = dict.fromkeys(self._chargers, -math.inf)  # next read of a steady charger
         self._read_at = dict.fromkeys(self._chargers, -math.inf)  # last read started
-        self._sweep = False  # the meter moved: read every charger at the next period
-        self._meter_ref: MeterSample | None = None
+        self._read_sp: dict[str, int | None] = dict.fromkeys(self._chargers)  # setpoint then
+        self._sweep = False  # the meter dropped: read every charger at the next period
+        self._meter_high: tuple[Phases, float] | None = None  # (currents, power) since the sweep
         self._tick = 0.0
 
     async def read_meter(self) -> None:
@@ -308,7 +312,7 @@ class Poller:
         previous = self._meter_reading.sample
         sample = self._meter_reading.update(result, self._clock.monotonic())
         if sample is not None:
-            if self._idle_s and self._meter_moved(sample):
+            if self._idle_s and self._meter_dropped(sample):
                 self._sweep = True
             self._on_meter(previous, sample)
 
@@ -321,38 +325,38 @@ class Poller:
         reading.update(result, self._clock.monotonic())
         if not self._idle_s:
             return
-        if reading.sample is result and self._settled(pid, started, previous, reading.sample):
+        if reading.sample is result and self._settled(pid, previous, reading.sample):
             self._due[pid] = started + self._idle_s
             reading.vouch(started + self._idle_s - self._config.meter_period_s)
         else:
             self._due[pid] = -math.inf
 
-    def _settled(
-        self, pid: str, started: float, previous: ChargerSample | None, sample: ChargerSample
-    ) -> bool:
+    def _settled(self, pid: str, previous: ChargerSample | None, sample: ChargerSample) -> bool:
         """The read shows the charger steady and following its last setpoint change."""
         if not charger_steady(previous, sample):
             return False
         if self._setpoint_of is None:
             return True
-        written_a, changed_at = self._setpoint_of(pid)
-        if changed_at >= started:
-            return False  # the read does not show what the charger does since the change
+        written_a = self._setpoint_of(pid)[0]
         return written_a is None or sample.current_a.max <= written_a + STEADY_A
 
-    def _meter_moved(self, sample: MeterSample) -> bool:
-        """The meter moved by METER_STEP_A since the last sweep (or since the first sample)."""
-        ref = self._meter_ref
-        if ref is None:
-            self._meter_ref = sample
+    def _meter_dropped(self, sample: MeterSample) -> bool:
+        """The meter dropped by METER_DROP_A below its high since the last sweep."""
+        current = sample.current_a if sample.current_a is not None else ZERO
+        high = self._meter_high
+        if high is None:
+            self._meter_high = (current, sample.power_w)
             return False
-        if sample.current_a is not None and ref.current_a is not None:
-            step_a = (sample.current_a - ref.current_a).map(abs).max
-        else:
-            step_a = abs(sample.power_w - ref.power_w) / self._config.voltage_v
-        if step_a < METER_STEP_A:
+        high_a, drop_a = high[0], 0.0
+        if sample.current_a is not None:
+            high_a = high_a.maximum(current)
+            drop_a = (high_a - current).max
+        high_w = max(high[1], sample.power_w)
+        drop_a = max(drop_a, (high_w - sample.power_w) / self._config.voltage_v)
+        if drop_a < METER_DROP_A:
+            self._meter_high = (high_a, high_w)
             return False
-        self._meter_ref = sample
+        self._meter_high = (current, sample.power_w)
         return True
 
     def _due_chargers(self, now: float) -> list[str]:
@@ -369,13 +373,23 @@ class Poller:
             if early:
                 self._readings[pid].doubt(now)
             self._read_at[pid] = now
+            if self._setpoint_of is not None:
+                self._read_sp[pid] = self._setpoint_of(pid)[0]
             due.append(pid)
         return due
 
     def _changed_since_read(self, pid: str) -> bool:
+        """The setpoint was raised, or lowered below the draw, since the last read started."""
         if self._setpoint_of is None:
             return False
-        return self._setpoint_of(pid)[1] >= self._read_at[pid]
+        written_a, changed_at = self._setpoint_of(pid)
+        if changed_at < self._read_at[pid]:
+            return False
+        before = self._read_sp[pid]
+        sample = self._readings[pid].sample
+        if written_a is None or before is None or written_a > before or sample is None:
+            return True
+        return written_a < sample.current_a.max + STEADY_A
 
     def _read(self, key: str | None) -> Coroutine[Any, Any, None]:
         return self.read_meter() if key is None else self.read_charger(key)
