@@ -181,6 +181,17 @@ async def test_a_failed_read_keeps_the_period_cadence_and_the_charger_times_out(
     await rig.stop()
 
 
+async def test_a_failed_write_reads_the_charger_every_period() -> None:
+    rig = CadenceRig()
+    await rig.run_until(3.2)
+    rig.readings["cp1"].note_error("write failed: connection refused")
+    rig.chargers["cp1"].answers = [DeviceConnectionError("cp1: connection refused")]
+    await rig.run_until(6.1)
+    assert rig.reads("cp1") == 2 + 3  # 4, 5, 6
+    assert rig.readings["cp1"].error == "cp1: connection refused"
+    await rig.stop()
+
+
 def test_a_doubted_sample_stands_no_longer_than_the_doubt() -> None:
     spec = ChargerSpec(id="cp1")
     r = ChargerReading(spec, config([spec], meter_period_s=1.0, poll_wait_s=0.5))

@@ -272,7 +272,7 @@ class Poller:
     for beyond that instant, when its setpoint is raised, when its setpoint is lowered below its
     last measured draw (+ STEADY_A: the car must come down), or when the meter dropped by
     METER_DROP_A below its high since the last such sweep (the meter sees every charger's draw;
-    see docs/safety.md). A failed read keeps the charger at the period cadence.
+    see docs/safety.md). A charger with an error (a failed read or write) is read every period.
     """
 
     def __init__(
@@ -368,7 +368,8 @@ class Poller:
         due: list[str] = []
         for pid in self._chargers:
             early = now + slack < self._due[pid]
-            if early and not sweep and not self._changed_since_read(pid):
+            quiet = self._readings[pid].error is None and not self._changed_since_read(pid)
+            if early and not sweep and quiet:
                 continue
             if early:
                 self._readings[pid].doubt(now)
