@@ -176,8 +176,8 @@ async def test_a_failed_read_keeps_the_period_cadence_and_the_charger_times_out(
     assert rig.readings["cp1"].online(11.1)
     await rig.run_until(14.9)
     assert rig.reads("cp1") == 2 + 4  # 11, 12, 13, 14: every period while it fails
-    # vouched for until 10 (the read due at 11): offline 10 s later, as at the period cadence
-    assert rig.readings["cp1"].online(20.0) and not rig.readings["cp1"].online(20.1)
+    # vouched for until the read due at 11 started: offline 10 s later
+    assert rig.readings["cp1"].online(21.0) and not rig.readings["cp1"].online(21.1)
     await rig.stop()
 
 

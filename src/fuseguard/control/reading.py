@@ -172,8 +172,8 @@ class ChargerReading:
         return self.vouched_at is not None and now - self.vouched_at <= self._fresh_s
 
     def vouch(self, until: float) -> None:
-        """The cadence reads this steady charger next at ``until`` + one period: its sample stands
-        until then (``online``/``fresh`` count from ``until``)."""
+        """The cadence reads this steady charger next at ``until``: its sample stands until then
+        (``online``/``fresh`` count from ``until``)."""
         if self.sample_at is not None:
             self.vouched_at = max(self.sample_at, until)
 
@@ -327,7 +327,7 @@ class Poller:
             return
         if reading.sample is result and self._settled(pid, previous, reading.sample):
             self._due[pid] = started + self._idle_s
-            reading.vouch(started + self._idle_s - self._config.meter_period_s)
+            reading.vouch(started + self._idle_s)
         else:
             self._due[pid] = -math.inf
 
@@ -373,6 +373,8 @@ class Poller:
                 continue
             if early:
                 self._readings[pid].doubt(now)
+            elif self._due[pid] > -math.inf and quiet:
+                self._readings[pid].vouch(now)  # its read is due: the sample stands until it lands
             self._read_at[pid] = now
             if self._setpoint_of is not None:
                 self._read_sp[pid] = self._setpoint_of(pid)[0]
