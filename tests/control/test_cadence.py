@@ -215,3 +215,22 @@ def test_steady_means_same_state_and_draw_within_a_tolerance() -> None:
 
 def test_the_setting_defaults_to_ten_seconds_at_the_config_edge() -> None:
     assert ControlConfig().charger_idle_poll_s == 10.0
+
+
+async def test_a_steady_chargers_sample_stands_until_its_slow_scheduled_read_lands() -> None:
+    # the failure of the first benchmark run: a lagging loop must not turn every steady
+    # charger's sample stale at once (its draw would count as non-EV load and pause every car)
+    rig = CadenceRig()
+    await rig.run_until(5.0)
+    device = rig.chargers["cp1"]
+    plain_read = device.read
+
+    async def slow_read() -> object:
+        await rig.clock.sleep(1.9)  # lands long after poll_wait_s
+        return await plain_read()
+
+    device.read = slow_read  # type: ignore[method-assign]
+    for t in [x / 10 for x in range(50, 150)]:
+        await rig.run_until(t)
+        assert rig.readings["cp1"].fresh(t), t
+    await rig.stop()
