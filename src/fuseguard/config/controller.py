@@ -95,6 +95,7 @@ def controller_config(
         meter_phase_assumption=meter.phase_assumption,
         meter_stale_after_s=meter.stale_after_s,
         charger_timeout_s=c.charger_timeout_s,
+        charger_idle_poll_s=c.charger_idle_poll_s,
         min_run_s=c.min_run_s,
         min_pause_s=c.min_pause_s,
         ramp_up_a_per_s=c.ramp_up_a_per_s,

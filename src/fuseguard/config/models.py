@@ -386,6 +386,13 @@ class ControlConfig(_Model):
         le=3600,
         description="charger silent this long -> assume its last setpoint",
     )
+    charger_idle_poll_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=60,
+        description="a steady charger is read this often (s; the meter every period; "
+        "a charger fast after a setpoint or state change or a meter step; 0 = every period)",
+    )
     recently_started_window_s: float = Field(default=60.0, ge=0, le=86_400)
     pv_enable_delay_s: float = Field(default=60.0, ge=0, le=86_400)
     pv_disable_delay_s: float = Field(default=180.0, ge=0, le=86_400)

@@ -111,6 +111,7 @@ class Controller:
             readings=readings,
             on_meter=self._on_meter,
             on_polled=self._on_polled,
+            setpoint_of=lambda pid: (self._writer[pid].written_a, self._writer[pid].changed_at),
         )
         v = config.voltage_v
         self._load = LoadEstimator(

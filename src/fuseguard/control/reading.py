@@ -9,8 +9,9 @@ Owns:
   arrived and the device's current error. Garbage (non-finite numbers) and a frozen meter count
   as failures; a failure is logged once per distinct reason, a recovery once.
 * :class:`Poller` — the cadence: the meter twice per meter period (a new telegram is seen within
-  half a period), every charger once per period and all at the same instant; the poll waits at
-  most ``poll_wait_s`` for the answers, so a hanging device never holds up the others or the
+  half a period); a charger once per period while anything about it moves and every
+  ``charger_idle_poll_s`` when steady (see :class:`Poller`); the poll waits at most
+  ``poll_wait_s`` for the answers, so a hanging device never holds up the others or the
   decision; its read goes on and lands in a later cycle, and is abandoned as failed after its
   device's timeout.
 """
@@ -36,6 +37,13 @@ from fuseguard.model.status import PlugStatus, plug_status
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+STEADY_A = 1.0
+"""A charger whose draw moved less than this (A, any phase) since its last read is steady."""
+METER_DROP_A = 2.0
+"""A meter drop this large (A, any phase) below its high since the last sweep reads every
+charger at once (a charger that draws less than its last sample is the one error of a steady
+charger's sample that is not on the safe side)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,17 +163,31 @@ class ChargerReading:
         self._window_s = config.recently_started_window_s
         self.sample: ChargerSample | None = None
         self.sample_at: float | None = None
+        # the sample stands for the charger's state up to this instant (its read time, or later
+        # while the cadence vouches that nothing about the charger moves: see Poller)
+        self.vouched_at: float | None = None
         self.error: str | None = None
         self.charging_since: float | None = None
         self.grid_a: Phases = ZERO
 
     def online(self, now: float) -> bool:
         """A good sample arrived within ``charger_timeout_s``."""
-        return self.sample_at is not None and now - self.sample_at <= self._timeout_s
+        return self.vouched_at is not None and now - self.vouched_at <= self._timeout_s
 
     def fresh(self, now: float) -> bool:
-        """The sample is from the current or the previous poll."""
-        return self.sample_at is not None and now - self.sample_at <= self._fresh_s
+        """The sample is from the current or the previous poll (or vouched for until then)."""
+        return self.vouched_at is not None and now - self.vouched_at <= self._fresh_s
+
+    def vouch(self, until: float) -> None:
+        """The cadence reads this steady charger next at ``until``: its sample stands until then
+        (``online``/``fresh`` count from ``until``)."""
+        if self.sample_at is not None:
+            self.vouched_at = max(self.sample_at, until)
+
+    def doubt(self, now: float) -> None:
+        """Something moved (a setpoint, the meter): the sample stands no longer than ``now``."""
+        if self.vouched_at is not None and self.vouched_at > now:
+            self.vouched_at = now
 
     def update(self, result: ChargerSample | Failed, now: float) -> None:
         """Take one read's outcome."""
@@ -186,6 +208,7 @@ class ChargerReading:
             current = current.maximum(0.0)
         self.grid_a = self.spec.rotation.to_grid(current)
         self.sample_at = now
+        self.vouched_at = now
         if result.cp_state.charging and (prev is None or not prev.cp_state.charging):
             self.charging_since = now
         elif not result.cp_state.charging:
@@ -224,11 +247,40 @@ class ChargerReading:
 
 
 MeterCallback = Callable[[MeterSample | None, MeterSample], None]
+SetpointOf = Callable[[str], tuple[int | None, float]]
+"""``setpoint_of(pid)``: the setpoint last written to a charger (A, ``None``: never) and when it
+last changed (clock seconds, ``-inf``: never)."""
+
+
+def charger_steady(previous: ChargerSample | None, sample: ChargerSample) -> bool:
+    """Nothing control uses moved between two reads: state, errors, and draw within STEADY_A."""
+    if previous is None:
+        return False
+    if (
+        previous.cp_state is not sample.cp_state
+        or previous.ocpp_state is not sample.ocpp_state
+        or previous.authorized != sample.authorized
+        or previous.errors != sample.errors
+    ):
+        return False
+    a, b = previous.current_a, sample.current_a
+    return max(abs(a.l1 - b.l1), abs(a.l2 - b.l2), abs(a.l3 - b.l3)) < STEADY_A
 
 
 class Poller:
     """The poll loop (see module docstring). ``on_meter(previous, sample)`` is called for every
-    new good meter sample; ``on_polled()`` after every poll of meter and chargers together."""
+    new good meter sample; ``on_polled()`` after every full-period poll (the meter and the
+    chargers due then).
+
+    Charger cadence (``charger_idle_poll_s`` above the meter period): a charger is read every
+    period until a read finds it steady (see :func:`charger_steady`) and drawing at most its
+    setpoint (+ STEADY_A); then every ``charger_idle_poll_s``, and its sample is vouched for
+    until the next read. It is read at the next period again, and its sample no longer vouched
+    for beyond that instant, when its setpoint is raised, when its setpoint is lowered below its
+    last measured draw (+ STEADY_A: the car must come down), or when the meter dropped by
+    METER_DROP_A below its high since the last such sweep (the meter sees every charger's draw;
+    see docs/safety.md). A charger with an error (a failed read or write) is read every period.
+    """
 
     def __init__(
         self,
@@ -241,6 +293,7 @@ class Poller:
         readings: Mapping[str, ChargerReading],
         on_meter: MeterCallback,
         on_polled: Callable[[], None],
+        setpoint_of: SetpointOf | None = None,
     ) -> None:
         self._clock = clock
         self._config = config
@@ -250,6 +303,15 @@ class Poller:
         self._readings = dict(readings)
         self._on_meter = on_meter
         self._on_polled = on_polled
+        self._setpoint_of = setpoint_of
+        period = config.meter_period_s
+        self._idle_s = config.charger_idle_poll_s if config.charger_idle_poll_s > period else 0.0
+        self._due = dict.fromkeys(self._chargers, -math.inf)  # next read of a steady charger
+        self._read_at = dict.fromkeys(self._chargers, -math.inf)  # last read started
+        self._read_sp: dict[str, int | None] = dict.fromkeys(self._chargers)  # setpoint then
+        self._sweep = False  # the meter dropped: read every charger at the next period
+        self._meter_high: tuple[Phases, float] | None = None  # (currents, power) since the sweep
+        self._tick = 0.0
 
     async def read_meter(self) -> None:
         """Read the meter once and take the outcome."""
@@ -257,12 +319,87 @@ class Poller:
         previous = self._meter_reading.sample
         sample = self._meter_reading.update(result, self._clock.monotonic())
         if sample is not None:
+            if self._idle_s and self._meter_dropped(sample):
+                self._sweep = True
             self._on_meter(previous, sample)
 
     async def read_charger(self, pid: str) -> None:
-        """Read one charger once and take the outcome."""
+        """Read one charger once, take the outcome and schedule its next read."""
+        started = self._tick
         result = await guarded(self._chargers[pid].read, device=pid)
-        self._readings[pid].update(result, self._clock.monotonic())
+        reading = self._readings[pid]
+        previous = reading.sample
+        reading.update(result, self._clock.monotonic())
+        if not self._idle_s:
+            return
+        if reading.sample is result and self._settled(pid, previous, reading.sample):
+            self._due[pid] = started + self._idle_s
+            reading.vouch(started + self._idle_s)
+        else:
+            self._due[pid] = -math.inf
+
+    def _settled(self, pid: str, previous: ChargerSample | None, sample: ChargerSample) -> bool:
+        """The read shows the charger steady and following its last setpoint change."""
+        if not charger_steady(previous, sample):
+            return False
+        if self._setpoint_of is None:
+            return True
+        written_a = self._setpoint_of(pid)[0]
+        return written_a is None or sample.current_a.max <= written_a + STEADY_A
+
+    def _meter_dropped(self, sample: MeterSample) -> bool:
+        """The meter dropped by METER_DROP_A below its high since the last sweep."""
+        current = sample.current_a if sample.current_a is not None else ZERO
+        high = self._meter_high
+        if high is None:
+            self._meter_high = (current, sample.power_w)
+            return False
+        high_a, drop_a = high[0], 0.0
+        if sample.current_a is not None:
+            high_a = high_a.maximum(current)
+            drop_a = (high_a - current).max
+        high_w = max(high[1], sample.power_w)
+        drop_a = max(drop_a, (high_w - sample.power_w) / self._config.voltage_v)
+        if drop_a < METER_DROP_A:
+            self._meter_high = (high_a, high_w)
+            return False
+        self._meter_high = (current, sample.power_w)
+        return True
+
+    def _due_chargers(self, now: float) -> list[str]:
+        """The chargers to read in the poll at ``now`` (all of them without an idle cadence)."""
+        if not self._idle_s:
+            return list(self._chargers)
+        sweep, self._sweep = self._sweep, False
+        slack = self._config.meter_period_s / 4.0  # scheduling jitter
+        due: list[str] = []
+        for pid in self._chargers:
+            early = now + slack < self._due[pid]
+            quiet = self._readings[pid].error is None and not self._changed_since_read(pid)
+            if early and not sweep and quiet:
+                continue
+            if early:
+                self._readings[pid].doubt(now)
+            elif self._due[pid] > -math.inf and quiet:
+                self._readings[pid].vouch(now)  # its read is due: the sample stands until it lands
+            self._read_at[pid] = now
+            if self._setpoint_of is not None:
+                self._read_sp[pid] = self._setpoint_of(pid)[0]
+            due.append(pid)
+        return due
+
+    def _changed_since_read(self, pid: str) -> bool:
+        """The setpoint was raised, or lowered below the draw, since the last read started."""
+        if self._setpoint_of is None:
+            return False
+        written_a, changed_at = self._setpoint_of(pid)
+        if changed_at < self._read_at[pid]:
+            return False
+        before = self._read_sp[pid]
+        sample = self._readings[pid].sample
+        if written_a is None or before is None or written_a > before or sample is None:
+            return True
+        return written_a < sample.current_a.max + STEADY_A
 
     def _read(self, key: str | None) -> Coroutine[Any, Any, None]:
         return self.read_meter() if key is None else self.read_charger(key)
@@ -271,12 +408,14 @@ class Poller:
         """Poll until cancelled (key ``None`` is the meter)."""
         half = self._config.meter_period_s / 2.0
         inflight: dict[str | None, tuple[asyncio.Task[None], float]] = {}
-        everything: list[str | None] = [None, *self._chargers]
         chargers_due = True
         try:
             while True:
                 started = self._clock.monotonic()
-                keys = everything if chargers_due else [None]
+                self._tick = started
+                keys: list[str | None] = [None]
+                if chargers_due:
+                    keys.extend(self._due_chargers(started))
                 for key in keys:
                     running = inflight.get(key)
                     if running is not None and not running[0].done():
@@ -365,7 +504,9 @@ __all__ = [
     "Failed",
     "MeterReading",
     "Poller",
+    "SetpointOf",
     "charger_sample_ok",
+    "charger_steady",
     "guarded",
     "meter_sample_ok",
     "poll_meter",

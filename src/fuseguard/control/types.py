@@ -57,6 +57,8 @@ class ControllerConfig:
     meter_timeout_s: float = 2.0
     poll_wait_s: float = 0.5
     charger_timeout_s: float = 10.0
+    # a steady charger is read this often (<= meter_period_s: every period, as the meter)
+    charger_idle_poll_s: float = 0.0
     write_timeout_s: float = 3.0
     rewrite_interval_s: float = 20.0
     min_run_s: float = 2700.0
