@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fuseguard.config.models import _TOML_PATH, FuseguardConfig
+from fuseguard.config.common import _TOML_PATH
+from fuseguard.config.models import FuseguardConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,138 @@
+"""``[[chargers]]`` (EVSEs, plugs, drivers) and ``[control]`` (control-loop tuning)."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from fuseguard.config.common import (
+    _ID,
+    _OCPP_ID,
+    _hex_uuid,
+    _Model,
+)
+from fuseguard.model.phases import Rotation
+from fuseguard.model.status import ChargeMode
+
+
+class PlugConfig(_Model):
+    """A plug (connector) of an EVSE."""
+
+    uuid: str
+    label: str = Field(min_length=1, max_length=64)
+
+    _check = field_validator("uuid")(_hex_uuid)
+
+
+class ChargerConfig(_Model):
+    """One EVSE (charging station) and how to reach it."""
+
+    id: str
+    evse_uuid: str
+    driver: Literal["bender", "clemap", "ocpp"] = Field(
+        default="bender",
+        description="bender: a Bender CC612/613 charge controller; clemap: a child edge "
+        "(cascading), driven through its local API with rest_port, user and password; its "
+        "safe_current_a/safe_timeout_s are the child's FallbackCurrentLimit and keep-alive "
+        "timeout; ocpp: an OCPP 1.6J charge point connecting to [api.ocpp] as ocpp_id (plugs "
+        "= connectors 1, 2, ...; safe_current_a, default 6 A, is its permanent TxDefaultProfile)",
+    )
+    ocpp_id: str | None = Field(
+        default=None, description="driver ocpp: the charge point identity in the URL"
+    )
+    ocpp_password: SecretStr | None = Field(
+        default=None, description="driver ocpp: HTTP Basic password (security profile 1/2)"
+    )
+    host: str = "127.0.0.1"
+    rest_port: int = Field(default=80, ge=1, le=65535)
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    modbus_port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=255, ge=0, le=255)
+    circuit: str = "main"
+    rotation: Rotation = Rotation.L1L2L3
+    phases: Literal[1, 3] = 3
+    min_current_a: int = Field(default=6, ge=6, le=80)
+    max_current_a: int = Field(default=32, ge=6, le=80)
+    mode: ChargeMode = ChargeMode.FAST
+    priority: int = Field(default=0, ge=-100, le=100)
+    safe_current_a: int = Field(
+        default=0, ge=0, le=80, description="charger-side fallback if fuseguard goes silent"
+    )
+    safe_timeout_s: int = Field(default=60, ge=0, le=3600)
+    plugs: list[PlugConfig] = Field(min_length=1)
+
+    _check = field_validator("evse_uuid")(_hex_uuid)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.fullmatch(v):
+            msg = "must be 1-64 of A-Z a-z 0-9 _ . -"
+            raise ValueError(msg)
+        return v
+
+    @field_validator("ocpp_id")
+    @classmethod
+    def _ocpp_id(cls, v: str | None) -> str | None:
+        if v is not None and (not _OCPP_ID.fullmatch(v) or any(c in v for c in "/?%:#")):
+            msg = "must be 1-48 printable ASCII characters without spaces, '/', '?', '%', ':', '#'"
+            raise ValueError(msg)
+        return v
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.driver == "ocpp" and self.ocpp_id is None:
+            msg = "driver ocpp needs ocpp_id (the charge point identity)"
+            raise ValueError(msg)
+        if self.driver == "clemap" and len(self.plugs) != 1:
+            msg = "a child edge (driver clemap) is one consumer: give it exactly one plug entry"
+            raise ValueError(msg)
+        if self.min_current_a > self.max_current_a:
+            msg = "min_current_a must be <= max_current_a"
+            raise ValueError(msg)
+        if self.safe_current_a and not (
+            self.min_current_a <= self.safe_current_a <= self.max_current_a
+        ):
+            msg = "safe_current_a must be 0 or within [min_current_a, max_current_a]"
+            raise ValueError(msg)
+        return self
+
+
+class ControlConfig(_Model):
+    """Control-loop tuning."""
+
+    min_run_s: float = Field(
+        default=2700.0,
+        ge=0,
+        le=86_400,
+        description="a started car runs at least this long (turn length)",
+    )
+    min_pause_s: float = Field(
+        default=900.0, ge=0, le=86_400, description="a paused car waits at least this long"
+    )
+    ramp_up_a_per_s: float = Field(
+        default=4.0, gt=0, le=1000, description="max increase per second per plug"
+    )
+    charger_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="charger silent this long -> assume its last setpoint",
+    )
+    charger_idle_poll_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=60,
+        description="a steady charger is read this often (s; the meter every period; "
+        "a charger fast after a setpoint or state change or a meter step; 0 = every period)",
+    )
+    recently_started_window_s: float = Field(default=60.0, ge=0, le=86_400)
+    pv_enable_delay_s: float = Field(default=60.0, ge=0, le=86_400)
+    pv_disable_delay_s: float = Field(default=180.0, ge=0, le=86_400)
