@@ -7,8 +7,9 @@ import asyncio
 import math
 
 from fuseguard.config.models import ControlConfig
+from fuseguard.control.polling import Poller
 from fuseguard.control.ports import DeviceConnectionError
-from fuseguard.control.reading import ChargerReading, MeterReading, Poller, charger_steady
+from fuseguard.control.reading import ChargerReading, MeterReading, charger_steady
 from fuseguard.control.types import ChargerSpec
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases

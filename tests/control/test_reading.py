@@ -8,12 +8,12 @@ import math
 import pytest
 from structlog.testing import capture_logs
 
+from fuseguard.control.polling import Poller
 from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.control.reading import (
     ChargerReading,
     Failed,
     MeterReading,
-    Poller,
     guarded,
 )
 from fuseguard.control.types import ChargerSpec

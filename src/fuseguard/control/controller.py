@@ -42,8 +42,9 @@ from fuseguard.control.plug import Assessment, PlugControl
 from fuseguard.control.plug_settings import PlugSettings
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
+from fuseguard.control.polling import Poller, poll_meter
 from fuseguard.control.ports import Charger, GridMeter
-from fuseguard.control.reading import ChargerReading, MeterReading, Poller, poll_meter
+from fuseguard.control.reading import ChargerReading, MeterReading
 from fuseguard.control.report import Listeners, grid_current_a, plug_view
 from fuseguard.control.targets import EvseTargets, Target
 from fuseguard.control.types import (

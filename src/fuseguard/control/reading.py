@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
-from fuseguard.control.ports import Charger, DeviceError, GridMeter
+from fuseguard.control.ports import DeviceError
 from fuseguard.control.types import ChargerSpec, ControllerConfig, MeterTiming
-from fuseguard.model.clock import Clock
 from fuseguard.model.numbers import is_finite_number
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
@@ -267,247 +266,16 @@ def charger_steady(previous: ChargerSample | None, sample: ChargerSample) -> boo
     return max(abs(a.l1 - b.l1), abs(a.l2 - b.l2), abs(a.l3 - b.l3)) < STEADY_A
 
 
-class Poller:
-    """The poll loop (see module docstring). ``on_meter(previous, sample)`` is called for every
-    new good meter sample; ``on_polled()`` after every full-period poll (the meter and the
-    chargers due then).
-
-    Charger cadence (``charger_idle_poll_s`` above the meter period): a charger is read every
-    period until a read finds it steady (see :func:`charger_steady`) and drawing at most its
-    setpoint (+ STEADY_A); then every ``charger_idle_poll_s``, and its sample is vouched for
-    until the next read. It is read at the next period again, and its sample no longer vouched
-    for beyond that instant, when its setpoint is raised, when its setpoint is lowered below its
-    last measured draw (+ STEADY_A: the car must come down), or when the meter dropped by
-    METER_DROP_A below its high since the last such sweep (the meter sees every charger's draw;
-    see docs/safety.md). A charger with an error (a failed read or write) is read every period.
-    """
-
-    def __init__(
-        self,
-        *,
-        clock: Clock,
-        config: ControllerConfig,
-        meter: GridMeter,
-        meter_reading: MeterReading,
-        chargers: Mapping[str, Charger],
-        readings: Mapping[str, ChargerReading],
-        on_meter: MeterCallback,
-        on_polled: Callable[[], None],
-        setpoint_of: SetpointOf | None = None,
-    ) -> None:
-        self._clock = clock
-        self._config = config
-        self._meter = meter
-        self._meter_reading = meter_reading
-        self._chargers = dict(chargers)
-        self._readings = dict(readings)
-        self._on_meter = on_meter
-        self._on_polled = on_polled
-        self._setpoint_of = setpoint_of
-        period = config.meter_period_s
-        self._idle_s = config.charger_idle_poll_s if config.charger_idle_poll_s > period else 0.0
-        self._due = dict.fromkeys(self._chargers, -math.inf)  # next read of a steady charger
-        self._read_at = dict.fromkeys(self._chargers, -math.inf)  # last read started
-        self._read_sp: dict[str, int | None] = dict.fromkeys(self._chargers)  # setpoint then
-        self._sweep = False  # the meter dropped: read every charger at the next period
-        self._meter_high: tuple[Phases, float] | None = None  # (currents, power) since the sweep
-        self._tick = 0.0
-
-    async def read_meter(self) -> None:
-        """Read the meter once and take the outcome."""
-        result = await guarded(self._meter.read, device=self._meter_reading.name)
-        previous = self._meter_reading.sample
-        sample = self._meter_reading.update(result, self._clock.monotonic())
-        if sample is not None:
-            if self._idle_s and self._meter_dropped(sample):
-                self._sweep = True
-            self._on_meter(previous, sample)
-
-    async def read_charger(self, pid: str) -> None:
-        """Read one charger once, take the outcome and schedule its next read."""
-        started = self._tick
-        result = await guarded(self._chargers[pid].read, device=pid)
-        reading = self._readings[pid]
-        previous = reading.sample
-        reading.update(result, self._clock.monotonic())
-        if not self._idle_s:
-            return
-        if reading.sample is result and self._settled(pid, previous, reading.sample):
-            self._due[pid] = started + self._idle_s
-            reading.vouch(started + self._idle_s)
-        else:
-            self._due[pid] = -math.inf
-
-    def _settled(self, pid: str, previous: ChargerSample | None, sample: ChargerSample) -> bool:
-        """The read shows the charger steady and following its last setpoint change."""
-        if not charger_steady(previous, sample):
-            return False
-        if self._setpoint_of is None:
-            return True
-        written_a = self._setpoint_of(pid)[0]
-        return written_a is None or sample.current_a.max <= written_a + STEADY_A
-
-    def _meter_dropped(self, sample: MeterSample) -> bool:
-        """The meter dropped by METER_DROP_A below its high since the last sweep."""
-        current = sample.current_a if sample.current_a is not None else ZERO
-        high = self._meter_high
-        if high is None:
-            self._meter_high = (current, sample.power_w)
-            return False
-        high_a, drop_a = high[0], 0.0
-        if sample.current_a is not None:
-            high_a = high_a.maximum(current)
-            drop_a = (high_a - current).max
-        high_w = max(high[1], sample.power_w)
-        drop_a = max(drop_a, (high_w - sample.power_w) / self._config.voltage_v)
-        if drop_a < METER_DROP_A:
-            self._meter_high = (high_a, high_w)
-            return False
-        self._meter_high = (current, sample.power_w)
-        return True
-
-    def _due_chargers(self, now: float) -> list[str]:
-        """The chargers to read in the poll at ``now`` (all of them without an idle cadence)."""
-        if not self._idle_s:
-            return list(self._chargers)
-        sweep, self._sweep = self._sweep, False
-        slack = self._config.meter_period_s / 4.0  # scheduling jitter
-        due: list[str] = []
-        for pid in self._chargers:
-            early = now + slack < self._due[pid]
-            quiet = self._readings[pid].error is None and not self._changed_since_read(pid)
-            if early and not sweep and quiet:
-                continue
-            if early:
-                self._readings[pid].doubt(now)
-            elif self._due[pid] > -math.inf and quiet:
-                self._readings[pid].vouch(now)  # its read is due: the sample stands until it lands
-            self._read_at[pid] = now
-            if self._setpoint_of is not None:
-                self._read_sp[pid] = self._setpoint_of(pid)[0]
-            due.append(pid)
-        return due
-
-    def _changed_since_read(self, pid: str) -> bool:
-        """The setpoint was raised, or lowered below the draw, since the last read started."""
-        if self._setpoint_of is None:
-            return False
-        written_a, changed_at = self._setpoint_of(pid)
-        if changed_at < self._read_at[pid]:
-            return False
-        before = self._read_sp[pid]
-        sample = self._readings[pid].sample
-        if written_a is None or before is None or written_a > before or sample is None:
-            return True
-        return written_a < sample.current_a.max + STEADY_A
-
-    def _read(self, key: str | None) -> Coroutine[Any, Any, None]:
-        return self.read_meter() if key is None else self.read_charger(key)
-
-    async def run(self) -> None:
-        """Poll until cancelled (key ``None`` is the meter)."""
-        half = self._config.meter_period_s / 2.0
-        inflight: dict[str | None, tuple[asyncio.Task[None], float]] = {}
-        chargers_due = True
-        try:
-            while True:
-                started = self._clock.monotonic()
-                self._tick = started
-                keys: list[str | None] = [None]
-                if chargers_due:
-                    keys.extend(self._due_chargers(started))
-                for key in keys:
-                    running = inflight.get(key)
-                    if running is not None and not running[0].done():
-                        self._abandon_if_late(key, running, started)
-                        continue
-                    inflight[key] = (asyncio.create_task(self._read(key)), started)
-                waiting = [inflight[k][0] for k in keys if k in inflight]
-                await self._wait_for(waiting, self._config.poll_wait_s)
-                if chargers_due:
-                    self._on_polled()  # meter and chargers read at the same instant
-                chargers_due = not chargers_due
-                await self._clock.sleep(max(0.0, half - (self._clock.monotonic() - started)))
-        finally:
-            for task, _ in inflight.values():
-                task.cancel()
-
-    def _abandon_if_late(
-        self, key: str | None, running: tuple[asyncio.Task[None], float], now: float
-    ) -> None:
-        """Cancel a read that has been waiting longer than its device's timeout."""
-        task, since = running
-        cfg = self._config
-        timeout = cfg.meter_timeout_s if key is None else cfg.charger_timeout_s
-        if now - since < timeout:
-            return
-        task.cancel()
-        reason = f"no answer within {timeout:g} s"
-        if key is None:
-            self._meter_reading.failed(reason)
-        else:
-            self._readings[key].failed(reason)
-
-    async def _wait_for(self, tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
-        """Wait until every task is done or ``timeout_s`` of clock time has passed."""
-        pending = [t for t in tasks if not t.done()]
-        if not pending:
-            return
-        everything = asyncio.ensure_future(asyncio.wait(pending))
-        timer = asyncio.ensure_future(self._clock.sleep(timeout_s))
-        try:
-            await asyncio.wait({everything, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            everything.cancel()
-            timer.cancel()
-
-
-async def _read_within(
-    clock: Clock, meter: GridMeter, name: str, timeout_s: float
-) -> MeterSample | Failed:
-    """One guarded read bounded by ``timeout_s`` of clock time (virtual time too)."""
-    read = asyncio.ensure_future(guarded(meter.read, device=name))
-    timer = asyncio.ensure_future(clock.sleep(timeout_s))
-    try:
-        await asyncio.wait({read, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-        answered = read.done()
-        if not answered:
-            read.cancel()
-    return read.result() if answered else Failed(f"no answer within {timeout_s:g} s")
-
-
-async def poll_meter(
-    *,
-    clock: Clock,
-    meter: GridMeter,
-    reading: MeterReading,
-    timeout_s: float,
-    on_sample: MeterCallback,
-) -> None:
-    """Poll one further meter (a circuit's, the PV meter) until cancelled: twice per its period,
-    each read bounded by ``timeout_s``, so a hanging meter only goes stale and holds up nothing."""
-    half = reading.period_s / 2.0
-    while True:
-        started = clock.monotonic()
-        result = await _read_within(clock, meter, reading.name, timeout_s)
-        previous = reading.sample
-        sample = reading.update(result, clock.monotonic())
-        if sample is not None:
-            on_sample(previous, sample)
-        await clock.sleep(max(0.0, half - (clock.monotonic() - started)))
-
-
 __all__ = [
+    "METER_DROP_A",
+    "STEADY_A",
     "ChargerReading",
     "Failed",
+    "MeterCallback",
     "MeterReading",
-    "Poller",
     "SetpointOf",
     "charger_sample_ok",
     "charger_steady",
     "guarded",
     "meter_sample_ok",
-    "poll_meter",
 ]
