@@ -181,7 +181,9 @@ async def build_edge_apps(cfg: FuseguardConfig, loop_thread: LoopThread) -> Edge
     )
     repo = TokenRepository(engine)
     evse_app = create_evse_app(backend, repo, max_duration_s=cfg.api.evse.max_duration_s)
-    tokens = {ch.evse_uuid: await repo.create(cfg.site.edge_id, ch.evse_uuid) for ch in cfg.chargers}
+    tokens = {
+        ch.evse_uuid: await repo.create(cfg.site.edge_id, ch.evse_uuid) for ch in cfg.chargers
+    }
     return EdgeApps(local_app, evse_app, tokens)
 
 

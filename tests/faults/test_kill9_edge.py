@@ -73,7 +73,9 @@ def _auth() -> str:
     return aiohttp.encode_basic_auth(USER, PASSWORD)
 
 
-async def ems_writer(http: aiohttp.ClientSession, url: str, book: Ledger, rng: random.Random) -> None:
+async def ems_writer(
+    http: aiohttp.ClientSession, url: str, book: Ledger, rng: random.Random
+) -> None:
     """An EMS: a new flex setting every 50-200 ms, keep-alive in between."""
     headers = {"Authorization": _auth()}
     while True:
@@ -236,7 +238,7 @@ async def test_kill9_keeps_acknowledged_settings_and_chargers_fall_back(tmp_path
             for cycle in range(CYCLES):
                 times = await run_cycle(http, vs, edge, tokens, book, rng)
                 assert all(t <= SAFE_TIMEOUT_S + OBSERVE_SLACK_S for t in times), times
-                print(f"cycle {cycle}: fallback after {times} s, {book}")  # noqa: T201
+                print(f"cycle {cycle}: fallback after {times} s, {book}")
                 edge = await start_edge(config, tmp_path / f"run-{cycle + 1}.log")
                 await check_restored(http, edge, tokens, book)
                 # the restarted edge takes the chargers back from their fallback

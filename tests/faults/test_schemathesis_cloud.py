@@ -48,9 +48,7 @@ def map_path_parameters(context: Any, path_parameters: dict[str, Any]) -> dict[s
     raw = str(path_parameters.get("uuid", ""))
     digest = hashlib.md5(raw.encode()).digest()
     if KNOWN and digest[0] % 8:  # 7 in 8 cases
-        path_parameters["edge_device_id"], path_parameters["uuid"] = KNOWN[
-            digest[1] % len(KNOWN)
-        ]
+        path_parameters["edge_device_id"], path_parameters["uuid"] = KNOWN[digest[1] % len(KNOWN)]
     return path_parameters
 
 

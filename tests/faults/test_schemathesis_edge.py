@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +27,8 @@ from tests.faults.servekit import (
     EdgeApps,
     LoopThread,
     build_edge_apps,
-    schema_apps,
     edge_config,
+    schema_apps,
     serve,
 )
 
