@@ -51,6 +51,9 @@ FUSE_A = 63.0
 GARAGE_A = 32.0
 #: A rise of the non-EV load by more than this within one tick is a step (ramps are not).
 STEP_JUMP_A = 0.5
+#: Error-level events that report an injected device fault (the controller detecting it), not
+#: a failure of fuseguard.
+FAULT_REPORTS = frozenset({"charger_stuck"})
 METER_FAULTS = ("offline", "garbage", "slow", "frozen")
 CHARGER_FAULTS = ("offline", "garbage", "slow", "stuck_contactor")
 CHARGERS = [
@@ -154,7 +157,12 @@ def rss_bytes() -> int:
 class Probe:
     """A structlog processor: memory at every car arrival, counts of warnings and errors."""
 
-    samples: list[tuple[float, int, int]] = field(default_factory=list)  # t_s, heap, rss
+    #: Bytes of the run's timeline arrays per tick: numpy's zeroed pages become resident as the
+    #: timeline fills, which is the run's own recording, not growth of the controller.
+    timeline_bytes_per_tick: int = 0
+    samples: list[tuple[float, int, int]] = field(default_factory=list)  # t_s, heap, rss net
+    raw_rss: list[tuple[float, int]] = field(default_factory=list)  # t_s, rss
+    fault_reports: Counter[str] = field(default_factory=Counter)
     objects: list[tuple[float, int]] = field(default_factory=list)  # t_s, live gc objects
     events: Counter[str] = field(default_factory=Counter)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -164,11 +172,16 @@ class Probe:
         if name == "car_arrived":
             t_s = float(str(event.get("car", "@0")).rsplit("@", 1)[1])
             heap = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
-            self.samples.append((t_s, heap, rss_bytes()))
+            rss = rss_bytes()
+            self.raw_rss.append((t_s, rss))
+            timeline = (int(t_s) + 1) * self.timeline_bytes_per_tick
+            self.samples.append((t_s, heap, rss - timeline))
             self.objects.append((t_s, len(gc.get_objects())))
         if method in ("warning", "error", "critical", "exception"):
             self.events[f"{method}:{name}"] += 1
-            if method != "warning" and len(self.errors) < 20:
+            if name in FAULT_REPORTS:
+                self.fault_reports[name] += 1
+            elif method != "warning" and len(self.errors) < 20:
                 self.errors.append({k: str(v) for k, v in event.items()})
         raise structlog.DropEvent
 
@@ -185,9 +198,15 @@ class _Count(logging.Handler):
 # --- judging -------------------------------------------------------------------------------------
 
 
-def overload_outside_steps(tl: Timeline, meter_period_s: float, tick_s: float) -> dict[str, Any]:
+def overload_outside_steps(
+    tl: Timeline,
+    meter_period_s: float,
+    tick_s: float,
+    faults: list[tuple[float, float, str]] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
     """EV-attributable overload on main, split into "within the first meter period after a
-    step" (allowed) and outside (a failure)."""
+    step" (allowed) and outside (a failure); outside ticks are counted by the injected fault
+    (``faults``: start, end, label) active at the time."""
     import numpy as np
 
     n = tl.n
@@ -217,27 +236,46 @@ def overload_outside_steps(tl: Timeline, meter_period_s: float, tick_s: float) -
             round(float(excess[first_period].max()), 3) if first_period.any() else 0.0
         ),
         "first_outside_t_s": [float(x) for x in t[outside][:20]],
+        "outside_ticks_by_active_fault": _by_fault(t[outside], faults),
     }
+
+
+def _by_fault(times: Any, faults: list[tuple[float, float, str]]) -> dict[str, int]:
+    out: Counter[str] = Counter()
+    for x in times:
+        active = sorted({label for a, b, label in faults if a <= x < b})
+        out[" + ".join(active) or "none"] += 1
+    return dict(out)
+
+
+def fault_windows(sc: Scenario) -> list[tuple[float, float, str]]:
+    """(start, end, "meter:kind" | "charger:kind") of every injected fault."""
+    return [
+        (e.at_s, e.at_s + e.fault.duration_s,
+         f"{'meter' if e.fault.device == 'meter' else 'charger'}:{e.fault.kind}")
+        for e in sc.events
+        if e.fault is not None
+    ]  # fmt: skip
 
 
 def memory_growth(samples: list[tuple[float, int, int]], from_s: float) -> dict[str, Any]:
     """Growth from the first sample at or after ``from_s`` to the last sample."""
     later = [s for s in samples if s[0] >= from_s]
     if len(later) < 2:
-        return {"samples": len(samples), "growth_heap_pct": None, "growth_rss_pct": None}
+        return {"samples": len(samples), "growth_heap_pct": None, "growth_rss_net_pct": None}
     first, last = later[0], later[-1]
     return {
         "samples": len(samples),
         "from_t_s": first[0],
         "to_t_s": last[0],
         "heap_mb": [round(first[1] / 1e6, 2), round(last[1] / 1e6, 2)],
-        "rss_mb": [round(first[2] / 1e6, 1), round(last[2] / 1e6, 1)],
+        "rss_net_mb": [round(first[2] / 1e6, 1), round(last[2] / 1e6, 1)],
         "growth_heap_pct": (
             round(100.0 * (last[1] - first[1]) / first[1], 2) if first[1] else None
         ),
-        "growth_rss_pct": round(100.0 * (last[2] - first[2]) / first[2], 2),
+        "growth_rss_net_pct": round(100.0 * (last[2] - first[2]) / first[2], 2),
         "heap_mb_by_day": _by_day(samples, 1),
-        "rss_mb_by_day": _by_day(samples, 2),
+        "rss_net_mb_by_day": _by_day(samples, 2),
     }
 
 
@@ -268,7 +306,8 @@ def run_soak(
     ``heap``: also trace the Python heap with ``tracemalloc`` (about doubles the run time);
     without it the heap figures are 0 and RSS is judged."""
     sc = build_scenario(days, seed)
-    probe = Probe()
+    # float32 per tick: t_s, grid_a (3), limit_a, ev_a (3), charger_a and setpoint_a (1 each)
+    probe = Probe(timeline_bytes_per_tick=4 * (8 + 2 * len(sc.chargers)))
     handler = _Count()
     asyncio_log = logging.getLogger("asyncio")
     asyncio_log.addHandler(handler)
@@ -304,7 +343,9 @@ def run_soak(
         "events": len(sc.events),
         "faults": dict(sorted(faults.items())),
         "wall_s": round(wall_s, 1),
-        "overload_main": overload_outside_steps(result.timeline, sc.site.meter_period_s, 1.0),
+        "overload_main": overload_outside_steps(
+            result.timeline, sc.site.meter_period_s, 1.0, fault_windows(sc)
+        ),
         "overload_as_report": rep["overload_as"],
         "max_overshoot_a": rep["max_overshoot_a"],
         "reaction_s": rep["reaction_s"],
@@ -312,8 +353,10 @@ def run_soak(
         "unmet_kwh": round(sum(rep["unmet_wh"].values()) / 1000, 1),
         "fallback_never_in_force": [f for f in happened if f["fallback_s"] is None][:20],
         "crashed": {"asyncio_errors": handler.records, "error_events": probe.errors},
+        "fault_reports": dict(probe.fault_reports),
         "log_events": dict(probe.events.most_common(30)),
         "memory": memory_growth(probe.samples, from_s),
+        "rss_raw_mb_by_day": _by_day([(t, 0, v) for t, v in probe.raw_rss], 2),
         "objects": object_growth(probe.objects, from_s),
     }
 
@@ -342,7 +385,7 @@ def run_schemathesis(cases: int) -> dict[str, Any]:
 def verdict(r: dict[str, Any]) -> dict[str, bool]:
     """The soak's pass/fail criteria."""
     garage = r["overload_as_report"]["per_circuit"].get("garage", {})
-    growth = r["memory"]["growth_rss_pct"]
+    growth = r["memory"]["growth_rss_net_pct"]
     return {
         "no_overload_beyond_first_meter_period": r["overload_main"]["overload_ticks_outside"] == 0,
         "no_sub_circuit_overload": not any(garage.values()),
@@ -380,13 +423,19 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         "| allowed |",
         f"| EV overload on the sub-circuit (A s per phase) | {garage} "
         f"| {_ok(v['no_sub_circuit_overload'])} |",
-        f"| crashed tasks / error log events | {len(crashed['asyncio_errors'])} / "
+        "| crashed tasks / error log events (not device-fault reports) "
+        f"| {len(crashed['asyncio_errors'])} / "
         f"{len(crashed['error_events'])} | {_ok(v['no_crashed_task'])} |",
-        f"| RSS growth start of day 2 -> end ({m.get('rss_mb')} MB) | {m['growth_rss_pct']} % "
+        f"| RSS growth, net of the run's timeline, start of day 2 -> end "
+        f"({m.get('rss_net_mb')} MB) | {m['growth_rss_net_pct']} % "
         f"| {_ok(v['memory_growth_under_5_pct'])} |",
         f"| live Python objects start of day 2 -> end | {r['objects'].get('growth_pct')} % | |",
         "",
-        f"RSS by day (MB, last sample of each day): {m.get('rss_mb_by_day')}. Energy delivered "
+        f"RSS by day (MB, last sample of each day): {r['rss_raw_mb_by_day']} raw, "
+        f"{m.get('rss_net_mb_by_day')} net of the timeline the run records (float32 per tick, "
+        "numpy's zeroed pages become resident as it fills). Outside ticks by injected fault "
+        f"active: {o.get('outside_ticks_by_active_fault')}; device faults the controller reported "
+        f"at error level: {r.get('fault_reports')}. Energy delivered "
         f"{r['energy_delivered_kwh']} kWh, unmet {r['unmet_kwh']} kWh; {warnings} warnings logged.",
     ]
     if st is not None:
@@ -411,9 +460,16 @@ def main() -> None:
         "--schemathesis", type=int, default=0, metavar="CASES",
         help="also run the schemathesis suite with CASES per API (e.g. 2000)",
     )  # fmt: skip
+    ap.add_argument(
+        "--keep-schemathesis", action="store_true",
+        help="keep the schemathesis figures of the previous bench/results/soak.json",
+    )  # fmt: skip
     args = ap.parse_args()
     r = run_soak(args.days, args.seed)
     st = run_schemathesis(args.schemathesis) if args.schemathesis else None
+    previous = RESULTS / "soak.json"
+    if st is None and args.keep_schemathesis and previous.exists():
+        st = json.loads(previous.read_text()).get("schemathesis")
     out = {"soak": r, "verdict": verdict(r), "schemathesis": st}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(out, indent=2) + "\n")
