@@ -79,3 +79,22 @@ def test_the_query_does_not_change_state() -> None:
     for _ in range(3):
         assert not p.stuck
     assert p.update(drawing(12, now=15.0))
+
+
+def test_a_charger_reporting_the_weld_is_stuck_at_once() -> None:
+    """Its own ``contactor_welded`` confirms the measurement: no settle time, no hold time."""
+    p = policy()
+    welded = facts(
+        now=10.0,
+        changed_at=9.5,  # the setpoint changed half a second ago: not settled
+        sample=charger_sample(current_a=Phases.uniform(12), errors=("contactor_welded",)),
+        written_a=0,
+    )
+    assert p.update(welded)
+    # the error alone (drawing within the margin) is not enough: the measurement decides
+    calm = facts(
+        now=11.0,
+        sample=charger_sample(current_a=Phases.uniform(1), errors=("contactor_welded",)),
+        written_a=0,
+    )
+    assert not policy().update(calm)

@@ -3,8 +3,10 @@
 Owns: since when a charger has drawn more than ``written + stuck_margin_a`` after its setpoint
 settled, and whether it now counts as stuck (after ``stuck_after_s``). A stuck charger's real draw
 is uncontrollable load and it gets setpoint 0; it is judged only on a current measurement, and
-released as soon as it draws within the margin again. A cascaded child edge is never stuck: its
-draw includes load it cannot shed.
+released as soon as it draws within the margin again. A charger that diagnoses the weld itself
+(``contactor_welded`` in its errors: Bender register 112 bit 6, the virtual charge points) while
+drawing above the margin is stuck at once: its own report confirms what the measurement shows. A
+cascaded child edge is never stuck: its draw includes load it cannot shed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.types import ChargerSpec
 
 log = structlog.get_logger(__name__)
+
+#: The error name a charger reports for a welded contactor (``wire.bender.ERROR_BITS`` (112, 6)).
+WELDED = "contactor_welded"
 
 
 class StuckContactor:
@@ -44,10 +49,11 @@ class StuckContactor:
         drawn = max(sample.current_a)
         over = drawn > f.written_a + self._margin_a
         settled = f.now - f.changed_at >= self._after_s
-        if over and settled:
+        welded = WELDED in sample.errors  # the charger's own diagnosis: no need to wait
+        if over and (settled or welded):
             if self._since is None:
                 self._since = f.now
-            if not self._stuck and f.now - self._since >= self._after_s:
+            if not self._stuck and (welded or f.now - self._since >= self._after_s):
                 self._stuck = True
                 log.error(
                     "charger_stuck",
