@@ -44,7 +44,7 @@ imports: $(STAMP_DEV)
 	$(VENV)/bin/lint-imports
 
 pytest: $(STAMP_DEV) services browser
-	$(VENV)/bin/pytest -p no:cacheprovider
+	$(VENV)/bin/pytest -p no:cacheprovider --durations=25
 
 test: lint typecheck imports pytest
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import fuseguard.demo as demo
+import fuseguard.demo.run as demo_run
 from fuseguard.edge import Edge
 
 
@@ -32,7 +33,7 @@ async def test_the_demo_controls_with_the_garage_meter_and_the_pv_inverter(
         seen["status"] = controller.status()
         seen["garage"] = next(c for c in controller.config.circuits if c.id == demo.DEMO_GARAGE)
 
-    monkeypatch.setattr(demo, "Edge", RecordingEdge)
+    monkeypatch.setattr(demo_run, "Edge", RecordingEdge)
     await demo.run_demo(
         data_dir=tmp_path,
         local_api_port=0,
