@@ -178,3 +178,27 @@ async def test_reboot_reconnects_and_keeps_the_profiles(tmp_path: Path) -> None:
         await wait_for(lambda: r.virtual.boots == 2)
         assert DeviceFault.REBOOTS not in r.virtual.faults
         assert core.offered_a == 12.0  # profiles are persistent across a reboot
+
+
+async def test_composite_schedule_and_clear_over_the_wire(tmp_path: Path) -> None:
+    from ocpp.v16 import call
+
+    async with rig(tmp_path) as r:
+        await wait_for(r.conn.station.ready.is_set)
+        await r.conn.set_current_limit(14)
+        session = r.conn.station.session
+        assert session is not None
+        # answers are validated against the OCPP 1.6 schemas by the central system's library
+        result = await session.call(call.GetCompositeSchedule(connector_id=1, duration=600))
+        assert result.status == "Accepted"
+        periods = result.charging_schedule["charging_schedule_period"]
+        assert periods[0]["limit"] == 14.0  # the lease, over the safe profile
+        assert any(p["limit"] == 6.0 for p in periods[1:])  # the safe profile after the lease
+        cleared = await session.call(
+            call.ClearChargingProfile(charging_profile_purpose="TxProfile")
+        )
+        assert cleared.status == "Unknown"  # there is none
+        cleared = await session.call(call.ClearChargingProfile())
+        assert cleared.status == "Accepted"
+        assert r.virtual.stack.profiles == []
+        await wait_for(lambda: r.virtual.connector(1).offered_a == 32.0)
