@@ -1,4 +1,9 @@
-"""Random sites for the property tests: trees of 1-4 levels, rotations, 1/2/3-phase cars."""
+"""Random sites for the allocation tests.
+
+``snapshots``: trees of 1-4 levels, rotations, 1/2/3-phase cars (the property tests).
+``wide_snapshots``: every input field, for holding the two allocator paths equal.
+``random_site``: seeded random sites with measured-looking floats, cheap in bulk.
+"""
 
 from __future__ import annotations
 
