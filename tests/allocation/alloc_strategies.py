@@ -1,4 +1,9 @@
-"""Random sites for the property tests: trees of 1-4 levels, rotations, 1/2/3-phase cars."""
+"""Random sites for the allocation tests.
+
+``snapshots``: trees of 1-4 levels, rotations, 1/2/3-phase cars (the property tests).
+``wide_snapshots``: every input field, for holding the two allocator paths equal.
+``random_site``: seeded random sites with measured-looking floats, cheap in bulk.
+"""
 
 from __future__ import annotations
 
@@ -108,20 +113,56 @@ _PHASE_SETS = [
     for combo in itertools.combinations(ALL_PHASES, k)
     for perm in itertools.permutations(combo)
 ]
-_MODES = [ChargeMode.FAST, ChargeMode.FAST, ChargeMode.PV, ChargeMode.MINPV, ChargeMode.OFF]
+_MODES = [
+    ChargeMode.FAST,
+    ChargeMode.FAST,
+    ChargeMode.PV,
+    ChargeMode.PV,
+    ChargeMode.MINPV,
+    ChargeMode.OFF,
+]
 _ZONES = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]
 
 
-def _limit(draw: st.DrawFn, scale: float) -> float:
-    """A per-phase limit: whole amps mostly, fractional sometimes, scaled to the site size."""
-    whole = draw(st.integers(0, max(1, round(64 * scale))))
+def _limit(draw: st.DrawFn, scale: float, *, roomy: bool = False) -> float:
+    """A per-phase limit: whole amps mostly (typical breaker sizes, or any unless roomy),
+    fractional sometimes, scaled to the site size."""
+    typical = st.sampled_from([6, 10, 13, 16, 20, 25, 32, 40, 63]).map(lambda a: round(a * scale))
+    whole = draw(typical if roomy else typical | st.integers(0, max(1, round(64 * scale))))
     return whole + draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 0.25, 1 / 3]) | generic(0, 1))
 
 
 def generic(low: float, high: float) -> st.SearchStrategy[float]:
     """Floats in [low, high] with arbitrary low bits, like measured values (``st.floats`` favours
     simple values, whose arithmetic rarely rounds)."""
-    return st.integers(0, 2**40).map(lambda k: low + (high - low) * (k / 2**40))
+    # hypothesis favours small integers: scramble them (multiplicative hashing) so that the
+    # values spread over the whole range
+    return st.integers(0, 2**40).map(
+        lambda k: low + (high - low) * ((k * 0x9E3779B97F4A7C15) % 2**40 / 2**40)
+    )
+
+
+def _limits(draw: st.DrawFn, scale: float, load: Phases, *, roomy: bool) -> Phases:
+    """A circuit's limits: mostly its non-EV load plus some room for the cars on each phase,
+    sometimes (never on a roomy site) absolute values, often below the load: an overloaded
+    circuit."""
+    if roomy or draw(st.sampled_from([True, True, True, True, True, False])):
+        return Phases.of(max(0.0, v) + _limit(draw, scale, roomy=roomy) for v in load)
+    return Phases.of(_limit(draw, scale) for _ in range(3))
+
+
+def _power_limit(draw: st.DrawFn, scale: float, load_a: float, *, roomy: bool) -> float | None:
+    """None mostly; else the load's power plus some room (230 V) or (never on a roomy site) an
+    absolute limit, tiny ones too."""
+    kinds = ["none"] * 4 + ["room", "room"] + ([] if roomy else ["absolute", "round"])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "absolute":
+        return draw(generic(0, 50000 * scale) | st.floats(0, 50000 * scale))
+    if kind == "round":
+        return draw(st.integers(0, 40)) * 1e3
+    if kind == "room":
+        return max(0.0, load_a) * 230.0 + draw(generic(0, 15000 * scale))
+    return None
 
 
 def _load(draw: st.DrawFn, scale: float) -> float:
@@ -146,9 +187,7 @@ def _wide_circuits(draw: st.DrawFn, scale: float) -> list[Circuit]:
     for cid in ids[1:]:
         p = draw(st.sampled_from([c for c in parent if depth[c] < 5]))
         parent[cid], depth[cid] = p, depth[p] + 1
-    power = st.one_of(
-        st.none(), st.none(), st.floats(0, 50000 * scale), st.integers(0, 40).map(lambda k: k * 1e3)
-    )
+    roomy = draw(st.booleans())  # a site where the cars mostly fit: the filling has work to do
     own = {cid: Phases.of(_load(draw, scale) for _ in range(3)) for cid in ids}
     total = dict(own)
     for cid in reversed(ids):  # a parent is drawn before its children
@@ -159,9 +198,9 @@ def _wide_circuits(draw: st.DrawFn, scale: float) -> list[Circuit]:
         Circuit(
             cid,
             parent[cid],
-            Phases.of(_limit(draw, scale) for _ in range(3)),
+            _limits(draw, scale, total[cid], roomy=roomy),
             total[cid],
-            draw(power),
+            _power_limit(draw, scale, total[cid].total, roomy=roomy),
         )
         for cid in ids
     ]
@@ -177,7 +216,11 @@ def _wide_plug(draw: st.DrawFn, pid: str, circuits: list[str], params: Allocatio
         [0.0, params.min_run_s, params.min_pause_s, params.pv_enable_delay_s, 2000.0]
     )
     secs = st.one_of(st.floats(0, 2000), edge_s)
-    target = draw(st.one_of(st.none(), st.none(), st.integers(0, 40), st.sampled_from([0, min_a])))
+    # most plugs can run (a free target, a maximum above the minimum); the rest cover every
+    # reason a plug cannot
+    target = draw(
+        st.sampled_from([None, None, None, None, 0, min_a]) | st.integers(0, 40).filter(bool)
+    )
     until = st.datetimes(
         datetime(2026, 1, 1), datetime(2026, 12, 31), timezones=st.sampled_from(_ZONES)
     )
@@ -185,13 +228,13 @@ def _wide_plug(draw: st.DrawFn, pid: str, circuits: list[str], params: Allocatio
         id=pid,
         circuit=draw(st.sampled_from(circuits)),
         phases=draw(st.sampled_from(_PHASE_SETS)),
-        max_a=draw(st.one_of(st.integers(0, 40), st.sampled_from([16, 32, min_a]))),
+        max_a=draw(st.sampled_from([16, 16, 32, 20, 10, min_a]) | st.integers(0, 40)),
         min_a=min_a,
         priority=draw(st.sampled_from([0, 0, 0, 1, 2, -1])),
         mode=draw(st.sampled_from(_MODES)),
         target_a=target,
         target_until=None if target is None else draw(st.one_of(st.none(), until)),
-        available=draw(st.sampled_from([True, True, True, False])),
+        available=draw(st.sampled_from([True, True, True, True, True, False])),
         setpoint_a=draw(st.integers(1, 40)) if state == "running" else 0,
         running_s=draw(secs) if state == "running" else None,
         paused_s=draw(st.one_of(st.none(), secs)) if state == "paused" else None,
@@ -207,7 +250,7 @@ def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) 
     unavailable plugs, running/paused/fresh state on and off the timer edges, PV surplus (also
     negative) and non-default parameters."""
     n_plugs = draw(st.integers(min_plugs, max_plugs))
-    scale = draw(st.sampled_from([1.0, 1.0, max(1.0, n_plugs / 4)]))
+    scale = draw(st.sampled_from([1.0, max(1.0, n_plugs / 4), max(1.0, n_plugs / 2)]))
     params = AllocationParams(
         voltage_v=draw(st.sampled_from([230.0, 230.0, 240.0, 120.0])),
         min_run_s=draw(st.sampled_from([600.0, 0.0, 60.0])),
@@ -225,6 +268,7 @@ def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) 
             st.just(0.0),
             st.floats(0, 30000 * scale),
             generic(0, 30000 * scale),
+            generic(1000, 8000),  # about what one or two cars' minimum needs
             st.floats(-5000, 0),
             st.integers(0, 40).map(lambda k: k * 690.0),
         )

@@ -71,6 +71,35 @@ def test_kettle_above_the_fuse_pauses_everyone_below_it() -> None:
     assert alloc.setpoints == {"a": 0, "b": 16}
 
 
+def test_cars_that_cannot_charge_keep_their_reason_below_an_overloaded_circuit() -> None:
+    """A kettle over the fuse (or a load over the power limit) pauses the cars that could
+    charge, and says so; an off car, an unplugged one, one paused by target and one whose
+    maximum is below its minimum keep their own reason instead of "less than 6 A available"."""
+    plugs = (
+        Plug("off", "garage", ALL_PHASES, 16, mode=ChargeMode.OFF),
+        Plug("gone", "garage", ALL_PHASES, 16, available=False),
+        Plug("target0", "garage", ALL_PHASES, 16, target_a=0),
+        Plug("small", "garage", ALL_PHASES, 4),
+        Plug("ready", "garage", ALL_PHASES, 16),
+    )
+    kettle = _site(25, Phases(26, 0, 0), *plugs)
+    over_power = Snapshot(
+        (
+            Circuit("main", None, Phases.uniform(63), Phases.uniform(10), power_limit_w=6000),
+            Circuit("garage", "main", Phases.uniform(32)),
+        ),
+        plugs,
+    )
+    for snap, row in ((kettle, "circuit main on L1"), (over_power, "the 6.0 kW power limit")):
+        alloc = allocate(snap)
+        assert alloc.setpoints == dict.fromkeys(alloc.setpoints, 0)
+        assert alloc.reasons["off"] == "off"
+        assert alloc.reasons["gone"] == "not available: no car ready to charge"
+        assert alloc.reasons["target0"] == "paused by target 0 A"
+        assert alloc.reasons["small"] == "paused: maximum 4 A is below the minimum 6 A"
+        assert alloc.reasons["ready"].startswith(f"paused: less than 6 A available on {row}")
+
+
 def test_more_cars_than_capacity_pauses_the_fewest_and_says_why() -> None:
     plugs = [Plug(f"cp{i}", "garage", ALL_PHASES, 16) for i in range(5)]
     alloc = allocate(_site(25, Phases.uniform(5), *plugs))

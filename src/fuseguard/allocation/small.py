@@ -255,9 +255,10 @@ def _round(s: _Site, adm: list[int], x: list[float], b: list[float], pv_row: int
     extra, used_extra = _first_fit(up, rows, coefs, resid)
     for i in extra:
         setpoint[i] += 1.0
-    # defence in depth (integer sums: exact)
+    # defence in depth (integer sums: exact): a row the cars draw on that is over its limit;
+    # a row whose non-EV load alone is over its limit admitted nobody and pauses no one else
     usage = [sb + u for sb, u in zip(sub, used_extra)]  # noqa: B905
-    bad = [u > bb + 1e-6 * (1.0 + abs(bb)) for u, bb in zip(usage, b)]  # noqa: B905
+    bad = [u > 0.0 and u > bb + 1e-6 * (1.0 + abs(bb)) for u, bb in zip(usage, b)]  # noqa: B905
     bad[pv_row] = False
     if True in bad:  # pragma: no cover - the pipeline above never gets here
         for i in range(n):

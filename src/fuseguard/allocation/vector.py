@@ -153,7 +153,9 @@ def _round(prep: SiteArrays, admitted: BoolArr, x: FloatArr, b: FloatArr, code: 
     extra = first_fit(up_order, n=n, e_row=er, e_plug=ep, e_amount=ec, resid=resid)
     setpoint: FloatArr = fl + extra
     usage = np.bincount(er, ec * setpoint[ep], minlength=n_rows)
-    bad_rows = usage > b + 1e-6 * (1.0 + np.abs(b))
+    # a row the cars draw on that is over its limit (a row whose non-EV load alone is over its
+    # limit admitted nobody: it pauses no one else)
+    bad_rows = (usage > 0.0) & (usage > b + 1e-6 * (1.0 + np.abs(b)))
     bad_rows[prep.pv_row] = False
     if bad_rows.any():  # pragma: no cover - the pipeline above never gets here
         hit = np.zeros(n, dtype=np.bool_)
