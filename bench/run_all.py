@@ -1,8 +1,10 @@
 """Run every benchmark and assemble ``docs/benchmarks.md`` from their result fragments.
 
 Each ``bench/<name>.py`` writes ``bench/results/<name>.json`` and a markdown fragment
-``bench/results/<name>.md``. This script runs them one after the other (they share a 2-core
-machine: running them in parallel would only measure each other) and joins the fragments.
+``bench/results/<name>.md``; hand-written analysis lives in ``bench/notes/<name>.md`` (and
+``intro.md``) and is kept next to the generated table. This script runs them one after the
+other (they share a 2-core machine: running them in parallel would only measure each other) and
+joins the fragments.
 
     python bench/run_all.py            # everything
     python bench/run_all.py --only allocation edge
@@ -18,12 +20,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("allocation", "edge", "cloud", "quality")
+BENCHES = ("allocation", "edge", "cloud", "quality", "simspeed", "soak")
+NOTES = ROOT / "bench" / "notes"
 QUICK_ARGS = {
     "allocation": ["--quick"],
     "edge": ["--quick"],
     "cloud": ["--edges", "100", "--requests", "200"],
     "quality": ["--policy", "fuseguard"],
+    "simspeed": ["--only", "office_20_chargers_24h"],
+    "soak": ["--days", "1", "--schemathesis", "200"],
 }
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -38,15 +43,22 @@ quality). Targets that are not met are said so in each table.
 """
 
 
+def _note(name: str) -> list[str]:
+    """Hand-written analysis kept next to a generated table (``bench/notes/<name>.md``)."""
+    note = NOTES / f"{name}.md"
+    return [note.read_text(encoding="utf-8").strip() + "\n"] if note.exists() else []
+
+
 def assemble() -> None:
-    """Write docs/benchmarks.md from the fragments that exist."""
-    parts = [HEADER]
+    """Write docs/benchmarks.md from the fragments that exist, each followed by its notes."""
+    parts = [HEADER, *_note("intro")]
     for name in BENCHES:
         fragment = RESULTS / f"{name}.md"
         if fragment.exists():
             parts.append(fragment.read_text(encoding="utf-8").strip() + "\n")
         else:
             parts.append(f"### {name}\n\nNot run yet: `python bench/{name}.py`.\n")
+        parts += _note(name)
     DOC.write_text("\n".join(parts), encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")
 
