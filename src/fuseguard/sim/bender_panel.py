@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from fuseguard.model.status import BackendConnState, SchukoState, WlanState
 from fuseguard.wire.bender import KEYS_5_33
 
 #: The 5.22 spellings a 5.33 device also answers (not in seed 003).
@@ -49,33 +50,6 @@ class KeySet(StrEnum):
         return firmware_keys
 
 
-class SchukoState(StrEnum):
-    """``schuko_state`` (seed 003)."""
-
-    IDLE = "idle"
-    CONNECTED = "connected"
-    POWER_ON = "power_on"
-
-
-class BackendConnState(StrEnum):
-    """``backend_conn_state`` (seed 003, including its spelling ``not_reacheable``)."""
-
-    NOT_CONNECTED = "not_connected"
-    CONNECTING = "connecting"
-    CONNECTING_PROXY_OK = "connecting_proxy_ok"
-    CONNECTED = "connected"
-    NOT_REACHEABLE = "not_reacheable"
-    REJECTED = "rejected"
-    PENDING = "pending"
-
-
-class WlanState(StrEnum):
-    """``wlan_state`` (seed 003)."""
-
-    DISCONNECTED = "wlan_disconnected"
-    CONNECTED = "wlan_connected"
-
-
 def check_display_text(text: str) -> str:
     """A ``display_text`` the line-based REST format can carry; ValueError otherwise."""
     if len(text) > MAX_DISPLAY_TEXT:
@@ -94,7 +68,7 @@ class BenderPanel:
     schuko_cfg: bool = False
     schuko_state: SchukoState = SchukoState.IDLE
     backend_conn_state: BackendConnState = BackendConnState.PENDING
-    wlan_state: WlanState = WlanState.DISCONNECTED
+    wlan_state: WlanState = WlanState.WLAN_DISCONNECTED
     display_text: str = ""
     con_cycles_schuko: int = 0
 
