@@ -57,6 +57,34 @@ async def _scrape(http: httpx2.AsyncClient, service: CloudService) -> dict[str, 
     return _families(r.text)
 
 
+def _check_fleet(fams: dict[str, Any], a: VirtualEdge, b: VirtualEdge) -> None:
+    """Both edges online, a with 2 EVSEs and one plug charging, b with 1 EVSE."""
+    assert fams["fuseguard_cloud_mqtt_link_up"].type == "gauge"
+    assert _value(fams["fuseguard_cloud_mqtt_link_up"]) == 1.0
+    assert _value(fams["fuseguard_cloud_edges_known"]) == 2.0
+    assert _value(fams["fuseguard_cloud_edges_online"]) == 2.0
+    for name in (
+        "fuseguard_cloud_edge_online",
+        "fuseguard_cloud_edge_evses",
+        "fuseguard_cloud_edge_evses_online",
+        "fuseguard_cloud_edge_plugs_charging",
+        "fuseguard_cloud_edge_last_status_timestamp_seconds",
+    ):
+        assert fams[name].type == "gauge", name
+        assert {s.labels["edge"] for s in fams[name].samples} == {
+            a.edge_device_id,
+            b.edge_device_id,
+        }
+    ea, eb = a.edge_device_id, b.edge_device_id
+    assert _value(fams["fuseguard_cloud_edge_evses"], edge=ea) == 2.0
+    assert _value(fams["fuseguard_cloud_edge_evses_online"], edge=ea) == 2.0
+    assert _value(fams["fuseguard_cloud_edge_evses"], edge=eb) == 1.0
+    assert _value(fams["fuseguard_cloud_edge_plugs_charging"], edge=ea) == 1.0
+    assert _value(fams["fuseguard_cloud_edge_plugs_charging"], edge=eb) == 0.0
+    seen = _value(fams["fuseguard_cloud_edge_last_status_timestamp_seconds"], edge=ea)
+    assert abs(seen - a.clock.now().timestamp()) < 60
+
+
 async def test_metrics_fleet_gauges_and_command_counters(
     mqtt_url: str, prefix: str, sqlite_url: str
 ) -> None:
@@ -82,34 +110,10 @@ async def test_metrics_fleet_gauges_and_command_counters(
                 r = await http.get("/metrics", headers=_basic("prom", "wrong"))
                 assert r.status_code == 401
 
-                fams = await _scrape(http, service)
-                assert fams["fuseguard_cloud_mqtt_link_up"].type == "gauge"
-                assert _value(fams["fuseguard_cloud_mqtt_link_up"]) == 1.0
-                assert _value(fams["fuseguard_cloud_edges_known"]) == 2.0
-                assert _value(fams["fuseguard_cloud_edges_online"]) == 2.0
-                for name in (
-                    "fuseguard_cloud_edge_online",
-                    "fuseguard_cloud_edge_evses",
-                    "fuseguard_cloud_edge_evses_online",
-                    "fuseguard_cloud_edge_plugs_charging",
-                    "fuseguard_cloud_edge_last_status_timestamp_seconds",
-                ):
-                    assert fams[name].type == "gauge", name
-                    assert {s.labels["edge"] for s in fams[name].samples} == {
-                        a.edge_device_id,
-                        b.edge_device_id,
-                    }
+                _check_fleet(await _scrape(http, service), a, b)
                 ea, eb = a.edge_device_id, b.edge_device_id
-                assert _value(fams["fuseguard_cloud_edge_evses"], edge=ea) == 2.0
-                assert _value(fams["fuseguard_cloud_edge_evses_online"], edge=ea) == 2.0
-                assert _value(fams["fuseguard_cloud_edge_evses"], edge=eb) == 1.0
-                assert _value(fams["fuseguard_cloud_edge_plugs_charging"], edge=ea) == 1.0
-                assert _value(fams["fuseguard_cloud_edge_plugs_charging"], edge=eb) == 0.0
-                seen = _value(fams["fuseguard_cloud_edge_last_status_timestamp_seconds"], edge=ea)
-                assert abs(seen - a.clock.now().timestamp()) < 60
 
-                # one accepted command, one refused by the edge (out of its limits is 422
-                # in the API already, so refuse via the edge: an unknown EVSE on the edge)
+                # one set and one clear, both acknowledged
                 evse = a.evses[0]
                 token = await service.tokens.create(ea, evse.evse_uuid)
                 r = await http.post(
@@ -170,10 +174,10 @@ async def _after_offline(
 
 
 async def test_metrics_off_by_default(mqtt_url: str, prefix: str, sqlite_url: str) -> None:
-    async with CloudService(_settings(mqtt_url, prefix, sqlite_url)) as service:
-        async with api_client(service) as http:
-            assert (await http.get("/metrics")).status_code == 404
-            assert (await http.get("/fleet")).status_code == 404
+    settings = _settings(mqtt_url, prefix, sqlite_url)
+    async with CloudService(settings) as service, api_client(service) as http:
+        assert (await http.get("/metrics")).status_code == 404
+        assert (await http.get("/fleet")).status_code == 404
 
 
 async def test_fleet_page(mqtt_url: str, prefix: str, sqlite_url: str) -> None:

@@ -17,9 +17,9 @@ from typing import Any, Self
 
 import structlog
 import uvicorn
-from prometheus_client import CollectorRegistry
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
 from fuseguard.api.evse import create_evse_app, error_body
 from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
