@@ -19,13 +19,16 @@ import structlog
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
 from fuseguard.api.evse import create_evse_app, error_body
 from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
 from fuseguard.cloud.config import CloudSettings
 from fuseguard.cloud.link import BrokerAddress, MqttLink, supervised
+from fuseguard.cloud.metrics import CommandMetrics, FleetCollector, cloud_metrics_endpoint
 from fuseguard.cloud.protocol import Topics
 from fuseguard.cloud.store import CloudStore
+from fuseguard.cloud.web import fleet_endpoints
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.serving import EmbeddedServer
 from fuseguard.store.db import create_engine, init_schema
@@ -44,12 +47,15 @@ class CloudService:
         self.store = CloudStore(self.engine)
         self.tokens = TokenRepository(self.engine)
         self.topics = Topics(settings.broker.topic_prefix)
+        self.registry = CollectorRegistry()
+        self.command_metrics = CommandMetrics(self.registry)
         self.backend = CloudEvseBackend(
             self.store,
             self.topics,
             self.clock,
             replica_id=settings.replica_id,
             ack_timeout_s=settings.api.ack_timeout_s,
+            metrics=self.command_metrics,
         )
         password = settings.broker.password
         self.link = MqttLink(
@@ -69,7 +75,32 @@ class CloudService:
             title="fuseguard cloud: Direct EVSE Control API",
         )
         self.app.add_exception_handler(EdgeUnavailableError, _edge_unavailable)
+        self.fleet_collector = FleetCollector(self.store, lambda: self.link.connected)
+        self.registry.register(self.fleet_collector)
+        self._add_web_routes()
         self._link_task: asyncio.Task[None] | None = None
+
+    def _add_web_routes(self) -> None:
+        """``GET /metrics`` and ``GET /fleet`` when enabled in the settings."""
+        mc = self.settings.metrics
+        if mc.enabled:
+            endpoint = cloud_metrics_endpoint(
+                self.registry,
+                self.fleet_collector,
+                user=mc.user,
+                password=mc.password.get_secret_value(),
+            )
+            self.app.add_route("/metrics", endpoint, methods=["GET"], include_in_schema=False)
+        web = self.settings.web
+        if web.enabled:
+            page, css = fleet_endpoints(
+                self.store,
+                self.clock,
+                user=web.admin_user,
+                password=web.admin_password.get_secret_value(),
+            )
+            self.app.add_route("/fleet", page, methods=["GET"], include_in_schema=False)
+            self.app.add_route("/fleet/app.css", css, methods=["GET"], include_in_schema=False)
 
     async def start(self, *, connect_timeout_s: float = 10.0) -> None:
         """Create the schema, connect to the broker, subscribe."""

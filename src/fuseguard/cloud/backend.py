@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +27,7 @@ import structlog
 
 from fuseguard.api.evse_models import EvseInfo, PlugStatusRecord
 from fuseguard.cloud.link import Link, LinkMessage
+from fuseguard.cloud.metrics import CommandMetrics, RejectReason
 from fuseguard.cloud.protocol import (
     MAX_EDGE_ID_LEN,
     MAX_PAYLOAD_BYTES,
@@ -77,8 +79,10 @@ class CloudEvseBackend:
         replica_id: str,
         ack_timeout_s: float = 5.0,
         status_batch_max: int = 500,
+        metrics: CommandMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.topics = topics
         self.clock = clock
         self.replica_id = replica_id
@@ -274,6 +278,8 @@ class CloudEvseBackend:
                 op=op,
                 reason="edge offline" if online is False else "edge never connected",
             )
+            if self.metrics is not None:
+                self.metrics.reject(op, "edge_offline")
             return None
         correlation_id = uuid.uuid4().hex
         command = CommandMessage(
@@ -286,18 +292,31 @@ class CloudEvseBackend:
         )
         future: asyncio.Future[AckMessage] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = _Pending(edge_device_id, future)
+        kind: RejectReason | None = None
         try:
             async with asyncio.timeout(self.ack_timeout_s):
                 await link.publish(self.topics.command(edge_device_id), command.to_bytes(), qos=1)
-                return await future
+                if self.metrics is not None:
+                    self.metrics.sent.labels(op=op).inc()
+                ack = await future
+            if self.metrics is not None:
+                self.metrics.acked.labels(op=op).inc()
+            return ack
         except TimeoutError:
             reason = f"no ack within {self.ack_timeout_s} s"
         except _EdgeWentOfflineError:
             reason = "edge went offline while waiting for the ack"
+            kind = "edge_went_offline"
         except DeviceError as err:
             reason = f"broker link: {err}"
+            kind = "link_error"
         finally:
             self._pending.pop(correlation_id, None)
+        if self.metrics is not None:
+            if kind is None:
+                self.metrics.timed_out.labels(op=op).inc()
+            else:
+                self.metrics.reject(op, kind)
         log.warning(
             "command_rejected",
             edge=edge_device_id,
@@ -334,10 +353,15 @@ class CloudEvseBackend:
         self, edge_device_id: str, evse_uuid: str, current_a: int, duration_s: int
     ) -> Literal["received", "rejected"]:
         """Deliver a target to the edge; ``received`` only after the edge acknowledged it."""
+        started = time.perf_counter()
         ack = await self._command(edge_device_id, evse_uuid, "set", current_a, duration_s)
+        if self.metrics is not None:
+            self.metrics.set_duration.observe(time.perf_counter() - started)
         if ack is None:
             return "rejected"
         if ack.state != "received" or ack.target is None:
+            if self.metrics is not None:
+                self.metrics.reject("set", "edge_refused")
             log.info(
                 "target_rejected_by_edge",
                 edge=edge_device_id,

@@ -21,6 +21,15 @@ Example (``examples/cloud.toml``)::
     ack_timeout_s = 5.0
     max_duration_s = 86400
 
+    [metrics]                       # GET /metrics on the server port
+    enabled = true
+    user = "prometheus"             # Basic auth when password is set
+    password = "..."
+
+    [web]                           # the fleet page (GET /fleet): only when admin_password is set
+    admin_user = "admin"
+    admin_password = "..."
+
 Environment: ``FUSEGUARD_CLOUD_BROKER__URL=mqtt://...``, ``FUSEGUARD_CLOUD_DATABASE__URL=...``.
 """
 
@@ -97,6 +106,26 @@ class ApiSection(_Section):
     max_duration_s: int = Field(default=DEFAULT_MAX_DURATION_S, ge=1)
 
 
+class MetricsSection(_Section):
+    """Prometheus ``GET /metrics`` on the server port (Basic auth when ``password`` is set)."""
+
+    enabled: bool = False
+    user: str = "prometheus"
+    password: SecretStr = SecretStr("")
+
+
+class WebSection(_Section):
+    """The fleet page ``GET /fleet``: served only when ``admin_password`` is set (Basic auth)."""
+
+    admin_user: str = Field(default="admin", min_length=1, max_length=64)
+    admin_password: SecretStr = SecretStr("")
+
+    @property
+    def enabled(self) -> bool:
+        """True when a password is configured."""
+        return bool(self.admin_password.get_secret_value())
+
+
 _TOML_PATH: ContextVar[Path | None] = ContextVar("_CLOUD_TOML_PATH", default=None)
 
 
@@ -111,6 +140,8 @@ class CloudSettings(BaseSettings):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     broker: BrokerSection = Field(default_factory=BrokerSection)
     api: ApiSection = Field(default_factory=ApiSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    web: WebSection = Field(default_factory=WebSection)
     replica_id: str = Field(
         default_factory=lambda: uuid.uuid4().hex[:12],
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",

@@ -260,3 +260,20 @@ class CloudStore:
                 await conn.execute(sa.select(cloud_edges.c.edge_device_id, cloud_edges.c.online))
             ).all()
         return {str(r[0]): bool(r[1]) for r in rows}
+
+    async def evse_statuses(self) -> dict[tuple[str, str], list[PlugStatusOut]]:
+        """The newest plug statuses of every EVSE, keyed by (edge id, EVSE uuid)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        cloud_evses.c.edge_device_id,
+                        cloud_evses.c.evse_uuid,
+                        cloud_evses.c.statuses_json,
+                    )
+                )
+            ).all()
+        return {
+            (str(r[0]), str(r[1])): [PlugStatusOut.model_validate(s) for s in json.loads(r[2])]
+            for r in rows
+        }
