@@ -14,6 +14,7 @@ import argparse
 import functools
 import importlib.util
 import json
+import math
 import os
 import platform
 import random
@@ -130,6 +131,11 @@ def run(sizes: list[int], quick: bool) -> list[dict[str, float | int | str]]:
 
         lp_ms = _median_ms(lp, lp_rep)
         max_diff = max(abs(alloc.exact_a[k] - ref[k]) for k in alloc.exact_a)
+        # the integer answer against the exact LP: never below an LP value's floor (rounding and
+        # the hand-out of freed amps only add), and how many phase-amps stay unused in total
+        below_floor = sum(1 for k in running if alloc.setpoints[k] < math.floor(ref[k] + 1e-6))
+        int_total = sum(alloc.setpoints[k] for k in running)
+        lp_total = math.fsum(ref[k] for k in running)
         row: dict[str, float | int | str] = {
             "plugs": n,
             "running": len(running),
@@ -137,6 +143,9 @@ def run(sizes: list[int], quick: bool) -> list[dict[str, float | int | str]]:
             "lp_ms": round(lp_ms, 2),
             "speedup": round(lp_ms / alloc_ms, 1),
             "max_diff_a": max_diff,
+            "int_below_lp_floor": below_floor,
+            "int_total_a": int_total,
+            "lp_total_a": round(lp_total, 3),
             "alloc_repeats": alloc_rep,
             "lp_repeats": lp_rep,
         }
@@ -243,8 +252,9 @@ def write_markdown(
         f"Sites up to {SMALL_SITE_PLUGS} plugs take the pure-Python path, larger ones the NumPy",
         "path (same algorithm, bit-identical results; see `docs/allocation.md`).",
         "",
-        "| plugs | running | alloc ms | target ms | LP ms (repeats) | speedup | max diff A |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| plugs | running | alloc ms | target ms | LP ms (repeats) | speedup | max diff A "
+        "| integer Σ A / LP Σ A | below LP floor |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         n = int(r["plugs"])
@@ -252,7 +262,8 @@ def write_markdown(
         lines.append(
             f"| {n} | {r['running']} | {float(r['alloc_ms']):.3f} | "
             f"{'' if target is None else target} | {float(r['lp_ms']):.1f} ({r['lp_repeats']}) | "
-            f"{float(r['speedup']):.0f}x | {float(r['max_diff_a']):.1e} |"
+            f"{float(r['speedup']):.0f}x | {float(r['max_diff_a']):.1e} | "
+            f"{r['int_total_a']} / {float(r['lp_total_a']):.1f} | {r['int_below_lp_floor']} |"
         )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     met = [
@@ -281,6 +292,7 @@ def main() -> None:
     rows = run(sizes, args.quick)
     path_rows = run_paths(PATH_SIZES, args.quick)
     bad = [r["plugs"] for r in rows if float(r["max_diff_a"]) > 0.01]
+    bad += [r["plugs"] for r in rows if int(r["int_below_lp_floor"]) > 0]
     bad += [r["plugs"] for r in path_rows if float(r["max_diff_a"]) > 0.01]
     differ = [r["plugs"] for r in path_rows if not r["identical"]]
     RESULTS.mkdir(exist_ok=True)

@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("allocation", "edge", "cloud", "quality", "simspeed", "soak")
+BENCHES = ("allocation", "headroom", "edge", "cloud", "quality", "simspeed", "soak")
 NOTES = ROOT / "bench" / "notes"
 QUICK_ARGS = {
     "allocation": ["--quick"],
     "edge": ["--quick"],
     "cloud": ["--edges", "100", "--requests", "200"],
     "quality": ["--policy", "fuseguard"],
+    "headroom": [],
     "simspeed": ["--only", "office_20_chargers_24h"],
     "soak": ["--days", "1", "--schemathesis", "200"],
 }

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lp_reference import reference_allocation
 
-from fuseguard.allocation import Snapshot, allocate
+from fuseguard.allocation import Plug, Snapshot, allocate
 from fuseguard.model.status import ChargeMode
 
 TOL = 1e-6
@@ -78,47 +78,54 @@ def test_exact_allocation_is_the_lexicographic_max_min_fair_one(snap: Snapshot) 
         assert abs(alloc.exact_a[k] - ref[k]) <= 1e-5, (k, alloc.exact_a[k], ref[k])
 
 
-@given(snapshots())
-def test_rounding_stays_within_one_amp_and_conserves_work(snap: Snapshot) -> None:
-    alloc = allocate(snap)
+def _one_more_amp_breaks_a_limit(snap: Snapshot, sp: dict[str, float], p: Plug) -> bool:
+    """One more amp for ``p`` breaks a phase or power limit on some circuit above it, or the PV
+    surplus (for a PV plug)."""
     volt = snap.params.voltage_v
+    bumped = dict(sp)
+    bumped[p.id] += 1
+    for c in snap.circuits:
+        if p.circuit not in subtree(snap, c.id):
+            continue
+        cur, total = usage(snap, bumped, c.id)
+        if any(c.non_ev_load_a[ph] + cur[ph] > c.limit_a[ph] + TOL for ph in range(3)):
+            return True
+        if c.power_limit_w is not None and (
+            (c.non_ev_load_a.total + total) * volt > c.power_limit_w + 1e-3
+        ):
+            return True
+    pv_total = sum(
+        bumped[q.id] * len(q.phases)
+        for q in snap.plugs
+        if q.mode in (ChargeMode.PV, ChargeMode.MINPV)
+    )
+    return p.mode in (ChargeMode.PV, ChargeMode.MINPV) and pv_total * volt > max(
+        snap.pv_surplus_w,
+        sum(
+            q.min_a * len(q.phases) * volt
+            for q in snap.plugs
+            if q.mode in (ChargeMode.PV, ChargeMode.MINPV) and sp[q.id] > 0
+        ),
+    )
+
+
+@given(snapshots())
+def test_rounding_never_goes_below_the_exact_floor(snap: Snapshot) -> None:
+    alloc = allocate(snap)
+    for p in snap.plugs:
+        s = alloc.setpoints[p.id]
+        if s > 0:
+            assert math.floor(alloc.exact_a[p.id] + 1e-7) <= s <= _cap(p)
+
+
+@given(snapshots())
+def test_no_running_plug_below_its_cap_while_its_path_has_a_free_amp(snap: Snapshot) -> None:
+    """Issue 18 item 5: the whole amps rounding frees are handed out again."""
+    alloc = allocate(snap)
     sp = {k: float(v) for k, v in alloc.setpoints.items()}
     for p in snap.plugs:
-        if alloc.setpoints[p.id] == 0:
-            continue
-        x = alloc.exact_a[p.id]
-        s = alloc.setpoints[p.id]
-        assert math.floor(x + 1e-7) <= s <= math.ceil(x - 1e-7)
-        if s < math.ceil(x - 1e-7) and s + 1 <= _cap(p):
-            # one more amp must break a limit on some circuit above the plug
-            bumped = dict(sp)
-            bumped[p.id] += 1
-            broken = False
-            for c in snap.circuits:
-                if p.circuit not in subtree(snap, c.id):
-                    continue
-                cur, total = usage(snap, bumped, c.id)
-                if any(c.non_ev_load_a[ph] + cur[ph] > c.limit_a[ph] + TOL for ph in range(3)):
-                    broken = True
-                if c.power_limit_w is not None and (
-                    (c.non_ev_load_a.total + total) * volt > c.power_limit_w + 1e-3
-                ):
-                    broken = True
-            pv_total = sum(
-                bumped[q.id] * len(q.phases)
-                for q in snap.plugs
-                if q.mode in (ChargeMode.PV, ChargeMode.MINPV)
-            )
-            if p.mode in (ChargeMode.PV, ChargeMode.MINPV) and pv_total * volt > max(
-                snap.pv_surplus_w,
-                sum(
-                    q.min_a * len(q.phases) * volt
-                    for q in snap.plugs
-                    if q.mode in (ChargeMode.PV, ChargeMode.MINPV) and sp[q.id] > 0
-                ),
-            ):
-                broken = True
-            assert broken, p.id
+        if 0 < alloc.setpoints[p.id] < _cap(p):
+            assert _one_more_amp_breaks_a_limit(snap, sp, p), p.id
 
 
 @given(snapshots(modes=False))

@@ -10,7 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from fuseguard.allocation import AllocationSession, Circuit, Plug, Snapshot, allocate
+from fuseguard.allocation.small import allocate_small
 from fuseguard.allocation.snapshot import snapshot_from_json, snapshot_to_json
+from fuseguard.allocation.vector import allocate_numpy
 from fuseguard.cli.allocate import register
 from fuseguard.model.phases import ALL_PHASES, Phase, Phases, Rotation
 from fuseguard.model.status import ChargeMode
@@ -238,3 +240,26 @@ def test_cli_malformed_snapshot_exits_2_with_the_json_path(tmp_path: Path) -> No
     assert "$.circuits[1].parent" in result.stderr
     path.write_text("{not json")
     assert CliRunner().invoke(_cli(), ["allocate", str(path)]).exit_code == 2
+
+
+ISSUE18 = Path(__file__).parent / "issue18_rounding.json"
+
+
+def test_whole_amps_freed_by_rounding_are_handed_out_again() -> None:
+    """Issue 18 item 5: main L2 (63 A, 41 A non-EV) holds p3 9.0 + p5 6.5 + p6 6.5 exactly; p5 and
+    p6 are floored to 6 A and the freed amp goes to p3 (9 -> 10 A, its target)."""
+    result = CliRunner().invoke(_cli(), ["allocate", str(ISSUE18)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["exact_a"]["p3"] == 9.0
+    assert out["exact_a"]["p5"] == out["exact_a"]["p6"] == 6.5
+    assert out["setpoints"] == {
+        "p0": 0, "p1": 0, "p2": 7, "p3": 10, "p4": 7, "p5": 6, "p6": 6,
+        "p7": 0, "p8": 0, "p9": 0, "p10": 0, "p11": 0, "p12": 0,
+    }  # fmt: skip
+    assert out["reasons"]["p3"] == "target 10 A"
+    snap = snapshot_from_json(ISSUE18.read_text())
+    assert allocate_small(snap) == allocate_numpy(snap)
+    main = next(c for c in snap.circuits if c.id == "main")
+    on_l2 = sum(out["setpoints"][p] for p in ("p3", "p5", "p6"))
+    assert main.non_ev_load_a[1] + on_l2 == main.limit_a[1]  # main L2 is full

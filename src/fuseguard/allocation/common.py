@@ -250,7 +250,8 @@ def running_reason(
 
 
 def _running_reason(p: Plug, *, sp: int, x: float, row: int, names: RowNames, kw: str) -> str:
-    if row < 0:
+    cap = p.max_a if p.target_a is None or p.target_a < 0 else min(p.max_a, p.target_a)
+    if row < 0 or sp >= cap:  # at its cap (also when rounding raised it there)
         if p.target_a is not None and p.target_a < p.max_a and sp >= p.target_a:
             return f"target {p.target_a} A{_until(p)}"
         if sp >= p.max_a:

@@ -38,6 +38,7 @@ from fuseguard.allocation.common import (
     running_reason,
     surplus_kw,
 )
+from fuseguard.allocation.handout import hand_out
 from fuseguard.allocation.small_fill import Coefs, Rows, fill_level
 from fuseguard.allocation.types import Allocation, AllocationParams, Plug, Snapshot
 
@@ -237,9 +238,12 @@ def _fill_levels(
     return x, bott
 
 
-def _round(s: _Site, adm: list[int], x: list[float], b: list[float], pv_row: int) -> list[float]:
-    """Integer amps: floor, then one more amp by largest remainder, first-fit; a row over its
-    limit afterwards (never, by construction) pauses every plug on it."""
+def _round(
+    s: _Site, adm: list[int], x: list[float], b: list[float], pv_row: int, prio: list[int]
+) -> list[float]:
+    """Integer amps: floor, then one more amp by largest remainder, first-fit, then the amps still
+    free handed out in max-min order (:mod:`.handout`); a row over its limit afterwards (never, by
+    construction) pauses every plug on it."""
     hi, rows, coefs = s.hi, s.rows, s.coefs
     n = len(x)
     fl = [0.0] * n
@@ -255,9 +259,16 @@ def _round(s: _Site, adm: list[int], x: list[float], b: list[float], pv_row: int
     extra, used_extra = _first_fit(up, rows, coefs, resid)
     for i in extra:
         setpoint[i] += 1.0
+    usage = [sb + u for sb, u in zip(sub, used_extra)]  # noqa: B905 - integer sums: exact
+    free = [bb - u for bb, u in zip(b, usage)]  # noqa: B905
+    before = [setpoint[i] for i in adm]
+    hand_out(adm, setpoint=setpoint, hi=hi, prio=prio, rows=rows, coefs=coefs, resid=free)
+    for i, sp0 in zip(adm, before):  # noqa: B905
+        if setpoint[i] != sp0:
+            for row, a in zip(rows[i], coefs[i]):  # noqa: B905
+                usage[row] += a * (setpoint[i] - sp0)
     # defence in depth (integer sums: exact): a row the cars draw on that is over its limit;
     # a row whose non-EV load alone is over its limit admitted nobody and pauses no one else
-    usage = [sb + u for sb, u in zip(sub, used_extra)]  # noqa: B905
     bad = [u > 0.0 and u > bb + 1e-6 * (1.0 + abs(bb)) for u, bb in zip(usage, b)]  # noqa: B905
     bad[pv_row] = False
     if True in bad:  # pragma: no cover - the pipeline above never gets here
@@ -307,7 +318,7 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     b[layout.pv_row] = max(b[layout.pv_row], pv_min)
     used_at_min[layout.pv_row] = pv_min  # the admitted pv plugs' minimum (integer sums: exact)
     x, bott = _fill_levels(s, adm, prio, b=b, used_at_min=used_at_min, mins=mins)
-    setpoint = _round(s, adm, x, b, layout.pv_row)
+    setpoint = _round(s, adm, x, b, layout.pv_row, prio)
     reasons = _reasons(
         snapshot,
         layout,

@@ -29,6 +29,7 @@ from fuseguard.allocation.common import (
     running_reason,
     surplus_kw,
 )
+from fuseguard.allocation.handout import hand_out
 from fuseguard.allocation.types import Allocation, Snapshot
 from fuseguard.allocation.vector_fill import first_fit, progressive_fill
 from fuseguard.allocation.vector_site import SiteArrays
@@ -138,8 +139,9 @@ def _fill_levels(
 
 
 def _round(prep: SiteArrays, admitted: BoolArr, x: FloatArr, b: FloatArr, code: IntArr) -> FloatArr:
-    """Step 5: floor, then one more amp by largest remainder, first-fit; a row over its limit
-    afterwards (never, by construction) pauses every plug on it."""
+    """Step 5: floor, then one more amp by largest remainder, first-fit, then the amps still free
+    handed out in max-min order (:mod:`.handout`); a row over its limit afterwards (never, by
+    construction) pauses every plug on it."""
     import numpy as np
 
     er, ep, ec, hi = prep.e_row, prep.e_plug, prep.e_coef, prep.hi
@@ -153,6 +155,8 @@ def _round(prep: SiteArrays, admitted: BoolArr, x: FloatArr, b: FloatArr, code: 
     extra = first_fit(up_order, n=n, e_row=er, e_plug=ep, e_amount=ec, resid=resid)
     setpoint: FloatArr = fl + extra
     usage = np.bincount(er, ec * setpoint[ep], minlength=n_rows)
+    if _hand_out(prep, admitted, setpoint, b - usage):
+        usage = np.bincount(er, ec * setpoint[ep], minlength=n_rows)
     # a row the cars draw on that is over its limit (a row whose non-EV load alone is over its
     # limit admitted nobody: it pauses no one else)
     bad_rows = (usage > 0.0) & (usage > b + 1e-6 * (1.0 + np.abs(b)))
@@ -163,6 +167,44 @@ def _round(prep: SiteArrays, admitted: BoolArr, x: FloatArr, b: FloatArr, code: 
         setpoint[hit] = 0
         code[hit] = REJECTED
     return setpoint
+
+
+def _hand_out(prep: SiteArrays, admitted: BoolArr, setpoint: FloatArr, free: FloatArr) -> bool:
+    """The shared hand-out pass on the plugs one more amp fits now (pre-filtered with arrays: a
+    plug that does not fit now never does). Changes ``setpoint`` in place; True if it did."""
+    import numpy as np
+
+    er, ep, ec = prep.e_row, prep.e_plug, prep.e_coef
+    n = setpoint.size
+    r = free[er]
+    no_room = ec > r + EPS * (1.0 + np.abs(r))
+    blocked = np.bincount(ep, no_room.astype(np.float64), minlength=n) > 0
+    cand = admitted & ~blocked & (setpoint + 1.0 <= prep.hi + EPS)
+    if not cand.any():
+        return False
+    idx = np.flatnonzero(cand)
+    sel = cand[ep]
+    rows: dict[int, list[int]] = {int(i): [] for i in idx}
+    coefs: dict[int, list[float]] = {int(i): [] for i in idx}
+    for i, row, a in zip(ep[sel].tolist(), er[sel].tolist(), ec[sel].tolist()):  # noqa: B905
+        rows[i].append(row)
+        coefs[i].append(a)
+    sp = setpoint.tolist()
+    before = list(sp)
+    hi = prep.hi.tolist()
+    hand_out(
+        idx.tolist(),
+        setpoint=sp,
+        hi=hi,
+        prio=prep.prio.tolist(),
+        rows=rows,
+        coefs=coefs,
+        resid=free.tolist(),
+    )
+    if sp == before:
+        return False
+    setpoint[:] = sp
+    return True
 
 
 def allocate_numpy(snapshot: Snapshot) -> Allocation:
@@ -225,7 +267,7 @@ def _reasons(
     kw = surplus_kw(snap.pv_surplus_w)
     names = prep.layout.names(snap.circuits)
     run = (code == RUN) & ~stopping
-    limited = run & (bott >= 0) & (bott != prep.pv_row)
+    limited = run & (bott >= 0) & (bott != prep.pv_row) & (setpoint < prep.hi)
     by_row = {r: f"limited by {names(r)}" for r in np.unique(bott[limited]).tolist()}
     get = by_row.get
     texts: list[str | None] = [get(r) for r in bott.tolist()]

@@ -134,5 +134,12 @@ class ControlConfig(_Model):
         "a charger fast after a setpoint or state change or a meter step; 0 = every period)",
     )
     recently_started_window_s: float = Field(default=60.0, ge=0, le=86_400)
+    headroom_a: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="A per phase kept free below every circuit limit (room for a load step "
+        "between two meter readings; 0 = allocate up to the limit)",
+    )
     pv_enable_delay_s: float = Field(default=60.0, ge=0, le=86_400)
     pv_disable_delay_s: float = Field(default=180.0, ge=0, le=86_400)

@@ -102,6 +102,7 @@ def controller_config(
         pv_enable_delay_s=c.pv_enable_delay_s,
         pv_disable_delay_s=c.pv_disable_delay_s,
         recently_started_window_s=c.recently_started_window_s,
+        headroom_a=c.headroom_a,
     )
 
 

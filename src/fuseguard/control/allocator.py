@@ -39,12 +39,14 @@ class AllocatorSession:
         demands: Sequence[PlugDemand],
         pv_surplus_w: float,
     ) -> Snapshot:
-        """The allocator's input for this cycle (without hysteresis state)."""
+        """The allocator's input for this cycle (without hysteresis state); every circuit limit
+        lowered by the configured headroom (A per phase, never below 0)."""
+        margin = self._config.headroom_a
         circuits = tuple(
             Circuit(
                 id=c.id,
                 parent=c.parent,
-                limit_a=limits[c.id],
+                limit_a=(limits[c.id] - margin).maximum(0.0) if margin > 0 else limits[c.id],
                 non_ev_load_a=non_ev[c.id],
                 power_limit_w=c.power_limit_w,
             )

@@ -67,6 +67,8 @@ class ControllerConfig:
     pv_enable_delay_s: float = 60.0
     pv_disable_delay_s: float = 180.0
     recently_started_window_s: float = 60.0
+    #: A per phase kept free below every circuit limit in the allocator's snapshot
+    headroom_a: float = 0.0
     peak_window_s: float = 900.0
     stuck_margin_a: float = 2.0
     excess_margin_a: float = 1.0

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fuseguard.config import CircuitConfig
+from fuseguard.config import CircuitConfig, ControlConfig
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTreeError
 from fuseguard.model.faults import METER_FAULTS, DeviceFault
 from fuseguard.model.iec import MAX_CHARGE_CURRENT_A, MIN_CHARGE_CURRENT_A
@@ -232,6 +232,8 @@ class Scenario(_Strict):
     chargers: Annotated[list[ChargerSpec], Field(min_length=1)]
     cars: list[CarSpec] = Field(default_factory=list)
     events: list[EventSpec] = Field(default_factory=list)
+    #: control tuning (the edge's ``[control]`` section; e.g. ``headroom_a``), defaults otherwise
+    control: ControlConfig = Field(default_factory=ControlConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:

@@ -66,8 +66,8 @@ def charger_configs(sc: Scenario) -> list[ChargerConfig]:
 
 
 def control_config(sc: Scenario) -> ControlConfig:
-    """``[control]``: a scenario has no tuning keys, so the config's defaults apply."""
-    return ControlConfig()
+    """``[control]``: the scenario's own section (the config's defaults where it says nothing)."""
+    return sc.control
 
 
 def scenario_controller_config(sc: Scenario) -> ControllerConfig:
