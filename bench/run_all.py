@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("allocation", "edge", "cloud", "quality")
+BENCHES = ("allocation", "edge", "cloud", "quality", "web")
 QUICK_ARGS = {
     "allocation": ["--quick"],
     "edge": ["--quick"],
     "cloud": ["--edges", "100", "--requests", "200"],
     "quality": ["--policy", "fuseguard"],
+    "web": ["--quick"],
 }
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
