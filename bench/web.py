@@ -386,7 +386,7 @@ def markdown(result: dict[str, Any], *, quick: bool) -> str:
         f" ({f['cycle_mean_rise_pct']:+} %) | rise <= {b['cycle_rise_pct']:.0f} %"
         f" | {ok('viewer_load')} |",
         "",
-        f"Cycle windows (viewers: cycles): "
+        "Cycle windows (viewers: cycles): "
         + ", ".join(f"{w['viewers']}: {w['cycles']:.0f}" for w in windows)
         + f"; 1-min load average at start-end of each window: {load}"
         f" ({result['cpus']} cores, shared). The cycle p99 is interpolated within the"
