@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +115,7 @@ def first_render(base: str, user: str, password: str, runs: int) -> tuple[list[f
             login_ctx.close()
             for run in range(runs):
                 ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-                ctx.add_cookies(cookies)  # type: ignore[arg-type]
+                ctx.add_cookies(cookies)
                 seen: list[str] = []
                 ctx.on("request", lambda req, seen=seen: seen.append(req.url))
                 page = ctx.new_page()
@@ -134,10 +135,12 @@ def first_render(base: str, user: str, password: str, runs: int) -> tuple[list[f
 # --- HTTP: login, page weight, lag, cycle histogram -------------------------------------------
 
 
-def new_session(*, decompress: bool = True) -> aiohttp.ClientSession:
+def new_session(
+    *, decompress: bool = True, jar: aiohttp.abc.AbstractCookieJar | None = None
+) -> aiohttp.ClientSession:
     """A cookie-keeping client (loopback cookies allowed)."""
     return aiohttp.ClientSession(
-        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        cookie_jar=jar or aiohttp.CookieJar(unsafe=True),
         timeout=aiohttp.ClientTimeout(total=None, sock_read=30),
         auto_decompress=decompress,
     )
@@ -296,11 +299,10 @@ async def measure_http(info: dict[str, Any], urls: list[str], window_s: float) -
     """Page weight, live lag and the viewer-load windows, over HTTP."""
     web = info["web"]
     base = str(web["url"]).rstrip("/")
-    async with new_session(decompress=False) as raw:
-        await login(raw, base, web["user"], web["password"])
-        weight = await page_weight(raw, urls)
     async with new_session() as http:
         await login(http, base, web["user"], web["password"])
+        async with new_session(decompress=False, jar=http.cookie_jar) as raw:
+            weight = await page_weight(raw, urls)
         lags: list[float] = []
         await read_sse(http, base, time.monotonic() + window_s, lags)
         windows = [
