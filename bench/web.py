@@ -388,13 +388,19 @@ def markdown(result: dict[str, Any], *, quick: bool) -> str:
         f" ({f['cycle_mean_rise_pct']:+} %) | rise <= {b['cycle_rise_pct']:.0f} %"
         f" | {ok('viewer_load')} |",
         "",
-        "Cycle windows (viewers: cycles): "
-        + ", ".join(f"{w['viewers']}: {w['cycles']:.0f}" for w in windows)
+        "Cycle windows in order (viewers: cycles, p99, mean): "
+        + ", ".join(
+            f"{w['viewers']}: {w['cycles']:.0f}, {w['p99_ms']:.2f} ms, {w['mean_ms']:.3f} ms"
+            for w in windows
+        )
         + f"; 1-min load average at start-end of each window: {load}"
         f" ({result['cpus']} cores, shared). The cycle p99 is interpolated within the"
         " histogram's buckets (0.5, 1, 2.5, 5, 10 ms ...), so it is only as fine as they are;"
         " the mean is exact. A cycle is the controller's own work (decide and hand setpoints to"
-        " the writers); the SSE fan-out runs on the same event loop between cycles.",
+        " the writers) timed with the wall clock, so other work on the edge's event loop (the"
+        " SSE fan-out renders the status once per viewer) that runs while a cycle awaits its"
+        " writes counts into it. With one cycle per second a window's p99 is its worst cycle or"
+        " two: compare the two no-viewer windows to see how much of a difference is noise.",
         "",
     ]
     return "\n".join(lines)
