@@ -396,11 +396,13 @@ def markdown(result: dict[str, Any], *, quick: bool) -> str:
         + f"; 1-min load average at start-end of each window: {load}"
         f" ({result['cpus']} cores, shared). The cycle p99 is interpolated within the"
         " histogram's buckets (0.5, 1, 2.5, 5, 10 ms ...), so it is only as fine as they are;"
-        " the mean is exact. A cycle is the controller's own work (decide and hand setpoints to"
-        " the writers) timed with the wall clock, so other work on the edge's event loop (the"
-        " SSE fan-out renders the status once per viewer) that runs while a cycle awaits its"
-        " writes counts into it. With one cycle per second a window's p99 is its worst cycle or"
-        " two: compare the two no-viewer windows to see how much of a difference is noise.",
+        " the mean is exact. A cycle is the controller's own work (`Controller.decide`: decide"
+        " and hand setpoints to the writers; synchronous, no await inside) timed with the wall"
+        " clock: SSE work cannot run inside it, but the garbage collector (more garbage: the"
+        " fan-out renders the status once per viewer) and preemption on the shared cores (this"
+        " benchmark's 20 readers run on them too) can. With one cycle per second a window's p99"
+        " is its worst cycle or two: compare the two no-viewer windows to see how much of a"
+        " difference is noise.",
         "",
     ]
     return "\n".join(lines)
