@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("allocation", "headroom", "edge", "cloud", "quality", "simspeed", "soak")
+BENCHES = ("allocation", "headroom", "edge", "cloud", "web", "quality", "simspeed", "soak")
 NOTES = ROOT / "bench" / "notes"
 QUICK_ARGS = {
     "allocation": ["--quick"],
@@ -28,6 +28,7 @@ QUICK_ARGS = {
     "cloud": ["--edges", "100", "--requests", "200"],
     "quality": ["--policy", "fuseguard"],
     "headroom": [],
+    "web": ["--quick"],
     "simspeed": ["--only", "office_20_chargers_24h"],
     "soak": ["--days", "1", "--schemathesis", "200"],
 }

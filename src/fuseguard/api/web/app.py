@@ -1,4 +1,4 @@
-"""The dashboard's ASGI app: routes, static files (vendored htmx and uPlot), security headers.
+"""The dashboard's ASGI app: routes, static files (vendored htmx and uPlot), security headers, gzip.
 
 =====================  ======  =============================================================
 path                   method  what
@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -63,6 +64,27 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+#: Paths that must never pass through gzip: a compressor buffers, and an event stream must not wait.
+UNCOMPRESSED_PATHS = frozenset({"/live/stream"})
+#: Smaller bodies are sent as they are (the gzip header would eat the gain).
+GZIP_MINIMUM_BYTES = 500
+
+
+class Compressed:
+    """gzip for pages, CSS, JS and JSON when the client accepts it; the SSE stream is untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI."""
+        if scope["type"] != "http" or str(scope.get("path", "")) in UNCOMPRESSED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        await self.gzip(scope, receive, send)
 
 
 def _session_metrics(endpoint: Endpoint) -> Endpoint:
@@ -108,7 +130,7 @@ def create_web_app(
     app = Starlette(routes=routes)
     app.state.web = deps
     app.state.hub = hub
-    return SecurityHeaders(app)
+    return SecurityHeaders(Compressed(app))
 
 
-__all__ = ["SecurityHeaders", "create_web_app"]
+__all__ = ["Compressed", "SecurityHeaders", "create_web_app"]
