@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("allocation", "edge", "cloud", "quality")
+BENCHES = ("allocation", "edge", "ocpp", "cloud", "quality")
 QUICK_ARGS = {
     "allocation": ["--quick"],
     "edge": ["--quick"],
+    "ocpp": ["--quick"],
     "cloud": ["--edges", "100", "--requests", "200"],
     "quality": ["--policy", "fuseguard"],
 }
