@@ -54,7 +54,10 @@ def test_edge_config_has_one_ocpp_charger_per_charge_point() -> None:
 
 async def test_ocpp_bench_tiny(tmp_path: Path) -> None:
     bench = _load_bench()
-    result = await bench.measure(CHARGE_POINTS, 2, 3.0, keep_dir=tmp_path / "logs")
+    # a settle failure raises (with a count) well inside the test timeout
+    result = await bench.measure(
+        CHARGE_POINTS, 2, 3.0, keep_dir=tmp_path / "logs", settle_timeout_s=45.0
+    )
 
     assert [s.expected_a for s in result.steps] == [15, 14]
     for step in result.steps:
