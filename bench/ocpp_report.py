@@ -47,8 +47,8 @@ def markdown(row: dict[str, Any], *, quick: bool) -> str:
         f" | <= {tg['storm_s']:.0f} | {_met(met['storm'])} |",
         "",
         "The step latency runs from the CEMM telegram that carries the new building load to the"
-        " charge point's `Accepted` answer to the lease profile with the new limit (the edge polls"
-        " the meter every 1 s, so up to 1 s of it is poll wait); the profile delay comes after"
+        " charge point's `Accepted` answer to the lease profile with the new limit (including the"
+        " wait for the edge's next meter poll); the profile delay comes after"
         " that, when the charge point applies the limit. The storm counts from the moment every"
         " charge point reconnects (all at once) to the last one with a new BootNotification and"
         " both its safe and lease profiles Accepted.",
