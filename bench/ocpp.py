@@ -311,7 +311,7 @@ async def settle(bench: Bench, proc: asyncio.subprocess.Process, timeout_s: floa
 
     if not await EDGE._wait_until(bench.clock, done, timeout_s, proc):
         got = sum(1 for log in bench.events if _lease_limit(log) == TOP_SETPOINT_A)
-        msg = f"only {got}/{len(bench.events)} charge points got a {TOP_SETPOINT_A} A lease"
+        msg = f"{got}/{len(bench.events)} charge points: {TOP_SETPOINT_A} A lease in {timeout_s} s"
         raise RuntimeError(msg)
     return time.perf_counter() - t0
 
