@@ -20,11 +20,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("allocation", "headroom", "edge", "cloud", "web", "quality", "simspeed", "soak")
+BENCHES = (
+    "allocation",
+    "headroom",
+    "edge",
+    "ocpp",
+    "cloud",
+    "web",
+    "quality",
+    "simspeed",
+    "soak",
+)
 NOTES = ROOT / "bench" / "notes"
 QUICK_ARGS = {
     "allocation": ["--quick"],
     "edge": ["--quick"],
+    "ocpp": ["--quick"],
     "cloud": ["--edges", "100", "--requests", "200"],
     "quality": ["--policy", "fuseguard"],
     "headroom": [],

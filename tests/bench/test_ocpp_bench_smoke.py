@@ -1,0 +1,51 @@
+"""Smoke test of the OCPP benchmark harness (``bench/ocpp.py``) at a tiny size.
+
+Runs the real harness: a virtual CEMM and 10 virtual OCPP charge points in this process, the edge
+as a ``fuseguard run`` subprocess, 2 meter steps, a short footprint window and the reconnect
+storm. No timing assertions: it proves that every step's new limit reached every charge point as
+an Accepted lease profile, that the storm re-booted and re-profiled every one, and that the result
+files have the documented shape.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "ocpp.py"
+CHARGE_POINTS = 10
+
+
+def _load_bench() -> ModuleType:
+    name = "fuseguard_bench_ocpp"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_edge_config_has_one_ocpp_charger_per_charge_point() -> None:
+    bench = _load_bench()
+
+    class _Handle:
+        port = 1502
+
+    class _Station:
+        def __init__(self, i: int) -> None:
+            self.identity = f"CP{i + 1:03d}"
+
+    fake = type(
+        "B", (), {"cemm": _Handle(), "port": 9000, "stations": [_Station(i) for i in range(3)]}
+    )
+    text = bench.edge_toml(fake, Path("/tmp/data"))
+    assert text.count('driver = "ocpp"') == 3
+    assert 'ocpp_id = "CP003"' in text
+    assert f'ocpp_password = "{bench.password(2)}"' in text
+    assert "port = 9000" in text
+    assert f"meter_interval_s = {bench.METER_INTERVAL_S}" in text
