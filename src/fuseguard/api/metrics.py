@@ -233,23 +233,19 @@ def build_registry(
     return registry, StatusCounters(registry)
 
 
-def _authorized(request: Request, credentials: tuple[str, str] | None) -> bool:
-    if credentials is None:
-        return True
-    header = request.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
+def basic_auth_ok(request: Request, credentials: tuple[str, str]) -> bool:
+    """True when the request carries Basic credentials equal to ``credentials`` (constant time)."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not encoded or len(encoded) > 1024:
         return False
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return False
     user, sep, password = decoded.partition(":")
-    if not sep:
-        return False
     user_ok = secrets.compare_digest(user.encode(), credentials[0].encode())
     password_ok = secrets.compare_digest(password.encode(), credentials[1].encode())
-    return user_ok and password_ok
+    return bool(sep) and user_ok and password_ok
 
 
 def metrics_endpoint(
@@ -260,7 +256,7 @@ def metrics_endpoint(
     credentials = (user, password) if password else None
 
     async def metrics(request: Request) -> Response:
-        if not _authorized(request, credentials):
+        if credentials is not None and not basic_auth_ok(request, credentials):
             return PlainTextResponse(
                 "unauthorized\n",
                 status_code=401,
@@ -302,6 +298,7 @@ __all__ = [
     "CYCLE_BUCKETS_S",
     "StatusCollector",
     "StatusCounters",
+    "basic_auth_ok",
     "build_registry",
     "create_metrics_app",
     "metrics_endpoint",

@@ -11,9 +11,6 @@ Authentication is one admin user from ``[web]`` in the cloud config (``admin_use
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
@@ -22,6 +19,7 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from fuseguard.api.metrics import basic_auth_ok
 from fuseguard.cloud.fleet import FleetEdge, load_fleet
 from fuseguard.cloud.store import CloudStore
 from fuseguard.model.clock import Clock
@@ -81,21 +79,6 @@ def render_fleet(fleet: list[FleetEdge], now: datetime) -> str:
     summary = f"{len(fleet)} edges, {online} online, {charging} plugs charging"
     rows = "\n".join(_row(e) for e in fleet) or '      <tr><td colspan="5">no edges yet</td></tr>'
     return _PAGE.format(summary=summary, now=_time(now), rows=rows)
-
-
-def basic_auth_ok(request: Request, credentials: tuple[str, str]) -> bool:
-    """True when the request carries Basic credentials equal to ``credentials`` (constant time)."""
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not encoded or len(encoded) > 1024:
-        return False
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    user, sep, password = decoded.partition(":")
-    user_ok = secrets.compare_digest(user.encode(), credentials[0].encode())
-    password_ok = secrets.compare_digest(password.encode(), credentials[1].encode())
-    return bool(sep) and user_ok and password_ok
 
 
 def _unauthorized() -> Response:
