@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError, DeviceTimeoutError
+from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.devices.bender.checks import MAX_PLAUSIBLE_CURRENT_A
 from fuseguard.devices.http import garbage_message
+from fuseguard.devices.modbus import modbus_exchange
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import CpState, OcppState, cp_from_register_122
 from fuseguard.wire.bender import ERROR_BITS
@@ -169,26 +169,8 @@ class BenderModbusLink:
 
     async def _guarded(self, exchange: Callable[[], Awaitable[T]]) -> T:
         """One exchange under ``asyncio.timeout``, pymodbus errors mapped, serialised."""
-        async with self._lock:
-            try:
-                async with asyncio.timeout(self.timeout_s + 0.5):
-                    return await exchange()
-            except TimeoutError as err:
-                self.close()
-                msg = f"{self.device}: no Modbus answer within {self.timeout_s:g} s"
-                raise DeviceTimeoutError(msg) from err
-            except ModbusIOException as err:
-                self.close()
-                msg = f"{self.device}: no Modbus answer: {err}"
-                raise DeviceTimeoutError(msg) from err
-            except (ConnectionException, OSError) as err:
-                self.close()
-                msg = f"{self.device}: Modbus connection failed: {err}"
-                raise DeviceConnectionError(msg) from err
-            except ModbusException as err:
-                self.close()
-                reason = f"Modbus protocol error: {err}"
-                raise DeviceResponseError(garbage_message(self.device, reason)) from err
+        async with self._lock, modbus_exchange(self.device, self.timeout_s, self.close):
+            return await exchange()
 
 
 __all__ = ["BenderModbusLink", "BenderModbusState"]

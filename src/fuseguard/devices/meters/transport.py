@@ -14,7 +14,6 @@ import asyncio
 
 import structlog
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from fuseguard.control.ports import (
     DeviceConnectionError,
@@ -22,6 +21,7 @@ from fuseguard.control.ports import (
     DeviceResponseError,
     DeviceTimeoutError,
 )
+from fuseguard.devices.modbus import modbus_exchange
 
 log = structlog.get_logger(__name__)
 
@@ -67,37 +67,19 @@ class ModbusTransport:
             raise
 
     async def _exchange(self, function_code: int, address: int, count: int) -> list[int]:
-        async with self._lock:
-            try:
-                async with asyncio.timeout(self.request_timeout_s + 0.5):
-                    client = await self._connected()
-                    if function_code == 4:
-                        response = await client.read_input_registers(
-                            address, count=count, device_id=self.unit_id
-                        )
-                    elif function_code == 3:
-                        response = await client.read_holding_registers(
-                            address, count=count, device_id=self.unit_id
-                        )
-                    else:
-                        msg = f"{self.name}: function code {function_code} is not a register read"
-                        raise ValueError(msg)
-            except TimeoutError as err:
-                self._drop()
-                msg = f"{self.name}: no Modbus answer within {self.request_timeout_s} s"
-                raise DeviceTimeoutError(msg) from err
-            except ModbusIOException as err:
-                self._drop()
-                msg = f"{self.name}: no Modbus answer: {err}"
-                raise DeviceTimeoutError(msg) from err
-            except (ConnectionException, OSError) as err:
-                self._drop()
-                msg = f"{self.name}: Modbus connection failed: {err}"
-                raise DeviceConnectionError(msg) from err
-            except ModbusException as err:
-                self._drop()
-                msg = f"{self.name}: Modbus protocol error: {err}"
-                raise DeviceResponseError(msg) from err
+        async with self._lock, modbus_exchange(self.name, self.request_timeout_s, self._drop):
+            client = await self._connected()
+            if function_code == 4:
+                response = await client.read_input_registers(
+                    address, count=count, device_id=self.unit_id
+                )
+            elif function_code == 3:
+                response = await client.read_holding_registers(
+                    address, count=count, device_id=self.unit_id
+                )
+            else:
+                msg = f"{self.name}: function code {function_code} is not a register read"
+                raise ValueError(msg)
         if response.isError():
             msg = f"{self.name}: read fc{function_code} {address}+{count} refused: {response}"
             raise DeviceResponseError(msg)
