@@ -92,6 +92,7 @@ def test_an_unmetered_circuit_carries_its_assumed_load() -> None:
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
+        ({"estimate_a": -1}, "assumed non-EV load must be >= 0"),
         ({"meter": {"driver": "modbus", "model": "sdm630"}}, "driver must be 'virtual'"),
         (
             {
