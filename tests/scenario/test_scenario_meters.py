@@ -289,3 +289,24 @@ def test_the_pv_meter_is_read_by_the_controller() -> None:
     produced = [w for w in seen if w is not None]
     assert produced
     assert min(produced) < -8000  # production is negative power; near the 9 kW peak at 600 s
+
+
+def test_fault_devices_never_clash_with_a_circuit_named_meter() -> None:
+    data = _metered(meter=GARAGE_METER, duration_s=300)
+    data["circuits"][0]["id"] = "meter"
+    data["circuit_loads"][0]["circuit"] = "meter"
+    for charger in data["chargers"]:
+        charger["circuit"] = "meter"
+    data["site"]["meter_fallback_a"] = 10
+    data["events"] = [
+        {"at_s": 60, "fault": {"device": "meter", "kind": "offline", "duration_s": 60}},
+        {"at_s": 180, "fault": {"device": "meter:meter", "kind": "offline", "duration_s": 60}},
+    ]
+    sc = parse_scenario(data)
+    assert sc.meter_devices == ("meter", "meter:meter")
+    rep = simulate(sc, compute_optimum=False).report
+    grid, sub = rep["fallback"]
+    assert (grid["device"], sub["device"]) == ("meter", "meter:meter")
+    assert grid["fallback_s"] is not None
+    assert sub["fallback_s"] is not None
+    assert rep["overload_as"]["total"] == 0.0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.faults import DeviceFault
 from fuseguard.model.phases import ZERO
 from fuseguard.scenario.adapters import ConnectorCharger
@@ -223,7 +224,10 @@ class Recorder:
     def _fallback_holds(self, f: FaultTrack, ev: list[list[float]], compliant: bool) -> bool:
         if f.device == GRID_METER or f.device.startswith(CIRCUIT_METER_PREFIX):
             # the EVs below the lost meter together at FallbackCurrentLimit (docs/safety.md)
-            ci = self.cidx.get(f.device.removeprefix(CIRCUIT_METER_PREFIX), 0)
+            circuit = (
+                f.device.removeprefix(CIRCUIT_METER_PREFIX) if f.device != GRID_METER else MAIN
+            )
+            ci = self.cidx[circuit]
             return max(ev[ci]) <= self.schedule.meter_fallback_a(f.start_s) + OVERLOAD_TOL_A
         if f.device == PV_METER:  # the PV modes go on with the grid meter alone
             return compliant
