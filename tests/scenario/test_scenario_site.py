@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from fuseguard.config import ChargerConfig, CircuitConfig, ControlConfig, load_config
 from fuseguard.config.controller import controller_config_of
+from fuseguard.control.types import MeterTiming
 from fuseguard.model.circuits import CircuitSpec
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases, Rotation
@@ -182,3 +184,110 @@ def test_scenarios_the_edge_config_would_refuse_are_refused(
     assert old in SCENARIO
     with pytest.raises(ScenarioError, match=needle):
         loads_scenario(SCENARIO.replace(old, new, 1))
+
+
+METERED_SCENARIO = """
+[site]
+name = "metered"
+voltage_v = 230
+fuse_a = 80
+duration_s = 3600
+
+[[circuits]]
+id = "garage"
+fuse_a = 40
+non_ev_load_a = [16, 12, 16]
+meter = { period_s = 2, stale_after_s = 8 }
+
+[[circuits]]
+id = "row-b"
+parent = "garage"
+fuse_a = 25
+
+[pv]
+peak_w = 9000
+sunrise_s = 0
+sunset_s = 28800
+meter = { period_s = 3, stale_after_s = 15 }
+
+[[chargers]]
+id = "bay-1"
+circuit = "garage"
+
+[[chargers]]
+id = "bay-2"
+circuit = "row-b"
+mode = "pv"
+"""
+
+
+def _metered_edge(garage_meter: str, pv: str) -> str:
+    return (
+        f"""
+[site]
+edge_id = "edge-metered"
+main_fuse_a = 80
+
+[[site.circuits]]
+id = "garage"
+fuse_a = 40
+non_ev_load_a = [16, 12, 16]
+meter = {garage_meter}
+
+[[site.circuits]]
+id = "row-b"
+parent = "garage"
+fuse_a = 25
+
+[meter]
+driver = "cemm"
+host = "192.168.1.20"
+
+{pv}
+"""
+        + _edge_charger("bay-1", "garage")
+        + _edge_charger("bay-2", "row-b", 'mode = "pv"')
+    )
+
+
+def test_a_circuit_meter_and_a_pv_meter_build_identical_controller_configs(
+    tmp_path: Path,
+) -> None:
+    sc = loads_scenario(METERED_SCENARIO)
+    simulated = scenario_controller_config(sc)
+    path = tmp_path / "site.toml"
+    # the scenario's in-process meters, written as an edge config: the very same controller config
+    path.write_text(
+        _metered_edge(
+            '{ driver = "virtual", alias = "garage", period_s = 2, stale_after_s = 8 }',
+            '[pv]\ndriver = "virtual"\nalias = "pv"\nperiod_s = 3\nstale_after_s = 15',
+        ),
+        encoding="utf-8",
+    )
+    assert controller_config_of(load_config(path)) == simulated
+    # and it is the metered site described
+    garage = simulated.circuits[1]
+    assert (garage.id, garage.meter, garage.non_ev_load_a) == (
+        "garage",
+        "virtual:garage",
+        Phases(16, 12, 16),
+    )
+    assert simulated.circuits[2].meter is None
+    assert simulated.circuit_meter_timing == {"garage": MeterTiming(2, 8)}
+    assert simulated.pv_meter_timing == MeterTiming(3, 15)
+    # real meters on the edge (an SDM630 and a SunSpec inverter): the same config but the names
+    path.write_text(
+        _metered_edge(
+            '{ driver = "modbus", model = "sdm630", host = "192.168.1.41", unit_id = 2, '
+            "period_s = 2, stale_after_s = 8 }",
+            '[pv]\ndriver = "sunspec"\nhost = "192.168.1.60"\nperiod_s = 3\nstale_after_s = 15',
+        ),
+        encoding="utf-8",
+    )
+    edge = controller_config_of(load_config(path))
+    assert edge.circuits[1].meter == "modbus:sdm630@192.168.1.41:502/2"
+    renamed = [
+        dataclasses.replace(c, meter=s.meter)
+        for c, s in zip(edge.circuits, simulated.circuits, strict=True)
+    ]
+    assert dataclasses.replace(edge, circuits=tuple(renamed)) == simulated

@@ -53,6 +53,8 @@ def charger_specs(chargers: Sequence[ChargerConfig]) -> list[ChargerSpec]:
 
 def meter_label(m: MeterEndpointConfig) -> str:
     """How logs and the status name a meter: driver, model and address."""
+    if m.driver == "virtual":  # an in-process meter of fuseguard simulate, named by its alias
+        return f"virtual:{m.alias}"
     kind = m.model or (m.sunspec_device if m.driver == "sunspec" else m.alias)
     if m.driver in ("modbus", "sunspec"):
         return f"{m.driver}:{kind}@{m.host}:{m.port}/{m.unit_id}"

@@ -36,6 +36,11 @@ class CircuitConfig(_Model):
         default=None,
         description="a sub-distribution meter: this circuit's non-EV load measured, not estimated",
     )
+    non_ev_load_a: PerPhaseA | None = Field(
+        default=None,
+        description="the non-EV load assumed on this circuit while it has no meter (A per phase; "
+        "default 0: the grid meter alone bounds it through main)",
+    )
 
     @field_validator("id")
     @classmethod
@@ -53,6 +58,14 @@ class CircuitConfig(_Model):
             raise ValueError(msg)
         return v
 
+    @field_validator("non_ev_load_a")
+    @classmethod
+    def _assumed(cls, v: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if v is not None and not all(0 <= x <= 10_000 for x in v):  # also false for NaN
+            msg = "assumed non-EV load must be >= 0 and <= 10000 A"
+            raise ValueError(msg)
+        return v
+
     def to_spec(self) -> CircuitSpec:
         """The one circuit type the controller and the allocator use."""
         return CircuitSpec(
@@ -60,6 +73,7 @@ class CircuitConfig(_Model):
             parent=self.parent,
             fuse_a=per_phase(self.fuse_a),
             power_limit_w=self.power_limit_w,
+            non_ev_load_a=per_phase(self.non_ev_load_a or (0.0, 0.0, 0.0)),
         )
 
 

@@ -23,6 +23,8 @@ takes effect ``profile_delay_s`` after it was written (the core's limit delay).
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -42,7 +44,12 @@ log = structlog.get_logger(__name__)
 
 
 class SiteMeter:
-    """A meter at ``circuit`` of the virtual site (``mode`` "phases" or "total_power")."""
+    """A meter at ``circuit`` of the virtual site (``mode`` "phases" or "total_power").
+
+    ``period_s`` > 0: the meter refreshes its values only that often (a sub-meter or an
+    inverter slower than the site's tick); ``source`` measures something else than a circuit
+    (the PV meter: the inverter's own output, production negative).
+    """
 
     def __init__(
         self,
@@ -53,6 +60,8 @@ class SiteMeter:
         clock: Clock | None = None,
         slow_delay_s: float = 5.0,
         name: str = "meter",
+        period_s: float = 0.0,
+        source: Callable[[], Phases] | None = None,
     ) -> None:
         if mode not in ("phases", "total_power"):
             msg = f"meter mode must be 'phases' or 'total_power', got {mode!r}"
@@ -63,6 +72,8 @@ class SiteMeter:
         self.clock = clock if clock is not None else site.clock
         self.slow_delay_s = slow_delay_s
         self.name = name
+        self.period_s = period_s
+        self._source = source if source is not None else functools.partial(site.current_a, circuit)
         self.fault: DeviceFault | None = None
         self.reads = 0
         self._cache_t: float | None = None
@@ -81,9 +92,12 @@ class SiteMeter:
 
     def _telegram(self) -> MeterSample:
         t = self.site.t_s
-        if self._cache is not None and self._cache_t == t:
+        last = self._cache_t
+        if self._cache is not None and last is not None and t - last < self.period_s - 1e-9:
+            return self._cache  # not yet refreshed (period_s 0: a new value every tick)
+        if self._cache is not None and last == t:
             return self._cache
-        current = self.site.current_a(self.circuit)
+        current = self._source()
         power_w = current.total * self.site.voltage_v
         stamp = self._start + timedelta(seconds=t)
         if self.mode == "phases":

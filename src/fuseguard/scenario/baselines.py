@@ -46,6 +46,9 @@ class PolicyContext:
     main_limit_a: Callable[[], float]
     target_cap_a: Callable[[str], float | None]
     last_setpoints: dict[str, int] = field(default_factory=dict)
+    #: sub-circuit meters by circuit id and the PV meter (the baselines measure at main only)
+    circuit_meters: dict[str, SiteMeter] = field(default_factory=dict)
+    pv_meter: SiteMeter | None = None
 
     def charger_path(self, charger_id: str) -> list[str]:
         """Circuits from the charger's circuit up to main."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fuseguard.config import CircuitConfig, ControlConfig
+from fuseguard.config import CircuitConfig, ControlConfig, PvConfig
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTreeError
 from fuseguard.model.faults import METER_FAULTS, DeviceFault
 from fuseguard.model.iec import MAX_CHARGE_CURRENT_A, MIN_CHARGE_CURRENT_A
@@ -36,6 +36,13 @@ SCENARIO_CHARGER_FAULTS: frozenset[DeviceFault] = frozenset(
 )
 #: Ids as the edge config spells them (``[[chargers]] id``).
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+#: Fault ``device`` of the grid meter, of a circuit's meter (``meter:<circuit>``) and of the PV
+#: meter; ``:`` is in no charger or circuit id, so these never clash with one.
+GRID_METER = "meter"
+CIRCUIT_METER_PREFIX = "meter:"
+PV_METER = "pv:meter"
+#: The one meter driver of a scenario: meters are simulated in process, over the site model.
+SCENARIO_METER_DRIVER = "virtual"
 
 
 class ScenarioError(ValueError):
@@ -84,6 +91,12 @@ class BaseLoadSpec(_Strict):
         return [(t, Phases.of(v)) for t, v in self.points]
 
 
+class CircuitLoadSpec(BaseLoadSpec):
+    """Addition: ``[[circuit_loads]]``: the non-EV load of a sub-circuit (part of main's too)."""
+
+    circuit: str
+
+
 class PvSpec(_Strict):
     """``[pv]``: a half-sine PV plant, optionally with passing clouds."""
 
@@ -92,6 +105,8 @@ class PvSpec(_Strict):
     sunset_s: float = Field(gt=0)
     # Addition: clouds as [[start_s, end_s, factor], ...] (factor 0..1 of clear sky).
     clouds: list[tuple[float, float, float]] = Field(default_factory=list)
+    # Addition: a separate PV meter (the inverter; the edge's ``[pv]``), its period and staleness.
+    meter: PvConfig | None = None
 
     @model_validator(mode="after")
     def _order(self) -> PvSpec:
@@ -197,6 +212,8 @@ class BaseStepEvent(_Strict):
 
     delta_a: tuple[float, float, float]
     duration_s: float = Field(gt=0)
+    #: the circuit the load is on (its meter and every meter above see it)
+    circuit: str = MAIN
 
 
 class EventSpec(_Strict):
@@ -228,6 +245,7 @@ class Scenario(_Strict):
     site: SiteSpec
     circuits: list[CircuitConfig] = Field(default_factory=list)
     base_load: BaseLoadSpec = BaseLoadSpec(points=[(0.0, (0.0, 0.0, 0.0))])
+    circuit_loads: list[CircuitLoadSpec] = Field(default_factory=list)
     pv: PvSpec | None = None
     chargers: Annotated[list[ChargerSpec], Field(min_length=1)]
     cars: list[CarSpec] = Field(default_factory=list)
@@ -235,12 +253,34 @@ class Scenario(_Strict):
     #: control tuning (the edge's ``[control]`` section; e.g. ``headroom_a``), defaults otherwise
     control: ControlConfig = Field(default_factory=ControlConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _virtual_meters(cls, data: object) -> object:
+        """A circuit's ``meter`` and ``pv.meter`` are in-process meters: driver ``virtual`` (the
+        default here), named after their circuit (``pv`` for the PV meter)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        circuits = data.get("circuits")
+        if isinstance(circuits, list):
+            data["circuits"] = [
+                {**c, "meter": _virtual_meter(c["meter"], c.get("id"))}
+                if isinstance(c, dict) and isinstance(c.get("meter"), dict)
+                else c
+                for c in circuits
+            ]
+        pv = data.get("pv")
+        if isinstance(pv, dict) and isinstance(pv.get("meter"), dict):
+            data["pv"] = {**pv, "meter": _virtual_meter(pv["meter"], "pv")}
+        return data
+
     @model_validator(mode="after")
     def _references(self) -> Scenario:
         try:
             tree = self.circuit_tree
         except CircuitTreeError as err:
             raise ValueError(str(err)) from None
+        self._check_meters_and_loads(tree)
         charger_ids: set[str] = set()
         safe_a = self.site.charger_safe_current_a
         for ch in self.chargers:
@@ -288,8 +328,43 @@ class Scenario(_Strict):
                         f' on {fault.device!r} (only on driver = "ocpp" chargers)'
                     )
                     raise ValueError(msg)
-                _check_fault(ev.at_s, fault, charger_ids)
+                _check_fault(ev.at_s, fault, charger_ids, self.meter_devices)
         return self
+
+    def _check_meters_and_loads(self, tree: CircuitTree) -> None:
+        for c in self.circuits:
+            if c.meter is not None and c.meter.driver != SCENARIO_METER_DRIVER:
+                msg = (
+                    f"circuit {c.id!r}: a scenario meter is simulated in process, "
+                    f"driver must be {SCENARIO_METER_DRIVER!r}"
+                )
+                raise ValueError(msg)
+        pv_meter = self.pv.meter if self.pv is not None else None
+        if pv_meter is not None and pv_meter.driver != SCENARIO_METER_DRIVER:
+            msg = f"pv.meter is simulated in process, driver must be {SCENARIO_METER_DRIVER!r}"
+            raise ValueError(msg)
+        seen: set[str] = set()
+        for load in self.circuit_loads:
+            if load.circuit == MAIN or load.circuit not in tree:
+                msg = f"circuit_loads: {load.circuit!r} is not a sub-circuit (main: base_load)"
+                raise ValueError(msg)
+            if load.circuit in seen:
+                msg = f"circuit_loads: circuit {load.circuit!r} given twice"
+                raise ValueError(msg)
+            seen.add(load.circuit)
+        for ev in self.events:
+            if ev.base_step is not None and ev.base_step.circuit not in tree:
+                msg = f"event at {ev.at_s}: unknown circuit {ev.base_step.circuit!r}"
+                raise ValueError(msg)
+
+    @property
+    def meter_devices(self) -> tuple[str, ...]:
+        """Fault devices of the meters: the grid meter, every circuit meter, the PV meter."""
+        circuit_meters = tuple(
+            CIRCUIT_METER_PREFIX + c.id for c in self.circuits if c.meter is not None
+        )
+        pv = (PV_METER,) if self.pv is not None and self.pv.meter is not None else ()
+        return (GRID_METER, *circuit_meters, *pv)
 
     @cached_property
     def circuit_tree(self) -> CircuitTree:
@@ -307,8 +382,17 @@ class Scenario(_Strict):
         return list(self.circuit_tree.path(circuit))
 
 
-def _check_fault(at_s: float, fault: FaultEvent, charger_ids: set[str]) -> None:
-    if fault.device == "meter":
+def _virtual_meter(meter: dict[str, Any], name: object) -> dict[str, Any]:
+    out = {"driver": SCENARIO_METER_DRIVER, **meter}
+    if isinstance(name, str):
+        out.setdefault("alias", name)
+    return out
+
+
+def _check_fault(
+    at_s: float, fault: FaultEvent, charger_ids: set[str], meters: tuple[str, ...]
+) -> None:
+    if fault.device in meters:
         if fault.kind is DeviceFault.STUCK_CONTACTOR:
             msg = "a meter has no contactor (fault kind stuck_contactor)"
             raise ValueError(msg)
@@ -317,7 +401,8 @@ def _check_fault(at_s: float, fault: FaultEvent, charger_ids: set[str]) -> None:
             raise ValueError(msg)
         return
     if fault.device not in charger_ids:
-        msg = f"event at {at_s}: unknown fault device {fault.device!r}"
+        known = ", ".join(meters)
+        msg = f"event at {at_s}: unknown fault device {fault.device!r} (meters: {known})"
         raise ValueError(msg)
     if fault.kind is DeviceFault.FROZEN:
         msg = "fault kind 'frozen' applies to the meter only"

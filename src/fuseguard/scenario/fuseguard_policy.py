@@ -23,6 +23,8 @@ class FuseguardPolicy:
             chargers=ctx.chargers,
             flex=flex,
             targets=targets,
+            circuit_meters=ctx.circuit_meters,
+            pv_meter=ctx.pv_meter,
         )
 
     async def run(self) -> None:

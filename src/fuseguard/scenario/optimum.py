@@ -7,7 +7,8 @@ A linear program over the whole scenario in 1-minute steps (scipy HiGHS, sparse)
 * energy: ``sum_m i[c, m] * phases_c * V * overlap_s / 3600 <= energy_wh_c`` (what the car wants);
 * every circuit and grid phase, every minute: the EV currents on that phase below the circuit
   ``<= max(0, lowest limit in force during the minute - highest non-EV load during the minute)``
-  (non-EV load = base load + steps - PV, on main only; sub-circuits carry only chargers);
+  (non-EV load = base load + steps - PV on main; a sub-circuit's own ``circuit_loads`` and
+  steps on it, and on the circuits below it);
 * PV-mode cars together draw at most the PV surplus (PV - base load), minpv cars may add 6 A each.
 
 Objective: maximise delivered energy. The 6 A minimum current is only partly modelled (a car gets
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -35,9 +37,11 @@ STEP_S = 60.0
 _SAMPLES = 7  # evaluation points per minute for the non-EV load (plus profile breakpoints)
 
 
-def _minute_non_ev(schedule: Schedule, n_steps: int, step_s: float) -> list[Phases]:
+def _minute_non_ev(
+    schedule: Schedule, n_steps: int, step_s: float, circuit: str = MAIN
+) -> list[Phases]:
     sc = schedule.scenario
-    breakpoints = sorted(t for t, _ in sc.base_load.points)
+    breakpoints = sorted(schedule.load_times())
     breakpoints += [t for s, e, _ in schedule.steps for t in (s, e - 1e-6)]
     breakpoints.sort()
     out: list[Phases] = []
@@ -52,9 +56,10 @@ def _minute_non_ev(schedule: Schedule, n_steps: int, step_s: float) -> list[Phas
         while k < len(breakpoints) and breakpoints[k] < t1:
             times.append(breakpoints[k])
             k += 1
-        worst = schedule.non_ev_a(times[0])
+        load = schedule.non_ev_a if circuit == MAIN else partial(schedule.base_a, circuit=circuit)
+        worst = load(times[0])
         for t in times[1:]:
-            worst = worst.maximum(schedule.non_ev_a(t))
+            worst = worst.maximum(load(t))
         out.append(worst)
     return out
 
@@ -84,6 +89,14 @@ class _Problem:
         self.fuses = [fuse.as_tuple() for fuse in scenario.circuit_fuses.values()]
         self.cidx = {c: i for i, c in enumerate(self.circuits)}
         self.non_ev = _minute_non_ev(self.schedule, self.n_steps, step_s)
+        # sub-circuits with their own non-EV load ([[circuit_loads]], base steps on them)
+        loaded = {load.circuit for load in scenario.circuit_loads}
+        loaded |= set(self.schedule.step_circuits) - {MAIN}
+        self.circuit_non_ev = {
+            self.cidx[c]: _minute_non_ev(self.schedule, self.n_steps, step_s, c)
+            for c in self.circuits
+            if c != MAIN and any(scenario.circuit_tree.in_subtree(x, c) for x in loaded)
+        }
 
     def window(self, m: int) -> tuple[float, float]:
         """Start and end of minute ``m``."""
@@ -94,7 +107,8 @@ class _Problem:
         if self.circuits[k] == MAIN:
             t0, t1 = self.window(m)
             return max(0.0, self.schedule.min_main_limit_a(t0, t1) - self.non_ev[m][p])
-        return self.fuses[k][p]
+        loaded = self.circuit_non_ev.get(k)
+        return self.fuses[k][p] if loaded is None else max(0.0, self.fuses[k][p] - loaded[m][p])
 
 
 @dataclass

@@ -8,14 +8,17 @@ and ``docs/scenarios.md``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from fuseguard.model.circuits import MAIN
 from fuseguard.model.faults import DeviceFault
+from fuseguard.model.phases import ZERO
 from fuseguard.scenario.adapters import ConnectorCharger
-from fuseguard.scenario.config import Scenario
+from fuseguard.scenario.config import CIRCUIT_METER_PREFIX, GRID_METER, PV_METER, Scenario
 from fuseguard.scenario.metrics import (
     OVERLOAD_TOL_A,
     TARGET_TOL_A,
@@ -81,6 +84,8 @@ class Recorder:
     faults: list[FaultTrack]
     timeline: Timeline | None
     period_s: float
+    #: the non-EV loads by circuit (main: ``base``); sub-circuit ones count on their whole path
+    circuit_loads: Mapping[str, BaseLoad] = field(default_factory=dict)
     state: MetricState = field(default_factory=MetricState)
     active_car: dict[str, CarTrack] = field(default_factory=dict)
     _next_jain: float = 0.0
@@ -99,6 +104,15 @@ class Recorder:
         self.fuses = [fuses[c].as_tuple() for c in self.circuits]
         self.has_targets = bool(self.schedule.targets)
         self.duration = sc.site.duration_s
+        tree = sc.circuit_tree
+        sub_loads = [(c, load) for c, load in self.circuit_loads.items() if load is not self.base]
+        self.main_loads = [load for _, load in sub_loads]
+        # circuit index -> the sub-circuit loads at or below it (main: every one, above)
+        self.loads_below = {
+            ci: [load for c, load in sub_loads if tree.in_subtree(c, circ)]
+            for ci, circ in enumerate(self.circuits)
+            if ci > 0 and any(tree.in_subtree(c, circ) for c, _ in sub_loads)
+        }
 
     def on_tick(self, t: float) -> None:
         """Measure the state of the site after its tick at ``t``."""
@@ -112,6 +126,8 @@ class Recorder:
                     row[1] += g[1]
                     row[2] += g[2]
         non_ev = self.base.grid_current_a()
+        for load in self.main_loads:
+            non_ev = non_ev + load.grid_current_a()
         if self.pv is not None:
             non_ev = non_ev + self.pv.grid_current_a()
         ne = (non_ev.l1, non_ev.l2, non_ev.l3)
@@ -128,7 +144,7 @@ class Recorder:
             if (
                 f.fallback_s is None
                 and f.start_s <= t < f.end_s
-                and self._fallback_holds(f, ev[0], compliant)
+                and self._fallback_holds(f, ev, compliant)
             ):
                 f.fallback_s = t - f.start_s
         self._pauses()
@@ -149,13 +165,15 @@ class Recorder:
         """Accumulate EV-attributable overload; True when the site is compliant."""
         st = self.state
         worst = 0.0
+        sub_ne = {ci: _sum_a(loads) for ci, loads in self.loads_below.items()}
         for ci, circ in enumerate(self.circuits):
             fuse = self.fuses[ci]
             row = ev[ci]
             acc = st.overload_as[circ]
+            own = ne if ci == 0 else sub_ne.get(ci)
             for p in range(3):
                 limit = main_limit if ci == 0 else fuse[p]
-                base_p = ne[p] if ci == 0 else 0.0
+                base_p = own[p] if own is not None else 0.0
                 excess = base_p + row[p] - max(limit, base_p)
                 if excess > 0:
                     acc[p] += excess * dt
@@ -203,9 +221,16 @@ class Recorder:
         tl.setpoint_a[i] = [c.offered_a for _id, c, _p in self.conn_list]
         tl.n += 1
 
-    def _fallback_holds(self, f: FaultTrack, main_ev: list[float], compliant: bool) -> bool:
-        if f.device == "meter":
-            return max(main_ev) <= self.schedule.meter_fallback_a(f.start_s) + OVERLOAD_TOL_A
+    def _fallback_holds(self, f: FaultTrack, ev: list[list[float]], compliant: bool) -> bool:
+        if f.device == GRID_METER or f.device.startswith(CIRCUIT_METER_PREFIX):
+            # the EVs below the lost meter together at FallbackCurrentLimit (docs/safety.md)
+            circuit = (
+                f.device.removeprefix(CIRCUIT_METER_PREFIX) if f.device != GRID_METER else MAIN
+            )
+            ci = self.cidx[circuit]
+            return max(ev[ci]) <= self.schedule.meter_fallback_a(f.start_s) + OVERLOAD_TOL_A
+        if f.device == PV_METER:  # the PV modes go on with the grid meter alone
+            return compliant
         if f.kind in _SILENT:
             conn = self.connectors[f.device]
             return conn.draw_a <= self.scenario.site.charger_safe_current_a + OVERLOAD_TOL_A
@@ -278,6 +303,13 @@ class Recorder:
             st.jain_samples += 1
         st.jain_window.clear()
         st.jain_window_groups.clear()
+
+
+def _sum_a(loads: list[BaseLoad]) -> tuple[float, float, float]:
+    total = ZERO
+    for load in loads:
+        total = total + load.grid_current_a()
+    return total.as_tuple()
 
 
 __all__ = ["FAIRNESS_WINDOW_S", "JAIN_PERIOD_S", "Recorder", "Timeline", "new_timeline"]

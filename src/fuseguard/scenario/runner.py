@@ -27,6 +27,7 @@ from fuseguard.model.phases import Phases
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter, charger_adapter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
+from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
 from fuseguard.scenario.recorder import Recorder, Timeline, new_timeline
 from fuseguard.scenario.report import BASELINE_NOTE, build_report, rounded
@@ -104,13 +105,13 @@ class _Run:
             self.site.add_circuit(circ.id, circ.parent)
         self.base = BaseLoad(PiecewiseLinear(sc.base_load.profile()))
         self.site.add(self.base)
+        self.loads = {MAIN: self.base, **circuit_loads(sc, self.site)}
         self.pv = self._pv()
         self.connectors: dict[str, ChargePoint] = {}
         self.adapters: dict[str, ConnectorCharger] = {}
         self._chargers()
-        self.meter = SiteMeter(
-            self.site, MAIN, sc.site.meter, clock=clock, slow_delay_s=sc.site.slow_delay_s
-        )
+        self.meters = ScenarioMeters.build(sc, self.site, self.pv, clock)
+        self.meter = self.meters.grid
         self.specs = {ch.id: ch for ch in sc.chargers}
         self.cars = {car.name: car for car in sc.cars}
         n_ticks = math.ceil(sc.site.duration_s / period_s) + 2
@@ -130,6 +131,7 @@ class _Run:
             ],
             timeline=new_timeline(ids, n_ticks) if keep_timeline else None,
             period_s=period_s,
+            circuit_loads=self.loads,
         )
         self.site.on_tick(self.recorder.on_tick)
         # The real control-side objects (the fuseguard policy talks to them; baselines read truth).
@@ -150,6 +152,8 @@ class _Run:
             chargers=self.adapters,
             main_limit_a=lambda: self.schedule.main_limit_a(self.site.t_s),
             target_cap_a=lambda cid: self.schedule.target_cap_a(cid, clock.monotonic()),
+            circuit_meters=self.meters.circuits,
+            pv_meter=self.meters.pv,
         )
         self.policy = _make_policy(policy_name, ctx, self.flex, self.targets)
         self._keepalive_running = True
@@ -278,13 +282,13 @@ class _Run:
     def _fault(self, ev: EventSpec) -> None:
         assert ev.fault is not None
         dev = ev.fault.device
-        device: SiteMeter | ConnectorCharger = self.meter if dev == "meter" else self.adapters[dev]
+        device: SiteMeter | ConnectorCharger = self.meters.device(dev) or self.adapters[dev]
         device.set_fault(ev.fault.kind)
         self._at(ev.at_s + ev.fault.duration_s, lambda: device.set_fault(None))
 
     def _base_step(self, ev: EventSpec) -> None:
         assert ev.base_step is not None
-        base = self.base
+        base = self.loads[ev.base_step.circuit]
         delta = Phases.of(ev.base_step.delta_a)
         base.offset_a = base.offset_a + delta
 

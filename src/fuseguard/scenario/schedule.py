@@ -59,6 +59,8 @@ class Schedule:
     limit_events: list[LimitEvent] = field(default_factory=list)
     targets: list[TargetWindow] = field(default_factory=list)
     steps: list[tuple[float, float, Phases]] = field(default_factory=list)
+    #: the circuit of each of ``steps``
+    step_circuits: list[str] = field(default_factory=list)
     fallback_starts: list[float] = field(default_factory=list)
     flex_history: list[tuple[float, FlexState]] = field(default_factory=list)
     _limit_times: list[float] = field(default_factory=list)
@@ -66,6 +68,10 @@ class Schedule:
     def __post_init__(self) -> None:
         sc = self.scenario
         self._profile = PiecewiseLinear(sc.base_load.profile())
+        # the non-EV load per circuit: main's base_load and every [[circuit_loads]] profile
+        self._profiles = {MAIN: self._profile} | {
+            load.circuit: PiecewiseLinear(load.profile()) for load in sc.circuit_loads
+        }
         self._build_limits()
         for ev in sc.events:
             if ev.target is not None:
@@ -81,7 +87,9 @@ class Schedule:
                 self.steps.append(
                     (ev.at_s, ev.at_s + ev.base_step.duration_s, Phases.of(ev.base_step.delta_a))
                 )
+                self.step_circuits.append(ev.base_step.circuit)
         self._limit_times = [e.t_s for e in self.limit_events]
+        self._main_only = len(self._profiles) == 1 and all(c == MAIN for c in self.step_circuits)
 
     # --- main limit ----------------------------------------------------------------------
 
@@ -182,17 +190,34 @@ class Schedule:
 
     # --- non-EV load -----------------------------------------------------------------------
 
-    def step_a(self, t_s: float) -> Phases:
-        """Extra base load from ``base_step`` events at ``t_s``."""
+    def step_a(self, t_s: float, circuit: str | None = None) -> Phases:
+        """Extra base load from ``base_step`` events at ``t_s`` (on ``circuit``, or all)."""
         total = Phases()
-        for start, end, delta in self.steps:
-            if start <= t_s < end:
+        for (start, end, delta), on in zip(self.steps, self.step_circuits, strict=True):
+            if start <= t_s < end and (circuit is None or on == circuit):
                 total = total + delta
         return total
 
-    def base_a(self, t_s: float) -> Phases:
-        """Non-EV consumption per phase (without PV)."""
-        return (self._profile(t_s) + self.step_a(t_s)).maximum(0.0)
+    def base_a(self, t_s: float, circuit: str = MAIN) -> Phases:
+        """Non-EV consumption per phase (without PV) through ``circuit``: the load on it and on
+        every circuit below (main: the whole site), each as the site model has it."""
+        tree = self.scenario.circuit_tree
+        if circuit == MAIN and self._main_only:
+            return (self._profile(t_s) + self.step_a(t_s)).maximum(0.0)
+        total = Phases()
+        for c in tree:
+            if tree.in_subtree(c.id, circuit):
+                own = self.step_a(t_s, c.id)
+                profile = self._profiles.get(c.id)
+                if profile is not None:
+                    own = own + profile(t_s)
+                total = total + own.maximum(0.0)
+        return total
+
+    def load_times(self) -> list[float]:
+        """The breakpoints of every non-EV load profile (main's and every circuit's)."""
+        sc = self.scenario
+        return [t for load in (sc.base_load, *sc.circuit_loads) for t, _ in load.points]
 
     def pv_w(self, t_s: float) -> float:
         """PV production (W, >= 0)."""
@@ -213,7 +238,7 @@ class Schedule:
     def peak_non_ev_a(self) -> Phases:
         """Highest non-EV current per phase over the scenario (sampled every 60 s + breakpoints)."""
         sc = self.scenario
-        times = {float(t) for t, _ in sc.base_load.points if 0 <= t <= sc.site.duration_s}
+        times = {float(t) for t in self.load_times() if 0 <= t <= sc.site.duration_s}
         for start, end, _ in self.steps:
             times.update({start, max(start, end - 1e-6)})
         t = 0.0

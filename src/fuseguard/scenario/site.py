@@ -1,7 +1,8 @@
 """A scenario's site as edge config sections, and the controller config built from them.
 
 ``fuseguard simulate`` runs exactly what the edge runs: the scenario is turned into the same
-``[site]``, ``[meter]``, ``[[chargers]]`` and ``[control]`` sections a ``site.toml`` would hold,
+``[site]`` (circuits with their ``meter``), ``[meter]``, ``[pv]``, ``[[chargers]]`` and
+``[control]`` sections a ``site.toml`` would hold,
 and :func:`fuseguard.config.controller.controller_config` (the one translation ``fuseguard run``
 and ``demo`` use too) makes the controller's config from them. What the scenario does not say
 comes from the config classes' own defaults, never from numbers written here.
@@ -14,6 +15,7 @@ from fuseguard.config import (
     ControlConfig,
     MeterConfig,
     PlugConfig,
+    PvConfig,
     SiteConfig,
 )
 from fuseguard.config.controller import controller_config
@@ -65,6 +67,11 @@ def charger_configs(sc: Scenario) -> list[ChargerConfig]:
     ]
 
 
+def pv_config(sc: Scenario) -> PvConfig | None:
+    """``[pv]``: the separate PV meter (the inverter), if the scenario has one."""
+    return sc.pv.meter if sc.pv is not None else None
+
+
 def control_config(sc: Scenario) -> ControlConfig:
     """``[control]``: the scenario's own section (the config's defaults where it says nothing)."""
     return sc.control
@@ -73,7 +80,7 @@ def control_config(sc: Scenario) -> ControlConfig:
 def scenario_controller_config(sc: Scenario) -> ControllerConfig:
     """The controller config of the scenario's site, through the one translation."""
     return controller_config(
-        site_config(sc), meter_config(sc), charger_configs(sc), control_config(sc)
+        site_config(sc), meter_config(sc), charger_configs(sc), control_config(sc), pv_config(sc)
     )
 
 
@@ -83,6 +90,7 @@ __all__ = [
     "charger_configs",
     "control_config",
     "meter_config",
+    "pv_config",
     "scenario_controller_config",
     "site_config",
 ]
