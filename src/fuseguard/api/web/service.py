@@ -10,7 +10,7 @@ from fuseguard.api.web.app import Endpoint, create_web_app
 from fuseguard.api.web.auth import LoginThrottle, SessionStore
 from fuseguard.api.web.core import WebDeps
 from fuseguard.api.web.events import EventLog, StatusWatcher
-from fuseguard.api.web.live import LiveHub
+from fuseguard.api.web.live import StatusHub
 from fuseguard.api.web.recorder import HistoryRecorder
 from fuseguard.control.plug_settings import RUNTIME_KEY, PlugSettings
 from fuseguard.store.history import HistoryRepository
@@ -118,7 +118,7 @@ async def start_web(rt: EdgeRuntime) -> None:
     from fuseguard.serving import serve_app
 
     deps = build_deps(rt)
-    hub = LiveHub(deps.view, rt.controller.status)
+    hub = StatusHub(deps.view, rt.controller.status)
     rt.controller.subscribe(hub.on_status)
     rt.controller.subscribe(StatusWatcher(deps.events).on_status)
     deps.events.start()
