@@ -3,7 +3,8 @@
 One row per edge the cloud knows (from the shared database, so every replica shows the same):
 online state, time of the newest plug status ("last seen"), EVSEs (online / known) and plugs
 charging. The look is the edge dashboard's stylesheet (``fuseguard/api/web/static/app.css``),
-served at ``/fleet/app.css``. Live data of one edge (relayed over MQTT) is not part of this page.
+served at ``/fleet/app.css``. Each edge links to its live page, relayed over MQTT
+(:mod:`fuseguard.cloud.edge_page`).
 
 Authentication is one admin user from ``[web]`` in the cloud config (``admin_user``,
 ``admin_password``); without a password the page is not served at all.
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
 from importlib import resources
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -64,7 +66,8 @@ def _row(edge: FleetEdge) -> str:
     state = "online" if edge.online else "offline"
     css = "ok" if edge.online else "lost"
     return (
-        f'      <tr><th scope="row">{escape(edge.edge_device_id)}</th>'
+        f'      <tr><th scope="row"><a href="/fleet/edges/{quote(edge.edge_device_id, safe="")}">'
+        f"{escape(edge.edge_device_id)}</a></th>"
         f'<td><span class="conn {css}">{state}</span></td>'
         f"<td>{_time(edge.last_seen)}</td>"
         f"<td>{edge.evses_online} / {edge.evses}</td>"
