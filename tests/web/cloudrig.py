@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class CloudRig:
     prefix: str = field(default_factory=lambda: f"fglive-{uuid.uuid4().hex[:10]}")
     edge_id: str = field(default_factory=lambda: f"edge-{uuid.uuid4().hex[:8]}")
     setpoint_a: int = 16
+    #: The edge's control loop stopped this many seconds ago (0: it runs).
+    stopped_s: float = 0.0
     url: str = ""
     error: BaseException | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -51,7 +53,8 @@ class CloudRig:
         """The edge's live page data now (fresh, so not stale)."""
         now = datetime.now(UTC)
         ctx = ViewContext(TREE, LimitSource.FUSE, {}, {}, now)
-        return site_view(status(now, plugs=(plug_view(setpoint_a=self.setpoint_a),)), ctx)
+        cycle = now - timedelta(seconds=self.stopped_s)
+        return site_view(status(cycle, plugs=(plug_view(setpoint_a=self.setpoint_a),)), ctx)
 
     async def _main(self) -> None:
         settings = CloudSettings(

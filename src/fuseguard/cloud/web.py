@@ -33,7 +33,6 @@ _PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <meta http-equiv="refresh" content="30">
   <title>Fleet · fuseguard cloud</title>
   <link rel="icon" href="data:,">
   <link rel="stylesheet" href="/fleet/app.css">
@@ -42,7 +41,8 @@ _PAGE = """<!doctype html>
   <header class="top"><span class="brand">fuseguard <small>cloud</small></span></header>
   <main id="main">
     <h1>Fleet</h1>
-    <p class="note">{summary} · as of {now} · refreshes every 30 s</p>
+    <p class="note">{summary} · as of {now} · <a href="/fleet">Refresh</a> ·
+    click an edge for its live page</p>
     <div class="card">
     <table>
       <thead><tr><th scope="col">Edge</th><th scope="col">State</th><th scope="col">Last seen</th>
@@ -94,7 +94,9 @@ def _unauthorized() -> Response:
 
 _HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src data:; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
 }
 
