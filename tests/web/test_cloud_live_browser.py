@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from .cloudrig import ADMIN, CloudRig, running_cloud
-from .conftest import AXE, DESKTOP, PHONE, SCREENSHOTS, open_context
+from .conftest import DESKTOP, PHONE, SCREENSHOTS, open_context
+from .test_browser import _axe
 
 pytestmark = pytest.mark.mqtt
 
@@ -24,16 +25,6 @@ def rig(mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clo
 
 def _credentials() -> dict[str, str]:
     return {"username": ADMIN[0], "password": ADMIN[1]}
-
-
-def _serious(page: Any) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']}"
-        for v in result["violations"]
-        if v.get("impact") in ("serious", "critical")
-    ]
 
 
 def test_click_through_from_the_fleet_to_the_live_edge(rig: CloudRig, browser: Any) -> None:
@@ -77,7 +68,7 @@ def test_cloud_pages_screenshots_and_accessibility(rig: CloudRig, browser: Any) 
                 if name == "edge":
                     expect(page.locator("#conn")).to_have_text("Live")
                 page.screenshot(path=str(Path(SCREENSHOTS) / f"cloud-{name}-{size}.png"))
-                serious[f"{name} {size}"] = _serious(page)
+                serious[f"{name} {size}"] = _axe(page)
         finally:
             context.close()
         assert watch.outside() == []

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from .cloudrig import ADMIN, CloudRig, running_cloud
+from .webkit import next_sse_status
 
 pytestmark = pytest.mark.mqtt
 
@@ -30,17 +29,6 @@ def _session(auth: bool = True) -> aiohttp.ClientSession:
         headers={"Authorization": f"Basic {token}"} if auth else None,
         timeout=aiohttp.ClientTimeout(total=20),
     )
-
-
-async def _next_status(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    event = ""
-    while True:
-        line = (await response.content.readline()).decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: ") and event == "status":
-            data: dict[str, Any] = json.loads(line[6:])
-            return data
 
 
 async def test_fleet_links_to_the_edges_live_page_relayed_over_mqtt(rig: CloudRig) -> None:
@@ -67,12 +55,12 @@ async def test_fleet_links_to_the_edges_live_page_relayed_over_mqtt(rig: CloudRi
         assert "Garage test site" in html
         async with http.get(rig.url + page_path + "/stream") as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
-            first = await asyncio.wait_for(_next_status(stream), 10)
+            first = await asyncio.wait_for(next_sse_status(stream), 10)
             assert first["plugs"][0]["setpoint_a"] == 16
             assert first["plugs"][0]["status_words"] == "Charging"
             rig.setpoint_a = 9  # the edge's next snapshot (one per second) carries it
             for _ in range(10):
-                later = await asyncio.wait_for(_next_status(stream), 10)
+                later = await asyncio.wait_for(next_sse_status(stream), 10)
                 if later["plugs"][0]["setpoint_a"] == 9:
                     break
             assert later["plugs"][0]["setpoint_a"] == 9
