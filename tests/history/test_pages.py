@@ -42,7 +42,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     for i in range(180):  # 3 minutes; a second above the main limit at 12:01:30
         grid = Phases(36.0, 20.0, 22.0) if i == 90 else Phases(25.0, 20.0, 22.0)
         plug = plug_view(energy_wh=10.0 * i) if i < 150 else idle
-        pv_w = 3000.0 + 10.0 * i if i < 120 else None  # the PV meter is lost at 12:02
+        pv_w = -3000.0 - 10.0 * i if i < 120 else None  # producing; the PV meter is lost at 12:02
         t = T0 + timedelta(seconds=i)
         rec.on_status(status(t, grid_current_a=grid, plugs=(plug,), pv_power_w=pv_w))
     await rec.close()

@@ -206,10 +206,10 @@ async def test_pv_production_in_samples_and_minute_aggregates(engine: AsyncEngin
     clock = VirtualClock(T0)
     rec = _recorder(engine, clock)
     for i in range(120):
-        pv_w: float | None = 1000.0 + 100.0 * (i % 60)
+        meter_w: float | None = -(1000.0 + 100.0 * (i % 60))  # the meter counts production < 0
         if i >= 60 and i % 2:
-            pv_w = None if i % 4 == 1 else math.nan  # PV meter lost / garbage: not recorded
-        rec.on_status(status(T0 + timedelta(seconds=i), pv_power_w=pv_w))
+            meter_w = None if i % 4 == 1 else math.nan  # PV meter lost / garbage: not recorded
+        rec.on_status(status(T0 + timedelta(seconds=i), pv_power_w=meter_w))
     rec.on_status(status(T0 + timedelta(seconds=120)))  # no PV meter at all
     await rec.close()
     samples = await rec.repo.samples(T0, T0 + timedelta(minutes=5))
@@ -238,7 +238,7 @@ async def test_schema_1_database_gets_the_pv_columns(engine: AsyncEngine) -> Non
     assert version == SCHEMA_VERSION == 2
     assert {"pv_w_min", "pv_w_mean", "pv_w_max"} <= names
     rec = _recorder(engine, VirtualClock(T0))
-    rec.on_status(status(T0, pv_power_w=2500.0))
+    rec.on_status(status(T0, pv_power_w=-2500.0))
     await rec.close()
     (sample,) = await rec.repo.samples(T0, T0 + timedelta(seconds=1))
     assert sample.pv_w == 2500.0

@@ -43,7 +43,7 @@ class HistorySample:
     ev_a: Phases
     non_ev_a: Phases
     meter_ok: bool = True
-    pv_w: float | None = None  # PV production (W); None without a PV reading
+    pv_w: float | None = None  # PV production (W, positive while producing); None: no reading
 
     def series(self) -> dict[str, Phases]:
         """The per-phase series by name (:data:`HISTORY_SERIES`)."""

@@ -155,7 +155,7 @@ history_samples = sa.Table(
     sa.Column("time", UtcDateTime, primary_key=True),  # whole seconds
     *(sa.Column(name, sa.Float, nullable=False) for name in _PHASE_COLUMNS),
     sa.Column("meter_ok", sa.Boolean, nullable=False),
-    sa.Column("pv_w", sa.Float, nullable=True),  # PV production; NULL without a PV meter reading
+    sa.Column("pv_w", sa.Float, nullable=True),  # PV production (W, > 0 producing), NULL: none
 )
 
 history_minutes = sa.Table(

@@ -73,9 +73,12 @@ def cause_of(status: ControllerStatus) -> str:
     return "load step"
 
 
-def _pv_w(value: float | None) -> float | None:
-    """The PV production to record: a finite reading, else None (no PV meter or no reading)."""
-    return value if value is not None and math.isfinite(value) else None
+def _pv_w(pv_power_w: float | None) -> float | None:
+    """The PV production to record (W, positive while producing) from the PV meter's power
+    (production negative); None without a finite reading (no PV meter or no fresh sample)."""
+    if pv_power_w is None or not math.isfinite(pv_power_w):
+        return None
+    return 0.0 - pv_power_w
 
 
 def _sum(values: list[Phases]) -> Phases:
