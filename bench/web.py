@@ -23,7 +23,10 @@ a temp dir), logged in with the user and password it writes to its ``demo.json``
   (sum / count) is exact and reported beside it. The two no-viewer windows are pooled as the
   baseline. The load average is reported because the machine is shared. Beside it, the CPU
   time the demo process used in each window (``/proc/PID/stat``), which shows the viewers' cost
-  to the edge far more steadily than a p99 of one-second cycles on a shared machine.
+  to the edge far more steadily than a p99 of one-second cycles on a shared machine;
+* **SSE fan-out CPU** (reference, in this process): ``LiveHub`` with 20 viewer streams fed 300
+  statuses whose event is the demo's real ``/live/data``, CPU time per status with the shared
+  rendering against one hub (one rendering) per viewer, as the fan-out worked before.
 """
 
 from __future__ import annotations
@@ -207,6 +210,53 @@ async def read_sse(
     return events
 
 
+async def _one_status(stream: Any) -> None:
+    while not (await stream.__anext__()).startswith(b"event: status"):
+        pass
+
+
+async def _fanout_run(hubs: list[Any], cycles: int) -> float:
+    """CPU ms per status for one viewer per entry of ``hubs`` (the same hub may repeat)."""
+    streams = [hub.stream(lambda: "") for hub in hubs]
+    unique = list({id(h): h for h in hubs}.values())
+    for hub in unique:
+        hub.on_status(0)
+    await asyncio.gather(*(_one_status(s) for s in streams))
+    t0 = time.process_time()
+    for cycle in range(1, cycles + 1):
+        for hub in unique:
+            hub.on_status(cycle)
+        await asyncio.gather(*(_one_status(s) for s in streams))
+    cpu_ms = (time.process_time() - t0) * 1000.0 / cycles
+    for hub in unique:
+        hub.close()
+    for s in streams:
+        await s.aclose()
+    return cpu_ms
+
+
+async def fanout_cpu(site: dict[str, Any], viewers: int, cycles: int = 300) -> dict[str, Any]:
+    """In-process: CPU per controller status to serve ``viewers`` SSE streams of the real page
+    data (``site``, from the demo's ``/live/data``), with the shared rendering of ``LiveHub``
+    and with one rendering per viewer (one hub each: what the fan-out did before)."""
+    from fuseguard.api.web.live import LiveHub
+
+    def render(cycle: int) -> dict[str, Any]:
+        return {**site, "cycles": cycle}
+
+    shared = LiveHub(render)
+    shared_ms = await _fanout_run([shared] * viewers, cycles)
+    per_viewer_ms = await _fanout_run([LiveHub(render) for _ in range(viewers)], cycles)
+    return {
+        "viewers": viewers,
+        "cycles": cycles,
+        "event_bytes": len(json.dumps(site, separators=(",", ":"))),
+        "shared_cpu_ms_per_status": round(shared_ms, 3),
+        "per_viewer_cpu_ms_per_status": round(per_viewer_ms, 3),
+        "shared_renders": shared.renders,
+    }
+
+
 async def cycle_histogram(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
     """Cumulative buckets, sum and count of the cycle-duration histogram."""
     async with http.get(base + "/metrics") as r:
@@ -317,6 +367,8 @@ async def measure_http(
         await login(http, base, web["user"], web["password"])
         async with new_session(decompress=False, jar=http.cookie_jar) as raw:
             weight = await page_weight(raw, urls)
+        async with http.get(base + "/live/data") as r:
+            fanout = await fanout_cpu(await r.json(), VIEWERS)
         lags: list[float] = []
         await read_sse(http, base, time.monotonic() + window_s, lags)
         windows = [
@@ -324,7 +376,7 @@ async def measure_http(
             await cycle_window(http, base, VIEWERS, window_s, pid),
             await cycle_window(http, base, 0, window_s, pid),
         ]
-    return {"weight": weight, "lags_s": lags, "windows": windows}
+    return {"weight": weight, "lags_s": lags, "windows": windows, "fanout": fanout}
 
 
 def summarize(render_s: list[float], http: dict[str, Any]) -> dict[str, Any]:
@@ -367,6 +419,7 @@ def summarize(render_s: list[float], http: dict[str, Any]) -> dict[str, Any]:
         "first_render_s": [round(t, 3) for t in render_s],
         "assets": weight["assets"],
         "windows": windows,
+        "fanout": http["fanout"],
         "loadavg": [round(v, 2) for v in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
@@ -403,6 +456,11 @@ def markdown(result: dict[str, Any], *, quick: bool) -> str:
         f" {f['cycle_mean_ms_no_viewers']} -> {f['cycle_mean_ms_20_viewers']} ms"
         f" ({f['cycle_mean_rise_pct']:+} %) | rise <= {b['cycle_rise_pct']:.0f} %"
         f" | {ok('viewer_load')} |",
+        f"| SSE fan-out CPU per status, {VIEWERS} viewers, in process (reference)"
+        f" | {result['fanout']['shared_cpu_ms_per_status']} ms shared rendering"
+        f" ({result['fanout']['shared_renders']} renders for {result['fanout']['cycles'] + 1}"
+        f" statuses) vs {result['fanout']['per_viewer_cpu_ms_per_status']} ms rendering per"
+        " viewer | | |",
         f"| CPU of the demo process, 0 -> {VIEWERS} SSE viewers (for reference)"
         f" | {f.get('demo_cpu_pct_no_viewers')} -> {f.get('demo_cpu_pct_20_viewers')} % of a core"
         " | | |",
