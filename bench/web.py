@@ -458,9 +458,9 @@ def markdown(result: dict[str, Any], *, quick: bool) -> str:
         f" | {ok('viewer_load')} |",
         f"| SSE fan-out CPU per status, {VIEWERS} viewers, in process (reference)"
         f" | {result['fanout']['shared_cpu_ms_per_status']} ms shared rendering"
-        f" ({result['fanout']['shared_renders']} renders for {result['fanout']['cycles'] + 1}"
-        f" statuses) vs {result['fanout']['per_viewer_cpu_ms_per_status']} ms rendering per"
-        " viewer | | |",
+        f" ({result['fanout']['shared_renders']} renderings for {result['fanout']['cycles'] + 1}"
+        f" statuses x {VIEWERS} viewers) vs {result['fanout']['per_viewer_cpu_ms_per_status']}"
+        " ms rendering per viewer | | |",
         f"| CPU of the demo process, 0 -> {VIEWERS} SSE viewers (for reference)"
         f" | {f.get('demo_cpu_pct_no_viewers')} -> {f.get('demo_cpu_pct_20_viewers')} % of a core"
         " | | |",
