@@ -15,6 +15,7 @@ import pytest
 
 from fuseguard.api.edge_evse import EdgeEvseBackend
 from fuseguard.api.site_state import LimitSource
+from fuseguard.api.web.core import TEMPLATES
 from fuseguard.api.web.view import ViewContext, site_view
 from fuseguard.cloud.acl import cloud_acl, edge_acl
 from fuseguard.cloud.edge_agent import EdgeCloudAgent
@@ -227,3 +228,20 @@ def test_acl_lets_an_edge_write_only_its_own_live_topic() -> None:
     topic_lines = [line for line in edge_acl(topics, "edge-a") if line.startswith("topic")]
     assert all(line.split()[2].startswith("fg/edges/edge-a/") for line in topic_lines)
     assert "topic read fg/edges/+/live" in cloud_acl(topics, "cloud")
+
+
+def test_relayed_text_is_escaped_on_the_page() -> None:
+    view = edge_view(reason="<script>alert(1)</script>", plug_label="<b>Plug</b>")
+    snapshot = LiveSnapshot.model_validate_json(snapshot_bytes(1, "<i>site</i>", view))
+    html = TEMPLATES.get_template("site.html").render(
+        site=relay_view(snapshot, 0.0, True),
+        site_name=snapshot.site_name,
+        relay={"edge": "edge-1", "state": "online"},
+        static_url="/fleet/static",
+        stream_url="/fleet/edges/edge-1/stream",
+    )
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>Plug</b>" not in html
+    assert "&lt;i&gt;site&lt;/i&gt;" in html
+    assert 'src="/fleet/static/live.js"' in html

@@ -73,8 +73,9 @@ async def test_edge_page_access_rules(rig: CloudRig) -> None:
             async with anonymous.get(rig.url + path) as r:
                 assert r.status == 401, path
     async with _session() as http:
-        async with http.get(rig.url + "/fleet/edges/no-such-edge") as r:
-            assert r.status == 404
+        for path in ("/fleet/edges/no-such-edge", "/fleet/edges/no-such-edge/stream"):
+            async with http.get(rig.url + path) as r:
+                assert r.status == 404, path
         async with http.get(rig.url + "/fleet/static/live.js") as r:
             assert r.status == 200
             assert "EventSource" in await r.text()

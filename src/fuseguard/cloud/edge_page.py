@@ -120,7 +120,7 @@ def edge_page_endpoints(
         if not basic_auth_ok(request, credentials):
             return _unauthorized()
         edge = request.path_params["edge"]
-        if not valid_edge_id(edge):
+        if not valid_edge_id(edge) or edge not in await store.edges():
             return PlainTextResponse("no such edge\n", 404)
         hub = relay.hub(edge)
         if hub.full:
