@@ -21,7 +21,12 @@ a temp dir), logged in with the user and password it writes to its ``demo.json``
   reading its stream, no viewer again. p99 is interpolated within the histogram's buckets (as
   Prometheus' ``histogram_quantile``), so it is only as fine as the buckets; the mean
   (sum / count) is exact and reported beside it. The two no-viewer windows are pooled as the
-  baseline. The load average is reported because the machine is shared.
+  baseline. The load average is reported because the machine is shared. Beside it, the CPU
+  time the demo process used in each window (``/proc/PID/stat``), which shows the viewers' cost
+  to the edge far more steadily than a p99 of one-second cycles on a shared machine;
+* **SSE fan-out CPU** (reference, in this process): ``LiveHub`` with 20 viewer streams fed 300
+  statuses whose event is the demo's real ``/live/data``, CPU time per status with the shared
+  rendering against one hub (one rendering) per viewer, as the fan-out worked before.
 """
 
 from __future__ import annotations
@@ -205,6 +210,53 @@ async def read_sse(
     return events
 
 
+async def _one_status(stream: Any) -> None:
+    while not (await stream.__anext__()).startswith(b"event: status"):
+        pass
+
+
+async def _fanout_run(hubs: list[Any], cycles: int) -> float:
+    """CPU ms per status for one viewer per entry of ``hubs`` (the same hub may repeat)."""
+    streams = [hub.stream(lambda: "") for hub in hubs]
+    unique = list({id(h): h for h in hubs}.values())
+    for hub in unique:
+        hub.on_status(0)
+    await asyncio.gather(*(_one_status(s) for s in streams))
+    t0 = time.process_time()
+    for cycle in range(1, cycles + 1):
+        for hub in unique:
+            hub.on_status(cycle)
+        await asyncio.gather(*(_one_status(s) for s in streams))
+    cpu_ms = (time.process_time() - t0) * 1000.0 / cycles
+    for hub in unique:
+        hub.close()
+    for s in streams:
+        await s.aclose()
+    return cpu_ms
+
+
+async def fanout_cpu(site: dict[str, Any], viewers: int, cycles: int = 300) -> dict[str, Any]:
+    """In-process: CPU per controller status to serve ``viewers`` SSE streams of the real page
+    data (``site``, from the demo's ``/live/data``), with the shared rendering of ``LiveHub``
+    and with one rendering per viewer (one hub each: what the fan-out did before)."""
+    from fuseguard.api.web.live import LiveHub
+
+    def render(cycle: int) -> dict[str, Any]:
+        return {**site, "cycles": cycle}
+
+    shared = LiveHub(render)
+    shared_ms = await _fanout_run([shared] * viewers, cycles)
+    per_viewer_ms = await _fanout_run([LiveHub(render) for _ in range(viewers)], cycles)
+    return {
+        "viewers": viewers,
+        "cycles": cycles,
+        "event_bytes": len(json.dumps(site, separators=(",", ":"))),
+        "shared_cpu_ms_per_status": round(shared_ms, 3),
+        "per_viewer_cpu_ms_per_status": round(per_viewer_ms, 3),
+        "shared_renders": shared.renders,
+    }
+
+
 async def cycle_histogram(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
     """Cumulative buckets, sum and count of the cycle-duration histogram."""
     async with http.get(base + "/metrics") as r:
@@ -273,20 +325,30 @@ def hist_summary(hist: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def cycle_window(
-    http: aiohttp.ClientSession, base: str, viewers: int, duration_s: float
+    http: aiohttp.ClientSession, base: str, viewers: int, duration_s: float, pid: int
 ) -> dict[str, Any]:
-    """The cycle histogram's delta over ``duration_s`` with ``viewers`` SSE streams open."""
+    """The cycle histogram's delta over ``duration_s`` with ``viewers`` SSE streams open, and
+    the CPU the demo process used meanwhile (all of its work: control loop, devices, web)."""
     until = time.monotonic() + duration_s
     before = await cycle_histogram(http, base)
     load_before = os.getloadavg()
+    cpu_before, t_before = process_cpu_s(pid), time.monotonic()
     tasks = [asyncio.create_task(read_sse(http, base, until, None)) for _ in range(viewers)]
     await asyncio.sleep(max(until - time.monotonic(), 0.0))
     events = await asyncio.gather(*tasks)
     after = await cycle_histogram(http, base)
+    cpu_pct = 100.0 * (process_cpu_s(pid) - cpu_before) / (time.monotonic() - t_before)
     delta = hist_delta(after, before)
     return {
         "viewers": viewers,
+        "demo_cpu_pct": round(cpu_pct, 1),
         "duration_s": duration_s,
         "events_received": sum(events),
         "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
@@ -295,7 +357,9 @@ async def cycle_window(
     }
 
 
-async def measure_http(info: dict[str, Any], urls: list[str], window_s: float) -> dict[str, Any]:
+async def measure_http(
+    info: dict[str, Any], urls: list[str], window_s: float, pid: int
+) -> dict[str, Any]:
     """Page weight, live lag and the viewer-load windows, over HTTP."""
     web = info["web"]
     base = str(web["url"]).rstrip("/")
@@ -303,14 +367,16 @@ async def measure_http(info: dict[str, Any], urls: list[str], window_s: float) -
         await login(http, base, web["user"], web["password"])
         async with new_session(decompress=False, jar=http.cookie_jar) as raw:
             weight = await page_weight(raw, urls)
+        async with http.get(base + "/live/data") as r:
+            fanout = await fanout_cpu(await r.json(), VIEWERS)
         lags: list[float] = []
         await read_sse(http, base, time.monotonic() + window_s, lags)
         windows = [
-            await cycle_window(http, base, 0, window_s),
-            await cycle_window(http, base, VIEWERS, window_s),
-            await cycle_window(http, base, 0, window_s),
+            await cycle_window(http, base, 0, window_s, pid),
+            await cycle_window(http, base, VIEWERS, window_s, pid),
+            await cycle_window(http, base, 0, window_s, pid),
         ]
-    return {"weight": weight, "lags_s": lags, "windows": windows}
+    return {"weight": weight, "lags_s": lags, "windows": windows, "fanout": fanout}
 
 
 def summarize(render_s: list[float], http: dict[str, Any]) -> dict[str, Any]:
@@ -336,6 +402,8 @@ def summarize(render_s: list[float], http: dict[str, Any]) -> dict[str, Any]:
         "cycle_mean_ms_20_viewers": round(loaded["mean_ms"], 3),
         "cycle_p99_rise_pct": round(rise_p99, 1),
         "cycle_mean_rise_pct": round(rise_mean, 1),
+        "demo_cpu_pct_no_viewers": round((none_a["demo_cpu_pct"] + none_b["demo_cpu_pct"]) / 2, 1),
+        "demo_cpu_pct_20_viewers": many["demo_cpu_pct"],
     }
     verdicts = {
         "page_weight": weight["compressed_kb"] <= BUDGET["page_kb"],
@@ -351,6 +419,7 @@ def summarize(render_s: list[float], http: dict[str, Any]) -> dict[str, Any]:
         "first_render_s": [round(t, 3) for t in render_s],
         "assets": weight["assets"],
         "windows": windows,
+        "fanout": http["fanout"],
         "loadavg": [round(v, 2) for v in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
@@ -387,10 +456,19 @@ def markdown(result: dict[str, Any], *, quick: bool) -> str:
         f" {f['cycle_mean_ms_no_viewers']} -> {f['cycle_mean_ms_20_viewers']} ms"
         f" ({f['cycle_mean_rise_pct']:+} %) | rise <= {b['cycle_rise_pct']:.0f} %"
         f" | {ok('viewer_load')} |",
+        f"| SSE fan-out CPU per status, {VIEWERS} viewers, in process (reference)"
+        f" | {result['fanout']['shared_cpu_ms_per_status']} ms shared rendering"
+        f" ({result['fanout']['shared_renders']} renderings for {result['fanout']['cycles'] + 1}"
+        f" statuses x {VIEWERS} viewers) vs {result['fanout']['per_viewer_cpu_ms_per_status']}"
+        " ms rendering per viewer | | |",
+        f"| CPU of the demo process, 0 -> {VIEWERS} SSE viewers (for reference)"
+        f" | {f.get('demo_cpu_pct_no_viewers')} -> {f.get('demo_cpu_pct_20_viewers')} % of a core"
+        " | | |",
         "",
-        "Cycle windows in order (viewers: cycles, p99, mean): "
+        "Cycle windows in order (viewers: cycles, p99, mean, demo CPU): "
         + ", ".join(
-            f"{w['viewers']}: {w['cycles']:.0f}, {w['p99_ms']:.2f} ms, {w['mean_ms']:.3f} ms"
+            f"{w['viewers']}: {w['cycles']:.0f}, {w['p99_ms']:.2f} ms, {w['mean_ms']:.3f} ms,"
+            f" {w.get('demo_cpu_pct')} %"
             for w in windows
         )
         + f"; 1-min load average at start-end of each window: {load}"
@@ -398,11 +476,10 @@ def markdown(result: dict[str, Any], *, quick: bool) -> str:
         " histogram's buckets (0.5, 1, 2.5, 5, 10 ms ...), so it is only as fine as they are;"
         " the mean is exact. A cycle is the controller's own work (`Controller.decide`: decide"
         " and hand setpoints to the writers; synchronous, no await inside) timed with the wall"
-        " clock: SSE work cannot run inside it, but the garbage collector (more garbage: the"
-        " fan-out renders the status once per viewer) and preemption on the shared cores (this"
-        " benchmark's 20 readers run on them too) can. With one cycle per second a window's p99"
-        " is its worst cycle or two: compare the two no-viewer windows to see how much of a"
-        " difference is noise.",
+        " clock: SSE work cannot run inside it, but the garbage collector and preemption on"
+        " the shared cores (this benchmark's 20 readers run on them too) can. With one cycle"
+        " per second a window's p99 is its worst cycle or two: compare the two no-viewer"
+        " windows to see how much of a difference is noise.",
         "",
     ]
     return "\n".join(lines)
@@ -424,7 +501,7 @@ def main() -> int:
             time.sleep(3.0)  # a few cycles before measuring
             web = info["web"]
             render_s, urls = first_render(web["url"], web["user"], web["password"], renders)
-            http = asyncio.run(measure_http(info, urls, window_s))
+            http = asyncio.run(measure_http(info, urls, window_s, proc.pid))
         finally:
             with suppress(Exception):
                 stop_demo(proc)

@@ -44,6 +44,9 @@ def test_history_chart_draws_recorded_seconds(demo: Demo, browser: Any) -> None:
         assert re.fullmatch(r"\d+ points", status.inner_text()), status.inner_text()
         expect(page.locator("#history-chart canvas")).to_have_count(1)
         expect(page.locator("#history-chart .u-legend")).to_contain_text("limit A")
+        expect(page.locator("#history-chart .u-legend")).to_contain_text("PV kW")
+        data = page.request.get(demo.web + "/history/data?span=hour").json()
+        assert any(isinstance(w, int) for w in data["pv_w"]), "the demo's PV meter is recorded"
         page.goto(demo.web + "/compliance")
         expect(page.locator("#verdict")).not_to_be_empty()
         expect(page.locator('tr[data-circuit="main"][data-phase="L1"]')).to_have_count(1)

@@ -42,7 +42,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     for i in range(180):  # 3 minutes; a second above the main limit at 12:01:30
         grid = Phases(36.0, 20.0, 22.0) if i == 90 else Phases(25.0, 20.0, 22.0)
         plug = plug_view(energy_wh=10.0 * i) if i < 150 else idle
-        rec.on_status(status(T0 + timedelta(seconds=i), grid_current_a=grid, plugs=(plug,)))
+        pv_w = -3000.0 - 10.0 * i if i < 120 else None  # producing; the PV meter is lost at 12:02
+        t = T0 + timedelta(seconds=i)
+        rec.on_status(status(t, grid_current_a=grid, plugs=(plug,), pv_power_w=pv_w))
     await rec.close()
     # an older session of another plug, with a label a spreadsheet would run as a formula
     other = ChargeSession("f" * 32, "wb2", "=HYPERLINK(1)", T0 - timedelta(days=40))
@@ -89,12 +91,15 @@ async def test_history_page_and_its_data(client: Client) -> None:
     assert data["t"] == [(T0 + timedelta(minutes=m)).timestamp() for m in range(3)]
     assert data["grid_l1"] == [25.0, 36.0, 25.0]  # the minute's maximum
     assert data["limit_l1"] == [35.0, 35.0, 35.0]
+    assert data["pv_w"] == [3295, 3895, None]  # the minute's mean; no PV reading: null
     code, text = await client.get("/history/data?span=hour&date=2026-03-01&hour=12")
     data = json.loads(text)
     assert data["resolution_s"] == 1
     assert len(data["t"]) == 180
     assert data["grid_l1"][90] == 36.0
     assert data["ev_l1"][0] == 15.5
+    assert data["pv_w"][:2] == [3000, 3010]
+    assert data["pv_w"][119:121] == [4190, None]
     for bad in ("span=year", "date=2026-13-01", "date=yesterday", "span=hour&hour=24"):
         assert (await client.get("/history/data?" + bad))[0] == 400, bad
 

@@ -3,9 +3,11 @@ compliance with causes, sessions, retention."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.api.web.recorder import HistoryRecorder, cause_of
@@ -13,7 +15,9 @@ from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import PlugStatus
+from fuseguard.store.db import SCHEMA_VERSION, init_schema
 from fuseguard.store.history import HistoryRepository
+from fuseguard.store.schema import PV_COLUMNS, schema_version_table
 
 from ..web.webkit import TREE, plug_view, status
 
@@ -196,3 +200,45 @@ async def test_a_restart_continues_the_open_session(engine: AsyncEngine) -> None
     assert session.max_current_a == 15.8
     assert session.mean_current_a == pytest.approx((15.8 * 10 + 10.0 * 10) / 20)
     assert await again.repo.open_sessions() == []
+
+
+async def test_pv_production_in_samples_and_minute_aggregates(engine: AsyncEngine) -> None:
+    clock = VirtualClock(T0)
+    rec = _recorder(engine, clock)
+    for i in range(120):
+        meter_w: float | None = -(1000.0 + 100.0 * (i % 60))  # the meter counts production < 0
+        if i >= 60 and i % 2:
+            meter_w = None if i % 4 == 1 else math.nan  # PV meter lost / garbage: not recorded
+        rec.on_status(status(T0 + timedelta(seconds=i), pv_power_w=meter_w))
+    rec.on_status(status(T0 + timedelta(seconds=120)))  # no PV meter at all
+    await rec.close()
+    samples = await rec.repo.samples(T0, T0 + timedelta(minutes=5))
+    assert [s.pv_w for s in samples[:3]] == [1000.0, 1100.0, 1200.0]
+    assert [s.pv_w for s in samples[60:64]] == [1000.0, None, 1200.0, None]
+    assert samples[120].pv_w is None
+    first, second, third = await rec.repo.minutes(T0, T0 + timedelta(hours=1))
+    assert first.pv_w == (1000.0, pytest.approx(3950.0), 6900.0)
+    assert second.pv_w == (1000.0, pytest.approx(3900.0), 6800.0)  # the even seconds only
+    assert third.pv_w is None
+    assert first.values["grid_l1_max"] == 25.0  # the per-phase series are unchanged
+
+
+async def test_schema_1_database_gets_the_pv_columns(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:  # make it look like a version 1 database
+        for table, columns in PV_COLUMNS.items():
+            for column in columns:
+                await conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        await conn.execute(schema_version_table.update().values(version=1))
+    await init_schema(engine)
+    async with engine.connect() as conn:
+        version = (await conn.execute(sa.select(schema_version_table.c.version))).scalar_one()
+        names = await conn.run_sync(
+            lambda sync: {c["name"] for c in sa.inspect(sync).get_columns("history_minutes")}
+        )
+    assert version == SCHEMA_VERSION == 2
+    assert {"pv_w_min", "pv_w_mean", "pv_w_max"} <= names
+    rec = _recorder(engine, VirtualClock(T0))
+    rec.on_status(status(T0, pv_power_w=-2500.0))
+    await rec.close()
+    (sample,) = await rec.repo.samples(T0, T0 + timedelta(seconds=1))
+    assert sample.pv_w == 2500.0

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .webkit import ADMIN_PW, Client, Rig, start_rig, status, stop_rig
+from .webkit import ADMIN_PW, Client, Rig, next_sse_status, start_rig, status, stop_rig
 
 GZIP = {"Accept-Encoding": "gzip"}
 
@@ -80,20 +80,9 @@ async def test_sse_is_not_compressed_and_still_streams(rig: Rig, client: Client)
     async with client.http.get(rig.url + "/live/stream", headers=GZIP) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         assert "content-encoding" not in r.headers
-        first = await asyncio.wait_for(_next_status(r), 2.0)
+        first = await asyncio.wait_for(next_sse_status(r), 2.0)
         assert first["cycles"] == 7
         rig.current.append(status(rig.clock.now(), cycles=8))
         rig.hub.on_status(rig.current[-1])
-        second = await asyncio.wait_for(_next_status(r), 2.0)
+        second = await asyncio.wait_for(next_sse_status(r), 2.0)
     assert second["cycles"] == 8
-
-
-async def _next_status(response: aiohttp.ClientResponse) -> dict[str, object]:
-    event = ""
-    while True:
-        line = (await response.content.readline()).decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: ") and event == "status":
-            data: dict[str, object] = json.loads(line[6:])
-            return data

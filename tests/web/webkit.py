@@ -3,6 +3,7 @@ served on a free loopback port, plus a tiny HTTP client that speaks its login an
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -183,3 +184,15 @@ class Client:
             assert found is not None
             self.csrf = found.group(1)
         return code
+
+
+async def next_sse_status(response: aiohttp.ClientResponse) -> dict[str, object]:
+    """The data of the next ``status`` event of an SSE response."""
+    event = ""
+    while True:
+        line = (await response.content.readline()).decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event == "status":
+            data: dict[str, object] = json.loads(line[6:])
+            return data

@@ -1,8 +1,8 @@
 """Per-edge broker credentials and ACLs for Mosquitto (password file + ACL file).
 
-Each edge gets its own user, named after its edge id, that may only write its own state, status
-and acks and only read its own commands, so one edge cannot speak for another. The cloud user
-reads every edge's state, status and acks and writes commands.
+Each edge gets its own user, named after its edge id, that may only write its own state, status,
+acks and live snapshots and only read its own commands, so one edge cannot speak for another. The
+cloud user reads every edge's state, status, acks and live snapshots and writes commands.
 
 Password file lines use Mosquitto 2's ``$7$`` format (PBKDF2-SHA512, 101 iterations, 12-byte
 salt), the same as ``mosquitto_passwd`` writes.
@@ -55,6 +55,7 @@ def edge_acl(topics: Topics, edge_device_id: str) -> list[str]:
         f"topic write {root}/state",
         f"topic write {root}/evses/+/status",
         f"topic write {root}/ack/+",
+        f"topic write {root}/live",
         f"topic read {root}/cmd",
     ]
 
@@ -66,6 +67,7 @@ def cloud_acl(topics: Topics, cloud_user: str) -> list[str]:
         f"topic read {topics.prefix}/edges/+/state",
         f"topic read {topics.prefix}/edges/+/evses/+/status",
         f"topic read {topics.prefix}/edges/+/ack/+",
+        f"topic read {topics.prefix}/edges/+/live",
         f"topic write {topics.prefix}/edges/+/cmd",
     ]
 

@@ -24,7 +24,9 @@ from prometheus_client import CollectorRegistry
 from fuseguard.api.evse import create_evse_app, error_body
 from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
 from fuseguard.cloud.config import CloudSettings
-from fuseguard.cloud.link import BrokerAddress, MqttLink, supervised
+from fuseguard.cloud.edge_page import edge_page_endpoints
+from fuseguard.cloud.link import BrokerAddress, LinkMessage, MqttLink, supervised
+from fuseguard.cloud.live import LiveRelay
 from fuseguard.cloud.metrics import CommandMetrics, FleetCollector, cloud_metrics_endpoint
 from fuseguard.cloud.protocol import Topics
 from fuseguard.cloud.store import CloudStore
@@ -47,6 +49,7 @@ class CloudService:
         self.store = CloudStore(self.engine)
         self.tokens = TokenRepository(self.engine)
         self.topics = Topics(settings.broker.topic_prefix)
+        self.live = LiveRelay(self.topics, self.clock)
         self.registry = CollectorRegistry()
         self.command_metrics = CommandMetrics(self.registry)
         self.backend = CloudEvseBackend(
@@ -61,7 +64,7 @@ class CloudService:
         self.link = MqttLink(
             broker_url=settings.broker.url,
             client_id=f"fuseguard-cloud-{settings.replica_id}",
-            on_message=self.backend.handle_message,
+            on_message=self._on_message,
             username=settings.broker.username,
             password=password.get_secret_value() if password is not None else None,
             max_inflight=1000,
@@ -101,6 +104,20 @@ class CloudService:
             )
             self.app.add_route("/fleet", page, methods=["GET"], include_in_schema=False)
             self.app.add_route("/fleet/app.css", css, methods=["GET"], include_in_schema=False)
+            for path, endpoint in edge_page_endpoints(
+                self.store,
+                self.live,
+                self.backend.edge_online,
+                self.clock,
+                user=web.admin_user,
+                password=web.admin_password.get_secret_value(),
+            ).items():
+                self.app.add_route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+    async def _on_message(self, message: LinkMessage) -> None:
+        """Live snapshots to the relay, everything else to the EVSE backend."""
+        if not self.live.handle(message):
+            await self.backend.handle_message(message)
 
     async def start(self, *, connect_timeout_s: float = 10.0) -> None:
         """Create the schema, connect to the broker, subscribe."""
@@ -109,6 +126,7 @@ class CloudService:
             supervised("cloud-mqtt-link", self.link.run), name="cloud-mqtt-link"
         )
         await self.backend.start(self.link)
+        await self.live.start(self.link)
         await self.link.wait_connected(connect_timeout_s)
         log.info(
             "cloud_started",
@@ -120,6 +138,7 @@ class CloudService:
 
     async def stop(self) -> None:
         """Stop the link and flush the status writer; dispose of the engine."""
+        self.live.close()
         await self.backend.stop()
         if self._link_task is not None:
             self._link_task.cancel()

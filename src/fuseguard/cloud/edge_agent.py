@@ -6,6 +6,8 @@
   the broker to send when the connection dies, and ``offline`` itself on a clean stop;
 * publishes each EVSE's status (limits, plugs, target, plug statuses) retained, on connect,
   after every command and every ``status_interval_s`` of the injected clock;
+* publishes live snapshots (the live page's data) while a cloud viewer asks for them
+  (:mod:`fuseguard.cloud.edge_live`; ``op: live`` on the command topic);
 * executes ``set``/``clear`` commands against its local backend (the same
   :class:`~fuseguard.api.evse.EvseBackend` the edge's own API uses) and acknowledges each one to
   the replica that sent it, echoing the correlation id.
@@ -29,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
@@ -38,14 +40,18 @@ from pydantic import ValidationError
 from fuseguard.api.evse import EvseBackend
 from fuseguard.api.evse_models import DEFAULT_MAX_DURATION_S, EvseInfo, PlugStatusOut
 from fuseguard.api.services import EVSE_BACKEND, EVSE_INFOS
+from fuseguard.api.web.service import live_view_source
+from fuseguard.cloud.edge_live import LivePublisher
 from fuseguard.cloud.link import LastWill, LinkMessage, MqttLink, TlsSettings, supervised
 from fuseguard.cloud.protocol import (
     DEFAULT_PREFIX,
     MAX_PAYLOAD_BYTES,
     AckMessage,
     CommandMessage,
+    EdgeCommand,
     EdgeState,
     EvseStatusMessage,
+    LiveRequest,
     PlugInfoWire,
     PlugStatusWire,
     TargetWire,
@@ -88,6 +94,8 @@ class EdgeCloudAgent:
         keepalive_s: int = 30,
         max_duration_s: int = DEFAULT_MAX_DURATION_S,
         tls: TlsSettings | None = None,
+        live_view: Callable[[], dict[str, Any]] | None = None,
+        site_name: str = "",
     ) -> None:
         self.edge_device_id = edge_device_id
         self.max_duration_s = max_duration_s
@@ -111,6 +119,17 @@ class EdgeCloudAgent:
             keepalive_s=keepalive_s,
             tls=tls,
         )
+        self.live: LivePublisher | None = None
+        if live_view is not None:
+            self.live = LivePublisher(
+                self.link,
+                self.topics.live(edge_device_id),
+                live_view,
+                clock,
+                self.next_seq,
+                edge_device_id=edge_device_id,
+                site_name=site_name,
+            )
 
     # --- stamps ----------------------------------------------------------------------------------
 
@@ -131,6 +150,8 @@ class EdgeCloudAgent:
         """Keep the link up and publish status periodically; on cancel say ``offline``."""
         name = f"edge-agent-{self.edge_device_id}"
         link_task = asyncio.create_task(supervised(name, self.link.run), name=name)
+        if self.live is not None:
+            self._spawn(supervised(f"{name}-live", self.live.run))
         try:
             while True:
                 await self.clock.sleep(self.status_interval_s)
@@ -254,11 +275,15 @@ class EdgeCloudAgent:
             if len(message.payload) > MAX_PAYLOAD_BYTES:
                 msg = f"command of {len(message.payload)} bytes"
                 raise ValueError(msg)
-            command = CommandMessage.model_validate_json(message.payload)
+            command = EdgeCommand.validate_json(message.payload)
         except (ValidationError, ValueError) as err:
             log.warning(
                 "edge_command_invalid", edge=self.edge_device_id, reason=describe_error(err)
             )
+            return
+        if isinstance(command, LiveRequest):
+            if self.live is not None:
+                self.live.requested(command.for_s)
             return
         self._spawn(self.handle_command(command))
 
@@ -405,6 +430,8 @@ def cloud_agent(rt: EdgeRuntime) -> EdgeCloudAgent | None:
         status_interval_s=cc.status_interval_s,
         max_duration_s=rt.config.api.evse.max_duration_s,
         tls=TlsSettings(cc.ca_file, cc.cert_file, cc.key_file),
+        live_view=live_view_source(rt),
+        site_name=rt.config.site.name or rt.config.site.edge_id,
     )
 
 

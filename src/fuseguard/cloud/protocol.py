@@ -6,6 +6,8 @@ Topics, for ``prefix`` (default ``fuseguard``) and one edge ``E``::
     {prefix}/edges/E/evses/{uuid}/status    edge -> cloud, retained, QoS 1; EVSE info, target, plugs
     {prefix}/edges/E/cmd                    cloud -> edge, QoS 1; set / clear, with a correlation id
     {prefix}/edges/E/ack/{replica}          edge -> the cloud replica that sent the command, QoS 1
+    {prefix}/edges/E/live                   edge -> cloud, QoS 0, not retained; the live page's
+                                            data, while a cloud viewer asks (``op: live`` on cmd)
 
 Every topic an edge writes or reads lies below its own ``{prefix}/edges/E/``, so one ACL pattern
 per edge (see :mod:`fuseguard.cloud.acl`) keeps an edge from speaking for another.
@@ -35,6 +37,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
 )
 
@@ -82,6 +85,10 @@ class Topics:
         """Commands to one edge."""
         return f"{self.edge_root(edge_device_id)}/cmd"
 
+    def live(self, edge_device_id: str) -> str:
+        """Live snapshots of one edge (see :mod:`fuseguard.cloud.live_wire`)."""
+        return f"{self.edge_root(edge_device_id)}/live"
+
     def ack(self, edge_device_id: str, replica_id: str) -> str:
         """Acknowledgements from one edge to one cloud replica."""
         _check_level(replica_id)
@@ -96,6 +103,10 @@ class Topics:
     def all_statuses(self) -> str:
         """``{prefix}/edges/+/evses/+/status``."""
         return f"{self.prefix}/edges/+/evses/+/status"
+
+    def all_lives(self) -> str:
+        """``{prefix}/edges/+/live``."""
+        return f"{self.prefix}/edges/+/live"
 
     def all_acks(self, replica_id: str) -> str:
         """``{prefix}/edges/+/ack/{replica}``."""
@@ -113,7 +124,7 @@ class Topics:
         edge, kind, rest = parts[0], parts[1], tuple(parts[2:])
         if kind == "evses" and len(rest) == 2 and rest[1] == "status":
             return edge, "status", (rest[0],)
-        if kind in ("state", "cmd") and not rest:
+        if kind in ("state", "cmd", "live") and not rest:
             return edge, kind, ()
         if kind == "ack" and len(rest) == 1:
             return edge, "ack", rest
@@ -241,6 +252,23 @@ class CommandMessage(_Wire):
     evse_uuid: WireId
     current: Annotated[JsonInt, Field(ge=0, le=INT32_MAX)] | None = None
     duration: Annotated[JsonInt, Field(ge=0, le=INT32_MAX)] | None = None
+
+
+#: Longest a cloud viewer's request keeps an edge publishing live snapshots (renewed while open).
+MAX_LIVE_LEASE_S = 600
+
+
+class LiveRequest(_Wire):
+    """Cloud -> edge on the command topic: publish live snapshots for ``for_s`` seconds."""
+
+    op: Literal["live"]
+    for_s: Annotated[JsonInt, Field(ge=1, le=MAX_LIVE_LEASE_S)]
+
+
+#: What arrives on an edge's command topic: a target command or a live request, by ``op``.
+EdgeCommand = TypeAdapter(
+    Annotated[CommandMessage | LiveRequest, Field(discriminator="op")],
+)
 
 
 class AckMessage(_Wire):

@@ -3,7 +3,8 @@
 One row per edge the cloud knows (from the shared database, so every replica shows the same):
 online state, time of the newest plug status ("last seen"), EVSEs (online / known) and plugs
 charging. The look is the edge dashboard's stylesheet (``fuseguard/api/web/static/app.css``),
-served at ``/fleet/app.css``. Live data of one edge (relayed over MQTT) is not part of this page.
+served at ``/fleet/app.css``. Each edge links to its live page, relayed over MQTT
+(:mod:`fuseguard.cloud.edge_page`).
 
 Authentication is one admin user from ``[web]`` in the cloud config (``admin_user``,
 ``admin_password``); without a password the page is not served at all.
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
 from importlib import resources
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -31,7 +33,6 @@ _PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <meta http-equiv="refresh" content="30">
   <title>Fleet · fuseguard cloud</title>
   <link rel="icon" href="data:,">
   <link rel="stylesheet" href="/fleet/app.css">
@@ -40,7 +41,8 @@ _PAGE = """<!doctype html>
   <header class="top"><span class="brand">fuseguard <small>cloud</small></span></header>
   <main id="main">
     <h1>Fleet</h1>
-    <p class="note">{summary} · as of {now} · refreshes every 30 s</p>
+    <p class="note">{summary} · as of {now} · <a href="/fleet">Refresh</a> ·
+    click an edge for its live page</p>
     <div class="card">
     <table>
       <thead><tr><th scope="col">Edge</th><th scope="col">State</th><th scope="col">Last seen</th>
@@ -64,7 +66,8 @@ def _row(edge: FleetEdge) -> str:
     state = "online" if edge.online else "offline"
     css = "ok" if edge.online else "lost"
     return (
-        f'      <tr><th scope="row">{escape(edge.edge_device_id)}</th>'
+        f'      <tr><th scope="row"><a href="/fleet/edges/{quote(edge.edge_device_id, safe="")}">'
+        f"{escape(edge.edge_device_id)}</a></th>"
         f'<td><span class="conn {css}">{state}</span></td>'
         f"<td>{_time(edge.last_seen)}</td>"
         f"<td>{edge.evses_online} / {edge.evses}</td>"
@@ -91,7 +94,9 @@ def _unauthorized() -> Response:
 
 _HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src data:; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
 }
 

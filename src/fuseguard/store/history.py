@@ -28,13 +28,14 @@ from fuseguard.store.schema import (
 )
 
 PHASE_NAMES = ("L1", "L2", "L3")
+_AGGREGATES = ("min", "mean", "max")
 #: Rows one query returns at most (a day of seconds is 86 400; the chart asks minutes beyond).
 MAX_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
 class HistorySample:
-    """One second of the main circuit: grid current, limit in force, EV and non-EV load."""
+    """One second of the main circuit: grid current, limit in force, EV and non-EV load, PV."""
 
     time: datetime
     grid_a: Phases
@@ -42,6 +43,7 @@ class HistorySample:
     ev_a: Phases
     non_ev_a: Phases
     meter_ok: bool = True
+    pv_w: float | None = None  # PV production (W, positive while producing); None: no reading
 
     def series(self) -> dict[str, Phases]:
         """The per-phase series by name (:data:`HISTORY_SERIES`)."""
@@ -55,11 +57,16 @@ class HistorySample:
 
 @dataclass(frozen=True, slots=True)
 class MinuteAggregate:
-    """Min/mean/max of every per-phase series over one minute (``time`` = its start)."""
+    """Min/mean/max of every per-phase series over one minute (``time`` = its start).
+
+    ``pv_w`` is the PV production's (min, mean, max) over the seconds with a PV reading, None
+    when the minute had none.
+    """
 
     time: datetime
     samples: int
     values: dict[str, float]  # "<series>_l<n>_<min|mean|max>"
+    pv_w: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +147,30 @@ class CircuitCompliance:
 
 
 def _sample_row(s: HistorySample) -> dict[str, object]:
-    row: dict[str, object] = {"time": s.time, "meter_ok": s.meter_ok}
+    row: dict[str, object] = {"time": s.time, "meter_ok": s.meter_ok, "pv_w": s.pv_w}
     for name, phases in s.series().items():
         for i, value in enumerate(phases, start=1):
             row[f"{name}_l{i}"] = value
     return row
+
+
+def _minute_row(m: MinuteAggregate) -> dict[str, object]:
+    pv = m.pv_w if m.pv_w is not None else (None, None, None)
+    return {
+        "time": m.time,
+        "samples": m.samples,
+        **m.values,
+        **{f"pv_w_{agg}": v for agg, v in zip(_AGGREGATES, pv, strict=True)},
+    }
+
+
+def _pv_of(row: sa.Row[tuple[object, ...]]) -> tuple[float, float, float] | None:
+    m = row._mapping
+    values = [m[f"pv_w_{agg}"] for agg in _AGGREGATES]
+    if any(v is None for v in values):
+        return None
+    lo, mean, hi = (float(v) for v in values)
+    return lo, mean, hi
 
 
 def _phases(row: sa.Row[tuple[object, ...]], prefix: str, suffix: str = "") -> Phases:
@@ -166,7 +192,7 @@ class HistoryRepository:
             await self._upsert(
                 conn, history_samples, [_sample_row(s) for s in batch.samples], ["time"]
             )
-            rows = [{"time": m.time, "samples": m.samples, **m.values} for m in batch.minutes]
+            rows = [_minute_row(m) for m in batch.minutes]
             await self._upsert(conn, history_minutes, rows, ["time"])
             rows = [
                 {
@@ -239,6 +265,7 @@ class HistoryRepository:
                 ev_a=_phases(r, "ev"),
                 non_ev_a=_phases(r, "non_ev"),
                 meter_ok=bool(r.meter_ok),
+                pv_w=None if r.pv_w is None else float(r.pv_w),
             )
             for r in rows
         ]
@@ -253,10 +280,11 @@ class HistoryRepository:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+        skip = {"time", "samples", *(f"pv_w_{agg}" for agg in _AGGREGATES)}
         out = []
         for r in rows:
-            values = {k: float(v) for k, v in r._mapping.items() if k not in ("time", "samples")}
-            out.append(MinuteAggregate(time=r.time, samples=int(r.samples), values=values))
+            values = {k: float(v) for k, v in r._mapping.items() if k not in skip}
+            out.append(MinuteAggregate(r.time, int(r.samples), values, _pv_of(r)))
         return out
 
     async def compliance(self, start: datetime, end: datetime) -> list[CircuitCompliance]:

@@ -155,6 +155,7 @@ history_samples = sa.Table(
     sa.Column("time", UtcDateTime, primary_key=True),  # whole seconds
     *(sa.Column(name, sa.Float, nullable=False) for name in _PHASE_COLUMNS),
     sa.Column("meter_ok", sa.Boolean, nullable=False),
+    sa.Column("pv_w", sa.Float, nullable=True),  # PV production (W, > 0 producing), NULL: none
 )
 
 history_minutes = sa.Table(
@@ -167,6 +168,7 @@ history_minutes = sa.Table(
         for name in _PHASE_COLUMNS
         for agg in ("min", "mean", "max")
     ),
+    *(sa.Column(f"pv_w_{agg}", sa.Float, nullable=True) for agg in ("min", "mean", "max")),
 )
 
 history_circuit_max = sa.Table(
@@ -211,9 +213,28 @@ charge_sessions = sa.Table(
     sa.Index("ix_charge_sessions_started", "started_at"),
 )
 
+#: Columns added by schema version 2 (PV production in the history), per table.
+PV_COLUMNS: dict[str, tuple[str, ...]] = {
+    "history_samples": ("pv_w",),
+    "history_minutes": ("pv_w_min", "pv_w_mean", "pv_w_max"),
+}
+
+
+def add_history_pv(conn: sa.Connection) -> None:
+    """Migration 1 -> 2: the nullable PV columns of the history tables (where still missing)."""
+    inspector = sa.inspect(conn)
+    for table, columns in PV_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for column in columns:
+            if column not in present:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} FLOAT"))
+
+
 __all__ = [
     "HISTORY_SERIES",
+    "PV_COLUMNS",
     "UtcDateTime",
+    "add_history_pv",
     "charge_sessions",
     "cloud_edges",
     "cloud_evses",

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fuseguard.api.web import actions, history, pages
 from fuseguard.api.web.core import PACKAGE_DIR, SECURITY_HEADERS, WebDeps, current_session
-from fuseguard.api.web.live import LiveHub
+from fuseguard.api.web.live import StatusHub
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -100,7 +100,7 @@ def _session_metrics(endpoint: Endpoint) -> Endpoint:
 
 def create_web_app(
     deps: WebDeps,
-    hub: LiveHub,
+    hub: StatusHub,
     *,
     metrics: Endpoint | None = None,
     metrics_needs_session: bool = True,

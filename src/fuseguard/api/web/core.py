@@ -71,14 +71,26 @@ class WebDeps:
     def view(self, status: ControllerStatus | None = None) -> dict[str, Any]:
         """The live page's data for ``status`` (default: the controller's last cycle)."""
         st = self.status() if status is None else status
-        ctx = ViewContext(
-            tree=self.tree,
-            limit_source=limit_source(self.flex),
-            settings=self.plug_settings.all() if self.plug_settings is not None else {},
-            targets=self.targets.all(),
-            now=self.clock.now(),
-        )
-        return site_view(st, ctx)
+        return live_view(st, self.tree, self.flex, self.plug_settings, self.targets, self.clock)
+
+
+def live_view(
+    status: ControllerStatus,
+    tree: CircuitTree,
+    flex: FlexManagement,
+    plug_settings: PlugSettings | None,
+    targets: EvseTargets,
+    clock: Clock,
+) -> dict[str, Any]:
+    """The live page's data for ``status`` from an edge's parts (dashboard and cloud relay)."""
+    ctx = ViewContext(
+        tree=tree,
+        limit_source=limit_source(flex),
+        settings=plug_settings.all() if plug_settings is not None else {},
+        targets=targets.all(),
+        now=clock.now(),
+    )
+    return site_view(status, ctx)
 
 
 class WriteRefusedError(Exception):
@@ -184,6 +196,7 @@ __all__ = [
     "current_session",
     "deps_of",
     "is_https",
+    "live_view",
     "read_form",
     "render",
     "to_login",

@@ -119,11 +119,21 @@ def _series_of_samples(samples: list[HistorySample]) -> dict[str, Any]:
     for name in HISTORY_SERIES:
         for i in range(3):
             out[f"{name}_l{i + 1}"] = [round(s.series()[name][i], 2) for s in samples]
+    out["pv_w"] = [None if s.pv_w is None else round(s.pv_w) for s in samples]
     return out
 
 
+def _bucket_pv(rows: list[MinuteAggregate]) -> float | None:
+    """The mean PV production of a bucket (over its minutes with a PV reading), None without."""
+    weighted = [(r.pv_w[1], r.samples) for r in rows if r.pv_w is not None]
+    total = sum(n for _, n in weighted)
+    if not total:
+        return None
+    return round(sum(v * n for v, n in weighted) / total)
+
+
 def bucket_minutes(minutes: list[MinuteAggregate], bucket_s: int) -> dict[str, Any]:
-    """Minute rows to buckets: the grid's maximum, the limit's minimum, EV/non-EV means."""
+    """Minute rows to buckets: the grid's maximum, the limit's minimum, EV/non-EV/PV means."""
     buckets: dict[int, list[MinuteAggregate]] = {}
     for m in minutes:
         slot = int(m.time.timestamp()) // bucket_s * bucket_s
@@ -143,6 +153,7 @@ def bucket_minutes(minutes: list[MinuteAggregate], bucket_s: int) -> dict[str, A
                     v = sum(r.values[f"{key}_mean"] * r.samples for r in rows) / n
                 values.append(round(v, 2))
             out[key] = values
+    out["pv_w"] = [_bucket_pv(rows) for rows in buckets.values()]
     return out
 
 

@@ -19,7 +19,7 @@ from fuseguard.api.web.core import (
     to_login,
 )
 from fuseguard.api.web.events import EventKind
-from fuseguard.api.web.live import LiveHub
+from fuseguard.api.web.live import StatusHub
 
 log = structlog.get_logger(__name__)
 
@@ -126,7 +126,7 @@ async def live_stream(request: Request) -> Response:
     """``GET /live/stream``: Server-Sent Events, one ``status`` per controller cycle."""
     if current_session(request) is None:
         return JSONResponse({"error": "login required"}, status_code=401)
-    hub: LiveHub = request.app.state.hub
+    hub: StatusHub = request.app.state.hub
     if hub.full:
         return JSONResponse({"error": "too many live viewers"}, status_code=503)
     clock = deps_of(request).clock

@@ -1,18 +1,20 @@
 """The history recorder: an edge service that turns the controller's status stream into history.
 
 :meth:`HistoryRecorder.on_status` is a controller listener and does only arithmetic: one sample
-per second of the main circuit (grid current, limit in force, EV and non-EV load per phase), the
-running minute's min/mean/max (downsampled here, written when the minute ends), per circuit the
-minute's highest current per phase, every second a phase is above its limit with the cause
-(derived now, from this cycle: meter loss, stuck contactor, else a load step) and the charging
-sessions. A task writes what piled up every :attr:`flush_s` seconds in one transaction
-and prunes by the retention every :attr:`prune_s`; the control loop never waits for the store.
+per second of the main circuit (grid current, limit in force, EV and non-EV load per phase, and
+the PV production when a PV meter is read), the running minute's min/mean/max (downsampled here,
+written when the minute ends), per circuit the minute's highest current per phase, every second a
+phase is above its limit with the cause (derived now, from this cycle: meter loss, stuck
+contactor, else a load step) and the charging sessions. A task writes what piled up every
+:attr:`flush_s` seconds in one transaction and prunes by the retention every :attr:`prune_s`; the
+control loop never waits for the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +73,14 @@ def cause_of(status: ControllerStatus) -> str:
     return "load step"
 
 
+def _pv_w(pv_power_w: float | None) -> float | None:
+    """The PV production to record (W, positive while producing) from the PV meter's power
+    (production negative); None without a finite reading (no PV meter or no fresh sample)."""
+    if pv_power_w is None or not math.isfinite(pv_power_w):
+        return None
+    return 0.0 - pv_power_w
+
+
 def _sum(values: list[Phases]) -> Phases:
     total = Phases()
     for v in values:
@@ -98,9 +108,18 @@ class _Minute:
     hi: dict[str, float] = field(default_factory=dict)
     total: dict[str, float] = field(default_factory=dict)
     circuit_hi: dict[str, Phases] = field(default_factory=dict)
+    pv_count: int = 0
+    pv_lo: float = math.inf
+    pv_hi: float = -math.inf
+    pv_total: float = 0.0
 
     def add(self, sample: HistorySample, circuits: dict[str, Phases]) -> None:
         self.count += 1
+        if sample.pv_w is not None:
+            self.pv_count += 1
+            self.pv_lo = min(self.pv_lo, sample.pv_w)
+            self.pv_hi = max(self.pv_hi, sample.pv_w)
+            self.pv_total += sample.pv_w
         for name, phases in sample.series().items():
             for i, value in enumerate(phases, start=1):
                 key = f"{name}_l{i}"
@@ -119,7 +138,10 @@ class _Minute:
                 values[f"{key}_min"] = self.lo[key]
                 values[f"{key}_mean"] = self.total[key] / self.count
                 values[f"{key}_max"] = self.hi[key]
-        return MinuteAggregate(self.start, self.count, values)
+        pv = None
+        if self.pv_count:
+            pv = (self.pv_lo, self.pv_total / self.pv_count, self.pv_hi)
+        return MinuteAggregate(self.start, self.count, values, pv)
 
 
 @dataclass
@@ -173,6 +195,7 @@ class HistoryRecorder:
             ev_a=plugs,
             non_ev_a=status.non_ev_load_a.get(MAIN, Phases()),
             meter_ok=status.meter_ok and not status.meter_fallback,
+            pv_w=_pv_w(status.pv_power_w),
         )
         circuits = circuit_currents(status, self._tree)
         self._add_sample(sample, circuits)

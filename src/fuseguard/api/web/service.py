@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from fuseguard.api.web.app import Endpoint, create_web_app
 from fuseguard.api.web.auth import LoginThrottle, SessionStore
-from fuseguard.api.web.core import WebDeps
+from fuseguard.api.web.core import WebDeps, live_view
 from fuseguard.api.web.events import EventLog, StatusWatcher
-from fuseguard.api.web.live import LiveHub
+from fuseguard.api.web.live import StatusHub
 from fuseguard.api.web.recorder import HistoryRecorder
 from fuseguard.control.plug_settings import RUNTIME_KEY, PlugSettings
 from fuseguard.store.history import HistoryRepository
@@ -88,6 +89,18 @@ def build_deps(rt: EdgeRuntime) -> WebDeps:
     )
 
 
+def live_view_source(rt: EdgeRuntime) -> Callable[[], dict[str, Any]]:
+    """The live page's data of this edge now (for the cloud relay; no dashboard needed)."""
+    tree = rt.config.site.circuit_tree()
+
+    def view() -> dict[str, Any]:
+        settings = rt.shared.get(RUNTIME_KEY)
+        plug_settings = settings if isinstance(settings, PlugSettings) else None
+        return live_view(rt.controller.status(), tree, rt.flex, plug_settings, rt.targets, rt.clock)
+
+    return view
+
+
 async def start_history(rt: EdgeRuntime) -> None:
     """Record history, compliance and sessions for the dashboard (with ``[api.web] enabled``)."""
     if not rt.config.api.web.enabled:
@@ -118,7 +131,7 @@ async def start_web(rt: EdgeRuntime) -> None:
     from fuseguard.serving import serve_app
 
     deps = build_deps(rt)
-    hub = LiveHub(deps.view, rt.controller.status)
+    hub = StatusHub(deps.view, rt.controller.status)
     rt.controller.subscribe(hub.on_status)
     rt.controller.subscribe(StatusWatcher(deps.events).on_status)
     deps.events.start()
@@ -143,4 +156,4 @@ async def start_web(rt: EdgeRuntime) -> None:
         )
 
 
-__all__ = ["HISTORY_KEY", "build_deps", "start_history", "start_web"]
+__all__ = ["HISTORY_KEY", "build_deps", "live_view_source", "start_history", "start_web"]

@@ -96,7 +96,11 @@
     updateCircuits(site.circuits);
     updatePlugs(site.plugs);
     updateChart(site);
-    if (site.stale) { setConn("stale", "Data is stale: no new control cycle"); } else { setConn("ok", "Live"); }
+    if (site.stale) {
+      setConn("stale", site.stale_text || "Data is stale: no new control cycle");
+    } else {
+      setConn("ok", "Live");
+    }
   }
 
   function onPing(ev) {
@@ -110,7 +114,7 @@
     }
   }
 
-  var source = new EventSource("/live/stream");
+  var source = new EventSource(conn.getAttribute("data-stream") || "/live/stream");
   source.addEventListener("status", onStatus);
   source.addEventListener("ping", onPing);
   source.onerror = function () {
