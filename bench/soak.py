@@ -121,8 +121,9 @@ def _day_events(day: int, rng: random.Random) -> list[dict[str, Any]]:
     return ev
 
 
-def build_scenario(days: float, seed: int) -> Scenario:
-    """The soak site for ``days`` (whole days of events; the run may stop earlier)."""
+def scenario_data(days: float, seed: int) -> dict[str, Any]:
+    """The soak site for ``days`` as scenario data (whole days of events; the run may stop
+    earlier)."""
     rng = random.Random(seed)
     whole = max(1, int(-(-days // 1)))
     events: list[dict[str, Any]] = [
@@ -131,7 +132,7 @@ def build_scenario(days: float, seed: int) -> Scenario:
     for d in range(whole):
         events += _day_events(d, rng)
     events.sort(key=lambda e: e["at_s"])
-    data = {
+    return {
         "site": {"name": f"soak_{days:g}d_seed{seed}", "fuse_a": FUSE_A,
                  "duration_s": days * DAY_S, "meter": "phases", "meter_period_s": 1.0},
         "circuits": [{"id": "garage", "parent": "main", "fuse_a": GARAGE_A}],
@@ -141,7 +142,11 @@ def build_scenario(days: float, seed: int) -> Scenario:
         "cars": _cars(whole, rng),
         "events": events,
     }  # fmt: skip
-    return parse_scenario(data, f"soak seed {seed}")
+
+
+def build_scenario(days: float, seed: int) -> Scenario:
+    """The soak site for ``days`` (see :func:`scenario_data`)."""
+    return parse_scenario(scenario_data(days, seed), f"soak seed {seed}")
 
 
 # --- probes --------------------------------------------------------------------------------------
