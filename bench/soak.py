@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -36,14 +37,31 @@ from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import structlog
 
 from fuseguard.scenario.config import Scenario, parse_scenario
 from fuseguard.scenario.metrics import OVERLOAD_TOL_A
-from fuseguard.scenario.runner import Timeline, simulate
+from fuseguard.scenario.runner import RunContext, Timeline, simulate
 
+
+def _load_sibling(stem: str) -> ModuleType:
+    """A module next to this file (bench/ is no package; run as a script or loaded by path)."""
+    name = f"fuseguard_bench_{stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{stem}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+CLOUD = _load_sibling("soak_cloud")  # the cloud agent on a flapping link, poisoned commands
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DAY_S = 86400.0
@@ -304,13 +322,24 @@ def _by_day(samples: list[tuple[float, int, int]], idx: int) -> list[float]:
 
 
 def run_soak(
-    days: float, seed: int, *, memory_from_s: float | None = None, heap: bool = False
+    days: float,
+    seed: int,
+    *,
+    memory_from_s: float | None = None,
+    heap: bool = False,
+    cloud: bool = True,
 ) -> dict[str, Any]:
     """Run the soak site for ``days``; returns the judged figures (see the module docstring).
 
     ``heap``: also trace the Python heap with ``tracemalloc`` (about doubles the run time);
-    without it the heap figures are 0 and RSS is judged."""
+    without it the heap figures are 0 and RSS is judged. ``cloud``: the edge's cloud agent on
+    a flapping link with poisoned commands runs beside the site (``bench/soak_cloud.py``)."""
     sc = build_scenario(days, seed)
+    stats = CLOUD.CloudStats()
+
+    async def companion(ctx: RunContext) -> None:
+        await CLOUD.cloud_companion(ctx, stats, seed + 1000)
+
     # float32 per tick: t_s, grid_a (3), limit_a, ev_a (3), charger_a and setpoint_a (1 each)
     probe = Probe(timeline_bytes_per_tick=4 * (8 + 2 * len(sc.chargers)))
     handler = _Count()
@@ -326,7 +355,13 @@ def run_soak(
         tracemalloc.start()
     t0 = time.perf_counter()
     try:
-        result = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=True)
+        result = simulate(
+            sc,
+            "fuseguard",
+            compute_optimum=False,
+            keep_timeline=True,
+            attach=companion if cloud else None,
+        )
     finally:
         wall_s = time.perf_counter() - t0
         if started:
@@ -363,6 +398,7 @@ def run_soak(
         "memory": memory_growth(probe.samples, from_s),
         "rss_raw_mb_by_day": _by_day([(t, 0, v) for t, v in probe.raw_rss], 2),
         "objects": object_growth(probe.objects, from_s),
+        "cloud": stats.as_dict() if cloud else None,
     }
 
 
@@ -396,6 +432,7 @@ def verdict(r: dict[str, Any]) -> dict[str, bool]:
         "no_sub_circuit_overload": not any(garage.values()),
         "no_crashed_task": not r["crashed"]["asyncio_errors"] and not r["crashed"]["error_events"],
         "memory_growth_under_5_pct": growth is not None and growth < 5.0,
+        **(CLOUD.cloud_verdict(r["cloud"]) if r.get("cloud") else {}),
     }
 
 
