@@ -400,8 +400,8 @@ def simulate(
 
 __all__ = [
     "BASELINE_NOTE",
-    "Companion",
     "POLICIES",
+    "Companion",
     "Policy",
     "PolicyUnavailableError",
     "RunContext",
