@@ -472,6 +472,7 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         f"({m.get('rss_net_mb')} MB) | {m['growth_rss_net_pct']} % "
         f"| {_ok(v['memory_growth_under_5_pct'])} |",
         f"| live Python objects start of day 2 -> end | {r['objects'].get('growth_pct')} % | |",
+        *_cloud_rows(r.get("cloud"), v),
         "",
         f"RSS by day (MB, last sample of each day): {r['rss_raw_mb_by_day']} raw, "
         f"{m.get('rss_net_mb_by_day')} net of the timeline the run records (float32 per tick, "
@@ -492,6 +493,27 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         for api, d in st["apis"].items():
             lines.append(f"| {api} | {d['cases']} | {d['server_errors']} | {d['statuses']} |")
     return "\n".join(lines) + "\n"
+
+
+def _cloud_rows(c: dict[str, Any] | None, v: dict[str, bool]) -> list[str]:
+    """The cloud link's rows of the soak table (``bench/soak_cloud.py``)."""
+    if not c:
+        return []
+    valid, poison = c["valid_commands"], c["poisoned_commands"]
+    return [
+        f"| cloud link drops / reconnects (publishes refused while down) | {c['drops']} / "
+        f"{c['connects'] - 1} ({c['publishes_refused_while_down']}) "
+        f"| {_ok(v['cloud_link_flapped'])} |",
+        f"| valid cloud commands sent / acknowledged received / ack lost with the link "
+        f"| {valid.get('sent', 0)} / {valid.get('received', 0)} / {valid.get('unacked', 0)} "
+        f"| {_ok(v['valid_commands_received'])} |",
+        f"| poisoned cloud commands ({len(c['poison_kinds'])} kinds, + "
+        f"{c['retained_poison_on_reconnect']} retained on reconnect) sent / rejected / dropped "
+        f"unread / **accepted**; bad targets stored | {poison.get('sent', 0)} / "
+        f"{poison.get('rejected', 0)} / {poison.get('dropped', 0)} / "
+        f"**{poison.get('received', 0)}**; {len(c['bad_targets_stored'])} "
+        f"| {_ok(v['no_poisoned_command_accepted'])} |",
+    ]
 
 
 def main() -> None:
