@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import logging
 import os
@@ -37,7 +36,6 @@ from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import structlog
@@ -46,23 +44,12 @@ from fuseguard.scenario.config import Scenario, parse_scenario
 from fuseguard.scenario.metrics import OVERLOAD_TOL_A
 from fuseguard.scenario.runner import RunContext, Timeline, simulate
 
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:  # bench/ is no package: loaded by path (tests/faults), not run
+    sys.path.insert(0, str(BENCH))
+import soak_cloud  # noqa: E402 - the cloud agent on a flapping link, poisoned commands
 
-def _load_sibling(stem: str) -> ModuleType:
-    """A module next to this file (bench/ is no package; run as a script or loaded by path)."""
-    name = f"fuseguard_bench_{stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{stem}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-CLOUD = _load_sibling("soak_cloud")  # the cloud agent on a flapping link, poisoned commands
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = BENCH.parent
 RESULTS = ROOT / "bench" / "results"
 DAY_S = 86400.0
 FUSE_A = 63.0
@@ -335,10 +322,10 @@ def run_soak(
     without it the heap figures are 0 and RSS is judged. ``cloud``: the edge's cloud agent on
     a flapping link with poisoned commands runs beside the site (``bench/soak_cloud.py``)."""
     sc = build_scenario(days, seed)
-    stats = CLOUD.CloudStats()
+    stats = soak_cloud.CloudStats()
 
     async def companion(ctx: RunContext) -> None:
-        await CLOUD.cloud_companion(ctx, stats, seed + 1000)
+        await soak_cloud.cloud_companion(ctx, stats, seed + 1000)
 
     # float32 per tick: t_s, grid_a (3), limit_a, ev_a (3), charger_a and setpoint_a (1 each)
     probe = Probe(timeline_bytes_per_tick=4 * (8 + 2 * len(sc.chargers)))
@@ -432,7 +419,7 @@ def verdict(r: dict[str, Any]) -> dict[str, bool]:
         "no_sub_circuit_overload": not any(garage.values()),
         "no_crashed_task": not r["crashed"]["asyncio_errors"] and not r["crashed"]["error_events"],
         "memory_growth_under_5_pct": growth is not None and growth < 5.0,
-        **(CLOUD.cloud_verdict(r["cloud"]) if r.get("cloud") else {}),
+        **(soak_cloud.cloud_verdict(r["cloud"]) if r.get("cloud") else {}),
     }
 
 

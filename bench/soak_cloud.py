@@ -141,29 +141,21 @@ Handler = Callable[[LinkMessage], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class FlappingLink:
     """A :class:`~fuseguard.cloud.link.Link` in process that drops and comes back (module doc);
     ``run()`` is its connection loop, as ``MqttLink.run`` is."""
 
-    def __init__(
-        self,
-        clock: Clock,
-        rng: random.Random,
-        evses: list[EvseInfo],
-        stats: CloudStats,
-        on_message: Handler,
-        on_connect: Hook | None,
-    ) -> None:
-        self.clock = clock
-        self.rng = rng
-        self.evses = evses
-        self.stats = stats
-        self.on_message = on_message
-        self.on_connect = on_connect
-        self.subscriptions: set[str] = set()
-        self._up = False
-        self._serial = 0
-        self._expect: dict[str, str] = {}  # command id -> "valid" | "poison"
+    clock: Clock
+    rng: random.Random
+    evses: list[EvseInfo]
+    stats: CloudStats
+    on_message: Handler
+    on_connect: Hook | None
+    subscriptions: set[str] = field(default_factory=set)
+    _up: bool = False
+    _serial: int = 0
+    _expect: dict[str, str] = field(default_factory=dict)  # command id -> "valid" | "poison"
 
     @property
     def connected(self) -> bool:

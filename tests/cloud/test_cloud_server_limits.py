@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from cloudkit import cloud_settings
+from tests.hardening.hardening_support import exchange as _exchange
+from tests.hardening.hardening_support import http_status as _status
 
 from fuseguard.cloud.app import serve_cloud
 from fuseguard.cloud.config import ServerSection
@@ -48,25 +50,6 @@ async def cloud_port(mqtt_url: str, prefix: str, tmp_path: Path) -> AsyncIterato
     yield port
     stop.set()
     await asyncio.wait_for(task, 15)
-
-
-async def _exchange(port: int, raw: bytes, *, read_s: float = 3.0) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(raw)
-    await writer.drain()
-    chunks: list[bytes] = []
-    try:
-        async with asyncio.timeout(read_s):
-            while chunk := await reader.read(65536):
-                chunks.append(chunk)
-    except (TimeoutError, ConnectionResetError):
-        pass
-    writer.close()
-    return b"".join(chunks)
-
-
-def _status(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
 def _post(length: int, body: bytes = b"", token: str = "") -> bytes:

@@ -63,7 +63,7 @@ def test_the_cloud_judge_sees_an_accepted_bad_target(monkeypatch: pytest.MonkeyP
     from fuseguard.scenario.runner import RunContext
 
     soak = _load_bench()
-    cloud = soak.CLOUD
+    cloud = soak.soak_cloud
     monkeypatch.setattr(EdgeCloudAgent, "check_set", lambda self, info, current, duration: None)
     sc = soak.build_scenario(0.1, SEED)
     stats = cloud.CloudStats()
