@@ -42,9 +42,14 @@ import structlog
 
 from fuseguard.scenario.config import Scenario, parse_scenario
 from fuseguard.scenario.metrics import OVERLOAD_TOL_A
-from fuseguard.scenario.runner import Timeline, simulate
+from fuseguard.scenario.runner import RunContext, Timeline, simulate
 
-ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:  # bench/ is no package: loaded by path (tests/faults), not run
+    sys.path.insert(0, str(BENCH))
+import soak_cloud  # noqa: E402 - the cloud agent on a flapping link, poisoned commands
+
+ROOT = BENCH.parent
 RESULTS = ROOT / "bench" / "results"
 DAY_S = 86400.0
 FUSE_A = 63.0
@@ -121,8 +126,9 @@ def _day_events(day: int, rng: random.Random) -> list[dict[str, Any]]:
     return ev
 
 
-def build_scenario(days: float, seed: int) -> Scenario:
-    """The soak site for ``days`` (whole days of events; the run may stop earlier)."""
+def scenario_data(days: float, seed: int) -> dict[str, Any]:
+    """The soak site for ``days`` as scenario data (whole days of events; the run may stop
+    earlier)."""
     rng = random.Random(seed)
     whole = max(1, int(-(-days // 1)))
     events: list[dict[str, Any]] = [
@@ -131,7 +137,7 @@ def build_scenario(days: float, seed: int) -> Scenario:
     for d in range(whole):
         events += _day_events(d, rng)
     events.sort(key=lambda e: e["at_s"])
-    data = {
+    return {
         "site": {"name": f"soak_{days:g}d_seed{seed}", "fuse_a": FUSE_A,
                  "duration_s": days * DAY_S, "meter": "phases", "meter_period_s": 1.0},
         "circuits": [{"id": "garage", "parent": "main", "fuse_a": GARAGE_A}],
@@ -141,7 +147,11 @@ def build_scenario(days: float, seed: int) -> Scenario:
         "cars": _cars(whole, rng),
         "events": events,
     }  # fmt: skip
-    return parse_scenario(data, f"soak seed {seed}")
+
+
+def build_scenario(days: float, seed: int) -> Scenario:
+    """The soak site for ``days`` (see :func:`scenario_data`)."""
+    return parse_scenario(scenario_data(days, seed), f"soak seed {seed}")
 
 
 # --- probes --------------------------------------------------------------------------------------
@@ -299,13 +309,24 @@ def _by_day(samples: list[tuple[float, int, int]], idx: int) -> list[float]:
 
 
 def run_soak(
-    days: float, seed: int, *, memory_from_s: float | None = None, heap: bool = False
+    days: float,
+    seed: int,
+    *,
+    memory_from_s: float | None = None,
+    heap: bool = False,
+    cloud: bool = True,
 ) -> dict[str, Any]:
     """Run the soak site for ``days``; returns the judged figures (see the module docstring).
 
     ``heap``: also trace the Python heap with ``tracemalloc`` (about doubles the run time);
-    without it the heap figures are 0 and RSS is judged."""
+    without it the heap figures are 0 and RSS is judged. ``cloud``: the edge's cloud agent on
+    a flapping link with poisoned commands runs beside the site (``bench/soak_cloud.py``)."""
     sc = build_scenario(days, seed)
+    stats = soak_cloud.CloudStats()
+
+    async def companion(ctx: RunContext) -> None:
+        await soak_cloud.cloud_companion(ctx, stats, seed + 1000)
+
     # float32 per tick: t_s, grid_a (3), limit_a, ev_a (3), charger_a and setpoint_a (1 each)
     probe = Probe(timeline_bytes_per_tick=4 * (8 + 2 * len(sc.chargers)))
     handler = _Count()
@@ -321,7 +342,13 @@ def run_soak(
         tracemalloc.start()
     t0 = time.perf_counter()
     try:
-        result = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=True)
+        result = simulate(
+            sc,
+            "fuseguard",
+            compute_optimum=False,
+            keep_timeline=True,
+            attach=companion if cloud else None,
+        )
     finally:
         wall_s = time.perf_counter() - t0
         if started:
@@ -358,6 +385,7 @@ def run_soak(
         "memory": memory_growth(probe.samples, from_s),
         "rss_raw_mb_by_day": _by_day([(t, 0, v) for t, v in probe.raw_rss], 2),
         "objects": object_growth(probe.objects, from_s),
+        "cloud": stats.as_dict() if cloud else None,
     }
 
 
@@ -391,6 +419,7 @@ def verdict(r: dict[str, Any]) -> dict[str, bool]:
         "no_sub_circuit_overload": not any(garage.values()),
         "no_crashed_task": not r["crashed"]["asyncio_errors"] and not r["crashed"]["error_events"],
         "memory_growth_under_5_pct": growth is not None and growth < 5.0,
+        **(soak_cloud.cloud_verdict(r["cloud"]) if r.get("cloud") else {}),
     }
 
 
@@ -430,6 +459,7 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         f"({m.get('rss_net_mb')} MB) | {m['growth_rss_net_pct']} % "
         f"| {_ok(v['memory_growth_under_5_pct'])} |",
         f"| live Python objects start of day 2 -> end | {r['objects'].get('growth_pct')} % | |",
+        *_cloud_rows(r.get("cloud"), v),
         "",
         f"RSS by day (MB, last sample of each day): {r['rss_raw_mb_by_day']} raw, "
         f"{m.get('rss_net_mb_by_day')} net of the timeline the run records (float32 per tick, "
@@ -450,6 +480,27 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         for api, d in st["apis"].items():
             lines.append(f"| {api} | {d['cases']} | {d['server_errors']} | {d['statuses']} |")
     return "\n".join(lines) + "\n"
+
+
+def _cloud_rows(c: dict[str, Any] | None, v: dict[str, bool]) -> list[str]:
+    """The cloud link's rows of the soak table (``bench/soak_cloud.py``)."""
+    if not c:
+        return []
+    valid, poison = c["valid_commands"], c["poisoned_commands"]
+    return [
+        f"| cloud link drops / reconnects (publishes refused while down) | {c['drops']} / "
+        f"{c['connects'] - 1} ({c['publishes_refused_while_down']}) "
+        f"| {_ok(v['cloud_link_flapped'])} |",
+        f"| valid cloud commands sent / acknowledged received / ack lost with the link "
+        f"| {valid.get('sent', 0)} / {valid.get('received', 0)} / {valid.get('unacked', 0)} "
+        f"| {_ok(v['valid_commands_received'])} |",
+        f"| poisoned cloud commands ({len(c['poison_kinds'])} kinds, + "
+        f"{c['retained_poison_on_reconnect']} retained on reconnect) sent / rejected / dropped "
+        f"unread / **accepted**; bad targets stored | {poison.get('sent', 0)} / "
+        f"{poison.get('rejected', 0)} / {poison.get('dropped', 0)} / "
+        f"**{poison.get('received', 0)}**; {len(c['bad_targets_stored'])} "
+        f"| {_ok(v['no_poisoned_command_accepted'])} |",
+    ]
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ class Edge:
             chargers = (
                 dict(self.chargers)
                 if self.chargers is not None
-                else build_chargers(cfg, session, self.clock)
+                else build_chargers(cfg, session, self.clock, ocpp_cert=_ocpp_cert(cfg, data_dir))
             )
             circuit_meters = (
                 dict(self.circuit_meters)
@@ -165,6 +165,17 @@ class Edge:
             urls=self.urls,
             shared={RUNTIME_KEY: plug_settings},
         )
+
+
+def _ocpp_cert(cfg: FuseguardConfig, data_dir: Path) -> tuple[str, str] | None:
+    """The OCPP central system's certificate for ``[api.ocpp] tls``: the configured pair or the
+    edge's self-signed one, by the same SAN rule as the local API (its host, its ``tls_names``)."""
+    oc = cfg.api.ocpp
+    if not oc.tls or not any(ch.driver == "ocpp" for ch in cfg.chargers):
+        return None
+    from fuseguard.api.services import edge_cert
+
+    return edge_cert(data_dir, oc.cert_file, oc.key_file, oc.host, cfg.api.local.tls_names)
 
 
 async def _start_drivers(drivers: Sequence[object], stack: contextlib.AsyncExitStack) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 import structlog
 from typer.testing import CliRunner
 
@@ -106,3 +109,34 @@ def test_broker_files(tmp_path: Path) -> None:
     creds = out / "credentials.txt"
     assert creds.stat().st_mode & 0o777 == 0o600
     assert len(creds.read_text().splitlines()) == 3
+
+
+def test_broker_files_are_private_from_their_creation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passwords, their hashes and the ACL are created 0600 (os.open with the mode, a new temp
+    file, then renamed): never readable by others, not even for an instant, whatever the umask
+    and whatever an older copy's mode was."""
+    out = tmp_path / "broker"
+    out.mkdir()
+    (out / "credentials.txt").write_text("old secrets\n")
+    (out / "credentials.txt").chmod(0o644)
+    created: dict[str, int] = {}
+    real_open = os.open
+
+    def spy(path: Any, flags: int, mode: int = 0o777, *args: Any, **kw: Any) -> int:
+        if flags & os.O_CREAT:
+            created[Path(path).name] = mode
+        return real_open(path, flags, mode, *args, **kw)
+
+    monkeypatch.setattr(os, "open", spy)
+    old_umask = os.umask(0)
+    try:
+        done = CliRunner().invoke(app, ["cloud", "broker-files", "--edge", "e1", "--out", str(out)])
+    finally:
+        os.umask(old_umask)
+    assert done.exit_code == 0, done.output
+    for name in ("credentials.txt", "passwd", "acl"):
+        assert created[f".{name}.tmp"] == 0o600, created
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name
+    assert "old secrets" not in (out / "credentials.txt").read_text()

@@ -101,6 +101,31 @@ def test_a_lost_meter_assumes_the_peak_at_least_the_limit_minus_the_ev_allowance
     assert nothing["main"] == Phases(2, 3, 0)  # only the sub-circuits' assumptions
 
 
+def test_a_lost_meter_carries_a_rising_load_on_for_as_long_as_it_is_lost() -> None:
+    """A morning ramp goes on rising while the meter is gone: the assumed load is the peak plus
+    the window's rise per second times the time since the last sample (at most one window)."""
+    est = estimator()
+    for minute in range(16):  # 6 A per hour on L1, 3 A per hour on L2, L3 falling
+        t = 60.0 * minute
+        est.update(
+            t,
+            [main(meter_sample(Phases(10 + 0.1 * minute, 5 + 0.05 * minute, 8 - 0.1 * minute)))],
+            [],
+        )
+    assert est.peak("main").rounded(6) == Phases(11.5, 5.75, 8.0)
+    rate = est.rise_a_per_s("main")
+    assert math.isclose(rate.l1, 0.1 / 60) and math.isclose(rate.l2, 0.05 / 60) and rate.l3 == 0
+    last = 900.0
+    lost = Metered(
+        circuit="main", sample=None, fresh=False, record=False, held_a=ZERO, sample_at=last
+    )
+    non_ev = est.update(last + 240.0, [lost], [])["main"] - Phases(2, 3, 0)  # minus sub-circuits
+    assert non_ev.rounded(6) == Phases(11.9, 5.95, 8.0)  # 4 more minutes of the ramp
+    # beyond one window the fallback's held EV current is the bound, not an endless ramp
+    assert est.assumed("main", 10 * 3600.0).rounded(6) == Phases(13.0, 6.5, 8.0)
+    assert est.assumed("main", 0.0) == est.peak("main")
+
+
 def test_the_peak_history_keeps_only_recorded_samples_within_the_window() -> None:
     est = estimator()
     est.update(0.0, [main(meter_sample(Phases.uniform(40)))], [])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
+from datetime import timedelta
 
 import pytest
 from structlog.testing import capture_logs
@@ -84,10 +86,32 @@ def test_meter_reading_takes_good_samples_and_logs_a_failure_once() -> None:
     with capture_logs() as logs:
         assert m.update(Failed("connection refused"), 2.0) is None
         assert m.update(Failed("connection refused"), 3.0) is None
-        m.update(good, 4.0)
+        m.update(later(good, 3.0), 4.0)
     assert [e["event"] for e in logs] == ["meter_unavailable", "meter_recovered"]
     assert logs[0]["reason"] == "connection refused" and logs[0]["device"] == "meter"
     assert m.error is None and m.ok_at == 4.0
+
+
+def later(sample: MeterSample, seconds: float) -> MeterSample:
+    """The same reading stamped ``seconds`` later by the meter's own clock."""
+    return dataclasses.replace(sample, timestamp=sample.timestamp + timedelta(seconds=seconds))
+
+
+def test_a_slow_answer_is_as_old_as_its_own_timestamp() -> None:
+    """A reading that arrives late stands for the instant it was taken, whatever the meter's
+    clock says in absolute terms (only its advance counts)."""
+    m = MeterReading(config(meter_stale_after_s=10.0))
+    first = meter_sample(Phases(10, 5, 8))  # the meter's clock is far from ours: no matter
+    m.update(first, 100.0)
+    m.update(later(first, 1.0), 101.0)
+    assert m.ok_at == 101.0  # on time
+    slow = later(first, 2.0)
+    assert m.update(slow, 106.0) is slow  # taken at 102 by its stamp, arrived 4 s late
+    assert m.ok_at == 102.0
+    assert m.fresh(112.0) and not m.fresh(112.5)  # by its age, not by its arrival (116)
+    # a stamp that does not advance with the clock ages the reading like a slow answer
+    m.update(later(first, 3.0), 120.0)
+    assert m.ok_at == 103.0 and not m.fresh(120.0)
 
 
 @pytest.mark.parametrize(

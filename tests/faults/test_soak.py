@@ -5,6 +5,8 @@ silent and back, EMS limit changes and base-load steps, in virtual time through 
 runner with the real controller. Judged like the benchmark: no EV-attributable overload beyond
 the first meter period after a step, none at all on the sub-circuit, no crashed task or error
 event, RSS growth < 5 % from 1.8 h to the end (sampled inside the run at every car arrival).
+Beside it the edge's cloud agent runs on a flapping link and is fed poisoned commands
+(``bench/soak_cloud.py``): none accepted, no bad target stored.
 """
 
 from __future__ import annotations
@@ -42,8 +44,45 @@ def test_hours_of_random_faults() -> None:
     assert r["overload_main"]["steps"] >= 3, r["overload_main"]
     assert r["energy_delivered_kwh"] > 0
     assert r["memory"]["samples"] >= 5, r["memory"]
+    cloud = r["cloud"]  # the cloud link flapped and was fed poison all along
+    assert cloud["drops"] >= 2 and cloud["poisoned_commands"]["sent"] >= 10, cloud
+    assert cloud["poisoned_commands"].get("received", 0) == 0, cloud
+    assert not cloud["bad_targets_stored"], cloud
     verdict = soak.verdict(r)
     assert all(verdict.values()), (verdict, r)
+
+
+def test_the_cloud_judge_sees_an_accepted_bad_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that checked nothing would be caught: its poisoned commands are acknowledged
+    ``received`` and the backend notes the out-of-range targets it stored."""
+    import asyncio
+
+    from fuseguard.cloud.edge_agent import EdgeCloudAgent
+    from fuseguard.control.targets import EvseTargets
+    from fuseguard.model.clock import VirtualClock
+    from fuseguard.scenario.runner import RunContext
+
+    soak = _load_bench()
+    cloud = soak.soak_cloud
+    monkeypatch.setattr(EdgeCloudAgent, "check_set", lambda self, info, current, duration: None)
+    sc = soak.build_scenario(0.1, SEED)
+    stats = cloud.CloudStats()
+
+    async def run() -> None:
+        clock = VirtualClock()
+        ctx = RunContext(clock, sc, EvseTargets(clock))
+        task = asyncio.create_task(cloud.cloud_companion(ctx, stats, 3))
+        await clock.run_until(6 * 3600.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    got = stats.as_dict()
+    assert got["poisoned_commands"]["sent"] >= 10
+    assert got["poisoned_commands"].get("received", 0) > 0
+    assert got["bad_targets_stored"]
+    assert not cloud.cloud_verdict(got)["no_poisoned_command_accepted"]
 
 
 def test_the_judge_sees_overload_outside_the_first_period() -> None:

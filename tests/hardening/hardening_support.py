@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 from fuseguard.api.local_models import LiveData
@@ -44,3 +45,25 @@ def make_flex(clock: Clock | None = None, store: MemoryFlexStore | None = None) 
 
 
 AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+async def exchange(port: int, raw: bytes, *, read_s: float = 3.0) -> bytes:
+    """Send ``raw`` to 127.0.0.1:``port``, return everything the server answers until it closes
+    (or ``read_s``)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(read_s):
+            while chunk := await reader.read(65536):
+                chunks.append(chunk)
+    except (TimeoutError, ConnectionResetError):
+        pass
+    writer.close()
+    return b"".join(chunks)
+
+
+def http_status(answer: bytes) -> int:
+    """The status code of a raw HTTP/1.1 answer (0: none)."""
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0

@@ -19,6 +19,8 @@ from fuseguard.config.models import EvseApiConfig, LocalApiConfig
 from fuseguard.model.clock import VirtualClock
 from fuseguard.serving import ServerHandle, ServerLimits, serve_app
 from tests.hardening.hardening_support import PASSWORD, USER, StaticLiveData, make_flex
+from tests.hardening.hardening_support import exchange as _exchange
+from tests.hardening.hardening_support import http_status as _status
 
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 SETTINGS = "/v1/flex_management/setting"
@@ -33,26 +35,6 @@ async def local() -> AsyncIterator[ServerHandle]:
     handle = await serve_app(app, "127.0.0.1", 0, limits=LIMITS)
     yield handle
     await handle.close()
-
-
-async def _exchange(port: int, raw: bytes, *, read_s: float = 3.0) -> bytes:
-    """Send ``raw``, return everything the server answers until it closes (or ``read_s``)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(raw)
-    await writer.drain()
-    chunks: list[bytes] = []
-    try:
-        async with asyncio.timeout(read_s):
-            while chunk := await reader.read(65536):
-                chunks.append(chunk)
-    except (TimeoutError, ConnectionResetError):
-        pass
-    writer.close()
-    return b"".join(chunks)
-
-
-def _status(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
 def _post(path: str, length: int, *, auth: bool, body: bytes = b"") -> bytes:

@@ -85,7 +85,7 @@ def _ch(i: int, **kw: Any) -> dict[str, Any]:
         ([_ch(1, ocpp_password=None)], None, "ocpp_password is needed"),
         ([_ch(1), _ch(2, ocpp_id="CP1")], None, "used twice"),
         ([_ch(1)], {"upstream": "https://backend.example/ocpp"}, "ws:// or wss://"),
-        ([_ch(1)], {"tls": True}, "cert_file"),
+        ([_ch(1)], {"tls": True, "cert_file": "/etc/x.crt"}, "cert_file and key_file"),
         ([_ch(1)], {"lease_s": 1}, "greater than or equal"),
     ],
 )

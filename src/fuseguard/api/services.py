@@ -6,6 +6,7 @@ Each ``start_*`` is an :data:`fuseguard.runtime.EdgeService`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from fuseguard.api.live import ControllerLiveData, status_records
@@ -34,11 +35,21 @@ def tls_files(
 ) -> tuple[str, str]:
     """Configured certificate files, or a self-signed pair for ``names`` (+ localhost) generated
     in the data dir (again when the names change)."""
+    return edge_cert(rt.data_dir, cert_file, key_file, "", names)
+
+
+def edge_cert(
+    data_dir: Path, cert_file: object, key_file: object, host: str, names: Sequence[str] = ()
+) -> tuple[str, str]:
+    """Configured certificate files, or the edge's self-signed pair in ``data_dir`` for the
+    bound ``host`` (unless a wildcard), ``names``, localhost and 127.0.0.1 (one SAN rule for
+    every TLS server of the edge: local API, EVSE API, dashboard, OCPP)."""
     if cert_file and key_file:
         return str(cert_file), str(key_file)
     from fuseguard.api.tls import ensure_self_signed_cert
 
-    cert, key = ensure_self_signed_cert(rt.data_dir, [*names, "localhost", "127.0.0.1"])
+    bound = [] if host in ("", "0.0.0.0", "::") else [host]
+    cert, key = ensure_self_signed_cert(data_dir, [*bound, *names, "localhost", "127.0.0.1"])
     return str(cert), str(key)
 
 
@@ -51,8 +62,7 @@ async def start_local_api(rt: EdgeRuntime) -> None:
 
     certfile = keyfile = None
     if lc.tls:
-        bound = [] if lc.host in ("", "0.0.0.0", "::") else [lc.host]
-        certfile, keyfile = tls_files(rt, lc.cert_file, lc.key_file, [*bound, *lc.tls_names])
+        certfile, keyfile = edge_cert(rt.data_dir, lc.cert_file, lc.key_file, lc.host, lc.tls_names)
     live = ControllerLiveData(rt.controller, rt.config.site.voltage_v)
     app = create_local_app(
         rt.flex,
@@ -128,4 +138,4 @@ async def start_evse_api(rt: EdgeRuntime) -> None:
     rt.shared[EVSE_INFOS] = evses
 
 
-__all__ = ["start_evse_api", "start_local_api", "start_modbus_twin", "tls_files"]
+__all__ = ["edge_cert", "start_evse_api", "start_local_api", "start_modbus_twin", "tls_files"]

@@ -129,14 +129,16 @@ def broker_files(
 
     from fuseguard.cloud.acl import BrokerTls, mosquitto_conf, mosquitto_files, new_edge_passwords
     from fuseguard.cloud.protocol import Topics
+    from fuseguard.demo.run import write_private
 
     passwords = new_edge_passwords(edges)
     cloud_password = secrets.token_urlsafe(24)
     files = mosquitto_files(Topics(prefix), passwords, cloud_user, cloud_password)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
-    (out / "passwd").write_text(files.passwords)
-    (out / "acl").write_text(files.acl)
+    # credentials (hashed or not) are 0600 from their creation, never readable in between
+    write_private(out / "passwd", files.passwords)
+    write_private(out / "acl", files.acl)
     tls = BrokerTls(tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key")
     conf = mosquitto_conf(
         out / "passwd",
@@ -149,12 +151,11 @@ def broker_files(
     (out / "mosquitto.conf").write_text(conf)
     creds = [f"{cloud_user} {cloud_password}"] + [f"{e} {p}" for e, p in passwords.items()]
     secret_file = out / "credentials.txt"
-    secret_file.touch(mode=0o600)
-    secret_file.chmod(0o600)
-    secret_file.write_text("\n".join(creds) + "\n")
+    write_private(secret_file, "\n".join(creds) + "\n")
     typer.echo(
         f"wrote {out / 'passwd'}, {out / 'acl'}, {out / 'mosquitto.conf'} and {secret_file} "
-        "(keep it secret)"
+        "(keep it secret; all but mosquitto.conf are 0600: chown passwd and acl to the broker's "
+        "user)"
     )
 
 

@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any, Self
 
 import structlog
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
@@ -32,7 +31,7 @@ from fuseguard.cloud.protocol import Topics
 from fuseguard.cloud.store import CloudStore
 from fuseguard.cloud.web import fleet_endpoints
 from fuseguard.model.clock import Clock, RealClock
-from fuseguard.serving import EmbeddedServer
+from fuseguard.serving import DEFAULT_LIMITS, ServerLimits, serve_app
 from fuseguard.store.db import create_engine, init_schema
 from fuseguard.store.tokens import TokenRepository
 
@@ -200,8 +199,13 @@ async def serve_cloud(
     *,
     embedded_broker: bool = False,
     stop: asyncio.Event | None = None,
+    limits: ServerLimits = DEFAULT_LIMITS,
 ) -> None:
-    """Run one replica (optionally with an embedded broker) until SIGINT/SIGTERM or ``stop``."""
+    """Run one replica (optionally with an embedded broker) until SIGINT/SIGTERM or ``stop``.
+
+    The HTTP server has the edge's bounds (:class:`~fuseguard.serving.ServerLimits`: body
+    size, connections, header and body deadlines, TLS >= 1.2); a busy port raises ``OSError``.
+    """
     stop_event = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -212,19 +216,10 @@ async def serve_cloud(
             address = BrokerAddress.parse(settings.broker.url)
             await stack.enter_async_context(EmbeddedBroker(address.host, address.port))
         service = await stack.enter_async_context(CloudService(settings))
-        server = EmbeddedServer(
-            uvicorn.Config(
-                service.app,
-                host=settings.server.host,
-                port=settings.server.port,
-                lifespan="off",
-                log_level="warning",
-                access_log=False,
-            )
+        server = await serve_app(
+            service.app, settings.server.host, settings.server.port, limits=limits
         )
-        serve_task = asyncio.create_task(server.serve())
+        stack.push_async_callback(server.close)
         stop_task = asyncio.create_task(stop_event.wait())
-        await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        await serve_task
+        await asyncio.wait({server.task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         stop_task.cancel()

@@ -19,7 +19,11 @@ class OcppApiConfig(BaseModel):
 
     host: str = "0.0.0.0"
     port: int = Field(default=9000, ge=0, le=65535, description="0 = any free port")
-    tls: bool = Field(default=False, description="wss:// (security profile 2)")
+    tls: bool = Field(
+        default=False,
+        description="wss:// (security profile 2); without cert_file/key_file the edge's "
+        "self-signed pair (SAN: host, api.local.tls_names, localhost, 127.0.0.1)",
+    )
     cert_file: Path | None = None
     key_file: Path | None = None
     allow_no_auth: bool = Field(
@@ -47,8 +51,8 @@ class OcppApiConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if self.tls and (self.cert_file is None or self.key_file is None):
-            msg = "tls needs cert_file and key_file"
+        if (self.cert_file is None) != (self.key_file is None):
+            msg = "cert_file and key_file go together (neither: tls generates a self-signed pair)"
             raise ValueError(msg)
         if self.upstream is not None and (
             not self.upstream.startswith(("ws://", "wss://")) or len(self.upstream) > 500

@@ -305,6 +305,7 @@ class Controller:
             fresh=fresh,
             record=self._synced,
             held_a=limits[MAIN] - self._fallback_ev_a(),
+            sample_at=self._meter.ok_at,
         )
         metered = [main]
         for cid, (_, reading) in self._extra.items():
@@ -316,6 +317,7 @@ class Controller:
                         fresh=reading.fresh(now),
                         record=self._synced,
                         held_a=limits[cid] - self._fallback_ev_a(),
+                        sample_at=reading.ok_at,
                     )
                 )
         draws = [

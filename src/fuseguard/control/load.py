@@ -6,9 +6,11 @@ Owns:
   circuit with a fresh sample gets its meter's reading minus the EV draws measured below it (a
   per-phase meter: current minus EV currents through each charger's wiring rotation; a
   total-power meter: the configured phase assumption, ``worst`` = the whole non-EV power on every
-  phase, ``balanced`` = a third on each). A metered circuit whose meter is lost gets the peak of
-  the last ``peak_window_s`` (per-minute maxima, recorded only from samples of the same instant as
-  the chargers'), at least its limit minus what its EVs are held at. Every other circuit gets
+  phase, ``balanced`` = a third on each). A metered circuit whose meter is lost gets the worst
+  plausible load (:meth:`LoadEstimator.assumed`): the peak of the last ``peak_window_s``
+  (per-minute maxima, recorded only from samples of the same instant as the chargers') plus the
+  rise that history shows, carried on for as long as the meter has been lost (at most one more
+  window), and at least its limit minus what its EVs are held at. Every other circuit gets
   its configured assumption; assumptions flow up the tree into every ancestor up to the first
   freshly metered one (whose meter already sees them). Uncontrollable EV draws (offline, stuck,
   not coming down) are added on the plug's whole path (:meth:`LoadEstimator.with_reserves`).
@@ -50,7 +52,9 @@ class Metered:
     ``sample`` is the meter's newest good sample, ``fresh`` whether it is recent enough to
     measure with; ``record`` whether it was taken at the same instant as the chargers' samples
     (only those feed the peak history); ``held_a`` the limit minus what the EVs below are held
-    at when the meter is lost (the least non-EV load assumed then).
+    at when the meter is lost (the least non-EV load assumed then); ``sample_at`` the clock
+    instant the sample stands for (its age judged by its own timestamp, not by its arrival),
+    from which a lost meter's load is carried on.
     """
 
     circuit: str
@@ -58,6 +62,7 @@ class Metered:
     fresh: bool
     record: bool
     held_a: Phases
+    sample_at: float | None = None
 
 
 class LoadEstimator:
@@ -100,6 +105,22 @@ class LoadEstimator:
             peak = peak.maximum(value)
         return peak
 
+    def rise_a_per_s(self, circuit: str) -> Phases:
+        """How fast the non-EV load on ``circuit`` rose over the peak window, per phase (A/s,
+        >= 0): the newest per-minute maximum minus the oldest, over the minutes between them."""
+        peaks = self._peaks.get(circuit)
+        if not peaks or peaks[-1][0] <= peaks[0][0]:
+            return ZERO
+        (first, old), (last, new) = peaks[0], peaks[-1]
+        return ((new - old) / (60.0 * (last - first))).maximum(0.0)
+
+    def assumed(self, circuit: str, lost_for_s: float) -> Phases:
+        """The worst plausible non-EV load on ``circuit`` after its meter has been lost for
+        ``lost_for_s``: the peak of the window, plus the window's rise carried on for that long
+        (at most one more window: beyond it the fallback's held EV current is the bound)."""
+        horizon_s = min(max(0.0, lost_for_s), 60.0 * self._peak_window_min)
+        return self.peak(circuit) + self.rise_a_per_s(circuit) * horizon_s
+
     def record(self, circuit: str, now: float, non_ev: Phases) -> None:
         """Add a measurement to ``circuit``'s per-minute peak history."""
         minute = int(now // 60.0)
@@ -127,7 +148,8 @@ class LoadEstimator:
                 measured.add(m.circuit)
             else:
                 # worst plausible non-EV load, and the EVs together held at the fallback
-                value = self.peak(m.circuit).maximum(m.held_a).maximum(0.0)
+                lost_for_s = 0.0 if m.sample_at is None else now - m.sample_at
+                value = self.assumed(m.circuit, lost_for_s).maximum(m.held_a).maximum(0.0)
             non_ev[m.circuit] = value
         # what is not measured flows up into the ancestors, up to the first measured one
         for c in tree:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -39,6 +40,9 @@ T = TypeVar("T")
 
 STEADY_A = 1.0
 """A charger whose draw moved less than this (A, any phase) since its last read is steady."""
+OFFSET_SAMPLES = 120
+"""A meter's answers whose offset (arrival minus own timestamp) sets the quickest one: a minute at
+two reads per second, so a step of the meter's own clock is forgotten within a minute."""
 METER_DROP_A = 2.0
 """A meter drop this large (A, any phase) below its high since the last sweep reads every
 charger at once (a charger that draws less than its last sample is the one error of a steady
@@ -110,8 +114,12 @@ class MeterReading:
         self._stale_after_s = config.meter_stale_after_s if timing is None else timing.stale_after_s
         self.name = name
         self.sample: MeterSample | None = None
+        # the clock instant the newest good sample stands for (see stands_for)
         self.ok_at: float | None = None
         self.error: str | None = None
+        # arrival minus the meter's own timestamp of recent samples (the meter's clock offset
+        # plus each answer's delay): the smallest is the quickest answer
+        self._offsets: deque[float] = deque(maxlen=OFFSET_SAMPLES)
 
     @property
     def period_s(self) -> float:
@@ -119,8 +127,21 @@ class MeterReading:
         return self._period_s
 
     def fresh(self, now: float) -> bool:
-        """A good sample arrived within ``meter_stale_after_s``."""
+        """The newest good sample is at most ``meter_stale_after_s`` old (by its own
+        timestamp, :meth:`stands_for`)."""
         return self.ok_at is not None and now - self.ok_at <= self._stale_after_s
+
+    def stands_for(self, sample: MeterSample, now: float) -> float:
+        """The clock instant a sample arriving at ``now`` stands for, judged by its own
+        timestamp: a slow answer is as old as its reading, not as new as its arrival.
+
+        The meter's clock need not agree with ours: its age is how much later than the quickest
+        of the last ``OFFSET_SAMPLES`` answers (relative to their timestamps) it arrived. A meter
+        that stamps on arrival (Modbus) has age 0; a timestamp that did not advance with the
+        clock ages the sample like a slow answer would."""
+        arrived_after = now - sample.timestamp.timestamp()
+        self._offsets.append(arrived_after)
+        return now - max(0.0, arrived_after - min(self._offsets))
 
     def update(self, result: MeterSample | Failed, now: float) -> MeterSample | None:
         """Take one read's outcome; returns the sample when it is a new good one."""
@@ -141,7 +162,7 @@ class MeterReading:
             log.info("meter_recovered", device=self.name, after=self.error)
         self.error = None
         self.sample = result
-        self.ok_at = now
+        self.ok_at = self.stands_for(result, now)
         return result
 
     def failed(self, reason: str) -> None:
@@ -268,6 +289,7 @@ def charger_steady(previous: ChargerSample | None, sample: ChargerSample) -> boo
 
 __all__ = [
     "METER_DROP_A",
+    "OFFSET_SAMPLES",
     "STEADY_A",
     "ChargerReading",
     "Failed",

@@ -95,13 +95,18 @@ def _modbus_meter(m: MeterEndpointConfig, *, clock: Clock | None, name: str | No
 
 
 def build_chargers(
-    cfg: FuseguardConfig, session: aiohttp.ClientSession, clock: Clock
+    cfg: FuseguardConfig,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    *,
+    ocpp_cert: tuple[str, str] | None = None,
 ) -> dict[str, Charger]:
-    """One driver per plug (a second Bender connector is on Modbus port + 1)."""
+    """One driver per plug (a second Bender connector is on Modbus port + 1); ``ocpp_cert``:
+    see :func:`build_ocpp_chargers`."""
     from fuseguard.devices.bender import BenderCharger
     from fuseguard.devices.clemap import ClemapChildCharger, ClemapEdgeClient
 
-    drivers: dict[str, Charger] = build_ocpp_chargers(cfg, clock)
+    drivers: dict[str, Charger] = build_ocpp_chargers(cfg, clock, ocpp_cert=ocpp_cert)
     for ch in cfg.chargers:
         if ch.driver == "ocpp":
             continue
@@ -135,9 +140,14 @@ def build_chargers(
     return drivers
 
 
-def build_ocpp_chargers(cfg: FuseguardConfig, clock: Clock) -> dict[str, Charger]:
+def build_ocpp_chargers(
+    cfg: FuseguardConfig, clock: Clock, *, ocpp_cert: tuple[str, str] | None = None
+) -> dict[str, Charger]:
     """One :class:`OcppConnector` per plug of every ``driver = "ocpp"`` charger, all on one
-    central system (``[api.ocpp]``), which the first connector's ``start()`` starts."""
+    central system (``[api.ocpp]``), which the first connector's ``start()`` starts.
+
+    With ``tls``: ``ocpp_cert`` (certificate and key files: the edge passes the configured pair
+    or its generated one, ``api.services.edge_cert``), else ``cert_file``/``key_file``."""
     chargers = [ch for ch in cfg.chargers if ch.driver == "ocpp"]
     if not chargers:
         return {}
@@ -169,7 +179,13 @@ def build_ocpp_chargers(cfg: FuseguardConfig, clock: Clock) -> dict[str, Charger
             ),
             clock,
         )
-    tls = server_ssl_context(oc.cert_file, oc.key_file) if oc.tls else None
+    tls = None
+    if oc.tls:
+        cert, key = ocpp_cert or (oc.cert_file, oc.key_file)
+        if cert is None or key is None:
+            msg = "[api.ocpp] tls: no certificate (give cert_file/key_file, or run in an edge)"
+            raise ValueError(msg)
+        tls = server_ssl_context(cert, key)
     server = OcppCentralSystem(
         stations,
         host=oc.host,

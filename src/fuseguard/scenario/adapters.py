@@ -8,7 +8,8 @@ core, :class:`~fuseguard.sim.chargepoint.ChargePoint`. Both can be given a fault
 
 ``offline``  -> :class:`DeviceConnectionError`
 ``garbage``  -> :class:`DeviceResponseError`
-``slow``     -> each call takes ``slow_delay_s`` of the injected clock
+``slow``     -> each call takes ``slow_delay_s`` of the injected clock (a meter reading is
+              taken when asked: it arrives that much older)
 ``frozen``   -> (meter) the last telegram again, marked ``stale``
 ``stuck_contactor``, ``rcd_trip``, ``ignores_limit`` -> (charger) the charge point's own faults
 ``rejects_profiles`` -> (OCPP charger) every limit write refused (:class:`DeviceResponseError`)
@@ -124,7 +125,11 @@ class SiteMeter:
             msg = f"{self.name}: meter answered with invalid data (simulated garbage)"
             raise DeviceResponseError(msg)
         if fault is DeviceFault.SLOW:
+            # the reading is taken when asked and arrives late, with its own (old) timestamp
+            sample = self._telegram()
             await self.clock.sleep(self.slow_delay_s)
+            self._last_good = sample
+            return sample
         if fault is DeviceFault.FROZEN and self._last_good is not None:
             old = self._last_good
             return MeterSample(

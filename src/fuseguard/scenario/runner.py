@@ -62,6 +62,21 @@ class SimulationResult:
     timeline: Timeline | None = None
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a companion task attached to a run sees (``simulate(attach=...)``): the virtual
+    clock, the scenario and the EVSE targets the fuseguard policy obeys (None for a baseline)."""
+
+    clock: VirtualClock
+    scenario: Scenario
+    targets: EvseTargets | None
+
+
+Companion = Callable[[RunContext], Coroutine[Any, Any, None]]
+"""A task run beside the site and the policy until the end (e.g. a cloud link in the soak); if it
+ends with an exception, the run re-raises it like a dead site or policy task."""
+
+
 def _make_policy(
     name: str, ctx: PolicyContext, flex: FlexManagement | None, targets: EvseTargets | None
 ) -> Policy:
@@ -94,8 +109,16 @@ def _charge_point(sc: Scenario, index: int) -> ChargePoint:
 class _Run:
     """One simulation: the site, the devices, the policy and the scenario's timetable."""
 
-    def __init__(self, sc: Scenario, policy_name: str, *, keep_timeline: bool) -> None:
+    def __init__(
+        self,
+        sc: Scenario,
+        policy_name: str,
+        *,
+        keep_timeline: bool,
+        attach: Companion | None = None,
+    ) -> None:
         self.sc = sc
+        self.attach = attach
         self.policy_name = policy_name
         self.clock = clock = VirtualClock()
         self.schedule = Schedule(sc)
@@ -309,12 +332,16 @@ class _Run:
         wall0 = time.perf_counter()
         site_task = asyncio.create_task(self.site.run(), name="site")
         policy_task = asyncio.create_task(self.policy.run(), name=f"policy-{self.policy_name}")
+        tasks = [policy_task, site_task]
+        if self.attach is not None:
+            ctx = RunContext(self.clock, self.sc, self.targets)
+            tasks.append(asyncio.create_task(self.attach(ctx), name="companion"))
         try:
             await self.clock.run_until(self.sc.site.duration_s)
         finally:
-            for task in (policy_task, site_task):
+            for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(policy_task, site_task, return_exceptions=True)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
             if self.flex is not None:
                 self.flex.close()
         for res in results:
@@ -332,9 +359,9 @@ class _Run:
 
 
 async def _simulate(
-    sc: Scenario, policy_name: str, *, keep_timeline: bool
+    sc: Scenario, policy_name: str, *, keep_timeline: bool, attach: Companion | None = None
 ) -> tuple[dict[str, Any], Timeline | None]:
-    return await _Run(sc, policy_name, keep_timeline=keep_timeline).run()
+    return await _Run(sc, policy_name, keep_timeline=keep_timeline, attach=attach).run()
 
 
 def simulate(
@@ -344,17 +371,21 @@ def simulate(
     optimum_wh: float | None = None,
     compute_optimum: bool = True,
     keep_timeline: bool = True,
+    attach: Companion | None = None,
 ) -> SimulationResult:
     """Run ``scenario`` under ``policy`` in virtual time; returns report and timeline.
 
     ``optimum_wh`` skips the LP (pass a cached value); ``compute_optimum=False`` leaves
-    ``offline_optimum_wh`` and ``optimality`` null.
+    ``offline_optimum_wh`` and ``optimality`` null; ``attach`` runs a :data:`Companion` task
+    beside the site and the policy.
     """
     if policy not in POLICIES:
         msg = f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}"
         raise PolicyUnavailableError(msg)
     t0 = time.perf_counter()
-    report, timeline = asyncio.run(_simulate(scenario, policy, keep_timeline=keep_timeline))
+    report, timeline = asyncio.run(
+        _simulate(scenario, policy, keep_timeline=keep_timeline, attach=attach)
+    )
     if optimum_wh is None and compute_optimum:
         from fuseguard.scenario.optimum import offline_optimum_wh
 
@@ -374,8 +405,10 @@ def simulate(
 __all__ = [
     "BASELINE_NOTE",
     "POLICIES",
+    "Companion",
     "Policy",
     "PolicyUnavailableError",
+    "RunContext",
     "SimulationResult",
     "Timeline",
     "simulate",

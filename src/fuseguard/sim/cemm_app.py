@@ -112,7 +112,10 @@ def _add_fault_middleware(app: FastAPI, model: CemmModel) -> None:
             log.info("cemm_request_dropped", device=device, reason="offline", path=path)
             raise CemmOfflineError(device)
         if fault.kind is Fault.SLOW:
+            # the answer is built when asked and sent late: its telegram is delay_s old
+            response = await call_next(request)
             await model.clock.sleep(fault.delay_s)
+            return response
         if fault.kind is Fault.HTTP_500:
             return _error(500, "internal server error")
         if fault.kind is Fault.GARBAGE:

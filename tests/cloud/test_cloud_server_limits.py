@@ -1,0 +1,91 @@
+"""Issue 17 should-fix: the cloud's HTTP server has the edge's bounds (``serving.ServerLimits``):
+a large body is refused before it is read, a slow request head is closed, connections are capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cloudkit import cloud_settings
+from tests.hardening.hardening_support import exchange as _exchange
+from tests.hardening.hardening_support import http_status as _status
+
+from fuseguard.cloud.app import serve_cloud
+from fuseguard.cloud.config import ServerSection
+from fuseguard.serving import ServerLimits
+
+pytestmark = pytest.mark.mqtt
+
+LIMITS = ServerLimits(
+    max_body_bytes=64 * 1024, max_connections=8, header_timeout_s=0.5, body_timeout_s=0.5
+)
+PATH = "/edgedevices/e1/evses/0123456789abcdef0123456789abcdef/currentsettings"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def cloud_port(mqtt_url: str, prefix: str, tmp_path: Path) -> AsyncIterator[int]:
+    settings = cloud_settings(mqtt_url, prefix, f"sqlite+aiosqlite:///{tmp_path / 'cloud.db'}")
+    port = _free_port()
+    settings = settings.model_copy(update={"server": ServerSection(host="127.0.0.1", port=port)})
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_cloud(settings, stop=stop, limits=LIMITS))
+    for _ in range(200):  # startup plumbing: wait until it accepts connections
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.05)
+    yield port
+    stop.set()
+    await asyncio.wait_for(task, 15)
+
+
+def _post(length: int, body: bytes = b"", token: str = "") -> bytes:
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += f"evsetoken: {token}\r\n" if token else ""
+    return (head + f"Content-Length: {length}\r\n\r\n").encode() + body
+
+
+async def test_a_large_body_is_refused_unread(cloud_port: int) -> None:
+    # 80 MB announced, 10 bytes sent: answered at once, nothing of it awaited
+    answer = await _exchange(cloud_port, _post(80_000_000, b"x" * 10, token="guess"))
+    assert _status(answer) == 413
+    answer = await _exchange(cloud_port, _post(80_000_000))
+    assert _status(answer) in (401, 413)
+
+
+async def test_slow_heads_and_bodies_are_cut_off(cloud_port: int) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await _exchange(cloud_port, b"", read_s=5.0) == b""  # idle: closed, no answer
+    half = b"GET " + PATH.encode() + b" HTTP/1.1\r\nHo"
+    assert await _exchange(cloud_port, half, read_s=5.0) == b""  # half a head: closed
+    assert loop.time() - started < 4.0  # by the 0.5 s deadline, not by read_s
+    answer = await _exchange(cloud_port, _post(100, b'{"cur', token="guess"))
+    assert _status(answer) in (401, 408)  # never waits for the other 95 bytes
+
+
+async def test_connections_are_capped(cloud_port: int) -> None:
+    conns = [
+        await asyncio.open_connection("127.0.0.1", cloud_port)
+        for _ in range(LIMITS.max_connections)
+    ]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", cloud_port)
+        assert await asyncio.wait_for(reader.read(1), 2.0) == b""  # closed at once
+        writer.close()
+    finally:
+        for _, w in conns:
+            w.close()
