@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fuseguard.control.policies.demand import DemandCap, max_current_a
+from fuseguard.control.policies.expected import expected_draw_a
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.policies.idle import IdleCar
@@ -79,17 +80,37 @@ class PlugControl:
             period_s=cfg.meter_period_s,
         )
         self.status = PlugStatus.INIT
+        self._margin_a = cfg.excess_margin_a
 
     def facts(self, now: float) -> PlugFacts:
         """What this cycle knows about the plug (a query)."""
         r = self.reading
+        sp = self.setpoint
+        age_s = r.age_s(now)
+        delay_s = self.spec.limit_delay_s
+        changes = sp.changes
+        expected = None
+        if age_s > 0.0:
+            expected = expected_draw_a(
+                sample=r.sample,
+                grid_a=r.grid_a,
+                measured_at=now - age_s,
+                now=now,
+                setpoint=sp,
+                delay_s=delay_s,
+                margin_a=self._margin_a,
+            )
         return PlugFacts(
             now=now,
             sample=r.sample,
             fresh=r.fresh(now),
             grid_a=r.grid_a,
-            written_a=self.setpoint.written_a,
-            changed_at=self.setpoint.changed_at,
+            written_a=sp.written_a,
+            changed_at=sp.changed_at,
+            age_s=age_s,
+            delay_s=delay_s,
+            previous_a=changes[-2][1] if len(changes) >= 2 else None,
+            expected_a=expected,
         )
 
     def assess(

@@ -248,11 +248,15 @@ class OcppConnectorCharger(ConnectorCharger):
         cp = self.charge_point
         live = cp.sample()
         metered = self._metered
+        if not live.cp_state.charging:
+            # no draw outside Charging: the central system zeroes it on StatusNotification
+            return live
         if metered is None or cp.now_s - self._metered_s >= self.meter_interval_s:
             self._metered, self._metered_s = live, cp.now_s
             return live
         return dataclasses.replace(
             live,
+            measured_age_s=cp.now_s - self._metered_s,
             current_a=metered.current_a,
             power_w=metered.power_w,
             energy_wh=metered.energy_wh,

@@ -60,6 +60,7 @@ log = structlog.get_logger(__name__)
 
 SAFE_STACK_LEVEL = 0
 LEASE_STACK_LEVEL = 1
+MAX_MEASURED_AGE_S = 86_400.0
 OFFERED_MARGIN_A = 1.0  # Current.Offered above the limit by more than this is "ignored"
 
 
@@ -408,7 +409,15 @@ class Station(Reports):
             phases_in_use=phases_in_use(c),
             errors=self._errors(c),
             firmware=self.firmware,
+            measured_age_s=self._measured_age_s(c),
         )
+
+    def _measured_age_s(self, c: ConnectorState) -> float:
+        """How old the connector's measurements are (0 outside Charging: no draw, as reported by
+        StatusNotification; a day at most when no MeterValues came yet)."""
+        if c.cp_state is None or not c.cp_state.charging:
+            return 0.0
+        return min(MAX_MEASURED_AGE_S, max(0.0, self.clock.monotonic() - c.meter_at))
 
     def _limit_of(self, c: ConnectorState) -> float | None:
         """The limit the charge point accepted for this connector (its share of the cap)."""
