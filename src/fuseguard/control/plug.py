@@ -27,6 +27,7 @@ from fuseguard.control.policies.idle import IdleCar
 from fuseguard.control.policies.phases import PhaseLearning
 from fuseguard.control.policies.ramp import Ramp
 from fuseguard.control.policies.stuck import StuckContactor
+from fuseguard.control.policies.uncontrollable import Uncontrollable
 from fuseguard.control.reading import ChargerReading
 from fuseguard.control.targets import Target
 from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
@@ -73,6 +74,7 @@ class PlugControl:
             probe_s=cfg.underuse_probe_s,
         )
         self.phases = PhaseLearning(spec, detect_a=cfg.phase_detect_a)
+        self.uncontrollable = Uncontrollable(spec)
         self.ramp = Ramp(
             spec,
             raise_after_s=cfg.raise_after_s,
@@ -123,17 +125,26 @@ class PlugControl:
         priority: int | None = None,
     ) -> Assessment:
         """Run the policies before allocation on this cycle's facts, in this order: stuck
-        contactor, then (for a controllable plug) break before make and the idle car, then phase
-        learning and the demand cap. ``target`` is the plug's Direct EVSE Control cap;
+        contactor, phase learning, the demand cap and the uncontrollable charger, then (for a
+        controllable plug) break before make and the idle car. An offline plug reserves its last
+        setpoint, an uncontrollable one its maximum, a stuck one its real draw. ``target`` is
+        the plug's Direct EVSE Control cap;
         ``mode``/``priority`` override the spec's for this cycle (runtime settings)."""
         spec = self.spec
         now = f.now
         sample = f.sample
         stuck = self.stuck.update(f)
+        phases = self.phases.update(sample)
+        max_a = max_current_a(spec, sample, self.demand.update(f))
+        uncontrollable = self.uncontrollable.update(f) is not None
         if not self.reading.online(now):
             # reserve its last setpoint (its max when none is known) on its wired phases
             amps = f.written_a if f.written_a is not None else spec.max_a
             reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
+            available = False
+        elif uncontrollable:
+            top_a = max_current_a(spec, sample, None)
+            reserved = self.uncontrollable.reserve(f, phases, top_a)
             available = False
         elif stuck:
             reserved = f.grid_a
@@ -147,8 +158,6 @@ class PlugControl:
                 and not sample.errors
             )
             available = spec.child_edge or (ready and not self.idle.update(f))
-        phases = self.phases.update(sample)
-        max_a = max_current_a(spec, sample, self.demand.update(f))
         return Assessment(
             facts=f,
             demand=PlugDemand(
@@ -173,6 +182,8 @@ class PlugControl:
             assumed = f.written_a if f.written_a is not None else self.spec.max_a
             error = self.reading.error or "no answer"
             return 0, f"offline ({error}): assuming it draws {assumed} A"
+        if self.uncontrollable.reason is not None:
+            return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
         idle = self.idle.reason(f.now)

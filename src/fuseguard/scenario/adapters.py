@@ -239,6 +239,7 @@ class OcppConnectorCharger(ConnectorCharger):
         self.meter_interval_s = meter_interval_s
         charge_point.limit_delay_s = profile_delay_s
         self.rejected = 0
+        self._refused: str | None = None  # the last limit was refused: why (the sample says so)
         self._metered: ChargerSample | None = None
         self._metered_s = 0.0
 
@@ -247,6 +248,10 @@ class OcppConnectorCharger(ConnectorCharger):
         await self._io()
         cp = self.charge_point
         live = cp.sample()
+        if self._refused is not None:
+            live = dataclasses.replace(
+                live, uncontrollable=self._refused, errors=(*live.errors, self._refused)
+            )
         metered = self._metered
         if not live.cp_state.charging:
             # no draw outside Charging: the central system zeroes it on StatusNotification
@@ -271,8 +276,10 @@ class OcppConnectorCharger(ConnectorCharger):
             await self._io()
             self.rejected += 1
             msg = f"{self.name}: SetChargingProfile Rejected (simulated rejects_profiles)"
+            self._refused = msg
             raise DeviceResponseError(msg)
         await super().set_current_limit(current_a)
+        self._refused = None
 
 
 def charger_adapter(
