@@ -10,7 +10,7 @@ from fuseguard.control.policies.idle import IdleCar
 from fuseguard.control.policies.stuck import StuckContactor
 from fuseguard.control.types import ChargerSpec
 from fuseguard.control.writer import Setpoint
-from fuseguard.model.phases import Phases
+from fuseguard.model.phases import Phase, Phases
 from fuseguard.model.status import CpState
 
 from .doubles import charger_sample, facts
@@ -138,3 +138,20 @@ def test_policies_do_not_judge_a_measurement_taken_under_an_older_limit() -> Non
         raised = late(now=now, changed_at=100.0, age_s=now - 90.0, amps=0.0, written_a=20)
         assert cap.update(raised) is None
         assert not idle.update(raised)
+
+
+def test_a_car_that_started_after_its_measurement_draws_the_limit_up_to_the_minimum() -> None:
+    sp = history((0.0, 0), (100.0, 6))
+    started = expected_draw_a(
+        sample=charger_sample(current_a=Phases()),
+        grid_a=Phases(),
+        measured_at=50.0,
+        now=103.0,
+        setpoint=sp,
+        delay_s=1.0,
+        margin_a=1.0,
+        charging_since=102.0,
+        phases=(Phase.L1, Phase.L2, Phase.L3),
+        min_a=6,
+    )
+    assert started == Phases.uniform(6)

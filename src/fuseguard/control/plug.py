@@ -32,7 +32,7 @@ from fuseguard.control.reading import ChargerReading
 from fuseguard.control.targets import Target
 from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
 from fuseguard.control.writer import Setpoint
-from fuseguard.model.phases import Phases
+from fuseguard.model.phases import Phase, Phases
 from fuseguard.model.status import ChargeMode, PlugStatus
 
 
@@ -101,6 +101,9 @@ class PlugControl:
                 setpoint=sp,
                 delay_s=delay_s,
                 margin_a=self._margin_a,
+                charging_since=r.charging_since,
+                phases=self._assumed_phases(),
+                min_a=self.spec.min_a,
             )
         return PlugFacts(
             now=now,
@@ -114,6 +117,14 @@ class PlugControl:
             previous_a=changes[-2][1] if len(changes) >= 2 else None,
             expected_a=expected,
         )
+
+    def _assumed_phases(self) -> tuple[Phase, ...]:
+        """The grid phases the car is known (learned) or assumed (all wired) to load."""
+        learned = self.phases.learned
+        if learned is not None:
+            return learned
+        spec = self.spec
+        return spec.rotation.grid_phases(spec.wired_phases)
 
     def assess(
         self,

@@ -254,7 +254,10 @@ class OcppConnectorCharger(ConnectorCharger):
             )
         metered = self._metered
         if not live.cp_state.charging:
-            # no draw outside Charging: the central system zeroes it on StatusNotification
+            # no draw outside Charging: the central system zeroes it on StatusNotification (the
+            # next MeterValues stay due at their interval)
+            if metered is not None:
+                self._metered = live
             return live
         if metered is None or cp.now_s - self._metered_s >= self.meter_interval_s:
             self._metered, self._metered_s = live, cp.now_s

@@ -15,13 +15,16 @@ that drew what it was offered (within ``margin_a``) is expected to draw the limi
 the phases it used; a car that drew less is expected to draw the same, at most the limit in
 force now. Until a decrease is in force the car draws its old value: break before make
 (:mod:`.handover`) keeps the others from taking the current meanwhile, and the grid meter shows
-whether it came down.
+whether it came down. A car that started charging after its last measurement (the state is
+reported at once, the currents later) is expected to draw the limit in force, at most the plug's
+minimum, on ``phases`` (the phases it is known or assumed to use): counting it at 0 A would put
+its draw into the non-EV load and pause other cars (for ``min_pause_s``) on every start.
 """
 
 from __future__ import annotations
 
 from fuseguard.control.writer import Setpoint
-from fuseguard.model.phases import Phases
+from fuseguard.model.phases import Phase, Phases
 from fuseguard.model.samples import ChargerSample
 
 DRAWING_A = 1.0
@@ -37,10 +40,17 @@ def expected_draw_a(
     setpoint: Setpoint,
     delay_s: float,
     margin_a: float,
+    charging_since: float | None = None,
+    phases: tuple[Phase, ...] = (),
+    min_a: int = 0,
 ) -> Phases | None:
     """The draw to expect now per grid phase (None: the measurement ``grid_a`` stands)."""
     if sample is None or not sample.cp_state.charging or setpoint.written_a is None:
         return None
+    if charging_since is not None and measured_at < charging_since and grid_a.max < DRAWING_A:
+        in_force = setpoint.limit_at(now, delay_s)
+        start_a = float(min(in_force if in_force is not None else min_a, min_a))
+        return Phases.on(phases, start_a) if start_a > 0 else None
     if measured_at >= setpoint.changed_at + delay_s:
         return None  # measured with the written setpoint in force
     in_force = setpoint.limit_at(now, delay_s)
