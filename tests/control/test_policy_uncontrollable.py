@@ -3,30 +3,13 @@ limit) is an uncontrollable load: its maximum reserved on its phases, and report
 
 from __future__ import annotations
 
-from fuseguard.control.plug import PlugControl
-from fuseguard.control.policies.handover import BreakBeforeMake
-from fuseguard.control.reading import ChargerReading
 from fuseguard.control.report import plug_view
-from fuseguard.control.types import ChargerSpec
-from fuseguard.control.writer import Setpoint
 from fuseguard.model.phases import ZERO, Phases, Rotation
 from fuseguard.model.status import CpState
 
-from .doubles import charger_sample, config
+from .doubles import charger_sample, handover, plug
 
 REFUSED = "ocpp:CP1 connector 1: lease profile refused (Rejected)"
-
-
-def plug(**spec: object) -> PlugControl:
-    s = ChargerSpec(id="cp1", **spec)  # type: ignore[arg-type]
-    cfg = config([s])
-    return PlugControl(s, cfg, ChargerReading(s, cfg), Setpoint())
-
-
-def handover() -> BreakBeforeMake:
-    h = BreakBeforeMake(margin_a=1.0, grace_s=6.0)
-    h.begin()
-    return h
 
 
 def test_an_uncontrollable_plug_reserves_its_max_on_its_phases_and_keeps_its_value() -> None:
