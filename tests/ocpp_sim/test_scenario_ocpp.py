@@ -162,3 +162,24 @@ def test_a_charge_point_that_rejects_profiles_is_an_uncontrollable_load() -> Non
     assert others.max() == 0.0
     after = t > 2760
     assert timeline.setpoint_a[: timeline.n][after][:, ids.index("cp2")].max() > 0.0
+
+
+async def test_a_charge_point_that_ignores_its_limit_reports_itself_uncontrollable() -> None:
+    cp = _charging()
+    adapter = OcppConnectorCharger(cp, clock=VirtualClock(), meter_interval_s=10.0)
+    await adapter.set_current_limit(16)
+    cp.advance(1.0)
+    adapter.set_fault(DeviceFault.IGNORES_LIMIT)
+    await adapter.set_current_limit(8)
+    seen = []
+    for t in range(2, 70, 5):
+        cp.advance(float(t))
+        seen.append((await adapter.read()).uncontrollable)
+    assert seen[0] is None  # within two meter intervals + 5 s of the write: not judged
+    assert seen[-1] is not None and "ignores" in seen[-1]
+    adapter.set_fault(None)
+    await adapter.set_current_limit(8)
+    for t in range(70, 120, 5):
+        cp.advance(float(t))
+        last = await adapter.read()
+    assert last.uncontrollable is None
