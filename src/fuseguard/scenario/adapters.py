@@ -263,7 +263,7 @@ class OcppConnectorCharger(ConnectorCharger):
             if metered is not None:
                 self._metered = live
             return live
-        if due:
+        if metered is None or due:
             self._metered, self._metered_s = live, cp.now_s
             return live
         return dataclasses.replace(
