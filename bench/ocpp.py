@@ -240,6 +240,7 @@ def edge_toml(bench: Bench, data_dir: Path) -> str:
             f"max_current_a = {CHARGER_MAX_A}",
             "phases = 3",
             "safe_current_a = 6",
+            f"limit_delay_s = {PROFILE_DELAY_S}",
             "[[chargers.plugs]]",
             f'uuid = "{0xF0000000 + i:032x}"',
             'label = "Plug 1"',

@@ -11,8 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from fuseguard.control.plug import PlugControl
 from fuseguard.control.policies.facts import PlugFacts
+from fuseguard.control.policies.handover import BreakBeforeMake
+from fuseguard.control.reading import ChargerReading
 from fuseguard.control.types import ChargerSpec, ControllerConfig
+from fuseguard.control.writer import Setpoint
 from fuseguard.model.circuits import CircuitSpec
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
@@ -106,3 +110,17 @@ class ScriptedDevice:
         if self.write_error is not None:
             raise self.write_error
         self.writes.append(current_a)
+
+
+def plug(**spec: object) -> PlugControl:
+    """One plug ``cp1`` with the given spec fields, nothing read or written yet."""
+    s = ChargerSpec(id="cp1", **spec)  # type: ignore[arg-type]
+    cfg = config([s])
+    return PlugControl(s, cfg, ChargerReading(s, cfg), Setpoint())
+
+
+def handover() -> BreakBeforeMake:
+    """A break-before-make state at the start of a cycle."""
+    h = BreakBeforeMake(margin_a=1.0, grace_s=6.0)
+    h.begin()
+    return h

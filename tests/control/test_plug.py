@@ -4,28 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fuseguard.control.plug import PlugControl
-from fuseguard.control.policies.handover import BreakBeforeMake
-from fuseguard.control.reading import ChargerReading
 from fuseguard.control.targets import Target
-from fuseguard.control.types import ChargerSpec
-from fuseguard.control.writer import Setpoint
 from fuseguard.model.phases import ZERO, Phase, Phases, Rotation
 from fuseguard.model.status import ChargeMode, CpState
 
-from .doubles import charger_sample, config
-
-
-def plug(**spec: object) -> PlugControl:
-    s = ChargerSpec(id="cp1", **spec)  # type: ignore[arg-type]
-    cfg = config([s])
-    return PlugControl(s, cfg, ChargerReading(s, cfg), Setpoint())
-
-
-def handover() -> BreakBeforeMake:
-    h = BreakBeforeMake(margin_a=1.0, grace_s=6.0)
-    h.begin()
-    return h
+from .doubles import charger_sample, handover, plug
 
 
 def test_an_offline_plug_reserves_its_last_setpoint_on_its_wired_phases() -> None:

@@ -174,12 +174,35 @@ async def test_rejected_profiles_are_reported_as_errors() -> None:
         await wait_for(lambda: site.station.connectors[1].cp_state is not None)
         sample = await site.connectors[0].read()
         assert any("safe profile refused (Rejected)" in e for e in sample.errors)
+        assert sample.uncontrollable is not None and "refused" in sample.uncontrollable
         with pytest.raises(DeviceResponseError, match="refused"):
             await site.connectors[0].set_current_limit(16)
         assert (
             plug_status(online=True, cp=sample.cp_state, has_errors=bool(sample.errors))
             is PlugStatus.ERROR
         )
+
+
+async def test_a_refused_lease_is_retried_and_control_comes_back() -> None:
+    script = Script()
+    async with (
+        central(setup_retry_s=0.3) as site,
+        charge_point(site.url(), script=script) as (_cp, _),
+    ):
+        await wait_for(site.station.ready.is_set)
+        await wait_for(lambda: site.station.connectors[1].cp_state is not None)
+        script.profile_status = "Rejected"
+        with pytest.raises(DeviceResponseError, match="lease profile refused"):
+            await site.connectors[0].set_current_limit(10)
+        assert (await site.connectors[0].read()).uncontrollable is not None
+        script.profile_status = "Accepted"
+        with pytest.raises(DeviceResponseError):  # not retried before setup_retry_s
+            await site.connectors[0].set_current_limit(10)
+        await asyncio.sleep(0.35)
+        await site.connectors[0].set_current_limit(10)
+        sample = await site.connectors[0].read()
+        assert sample.uncontrollable is None
+        assert sample.limit_a == 10.0
 
 
 async def test_charge_point_without_smart_charging_is_reported() -> None:
@@ -190,6 +213,7 @@ async def test_charge_point_without_smart_charging_is_reported() -> None:
         await wait_for(lambda: site.station.connectors[1].cp_state is not None)
         sample = await site.connectors[0].read()
         assert any("no SmartCharging" in e for e in sample.errors)
+        assert sample.uncontrollable is not None and "no SmartCharging" in sample.uncontrollable
         assert cp.profiles == []  # nothing was even tried
 
 
@@ -202,14 +226,19 @@ async def test_offered_current_above_the_limit_is_reported() -> None:
         )
         await asyncio.sleep(5.2)  # grace: two meter intervals + 5 s
         sampled = [{"value": "16", "measurand": "Current.Offered", "unit": "A"}]
-        await cp.call(
-            call.MeterValues(
-                connector_id=1,
-                meter_value=[{"timestamp": "2026-01-05T00:00:10Z", "sampledValue": sampled}],
+        for n in range(2):  # IGNORED_SAMPLES in a row
+            sample = await site.connectors[0].read()
+            assert sample.uncontrollable is None  # not after one sample
+            await cp.call(
+                call.MeterValues(
+                    connector_id=1,
+                    meter_value=[{"timestamp": f"2026-01-05T00:00:1{n}Z", "sampledValue": sampled}],
+                )
             )
-        )
         sample = await site.connectors[0].read()
         assert any("ignores the charging profile" in e for e in sample.errors)
+        assert sample.uncontrollable is not None
+        assert "ignores the charging profile" in sample.uncontrollable
 
 
 async def test_reconnect_reinstalls_the_profiles() -> None:

@@ -161,8 +161,10 @@ async def test_the_controller_drives_an_ocpp_charge_point(tmp_path: Path) -> Non
             )
             # the controller offers the car its max (16 A) through the lease profile
             await wait_for(lambda: any(_limit(p) == 16.0 for p in cp.leases()), 10)
-            # the building load rises: 26 A + 16 A would trip the 32 A fuse
-            meter.current = Phases(26, 26, 26)
+            # the building load rises: 26 A + the car's 16 A trip the 32 A fuse (the grid meter
+            # sees both; the charge point sends no MeterValues, so the controller expects the
+            # car at its limit up to its minimum, 6 A, and counts the rest as building load)
+            meter.current = Phases(26 + 16, 26 + 16, 26 + 16)
             await wait_for(lambda: _limit(cp.leases()[-1]) <= 6.0, 10)
             assert edge.controller is not None
             (plug,) = edge.controller.status().plugs

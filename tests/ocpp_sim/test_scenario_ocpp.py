@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fuseguard.control.ports import DeviceResponseError
@@ -12,6 +13,8 @@ from fuseguard.model.clock import VirtualClock
 from fuseguard.model.faults import DeviceFault
 from fuseguard.scenario.adapters import ConnectorCharger, OcppConnectorCharger, charger_adapter
 from fuseguard.scenario.config import ScenarioError, load_scenario, loads_scenario
+from fuseguard.scenario.recorder import Timeline
+from fuseguard.scenario.runner import simulate
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.vehicle import SimVehicle
 
@@ -110,3 +113,73 @@ async def test_rejects_profiles_refuses_every_limit() -> None:
 def test_library_ocpp_scenarios_load(name: str) -> None:
     sc = load_scenario(Path("scenarios") / f"{name}.toml")
     assert any(ch.driver == "ocpp" for ch in sc.chargers)
+
+
+def _overload_outside_steps(timeline: Timeline, window_s: float) -> list[float]:
+    """Ticks with EV-attributable overload more than ``window_s`` after the last step (a tick
+    where the limit drops or the non-EV load jumps by more than 0.5 A)."""
+    grid = timeline.grid_a[: timeline.n]
+    ev = timeline.ev_a[: timeline.n]
+    limit = timeline.limit_a[: timeline.n]
+    non_ev = grid - ev
+    last_step = -1e9
+    outside: list[float] = []
+    for i in range(1, timeline.n):
+        if limit[i] < limit[i - 1] or (non_ev[i] - non_ev[i - 1]).max() > 0.5:
+            last_step = float(timeline.t_s[i])
+        over = max(0.0, float((grid[i] - np.maximum(limit[i], non_ev[i])).max()))
+        if over > 0.05 and timeline.t_s[i] - last_step > window_s:
+            outside.append(float(timeline.t_s[i]))
+    return outside
+
+
+def test_meter_values_every_60_s_overload_only_until_a_step_can_take_effect() -> None:
+    """Readings every 60 s, limits in force 5 s after the write: the only overload is right
+    after the base-load step, for the meter period plus the profile delay (nothing can act
+    faster); no flapping, no energy lost to stale readings."""
+    sc = load_scenario(Path("scenarios") / "ocpp_meter_values_60s.toml")
+    result = simulate(sc, "fuseguard", compute_optimum=False)
+    assert result.timeline is not None
+    delay_s = max(ch.profile_delay_s for ch in sc.chargers)
+    assert _overload_outside_steps(result.timeline, sc.site.meter_period_s + delay_s) == []
+    report = result.report
+    assert report["max_cycles_per_car_hour"] <= 1.0
+    # one step of +11 A, lowered within the meter period plus the delay, on three phases
+    assert report["overload_as"]["total"] <= 3 * 11 * (sc.site.meter_period_s + delay_s)
+
+
+def test_a_charge_point_that_rejects_profiles_is_an_uncontrollable_load() -> None:
+    sc = load_scenario(Path("scenarios") / "ocpp_rejects_profiles.toml")
+    result = simulate(sc, "fuseguard", compute_optimum=False)
+    assert result.report["overload_as"]["total"] == 0.0
+    timeline = result.timeline
+    assert timeline is not None
+    ids = timeline.charger_ids
+    t = timeline.t_s[: timeline.n]
+    during = (t > 960) & (t < 2700)  # the fault runs 900-2700 s
+    # cp1 (a 32 A charger) is reserved at its max: the 40 A fuse leaves the others nothing
+    others = timeline.setpoint_a[: timeline.n][during][:, [ids.index("cp2"), ids.index("bender-1")]]
+    assert others.max() == 0.0
+    after = t > 2760
+    assert timeline.setpoint_a[: timeline.n][after][:, ids.index("cp2")].max() > 0.0
+
+
+async def test_a_charge_point_that_ignores_its_limit_reports_itself_uncontrollable() -> None:
+    cp = _charging()
+    adapter = OcppConnectorCharger(cp, clock=VirtualClock(), meter_interval_s=10.0)
+    await adapter.set_current_limit(16)
+    cp.advance(1.0)
+    adapter.set_fault(DeviceFault.IGNORES_LIMIT)
+    await adapter.set_current_limit(8)
+    seen = []
+    for t in range(2, 70, 5):
+        cp.advance(float(t))
+        seen.append((await adapter.read()).uncontrollable)
+    assert seen[0] is None  # within two meter intervals + 5 s of the write: not judged
+    assert seen[-1] is not None and "ignores" in seen[-1]
+    adapter.set_fault(None)
+    await adapter.set_current_limit(8)
+    for t in range(70, 120, 5):
+        cp.advance(float(t))
+        last = await adapter.read()
+    assert last.uncontrollable is None

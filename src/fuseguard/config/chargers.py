@@ -66,6 +66,13 @@ class ChargerConfig(_Model):
         default=0, ge=0, le=80, description="charger-side fallback if fuseguard goes silent"
     )
     safe_timeout_s: int = Field(default=60, ge=0, le=3600)
+    limit_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="how long the charger takes to apply a new limit (OCPP: the charge point's "
+        "profile delay); current freed by lowering it is handed on only after this",
+    )
     plugs: list[PlugConfig] = Field(min_length=1)
 
     _check = field_validator("evse_uuid")(_hex_uuid)

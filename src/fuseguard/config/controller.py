@@ -46,6 +46,7 @@ def charger_specs(chargers: Sequence[ChargerConfig]) -> list[ChargerSpec]:
                     plug_uuid=plug.uuid,
                     plug_label=plug.label,
                     child_edge=ch.driver == "clemap",
+                    limit_delay_s=ch.limit_delay_s,
                 )
             )
     return specs

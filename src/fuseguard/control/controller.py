@@ -123,7 +123,9 @@ class Controller:
         )
         self._watch = LoadWatch(voltage_v=v)
         self._handover = BreakBeforeMake(
-            margin_a=config.excess_margin_a, grace_s=config.decrease_grace_s
+            margin_a=config.excess_margin_a,
+            grace_s=config.decrease_grace_s,
+            evidence_s=config.meter_period_s,
         )
         self._allocator = AllocatorSession(config)
         self._listeners = Listeners()
@@ -321,7 +323,7 @@ class Controller:
                     )
                 )
         draws = [
-            EvDraw(self._plugs[pid].spec.circuit, f.grid_a, f.sample.power_w)
+            EvDraw(self._plugs[pid].spec.circuit, f.draw_a, _power_w(f))
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
@@ -413,6 +415,18 @@ class Controller:
             cycles=self._cycles,
             last_cycle_ms=self._last_cycle_ms,
         )
+
+
+def _power_w(f: PlugFacts) -> float:
+    """A plug's power now: measured, or scaled to its expected draw (``PlugFacts.draw_a``)."""
+    assert f.sample is not None
+    power_w = f.sample.power_w
+    if f.expected_a is None or f.expected_a == f.grid_a:
+        return power_w
+    measured = f.grid_a.total
+    if measured > 0.0:
+        return power_w * f.expected_a.total / measured
+    return 0.0
 
 
 __all__ = [

@@ -20,17 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fuseguard.control.policies.demand import DemandCap, max_current_a
+from fuseguard.control.policies.expected import expected_draw_a
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.policies.idle import IdleCar
 from fuseguard.control.policies.phases import PhaseLearning
 from fuseguard.control.policies.ramp import Ramp
 from fuseguard.control.policies.stuck import StuckContactor
+from fuseguard.control.policies.uncontrollable import Uncontrollable
 from fuseguard.control.reading import ChargerReading
 from fuseguard.control.targets import Target
 from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
 from fuseguard.control.writer import Setpoint
-from fuseguard.model.phases import Phases
+from fuseguard.model.phases import Phase, Phases
 from fuseguard.model.status import ChargeMode, PlugStatus
 
 
@@ -72,6 +74,7 @@ class PlugControl:
             probe_s=cfg.underuse_probe_s,
         )
         self.phases = PhaseLearning(spec, detect_a=cfg.phase_detect_a)
+        self.uncontrollable = Uncontrollable(spec)
         self.ramp = Ramp(
             spec,
             raise_after_s=cfg.raise_after_s,
@@ -79,18 +82,49 @@ class PlugControl:
             period_s=cfg.meter_period_s,
         )
         self.status = PlugStatus.INIT
+        self._margin_a = cfg.excess_margin_a
 
     def facts(self, now: float) -> PlugFacts:
         """What this cycle knows about the plug (a query)."""
         r = self.reading
+        sp = self.setpoint
+        age_s = r.age_s(now)
+        delay_s = self.spec.limit_delay_s
+        changes = sp.changes
+        expected = None
+        if age_s > 0.0:
+            expected = expected_draw_a(
+                sample=r.sample,
+                grid_a=r.grid_a,
+                measured_at=now - age_s,
+                now=now,
+                setpoint=sp,
+                delay_s=delay_s,
+                margin_a=self._margin_a,
+                charging_since=r.charging_since,
+                phases=self._assumed_phases(),
+                min_a=self.spec.min_a,
+            )
         return PlugFacts(
             now=now,
             sample=r.sample,
             fresh=r.fresh(now),
             grid_a=r.grid_a,
-            written_a=self.setpoint.written_a,
-            changed_at=self.setpoint.changed_at,
+            written_a=sp.written_a,
+            changed_at=sp.changed_at,
+            age_s=age_s,
+            delay_s=delay_s,
+            previous_a=changes[-2][1] if len(changes) >= 2 else None,
+            expected_a=expected,
         )
+
+    def _assumed_phases(self) -> tuple[Phase, ...]:
+        """The grid phases the car is known (learned) or assumed (all wired) to load."""
+        learned = self.phases.learned
+        if learned is not None:
+            return learned
+        spec = self.spec
+        return spec.rotation.grid_phases(spec.wired_phases)
 
     def assess(
         self,
@@ -102,17 +136,26 @@ class PlugControl:
         priority: int | None = None,
     ) -> Assessment:
         """Run the policies before allocation on this cycle's facts, in this order: stuck
-        contactor, then (for a controllable plug) break before make and the idle car, then phase
-        learning and the demand cap. ``target`` is the plug's Direct EVSE Control cap;
+        contactor, phase learning, the demand cap and the uncontrollable charger, then (for a
+        controllable plug) break before make and the idle car. An offline plug reserves its last
+        setpoint, an uncontrollable one its maximum, a stuck one its real draw. ``target`` is
+        the plug's Direct EVSE Control cap;
         ``mode``/``priority`` override the spec's for this cycle (runtime settings)."""
         spec = self.spec
         now = f.now
         sample = f.sample
         stuck = self.stuck.update(f)
+        phases = self.phases.update(sample)
+        max_a = max_current_a(spec, sample, self.demand.update(f))
+        uncontrollable = self.uncontrollable.update(f) is not None
         if not self.reading.online(now):
             # reserve its last setpoint (its max when none is known) on its wired phases
             amps = f.written_a if f.written_a is not None else spec.max_a
             reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
+            available = False
+        elif uncontrollable:
+            top_a = max_current_a(spec, sample, None)
+            reserved = self.uncontrollable.reserve(f, phases, top_a)
             available = False
         elif stuck:
             reserved = f.grid_a
@@ -126,8 +169,6 @@ class PlugControl:
                 and not sample.errors
             )
             available = spec.child_edge or (ready and not self.idle.update(f))
-        phases = self.phases.update(sample)
-        max_a = max_current_a(spec, sample, self.demand.update(f))
         return Assessment(
             facts=f,
             demand=PlugDemand(
@@ -152,6 +193,8 @@ class PlugControl:
             assumed = f.written_a if f.written_a is not None else self.spec.max_a
             error = self.reading.error or "no answer"
             return 0, f"offline ({error}): assuming it draws {assumed} A"
+        if self.uncontrollable.reason is not None:
+            return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
         idle = self.idle.reason(f.now)

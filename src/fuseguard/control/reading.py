@@ -189,6 +189,14 @@ class ChargerReading:
         self.error: str | None = None
         self.charging_since: float | None = None
         self.grid_a: Phases = ZERO
+        self.measured_age_s = 0.0
+
+    def age_s(self, now: float) -> float:
+        """How old the sample's measurement is now: 0 for a charger measured at the read (its
+        sample stands for now while fresh), else the time since the measurement was taken."""
+        if self.measured_age_s == 0.0 or self.sample_at is None:
+            return 0.0
+        return now - self.sample_at + self.measured_age_s
 
     def online(self, now: float) -> bool:
         """A good sample arrived within ``charger_timeout_s``."""
@@ -229,6 +237,9 @@ class ChargerReading:
         self.grid_a = self.spec.rotation.to_grid(current)
         self.sample_at = now
         self.vouched_at = now
+        # a charger that reports its measurements late says how old they are (OCPP)
+        age = result.measured_age_s
+        self.measured_age_s = age if is_finite_number(age) and age > 0 else 0.0
         if result.cp_state.charging and (prev is None or not prev.cp_state.charging):
             self.charging_since = now
         elif not result.cp_state.charging:

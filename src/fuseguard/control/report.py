@@ -77,7 +77,7 @@ def plug_view(plug: PlugControl, now: float) -> PlugView:
         power_w=s.power_w if s is not None else 0.0,
         energy_wh=s.session_energy_wh if s is not None else None,
         stuck=plug.stuck.stuck,
-        error=reading.error,
+        error=reading.error or plug.uncontrollable.reason,
     )
 
 

@@ -34,6 +34,8 @@ class ChargerSpec:
     plug_uuid: str | None = None
     plug_label: str = "Plug 1"
     child_edge: bool = False  # a cascaded edge: its draw includes load it cannot shed
+    #: how long after a write a new limit takes effect at the charger (OCPP: the profile delay)
+    limit_delay_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

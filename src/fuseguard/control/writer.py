@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -35,6 +36,18 @@ class Setpoint:
     written_a: int | None = None
     written_at: float = -math.inf
     changed_at: float = -math.inf
+    #: the last written values and when each was written (oldest first, bounded)
+    changes: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=8))
+
+    def limit_at(self, t: float, delay_s: float) -> int | None:
+        """The limit in force at the charger at clock time ``t``, when a written value takes
+        effect ``delay_s`` after its write (None: nothing known to be in force then)."""
+        value = None
+        for at, written in self.changes:
+            if at + delay_s > t:
+                break
+            value = written
+        return value
 
 
 class Writer:
@@ -125,6 +138,7 @@ class Writer:
                 "setpoint", charger=pid, setpoint_a=value, previous_a=sp.written_a, reason=sp.reason
             )
             sp.changed_at = now
+            sp.changes.append((now, value))
         sp.written_at = now
         sp.written_a = value
 

@@ -114,6 +114,7 @@ def _charger_config(bay: DemoBay, rest: int, mb: int, ocpp_password: str) -> dic
             "driver": "ocpp",
             "ocpp_id": DEMO_OCPP_ID,
             "ocpp_password": ocpp_password,
+            "limit_delay_s": 2.0,  # the virtual charge point's profile delay (demo/site.py)
         }
     return common | {
         "driver": "bender",

@@ -35,6 +35,11 @@ class ChargerSample:
     """One reading of a charge point (one connector).
 
     ``current_a`` is per charger terminal (L1, L2, L3 of the charger, before wiring rotation).
+    ``measured_age_s`` is how old the measurements (currents, power) were when the sample was
+    read: 0 for a charger measured at the read (Modbus), the time since the last MeterValues for
+    an OCPP charge point (the state is always as of the read). ``uncontrollable`` says why the
+    charger does not take the limits it is given (it refuses them, cannot take them or ignores
+    them), None when it does.
     """
 
     cp_state: CpState
@@ -52,3 +57,5 @@ class ChargerSample:
     authorized: bool = True
     errors: tuple[str, ...] = ()
     firmware: str | None = None
+    measured_age_s: float = 0.0
+    uncontrollable: str | None = None

@@ -258,6 +258,9 @@ class OcppConnectorCharger(ConnectorCharger):
         self.meter_interval_s = meter_interval_s
         charge_point.limit_delay_s = profile_delay_s
         self.rejected = 0
+        self._refused: str | None = None  # the last limit was refused: why (the sample says so)
+        self._written_s = 0.0
+        self._offered_over = 0  # MeterValues in a row offering more than the limit
         self._metered: ChargerSample | None = None
         self._metered_s = 0.0
 
@@ -267,11 +270,24 @@ class OcppConnectorCharger(ConnectorCharger):
         cp = self.charge_point
         live = cp.sample()
         metered = self._metered
-        if metered is None or cp.now_s - self._metered_s >= self.meter_interval_s:
+        due = metered is None or cp.now_s - self._metered_s >= self.meter_interval_s
+        if due and live.cp_state.charging:
+            self._count_offered_over(live)
+        why = self._refused or self._ignored()
+        if why is not None:
+            live = dataclasses.replace(live, uncontrollable=why, errors=(*live.errors, why))
+        if not live.cp_state.charging:
+            # no draw outside Charging: the central system zeroes it on StatusNotification (the
+            # next MeterValues stay due at their interval)
+            if metered is not None:
+                self._metered = live
+            return live
+        if metered is None or due:
             self._metered, self._metered_s = live, cp.now_s
             return live
         return dataclasses.replace(
             live,
+            measured_age_s=cp.now_s - self._metered_s,
             current_a=metered.current_a,
             power_w=metered.power_w,
             energy_wh=metered.energy_wh,
@@ -280,14 +296,31 @@ class OcppConnectorCharger(ConnectorCharger):
             phases_in_use=metered.phases_in_use,
         )
 
+    def _count_offered_over(self, live: ChargerSample) -> None:
+        """A new MeterValues: does Current.Offered exceed the limit (as the central system
+        judges it, ``devices/ocpp/station.py``: + 1 A, two meter intervals + 5 s after a write)?"""
+        offered, limit = live.signalled_current_a, self.last_written_a
+        settled = self.charge_point.now_s - self._written_s > 2 * self.meter_interval_s + 5
+        over = offered is not None and limit is not None and offered > limit + 1.0
+        self._offered_over = self._offered_over + 1 if over and settled else 0
+
+    def _ignored(self) -> str | None:
+        if self._offered_over < 2:
+            return None
+        return f"{self.name}: offers more than the limit {self.last_written_a} A (ignores it)"
+
     async def set_current_limit(self, current_a: int) -> None:
         """A lease profile; refused under ``rejects_profiles``."""
         if DeviceFault.REJECTS_PROFILES in self.charge_point.faults:
             await self._io()
             self.rejected += 1
             msg = f"{self.name}: SetChargingProfile Rejected (simulated rejects_profiles)"
+            self._refused = msg
             raise DeviceResponseError(msg)
+        if current_a != self.last_written_a:
+            self._written_s = self.charge_point.now_s
         await super().set_current_limit(current_a)
+        self._refused = None
 
 
 def charger_adapter(

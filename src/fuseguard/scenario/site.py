@@ -61,6 +61,7 @@ def charger_configs(sc: Scenario) -> list[ChargerConfig]:
             priority=ch.priority,
             safe_current_a=sc.site.charger_safe_current_a,
             safe_timeout_s=sc.site.charger_safe_timeout_s,
+            limit_delay_s=ch.profile_delay_s,
             plugs=[PlugConfig(uuid=ch.plug_uuid, label=PLUG_LABEL)],
         )
         for ch in sc.chargers

@@ -38,7 +38,10 @@ class DemandCap:
     def update(self, f: PlugFacts) -> float | None:
         """Judge this cycle's facts; returns the cap in force now (None: none)."""
         sample = f.sample
-        if sample is not None and sample.cp_state.charging and f.written_a:
+        charging = sample is not None and sample.cp_state.charging and bool(f.written_a)
+        if charging and not f.settled:
+            pass  # measured before its setpoint was in force: nothing to judge yet
+        elif sample is not None and charging and f.written_a:
             drawn = max(sample.current_a)
             if drawn < f.written_a - self._margin_a:
                 if self._under_since is None:

@@ -18,6 +18,13 @@ class PlugFacts:
     previous poll (a measurement of now), ``grid_a`` its draw on grid phases (through the wiring
     rotation); ``written_a`` the setpoint last written to the charger (None: never),
     ``changed_at`` when that written value last changed (monotonic seconds).
+
+    A charger that reports its measurements late (OCPP MeterValues every ``meter_interval_s``)
+    and applies a limit late (the profile delay) has more: ``age_s``, how old the measurement in
+    ``sample`` is now (0: a measurement of now); ``delay_s``, how long after a write the charger
+    applies it; ``previous_a``, the value written before ``written_a``; ``expected_a``, what the
+    plug is expected to draw now when the measurement predates the last limit taking effect
+    (None: ``grid_a`` stands; see :mod:`.expected`).
     """
 
     now: float
@@ -26,6 +33,31 @@ class PlugFacts:
     grid_a: Phases
     written_a: int | None
     changed_at: float
+    age_s: float = 0.0
+    delay_s: float = 0.0
+    previous_a: int | None = None
+    expected_a: Phases | None = None
+
+    @property
+    def measured_at(self) -> float:
+        """When the measurement in ``sample`` was taken (clock seconds)."""
+        return self.now - self.age_s
+
+    @property
+    def settled_at(self) -> float:
+        """When the written setpoint takes effect at the charger (clock seconds)."""
+        return self.changed_at + self.delay_s
+
+    @property
+    def settled(self) -> bool:
+        """The measurement was taken with the written setpoint in force: it can be judged
+        against it (drawing above it, below it, nothing)."""
+        return self.measured_at >= self.settled_at
+
+    @property
+    def draw_a(self) -> Phases:
+        """What the plug draws now, per grid phase, as well as it is known."""
+        return self.grid_a if self.expected_a is None else self.expected_a
 
 
 __all__ = ["PlugFacts"]

@@ -1,11 +1,13 @@
 """Break before make: no car is raised while another is still coming down.
 
 Owns: whether this cycle lowers some car — one still above its written setpoint within
-``decrease_grace_s`` of the change (it is coming down), or one this decision sets below what it
-draws now. While that holds, every increase waits at the written value. A car still above its
-setpoint after the grace does not come down: what it draws above the setpoint (plus
-``excess_margin_a``) is counted as uncontrollable load. The state lives for one cycle:
-:meth:`BreakBeforeMake.begin` starts it.
+``decrease_grace_s`` of the setpoint taking effect (it is coming down), one this decision sets
+below what it draws now, or one whose decrease is not yet in force at the charger (a charger
+that applies a limit ``limit_delay_s`` after the write and has not measured since: until the
+delay and one more meter period are over, so the grid meter shows whether it came down). While
+that holds, every increase waits at the written value. A car still above its setpoint after the
+grace does not come down: what it draws above the setpoint (plus ``excess_margin_a``) is counted
+as uncontrollable load. The state lives for one cycle: :meth:`BreakBeforeMake.begin` starts it.
 """
 
 from __future__ import annotations
@@ -16,20 +18,33 @@ from fuseguard.model.phases import ZERO, Phases
 
 def excess_a(f: PlugFacts, margin_a: float) -> Phases | None:
     """What a plug draws above its written setpoint plus ``margin_a``, per grid phase
-    (None: nothing, or no current measurement)."""
-    if f.sample is None or f.written_a is None or not f.fresh:
+    (None: nothing, or no current measurement taken with that setpoint in force)."""
+    if f.sample is None or f.written_a is None or not f.fresh or not f.settled:
         return None
     allowed = float(f.written_a) + margin_a
     excess = f.grid_a.map(lambda v: max(0.0, v - allowed))
     return excess if excess.max > 0.0 else None
 
 
+def decrease_pending(f: PlugFacts, evidence_s: float) -> bool:
+    """The plug was lowered and nothing shows it came down yet: its measurement predates the
+    new limit, and the limit is not in force for ``evidence_s`` (a meter period) yet."""
+    return (
+        f.written_a is not None
+        and f.previous_a is not None
+        and f.written_a < f.previous_a
+        and not f.settled
+        and f.now < f.settled_at + evidence_s
+    )
+
+
 class BreakBeforeMake:
     """The cycle's break-before-make state (one for the whole site)."""
 
-    def __init__(self, *, margin_a: float, grace_s: float) -> None:
+    def __init__(self, *, margin_a: float, grace_s: float, evidence_s: float = 0.0) -> None:
         self._margin_a = margin_a
         self._grace_s = grace_s
+        self._evidence_s = evidence_s
         self._decreasing = False
 
     @property
@@ -44,10 +59,13 @@ class BreakBeforeMake:
     def update(self, f: PlugFacts) -> Phases:
         """A controllable plug before allocation; returns its draw to count as uncontrollable
         load (ZERO: none)."""
+        if decrease_pending(f, self._evidence_s):
+            self._decreasing = True  # its lower limit is not in force yet: others wait
+            return ZERO
         excess = excess_a(f, self._margin_a)
         if excess is None:
             return ZERO
-        if f.now - f.changed_at <= self._grace_s:
+        if f.now - f.settled_at <= self._grace_s:
             self._decreasing = True  # it is coming down: others wait before increasing
             return ZERO
         return excess  # it does not come down: count what it really draws
@@ -55,7 +73,7 @@ class BreakBeforeMake:
     def lowered(self, f: PlugFacts, setpoint_a: int) -> None:
         """A controllable plug after allocation: note when the decision lowers it below what
         it draws now."""
-        if f.fresh and f.grid_a.max > setpoint_a + self._margin_a:
+        if f.fresh and f.draw_a.max > setpoint_a + self._margin_a:
             self._decreasing = True
 
     def held(self, setpoint_a: int, written_a: int | None) -> int | None:
@@ -65,4 +83,4 @@ class BreakBeforeMake:
         return None
 
 
-__all__ = ["BreakBeforeMake", "excess_a"]
+__all__ = ["BreakBeforeMake", "decrease_pending", "excess_a"]

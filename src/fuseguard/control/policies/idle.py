@@ -54,9 +54,11 @@ class IdleCar:
             self._until = self._since = None  # probe: offer current again
             log.info("car_probe", charger=self._spec.id, reason="offering current again")
         offered = f.written_a or 0
+        if not f.settled:
+            return False  # measured before its offer was in force: nothing to judge yet
         if f.fresh and offered >= self._spec.min_a and f.grid_a.max < 1.0:
             if self._since is None:
-                self._since = max(f.now, f.changed_at + self._grace_s)
+                self._since = max(f.now, f.settled_at + self._grace_s)
             elif f.now - self._since >= self._after_s:
                 self._until = f.now + self._reprobe_s
                 log.info(

@@ -44,11 +44,12 @@ class StuckContactor:
             self._since = None
             self._stuck = False
             return False
-        if not f.fresh:
-            return self._stuck  # judge a contactor only on a current measurement
+        if not f.fresh or not f.settled:
+            # judge a contactor only on a current measurement taken with its setpoint in force
+            return self._stuck
         drawn = max(sample.current_a)
         over = drawn > f.written_a + self._margin_a
-        settled = f.now - f.changed_at >= self._after_s
+        settled = f.measured_at - f.settled_at >= self._after_s
         welded = WELDED in sample.errors  # the charger's own diagnosis: no need to wait
         if over and (settled or welded):
             if self._since is None:

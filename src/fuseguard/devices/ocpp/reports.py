@@ -79,6 +79,10 @@ class ConnectorState:
     lease_until: datetime | None = None
     safe_installed: bool = False
     profile_error: str | None = None
+    #: when a profile was last refused (a refusal is retried after ``setup_retry_s``)
+    refused_at: float = -math.inf
+    #: consecutive MeterValues with Current.Offered above the installed limit
+    offered_over: int = 0
 
 
 class Reports:

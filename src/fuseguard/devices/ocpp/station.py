@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from typing import Any, Protocol
 
 import structlog
@@ -46,7 +47,9 @@ from fuseguard.devices.ocpp.wire import (
     MEASURANDS,
     SAFE_PROFILE_ID_BASE,
     ChargePointConfig,
+    OcppValueError,
     ProfileUnit,
+    connector_id_of,
     lease_end,
     parse_configuration,
     schedule_start,
@@ -60,7 +63,9 @@ log = structlog.get_logger(__name__)
 
 SAFE_STACK_LEVEL = 0
 LEASE_STACK_LEVEL = 1
+MAX_MEASURED_AGE_S = 86_400.0
 OFFERED_MARGIN_A = 1.0  # Current.Offered above the limit by more than this is "ignored"
+IGNORED_SAMPLES = 2  # ... in this many MeterValues in a row: it ignores the limit
 
 
 class OcppSession(Protocol):
@@ -256,8 +261,13 @@ class Station(Reports):
             c.profile_error = (
                 f"{self.name} connector {c.connector_id}: {what} profile refused ({status})"
             )
+            c.refused_at = self.clock.monotonic()
             log.warning("ocpp_profile_refused", device=self.name, reason=c.profile_error)
             raise DeviceResponseError(c.profile_error)
+        if c.refused_at > -math.inf:  # it takes profiles again
+            c.refused_at = -math.inf
+            c.profile_error = None
+            log.info("ocpp_profile_accepted", device=self.name, reason="refused before")
 
     def _slots(self) -> list[ConnectorState]:
         """Where profiles go: each connector, or connector 0 in local controller mode."""
@@ -376,7 +386,8 @@ class Station(Reports):
             )
             c = self.whole
         session = self._ready_session()
-        if c.profile_error is not None:
+        retry = self.clock.monotonic() - c.refused_at >= self.config.setup_retry_s
+        if c.profile_error is not None and not retry:
             raise DeviceResponseError(c.profile_error)
         if c.installed_a == c.desired_a and (
             self.clock.monotonic() - c.renewed_at < self.config.renew_every_s
@@ -408,7 +419,54 @@ class Station(Reports):
             phases_in_use=phases_in_use(c),
             errors=self._errors(c),
             firmware=self.firmware,
+            measured_age_s=self._measured_age_s(c),
+            uncontrollable=self._uncontrollable(c),
         )
+
+    def _uncontrollable(self, c: ConnectorState) -> str | None:
+        """Why fuseguard cannot set this connector's limit (None: it can): no SmartCharging, a
+        refused profile, or Current.Offered above the limit in IGNORED_SAMPLES MeterValues."""
+        slot = self._slot(c)
+        if slot.profile_error is not None:
+            return slot.profile_error
+        if c.offered_over >= IGNORED_SAMPLES:
+            return self._ignored(c, slot)
+        return None
+
+    def _ignored(self, c: ConnectorState, slot: ConnectorState) -> str:
+        return (
+            f"{self.name} connector {c.connector_id}: offers {c.offered_a:g} A above the "
+            f"limit {slot.installed_a} A (ignores the charging profile)"
+        )
+
+    def on_meter_values(self, connector_id: int, meter_value: object) -> None:
+        """MeterValues; counts the samples in a row that offer more than the limit."""
+        try:
+            c = self.connectors.get(connector_id_of(connector_id))
+        except OcppValueError:
+            c = None
+        before = c.meter_at if c is not None else None
+        super().on_meter_values(connector_id, meter_value)
+        if c is None or c.meter_at == before:
+            return
+        slot = self._slot(c)
+        grace_s = 2 * self.config.meter_interval_s + 5
+        if (
+            c.offered_a is not None
+            and slot.installed_a is not None
+            and c.meter_at - slot.installed_at > grace_s
+            and c.offered_a > slot.installed_a + OFFERED_MARGIN_A
+        ):
+            c.offered_over += 1
+        else:
+            c.offered_over = 0
+
+    def _measured_age_s(self, c: ConnectorState) -> float:
+        """How old the connector's measurements are (0 outside Charging: no draw, as reported by
+        StatusNotification; a day at most when no MeterValues came yet)."""
+        if c.cp_state is None or not c.cp_state.charging:
+            return 0.0
+        return min(MAX_MEASURED_AGE_S, max(0.0, self.clock.monotonic() - c.meter_at))
 
     def _limit_of(self, c: ConnectorState) -> float | None:
         """The limit the charge point accepted for this connector (its share of the cap)."""
@@ -430,17 +488,8 @@ class Station(Reports):
             errors.append(f"{self.name}: charge point faulted")
         if c.ocpp_state is OcppState.FAULTED:
             errors.append(f"{self.name} connector {c.connector_id}: faulted ({c.error_code})")
-        grace_s = 2 * self.config.meter_interval_s + 5
-        if (
-            c.offered_a is not None
-            and slot.installed_a is not None
-            and c.meter_at - slot.installed_at > grace_s
-            and c.offered_a > slot.installed_a + OFFERED_MARGIN_A
-        ):
-            errors.append(
-                f"{self.name} connector {c.connector_id}: offers {c.offered_a:g} A above the "
-                f"limit {slot.installed_a} A (ignores the charging profile)"
-            )
+        if c.offered_over >= IGNORED_SAMPLES:
+            errors.append(self._ignored(c, slot))
         return tuple(errors)
 
 

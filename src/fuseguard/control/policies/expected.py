@@ -1,0 +1,66 @@
+"""Expected draw: what a plug draws now when its measurement is older than its limit.
+
+A charger that reports its currents only now and then (OCPP MeterValues every 60 s) and applies
+a new limit only after a delay (the profile delay) leaves the controller with a measurement
+taken under another limit than the one in force now. The controller must not take such a
+measurement at face value: a car measured at 16 A and lowered to 8 A draws 8 A once the limit is
+in force, and a car measured at 6 A and raised to 20 A draws up to 20 A. Counting the old value
+as EV draw puts the difference into the non-EV load (the meter's reading minus the EV draws):
+too much non-EV load after a raise (the car is lowered again: flapping), too little after a
+decrease (current freed before it is freed).
+
+:func:`expected_draw_a` predicts the draw from the limits in force at the measurement and now
+(:meth:`~fuseguard.control.writer.Setpoint.limit_at`, with the charger's ``limit_delay_s``): a car
+that drew what it was offered (within ``margin_a``) is expected to draw the limit in force now on
+the phases it used; a car that drew less is expected to draw the same, at most the limit in
+force now. Until a decrease is in force the car draws its old value: break before make
+(:mod:`.handover`) keeps the others from taking the current meanwhile, and the grid meter shows
+whether it came down. A car that started charging after its last measurement (the state is
+reported at once, the currents later) is expected to draw the limit in force, at most the plug's
+minimum, on ``phases`` (the phases it is known or assumed to use): counting it at 0 A would put
+its draw into the non-EV load and pause other cars (for ``min_pause_s``) on every start.
+"""
+
+from __future__ import annotations
+
+from fuseguard.control.writer import Setpoint
+from fuseguard.model.phases import Phase, Phases
+from fuseguard.model.samples import ChargerSample
+
+DRAWING_A = 1.0
+"""A phase that carried less than this in the measurement is not one the car draws on."""
+
+
+def expected_draw_a(
+    *,
+    sample: ChargerSample | None,
+    grid_a: Phases,
+    measured_at: float,
+    now: float,
+    setpoint: Setpoint,
+    delay_s: float,
+    margin_a: float,
+    charging_since: float | None = None,
+    phases: tuple[Phase, ...] = (),
+    min_a: int = 0,
+) -> Phases | None:
+    """The draw to expect now per grid phase (None: the measurement ``grid_a`` stands)."""
+    if sample is None or not sample.cp_state.charging or setpoint.written_a is None:
+        return None
+    if charging_since is not None and measured_at < charging_since and grid_a.max < DRAWING_A:
+        in_force = setpoint.limit_at(now, delay_s)
+        start_a = float(min(in_force if in_force is not None else min_a, min_a))
+        return Phases.on(phases, start_a) if start_a > 0 else None
+    if measured_at >= setpoint.changed_at + delay_s:
+        return None  # measured with the written setpoint in force
+    in_force = setpoint.limit_at(now, delay_s)
+    if in_force is None:
+        return None  # nothing of ours in force yet: the charger's own limit
+    then = setpoint.limit_at(measured_at, delay_s)
+    limit = float(in_force)
+    if then is None or grid_a.max < then - margin_a:
+        return grid_a.minimum(limit)  # it took less than offered: the same, within the limit
+    return grid_a.map(lambda v: limit if v >= DRAWING_A else v)
+
+
+__all__ = ["DRAWING_A", "expected_draw_a"]
