@@ -41,7 +41,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     idle = plug_view(status=PlugStatus.IDLE, current_a=Phases(), energy_wh=None)
     for i in range(180):  # 3 minutes; a second above the main limit at 12:01:30
         grid = Phases(36.0, 20.0, 22.0) if i == 90 else Phases(25.0, 20.0, 22.0)
-        plug = plug_view(energy_wh=10.0 * i) if i < 150 else idle
+        plug = plug_view(energy_wh=10.0 * i, id_tag="04A2B3C4") if i < 150 else idle
         pv_w = -3000.0 - 10.0 * i if i < 120 else None  # producing; the PV meter is lost at 12:02
         t = T0 + timedelta(seconds=i)
         rec.on_status(status(t, grid_current_a=grid, plugs=(plug,), pv_power_w=pv_w))
@@ -124,6 +124,7 @@ async def test_sessions_page_filters_by_plug_and_month(client: Client) -> None:
     code, html = await client.get("/sessions?plug=wb1&month=2026-03")
     assert html.count("<tr data-session=") == 1
     assert "Plug 1 (wb1)" in html
+    assert "<td>04A2B3C4</td>" in html  # the OCPP idTag of the session
     assert "2026-03-01 12:00:00" in html
     assert 'href="/sessions.csv?plug=wb1&amp;month=2026-03"' in html
     code, html = await client.get("/sessions?month=2026-02")
@@ -148,7 +149,9 @@ async def test_sessions_csv_contents(client: Client) -> None:
         "max_current_a": "15.8",
         "mean_current_a": "15.8",
         "charging_s": "150",
+        "id_tag": "04A2B3C4",
     }
+    assert older["id_tag"] == ""
     assert older["plug_label"] == "'=HYPERLINK(1)"  # no formula reaches a spreadsheet
     assert older["duration_s"] == "7200"
     code, text = await client.get("/sessions.csv?plug=wb2")

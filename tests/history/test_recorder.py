@@ -228,6 +228,7 @@ async def test_schema_1_database_gets_the_pv_columns(engine: AsyncEngine) -> Non
         for table, columns in PV_COLUMNS.items():
             for column in columns:
                 await conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        await conn.execute(sa.text("ALTER TABLE charge_sessions DROP COLUMN id_tag"))
         await conn.execute(schema_version_table.update().values(version=1))
     await init_schema(engine)
     async with engine.connect() as conn:
@@ -235,8 +236,12 @@ async def test_schema_1_database_gets_the_pv_columns(engine: AsyncEngine) -> Non
         names = await conn.run_sync(
             lambda sync: {c["name"] for c in sa.inspect(sync).get_columns("history_minutes")}
         )
-    assert version == SCHEMA_VERSION == 2
+        session_columns = await conn.run_sync(
+            lambda sync: {c["name"] for c in sa.inspect(sync).get_columns("charge_sessions")}
+        )
+    assert version == SCHEMA_VERSION == 3
     assert {"pv_w_min", "pv_w_mean", "pv_w_max"} <= names
+    assert "id_tag" in session_columns  # migration 2 -> 3
     rec = _recorder(engine, VirtualClock(T0))
     rec.on_status(status(T0, pv_power_w=-2500.0))
     await rec.close()

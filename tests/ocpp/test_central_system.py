@@ -96,6 +96,7 @@ async def test_status_and_meter_values_become_a_charger_sample() -> None:
         assert sample.energy_wh == 1500.0
         assert sample.session_energy_wh == 500.0
         assert sample.phases_in_use == 3
+        assert sample.id_tag == "TAG1"  # the session's idTag reaches the dashboard's sessions
         assert (
             plug_status(online=True, cp=sample.cp_state, ocpp=sample.ocpp_state)
             is PlugStatus.CHARGING
@@ -110,6 +111,7 @@ async def test_status_and_meter_values_become_a_charger_sample() -> None:
         )
         sample = await site.connectors[0].read()
         assert sample.current_a == Phases()
+        assert sample.id_tag is None
         assert (
             plug_status(online=True, cp=sample.cp_state, ocpp=sample.ocpp_state)
             is PlugStatus.STOPPED

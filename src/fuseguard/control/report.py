@@ -78,6 +78,7 @@ def plug_view(plug: PlugControl, now: float) -> PlugView:
         energy_wh=s.session_energy_wh if s is not None else None,
         stuck=plug.stuck.stuck,
         error=reading.error or plug.uncontrollable.reason,
+        id_tag=s.id_tag if s is not None else None,
     )
 
 

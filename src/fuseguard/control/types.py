@@ -138,6 +138,8 @@ class PlugView:
     energy_wh: float | None
     stuck: bool
     error: str | None
+    #: the OCPP idTag of the running transaction, where the charger says it
+    id_tag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,3 +59,5 @@ class ChargerSample:
     firmware: str | None = None
     measured_age_s: float = 0.0
     uncontrollable: str | None = None
+    #: the OCPP idTag that started the running transaction (None: unknown or no transaction)
+    id_tag: str | None = None

@@ -28,12 +28,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from fuseguard.model.clock import RealClock
-from fuseguard.store.schema import add_history_pv, metadata, schema_version_table
+from fuseguard.store.schema import (
+    add_history_pv,
+    add_session_id_tag,
+    metadata,
+    schema_version_table,
+)
 
 log = structlog.get_logger(__name__)
 
 #: Version of the schema this code writes. Bump it together with an entry in ``_MIGRATIONS``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_COMPONENT = "fuseguard"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 DB_FILENAME = "fuseguard.db"
@@ -128,7 +133,7 @@ def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 
 # Migrations from version N to N+1, run in one transaction each.
-_MIGRATIONS: dict[int, Any] = {1: add_history_pv}
+_MIGRATIONS: dict[int, Any] = {1: add_history_pv, 2: add_session_id_tag}
 
 _PG_INIT_LOCK_KEY = 0x46554547  # "FUEG": serialises concurrent init_schema on PostgreSQL
 

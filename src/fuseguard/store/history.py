@@ -105,6 +105,7 @@ class ChargeSession:
     max_current_a: float = 0.0
     mean_current_a: float = 0.0
     charging_s: int = 0
+    id_tag: str | None = None
 
 
 @dataclass(slots=True)

@@ -210,6 +210,7 @@ charge_sessions = sa.Table(
     sa.Column("max_current_a", sa.Float, nullable=False),
     sa.Column("mean_current_a", sa.Float, nullable=False),
     sa.Column("charging_s", sa.Integer, nullable=False),  # seconds with current flowing
+    sa.Column("id_tag", sa.String(20), nullable=True),  # OCPP idTag, where the charger says it
     sa.Index("ix_charge_sessions_started", "started_at"),
 )
 
@@ -220,14 +221,25 @@ PV_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _add_missing_columns(conn: sa.Connection, columns_of: dict[str, dict[str, str]]) -> None:
+    inspector = sa.inspect(conn)
+    for table, columns in columns_of.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for column, sql_type in columns.items():
+            if column not in present:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+
+
 def add_history_pv(conn: sa.Connection) -> None:
     """Migration 1 -> 2: the nullable PV columns of the history tables (where still missing)."""
-    inspector = sa.inspect(conn)
-    for table, columns in PV_COLUMNS.items():
-        present = {c["name"] for c in inspector.get_columns(table)}
-        for column in columns:
-            if column not in present:
-                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} FLOAT"))
+    _add_missing_columns(
+        conn, {table: dict.fromkeys(columns, "FLOAT") for table, columns in PV_COLUMNS.items()}
+    )
+
+
+def add_session_id_tag(conn: sa.Connection) -> None:
+    """Migration 2 -> 3: the nullable OCPP idTag of a charging session (where still missing)."""
+    _add_missing_columns(conn, {"charge_sessions": {"id_tag": "VARCHAR(20)"}})
 
 
 __all__ = [
@@ -235,6 +247,7 @@ __all__ = [
     "PV_COLUMNS",
     "UtcDateTime",
     "add_history_pv",
+    "add_session_id_tag",
     "charge_sessions",
     "cloud_edges",
     "cloud_evses",

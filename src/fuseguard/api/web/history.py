@@ -287,6 +287,7 @@ CSV_COLUMNS = (
     "max_current_a",
     "mean_current_a",
     "charging_s",
+    "id_tag",
 )
 
 
@@ -315,6 +316,7 @@ def sessions_csv_text(rows: list[ChargeSession]) -> str:
                 f"{s.max_current_a:.1f}",
                 f"{s.mean_current_a:.1f}",
                 str(s.charging_s),
+                _cell(s.id_tag or ""),
             )
         )
     return buf.getvalue()

@@ -256,6 +256,8 @@ class HistoryRecorder:
                 open_.row.mean_current_a = open_.current_sum_a / open_.row.charging_s
             if plug.energy_wh is not None:
                 open_.row.energy_wh = max(open_.row.energy_wh or 0.0, plug.energy_wh)
+            if plug.id_tag is not None:
+                open_.row.id_tag = plug.id_tag
             self._dirty_sessions[open_.row.id] = open_.row
         elif open_ is not None and plug.status not in UNKNOWN_STATUSES:
             open_.row.ended_at = second

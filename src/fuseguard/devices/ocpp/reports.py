@@ -28,6 +28,9 @@ from fuseguard.model.status import CpState, OcppState
 
 log = structlog.get_logger(__name__)
 
+#: OCPP 1.6 IdToken is a CiString20Type
+ID_TAG_MAX_LEN = 20
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StationConfig:
@@ -72,6 +75,7 @@ class ConnectorState:
     meter_at: float = -math.inf
     transaction_id: int | None = None
     meter_start_wh: float | None = None
+    id_tag: str | None = None
     desired_a: int | None = None
     installed_a: int | None = None
     installed_at: float = -math.inf
@@ -182,6 +186,8 @@ class Reports:
         c = self._connector(connector_id, "StartTransaction")
         if c is not None:
             c.transaction_id = self._next_tx
+            valid_tag = 0 < len(id_tag) <= ID_TAG_MAX_LEN and id_tag.isprintable()
+            c.id_tag = id_tag if valid_tag else None
             try:
                 c.meter_start_wh = energy_wh_of(meter_start, "meterStart")
             except OcppValueError as err:
@@ -194,6 +200,7 @@ class Reports:
         for c in self.connectors.values():
             if c.transaction_id == transaction_id:
                 c.transaction_id = None
+                c.id_tag = None
                 with contextlib.suppress(OcppValueError):
                     c.energy_wh = energy_wh_of(meter_stop, "meterStop")
 

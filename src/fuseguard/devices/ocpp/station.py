@@ -421,6 +421,7 @@ class Station(Reports):
             firmware=self.firmware,
             measured_age_s=self._measured_age_s(c),
             uncontrollable=self._uncontrollable(c),
+            id_tag=c.id_tag,
         )
 
     def _uncontrollable(self, c: ConnectorState) -> str | None:
