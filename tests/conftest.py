@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -44,6 +45,23 @@ def make_pg_database() -> Iterator[Callable[[str], str]]:
         finally:
             for name in created:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _uncached_loggers() -> Iterator[None]:
+    """No test caches structlog loggers: ``fuseguard.logging`` asks for caching (right for a
+    process that configures logging once), but a cached module logger keeps that configuration
+    for the rest of the test session, so a later ``capture_logs`` or the soak's probe would see
+    none of its events (the soak failed after tests/scenario's in-process ``simulate``)."""
+    real = structlog.configure
+
+    def configure(*args: Any, **kwargs: Any) -> None:
+        kwargs["cache_logger_on_first_use"] = False
+        real(*args, **kwargs)
+
+    structlog.configure = configure  # type: ignore[assignment]
+    yield
+    structlog.configure = real
 
 
 @pytest.fixture(autouse=True)
