@@ -46,6 +46,7 @@ import os
 import platform
 import random
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -317,17 +318,34 @@ def _fuseguard_command() -> list[str]:
     return [sys.executable, "-c", "from fuseguard.cli import app; app()"]
 
 
+# The edge under cProfile: the profiler is switched on by SIGUSR2 (the stepping window starts) and
+# its stats are written by SIGUSR1 (the window ends), so start-up and shutdown are not in them and
+# the stats do not depend on the edge exiting cleanly.
+_PROFILED_EDGE = """
+import cProfile, signal, sys
+from fuseguard.cli import main
+prof = cProfile.Profile()
+stats_path = sys.argv.pop(1)
+def _start(*_):
+    prof.enable()
+def _dump(*_):
+    prof.disable()
+    prof.dump_stats(stats_path)
+signal.signal(signal.SIGUSR2, _start)
+signal.signal(signal.SIGUSR1, _dump)
+sys.argv[0] = "fuseguard"
+main()
+"""
+
+
 async def start_edge(
     config: Path, log_path: Path, profile: Path | None = None
 ) -> asyncio.subprocess.Process:
-    """``fuseguard run --config <config>``, logging to ``log_path``; under cProfile (stats to
-    ``profile``) when given."""
+    """``fuseguard run --config <config>``, logging to ``log_path``; with cProfile ready when
+    ``profile`` is given (see :func:`profile_window`)."""
     command = _fuseguard_command()
     if profile is not None:
-        if len(command) != 1:
-            msg = "--profile needs the fuseguard console script next to the interpreter"
-            raise RuntimeError(msg)
-        command = [sys.executable, "-m", "cProfile", "-o", str(profile), command[0]]
+        command = [sys.executable, "-c", _PROFILED_EDGE, str(profile)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
     env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
     with log_path.open("wb") as log_file:
@@ -343,16 +361,26 @@ async def start_edge(
         )
 
 
-async def stop_edge(proc: asyncio.subprocess.Process) -> None:
-    """SIGINT (Ctrl-C), then SIGKILL if it does not stop within 10 s."""
+async def profile_window_end(proc: asyncio.subprocess.Process, stats: Path) -> None:
+    """Ask the profiled edge for its stats (SIGUSR1) and wait until they are written."""
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.perf_counter() + 30.0
+    while not stats.exists() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)  # dump_stats writes in one go; let it close the file
+
+
+async def stop_edge(proc: asyncio.subprocess.Process, timeout_s: float = 10.0) -> None:
+    """SIGINT (Ctrl-C), then SIGKILL if it does not stop within ``timeout_s``."""
     if proc.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(2)
     try:
-        async with asyncio.timeout(10.0):
+        async with asyncio.timeout(timeout_s):
             await proc.wait()
     except TimeoutError:
+        print(f"the edge did not stop within {timeout_s:g} s of SIGINT: killed", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
@@ -405,6 +433,7 @@ class SizeResult:
     cpu_pct: float
     window_s: float
     sim_cpu_pct: float
+    modbus_reads_per_s: float  # Modbus read requests the virtual chargers answered
     startup_s: float
     edge_warnings: int
     edge_log_lines: int
@@ -560,7 +589,10 @@ async def measure_size(
             startup_s = time.perf_counter() - t_start
             await clock.sleep(1.0)
             pid = proc.pid
+            if profile is not None:
+                proc.send_signal(signal.SIGUSR2)
             cpu0, sim0, wall0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+            reads0 = len(sim.probe.charger_reads)
             rss = rss_mb(pid)
             results: list[StepResult] = []
             level = TOP_SETPOINT_A
@@ -578,6 +610,9 @@ async def measure_size(
             wall = time.perf_counter() - wall0
             cpu_pct = (cpu_seconds(pid) - cpu0) / wall * 100.0
             sim_cpu_pct = (time.process_time() - sim0) / wall * 100.0
+            reads_per_s = (len(sim.probe.charger_reads) - reads0) / wall
+            if profile is not None:
+                await profile_window_end(proc, profile)
         except RuntimeError as err:
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
             msg = f"{err}; edge log tail:\n{tail}"
@@ -599,6 +634,7 @@ async def measure_size(
         cpu_pct=cpu_pct,
         window_s=wall,
         sim_cpu_pct=sim_cpu_pct,
+        modbus_reads_per_s=reads_per_s,
         startup_s=startup_s,
         edge_warnings=warnings,
         edge_log_lines=len(log_lines),
@@ -728,7 +764,8 @@ async def run(sizes: list[tuple[int, int]], *, keep_logs: Path | None) -> list[S
             f"{chargers:4d} chargers: reaction p50 {_fmt(row['reaction_p50_ms'])} ms"
             f" p99 {_fmt(row['reaction_p99_ms'])} ms, controller p50"
             f" {_fmt(row['controller_p50_ms'])} ms, RSS {row['rss_mb']} MB, CPU"
-            f" {row['cpu_pct']} % ({len(result.values('reaction_ms', 'down'))}/{steps} steps,"
+            f" {row['cpu_pct']} %, {result.modbus_reads_per_s:.0f} Modbus reads/s, load"
+            f" {result.load_avg:.1f} ({len(result.values('reaction_ms', 'down'))}/{steps} steps,"
             f" {time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
@@ -737,12 +774,18 @@ async def run(sizes: list[tuple[int, int]], *, keep_logs: Path | None) -> list[S
 
 
 def profile(out_dir: Path, chargers: int = FOOTPRINT_CHARGERS, steps: int = 20) -> None:
-    """Run the edge under cProfile and print where its time goes (not a benchmark result)."""
+    """Run the edge under cProfile over the stepping window and print where its time goes.
+
+    Not a benchmark result (cProfile slows the edge several times); the stats file
+    ``edge-<chargers>.prof`` and the edge log stay in ``out_dir``.
+    """
     import pstats
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / f"edge-{chargers}.prof"
-    asyncio.run(measure_size(chargers, steps, keep_dir=out_dir, profile=stats_path))
+    stats_path.unlink(missing_ok=True)
+    result = asyncio.run(measure_size(chargers, steps, keep_dir=out_dir, profile=stats_path))
+    print(f"under cProfile: {result.row()} (load average {result.load_avg:.1f})")
     stats = pstats.Stats(str(stats_path))
     stats.sort_stats("tottime").print_stats(30)
     stats.sort_stats("cumulative").print_stats(40)
@@ -758,7 +801,8 @@ def main() -> None:
         "--profile",
         type=Path,
         default=None,
-        help="instead of the benchmark: run the edge at 100 chargers under cProfile, stats here",
+        help="instead of the benchmark: run the edge under cProfile (first --chargers size,"
+        " 100 by default), stats and log here",
     )
     parser.add_argument(
         "--chargers",
@@ -766,10 +810,11 @@ def main() -> None:
         help="comma-separated sizes (default 10,100; issue 18 adds 300)",
     )
     args = parser.parse_args()
-    if args.profile is not None:
-        profile(args.profile)
-        return
     counts = [int(n) for n in args.chargers.split(",") if n.strip()]
+    if args.profile is not None:
+        sizes_given = any(a.startswith("--chargers") for a in sys.argv)
+        profile(args.profile, counts[0] if sizes_given else FOOTPRINT_CHARGERS)
+        return
     sizes = [(n, 6 if args.quick else 36) for n in counts]
     t0 = time.perf_counter()
     results = asyncio.run(run(sizes, keep_logs=args.keep_logs))
