@@ -49,6 +49,7 @@ import secrets
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,46 @@ class Probe:
             self.step_ticks.append(now)
 
 
+class CemmThread:
+    """The virtual CEMM served on its own event loop in a thread.
+
+    A real meter answers on its own; served on the loop of N virtual Benders it would wait
+    behind their Modbus answers whenever the edge reads or writes many chargers at once (at 300
+    chargers the edge's meter reads timed out), which measures the simulator, not the edge. The
+    model itself stays on the main loop (the site tick publishes its telegram; the thread only
+    reads the last one, an attribute swap under the GIL).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="cemm", daemon=True)
+        self.handle: CemmServerHandle | None = None
+
+    async def start(self, model: CemmModel) -> CemmServerHandle:
+        """Serve ``model`` on a free loopback port; returns the handle."""
+        self.thread.start()
+        serving = serve_cemm(model, "127.0.0.1", 0, discovery_port=None)
+        self.handle = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(serving, self.loop)
+        )
+        return self.handle
+
+    @property
+    def port(self) -> int:
+        """The bound HTTP port."""
+        assert self.handle is not None
+        return self.handle.port
+
+    async def close(self) -> None:
+        """Stop the server, the loop and the thread."""
+        if self.handle is not None:
+            closing = asyncio.run_coroutine_threadsafe(self.handle.close(), self.loop)
+            await asyncio.wrap_future(closing)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self.thread.join, 10.0)
+        self.loop.close()
+
+
 @dataclass
 class SimSite:
     """Everything the benchmark runs in its own process."""
@@ -144,7 +185,7 @@ class SimSite:
     site: SiteModel
     load: StepLoad
     probe: Probe
-    cemm: CemmServerHandle
+    cemm: CemmThread
     benders: list[BenderServerHandle]
     connectors: list[BenderConnector]
     site_task: asyncio.Task[None]
@@ -213,7 +254,8 @@ async def start_site(chargers: int, clock: RealClock) -> SimSite:
     probe = Probe()
     site.on_tick(probe.on_tick)
     _record_meter_answers(cemm_model, probe.meter_answers)
-    cemm = await serve_cemm(cemm_model, "127.0.0.1", 0, discovery_port=None)
+    cemm = CemmThread()
+    await cemm.start(cemm_model)
     benders: list[BenderServerHandle] = []
     connectors: list[BenderConnector] = []
     try:
@@ -339,7 +381,7 @@ main()
 
 
 async def start_edge(
-    config: Path, log_path: Path, profile: Path | None = None
+    config: Path, log_path: Path, profile: Path | None = None, source: Path | None = None
 ) -> asyncio.subprocess.Process:
     """``fuseguard run --config <config>``, logging to ``log_path``; with cProfile ready when
     ``profile`` is given (see :func:`profile_window`)."""
@@ -347,6 +389,9 @@ async def start_edge(
     if profile is not None:
         command = [sys.executable, "-c", _PROFILED_EDGE, str(profile)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
+    if source is not None:  # another fuseguard source tree (the reference edge), same venv
+        command = [sys.executable, "-c", "from fuseguard.cli import main; main()"]
+        env["PYTHONPATH"] = str(source)
     env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
     with log_path.open("wb") as log_file:
         return await asyncio.create_subprocess_exec(
@@ -364,10 +409,14 @@ async def start_edge(
 async def profile_window_end(proc: asyncio.subprocess.Process, stats: Path) -> None:
     """Ask the profiled edge for its stats (SIGUSR1) and wait until they are written."""
     proc.send_signal(signal.SIGUSR1)
-    deadline = time.perf_counter() + 30.0
-    while not stats.exists() and time.perf_counter() < deadline:
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(0.5)  # dump_stats writes in one go; let it close the file
+    await asyncio.to_thread(_wait_for_file, stats, 30.0)
+
+
+def _wait_for_file(path: Path, timeout_s: float) -> None:
+    deadline = time.perf_counter() + timeout_s
+    while not path.exists() and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # dump_stats writes in one go; let it close the file
 
 
 async def stop_edge(proc: asyncio.subprocess.Process, timeout_s: float = 10.0) -> None:
@@ -438,6 +487,7 @@ class SizeResult:
     edge_warnings: int
     edge_log_lines: int
     load_avg: float
+    edge: str = "this"  # "reference": the edge from --reference, measured in the same run
 
     def values(self, name: str, direction: str | None = None) -> list[float]:
         """A per-step quantity over the complete steps (optionally one direction)."""
@@ -562,6 +612,7 @@ async def measure_size(
     seed: int = 1,
     keep_dir: Path | None = None,
     profile: Path | None = None,
+    source: Path | None = None,
 ) -> SizeResult:
     """Start the simulators and the edge subprocess, run ``steps`` meter steps, measure."""
     clock = RealClock()
@@ -575,7 +626,7 @@ async def measure_size(
         config = work / "site.toml"
         config.write_text(edge_toml(sim, data_dir))
         log_path = work / "edge.log"
-        proc = await start_edge(config, log_path, profile)
+        proc = await start_edge(config, log_path, profile, source)
         try:
             settled = await _wait_until(
                 clock,
@@ -753,24 +804,51 @@ def write_results(results: list[SizeResult], out_dir: Path, *, quick: bool) -> l
     return rows
 
 
-async def run(sizes: list[tuple[int, int]], *, keep_logs: Path | None) -> list[SizeResult]:
-    """Measure every (chargers, steps) size in turn."""
+async def run(
+    sizes: list[tuple[int, int]], *, keep_logs: Path | None, reference: Path | None = None
+) -> list[SizeResult]:
+    """Measure every (chargers, steps) size in turn; with ``reference``, each size first with
+    the reference edge, then with this one (same machine, same minutes: a fair ratio)."""
     results = []
     for chargers, steps in sizes:
-        t0 = time.perf_counter()
-        result = await measure_size(chargers, steps, keep_dir=keep_logs)
-        row = result.row()
-        print(
-            f"{chargers:4d} chargers: reaction p50 {_fmt(row['reaction_p50_ms'])} ms"
-            f" p99 {_fmt(row['reaction_p99_ms'])} ms, controller p50"
-            f" {_fmt(row['controller_p50_ms'])} ms, RSS {row['rss_mb']} MB, CPU"
-            f" {row['cpu_pct']} %, {result.modbus_reads_per_s:.0f} Modbus reads/s, load"
-            f" {result.load_avg:.1f} ({len(result.values('reaction_ms', 'down'))}/{steps} steps,"
-            f" {time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
-        results.append(result)
+        for source in (reference, None) if reference is not None else (None,):
+            t0 = time.perf_counter()
+            keep = keep_logs / ("reference" if source else "this") if keep_logs else None
+            result = await measure_size(chargers, steps, keep_dir=keep, source=source)
+            if source is not None:
+                result.edge = "reference"
+            if keep is not None:
+                steps_json = json.dumps([vars(st) for st in result.steps], indent=1)
+                (keep / f"steps-{chargers}.json").write_text(steps_json + "\n")
+            row = result.row()
+            print(
+                f"{result.edge:>9} {chargers:4d} chargers: reaction p50"
+                f" {_fmt(row['reaction_p50_ms'])} ms p99 {_fmt(row['reaction_p99_ms'])} ms,"
+                f" controller p50 {_fmt(row['controller_p50_ms'])} ms, RSS {row['rss_mb']} MB,"
+                f" CPU {row['cpu_pct']} %, {result.modbus_reads_per_s:.0f} Modbus reads/s, load"
+                f" {result.load_avg:.1f} ({len(result.values('reaction_ms', 'down'))}/{steps}"
+                f" steps, {time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+            results.append(result)
     return results
+
+
+def write_ab(results: list[SizeResult], path: Path) -> None:
+    """Every row of an A/B run (``--reference``) with its edge label and load average."""
+    rows = [
+        {
+            "edge": r.edge,
+            **r.row(),
+            "load_avg": round(r.load_avg, 1),
+            "modbus_reads_per_s": round(r.modbus_reads_per_s, 1),
+            "decide_write_p50_ms": _pct(r.values("decide_write_ms", "down"), 50),
+            "write_spread_p50_ms": _pct(r.values("write_spread_ms", "down"), 50),
+            "sim_cpu_pct": round(r.sim_cpu_pct, 1),
+        }
+        for r in results
+    ]
+    path.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def profile(out_dir: Path, chargers: int = FOOTPRINT_CHARGERS, steps: int = 20) -> None:
@@ -805,6 +883,13 @@ def main() -> None:
         " 100 by default), stats and log here",
     )
     parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="a fuseguard source tree's src directory: measure its edge before this one at"
+        " every size (A/B in the same run; rows in edge-ab.json)",
+    )
+    parser.add_argument(
         "--chargers",
         default="10,100",
         help="comma-separated sizes (default 10,100; issue 18 adds 300)",
@@ -817,7 +902,11 @@ def main() -> None:
         return
     sizes = [(n, 6 if args.quick else 36) for n in counts]
     t0 = time.perf_counter()
-    results = asyncio.run(run(sizes, keep_logs=args.keep_logs))
+    results = asyncio.run(run(sizes, keep_logs=args.keep_logs, reference=args.reference))
+    if args.reference is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_ab(results, args.out / "edge-ab.json")
+        results = [r for r in results if r.edge == "this"]
     write_results(results, args.out, quick=args.quick)
     print(f"wrote {args.out / 'edge.json'} and edge.md in {time.perf_counter() - t0:.0f} s")
 
