@@ -665,7 +665,11 @@ async def measure_size(
             if profile is not None:
                 await profile_window_end(proc, profile)
         except RuntimeError as err:
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            text = log_path.read_text(errors="replace")
+            if keep_dir is not None:
+                keep_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - it failed
+                (keep_dir / f"edge-{chargers}-failed.log").write_text(text)
+            tail = "\n".join(text.splitlines()[-15:])
             msg = f"{err}; edge log tail:\n{tail}"
             raise RuntimeError(msg) from err
         finally:
@@ -814,7 +818,13 @@ async def run(
         for source in (reference, None) if reference is not None else (None,):
             t0 = time.perf_counter()
             keep = keep_logs / ("reference" if source else "this") if keep_logs else None
-            result = await measure_size(chargers, steps, keep_dir=keep, source=source)
+            try:
+                result = await measure_size(chargers, steps, keep_dir=keep, source=source)
+            except RuntimeError as err:
+                if reference is None:
+                    raise
+                print(f"{'reference' if source else 'this'} {chargers} FAILED: {err}", flush=True)
+                continue  # an A/B run goes on with the other edge and the other sizes
             if source is not None:
                 result.edge = "reference"
             if keep is not None:
