@@ -1,14 +1,16 @@
 """Edge benchmark (issue 6): reaction time, controller-added latency and footprint of the edge.
 
-Run: ``.venv/bin/python bench/edge.py [--quick]``. Writes ``bench/results/edge.json`` (rows
+Run: ``.venv/bin/python bench/edge.py [--quick] [--chargers 10,100,300] [--reference SRC]``
+(``--profile DIR``: the edge under cProfile instead). Writes ``bench/results/edge.json`` (rows
 ``{"chargers", "reaction_p50_ms", "reaction_p99_ms", "controller_p50_ms", "rss_mb", "cpu_pct"}``)
 and the markdown fragment ``bench/results/edge.md``.
 
 Set-up per size (10 and 100 chargers):
 
 * this process runs the simulators on loopback: one :class:`~fuseguard.sim.site.SiteModel`
-  (ticking every 1 s), one virtual CEMM (REST) and N virtual Bender controllers, each on its own
-  REST + Modbus port, each with a 3-phase car plugged in;
+  (ticking every 1 s), one virtual CEMM (REST, served on its own thread: :class:`CemmThread`)
+  and N virtual Bender controllers, each on its own REST + Modbus port, each with a 3-phase car
+  plugged in;
 * the edge runs as a separate ``fuseguard run --config <generated toml>`` subprocess (password
   through ``FUSEGUARD_API__LOCAL__PASSWORD``, data dir in a temp dir, API ports 0), so its RSS and
   CPU are the edge alone.
@@ -789,11 +791,17 @@ def markdown(results: list[SizeResult], *, quick: bool) -> str:
         " up (or one above the limit) is decided on at once with the chargers' last samples;"
         " `controller` p50 is that decision plus the concurrent writes, its p99 the cases where"
         " the rise landed in a charger poll and the decision waited for those reads (at most"
-        " `poll_wait_s`). A Bender read is five Modbus block reads every poll and the REST"
-        " `full_state` every 10 s or on a state change. With `charger_idle_poll_s` (10 s) a steady"
-        " charger is read every 10 s, fast only after a change (docs/safety.md); most of the"
-        " edge's CPU goes into the Modbus transactions that remain (`bench/edge.py --profile DIR`"
-        " runs the edge under cProfile); RSS is mostly the imported libraries.",
+        " `poll_wait_s`). A Bender read is three Modbus block reads (state, CP, meter), plus the"
+        " session block and the limit read-back and the REST `full_state` every 10 s or on a"
+        " change. With `charger_idle_poll_s` (10 s) a steady charger is read every 10 s, fast"
+        " only after a change (docs/safety.md). The virtual Benders answer one request at a"
+        " time on one event loop, so `write spread` (and with it `controller`) grows with the"
+        " number of chargers on the simulator's side too (a real site's chargers answer in"
+        " parallel); the virtual CEMM runs on its own thread so that it is never queued behind"
+        " them. `bench/edge.py --profile DIR [--chargers N]` runs the edge under cProfile over"
+        " the stepping window; `--reference SRC` measures another source tree's edge first at"
+        " every size (an A/B in the same minutes, `edge-ab.json`). RSS is mostly the imported"
+        " libraries.",
         "",
     ]
     return "\n".join(out)
