@@ -163,6 +163,21 @@ async def test_silence_is_a_timeout_and_a_late_answer_is_not_taken() -> None:
     await run_with(late, body)
 
 
+async def test_a_cancelled_exchange_never_hands_its_answer_to_the_next() -> None:
+    async with serve(registers) as (port, seen):
+        client = ModbusTcpClient(device="d", host="127.0.0.1", port=port, unit_id=1, timeout_s=1)
+        assert await client.read_holding_registers(104, 1) == [100]  # connected
+        read = asyncio.ensure_future(client.read_holding_registers(104, 1))
+        await asyncio.sleep(0)  # the request is sent; its answer is on its way
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        # the late one-register answer must not meet this request (it would be garbage)
+        assert await client.read_holding_registers(104, 3) == [100, 101, 102]
+        client.close()
+    assert len(seen) == 3
+
+
 async def test_closed_and_refused_connections_are_connection_errors() -> None:
     def hang_up(tid: int, unit: int, pdu: bytes) -> bytes:
         raise ConnectionResetError

@@ -160,6 +160,9 @@ class ModbusTcpClient:
                 self.close()
                 msg = f"{self.device}: Modbus connection failed: {err or type(err).__name__}"
                 raise DeviceConnectionError(msg) from err
+            except asyncio.CancelledError:
+                self.close()  # its answer may still come: never let it meet the next request
+                raise
 
     async def _send_and_wait(self, what: str, request: bytes) -> bytes:
         protocol = await self._connected()
