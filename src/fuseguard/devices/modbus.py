@@ -10,8 +10,9 @@ refused, reset or closed -> :class:`DeviceConnectionError`; no answer in time ->
 :class:`DeviceTimeoutError`; an exception response -> :class:`DeviceResponseError` ("refused");
 anything that is not a well-formed answer to the request (wrong transaction id, unit, function,
 size, a frame nobody asked for, a length out of range) -> :class:`DeviceResponseError`
-("garbage answer"). After a timeout, a broken connection or garbage the connection is dropped and
-the next exchange reconnects; every byte read is bounded (a frame is at most 260 bytes).
+("garbage answer"). After a timeout, a broken connection, garbage or a cancelled exchange the
+connection is dropped and the next exchange reconnects (a late answer never meets the next
+request); every byte read is bounded (a frame is at most 260 bytes).
 
 :func:`modbus_exchange` wraps one pymodbus request/response exchange (the meter transport): it
 bounds it in time and maps pymodbus' failures the same way, dropping the connection first
