@@ -1,14 +1,16 @@
 """Edge benchmark (issue 6): reaction time, controller-added latency and footprint of the edge.
 
-Run: ``.venv/bin/python bench/edge.py [--quick]``. Writes ``bench/results/edge.json`` (rows
+Run: ``.venv/bin/python bench/edge.py [--quick] [--chargers 10,100,300] [--reference SRC]``
+(``--profile DIR``: the edge under cProfile instead). Writes ``bench/results/edge.json`` (rows
 ``{"chargers", "reaction_p50_ms", "reaction_p99_ms", "controller_p50_ms", "rss_mb", "cpu_pct"}``)
 and the markdown fragment ``bench/results/edge.md``.
 
 Set-up per size (10 and 100 chargers):
 
 * this process runs the simulators on loopback: one :class:`~fuseguard.sim.site.SiteModel`
-  (ticking every 1 s), one virtual CEMM (REST) and N virtual Bender controllers, each on its own
-  REST + Modbus port, each with a 3-phase car plugged in;
+  (ticking every 1 s), one virtual CEMM (REST, served on its own thread: :class:`CemmThread`)
+  and N virtual Bender controllers, each on its own REST + Modbus port, each with a 3-phase car
+  plugged in;
 * the edge runs as a separate ``fuseguard run --config <generated toml>`` subprocess (password
   through ``FUSEGUARD_API__LOCAL__PASSWORD``, data dir in a temp dir, API ports 0), so its RSS and
   CPU are the edge alone.
@@ -46,8 +48,10 @@ import os
 import platform
 import random
 import secrets
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,6 +140,46 @@ class Probe:
             self.step_ticks.append(now)
 
 
+class CemmThread:
+    """The virtual CEMM served on its own event loop in a thread.
+
+    A real meter answers on its own; served on the loop of N virtual Benders it would wait
+    behind their Modbus answers whenever the edge reads or writes many chargers at once (at 300
+    chargers the edge's meter reads timed out), which measures the simulator, not the edge. The
+    model itself stays on the main loop (the site tick publishes its telegram; the thread only
+    reads the last one, an attribute swap under the GIL).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="cemm", daemon=True)
+        self.handle: CemmServerHandle | None = None
+
+    async def start(self, model: CemmModel) -> CemmServerHandle:
+        """Serve ``model`` on a free loopback port; returns the handle."""
+        self.thread.start()
+        serving = serve_cemm(model, "127.0.0.1", 0, discovery_port=None)
+        self.handle = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(serving, self.loop)
+        )
+        return self.handle
+
+    @property
+    def port(self) -> int:
+        """The bound HTTP port."""
+        assert self.handle is not None
+        return self.handle.port
+
+    async def close(self) -> None:
+        """Stop the server, the loop and the thread."""
+        if self.handle is not None:
+            closing = asyncio.run_coroutine_threadsafe(self.handle.close(), self.loop)
+            await asyncio.wrap_future(closing)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self.thread.join, 10.0)
+        self.loop.close()
+
+
 @dataclass
 class SimSite:
     """Everything the benchmark runs in its own process."""
@@ -143,7 +187,7 @@ class SimSite:
     site: SiteModel
     load: StepLoad
     probe: Probe
-    cemm: CemmServerHandle
+    cemm: CemmThread
     benders: list[BenderServerHandle]
     connectors: list[BenderConnector]
     site_task: asyncio.Task[None]
@@ -212,7 +256,8 @@ async def start_site(chargers: int, clock: RealClock) -> SimSite:
     probe = Probe()
     site.on_tick(probe.on_tick)
     _record_meter_answers(cemm_model, probe.meter_answers)
-    cemm = await serve_cemm(cemm_model, "127.0.0.1", 0, discovery_port=None)
+    cemm = CemmThread()
+    await cemm.start(cemm_model)
     benders: list[BenderServerHandle] = []
     connectors: list[BenderConnector] = []
     try:
@@ -317,18 +362,38 @@ def _fuseguard_command() -> list[str]:
     return [sys.executable, "-c", "from fuseguard.cli import app; app()"]
 
 
+# The edge under cProfile: the profiler is switched on by SIGUSR2 (the stepping window starts) and
+# its stats are written by SIGUSR1 (the window ends), so start-up and shutdown are not in them and
+# the stats do not depend on the edge exiting cleanly.
+_PROFILED_EDGE = """
+import cProfile, signal, sys
+from fuseguard.cli import main
+prof = cProfile.Profile()
+stats_path = sys.argv.pop(1)
+def _start(*_):
+    prof.enable()
+def _dump(*_):
+    prof.disable()
+    prof.dump_stats(stats_path)
+signal.signal(signal.SIGUSR2, _start)
+signal.signal(signal.SIGUSR1, _dump)
+sys.argv[0] = "fuseguard"
+main()
+"""
+
+
 async def start_edge(
-    config: Path, log_path: Path, profile: Path | None = None
+    config: Path, log_path: Path, profile: Path | None = None, source: Path | None = None
 ) -> asyncio.subprocess.Process:
-    """``fuseguard run --config <config>``, logging to ``log_path``; under cProfile (stats to
-    ``profile``) when given."""
+    """``fuseguard run --config <config>``, logging to ``log_path``; with cProfile ready when
+    ``profile`` is given (see :func:`profile_window`)."""
     command = _fuseguard_command()
     if profile is not None:
-        if len(command) != 1:
-            msg = "--profile needs the fuseguard console script next to the interpreter"
-            raise RuntimeError(msg)
-        command = [sys.executable, "-m", "cProfile", "-o", str(profile), command[0]]
+        command = [sys.executable, "-c", _PROFILED_EDGE, str(profile)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
+    if source is not None:  # another fuseguard source tree (the reference edge), same venv
+        command = [sys.executable, "-c", "from fuseguard.cli import main; main()"]
+        env["PYTHONPATH"] = str(source)
     env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
     with log_path.open("wb") as log_file:
         return await asyncio.create_subprocess_exec(
@@ -343,16 +408,30 @@ async def start_edge(
         )
 
 
-async def stop_edge(proc: asyncio.subprocess.Process) -> None:
-    """SIGINT (Ctrl-C), then SIGKILL if it does not stop within 10 s."""
+async def profile_window_end(proc: asyncio.subprocess.Process, stats: Path) -> None:
+    """Ask the profiled edge for its stats (SIGUSR1) and wait until they are written."""
+    proc.send_signal(signal.SIGUSR1)
+    await asyncio.to_thread(_wait_for_file, stats, 30.0)
+
+
+def _wait_for_file(path: Path, timeout_s: float) -> None:
+    deadline = time.perf_counter() + timeout_s
+    while not path.exists() and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # dump_stats writes in one go; let it close the file
+
+
+async def stop_edge(proc: asyncio.subprocess.Process, timeout_s: float = 10.0) -> None:
+    """SIGINT (Ctrl-C), then SIGKILL if it does not stop within ``timeout_s``."""
     if proc.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(2)
     try:
-        async with asyncio.timeout(10.0):
+        async with asyncio.timeout(timeout_s):
             await proc.wait()
     except TimeoutError:
+        print(f"the edge did not stop within {timeout_s:g} s of SIGINT: killed", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
@@ -405,10 +484,12 @@ class SizeResult:
     cpu_pct: float
     window_s: float
     sim_cpu_pct: float
+    modbus_reads_per_s: float  # Modbus read requests the virtual chargers answered
     startup_s: float
     edge_warnings: int
     edge_log_lines: int
     load_avg: float
+    edge: str = "this"  # "reference": the edge from --reference, measured in the same run
 
     def values(self, name: str, direction: str | None = None) -> list[float]:
         """A per-step quantity over the complete steps (optionally one direction)."""
@@ -533,6 +614,7 @@ async def measure_size(
     seed: int = 1,
     keep_dir: Path | None = None,
     profile: Path | None = None,
+    source: Path | None = None,
 ) -> SizeResult:
     """Start the simulators and the edge subprocess, run ``steps`` meter steps, measure."""
     clock = RealClock()
@@ -546,7 +628,7 @@ async def measure_size(
         config = work / "site.toml"
         config.write_text(edge_toml(sim, data_dir))
         log_path = work / "edge.log"
-        proc = await start_edge(config, log_path, profile)
+        proc = await start_edge(config, log_path, profile, source)
         try:
             settled = await _wait_until(
                 clock,
@@ -560,7 +642,10 @@ async def measure_size(
             startup_s = time.perf_counter() - t_start
             await clock.sleep(1.0)
             pid = proc.pid
+            if profile is not None:
+                proc.send_signal(signal.SIGUSR2)
             cpu0, sim0, wall0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+            reads0 = len(sim.probe.charger_reads)
             rss = rss_mb(pid)
             results: list[StepResult] = []
             level = TOP_SETPOINT_A
@@ -578,8 +663,15 @@ async def measure_size(
             wall = time.perf_counter() - wall0
             cpu_pct = (cpu_seconds(pid) - cpu0) / wall * 100.0
             sim_cpu_pct = (time.process_time() - sim0) / wall * 100.0
+            reads_per_s = (len(sim.probe.charger_reads) - reads0) / wall
+            if profile is not None:
+                await profile_window_end(proc, profile)
         except RuntimeError as err:
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            text = log_path.read_text(errors="replace")
+            if keep_dir is not None:
+                keep_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - it failed
+                (keep_dir / f"edge-{chargers}-failed.log").write_text(text)
+            tail = "\n".join(text.splitlines()[-15:])
             msg = f"{err}; edge log tail:\n{tail}"
             raise RuntimeError(msg) from err
         finally:
@@ -599,6 +691,7 @@ async def measure_size(
         cpu_pct=cpu_pct,
         window_s=wall,
         sim_cpu_pct=sim_cpu_pct,
+        modbus_reads_per_s=reads_per_s,
         startup_s=startup_s,
         edge_warnings=warnings,
         edge_log_lines=len(log_lines),
@@ -698,11 +791,17 @@ def markdown(results: list[SizeResult], *, quick: bool) -> str:
         " up (or one above the limit) is decided on at once with the chargers' last samples;"
         " `controller` p50 is that decision plus the concurrent writes, its p99 the cases where"
         " the rise landed in a charger poll and the decision waited for those reads (at most"
-        " `poll_wait_s`). A Bender read is five Modbus block reads every poll and the REST"
-        " `full_state` every 10 s or on a state change. With `charger_idle_poll_s` (10 s) a steady"
-        " charger is read every 10 s, fast only after a change (docs/safety.md); most of the"
-        " edge's CPU goes into the Modbus transactions that remain (`bench/edge.py --profile DIR`"
-        " runs the edge under cProfile); RSS is mostly the imported libraries.",
+        " `poll_wait_s`). A Bender read is three Modbus block reads (state, CP, meter), plus the"
+        " session block and the limit read-back and the REST `full_state` every 10 s or on a"
+        " change. With `charger_idle_poll_s` (10 s) a steady charger is read every 10 s, fast"
+        " only after a change (docs/safety.md). The virtual Benders answer one request at a"
+        " time on one event loop, so `write spread` (and with it `controller`) grows with the"
+        " number of chargers on the simulator's side too (a real site's chargers answer in"
+        " parallel); the virtual CEMM runs on its own thread so that it is never queued behind"
+        " them. `bench/edge.py --profile DIR [--chargers N]` runs the edge under cProfile over"
+        " the stepping window; `--reference SRC` measures another source tree's edge first at"
+        " every size (an A/B in the same minutes, `edge-ab.json`). RSS is mostly the imported"
+        " libraries.",
         "",
     ]
     return "\n".join(out)
@@ -717,32 +816,72 @@ def write_results(results: list[SizeResult], out_dir: Path, *, quick: bool) -> l
     return rows
 
 
-async def run(sizes: list[tuple[int, int]], *, keep_logs: Path | None) -> list[SizeResult]:
-    """Measure every (chargers, steps) size in turn."""
+async def run(
+    sizes: list[tuple[int, int]], *, keep_logs: Path | None, reference: Path | None = None
+) -> list[SizeResult]:
+    """Measure every (chargers, steps) size in turn; with ``reference``, each size first with
+    the reference edge, then with this one (same machine, same minutes: a fair ratio)."""
     results = []
     for chargers, steps in sizes:
-        t0 = time.perf_counter()
-        result = await measure_size(chargers, steps, keep_dir=keep_logs)
-        row = result.row()
-        print(
-            f"{chargers:4d} chargers: reaction p50 {_fmt(row['reaction_p50_ms'])} ms"
-            f" p99 {_fmt(row['reaction_p99_ms'])} ms, controller p50"
-            f" {_fmt(row['controller_p50_ms'])} ms, RSS {row['rss_mb']} MB, CPU"
-            f" {row['cpu_pct']} % ({len(result.values('reaction_ms', 'down'))}/{steps} steps,"
-            f" {time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
-        results.append(result)
+        for source in (reference, None) if reference is not None else (None,):
+            t0 = time.perf_counter()
+            keep = keep_logs / ("reference" if source else "this") if keep_logs else None
+            try:
+                result = await measure_size(chargers, steps, keep_dir=keep, source=source)
+            except RuntimeError as err:
+                if reference is None:
+                    raise
+                print(f"{'reference' if source else 'this'} {chargers} FAILED: {err}", flush=True)
+                continue  # an A/B run goes on with the other edge and the other sizes
+            if source is not None:
+                result.edge = "reference"
+            if keep is not None:
+                steps_json = json.dumps([vars(st) for st in result.steps], indent=1)
+                (keep / f"steps-{chargers}.json").write_text(steps_json + "\n")
+            row = result.row()
+            print(
+                f"{result.edge:>9} {chargers:4d} chargers: reaction p50"
+                f" {_fmt(row['reaction_p50_ms'])} ms p99 {_fmt(row['reaction_p99_ms'])} ms,"
+                f" controller p50 {_fmt(row['controller_p50_ms'])} ms, RSS {row['rss_mb']} MB,"
+                f" CPU {row['cpu_pct']} %, {result.modbus_reads_per_s:.0f} Modbus reads/s, load"
+                f" {result.load_avg:.1f} ({len(result.values('reaction_ms', 'down'))}/{steps}"
+                f" steps, {time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+            results.append(result)
     return results
 
 
+def write_ab(results: list[SizeResult], path: Path) -> None:
+    """Every row of an A/B run (``--reference``) with its edge label and load average."""
+    rows = [
+        {
+            "edge": r.edge,
+            **r.row(),
+            "load_avg": round(r.load_avg, 1),
+            "modbus_reads_per_s": round(r.modbus_reads_per_s, 1),
+            "decide_write_p50_ms": _pct(r.values("decide_write_ms", "down"), 50),
+            "write_spread_p50_ms": _pct(r.values("write_spread_ms", "down"), 50),
+            "sim_cpu_pct": round(r.sim_cpu_pct, 1),
+        }
+        for r in results
+    ]
+    path.write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def profile(out_dir: Path, chargers: int = FOOTPRINT_CHARGERS, steps: int = 20) -> None:
-    """Run the edge under cProfile and print where its time goes (not a benchmark result)."""
+    """Run the edge under cProfile over the stepping window and print where its time goes.
+
+    Not a benchmark result (cProfile slows the edge several times); the stats file
+    ``edge-<chargers>.prof`` and the edge log stay in ``out_dir``.
+    """
     import pstats
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / f"edge-{chargers}.prof"
-    asyncio.run(measure_size(chargers, steps, keep_dir=out_dir, profile=stats_path))
+    stats_path.unlink(missing_ok=True)
+    result = asyncio.run(measure_size(chargers, steps, keep_dir=out_dir, profile=stats_path))
+    print(f"under cProfile: {result.row()} (load average {result.load_avg:.1f})")
     stats = pstats.Stats(str(stats_path))
     stats.sort_stats("tottime").print_stats(30)
     stats.sort_stats("cumulative").print_stats(40)
@@ -758,7 +897,15 @@ def main() -> None:
         "--profile",
         type=Path,
         default=None,
-        help="instead of the benchmark: run the edge at 100 chargers under cProfile, stats here",
+        help="instead of the benchmark: run the edge under cProfile (first --chargers size,"
+        " 100 by default), stats and log here",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="a fuseguard source tree's src directory: measure its edge before this one at"
+        " every size (A/B in the same run; rows in edge-ab.json)",
     )
     parser.add_argument(
         "--chargers",
@@ -766,13 +913,18 @@ def main() -> None:
         help="comma-separated sizes (default 10,100; issue 18 adds 300)",
     )
     args = parser.parse_args()
-    if args.profile is not None:
-        profile(args.profile)
-        return
     counts = [int(n) for n in args.chargers.split(",") if n.strip()]
+    if args.profile is not None:
+        sizes_given = any(a.startswith("--chargers") for a in sys.argv)
+        profile(args.profile, counts[0] if sizes_given else FOOTPRINT_CHARGERS)
+        return
     sizes = [(n, 6 if args.quick else 36) for n in counts]
     t0 = time.perf_counter()
-    results = asyncio.run(run(sizes, keep_logs=args.keep_logs))
+    results = asyncio.run(run(sizes, keep_logs=args.keep_logs, reference=args.reference))
+    if args.reference is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_ab(results, args.out / "edge-ab.json")
+        results = [r for r in results if r.edge == "this"]
     write_results(results, args.out, quick=args.quick)
     print(f"wrote {args.out / 'edge.json'} and edge.md in {time.perf_counter() - t0:.0f} s")
 

@@ -1,8 +1,9 @@
 """Driver for the Bender CC612/CC613 charge controller (Mennekes AMTRON Professional, Webasto
 Live, Garo GLB, ... : devices.md section 4).
 
-Control path: Modbus TCP (pymodbus), register 1000 = HEMS current limit (0 pauses, 6..max A),
-131/132 = the charger's own fallback (safe current after a communication timeout). State and
+Control path: Modbus TCP (the lean client of :mod:`fuseguard.devices.modbus`), register 1000 =
+HEMS current limit (0 pauses, 6..max A), 131/132 = the charger's own fallback (safe current after
+a communication timeout). State and
 measurements come from the Modbus registers; the legacy REST text API (``/rest/full_state``,
 optional, ``use_rest``) adds what Modbus lacks: authorisation state, error names, cable rating,
 the full firmware version. Register numbers come from :mod:`fuseguard.wire.bender`, shared with

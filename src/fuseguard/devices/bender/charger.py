@@ -228,7 +228,8 @@ class BenderCharger(DeviceHttpClient, Charger, SupportsLifecycle, SupportsSafeCu
         self._written_limit_a = value
         self._written_at = self.clock.monotonic()
         self._slow = None  # the offered current and the read-back change with it
-        log.info("current limit written", device=self.name, limit_a=value, reason="changed")
+        # debug: control logs every setpoint change once ("setpoint", with its reason)
+        log.debug("current limit written", device=self.name, limit_a=value, reason="changed")
 
     async def keepalive(self) -> bool:
         """Re-write the last limit if due (watchdog refresh); True when it wrote."""

@@ -8,24 +8,15 @@ does).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from pymodbus.client import AsyncModbusTcpClient
-
-from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.devices.bender.checks import MAX_PLAUSIBLE_CURRENT_A
-from fuseguard.devices.http import garbage_message
-from fuseguard.devices.modbus import modbus_exchange
+from fuseguard.devices.modbus import ModbusTcpClient
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import CpState, OcppState, cp_from_register_122
 from fuseguard.wire.bender import ERROR_BITS
 from fuseguard.wire.bender import BenderRegister as Reg
 from fuseguard.wire.modbus import RegisterBlock, RegisterDecodeError
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,10 +94,11 @@ class BenderModbusState:
 class BenderModbusLink:
     """One connector's Modbus TCP connection: one exchange at a time, each under a timeout.
 
-    pymodbus failures map onto the shallow tree: no answer -> ``DeviceTimeoutError``, refused or
-    dropped -> ``DeviceConnectionError``, an exception response or a protocol error ->
-    ``DeviceResponseError``. After any failure the connection is dropped and the next exchange
-    reconnects. One attempt per call; the driver retries connection errors.
+    Over the lean :class:`~fuseguard.devices.modbus.ModbusTcpClient` (the poll's hot path):
+    no answer -> ``DeviceTimeoutError``, refused or dropped -> ``DeviceConnectionError``, an
+    exception response or a malformed answer -> ``DeviceResponseError``. After a timeout, a
+    dropped connection or garbage the next exchange reconnects. One attempt per call; the driver
+    retries connection errors.
     """
 
     device: str
@@ -114,63 +106,31 @@ class BenderModbusLink:
     port: int
     unit_id: int
     timeout_s: float
-    _client: AsyncModbusTcpClient | None = field(default=None, init=False, repr=False)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _client: ModbusTcpClient | None = field(default=None, init=False, repr=False)
 
     async def read(self, address: int, count: int) -> RegisterBlock:
         """Read ``count`` holding registers from ``address``."""
-
-        async def exchange() -> RegisterBlock:
-            client = await self._connected()
-            response = await client.read_holding_registers(
-                address, count=count, device_id=self.unit_id
-            )
-            if response.isError():
-                msg = f"{self.device}: Modbus read {address}+{count} refused: {response}"
-                raise DeviceResponseError(msg)
-            registers = list(response.registers)
-            if len(registers) != count:
-                reason = f"read {address}+{count} returned {len(registers)} registers"
-                raise DeviceResponseError(garbage_message(self.device, reason))
-            return RegisterBlock(address, registers)
-
-        return await self._guarded(exchange)
+        return RegisterBlock(address, await self._link().read_holding_registers(address, count))
 
     async def write(self, address: int, values: list[int]) -> None:
         """Write ``values`` to consecutive holding registers from ``address``."""
-
-        async def exchange() -> None:
-            client = await self._connected()
-            response = await client.write_registers(address, values, device_id=self.unit_id)
-            if response.isError():
-                msg = f"{self.device}: Modbus write {address}={values} refused: {response}"
-                raise DeviceResponseError(msg)
-
-        await self._guarded(exchange)
+        await self._link().write_registers(address, values)
 
     def close(self) -> None:
         """Drop the connection (the next exchange reconnects)."""
         if self._client is not None:
             self._client.close()
-            self._client = None
 
-    async def _connected(self) -> AsyncModbusTcpClient:
+    def _link(self) -> ModbusTcpClient:
         if self._client is None:
-            self._client = AsyncModbusTcpClient(
-                self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0
+            self._client = ModbusTcpClient(
+                device=self.device,
+                host=self.host,
+                port=self.port,
+                unit_id=self.unit_id,
+                timeout_s=self.timeout_s,
             )
-        if not self._client.connected:
-            ok = await self._client.connect()
-            if not ok:
-                self.close()
-                msg = f"{self.device}: Modbus connection to port {self.port} failed"
-                raise DeviceConnectionError(msg)
         return self._client
-
-    async def _guarded(self, exchange: Callable[[], Awaitable[T]]) -> T:
-        """One exchange under ``asyncio.timeout``, pymodbus errors mapped, serialised."""
-        async with self._lock, modbus_exchange(self.device, self.timeout_s, self.close):
-            return await exchange()
 
 
 __all__ = ["BenderModbusLink", "BenderModbusState"]
