@@ -118,12 +118,27 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 _SERVER = """
-import asyncio, logging, structlog
+import asyncio, logging, os, structlog
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 from fuseguard.cloud.app import serve_cloud
 from fuseguard.cloud.config import load_cloud_settings
-asyncio.run(serve_cloud(load_cloud_settings()))
+profile = os.environ.get("BENCH_PROFILE")
+if profile:
+    import cProfile
+    cProfile.run("asyncio.run(serve_cloud(load_cloud_settings()))", profile)
+else:
+    asyncio.run(serve_cloud(load_cloud_settings()))
 """
+
+
+def _cpu_s(procs: list[subprocess.Popen[str]]) -> float:
+    """User + system CPU seconds the processes used so far (Linux /proc)."""
+    total = 0
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -186,7 +201,12 @@ async def _wait_fleet_stored(db_url: str, edges: int, procs: list[subprocess.Pop
 
 
 def _start_replicas(
-    n: int, db_url: str, mqtt_url: str, prefix: str, ack_timeout_s: float
+    n: int,
+    db_url: str,
+    mqtt_url: str,
+    prefix: str,
+    ack_timeout_s: float,
+    profile_dir: Path | None = None,
 ) -> tuple[list[subprocess.Popen[str]], list[str]]:
     procs, urls = [], []
     for r in range(n):
@@ -203,6 +223,8 @@ def _start_replicas(
                 "FUSEGUARD_CLOUD_API__ACK_TIMEOUT_S": str(ack_timeout_s),
             }
         )
+        if profile_dir is not None:
+            env["BENCH_PROFILE"] = str(profile_dir / f"replica{r}.prof")
         procs.append(subprocess.Popen([sys.executable, "-c", _SERVER], env=env, text=True))
         urls.append(f"http://127.0.0.1:{port}")
     return procs, urls
@@ -338,6 +360,7 @@ class Options:
     agent_procs: int
     verify: bool
     ack_timeout_s: float
+    profile_dir: Path | None = None
 
 
 async def run(opts: Options) -> list[dict[str, object]]:
@@ -347,7 +370,9 @@ async def run(opts: Options) -> list[dict[str, object]]:
     with own_broker(workdir) as broker_port, database(opts.database, workdir) as db_url:
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
         tokens = await _make_tokens(db_url, prefix, opts.edges)
-        procs, urls = _start_replicas(opts.replicas, db_url, mqtt_url, prefix, opts.ack_timeout_s)
+        procs, urls = _start_replicas(
+            opts.replicas, db_url, mqtt_url, prefix, opts.ack_timeout_s, opts.profile_dir
+        )
         agents: list[subprocess.Popen[str]] = []
         try:
             await _wait_http(urls, procs)
@@ -365,14 +390,21 @@ async def run(opts: Options) -> list[dict[str, object]]:
                 before_agents = await _agent_stats(agents)
                 before = await _replica_counters(urls)
                 load_before = os.getloadavg()[0]
+                cpu_before = (_cpu_s(procs), _cpu_s(agents))
                 res = await _load(fleet, opts.requests, concurrency, opts.verify)
+                cpu = (_cpu_s(procs) - cpu_before[0], _cpu_s(agents) - cpu_before[1])
                 after = await _replica_counters(urls)
                 after_agents = await _agent_stats(agents)
                 row = _row(opts, res, concurrency, load_before)
                 row["edges_acks_sent"] = after_agents["received"] - before_agents["received"]
                 row["edges_connected"] = after_agents["connected"]
+                row["edges_reconnects"] = after_agents["reconnects"]
                 row["cloud_commands"] = {k: after[k] - before[k] for k in after}
                 row["lost_acks"] = int(row["requests"]) - int(row["edges_acks_sent"])  # type: ignore[call-overload]
+                row["cpu_ms_per_request"] = {
+                    "replicas": round(cpu[0] * 1000 / opts.requests, 2),
+                    "agents": round(cpu[1] * 1000 / opts.requests, 2),
+                }
                 row["edges_connect_s"] = round(connect_s, 1)
                 row["fleet_stored_s"] = round(stored_s, 1)
                 rows.append(row)
@@ -479,11 +511,12 @@ def main() -> None:
     parser.add_argument("--ack-timeout-s", type=float, default=5.0)
     parser.add_argument("--no-verify", dest="verify", action="store_false")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--profile-dir", type=Path, help="cProfile each replica into this dir")
     args = parser.parse_args()
     _raise_nofile()
     opts = Options(
         args.database, args.replicas, args.edges, args.requests, args.concurrency,
-        args.agent_procs, args.verify, args.ack_timeout_s,
+        args.agent_procs, args.verify, args.ack_timeout_s, args.profile_dir,
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "cloud.json"

@@ -258,6 +258,11 @@ class LiteAgent(EdgeCloudAgent):
             self._on_message, self._will, self._on_connect,
         )  # fmt: skip
         self.acks: dict[str, int] = {"received": 0, "rejected": 0}
+        self.connects = 0
+
+    async def _on_connect(self) -> None:
+        self.connects += 1
+        await super()._on_connect()
 
     async def handle_command(self, command: CommandMessage) -> AckMessage:
         ack = await super().handle_command(command)
@@ -277,11 +282,12 @@ async def _serve(host: str, port: int, prefix: str, first: int, count: int) -> N
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         if line.strip() == "stats":
-            totals = {"received": 0, "rejected": 0, "connected": 0}
+            totals = {"received": 0, "rejected": 0, "connected": 0, "reconnects": 0}
             for agent in agents:
                 totals["received"] += agent.acks["received"]
                 totals["rejected"] += agent.acks["rejected"]
                 totals["connected"] += int(agent.link.connected)
+                totals["reconnects"] += agent.connects - 1
             print(json.dumps(totals), flush=True)
     for task in tasks:
         task.cancel()

@@ -37,6 +37,9 @@ SCHEMA_VERSION = 1
 SCHEMA_COMPONENT = "fuseguard"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 DB_FILENAME = "fuseguard.db"
+#: PostgreSQL connections kept open per engine, and how many more it may open under load.
+PG_POOL_SIZE = 16
+PG_MAX_OVERFLOW = 16
 
 
 class SchemaVersionError(RuntimeError):
@@ -87,7 +90,9 @@ def create_engine(url: str) -> AsyncEngine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
-        kwargs["pool_pre_ping"] = True
+        # One cloud replica reads tokens and rows from many concurrent requests: a pool smaller
+        # than that opens and closes a connection (a PostgreSQL backend) per request.
+        kwargs.update(pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW)
     engine = create_async_engine(full, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -117,6 +122,19 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
         return
     async with lock, engine.begin() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads; on PostgreSQL in autocommit.
+
+    Without it every read is BEGIN, the query, ROLLBACK (when the connection goes back to the
+    pool): three round trips instead of one. Each statement sees the newest committed data.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
 
 
