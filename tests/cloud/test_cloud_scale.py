@@ -3,6 +3,8 @@
 * Every POST through either replica is acknowledged (no lost ack, no timeout), and a GET on the
   OTHER replica right after the 201 returns the new target (replicas share only the database
   and the broker).
+* A replica that starts after many edges learns every edge's retained state: the generated
+  Mosquitto config lifts the broker's per-client queue (default 1000 messages).
 * The batching writers of two replicas never deadlock on PostgreSQL, even when their batches
   touch the same EVSE rows in crossing order (statuses of one EVSE with the target of another).
 """
@@ -15,12 +17,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from brokerkit import free_port, run_mosquitto
 from cloudkit import VirtualEdge, api_client, cloud_settings, make_edge, wait_for
 
+from fuseguard.cloud.acl import mosquitto_conf
 from fuseguard.cloud.app import CloudService
-from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire
+from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire, Topics
 from fuseguard.cloud.store import CloudStore, StoredTarget, TargetWrite
 from fuseguard.store.db import create_engine, init_schema
 
@@ -153,3 +157,38 @@ async def test_crossing_batches_of_two_replicas_do_not_deadlock(pg_url: str) -> 
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+RETAINED_EDGES = 1500  # more than Mosquitto's default queue of 1000 messages per client
+
+
+async def test_new_replica_learns_every_retained_state(
+    tmp_path: Path, prefix: str, pg_url: str
+) -> None:
+    """A replica starting after many edges gets all their retained states (generated config).
+
+    With Mosquitto's default ``max_queued_messages`` (1000) the broker drops the rest of the
+    retained messages a new subscription gets at once ("Outgoing messages are being dropped").
+    """
+    port = free_port()
+    generated = mosquitto_conf(tmp_path / "passwd", tmp_path / "acl")
+    queue_line = next(ln for ln in generated.splitlines() if ln.startswith("max_queued_messages"))
+    conf = f"listener {port} 127.0.0.1\nallow_anonymous true\n{queue_line}\n"
+    url = f"mqtt://127.0.0.1:{port}"
+    topics = Topics(prefix)
+    with run_mosquitto(conf, tmp_path, [port]):
+        async with aiomqtt.Client("127.0.0.1", port, identifier=f"pub-{prefix}") as pub:
+            for i in range(RETAINED_EDGES):
+                payload = EdgeState(state="online", session=1).to_bytes()
+                await pub.publish(topics.state(f"re-{i:05d}"), payload, qos=1, retain=True)
+        async with CloudService(cloud_settings(url, prefix, pg_url, replica_id="late")) as svc:
+
+            async def all_stored() -> bool:
+                await svc.backend.flush()
+                edges = await svc.store.edges()
+                return sum(1 for e in edges if e.startswith("re-")) == RETAINED_EDGES
+
+            await wait_for(all_stored, timeout_s=30)
+            assert all(
+                [await svc.backend.edge_online(f"re-{i:05d}") for i in range(0, RETAINED_EDGES, 97)]
+            )
