@@ -6,6 +6,13 @@ The tables (``cloud_edges``, ``cloud_evses``) are defined with every other table
 Every cloud replica writes here and reads from here; nothing is kept only in memory. Writes are
 upserts guarded by the edge's ``seq``/``session`` stamps (:mod:`fuseguard.cloud.protocol`), so the
 order in which two replicas apply the same messages does not matter: the newest stamp wins.
+
+Durability: a cloud replica's engine commits without waiting for the disk
+(``synchronous_commit=off``; other sessions see a commit at once). These rows are a copy of what
+the edges report: statuses and targets come back with the edge's next status (every status
+interval), so a database crash that loses the last fraction of a second of commits heals by
+itself; an online/offline flag lost that way stays until the edge reconnects, while every replica
+connected to the broker answers from its in-memory copy anyway. Tokens are not written here.
 """
 
 from __future__ import annotations
@@ -136,9 +143,6 @@ _EDGE_ONLINE_SELECT = sa.select(cloud_edges.c.online).where(
 )
 
 
-_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit TO OFF")
-
-
 def _state_row(edge_device_id: str, state: EdgeState) -> dict[str, Any]:
     return {
         "edge_device_id": edge_device_id,
@@ -239,11 +243,8 @@ class CloudStore:
         PostgreSQL every transaction takes its row locks in ONE order (edges by id, then EVSEs
         by key, locked up front): two replicas' batches can then never deadlock, where
         "statuses, then targets" in each would (A locks X then wants Y while B locks Y then
-        wants X; PostgreSQL breaks that only after ``deadlock_timeout``, 1 s). The commit does
-        not wait for the WAL flush (``synchronous_commit off``): these rows are a copy of what
-        the edges report, and the edges republish it (retained status, every status interval),
-        so what a database crash could lose comes back by itself; other sessions see the
-        commit at once either way. Returns (statuses written, targets written).
+        wants X; PostgreSQL breaks that only after ``deadlock_timeout``, 1 s). Returns
+        (statuses written, targets written).
         """
         state_rows = _newest_states(states)
         status_rows = _newest_statuses(statuses)
@@ -252,16 +253,12 @@ class CloudStore:
             return 0, 0
         written_statuses = written_targets = 0
         async with writing(self.engine) as conn:
-            postgres = conn.dialect.name == "postgresql"
-            if postgres:
-                await conn.execute(_ASYNC_COMMIT)
             if state_rows:
                 await conn.execute(_state_upsert_stmt(conn), state_rows)
-            if postgres and (status_rows or target_rows):
-                keys = sorted(
-                    {_status_key(r) for r in status_rows} | {_target_key(r) for r in target_rows}
-                )
-                await conn.execute(_lock_evses(keys))
+            keys = {_status_key(r) for r in status_rows} | {_target_key(r) for r in target_rows}
+            if status_rows and target_rows and len(keys) > 1 and conn.dialect.name == "postgresql":
+                # one statement locks its rows in their (sorted) order; two statements need this
+                await conn.execute(_lock_evses(sorted(keys)))
             if status_rows:
                 result = await conn.execute(self._status_upsert(conn), status_rows)
                 written_statuses = int(result.rowcount or 0)

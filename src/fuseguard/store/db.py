@@ -77,8 +77,13 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite connections get WAL, busy timeout, synchronous=NORMAL."""
+def create_engine(url: str, *, synchronous_commit: bool = True) -> AsyncEngine:
+    """An async engine for ``url``; SQLite connections get WAL, busy timeout, synchronous=NORMAL.
+
+    ``synchronous_commit=False`` (PostgreSQL only): a commit returns before its WAL record is
+    flushed to disk (other sessions see it at once; a server crash may lose the last ~0.6 s of
+    commits). For data that is a re-derivable copy, such as the cloud's view of its edges.
+    """
     full = normalize_url(url)
     parsed = make_url(full)
     kwargs: dict[str, Any] = {}
@@ -93,6 +98,8 @@ def create_engine(url: str) -> AsyncEngine:
         # One cloud replica reads tokens and rows from many concurrent requests: a pool smaller
         # than that opens and closes a connection (a PostgreSQL backend) per request.
         kwargs.update(pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW)
+        if not synchronous_commit:
+            kwargs["connect_args"] = {"options": "-c synchronous_commit=off"}
     engine = create_async_engine(full, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
