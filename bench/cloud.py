@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,7 +77,7 @@ def _raise_nofile() -> None:
 
 
 @contextlib.contextmanager
-def own_broker(workdir: Path) -> Iterator[int]:
+def own_broker(workdir: Path) -> Iterator[tuple[int, int]]:
     """A Mosquitto for this run: no connection limit, no queue limit, TCP_NODELAY."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = _free_port()
@@ -95,7 +95,7 @@ def own_broker(workdir: Path) -> Iterator[int]:
             if proc.poll() is not None:
                 raise RuntimeError("mosquitto did not start")
             time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -133,14 +133,46 @@ else:
 """
 
 
-def _cpu_s(procs: list[subprocess.Popen[str]]) -> float:
+def _cpu_s(pids: list[int]) -> float:
     """User + system CPU seconds the processes used so far (Linux /proc)."""
     total = 0
-    for proc in procs:
+    for pid in pids:
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pg_backends(db_name: str) -> list[int]:
+    """PostgreSQL backends serving ``db_name`` (their process title names the database)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                cmdline = (entry / "cmdline").read_bytes()
+                if cmdline.startswith(b"postgres: ") and f" {db_name} ".encode() in cmdline:
+                    pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds per part of the system between ``start()`` and ``stop()``."""
+
+    def __init__(self, parts: dict[str, Callable[[], list[int]]]) -> None:
+        self.parts = parts
+        self._before: dict[str, float] = {}
+        self._pids: dict[str, list[int]] = {}
+
+    def start(self) -> None:
+        self._pids = {name: pids() for name, pids in self.parts.items()}
+        self._before = {name: _cpu_s(p) for name, p in self._pids.items()}
+
+    def stop(self, requests: int) -> dict[str, float]:
+        """CPU milliseconds per request of each part (processes alive at start only)."""
+        used = {n: _cpu_s(p) - self._before[n] for n, p in self._pids.items()}
+        out = {n: round(v * 1000 / requests, 2) for n, v in used.items()}
+        out["total"] = round(sum(used.values()) * 1000 / requests, 2)
+        return out
 
 
 @dataclass
@@ -369,7 +401,10 @@ async def run(opts: Options) -> list[dict[str, object]]:
     """One fleet (broker, database, replicas, edges); one load run per concurrency."""
     workdir = Path(tempfile.mkdtemp(prefix="fuseguard-bench-cloud-"))
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    with own_broker(workdir) as broker_port, database(opts.database, workdir) as db_url:
+    with (
+        own_broker(workdir) as (broker_port, broker_pid),
+        database(opts.database, workdir) as db_url,
+    ):
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
         tokens = await _make_tokens(db_url, prefix, opts.edges)
         procs, urls = _start_replicas(
@@ -387,14 +422,24 @@ async def run(opts: Options) -> list[dict[str, object]]:
             await _wait_fleet_stored(db_url, opts.edges, procs)
             stored_s = time.monotonic() - t0
             fleet = Fleet(prefix, opts.edges, urls, tokens)
+            db_name = db_url.rsplit("/", 1)[1]
+            meter = CpuMeter(
+                {
+                    "replicas": lambda: [p.pid for p in procs],
+                    "edge_agents": lambda: [p.pid for p in agents],
+                    "broker": lambda: [broker_pid],
+                    "postgresql": lambda: _pg_backends(db_name),
+                    "load_generator": lambda: [os.getpid()],
+                }
+            )
             rows = []
             for concurrency in opts.concurrency:
                 before_agents = await _agent_stats(agents)
                 before = await _replica_counters(urls)
                 load_before = os.getloadavg()[0]
-                cpu_before = (_cpu_s(procs), _cpu_s(agents))
+                meter.start()
                 res = await _load(fleet, opts.requests, concurrency, opts.verify)
-                cpu = (_cpu_s(procs) - cpu_before[0], _cpu_s(agents) - cpu_before[1])
+                cpu = meter.stop(opts.requests)
                 after = await _replica_counters(urls)
                 after_agents = await _agent_stats(agents)
                 row = _row(opts, res, concurrency, load_before)
@@ -403,10 +448,7 @@ async def run(opts: Options) -> list[dict[str, object]]:
                 row["edges_reconnects"] = after_agents["reconnects"]
                 row["cloud_commands"] = {k: after[k] - before[k] for k in after}
                 row["lost_acks"] = int(row["requests"]) - int(row["edges_acks_sent"])  # type: ignore[call-overload]
-                row["cpu_ms_per_request"] = {
-                    "replicas": round(cpu[0] * 1000 / opts.requests, 2),
-                    "agents": round(cpu[1] * 1000 / opts.requests, 2),
-                }
+                row["cpu_ms_per_request"] = cpu
                 row["edges_connect_s"] = round(connect_s, 1)
                 row["fleet_stored_s"] = round(stored_s, 1)
                 rows.append(row)
