@@ -518,11 +518,15 @@ def _markdown(runs: list[dict[str, object]]) -> str:
         ok = ok and r.get("states") == {"received": r["requests"]}
         return "meets" if ok else "**misses**"
 
+    def cpu(r: dict[str, object]) -> str:
+        c = r.get("cpu_ms_per_request")
+        return f"{c['replicas']} / {c['total']}" if isinstance(c, dict) else "–"
+
     rows = "".join(
         f"| {r.get('database', 'sqlite')} | {r.get('replicas', 1)} | {r['edges']} "
         f"| {r['concurrency']} | {r['requests']} | {r['p50_ms']} | {r['p99_ms']} | {r['rps']} "
         f"| {r.get('lost_acks', '–')} | {r.get('consistent_gets', '–')}"
-        f"/{r.get('inconsistent_gets', '–')} | {meets(r)} "
+        f"/{r.get('inconsistent_gets', '–')} | {cpu(r)} | {meets(r)} "
         f"| {r.get('load_avg_1m_before', r.get('load_avg_1m', '?'))} "
         f"| {r.get('measured_at', '?')} |\n"
         for r in runs
@@ -537,10 +541,14 @@ def _markdown(runs: list[dict[str, object]]) -> str:
         "broker and PostgreSQL share the machine's 2 cores (and the machine is shared with other "
         "work: see the load average).\n\n"
         "| database | replicas | edges | clients | requests | p50 (ms) | p99 (ms) | requests/s "
-        "| lost acks | GET other replica ok/wrong | target | load avg | measured |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| lost acks | GET other replica ok/wrong | CPU ms/request replicas / all | target "
+        "| load avg | measured |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n"
         "Target: p99 <= 250 ms, every POST `received`, no lost ack, every GET consistent. "
+        "CPU per request (a POST and its checking GET) comes from /proc for the replicas and "
+        "for all parts together (replicas, edge agents, broker, PostgreSQL backends, load "
+        "generator); unlike the latency it hardly depends on how busy the machine is. "
         "Reproduce: `python bench/cloud.py --edges 1000 --concurrency 16 64` and "
         "`python bench/cloud.py --edges 10000 --agent-procs 2 --concurrency 16 64`; each run "
         "replaces its rows in `bench/results/cloud.json`. Rows with replicas 1 and sqlite are "
