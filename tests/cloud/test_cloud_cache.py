@@ -114,6 +114,7 @@ async def test_cached_online_flag_follows_state_messages(tmp_path: Path) -> None
         # a late "online" of the same session does not undo the will (same rule as the store)
         await backend.handle_message(_state("e1", "online", 1))
         assert await backend.edge_online("e1") is False
+        await backend.flush()  # the database is written by the replica's batching writer
         assert await store.edge_online("e1") is False
         assert await backend.set_target("e1", EVSE, 10, 60) == "rejected"
         assert link.commands == []  # rejected without publishing
@@ -132,6 +133,7 @@ async def test_cached_online_flag_follows_state_messages(tmp_path: Path) -> None
         assert await backend.edge_online("e1") is False
         await backend.handle_message(_state("e1", "online", 4))  # the retained state again
         assert await backend.edge_online("e1") is True
+        await backend.flush()
         assert await store.edge_online("e1") is True
     finally:
         await backend.stop()

@@ -149,9 +149,14 @@ class EvseApiState:
     routes: tuple[BaseRoute, ...]
 
 
-def _evse_api(request: Request) -> EvseApiState:
+def _api_state(request: Request) -> EvseApiState:
     state: EvseApiState = request.app.state.evse_api
     return state
+
+
+async def _evse_api(request: Request) -> EvseApiState:
+    """The dependency (async: FastAPI runs a plain ``def`` dependency in a worker thread)."""
+    return _api_state(request)
 
 
 Api = Annotated[EvseApiState, Depends(_evse_api)]
@@ -260,7 +265,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     response = _error_response(exc.status_code, str(exc.detail))
     response.headers.update(exc.headers or {})
     if exc.status_code == 405:  # Starlette lists only the first matching route's methods
-        response.headers["Allow"] = _allowed_methods(_evse_api(request).routes, request.url.path)
+        response.headers["Allow"] = _allowed_methods(_api_state(request).routes, request.url.path)
     return response
 
 

@@ -44,7 +44,9 @@ class CloudService:
     def __init__(self, settings: CloudSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock if clock is not None else RealClock()
-        self.engine = create_engine(settings.database.url)
+        # The cloud's tables are a copy of what the edges report and republish (CloudStore):
+        # no commit waits for the disk.
+        self.engine = create_engine(settings.database.url, synchronous_commit=False)
         self.store = CloudStore(self.engine)
         self.tokens = TokenRepository(self.engine)
         self.topics = Topics(settings.broker.topic_prefix)

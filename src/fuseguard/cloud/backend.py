@@ -168,7 +168,7 @@ class CloudEvseBackend:
         elif kind == "state":
             if not payload:
                 return
-            await self._on_state(edge_device_id, EdgeState.model_validate_json(payload))
+            self._on_state(edge_device_id, EdgeState.model_validate_json(payload))
 
     def _on_ack(self, edge_device_id: str, ack: AckMessage) -> None:
         pending = self._pending.get(ack.id)
@@ -232,19 +232,18 @@ class CloudEvseBackend:
                 return stamp[1] == 0
         return await self.store.edge_online(edge_device_id)
 
-    async def _on_state(self, edge_device_id: str, state: EdgeState) -> None:
+    def _on_state(self, edge_device_id: str, state: EdgeState) -> None:
         self._remember_state(edge_device_id, state)
         if state.state == "offline":
             for pending in self._pending.values():
                 if pending.edge_device_id == edge_device_id and not pending.future.done():
                     pending.future.set_exception(_EdgeWentOfflineError())
-        changed = await self.store.apply_edge_state(edge_device_id, state)
+        self._writer.put_state(edge_device_id, state)  # batched with the statuses
         log.info(
             "edge_state",
             edge=edge_device_id,
             state=state.state,
             session=state.session,
-            changed=changed,
             reason="state message",
         )
 

@@ -268,7 +268,7 @@ class MqttLink:
             will = aiomqtt.Will(
                 last_will.topic, last_will.payload, qos=last_will.qos, retain=last_will.retain
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             address.host,
             address.port,
             tls_context=self._tls_context,
@@ -284,6 +284,10 @@ class MqttLink:
             # Small, latency-bound packets (commands, acks): no Nagle delay behind unacked data.
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
+        # aiomqtt warns above 10 publishes awaiting their PUBACK; a busy cloud replica has many
+        # commands in flight by design (up to max_inflight).
+        client.pending_calls_threshold = self.max_inflight
+        return client
 
     async def run(self) -> None:
         """Connect, serve messages, reconnect with backoff; runs until cancelled."""

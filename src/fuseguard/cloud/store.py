@@ -6,6 +6,13 @@ The tables (``cloud_edges``, ``cloud_evses``) are defined with every other table
 Every cloud replica writes here and reads from here; nothing is kept only in memory. Writes are
 upserts guarded by the edge's ``seq``/``session`` stamps (:mod:`fuseguard.cloud.protocol`), so the
 order in which two replicas apply the same messages does not matter: the newest stamp wins.
+
+Durability: a cloud replica's engine commits without waiting for the disk
+(``synchronous_commit=off``; other sessions see a commit at once). These rows are a copy of what
+the edges report: statuses and targets come back with the edge's next status (every status
+interval), so a database crash that loses the last fraction of a second of commits heals by
+itself; an online/offline flag lost that way stays until the edge reconnects, while every replica
+connected to the broker answers from its in-memory copy anyway. Tokens are not written here.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fuseguard.api.evse_models import PlugStatusOut
 from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire
-from fuseguard.store.db import dialect_insert, writing
+from fuseguard.store.db import dialect_insert, reading, writing
 from fuseguard.store.schema import UtcDateTime, cloud_edges, cloud_evses
 
 
@@ -136,6 +143,70 @@ _EDGE_ONLINE_SELECT = sa.select(cloud_edges.c.online).where(
 )
 
 
+def _state_row(edge_device_id: str, state: EdgeState) -> dict[str, Any]:
+    return {
+        "edge_device_id": edge_device_id,
+        "online": state.state == "online",
+        "session": state.session,
+        "rank": 1 if state.state == "offline" else 0,  # offline wins within a session
+    }
+
+
+def _state_upsert_stmt(conn: AsyncConnection) -> Any:
+    """INSERT .. ON CONFLICT DO UPDATE if newer (session, then rank); rows: :func:`_state_row`."""
+    stmt = dialect_insert(conn, cloud_edges)
+    ex = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[cloud_edges.c.edge_device_id],
+        set_={"online": ex.online, "session": ex.session, "rank": ex.rank},
+        where=sa.or_(
+            cloud_edges.c.session < ex.session,
+            sa.and_(cloud_edges.c.session == ex.session, cloud_edges.c.rank < ex.rank),
+        ),
+    )
+
+
+def _newest_states(states: Sequence[tuple[str, EdgeState]]) -> list[dict[str, Any]]:
+    """One row per edge (the newest stamp), sorted by edge id (the lock order)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for edge_device_id, state in states:
+        row = _state_row(edge_device_id, state)
+        old = newest.get(edge_device_id)
+        if old is None or (old["session"], old["rank"]) < (row["session"], row["rank"]):
+            newest[edge_device_id] = row
+    return [newest[k] for k in sorted(newest)]
+
+
+def _newest_statuses(statuses: Sequence[tuple[str, EvseStatusMessage]]) -> list[dict[str, Any]]:
+    """One row per EVSE (the newest ``seq``), sorted by (edge, EVSE) (the lock order)."""
+    newest: dict[tuple[str, str], tuple[str, EvseStatusMessage]] = {}
+    for edge_device_id, msg in statuses:
+        key = (edge_device_id, msg.evse_uuid)
+        old = newest.get(key)
+        if old is None or old[1].seq < msg.seq:
+            newest[key] = (edge_device_id, msg)
+    return [_status_row(*newest[k]) for k in sorted(newest)]
+
+
+def _status_key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["edge_device_id"], row["evse_uuid"]
+
+
+def _target_key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["k_edge"], row["k_evse"]
+
+
+def _lock_evses(keys: list[tuple[str, str]]) -> Any:
+    """``SELECT .. FOR UPDATE`` of the EVSE rows ``keys`` in key order (PostgreSQL)."""
+    key = sa.tuple_(cloud_evses.c.edge_device_id, cloud_evses.c.evse_uuid)
+    return (
+        sa.select(cloud_evses.c.edge_device_id)
+        .where(key.in_(keys))
+        .order_by(cloud_evses.c.edge_device_id, cloud_evses.c.evse_uuid)
+        .with_for_update()
+    )
+
+
 class CloudStore:
     """Edge and EVSE rows of the cloud (SQLite or PostgreSQL)."""
 
@@ -145,36 +216,13 @@ class CloudStore:
 
     async def apply_edge_state(self, edge_device_id: str, state: EdgeState) -> bool:
         """Record online/offline if newer than what is stored; True when it changed the row."""
-        rank = 1 if state.state == "offline" else 0
         async with writing(self.engine) as conn:
-            stmt = dialect_insert(conn, cloud_edges).values(
-                edge_device_id=edge_device_id,
-                online=state.state == "online",
-                session=state.session,
-                rank=rank,
-            )
-            excluded = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[cloud_edges.c.edge_device_id],
-                set_={
-                    "online": excluded.online,
-                    "session": excluded.session,
-                    "rank": excluded.rank,
-                },
-                where=sa.or_(
-                    cloud_edges.c.session < excluded.session,
-                    sa.and_(
-                        cloud_edges.c.session == excluded.session,
-                        cloud_edges.c.rank < excluded.rank,
-                    ),
-                ),
-            )
-            result = await conn.execute(stmt)
+            result = await conn.execute(_state_upsert_stmt(conn), _state_row(edge_device_id, state))
         return bool(result.rowcount)
 
     async def edge_online(self, edge_device_id: str) -> bool | None:
         """True/False, or None when the edge never reported."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             row = (await conn.execute(_EDGE_ONLINE_SELECT, {"k_edge": edge_device_id})).first()
         return None if row is None else bool(row[0])
 
@@ -182,27 +230,35 @@ class CloudStore:
         self,
         statuses: Sequence[tuple[str, EvseStatusMessage]],
         targets: Sequence[TargetWrite],
+        states: Sequence[tuple[str, EdgeState]] = (),
     ) -> tuple[int, int]:
-        """Status upserts, then acknowledged targets, in one transaction (group commit).
+        """Edge states, status upserts, then acknowledged targets, in one transaction.
 
-        One executemany statement each. Several status messages for the same EVSE are reduced
-        to the newest first (PostgreSQL may write a row only once per statement); targets are
-        applied in order, each guarded by its stamp. Statuses go first so that a target for an
-        EVSE whose first status is in the same batch finds its row. Returns (statuses written,
-        targets written).
+        One executemany statement each (group commit). Several messages for the same row are
+        reduced to the newest first (PostgreSQL may write a row only once per statement);
+        targets are applied in order, each guarded by its stamp. Statuses go before targets so
+        that a target for an EVSE whose first status is in the same batch finds its row.
+
+        Several replicas write the same rows (every replica receives every status), so on
+        PostgreSQL every transaction takes its row locks in ONE order (edges by id, then EVSEs
+        by key, locked up front): two replicas' batches can then never deadlock, where
+        "statuses, then targets" in each would (A locks X then wants Y while B locks Y then
+        wants X; PostgreSQL breaks that only after ``deadlock_timeout``, 1 s). Returns
+        (statuses written, targets written).
         """
-        newest: dict[tuple[str, str], tuple[str, EvseStatusMessage]] = {}
-        for edge_device_id, msg in statuses:
-            key = (edge_device_id, msg.evse_uuid)
-            old = newest.get(key)
-            if old is None or old[1].seq < msg.seq:
-                newest[key] = (edge_device_id, msg)
-        if not newest and not targets:
+        state_rows = _newest_states(states)
+        status_rows = _newest_statuses(statuses)
+        target_rows = sorted((_target_row(t) for t in targets), key=_target_key)
+        if not state_rows and not status_rows and not target_rows:
             return 0, 0
-        status_rows = [_status_row(edge_device_id, msg) for edge_device_id, msg in newest.values()]
-        target_rows = [_target_row(t) for t in targets]
         written_statuses = written_targets = 0
         async with writing(self.engine) as conn:
+            if state_rows:
+                await conn.execute(_state_upsert_stmt(conn), state_rows)
+            keys = {_status_key(r) for r in status_rows} | {_target_key(r) for r in target_rows}
+            if status_rows and target_rows and len(keys) > 1 and conn.dialect.name == "postgresql":
+                # one statement locks its rows in their (sorted) order; two statements need this
+                await conn.execute(_lock_evses(sorted(keys)))
             if status_rows:
                 result = await conn.execute(self._status_upsert(conn), status_rows)
                 written_statuses = int(result.rowcount or 0)
@@ -234,7 +290,7 @@ class CloudStore:
 
     async def evse(self, edge_device_id: str, evse_uuid: str) -> StoredEvse | None:
         """One EVSE row, or None when the edge never reported it."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             row = (
                 await conn.execute(_EVSE_SELECT, {"k_edge": edge_device_id, "k_evse": evse_uuid})
             ).first()
@@ -255,7 +311,7 @@ class CloudStore:
 
     async def edges(self) -> dict[str, bool]:
         """Every known edge and whether it is online."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = (
                 await conn.execute(sa.select(cloud_edges.c.edge_device_id, cloud_edges.c.online))
             ).all()
@@ -263,7 +319,7 @@ class CloudStore:
 
     async def evse_statuses(self) -> dict[tuple[str, str], list[PlugStatusOut]]:
         """The newest plug statuses of every EVSE, keyed by (edge id, EVSE uuid)."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = (
                 await conn.execute(
                     sa.select(

@@ -1,4 +1,5 @@
-"""The one database writer of a cloud replica: statuses and acknowledged targets, group-committed.
+"""The one database writer of a cloud replica: statuses, edge states and acknowledged targets,
+group-committed.
 
 Everything queued while the previous transaction ran goes into the next one, so under load many
 status messages and target writes share one database round trip (SQLite has one writer anyway).
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
-from fuseguard.cloud.protocol import EvseStatusMessage, describe_error
+from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, describe_error
 from fuseguard.cloud.store import CloudStore, TargetWrite
 
 log = structlog.get_logger(__name__)
@@ -28,7 +29,39 @@ class _TargetJob:
     done: asyncio.Future[None]
 
 
-_WriteJob = tuple[str, EvseStatusMessage] | _TargetJob
+@dataclass(frozen=True, slots=True)
+class _StateJob:
+    edge_device_id: str
+    state: EdgeState
+
+
+_WriteJob = tuple[str, EvseStatusMessage] | _TargetJob | _StateJob
+
+
+@dataclass(slots=True)
+class _Batch:
+    statuses: list[tuple[str, EvseStatusMessage]] = field(default_factory=list)
+    targets: list[_TargetJob] = field(default_factory=list)
+    states: list[_StateJob] = field(default_factory=list)
+
+    def add(self, job: _WriteJob) -> None:
+        if isinstance(job, _TargetJob):
+            self.targets.append(job)
+        elif isinstance(job, _StateJob):
+            self.states.append(job)
+        else:
+            self.statuses.append(job)
+
+    def __len__(self) -> int:
+        return len(self.statuses) + len(self.targets) + len(self.states)
+
+    def rows(self) -> list[_Batch]:
+        """Each row as a batch of its own."""
+        return [
+            *(_Batch(statuses=[s]) for s in self.statuses),
+            *(_Batch(states=[s]) for s in self.states),
+            *(_Batch(targets=[t]) for t in self.targets),
+        ]
 
 
 class CloudWriter:
@@ -63,6 +96,10 @@ class CloudWriter:
         """Queue a status upsert (fire and forget)."""
         self._queue.put_nowait((edge_device_id, status))
 
+    def put_state(self, edge_device_id: str, state: EdgeState) -> None:
+        """Queue an online/offline upsert (fire and forget)."""
+        self._queue.put_nowait(_StateJob(edge_device_id, state))
+
     async def write_target(self, write: TargetWrite) -> None:
         """Write an acknowledged target and wait for the commit (directly when not started)."""
         if self._task is None:
@@ -75,57 +112,62 @@ class CloudWriter:
     async def _run(self) -> None:
         queue = self._queue
         while True:
-            batch = [await queue.get()]
+            batch = _Batch()
+            batch.add(await queue.get())
             while len(batch) < self._batch_max and not queue.empty():
-                batch.append(queue.get_nowait())
-            statuses = [job for job in batch if isinstance(job, tuple)]
-            targets = [job for job in batch if isinstance(job, _TargetJob)]
+                batch.add(queue.get_nowait())
+            size = len(batch)
             try:
-                await self._write_batch(statuses, targets)
+                await self._write_batch(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # never end the writer
                 log.exception("db_writer_error", reason=describe_error(err))
-                _fail(targets, err)
+                _fail(batch.targets, err)
             finally:
-                for _ in batch:
+                for _ in range(size):
                     queue.task_done()
 
-    async def _write_batch(
-        self, statuses: list[tuple[str, EvseStatusMessage]], targets: list[_TargetJob]
-    ) -> None:
+    async def _write_batch(self, batch: _Batch) -> None:
         """One transaction for the batch; if it fails, each row on its own."""
         try:
-            await self.store.apply_batch(statuses, [job.write for job in targets])
+            await self.store.apply_batch(
+                batch.statuses,
+                [job.write for job in batch.targets],
+                [(job.edge_device_id, job.state) for job in batch.states],
+            )
         except asyncio.CancelledError:
             raise
         except Exception as err:  # retried row by row below
-            if len(statuses) + len(targets) == 1:
-                _log_row_failure(statuses, targets, err)
-                _fail(targets, err)
+            if len(batch) == 1:
+                _log_row_failure(batch, err)
+                _fail(batch.targets, err)
                 return
             log.warning(
                 "db_batch_failed",
-                statuses=len(statuses),
-                targets=len(targets),
+                statuses=len(batch.statuses),
+                targets=len(batch.targets),
+                states=len(batch.states),
                 reason=describe_error(err),
             )
         else:
-            _succeed(targets)
+            _succeed(batch.targets)
             return
-        for status in statuses:
-            await self._write_batch([status], [])
-        for job in targets:
-            await self._write_batch([], [job])
+        for row in batch.rows():
+            await self._write_batch(row)
 
 
-def _log_row_failure(
-    statuses: list[tuple[str, EvseStatusMessage]], targets: list[_TargetJob], err: Exception
-) -> None:
-    if statuses:
-        edge_device_id, evse_uuid, what = statuses[0][0], statuses[0][1].evse_uuid, "status"
+def _log_row_failure(batch: _Batch, err: Exception) -> None:
+    if batch.statuses:
+        edge_device_id, evse_uuid, what = (
+            batch.statuses[0][0],
+            batch.statuses[0][1].evse_uuid,
+            "status",
+        )
+    elif batch.states:
+        edge_device_id, evse_uuid, what = batch.states[0].edge_device_id, None, "state"
     else:
-        write = targets[0].write
+        write = batch.targets[0].write
         edge_device_id, evse_uuid, what = write.edge_device_id, write.evse_uuid, "target"
     log.warning(
         "db_row_dropped",

@@ -42,6 +42,9 @@ SCHEMA_VERSION = 3
 SCHEMA_COMPONENT = "fuseguard"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 DB_FILENAME = "fuseguard.db"
+#: PostgreSQL connections kept open per engine, and how many more it may open under load.
+PG_POOL_SIZE = 16
+PG_MAX_OVERFLOW = 16
 
 
 class SchemaVersionError(RuntimeError):
@@ -79,8 +82,13 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite connections get WAL, busy timeout, synchronous=NORMAL."""
+def create_engine(url: str, *, synchronous_commit: bool = True) -> AsyncEngine:
+    """An async engine for ``url``; SQLite connections get WAL, busy timeout, synchronous=NORMAL.
+
+    ``synchronous_commit=False`` (PostgreSQL only): a commit returns before its WAL record is
+    flushed to disk (other sessions see it at once; a server crash may lose the last ~0.6 s of
+    commits). For data that is a re-derivable copy, such as the cloud's view of its edges.
+    """
     full = normalize_url(url)
     parsed = make_url(full)
     kwargs: dict[str, Any] = {}
@@ -92,7 +100,11 @@ def create_engine(url: str) -> AsyncEngine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
-        kwargs["pool_pre_ping"] = True
+        # One cloud replica reads tokens and rows from many concurrent requests: a pool smaller
+        # than that opens and closes a connection (a PostgreSQL backend) per request.
+        kwargs.update(pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW)
+        if not synchronous_commit:
+            kwargs["connect_args"] = {"options": "-c synchronous_commit=off"}
     engine = create_async_engine(full, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -122,6 +134,19 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
         return
     async with lock, engine.begin() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads; on PostgreSQL in autocommit.
+
+    Without it every read is BEGIN, the query, ROLLBACK (when the connection goes back to the
+    pool): three round trips instead of one. Each statement sees the newest committed data.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
 
 

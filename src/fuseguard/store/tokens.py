@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.model.clock import Clock, RealClock
-from fuseguard.store.db import writing
+from fuseguard.store.db import reading, writing
 from fuseguard.store.schema import evse_tokens
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,7 @@ class TokenRepository:
         if not token:
             return "missing"
         digest = hash_token(token)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (
                 await conn.execute(
                     sa.select(evse_tokens.c.token_sha256).where(
@@ -102,7 +102,7 @@ class TokenRepository:
         ).order_by(evse_tokens.c.created_at, evse_tokens.c.id)
         if edge_device_id is not None:
             query = query.where(evse_tokens.c.edge_device_id == edge_device_id)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (await conn.execute(query)).all()
         return [TokenInfo(r.id, r.edge_device_id, r.evse_uuid, r.created_at) for r in rows]
 
