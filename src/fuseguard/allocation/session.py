@@ -34,7 +34,14 @@ def _wants_current(plug: Plug) -> bool:
 
 
 class AllocationSession:
-    """Per-plug run/pause timers, the waiting queue and PV enable/disable timers between calls."""
+    """Per-plug run/pause timers, the waiting queue and PV enable/disable timers between calls.
+
+    The allocator is a pure function, so a step whose input (hysteresis state included) equals
+    the last one reuses the last answer (``reuse``; False allocates every step, the reference
+    the equivalence tests compare with).
+    """
+
+    reuse: bool = True
 
     def __init__(self) -> None:
         self._timers: dict[str, PlugTimers] = {}
@@ -78,10 +85,11 @@ class AllocationSession:
     def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
         """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
         full = self.with_state(snapshot, now_s)
-        # the allocator is a pure function: the same input (hysteresis state included) gives
-        # the same answer, so a cycle in which nothing moved reuses the last one
         last = self._last
-        allocation = last[1] if last is not None and last[0] == full else allocate(full)
+        if self.reuse and last is not None and last[0] == full:
+            allocation = last[1]  # nothing moved: the pure allocator would answer the same
+        else:
+            allocation = allocate(full)
         self._last = (full, allocation)
         self.last_input = full
         timers: dict[str, PlugTimers] = {}
