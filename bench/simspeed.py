@@ -101,6 +101,39 @@ def _profile(name: str, duration_s: float) -> None:
     pstats.Stats(prof).sort_stats("cumtime").print_stats(r"fuseguard", 40)
 
 
+def markdown(data: dict[str, Any]) -> str:
+    """The table fragment of ``docs/benchmarks.md`` (``bench/results/simspeed.md``)."""
+    meta = data["meta"]
+    lines = [
+        "### Simulator speed (`bench/simspeed.py`, issue 18 item 2)",
+        "",
+        f"Measured {meta['measured']}, {meta['machine']}, Python {meta['python']}; CPU seconds of",
+        "`simulate(..., compute_optimum=False, keep_timeline=False)` (`time.process_time`).",
+        "Targets: office (24 h, 20 chargers) <= 10 s, depot (6 h, 200 chargers) <= 20 s,",
+        "`--days 30` of the apartment garage <= 180 s; reports identical to the reference.",
+        "",
+        "| scenario | days | before CPU s | CPU s | speedup | report identical | load avg |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for r in data["runs"]:
+        before = r.get("before_cpu_s")
+        speedup = r.get("speedup")
+        same = r.get("identical")
+        load = " / ".join(
+            "-".join(f"{v:g}" for v in pair)
+            for pair in (r.get("before_load_avg"), r["load_avg"])
+            if pair is not None
+        )
+        lines.append(
+            f"| {r['scenario']} | {r.get('days') or '–'} | {'–' if before is None else before} "
+            f"| {r['cpu_s']} | {'–' if speedup is None else f'{speedup:.2f}x'} "
+            f"| {'–' if same is None else ('yes' if same else 'NO')} | {load} |"
+        )
+    if "before" in meta:
+        lines += ["", f"Before: {meta['before']}; after: {meta.get('after', 'this tree')}."]
+    return "\n".join(lines) + "\n"
+
+
 def _in_worker(src: str | None, name: str, days: int | None) -> dict[str, Any]:
     """One run in a fresh process importing fuseguard from ``src`` (None: this tree)."""
     ctx = multiprocessing.get_context("spawn")
@@ -139,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+    if args.baseline_src is not None:
+        meta["before"] = f"the sources in {args.baseline_src}"
+    data = {"meta": meta, "runs": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "runs": rows}, indent=1) + "\n")
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(data))
     return 0
 
 
