@@ -64,13 +64,13 @@ def _load(name: str, duration_s: float | None = None, days: int | None = None) -
     return sc
 
 
-def _run(name: str, days: int | None = None) -> dict[str, Any]:
+def _run(name: str, days: int | None = None, duration_s: float | None = None) -> dict[str, Any]:
     import fuseguard
     from fuseguard.logging import configure_logging
     from fuseguard.scenario.runner import simulate
 
     configure_logging(level="error")
-    sc = _load(name, days=days)
+    sc = _load(name, duration_s, days)
     load0 = os.getloadavg()[0]
     t0 = time.process_time()
     report = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False).report
