@@ -1,6 +1,7 @@
 """Simulator speed: CPU seconds of ``fuseguard simulate`` per scenario (issue 18, item 2).
 
     python bench/simspeed.py [--only office_20_chargers_24h depot_200_chargers] [--profile 7200]
+    python bench/simspeed.py --baseline-src /tmp/base/src [--days 2]
 
 Each scenario runs in its own process under the fuseguard policy (no offline-optimum LP, no
 timeline); the figure is the process CPU time of the run (``time.process_time``), not wall time,
@@ -8,12 +9,19 @@ because the machine is shared. Writes ``bench/results/simspeed.json`` (per scena
 load average before and after, the report's energy/overload/fairness numbers so two builds can be
 compared for identical results). ``--profile S`` instead profiles the first ``S`` virtual seconds
 of the first scenario with cProfile and prints the 40 most expensive fuseguard functions.
+
+``--baseline-src DIR`` runs every scenario twice in a row, first with the fuseguard sources in
+``DIR`` (e.g. ``git archive <commit> src | tar -x -C /tmp/base``), then with this tree's, and
+records both CPU times, their ratio and whether the compared report fields are identical: a
+before/after in one run, under the same load. ``--days N`` repeats each scenario's day N times
+(``fuseguard simulate --days``; the scenario must last at most a day).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -23,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ("office_20_chargers_24h", "depot_200_chargers")
+DEFAULT = ("office_20_chargers_24h", "depot_200_chargers", "apartment_garage")
 #: Report fields that must be identical between two builds of the simulator.
 COMPARED = (
     "energy_delivered_wh",
@@ -36,28 +44,41 @@ COMPARED = (
 )
 
 
-def _load(name: str, duration_s: float | None = None) -> Any:
+def _use_src(src: str | None) -> None:
+    """Import fuseguard from ``src`` in this (fresh) worker process."""
+    if src is not None:
+        sys.path.insert(0, src)
+
+
+def _load(name: str, duration_s: float | None = None, days: int | None = None) -> Any:
     from fuseguard.scenario.config import load_scenario
 
     sc = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    if days is not None:
+        from fuseguard.scenario.days import repeat_days
+
+        sc = repeat_days(sc, days)
     if duration_s is not None:
         site = sc.site.model_copy(update={"duration_s": duration_s})
         sc = sc.model_copy(update={"site": site})
     return sc
 
 
-def _run(name: str) -> dict[str, Any]:
+def _run(name: str, days: int | None = None, duration_s: float | None = None) -> dict[str, Any]:
+    import fuseguard
     from fuseguard.logging import configure_logging
     from fuseguard.scenario.runner import simulate
 
     configure_logging(level="error")
-    sc = _load(name)
+    sc = _load(name, duration_s, days)
     load0 = os.getloadavg()[0]
     t0 = time.process_time()
     report = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False).report
     cpu_s = time.process_time() - t0
     return {
         "scenario": name,
+        "days": days,
+        "src": str(Path(fuseguard.__file__).parents[1]),
         "cpu_s": round(cpu_s, 2),
         "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "report": {k: report.get(k) for k in COMPARED},
@@ -80,20 +101,70 @@ def _profile(name: str, duration_s: float) -> None:
     pstats.Stats(prof).sort_stats("cumtime").print_stats(r"fuseguard", 40)
 
 
+def markdown(data: dict[str, Any]) -> str:
+    """The table fragment of ``docs/benchmarks.md`` (``bench/results/simspeed.md``)."""
+    meta = data["meta"]
+    lines = [
+        "### Simulator speed (`bench/simspeed.py`, issue 18 item 2)",
+        "",
+        f"Measured {meta['measured']}, {meta['machine']}, Python {meta['python']}; CPU seconds of",
+        "`simulate(..., compute_optimum=False, keep_timeline=False)` (`time.process_time`).",
+        "Targets: office (24 h, 20 chargers) <= 10 s, depot (6 h, 200 chargers) <= 20 s,",
+        "`--days 30` of the apartment garage <= 180 s; reports identical to the reference.",
+        "",
+        "| scenario | days | before CPU s | CPU s | speedup | report identical | load avg |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for r in data["runs"]:
+        before = r.get("before_cpu_s")
+        speedup = r.get("speedup")
+        same = r.get("identical")
+        load = " / ".join(
+            "-".join(f"{v:g}" for v in pair)
+            for pair in (r.get("before_load_avg"), r["load_avg"])
+            if pair is not None
+        )
+        lines.append(
+            f"| {r['scenario']} | {r.get('days') or '–'} | {'–' if before is None else before} "
+            f"| {r['cpu_s']} | {'–' if speedup is None else f'{speedup:.2f}x'} "
+            f"| {'–' if same is None else ('yes' if same else 'NO')} | {load} |"
+        )
+    if "before" in meta:
+        lines += ["", f"Before: {meta['before']}; after: {meta.get('after', 'this tree')}."]
+    return "\n".join(lines) + "\n"
+
+
+def _in_worker(src: str | None, name: str, days: int | None) -> dict[str, Any]:
+    """One run in a fresh process importing fuseguard from ``src`` (None: this tree)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=ctx, initializer=_use_src, initargs=(src,)
+    ) as pool:
+        return pool.submit(_run, name, days).result()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=list(DEFAULT))
     ap.add_argument("--profile", type=float, default=None, metavar="VIRTUAL_S")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "simspeed.json")
+    ap.add_argument("--baseline-src", type=Path, default=None, metavar="DIR")
+    ap.add_argument("--days", type=int, default=None)
     args = ap.parse_args(argv)
     if args.profile is not None:
         _profile(args.only[0], args.profile)
         return 0
     rows = []
     for name in args.only:  # one at a time: two runs on two shared cores distort each other
-        with ProcessPoolExecutor(max_workers=1) as pool:
-            row = pool.submit(_run, name).result()
+        row = _in_worker(None, name, args.days)
+        if args.baseline_src is not None:
+            before = _in_worker(str(args.baseline_src), name, args.days)
+            row["before_cpu_s"] = before["cpu_s"]
+            row["before_load_avg"] = before["load_avg"]
+            row["speedup"] = round(before["cpu_s"] / row["cpu_s"], 2) if row["cpu_s"] else None
+            row["identical"] = before["report"] == row["report"]
+            print(f"{name}: before {before['cpu_s']} s, identical: {row['identical']}")
         print(f"{name}: {row['cpu_s']} s CPU (load avg {row['load_avg']})")
         rows.append(row)
     meta = {
@@ -101,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+    if args.baseline_src is not None:
+        meta["before"] = f"the sources in {args.baseline_src}"
+    data = {"meta": meta, "runs": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "runs": rows}, indent=1) + "\n")
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(data))
     return 0
 
 

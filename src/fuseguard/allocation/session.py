@@ -34,37 +34,50 @@ def _wants_current(plug: Plug) -> bool:
 
 
 class AllocationSession:
-    """Per-plug run/pause timers, the waiting queue and PV enable/disable timers between calls."""
+    """Per-plug run/pause timers, the waiting queue and PV enable/disable timers between calls.
+
+    The allocator is a pure function, so a step whose input (hysteresis state included) equals
+    the last one reuses the last answer (``reuse``; False allocates every step, the reference
+    the equivalence tests compare with).
+    """
+
+    reuse: bool = True
 
     def __init__(self) -> None:
         self._timers: dict[str, PlugTimers] = {}
         self.last_input: Snapshot | None = None  # the last snapshot allocated, state filled in
+        self._last: tuple[Snapshot, Allocation] | None = None  # ... and its answer
 
     def timers(self, plug_id: str) -> PlugTimers | None:
         """The remembered state of one plug (None: never seen)."""
         return self._timers.get(plug_id)
 
     def with_state(self, snapshot: Snapshot, now_s: float) -> Snapshot:
-        """``snapshot`` with every plug's hysteresis fields filled in from the session."""
+        """``snapshot`` with every plug's hysteresis fields filled in from the session (a plug
+        whose fields already hold those values is taken as it is, not copied)."""
         plugs: list[Plug] = []
         for plug in snapshot.plugs:
             t = self._timers.get(plug.id)
             if t is None or not plug.available:
-                plugs.append(
-                    replace(plug, setpoint_a=0, running_s=None, paused_s=None, pv_timer_s=0.0)
+                state: tuple[int, float | None, float | None, float] = (0, None, None, 0.0)
+            else:
+                state = (
+                    t.setpoint_a,
+                    None if t.running_since_s is None else max(0.0, now_s - t.running_since_s),
+                    None if t.paused_since_s is None else max(0.0, now_s - t.paused_since_s),
+                    0.0 if t.pv_since_s is None else max(0.0, now_s - t.pv_since_s),
                 )
+            if (plug.setpoint_a, plug.running_s, plug.paused_s, plug.pv_timer_s) == state:
+                plugs.append(plug)
                 continue
+            setpoint_a, running_s, paused_s, pv_timer_s = state
             plugs.append(
                 replace(
                     plug,
-                    setpoint_a=t.setpoint_a,
-                    running_s=None
-                    if t.running_since_s is None
-                    else max(0.0, now_s - t.running_since_s),
-                    paused_s=None
-                    if t.paused_since_s is None
-                    else max(0.0, now_s - t.paused_since_s),
-                    pv_timer_s=0.0 if t.pv_since_s is None else max(0.0, now_s - t.pv_since_s),
+                    setpoint_a=setpoint_a,
+                    running_s=running_s,
+                    paused_s=paused_s,
+                    pv_timer_s=pv_timer_s,
                 )
             )
         return replace(snapshot, plugs=tuple(plugs))
@@ -72,8 +85,13 @@ class AllocationSession:
     def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
         """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
         full = self.with_state(snapshot, now_s)
+        last = self._last
+        if self.reuse and last is not None and last[0] == full:
+            allocation = last[1]  # nothing moved: the pure allocator would answer the same
+        else:
+            allocation = allocate(full)
+        self._last = (full, allocation)
         self.last_input = full
-        allocation = allocate(full)
         timers: dict[str, PlugTimers] = {}
         for plug in snapshot.plugs:
             old = self._timers.get(plug.id) if plug.available else None

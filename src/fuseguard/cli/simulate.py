@@ -23,6 +23,14 @@ def simulate_command(
     csv_path: Annotated[
         Path | None, typer.Option("--csv", help="Write the timeline (CSV, 1 row/s) here.")
     ] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days",
+            min=1,
+            help="Repeat the scenario's day (at most 24 h) this many days (docs/scenarios.md).",
+        ),
+    ] = None,
     no_optimum: Annotated[
         bool, typer.Option("--no-optimum", help="Skip the offline-optimum LP.")
     ] = False,
@@ -39,6 +47,7 @@ def simulate_command(
 
     from fuseguard.logging import configure_logging
     from fuseguard.scenario.config import ScenarioError, load_scenario
+    from fuseguard.scenario.days import repeat_days
     from fuseguard.scenario.output import summary_rows, write_csv, write_plot, write_report
     from fuseguard.scenario.runner import POLICIES, PolicyUnavailableError, simulate
 
@@ -48,6 +57,8 @@ def simulate_command(
         raise typer.Exit(code=2)
     try:
         sc = load_scenario(scenario)
+        if days is not None:
+            sc = repeat_days(sc, days)
     except (OSError, ScenarioError) as err:
         typer.echo(f"fuseguard simulate: {err}", err=True)
         raise typer.Exit(code=2) from None

@@ -30,6 +30,8 @@ class AllocatorSession:
             pv_disable_delay_s=config.pv_disable_delay_s,
         )
         self._session = AllocationSession()
+        # the last demand of every plug and its allocator form: an unchanged demand reuses it
+        self._plugs: dict[str, tuple[PlugDemand, Plug]] = {}
 
     def build_snapshot(
         self,
@@ -52,24 +54,30 @@ class AllocatorSession:
             )
             for c in self._config.circuits
         )
-        plugs = tuple(
-            Plug(
-                id=d.spec.id,
-                circuit=d.spec.circuit,
-                phases=d.phases,
-                max_a=d.max_a,
-                min_a=d.spec.min_a,
-                priority=d.priority,
-                mode=d.mode,
-                target_a=d.target_a,
-                target_until=d.target_until.astimezone(UTC) if d.target_until else None,
-                available=d.available,
-            )
-            for d in demands
-        )
+        plugs = tuple(self._plug(d) for d in demands)
         return Snapshot(
             circuits=circuits, plugs=plugs, pv_surplus_w=pv_surplus_w, params=self._params
         )
+
+    def _plug(self, d: PlugDemand) -> Plug:
+        """The allocator's view of one plug's demand (the last one again when it is equal)."""
+        cached = self._plugs.get(d.spec.id)
+        if cached is not None and cached[0] == d:
+            return cached[1]
+        plug = Plug(
+            id=d.spec.id,
+            circuit=d.spec.circuit,
+            phases=d.phases,
+            max_a=d.max_a,
+            min_a=d.spec.min_a,
+            priority=d.priority,
+            mode=d.mode,
+            target_a=d.target_a,
+            target_until=d.target_until.astimezone(UTC) if d.target_until else None,
+            available=d.available,
+        )
+        self._plugs[d.spec.id] = (d, plug)
+        return plug
 
     def step(self, now_s: float, snapshot: Snapshot) -> Allocation:
         """Allocate for this cycle; the session fills in and updates hysteresis state."""

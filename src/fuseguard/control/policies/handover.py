@@ -22,7 +22,10 @@ def excess_a(f: PlugFacts, margin_a: float) -> Phases | None:
     if f.sample is None or f.written_a is None or not f.fresh or not f.settled:
         return None
     allowed = float(f.written_a) + margin_a
-    excess = f.grid_a.map(lambda v: max(0.0, v - allowed))
+    a = f.grid_a
+    if a.l1 <= allowed and a.l2 <= allowed and a.l3 <= allowed:
+        return None  # the usual case, decided without building a Phases
+    excess = Phases(max(0.0, a.l1 - allowed), max(0.0, a.l2 - allowed), max(0.0, a.l3 - allowed))
     return excess if excess.max > 0.0 else None
 
 

@@ -1,0 +1,73 @@
+"""The session reuses the last answer only for the same input: every answer it gives is the one
+the pure allocator gives for the input it reports (issue 18: no allocation when nothing moved)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from alloc_strategies import snapshots
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fuseguard.allocation import AllocationSession, Snapshot, allocate
+from fuseguard.model.phases import Phases
+
+
+def _vary(snap: Snapshot, how: int) -> Snapshot:
+    """The same site, one input moved (0: nothing)."""
+    if how == 0 or not snap.circuits:
+        return snap
+    main = snap.circuits[0]
+    if how == 1:
+        moved = replace(main, non_ev_load_a=main.non_ev_load_a + Phases(0.25, 0.0, 0.0))
+        return replace(snap, circuits=(moved, *snap.circuits[1:]))
+    if how == 2 and snap.plugs:
+        first = replace(snap.plugs[0], available=not snap.plugs[0].available)
+        return replace(snap, plugs=(first, *snap.plugs[1:]))
+    return replace(snap, pv_surplus_w=snap.pv_surplus_w + 500.0)
+
+
+@given(
+    snapshots(),
+    st.lists(st.tuples(st.integers(0, 3), st.sampled_from([0.0, 0.0, 1.0, 400.0])), max_size=12),
+)
+def test_every_answer_is_the_allocators_answer_for_the_input_used(
+    snap: Snapshot, steps: list[tuple[int, float]]
+) -> None:
+    session = AllocationSession()
+    now = 0.0
+    current = snap
+    for how, dt in [(0, 0.0), *steps]:
+        now += dt
+        current = _vary(current, how)
+        answer = session.step(current, now)
+        used = session.last_input
+        assert used is not None
+        fresh = allocate(used)
+        assert answer.setpoints == fresh.setpoints
+        assert answer.reasons == fresh.reasons
+        assert answer.exact_a == fresh.exact_a
+        assert answer.pv_pending == fresh.pv_pending
+
+
+@given(snapshots())
+def test_state_is_filled_in_whether_or_not_a_plug_is_copied(snap: Snapshot) -> None:
+    session = AllocationSession()
+    session.step(snap, 0.0)
+    full = session.with_state(snap, 700.0)
+    for plug, filled in zip(snap.plugs, full.plugs, strict=True):
+        t = session.timers(plug.id)
+        assert t is not None
+        if not plug.available:
+            assert (filled.setpoint_a, filled.running_s, filled.paused_s) == (0, None, None)
+            continue
+        assert filled.setpoint_a == t.setpoint_a
+        expected_run = None if t.running_since_s is None else 700.0 - t.running_since_s
+        assert filled.running_s == expected_run
+        assert filled == replace(
+            plug,
+            setpoint_a=filled.setpoint_a,
+            running_s=filled.running_s,
+            paused_s=filled.paused_s,
+            pv_timer_s=filled.pv_timer_s,
+        )

@@ -1,0 +1,48 @@
+"""Smoke test of the simulator-speed benchmark (``bench/simspeed.py``) at a tiny size.
+
+Runs the harness's own run function on a short piece of a library scenario, in this process, and
+renders its table: no timing assertion, only that a run yields the compared report fields and
+that the before/after table says whether two reports were identical.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "simspeed.py"
+
+
+def _load_bench() -> ModuleType:
+    name = "fuseguard_bench_simspeed"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_and_its_table() -> None:
+    bench = _load_bench()
+    sc = bench._load("single_car", 120.0)
+    assert sc.site.duration_s == 120.0
+    row = bench._run("single_car", duration_s=120.0)
+    assert set(row["report"]) == set(bench.COMPARED)
+    assert row["cpu_s"] >= 0
+    other = {**row, "report": {**row["report"], "overload_as": -1}}
+    rows = [
+        {**row, "before_cpu_s": 2.0, "before_load_avg": [1.0, 1.0], "speedup": 2.0},
+        {**other, "identical": False},
+    ]
+    rows[0]["identical"] = True
+    table = bench.markdown(
+        {"meta": {"measured": "now", "machine": "x", "python": "3"}, "runs": rows}
+    )
+    assert "| single_car | – | 2.0 |" in table
+    assert "| yes |" in table
+    assert "| NO |" in table
