@@ -1,0 +1,82 @@
+"""Step 2a of both allocator paths: who goes first when there is not enough for everyone.
+
+A pure pre-step over the plugs that both paths (:mod:`.small`, :mod:`.vector`) consume, so the
+order cannot drift between them. It turns two optional per-plug facts the controller fills in
+into the two queue keys:
+
+* **Level** (``2 * priority + urgent``): least laxity first. A plug with an announced departure
+  (``departure_s`` from now) and energy still needed (``need_wh``) has the *laxity*
+  ``departure_s - need_wh / (phases * cap * V)`` (s): how long it may still wait and finish at
+  its cap. With ``0 <= laxity <= params.urgent_laxity_s`` it is *urgent* and is served in a
+  sub-level above the other plugs of its priority: admitted first, filled first (the others keep
+  their minimum), so it charges at its cap while it needs to. Charging at its cap keeps the
+  laxity constant, so an urgent plug stays urgent until its need is met; one that can no longer
+  finish (laxity < 0) drops back and leaves the current to those that still can. Priorities
+  keep their order (an urgent plug never overtakes a higher priority).
+* **Share** (``share_a``, the mean per-phase current since the car was plugged in: its energy
+  per hour plugged in): within a level, after the runners inside their minimum run time, the plug
+  with the lowest share is admitted first. Paused cars lose share while they wait and running
+  ones gain it, so the 6 A slots rotate by energy deficit; the minimum run and pause times keep
+  it to at most one pause/resume per car-hour. Plugs without a share count as 0 (the waiting time
+  then decides, as before).
+
+Non-finite or negative inputs count as unknown: they never raise a plug above the others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from fuseguard.allocation.types import AllocationParams, Plug
+
+
+def _cap_a(p: Plug) -> float:
+    return float(p.max_a if p.target_a is None or p.target_a < 0 else min(p.max_a, p.target_a))
+
+
+def laxity_s(p: Plug, nph: float, voltage_v: float) -> float | None:
+    """Seconds the plug may still wait and meet its need at its cap by its departure (None:
+    no departure or need announced, or nothing left to deliver)."""
+    dep, need = p.departure_s, p.need_wh
+    if dep is None or need is None or not (math.isfinite(dep) and math.isfinite(need)):
+        return None
+    cap = _cap_a(p)
+    if need <= 0 or dep <= 0 or cap < p.min_a or cap <= 0 or nph <= 0:
+        return None
+    return dep - need * 3600.0 / (nph * cap * voltage_v)
+
+
+def is_urgent(p: Plug, nph: float, params: AllocationParams) -> bool:
+    """Least laxity first: the plug must charge at its cap from now on to finish in time."""
+    lax = laxity_s(p, nph, params.voltage_v)
+    return lax is not None and 0.0 <= lax <= params.urgent_laxity_s
+
+
+def share_key(p: Plug) -> float:
+    """The plug's energy share in A (0 when unknown or not a finite, non-negative number)."""
+    s = p.share_a
+    return s if s is not None and math.isfinite(s) and s > 0.0 else 0.0
+
+
+def queue_keys(
+    plugs: Sequence[Plug], nph: Sequence[float], params: AllocationParams
+) -> tuple[list[int], list[float]]:
+    """Per plug: its level (``2 * priority + urgent``) and its share key (see module doc)."""
+    levels = [
+        2 * p.priority + (1 if is_urgent(p, k, params) else 0)
+        for p, k in zip(plugs, nph, strict=True)
+    ]
+    return levels, [share_key(p) for p in plugs]
+
+
+def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:
+    """``"; urgent: ..."`` for the reason of an urgent plug, else empty."""
+    if not is_urgent(p, nph, params):
+        return ""
+    need_kwh = (p.need_wh or 0.0) / 1000.0
+    minutes = math.ceil((p.departure_s or 0.0) / 60.0)
+    return f"; urgent: {need_kwh:.1f} kWh needed before departure in {minutes} min"
+
+
+__all__ = ["is_urgent", "laxity_s", "queue_keys", "share_key", "urgency_note"]
