@@ -101,7 +101,8 @@ def test_a_car_that_cannot_finish_any_more_is_not_urgent() -> None:
 def test_urgency_never_overtakes_a_higher_priority() -> None:
     urgent = Plug("u", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4200.0)
     high = Plug("h", "main", THREE, max_a=16, priority=1)
-    levels, _ = queue_keys((urgent, high), (3.0, 3.0), AllocationParams())
+    levels, _, flags = queue_keys((urgent, high), (3.0, 3.0), AllocationParams())
+    assert flags == [True, False]
     assert levels == [1, 2]
     assert _both(_site(8, urgent, high)) == {"u": 0, "h": 8}
 
@@ -109,8 +110,22 @@ def test_urgency_never_overtakes_a_higher_priority() -> None:
 def test_hostile_queue_facts_never_raise_a_plug() -> None:
     params = AllocationParams()
     for share in (math.nan, math.inf, -5.0):
-        _, shares = queue_keys((Plug("a", "main", THREE, max_a=16, share_a=share),), (3.0,), params)
+        _, shares, _ = queue_keys(
+            (Plug("a", "main", THREE, max_a=16, share_a=share),), (3.0,), params
+        )
         assert shares == [0.0]
     for dep, need in ((math.nan, 1000.0), (math.inf, 1000.0), (100.0, math.nan), (-5.0, 10.0)):
         p = Plug("a", "main", THREE, max_a=16, need_wh=need, departure_s=dep)
         assert not is_urgent(p, 3.0, params)
+
+
+def test_the_least_laxity_is_served_first_among_urgent_cars() -> None:
+    # 30 A: the car with 10 min laxity gets its 16 A, the one with 40 min what is left above
+    # the relaxed car's 6 A minimum
+    tight = Plug("t", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4200.0)
+    less = Plug("l", "main", THREE, max_a=16, need_wh=11040.0, departure_s=6000.0)
+    relaxed = Plug("r", "main", THREE, max_a=16)
+    levels, _, flags = queue_keys((less, relaxed, tight), (3.0,) * 3, AllocationParams())
+    assert flags == [True, False, True]
+    assert levels[2] > levels[0] > levels[1]
+    assert _both(_site(30, less, relaxed, tight)) == {"l": 8, "r": 6, "t": 16}

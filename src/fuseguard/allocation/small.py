@@ -134,7 +134,7 @@ def _queue(
             code[i] = MIN_PAUSE
         waiting.append(0.0 if running[i] or p.paused_s is None else p.paused_s)
     min_run = params.min_run_s
-    prio, share = queue_keys(plugs, nph, params)
+    prio, share, _ = queue_keys(plugs, nph, params)
     queue = sorted(
         range(len(plugs)),
         key=lambda i: (

@@ -4,12 +4,14 @@ A pure pre-step over the plugs that both paths (:mod:`.small`, :mod:`.vector`) c
 order cannot drift between them. It turns two optional per-plug facts the controller fills in
 into the two queue keys:
 
-* **Level** (``2 * priority + urgent``): least laxity first. A plug with an announced departure
+* **Level**: least laxity first. A plug with an announced departure
   (``departure_s`` from now) and energy still needed (``need_wh``) has the *laxity*
   ``departure_s - need_wh / (phases * cap * V)`` (s): how long it may still wait and finish at
   its cap. With ``0 <= laxity <= params.urgent_laxity_s`` it is *urgent* and is served in a
-  sub-level above the other plugs of its priority: admitted first, filled first (the others keep
-  their minimum), so it charges at its cap while it needs to. Charging at its cap keeps the
+  sub-level above the other plugs of its priority, one sub-level per urgent plug, the least
+  laxity highest (level ``(n_urgent + 1) * priority + sub-level``): admitted first, filled first
+  (the plugs below keep their minimum), so the least-laxity car charges at its cap, then the
+  next, and so on (greedy least laxity first). Charging at its cap keeps the
   laxity constant, so an urgent plug stays urgent until its need is met; one that can no longer
   finish (laxity < 0) drops back and leaves the current to those that still can. Priorities
   keep their order (an urgent plug never overtakes a higher priority).
@@ -61,13 +63,22 @@ def share_key(p: Plug) -> float:
 
 def queue_keys(
     plugs: Sequence[Plug], nph: Sequence[float], params: AllocationParams
-) -> tuple[list[int], list[float]]:
-    """Per plug: its level (``2 * priority + urgent``) and its share key (see module doc)."""
-    levels = [
-        2 * p.priority + (1 if is_urgent(p, k, params) else 0)
-        for p, k in zip(plugs, nph, strict=True)
-    ]
-    return levels, [share_key(p) for p in plugs]
+) -> tuple[list[int], list[float], list[bool]]:
+    """Per plug: its level, its share key and whether it is urgent (see module doc)."""
+    lax: list[tuple[float, int]] = []
+    for i, (p, k) in enumerate(zip(plugs, nph, strict=True)):
+        if p.departure_s is not None:  # the common case (nothing announced) costs nothing
+            v = laxity_s(p, k, params.voltage_v)
+            if v is not None and 0.0 <= v <= params.urgent_laxity_s:
+                lax.append((v, i))
+    n_up = len(lax)
+    step = n_up + 1
+    levels = [step * p.priority for p in plugs]
+    urgent = [False] * len(plugs)
+    for rank, (_, i) in enumerate(sorted(lax)):
+        levels[i] += n_up - rank  # the least laxity the highest sub-level
+        urgent[i] = True
+    return levels, [share_key(p) for p in plugs], urgent
 
 
 def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:

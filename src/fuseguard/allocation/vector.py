@@ -269,7 +269,7 @@ def _reasons(
     plugs = snap.plugs
     kw = surplus_kw(snap.pv_surplus_w)
     names = prep.layout.names(snap.circuits)
-    run = (code == RUN) & ~stopping & (prep.prio % 2 == 0)  # urgent plugs: a note per plug
+    run = (code == RUN) & ~stopping & ~prep.urgent  # urgent plugs: a note per plug
     limited = run & (bott >= 0) & (bott != prep.pv_row) & (setpoint < prep.hi)
     by_row = {r: f"limited by {names(r)}" for r in np.unique(bott[limited]).tolist()}
     get = by_row.get

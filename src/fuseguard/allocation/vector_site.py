@@ -94,6 +94,7 @@ class SiteArrays:
         "setpoint",
         "share",
         "target",
+        "urgent",
     )
 
     def __init__(self, snap: Snapshot) -> None:
@@ -125,9 +126,10 @@ class SiteArrays:
         # None -> NaN: every comparison with a missing target is False
         self.target = np.array([p.target_a for p in plugs], dtype=f64).reshape(n)
         self.hi = np.where(self.target >= 0, np.minimum(self.max_a, self.target), self.max_a)
-        levels, share = queue_keys(plugs, self.nph.tolist(), snap_params)
-        self.prio = np.fromiter(levels, np.int64, n)  # level: 2 * priority + urgent
+        levels, share, urgent = queue_keys(plugs, self.nph.tolist(), snap_params)
+        self.prio = np.fromiter(levels, np.int64, n)  # priority and urgency (allocation/urgency)
         self.share = np.fromiter(share, f64, n)
+        self.urgent = np.fromiter(urgent, np.bool_, n)
         self.mode = np.fromiter([MODE_CODE[p.mode] for p in plugs], np.int64, n)
         self.avail = np.fromiter([p.available for p in plugs], np.bool_, n)
         self.setpoint = np.fromiter([p.setpoint_a for p in plugs], f64, n)

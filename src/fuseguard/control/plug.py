@@ -25,6 +25,7 @@ from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.policies.idle import IdleCar
 from fuseguard.control.policies.phases import PhaseLearning
 from fuseguard.control.policies.ramp import Ramp
+from fuseguard.control.policies.session import ChargeSession
 from fuseguard.control.policies.stuck import StuckContactor
 from fuseguard.control.reading import ChargerReading
 from fuseguard.control.targets import Target
@@ -42,6 +43,7 @@ class Assessment:
     facts: PlugFacts
     demand: PlugDemand
     reserved_a: Phases
+    ended_session_s: float | None = None  # the start of a session that ended this cycle
 
 
 class PlugControl:
@@ -72,6 +74,7 @@ class PlugControl:
             probe_s=cfg.underuse_probe_s,
         )
         self.phases = PhaseLearning(spec, detect_a=cfg.phase_detect_a)
+        self.session = ChargeSession(spec)
         self.ramp = Ramp(
             spec,
             raise_after_s=cfg.raise_after_s,
@@ -100,15 +103,25 @@ class PlugControl:
         *,
         mode: ChargeMode | None = None,
         priority: int | None = None,
+        departure_s: float | None = None,
+        need_wh: float | None = None,
     ) -> Assessment:
         """Run the policies before allocation on this cycle's facts, in this order: stuck
         contactor, then (for a controllable plug) break before make and the idle car, then phase
         learning and the demand cap. ``target`` is the plug's Direct EVSE Control cap;
-        ``mode``/``priority`` override the spec's for this cycle (runtime settings)."""
+        ``mode``/``priority`` override the spec's for this cycle (runtime settings);
+        ``departure_s``/``need_wh``: an announced departure (seconds from now, the session's
+        energy need), counted against the session's energy for the allocator's queue."""
         spec = self.spec
         now = f.now
         sample = f.sample
         stuck = self.stuck.update(f)
+        ended = self.session.update(f)
+        session = self.session
+        if departure_s is None or need_wh is None or not session.active:
+            departure_s = need_wh = None
+        else:
+            need_wh = max(0.0, need_wh - session.delivered_wh)
         if not self.reading.online(now):
             # reserve its last setpoint (its max when none is known) on its wired phases
             amps = f.written_a if f.written_a is not None else spec.max_a
@@ -139,8 +152,12 @@ class PlugControl:
                 priority=spec.priority if priority is None else priority,
                 target_a=target.current_a if target is not None else None,
                 target_until=target.valid_until if target is not None else None,
+                share_a=session.share_a(now),
+                need_wh=need_wh,
+                departure_s=departure_s,
             ),
             reserved_a=reserved,
+            ended_session_s=ended,
         )
 
     def verdict(

@@ -13,6 +13,16 @@ Definitions (also in ``docs/scenarios.md``):
   compared with the max-min fair split of the same total over the cars' own caps (water filling):
   ``J = (sum r)^2 / (n sum r^2)`` with ``r_i = current_i / fair_i``. Reported as the time-weighted
   mean over applicable samples; null when never applicable.
+* Jain fairness by energy share (issue 18): every hour (and at the end), for each such group of
+  cars present for at least an hour at a healthy charger, each car's *energy share* is its energy
+  per hour plugged in, per phase: ``a = delivered Wh / (phases * V * hours plugged in)``, i.e.
+  its mean per-phase current since arrival. Its fair share is the max-min split of the group's
+  total share over the cars' caps (min(car max, charger max, Direct EVSE target)); a car whose
+  need is met is capped at its own share ("capped by need": it took all it wanted). ``J`` over
+  ``a / fair``, time-weighted like the window Jain. Turn-taking at 6 A evens out over the stay,
+  not within an hour, so this judges what a driver sees: energy for the time the car stood there.
+* Needs met by departure: a car with ``announce_departure = true`` whose unmet energy at its
+  departure is at most ``MET_TOL`` of its need.
 * A pause/resume cycle: a car's draw drops to 0 while it still needs energy and later resumes.
 """
 
@@ -25,6 +35,8 @@ from typing import TypeVar
 
 OVERLOAD_TOL_A = 0.05
 TARGET_TOL_A = 0.5
+#: a departure need counts as met when at most this fraction of it is unmet
+MET_TOL = 0.01
 
 
 def jain(values: Sequence[float]) -> float | None:
@@ -50,6 +62,13 @@ def waterfill(total: float, caps: Sequence[float]) -> list[float]:
         remaining -= give
         left -= 1
     return out
+
+
+def share_ratios(members: Sequence[tuple[float, float, bool]]) -> list[float]:
+    """Energy share over fair share per car: ``members`` are (share A, cap A, need met)."""
+    caps = [share if met else cap for share, cap, met in members]
+    fair = waterfill(sum(share for share, _, _ in members), caps)
+    return [share / f if f > 1e-9 else 1.0 for (share, _, _), f in zip(members, fair, strict=True)]
 
 
 RowT = TypeVar("RowT", bound=Hashable)
@@ -159,6 +178,9 @@ class MetricState:
     # per fairness window: car key -> [sum of draws, sum of fair shares]
     jain_window: dict[str, list[float]] = field(default_factory=dict)
     jain_window_groups: dict[str, tuple[int, str]] = field(default_factory=dict)
+    share_weighted: float = 0.0
+    share_weight: float = 0.0
+    share_samples: int = 0
 
     def open_episode(self) -> Episode | None:
         """The episode in progress, if any."""

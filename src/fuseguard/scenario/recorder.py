@@ -17,6 +17,7 @@ from fuseguard.model.faults import DeviceFault
 from fuseguard.scenario.adapters import ConnectorCharger
 from fuseguard.scenario.config import Scenario
 from fuseguard.scenario.metrics import (
+    MET_TOL,
     OVERLOAD_TOL_A,
     TARGET_TOL_A,
     CarTrack,
@@ -25,6 +26,7 @@ from fuseguard.scenario.metrics import (
     MetricState,
     jain,
     phase_waterfill,
+    share_ratios,
 )
 from fuseguard.scenario.schedule import Schedule
 from fuseguard.sim.chargepoint import ChargePoint
@@ -85,6 +87,7 @@ class Recorder:
     active_car: dict[str, CarTrack] = field(default_factory=dict)
     _next_jain: float = 0.0
     _next_window: float = FAIRNESS_WINDOW_S
+    _last_t: float = 0.0
 
     def __post_init__(self) -> None:
         sc = self.scenario
@@ -102,6 +105,7 @@ class Recorder:
 
     def on_tick(self, t: float) -> None:
         """Measure the state of the site after its tick at ``t``."""
+        self._last_t = t
         ev = [[0.0, 0.0, 0.0] for _ in self.circuits]
         for _cid, conn, path in self.conn_list:
             g = conn.grid_tuple
@@ -261,6 +265,7 @@ class Recorder:
 
     def close_fairness_window(self) -> None:
         """Judge the window that ends now and start a new one."""
+        self._share_fairness(self._last_t)
         st = self.state
         by_group: dict[tuple[int, str], list[float]] = {}
         for key, (drawn, fair) in st.jain_window.items():
@@ -278,6 +283,38 @@ class Recorder:
             st.jain_samples += 1
         st.jain_window.clear()
         st.jain_window_groups.clear()
+
+    def _share_fairness(self, t: float) -> None:
+        """Jain by energy share over plug-in time of the cars present now (docs/scenarios.md)."""
+        volt = self.scenario.site.voltage_v
+        groups: dict[tuple[int, str], list[tuple[float, float, bool]]] = {}
+        for cid, track in self.active_car.items():
+            conn = self.connectors[cid]
+            car = conn.car
+            hours = (t - track.arrive_s) / 3600.0
+            if (
+                car is None
+                or hours < FAIRNESS_WINDOW_S / 3600.0
+                or self.adapters[cid].fault is not None
+            ):
+                continue
+            cap = min(car.max_current_a, conn.max_current_a)
+            target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
+            if target is not None:
+                cap = min(cap, target)
+            share = car.drawn_wh / (car.phases * volt * hours)
+            met = car.remaining_wh <= MET_TOL * track.energy_wh
+            groups.setdefault((track.priority, track.mode), []).append((share, cap, met))
+        st = self.state
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            j = jain(share_ratios(members))
+            if j is None:
+                continue
+            st.share_weighted += j * len(members)
+            st.share_weight += len(members)
+            st.share_samples += 1
 
 
 __all__ = ["FAIRNESS_WINDOW_S", "JAIN_PERIOD_S", "Recorder", "Timeline", "new_timeline"]
