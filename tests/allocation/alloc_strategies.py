@@ -264,7 +264,7 @@ def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) 
         pv_disable_threshold_w=draw(st.sampled_from([0.0, 0.0, 500.0, -300.0])),
         pv_enable_delay_s=draw(st.sampled_from([60.0, 0.0])),
         pv_disable_delay_s=draw(st.sampled_from([180.0, 0.0])),
-        urgent_laxity_s=draw(st.sampled_from([3600.0, 0.0, 20000.0])),
+        urgent_laxity_s=draw(st.sampled_from([10800.0, 0.0, 3600.0])),
     )
     circuits = draw(_wide_circuits(scale))
     ids = [c.id for c in circuits]

@@ -78,7 +78,7 @@ class ParamsIn(_Strict):
     pv_disable_threshold_w: float = 0.0
     pv_enable_delay_s: float = Field(default=60.0, ge=0)
     pv_disable_delay_s: float = Field(default=180.0, ge=0)
-    urgent_laxity_s: float = Field(default=3600.0, ge=0)
+    urgent_laxity_s: float = Field(default=10800.0, ge=0)
 
 
 class SnapshotIn(_Strict):

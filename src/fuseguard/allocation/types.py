@@ -83,7 +83,7 @@ class AllocationParams:
     pv_disable_delay_s: float = 180.0
     #: a plug whose laxity (time to departure minus time to finish at its cap) is below this is
     #: urgent (served first, :mod:`fuseguard.allocation.urgency`)
-    urgent_laxity_s: float = 3600.0
+    urgent_laxity_s: float = 10800.0
 
 
 @dataclass(frozen=True, slots=True)
