@@ -30,7 +30,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -298,13 +297,12 @@ class Controller:
             out["need_wh"] = dep.need_wh
         return out
 
-    def _end_sessions(self, now: float, assessed: Mapping[str, Assessment]) -> None:
-        """Drop the departures of the cars that left this cycle (set before they came)."""
+    def _end_sessions(self, assessed: Mapping[str, Assessment]) -> None:
+        """Drop the departures of the cars that left this cycle."""
         ps = self._plug_settings
         for pid, a in assessed.items():
             if ps is not None and a.ended_session_s is not None:
-                started = self._clock.now() - timedelta(seconds=now - a.ended_session_s)
-                ps.end_session(pid, started)
+                ps.end_session(pid, self._clock.now())
 
     def _target(self, plug: PlugControl) -> Target | None:
         uuid = plug.spec.evse_uuid
@@ -356,7 +354,7 @@ class Controller:
             pid: plug.assess(facts[pid], handover, self._target(plug), **self._overrides(plug))
             for pid, plug in self._plugs.items()
         }
-        self._end_sessions(now, assessed)
+        self._end_sessions(assessed)
         non_ev = self._load.with_reserves(
             non_ev, ((a.demand.spec.circuit, a.reserved_a) for a in assessed.values())
         )

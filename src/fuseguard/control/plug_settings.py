@@ -172,11 +172,11 @@ class PlugSettings:
             reason = f"departure {at.isoformat()} needing {need:.0f} Wh from {source}"
         self._commit(self._modes, self._priorities, plug_id, reason, departures)
 
-    def end_session(self, plug_id: str, started_at: datetime) -> None:
-        """The car that plugged in at ``started_at`` left: drop a departure set before that
-        (one set later is for the next car). A failure to persist is logged, never raised."""
+    def end_session(self, plug_id: str, ended_at: datetime) -> None:
+        """The car on ``plug_id`` left (seen at ``ended_at``): drop its departure (one set
+        after that is for the next car). A failure to persist is logged, never raised."""
         dep = self._departures.get(plug_id)
-        if dep is None or dep.set_at > started_at:
+        if dep is None or dep.set_at > ended_at:
             return
         departures = dict(self._departures)
         departures.pop(plug_id)
