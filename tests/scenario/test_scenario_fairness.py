@@ -12,14 +12,23 @@ from fuseguard.scenario.runner import simulate
 
 
 def test_share_ratios_by_hand() -> None:
-    assert share_ratios([(8.0, 16.0, False), (8.0, 16.0, False)]) == [1.0, 1.0]
+    three = ("L1", "L2", "L3")
+    assert share_ratios([(8.0, 16.0, False, three), (8.0, 16.0, False, three)]) == [1.0, 1.0]
     # 12 A of share over two cars capped at 16 A: fair 6 A each
-    assert share_ratios([(9.0, 16.0, False), (3.0, 16.0, False)]) == [1.5, 0.5]
+    assert share_ratios([(9.0, 16.0, False, three), (3.0, 16.0, False, three)]) == [1.5, 0.5]
     # a car whose need is met is capped at its own share: it took all it wanted
-    assert share_ratios([(2.0, 16.0, True), (10.0, 16.0, False)]) == [1.0, 1.0]
+    assert share_ratios([(2.0, 16.0, True, three), (10.0, 16.0, False, three)]) == [1.0, 1.0]
     # a car capped at 6 A (its own maximum) is fair at 6 A while the other gets more
-    assert share_ratios([(6.0, 6.0, False), (10.0, 16.0, False)]) == [1.0, 1.0]
-    assert share_ratios([(0.0, 16.0, False), (0.0, 16.0, False)]) == [1.0, 1.0]
+    assert share_ratios([(6.0, 6.0, False, three), (10.0, 16.0, False, three)]) == [1.0, 1.0]
+    assert share_ratios([(0.0, 16.0, False, three), (0.0, 16.0, False, three)]) == [1.0, 1.0]
+    # a one-phase car that had more on a phase the three-phase car could not use is fair
+    ones = share_ratios([(12.0, 32.0, False, ("L1",)), (6.0, 16.0, False, three)])
+    assert ones == [1.0, 1.0]
+    # but not one that took it on the phase they share, while the other got less
+    assert share_ratios([(12.0, 32.0, False, ("L1",)), (6.0, 16.0, False, ("L1",))]) == [
+        12.0 / 9.0,
+        6.0 / 9.0,
+    ]
 
 
 def _two_departures(*, b_depart_s: float, announce: bool = True, duration_s: float = 7200):

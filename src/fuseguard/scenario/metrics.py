@@ -16,9 +16,10 @@ Definitions (also in ``docs/scenarios.md``):
 * Jain fairness by energy share (issue 18): every hour (and at the end), for each such group of
   cars present for at least an hour at a healthy charger, each car's *energy share* is its energy
   per hour plugged in, per phase: ``a = delivered Wh / (phases * V * hours plugged in)``, i.e.
-  its mean per-phase current since arrival. Its fair share is the max-min split of the group's
-  total share over the cars' caps (min(car max, charger max, Direct EVSE target)); a car whose
-  need is met is capped at its own share ("capped by need": it took all it wanted). ``J`` over
+  its mean per-phase current since arrival. Its fair share is the per-phase max-min split of the
+  shares the group drew on each circuit and grid phase (as for the window Jain) over the cars'
+  caps (min(car max, charger max, Direct EVSE target)); a car whose need is met is capped at its
+  own share ("capped by need": it took all it wanted). ``J`` over
   ``a / fair``, time-weighted like the window Jain. Turn-taking at 6 A evens out over the stay,
   not within an hour, so this judges what a driver sees: energy for the time the car stood there.
 * Needs met by departure: a car with ``announce_departure = true`` whose unmet energy at its
@@ -64,14 +65,22 @@ def waterfill(total: float, caps: Sequence[float]) -> list[float]:
     return out
 
 
-def share_ratios(members: Sequence[tuple[float, float, bool]]) -> list[float]:
-    """Energy share over fair share per car: ``members`` are (share A, cap A, need met)."""
-    caps = [share if met else cap for share, cap, met in members]
-    fair = waterfill(sum(share for share, _, _ in members), caps)
-    return [share / f if f > 1e-9 else 1.0 for (share, _, _), f in zip(members, fair, strict=True)]
-
-
 RowT = TypeVar("RowT", bound=Hashable)
+
+
+def share_ratios(members: Sequence[tuple[float, float, bool, Sequence[RowT]]]) -> list[float]:
+    """Energy share over fair share per car; ``members`` are (share A, cap A, need met, rows):
+    the fair share is the per-row max-min split (:func:`phase_waterfill`) of the shares the
+    group's cars drew on each row (circuit, grid phase), over their caps; a car whose need is
+    met is capped at its own share."""
+    capacity: dict[RowT, float] = {}
+    for share, _, _, rows in members:
+        for row in rows:
+            capacity[row] = capacity.get(row, 0.0) + share
+    fair = phase_waterfill(
+        capacity, [(rows, share if met else cap) for share, cap, met, rows in members]
+    )
+    return [m[0] / f if f > 1e-9 else 1.0 for m, f in zip(members, fair, strict=True)]
 
 
 def phase_waterfill(

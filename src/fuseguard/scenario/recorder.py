@@ -287,7 +287,8 @@ class Recorder:
     def _share_fairness(self, t: float) -> None:
         """Jain by energy share over plug-in time of the cars present now (docs/scenarios.md)."""
         volt = self.scenario.site.voltage_v
-        groups: dict[tuple[int, str], list[tuple[float, float, bool]]] = {}
+        groups: dict[tuple[int, str], list[tuple[float, float, bool, tuple[tuple[int, int], ...]]]]
+        groups = {}
         for cid, track in self.active_car.items():
             conn = self.connectors[cid]
             car = conn.car
@@ -304,7 +305,12 @@ class Recorder:
                 cap = min(cap, target)
             share = car.drawn_wh / (car.phases * volt * hours)
             met = car.remaining_wh <= MET_TOL * track.energy_wh
-            groups.setdefault((track.priority, track.mode), []).append((share, cap, met))
+            rows = tuple(
+                (circuit, p.index)
+                for circuit in self.paths[cid]
+                for p in conn.rotation.grid_phases(car.phases)
+            )
+            groups.setdefault((track.priority, track.mode), []).append((share, cap, met, rows))
         st = self.state
         for members in groups.values():
             if len(members) < 2:
