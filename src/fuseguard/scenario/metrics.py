@@ -18,8 +18,8 @@ Definitions (also in ``docs/scenarios.md``):
   per hour plugged in, per phase: ``a = delivered Wh / (phases * V * hours plugged in)``, i.e.
   its mean per-phase current since arrival. Its fair share is the per-phase max-min split of the
   shares the group drew on each circuit and grid phase (as for the window Jain) over the cars'
-  caps (min(car max, charger max, Direct EVSE target)); a car whose need is met is capped at its
-  own share ("capped by need": it took all it wanted). ``J`` over
+  caps (min(car max, charger max, Direct EVSE target), averaged over the stay); a car whose need
+  is met is capped at its own share ("capped by need": it took all it wanted). ``J`` over
   ``a / fair``, time-weighted like the window Jain. Turn-taking at 6 A evens out over the stay,
   not within an hour, so this judges what a driver sees: energy for the time the car stood there.
 * Needs met by departure: a car with ``announce_departure = true`` whose unmet energy at its

@@ -88,6 +88,9 @@ class Recorder:
     _next_jain: float = 0.0
     _next_window: float = FAIRNESS_WINDOW_S
     _last_t: float = 0.0
+    #: per car present: the sum and count of its cap sampled every JAIN_PERIOD_S (its mean cap
+    #: over the stay is what its energy share is judged against)
+    _caps: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         sc = self.scenario
@@ -215,6 +218,14 @@ class Recorder:
             return conn.draw_a <= self.scenario.site.charger_safe_current_a + OVERLOAD_TOL_A
         return compliant
 
+    def _cap_a(self, cid: str, t: float) -> float:
+        """The car's cap now: min(car max, charger max, Direct EVSE target)."""
+        conn = self.connectors[cid]
+        car = conn.car
+        cap = min(car.max_current_a, conn.max_current_a) if car is not None else 0.0
+        target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
+        return cap if target is None else min(cap, target)
+
     def _fairness(self, t: float) -> None:
         """Sample the fairness of this instant into the current window (see docs/scenarios.md).
 
@@ -230,12 +241,12 @@ class Recorder:
         for cid, track in self.active_car.items():
             conn = self.connectors[cid]
             car = conn.car
+            acc = self._caps.setdefault(track.name, [0.0, 0.0])
+            acc[0] += self._cap_a(cid, t)
+            acc[1] += 1.0
             if car is None or car.remaining_wh <= 1e-6 or self.adapters[cid].fault is not None:
                 continue
-            cap = min(car.max_current_a, conn.max_current_a)
-            target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
-            if target is not None:
-                cap = min(cap, target)
+            cap = self._cap_a(cid, t)
             phases = tuple(
                 (circuit, p.index)
                 for circuit in self.paths[cid]
@@ -299,10 +310,8 @@ class Recorder:
                 or self.adapters[cid].fault is not None
             ):
                 continue
-            cap = min(car.max_current_a, conn.max_current_a)
-            target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
-            if target is not None:
-                cap = min(cap, target)
+            total, n = self._caps.get(track.name, (0.0, 0.0))
+            cap = total / n if n > 0 else self._cap_a(cid, t)  # mean cap over the stay
             share = car.drawn_wh / (car.phases * volt * hours)
             met = car.remaining_wh <= MET_TOL * track.energy_wh
             rows = tuple(
