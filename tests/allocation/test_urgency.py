@@ -6,7 +6,7 @@ import math
 
 from fuseguard.allocation import AllocationParams, Circuit, Plug, Snapshot, allocate
 from fuseguard.allocation.small import allocate_small
-from fuseguard.allocation.urgency import is_urgent, laxity_s, queue_keys
+from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, is_urgent, laxity_s, queue_keys
 from fuseguard.allocation.vector import allocate_numpy
 from fuseguard.model.phases import ALL_PHASES, Phases
 
@@ -129,3 +129,15 @@ def test_the_least_laxity_is_served_first_among_urgent_cars() -> None:
     assert flags == [True, False, True]
     assert levels[2] > levels[0] > levels[1]
     assert _both(_site(30, less, relaxed, tight)) == {"l": 8, "r": 6, "t": 16}
+
+
+def test_urgent_sub_levels_are_bounded() -> None:
+    # 20 urgent plugs: the 7 least-laxity ones get their own sub-levels, the rest share one
+    plugs = [
+        Plug(f"u{i}", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4000.0 + 10 * i)
+        for i in range(20)
+    ]
+    levels, _, flags = queue_keys(plugs, (3.0,) * 20, AllocationParams())
+    assert all(flags)
+    assert levels[:7] == list(range(MAX_URGENT_LEVELS, 1, -1))
+    assert set(levels[7:]) == {1}

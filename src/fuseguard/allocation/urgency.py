@@ -8,8 +8,9 @@ into the two queue keys:
   (``departure_s`` from now) and energy still needed (``need_wh``) has the *laxity*
   ``departure_s - need_wh / (phases * cap * V)`` (s): how long it may still wait and finish at
   its cap. With ``0 <= laxity <= params.urgent_laxity_s`` it is *urgent* and is served in a
-  sub-level above the other plugs of its priority, one sub-level per urgent plug, the least
-  laxity highest (level ``(n_urgent + 1) * priority + sub-level``): admitted first, filled first
+  sub-level above the other plugs of its priority, one sub-level per urgent plug (at most
+  ``MAX_URGENT_LEVELS``; the rest share the lowest), the least laxity highest (level
+  ``(sub-levels + 1) * priority + sub-level``): admitted first, filled first
   (the plugs below keep their minimum), so the least-laxity car charges at its cap, then the
   next, and so on (greedy least laxity first). Charging at its cap keeps the
   laxity constant, so an urgent plug stays urgent until its need is met; one that can no longer
@@ -29,8 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Final
 
 from fuseguard.allocation.types import AllocationParams, Plug
+
+#: at most this many urgent sub-levels per priority (each level is one filling pass); the
+#: urgent plugs beyond share the lowest urgent sub-level
+MAX_URGENT_LEVELS: Final = 8
 
 
 def _cap_a(p: Plug) -> float:
@@ -71,12 +77,12 @@ def queue_keys(
             v = laxity_s(p, k, params.voltage_v)
             if v is not None and 0.0 <= v <= params.urgent_laxity_s:
                 lax.append((v, i))
-    n_up = len(lax)
-    step = n_up + 1
+    n_lv = min(len(lax), MAX_URGENT_LEVELS)
+    step = n_lv + 1
     levels = [step * p.priority for p in plugs]
     urgent = [False] * len(plugs)
     for rank, (_, i) in enumerate(sorted(lax)):
-        levels[i] += n_up - rank  # the least laxity the highest sub-level
+        levels[i] += max(n_lv - rank, 1)  # the least laxity the highest sub-level
         urgent[i] = True
     return levels, [share_key(p) for p in plugs], urgent
 
@@ -90,4 +96,4 @@ def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:
     return f"; urgent: {need_kwh:.1f} kWh needed before departure in {minutes} min"
 
 
-__all__ = ["is_urgent", "laxity_s", "queue_keys", "share_key", "urgency_note"]
+__all__ = ["MAX_URGENT_LEVELS", "is_urgent", "laxity_s", "queue_keys", "share_key", "urgency_note"]
