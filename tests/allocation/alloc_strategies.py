@@ -239,6 +239,11 @@ def _wide_plug(draw: st.DrawFn, pid: str, circuits: list[str], params: Allocatio
         running_s=draw(secs) if state == "running" else None,
         paused_s=draw(st.one_of(st.none(), secs)) if state == "paused" else None,
         pv_timer_s=draw(st.one_of(st.just(0.0), st.floats(0, 400), edge_s)),
+        share_a=draw(
+            st.one_of(st.none(), st.floats(0, 32), st.sampled_from([0.0, 6.0, -1.0, math.nan]))
+        ),
+        need_wh=draw(st.one_of(st.none(), st.floats(-10, 60000), st.just(0.0))),
+        departure_s=draw(st.one_of(st.none(), st.floats(-100, 40000), st.just(math.inf))),
     )
 
 
@@ -259,6 +264,7 @@ def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) 
         pv_disable_threshold_w=draw(st.sampled_from([0.0, 0.0, 500.0, -300.0])),
         pv_enable_delay_s=draw(st.sampled_from([60.0, 0.0])),
         pv_disable_delay_s=draw(st.sampled_from([180.0, 0.0])),
+        urgent_laxity_s=draw(st.sampled_from([10800.0, 0.0, 3600.0])),
     )
     circuits = draw(_wide_circuits(scale))
     ids = [c.id for c in circuits]
@@ -328,6 +334,9 @@ def random_site(rng: random.Random, n_plugs: int) -> Snapshot:
                 running_s=rng.uniform(0, 1500) if state == "running" else None,
                 paused_s=rng.choice((None, rng.uniform(0, 1500))) if state == "paused" else None,
                 pv_timer_s=rng.choice((0.0, rng.uniform(0, 400))),
+                share_a=rng.choice((None, rng.uniform(0, 32))),
+                need_wh=rng.choice((None, rng.uniform(0, 50000))),
+                departure_s=rng.choice((None, rng.uniform(0, 30000))),
             )
         )
     surplus = rng.choice((0.0, rng.uniform(0, 25000 * scale), rng.uniform(-3000, 0)))

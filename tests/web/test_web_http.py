@@ -217,6 +217,24 @@ async def test_plug_mode_and_priority_through_plug_settings(rig: Rig, client: Cl
     assert rig.deps.plug_settings.all()["wb1"].priority == 5
 
 
+async def test_departure_through_plug_settings(rig: Rig, client: Client) -> None:
+    assert await client.login("alice", ADMIN_PW) == 303
+    form = {"plug": "wb1", "hours": "2.5", "need_kwh": "18", "csrf_token": client.csrf}
+    code, _ = await client.post("/settings/departure", form)
+    assert code == 303
+    assert rig.deps.plug_settings is not None
+    now = rig.deps.clock.now()
+    dep = rig.deps.plug_settings.departure_of("wb1", now)
+    assert dep is not None and dep.need_wh == 18000.0
+    assert abs((dep.at - now).total_seconds() - 9000.0) < 60.0
+    for bad in ({"hours": "0"}, {"hours": "x"}, {"need_kwh": "-1"}, {"need_kwh": "nan"}):
+        code, _ = await client.post("/settings/departure", {**form, **bad})
+        assert code == 422, bad
+    code, _ = await client.post("/settings/departure", {**form, "clear": "1"})
+    assert code == 303
+    assert rig.deps.plug_settings.departure_of("wb1", now) is None
+
+
 async def test_viewer_sees_settings_but_cannot_write(rig: Rig, client: Client) -> None:
     assert await client.login("victor", VIEWER_PW) == 303
     code, page = await client.get("/settings")

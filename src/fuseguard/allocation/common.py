@@ -16,6 +16,7 @@ from datetime import UTC
 from typing import Final
 
 from fuseguard.allocation.types import AllocationParams, Circuit, Plug, Snapshot, SnapshotError
+from fuseguard.allocation.urgency import urgency_note
 from fuseguard.model.phases import Phase
 from fuseguard.model.status import ChargeMode
 
@@ -243,6 +244,9 @@ def running_reason(
 ) -> str:
     """Why a running plug gets ``sp`` A (``row``: the row that froze it, -1: its own cap)."""
     out = _running_reason(p, sp=sp, x=x, row=row, names=names, kw=kw)
+    if p.departure_s is not None:
+        mask = phase_mask(p.phases)
+        out += urgency_note(p, float(mask[0] + mask[1] + mask[2]), params)
     if stopping:
         left = params.pv_disable_delay_s - p.pv_timer_s
         out += f"; pv: surplus below {p.min_a} A, stopping in {fmt_s(left)}"

@@ -7,11 +7,13 @@ Pipeline (see ``docs/allocation.md`` for the worked example):
    load``; a circuit with a power limit adds a row with coefficient "number of phases" per plug
    (in A, i.e. W / V); the PV surplus is one more row for ``pv``/``minpv`` plugs.
 2. **Eligibility and queue.** Plugs that are off, unavailable, paused by target, inside their
-   minimum pause or waiting for PV are out. The rest are ordered by priority, then plugs inside
-   their minimum run time, then waiting time (the queue, so paused cars take turns).
+   minimum pause or waiting for PV are out. The rest are ordered by level (priority, then the
+   urgent sub-levels of least laxity first), then plugs inside their minimum run time, then the
+   lowest energy share, then waiting time (the queue, so paused cars take turns by energy
+   deficit); the keys come from one pre-step both paths use (:mod:`.urgency`).
 3. **Admission (who runs).** Greedy first-fit in queue order: a plug runs if its minimum current
    still fits every row it loads.
-4. **Max-min fair filling,** priority level by priority level (higher first; lower-priority running
+4. **Max-min fair filling,** level by level (higher first; lower-level running
    plugs are reserved at their minimum): progressive filling with one water level ``t`` per plug,
    ``x = clamp(t, min, cap)``. Each round computes, for every row, the level at which it would
    saturate (rows are piecewise linear in ``t``, evaluated at the breakpoints), and freezes every

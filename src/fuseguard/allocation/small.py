@@ -41,6 +41,7 @@ from fuseguard.allocation.common import (
 from fuseguard.allocation.handout import hand_out
 from fuseguard.allocation.small_fill import Coefs, Rows, fill_level
 from fuseguard.allocation.types import Allocation, AllocationParams, Plug, Snapshot
+from fuseguard.allocation.urgency import queue_keys
 
 
 @dataclass(slots=True)
@@ -115,11 +116,11 @@ def _site(plugs: tuple[Plug, ...], layout: RowLayout) -> _Site:
 
 
 def _queue(
-    plugs: tuple[Plug, ...], code: list[int], params: AllocationParams
+    plugs: tuple[Plug, ...], code: list[int], params: AllocationParams, nph: list[float]
 ) -> tuple[list[int], list[bool], list[float], list[int]]:
-    """The queue (priority, locked runners, longest waiting, runners before fresh plugs,
-    snapshot order), who is running, how long each plug has waited and the priorities; marks
-    plugs inside their minimum pause."""
+    """The queue (level: priority and urgency, locked runners, lowest energy share, longest
+    waiting, runners before fresh plugs, snapshot order), who is running, how long each plug
+    has waited and the levels (:mod:`.urgency`); marks plugs inside their minimum pause."""
     running = [p.setpoint_a > 0 and code[i] == RUN for i, p in enumerate(plugs)]
     run_s = [0.0 if p.running_s is None else p.running_s for p in plugs]
     waiting: list[float] = []
@@ -133,12 +134,13 @@ def _queue(
             code[i] = MIN_PAUSE
         waiting.append(0.0 if running[i] or p.paused_s is None else p.paused_s)
     min_run = params.min_run_s
-    prio = [p.priority for p in plugs]
+    prio, share, _ = queue_keys(plugs, nph, params)
     queue = sorted(
         range(len(plugs)),
         key=lambda i: (
             -prio[i],
             not (running[i] and run_s[i] < min_run),
+            share[i],
             -waiting[i],
             not running[i],
             run_s[i],
@@ -294,7 +296,7 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     if n == 0:
         return Allocation({}, {}, {}, frozenset())
     s = _site(plugs, layout)
-    queue, running, waiting, prio = _queue(plugs, s.code, snapshot.params)
+    queue, running, waiting, prio = _queue(plugs, s.code, snapshot.params, s.nph)
     pv = _pv(snapshot, s, queue, running)
 
     # admission: first-fit of minimum currents on the physical and power rows

@@ -40,7 +40,8 @@ class CircuitIn(_Strict):
 
 
 class PlugIn(_Strict):
-    """One plug; the last five fields are optional hysteresis state (absent: fresh start)."""
+    """One plug; ``setpoint_a`` .. ``pv_timer_s`` are optional hysteresis state (absent: fresh
+    start), ``share_a``, ``need_wh``, ``departure_s`` optional queue facts (:mod:`.urgency`)."""
 
     id: str = Field(min_length=1)
     circuit: str
@@ -56,6 +57,9 @@ class PlugIn(_Strict):
     running_s: float | None = Field(default=None, ge=0)
     paused_s: float | None = Field(default=None, ge=0)
     pv_timer_s: float = Field(default=0.0, ge=0)
+    share_a: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    need_wh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    departure_s: float | None = Field(default=None, allow_inf_nan=False)
 
     @field_validator("phases")
     @classmethod
@@ -74,6 +78,7 @@ class ParamsIn(_Strict):
     pv_disable_threshold_w: float = 0.0
     pv_enable_delay_s: float = Field(default=60.0, ge=0)
     pv_disable_delay_s: float = Field(default=180.0, ge=0)
+    urgent_laxity_s: float = Field(default=10800.0, ge=0)
 
 
 class SnapshotIn(_Strict):
@@ -126,6 +131,9 @@ def snapshot_from_data(data: Any) -> Snapshot:
                 running_s=p.running_s,
                 paused_s=p.paused_s,
                 pv_timer_s=p.pv_timer_s,
+                share_a=p.share_a,
+                need_wh=p.need_wh,
+                departure_s=p.departure_s,
             )
             for p in model.plugs
         ),
@@ -185,6 +193,15 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
                 "running_s": p.running_s,
                 "paused_s": p.paused_s,
                 "pv_timer_s": p.pv_timer_s,
+                **{
+                    k: v
+                    for k, v in (
+                        ("share_a", p.share_a),
+                        ("need_wh", p.need_wh),
+                        ("departure_s", p.departure_s),
+                    )
+                    if v is not None
+                },
             }
             for p in snapshot.plugs
         ],
@@ -197,6 +214,7 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
             "pv_disable_threshold_w": params.pv_disable_threshold_w,
             "pv_enable_delay_s": params.pv_enable_delay_s,
             "pv_disable_delay_s": params.pv_disable_delay_s,
+            "urgent_laxity_s": params.urgent_laxity_s,
         },
     }
 

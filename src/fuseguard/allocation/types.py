@@ -45,6 +45,10 @@ class Plug:
     running, ``paused_s`` how long it has been paused and waiting (None: never paused, a fresh
     start), ``pv_timer_s`` how long the PV condition has asked for a change of state (start when
     paused, stop when running).
+
+    Queue facts (optional, :mod:`fuseguard.allocation.urgency`): ``share_a`` the plug's energy
+    share (mean per-phase current since the car was plugged in, A), ``need_wh`` the energy the
+    car still needs and ``departure_s`` the seconds until its announced departure.
     """
 
     id: str
@@ -61,6 +65,9 @@ class Plug:
     running_s: float | None = None
     paused_s: float | None = None
     pv_timer_s: float = 0.0
+    share_a: float | None = None
+    need_wh: float | None = None
+    departure_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,9 @@ class AllocationParams:
     pv_disable_threshold_w: float = 0.0
     pv_enable_delay_s: float = 60.0
     pv_disable_delay_s: float = 180.0
+    #: a plug whose laxity (time to departure minus time to finish at its cap) is below this is
+    #: urgent (served first, :mod:`fuseguard.allocation.urgency`)
+    urgent_laxity_s: float = 10800.0
 
 
 @dataclass(frozen=True, slots=True)

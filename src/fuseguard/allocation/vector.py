@@ -69,8 +69,9 @@ def _eligibility(prep: SiteArrays) -> IntArr:
 
 
 def _queue(snapshot: Snapshot, prep: SiteArrays, code: IntArr) -> _Queue:
-    """Step 2: minimum pause, the queue (priority, locked runners, longest waiting, runners
-    before fresh plugs, snapshot order) and the shared PV condition in queue order."""
+    """Step 2: minimum pause, the queue (level: priority and urgency, locked runners, lowest
+    energy share, longest waiting, runners before fresh plugs, snapshot order; :mod:`.urgency`)
+    and the shared PV condition in queue order."""
     import numpy as np
 
     params = snapshot.params
@@ -83,7 +84,9 @@ def _queue(snapshot: Snapshot, prep: SiteArrays, code: IntArr) -> _Queue:
     code[blocked] = MIN_PAUSE
     waiting = np.where(running, 0.0, np.nan_to_num(prep.paused, nan=0.0))
     id_rank = np.arange(n)  # ties: snapshot order
-    order = np.lexsort((id_rank, run_s, ~running, -waiting, ~locked, -prep.prio)).astype(np.int64)
+    order = np.lexsort(
+        (id_rank, run_s, ~running, -waiting, prep.share, ~locked, -prep.prio)
+    ).astype(np.int64)
     mode_q = prep.mode[order]
     pv_q = order[(code[order] == RUN) & ((mode_q == M_PV) | (mode_q == M_MINPV))]
     verdict = pv_condition(
@@ -266,7 +269,7 @@ def _reasons(
     plugs = snap.plugs
     kw = surplus_kw(snap.pv_surplus_w)
     names = prep.layout.names(snap.circuits)
-    run = (code == RUN) & ~stopping
+    run = (code == RUN) & ~stopping & ~prep.urgent  # urgent plugs: a note per plug
     limited = run & (bott >= 0) & (bott != prep.pv_row) & (setpoint < prep.hi)
     by_row = {r: f"limited by {names(r)}" for r in np.unique(bott[limited]).tolist()}
     get = by_row.get

@@ -8,7 +8,8 @@ import functools
 from typing import TYPE_CHECKING
 
 from fuseguard.allocation.common import M_MINPV, M_PV, MODE_CODE, RowLayout, check_plugs, phase_mask
-from fuseguard.allocation.types import Plug, Snapshot
+from fuseguard.allocation.types import AllocationParams, Plug, Snapshot
+from fuseguard.allocation.urgency import queue_keys
 from fuseguard.model.phases import Phase
 
 if TYPE_CHECKING:  # NumPy is imported where it is used: small sites never load it
@@ -91,7 +92,9 @@ class SiteArrays:
         "running",
         "running_s",
         "setpoint",
+        "share",
         "target",
+        "urgent",
     )
 
     def __init__(self, snap: Snapshot) -> None:
@@ -110,10 +113,10 @@ class SiteArrays:
         bits = np.fromiter(bit_list, np.int64, n)
         mask8, nph8 = _phase_masks()
         self.nph = nph8[bits]
-        self._plug_fields(plugs)
+        self._plug_fields(plugs, snap.params)
         self._entries(_ancestors(layout.chains)[circ], mask8[bits])
 
-    def _plug_fields(self, plugs: tuple[Plug, ...]) -> None:
+    def _plug_fields(self, plugs: tuple[Plug, ...], snap_params: AllocationParams) -> None:
         import numpy as np
 
         n = len(plugs)
@@ -123,7 +126,10 @@ class SiteArrays:
         # None -> NaN: every comparison with a missing target is False
         self.target = np.array([p.target_a for p in plugs], dtype=f64).reshape(n)
         self.hi = np.where(self.target >= 0, np.minimum(self.max_a, self.target), self.max_a)
-        self.prio = np.fromiter([p.priority for p in plugs], np.int64, n)
+        levels, share, urgent = queue_keys(plugs, self.nph.tolist(), snap_params)
+        self.prio = np.fromiter(levels, np.int64, n)  # priority and urgency (allocation/urgency)
+        self.share = np.fromiter(share, f64, n)
+        self.urgent = np.fromiter(urgent, np.bool_, n)
         self.mode = np.fromiter([MODE_CODE[p.mode] for p in plugs], np.int64, n)
         self.avail = np.fromiter([p.available for p in plugs], np.bool_, n)
         self.setpoint = np.fromiter([p.setpoint_a for p in plugs], f64, n)

@@ -75,6 +75,9 @@ class AllocatorSession:
             target_a=d.target_a,
             target_until=d.target_until.astimezone(UTC) if d.target_until else None,
             available=d.available,
+            share_a=d.share_a,
+            need_wh=d.need_wh,
+            departure_s=d.departure_s,
         )
         self._plugs[d.spec.id] = (d, plug)
         return plug

@@ -288,10 +288,23 @@ class Controller:
         if ps is None:
             return {}
         spec = plug.spec
-        return {
+        out: dict[str, Any] = {
             "mode": ps.mode_of(spec.id, spec.mode),
             "priority": ps.priority_of(spec.id, spec.priority),
         }
+        wall = self._clock.now()
+        dep = ps.departure_of(spec.id, wall)
+        if dep is not None:
+            out["departure_s"] = (dep.at - wall).total_seconds()
+            out["need_wh"] = dep.need_wh
+        return out
+
+    def _end_sessions(self, assessed: Mapping[str, Assessment]) -> None:
+        """Drop the departures of the cars that left this cycle."""
+        ps = self._plug_settings
+        for pid, a in assessed.items():
+            if ps is not None and a.ended_session_s is not None:
+                ps.end_session(pid, self._clock.now())
 
     def _target(self, plug: PlugControl) -> Target | None:
         uuid = plug.spec.evse_uuid
@@ -345,6 +358,7 @@ class Controller:
             pid: plug.assess(facts[pid], handover, self._target(plug), **self._overrides(plug))
             for pid, plug in self._plugs.items()
         }
+        self._end_sessions(assessed)
         non_ev = self._load.with_reserves(
             non_ev, ((a.demand.spec.circuit, a.reserved_a) for a in assessed.values())
         )

@@ -26,6 +26,7 @@ from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.policies.idle import IdleCar
 from fuseguard.control.policies.phases import PhaseLearning
 from fuseguard.control.policies.ramp import Ramp
+from fuseguard.control.policies.session import ChargeSession
 from fuseguard.control.policies.stuck import StuckContactor
 from fuseguard.control.policies.uncontrollable import Uncontrollable
 from fuseguard.control.reading import ChargerReading
@@ -44,6 +45,7 @@ class Assessment:
     facts: PlugFacts
     demand: PlugDemand
     reserved_a: Phases
+    ended_session_s: float | None = None  # the start of a session that ended this cycle
 
 
 class PlugControl:
@@ -75,6 +77,7 @@ class PlugControl:
         )
         self.phases = PhaseLearning(spec, detect_a=cfg.phase_detect_a)
         self.uncontrollable = Uncontrollable(spec)
+        self.session = ChargeSession(spec)
         self.ramp = Ramp(
             spec,
             raise_after_s=cfg.raise_after_s,
@@ -134,17 +137,27 @@ class PlugControl:
         *,
         mode: ChargeMode | None = None,
         priority: int | None = None,
+        departure_s: float | None = None,
+        need_wh: float | None = None,
     ) -> Assessment:
         """Run the policies before allocation on this cycle's facts, in this order: stuck
-        contactor, phase learning, the demand cap and the uncontrollable charger, then (for a
-        controllable plug) break before make and the idle car. An offline plug reserves its last
-        setpoint, an uncontrollable one its maximum, a stuck one its real draw. ``target`` is
-        the plug's Direct EVSE Control cap;
-        ``mode``/``priority`` override the spec's for this cycle (runtime settings)."""
+        contactor, the charging session, phase learning, the demand cap and the uncontrollable
+        charger, then (for a controllable plug) break before make and the idle car. An offline
+        plug reserves its last setpoint, an uncontrollable one its maximum, a stuck one its real
+        draw. ``target`` is the plug's Direct EVSE Control cap;
+        ``mode``/``priority`` override the spec's for this cycle (runtime settings);
+        ``departure_s``/``need_wh``: an announced departure (seconds from now, the session's
+        energy need), counted against the session's energy for the allocator's queue."""
         spec = self.spec
         now = f.now
         sample = f.sample
         stuck = self.stuck.update(f)
+        ended = self.session.update(f)
+        session = self.session
+        if departure_s is None or need_wh is None or not session.active:
+            departure_s = need_wh = None
+        else:
+            need_wh = max(0.0, need_wh - session.delivered_wh)
         phases = self.phases.update(sample)
         max_a = max_current_a(spec, sample, self.demand.update(f))
         uncontrollable = self.uncontrollable.update(f) is not None
@@ -180,8 +193,12 @@ class PlugControl:
                 priority=spec.priority if priority is None else priority,
                 target_a=target.current_a if target is not None else None,
                 target_until=target.valid_until if target is not None else None,
+                share_a=session.share_a(now),
+                need_wh=need_wh,
+                departure_s=departure_s,
             ),
             reserved_a=reserved,
+            ended_session_s=ended,
         )
 
     def verdict(

@@ -1,4 +1,5 @@
-"""Runtime charge mode and priority per plug: overrides of the configured values, persisted.
+"""Runtime charge mode, priority and departure per plug: overrides of the configured values,
+persisted.
 
 The site config sets every plug's ``mode`` and ``priority``; an integration (the MQTT interface,
 Home Assistant) can override them at run time. The allocator bridge asks
@@ -9,14 +10,22 @@ Overrides are validated here, the one place (mode in :class:`ChargeMode`, priori
 in ``-100..100`` like the config), and stored in a small JSON file in the data dir, replaced
 atomically. An override equal to the configured value is dropped, so the file only ever holds
 real differences; a corrupt or foreign file is logged and ignored (the config values apply).
+
+A **departure** (when the car leaves, timezone-aware, and the energy it needs this session, Wh)
+is a per-session setting: the allocator serves a car that must charge at its cap to finish in
+time first (least laxity first, ``allocation/urgency.py``). It is dropped when its time has
+passed, when it is cleared, or when the session it was set for ends
+(:meth:`PlugSettings.end_session`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -30,6 +39,8 @@ log = structlog.get_logger(__name__)
 RUNTIME_KEY = "plug_settings"
 PRIORITY_MIN = -100
 PRIORITY_MAX = 100
+#: the largest energy need a departure may announce (Wh): above any car battery
+NEED_MAX_WH = 250_000.0
 _VERSION = 1
 
 
@@ -39,6 +50,30 @@ class PlugSetting:
 
     mode: ChargeMode
     priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """When the car on a plug leaves and the energy it needs this session (set at ``set_at``)."""
+
+    at: datetime
+    need_wh: float
+    set_at: datetime
+
+
+def check_departure(at: object, need_wh: object) -> tuple[datetime, float]:
+    """A timezone-aware datetime and a need in ``0 < need_wh <= NEED_MAX_WH``, else ValueError."""
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        msg = f"departure must be a timezone-aware date and time, got {at!r}"
+        raise ValueError(msg)
+    if isinstance(need_wh, bool) or not isinstance(need_wh, int | float):
+        msg = f"energy need must be a number of Wh, got {need_wh!r}"
+        raise ValueError(msg)
+    need = float(need_wh)
+    if not math.isfinite(need) or not 0 < need <= NEED_MAX_WH:
+        msg = f"energy need must be within 0..{NEED_MAX_WH:.0f} Wh, got {need_wh!r}"
+        raise ValueError(msg)
+    return at, need
 
 
 def check_priority(value: object) -> int:
@@ -60,6 +95,7 @@ class PlugSettings:
         self._path = path
         self._modes: dict[str, ChargeMode] = {}
         self._priorities: dict[str, int] = {}
+        self._departures: dict[str, Departure] = {}
         self._listeners: list[Callable[[], None]] = []
         if path is not None:
             self._load(path)
@@ -73,6 +109,11 @@ class PlugSettings:
     def priority_of(self, plug_id: str, default: int) -> int:
         """The priority in force."""
         return self._priorities.get(plug_id, default)
+
+    def departure_of(self, plug_id: str, now: datetime) -> Departure | None:
+        """The departure announced for the plug's car, None when none or already past."""
+        dep = self._departures.get(plug_id)
+        return dep if dep is not None and dep.at > now else None
 
     def all(self) -> Mapping[str, PlugSetting]:
         """Mode and priority in force for every configured plug."""
@@ -107,6 +148,43 @@ class PlugSettings:
             priorities[plug_id] = priority
         self._commit(self._modes, priorities, plug_id, f"priority {priority} from {source}")
 
+    def set_departure(
+        self,
+        plug_id: str,
+        at: datetime | None,
+        need_wh: float | None = None,
+        *,
+        now: datetime,
+        source: str = "api",
+    ) -> None:
+        """Announce (or with ``at=None`` clear) when the car on ``plug_id`` leaves and how much
+        energy it needs (KeyError / ValueError when invalid; OSError when it cannot be
+        persisted, and then nothing changed)."""
+        if plug_id not in self._configured:
+            raise KeyError(plug_id)
+        departures = dict(self._departures)
+        if at is None:
+            departures.pop(plug_id, None)
+            reason = f"departure cleared from {source}"
+        else:
+            at, need = check_departure(at, need_wh)
+            departures[plug_id] = Departure(at, need, now)
+            reason = f"departure {at.isoformat()} needing {need:.0f} Wh from {source}"
+        self._commit(self._modes, self._priorities, plug_id, reason, departures)
+
+    def end_session(self, plug_id: str, ended_at: datetime) -> None:
+        """The car on ``plug_id`` left (seen at ``ended_at``): drop its departure (one set
+        after that is for the next car). A failure to persist is logged, never raised."""
+        dep = self._departures.get(plug_id)
+        if dep is None or dep.set_at > ended_at:
+            return
+        departures = dict(self._departures)
+        departures.pop(plug_id)
+        try:
+            self._commit(self._modes, self._priorities, plug_id, "session ended", departures)
+        except OSError as exc:
+            log.warning("plug_settings_unsaved", charger=plug_id, reason=str(exc))
+
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every change."""
         self._listeners.append(callback)
@@ -119,11 +197,13 @@ class PlugSettings:
         priorities: dict[str, int],
         plug_id: str,
         reason: str,
+        departures: dict[str, Departure] | None = None,
     ) -> None:
         """Persist first, then apply and tell the listeners."""
+        deps = self._departures if departures is None else departures
         if self._path is not None:
-            self._save(self._path, modes, priorities)
-        self._modes, self._priorities = modes, priorities
+            self._save(self._path, modes, priorities, deps)
+        self._modes, self._priorities, self._departures = modes, priorities, deps
         log.info("plug_setting_changed", charger=plug_id, reason=reason)
         for callback in list(self._listeners):
             try:
@@ -157,14 +237,43 @@ class PlugSettings:
                     self._priorities[pid] = check_priority(entry["priority"])
                 except ValueError as exc:
                     log.warning("plug_setting_dropped", charger=pid, reason=str(exc))
+            if "departure" in entry:
+                self._load_departure(pid, entry["departure"])
+
+    def _load_departure(self, pid: str, entry: object) -> None:
+        try:
+            if not isinstance(entry, dict):
+                msg = "departure is not an object"
+                raise ValueError(msg)
+            at, need = check_departure(
+                datetime.fromisoformat(str(entry.get("at"))), entry.get("need_wh")
+            )
+            set_at = datetime.fromisoformat(str(entry.get("set_at")))
+            if set_at.tzinfo is None:
+                msg = "departure set_at has no time zone"
+                raise ValueError(msg)
+            self._departures[pid] = Departure(at, need, set_at)
+        except (TypeError, ValueError) as exc:
+            log.warning("plug_setting_dropped", charger=pid, reason=str(exc))
 
     @staticmethod
-    def _save(path: Path, modes: dict[str, ChargeMode], priorities: dict[str, int]) -> None:
+    def _save(
+        path: Path,
+        modes: dict[str, ChargeMode],
+        priorities: dict[str, int],
+        departures: dict[str, Departure],
+    ) -> None:
         plugs: dict[str, dict[str, object]] = {}
         for pid, mode in modes.items():
             plugs.setdefault(pid, {})["mode"] = mode.value
         for pid, priority in priorities.items():
             plugs.setdefault(pid, {})["priority"] = priority
+        for pid, dep in departures.items():
+            plugs.setdefault(pid, {})["departure"] = {
+                "at": dep.at.isoformat(),
+                "need_wh": dep.need_wh,
+                "set_at": dep.set_at.isoformat(),
+            }
         payload = json.dumps({"version": _VERSION, "plugs": plugs}, indent=2, sort_keys=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -176,10 +285,13 @@ class PlugSettings:
 
 
 __all__ = [
+    "NEED_MAX_WH",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "RUNTIME_KEY",
+    "Departure",
     "PlugSetting",
     "PlugSettings",
+    "check_departure",
     "check_priority",
 ]

@@ -116,6 +116,11 @@ class PlugDemand:
     priority: int
     target_a: int | None = None
     target_until: datetime | None = None
+    #: queue facts (``allocation/urgency.py``): energy share (mean per-phase A since plug-in),
+    #: energy still needed and seconds to the announced departure (None: unknown)
+    share_a: float | None = None
+    need_wh: float | None = None
+    departure_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

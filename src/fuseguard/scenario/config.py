@@ -169,6 +169,8 @@ class CarSpec(_Strict):
     max_a: float = Field(16.0, ge=MIN_CHARGE_CURRENT_A, le=MAX_CHARGE_CURRENT_A)
     # Addition: a name for reports (default "<charger>@<arrive_s>").
     id: str | None = None
+    #: the driver announces departure and energy need at arrival (a plug setting)
+    announce_departure: bool = False
 
     @model_validator(mode="after")
     def _window(self) -> CarSpec:

@@ -13,6 +13,17 @@ Definitions (also in ``docs/scenarios.md``):
   compared with the max-min fair split of the same total over the cars' own caps (water filling):
   ``J = (sum r)^2 / (n sum r^2)`` with ``r_i = current_i / fair_i``. Reported as the time-weighted
   mean over applicable samples; null when never applicable.
+* Jain fairness by energy share (issue 18): every hour (and at the end), for each such group of
+  cars present for at least an hour at a healthy charger, each car's *energy share* is its energy
+  per hour plugged in, per phase: ``a = delivered Wh / (phases * V * hours plugged in)``, i.e.
+  its mean per-phase current since arrival. Its fair share is the per-phase max-min split of the
+  shares the group drew on each circuit and grid phase (as for the window Jain) over the cars'
+  caps (min(car max, charger max, Direct EVSE target), averaged over the stay); a car whose need
+  is met is capped at its own share ("capped by need": it took all it wanted). ``J`` over
+  ``a / fair``, time-weighted like the window Jain. Turn-taking at 6 A evens out over the stay,
+  not within an hour, so this judges what a driver sees: energy for the time the car stood there.
+* Needs met by departure: a car with ``announce_departure = true`` whose unmet energy at its
+  departure is at most ``MET_TOL`` of its need.
 * A pause/resume cycle: a car's draw drops to 0 while it still needs energy and later resumes.
 """
 
@@ -25,6 +36,8 @@ from typing import TypeVar
 
 OVERLOAD_TOL_A = 0.05
 TARGET_TOL_A = 0.5
+#: a departure need counts as met when at most this fraction of it is unmet
+MET_TOL = 0.01
 
 
 def jain(values: Sequence[float]) -> float | None:
@@ -53,6 +66,21 @@ def waterfill(total: float, caps: Sequence[float]) -> list[float]:
 
 
 RowT = TypeVar("RowT", bound=Hashable)
+
+
+def share_ratios(members: Sequence[tuple[float, float, bool, Sequence[RowT]]]) -> list[float]:
+    """Energy share over fair share per car; ``members`` are (share A, cap A, need met, rows):
+    the fair share is the per-row max-min split (:func:`phase_waterfill`) of the shares the
+    group's cars drew on each row (circuit, grid phase), over their caps; a car whose need is
+    met is capped at its own share."""
+    capacity: dict[RowT, float] = {}
+    for share, _, _, rows in members:
+        for row in rows:
+            capacity[row] = capacity.get(row, 0.0) + share
+    fair = phase_waterfill(
+        capacity, [(rows, share if met else cap) for share, cap, met, rows in members]
+    )
+    return [m[0] / f if f > 1e-9 else 1.0 for m, f in zip(members, fair, strict=True)]
 
 
 def phase_waterfill(
@@ -159,6 +187,9 @@ class MetricState:
     # per fairness window: car key -> [sum of draws, sum of fair shares]
     jain_window: dict[str, list[float]] = field(default_factory=dict)
     jain_window_groups: dict[str, tuple[int, str]] = field(default_factory=dict)
+    share_weighted: float = 0.0
+    share_weight: float = 0.0
+    share_samples: int = 0
 
     def open_episode(self) -> Episode | None:
         """The episode in progress, if any."""

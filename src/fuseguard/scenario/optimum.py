@@ -11,9 +11,14 @@ A linear program over the whole scenario in 1-minute steps (scipy HiGHS, sparse)
   steps on it, and on the circuits below it);
 * PV-mode cars together draw at most the PV surplus (PV - base load), minpv cars may add 6 A each.
 
-Objective: maximise delivered energy. The 6 A minimum current is only partly modelled (a car gets
-0 in a minute where even alone it could not get 6 A); otherwise it is relaxed (an LP, not a MILP),
-so the value is an upper bound. Faults do not reduce it (a healthy-device optimum).
+Objective: maximise delivered energy. :func:`offline_met_needs` solves the same constraints as a
+MILP (one binary per car with ``announce_departure = true`` leaving within the run: its need met
+to ``1 - MET_TOL`` by its departure) and maximises how many needs are met: the perfect-foresight
+count that "energy needs met by departure" is compared with.
+
+The 6 A minimum current is only partly modelled (a car gets 0 in a minute where even alone it
+could not get 6 A); otherwise it is relaxed (an LP, not a MILP), so the value is an upper bound.
+Faults do not reduce it (a healthy-device optimum).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from functools import partial
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
 from fuseguard.scenario.config import Scenario
+from fuseguard.scenario.metrics import MET_TOL
 from fuseguard.scenario.schedule import Schedule
 
 STEP_S = 60.0
@@ -240,3 +246,44 @@ def offline_optimum_wh(scenario: Scenario, *, step_s: float = STEP_S) -> float:
         msg = f"offline optimum LP failed: {res.message}"
         raise RuntimeError(msg)
     return float(-res.fun)
+
+
+def offline_met_needs(
+    scenario: Scenario, *, step_s: float = STEP_S, time_limit_s: float = 120.0
+) -> int | None:
+    """Most announced departure needs any controller could have met (perfect foresight, the 6 A
+    minimum relaxed as in :func:`offline_optimum_wh`); None without announced cars."""
+    announced = [
+        ci
+        for ci, car in enumerate(scenario.cars)
+        if car.announce_departure and car.depart_s <= scenario.site.duration_s
+    ]
+    if not announced:
+        return None
+    pb = _Problem(scenario, step_s)
+    v = _variables(pb)
+    n_x, n_y = len(v.car), len(announced)
+    rows = _Rows()
+    _energy_rows(pb, v, rows)
+    _circuit_rows(pb, v, rows)
+    _pv_rows(pb, v, rows)
+    cols_of: dict[int, list[int]] = {}
+    for col, c in enumerate(v.car):
+        cols_of.setdefault(c, []).append(col)
+    for k, ci in enumerate(announced):  # delivered >= (1 - tol) * need * y
+        entries = [(col, -v.coef[col]) for col in cols_of.get(ci, [])]
+        entries.append((n_x + k, (1.0 - MET_TOL) * scenario.cars[ci].energy_wh))
+        rows.add(entries, 0.0)
+    n = n_x + n_y
+    a_ub = sparse.csr_matrix((rows.vals, (rows.rows, rows.cols)), shape=(len(rows.rhs), n))
+    res = milp(
+        c=np.concatenate([np.zeros(n_x), -np.ones(n_y)]),
+        constraints=LinearConstraint(a_ub, -np.inf, np.asarray(rows.rhs)),
+        integrality=np.concatenate([np.zeros(n_x), np.ones(n_y)]),
+        bounds=Bounds(np.zeros(n), np.concatenate([np.asarray(v.ub), np.ones(n_y)])),
+        options={"time_limit": time_limit_s},
+    )
+    if res.x is None:
+        msg = f"met-needs MILP failed: {res.message}"
+        raise RuntimeError(msg)
+    return round(float(np.sum(res.x[n_x:])))

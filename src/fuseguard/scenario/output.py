@@ -91,6 +91,13 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             return f"{v:,.3g}{unit}" if abs(v) < 1000 else f"{v:,.0f}{unit}"
         return f"{v}{unit}"
 
+    def _met(deps: Any) -> str:
+        return (
+            "-"
+            if not deps
+            else f"{deps['met']} of {deps['announced']} ({fmt(deps['optimum_met'])})"
+        )
+
     reaction = report["reaction_s"]
     falls = report["fallback"]
     return [
@@ -101,6 +108,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("offline optimum (Wh)", fmt(report.get("offline_optimum_wh"))),
         ("optimality", fmt(report.get("optimality"))),
         ("Jain fairness", fmt(report["jain_fairness"])),
+        ("Jain by energy share", fmt(report.get("jain_energy_share"))),
+        ("needs met by departure (optimum)", _met(report.get("departures"))),
         ("max pause/resume per car-hour", fmt(report["max_cycles_per_car_hour"])),
         ("reaction p50 / p99 (s)", f"{fmt(reaction['p50'])} / {fmt(reaction['p99'])}"),
         (

@@ -20,6 +20,7 @@ from fuseguard.model.phases import ZERO
 from fuseguard.scenario.adapters import ConnectorCharger
 from fuseguard.scenario.config import CIRCUIT_METER_PREFIX, GRID_METER, PV_METER, Scenario
 from fuseguard.scenario.metrics import (
+    MET_TOL,
     OVERLOAD_TOL_A,
     TARGET_TOL_A,
     CarTrack,
@@ -28,6 +29,7 @@ from fuseguard.scenario.metrics import (
     MetricState,
     jain,
     phase_waterfill,
+    share_ratios,
 )
 from fuseguard.scenario.schedule import Schedule
 from fuseguard.sim.chargepoint import ChargePoint
@@ -90,6 +92,10 @@ class Recorder:
     active_car: dict[str, CarTrack] = field(default_factory=dict)
     _next_jain: float = 0.0
     _next_window: float = FAIRNESS_WINDOW_S
+    _last_t: float = 0.0
+    #: per car present: the sum and count of its cap sampled every JAIN_PERIOD_S (its mean cap
+    #: over the stay is what its energy share is judged against)
+    _caps: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         sc = self.scenario
@@ -116,6 +122,7 @@ class Recorder:
 
     def on_tick(self, t: float) -> None:
         """Measure the state of the site after its tick at ``t``."""
+        self._last_t = t
         ev = [[0.0, 0.0, 0.0] for _ in self.circuits]
         for _cid, conn, path in self.conn_list:
             g = conn.grid_tuple
@@ -236,6 +243,14 @@ class Recorder:
             return conn.draw_a <= self.scenario.site.charger_safe_current_a + OVERLOAD_TOL_A
         return compliant
 
+    def _cap_a(self, cid: str, t: float) -> float:
+        """The car's cap now: min(car max, charger max, Direct EVSE target)."""
+        conn = self.connectors[cid]
+        car = conn.car
+        cap = min(car.max_current_a, conn.max_current_a) if car is not None else 0.0
+        target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
+        return cap if target is None else min(cap, target)
+
     def _fairness(self, t: float) -> None:
         """Sample the fairness of this instant into the current window (see docs/scenarios.md).
 
@@ -251,12 +266,12 @@ class Recorder:
         for cid, track in self.active_car.items():
             conn = self.connectors[cid]
             car = conn.car
+            acc = self._caps.setdefault(track.name, [0.0, 0.0])
+            acc[0] += self._cap_a(cid, t)
+            acc[1] += 1.0
             if car is None or car.remaining_wh <= 1e-6 or self.adapters[cid].fault is not None:
                 continue
-            cap = min(car.max_current_a, conn.max_current_a)
-            target = self.schedule.target_cap_a(cid, t) if self.has_targets else None
-            if target is not None:
-                cap = min(cap, target)
+            cap = self._cap_a(cid, t)
             phases = tuple(
                 (circuit, p.index)
                 for circuit in self.paths[cid]
@@ -286,6 +301,7 @@ class Recorder:
 
     def close_fairness_window(self) -> None:
         """Judge the window that ends now and start a new one."""
+        self._share_fairness(self._last_t)
         st = self.state
         by_group: dict[tuple[int, str], list[float]] = {}
         for key, (drawn, fair) in st.jain_window.items():
@@ -303,6 +319,42 @@ class Recorder:
             st.jain_samples += 1
         st.jain_window.clear()
         st.jain_window_groups.clear()
+
+    def _share_fairness(self, t: float) -> None:
+        """Jain by energy share over plug-in time of the cars present now (docs/scenarios.md)."""
+        volt = self.scenario.site.voltage_v
+        groups: dict[tuple[int, str], list[tuple[float, float, bool, tuple[tuple[int, int], ...]]]]
+        groups = {}
+        for cid, track in self.active_car.items():
+            conn = self.connectors[cid]
+            car = conn.car
+            hours = (t - track.arrive_s) / 3600.0
+            if (
+                car is None
+                or hours < FAIRNESS_WINDOW_S / 3600.0
+                or self.adapters[cid].fault is not None
+            ):
+                continue
+            total, n = self._caps.get(track.name, (0.0, 0.0))
+            cap = total / n if n > 0 else self._cap_a(cid, t)  # mean cap over the stay
+            share = car.drawn_wh / (car.phases * volt * hours)
+            met = car.remaining_wh <= MET_TOL * track.energy_wh
+            rows = tuple(
+                (circuit, p.index)
+                for circuit in self.paths[cid]
+                for p in conn.rotation.grid_phases(car.phases)
+            )
+            groups.setdefault((track.priority, track.mode), []).append((share, cap, met, rows))
+        st = self.state
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            j = jain(share_ratios(members))
+            if j is None:
+                continue
+            st.share_weighted += j * len(members)
+            st.share_weight += len(members)
+            st.share_samples += 1
 
 
 def _sum_a(loads: list[BaseLoad]) -> tuple[float, float, float]:

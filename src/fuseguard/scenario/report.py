@@ -10,7 +10,7 @@ from typing import Any
 
 from fuseguard.scenario.baselines import BASELINES
 from fuseguard.scenario.config import Scenario
-from fuseguard.scenario.metrics import percentile
+from fuseguard.scenario.metrics import MET_TOL, percentile
 from fuseguard.scenario.recorder import Recorder
 
 BASELINE_NOTE = (
@@ -67,6 +67,11 @@ def build_report(sc: Scenario, policy_name: str, rec: Recorder, wall_s: float) -
             rounded(st.jain_weighted / st.jain_weight, 4) if st.jain_weight > 0 else None
         ),
         "jain_samples": st.jain_samples,
+        "jain_energy_share": (
+            rounded(st.share_weighted / st.share_weight, 4) if st.share_weight > 0 else None
+        ),
+        "jain_energy_share_samples": st.share_samples,
+        "departures": departures_report(sc, rec),
         "pause_resume_cycles": cycles,
         "max_cycles_per_car_hour": rounded(max(cph), 3) if cph else 0.0,
         "reaction_s": {
@@ -89,4 +94,34 @@ def build_report(sc: Scenario, policy_name: str, rec: Recorder, wall_s: float) -
     }
 
 
-__all__ = ["BASELINE_NOTE", "build_report", "rounded"]
+def met_by_departure(sc: Scenario, rec: Recorder) -> list[str]:
+    """The announced cars (leaving within the run) whose need was met by their departure."""
+    out = []
+    for car in sc.cars:
+        t = rec.tracks[car.name]
+        if car.announce_departure and car.depart_s <= sc.site.duration_s:
+            unmet = t.unmet_wh if t.unmet_wh is not None else t.energy_wh
+            if unmet <= MET_TOL * t.energy_wh:
+                out.append(car.name)
+    return out
+
+
+def departures_report(sc: Scenario, rec: Recorder) -> dict[str, Any] | None:
+    """Needs met by departure (announced cars leaving within the run); None without any.
+    ``optimum_met`` and ``vs_optimum`` are filled in by the caller (the offline MILP)."""
+    announced = [
+        c.name for c in sc.cars if c.announce_departure and c.depart_s <= sc.site.duration_s
+    ]
+    if not announced:
+        return None
+    met = met_by_departure(sc, rec)
+    return {
+        "announced": len(announced),
+        "met": len(met),
+        "unmet_cars": [n for n in announced if n not in met],
+        "optimum_met": None,
+        "vs_optimum": None,
+    }
+
+
+__all__ = ["BASELINE_NOTE", "build_report", "departures_report", "met_by_departure", "rounded"]

@@ -254,6 +254,9 @@ class _Run:
         track = self.recorder.tracks[car_name]
         track.present = True
         self.recorder.active_car[spec.charger] = track
+        announce = getattr(self.policy, "announce", None)  # only the fuseguard policy listens
+        if spec.announce_departure and announce is not None:
+            announce(spec.charger, spec.depart_s, spec.energy_wh)
         log.info("car_arrived", device=spec.charger, car=car_name, reason="scenario")
 
     def _depart(self, car_name: str) -> None:
@@ -372,12 +375,14 @@ def simulate(
     compute_optimum: bool = True,
     keep_timeline: bool = True,
     attach: Companion | None = None,
+    optimum_met: int | None = None,
 ) -> SimulationResult:
     """Run ``scenario`` under ``policy`` in virtual time; returns report and timeline.
 
-    ``optimum_wh`` skips the LP (pass a cached value); ``compute_optimum=False`` leaves
-    ``offline_optimum_wh`` and ``optimality`` null; ``attach`` runs a :data:`Companion` task
-    beside the site and the policy.
+    ``optimum_wh`` skips the LP (pass a cached value; ``optimum_met`` likewise for the met-needs
+    MILP of announced departures); ``compute_optimum=False`` leaves ``offline_optimum_wh``,
+    ``optimality`` and ``departures.optimum_met`` null; ``attach`` runs a :data:`Companion`
+    task beside the site and the policy.
     """
     if policy not in POLICIES:
         msg = f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}"
@@ -397,6 +402,13 @@ def simulate(
         if optimum_wh is None
         else (rounded(delivered / optimum_wh, 4) if optimum_wh > 1e-6 else 1.0)
     )
+    deps = report.get("departures")
+    if deps is not None and compute_optimum:
+        from fuseguard.scenario.optimum import offline_met_needs
+
+        best = offline_met_needs(scenario) if optimum_met is None else optimum_met
+        deps["optimum_met"] = best
+        deps["vs_optimum"] = rounded(deps["met"] / best, 4) if best else None
     report["sim_wall_s"] = report["wall_s"]
     report["wall_s"] = rounded(time.perf_counter() - t0, 2)
     return SimulationResult(report=report, timeline=timeline)

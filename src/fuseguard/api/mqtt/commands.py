@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
@@ -26,6 +27,7 @@ from fuseguard.api.local_models import SettingsUpdate
 from fuseguard.api.mqtt.state import Topics
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.plug_settings import PRIORITY_MAX, PRIORITY_MIN
+from fuseguard.model.clock import Clock
 from fuseguard.model.status import ChargeMode
 
 log = structlog.get_logger(__name__)
@@ -43,6 +45,17 @@ class PlugSettingsPort(Protocol):
 
     def set_priority(self, plug_id: str, priority: int, *, source: str = ...) -> None:
         """Apply a priority (ValueError when out of range)."""
+
+    def set_departure(
+        self,
+        plug_id: str,
+        at: datetime | None,
+        need_wh: float | None = ...,
+        *,
+        now: datetime,
+        source: str = ...,
+    ) -> None:
+        """Announce (``at=None``: clear) the car's departure and energy need (ValueError)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,7 @@ class CommandHandler:
     plug_keys: Mapping[str, str]  # plug id -> topic key
     plug_settings: PlugSettingsPort | None = None
     priority_range: tuple[int, int] = (PRIORITY_MIN, PRIORITY_MAX)
+    clock: Clock | None = None  # for departures (their time of setting)
     _by_key: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -159,9 +173,11 @@ class CommandHandler:
         pid = self._by_key.get(key)
         if pid is None:
             raise CommandError("unknown_plug", f"no plug {key!r} on this edge")
-        if name not in ("mode", "priority"):
+        if name not in ("mode", "priority", "departure"):
             raise CommandError("unknown_command", f"no command plug/{key}/set/{name}")
         port = self.plug_settings
+        if name == "departure":
+            return self._departure(pid, text)
         if name == "mode":
             try:
                 mode = ChargeMode(text)
@@ -185,6 +201,33 @@ class CommandHandler:
         except OSError as err:
             raise CommandError("storage_error", f"not saved, not applied: {err}") from None
         return priority
+
+    def _departure(self, pid: str, text: str) -> Any:
+        """``{"at": ISO 8601 with offset, "need_wh": N}`` announces, ``null`` clears."""
+        port, clock = self.plug_settings, self.clock
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise CommandError("invalid_payload", "payload is not JSON") from None
+        if data is not None and not (
+            isinstance(data, dict)
+            and set(data) == {"at", "need_wh"}
+            and isinstance(data["at"], str)
+        ):
+            raise CommandError("invalid_payload", 'expected {"at": "<ISO time>", "need_wh": N}')
+        if port is None or clock is None:
+            raise CommandError("read_only", "departures are not available on this edge")
+        try:
+            if data is None:
+                port.set_departure(pid, None, now=clock.now(), source="mqtt")
+                return None
+            at = datetime.fromisoformat(data["at"])
+            port.set_departure(pid, at, data["need_wh"], now=clock.now(), source="mqtt")
+        except ValueError as err:
+            raise CommandError("invalid_value", str(err)) from None
+        except OSError as err:
+            raise CommandError("storage_error", f"not saved, not applied: {err}") from None
+        return {"at": at.isoformat(), "need_wh": data["need_wh"]}
 
 
 def _settings_update(text: str) -> SettingsUpdate:

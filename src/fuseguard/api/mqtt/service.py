@@ -65,7 +65,9 @@ class MqttInterface:
         specs = {s.id: s for s in charger_specs(self.config.chargers)}
         self.keys = plug_keys(specs)
         self._config_settings = settings_from_specs(specs)
-        self.commands = CommandHandler(self.topics, self.flex, self.keys, self.plug_settings)
+        self.commands = CommandHandler(
+            self.topics, self.flex, self.keys, self.plug_settings, clock=self.clock
+        )
         self.discovery = (
             Discovery(
                 self.config,

@@ -14,6 +14,7 @@ re-renders the page with the reason (422), nothing changed.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -183,11 +184,53 @@ async def _apply_plug(deps: WebDeps, session: Session, form: dict[str, str]) -> 
     return text
 
 
-_ACTIONS = {"limit": _apply_limit, "target": _apply_target, "plug": _apply_plug}
+async def _apply_departure(deps: WebDeps, session: Session, form: dict[str, str]) -> str:
+    """A car's departure (hours from now) and energy need (kWh), or clear it."""
+    if deps.plug_settings is None:
+        msg = "runtime plug settings are not available on this edge"
+        raise RefusedError(msg)
+    plug = form.get("plug", "")
+    now = deps.clock.now()
+    source = f"web {session.user}"
+    try:
+        if form.get("clear") == "1":
+            deps.plug_settings.set_departure(plug, None, now=now, source=source)
+            text = f"plug {plug}: departure cleared"
+        else:
+            try:
+                hours = float(form.get("hours", ""))
+                need_kwh = float(form.get("need_kwh", ""))
+            except ValueError as exc:
+                msg = "Leaves in (h) and Energy need (kWh) must be numbers"
+                raise RefusedError(msg) from exc
+            if not 0 < hours <= 168:
+                msg = "Leaves in must be within 0..168 h"
+                raise RefusedError(msg)
+            at = now + timedelta(hours=hours)
+            deps.plug_settings.set_departure(plug, at, need_kwh * 1000.0, now=now, source=source)
+            text = f"plug {plug}: leaves {at:%Y-%m-%d %H:%M %Z}, needs {need_kwh:g} kWh"
+    except KeyError as exc:
+        msg = f"unknown plug {plug!r}"
+        raise RefusedError(msg) from exc
+    except ValueError as exc:
+        raise RefusedError(str(exc)) from exc
+    except OSError as exc:
+        msg = f"could not save the setting: {exc}"
+        raise RefusedError(msg) from exc
+    await deps.events.record(EventKind.PLUG_SETTING, source, text)
+    return text
+
+
+_ACTIONS = {
+    "limit": _apply_limit,
+    "target": _apply_target,
+    "plug": _apply_plug,
+    "departure": _apply_departure,
+}
 
 
 async def settings_write(request: Request) -> Response:
-    """``POST /settings/{what}``: limit, target or plug."""
+    """``POST /settings/{what}``: limit, target, plug or departure."""
     action = _ACTIONS.get(request.path_params.get("what", ""))
     if action is None:
         return Response("not found\n", 404)

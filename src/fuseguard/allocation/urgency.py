@@ -1,0 +1,99 @@
+"""Step 2a of both allocator paths: who goes first when there is not enough for everyone.
+
+A pure pre-step over the plugs that both paths (:mod:`.small`, :mod:`.vector`) consume, so the
+order cannot drift between them. It turns two optional per-plug facts the controller fills in
+into the two queue keys:
+
+* **Level**: least laxity first. A plug with an announced departure
+  (``departure_s`` from now) and energy still needed (``need_wh``) has the *laxity*
+  ``departure_s - need_wh / (phases * cap * V)`` (s): how long it may still wait and finish at
+  its cap. With ``0 <= laxity <= params.urgent_laxity_s`` it is *urgent* and is served in a
+  sub-level above the other plugs of its priority, one sub-level per urgent plug (at most
+  ``MAX_URGENT_LEVELS``; the rest share the lowest), the least laxity highest (level
+  ``(sub-levels + 1) * priority + sub-level``): admitted first, filled first
+  (the plugs below keep their minimum), so the least-laxity car charges at its cap, then the
+  next, and so on (greedy least laxity first). Charging at its cap keeps the
+  laxity constant, so an urgent plug stays urgent until its need is met; one that can no longer
+  finish (laxity < 0) drops back and leaves the current to those that still can. Priorities
+  keep their order (an urgent plug never overtakes a higher priority).
+* **Share** (``share_a``, the mean per-phase current since the car was plugged in: its energy
+  per hour plugged in): within a level, after the runners inside their minimum run time, the plug
+  with the lowest share is admitted first. Paused cars lose share while they wait and running
+  ones gain it, so the 6 A slots rotate by energy deficit; the minimum run and pause times keep
+  it to at most one pause/resume per car-hour. Plugs without a share count as 0 (the waiting time
+  then decides, as before).
+
+Non-finite or negative inputs count as unknown: they never raise a plug above the others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Final
+
+from fuseguard.allocation.types import AllocationParams, Plug
+
+#: at most this many urgent sub-levels per priority (each level is one filling pass); the
+#: urgent plugs beyond share the lowest urgent sub-level
+MAX_URGENT_LEVELS: Final = 8
+
+
+def _cap_a(p: Plug) -> float:
+    return float(p.max_a if p.target_a is None or p.target_a < 0 else min(p.max_a, p.target_a))
+
+
+def laxity_s(p: Plug, nph: float, voltage_v: float) -> float | None:
+    """Seconds the plug may still wait and meet its need at its cap by its departure (None:
+    no departure or need announced, or nothing left to deliver)."""
+    dep, need = p.departure_s, p.need_wh
+    if dep is None or need is None or not (math.isfinite(dep) and math.isfinite(need)):
+        return None
+    cap = _cap_a(p)
+    if need <= 0 or dep <= 0 or cap < p.min_a or cap <= 0 or nph <= 0:
+        return None
+    return dep - need * 3600.0 / (nph * cap * voltage_v)
+
+
+def is_urgent(p: Plug, nph: float, params: AllocationParams) -> bool:
+    """Least laxity first: the plug must charge at its cap from now on to finish in time."""
+    lax = laxity_s(p, nph, params.voltage_v)
+    return lax is not None and 0.0 <= lax <= params.urgent_laxity_s
+
+
+def share_key(p: Plug) -> float:
+    """The plug's energy share in A (0 when unknown or not a finite, non-negative number)."""
+    s = p.share_a
+    return s if s is not None and math.isfinite(s) and s > 0.0 else 0.0
+
+
+def queue_keys(
+    plugs: Sequence[Plug], nph: Sequence[float], params: AllocationParams
+) -> tuple[list[int], list[float], list[bool]]:
+    """Per plug: its level, its share key and whether it is urgent (see module doc)."""
+    lax: list[tuple[float, int]] = []
+    for i, (p, k) in enumerate(zip(plugs, nph, strict=True)):
+        if p.departure_s is not None:  # the common case (nothing announced) costs nothing
+            v = laxity_s(p, k, params.voltage_v)
+            if v is not None and 0.0 <= v <= params.urgent_laxity_s:
+                lax.append((v, i))
+    n_lv = min(len(lax), MAX_URGENT_LEVELS)
+    step = n_lv + 1
+    levels = [step * p.priority for p in plugs]
+    urgent = [False] * len(plugs)
+    for rank, (_, i) in enumerate(sorted(lax)):
+        levels[i] += max(n_lv - rank, 1)  # the least laxity the highest sub-level
+        urgent[i] = True
+    return levels, [share_key(p) for p in plugs], urgent
+
+
+def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:
+    """``"; urgent: ..."`` for the reason of an urgent plug, else empty."""
+    if not is_urgent(p, nph, params):
+        return ""
+    need_kwh = (p.need_wh or 0.0) / 1000.0
+    minutes = math.ceil((p.departure_s or 0.0) / 60.0)
+    return f"; urgent: {need_kwh:.1f} kWh needed before departure in {minutes} min"
+
+
+__all__ = ["MAX_URGENT_LEVELS", "is_urgent", "laxity_s", "queue_keys", "share_key", "urgency_note"]

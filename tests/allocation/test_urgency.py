@@ -1,0 +1,143 @@
+"""The queue pre-step (allocation/urgency.py): energy-share rotation and least laxity first."""
+
+from __future__ import annotations
+
+import math
+
+from fuseguard.allocation import AllocationParams, Circuit, Plug, Snapshot, allocate
+from fuseguard.allocation.small import allocate_small
+from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, is_urgent, laxity_s, queue_keys
+from fuseguard.allocation.vector import allocate_numpy
+from fuseguard.model.phases import ALL_PHASES, Phases
+
+THREE = ALL_PHASES
+
+
+def _site(limit_a: float, *plugs: Plug) -> Snapshot:
+    return Snapshot((Circuit("main", None, Phases.of((limit_a,) * 3)),), plugs)
+
+
+def _both(snap: Snapshot) -> dict[str, int]:
+    small, vec = allocate_small(snap), allocate_numpy(snap)
+    assert small == vec
+    return small.setpoints
+
+
+def test_lowest_energy_share_gets_the_only_slot() -> None:
+    # room for one car at 6 A: the car with less energy per hour plugged in goes first,
+    # whatever the snapshot order and the waiting time
+    a = Plug("a", "main", THREE, max_a=16, share_a=5.0, paused_s=5000.0)
+    b = Plug("b", "main", THREE, max_a=16, share_a=2.0, paused_s=400.0)
+    assert _both(_site(8, a, b)) == {"a": 0, "b": 8}
+    assert _both(_site(8, b, a)) == {"b": 8, "a": 0}
+
+
+def test_a_runner_past_its_minimum_run_yields_to_a_car_with_less_share() -> None:
+    params = AllocationParams(min_run_s=600.0, min_pause_s=300.0)
+    runner = Plug("r", "main", THREE, max_a=16, setpoint_a=8, running_s=700.0, share_a=7.0)
+    waiting = Plug("w", "main", THREE, max_a=16, paused_s=900.0, share_a=3.0)
+    snap = Snapshot((Circuit("main", None, Phases.of((8.0,) * 3)),), (runner, waiting), 0, params)
+    assert _both(snap) == {"r": 0, "w": 8}
+    # inside its minimum run time it keeps the slot
+    locked = Plug("r", "main", THREE, max_a=16, setpoint_a=8, running_s=100.0, share_a=7.0)
+    snap = Snapshot((Circuit("main", None, Phases.of((8.0,) * 3)),), (locked, waiting), 0, params)
+    assert _both(snap) == {"r": 8, "w": 0}
+    # a runner with less share than the waiting car keeps it too
+    low = Plug("r", "main", THREE, max_a=16, setpoint_a=8, running_s=700.0, share_a=1.0)
+    snap = Snapshot((Circuit("main", None, Phases.of((8.0,) * 3)),), (low, waiting), 0, params)
+    assert _both(snap) == {"r": 8, "w": 0}
+
+
+def test_without_queue_facts_the_order_is_the_waiting_time_as_before() -> None:
+    a = Plug("a", "main", THREE, max_a=16, paused_s=400.0)
+    b = Plug("b", "main", THREE, max_a=16, paused_s=900.0)
+    assert _both(_site(8, a, b)) == {"a": 0, "b": 8}
+
+
+def test_laxity_is_time_to_departure_minus_time_to_finish_at_the_cap() -> None:
+    p = Plug("a", "main", THREE, max_a=16, need_wh=11040.0, departure_s=7200.0)
+    # 11.04 kWh at 3 x 16 A x 230 V = 11.04 kW: one hour
+    lax = laxity_s(p, 3.0, 230.0)
+    assert lax is not None
+    assert math.isclose(lax, 3600.0)
+    # a target lowers the cap: two hours at 8 A, no laxity left
+    lax = laxity_s(
+        Plug("a", "main", THREE, max_a=16, target_a=8, need_wh=11040.0, departure_s=7200.0),
+        3.0,
+        230.0,
+    )
+    assert lax is not None
+    assert math.isclose(lax, 0.0, abs_tol=1e-9)
+    assert laxity_s(Plug("a", "main", THREE, max_a=16), 3.0, 230.0) is None
+    assert (
+        laxity_s(Plug("a", "main", THREE, max_a=16, need_wh=0.0, departure_s=10.0), 3.0, 230.0)
+        is None
+    )
+
+
+def test_an_urgent_car_charges_at_its_cap_the_others_keep_their_minimum() -> None:
+    # 30 A for three cars: equal split would be 10 A each; the car leaving in 70 min with
+    # 11 kWh to go (laxity 10 min) gets its 16 A, the others share the rest
+    urgent = Plug("u", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4200.0)
+    a = Plug("a", "main", THREE, max_a=16, need_wh=30000.0, departure_s=30000.0)
+    b = Plug("b", "main", THREE, max_a=16)
+    sp = _both(_site(30, a, urgent, b))
+    assert sp == {"a": 7, "u": 16, "b": 7}
+    assert (
+        "urgent: 11.0 kWh needed before departure in 70 min"
+        in allocate(_site(30, a, urgent, b)).reasons["u"]
+    )
+
+
+def test_a_car_that_cannot_finish_any_more_is_not_urgent() -> None:
+    params = AllocationParams()
+    hopeless = Plug("h", "main", THREE, max_a=16, need_wh=40000.0, departure_s=600.0)
+    relaxed = Plug("r", "main", THREE, max_a=16, need_wh=1000.0, departure_s=40000.0)
+    assert not is_urgent(hopeless, 3.0, params)
+    assert not is_urgent(relaxed, 3.0, params)
+    assert _both(_site(30, hopeless, relaxed)) == {"h": 15, "r": 15}
+
+
+def test_urgency_never_overtakes_a_higher_priority() -> None:
+    urgent = Plug("u", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4200.0)
+    high = Plug("h", "main", THREE, max_a=16, priority=1)
+    levels, _, flags = queue_keys((urgent, high), (3.0, 3.0), AllocationParams())
+    assert flags == [True, False]
+    assert levels == [1, 2]
+    assert _both(_site(8, urgent, high)) == {"u": 0, "h": 8}
+
+
+def test_hostile_queue_facts_never_raise_a_plug() -> None:
+    params = AllocationParams()
+    for share in (math.nan, math.inf, -5.0):
+        _, shares, _ = queue_keys(
+            (Plug("a", "main", THREE, max_a=16, share_a=share),), (3.0,), params
+        )
+        assert shares == [0.0]
+    for dep, need in ((math.nan, 1000.0), (math.inf, 1000.0), (100.0, math.nan), (-5.0, 10.0)):
+        p = Plug("a", "main", THREE, max_a=16, need_wh=need, departure_s=dep)
+        assert not is_urgent(p, 3.0, params)
+
+
+def test_the_least_laxity_is_served_first_among_urgent_cars() -> None:
+    # 30 A: the car with 10 min laxity gets its 16 A, the one with 40 min what is left above
+    # the relaxed car's 6 A minimum
+    tight = Plug("t", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4200.0)
+    less = Plug("l", "main", THREE, max_a=16, need_wh=11040.0, departure_s=6000.0)
+    relaxed = Plug("r", "main", THREE, max_a=16)
+    levels, _, flags = queue_keys((less, relaxed, tight), (3.0,) * 3, AllocationParams())
+    assert flags == [True, False, True]
+    assert levels[2] > levels[0] > levels[1]
+    assert _both(_site(30, less, relaxed, tight)) == {"l": 8, "r": 6, "t": 16}
+
+
+def test_urgent_sub_levels_are_bounded() -> None:
+    # 20 urgent plugs: the 7 least-laxity ones get their own sub-levels, the rest share one
+    plugs = [
+        Plug(f"u{i}", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4000.0 + 10 * i)
+        for i in range(20)
+    ]
+    levels, _, flags = queue_keys(plugs, (3.0,) * 20, AllocationParams())
+    assert all(flags)
+    assert levels[:7] == list(range(MAX_URGENT_LEVELS, 1, -1))
+    assert set(levels[7:]) == {1}
