@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +41,14 @@ from fuseguard.devices.factory import (
     build_pv_meter,
 )
 from fuseguard.model.clock import Clock, RealClock
-from fuseguard.runtime import EdgeRuntime, EdgeService
+from fuseguard.runtime import (
+    STOP_DEADLINE_S,
+    BoundedExitStack,
+    EdgeRuntime,
+    EdgeService,
+    stop_within,
+    task_names,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +82,11 @@ class Edge:
     targets: EvseTargets | None = None
     urls: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: How long each part (controller, every service, every driver) may take to stop.
+    stop_deadline_s: float = STOP_DEADLINE_S
+    #: For a process that ends with the edge (``fuseguard run``): when the stop has not
+    #: finished this long after it was requested, log what still runs and exit the process.
+    hard_exit_s: float | None = None
 
     async def run(self) -> None:
         """Start everything, run until cancelled, then stop cleanly."""
@@ -83,7 +98,24 @@ class Edge:
             check_password_strength(cfg.api.local.password.get_secret_value())
         data_dir = Path(cfg.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
-        async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
+        stack = BoundedExitStack(self.stop_deadline_s)
+        with _sigterm_cancels() as sigterm:
+            try:
+                await self._run(stack)
+            except asyncio.CancelledError:
+                if not sigterm.is_set():
+                    raise
+                # SIGTERM is the ordinary way to stop a service: a clean return, not an error
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+            finally:
+                log.info("edge_stopped", device=cfg.site.edge_id, reason="run ended")
+
+    async def _run(self, stack: BoundedExitStack) -> None:
+        cfg = self.config
+        data_dir = Path(cfg.data_dir)
+        async with aiohttp.ClientSession() as session, stack:
             meter = self.meter or build_meter(cfg, session)
             chargers = (
                 dict(self.chargers)
@@ -97,7 +129,7 @@ class Edge:
             )
             pv_meter = self.pv_meter or build_pv_meter(cfg, session, self.clock)
             extra = [*circuit_meters.values(), *([pv_meter] if pv_meter is not None else [])]
-            await _start_drivers([meter, *extra, *chargers.values()], stack)
+            await _start_drivers([meter, *extra, *chargers.values()], stack, self.stop_deadline_s)
             rt = await self._runtime(stack, data_dir, meter, chargers, circuit_meters, pv_meter)
             for start in SERVICES:
                 await start(rt)
@@ -106,11 +138,16 @@ class Edge:
             self.ready.set()
             log.info("edge_started", device=cfg.site.edge_id, reason="run", **self.urls)
             try:
-                await task
+                # not ``await task``: a cancelled awaiter waits until the task has ended, so a
+                # controller part that does not stop would hold the whole edge (and its stop)
+                await asyncio.wait({task})
+                task.result()  # the controller ends only by failing: re-raise it
             finally:
+                log.info("edge_stopping", device=cfg.site.edge_id, reason="stop requested")
+                if self.hard_exit_s is not None:
+                    _arm_hard_exit(self.hard_exit_s)
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_within("controller", _quietly(task), self.stop_deadline_s)
 
     async def _runtime(
         self,
@@ -178,12 +215,89 @@ def _ocpp_cert(cfg: FuseguardConfig, data_dir: Path) -> tuple[str, str] | None:
     return edge_cert(data_dir, oc.cert_file, oc.key_file, oc.host, cfg.api.local.tls_names)
 
 
-async def _start_drivers(drivers: Sequence[object], stack: contextlib.AsyncExitStack) -> None:
-    """Start every driver that needs it and close it on the way out."""
+async def _start_drivers(
+    drivers: Sequence[object], stack: contextlib.AsyncExitStack, deadline_s: float
+) -> None:
+    """Start every driver that needs it; on the way out close them all at once, each within
+    ``deadline_s`` (a driver whose close hangs is cancelled and logged by name)."""
+    started: list[SupportsLifecycle] = []
+
+    async def close_all() -> None:
+        parts = [stop_within(_driver_name(d), d.close(), deadline_s) for d in reversed(started)]
+        await asyncio.gather(*parts)
+
     for drv in drivers:
         if isinstance(drv, SupportsLifecycle):
             await drv.start()
-            stack.push_async_callback(drv.close)
+            started.append(drv)
+    # each close is bounded above; the plain push keeps a second deadline off the whole
+    contextlib.AsyncExitStack.push_async_callback(stack, close_all)
+
+
+def _driver_name(driver: object) -> str:
+    return str(getattr(driver, "device", None) or getattr(driver, "name", None) or driver)
+
+
+#: Exit status of a process whose edge did not stop within ``hard_exit_s``.
+EXIT_STOP_OVERRUN = 3
+
+
+def _arm_hard_exit(deadline_s: float) -> None:
+    """A daemon timer that ends the process ``deadline_s`` from now (the stop hangs: a thread,
+    a task that ignores its cancellation), logging the tasks still running."""
+    loop = asyncio.get_running_loop()
+
+    def overrun() -> None:
+        try:
+            tasks = task_names({t for t in asyncio.all_tasks(loop) if not t.done()})
+        except RuntimeError:  # the set changed under us: this is another thread
+            tasks = ["?"]
+        log.error(
+            "edge_stop_overrun",
+            device="edge",
+            reason=f"not stopped within {deadline_s:g} s of the stop request: exiting",
+            running=tasks[:20],
+        )
+        os._exit(EXIT_STOP_OVERRUN)
+
+    timer = threading.Timer(deadline_s, overrun)
+    timer.daemon = True
+    timer.start()
+
+
+async def _quietly(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled ``task``; its cancellation is the expected end."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@contextlib.contextmanager
+def _sigterm_cancels() -> Iterator[threading.Event]:
+    """SIGTERM stops the edge like SIGINT (cancels the running task, hence a clean stop), when
+    the edge runs in the main thread and nobody else handles SIGTERM; restored afterwards.
+    Yields an event that is set once SIGTERM came."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    received = threading.Event()
+    installed = False
+    if (
+        task is not None
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ):
+
+        def on_sigterm() -> None:
+            log.info("edge_signal", device="edge", reason="SIGTERM: stopping")
+            received.set()
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        installed = True
+    try:
+        yield received
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 def snapshot_dumper(controller: Controller, path: Path) -> Callable[[ControllerStatus], None]:
@@ -200,4 +314,4 @@ def snapshot_dumper(controller: Controller, path: Path) -> Callable[[ControllerS
     return dump
 
 
-__all__ = ["SERVICES", "Edge", "snapshot_dumper"]
+__all__ = ["EXIT_STOP_OVERRUN", "SERVICES", "Edge", "snapshot_dumper"]

@@ -91,7 +91,7 @@ def run(
             typer.echo(str(problem), err=True)
         raise typer.Exit(code=2) from err
     configure_logging(cfg.logging.level, cfg.logging.format)
-    edge = Edge(cfg, dump_snapshot=dump_snapshot)
+    edge = Edge(cfg, dump_snapshot=dump_snapshot, hard_exit_s=12.0)
     try:
         asyncio.run(edge.run())
     except PortInUseError as err:

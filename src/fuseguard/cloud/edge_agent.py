@@ -2,8 +2,10 @@
 
 :class:`EdgeCloudAgent` connects with the edge's own broker credentials and
 
-* publishes ``online`` (retained) on every connect, with a last will ``offline`` (retained) for
-  the broker to send when the connection dies, and ``offline`` itself on a clean stop;
+* publishes ``online`` (retained) on every connect and again every ``state_interval_s`` while
+  connected (the cloud commits asynchronously and may lose the last writes: ``docs/cloud.md``),
+  with a last will ``offline`` (retained) for the broker to send when the connection dies, and
+  ``offline`` itself on a clean stop;
 * publishes each EVSE's status (limits, plugs, target, plug statuses) retained, on connect,
   after every command and every ``status_interval_s`` of the injected clock;
 * publishes live snapshots (the live page's data) while a cloud viewer asks for them
@@ -90,6 +92,7 @@ class EdgeCloudAgent:
         clock: Clock,
         *,
         status_interval_s: float = 10.0,
+        state_interval_s: float = 300.0,
         topic_prefix: str = DEFAULT_PREFIX,
         keepalive_s: int = 30,
         max_duration_s: int = DEFAULT_MAX_DURATION_S,
@@ -103,6 +106,9 @@ class EdgeCloudAgent:
         self.evses = {e.evse_uuid: e for e in evses}
         self.clock = clock
         self.status_interval_s = status_interval_s
+        self.state_interval_s = state_interval_s
+        self._state_at: float | None = None  # clock time of the last ``online`` published
+        self._status_at = float("-inf")  # clock time of the last periodic statuses
         self.topics = Topics(topic_prefix)
         self._last_seq = 0
         self._session = 0
@@ -154,9 +160,9 @@ class EdgeCloudAgent:
             self._spawn(supervised(f"{name}-live", self.live.run))
         try:
             while True:
-                await self.clock.sleep(self.status_interval_s)
+                await self.clock.sleep(min(self.status_interval_s, self.state_interval_s))
                 if self.link.connected:
-                    await self.publish_all_statuses()
+                    await self._refresh()
         finally:
             await self._say_offline()
             link_task.cancel()
@@ -182,10 +188,27 @@ class EdgeCloudAgent:
 
     async def _on_connect(self) -> None:
         await self.link.subscribe(self.topics.command(self.edge_device_id))
-        payload = EdgeState(state="online", session=self._session).to_bytes()
-        await self.link.publish(self.topics.state(self.edge_device_id), payload, retain=True)
+        await self.publish_online()
         log.info("edge_agent_online", edge=self.edge_device_id, reason="connected to broker")
         self._spawn(self.publish_all_statuses())
+
+    async def publish_online(self) -> None:
+        """Publish ``online`` (retained) for this connection's session."""
+        self._state_at = self.clock.monotonic()
+        payload = EdgeState(state="online", session=self._session).to_bytes()
+        await self.link.publish(self.topics.state(self.edge_device_id), payload, retain=True)
+
+    async def _refresh(self) -> None:
+        """The periodic part: every status when due, ``online`` again when due."""
+        now = self.clock.monotonic()
+        if now - self._status_at >= self.status_interval_s:
+            self._status_at = now
+            await self.publish_all_statuses()
+        if self._state_at is None or now - self._state_at >= self.state_interval_s:
+            try:
+                await self.publish_online()
+            except DeviceError as err:  # the link is down: the next connect says online
+                log.warning("edge_state_not_published", edge=self.edge_device_id, reason=str(err))
 
     # --- status ----------------------------------------------------------------------------------
 
@@ -428,6 +451,7 @@ def cloud_agent(rt: EdgeRuntime) -> EdgeCloudAgent | None:
         list(evses.values()),
         rt.clock,
         status_interval_s=cc.status_interval_s,
+        state_interval_s=cc.state_interval_s,
         max_duration_s=rt.config.api.evse.max_duration_s,
         tls=TlsSettings(cc.ca_file, cc.cert_file, cc.key_file),
         live_view=live_view_source(rt),

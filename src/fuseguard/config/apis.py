@@ -177,6 +177,12 @@ class CloudLinkConfig(_Model):
     username: str = ""
     password: SecretStr = SecretStr("")
     status_interval_s: float = Field(default=10.0, gt=0, le=86_400)
+    state_interval_s: float = Field(
+        default=300.0,
+        ge=10,
+        le=86_400,
+        description="re-publish the retained online state this often (the cloud may lose writes)",
+    )
     ca_file: Path | None = Field(
         default=None, description="CA of the broker's certificate (mqtts://); default system CAs"
     )

@@ -162,6 +162,11 @@ class MqttConnection:
                         await self._go_offline(client)
                         raise
             except (aiomqtt.MqttError, MqttDownError, MqttTimeoutError) as err:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # going offline failed after a cancel: stop, never reconnect (a swallowed
+                    # cancel would keep this task, and whoever waits for it, alive forever)
+                    raise asyncio.CancelledError from err
                 log.warning(
                     "mqtt_disconnected",
                     device=self.client_id,
