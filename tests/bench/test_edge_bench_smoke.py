@@ -7,25 +7,15 @@ reached every charger and that the result files have the documented shape.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "edge.py"
+from ..benchkit import load_bench
 
 
 def _load_bench() -> ModuleType:
-    name = "fuseguard_bench_edge"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("edge")
 
 
 def test_base_loads_change_every_setpoint() -> None:

@@ -7,24 +7,13 @@ that the before/after table says whether two reports were identical.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "simspeed.py"
+from ..benchkit import load_bench
 
 
 def _load_bench() -> ModuleType:
-    name = "fuseguard_bench_simspeed"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("simspeed")
 
 
 def test_a_run_and_its_table() -> None:

@@ -11,28 +11,18 @@ Beside it the edge's cloud agent runs on a flapping link and is fed poisoned com
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
+from ..benchkit import load_bench
+
 DAYS = 0.3
 SEED = 5
 
 
 def _load_bench() -> ModuleType:
-    name = "fuseguard_bench_soak"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("soak")
 
 
 @pytest.mark.timeout(400)  # ~12 s of CPU; the machine is shared

@@ -1,0 +1,28 @@
+"""Load a benchmark script of ``bench/`` as a module (the benchmarks are scripts, not a package)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_bench(stem: str) -> ModuleType:
+    """``bench/<stem>.py`` as module ``fuseguard_bench_<stem>``, loaded once per session.
+
+    ``bench/`` goes on ``sys.path`` because a benchmark may import its siblings
+    (``bench/cloud.py`` imports ``cloud_agents``)."""
+    name = f"fuseguard_bench_{stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    if str(BENCH_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR))
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{stem}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
