@@ -143,11 +143,12 @@ async def test_a_state_change_is_followed_at_the_period_cadence() -> None:
 
 async def test_a_meter_drop_reads_every_charger_at_the_next_period() -> None:
     rig = CadenceRig()
+    rig.setpoints = dict.fromkeys(rig.setpoints, (10, -math.inf))  # both at their setpoint
     await rig.run_until(5.2)
     rig.meter.answers = [meter_sample(Phases(28.5, 30, 30))]  # below METER_DROP_A: no sweep
     await rig.run_until(7.9)
     assert rig.reads("cp1") == rig.reads("cp2") == 2
-    rig.meter.answers = [meter_sample(Phases(30, 45, 30))]  # a rise: the estimate errs safe
+    rig.meter.answers = [meter_sample(Phases(30, 45, 30))]  # a rise no car can have made
     await rig.run_until(8.9)
     assert rig.reads("cp1") == rig.reads("cp2") == 2
     rig.meter.answers = [meter_sample(Phases(30, 35, 30))]  # 10 A below the high: a car?
@@ -155,6 +156,42 @@ async def test_a_meter_drop_reads_every_charger_at_the_next_period() -> None:
     assert rig.reads("cp1") == rig.reads("cp2") == 2
     await rig.run_until(10.1)
     assert rig.reads("cp1") == rig.reads("cp2") == 3  # swept at 10
+    await rig.stop()
+
+
+async def test_a_meter_rise_reads_the_chargers_below_their_setpoint_in_the_same_poll() -> None:
+    # cp1 draws 10 A of its 16 A and may ramp unseen; cp2 draws its setpoint and cannot rise
+    rig = CadenceRig()
+    rig.setpoints["cp2"] = (10, -math.inf)
+    await rig.run_until(5.2)
+    assert rig.reads("cp1") == rig.reads("cp2") == 2
+    rig.meter.answers = [meter_sample(Phases(30, 31.5, 30))]  # below METER_DROP_A: no read
+    await rig.run_until(6.9)
+    assert rig.reads("cp1") == 2
+    # the rise lands in the meter read of the full poll at 7: cp1 is read before that poll's
+    # decision (on_polled), so the decision does not take the ramp for building load
+    rig.meter.answers = [meter_sample(Phases(36, 36, 36))]
+    rig.chargers["cp1"].answers = [charger_sample(CpState.C, Phases(16, 16, 16))]
+    await rig.run_until(6.999)
+    seen: list[int] = []
+    rig.poller._on_polled = lambda: seen.append(rig.reads("cp1"))
+    await rig.run_until(7.2)
+    assert seen == [3] and rig.reads("cp2") == 2
+    assert rig.readings["cp1"].sample is not None
+    assert rig.readings["cp1"].sample.current_a == Phases(16, 16, 16)
+    await rig.stop()
+
+
+async def test_a_meter_rise_between_polls_reads_the_chargers_below_setpoint_next_period() -> None:
+    rig = CadenceRig()
+    await rig.run_until(5.2)
+    rig.meter.answers = [meter_sample(Phases(33, 33, 33))]  # seen by the meter-only read at 5.5
+    await rig.run_until(5.9)
+    assert rig.reads("cp1") == rig.reads("cp2") == 2
+    await rig.run_until(6.1)
+    assert rig.reads("cp1") == rig.reads("cp2") == 3  # both draw 10 of 16 A
+    await rig.run_until(9.9)  # no further rise: back to the idle cadence
+    assert rig.reads("cp1") == rig.reads("cp2") == 3
     await rig.stop()
 
 

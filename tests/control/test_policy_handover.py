@@ -41,6 +41,21 @@ def test_a_car_coming_down_within_the_grace_makes_increases_wait() -> None:
     assert not p.decreasing  # one cycle only
 
 
+def test_at_start_up_a_car_found_charging_comes_down_instead_of_pausing() -> None:
+    # fuseguard just started (nothing written yet) on a site above its limit: a car found
+    # drawing 32 A and given 14 A is lowered, not held at 0 (a pause for nothing, and with
+    # min_pause_s a long one); a car drawing nothing still waits until the others are down
+    p = policy()
+    p.begin()
+    p.lowered(facts(sample=charger_sample(current_a=Phases.uniform(32))), 14)
+    assert p.decreasing
+    assert p.held(14, written_a=None, drawing_a=32.0) is None
+    assert p.held(14, written_a=None, drawing_a=13.5) is None  # within the margin
+    assert p.held(14, written_a=None, drawing_a=10.2) == 10  # an increase: it waits at 10 A
+    assert p.held(14, written_a=None, drawing_a=4.0) == 0  # below 6 A: it cannot wait at 4 A
+    assert p.held(14, written_a=None) == 0
+
+
 def test_a_car_that_does_not_come_down_is_counted_at_its_real_draw() -> None:
     p = policy()
     p.begin()

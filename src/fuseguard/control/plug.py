@@ -225,7 +225,11 @@ class PlugControl:
     ) -> tuple[int, str]:
         """Break before make, then the ramp: the setpoint to write now, and its reason."""
         sp = self.setpoint
-        held = handover.held(setpoint_a, sp.written_a)
+        reading = self.reading
+        drawing_a = (
+            reading.grid_a.max if sp.written_a is None and reading.fresh(now) else 0.0
+        )  # never written (start-up): the car is at what it draws
+        held = handover.held(setpoint_a, sp.written_a, drawing_a)
         if held is not None:
             setpoint_a = held
             reason += "; increase waits for other cars to come down"

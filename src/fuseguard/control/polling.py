@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from typing import Any
 
 from fuseguard.control.ports import Charger, GridMeter
@@ -44,7 +44,11 @@ class Poller:
     for beyond that instant, when its setpoint is raised, when its setpoint is lowered below its
     last measured draw (+ STEADY_A: the car must come down), or when the meter dropped by
     METER_DROP_A below its high since the last such sweep (the meter sees every charger's draw;
-    see docs/safety.md). A charger with an error (a failed read or write) is read every period.
+    see docs/safety.md). When the meter rose by METER_DROP_A above its low since the last rise,
+    the steady chargers drawing below their setpoint (- STEADY_A), which may be the cause, are
+    read too — in the same poll if the rise arrives with it, so that the decision does not take a
+    car's ramp for building load and lower everyone. A charger with an error (a failed read or
+    write) is read every period.
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class Poller:
         self._read_sp: dict[str, int | None] = dict.fromkeys(self._chargers)  # setpoint then
         self._sweep = False  # the meter dropped: read every charger at the next period
         self._meter_high: tuple[Phases, float] | None = None  # (currents, power) since the sweep
+        self._rise = False  # the meter rose: read the chargers below their setpoint
+        self._meter_low: tuple[Phases, float] | None = None  # (currents, power) since the rise
         self._tick = 0.0
 
     async def read_meter(self) -> None:
@@ -86,6 +92,8 @@ class Poller:
         if sample is not None:
             if self._idle_s and self._meter_dropped(sample):
                 self._sweep = True
+            if self._idle_s and self._meter_rose(sample):
+                self._rise = True
             self._on_meter(previous, sample)
 
     async def read_charger(self, pid: str) -> None:
@@ -131,17 +139,48 @@ class Poller:
         self._meter_high = (current, sample.power_w)
         return True
 
-    def _due_chargers(self, now: float) -> list[str]:
-        """The chargers to read in the poll at ``now`` (all of them without an idle cadence)."""
+    def _meter_rose(self, sample: MeterSample) -> bool:
+        """The meter rose by METER_DROP_A above its low since the last rise."""
+        current = sample.current_a if sample.current_a is not None else ZERO
+        low = self._meter_low
+        if low is None:
+            self._meter_low = (current, sample.power_w)
+            return False
+        low_a, rise_a = low[0], 0.0
+        if sample.current_a is not None:
+            low_a = low_a.minimum(current)
+            rise_a = (current - low_a).max
+        low_w = min(low[1], sample.power_w)
+        rise_a = max(rise_a, (sample.power_w - low_w) / self._config.voltage_v)
+        if rise_a < METER_DROP_A:
+            self._meter_low = (low_a, low_w)
+            return False
+        self._meter_low = (current, sample.power_w)
+        return True
+
+    def _below_setpoint(self, pid: str) -> bool:
+        """The charger's last sample draws less than its setpoint allows: it may rise unseen."""
+        sample = self._readings[pid].sample
+        if self._setpoint_of is None or sample is None:
+            return False
+        written_a = self._setpoint_of(pid)[0]
+        return written_a is not None and sample.current_a.max < written_a - STEADY_A
+
+    def _due_chargers(self, now: float, skip: Collection[str | None] = ()) -> list[str]:
+        """The chargers to read in the poll at ``now`` (all of them without an idle cadence),
+        leaving out ``skip`` (read in this poll already)."""
         if not self._idle_s:
             return list(self._chargers)
         sweep, self._sweep = self._sweep, False
+        rise, self._rise = self._rise, False
         slack = self._config.meter_period_s / 4.0  # scheduling jitter
         due: list[str] = []
         for pid in self._chargers:
+            if pid in skip:
+                continue
             early = now + slack < self._due[pid]
             quiet = self._readings[pid].error is None and not self._changed_since_read(pid)
-            if early and not sweep and quiet:
+            if early and not sweep and quiet and not (rise and self._below_setpoint(pid)):
                 continue
             if early:
                 self._readings[pid].doubt(now)
@@ -189,6 +228,8 @@ class Poller:
                     inflight[key] = (asyncio.create_task(self._read(key)), started)
                 waiting = [inflight[k][0] for k in keys if k in inflight]
                 await self._wait_for(waiting, self._config.poll_wait_s)
+                if chargers_due and self._rise:  # the rise came with this poll: explain it now
+                    await self._read_rise_causes(started, keys, inflight)
                 if chargers_due:
                     self._on_polled()  # meter and chargers read at the same instant
                 chargers_due = not chargers_due
@@ -196,6 +237,22 @@ class Poller:
         finally:
             for task, _ in inflight.values():
                 task.cancel()
+
+    async def _read_rise_causes(
+        self,
+        started: float,
+        polled: list[str | None],
+        inflight: dict[str | None, tuple[asyncio.Task[None], float]],
+    ) -> None:
+        """Read, within the poll's wait, the chargers that may explain a rise this poll saw."""
+        extra = self._due_chargers(started, skip=polled)
+        for pid in extra:
+            running = inflight.get(pid)
+            if running is None or running[0].done():
+                inflight[pid] = (asyncio.create_task(self._read(pid)), started)
+        left_s = self._config.poll_wait_s - (self._clock.monotonic() - started)
+        if extra and left_s > 0:
+            await self._wait_for([inflight[k][0] for k in extra], left_s)
 
     def _abandon_if_late(
         self, key: str | None, running: tuple[asyncio.Task[None], float], now: float

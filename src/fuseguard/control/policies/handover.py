@@ -12,7 +12,10 @@ as uncontrollable load. The state lives for one cycle: :meth:`BreakBeforeMake.be
 
 from __future__ import annotations
 
+import math
+
 from fuseguard.control.policies.facts import PlugFacts
+from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import ZERO, Phases
 
 
@@ -79,11 +82,21 @@ class BreakBeforeMake:
         if f.fresh and f.draw_a.max > setpoint_a + self._margin_a:
             self._decreasing = True
 
-    def held(self, setpoint_a: int, written_a: int | None) -> int | None:
-        """The value an increase waits at while cars come down (None: it may go ahead)."""
-        if self._decreasing and setpoint_a > (written_a or 0):
-            return written_a or 0
-        return None
+    def held(self, setpoint_a: int, written_a: int | None, drawing_a: float = 0.0) -> int | None:
+        """The value an increase waits at while cars come down (None: it may go ahead).
+
+        A plug never written yet (``written_a`` None: fuseguard just started) is at what it
+        draws now (``drawing_a``, fresh): a car found charging at 32 A and given 14 A comes
+        down, it is not raised, so it is not held at 0 (which would pause it for nothing); one
+        found at 10 A and given 16 A waits at 10 A."""
+        if not self._decreasing:
+            return None
+        if written_a is None:
+            if setpoint_a <= drawing_a + self._margin_a:
+                return None  # at or below what it draws: a decrease
+            at_a = math.floor(drawing_a)
+            return at_a if at_a >= MIN_CHARGE_CURRENT_A else 0
+        return written_a if setpoint_a > written_a else None
 
 
 __all__ = ["BreakBeforeMake", "decrease_pending", "excess_a"]
