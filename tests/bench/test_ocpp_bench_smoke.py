@@ -1,0 +1,71 @@
+"""Smoke test of the OCPP benchmark harness (``bench/ocpp.py``) at a tiny size.
+
+Runs the real harness: a virtual CEMM and 10 virtual OCPP charge points in this process, the edge
+as a ``fuseguard run`` subprocess, 2 meter steps, a short footprint window and the reconnect
+storm. No timing assertions: it proves that every step's new limit reached every charge point as
+an Accepted lease profile, that the storm re-booted and re-profiled every one, and that the result
+files have the documented shape.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..benchkit import BENCH_DIR, load_bench
+
+BENCH = BENCH_DIR / "ocpp.py"
+CHARGE_POINTS = 10
+
+
+def test_edge_config_has_one_ocpp_charger_per_charge_point() -> None:
+    bench = load_bench("ocpp")
+
+    class _Handle:
+        port = 1502
+
+    class _Station:
+        def __init__(self, i: int) -> None:
+            self.identity = f"CP{i + 1:03d}"
+
+    fake = type(
+        "B", (), {"cemm": _Handle(), "port": 9000, "stations": [_Station(i) for i in range(3)]}
+    )
+    text = bench.edge_toml(fake, Path("/tmp/data"))
+    assert text.count('driver = "ocpp"') == 3
+    assert 'ocpp_id = "CP003"' in text
+    assert f'ocpp_password = "{bench.password(2)}"' in text
+    assert "port = 9000" in text
+    assert f"meter_interval_s = {bench.METER_INTERVAL_S}" in text
+
+
+@pytest.mark.timeout(180)  # a slow edge start on a loaded machine
+def test_ocpp_bench_quick(tmp_path: Path) -> None:
+    """``bench/ocpp.py --quick`` in its own process (in this one, state left behind by the edge
+    benchmark's smoke test made the virtual CEMM's telegrams look stale to the edge)."""
+    logs = tmp_path / "logs"
+    cmd = [sys.executable, str(BENCH), "--quick", "--out", str(tmp_path), "--keep-logs", str(logs)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=170, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads((tmp_path / "ocpp.json").read_text())
+    assert row["chargers"] == CHARGE_POINTS
+    assert [s["expected_a"] for s in row["steps"]] == [15, 14, 13]
+    for step in row["steps"]:
+        assert step["affected"] == CHARGE_POINTS, step
+        assert step["at_expected"] == CHARGE_POINTS, step
+    assert row["profiles_expected"] == row["profiles_accepted"] == 3 * CHARGE_POINTS
+    assert row["profile_p50_s"] > 0
+    storm = row["storm"]
+    assert storm["dropped"] == storm["booted"] == storm["reprofiled"] == CHARGE_POINTS
+    assert storm["all_s"] > 0
+    assert row["rss_mb"] > 0
+    assert row["cpu_pct"] >= 0
+    assert set(row["met"]) == {"profile_p99", "cpu", "rss", "storm"}
+    assert "CP010" in (logs / f"edge-ocpp-{CHARGE_POINTS}.log").read_text()
+    markdown = (tmp_path / "ocpp.md").read_text()
+    assert f"{CHARGE_POINTS} virtual charge points" in markdown
+    assert "Load average" in markdown
