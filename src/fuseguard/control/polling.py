@@ -32,6 +32,37 @@ from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 
 
+class _Excursion:
+    """The meter's extreme since it last moved METER_DROP_A away from it: ``sign`` -1 keeps
+    the high (per-phase currents and total power) and reports a drop, +1 the low and a rise."""
+
+    def __init__(self, sign: int, voltage_v: float) -> None:
+        self._sign = sign
+        self._voltage_v = voltage_v
+        self._ref: tuple[Phases, float] | None = None
+
+    def moved(self, sample: MeterSample) -> bool:
+        """Take a sample; True when it moved METER_DROP_A from the extreme (which restarts)."""
+        current = sample.current_a if sample.current_a is not None else ZERO
+        power_w = sample.power_w
+        if self._ref is None:
+            self._ref = (current, power_w)
+            return False
+        up = self._sign > 0
+        ref_a, ref_w = self._ref
+        moved_a = 0.0
+        if sample.current_a is not None:
+            ref_a = ref_a.minimum(current) if up else ref_a.maximum(current)
+            moved_a = (current - ref_a).max if up else (ref_a - current).max
+        ref_w = min(ref_w, power_w) if up else max(ref_w, power_w)
+        moved_a = max(moved_a, self._sign * (power_w - ref_w) / self._voltage_v)
+        if moved_a < METER_DROP_A:
+            self._ref = (ref_a, ref_w)
+            return False
+        self._ref = (current, power_w)
+        return True
+
+
 class Poller:
     """The poll loop (see module docstring). ``on_meter(previous, sample)`` is called for every
     new good meter sample; ``on_polled()`` after every full-period poll (the meter and the
@@ -79,9 +110,9 @@ class Poller:
         self._read_at = dict.fromkeys(self._chargers, -math.inf)  # last read started
         self._read_sp: dict[str, int | None] = dict.fromkeys(self._chargers)  # setpoint then
         self._sweep = False  # the meter dropped: read every charger at the next period
-        self._meter_high: tuple[Phases, float] | None = None  # (currents, power) since the sweep
+        self._drop = _Excursion(-1, config.voltage_v)  # the high since the last sweep
         self._rise = False  # the meter rose: read the chargers below their setpoint
-        self._meter_low: tuple[Phases, float] | None = None  # (currents, power) since the rise
+        self._climb = _Excursion(+1, config.voltage_v)  # the low since the last rise
         self._tick = 0.0
 
     async def read_meter(self) -> None:
@@ -90,9 +121,9 @@ class Poller:
         previous = self._meter_reading.sample
         sample = self._meter_reading.update(result, self._clock.monotonic())
         if sample is not None:
-            if self._idle_s and self._meter_dropped(sample):
+            if self._idle_s and self._drop.moved(sample):
                 self._sweep = True
-            if self._idle_s and self._meter_rose(sample):
+            if self._idle_s and self._climb.moved(sample):
                 self._rise = True
             self._on_meter(previous, sample)
 
@@ -119,44 +150,6 @@ class Poller:
             return True
         written_a = self._setpoint_of(pid)[0]
         return written_a is None or sample.current_a.max <= written_a + STEADY_A
-
-    def _meter_dropped(self, sample: MeterSample) -> bool:
-        """The meter dropped by METER_DROP_A below its high since the last sweep."""
-        current = sample.current_a if sample.current_a is not None else ZERO
-        high = self._meter_high
-        if high is None:
-            self._meter_high = (current, sample.power_w)
-            return False
-        high_a, drop_a = high[0], 0.0
-        if sample.current_a is not None:
-            high_a = high_a.maximum(current)
-            drop_a = (high_a - current).max
-        high_w = max(high[1], sample.power_w)
-        drop_a = max(drop_a, (high_w - sample.power_w) / self._config.voltage_v)
-        if drop_a < METER_DROP_A:
-            self._meter_high = (high_a, high_w)
-            return False
-        self._meter_high = (current, sample.power_w)
-        return True
-
-    def _meter_rose(self, sample: MeterSample) -> bool:
-        """The meter rose by METER_DROP_A above its low since the last rise."""
-        current = sample.current_a if sample.current_a is not None else ZERO
-        low = self._meter_low
-        if low is None:
-            self._meter_low = (current, sample.power_w)
-            return False
-        low_a, rise_a = low[0], 0.0
-        if sample.current_a is not None:
-            low_a = low_a.minimum(current)
-            rise_a = (current - low_a).max
-        low_w = min(low[1], sample.power_w)
-        rise_a = max(rise_a, (sample.power_w - low_w) / self._config.voltage_v)
-        if rise_a < METER_DROP_A:
-            self._meter_low = (low_a, low_w)
-            return False
-        self._meter_low = (current, sample.power_w)
-        return True
 
     def _below_setpoint(self, pid: str) -> bool:
         """The charger's last sample draws less than its setpoint allows: it may rise unseen."""
