@@ -51,8 +51,9 @@ class CloudService:
         # The cloud's tables are a copy of what the edges report and republish (CloudStore):
         # no commit waits for the disk.
         self.engine = create_engine(settings.database.url, synchronous_commit=False)
-        self.pg = _fast_pool(self.engine)
-        self.store = CloudStore(self.engine, self.pg)
+        self.pg = _fast_pool(self.engine, PG_FAST_POOL_SIZE)
+        self.pg_write = _fast_pool(self.engine, 1)  # the replica's one database writer
+        self.store = CloudStore(self.engine, self.pg, self.pg_write)
         self.tokens = CloudTokens(self.engine, self.pg)
         self.topics = Topics(settings.broker.topic_prefix)
         self.live = LiveRelay(self.topics, self.clock)
@@ -151,8 +152,9 @@ class CloudService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._link_task
             self._link_task = None
-        if self.pg is not None:
-            await self.pg.close()
+        for pool in (self.pg, self.pg_write):
+            if pool is not None:
+                await pool.close()
         await self.engine.dispose()
         log.info("cloud_stopped", replica=self.settings.replica_id, reason="service stop")
 
@@ -169,13 +171,17 @@ class CloudService:
         await self.stop()
 
 
-def _fast_pool(engine: AsyncEngine) -> PgPool | None:
-    """On PostgreSQL, the raw connections for the per-request statements (:mod:`.pg`)."""
+#: Raw PostgreSQL connections per replica for its requests' reads (:mod:`fuseguard.cloud.pg`).
+PG_FAST_POOL_SIZE = 16
+
+
+def _fast_pool(engine: AsyncEngine, size: int) -> PgPool | None:
+    """On PostgreSQL, raw connections for the per-request statements (:mod:`.pg`)."""
     if engine.dialect.name != "postgresql":
         return None
     from fuseguard.cloud.pg import PgPool  # psycopg is needed on PostgreSQL only
 
-    return PgPool(engine.url.render_as_string(hide_password=False))
+    return PgPool(engine.url.render_as_string(hide_password=False), max_size=size)
 
 
 async def _edge_unavailable(request: Request, exc: Exception) -> JSONResponse:

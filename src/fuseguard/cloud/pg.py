@@ -36,8 +36,6 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 PgConnection = psycopg.AsyncConnection[tuple[Any, ...]]
 
-#: Connections one replica keeps for its requests and its writer (on top of SQLAlchemy's few).
-PG_FAST_POOL_SIZE = 16
 _DIALECT = sa_psycopg.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -59,9 +57,7 @@ def compiled(stmt: Any, column_keys: list[str] | None = None) -> str:
 class PgPool:
     """A small pool of autocommit psycopg connections (see the module docstring)."""
 
-    def __init__(
-        self, url: str, *, max_size: int = PG_FAST_POOL_SIZE, connect_timeout_s: float = 10.0
-    ) -> None:
+    def __init__(self, url: str, *, max_size: int = 16, connect_timeout_s: float = 10.0) -> None:
         self._conninfo = pg_conninfo(url)
         self._connect_timeout_s = connect_timeout_s
         self._slots = asyncio.Semaphore(max_size)

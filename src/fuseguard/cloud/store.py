@@ -264,13 +264,18 @@ def _lock_evses(keys: list[tuple[str, str]]) -> Any:
 class CloudStore:
     """Edge and EVSE rows of the cloud (SQLite or PostgreSQL).
 
-    With ``pg`` (PostgreSQL only) the per-request reads and the writer's batches run on raw
-    psycopg connections (:mod:`fuseguard.cloud.pg`), with the same statements as text.
+    With ``pg`` (PostgreSQL only) the per-request reads run on raw psycopg connections
+    (:mod:`fuseguard.cloud.pg`), with the same statements as text, and so do the writer's
+    batches, on ``pg_write`` (default: ``pg``; the replica gives its one writer a connection of
+    its own, so a commit never queues behind the requests' reads).
     """
 
-    def __init__(self, engine: AsyncEngine, pg: PgPool | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, pg: PgPool | None = None, pg_write: PgPool | None = None
+    ) -> None:
         self.engine = engine
         self.pg = pg
+        self.pg_write = pg_write if pg_write is not None else pg
 
     async def apply_edge_state(self, edge_device_id: str, state: EdgeState) -> bool:
         """Record online/offline if newer than what is stored; True when it changed the row."""
@@ -316,8 +321,8 @@ class CloudStore:
         )
         if not rows.states and not rows.statuses and not rows.targets:
             return 0, 0
-        if self.pg is not None:
-            return await self.pg.run(rows.write_pg)
+        if self.pg_write is not None:
+            return await self.pg_write.run(rows.write_pg)
         written_statuses = written_targets = 0
         async with writing(self.engine) as conn:
             dialect = conn.dialect.name
