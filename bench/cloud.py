@@ -520,7 +520,9 @@ def _markdown(runs: list[dict[str, object]]) -> str:
 
     def cpu(r: dict[str, object]) -> str:
         c = r.get("cpu_ms_per_request")
-        return f"{c['replicas']} / {c['total']}" if isinstance(c, dict) else "–"
+        if not isinstance(c, dict):
+            return "–"
+        return f"{c['replicas']} / {c.get('load_generator', '–')} / {c['total']}"
 
     rows = "".join(
         f"| {r.get('database', 'sqlite')} | {r.get('replicas', 1)} | {r['edges']} "
@@ -541,14 +543,15 @@ def _markdown(runs: list[dict[str, object]]) -> str:
         "broker and PostgreSQL share the machine's 2 cores (and the machine is shared with other "
         "work: see the load average).\n\n"
         "| database | replicas | edges | clients | requests | p50 (ms) | p99 (ms) | requests/s "
-        "| lost acks | GET other replica ok/wrong | CPU ms/request replicas / all | target "
-        "| load avg | measured |\n"
+        "| lost acks | GET other replica ok/wrong | CPU ms/request replicas / client / all "
+        "| target | load avg | measured |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n"
         "Target: p99 <= 250 ms, every POST `received`, no lost ack, every GET consistent. "
-        "CPU per request (a POST and its checking GET) comes from /proc for the replicas and "
-        "for all parts together (replicas, edge agents, broker, PostgreSQL backends, load "
-        "generator); unlike the latency it hardly depends on how busy the machine is. "
+        "CPU per request (a POST and its checking GET) comes from /proc for the replicas, for "
+        "the load generator (the HTTP clients: one process, aiohttp) and for all parts together "
+        "(replicas, edge agents, broker, PostgreSQL backends, load generator); it depends far "
+        "less than the latency on how busy the machine is. "
         "Reproduce: `python bench/cloud.py --edges 1000 --concurrency 16 64` and "
         "`python bench/cloud.py --edges 10000 --agent-procs 2 --concurrency 16 64`; each run "
         "replaces its rows in `bench/results/cloud.json`. Rows with replicas 1 and sqlite are "
