@@ -346,20 +346,9 @@ class CloudStore:
         seq: int,
     ) -> bool:
         """Record the target an edge acknowledged, if ``seq`` is newer than the stored one."""
-        return await self.write_target_now(TargetWrite(edge_device_id, evse_uuid, target, seq))
-
-    async def write_target_now(self, write: TargetWrite) -> bool:
-        """One acknowledged target, committed before this returns; True when it was newer.
-
-        On PostgreSQL one autocommit UPDATE on a request connection, beside the writer: it
-        locks one row only, so it cannot deadlock with any batch, and it does not queue behind
-        the writer's status batches. Elsewhere a batch of its own.
-        """
-        if self.pg is None:
-            _, written = await self.apply_batch((), [write])
-            return bool(written)
-        rows = _BatchRows([], [], [_target_row(write)])
-        _, written = await self.pg.run(rows.write_pg)
+        _, written = await self.apply_batch(
+            (), [TargetWrite(edge_device_id, evse_uuid, target, seq)]
+        )
         return bool(written)
 
     async def evse(self, edge_device_id: str, evse_uuid: str) -> StoredEvse | None:

@@ -101,15 +101,9 @@ class CloudWriter:
         self._queue.put_nowait(_StateJob(edge_device_id, state))
 
     async def write_target(self, write: TargetWrite) -> None:
-        """Write an acknowledged target and wait for the commit.
-
-        Directly when the writer is not started, and always on PostgreSQL, where a target is
-        one single-row statement that cannot deadlock with a batch
-        (:meth:`CloudStore.write_target_now`): a POST's answer then never waits for the
-        writer's status batches. On SQLite (one writer per database) it joins the next batch.
-        """
-        if self._task is None or self.store.pg is not None:
-            await self.store.write_target_now(write)
+        """Write an acknowledged target and wait for the commit (directly when not started)."""
+        if self._task is None:
+            await self.store.apply_batch((), [write])
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_TargetJob(write, done))
