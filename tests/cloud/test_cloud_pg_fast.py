@@ -4,8 +4,9 @@
   missing, invalid, wrong EVSE), and a revoked token is refused by the next check (no cache).
 * Reads (EVSE row, target only, online flag) return the same values on both paths, and writes
   through the raw path are guarded by the same stamps (an older status or target changes nothing).
-* The pool replaces a connection the server dropped (a restarted PostgreSQL) and retries once; a
-  server it cannot reach at all is an error, not a hang.
+* The pool replaces a connection the server dropped (a restarted PostgreSQL) and retries once,
+  keeps a connection whose statement the server refused (rolled back), and a server it cannot
+  reach at all is an error, not a hang.
 """
 
 from __future__ import annotations
@@ -132,6 +133,22 @@ async def test_pool_replaces_a_dropped_connection(paths: Paths, pg_url: str) -> 
         admin.execute("SELECT pg_terminate_backend(%s)", (first,))
     assert await paths.raw.edge_online("nobody") is None  # retried on a new connection
     assert await paths.pool.run(backend_pid) != first
+
+
+async def test_a_refused_statement_keeps_its_connection(paths: Paths) -> None:
+    async def backend_pid(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
+        return int(conn.info.backend_pid)
+
+    async def fail_in_transaction(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT 1 / 0")
+
+    first = await paths.pool.run(backend_pid)
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await paths.pool.fetch_one("SELECT 1 / %(zero)s", {"zero": 0})
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await paths.pool.run(fail_in_transaction)
+    assert await paths.pool.run(backend_pid) == first  # rolled back and reused, not reconnected
 
 
 async def test_unreachable_server_is_an_error() -> None:

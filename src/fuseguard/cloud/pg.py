@@ -3,7 +3,7 @@
 Every POST and GET of the cloud's EVSE API checks a token and reads or writes one row. Through
 SQLAlchemy's async engine one such read cost ~0.7 ms of CPU (pool checkout with its ``SELECT 1``
 ping, greenlet hops, statement cache lookup, result processing); the same prepared statement on
-a psycopg connection costs ~0.1-0.15 ms (measured on this machine, docs/cloud.md "Benchmark").
+a psycopg connection costs ~0.1-0.15 ms (measured on this machine: bench/notes/cloud.md).
 So on PostgreSQL the replica's hot statements (token check, target and EVSE reads, the writer's
 batch) run here, on connections of :class:`PgPool`; SQLite and everything else (schema, fleet
 page, metrics, the CLI) stay on SQLAlchemy. The statements are the same ones: the store compiles
@@ -12,10 +12,10 @@ drift.
 
 :class:`PgPool` is deliberately small: at most ``max_size`` connections, idle ones reused last in
 first out, each in autocommit (a read is one round trip) with ``synchronous_commit=off`` (see
-docs/cloud.md "Writes"). A connection that fails is closed, never reused; an idle connection that
-turns out dead (a restarted server) is replaced and the work retried once on a new one, which is
-safe because every statement here is a read or a stamp-guarded (idempotent) upsert in a
-transaction that did not commit.
+docs/cloud.md "Writes"). A statement the server refuses leaves its connection in the pool; a
+connection that breaks (or whose work is cancelled) is closed, never reused. An idle connection
+that turns out dead (a restarted server) is replaced and the work retried once on a new one,
+which is safe because every statement here is a read or a stamp-guarded (idempotent) write.
 """
 
 from __future__ import annotations
@@ -84,17 +84,22 @@ class PgPool:
                 conn = self._idle.pop() if reused else await self._connect()
                 try:
                     result = await work(conn)
-                except psycopg.OperationalError as err:
+                except Exception as err:
+                    if not (conn.closed or conn.broken):
+                        # the server refused the statement (a deadlock victim, bad data): the
+                        # connection is fine once its transaction is rolled back
+                        self._release(conn)
+                        raise
                     await _discard(conn)
-                    if not reused or attempt:
+                    if not reused or attempt or not isinstance(err, psycopg.OperationalError):
                         raise
                     log.info(
                         "pg_connection_replaced",
                         device="postgresql",
-                        reason=f"idle connection failed: {type(err).__name__}",
+                        reason=f"idle connection was dropped: {type(err).__name__}",
                     )
                     continue
-                except BaseException:
+                except BaseException:  # cancelled, possibly mid-statement: never reuse
                     await _discard(conn)
                     raise
                 self._release(conn)
@@ -102,11 +107,11 @@ class PgPool:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _release(self, conn: PgConnection) -> None:
-        healthy = not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE
-        if healthy and not self._closed:
+        idle = not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE
+        if idle and not self._closed:
             self._idle.append(conn)
         else:
-            conn.pgconn.finish()
+            conn.pgconn.finish()  # closed, or left inside a transaction: never reused
 
     async def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a prepared query, or None."""
