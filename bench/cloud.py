@@ -122,6 +122,37 @@ import asyncio, logging, os, structlog
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 from fuseguard.cloud.app import serve_cloud
 from fuseguard.cloud.config import load_cloud_settings
+spans_path = os.environ.get("BENCH_SPANS")
+if spans_path:  # wall time of the parts of a request, p50/p99 written at exit
+    import atexit, functools, json, time
+    from fuseguard.cloud.backend import CloudEvseBackend
+    from fuseguard.cloud.tokens import CloudTokens
+    from fuseguard.cloud.writer import CloudWriter
+    spans = {}
+    def timed(cls, name, key):
+        orig = getattr(cls, name)
+        @functools.wraps(orig)
+        async def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return await orig(*args, **kwargs)
+            finally:
+                spans.setdefault(key, []).append(time.perf_counter() - t)
+        setattr(cls, name, wrapper)
+    timed(CloudTokens, "check", "token_check")
+    timed(CloudEvseBackend, "_command", "publish_until_ack")
+    timed(CloudWriter, "write_target", "target_commit")
+    timed(CloudEvseBackend, "get_target", "get_target_read")
+    def dump():
+        out = {}
+        for key, v in spans.items():
+            v.sort()
+            p99 = v[max(0, int(len(v) * 0.99) - 1)]
+            out[key] = {"n": len(v), "p50_ms": round(v[len(v) // 2] * 1e3, 2),
+                        "p99_ms": round(p99 * 1e3, 2)}
+        with open(spans_path, "w") as f:
+            json.dump(out, f)
+    atexit.register(dump)
 profile = os.environ.get("BENCH_PROFILE")
 if profile:
     import cProfile, time
@@ -239,34 +270,35 @@ async def _wait_fleet_stored(db_url: str, edges: int, procs: list[subprocess.Pop
         await engine.dispose()
 
 
-def _start_replicas(
-    n: int,
+def _start_replica(
+    r: int,
     db_url: str,
     mqtt_url: str,
     prefix: str,
     ack_timeout_s: float,
     profile_dir: Path | None = None,
-) -> tuple[list[subprocess.Popen[str]], list[str]]:
-    procs, urls = [], []
-    for r in range(n):
-        port = _free_port()
-        env = dict(os.environ)
-        env.update(
-            {
-                "FUSEGUARD_CLOUD_DATABASE__URL": db_url,
-                "FUSEGUARD_CLOUD_BROKER__URL": mqtt_url,
-                "FUSEGUARD_CLOUD_BROKER__TOPIC_PREFIX": prefix,
-                "FUSEGUARD_CLOUD_SERVER__PORT": str(port),
-                "FUSEGUARD_CLOUD_REPLICA_ID": f"bench{r}",
-                "FUSEGUARD_CLOUD_METRICS__ENABLED": "true",
-                "FUSEGUARD_CLOUD_API__ACK_TIMEOUT_S": str(ack_timeout_s),
-            }
-        )
-        if profile_dir is not None:
-            env["BENCH_PROFILE"] = str(profile_dir / f"replica{r}.prof")
-        procs.append(subprocess.Popen([sys.executable, "-c", _SERVER], env=env, text=True))
-        urls.append(f"http://127.0.0.1:{port}")
-    return procs, urls
+    spans_dir: Path | None = None,
+) -> tuple[subprocess.Popen[str], str]:
+    """Replica ``r`` on a free port (chosen here, bound by the replica a moment later)."""
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "FUSEGUARD_CLOUD_DATABASE__URL": db_url,
+            "FUSEGUARD_CLOUD_BROKER__URL": mqtt_url,
+            "FUSEGUARD_CLOUD_BROKER__TOPIC_PREFIX": prefix,
+            "FUSEGUARD_CLOUD_SERVER__PORT": str(port),
+            "FUSEGUARD_CLOUD_REPLICA_ID": f"bench{r}",
+            "FUSEGUARD_CLOUD_METRICS__ENABLED": "true",
+            "FUSEGUARD_CLOUD_API__ACK_TIMEOUT_S": str(ack_timeout_s),
+        }
+    )
+    if profile_dir is not None:
+        env["BENCH_PROFILE"] = str(profile_dir / f"replica{r}.prof")
+    if spans_dir is not None:
+        env["BENCH_SPANS"] = str(spans_dir / f"replica{r}-spans.json")
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER], env=env, text=True)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def _start_agents(
@@ -304,15 +336,29 @@ async def _agent_stats(agents: list[subprocess.Popen[str]]) -> dict[str, int]:
     return totals
 
 
-async def _wait_http(urls: list[str], procs: list[subprocess.Popen[str]]) -> None:
+async def _wait_http(
+    urls: list[str],
+    procs: list[subprocess.Popen[str]],
+    restart: Callable[[int], tuple[subprocess.Popen[str], str]],
+    tries: int = 3,
+) -> None:
+    """Until every replica answers. One that exits first is started again on another port.
+
+    The port is chosen free and released before the replica binds it; on a busy machine
+    another process can take it in between ("Address already in use").
+    """
     async with aiohttp.ClientSession() as http:
-        for base in urls:
+        for r in range(len(urls)):
+            left = tries
             while True:
-                if any(p.poll() is not None for p in procs):
-                    raise RuntimeError("a cloud replica exited")
+                if procs[r].poll() is not None:
+                    left -= 1
+                    if left <= 0:
+                        raise RuntimeError(f"cloud replica {r} exited {tries} times")
+                    procs[r], urls[r] = restart(r)
                 with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{base}/openapi.json") as r:
-                        if r.status == 200:
+                    async with http.get(f"{urls[r]}/openapi.json") as resp:
+                        if resp.status == 200:
                             break
                 await asyncio.sleep(0.1)
 
@@ -400,6 +446,7 @@ class Options:
     verify: bool
     ack_timeout_s: float
     profile_dir: Path | None = None
+    spans_dir: Path | None = None
 
 
 async def run(opts: Options) -> list[dict[str, object]]:
@@ -412,12 +459,17 @@ async def run(opts: Options) -> list[dict[str, object]]:
     ):
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
         tokens = await _make_tokens(db_url, prefix, opts.edges)
-        procs, urls = _start_replicas(
-            opts.replicas, db_url, mqtt_url, prefix, opts.ack_timeout_s, opts.profile_dir
-        )
+
+        def start(r: int) -> tuple[subprocess.Popen[str], str]:
+            return _start_replica(
+                r, db_url, mqtt_url, prefix, opts.ack_timeout_s, opts.profile_dir, opts.spans_dir
+            )
+
+        started = [start(r) for r in range(opts.replicas)]
+        procs, urls = [p for p, _ in started], [u for _, u in started]
         agents: list[subprocess.Popen[str]] = []
         try:
-            await _wait_http(urls, procs)
+            await _wait_http(urls, procs, start)
             t0 = time.monotonic()
             agents = _start_agents(opts.agent_procs, opts.edges, broker_port, prefix)
             for proc in agents:
@@ -520,7 +572,9 @@ def _markdown(runs: list[dict[str, object]]) -> str:
 
     def cpu(r: dict[str, object]) -> str:
         c = r.get("cpu_ms_per_request")
-        return f"{c['replicas']} / {c['total']}" if isinstance(c, dict) else "–"
+        if not isinstance(c, dict):
+            return "–"
+        return f"{c['replicas']} / {c.get('load_generator', '–')} / {c['total']}"
 
     rows = "".join(
         f"| {r.get('database', 'sqlite')} | {r.get('replicas', 1)} | {r['edges']} "
@@ -541,14 +595,15 @@ def _markdown(runs: list[dict[str, object]]) -> str:
         "broker and PostgreSQL share the machine's 2 cores (and the machine is shared with other "
         "work: see the load average).\n\n"
         "| database | replicas | edges | clients | requests | p50 (ms) | p99 (ms) | requests/s "
-        "| lost acks | GET other replica ok/wrong | CPU ms/request replicas / all | target "
-        "| load avg | measured |\n"
+        "| lost acks | GET other replica ok/wrong | CPU ms/request replicas / client / all "
+        "| target | load avg | measured |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n"
         "Target: p99 <= 250 ms, every POST `received`, no lost ack, every GET consistent. "
-        "CPU per request (a POST and its checking GET) comes from /proc for the replicas and "
-        "for all parts together (replicas, edge agents, broker, PostgreSQL backends, load "
-        "generator); unlike the latency it hardly depends on how busy the machine is. "
+        "CPU per request (a POST and its checking GET) comes from /proc for the replicas, for "
+        "the load generator (the HTTP clients: one process, aiohttp) and for all parts together "
+        "(replicas, edge agents, broker, PostgreSQL backends, load generator); it depends far "
+        "less than the latency on how busy the machine is. "
         "Reproduce: `python bench/cloud.py --edges 1000 --concurrency 16 64` and "
         "`python bench/cloud.py --edges 10000 --agent-procs 2 --concurrency 16 64`; each run "
         "replaces its rows in `bench/results/cloud.json`. Rows with replicas 1 and sqlite are "
@@ -569,11 +624,17 @@ def main() -> None:
     parser.add_argument("--no-verify", dest="verify", action="store_false")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--profile-dir", type=Path, help="cProfile each replica into this dir")
+    parser.add_argument(
+        "--spans-dir",
+        type=Path,
+        help="each replica writes the p50/p99 wall time of token check, publish until ack, "
+        "target commit and GET's read here (one concurrency per run: spans cover the run)",
+    )
     args = parser.parse_args()
     _raise_nofile()
     opts = Options(
         args.database, args.replicas, args.edges, args.requests, args.concurrency,
-        args.agent_procs, args.verify, args.ack_timeout_s, args.profile_dir,
+        args.agent_procs, args.verify, args.ack_timeout_s, args.profile_dir, args.spans_dir,
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "cloud.json"

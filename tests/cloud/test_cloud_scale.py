@@ -24,6 +24,7 @@ from cloudkit import VirtualEdge, api_client, cloud_settings, make_edge, wait_fo
 
 from fuseguard.cloud.acl import mosquitto_conf
 from fuseguard.cloud.app import CloudService
+from fuseguard.cloud.pg import PgPool
 from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire, Topics
 from fuseguard.cloud.store import CloudStore, StoredTarget, TargetWrite
 from fuseguard.store.db import create_engine, init_schema
@@ -120,11 +121,17 @@ def _status(evse: str, seq: int) -> EvseStatusMessage:
     )  # fmt: skip
 
 
-async def test_crossing_batches_of_two_replicas_do_not_deadlock(pg_url: str) -> None:
-    """Replica A writes X's status and Y's target while B writes Y's status and X's target."""
+@pytest.mark.parametrize("path", ["sqlalchemy", "raw psycopg"])
+async def test_crossing_batches_of_two_replicas_do_not_deadlock(pg_url: str, path: str) -> None:
+    """Replica A writes X's status and Y's target while B writes Y's status and X's target.
+
+    Both ways a replica can write: through SQLAlchemy, and on the raw connections a replica
+    uses on PostgreSQL (:mod:`fuseguard.cloud.pg`).
+    """
     engines = [create_engine(pg_url), create_engine(pg_url)]
     await init_schema(engines[0])
-    store_a, store_b = CloudStore(engines[0]), CloudStore(engines[1])
+    pools = [PgPool(pg_url), PgPool(pg_url)] if path == "raw psycopg" else [None, None]
+    store_a, store_b = CloudStore(engines[0], pools[0]), CloudStore(engines[1], pools[1])
     edge = f"deadlock-{random.randrange(10**9)}"
     keys = [f"{c}" * 32 for c in "abcdef"]
     until = datetime.now(UTC) + timedelta(hours=1)
@@ -155,6 +162,9 @@ async def test_crossing_batches_of_two_replicas_do_not_deadlock(pg_url: str) -> 
         )
         assert await store_b.edge_online(edge) is False
     finally:
+        for pool in pools:
+            if pool is not None:
+                await pool.close()
         for engine in engines:
             await engine.dispose()
 

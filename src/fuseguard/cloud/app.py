@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import signal
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.api.evse import create_evse_app, error_body
 from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
@@ -29,11 +30,14 @@ from fuseguard.cloud.live import LiveRelay
 from fuseguard.cloud.metrics import CommandMetrics, FleetCollector, cloud_metrics_endpoint
 from fuseguard.cloud.protocol import Topics
 from fuseguard.cloud.store import CloudStore
+from fuseguard.cloud.tokens import CloudTokens
 from fuseguard.cloud.web import fleet_endpoints
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.serving import DEFAULT_LIMITS, ServerLimits, serve_app
 from fuseguard.store.db import create_engine, init_schema
-from fuseguard.store.tokens import TokenRepository
+
+if TYPE_CHECKING:
+    from fuseguard.cloud.pg import PgPool
 
 log = structlog.get_logger(__name__)
 
@@ -47,8 +51,10 @@ class CloudService:
         # The cloud's tables are a copy of what the edges report and republish (CloudStore):
         # no commit waits for the disk.
         self.engine = create_engine(settings.database.url, synchronous_commit=False)
-        self.store = CloudStore(self.engine)
-        self.tokens = TokenRepository(self.engine)
+        self.pg = _fast_pool(self.engine, PG_FAST_POOL_SIZE)
+        self.pg_write = _fast_pool(self.engine, 1)  # the replica's one database writer
+        self.store = CloudStore(self.engine, self.pg, self.pg_write)
+        self.tokens = CloudTokens(self.engine, self.pg)
         self.topics = Topics(settings.broker.topic_prefix)
         self.live = LiveRelay(self.topics, self.clock)
         self.registry = CollectorRegistry()
@@ -146,6 +152,9 @@ class CloudService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._link_task
             self._link_task = None
+        for pool in (self.pg, self.pg_write):
+            if pool is not None:
+                await pool.close()
         await self.engine.dispose()
         log.info("cloud_stopped", replica=self.settings.replica_id, reason="service stop")
 
@@ -160,6 +169,19 @@ class CloudService:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+#: Raw PostgreSQL connections per replica for its requests' reads (:mod:`fuseguard.cloud.pg`).
+PG_FAST_POOL_SIZE = 16
+
+
+def _fast_pool(engine: AsyncEngine, size: int) -> PgPool | None:
+    """On PostgreSQL, raw connections for the per-request statements (:mod:`.pg`)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    from fuseguard.cloud.pg import PgPool  # psycopg is needed on PostgreSQL only
+
+    return PgPool(engine.url.render_as_string(hide_password=False), max_size=size)
 
 
 async def _edge_unavailable(request: Request, exc: Exception) -> JSONResponse:

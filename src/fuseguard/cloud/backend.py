@@ -378,12 +378,10 @@ class CloudEvseBackend:
 
     async def get_target(self, edge_device_id: str, evse_uuid: str) -> Target | None:
         """The target in force per the database (None once expired on this replica's clock)."""
-        row = await self.store.evse(edge_device_id, evse_uuid)
-        if row is None or row.target is None:
+        target = await self.store.target(edge_device_id, evse_uuid)
+        if target is None or target.valid_until <= self.clock.now():
             return None
-        if row.target.valid_until <= self.clock.now():
-            return None
-        return Target(row.target.current_a, row.target.valid_until)
+        return Target(target.current_a, target.valid_until)
 
     async def clear_target(self, edge_device_id: str, evse_uuid: str) -> Target | None:
         """Clear the target on the edge; returns the one valid before.

@@ -18,18 +18,23 @@ connected to the broker answers from its in-memory copy anyway. Tokens are not w
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.api.evse_models import PlugStatusOut
 from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire
-from fuseguard.store.db import dialect_insert, reading, writing
+from fuseguard.store.db import reading, writing
 from fuseguard.store.schema import UtcDateTime, cloud_edges, cloud_evses
+
+if TYPE_CHECKING:
+    from fuseguard.cloud.pg import PgConnection, PgPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,22 @@ class StoredEvse:
     target: StoredTarget | None
 
 
+#: The parameters of a status upsert (:func:`_status_row`) and a state upsert (:func:`_state_row`).
+_STATUS_KEYS = (
+    "edge_device_id",
+    "evse_uuid",
+    "min_current_a",
+    "max_current_a",
+    "plugs_json",
+    "statuses_json",
+    "status_seq",
+    "target_current_a",
+    "target_valid_until",
+    "target_seq",
+)
+_STATE_KEYS = ("edge_device_id", "online", "session", "rank")
+
+
 def _status_row(edge_device_id: str, msg: EvseStatusMessage) -> dict[str, Any]:
     return {
         "edge_device_id": edge_device_id,
@@ -78,9 +99,15 @@ def _status_row(edge_device_id: str, msg: EvseStatusMessage) -> dict[str, Any]:
     }
 
 
-def _status_upsert_stmt(conn: AsyncConnection) -> Any:
+def _insert(dialect: str, table: sa.Table) -> Any:
+    """``INSERT`` of the dialect (it has ``on_conflict_do_update``)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+@cache
+def _status_upsert_stmt(dialect: str) -> Any:
     """INSERT .. ON CONFLICT DO UPDATE guarded by the stamps; parameters are :func:`_status_row`."""
-    stmt = dialect_insert(conn, cloud_evses)
+    stmt = _insert(dialect, cloud_evses)
     ex = stmt.excluded
     status_newer = cloud_evses.c.status_seq < ex.status_seq
     target_newer = cloud_evses.c.target_seq < ex.target_seq
@@ -142,6 +169,11 @@ _EDGE_ONLINE_SELECT = sa.select(cloud_edges.c.online).where(
     cloud_edges.c.edge_device_id == sa.bindparam("k_edge")
 )
 
+_TARGET_SELECT = sa.select(cloud_evses.c.target_current_a, cloud_evses.c.target_valid_until).where(
+    cloud_evses.c.edge_device_id == sa.bindparam("k_edge"),
+    cloud_evses.c.evse_uuid == sa.bindparam("k_evse"),
+)
+
 
 def _state_row(edge_device_id: str, state: EdgeState) -> dict[str, Any]:
     return {
@@ -152,9 +184,10 @@ def _state_row(edge_device_id: str, state: EdgeState) -> dict[str, Any]:
     }
 
 
-def _state_upsert_stmt(conn: AsyncConnection) -> Any:
+@cache
+def _state_upsert_stmt(dialect: str) -> Any:
     """INSERT .. ON CONFLICT DO UPDATE if newer (session, then rank); rows: :func:`_state_row`."""
-    stmt = dialect_insert(conn, cloud_edges)
+    stmt = _insert(dialect, cloud_edges)
     ex = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[cloud_edges.c.edge_device_id],
@@ -196,6 +229,27 @@ def _target_key(row: dict[str, Any]) -> tuple[str, str]:
     return row["k_edge"], row["k_evse"]
 
 
+@cache
+def _pg_text() -> dict[str, str]:
+    """The statements above as PostgreSQL text for :class:`~fuseguard.cloud.pg.PgPool`."""
+    from fuseguard.cloud.pg import compiled  # psycopg is needed on PostgreSQL only
+
+    return {
+        "evse": compiled(_EVSE_SELECT),
+        "online": compiled(_EDGE_ONLINE_SELECT),
+        "target": compiled(_TARGET_SELECT),
+        "status": compiled(_status_upsert_stmt("postgresql"), list(_STATUS_KEYS)),
+        "state": compiled(_state_upsert_stmt("postgresql"), list(_STATE_KEYS)),
+        "target_update": compiled(_TARGET_UPDATE),
+        # one statement locks its rows in their (sorted) order; two statements need this
+        "lock": (
+            "SELECT 1 FROM cloud_evses WHERE (edge_device_id, evse_uuid) IN "
+            "(SELECT * FROM unnest(%(edges)s::varchar[], %(evses)s::varchar[])) "
+            "ORDER BY edge_device_id, evse_uuid FOR UPDATE"
+        ),
+    }
+
+
 def _lock_evses(keys: list[tuple[str, str]]) -> Any:
     """``SELECT .. FOR UPDATE`` of the EVSE rows ``keys`` in key order (PostgreSQL)."""
     key = sa.tuple_(cloud_evses.c.edge_device_id, cloud_evses.c.evse_uuid)
@@ -208,22 +262,36 @@ def _lock_evses(keys: list[tuple[str, str]]) -> Any:
 
 
 class CloudStore:
-    """Edge and EVSE rows of the cloud (SQLite or PostgreSQL)."""
+    """Edge and EVSE rows of the cloud (SQLite or PostgreSQL).
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    With ``pg`` (PostgreSQL only) the per-request reads run on raw psycopg connections
+    (:mod:`fuseguard.cloud.pg`), with the same statements as text, and so do the writer's
+    batches, on ``pg_write`` (default: ``pg``; the replica gives its one writer a connection of
+    its own, so a commit never queues behind the requests' reads).
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, pg: PgPool | None = None, pg_write: PgPool | None = None
+    ) -> None:
         self.engine = engine
-        self._status_stmts: dict[str, Any] = {}
+        self.pg = pg
+        self.pg_write = pg_write if pg_write is not None else pg
 
     async def apply_edge_state(self, edge_device_id: str, state: EdgeState) -> bool:
         """Record online/offline if newer than what is stored; True when it changed the row."""
         async with writing(self.engine) as conn:
-            result = await conn.execute(_state_upsert_stmt(conn), _state_row(edge_device_id, state))
+            stmt = _state_upsert_stmt(conn.dialect.name)
+            result = await conn.execute(stmt, _state_row(edge_device_id, state))
         return bool(result.rowcount)
 
     async def edge_online(self, edge_device_id: str) -> bool | None:
         """True/False, or None when the edge never reported."""
-        async with reading(self.engine) as conn:
-            row = (await conn.execute(_EDGE_ONLINE_SELECT, {"k_edge": edge_device_id})).first()
+        params = {"k_edge": edge_device_id}
+        if self.pg is not None:
+            row = await self.pg.fetch_one(_pg_text()["online"], params)
+        else:
+            async with reading(self.engine) as conn:
+                row = (await conn.execute(_EDGE_ONLINE_SELECT, params)).first()
         return None if row is None else bool(row[0])
 
     async def apply_batch(
@@ -246,34 +314,29 @@ class CloudStore:
         wants X; PostgreSQL breaks that only after ``deadlock_timeout``, 1 s). Returns
         (statuses written, targets written).
         """
-        state_rows = _newest_states(states)
-        status_rows = _newest_statuses(statuses)
-        target_rows = sorted((_target_row(t) for t in targets), key=_target_key)
-        if not state_rows and not status_rows and not target_rows:
+        rows = _BatchRows(
+            _newest_states(states),
+            _newest_statuses(statuses),
+            sorted((_target_row(t) for t in targets), key=_target_key),
+        )
+        if not rows.states and not rows.statuses and not rows.targets:
             return 0, 0
+        if self.pg_write is not None:
+            return await self.pg_write.run(rows.write_pg)
         written_statuses = written_targets = 0
         async with writing(self.engine) as conn:
-            if state_rows:
-                await conn.execute(_state_upsert_stmt(conn), state_rows)
-            keys = {_status_key(r) for r in status_rows} | {_target_key(r) for r in target_rows}
-            if status_rows and target_rows and len(keys) > 1 and conn.dialect.name == "postgresql":
-                # one statement locks its rows in their (sorted) order; two statements need this
-                await conn.execute(_lock_evses(sorted(keys)))
-            if status_rows:
-                result = await conn.execute(self._status_upsert(conn), status_rows)
+            dialect = conn.dialect.name
+            if rows.states:
+                await conn.execute(_state_upsert_stmt(dialect), rows.states)
+            if rows.lock_keys(dialect):
+                await conn.execute(_lock_evses(rows.lock_keys(dialect)))
+            if rows.statuses:
+                result = await conn.execute(_status_upsert_stmt(dialect), rows.statuses)
                 written_statuses = int(result.rowcount or 0)
-            if target_rows:
-                result = await conn.execute(_TARGET_UPDATE, target_rows)
+            if rows.targets:
+                result = await conn.execute(_TARGET_UPDATE, rows.targets)
                 written_targets = int(result.rowcount or 0)
         return written_statuses, written_targets
-
-    def _status_upsert(self, conn: AsyncConnection) -> Any:
-        dialect = conn.dialect.name
-        stmt = self._status_stmts.get(dialect)
-        if stmt is None:
-            stmt = _status_upsert_stmt(conn)
-            self._status_stmts[dialect] = stmt
-        return stmt
 
     async def apply_target(
         self,
@@ -290,24 +353,39 @@ class CloudStore:
 
     async def evse(self, edge_device_id: str, evse_uuid: str) -> StoredEvse | None:
         """One EVSE row, or None when the edge never reported it."""
-        async with reading(self.engine) as conn:
-            row = (
-                await conn.execute(_EVSE_SELECT, {"k_edge": edge_device_id, "k_evse": evse_uuid})
-            ).first()
+        params = {"k_edge": edge_device_id, "k_evse": evse_uuid}
+        row: Mapping[str, Any] | None
+        if self.pg is not None:
+            values = await self.pg.fetch_one(_pg_text()["evse"], params)
+            row = None if values is None else dict(zip(cloud_evses.c.keys(), values, strict=True))
+        else:
+            async with reading(self.engine) as conn:
+                found = (await conn.execute(_EVSE_SELECT, params)).first()
+            row = None if found is None else dict(found._mapping)
         if row is None:
             return None
-        target = None
-        if row.target_current_a is not None and row.target_valid_until is not None:
-            target = StoredTarget(int(row.target_current_a), row.target_valid_until)
         return StoredEvse(
-            edge_device_id=row.edge_device_id,
-            evse_uuid=row.evse_uuid,
-            min_current_a=int(row.min_current_a),
-            max_current_a=int(row.max_current_a),
-            plugs=[PlugInfoWire.model_validate(p) for p in json.loads(row.plugs_json)],
-            statuses=[PlugStatusOut.model_validate(s) for s in json.loads(row.statuses_json)],
-            target=target,
+            edge_device_id=row["edge_device_id"],
+            evse_uuid=row["evse_uuid"],
+            min_current_a=int(row["min_current_a"]),
+            max_current_a=int(row["max_current_a"]),
+            plugs=[PlugInfoWire.model_validate(p) for p in json.loads(row["plugs_json"])],
+            statuses=[PlugStatusOut.model_validate(s) for s in json.loads(row["statuses_json"])],
+            target=_stored_target(row["target_current_a"], row["target_valid_until"]),
         )
+
+    async def target(self, edge_device_id: str, evse_uuid: str) -> StoredTarget | None:
+        """The EVSE's stored target only (expired or not); None when none or no such EVSE.
+
+        One narrow read for ``GET currentsettings``: no plugs or statuses to decode.
+        """
+        params = {"k_edge": edge_device_id, "k_evse": evse_uuid}
+        if self.pg is not None:
+            row = await self.pg.fetch_one(_pg_text()["target"], params)
+        else:
+            async with reading(self.engine) as conn:
+                row = (await conn.execute(_TARGET_SELECT, params)).first()
+        return None if row is None else _stored_target(row[0], row[1])
 
     async def edges(self) -> dict[str, bool]:
         """Every known edge and whether it is online."""
@@ -333,3 +411,59 @@ class CloudStore:
             (str(r[0]), str(r[1])): [PlugStatusOut.model_validate(s) for s in json.loads(r[2])]
             for r in rows
         }
+
+
+def _stored_target(current_a: int | None, valid_until: datetime | None) -> StoredTarget | None:
+    if current_a is None or valid_until is None:
+        return None
+    if valid_until.tzinfo is None:  # SQLite through raw access; SQLAlchemy's type adds UTC
+        valid_until = valid_until.replace(tzinfo=UTC)
+    return StoredTarget(int(current_a), valid_until.astimezone(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchRows:
+    """The rows of one writer batch, each list sorted in the global lock order."""
+
+    states: list[dict[str, Any]]
+    statuses: list[dict[str, Any]]
+    targets: list[dict[str, Any]]
+
+    def lock_keys(self, dialect: str) -> list[tuple[str, str]]:
+        """The EVSE rows to lock up front (PostgreSQL, statuses and targets, > 1 row)."""
+        if dialect != "postgresql" or not self.statuses or not self.targets:
+            return []
+        keys = {_status_key(r) for r in self.statuses} | {_target_key(r) for r in self.targets}
+        return sorted(keys) if len(keys) > 1 else []
+
+    async def write_pg(self, conn: PgConnection) -> tuple[int, int]:
+        """The batch in one transaction on a raw psycopg connection.
+
+        A batch of one row is one statement in autocommit (atomic by itself): no BEGIN and
+        COMMIT round trips, ~0.13 instead of ~0.33 ms of CPU. Under load many batches are one
+        acknowledged target or one status.
+        """
+        text = _pg_text()
+        if len(self.states) + len(self.statuses) + len(self.targets) == 1:
+            for key, rows in (("state", self.states), ("status", self.statuses)):
+                if rows:
+                    cur = await conn.execute(text[key], rows[0], prepare=True)
+                    return int(key == "status" and cur.rowcount > 0), 0
+            cur = await conn.execute(text["target_update"], self.targets[0], prepare=True)
+            return 0, int(cur.rowcount > 0)
+        written_statuses = written_targets = 0
+        async with conn.transaction():
+            cur = conn.cursor()
+            if self.states:
+                await cur.executemany(text["state"], self.states)
+            keys = self.lock_keys("postgresql")
+            if keys:
+                edges, evses = zip(*keys, strict=True)
+                await cur.execute(text["lock"], {"edges": list(edges), "evses": list(evses)})
+            if self.statuses:
+                await cur.executemany(text["status"], self.statuses)
+                written_statuses = max(cur.rowcount, 0)
+            if self.targets:
+                await cur.executemany(text["target_update"], self.targets)
+                written_targets = max(cur.rowcount, 0)
+        return written_statuses, written_targets
