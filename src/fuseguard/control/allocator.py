@@ -28,6 +28,7 @@ class AllocatorSession:
             min_pause_s=config.min_pause_s,
             pv_enable_delay_s=config.pv_enable_delay_s,
             pv_disable_delay_s=config.pv_disable_delay_s,
+            urgent_laxity_s=config.urgent_laxity_s,
         )
         self._session = AllocationSession()
         # the last demand of every plug and its allocator form: an unchanged demand reuses it
