@@ -79,6 +79,7 @@ class AllocatorSession:
             share_a=d.share_a,
             need_wh=d.need_wh,
             departure_s=d.departure_s,
+            phases_known=d.phases_known,
         )
         self._plugs[d.spec.id] = (d, plug)
         return plug

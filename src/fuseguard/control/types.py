@@ -123,6 +123,8 @@ class PlugDemand:
     share_a: float | None = None
     need_wh: float | None = None
     departure_s: float | None = None
+    #: False: ``phases`` are the all-wired-phases assumption for a car that has not drawn yet
+    phases_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
