@@ -306,6 +306,26 @@ async def test_a_full_car_is_paused_and_offered_current_again_later(site_factory
     assert site.setpoints() == {"cp1": 9, "cp2": 9}
 
 
+async def test_a_full_car_is_probed_with_its_minimum_and_ever_less_often(site_factory) -> None:
+    """Idle back-off (issue 18): a car that stays full is offered only its minimum on a re-probe,
+    after 15 min, then 30 min, so the car that charges loses 6 A, not half, and less often."""
+    chargers = {"cp1": FakeCharger(), "cp2": FakeCharger()}
+    site = site_factory(fuse_a=20, base_a=Phases(2, 2, 2), chargers=chargers)
+    await site.run_for(30)
+    chargers["cp2"].full = True
+    offers: list[tuple[float, int]] = []
+    for _ in range(3600 // 10):
+        await site.run_for(10)
+        sp = site.setpoints()
+        if sp["cp2"] > 0:
+            offers.append((site.clock.monotonic(), sp["cp2"]))
+    probes = [t for k, (t, _) in enumerate(offers) if k == 0 or t - offers[k - 1][0] > 10]
+    assert {a for t, a in offers if t > 200} == {6}  # re-probes: the minimum only
+    assert len(probes) == 3  # the first offer, then after 15 and after 30 more minutes
+    gaps = [probes[1] - probes[0], probes[2] - probes[1]]
+    assert 900 < gaps[0] < 1000 < 1800 < gaps[1] < 1900
+
+
 async def test_an_overload_is_answered_within_half_a_meter_period(site_factory) -> None:
     site = site_factory(fuse_a=32, base_a=Phases(10, 5, 8))
     await site.run_for(60)
