@@ -22,7 +22,7 @@ The probe, decided by :class:`~fuseguard.allocation.session.AllocationSession`:
   or it stops wanting current, and at the latest after ``TIMEOUT_S``. The runners the probe
   paused owe no minimum pause (their pause was a probe, not a turn change): they compete again
   at once and, if the car is 1-phase on another phase, resume beside it. Each probe costs them
-  one pause/resume, a car is probed at most once per plug-in (its phases stay known).
+  one pause/resume; a car whose phases are known is never probed again while plugged in.
 """
 
 from __future__ import annotations
