@@ -226,14 +226,16 @@ async def test_one_phase_car_on_rotated_wiring_uses_the_free_phase(site_factory)
     site = site_factory(fuse_a=25, base_a=Phases(15, 15, 0), chargers=chargers)
     await site.run_for(60)
     # before it draws, the 1-phase car might load all three phases: only one car fits at 6 A on
-    # L1/L2 (10 A free), so one waits its turn
-    assert sorted(site.setpoints().values())[0] == 0
-    await site.run_for(3 * 2700)  # turns of min_run_s (45 min)
+    # L1/L2 (10 A free); as a 1-phase car on its charger's L1 (grid L3) it would fit beside the
+    # other, so it is probed at once (allocation/probe.py) instead of waiting out a 45 min turn.
+    # Once it has drawn, fuseguard knows it sits on grid L3 (25 A free); the 3-phase car is held
+    # by L1/L2 (10 A): both charge
     sp = site.setpoints()
-    # once it has drawn, fuseguard knows the 1-phase car sits on grid L3 (25 A free); the
-    # 3-phase car is held by L1/L2 (10 A): both charge
     assert sp["three"] == 10
     assert sp["one"] == 15
+    assert within(site.grid(), Phases.uniform(25))
+    await site.run_for(3 * 2700)  # turns of min_run_s (45 min): nothing changes
+    assert site.setpoints() == {"three": 10, "one": 15}
     assert within(site.grid(), Phases.uniform(25))
 
 
@@ -302,6 +304,26 @@ async def test_a_full_car_is_paused_and_offered_current_again_later(site_factory
     chargers["cp2"].full = False  # e.g. preconditioning: it wants current again
     await site.run_for(900)
     assert site.setpoints() == {"cp1": 9, "cp2": 9}
+
+
+async def test_a_full_car_is_probed_with_its_minimum_and_ever_less_often(site_factory) -> None:
+    """Idle back-off (issue 18): a car that stays full is offered only its minimum on a re-probe,
+    after 15 min, then 30 min, so the car that charges loses 6 A, not half, and less often."""
+    chargers = {"cp1": FakeCharger(), "cp2": FakeCharger()}
+    site = site_factory(fuse_a=20, base_a=Phases(2, 2, 2), chargers=chargers)
+    await site.run_for(30)
+    chargers["cp2"].full = True
+    offers: list[tuple[float, int]] = []
+    for _ in range(3600 // 10):
+        await site.run_for(10)
+        sp = site.setpoints()
+        if sp["cp2"] > 0:
+            offers.append((site.clock.monotonic(), sp["cp2"]))
+    probes = [t for k, (t, _) in enumerate(offers) if k == 0 or t - offers[k - 1][0] > 10]
+    assert {a for t, a in offers if t > 200} == {6}  # re-probes: the minimum only
+    assert len(probes) == 3  # the first offer, then after 15 and after 30 more minutes
+    gaps = [probes[1] - probes[0], probes[2] - probes[1]]
+    assert 900 < gaps[0] < 1000 < 1800 < gaps[1] < 1900
 
 
 async def test_an_overload_is_answered_within_half_a_meter_period(site_factory) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fuseguard.control.policies.idle import IdleCar
+from fuseguard.control.policies.idle import MAX_BACKOFF, IdleCar
 from fuseguard.control.types import ChargerSpec
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import CpState
@@ -75,3 +75,49 @@ def test_the_reason_query_does_not_change_state() -> None:
     p.update(idle_at(160.0))
     assert p.reason(2000.0) is not None  # even long after the pause: only update moves it
     assert p.paused_until == 1060.0
+
+
+def test_every_probe_turned_down_doubles_the_pause_up_to_max_backoff() -> None:
+    p = policy()
+    t = 100.0
+    pauses = []
+    for _ in range(5):
+        p.update(idle_at(t))  # offered (again): the clock starts
+        assert p.update(idle_at(t + 60.0))
+        until = p.paused_until
+        assert until is not None
+        pauses.append(until - (t + 60.0))
+        assert not p.probing
+        t = until
+        assert not p.update(idle_at(t))  # probe
+        assert p.probing
+        t += 1.0
+    assert pauses == [900.0, 1800.0, 3600.0, 3600.0, 3600.0]
+    assert MAX_BACKOFF == 4
+
+
+def test_a_car_that_draws_after_a_probe_starts_over() -> None:
+    p = policy()
+    p.update(idle_at(100.0))
+    assert p.update(idle_at(160.0))
+    assert not p.update(idle_at(1060.0))  # probe with the minimum
+    assert p.probing
+    drawing = facts(now=1070.0, sample=charger_sample(current_a=Phases.uniform(6)), written_a=6)
+    assert not p.update(drawing)
+    assert not p.probing  # it charges: its fair share again
+    p.update(idle_at(2000.0))  # full again later: the first pause is the short one again
+    assert p.update(idle_at(2060.0))
+    assert p.paused_until == 2060.0 + 900.0
+
+
+def test_unplugging_ends_a_probe_and_the_backoff() -> None:
+    p = policy()
+    p.update(idle_at(100.0))
+    p.update(idle_at(160.0))
+    p.update(idle_at(1060.0))
+    assert p.probing
+    assert not p.update(facts(now=1070.0, sample=charger_sample(CpState.A)))
+    assert not p.probing
+    p.update(idle_at(1100.0))
+    assert p.update(idle_at(1160.0))
+    assert p.paused_until == 1160.0 + 900.0

@@ -53,3 +53,20 @@ def test_queries_do_not_change_state() -> None:
     p.update(charger_sample(CpState.C, current_a=Phases(10, 10, 0)))
     assert p.learned == (L1, L2)
     assert p.learned == (L1, L2)
+
+
+def test_known_tells_the_assumption_from_what_is_known() -> None:
+    """``known`` (the allocator's ``phases_known``, which the phase probe reads): False only
+    while the all-wired-phases assumption stands."""
+    p = policy(Rotation.L2L3L1)
+    p.update(charger_sample(CpState.B))
+    assert not p.known
+    p.update(charger_sample(CpState.C, current_a=Phases(16, 0.2, 0)))
+    assert p.known and p.learned == (L2,)
+    p.update(charger_sample(CpState.B))  # paused: the same car, still known
+    assert p.known
+    p.update(charger_sample(CpState.A))  # unplugged: the next car is unknown again
+    assert not p.known
+    one = policy(wired=1)
+    one.update(charger_sample(CpState.B))
+    assert one.known  # a 1-phase wiring leaves nothing to learn

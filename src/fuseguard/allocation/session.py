@@ -4,16 +4,27 @@ The control loop calls :meth:`AllocationSession.step` on every meter sample. The
 plug's ``setpoint_a``, ``running_s``, ``paused_s`` and ``pv_timer_s`` from what it remembers, runs
 the pure :func:`~fuseguard.allocation.engine.allocate` and updates its timers from the answer.
 Safety never waits for a timer: the allocator pauses a plug inside its minimum run time when the
-limits demand it; the timers only decide who runs when there is a choice.
+limits demand it; the timers only decide who runs when there is a choice. The session also runs
+the phase probe of a waiting car of unknown phases (:mod:`.probe`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from fuseguard.allocation import probe as ph
 from fuseguard.allocation.engine import allocate
 from fuseguard.allocation.types import Allocation, Plug, Snapshot
 from fuseguard.model.status import ChargeMode
+
+
+@dataclass(slots=True)
+class _Probe:
+    """The phase probe in progress: the probed plug, since when, whom it paused."""
+
+    plug: str
+    since_s: float
+    paused: set[str]
 
 
 @dataclass(slots=True)
@@ -47,6 +58,8 @@ class AllocationSession:
         self._timers: dict[str, PlugTimers] = {}
         self.last_input: Snapshot | None = None  # the last snapshot allocated, state filled in
         self._last: tuple[Snapshot, Allocation] | None = None  # ... and its answer
+        self._probe: _Probe | None = None
+        self._probe_tried: dict[str, float] = {}  # plug -> when the trial last ran
 
     def timers(self, plug_id: str) -> PlugTimers | None:
         """The remembered state of one plug (None: never seen)."""
@@ -85,11 +98,16 @@ class AllocationSession:
     def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
         """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
         full = self.with_state(snapshot, now_s)
-        last = self._last
-        if self.reuse and last is not None and last[0] == full:
-            allocation = last[1]  # nothing moved: the pure allocator would answer the same
-        else:
-            allocation = allocate(full)
+        released = self._end_probe(full, now_s)
+        if self._probe is not None:
+            full = ph.probe_snapshot(full, self._probe.plug)
+        allocation = self._allocate(full)
+        if self._probe is None and not released and self._start_probe(full, allocation, now_s):
+            assert self._probe is not None
+            full = ph.probe_snapshot(full, self._probe.plug)
+            allocation = self._allocate(full)
+        if self._probe is not None:
+            self._probe.paused = ph.paused_by_probe(full, allocation, self._probe.paused)
         self._last = (full, allocation)
         self.last_input = full
         timers: dict[str, PlugTimers] = {}
@@ -117,6 +135,51 @@ class AllocationSession:
             else:
                 t.pv_since_s = None
             t.setpoint_a = new_a
+            if plug.id in released and new_a == 0 and t.paused_since_s is not None:
+                # paused for a probe, not for a turn change: it owes no minimum pause
+                t.paused_since_s = min(t.paused_since_s, now_s - full.params.min_pause_s)
             timers[plug.id] = t
         self._timers = timers
         return allocation
+
+    def _allocate(self, full: Snapshot) -> Allocation:
+        last = self._last
+        if self.reuse and last is not None and last[0] == full:
+            return last[1]  # nothing moved: the pure allocator would answer the same
+        return allocate(full)
+
+    def _end_probe(self, full: Snapshot, now_s: float) -> set[str]:
+        """End the probe in progress when it is over; returns the plugs it paused (released)."""
+        pr = self._probe
+        if pr is None:
+            return set()
+        p = next((q for q in full.plugs if q.id == pr.plug), None)
+        if (
+            p is not None
+            and not p.phases_known
+            and p.available
+            and now_s - pr.since_s < ph.TIMEOUT_S
+        ):
+            return set()
+        self._probe = None
+        return pr.paused
+
+    def _start_probe(self, full: Snapshot, allocation: Allocation, now_s: float) -> bool:
+        """Start a probe of the first waiting plug of unknown phases that would fit as a 1-phase
+        car (tried at most every ``RECHECK_S`` per plug)."""
+        tried = self._probe_tried
+        min_pause = full.params.min_pause_s
+        for i, p in enumerate(full.plugs):
+            if not ph.is_candidate(p, allocation.setpoints[p.id], min_pause):
+                continue
+            if now_s - tried.get(p.id, -ph.RECHECK_S) < ph.RECHECK_S:
+                continue
+            tried[p.id] = now_s
+            if ph.would_fit_single_phase(full, i, allocation):
+                self._probe = _Probe(plug=p.id, since_s=now_s, paused=set())
+                return True
+            return False  # one trial per step at most
+        if len(tried) > 4 * len(full.plugs):  # forget plugs long gone
+            ids = {p.id for p in full.plugs}
+            self._probe_tried = {k: v for k, v in tried.items() if k in ids}
+        return False

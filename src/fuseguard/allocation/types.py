@@ -49,6 +49,8 @@ class Plug:
     Queue facts (optional, :mod:`fuseguard.allocation.urgency`): ``share_a`` the plug's energy
     share (mean per-phase current since the car was plugged in, A), ``need_wh`` the energy the
     car still needs and ``departure_s`` the seconds until its announced departure.
+    ``phases_known`` False: ``phases`` are the assumption for a car that has not drawn yet (all
+    wired phases); the session may probe it (:mod:`fuseguard.allocation.probe`).
     """
 
     id: str
@@ -68,6 +70,7 @@ class Plug:
     share_a: float | None = None
     need_wh: float | None = None
     departure_s: float | None = None
+    phases_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,3 +150,11 @@ class ControlConfig(_Model):
     )
     pv_enable_delay_s: float = Field(default=60.0, ge=0, le=86_400)
     pv_disable_delay_s: float = Field(default=180.0, ge=0, le=86_400)
+    urgent_laxity_s: float = Field(
+        default=10800.0,
+        ge=0,
+        le=7 * 86_400,
+        description="a car with an announced departure and energy need is served first "
+        "(least laxity first) once its laxity (time to departure minus time to finish at its "
+        "cap) is at most this (s; 0 = only a car that must charge at its cap from now on)",
+    )

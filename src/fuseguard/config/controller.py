@@ -106,6 +106,7 @@ def controller_config(
         pv_disable_delay_s=c.pv_disable_delay_s,
         recently_started_window_s=c.recently_started_window_s,
         headroom_a=c.headroom_a,
+        urgent_laxity_s=c.urgent_laxity_s,
     )
 
 

@@ -28,6 +28,7 @@ class AllocatorSession:
             min_pause_s=config.min_pause_s,
             pv_enable_delay_s=config.pv_enable_delay_s,
             pv_disable_delay_s=config.pv_disable_delay_s,
+            urgent_laxity_s=config.urgent_laxity_s,
         )
         self._session = AllocationSession()
         # the last demand of every plug and its allocator form: an unchanged demand reuses it
@@ -78,6 +79,7 @@ class AllocatorSession:
             share_a=d.share_a,
             need_wh=d.need_wh,
             departure_s=d.departure_s,
+            phases_known=d.phases_known,
         )
         self._plugs[d.spec.id] = (d, plug)
         return plug

@@ -182,6 +182,8 @@ class PlugControl:
                 and not sample.errors
             )
             available = spec.child_edge or (ready and not self.idle.update(f))
+            if self.idle.probing:  # a car found idle before: probe again with its minimum
+                max_a = spec.min_a
         return Assessment(
             facts=f,
             demand=PlugDemand(
@@ -196,6 +198,7 @@ class PlugControl:
                 share_a=session.share_a(now),
                 need_wh=need_wh,
                 departure_s=departure_s,
+                phases_known=self.phases.known,
             ),
             reserved_a=reserved,
             ended_session_s=ended,

@@ -71,6 +71,8 @@ class ControllerConfig:
     recently_started_window_s: float = 60.0
     #: A per phase kept free below every circuit limit in the allocator's snapshot
     headroom_a: float = 0.0
+    #: least laxity first: an announced car with at most this laxity (s) is urgent
+    urgent_laxity_s: float = 10800.0
     peak_window_s: float = 900.0
     stuck_margin_a: float = 2.0
     excess_margin_a: float = 1.0
@@ -121,6 +123,8 @@ class PlugDemand:
     share_a: float | None = None
     need_wh: float | None = None
     departure_s: float | None = None
+    #: False: ``phases`` are the all-wired-phases assumption for a car that has not drawn yet
+    phases_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

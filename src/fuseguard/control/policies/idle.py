@@ -3,8 +3,13 @@
 Owns: since when a connected car has taken (almost) nothing although offered at least its
 minimum, and until when it is paused. After ``idle_after_s`` (counted from the end of the
 decrease grace after the last setpoint change) it is paused, so the current offered to it goes
-to others; every ``idle_reprobe_s`` it is offered current again to see whether it wants to
-charge now.
+to others; after ``idle_reprobe_s`` it is offered current again to see whether it wants to
+charge now. A re-probe offers only the plug's minimum (:attr:`IdleCar.probing`: the controller
+caps the plug at its minimum until the car draws), and every further probe the car turns down
+doubles the pause, up to ``MAX_BACKOFF`` times ``idle_reprobe_s`` (15, 30, 60, 60 ... min with
+the defaults): a full car costs the others the current offered to it for ``idle_after_s`` per
+probe (issue 18: in the 24 h office, full cars held 7 200 s of offers while others waited).
+Drawing current or unplugging starts over.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.types import ChargerSpec
 
 log = structlog.get_logger(__name__)
+
+#: the longest pause of a car that keeps turning the probes down, in multiples of the reprobe time
+MAX_BACKOFF = 4
 
 
 class IdleCar:
@@ -29,11 +37,18 @@ class IdleCar:
         self._reprobe_s = reprobe_s
         self._since: float | None = None
         self._until: float | None = None
+        self._turned_down = 0  # idle verdicts since the car last drew current
+        self._probing = False
 
     @property
     def paused_until(self) -> float | None:
         """Until when the car is paused as idle (None: it is not)."""
         return self._until
+
+    @property
+    def probing(self) -> bool:
+        """Offered again after an idle pause and not drawing yet: offer only the minimum."""
+        return self._probing
 
     def reason(self, now: float) -> str | None:
         """Why the plug gets nothing while paused as idle (None: it is not)."""
@@ -47,11 +62,14 @@ class IdleCar:
         sample = f.sample
         if sample is None or not sample.cp_state.vehicle_connected:
             self._since = self._until = None
+            self._turned_down = 0
+            self._probing = False
             return False
         if self._until is not None:
             if f.now < self._until:
                 return True
             self._until = self._since = None  # probe: offer current again
+            self._probing = True
             log.info("car_probe", charger=self._spec.id, reason="offering current again")
         offered = f.written_a or 0
         if not f.settled:
@@ -60,7 +78,10 @@ class IdleCar:
             if self._since is None:
                 self._since = max(f.now, f.settled_at + self._grace_s)
             elif f.now - self._since >= self._after_s:
-                self._until = f.now + self._reprobe_s
+                backoff = min(2**self._turned_down, MAX_BACKOFF)
+                self._turned_down += 1
+                self._probing = False
+                self._until = f.now + self._reprobe_s * backoff
                 log.info(
                     "car_not_charging",
                     charger=self._spec.id,
@@ -70,7 +91,10 @@ class IdleCar:
                 return True
         else:
             self._since = None
+            if f.fresh and f.grid_a.max >= 1.0:  # it draws: a car that charges starts over
+                self._turned_down = 0
+                self._probing = False
         return False
 
 
-__all__ = ["IdleCar"]
+__all__ = ["MAX_BACKOFF", "IdleCar"]

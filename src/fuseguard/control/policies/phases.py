@@ -19,14 +19,28 @@ class PhaseLearning:
         self._spec = spec
         self._detect_a = detect_a
         self._learned: tuple[Phase, ...] | None = None
+        self._known = False
 
     @property
     def learned(self) -> tuple[Phase, ...] | None:
         """The phases learned so far (None: nothing learned)."""
         return self._learned
 
+    @property
+    def known(self) -> bool:
+        """Whether the phases the last :meth:`update` returned are known (learned, reported by
+        the charger, or a 1-phase wiring), not the all-wired-phases assumption."""
+        return self._known
+
     def update(self, sample: ChargerSample | None) -> tuple[Phase, ...]:
         """Learn from this sample; returns the grid phases to assume the car loads now."""
+        phases = self._update(sample)
+        self._known = self._learned is not None or len(phases) < self._spec.wired_phases
+        if self._spec.wired_phases <= 1:
+            self._known = True
+        return phases
+
+    def _update(self, sample: ChargerSample | None) -> tuple[Phase, ...]:
         spec = self._spec
         wired = spec.rotation.grid_phases(spec.wired_phases)
         if sample is None or not sample.cp_state.vehicle_connected:

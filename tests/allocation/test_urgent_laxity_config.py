@@ -1,0 +1,74 @@
+"""``[control] urgent_laxity_s``: the departure urgency window goes from the site config through
+the one config -> controller translation into the allocator's parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from fuseguard.config import ControlConfig
+from fuseguard.control.allocator import AllocatorSession
+from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
+from fuseguard.model.circuits import CircuitSpec
+from fuseguard.model.phases import ALL_PHASES, Phases
+from fuseguard.model.status import ChargeMode
+from fuseguard.scenario.config import load_scenario, loads_scenario
+from fuseguard.scenario.site import scenario_controller_config
+
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
+
+
+def test_default_and_bounds() -> None:
+    assert ControlConfig().urgent_laxity_s == 10800.0
+    assert ControlConfig(urgent_laxity_s=0).urgent_laxity_s == 0.0
+    for bad in (-1, 8 * 86_400, float("nan")):
+        with pytest.raises(ValidationError):
+            ControlConfig(urgent_laxity_s=bad)
+
+
+def test_scenario_control_section_reaches_the_controller() -> None:
+    text = (SCENARIOS / "departures_announced.toml").read_text()
+    assert scenario_controller_config(loads_scenario(text)).urgent_laxity_s == 10800.0
+    sc = loads_scenario(text + "\n[control]\nurgent_laxity_s = 3600\n")
+    assert scenario_controller_config(sc).urgent_laxity_s == 3600.0
+    base = load_scenario(SCENARIOS / "single_car.toml")
+    assert scenario_controller_config(base).urgent_laxity_s == 10800.0
+
+
+def _demand(pid: str, departure_s: float) -> PlugDemand:
+    spec = ChargerSpec(id=pid, max_a=16)
+    return PlugDemand(
+        spec=spec,
+        available=True,
+        phases=ALL_PHASES,
+        max_a=16,
+        mode=ChargeMode.FAST,
+        priority=0,
+        need_wh=11_040.0,  # 1 h at 16 A on three phases
+        departure_s=departure_s,
+    )
+
+
+@pytest.mark.parametrize(("laxity_s", "urgent_gets"), [(10800.0, 10), (1800.0, 8)])
+def test_the_setting_decides_who_is_urgent(laxity_s: float, urgent_gets: int) -> None:
+    """Two cars on a 16 A fuse, one leaving in 2 h (laxity 1 h): urgent with the default 3 h
+    window (filled first: 10 A, the other keeps its 6 A), not with a 30 min window (an equal
+    split: 8 A each)."""
+    cfg = ControllerConfig(
+        circuits=[CircuitSpec(id="main", parent=None, fuse_a=16.0)],
+        chargers=[ChargerSpec(id="a", max_a=16), ChargerSpec(id="b", max_a=16)],
+        urgent_laxity_s=laxity_s,
+    )
+    session = AllocatorSession(cfg)
+    snap = session.build_snapshot(
+        limits={"main": Phases(16, 16, 16)},
+        non_ev={"main": Phases(0, 0, 0)},
+        demands=[_demand("a", 7200.0), _demand("b", 86_400.0)],
+        pv_surplus_w=0.0,
+    )
+    assert snap.params.urgent_laxity_s == laxity_s
+    out = session.step(0.0, snap)
+    assert out.setpoints["a"] == urgent_gets
+    assert out.setpoints["b"] == 16 - urgent_gets
