@@ -9,6 +9,9 @@ because the machine is shared. Writes ``bench/results/simspeed.json`` (per scena
 load average before and after, the report's energy/overload/fairness numbers so two builds can be
 compared for identical results). ``--profile S`` instead profiles the first ``S`` virtual seconds
 of the first scenario with cProfile and prints the 40 most expensive fuseguard functions.
+``--decisions S`` counts, over the first ``S`` virtual seconds (0: the whole scenario), the
+decisions that hand on the same setpoints and reasons as the one before and those with no car
+plugged in: the most a skip of unchanged decisions could save (``bench/notes/simspeed.md``).
 
 ``--baseline-src DIR`` runs every scenario twice in a row, first with the fuseguard sources in
 ``DIR`` (e.g. ``git archive <commit> src | tar -x -C /tmp/base``), then with this tree's, and
@@ -101,6 +104,40 @@ def _profile(name: str, duration_s: float) -> None:
     pstats.Stats(prof).sort_stats("cumtime").print_stats(r"fuseguard", 40)
 
 
+def _decision_stats(name: str, duration_s: float | None) -> None:
+    """How many decisions hand on the same setpoints and reasons as the one before, and how many
+    see no car plugged in: the most a skip of unchanged decisions could save."""
+    from fuseguard.control.controller import Controller
+    from fuseguard.logging import configure_logging
+    from fuseguard.scenario.runner import simulate
+
+    configure_logging(level="error")
+    counts = {"decisions": 0, "unchanged": 0, "no_car": 0}
+    last: dict[int, tuple[tuple[str, int, str], ...]] = {}
+    decide = Controller.decide
+
+    def counting(self: Controller) -> None:
+        decide(self)
+        writer, plugs = self._writer, self._plugs
+        out = tuple((pid, writer[pid].setpoint_a, writer[pid].reason) for pid in plugs)
+        counts["decisions"] += 1
+        counts["unchanged"] += last.get(id(self)) == out
+        last[id(self)] = out
+        samples = [p.reading.sample for p in plugs.values()]
+        counts["no_car"] += all(s is None or not s.cp_state.vehicle_connected for s in samples)
+
+    Controller.decide = counting  # type: ignore[method-assign]
+    try:
+        simulate(_load(name, duration_s), "fuseguard", compute_optimum=False, keep_timeline=False)
+    finally:
+        Controller.decide = decide  # type: ignore[method-assign]
+    n = max(1, counts["decisions"])
+    print(
+        f"{name}: {counts['decisions']} decisions, unchanged {counts['unchanged'] / n:.1%}, "
+        f"no car plugged in {counts['no_car'] / n:.1%}"
+    )
+
+
 def markdown(data: dict[str, Any]) -> str:
     """The table fragment of ``docs/benchmarks.md`` (``bench/results/simspeed.md``)."""
     meta = data["meta"]
@@ -151,9 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "simspeed.json")
     ap.add_argument("--baseline-src", type=Path, default=None, metavar="DIR")
     ap.add_argument("--days", type=int, default=None)
+    ap.add_argument("--decisions", type=float, default=None, metavar="VIRTUAL_S")
     args = ap.parse_args(argv)
     if args.profile is not None:
         _profile(args.only[0], args.profile)
+        return 0
+    if args.decisions is not None:
+        for name in args.only:
+            _decision_stats(name, args.decisions or None)
         return 0
     rows = []
     for name in args.only:  # one at a time: two runs on two shared cores distort each other

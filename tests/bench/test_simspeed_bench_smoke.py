@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import pytest
+
 from ..benchkit import load_bench
 
 
@@ -35,3 +37,18 @@ def test_a_run_and_its_table() -> None:
     assert "| single_car | – | 2.0 |" in table
     assert "| yes |" in table
     assert "| NO |" in table
+
+
+def test_decision_stats_count_and_restore(capsys: pytest.CaptureFixture[str]) -> None:
+    from fuseguard.control.controller import Controller
+
+    bench = _load_bench()
+    decide = Controller.decide
+    bench._decision_stats("single_car", 60.0)
+    assert Controller.decide is decide  # the counting wrapper is gone again
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("single_car: ")
+    decisions = int(line.split()[1])
+    assert 50 <= decisions <= 70  # one per meter period (1 s) over 60 s
+    assert "unchanged" in line
+    assert "no car plugged in" in line
