@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -175,7 +175,8 @@ class Edge:
         )
         self.targets = EvseTargets(self.clock, SqlTargetStore(engine, cfg.site.edge_id))
         await self.targets.load()
-        controller_cfg = controller_config_of(cfg)
+        # a real meter publishes on its own clock: poll it just after it does (control/phase.py)
+        controller_cfg = replace(controller_config_of(cfg), meter_phase_lock=True)
         plug_settings = PlugSettings(controller_cfg.chargers, data_dir / "plug_settings.json")
         self.controller = Controller(
             clock=self.clock,

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from fuseguard.control.phase import MeterPhase, PollKind
 from fuseguard.control.ports import Charger, GridMeter
 from fuseguard.control.reading import (
     METER_DROP_A,
@@ -77,12 +78,23 @@ class Poller:
         self._sweep = False  # the meter dropped: read every charger at the next period
         self._meter_high: tuple[Phases, float] | None = None  # (currents, power) since the sweep
         self._tick = 0.0
+        self.phase = MeterPhase(period) if config.meter_phase_lock else None
 
-    async def read_meter(self) -> None:
-        """Read the meter once and take the outcome."""
+    async def read_meter(self, kind: PollKind = PollKind.PLAIN) -> None:
+        """Read the meter once and take the outcome (``kind``: why, for the phase lock)."""
+        sent_at = self._clock.monotonic()
         result = await guarded(self._meter.read, device=self._meter_reading.name)
         previous = self._meter_reading.sample
-        sample = self._meter_reading.update(result, self._clock.monotonic())
+        now = self._clock.monotonic()
+        sample = self._meter_reading.update(result, now)
+        phase = self.phase
+        if phase is not None:
+            if sample is not None:
+                phase.observe(kind, sent_at, now, sample.timestamp.timestamp())
+            elif isinstance(result, MeterSample) and result.stale:
+                phase.repeated(kind, sent_at)
+            else:
+                phase.nothing(kind)
         if sample is not None:
             if self._idle_s and self._meter_dropped(sample):
                 self._sweep = True
@@ -166,33 +178,59 @@ class Poller:
             return True
         return written_a < sample.current_a.max + STEADY_A
 
-    def _read(self, key: str | None) -> Coroutine[Any, Any, None]:
-        return self.read_meter() if key is None else self.read_charger(key)
+    def _read(self, key: str | None, kind: PollKind) -> Coroutine[Any, Any, None]:
+        return self.read_meter(kind) if key is None else self.read_charger(key)
+
+    def _plan(self, now: float, last_at: float) -> tuple[float, PollKind]:
+        """The next meter poll: on the phase lock's schedule, or every half period."""
+        if self.phase is None:
+            return last_at + self._config.meter_period_s / 2.0, PollKind.PLAIN
+        return self.phase.next_poll(now, last_at)
+
+    def _chargers_due_now(self, now: float, kind: PollKind, chargers_at: float) -> bool:
+        """The chargers are read once per period: with the HALF poll while the meter's phase is
+        locked (away from the telegram's arrival, where a meter rise is decided on), else with
+        every other poll; never more than 1.5 periods apart."""
+        period = self._config.meter_period_s
+        if kind is PollKind.HALF:
+            return now >= chargers_at - period / 2.0
+        if self.phase is not None and self.phase.locked() and now < chargers_at + period / 2.0:
+            return False
+        return now >= chargers_at - period / 4.0
 
     async def run(self) -> None:
         """Poll until cancelled (key ``None`` is the meter)."""
-        half = self._config.meter_period_s / 2.0
         inflight: dict[str | None, tuple[asyncio.Task[None], float]] = {}
-        chargers_due = True
+        chargers_at = -math.inf  # when the chargers are due next
+        at, kind = self._clock.monotonic(), PollKind.PLAIN
         try:
             while True:
+                await self._clock.sleep(at - self._clock.monotonic())
                 started = self._clock.monotonic()
                 self._tick = started
+                full = self._chargers_due_now(started, kind, chargers_at)
                 keys: list[str | None] = [None]
-                if chargers_due:
+                if full:
+                    chargers_at = started + self._config.meter_period_s
                     keys.extend(self._due_chargers(started))
+                if self.phase is not None:
+                    self.phase.issued(kind)
                 for key in keys:
                     running = inflight.get(key)
                     if running is not None and not running[0].done():
                         self._abandon_if_late(key, running, started)
                         continue
-                    inflight[key] = (asyncio.create_task(self._read(key)), started)
+                    inflight[key] = (asyncio.create_task(self._read(key, kind)), started)
+                wait_s = self._config.poll_wait_s
+                if None in inflight:  # plan the next poll on the meter's answer
+                    await self._wait_for([inflight[None][0]], wait_s)
+                at, kind = self._plan(self._clock.monotonic(), started)
                 waiting = [inflight[k][0] for k in keys if k in inflight]
-                await self._wait_for(waiting, self._config.poll_wait_s)
-                if chargers_due:
+                # the chargers' answers are waited for until the next meter poll at most
+                limit_s = min(started + wait_s, at) - self._clock.monotonic()
+                await self._wait_for(waiting, max(0.0, limit_s))
+                if full:
                     self._on_polled()  # meter and chargers read at the same instant
-                chargers_due = not chargers_due
-                await self._clock.sleep(max(0.0, half - (self._clock.monotonic() - started)))
         finally:
             for task, _ in inflight.values():
                 task.cancel()
