@@ -39,8 +39,10 @@ than a quartz drifts; it makes old evidence give way to new)."""
 MIN_GAP_S = 0.005
 """No poll is scheduled closer than this to now."""
 FOLLOW = 0.25
-"""The meter's schedule follows a telegram off it by this share of the difference: one late
-tick hardly moves the schedule, a slowly drifting period is followed."""
+"""The meter's schedule follows a telegram up to JITTER_S off it by this share of the
+difference (a slowly drifting period is followed, one late tick hardly moves it) ..."""
+JITTER_S = 0.03
+"""... and a telegram further off starts a new schedule (the meter restarted or re-phased)."""
 
 
 class PollKind(enum.Enum):
@@ -103,7 +105,7 @@ class MeterPhase:
         if self._sched is not None:
             n = round((ts - self._sched) / period)
             due = self._sched + n * period
-            if n >= 1 and abs(ts - due) <= period / 4.0:
+            if n >= 1 and abs(ts - due) <= JITTER_S:
                 self._sched = due + FOLLOW * (ts - due)
                 return
         self._sched = ts  # the first telegram, or one off the schedule: a new schedule
