@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from fuseguard.logging import configure_logging
 from fuseguard.model.clock import RealClock
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.sim.bender import BenderConnector, BenderController, BenderDeviceConfig, Firmware
@@ -126,6 +127,7 @@ class Probe:
 
     armed: bool = False
     last_tick: float = 0.0
+    ticks: int = 0
     step_ticks: list[float] = field(default_factory=list)
     meter_answers: list[float] = field(default_factory=list)
     charger_reads: list[float] = field(default_factory=list)
@@ -135,6 +137,7 @@ class Probe:
         """``SiteModel.on_tick`` listener registered after the CEMM's: the telegram is out."""
         now = time.perf_counter()
         self.last_tick = now
+        self.ticks += 1
         if self.armed:
             self.armed = False
             self.step_ticks.append(now)
@@ -192,20 +195,32 @@ class SimSite:
     connectors: list[BenderConnector]
     site_task: asyncio.Task[None]
 
-    async def step(self, clock: RealClock, level_a: float, gap_s: float) -> None:
-        """Publish ``level_a`` in a telegram ``gap_s`` (>= 1 s) after the previous one.
+    regular: bool = True  # the meter keeps its period (False: re-phased at every step)
 
-        The site's tick loop is restarted for this, so the step lands at a random phase of the
-        edge's poll cycle (a fixed 1 s tick would drift only slowly against the edge's 1 s poll,
-        and consecutive steps would all see about the same poll wait).
+    async def step(self, clock: RealClock, level_a: float, gap_s: float) -> None:
+        """Change the base load to ``level_a`` ``gap_s`` (1-2 s) after the last telegram.
+
+        Regular meter (default): the CEMM publishes every period on its own clock, as a real
+        meter does; the load changes at a random instant and the next regular telegram carries
+        it. The edge's poll drifts against the meter's clock over a run (its loop is late by a
+        few ms per poll), so a plain-polling edge sees poll waits spread over its cycle.
+        ``regular=False`` (``--meter irregular``): the meter's tick loop is restarted so the
+        step's telegram itself comes at a random phase, ``gap_s`` after the previous one (a
+        meter whose phase cannot be predicted; the edge falls back to plain polling).
         """
+        if self.regular:
+            await clock.sleep(self.probe.last_tick + gap_s - time.perf_counter())
+            self.load.level_a = level_a
+            self.probe.armed = True
+            return
         self.site_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.site_task
-        await clock.sleep(self.probe.last_tick + gap_s - time.perf_counter())
+        first_at = self.probe.last_tick + gap_s
+        await clock.sleep(first_at - time.perf_counter())
         self.load.level_a = level_a
         self.probe.armed = True
-        self.site_task = asyncio.create_task(self.site.run(), name="site")
+        self.site_task = asyncio.create_task(tick_regularly(self.site, first_at), name="site")
 
     async def close(self) -> None:
         """Stop the site and every server."""
@@ -214,6 +229,16 @@ class SimSite:
             await self.site_task
         await asyncio.gather(*(b.close() for b in self.benders), return_exceptions=True)
         await self.cemm.close()
+
+
+async def tick_regularly(site: SiteModel, first_at: float) -> None:
+    """Tick ``site`` at ``first_at`` and every period after it (``time.perf_counter``): a meter
+    on its own clock, late only by this process's scheduling, never drifting."""
+    at = first_at
+    while True:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        site.tick()
+        at += site.period_s
 
 
 def _record_writes(connector: BenderConnector, log: list[tuple[float, float]]) -> None:
@@ -293,7 +318,8 @@ async def start_site(chargers: int, clock: RealClock) -> SimSite:
         await asyncio.gather(*(b.close() for b in benders), return_exceptions=True)
         await cemm.close()
         raise
-    site_task = asyncio.create_task(site.run(), name="site")
+    first_at = time.perf_counter() + random.random()  # the meter's phase: any
+    site_task = asyncio.create_task(tick_regularly(site, first_at), name="site")
     return SimSite(site, load, probe, cemm, benders, connectors, site_task)
 
 
@@ -615,6 +641,7 @@ async def measure_size(
     keep_dir: Path | None = None,
     profile: Path | None = None,
     source: Path | None = None,
+    regular: bool = True,
 ) -> SizeResult:
     """Start the simulators and the edge subprocess, run ``steps`` meter steps, measure."""
     clock = RealClock()
@@ -622,6 +649,7 @@ async def measure_size(
     load_avg = os.getloadavg()[0]
     t_start = time.perf_counter()
     sim = await start_site(chargers, clock)
+    sim.regular = regular
     with tempfile.TemporaryDirectory(prefix="fuseguard-bench-edge-") as tmp:
         work = Path(tmp)
         data_dir = work / "data"
@@ -817,7 +845,11 @@ def write_results(results: list[SizeResult], out_dir: Path, *, quick: bool) -> l
 
 
 async def run(
-    sizes: list[tuple[int, int]], *, keep_logs: Path | None, reference: Path | None = None
+    sizes: list[tuple[int, int]],
+    *,
+    keep_logs: Path | None,
+    reference: Path | None = None,
+    regular: bool = True,
 ) -> list[SizeResult]:
     """Measure every (chargers, steps) size in turn; with ``reference``, each size first with
     the reference edge, then with this one (same machine, same minutes: a fair ratio)."""
@@ -827,7 +859,9 @@ async def run(
             t0 = time.perf_counter()
             keep = keep_logs / ("reference" if source else "this") if keep_logs else None
             try:
-                result = await measure_size(chargers, steps, keep_dir=keep, source=source)
+                result = await measure_size(
+                    chargers, steps, keep_dir=keep, source=source, regular=regular
+                )
             except RuntimeError as err:
                 if reference is None:
                     raise
@@ -908,11 +942,21 @@ def main() -> None:
         " every size (A/B in the same run; rows in edge-ab.json)",
     )
     parser.add_argument(
+        "--meter",
+        choices=("regular", "irregular"),
+        default="regular",
+        help="regular (default): the CEMM publishes every 1 s on its own clock, re-phased before"
+        " each step; irregular: the step's telegram itself comes at a random phase",
+    )
+    parser.add_argument(
         "--chargers",
         default="10,100",
         help="comma-separated sizes (default 10,100; issue 18 adds 300)",
     )
     args = parser.parse_args()
+    # the simulators log warnings only: their per-request debug lines cost this process more
+    # CPU than answering (the edge under test logs at info to its own file)
+    configure_logging("warning", "json")
     counts = [int(n) for n in args.chargers.split(",") if n.strip()]
     if args.profile is not None:
         sizes_given = any(a.startswith("--chargers") for a in sys.argv)
@@ -920,7 +964,10 @@ def main() -> None:
         return
     sizes = [(n, 6 if args.quick else 36) for n in counts]
     t0 = time.perf_counter()
-    results = asyncio.run(run(sizes, keep_logs=args.keep_logs, reference=args.reference))
+    regular = args.meter == "regular"
+    results = asyncio.run(
+        run(sizes, keep_logs=args.keep_logs, reference=args.reference, regular=regular)
+    )
     if args.reference is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         write_ab(results, args.out / "edge-ab.json")

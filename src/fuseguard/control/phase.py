@@ -9,8 +9,8 @@ generous clock drift allowance as it ages, reset when new evidence contradicts i
 middle with one extra poll while it is wider than :data:`PROBE_WIDTH_S` (a bisection: a few
 periods after start-up it is as narrow as the answer's round trip), and, once it is narrower than
 a quarter period, schedules the meter polls on the grid ``last_ts + hi + MARGIN_S + k * period/2``:
-one poll just after the next telegram's latest possible publication (``EXPECT``), one half a
-period later (``HALF``, where the chargers are read). A telegram that is not there at its
+one poll just after the next telegram's latest possible publication (``EXPECT``, where the
+chargers are read too), one half a period later (``HALF``). A telegram that is not there at its
 ``EXPECT`` poll (a late or irregular meter) is chased every :data:`CHASE_S` a few times.
 
 Fallback: without an interval (a meter that stamps on arrival, as a Modbus meter, never gives a
@@ -33,9 +33,9 @@ CHASE_POLLS = 6
 """... this many times, then at the half-period grid again."""
 PROBE_WIDTH_S = 0.03
 """The publication interval is bisected with an extra poll while it is wider than this."""
-DRIFT_PER_S = 0.001
-"""How fast the interval widens as it ages (the meter's clock against ours: 1000 ppm, far more
-than a quartz drifts; it makes old evidence give way to new)."""
+DRIFT_PER_S = 0.0002
+"""How fast the interval widens as it ages (the meter's clock against ours: 200 ppm, more than
+a quartz drifts; it makes old evidence give way to new)."""
 MIN_GAP_S = 0.005
 """No poll is scheduled closer than this to now."""
 FOLLOW = 0.25
@@ -50,7 +50,7 @@ class PollKind(enum.Enum):
 
     PLAIN = "plain"  # no phase known: every half period
     EXPECT = "expect"  # just after the next telegram's latest possible publication
-    HALF = "half"  # half a period after EXPECT (the chargers are read with it)
+    HALF = "half"  # half a period after EXPECT
     CHASE = "chase"  # the telegram was not there at EXPECT
     PROBE = "probe"  # the middle of the publication interval (bisection)
 

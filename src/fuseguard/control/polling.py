@@ -188,21 +188,27 @@ class Poller:
         return self.phase.next_poll(now, last_at)
 
     def _chargers_due_now(self, now: float, kind: PollKind, chargers_at: float) -> bool:
-        """The chargers are read once per period: with the HALF poll while the meter's phase is
-        locked (away from the telegram's arrival, where a meter rise is decided on), else with
+        """The chargers are read once per period: with the EXPECT poll while the meter's phase
+        is locked (a fresh telegram and fresh charger samples of the same instant), else with
         every other poll; never more than 1.5 periods apart."""
         period = self._config.meter_period_s
-        if kind is PollKind.HALF:
-            return now >= chargers_at - period / 2.0
-        if self.phase is not None and self.phase.locked() and now < chargers_at + period / 2.0:
-            return False
+        if kind is PollKind.EXPECT:
+            return now >= chargers_at - 0.75 * period
+        if self.phase is not None and self.phase.locked() and now < chargers_at + period / 4.0:
+            return False  # (a probe that caught the telegram early moves them to HALF once)
         return now >= chargers_at - period / 4.0
 
     async def run(self) -> None:
-        """Poll until cancelled (key ``None`` is the meter)."""
+        """Poll until cancelled (key ``None`` is the meter).
+
+        After a poll with the chargers the decision wakes (``on_polled``) once their answers
+        are in or ``poll_wait_s`` has passed; while the meter's telegram is being chased (late
+        at its EXPECT poll) it waits for the telegram too, at most until the chase ends."""
         inflight: dict[str | None, tuple[asyncio.Task[None], float]] = {}
         chargers_at = -math.inf  # when the chargers are due next
+        polled: tuple[float, list[asyncio.Task[None]]] | None = None  # decision pending
         at, kind = self._clock.monotonic(), PollKind.PLAIN
+        wait_s = self._config.poll_wait_s
         try:
             while True:
                 await self._clock.sleep(at - self._clock.monotonic())
@@ -221,15 +227,17 @@ class Poller:
                         self._abandon_if_late(key, running, started)
                         continue
                     inflight[key] = (asyncio.create_task(self._read(key, kind)), started)
-                wait_s = self._config.poll_wait_s
+                if full:
+                    polled = (started, [inflight[k][0] for k in keys if k in inflight])
                 if None in inflight:  # plan the next poll on the meter's answer
                     await self._wait_for([inflight[None][0]], wait_s)
                 at, kind = self._plan(self._clock.monotonic(), started)
-                waiting = [inflight[k][0] for k in keys if k in inflight]
-                # the chargers' answers are waited for until the next meter poll at most
-                limit_s = min(started + wait_s, at) - self._clock.monotonic()
-                await self._wait_for(waiting, max(0.0, limit_s))
-                if full:
+                if polled is not None and kind is not PollKind.CHASE:
+                    since, tasks = polled
+                    polled = None
+                    # the chargers' answers are waited for until the next meter poll at most
+                    limit_s = min(since + wait_s, at) - self._clock.monotonic()
+                    await self._wait_for(tasks, max(0.0, limit_s))
                     self._on_polled()  # meter and chargers read at the same instant
         finally:
             for task, _ in inflight.values():
