@@ -221,16 +221,15 @@ class Poller:
                     keys.extend(self._due_chargers(started))
                 if self.phase is not None:
                     self.phase.issued(kind)
-                for key in keys:
-                    running = inflight.get(key)
-                    if running is not None and not running[0].done():
-                        self._abandon_if_late(key, running, started)
-                        continue
-                    inflight[key] = (asyncio.create_task(self._read(key, kind)), started)
-                if full:
-                    polled = (started, [inflight[k][0] for k in keys if k in inflight])
+                # at EXPECT the chargers are read once the meter answered: the writes of a
+                # decision on that telegram go out before the reads (one device queue)
+                after_meter = keys[1:] if kind is PollKind.EXPECT else []
+                self._start(keys[: len(keys) - len(after_meter)], kind, started, inflight)
                 if None in inflight:  # plan the next poll on the meter's answer
                     await self._wait_for([inflight[None][0]], wait_s)
+                self._start(after_meter, kind, started, inflight)
+                if full:
+                    polled = (started, [inflight[k][0] for k in keys if k in inflight])
                 at, kind = self._plan(self._clock.monotonic(), started)
                 if polled is not None and kind is not PollKind.CHASE:
                     since, tasks = polled
@@ -242,6 +241,21 @@ class Poller:
         finally:
             for task, _ in inflight.values():
                 task.cancel()
+
+    def _start(
+        self,
+        keys: list[str | None],
+        kind: PollKind,
+        started: float,
+        inflight: dict[str | None, tuple[asyncio.Task[None], float]],
+    ) -> None:
+        """Start a read of every key (``None``: the meter) not still in flight."""
+        for key in keys:
+            running = inflight.get(key)
+            if running is not None and not running[0].done():
+                self._abandon_if_late(key, running, started)
+                continue
+            inflight[key] = (asyncio.create_task(self._read(key, kind)), started)
 
     def _abandon_if_late(
         self, key: str | None, running: tuple[asyncio.Task[None], float], now: float
