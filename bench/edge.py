@@ -982,10 +982,14 @@ def markdown(results: list[SizeResult], *, quick: bool) -> str:
         f"| CPU <= 3 % of a core at {target_row['chargers']} chargers"
         f" | {target_row['cpu_pct']} % | {_met(target_row['cpu_pct'], TARGET_CPU_PCT)} |",
         "",
-        "Reading the numbers: the edge polls the meter twice per meter period (the CEMM"
-        " publishes once per period at an unrelated phase), so `reaction` = poll wait (0..0.5 s)"
-        " + `controller`. A meter sample that rose while none of the edge's own cars is ramping"
-        " up (or one above the limit) is decided on at once with the chargers' last samples;"
+        "Reading the numbers: `reaction` = poll wait + `controller`. The virtual CEMM publishes"
+        " every 1 s on its own clock (`--meter irregular`: the step's telegram at a random"
+        " phase instead); an edge that polls twice per period at an unrelated phase waits"
+        " 0..0.5 s for a telegram, an edge with the phase lock (control/phase.py) polls just"
+        " after the meter publishes (poll wait = its margin + the round trip), falling back to"
+        " plain polling when the phase is unknown. A meter sample that rose while none of the"
+        " edge's own cars is ramping up (or one above the limit) is decided on at once with the"
+        " chargers' last samples;"
         " `controller` p50 is that decision plus the concurrent writes, its p99 the cases where"
         " the rise landed in a charger poll and the decision waited for those reads (at most"
         " `poll_wait_s`). A Bender read is three Modbus block reads (state, CP, meter), plus the"

@@ -141,7 +141,7 @@ class MeterPhase:
         k = max(1, math.floor((earliest - anchor) / half) + 1)
         at = anchor + k * half
         kind = PollKind.EXPECT if k % 2 == 0 else PollKind.HALF
-        if probe is not None and earliest < probe < at:
+        if probe is not None and earliest < probe < min(at, plain):
             return probe, PollKind.PROBE
         if plain + MARGIN_S < at:  # the lock moved by more than its margin: plain first
             return plain, PollKind.PLAIN
