@@ -1067,7 +1067,7 @@ async def run(
     return results
 
 
-def write_ab(results: list[SizeResult], path: Path) -> None:
+def write_ab(results: list[SizeResult], path: Path, meter: str = "regular") -> None:
     """Every row of an A/B run (``--reference``) with its edge label and load average."""
     rows = [
         {
@@ -1077,7 +1077,14 @@ def write_ab(results: list[SizeResult], path: Path) -> None:
             "modbus_reads_per_s": round(r.modbus_reads_per_s, 1),
             "decide_write_p50_ms": _pct(r.values("decide_write_ms", "down"), 50),
             "write_spread_p50_ms": _pct(r.values("write_spread_ms", "down"), 50),
+            "poll_wait_p50_ms": _pct(r.values("poll_wait_ms", "down"), 50),
+            "poll_wait_p99_ms": _pct(r.values("poll_wait_ms", "down"), 99),
+            "controller_p99_ms": _pct(r.values("controller_ms", "down"), 99),
+            "steps": f"{len(r.values('reaction_ms', 'down'))}/"
+            f"{sum(1 for s in r.steps if s.direction == 'down')}",
             "sim_cpu_pct": round(r.sim_cpu_pct, 1),
+            "sim_procs": r.sim_procs,
+            "meter": meter,
         }
         for r in results
     ]
@@ -1165,7 +1172,7 @@ def main() -> None:
     )
     if args.reference is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        write_ab(results, args.out / "edge-ab.json")
+        write_ab(results, args.out / "edge-ab.json", args.meter)
         results = [r for r in results if r.edge == "this"]
     write_results(results, args.out, quick=args.quick)
     print(f"wrote {args.out / 'edge.json'} and edge.md in {time.perf_counter() - t0:.0f} s")
