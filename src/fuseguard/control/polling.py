@@ -221,15 +221,11 @@ class Poller:
                     keys.extend(self._due_chargers(started))
                 if self.phase is not None:
                     self.phase.issued(kind)
-                # at EXPECT the chargers are read once the meter answered: the writes of a
-                # decision on that telegram go out before the reads (one device queue)
-                after_meter = keys[1:] if kind is PollKind.EXPECT else []
-                self._start(keys[: len(keys) - len(after_meter)], kind, started, inflight)
-                if None in inflight:  # plan the next poll on the meter's answer
-                    await self._wait_for([inflight[None][0]], wait_s)
-                self._start(after_meter, kind, started, inflight)
+                self._start(keys, kind, started, inflight)
                 if full:
                     polled = (started, [inflight[k][0] for k in keys if k in inflight])
+                if None in inflight:  # plan the next poll on the meter's answer
+                    await self._wait_for([inflight[None][0]], wait_s)
                 at, kind = self._plan(self._clock.monotonic(), started)
                 if polled is not None and kind is not PollKind.CHASE:
                     since, tasks = polled
