@@ -195,8 +195,15 @@ class PublishingMeter:
     """A CEMM-like meter: a telegram every period at ``phase_s``, stamped with the (virtual)
     wall clock; ``stop_at`` freezes it (the same telegram from then on)."""
 
-    def __init__(self, clock: VirtualClock, phase_s: float, stop_at: float = math.inf) -> None:
+    def __init__(
+        self,
+        clock: VirtualClock,
+        phase_s: float,
+        stop_at: float = math.inf,
+        hang_at: float = math.inf,
+    ) -> None:
         self.clock = clock
+        self.hang_at = hang_at
         self.phase_s = phase_s
         self.stop_at = stop_at
         self.reads: list[float] = []
@@ -205,6 +212,8 @@ class PublishingMeter:
     async def read(self) -> MeterSample:
         t = self.clock.monotonic()
         self.reads.append(t)
+        if t >= self.hang_at:  # never answers (until cancelled)
+            await asyncio.get_running_loop().create_future()
         k = math.floor((min(t, self.stop_at) - self.phase_s) / PERIOD_S)
         pub = self.phase_s + k * PERIOD_S
         stale = self.last is not None and pub <= self.last
@@ -217,11 +226,13 @@ class PublishingMeter:
 
 
 class LockRig:
-    def __init__(self, meter_stop_at: float = math.inf) -> None:
+    def __init__(self, meter_stop_at: float = math.inf, hang_at: float = math.inf) -> None:
         self.clock = VirtualClock()
         specs = [ChargerSpec(id="cp1")]
         self.config = config(specs, meter_period_s=1.0, poll_wait_s=0.5, meter_phase_lock=True)
-        self.meter = PublishingMeter(self.clock, phase_s=0.437, stop_at=meter_stop_at)
+        self.meter = PublishingMeter(
+            self.clock, phase_s=0.437, stop_at=meter_stop_at, hang_at=hang_at
+        )
         self.charger = ScriptedDevice(answers=[charger_sample(CpState.C, Phases(6, 6, 6))])
         self.meter_reading = MeterReading(self.config)
         self.samples: list[float] = []
@@ -270,3 +281,17 @@ async def test_a_frozen_meter_still_goes_stale_with_the_phase_lock() -> None:
     assert not rig.meter_reading.fresh(rig.clock.monotonic())
     gaps_s = [b - a for a, b in zip(rig.meter.reads, rig.meter.reads[1:], strict=False)]
     assert max(gaps_s) <= 0.5 + 1e-6  # the meter is polled at least every half period
+
+
+async def test_a_meter_that_stops_answering_while_locked_ends_the_chase() -> None:
+    """The decision still wakes every period (falls back on the stale meter), the meter read is
+    abandoned after its timeout and tried again."""
+    rig = LockRig(hang_at=20.0)
+    await rig.run_for(20.0)
+    assert rig.poller.phase is not None and rig.poller.phase.locked()
+    await rig.run_for(15.0)
+    assert rig.meter_reading.error == "no answer within 2 s"
+    assert not rig.meter_reading.fresh(rig.clock.monotonic())
+    polls = [t for t in rig.polls if t > 20.0]
+    assert len(polls) >= 13
+    assert all(b - a <= 1.5 for a, b in itertools.pairwise(polls))

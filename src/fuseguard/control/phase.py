@@ -119,9 +119,9 @@ class MeterPhase:
         self.nothing(kind)
 
     def nothing(self, kind: PollKind) -> None:
-        """A poll of ``kind`` brought no new telegram (a repeat, a failure)."""
-        if kind in (PollKind.EXPECT, PollKind.CHASE) and self._chase_left > 0:
-            self._chase_left -= 1
+        """A poll of ``kind`` brought no new telegram (a repeat, a failure): nothing learned
+        (the chase is counted by the polls issued, so a meter that never answers ends it)."""
+        del kind
 
     def next_poll(self, now: float, last_at: float) -> tuple[float, PollKind]:
         """When to poll the meter next, and why (never later than ``last_at + period/2``)."""
@@ -150,7 +150,9 @@ class MeterPhase:
     def issued(self, kind: PollKind) -> None:
         """A poll of ``kind`` goes out now."""
         if kind is PollKind.EXPECT:
-            self._chase_left = CHASE_POLLS + 1  # the EXPECT poll's own miss counts one
+            self._chase_left = CHASE_POLLS
+        elif kind is PollKind.CHASE:
+            self._chase_left = max(0, self._chase_left - 1)
         elif kind is PollKind.PROBE:
             self._probed_ts = self.last_ts
 

@@ -224,8 +224,9 @@ class Poller:
                 self._start(keys, kind, started, inflight)
                 if full:
                     polled = (started, [inflight[k][0] for k in keys if k in inflight])
-                if None in inflight:  # plan the next poll on the meter's answer
-                    await self._wait_for([inflight[None][0]], wait_s)
+                meter = inflight.get(None)
+                if meter is not None and meter[1] == started:  # plan on the meter's answer
+                    await self._wait_for([meter[0]], wait_s)
                 at, kind = self._plan(self._clock.monotonic(), started)
                 if polled is not None and kind is not PollKind.CHASE:
                     since, tasks = polled
