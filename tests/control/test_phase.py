@@ -295,3 +295,16 @@ async def test_a_meter_that_stops_answering_while_locked_ends_the_chase() -> Non
     polls = [t for t in rig.polls if t > 20.0]
     assert len(polls) >= 13
     assert all(b - a <= 1.5 for a, b in itertools.pairwise(polls))
+
+
+def test_a_telegram_published_late_with_an_on_time_stamp_does_not_move_the_lock() -> None:
+    """A meter that stamps whole seconds and publishes one telegram 150 ms late (its loop
+    lagged): the lock stays on its phase; the next telegrams are seen just after publication."""
+    items = [(0.37 + k, float(k)) for k in range(40)]
+    items[20] = (20.37 + 0.15, 20.0)
+    meter = Telegrams(items)
+    phase = MeterPhase(PERIOD_S)
+    d = drive(phase, meter, 39.0)
+    assert phase.resets == 0
+    assert d.first_seen[20.0] - 20.52 <= 0.03 + 0.005  # chased
+    assert max(waits(meter, d, after=21.0)) <= MARGIN_S + 0.04

@@ -36,6 +36,9 @@ PROBE_WIDTH_S = 0.03
 DRIFT_PER_S = 0.0002
 """How fast the interval widens as it ages (the meter's clock against ours: 200 ppm, more than
 a quartz drifts; it makes old evidence give way to new)."""
+RESET_AFTER = 3
+"""The interval is started again when this many telegrams in a row contradict it (fewer: late
+telegrams, caught by the chase and the half-period poll)."""
 MIN_GAP_S = 0.005
 """No poll is scheduled closer than this to now."""
 FOLLOW = 0.25
@@ -69,6 +72,7 @@ class MeterPhase:
         self._chase_left = 0
         self._probed_ts: float | None = None  # the telegram whose publication was probed
         self.resets = 0  # evidence contradicted the interval (the meter's clock stepped)
+        self._contradicted = 0  # telegrams in a row that contradicted it
 
     @property
     def width_s(self) -> float:
@@ -90,9 +94,16 @@ class MeterPhase:
         hi_k = answered_at - ts
         aged = DRIFT_PER_S * max(0.0, answered_at - self._evidence_at)
         lo, hi = max(self.lo - aged, lo_k), min(self.hi + aged, hi_k)
-        if lo > hi:  # the evidence contradicts the interval: start again from this telegram
-            lo, hi = lo_k, hi_k
+        if lo > hi:  # the evidence contradicts the interval
+            self._contradicted += 1
+            if self._contradicted < RESET_AFTER:  # one late telegram (a meter stamping whole
+                self._follow(ts)  # seconds published late): keep the interval
+                self.last_ts = ts
+                self._pending_lo = None
+                return
+            lo, hi = lo_k, hi_k  # it lasts: the meter's clock stepped, start again
             self.resets += 1
+        self._contradicted = 0
         self.lo, self.hi = lo, hi
         self._evidence_at = answered_at
         self._follow(ts)
