@@ -581,6 +581,7 @@ async def start_edge(
         command = [sys.executable, "-c", "from fuseguard.cli import main; main()"]
         env["PYTHONPATH"] = str(source)
     env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
+    env["FG_METER_PHASE_LOCK"] = "1"  # the phase-locked meter poll (opt-in; main ignores it)
     with log_path.open("wb") as log_file:
         return await asyncio.create_subprocess_exec(
             *command,
