@@ -44,6 +44,7 @@ import asyncio
 import bisect
 import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -55,11 +56,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fuseguard.logging import configure_logging
 from fuseguard.model.clock import RealClock
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.sim.bender import BenderConnector, BenderController, BenderDeviceConfig, Firmware
@@ -126,6 +129,7 @@ class Probe:
 
     armed: bool = False
     last_tick: float = 0.0
+    ticks: int = 0
     step_ticks: list[float] = field(default_factory=list)
     meter_answers: list[float] = field(default_factory=list)
     charger_reads: list[float] = field(default_factory=list)
@@ -135,6 +139,7 @@ class Probe:
         """``SiteModel.on_tick`` listener registered after the CEMM's: the telegram is out."""
         now = time.perf_counter()
         self.last_tick = now
+        self.ticks += 1
         if self.armed:
             self.armed = False
             self.step_ticks.append(now)
@@ -191,21 +196,34 @@ class SimSite:
     benders: list[BenderServerHandle]
     connectors: list[BenderConnector]
     site_task: asyncio.Task[None]
+    ports: list[tuple[int, int]] = field(default_factory=list)  # (REST, Modbus) per charger
+    workers: list[BenderWorkers] = field(default_factory=list)
+    regular: bool = True  # the meter keeps its period (False: re-phased at every step)
 
     async def step(self, clock: RealClock, level_a: float, gap_s: float) -> None:
-        """Publish ``level_a`` in a telegram ``gap_s`` (>= 1 s) after the previous one.
+        """Change the base load to ``level_a`` ``gap_s`` (1-2 s) after the last telegram.
 
-        The site's tick loop is restarted for this, so the step lands at a random phase of the
-        edge's poll cycle (a fixed 1 s tick would drift only slowly against the edge's 1 s poll,
-        and consecutive steps would all see about the same poll wait).
+        Regular meter (default): the CEMM publishes every period on its own clock, as a real
+        meter does; the load changes at a random instant and the next regular telegram carries
+        it. The edge's poll drifts against the meter's clock over a run (its loop is late by a
+        few ms per poll), so a plain-polling edge sees poll waits spread over its cycle.
+        ``regular=False`` (``--meter irregular``): the meter's tick loop is restarted so the
+        step's telegram itself comes at a random phase, ``gap_s`` after the previous one (a
+        meter whose phase cannot be predicted; the edge falls back to plain polling).
         """
+        if self.regular:
+            await clock.sleep(self.probe.last_tick + gap_s - time.perf_counter())
+            self.load.level_a = level_a
+            self.probe.armed = True
+            return
         self.site_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.site_task
-        await clock.sleep(self.probe.last_tick + gap_s - time.perf_counter())
+        first_at = self.probe.last_tick + gap_s
+        await clock.sleep(first_at - time.perf_counter())
         self.load.level_a = level_a
         self.probe.armed = True
-        self.site_task = asyncio.create_task(self.site.run(), name="site")
+        self.site_task = asyncio.create_task(tick_regularly(self.site, first_at), name="site")
 
     async def close(self) -> None:
         """Stop the site and every server."""
@@ -213,7 +231,29 @@ class SimSite:
         with contextlib.suppress(asyncio.CancelledError):
             await self.site_task
         await asyncio.gather(*(b.close() for b in self.benders), return_exceptions=True)
+        await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)
         await self.cemm.close()
+
+
+WORKER_LEAD_S = 0.05
+"""Worker processes tick their cars this long before the meter's site ticks (the draw they
+report every 10 ms is in the meter's next telegram, as in one process)."""
+
+
+def _next_at(phase_s: float, period_s: float = 1.0) -> float:
+    """The next ``time.perf_counter`` instant at ``phase_s`` (mod the period)."""
+    now = time.perf_counter()
+    return now + (phase_s - now) % period_s
+
+
+async def tick_regularly(site: SiteModel, first_at: float) -> None:
+    """Tick ``site`` at ``first_at`` and every period after it (``time.perf_counter``): a meter
+    on its own clock, late only by this process's scheduling, never drifting."""
+    at = first_at
+    while True:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        site.tick()
+        at += site.period_s
 
 
 def _record_writes(connector: BenderConnector, log: list[tuple[float, float]]) -> None:
@@ -247,11 +287,43 @@ def _record_meter_answers(cemm: CemmModel, log: list[float]) -> None:
     cemm.realtime_body = recorded  # type: ignore[method-assign]
 
 
-async def start_site(chargers: int, clock: RealClock) -> SimSite:
-    """One site model, one virtual CEMM and ``chargers`` virtual Benders, each with a car."""
+def _virtual_bender(
+    i: int, clock: RealClock, site: SiteModel
+) -> tuple[BenderController, BenderConnector]:
+    """Virtual Bender number ``i`` (0-based) with its car plugged in, on ``site``."""
+    ctrl = BenderController(
+        clock=clock,
+        config=BenderDeviceConfig(
+            firmware=Firmware.V5_33,
+            max_current_a=CHARGER_MAX_A,
+            free_charging=True,
+            cp_id=f"+49*839*{i + 1:011d}",
+        ),
+        rotations=(Rotation.L1L2L3,),
+    )
+    connector = ctrl.connector(1)
+    site.add(connector)
+    connector.plug_in(
+        SimVehicle(
+            phases=3, max_current_a=CAR_A, battery_wh=1_000_000.0, soc=0.3, name=f"car{i + 1}"
+        )
+    )
+    return ctrl, connector
+
+
+async def start_site(chargers: int, clock: RealClock, sim_procs: int = 0) -> SimSite:
+    """One site model, one virtual CEMM and ``chargers`` virtual Benders, each with a car.
+
+    ``sim_procs`` > 0: the virtual Benders run in that many worker processes
+    (:class:`BenderWorkers`) instead of this process's loop; each reports its cars' draw every
+    10 ms and the site model here counts their sum as a load (:class:`WorkerCars`)."""
     site = SiteModel(clock)
     load = StepLoad(base_load_a(chargers, TOP_SETPOINT_A))
     site.add(BaseLoad(load))
+    phase_s = random.random()  # the meter's phase: any (the worker processes tick just before)
+    cars = WorkerCars()
+    if sim_procs > 0:
+        site.add(BaseLoad(cars))
     cemm_model = CemmModel.for_site(site)
     probe = Probe()
     site.on_tick(probe.on_tick)
@@ -260,49 +332,164 @@ async def start_site(chargers: int, clock: RealClock) -> SimSite:
     await cemm.start(cemm_model)
     benders: list[BenderServerHandle] = []
     connectors: list[BenderConnector] = []
+    workers: list[BenderWorkers] = []
+    ports: list[tuple[int, int]] = []
+    probe.writes.extend([] for _ in range(chargers))
     try:
-        for i in range(chargers):
-            ctrl = BenderController(
-                clock=clock,
-                config=BenderDeviceConfig(
-                    firmware=Firmware.V5_33,
-                    max_current_a=CHARGER_MAX_A,
-                    free_charging=True,
-                    cp_id=f"+49*839*{i + 1:011d}",
-                ),
-                rotations=(Rotation.L1L2L3,),
-            )
-            connector = ctrl.connector(1)
-            site.add(connector)
-            connector.plug_in(
-                SimVehicle(
-                    phases=3,
-                    max_current_a=CAR_A,
-                    battery_wh=1_000_000.0,
-                    soc=0.3,
-                    name=f"car{i + 1}",
-                )
-            )
-            log: list[tuple[float, float]] = []
-            probe.writes.append(log)
-            _record_writes(connector, log)
+        if sim_procs > 0:
+            share = -(-chargers // sim_procs)
+            for first in range(0, chargers, share):
+                count = min(share, chargers - first)
+                worker = BenderWorkers(first, count, probe, cars, phase_s - WORKER_LEAD_S)
+                workers.append(worker)
+                ports += await worker.start()
+        for i in range(chargers if sim_procs <= 0 else 0):
+            ctrl, connector = _virtual_bender(i, clock, site)
+            _record_writes(connector, probe.writes[i])
             _record_reads(connector, probe.charger_reads)
             connectors.append(connector)
-            benders.append(await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0))
+            handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
+            benders.append(handle)
+            ports.append((handle.rest_port, handle.modbus_port))
     except BaseException:
         await asyncio.gather(*(b.close() for b in benders), return_exceptions=True)
+        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
         await cemm.close()
         raise
-    site_task = asyncio.create_task(site.run(), name="site")
-    return SimSite(site, load, probe, cemm, benders, connectors, site_task)
+    site_task = asyncio.create_task(tick_regularly(site, _next_at(phase_s)), name="site")
+    return SimSite(site, load, probe, cemm, benders, connectors, site_task, ports, workers)
+
+
+class BenderWorkers:
+    """Virtual Benders ``first .. first + count - 1`` served by a worker process.
+
+    At 300 chargers one event loop answering every virtual Bender (a pymodbus server and a
+    uvicorn app each) queues the answers of a burst of writes one after the other and the
+    benchmark measures the simulator; a real site's chargers answer in parallel. The worker
+    stamps every write and read with ``time.perf_counter`` (CLOCK_MONOTONIC: the same clock in
+    every process) and sends them in batches every 10 ms; a reader thread here appends them to
+    the probe (appends are atomic under the GIL; the reads are sorted where they are used).
+    """
+
+    def __init__(
+        self, first: int, count: int, probe: Probe, cars: WorkerCars, phase_s: float
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_bender_worker,
+            args=(child, first, count, phase_s),
+            name=f"benders-{first}",
+            daemon=True,
+        )
+        self.first = first
+        self.probe = probe
+        self.cars = cars
+        self.reader: threading.Thread | None = None
+
+    async def start(self) -> list[tuple[int, int]]:
+        """Start the process; returns the (REST, Modbus) ports of its chargers."""
+        self.proc.start()
+        ports: list[tuple[int, int]] = await asyncio.to_thread(self.conn.recv)
+        self.reader = threading.Thread(target=self._read, name=f"probe-{self.first}", daemon=True)
+        self.reader.start()
+        return ports
+
+    def _read(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg == "closed":
+                return
+            writes, reads, draw = msg
+            self.cars.draws[self.first] = Phases(*draw)
+            for i, t, value in writes:
+                self.probe.writes[i].append((t, value))
+            self.probe.charger_reads.extend(reads)
+
+    async def close(self) -> None:
+        """Stop the worker (its servers close) and wait for it."""
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send("stop")
+        if self.reader is not None:
+            await asyncio.to_thread(self.reader.join, 15.0)
+        await asyncio.to_thread(self.proc.join, 15.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def _bender_worker(conn: Connection, first: int, count: int, phase_s: float) -> None:
+    """Worker process entry point (see :class:`BenderWorkers`)."""
+    configure_logging("warning", "json")
+    asyncio.run(_serve_benders(conn, first, count, phase_s))
+
+
+async def _serve_benders(conn: Connection, first: int, count: int, phase_s: float) -> None:
+    clock = RealClock()
+    site = SiteModel(clock)  # the cars' own physics; the meter is the parent's
+    writes: list[tuple[int, float, float]] = []
+    reads: list[float] = []
+    handles: list[BenderServerHandle] = []
+    for i in range(first, first + count):
+        ctrl, connector = _virtual_bender(i, clock, site)
+        log: list[tuple[float, float]] = _TaggedLog(i, writes)  # type: ignore[assignment]
+        _record_writes(connector, log)
+        _record_reads(connector, reads)
+        handles.append(await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0))
+    conn.send([(h.rest_port, h.modbus_port) for h in handles])
+    # the cars tick WORKER_LEAD_S before the meter's site: its telegram has their new draw
+    site_task = asyncio.create_task(tick_regularly(site, _next_at(phase_s)), name="site")
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)
+    sent: tuple[float, float, float] | None = None
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.01)
+        draw = site.current_a().as_tuple()
+        if writes or reads or draw != sent:
+            conn.send((writes[:], reads[:], draw))
+            writes.clear()
+            reads.clear()
+            sent = draw
+    site_task.cancel()
+    await asyncio.gather(site_task, *(h.close() for h in handles), return_exceptions=True)
+    conn.send("closed")
+
+
+@dataclass
+class WorkerCars:
+    """The cars served by worker processes, as one load on the meter's site model: the sum of
+    the draws each worker last reported (keyed by its first charger)."""
+
+    draws: dict[int, Phases] = field(default_factory=dict)
+
+    def __call__(self, t_s: float) -> Phases:
+        total = Phases(0.0, 0.0, 0.0)
+        for draw in list(self.draws.values()):
+            total = total + draw
+        return total
+
+
+class _TaggedLog:
+    """A write log that tags every entry with its charger's index (in a worker)."""
+
+    def __init__(self, index: int, out: list[tuple[int, float, float]]) -> None:
+        self.index = index
+        self.out = out
+
+    def append(self, item: tuple[float, float]) -> None:
+        self.out.append((self.index, *item))
 
 
 # --- the edge subprocess ------------------------------------------------------------------------
 
 
-def edge_toml(sim: SimSite, data_dir: Path) -> str:
-    """The site config of the edge under test (password comes from the environment)."""
-    fuse_a = main_fuse_a(len(sim.benders))
+def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool = True) -> str:
+    """The site config of the edge under test (password comes from the environment);
+    ``phase_lock``: ``[meter] phase_lock`` (off for a reference tree that predates it)."""
+    fuse_a = main_fuse_a(len(sim.ports))
     lines = [
         f'data_dir = "{data_dir}"',
         "",
@@ -316,6 +503,7 @@ def edge_toml(sim: SimSite, data_dir: Path) -> str:
         'host = "127.0.0.1"',
         f"port = {sim.cemm.port}",
         'alias = "p1"',
+        *(["phase_lock = true"] if phase_lock else []),
         "",
         "[api.local]",
         'host = "127.0.0.1"',
@@ -334,15 +522,15 @@ def edge_toml(sim: SimSite, data_dir: Path) -> str:
         'level = "info"',
         'format = "json"',
     ]
-    for i, handle in enumerate(sim.benders):
+    for i, (rest_port, modbus_port) in enumerate(sim.ports):
         lines += [
             "",
             "[[chargers]]",
             f'id = "cp{i + 1:03d}"',
             f'evse_uuid = "{0xE0000000 + i:032x}"',
             'host = "127.0.0.1"',
-            f"rest_port = {handle.rest_port}",
-            f"modbus_port = {handle.modbus_port}",
+            f"rest_port = {rest_port}",
+            f"modbus_port = {modbus_port}",
             'rotation = "L1L2L3"',
             f"max_current_a = {CHARGER_MAX_A}",
             "safe_current_a = 6",
@@ -490,6 +678,7 @@ class SizeResult:
     edge_log_lines: int
     load_avg: float
     edge: str = "this"  # "reference": the edge from --reference, measured in the same run
+    sim_procs: int = 0  # worker processes serving the virtual Benders (0: the bench's loop)
 
     def values(self, name: str, direction: str | None = None) -> list[float]:
         """A per-step quantity over the complete steps (optionally one direction)."""
@@ -512,6 +701,13 @@ class SizeResult:
             "rss_mb": round(self.rss_mb, 1),
             "cpu_pct": round(self.cpu_pct, 2),
         }
+
+
+def auto_sim_procs(chargers: int) -> int:
+    """Worker processes for the virtual Benders by default: none (every row so far was measured
+    with the virtual Benders on this process's loop; see ``--sim-procs``)."""
+    del chargers
+    return 0
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -560,7 +756,7 @@ async def one_step(
     probe = sim.probe
     n_ticks = len(probe.step_ticks)
     marks = [len(w) for w in probe.writes]
-    await sim.step(clock, base_load_a(len(sim.connectors), expected), gap_s)
+    await sim.step(clock, base_load_a(len(sim.ports), expected), gap_s)
 
     def first_new_write(i: int) -> tuple[float, float] | None:
         for t, v in probe.writes[i][marks[i] :]:
@@ -589,7 +785,7 @@ async def one_step(
     first = min(times)
     answer = next((t for t in probe.meter_answers if t >= step_t), None)
     # the charger read answered last before the first write: what the decision waited for
-    reads = probe.charger_reads
+    reads = sorted(probe.charger_reads)  # worker processes report in batches
     i = bisect.bisect_left(reads, first)
     last_read = reads[i - 1] if i > 0 and answer is not None and reads[i - 1] >= answer else None
     controller = (last - answer) * 1000.0 if answer is not None and answer <= last else None
@@ -615,18 +811,21 @@ async def measure_size(
     keep_dir: Path | None = None,
     profile: Path | None = None,
     source: Path | None = None,
+    regular: bool = True,
+    sim_procs: int = 0,
 ) -> SizeResult:
     """Start the simulators and the edge subprocess, run ``steps`` meter steps, measure."""
     clock = RealClock()
     rng = random.Random(seed)
     load_avg = os.getloadavg()[0]
     t_start = time.perf_counter()
-    sim = await start_site(chargers, clock)
+    sim = await start_site(chargers, clock, sim_procs)
+    sim.regular = regular
     with tempfile.TemporaryDirectory(prefix="fuseguard-bench-edge-") as tmp:
         work = Path(tmp)
         data_dir = work / "data"
         config = work / "site.toml"
-        config.write_text(edge_toml(sim, data_dir))
+        config.write_text(edge_toml(sim, data_dir, phase_lock=source is None))
         log_path = work / "edge.log"
         proc = await start_edge(config, log_path, profile, source)
         try:
@@ -785,10 +984,14 @@ def markdown(results: list[SizeResult], *, quick: bool) -> str:
         f"| CPU <= 3 % of a core at {target_row['chargers']} chargers"
         f" | {target_row['cpu_pct']} % | {_met(target_row['cpu_pct'], TARGET_CPU_PCT)} |",
         "",
-        "Reading the numbers: the edge polls the meter twice per meter period (the CEMM"
-        " publishes once per period at an unrelated phase), so `reaction` = poll wait (0..0.5 s)"
-        " + `controller`. A meter sample that rose while none of the edge's own cars is ramping"
-        " up (or one above the limit) is decided on at once with the chargers' last samples;"
+        "Reading the numbers: `reaction` = poll wait + `controller`. The virtual CEMM publishes"
+        " every 1 s on its own clock (`--meter irregular`: the step's telegram at a random"
+        " phase instead); an edge that polls twice per period at an unrelated phase waits"
+        " 0..0.5 s for a telegram, an edge with the phase lock (control/phase.py) polls just"
+        " after the meter publishes (poll wait = its margin + the round trip), falling back to"
+        " plain polling when the phase is unknown. A meter sample that rose while none of the"
+        " edge's own cars is ramping up (or one above the limit) is decided on at once with the"
+        " chargers' last samples;"
         " `controller` p50 is that decision plus the concurrent writes, its p99 the cases where"
         " the rise landed in a charger poll and the decision waited for those reads (at most"
         " `poll_wait_s`). A Bender read is three Modbus block reads (state, CP, meter), plus the"
@@ -817,7 +1020,12 @@ def write_results(results: list[SizeResult], out_dir: Path, *, quick: bool) -> l
 
 
 async def run(
-    sizes: list[tuple[int, int]], *, keep_logs: Path | None, reference: Path | None = None
+    sizes: list[tuple[int, int]],
+    *,
+    keep_logs: Path | None,
+    reference: Path | None = None,
+    regular: bool = True,
+    sim_procs: int = -1,
 ) -> list[SizeResult]:
     """Measure every (chargers, steps) size in turn; with ``reference``, each size first with
     the reference edge, then with this one (same machine, same minutes: a fair ratio)."""
@@ -827,7 +1035,16 @@ async def run(
             t0 = time.perf_counter()
             keep = keep_logs / ("reference" if source else "this") if keep_logs else None
             try:
-                result = await measure_size(chargers, steps, keep_dir=keep, source=source)
+                procs = sim_procs if sim_procs >= 0 else auto_sim_procs(chargers)
+                result = await measure_size(
+                    chargers,
+                    steps,
+                    keep_dir=keep,
+                    source=source,
+                    regular=regular,
+                    sim_procs=procs,
+                )
+                result.sim_procs = procs
             except RuntimeError as err:
                 if reference is None:
                     raise
@@ -852,7 +1069,7 @@ async def run(
     return results
 
 
-def write_ab(results: list[SizeResult], path: Path) -> None:
+def write_ab(results: list[SizeResult], path: Path, meter: str = "regular") -> None:
     """Every row of an A/B run (``--reference``) with its edge label and load average."""
     rows = [
         {
@@ -862,7 +1079,14 @@ def write_ab(results: list[SizeResult], path: Path) -> None:
             "modbus_reads_per_s": round(r.modbus_reads_per_s, 1),
             "decide_write_p50_ms": _pct(r.values("decide_write_ms", "down"), 50),
             "write_spread_p50_ms": _pct(r.values("write_spread_ms", "down"), 50),
+            "poll_wait_p50_ms": _pct(r.values("poll_wait_ms", "down"), 50),
+            "poll_wait_p99_ms": _pct(r.values("poll_wait_ms", "down"), 99),
+            "controller_p99_ms": _pct(r.values("controller_ms", "down"), 99),
+            "steps": f"{len(r.values('reaction_ms', 'down'))}/"
+            f"{sum(1 for s in r.steps if s.direction == 'down')}",
             "sim_cpu_pct": round(r.sim_cpu_pct, 1),
+            "sim_procs": r.sim_procs,
+            "meter": meter,
         }
         for r in results
     ]
@@ -908,11 +1132,29 @@ def main() -> None:
         " every size (A/B in the same run; rows in edge-ab.json)",
     )
     parser.add_argument(
+        "--meter",
+        choices=("regular", "irregular"),
+        default="regular",
+        help="regular (default): the CEMM publishes every 1 s on its own clock, re-phased before"
+        " each step; irregular: the step's telegram itself comes at a random phase",
+    )
+    parser.add_argument(
+        "--sim-procs",
+        type=int,
+        default=-1,
+        help="worker processes for the virtual Benders (default 0: this process's loop)."
+        " Experimental: at 300 chargers and load 10 the edge's start-up saw slow answers,"
+        " paused chargers and min_pause_s held them (bench/notes/edge.md)",
+    )
+    parser.add_argument(
         "--chargers",
         default="10,100",
         help="comma-separated sizes (default 10,100; issue 18 adds 300)",
     )
     args = parser.parse_args()
+    # the simulators log warnings only: their per-request debug lines cost this process more
+    # CPU than answering (the edge under test logs at info to its own file)
+    configure_logging("warning", "json")
     counts = [int(n) for n in args.chargers.split(",") if n.strip()]
     if args.profile is not None:
         sizes_given = any(a.startswith("--chargers") for a in sys.argv)
@@ -920,10 +1162,19 @@ def main() -> None:
         return
     sizes = [(n, 6 if args.quick else 36) for n in counts]
     t0 = time.perf_counter()
-    results = asyncio.run(run(sizes, keep_logs=args.keep_logs, reference=args.reference))
+    regular = args.meter == "regular"
+    results = asyncio.run(
+        run(
+            sizes,
+            keep_logs=args.keep_logs,
+            reference=args.reference,
+            regular=regular,
+            sim_procs=args.sim_procs,
+        )
+    )
     if args.reference is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        write_ab(results, args.out / "edge-ab.json")
+        write_ab(results, args.out / "edge-ab.json", args.meter)
         results = [r for r in results if r.edge == "this"]
     write_results(results, args.out, quick=args.quick)
     print(f"wrote {args.out / 'edge.json'} and edge.md in {time.perf_counter() - t0:.0f} s")

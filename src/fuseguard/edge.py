@@ -52,6 +52,7 @@ from fuseguard.runtime import (
 
 log = structlog.get_logger(__name__)
 
+
 #: Northbound services, started in this order (the cloud agent uses the EVSE API's backend).
 SERVICES: Sequence[EdgeService] = (
     start_local_api,

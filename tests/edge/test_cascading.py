@@ -31,7 +31,7 @@ def edge_config(
         {
             "data_dir": str(data_dir),
             "site": {"edge_id": data_dir.name, "main_fuse_a": 32},
-            "meter": {"port": meter_port, "phase_assumption": "balanced"},
+            "meter": {"port": meter_port, "phase_assumption": "balanced", "phase_lock": True},
             "chargers": chargers,
             "control": {"min_run_s": 0, "min_pause_s": 0},
             "api": {

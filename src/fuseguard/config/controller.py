@@ -96,6 +96,7 @@ def controller_config(
         voltage_v=site.voltage_v,
         meter_period_s=meter.period_s,
         meter_phase_assumption=meter.phase_assumption,
+        meter_phase_lock=meter.phase_lock,
         meter_stale_after_s=meter.stale_after_s,
         charger_timeout_s=c.charger_timeout_s,
         charger_idle_poll_s=c.charger_idle_poll_s,

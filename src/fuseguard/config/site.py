@@ -218,6 +218,13 @@ class MeterConfig(MeterEndpointConfig):
         default="worst",
         description="total-power meters: all non-EV load on every phase (worst) or 1/3 each",
     )
+    phase_lock: bool = Field(
+        default=False,
+        description=(
+            "poll just after the meter publishes, learnt from its telegram timestamps "
+            "(control/phase.py; opt-in, docs/safety.md)"
+        ),
+    )
 
 
 class PvConfig(MeterEndpointConfig):

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from typing import Any
 
+from fuseguard.control.phase import MeterPhase, PollKind
 from fuseguard.control.ports import Charger, GridMeter
 from fuseguard.control.reading import (
     METER_DROP_A,
@@ -114,12 +115,23 @@ class Poller:
         self._rise = False  # the meter rose: read the chargers below their setpoint
         self._climb = _Excursion(+1, config.voltage_v)  # the low since the last rise
         self._tick = 0.0
+        self.phase = MeterPhase(period) if config.meter_phase_lock else None
 
-    async def read_meter(self) -> None:
-        """Read the meter once and take the outcome."""
+    async def read_meter(self, kind: PollKind = PollKind.PLAIN) -> None:
+        """Read the meter once and take the outcome (``kind``: why, for the phase lock)."""
+        sent_at = self._clock.monotonic()
         result = await guarded(self._meter.read, device=self._meter_reading.name)
         previous = self._meter_reading.sample
-        sample = self._meter_reading.update(result, self._clock.monotonic())
+        now = self._clock.monotonic()
+        sample = self._meter_reading.update(result, now)
+        phase = self.phase
+        if phase is not None:
+            if sample is not None:
+                phase.observe(kind, sent_at, now, sample.timestamp.timestamp())
+            elif isinstance(result, MeterSample) and result.stale:
+                phase.repeated(kind, sent_at)
+            else:
+                phase.nothing(kind)
         if sample is not None:
             if self._idle_s and self._drop.moved(sample):
                 self._sweep = True
@@ -198,54 +210,98 @@ class Poller:
             return True
         return written_a < sample.current_a.max + STEADY_A
 
-    def _read(self, key: str | None) -> Coroutine[Any, Any, None]:
-        return self.read_meter() if key is None else self.read_charger(key)
+    def _read(self, key: str | None, kind: PollKind) -> Coroutine[Any, Any, None]:
+        return self.read_meter(kind) if key is None else self.read_charger(key)
+
+    def _plan(self, now: float, last_at: float) -> tuple[float, PollKind]:
+        """The next meter poll: on the phase lock's schedule, or every half period."""
+        if self.phase is None:
+            return last_at + self._config.meter_period_s / 2.0, PollKind.PLAIN
+        return self.phase.next_poll(now, last_at)
+
+    def _chargers_due_now(self, now: float, kind: PollKind, chargers_at: float) -> bool:
+        """The chargers are read once per period: with the EXPECT poll while the meter's phase
+        is locked (a fresh telegram and fresh charger samples of the same instant), else with
+        every other poll; never more than 1.5 periods apart."""
+        period = self._config.meter_period_s
+        if kind is PollKind.EXPECT:
+            return now >= chargers_at - 0.75 * period
+        if self.phase is not None and self.phase.locked() and now < chargers_at + period / 4.0:
+            return False  # (a probe that caught the telegram early moves them to HALF once)
+        return now >= chargers_at - period / 4.0
 
     async def run(self) -> None:
-        """Poll until cancelled (key ``None`` is the meter)."""
-        half = self._config.meter_period_s / 2.0
+        """Poll until cancelled (key ``None`` is the meter).
+
+        After a poll with the chargers the decision wakes (``on_polled``) once their answers
+        are in or ``poll_wait_s`` has passed; while the meter's telegram is being chased (late
+        at its EXPECT poll) it waits for the telegram too, at most until the chase ends."""
         inflight: dict[str | None, tuple[asyncio.Task[None], float]] = {}
-        chargers_due = True
+        chargers_at = -math.inf  # when the chargers are due next
+        polled: tuple[float, list[str | None]] | None = None  # decision pending
+        at, kind = self._clock.monotonic(), PollKind.PLAIN
+        wait_s = self._config.poll_wait_s
         try:
             while True:
+                await self._clock.sleep(at - self._clock.monotonic())
                 started = self._clock.monotonic()
                 self._tick = started
+                full = self._chargers_due_now(started, kind, chargers_at)
                 keys: list[str | None] = [None]
-                if chargers_due:
+                if full:
+                    chargers_at = started + self._config.meter_period_s
                     keys.extend(self._due_chargers(started))
-                for key in keys:
-                    running = inflight.get(key)
-                    if running is not None and not running[0].done():
-                        self._abandon_if_late(key, running, started)
-                        continue
-                    inflight[key] = (asyncio.create_task(self._read(key)), started)
-                waiting = [inflight[k][0] for k in keys if k in inflight]
-                await self._wait_for(waiting, self._config.poll_wait_s)
-                if chargers_due and self._rise:  # the rise came with this poll: explain it now
-                    await self._read_rise_causes(started, keys, inflight)
-                if chargers_due:
+                if self.phase is not None:
+                    self.phase.issued(kind)
+                self._start(keys, kind, started, inflight)
+                if full:
+                    polled = (started, keys)
+                meter = inflight.get(None)
+                if meter is not None and meter[1] == started:  # plan on the meter's answer
+                    await self._wait_for([meter[0]], wait_s)
+                at, kind = self._plan(self._clock.monotonic(), started)
+                if polled is not None and kind is not PollKind.CHASE:
+                    since, polled_keys = polled
+                    polled = None
+                    # the chargers' answers are waited for until the next meter poll at most
+                    until = min(since + wait_s, at)
+                    tasks = [inflight[k][0] for k in polled_keys if k in inflight]
+                    await self._wait_for(tasks, max(0.0, until - self._clock.monotonic()))
+                    if self._rise:  # the meter rose with this poll: read what may explain it
+                        await self._read_rise_causes(since, polled_keys, inflight, until)
                     self._on_polled()  # meter and chargers read at the same instant
-                chargers_due = not chargers_due
-                await self._clock.sleep(max(0.0, half - (self._clock.monotonic() - started)))
         finally:
             for task, _ in inflight.values():
                 task.cancel()
+
+    def _start(
+        self,
+        keys: list[str | None],
+        kind: PollKind,
+        started: float,
+        inflight: dict[str | None, tuple[asyncio.Task[None], float]],
+    ) -> None:
+        """Start a read of every key (``None``: the meter) not still in flight."""
+        for key in keys:
+            running = inflight.get(key)
+            if running is not None and not running[0].done():
+                self._abandon_if_late(key, running, started)
+                continue
+            inflight[key] = (asyncio.create_task(self._read(key, kind)), started)
 
     async def _read_rise_causes(
         self,
         started: float,
         polled: list[str | None],
         inflight: dict[str | None, tuple[asyncio.Task[None], float]],
+        until: float,
     ) -> None:
-        """Read, within the poll's wait, the chargers that may explain a rise this poll saw."""
-        extra = self._due_chargers(started, skip=polled)
-        for pid in extra:
-            running = inflight.get(pid)
-            if running is None or running[0].done():
-                inflight[pid] = (asyncio.create_task(self._read(pid)), started)
-        left_s = self._config.poll_wait_s - (self._clock.monotonic() - started)
+        """Read, by ``until``, the chargers that may explain a rise this poll's meter read saw."""
+        extra: list[str | None] = list(self._due_chargers(started, skip=polled))
+        self._start(extra, PollKind.PLAIN, started, inflight)
+        left_s = until - self._clock.monotonic()
         if extra and left_s > 0:
-            await self._wait_for([inflight[k][0] for k in extra], left_s)
+            await self._wait_for([inflight[k][0] for k in extra if k in inflight], left_s)
 
     def _abandon_if_late(
         self, key: str | None, running: tuple[asyncio.Task[None], float], now: float

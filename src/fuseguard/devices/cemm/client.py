@@ -136,8 +136,8 @@ class CemmGridMeter(GridMeter):
             log.warning("cemm_no_power", device=device, reason="no electric_power")
             raise DeviceResponseError(msg)
         stale = self._last_ts_ms is not None and power.timestamp_ms <= self._last_ts_ms
-        if stale:
-            log.info(
+        if stale:  # expected: the edge polls faster than the meter publishes
+            log.debug(
                 "cemm_stale",
                 device=device,
                 reason="telegram timestamp did not advance",
