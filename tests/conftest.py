@@ -88,33 +88,69 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: An MQTT broker to use instead of a private one (``mqtt://host:port``); unset: a private one.
+MQTT_OVERRIDE = os.environ.get("FUSEGUARD_TEST_MQTT", "")
+
+
+def _mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    if found is None and Path("/usr/sbin/mosquitto").exists():
+        found = "/usr/sbin/mosquitto"
+    return found
+
+
+def _start_mosquitto(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private ``mosquitto`` on a free loopback port (tried again when the port was taken
+    between choosing and binding it)."""
+    problem = ""
+    for attempt in range(5):
+        port = _free_port()
+        conf = workdir / f"mosquitto-{attempt}.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        log = (workdir / f"mosquitto-{attempt}.log").open("wb")
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and not _port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if proc.poll() is None and _port_open(port):
+            return proc, port
+        proc.kill()
+        proc.wait(timeout=5)
+        problem = (workdir / f"mosquitto-{attempt}.log").read_text(errors="replace")[-500:]
+    pytest.fail(f"mosquitto did not start on a free port (5 tries); its last words: {problem}")
+
+
 @pytest.fixture(scope="session")
 def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a running MQTT broker: the machine's on 127.0.0.1:1883 when it answers, otherwise a
-    private ``mosquitto`` started on a free port (the tests fail when neither is possible)."""
-    if _port_open(1883):
-        yield "mqtt://127.0.0.1:1883"
+    """URL of an MQTT broker of this test session alone: a private ``mosquitto`` on a free port.
+
+    Not the machine's broker on 127.0.0.1:1883: that one is shared with every other test run on
+    the machine (other work trees, CI, each pytest-xdist worker), and the tests' edges connect
+    with fixed client ids (``fuseguard-it1``, the demo's), so two runs took each other's MQTT
+    sessions over: reconnect loops, lost messages, slow teardowns. ``FUSEGUARD_TEST_MQTT`` names
+    another broker; without a ``mosquitto`` binary the machine's :1883 is used when it answers,
+    otherwise the tests fail saying so.
+    """
+    if MQTT_OVERRIDE:
+        yield MQTT_OVERRIDE
         return
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    binary = _mosquitto_binary()
     if binary is None:
+        if _port_open(1883):
+            yield "mqtt://127.0.0.1:1883"
+            return
         pytest.fail(
-            "no MQTT broker on 127.0.0.1:1883 and no `mosquitto` binary: "
+            "no `mosquitto` binary and no MQTT broker on 127.0.0.1:1883: "
             "install Mosquitto (apt-get install mosquitto) to run the MQTT tests"
         )
-    port = _free_port()
-    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while not _port_open(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"mosquitto did not start on port {port}")
-        time.sleep(0.05)
+    proc, port = _start_mosquitto(binary, tmp_path_factory.mktemp("mosquitto"))
     try:
         yield f"mqtt://127.0.0.1:{port}"
     finally:
         proc.terminate()
-        proc.wait(timeout=5)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -1,8 +1,8 @@
-"""MQTT fixtures: the machine's Mosquitto (or a private one), unique prefixes, a probe client.
+"""MQTT fixtures: the session's private Mosquitto, unique prefixes, a probe client.
 
-Broker: 127.0.0.1:1883 when it answers; otherwise ``mosquitto`` is started on a free port;
-otherwise the tests fail saying so. Every test gets its own topic and discovery prefixes, and
-whatever it left retained below them is cleared afterwards.
+Broker: ``tests/conftest.py::mqtt_url`` (a ``mosquitto`` of this test session alone, on a free
+port). Every test gets its own topic and discovery prefixes, and whatever it left retained below
+them is cleared afterwards.
 """
 
 from __future__ import annotations
