@@ -154,3 +154,106 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+# --- pytest-xdist: `make test` runs the suite in several workers (`-n 4 --dist loadgroup`) ------
+
+#: Fixture scopes whose value a module's tests share: such a module runs in one worker, so its
+#: expensive fixture (a demo subprocess, a browser, a served app) starts once, and module-level
+#: state a later test checks (the schemathesis tallies) is the state its earlier tests left.
+_SHARED_SCOPES = {"module", "class", "package"}
+
+
+def _set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    """Rename a collected test (pytest >= 9.2 keeps the id in ``_id``, older ones in
+    ``_nodeid``; pytest-xdist 3.8 still writes ``_nodeid``, so its own ``xdist_group`` suffix is
+    lost on pytest 9.2: this conftest adds the suffix itself)."""
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup``: every test of a module that uses a module-, class- or
+    package-scoped fixture goes to one worker (``<nodeid>@<module>``, xdist's group syntax), and
+    so does every test marked ``xdist_group(name)`` (``<nodeid>@<name>``).
+
+    Also every test gets a node id of its own: schemathesis names all its generated tests of one
+    function alike (``test_local_api_conforms`` once per API operation), and xdist's scheduler
+    keys tests by node id, so it ran only the first of them (the tallies counted 54 of 240 cases).
+    """
+    loadgroup = config.getoption("dist", "no") == "loadgroup"  # the controller
+    if not (loadgroup or getattr(config.option, "loadgroup", False)):  # or an xdist worker
+        return
+    seen: set[str] = set()
+    for item in items:
+        if item.nodeid in seen:
+            label = getattr(item, "operation_label", None) or f"#{len(seen)}"
+            _set_nodeid(item, f"{item.nodeid}[{label}]")
+        seen.add(item.nodeid)
+    shared: set[str] = set()
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d and d[-1].scope in _SHARED_SCOPES for d in defs):
+            shared.add(item.nodeid.split("::", 1)[0])
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        mark = item.get_closest_marker("xdist_group")
+        group = (mark.args[0] if mark.args else mark.kwargs["name"]) if mark else None
+        if group is not None or module in shared:
+            _set_nodeid(item, f"{item.nodeid}@{group or module}")
+
+
+class _WorkerLock:
+    """A readers-writer lock across the xdist workers of one run (``flock`` on two files in the
+    run's shared temp dir): every test holds it shared, an ``exclusive`` test holds it alone.
+
+    A writer first takes the turnstile, so no new reader gets in while it waits for the running
+    tests to end (it is not starved by the other workers' stream of tests).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import fcntl
+
+        self._fcntl = fcntl
+        directory.mkdir(parents=True, exist_ok=True)
+        self._turnstile = (directory / "turnstile.lock").open("a+")
+        self._main = (directory / "main.lock").open("a+")
+
+    def acquire(self, exclusive: bool) -> None:
+        f = self._fcntl
+        f.flock(self._turnstile, f.LOCK_EX)
+        try:
+            f.flock(self._main, f.LOCK_EX if exclusive else f.LOCK_SH)
+        finally:
+            f.flock(self._turnstile, f.LOCK_UN)
+
+    def release(self) -> None:
+        self._fcntl.flock(self._main, self._fcntl.LOCK_UN)
+
+
+_worker_lock: _WorkerLock | None = None
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under xdist, an ``exclusive`` test runs alone (setup, call and teardown); the wait for the
+    lock is outside the test's timeout (pytest-timeout's wrapper is inside this one)."""
+    global _worker_lock
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        yield
+        return
+    if _worker_lock is None:
+        run_dir = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
+        _worker_lock = _WorkerLock(run_dir / "xdist-locks")
+    _worker_lock.acquire(item.get_closest_marker("exclusive") is not None)
+    try:
+        yield
+    finally:
+        _worker_lock.release()
