@@ -77,6 +77,12 @@ class Probe:
             out[t] = (payload, retained)
         return out
 
+    def retained_copies(self) -> dict[str, tuple[bytes, bool]]:
+        """``latest()`` of the retained copies only: what the broker handed this (fresh)
+        subscriber, without live publishes that arrived meanwhile (an edge publishes its state
+        twice at connect when its periodic pass gets in before the connect's forced one)."""
+        return {t: (payload, True) for t, payload, retained in self.messages if retained}
+
     async def wait_for(self, check: object, timeout_s: float = 10.0) -> None:
         assert callable(check)
         deadline = asyncio.get_running_loop().time() + timeout_s
