@@ -43,8 +43,12 @@ typecheck: $(STAMP_DEV)
 imports: $(STAMP_DEV)
 	$(VENV)/bin/lint-imports
 
+# The suite mostly waits (real-time control loops, subprocesses, a browser): several pytest-xdist
+# workers share the 2 cores. A module with a module-scoped fixture stays in one worker and an
+# `exclusive` test runs alone (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 4
 pytest: $(STAMP_DEV) services browser
-	$(VENV)/bin/pytest -p no:cacheprovider --durations=25
+	$(VENV)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 test: lint typecheck imports pytest
 

@@ -88,33 +88,172 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: An MQTT broker to use instead of a private one (``mqtt://host:port``); unset: a private one.
+MQTT_OVERRIDE = os.environ.get("FUSEGUARD_TEST_MQTT", "")
+
+
+def _mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    if found is None and Path("/usr/sbin/mosquitto").exists():
+        found = "/usr/sbin/mosquitto"
+    return found
+
+
+def _start_mosquitto(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private ``mosquitto`` on a free loopback port (tried again when the port was taken
+    between choosing and binding it)."""
+    problem = ""
+    for attempt in range(5):
+        port = _free_port()
+        conf = workdir / f"mosquitto-{attempt}.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        log = (workdir / f"mosquitto-{attempt}.log").open("wb")
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and not _port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if proc.poll() is None and _port_open(port):
+            return proc, port
+        proc.kill()
+        proc.wait(timeout=5)
+        problem = (workdir / f"mosquitto-{attempt}.log").read_text(errors="replace")[-500:]
+    pytest.fail(f"mosquitto did not start on a free port (5 tries); its last words: {problem}")
+
+
 @pytest.fixture(scope="session")
 def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a running MQTT broker: the machine's on 127.0.0.1:1883 when it answers, otherwise a
-    private ``mosquitto`` started on a free port (the tests fail when neither is possible)."""
-    if _port_open(1883):
-        yield "mqtt://127.0.0.1:1883"
+    """URL of an MQTT broker of this test session alone: a private ``mosquitto`` on a free port.
+
+    Not the machine's broker on 127.0.0.1:1883: that one is shared with every other test run on
+    the machine (other work trees, CI, each pytest-xdist worker), and the tests' edges connect
+    with fixed client ids (``fuseguard-it1``, the demo's), so two runs took each other's MQTT
+    sessions over: reconnect loops, lost messages, slow teardowns. ``FUSEGUARD_TEST_MQTT`` names
+    another broker; without a ``mosquitto`` binary the machine's :1883 is used when it answers,
+    otherwise the tests fail saying so.
+    """
+    if MQTT_OVERRIDE:
+        yield MQTT_OVERRIDE
         return
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    binary = _mosquitto_binary()
     if binary is None:
+        if _port_open(1883):
+            yield "mqtt://127.0.0.1:1883"
+            return
         pytest.fail(
-            "no MQTT broker on 127.0.0.1:1883 and no `mosquitto` binary: "
+            "no `mosquitto` binary and no MQTT broker on 127.0.0.1:1883: "
             "install Mosquitto (apt-get install mosquitto) to run the MQTT tests"
         )
-    port = _free_port()
-    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while not _port_open(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"mosquitto did not start on port {port}")
-        time.sleep(0.05)
+    proc, port = _start_mosquitto(binary, tmp_path_factory.mktemp("mosquitto"))
     try:
         yield f"mqtt://127.0.0.1:{port}"
     finally:
         proc.terminate()
-        proc.wait(timeout=5)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+# --- pytest-xdist: `make test` runs the suite in several workers (`-n 4 --dist loadgroup`) ------
+
+#: Fixture scopes whose value a module's tests share: such a module runs in one worker, so its
+#: expensive fixture (a demo subprocess, a browser, a served app) starts once, and module-level
+#: state a later test checks (the schemathesis tallies) is the state its earlier tests left.
+_SHARED_SCOPES = {"module", "class", "package"}
+
+
+def _set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    """Rename a collected test (pytest >= 9.2 keeps the id in ``_id``, older ones in
+    ``_nodeid``; pytest-xdist 3.8 still writes ``_nodeid``, so its own ``xdist_group`` suffix is
+    lost on pytest 9.2: this conftest adds the suffix itself)."""
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup``: every test of a module that uses a module-, class- or
+    package-scoped fixture goes to one worker (``<nodeid>@<module>``, xdist's group syntax), and
+    so does every test marked ``xdist_group(name)`` (``<nodeid>@<name>``).
+
+    Also every test gets a node id of its own: schemathesis names all its generated tests of one
+    function alike (``test_local_api_conforms`` once per API operation), and xdist's scheduler
+    keys tests by node id, so it ran only the first of them (the tallies counted 54 of 240 cases).
+    """
+    loadgroup = config.getoption("dist", "no") == "loadgroup"  # the controller
+    if not (loadgroup or getattr(config.option, "loadgroup", False)):  # or an xdist worker
+        return
+    seen: set[str] = set()
+    for item in items:
+        if item.nodeid in seen:
+            label = getattr(item, "operation_label", None) or f"#{len(seen)}"
+            _set_nodeid(item, f"{item.nodeid}[{label}]")
+        seen.add(item.nodeid)
+    shared: set[str] = set()
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d and d[-1].scope in _SHARED_SCOPES for d in defs):
+            shared.add(item.nodeid.split("::", 1)[0])
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        mark = item.get_closest_marker("xdist_group")
+        group = (mark.args[0] if mark.args else mark.kwargs["name"]) if mark else None
+        if group is not None or module in shared:
+            _set_nodeid(item, f"{item.nodeid}@{group or module}")
+
+
+class _WorkerLock:
+    """A readers-writer lock across the xdist workers of one run (``flock`` on two files in the
+    run's shared temp dir): every test holds it shared, an ``exclusive`` test holds it alone.
+
+    A writer first takes the turnstile, so no new reader gets in while it waits for the running
+    tests to end (it is not starved by the other workers' stream of tests).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import fcntl
+
+        self._fcntl = fcntl
+        directory.mkdir(parents=True, exist_ok=True)
+        self._turnstile = (directory / "turnstile.lock").open("a+")
+        self._main = (directory / "main.lock").open("a+")
+
+    def acquire(self, exclusive: bool) -> None:
+        f = self._fcntl
+        f.flock(self._turnstile, f.LOCK_EX)
+        try:
+            f.flock(self._main, f.LOCK_EX if exclusive else f.LOCK_SH)
+        finally:
+            f.flock(self._turnstile, f.LOCK_UN)
+
+    def release(self) -> None:
+        self._fcntl.flock(self._main, self._fcntl.LOCK_UN)
+
+
+_worker_lock: _WorkerLock | None = None
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under xdist, an ``exclusive`` test runs alone (setup, call and teardown); the wait for the
+    lock is outside the test's timeout (pytest-timeout's wrapper is inside this one)."""
+    global _worker_lock
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        yield
+        return
+    if _worker_lock is None:
+        run_dir = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
+        _worker_lock = _WorkerLock(run_dir / "xdist-locks")
+    _worker_lock.acquire(item.get_closest_marker("exclusive") is not None)
+    try:
+        yield
+    finally:
+        _worker_lock.release()

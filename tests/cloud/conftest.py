@@ -1,9 +1,9 @@
 """Cloud fixtures: a real MQTT broker, unique topic prefixes, real edges with virtual EVSEs.
 
-Broker: the machine's Mosquitto on 127.0.0.1:1883 when it answers; otherwise ``mosquitto`` is
-started on a free port with a generated config; otherwise the tests fail saying so (nothing is
-installed from here). PostgreSQL: ``FUSEGUARD_TEST_PG`` (default
-``postgresql://postgres@127.0.0.1:5432/postgres``), a throwaway database per run.
+Broker: ``tests/conftest.py::mqtt_url``, a ``mosquitto`` of this test session alone on a free
+port (the tests fail saying so when there is none; nothing is installed from here).
+PostgreSQL: ``FUSEGUARD_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``), a
+throwaway database per run.
 """
 
 from __future__ import annotations

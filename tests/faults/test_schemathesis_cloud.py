@@ -1,15 +1,14 @@
 """Schemathesis against the cloud app (``fuseguard.cloud.app.CloudService``) on real backends.
 
-PostgreSQL (a throwaway database), the machine's Mosquitto, and two real edge agents with
-virtual EVSEs that answer the cloud's commands over MQTT (``tests/cloud/cloudkit.py``). The app
-is served on loopback (see ``servekit``); every case is validated against its OpenAPI: 0 5xx, 0
-schema violations. The schema declares no OpenAPI links (no stateful run, see the edge module).
+PostgreSQL (a throwaway database), the session's Mosquitto (``tests/conftest.py::mqtt_url``),
+and two real edge agents with virtual EVSEs that answer the cloud's commands over MQTT
+(``tests/cloud/cloudkit.py``). The app is served on loopback (see ``servekit``); every case is
+validated against its OpenAPI: 0 5xx, 0 schema violations. The schema declares no OpenAPI links (no stateful run, see the edge module).
 """
 
 from __future__ import annotations
 
 import hashlib
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,7 +23,6 @@ from tests.faults.servekit import LoopThread, serve
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres]
 
-MQTT_URL = "mqtt://127.0.0.1:1883"
 CLOUD_OPS = 4
 #: (edge id, evse uuid) pairs the generated paths are mapped onto; filled by the fixture.
 KNOWN: list[tuple[str, str]] = []
@@ -58,27 +56,19 @@ def map_body(context: Any, body: Any) -> Any:
     return map_current(body, 32)
 
 
-def _broker_up() -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", 1883)) == 0
-
-
 @pytest.fixture(scope="module")
-def cloud_url(make_pg_database: Callable[[str], str]) -> Iterator[str]:
-    if not _broker_up():
-        pytest.fail("no MQTT broker on 127.0.0.1:1883 (make services starts Mosquitto)")
+def cloud_url(make_pg_database: Callable[[str], str], mqtt_url: str) -> Iterator[str]:
     db_url = make_pg_database("fuseguard_faults_cloud")
     prefix = f"fgfaults-{uuid.uuid4().hex[:10]}"
     loop_thread = LoopThread()
 
     async def start() -> str:
-        service = CloudService(cloud_settings(MQTT_URL, prefix, db_url, ack_timeout_s=5.0))
+        service = CloudService(cloud_settings(mqtt_url, prefix, db_url, ack_timeout_s=5.0))
         await service.start()
         loop_thread.on_close(service.stop)
         edges: list[VirtualEdge] = []
         for _ in range(2):
-            edge = make_edge(MQTT_URL, prefix, evse_count=2)
+            edge = make_edge(mqtt_url, prefix, evse_count=2)
             await edge.start()
             loop_thread.on_close(edge.stop)
             edges.append(edge)

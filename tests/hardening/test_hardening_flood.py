@@ -17,6 +17,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import pytest
+
 from fuseguard.config import FuseguardConfig
 from fuseguard.control.types import ControllerStatus
 from fuseguard.edge import Edge
@@ -59,6 +61,7 @@ def _periods(stamps: list[float], start: float, end: float) -> list[float]:
     return [b - a for a, b in itertools.pairwise(inside)]
 
 
+@pytest.mark.exclusive  # compares cycle periods: another worker's load would count as the flood's
 async def test_flood_leaves_the_control_cycle_unchanged(tmp_path: Path) -> None:
     clock = RealClock()
     charger = FakeCharger(car_max_a=16.0)

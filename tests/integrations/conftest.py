@@ -1,8 +1,8 @@
-"""MQTT fixtures: the machine's Mosquitto (or a private one), unique prefixes, a probe client.
+"""MQTT fixtures: the session's private Mosquitto, unique prefixes, a probe client.
 
-Broker: 127.0.0.1:1883 when it answers; otherwise ``mosquitto`` is started on a free port;
-otherwise the tests fail saying so. Every test gets its own topic and discovery prefixes, and
-whatever it left retained below them is cleared afterwards.
+Broker: ``tests/conftest.py::mqtt_url`` (a ``mosquitto`` of this test session alone, on a free
+port). Every test gets its own topic and discovery prefixes, and whatever it left retained below
+them is cleared afterwards.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ class Probe:
         for t, payload, retained in self.messages:
             out[t] = (payload, retained)
         return out
+
+    def retained_copies(self) -> dict[str, tuple[bytes, bool]]:
+        """``latest()`` of the retained copies only: what the broker handed this (fresh)
+        subscriber, without live publishes that arrived meanwhile (an edge publishes its state
+        twice at connect when its periodic pass gets in before the connect's forced one)."""
+        return {t: (payload, True) for t, payload, retained in self.messages if retained}
 
     async def wait_for(self, check: object, timeout_s: float = 10.0) -> None:
         assert callable(check)

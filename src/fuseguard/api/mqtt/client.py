@@ -96,6 +96,7 @@ class MqttConnection:
         if client is None or not self._connected.is_set():
             msg = f"mqtt {self.client_id}: not connected to {self.url}; cannot publish {topic}"
             raise MqttDownError(msg)
+        cancels = _cancel_requests()
         try:
             async with asyncio.timeout(self.timeout_s):
                 await client.publish(topic, payload, qos=qos, retain=retain)
@@ -105,6 +106,7 @@ class MqttConnection:
         except aiomqtt.MqttError as err:
             msg = f"mqtt {self.client_id}: publish to {topic} failed: {err}"
             raise MqttDownError(msg) from err
+        _raise_lost_cancel(cancels)
 
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait for the connection; :class:`MqttTimeoutError` after ``timeout_s``."""
@@ -142,11 +144,14 @@ class MqttConnection:
         delay_s = self.reconnect_min_s
         while True:
             client = self._make_client()
+            cancels = _cancel_requests()
             try:
                 async with client:
+                    _raise_lost_cancel(cancels)
                     self._client = client
                     for topic_filter in self.subscriptions:
                         await client.subscribe(topic_filter, qos=1)
+                        _raise_lost_cancel(cancels)
                     self._connected.set()
                     log.info(
                         "mqtt_connected", device=self.client_id, broker=self.url, reason="connect"
@@ -196,6 +201,25 @@ class MqttConnection:
             async with asyncio.timeout(self.timeout_s):
                 await client.publish(self.will_topic, self.offline_payload, qos=1, retain=True)
         log.info("mqtt_offline", device=self.client_id, reason="clean stop")
+
+
+def _cancel_requests() -> int:
+    """The current task's pending cancel requests (``Task.cancelling()``)."""
+    task = asyncio.current_task()
+    return 0 if task is None else task.cancelling()
+
+
+def _raise_lost_cancel(before: int) -> None:
+    """Raise a cancel that aiomqtt swallowed.
+
+    aiomqtt waits for the broker's answer with ``asyncio.wait_for``, which on Python 3.11 returns
+    the answer instead of raising when the cancel and the answer arrive in the same loop step: the
+    cancel is lost (the task's ``cancelling()`` stays raised, nothing raises), and this task, and
+    whoever awaits it, would then wait in the message loop for ever (seen as 120 s MQTT teardown
+    timeouts in the tests, under load). More requests now than ``before``: cancelled.
+    """
+    if _cancel_requests() > before:
+        raise asyncio.CancelledError
 
 
 def _payload_bytes(payload: object) -> bytes:
