@@ -229,3 +229,20 @@ async def test_open_store_initialises(db_url: str) -> None:
         assert await _table_names(eng) == SCHEMA_TABLES
     finally:
         await eng.dispose()
+
+
+async def test_many_processes_starting_at_once_all_init_a_new_sqlite_store(
+    tmp_path: Path,
+) -> None:
+    """Six engines (as six processes starting together) on one new SQLite file: each init
+    succeeds (SQLite's DDL runs outside the transaction; tables are created IF NOT EXISTS)."""
+    for round_ in range(3):
+        url = f"sqlite+aiosqlite:///{tmp_path}/race{round_}.db"
+        engines = [create_engine(url) for _ in range(6)]
+        try:
+            await asyncio.gather(*(init_schema(e) for e in engines))
+            assert await _table_names(engines[0]) == SCHEMA_TABLES
+            assert await _schema_version(engines[-1]) == SCHEMA_VERSION
+        finally:
+            for e in engines:
+                await e.dispose()

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from fuseguard.model.clock import RealClock
 from fuseguard.store.schema import (
@@ -166,7 +167,14 @@ _PG_INIT_LOCK_KEY = 0x46554547  # "FUEG": serialises concurrent init_schema on P
 async def _create_and_version(conn: AsyncConnection, now: datetime) -> int:
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INIT_LOCK_KEY})
-    await conn.run_sync(metadata.create_all)
+        await conn.run_sync(metadata.create_all)
+    else:
+        # SQLite runs DDL outside the transaction: checking for a table and creating it would
+        # race with another process starting at the same moment ("table ... already exists")
+        for table in metadata.sorted_tables:
+            await conn.execute(CreateTable(table, if_not_exists=True))
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                await conn.execute(CreateIndex(index, if_not_exists=True))
     row = (
         await conn.execute(
             sa.select(schema_version_table.c.version).where(
@@ -208,14 +216,16 @@ async def init_schema(engine: AsyncEngine) -> None:
     Safe to call from several processes at once (advisory lock on PostgreSQL, retry on SQLite).
     """
     now = RealClock().now()  # bookkeeping timestamp only
-    for attempt in range(3):
+    attempts = 5
+    for attempt in range(attempts):
         try:
             async with writing(engine) as conn:
                 found = await _create_and_version(conn, now)
         except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as err:
-            if attempt == 2:
+            if attempt == attempts - 1:
                 raise
             log.warning("db_init_retry", reason=str(err).splitlines()[0], attempt=attempt + 1)
+            await asyncio.sleep(0.05 * (attempt + 1))  # let the other starter finish
             continue
         log.info(
             "db_schema_ready", dialect=engine.dialect.name, version=SCHEMA_VERSION, found=found
