@@ -23,9 +23,9 @@ DRAW = Phases(10, 10, 10)
 class CadenceRig:
     """Two charging chargers, a meter, a 10 s idle cadence and scripted setpoints."""
 
-    def __init__(self, *, idle_s: float = 10.0) -> None:
+    def __init__(self, *, idle_s: float = 10.0, chargers: int = 2) -> None:
         self.clock = VirtualClock()
-        specs = [ChargerSpec(id="cp1"), ChargerSpec(id="cp2")]
+        specs = [ChargerSpec(id=f"cp{i + 1}") for i in range(chargers)]
         self.config = config(
             specs,
             meter_period_s=1.0,
@@ -162,7 +162,7 @@ async def test_a_meter_drop_reads_every_charger_at_the_next_period() -> None:
 async def test_a_meter_rise_reads_the_chargers_below_their_setpoint_in_the_same_poll() -> None:
     # cp1 draws 10 A of its 16 A and may ramp unseen; cp2 draws its setpoint and cannot rise
     rig = CadenceRig()
-    rig.setpoints["cp2"] = (10, -math.inf)
+    rig.setpoints = {"cp1": (16, 0.0), "cp2": (10, -math.inf)}  # cp1 offered 16 A at 0 s
     await rig.run_until(5.2)
     assert rig.reads("cp1") == rig.reads("cp2") == 2
     rig.meter.answers = [meter_sample(Phases(30, 31.5, 30))]  # below METER_DROP_A: no read
@@ -184,6 +184,7 @@ async def test_a_meter_rise_reads_the_chargers_below_their_setpoint_in_the_same_
 
 async def test_a_meter_rise_between_polls_reads_the_chargers_below_setpoint_next_period() -> None:
     rig = CadenceRig()
+    rig.setpoints = dict.fromkeys(rig.setpoints, (16, 0.0))  # offered 16 A at 0 s, drawing 10
     await rig.run_until(5.2)
     rig.meter.answers = [meter_sample(Phases(33, 33, 33))]  # seen by the meter-only read at 5.5
     await rig.run_until(5.9)
@@ -192,6 +193,31 @@ async def test_a_meter_rise_between_polls_reads_the_chargers_below_setpoint_next
     assert rig.reads("cp1") == rig.reads("cp2") == 3  # both draw 10 of 16 A
     await rig.run_until(9.9)  # no further rise: back to the idle cadence
     assert rig.reads("cp1") == rig.reads("cp2") == 3
+    await rig.stop()
+
+
+async def test_a_car_long_below_its_offer_is_not_read_on_every_rise() -> None:
+    # both were offered 16 A long ago and draw 10 A (the car's own limit): a building load step
+    # does not read them (with a hundred such cars every step would read them all)
+    rig = CadenceRig()
+    await rig.run_until(5.2)
+    rig.meter.answers = [meter_sample(Phases(36, 36, 36))]
+    await rig.run_until(9.9)
+    assert rig.reads("cp1") == rig.reads("cp2") == 2
+    await rig.stop()
+
+
+async def test_one_rise_reads_at_most_the_eight_most_recently_changed_chargers() -> None:
+    from fuseguard.control.polling import RISE_READS_MAX
+
+    rig = CadenceRig(chargers=12)
+    rig.setpoints = {f"cp{i + 1}": (16, float(i) / 10) for i in range(12)}  # cp12 changed last
+    await rig.run_until(5.2)
+    assert all(rig.reads(pid) == 2 for pid in rig.chargers)
+    rig.meter.answers = [meter_sample(Phases(36, 36, 36))]
+    await rig.run_until(6.1)
+    read = sorted(pid for pid in rig.chargers if rig.reads(pid) == 3)
+    assert read == sorted(f"cp{i + 1}" for i in range(12 - RISE_READS_MAX, 12))
     await rig.stop()
 
 

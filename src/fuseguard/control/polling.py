@@ -32,6 +32,13 @@ from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 
+RISE_FOLLOW_S = 30.0
+"""How long after a setpoint change a charger still below it is read when the meter rises (a car
+answers within 5 s, IEC 61851; a child edge holds a raise for its ``raise_after_s``, 5 s, and
+ramps; an OCPP charge point applies a profile after its delay)."""
+RISE_READS_MAX = 8
+"""The most chargers one meter rise reads (the most recently changed first)."""
+
 
 class _Excursion:
     """The meter's extreme since it last moved METER_DROP_A away from it: ``sign`` -1 keeps
@@ -163,13 +170,29 @@ class Poller:
         written_a = self._setpoint_of(pid)[0]
         return written_a is None or sample.current_a.max <= written_a + STEADY_A
 
-    def _below_setpoint(self, pid: str) -> bool:
-        """The charger's last sample draws less than its setpoint allows: it may rise unseen."""
-        sample = self._readings[pid].sample
-        if self._setpoint_of is None or sample is None:
-            return False
-        written_a = self._setpoint_of(pid)[0]
-        return written_a is not None and sample.current_a.max < written_a - STEADY_A
+    def _rise_candidates(self, now: float, skip: Collection[str | None]) -> set[str]:
+        """The chargers a meter rise reads: those whose setpoint changed within RISE_FOLLOW_S
+        and whose last sample draws less than it allows (they may be taking it now, unseen),
+        at most RISE_READS_MAX, the most recently changed first. (A car that has drawn less than
+        its offer for longer is not read on every rise, and a rise never reads a whole large
+        site: with many such cars every building load step would read them all.)"""
+        if self._setpoint_of is None:
+            return set()
+        found: list[tuple[float, str]] = []
+        for pid, reading in self._readings.items():
+            if pid in skip:
+                continue
+            sample = reading.sample
+            written_a, changed_at = self._setpoint_of(pid)
+            if (
+                sample is not None
+                and written_a is not None
+                and now - changed_at <= RISE_FOLLOW_S
+                and sample.current_a.max < written_a - STEADY_A
+            ):
+                found.append((changed_at, pid))
+        found.sort(reverse=True)
+        return {pid for _, pid in found[:RISE_READS_MAX]}
 
     def _due_chargers(self, now: float, skip: Collection[str | None] = ()) -> list[str]:
         """The chargers to read in the poll at ``now`` (all of them without an idle cadence),
@@ -177,7 +200,8 @@ class Poller:
         if not self._idle_s:
             return list(self._chargers)
         sweep, self._sweep = self._sweep, False
-        rise, self._rise = self._rise, False
+        rising = self._rise_candidates(now, skip) if self._rise else set()
+        self._rise = False
         slack = self._config.meter_period_s / 4.0  # scheduling jitter
         due: list[str] = []
         for pid in self._chargers:
@@ -185,7 +209,7 @@ class Poller:
                 continue
             early = now + slack < self._due[pid]
             quiet = self._readings[pid].error is None and not self._changed_since_read(pid)
-            if early and not sweep and quiet and not (rise and self._below_setpoint(pid)):
+            if early and not sweep and quiet and pid not in rising:
                 continue
             if early:
                 self._readings[pid].doubt(now)
