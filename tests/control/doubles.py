@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from fuseguard.control.plug import PlugControl
 from fuseguard.control.policies.facts import PlugFacts
@@ -124,3 +125,13 @@ def handover() -> BreakBeforeMake:
     h = BreakBeforeMake(margin_a=1.0, grace_s=6.0)
     h.begin()
     return h
+
+
+async def run_poller_for(poller: Any, clock: Any, seconds: float) -> None:
+    """Run ``poller`` for ``seconds`` of ``clock``'s virtual time, then stop it."""
+    task = asyncio.create_task(poller.run())
+    try:
+        await clock.advance(seconds)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -19,7 +19,7 @@ from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
 from fuseguard.model.status import CpState
 
-from .doubles import ScriptedDevice, charger_sample, config
+from .doubles import ScriptedDevice, charger_sample, config, run_poller_for
 
 PERIOD_S = 1.0
 
@@ -249,12 +249,7 @@ class LockRig:
         )
 
     async def run_for(self, seconds: float) -> None:
-        task = asyncio.create_task(self.poller.run())
-        try:
-            await self.clock.advance(seconds)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await run_poller_for(self.poller, self.clock, seconds)
 
 
 async def test_the_poller_sees_each_telegram_just_after_it_is_published() -> None:

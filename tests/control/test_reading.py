@@ -24,7 +24,7 @@ from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.samples import MeterSample
 from fuseguard.model.status import CpState, PlugStatus
 
-from .doubles import ScriptedDevice, charger_sample, config, meter_sample
+from .doubles import ScriptedDevice, charger_sample, config, meter_sample, run_poller_for
 
 # --- the one guarded call -------------------------------------------------------------------
 
@@ -220,12 +220,7 @@ class PollRig:
         )
 
     async def run_for(self, seconds: float) -> None:
-        task = asyncio.create_task(self.poller.run())
-        try:
-            await self.clock.advance(seconds)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await run_poller_for(self.poller, self.clock, seconds)
 
 
 async def test_meter_twice_per_period_chargers_once() -> None:
