@@ -25,12 +25,11 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fuseguard.api.evse_models import PlugStatusOut
 from fuseguard.cloud.protocol import EdgeState, EvseStatusMessage, PlugInfoWire
-from fuseguard.store.db import reading, writing
+from fuseguard.store.db import insert_for, reading, writing
 from fuseguard.store.schema import UtcDateTime, cloud_edges, cloud_evses
 
 if TYPE_CHECKING:
@@ -99,15 +98,10 @@ def _status_row(edge_device_id: str, msg: EvseStatusMessage) -> dict[str, Any]:
     }
 
 
-def _insert(dialect: str, table: sa.Table) -> Any:
-    """``INSERT`` of the dialect (it has ``on_conflict_do_update``)."""
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
 @cache
 def _status_upsert_stmt(dialect: str) -> Any:
     """INSERT .. ON CONFLICT DO UPDATE guarded by the stamps; parameters are :func:`_status_row`."""
-    stmt = _insert(dialect, cloud_evses)
+    stmt = insert_for(dialect, cloud_evses)
     ex = stmt.excluded
     status_newer = cloud_evses.c.status_seq < ex.status_seq
     target_newer = cloud_evses.c.target_seq < ex.target_seq
@@ -187,7 +181,7 @@ def _state_row(edge_device_id: str, state: EdgeState) -> dict[str, Any]:
 @cache
 def _state_upsert_stmt(dialect: str) -> Any:
     """INSERT .. ON CONFLICT DO UPDATE if newer (session, then rank); rows: :func:`_state_row`."""
-    stmt = _insert(dialect, cloud_edges)
+    stmt = insert_for(dialect, cloud_edges)
     ex = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[cloud_edges.c.edge_device_id],

@@ -153,7 +153,12 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
     """``INSERT`` of the connection's dialect, which has ``on_conflict_do_update`` (upserts)."""
-    if conn.dialect.name == "postgresql":
+    return insert_for(conn.dialect.name, table)
+
+
+def insert_for(dialect: str, table: sa.Table) -> Any:
+    """``INSERT`` of the dialect named ``dialect`` (``postgresql``, else SQLite's)."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

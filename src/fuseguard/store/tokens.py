@@ -39,6 +39,17 @@ class TokenInfo:
     created_at: datetime
 
 
+HASHES_OF_EVSE = sa.select(evse_tokens.c.token_sha256).where(
+    evse_tokens.c.edge_device_id == sa.bindparam("k_edge"),
+    evse_tokens.c.evse_uuid == sa.bindparam("k_evse"),
+)
+"""The stored token hashes of one EVSE (parameters ``k_edge``, ``k_evse``)."""
+TOKEN_BY_HASH = sa.select(evse_tokens.c.id).where(
+    evse_tokens.c.token_sha256 == sa.bindparam("k_hash")
+)
+"""A token with the hash ``k_hash``, of any EVSE."""
+
+
 class TokenRepository:
     """Create, check, list and revoke EVSE tokens in the database."""
 
@@ -68,29 +79,27 @@ class TokenRepository:
         if not token:
             return "missing"
         digest = hash_token(token)
-        async with reading(self._engine) as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(evse_tokens.c.token_sha256).where(
-                        evse_tokens.c.edge_device_id == edge_device_id,
-                        evse_tokens.c.evse_uuid == evse_uuid,
-                    )
-                )
-            ).all()
-            matched = False
-            for (stored,) in rows:
-                matched |= hmac.compare_digest(stored, digest)
-            if matched:
-                return "ok"
-            other = (
-                await conn.execute(
-                    sa.select(evse_tokens.c.id).where(evse_tokens.c.token_sha256 == digest)
-                )
-            ).first()
-        if other is not None:
+        matched = False
+        for stored in await self._hashes_of(edge_device_id, evse_uuid):
+            matched |= hmac.compare_digest(stored, digest)
+        if matched:
+            return "ok"
+        if await self._hash_known(digest):
             log.warning("token_wrong_evse", edge=edge_device_id, evse=evse_uuid, reason="misuse")
             return "wrong_evse"
         return "invalid"
+
+    async def _hashes_of(self, edge_device_id: str, evse_uuid: str) -> list[str]:
+        """The stored token hashes of one EVSE."""
+        params = {"k_edge": edge_device_id, "k_evse": evse_uuid}
+        async with reading(self._engine) as conn:
+            return [str(r[0]) for r in (await conn.execute(HASHES_OF_EVSE, params)).all()]
+
+    async def _hash_known(self, digest: str) -> bool:
+        """Some EVSE has a token with this hash."""
+        async with reading(self._engine) as conn:
+            found = (await conn.execute(TOKEN_BY_HASH, {"k_hash": digest})).first()
+        return found is not None
 
     async def list(self, edge_device_id: str | None = None) -> list[TokenInfo]:
         """Tokens (metadata only), optionally of one edge, oldest first."""
