@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import structlog
 
+from fuseguard.api.mqtt.client import cancel_requests, raise_lost_cancel
 from fuseguard.cloud.protocol import MAX_PAYLOAD_BYTES
 from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
 
@@ -226,6 +227,7 @@ class MqttLink:
         if client is None or not self._connected_event.is_set():
             msg = f"mqtt link {self.client_id} to {self.broker_url} is down; cannot publish {topic}"
             raise LinkDownError(msg)
+        cancels = cancel_requests()
         try:
             async with asyncio.timeout(self.publish_timeout_s):
                 await client.publish(topic, payload, qos=qos, retain=retain)
@@ -235,12 +237,14 @@ class MqttLink:
         except aiomqtt.MqttError as err:
             msg = f"mqtt link {self.client_id}: publish to {topic} failed: {err}"
             raise LinkDownError(msg) from err
+        raise_lost_cancel(cancels)  # aiomqtt's wait for the PUBACK may swallow a cancel
 
     async def subscribe(self, topic_filter: str, *, qos: int = 1) -> None:
         """Remember ``topic_filter`` and subscribe now if connected."""
         self._subscriptions[topic_filter] = qos
         client = self._client
         if client is not None and self._connected_event.is_set():
+            cancels = cancel_requests()
             try:
                 await client.subscribe(topic_filter, qos=qos)
             except aiomqtt.MqttError as err:
@@ -250,6 +254,7 @@ class MqttLink:
                     topic=topic_filter,
                     reason=str(err),
                 )
+            raise_lost_cancel(cancels)
 
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait for the first (or next) successful connection."""
@@ -293,12 +298,15 @@ class MqttLink:
         """Connect, serve messages, reconnect with backoff; runs until cancelled."""
         delay_s = self.reconnect_min_s
         while True:
+            cancels = cancel_requests()
             try:
                 client = self._make_client()
                 async with client:
+                    raise_lost_cancel(cancels)  # CONNACK and SUBACK are awaited as PUBACK is
                     self._client = client
                     for topic_filter, qos in self._subscriptions.items():
                         await client.subscribe(topic_filter, qos=qos)
+                        raise_lost_cancel(cancels)
                     self._connected_event.set()
                     log.info("mqtt_connected", device=self.client_id, broker=self.broker_url)
                     delay_s = self.reconnect_min_s
@@ -308,6 +316,8 @@ class MqttLink:
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as err:
+                # a cancel whose disconnect failed ends here as an MqttError: stop, never reconnect
+                raise_lost_cancel(cancels)
                 log.warning(
                     "mqtt_disconnected",
                     device=self.client_id,
@@ -316,6 +326,7 @@ class MqttLink:
                     retry_in_s=round(delay_s, 2),
                 )
             except Exception as err:  # the link outlives any error
+                raise_lost_cancel(cancels)
                 log.exception(
                     "mqtt_link_error",
                     device=self.client_id,

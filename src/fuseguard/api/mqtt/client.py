@@ -96,7 +96,7 @@ class MqttConnection:
         if client is None or not self._connected.is_set():
             msg = f"mqtt {self.client_id}: not connected to {self.url}; cannot publish {topic}"
             raise MqttDownError(msg)
-        cancels = _cancel_requests()
+        cancels = cancel_requests()
         try:
             async with asyncio.timeout(self.timeout_s):
                 await client.publish(topic, payload, qos=qos, retain=retain)
@@ -106,7 +106,7 @@ class MqttConnection:
         except aiomqtt.MqttError as err:
             msg = f"mqtt {self.client_id}: publish to {topic} failed: {err}"
             raise MqttDownError(msg) from err
-        _raise_lost_cancel(cancels)
+        raise_lost_cancel(cancels)
 
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait for the connection; :class:`MqttTimeoutError` after ``timeout_s``."""
@@ -144,14 +144,14 @@ class MqttConnection:
         delay_s = self.reconnect_min_s
         while True:
             client = self._make_client()
-            cancels = _cancel_requests()
+            cancels = cancel_requests()
             try:
                 async with client:
-                    _raise_lost_cancel(cancels)
+                    raise_lost_cancel(cancels)
                     self._client = client
                     for topic_filter in self.subscriptions:
                         await client.subscribe(topic_filter, qos=1)
-                        _raise_lost_cancel(cancels)
+                        raise_lost_cancel(cancels)
                     self._connected.set()
                     log.info(
                         "mqtt_connected", device=self.client_id, broker=self.url, reason="connect"
@@ -203,14 +203,18 @@ class MqttConnection:
         log.info("mqtt_offline", device=self.client_id, reason="clean stop")
 
 
-def _cancel_requests() -> int:
+def cancel_requests() -> int:
     """The current task's pending cancel requests (``Task.cancelling()``)."""
     task = asyncio.current_task()
     return 0 if task is None else task.cancelling()
 
 
-def _raise_lost_cancel(before: int) -> None:
-    """Raise a cancel that aiomqtt swallowed.
+def raise_lost_cancel(before: int) -> None:
+    """Raise a cancel that aiomqtt swallowed (the one place of this fix; the cloud's link uses it).
+
+    Usage: ``before = cancel_requests()``, then any aiomqtt call that waits for the broker
+    (connect, subscribe, a QoS 1 publish), then ``raise_lost_cancel(before)``, outside any
+    ``asyncio.timeout`` block of that call (that block takes back its own cancel itself).
 
     aiomqtt waits for the broker's answer with ``asyncio.wait_for``, which on Python 3.11 returns
     the answer instead of raising when the cancel and the answer arrive in the same loop step: the
@@ -218,7 +222,7 @@ def _raise_lost_cancel(before: int) -> None:
     whoever awaits it, would then wait in the message loop for ever (seen as 120 s MQTT teardown
     timeouts in the tests, under load). More requests now than ``before``: cancelled.
     """
-    if _cancel_requests() > before:
+    if cancel_requests() > before:
         raise asyncio.CancelledError
 
 
@@ -230,4 +234,11 @@ def _payload_bytes(payload: object) -> bytes:
     return b"" if payload is None else str(payload).encode()
 
 
-__all__ = ["BrokerUrl", "MqttConnection", "MqttDownError", "MqttTimeoutError"]
+__all__ = [
+    "BrokerUrl",
+    "MqttConnection",
+    "MqttDownError",
+    "MqttTimeoutError",
+    "cancel_requests",
+    "raise_lost_cancel",
+]
