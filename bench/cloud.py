@@ -153,14 +153,19 @@ if spans_path:  # wall time of the parts of a request, p50/p99 written at exit
         with open(spans_path, "w") as f:
             json.dump(out, f)
     atexit.register(dump)
+try:  # the event loop as server.loop says (FUSEGUARD_CLOUD_SERVER__LOOP)
+    from fuseguard.cloud.app import run_cloud
+except ImportError:  # code before run_cloud: asyncio
+    def run_cloud(settings):
+        asyncio.run(serve_cloud(settings))
 profile = os.environ.get("BENCH_PROFILE")
 if profile:
     import cProfile, time
     prof = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
-    prof.runcall(asyncio.run, serve_cloud(load_cloud_settings()))
+    prof.runcall(run_cloud, load_cloud_settings())
     prof.dump_stats(profile)
 else:
-    asyncio.run(serve_cloud(load_cloud_settings()))
+    run_cloud(load_cloud_settings())
 """
 
 
@@ -278,6 +283,7 @@ def _start_replica(
     ack_timeout_s: float,
     profile_dir: Path | None = None,
     spans_dir: Path | None = None,
+    server_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """Replica ``r`` on a free port (chosen here, bound by the replica a moment later)."""
     port = _free_port()
@@ -293,6 +299,8 @@ def _start_replica(
             "FUSEGUARD_CLOUD_API__ACK_TIMEOUT_S": str(ack_timeout_s),
         }
     )
+    for key, value in (server_env or {}).items():  # --loop / --http (unset: the replica's default)
+        env[f"FUSEGUARD_CLOUD_SERVER__{key.upper()}"] = value
     if profile_dir is not None:
         env["BENCH_PROFILE"] = str(profile_dir / f"replica{r}.prof")
     if spans_dir is not None:
@@ -447,6 +455,7 @@ class Options:
     ack_timeout_s: float
     profile_dir: Path | None = None
     spans_dir: Path | None = None
+    server_env: dict[str, str] = field(default_factory=dict)
 
 
 async def run(opts: Options) -> list[dict[str, object]]:
@@ -462,7 +471,14 @@ async def run(opts: Options) -> list[dict[str, object]]:
 
         def start(r: int) -> tuple[subprocess.Popen[str], str]:
             return _start_replica(
-                r, db_url, mqtt_url, prefix, opts.ack_timeout_s, opts.profile_dir, opts.spans_dir
+                r,
+                db_url,
+                mqtt_url,
+                prefix,
+                opts.ack_timeout_s,
+                opts.profile_dir,
+                opts.spans_dir,
+                opts.server_env,
             )
 
         started = [start(r) for r in range(opts.replicas)]
@@ -541,6 +557,7 @@ def _row(opts: Options, res: LoadResult, concurrency: int, load_before: float) -
         "inconsistent_gets": res.inconsistent,
         "agent_procs": opts.agent_procs,
         "broker": "mosquitto (own)",
+        "replica_server": opts.server_env or "default (auto)",
         "load_avg_1m_before": round(load_before, 2),
         "load_avg_1m_after": round(os.getloadavg()[0], 2),  # the machine is shared: context
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -630,11 +647,15 @@ def main() -> None:
         help="each replica writes the p50/p99 wall time of token check, publish until ack, "
         "target commit and GET's read here (one concurrency per run: spans cover the run)",
     )
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), help="replicas' loop")
+    parser.add_argument("--http", choices=("auto", "h11", "httptools"), help="replicas' parser")
     args = parser.parse_args()
     _raise_nofile()
+    server_env = {k: v for k, v in (("loop", args.loop), ("http", args.http)) if v is not None}
     opts = Options(
         args.database, args.replicas, args.edges, args.requests, args.concurrency,
         args.agent_procs, args.verify, args.ack_timeout_s, args.profile_dir, args.spans_dir,
+        server_env,
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "cloud.json"

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -52,19 +51,35 @@ def cloud(
     embedded_broker: Annotated[
         bool, typer.Option("--embedded-broker", help="run an in-process amqtt broker")
     ] = False,
+    loop: Annotated[
+        str | None,
+        typer.Option("--loop", help="auto | uvloop | asyncio (default: server.loop, auto)"),
+    ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option("--http", help="auto | httptools | h11 (default: server.http, auto)"),
+    ] = None,
 ) -> None:
     """Run one cloud replica (HTTP API on :3032, MQTT to the edges) until Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
-    from fuseguard.cloud.app import serve_cloud
+    from fuseguard.cloud.app import run_cloud
 
     settings = _settings(config)
+    chosen = {k: v for k, v in (("loop", loop), ("http", http)) if v is not None}
+    if chosen:
+        try:
+            server = type(settings.server).model_validate(settings.server.model_dump() | chosen)
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=2) from err
+        settings = settings.model_copy(update={"server": server})
     typer.echo(
         f"fuseguard cloud: API http://{settings.server.host}:{settings.server.port} "
         f"broker {settings.broker.url}{' (embedded)' if embedded_broker else ''} "
         f"replica {settings.replica_id}"
     )
-    asyncio.run(serve_cloud(settings, embedded_broker=embedded_broker))
+    run_cloud(settings, embedded_broker=embedded_broker)
 
 
 @token_app.command("create")

@@ -3,14 +3,16 @@
 :class:`CloudService` wires the database (:class:`~fuseguard.cloud.store.CloudStore`, tokens),
 the MQTT link and :class:`~fuseguard.cloud.backend.CloudEvseBackend` under the shared API app
 (:func:`fuseguard.api.evse.create_evse_app`). :func:`serve_cloud` runs it with uvicorn until
-SIGINT/SIGTERM; ``fuseguard cloud`` calls it. Start as many replicas as you like against one
-database and one broker (each gets its own ``replica_id``).
+SIGINT/SIGTERM; ``fuseguard cloud`` calls it through :func:`run_cloud` (the event loop).
+Start as many replicas as you like against one database and one broker (each gets its own
+``replica_id``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -33,7 +35,7 @@ from fuseguard.cloud.store import CloudStore
 from fuseguard.cloud.tokens import CloudTokens
 from fuseguard.cloud.web import fleet_endpoints
 from fuseguard.model.clock import Clock, RealClock
-from fuseguard.serving import DEFAULT_LIMITS, ServerLimits, serve_app
+from fuseguard.serving import DEFAULT_LIMITS, ServerLimits, loop_factory, serve_app
 from fuseguard.store.db import create_engine, init_schema
 
 if TYPE_CHECKING:
@@ -223,13 +225,18 @@ async def serve_cloud(
     *,
     embedded_broker: bool = False,
     stop: asyncio.Event | None = None,
-    limits: ServerLimits = DEFAULT_LIMITS,
+    limits: ServerLimits | None = None,
 ) -> None:
     """Run one replica (optionally with an embedded broker) until SIGINT/SIGTERM or ``stop``.
 
     The HTTP server has the edge's bounds (:class:`~fuseguard.serving.ServerLimits`: body
-    size, connections, header and body deadlines, TLS >= 1.2); a busy port raises ``OSError``.
+    size, header and body deadlines, TLS >= 1.2) with ``server.max_connections`` connections
+    (unless ``limits`` are given) and the ``server.http`` parser; a busy port raises ``OSError``.
     """
+    if limits is None:
+        limits = dataclasses.replace(
+            DEFAULT_LIMITS, max_connections=settings.server.max_connections
+        )
     stop_event = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -241,9 +248,19 @@ async def serve_cloud(
             await stack.enter_async_context(EmbeddedBroker(address.host, address.port))
         service = await stack.enter_async_context(CloudService(settings))
         server = await serve_app(
-            service.app, settings.server.host, settings.server.port, limits=limits
+            service.app,
+            settings.server.host,
+            settings.server.port,
+            limits=limits,
+            http=settings.server.http,
         )
         stack.push_async_callback(server.close)
         stop_task = asyncio.create_task(stop_event.wait())
         await asyncio.wait({server.task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         stop_task.cancel()
+
+
+def run_cloud(settings: CloudSettings, *, embedded_broker: bool = False) -> None:
+    """:func:`serve_cloud` in a new event loop of the kind ``server.loop`` asks for."""
+    with asyncio.Runner(loop_factory=loop_factory(settings.server.loop)) as runner:
+        runner.run(serve_cloud(settings, embedded_broker=embedded_broker))

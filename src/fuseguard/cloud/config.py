@@ -5,6 +5,9 @@ Example (``examples/cloud.toml``)::
     [server]
     host = "0.0.0.0"
     port = 3032
+    max_connections = 512           # open HTTP connections at once
+    loop = "auto"                   # "uvloop" / "asyncio"; auto: uvloop when installed
+    http = "auto"                   # "httptools" / "h11"; auto: httptools when installed
 
     [database]
     url = "postgresql://fuseguard:secret@db/fuseguard"   # default: SQLite file
@@ -53,6 +56,7 @@ from pydantic_settings import (
 from fuseguard.api.evse_models import DEFAULT_EVSE_API_PORT, DEFAULT_MAX_DURATION_S
 from fuseguard.cloud.link import TlsSettings, tls_context
 from fuseguard.cloud.protocol import DEFAULT_PREFIX
+from fuseguard.serving import EventLoop, HttpParser
 
 
 class _Section(BaseModel):
@@ -60,10 +64,19 @@ class _Section(BaseModel):
 
 
 class ServerSection(_Section):
-    """Where the HTTP API listens."""
+    """Where the HTTP API listens, and how.
+
+    ``max_connections``: open HTTP connections at once (one more is closed on connect; keep the
+    process's open-file limit above it). The edge's 64 is too few for a replica behind a load
+    balancer or many clients. ``loop`` / ``http``: ``auto`` takes uvloop / httptools when
+    installed (``pip install fuseguard[cloud]``), else asyncio / h11; the guards are the same.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_EVSE_API_PORT, ge=0, le=65535)
+    max_connections: int = Field(default=512, ge=1, le=65_536)
+    loop: EventLoop = "auto"
+    http: HttpParser = "auto"
 
 
 class DatabaseSection(_Section):

@@ -16,9 +16,11 @@ bounded (:class:`ServerLimits`): at most ``max_connections`` at once (one more i
 connect), a request head must be complete within ``header_timeout_s`` of connecting or of the
 previous response (slow-loris), a body may have at most ``max_body_bytes`` (a larger
 ``Content-Length`` is answered 413 before a byte of it is read; a chunked body is cut off at the
-limit) and must arrive within ``body_timeout_s`` (else 408). Header size is capped by h11
-(``max_header_bytes``). TLS is 1.2 or newer and a handshake must finish within
-``header_timeout_s``.
+limit) and must arrive within ``body_timeout_s`` (else 408). A request head may have at most
+``max_header_bytes``. TLS is 1.2 or newer and a handshake must finish within
+``header_timeout_s``. The request parser is h11 (uvicorn's default) or httptools
+(:func:`http_protocol`, faster; the same guards); :func:`loop_factory` picks uvloop's event loop
+when wanted and installed.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import h11
 import structlog
 import uvicorn
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from fuseguard.serving.choice import EventLoop, HttpParser, http_protocol, loop_factory
+from fuseguard.serving.limits import DEFAULT_LIMITS, ServerLimits
+from fuseguard.serving.protocols import GuardedH11Protocol
 
 log = structlog.get_logger(__name__)
 
@@ -58,19 +62,6 @@ class PortInUseError(OSError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class ServerLimits:
-    """Bounds of one embedded HTTP server (see the module docstring)."""
-
-    max_body_bytes: int = 64 * 1024
-    max_connections: int = 64
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 10.0
-    keep_alive_s: int = 5
-    max_header_bytes: int = 16 * 1024
-
-
-DEFAULT_LIMITS = ServerLimits()
 _CLOSE = [(b"connection", b"close"), (b"content-type", b"application/json")]
 
 
@@ -154,67 +145,6 @@ class _LimitedConfig(uvicorn.Config):
     """A uvicorn config that carries the :class:`ServerLimits` for its connections."""
 
     limits: ServerLimits = DEFAULT_LIMITS
-
-
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a connection cap and a request-head deadline."""
-
-    _head_timer: asyncio.TimerHandle | None = None
-
-    @property
-    def _limits(self) -> ServerLimits:
-        limits: ServerLimits = getattr(self.config, "limits", DEFAULT_LIMITS)
-        return limits
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Refuse a connection over the cap; otherwise start the request-head deadline."""
-        super().connection_made(transport)
-        if len(self.connections) > self._limits.max_connections:
-            log.warning(
-                "http_connection_refused",
-                device=_client(self.client),
-                reason=f"more than {self._limits.max_connections} connections",
-            )
-            transport.close()
-            return
-        self._arm_head_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Cancel the deadline."""
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-        super().connection_lost(exc)
-
-    def on_response_complete(self) -> None:
-        """The next request head has the same deadline as the first."""
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_head_deadline()
-
-    def _arm_head_deadline(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-        self._head_timer = self.loop.call_later(self._limits.header_timeout_s, self._head_late)
-
-    def _head_late(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing():
-            return
-        if self.cycle is not None and not self.cycle.response_complete:
-            return  # a request is being served: the body deadline and the app take over
-        log.info(
-            "http_connection_timeout",
-            device=_client(self.client),
-            reason=f"no complete request head within {self._limits.header_timeout_s:g} s",
-        )
-        with contextlib.suppress(h11.LocalProtocolError):
-            self.conn.send(h11.ConnectionClosed())
-        self.transport.close()
-
-
-def _client(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "?"
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -324,15 +254,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def limited_config(
     app: ASGIApp,
     limits: ServerLimits = DEFAULT_LIMITS,
+    http: HttpParser = "h11",
     **kwargs: Any,
 ) -> uvicorn.Config:
     """A loaded uvicorn config: ``app`` behind :class:`BodyLimit`, guarded connections, TLS >= 1.2.
 
-    ``kwargs`` go to :class:`uvicorn.Config` (``ssl_certfile``, ``log_level``, ...).
+    ``http`` chooses the request parser (:func:`http_protocol`); ``kwargs`` go to
+    :class:`uvicorn.Config` (``ssl_certfile``, ``log_level``, ...).
     """
     config = _LimitedConfig(
         BodyLimit(app, limits),
-        http=GuardedH11Protocol,
+        http=http_protocol(http),
         limit_concurrency=limits.max_connections + 1,  # uvicorn's 503 only past our own cap
         timeout_keep_alive=limits.keep_alive_s,
         h11_max_incomplete_event_size=limits.max_header_bytes,
@@ -354,10 +286,12 @@ async def serve_app(
     *,
     log_level: str = "warning",
     limits: ServerLimits = DEFAULT_LIMITS,
+    http: HttpParser = "h11",
 ) -> ServerHandle:
     """Start ``app`` on ``host:port`` (0 = free port) and return once it accepts connections.
 
-    Every connection is bounded by ``limits``; a busy port raises ``OSError`` naming it.
+    Every connection is bounded by ``limits`` (with either parser, ``http``); a busy port raises
+    ``OSError`` naming it.
     """
     sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])
@@ -365,6 +299,7 @@ async def serve_app(
         config = limited_config(
             app,
             limits,
+            http,
             lifespan="auto",
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
@@ -398,3 +333,21 @@ async def serve_app(
     handle = ServerHandle(server, task, host, bound_port, scheme, [sock])
     log.info("server_started", device=handle.url, reason="serve_app")
     return handle
+
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "BodyLimit",
+    "EmbeddedServer",
+    "EventLoop",
+    "GuardedH11Protocol",
+    "HttpParser",
+    "PortInUseError",
+    "ServerHandle",
+    "ServerLimits",
+    "bind_socket",
+    "http_protocol",
+    "limited_config",
+    "loop_factory",
+    "serve_app",
+]

@@ -1,0 +1,47 @@
+"""Which request parser and event loop: h11 or httptools, asyncio or uvloop.
+
+h11 is uvicorn's default (pure Python); httptools (llhttp) parses faster with the same guards
+(:mod:`.httptools_guard`). uvloop is a faster event loop. Both are optional (the ``cloud``
+extra): ``auto`` takes them when installed, else h11 and asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Callable
+from typing import Literal
+
+from fuseguard.serving.protocols import GuardedH11Protocol
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+HttpParser = Literal["auto", "h11", "httptools"]
+EventLoop = Literal["auto", "asyncio", "uvloop"]
+
+
+def http_protocol(parser: HttpParser = "h11") -> type[asyncio.Protocol]:
+    """The guarded protocol for ``parser``; ``auto``: httptools when installed, else h11.
+
+    ``httptools`` when it is not installed raises ImportError.
+    """
+    if parser == "httptools" or (parser == "auto" and _has("httptools")):
+        from fuseguard.serving.httptools_guard import GuardedHttpToolsProtocol  # optional
+
+        return GuardedHttpToolsProtocol
+    return GuardedH11Protocol
+
+
+def loop_factory(choice: EventLoop = "asyncio") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """For :class:`asyncio.Runner`: uvloop's loop, or None (asyncio's own).
+
+    ``auto``: uvloop when installed; ``uvloop`` when it is not installed raises ImportError.
+    """
+    if choice == "uvloop" or (choice == "auto" and _has("uvloop")):
+        import uvloop  # optional (extra "cloud")
+
+        return uvloop.new_event_loop
+    return None
