@@ -90,18 +90,20 @@ async def test_slow_heads_and_bodies_are_cut_off(cloud_port: int) -> None:
     assert _status(answer) in (401, 408)  # never waits for the other 95 bytes
 
 
-async def test_connections_are_capped(cloud_port: int) -> None:
-    conns = [
-        await asyncio.open_connection("127.0.0.1", cloud_port)
-        for _ in range(LIMITS.max_connections)
-    ]
+async def _assert_capped(port: int, cap: int) -> None:
+    """``cap`` connections stay open; one more is closed at once."""
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(cap)]
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", cloud_port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         assert await asyncio.wait_for(reader.read(1), 2.0) == b""  # closed at once
         writer.close()
     finally:
         for _, w in conns:
             w.close()
+
+
+async def test_connections_are_capped(cloud_port: int) -> None:
+    await _assert_capped(cloud_port, LIMITS.max_connections)
 
 
 async def test_a_large_request_head_is_refused(cloud_port: int) -> None:
@@ -124,12 +126,5 @@ async def test_the_connection_cap_is_the_cloud_setting(
     settings = cloud_settings(mqtt_url, prefix, f"sqlite+aiosqlite:///{tmp_path / 'cloud.db'}")
     settings = settings.model_copy(update={"server": ServerSection(max_connections=3, http=http)})
     async for port, _task in _serve(settings, None):
-        conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            assert await asyncio.wait_for(reader.read(1), 2.0) == b""  # closed at once
-            writer.close()
-        finally:
-            for _, w in conns:
-                w.close()
+        await _assert_capped(port, 3)
     assert ServerSection().max_connections >= 256
