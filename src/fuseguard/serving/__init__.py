@@ -16,11 +16,12 @@ bounded (:class:`ServerLimits`): at most ``max_connections`` at once (one more i
 connect), a request head must be complete within ``header_timeout_s`` of connecting or of the
 previous response (slow-loris), a body may have at most ``max_body_bytes`` (a larger
 ``Content-Length`` is answered 413 before a byte of it is read; a chunked body is cut off at the
-limit) and must arrive within ``body_timeout_s`` (else 408). A request head may have at most
-``max_header_bytes``. TLS is 1.2 or newer and a handshake must finish within
-``header_timeout_s``. The request parser is h11 (uvicorn's default) or httptools
-(:func:`http_protocol`, faster; the same guards); :func:`loop_factory` picks uvloop's event loop
-when wanted and installed.
+limit) and must arrive within ``body_timeout_s`` (else 408). A request head that grows past
+``max_header_bytes`` is refused (h11: 400 while the head is incomplete, so a complete head read
+at once may be up to one socket read larger; httptools: 431, counted exactly). TLS is 1.2 or
+newer and a handshake must finish within ``header_timeout_s``. The request parser is h11
+(uvicorn's default) or httptools (:func:`http_protocol`, faster; the same guards);
+:func:`loop_factory` picks uvloop's event loop when wanted and installed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """uvicorn's httptools protocol with the guards of :class:`~.protocols.GuardedH11Protocol`.
 
-Imported only when chosen (:func:`~.protocols.http_protocol`): httptools is optional.
+Imported only when chosen (:func:`~.choice.http_protocol`): httptools is optional.
 """
 
 from __future__ import annotations
