@@ -87,7 +87,7 @@ async def _pairs(url: str, pairs: int, clients: int) -> None:
         await asyncio.gather(*(client(http) for _ in range(clients)))
 
 
-def measure(loop: str, http: str, pairs: int, clients: int) -> dict[str, object]:
+def measure(loop: str, http: str, pairs: int, clients: int, warmup: int = 200) -> dict[str, object]:
     """One server process with ``loop`` and ``http``; CPU per POST+GET pair."""
     port = _free_port()
     cmd = [sys.executable, "-c", _SERVER, loop, http, str(port), str(BENCH)]
@@ -98,7 +98,7 @@ def measure(loop: str, http: str, pairs: int, clients: int) -> dict[str, object]
             raise RuntimeError(f"server {loop}/{http} did not start")
         evse = evse_info("b", 0).evse_uuid
         url = f"http://127.0.0.1:{port}/edgedevices/e/evses/{evse}/currentsettings"
-        asyncio.run(_pairs(url, 200, clients))  # warm up
+        asyncio.run(_pairs(url, warmup, clients))
         load = os.getloadavg()[0]
         cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
         asyncio.run(_pairs(url, pairs, clients))

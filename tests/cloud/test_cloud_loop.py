@@ -8,6 +8,8 @@ explicit choice that is not installed fails at start. The guards of each parser 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,21 @@ def test_the_cli_options_override_the_settings(
     bad = runner.invoke(app, ["cloud", "-c", str(cfg), "--loop", "trio"])
     assert bad.exit_code == 2
     assert "loop" in bad.output
+
+
+def test_the_http_layer_bench_runs_each_choice() -> None:
+    """``bench/cloud_http.py`` at a tiny size: the server answers every pair (its client asserts
+    201 and 200) and the row has the documented shape. No timing assertion."""
+    bench_dir = Path(__file__).resolve().parents[2] / "bench"
+    if str(bench_dir) not in sys.path:
+        sys.path.insert(0, str(bench_dir))  # cloud_http imports its sibling cloud_agents
+    spec = importlib.util.spec_from_file_location(
+        "fuseguard_bench_cloud_http", bench_dir / "cloud_http.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = module.measure("uvloop", "httptools", 40, 2, warmup=4)
+    assert (row["loop"], row["http"]) == ("uvloop", "httptools")
+    assert float(row["cpu_us_per_pair"]) >= 0
+    assert float(row["pairs_per_s"]) > 0
