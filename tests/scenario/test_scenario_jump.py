@@ -126,6 +126,20 @@ def test_jumps_change_no_report_number_and_no_tick(name: str) -> None:
         assert np.array_equal(getattr(a, key)[: a.n], getattr(b, key)[: b.n]), key
 
 
+def test_an_empty_run_jumps_to_its_end() -> None:
+    """No car at all, an end that is not a whole second: the run ends on time, same numbers."""
+    sc = tiny(duration_s=6000.5, cars=[])
+    jumped, ticked = _run(sc, jump=True), _run(sc, jump=False)
+    assert jumped.jumped_s >= 2400.0
+    assert comparable(jumped.report) == comparable(ticked.report)
+    a, b = jumped.timeline, ticked.timeline
+    assert a is not None
+    assert b is not None
+    assert a.n == b.n
+    for key in ARRAYS:
+        assert np.array_equal(getattr(a, key)[: a.n], getattr(b, key)[: b.n]), key
+
+
 def test_no_jump_while_a_car_is_plugged_in() -> None:
     """A car that stays the whole run: nothing is quiet, every tick runs."""
     cars = [{"charger": "cp1", "arrive_s": 0, "depart_s": 9000, "energy_wh": 500, "max_a": 16}]

@@ -298,7 +298,10 @@ class Jumper:
         time = self._time
         step = self.timing.period_s
         while (now := time.now()) < end_s:
-            await time.clock.run_until(min(end_s, now + step) - time.offset_s)
+            until = min(end_s, now + step) - time.offset_s
+            await time.clock.run_until(until)
+            if until >= end_s - time.offset_s:
+                break  # the end (also when offset arithmetic rounds)
             self._try(end_s)
 
     def _try(self, end_s: float) -> None:

@@ -229,14 +229,14 @@ class _Run:
 
     def _idle(self, world: QuietWorld, w: float) -> bool:
         """No car, no device fault and no target in force at world time ``w``."""
-        if self.recorder.active_car or world.target_in_force(w):
-            return False
-        if any(cp.car is not None for cp in self.connectors.values()):
-            return False
         meters = [self.meters.grid, *self.meters.circuits.values(), self.meters.pv]
-        if any(m is not None and m.fault is not None for m in meters):
-            return False
-        return all(a.fault is None for a in self.adapters.values())
+        return not (
+            self.recorder.active_car
+            or world.target_in_force(w)
+            or any(cp.car is not None for cp in self.connectors.values())
+            or any(m is not None and m.fault is not None for m in meters)
+            or any(a.fault is not None for a in self.adapters.values())
+        )
 
     def _pv(self) -> PvPlant | None:
         spec = self.sc.pv
