@@ -170,7 +170,7 @@ def markdown(data: dict[str, Any]) -> str:
             if pair is not None
         )
         jumped = r.get("jumped_s")
-        share = "–" if not jumped else f"{100.0 * jumped / r['duration_s']:.0f} %"
+        share = "–" if jumped is None else f"{100.0 * jumped / r['duration_s']:.0f} %"
         lines.append(
             f"| {r['scenario']} | {r.get('days') or '–'} | {'–' if before is None else before} "
             f"| {r['cpu_s']} | {'–' if speedup is None else f'{speedup:.2f}x'} "
