@@ -17,7 +17,9 @@ plugged in: the most a skip of unchanged decisions could save (``bench/notes/sim
 ``DIR`` (e.g. ``git archive <commit> src | tar -x -C /tmp/base``), then with this tree's, and
 records both CPU times, their ratio and whether the compared report fields are identical: a
 before/after in one run, under the same load. ``--days N`` repeats each scenario's day N times
-(``fuseguard simulate --days``; the scenario must last at most a day).
+(``fuseguard simulate --days``; the scenario must last at most a day). ``--only all`` runs every
+scenario of ``scenarios/``. Each row also records ``jumped_s``: the virtual seconds the run
+jumped over (``fuseguard.scenario.jump``; None for a build without jumps).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ("office_20_chargers_24h", "depot_200_chargers", "apartment_garage")
+#: every scenario of the library (``--only all``)
+ALL = tuple(sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml")))
 #: Report fields that must be identical between two builds of the simulator.
 COMPARED = (
     "energy_delivered_wh",
@@ -76,8 +80,9 @@ def _run(name: str, days: int | None = None, duration_s: float | None = None) ->
     sc = _load(name, duration_s, days)
     load0 = os.getloadavg()[0]
     t0 = time.process_time()
-    report = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False).report
+    result = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False)
     cpu_s = time.process_time() - t0
+    report = result.report
     return {
         "scenario": name,
         "days": days,
@@ -85,6 +90,9 @@ def _run(name: str, days: int | None = None, duration_s: float | None = None) ->
         "cpu_s": round(cpu_s, 2),
         "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "report": {k: report.get(k) for k in COMPARED},
+        # virtual seconds jumped over (scenario/jump.py; None: a build without jumps)
+        "jumped_s": getattr(result, "jumped_s", None),
+        "duration_s": sc.site.duration_s,
     }
 
 
@@ -149,8 +157,8 @@ def markdown(data: dict[str, Any]) -> str:
         "Targets: office (24 h, 20 chargers) <= 10 s, depot (6 h, 200 chargers) <= 20 s,",
         "`--days 30` of the apartment garage <= 180 s; reports identical to the reference.",
         "",
-        "| scenario | days | before CPU s | CPU s | speedup | report identical | load avg |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "| scenario | days | before CPU s | CPU s | speedup | identical | jumped | load avg |",
+        "|---|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in data["runs"]:
         before = r.get("before_cpu_s")
@@ -161,10 +169,12 @@ def markdown(data: dict[str, Any]) -> str:
             for pair in (r.get("before_load_avg"), r["load_avg"])
             if pair is not None
         )
+        jumped = r.get("jumped_s")
+        share = "–" if jumped is None else f"{100.0 * jumped / r['duration_s']:.0f} %"
         lines.append(
             f"| {r['scenario']} | {r.get('days') or '–'} | {'–' if before is None else before} "
             f"| {r['cpu_s']} | {'–' if speedup is None else f'{speedup:.2f}x'} "
-            f"| {'–' if same is None else ('yes' if same else 'NO')} | {load} |"
+            f"| {'–' if same is None else ('yes' if same else 'NO')} | {share} | {load} |"
         )
     if "before" in meta:
         lines += ["", f"Before: {meta['before']}; after: {meta.get('after', 'this tree')}."]
@@ -190,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=None)
     ap.add_argument("--decisions", type=float, default=None, metavar="VIRTUAL_S")
     args = ap.parse_args(argv)
+    if args.only == ["all"]:
+        args.only = list(ALL)
     if args.profile is not None:
         _profile(args.only[0], args.profile)
         return 0

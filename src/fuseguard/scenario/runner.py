@@ -27,6 +27,7 @@ from fuseguard.model.phases import Phases
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter, charger_adapter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
+from fuseguard.scenario.jump import Jumper, QuietWorld, SteadyWatch, WorldTime, jump_timing
 from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
 from fuseguard.scenario.recorder import Recorder, Timeline, new_timeline
@@ -60,6 +61,9 @@ class SimulationResult:
 
     report: dict[str, Any]
     timeline: Timeline | None = None
+    #: seconds of the run jumped over (``scenario/jump.py``), and in how many jumps
+    jumped_s: float = 0.0
+    jumps: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class _Run:
         *,
         keep_timeline: bool,
         attach: Companion | None = None,
+        jump: bool = True,
     ) -> None:
         self.sc = sc
         self.attach = attach
@@ -134,6 +139,8 @@ class _Run:
         self.adapters: dict[str, ConnectorCharger] = {}
         self._chargers()
         self.meters = ScenarioMeters.build(sc, self.site, self.pv, clock)
+        shifted = [*self.loads.values()] + ([self.pv] if self.pv is not None else [])
+        self.time = WorldTime(clock, shifted)
         self.meter = self.meters.grid
         self.specs = {ch.id: ch for ch in sc.chargers}
         self.cars = {car.name: car for car in sc.cars}
@@ -156,7 +163,7 @@ class _Run:
             period_s=period_s,
             circuit_loads=self.loads,
         )
-        self.site.on_tick(self.recorder.on_tick)
+        self.site.on_tick(lambda t: self.recorder.on_tick(t + self.time.offset_s))
         # The real control-side objects (the fuseguard policy talks to them; baselines read truth).
         self.flex: FlexManagement | None = None
         self.targets: EvseTargets | None = None
@@ -173,8 +180,8 @@ class _Run:
             scenario=sc,
             meter=self.meter,
             chargers=self.adapters,
-            main_limit_a=lambda: self.schedule.main_limit_a(self.site.t_s),
-            target_cap_a=lambda cid: self.schedule.target_cap_a(cid, clock.monotonic()),
+            main_limit_a=lambda: self.schedule.main_limit_a(self.site.t_s + self.time.offset_s),
+            target_cap_a=lambda cid: self.schedule.target_cap_a(cid, self.time.now()),
             circuit_meters=self.meters.circuits,
             pv_meter=self.meters.pv,
         )
@@ -182,6 +189,54 @@ class _Run:
         self._keepalive_running = True
         self._last_flex = FlexEvent()
         self._timetable()
+        self.jumper = self._jumper() if jump and attach is None else None
+
+    def _jumper(self) -> Jumper | None:
+        """The jumps over quiet stretches (the fuseguard policy only; None: tick by tick)."""
+        if self.policy_name != "fuseguard":
+            return None
+        from fuseguard.scenario.site import scenario_controller_config
+
+        meters = [self.meters.grid, *self.meters.circuits.values()]
+        if self.meters.pv is not None:
+            meters.append(self.meters.pv)
+        timing = jump_timing(
+            self.sc,
+            scenario_controller_config(self.sc),
+            self.site.period_s,
+            [m.period_s for m in meters],
+        )
+        if timing is None:
+            return None
+        rec = self.recorder
+        watch = SteadyWatch(
+            list(self.connectors.values()),
+            list(self.loads.values()),
+            self.pv,
+            busy=lambda: bool(rec.active_car),
+        )
+        self.site.on_tick(lambda t: watch.on_tick(t + self.time.offset_s))
+        world = QuietWorld(self.sc, self.schedule, self.pv)
+        return Jumper(
+            timing=timing,
+            world=world,
+            time=self.time,
+            site=self.site,
+            watch=watch,
+            record=rec.on_tick,
+            idle=lambda w: self._idle(world, w),
+        )
+
+    def _idle(self, world: QuietWorld, w: float) -> bool:
+        """No car, no device fault and no target in force at world time ``w``."""
+        meters = [self.meters.grid, *self.meters.circuits.values(), self.meters.pv]
+        return not (
+            self.recorder.active_car
+            or world.target_in_force(w)
+            or any(cp.car is not None for cp in self.connectors.values())
+            or any(m is not None and m.fault is not None for m in meters)
+            or any(a.fault is not None for a in self.adapters.values())
+        )
 
     def _pv(self) -> PvPlant | None:
         spec = self.sc.pv
@@ -225,7 +280,7 @@ class _Run:
     # --- the timetable -----------------------------------------------------------------------
 
     def _at(self, t_s: float, fn: Callable[[], None]) -> None:
-        self.clock.call_later(t_s - self.clock.monotonic(), fn)
+        self.time.at(t_s, fn)
 
     def _timetable(self) -> None:
         """Cars, events and keep-alives at their times (departures before arrivals before
@@ -256,7 +311,7 @@ class _Run:
         self.recorder.active_car[spec.charger] = track
         announce = getattr(self.policy, "announce", None)  # only the fuseguard policy listens
         if spec.announce_departure and announce is not None:
-            announce(spec.charger, spec.depart_s, spec.energy_wh)
+            announce(spec.charger, spec.depart_s - self.time.offset_s, spec.energy_wh)
         log.info("car_arrived", device=spec.charger, car=car_name, reason="scenario")
 
     def _depart(self, car_name: str) -> None:
@@ -340,7 +395,10 @@ class _Run:
             ctx = RunContext(self.clock, self.sc, self.targets)
             tasks.append(asyncio.create_task(self.attach(ctx), name="companion"))
         try:
-            await self.clock.run_until(self.sc.site.duration_s)
+            if self.jumper is None:
+                await self.clock.run_until(self.sc.site.duration_s)
+            else:
+                await self.jumper.run_until(self.sc.site.duration_s)
         finally:
             for task in tasks:
                 task.cancel()
@@ -362,9 +420,19 @@ class _Run:
 
 
 async def _simulate(
-    sc: Scenario, policy_name: str, *, keep_timeline: bool, attach: Companion | None = None
-) -> tuple[dict[str, Any], Timeline | None]:
-    return await _Run(sc, policy_name, keep_timeline=keep_timeline, attach=attach).run()
+    sc: Scenario,
+    policy_name: str,
+    *,
+    keep_timeline: bool,
+    attach: Companion | None = None,
+    jump: bool = True,
+) -> SimulationResult:
+    run = _Run(sc, policy_name, keep_timeline=keep_timeline, attach=attach, jump=jump)
+    report, timeline = await run.run()
+    jumper = run.jumper
+    if jumper is None:
+        return SimulationResult(report, timeline)
+    return SimulationResult(report, timeline, jumped_s=jumper.jumped_s, jumps=jumper.jumps)
 
 
 def simulate(
@@ -376,21 +444,24 @@ def simulate(
     keep_timeline: bool = True,
     attach: Companion | None = None,
     optimum_met: int | None = None,
+    jump: bool = True,
 ) -> SimulationResult:
     """Run ``scenario`` under ``policy`` in virtual time; returns report and timeline.
 
     ``optimum_wh`` skips the LP (pass a cached value; ``optimum_met`` likewise for the met-needs
     MILP of announced departures); ``compute_optimum=False`` leaves ``offline_optimum_wh``,
     ``optimality`` and ``departures.optimum_met`` null; ``attach`` runs a :data:`Companion`
-    task beside the site and the policy.
+    task beside the site and the policy. ``jump=False`` runs every tick (the jumps over quiet
+    stretches, :mod:`fuseguard.scenario.jump`, give the same report and timeline).
     """
     if policy not in POLICIES:
         msg = f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}"
         raise PolicyUnavailableError(msg)
     t0 = time.perf_counter()
-    report, timeline = asyncio.run(
-        _simulate(scenario, policy, keep_timeline=keep_timeline, attach=attach)
+    result = asyncio.run(
+        _simulate(scenario, policy, keep_timeline=keep_timeline, attach=attach, jump=jump)
     )
+    report = result.report
     if optimum_wh is None and compute_optimum:
         from fuseguard.scenario.optimum import offline_optimum_wh
 
@@ -411,7 +482,7 @@ def simulate(
         deps["vs_optimum"] = rounded(deps["met"] / best, 4) if best else None
     report["sim_wall_s"] = report["wall_s"]
     report["wall_s"] = rounded(time.perf_counter() - t0, 2)
-    return SimulationResult(report=report, timeline=timeline)
+    return result
 
 
 __all__ = [

@@ -67,15 +67,19 @@ class PiecewiseLinear:
 
 @dataclass(slots=True)
 class BaseLoad:
-    """Non-EV building load following a profile (plus optional step overrides)."""
+    """Non-EV building load following a profile (plus optional step overrides).
+
+    ``shift_s``: the profile is read at ``t_s + shift_s`` (the scenario runner's jumps over
+    quiet stretches move the world's time ahead of the site's, ``scenario/jump.py``)."""
 
     profile: Callable[[float], Phases]
     circuit: str = MAIN
     offset_a: Phases = ZERO
+    shift_s: float = 0.0
     _now: Phases = ZERO
 
     def tick(self, t_s: float, dt_s: float) -> None:
-        self._now = (self.profile(t_s) + self.offset_a).maximum(0.0)
+        self._now = (self.profile(t_s + self.shift_s) + self.offset_a).maximum(0.0)
 
     def grid_current_a(self) -> Phases:
         return self._now
@@ -85,7 +89,8 @@ class BaseLoad:
 class PvPlant:
     """A PV inverter: half-sine between sunrise and sunset, optional cloud factor, balanced 3-phase.
 
-    ``cloud`` maps site time to a factor in [0, 1] (1 = clear sky).
+    ``cloud`` maps site time to a factor in [0, 1] (1 = clear sky); ``shift_s`` as
+    :class:`BaseLoad`'s.
     """
 
     peak_w: float
@@ -95,8 +100,10 @@ class PvPlant:
     circuit: str = MAIN
     cloud: Callable[[float], float] | None = None
     power_w: float = 0.0
+    shift_s: float = 0.0
 
     def tick(self, t_s: float, dt_s: float) -> None:
+        t_s += self.shift_s
         day_s = t_s % 86400.0
         if self.sunrise_s < day_s < self.sunset_s:
             x = (day_s - self.sunrise_s) / (self.sunset_s - self.sunrise_s)
