@@ -64,6 +64,7 @@ SCENARIOS = {
 def _run(sc: Scenario, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
     """The report, the timeline and every decision's setpoints and reasons."""
     decisions: list[tuple[tuple[str, int, str], ...]] = []
+
     def recording(self: Controller) -> None:
         DECIDE(self)
         w = self._writer
