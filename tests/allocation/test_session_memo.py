@@ -71,3 +71,42 @@ def test_state_is_filled_in_whether_or_not_a_plug_is_copied(snap: Snapshot) -> N
             paused_s=filled.paused_s,
             pv_timer_s=filled.pv_timer_s,
         )
+
+
+def test_with_timers_carries_every_other_field_over() -> None:
+    """The direct copy equals ``dataclasses.replace`` on a plug whose every field differs from
+    its default (a field added to ``Plug`` and forgotten in the copy fails here)."""
+    from dataclasses import fields
+    from datetime import UTC, datetime
+
+    from fuseguard.allocation.session import with_timers
+    from fuseguard.allocation.types import Plug
+    from fuseguard.model.phases import Phase
+    from fuseguard.model.status import ChargeMode
+
+    plug = Plug(
+        id="p",
+        circuit="c",
+        phases=(Phase.L2,),
+        max_a=20,
+        min_a=7,
+        priority=2,
+        mode=ChargeMode.PV,
+        target_a=11,
+        target_until=datetime(2026, 1, 1, tzinfo=UTC),
+        available=False,
+        setpoint_a=9,
+        running_s=1.5,
+        paused_s=2.5,
+        pv_timer_s=3.5,
+        share_a=4.5,
+        need_wh=5.5,
+        departure_s=6.5,
+        phases_known=False,
+    )
+    defaults = Plug(id="", circuit="", phases=(), max_a=0)
+    for f in fields(Plug):
+        if f.name not in ("id", "circuit", "phases", "max_a"):
+            assert getattr(plug, f.name) != getattr(defaults, f.name), f.name
+    copied = with_timers(plug, 1, None, 8.0, 0.0)
+    assert copied == replace(plug, setpoint_a=1, running_s=None, paused_s=8.0, pv_timer_s=0.0)

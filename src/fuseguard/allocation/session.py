@@ -37,6 +37,33 @@ class PlugTimers:
     pv_since_s: float | None = None
 
 
+def with_timers(
+    p: Plug, setpoint_a: int, running_s: float | None, paused_s: float | None, pv_timer_s: float
+) -> Plug:
+    """``p`` with these hysteresis fields: ``dataclasses.replace`` built directly (half the
+    cost; ``tests/allocation/test_session_memo.py`` checks that every field is carried over)."""
+    return Plug(
+        p.id,
+        p.circuit,
+        p.phases,
+        p.max_a,
+        p.min_a,
+        p.priority,
+        p.mode,
+        p.target_a,
+        p.target_until,
+        p.available,
+        setpoint_a,
+        running_s,
+        paused_s,
+        pv_timer_s,
+        p.share_a,
+        p.need_wh,
+        p.departure_s,
+        p.phases_known,
+    )
+
+
 def _wants_current(plug: Plug) -> bool:
     """A plug that would run if there were room: it waits in the queue while paused."""
     if not plug.available or plug.mode is ChargeMode.OFF or plug.max_a < plug.min_a:
@@ -83,16 +110,7 @@ class AllocationSession:
             if (plug.setpoint_a, plug.running_s, plug.paused_s, plug.pv_timer_s) == state:
                 plugs.append(plug)
                 continue
-            setpoint_a, running_s, paused_s, pv_timer_s = state
-            plugs.append(
-                replace(
-                    plug,
-                    setpoint_a=setpoint_a,
-                    running_s=running_s,
-                    paused_s=paused_s,
-                    pv_timer_s=pv_timer_s,
-                )
-            )
+            plugs.append(with_timers(plug, *state))
         return replace(snapshot, plugs=tuple(plugs))
 
     def step(self, snapshot: Snapshot, now_s: float) -> Allocation:

@@ -69,8 +69,23 @@ def _plug_index(plugs: tuple[Plug, ...], index: dict[str, int]) -> tuple[list[in
     return circ_list, bit_list
 
 
+_Topology = tuple["FloatArr", "IntArr", "IntArr", "FloatArr"]
+#: the set-up of the last site seen (its key: the circuit tree, the power rows and every plug's
+#: id, circuit, phases and mode): the number of phases per plug and the (row, plug, coefficient)
+#: entries, which only a change of topology changes (read-only arrays, shared by every call)
+_topology: tuple[tuple[object, ...], _Topology] | None = None
+
+
+def _remember(key: tuple[object, ...], arrays: _Topology) -> None:
+    global _topology
+    for a in arrays:
+        a.flags.writeable = False
+    _topology = (key, arrays)
+
+
 class SiteArrays:
-    """The snapshot as arrays (also the LP reference's view of the rows, in the tests)."""
+    """The snapshot as arrays (also the LP reference's view of the rows, in the tests). The
+    entries and the number of phases per plug are built once per topology (``_topology``)."""
 
     __slots__ = (
         "avail",
@@ -106,8 +121,18 @@ class SiteArrays:
         self.pv_row = layout.pv_row
         self.b = np.array(layout.b, dtype=np.float64)
         plugs = snap.plugs
-        n = len(plugs)
         self.ids = [p.id for p in plugs]
+        key = (
+            tuple([(c.id, c.parent) for c in snap.circuits]),
+            tuple(layout.power_row),
+            tuple([(p.id, p.circuit, p.phases, p.mode) for p in plugs]),
+        )
+        cached = _topology
+        if cached is not None and cached[0] == key:
+            self.nph, self.e_row, self.e_plug, self.e_coef = cached[1]
+            self._plug_fields(plugs, snap.params)
+            return
+        n = len(plugs)
         circ_list, bit_list = _plug_index(plugs, layout.index)
         circ = np.fromiter(circ_list, np.int64, n)
         bits = np.fromiter(bit_list, np.int64, n)
@@ -115,6 +140,7 @@ class SiteArrays:
         self.nph = nph8[bits]
         self._plug_fields(plugs, snap.params)
         self._entries(_ancestors(layout.chains)[circ], mask8[bits])
+        _remember(key, (self.nph, self.e_row, self.e_plug, self.e_coef))
 
     def _plug_fields(self, plugs: tuple[Plug, ...], snap_params: AllocationParams) -> None:
         import numpy as np

@@ -63,7 +63,7 @@ class AllocatorSession:
     def _plug(self, d: PlugDemand) -> Plug:
         """The allocator's view of one plug's demand (the last one again when it is equal)."""
         cached = self._plugs.get(d.spec.id)
-        if cached is not None and cached[0] == d:
+        if cached is not None and (cached[0] is d or cached[0] == d):
             return cached[1]
         plug = Plug(
             id=d.spec.id,

@@ -30,6 +30,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -282,17 +283,17 @@ class Controller:
             return 0.0
         return max(0.0, self._flex.settings().fallback_current_limit_a)
 
-    def _overrides(self, plug: PlugControl) -> dict[str, Any]:
-        """This cycle's runtime mode and priority of a plug (set over MQTT or the web UI)."""
+    def _overrides(self, plug: PlugControl, wall: datetime | None) -> dict[str, Any]:
+        """This cycle's runtime mode and priority of a plug (set over MQTT or the web UI);
+        ``wall``: the decision's wall-clock time (read once per decision)."""
         ps = self._plug_settings
-        if ps is None:
+        if ps is None or wall is None:
             return {}
         spec = plug.spec
         out: dict[str, Any] = {
             "mode": ps.mode_of(spec.id, spec.mode),
             "priority": ps.priority_of(spec.id, spec.priority),
         }
-        wall = self._clock.now()
         dep = ps.departure_of(spec.id, wall)
         if dep is not None:
             out["departure_s"] = (dep.at - wall).total_seconds()
@@ -354,8 +355,11 @@ class Controller:
         non_ev = self._non_ev_load(now, limits, facts)
         handover = self._handover
         handover.begin()
+        wall = self._clock.now() if self._plug_settings is not None else None
         assessed: dict[str, Assessment] = {
-            pid: plug.assess(facts[pid], handover, self._target(plug), **self._overrides(plug))
+            pid: plug.assess(
+                facts[pid], handover, self._target(plug), **self._overrides(plug, wall)
+            )
             for pid, plug in self._plugs.items()
         }
         self._end_sessions(assessed)

@@ -85,11 +85,16 @@ class LoadEstimator:
 
     def measured(self, sample: MeterSample, draws: Iterable[EvDraw]) -> Phases:
         """Non-EV load through one meter, per phase (A, >= 0): a query, changes nothing."""
-        ev = ZERO
-        ev_power = 0.0
+        # per-phase sums in plain floats: the same additions in the same order as summing
+        # Phases values, without building one per draw
+        e1 = e2 = e3 = ev_power = 0.0
         for draw in draws:
-            ev = ev + draw.grid_a
+            a = draw.grid_a
+            e1 += a.l1
+            e2 += a.l2
+            e3 += a.l3
             ev_power += draw.power_w
+        ev = Phases(e1, e2, e3)
         if sample.current_a is not None:
             return (sample.current_a - ev).maximum(0.0)
         v = self._voltage_v

@@ -36,6 +36,9 @@ from fuseguard.control.writer import Setpoint
 from fuseguard.model.phases import Phase, Phases
 from fuseguard.model.status import ChargeMode, PlugStatus
 
+_Verdicts = tuple[tuple[Phase, ...], int, bool, Phases | None]
+"""A plug's policy verdicts of one cycle: phases, max, available, reserved (None: controllable)."""
+
 
 @dataclass(slots=True)
 class Assessment:
@@ -49,7 +52,15 @@ class Assessment:
 
 
 class PlugControl:
-    """One plug: reading, setpoint and policies (see module docstring)."""
+    """One plug: reading, setpoint and policies (see module docstring).
+
+    A plug whose facts (sample, written setpoint, fresh, settled, online) are those of the last
+    cycle and whose policies run no timer gets the same verdicts again: :meth:`assess` reuses
+    them instead of running the policies (``reuse``; False runs every policy every cycle, the
+    reference the equivalence tests compare with). The session and break before make still run.
+    """
+
+    reuse: bool = True
 
     def __init__(
         self,
@@ -86,6 +97,11 @@ class PlugControl:
         )
         self.status = PlugStatus.INIT
         self._margin_a = cfg.excess_margin_a
+        self._key: tuple[object, ...] = ()  # the facts the verdicts below were judged on
+        self._verdicts: _Verdicts = ((), 0, False, None)
+        self._steady = False  # no policy timer ran after that judgement
+        self._demand: PlugDemand | None = None  # the last demand and what it was built from
+        self._demand_fields: tuple[object, ...] = ()
 
     def facts(self, now: float) -> PlugFacts:
         """What this cycle knows about the plug (a query)."""
@@ -150,18 +166,70 @@ class PlugControl:
         energy need), counted against the session's energy for the allocator's queue."""
         spec = self.spec
         now = f.now
-        sample = f.sample
-        stuck = self.stuck.update(f)
-        ended = self.session.update(f)
+        online = self.reading.online(now)
+        key = (f.sample, f.fresh, f.settled, f.written_a, online)
+        if self.reuse and self._steady and key == self._key:
+            # the same facts and no policy timer running: every verdict would be the same
+            ended = self.session.update(f)
+            phases, max_a, available, reserved = self._verdicts
+        else:
+            ended, (phases, max_a, available, reserved) = self._judge(f, online)
+            self._key = key
+            self._verdicts = (phases, max_a, available, reserved)
+            self._steady = self.stuck.steady and self.demand.steady and self.idle.steady
+        if reserved is None:  # a controllable plug: break before make judges it every cycle
+            reserved = handover.update(f)
         session = self.session
         if departure_s is None or need_wh is None or not session.active:
             departure_s = need_wh = None
         else:
             need_wh = max(0.0, need_wh - session.delivered_wh)
+        demand = self._demand
+        fields = (
+            available,
+            phases,
+            max_a,
+            spec.mode if mode is None else mode,
+            spec.priority if priority is None else priority,
+            target,
+            session.share_a(now),
+            need_wh,
+            departure_s,
+            self.phases.known,
+        )
+        if demand is None or fields != self._demand_fields:  # else: the last demand again
+            demand = PlugDemand(
+                spec=spec,
+                available=available,
+                phases=phases,
+                max_a=max_a,
+                mode=fields[3],
+                priority=fields[4],
+                target_a=target.current_a if target is not None else None,
+                target_until=target.valid_until if target is not None else None,
+                share_a=fields[6],
+                need_wh=need_wh,
+                departure_s=departure_s,
+                phases_known=fields[9],
+            )
+            self._demand = demand
+            self._demand_fields = fields
+        return Assessment(facts=f, demand=demand, reserved_a=reserved, ended_session_s=ended)
+
+    def _judge(self, f: PlugFacts, online: bool) -> tuple[float | None, _Verdicts]:
+        """The per-plug policies before allocation, in their order (see :meth:`assess`): the
+        start of a session that ended now, and the verdicts (``reserved`` None: a controllable
+        plug, whose draw break before make judges in :meth:`assess`; it keeps no per-plug state,
+        so running it after the idle car changes nothing)."""
+        spec = self.spec
+        sample = f.sample
+        stuck = self.stuck.update(f)
+        ended = self.session.update(f)
         phases = self.phases.update(sample)
         max_a = max_current_a(spec, sample, self.demand.update(f))
         uncontrollable = self.uncontrollable.update(f) is not None
-        if not self.reading.online(now):
+        reserved: Phases | None = None
+        if not online:
             # reserve its last setpoint (its max when none is known) on its wired phases
             amps = f.written_a if f.written_a is not None else spec.max_a
             reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
@@ -174,7 +242,6 @@ class PlugControl:
             reserved = f.grid_a
             available = False
         else:
-            reserved = handover.update(f)
             ready = bool(
                 sample is not None
                 and sample.cp_state.vehicle_connected
@@ -184,25 +251,7 @@ class PlugControl:
             available = spec.child_edge or (ready and not self.idle.update(f))
             if self.idle.probing:  # a car found idle before: probe again with its minimum
                 max_a = spec.min_a
-        return Assessment(
-            facts=f,
-            demand=PlugDemand(
-                spec=spec,
-                available=available,
-                phases=phases,
-                max_a=max_a,
-                mode=spec.mode if mode is None else mode,
-                priority=spec.priority if priority is None else priority,
-                target_a=target.current_a if target is not None else None,
-                target_until=target.valid_until if target is not None else None,
-                share_a=session.share_a(now),
-                need_wh=need_wh,
-                departure_s=departure_s,
-                phases_known=self.phases.known,
-            ),
-            reserved_a=reserved,
-            ended_session_s=ended,
-        )
+        return ended, (phases, max_a, available, reserved)
 
     def verdict(
         self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake

@@ -35,6 +35,12 @@ class DemandCap:
         """The cap in force after the last update (None: none)."""
         return self._cap_a
 
+    @property
+    def steady(self) -> bool:
+        """No timer runs and no cap holds: the next update on the same facts returns the same
+        and changes nothing, whenever it runs."""
+        return self._under_since is None and self._cap_a is None
+
     def update(self, f: PlugFacts) -> float | None:
         """Judge this cycle's facts; returns the cap in force now (None: none)."""
         sample = f.sample

@@ -50,6 +50,12 @@ class IdleCar:
         """Offered again after an idle pause and not drawing yet: offer only the minimum."""
         return self._probing
 
+    @property
+    def steady(self) -> bool:
+        """Neither counting towards a pause nor paused: the next update on the same facts
+        returns the same and changes nothing, whenever it runs."""
+        return self._since is None and self._until is None
+
     def reason(self, now: float) -> str | None:
         """Why the plug gets nothing while paused as idle (None: it is not)."""
         if self._until is None:

@@ -31,11 +31,19 @@ class StuckContactor:
         self._after_s = after_s
         self._since: float | None = None
         self._stuck = False
+        self._over = False  # the last judged measurement was above the margin
 
     @property
     def stuck(self) -> bool:
         """The verdict of the last update."""
         return self._stuck
+
+    @property
+    def steady(self) -> bool:
+        """No timer runs and nothing is stuck: the next update on the same facts (sample,
+        written setpoint, fresh, settled) returns the same and changes nothing, whenever it
+        runs (:class:`~fuseguard.control.plug.PlugControl` reuses its verdicts then)."""
+        return self._since is None and not self._stuck and not self._over
 
     def update(self, f: PlugFacts) -> bool:
         """Judge this cycle's facts; returns whether the contactor counts as stuck."""
@@ -43,12 +51,14 @@ class StuckContactor:
         if sample is None or f.written_a is None or self._spec.child_edge:
             self._since = None
             self._stuck = False
+            self._over = False
             return False
         if not f.fresh or not f.settled:
             # judge a contactor only on a current measurement taken with its setpoint in force
             return self._stuck
         drawn = max(sample.current_a)
         over = drawn > f.written_a + self._margin_a
+        self._over = over
         settled = f.measured_at - f.settled_at >= self._after_s
         welded = WELDED in sample.errors  # the charger's own diagnosis: no need to wait
         if over and (settled or welded):
