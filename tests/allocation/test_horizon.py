@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import random
 from typing import Any
 
@@ -23,6 +24,7 @@ L1, L2, L3 = Phase.L1, Phase.L2, Phase.L3
 ALL = (L1, L2, L3)
 V = 230.0
 PARAMS = HorizonParams(voltage_v=V, step_s=300.0, horizon_s=6 * 3600.0, cap_window_s=3600.0)
+EXACT = dataclasses.replace(PARAMS, exact=True)
 
 
 def _main() -> CircuitTree:
@@ -36,7 +38,8 @@ def test_step_grid_is_fine_then_coarse_up_to_the_horizon() -> None:
     assert ends[-1] == 6 * 3600.0
 
 
-def test_one_phase_car_waits_for_the_three_phase_car() -> None:
+@pytest.mark.parametrize("params", [PARAMS, EXACT], ids=["lp", "milp"])
+def test_one_phase_car_waits_for_the_three_phase_car(params: HorizonParams) -> None:
     """L2 and L3 have 16 A free, L1 32 A. A 3-phase car (no need announced, leaves in 2 h) and a
     1-phase car on L2 (needs 16 A x 2 h = 7.36 kWh, leaves in 4 h). Sharing L2 fairly (8 A each)
     would deliver 690 W/A x 8 A + 230 W/A x 8 A; the plan gives the 3-phase car all 16 A of L2
@@ -46,7 +49,7 @@ def test_one_phase_car_waits_for_the_three_phase_car() -> None:
         HorizonCar("three", "main", ALL, 32.0, departure_s=7200.0),
         HorizonCar("one", "main", (L2,), 32.0, departure_s=14400.0, need_wh=16 * V * 2),
     ]
-    plan = solve(cars, _main(), room, PARAMS)
+    plan = solve(cars, _main(), room, params)
     assert plan.cap_a["three"] == pytest.approx(16.0, abs=0.01)
     assert plan.cap_a["one"] == pytest.approx(0.0, abs=0.01)
     assert plan.met == {"one"}
@@ -59,7 +62,8 @@ def test_one_phase_car_waits_for_the_three_phase_car() -> None:
     assert wh == pytest.approx(16 * V * 2, rel=1e-3)
 
 
-def test_most_needs_met_first_then_energy() -> None:
+@pytest.mark.parametrize("params", [PARAMS, EXACT], ids=["lp", "milp"])
+def test_most_needs_met_first_then_energy(params: HorizonParams) -> None:
     """One phase with 16 A for an hour: two cars need 16 A x 1 h each (only one can be met),
     a third needs 8 A x 1 h. The plan meets two needs (the small one and one big one), not a
     fair third of the phase each (which would meet none)."""
@@ -70,7 +74,7 @@ def test_most_needs_met_first_then_energy() -> None:
         HorizonCar("b", "main", (L1,), 32.0, departure_s=3600.0, need_wh=big),
         HorizonCar("c", "main", (L1,), 32.0, departure_s=3600.0, need_wh=big / 2),
     ]
-    plan = solve(cars, _main(), room, PARAMS)
+    plan = solve(cars, _main(), room, params)
     assert len(plan.met) == 1  # 16 A x 1 h: either one big need or the small one plus half
     assert sum(plan.cap_a.values()) == pytest.approx(16.0, abs=0.01)
 
@@ -177,3 +181,4 @@ def test_symmetric_cars_share_the_first_hour_evenly() -> None:
     plan = solve(cars, _main(), room, PARAMS)
     assert plan.cap_a["a"] == pytest.approx(10.0, abs=0.1)
     assert plan.cap_a["b"] == pytest.approx(10.0, abs=0.1)
+

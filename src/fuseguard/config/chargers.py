@@ -177,6 +177,11 @@ class ControlConfig(_Model):
     planner_time_limit_s: float = Field(
         default=1.0, gt=0, le=60, description="solver time limit per plan (s)"
     )
+    planner_exact: bool = Field(
+        default=False,
+        description="count needs met exactly (a MILP; may take seconds at 20 cars) instead of "
+        "the LP relaxation (small needs first, about 10-30 times faster)",
+    )
     planner_default_stay_s: float = Field(
         default=0.0,
         ge=0,

@@ -10,11 +10,12 @@ need (a car without: the configured default stay, else the whole horizon, and no
 circuit and phase the limit in force minus the headroom margin minus the non-EV load of this
 cycle (offline chargers' and stuck contactors' reserves included), held over the horizon.
 
-Each car's planned mean current over the first hour becomes a cap for the safe allocator (the
-plug's target, the lower of the two when a Direct EVSE target is in force): a plan under half the
-car's minimum current pauses it for now (a car inside its minimum run time is held at its
-minimum instead: the plan never cuts a turn short), anything else is rounded up and at least the
-minimum.
+Each car's planned mean current over the first hour becomes a cap for the safe allocator (as
+the plug's target; the lower of the two when a Direct EVSE target is in force). A plan under half
+the car's minimum current pauses it for now, but a car inside its minimum run time is held at its
+minimum instead (the plan never cuts a turn short); anything else is rounded up and at least the
+minimum. An announced car within two re-plan intervals of its last chance (its laxity) is not
+capped at all: least laxity serves it (the plan's error margin).
 A cap only ever lowers a car: limits, hysteresis, the 6 A minimum, turns and every fallback stay
 the allocator's and the loop's. Cars in pv/minpv/off mode are not planned (no cap).
 
@@ -37,6 +38,7 @@ from fuseguard.allocation.horizon import (
     Plan,
     PlanError,
     PlannerUnavailableError,
+    available,
     solve,
 )
 from fuseguard.allocation.types import Snapshot
@@ -77,8 +79,13 @@ class Planner:
             horizon_s=s.horizon_s,
             time_limit_s=s.time_limit_s,
             cap_window_s=s.cap_window_s,
+            exact=s.exact,
         )
-        self.enabled = True
+        self.enabled = available()  # imports scipy now, not in the first decision
+        if not self.enabled:
+            log.error(
+                "planner_unavailable", reason="scipy is not installed", fallback="least laxity"
+            )
         self.plan: Plan | None = None
         self.solve_ms: list[float] = []
         self.failures = 0
@@ -215,6 +222,17 @@ class Planner:
             now=now,
         )
 
+    def _last_chance(self, d: PlugDemand) -> bool:
+        """An announced car whose laxity (``allocation/urgency.py``: time to departure minus
+        time to finish at its cap) is within two re-plan intervals: the plan's error margin."""
+        if d.departure_s is None or d.need_wh is None or not d.phases:
+            return False
+        cap = d.max_a if d.target_a is None else min(d.max_a, d.target_a)
+        if cap <= 0:
+            return False
+        finish_s = d.need_wh * 3600.0 / (len(d.phases) * cap * self._config.voltage_v)
+        return d.departure_s - finish_s <= 2.0 * self._interval_s
+
     def _fail(self, now: float, reason: str) -> None:
         self.failures += 1
         if reason != self._failure:
@@ -227,6 +245,8 @@ class Planner:
         cap = self._caps.get(d.spec.id)
         if cap is None or not d.available:
             return d
+        if self._last_chance(d):
+            return d  # it must charge at its cap now to finish in time: least laxity decides
         running_s = self._running.get(d.spec.id)
         if cap == 0 and running_s is not None and running_s < self._config.min_run_s:
             cap = d.spec.min_a  # the plan never cuts a turn short (<= 1 pause/resume per turn)

@@ -64,6 +64,8 @@ class PlannerSettings:
     #: a car without an announced departure is assumed to stay this long from plug-in (s;
     #: 0: to the end of the horizon)
     default_stay_s: float = 0.0
+    #: the needs-met count as an exact MILP (else its LP relaxation, bounded in time)
+    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
