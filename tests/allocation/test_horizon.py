@@ -181,4 +181,3 @@ def test_symmetric_cars_share_the_first_hour_evenly() -> None:
     plan = solve(cars, _main(), room, PARAMS)
     assert plan.cap_a["a"] == pytest.approx(10.0, abs=0.1)
     assert plan.cap_a["b"] == pytest.approx(10.0, abs=0.1)
-
