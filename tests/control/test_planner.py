@@ -174,19 +174,6 @@ def test_default_stay_counts_from_plug_in() -> None:
     assert stays == [pytest.approx(3600.0), pytest.approx(2400.0)]
 
 
-def test_a_car_at_its_last_chance_is_left_to_least_laxity() -> None:
-    """A car that must charge at its cap within two re-plan intervals to finish by its
-    departure is never capped by the plan (the plan's error margin); one with time to spare is."""
-    solver = FakeSolver({"late": 6.0, "early": 6.0})
-    planner = _planner(solver, interval_s=300.0)
-    # 16 A x 3 x 230 V = 11.04 kW: 11.04 kWh take 1 h
-    late = _demand("late", max_a=16, departure_s=3600.0 + 500.0, need_wh=11_040.0)
-    early = _demand("early", max_a=16, departure_s=3600.0 + 700.0, need_wh=11_040.0)
-    out = {d.spec.id: d for d in planner.apply(0.0, LIMITS, NON_EV, [late, early])}
-    assert out["late"].target_a is None
-    assert out["early"].target_a == 6
-
-
 def test_a_running_car_inside_its_minimum_run_is_held_at_its_minimum() -> None:
     from fuseguard.allocation.types import Plug, Snapshot
 

@@ -14,8 +14,7 @@ Each car's planned mean current over the first hour becomes a cap for the safe a
 the plug's target; the lower of the two when a Direct EVSE target is in force). A plan under half
 the car's minimum current pauses it for now, but a car inside its minimum run time is held at its
 minimum instead (the plan never cuts a turn short); anything else is rounded up and at least the
-minimum. An announced car within two re-plan intervals of its last chance (its laxity) is not
-capped at all: least laxity serves it (the plan's error margin).
+minimum.
 A cap only ever lowers a car: limits, hysteresis, the 6 A minimum, turns and every fallback stay
 the allocator's and the loop's. Cars in pv/minpv/off mode are not planned (no cap).
 
@@ -222,17 +221,6 @@ class Planner:
             now=now,
         )
 
-    def _last_chance(self, d: PlugDemand) -> bool:
-        """An announced car whose laxity (``allocation/urgency.py``: time to departure minus
-        time to finish at its cap) is within two re-plan intervals: the plan's error margin."""
-        if d.departure_s is None or d.need_wh is None or not d.phases:
-            return False
-        cap = d.max_a if d.target_a is None else min(d.max_a, d.target_a)
-        if cap <= 0:
-            return False
-        finish_s = d.need_wh * 3600.0 / (len(d.phases) * cap * self._config.voltage_v)
-        return d.departure_s - finish_s <= 2.0 * self._interval_s
-
     def _fail(self, now: float, reason: str) -> None:
         self.failures += 1
         if reason != self._failure:
@@ -245,8 +233,6 @@ class Planner:
         cap = self._caps.get(d.spec.id)
         if cap is None or not d.available:
             return d
-        if self._last_chance(d):
-            return d  # it must charge at its cap now to finish in time: least laxity decides
         running_s = self._running.get(d.spec.id)
         if cap == 0 and running_s is not None and running_s < self._config.min_run_s:
             cap = d.spec.min_a  # the plan never cuts a turn short (<= 1 pause/resume per turn)
