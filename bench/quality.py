@@ -1,6 +1,11 @@
 """Control-quality benchmark: every scenario in ``scenarios/`` under every policy.
 
     python bench/quality.py [--scenarios scenarios] [--jobs 2] [--only NAME ...] [--policy P ...]
+                            [--control KEY=VALUE ...] [--name quality]
+
+``--control`` overrides keys of every scenario's ``[control]`` section (TOML values, validated as
+the config is: e.g. ``--control planner='"horizon"' planner_default_stay_s=28800``); ``--name``
+is the stem of the two result files (default ``quality``).
 
 Writes ``bench/results/quality.json`` (all reports) and ``bench/results/quality.md`` (a markdown
 table: scenario x policy -> overload, optimality, fairness, cycles, reaction), which the lead
@@ -16,6 +21,7 @@ import os
 import platform
 import sys
 import time
+import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,13 +38,31 @@ def _optimum(path: str) -> tuple[str, tuple[float, int | None]]:
     return path, (offline_optimum_wh(sc), offline_met_needs(sc))
 
 
-def _run(path: str, policy: str, optimum: tuple[float, int | None]) -> dict[str, Any]:
+def _control(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (TOML values) as a dict."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+    return out
+
+
+def _run(
+    path: str,
+    policy: str,
+    optimum: tuple[float, int | None],
+    control: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from fuseguard.config.models import ControlConfig
     from fuseguard.logging import configure_logging
     from fuseguard.scenario.config import load_scenario
     from fuseguard.scenario.runner import simulate
 
     configure_logging(level="error")
     sc = load_scenario(Path(path))
+    if control:
+        merged = ControlConfig.model_validate({**sc.control.model_dump(), **control})
+        sc = sc.model_copy(update={"control": merged})
     try:
         report = simulate(
             sc, policy, optimum_wh=optimum[0], optimum_met=optimum[1], keep_timeline=False
@@ -109,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=None, help="scenario file stems")
     ap.add_argument("--policy", nargs="*", default=list(POLICIES))
+    ap.add_argument("--control", nargs="*", default=[], help="[control] KEY=VALUE overrides")
+    ap.add_argument("--name", default="quality", help="stem of the result files")
     args = ap.parse_args(argv)
+    control = _control(args.control)
     files = sorted(args.scenarios.glob("*.toml"))
     if args.only:
         files = [f for f in files if f.stem in args.only]
@@ -119,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(str(f), p, optima[str(f)]) for f in files for p in args.policy]
         # Longest first keeps the pool busy.
         jobs.sort(key=lambda j: (j[1] != "fuseguard", j[0]))
-        futures = {(path, p): pool.submit(_run, path, p, opt) for path, p, opt in jobs}
+        futures = {(path, p): pool.submit(_run, path, p, opt, control) for path, p, opt in jobs}
         reports = []
         for f in files:
             for p in args.policy:
@@ -136,12 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.jobs} parallel jobs",
         "bench_wall_s": round(time.perf_counter() - t0, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1),
+        "control": control,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(
+    (args.out / f"{args.name}.json").write_text(
         json.dumps({"meta": meta, "reports": reports}, indent=2) + "\n", encoding="utf-8"
     )
-    (args.out / "quality.md").write_text(markdown(reports, meta), encoding="utf-8")
+    (args.out / f"{args.name}.md").write_text(markdown(reports, meta), encoding="utf-8")
     print(markdown(reports, meta))
     return 0
 

@@ -158,3 +158,34 @@ class ControlConfig(_Model):
         "(least laxity first) once its laxity (time to departure minus time to finish at its "
         "cap) is at most this (s; 0 = only a car that must charge at its cap from now on)",
     )
+    planner: Literal["off", "least_laxity", "horizon"] = Field(
+        default="least_laxity",
+        description="how announced departures steer the allocation: off (no urgency), "
+        "least_laxity (least laxity first), horizon (a receding-horizon plan, re-solved every "
+        "planner_interval_s, caps the cars on top of least laxity; needs scipy, else least "
+        "laxity with an error in the log)",
+    )
+    planner_interval_s: float = Field(
+        default=300.0, ge=10, le=3600, description="re-plan at least this often (s)"
+    )
+    planner_step_s: float = Field(
+        default=300.0, ge=60, le=3600, description="the plan's step in its first hour (s)"
+    )
+    planner_horizon_s: float = Field(
+        default=43200.0, ge=600, le=172_800, description="how far ahead the plan looks (s)"
+    )
+    planner_time_limit_s: float = Field(
+        default=1.0, gt=0, le=60, description="solver time limit per plan (s)"
+    )
+    planner_exact: bool = Field(
+        default=False,
+        description="count needs met exactly (a MILP; may take seconds at 20 cars) instead of "
+        "the LP relaxation (small needs first, about 10-30 times faster)",
+    )
+    planner_default_stay_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=172_800,
+        description="assumed stay of a car without an announced departure, from plug-in "
+        "(s; 0 = to the end of the horizon)",
+    )

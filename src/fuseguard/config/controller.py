@@ -19,7 +19,13 @@ from fuseguard.config.models import (
     PvConfig,
     SiteConfig,
 )
-from fuseguard.control.types import ChargerSpec, CircuitSpec, ControllerConfig, MeterTiming
+from fuseguard.control.types import (
+    ChargerSpec,
+    CircuitSpec,
+    ControllerConfig,
+    MeterTiming,
+    PlannerSettings,
+)
 
 
 def plug_ids(charger: ChargerConfig) -> list[str]:
@@ -107,7 +113,17 @@ def controller_config(
         pv_disable_delay_s=c.pv_disable_delay_s,
         recently_started_window_s=c.recently_started_window_s,
         headroom_a=c.headroom_a,
-        urgent_laxity_s=c.urgent_laxity_s,
+        # planner "off": no least laxity either (0 s: only a car already past its last chance)
+        urgent_laxity_s=c.urgent_laxity_s if c.planner != "off" else 0.0,
+        planner=c.planner,
+        planner_settings=PlannerSettings(
+            interval_s=c.planner_interval_s,
+            step_s=c.planner_step_s,
+            horizon_s=c.planner_horizon_s,
+            time_limit_s=c.planner_time_limit_s,
+            default_stay_s=c.planner_default_stay_s,
+            exact=c.planner_exact,
+        ),
     )
 
 

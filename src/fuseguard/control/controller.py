@@ -39,6 +39,7 @@ from fuseguard.allocation.types import Snapshot
 from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.load import EvDraw, LoadEstimator, LoadWatch, Metered, over, pv_surplus_w
+from fuseguard.control.planner import Planner
 from fuseguard.control.plug import Assessment, PlugControl
 from fuseguard.control.plug_settings import PlugSettings
 from fuseguard.control.policies.facts import PlugFacts
@@ -129,6 +130,7 @@ class Controller:
             evidence_s=config.meter_period_s,
         )
         self._allocator = AllocatorSession(config)
+        self.planner = Planner(config, self._tree) if config.planner == "horizon" else None
         self._listeners = Listeners()
         self._synced = False  # meter and chargers were read at the same instant
         self._failure: str | None = None  # why the last decision failed
@@ -140,6 +142,8 @@ class Controller:
         for source in (flex, targets, plug_settings):
             if source is not None:
                 source.subscribe(self.wake)
+        if plug_settings is not None and self.planner is not None:
+            plug_settings.subscribe(self.planner.invalidate)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -369,10 +373,13 @@ class Controller:
         ev_w = sum(
             p.reading.sample.power_w for p in self._plugs.values() if p.reading.sample is not None
         )
+        demands = [a.demand for a in assessed.values()]
+        if self.planner is not None:  # the horizon plan's caps (never above a limit)
+            demands = self.planner.apply(now, limits, non_ev, demands, self.last_snapshot)
         snapshot = self._allocator.build_snapshot(
             limits=limits,
             non_ev=non_ev,
-            demands=[a.demand for a in assessed.values()],
+            demands=demands,
             pv_surplus_w=pv_surplus_w(self._meter.sample, ev_w, self._pv_sample(now)),
         )
         result = self._allocator.step(now, snapshot)
@@ -385,6 +392,8 @@ class Controller:
             setpoint, reason = plug.verdict(
                 a.facts, allocated, result.reasons.get(pid, ""), handover
             )
+            if self.planner is not None:
+                reason = self.planner.explain(pid, reason)
             note = fallback or self._circuit_fallback_note(plug.spec.circuit, lost)
             if note and a.demand.available:
                 reason = note + reason

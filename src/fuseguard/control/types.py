@@ -46,6 +46,28 @@ class MeterTiming:
     stale_after_s: float = 10.0
 
 
+#: how departures and needs steer the allocation (``[control] planner``): "off", least laxity
+#: first (:mod:`fuseguard.allocation.urgency`) or the receding-horizon plan
+#: (:mod:`fuseguard.control.planner`) as caps on top of least laxity
+PlannerMode = Literal["off", "least_laxity", "horizon"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerSettings:
+    """The receding-horizon planner's tuning (``[control] planner_*``)."""
+
+    interval_s: float = 300.0  # re-plan at least this often (and on a change of cars or needs)
+    step_s: float = 300.0  # the plan's step (the first hour; later steps are 3 times longer)
+    horizon_s: float = 43200.0
+    time_limit_s: float = 1.0  # solver time limit per plan
+    cap_window_s: float = 3600.0  # a car's cap: its planned mean current over this stretch
+    #: a car without an announced departure is assumed to stay this long from plug-in (s;
+    #: 0: to the end of the horizon)
+    default_stay_s: float = 0.0
+    #: the needs-met count as an exact MILP (else its LP relaxation, bounded in time)
+    exact: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
     """Everything the loop needs to know about the site (no I/O details)."""
@@ -76,6 +98,8 @@ class ControllerConfig:
     headroom_a: float = 0.0
     #: least laxity first: an announced car with at most this laxity (s) is urgent
     urgent_laxity_s: float = 10800.0
+    planner: PlannerMode = "least_laxity"
+    planner_settings: PlannerSettings = field(default_factory=PlannerSettings)
     peak_window_s: float = 900.0
     stuck_margin_a: float = 2.0
     excess_margin_a: float = 1.0
@@ -184,6 +208,8 @@ __all__ = [
     "ControllerConfig",
     "ControllerStatus",
     "MeterTiming",
+    "PlannerMode",
+    "PlannerSettings",
     "PlugDemand",
     "PlugView",
 ]

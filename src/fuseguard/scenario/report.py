@@ -124,4 +124,26 @@ def departures_report(sc: Scenario, rec: Recorder) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["BASELINE_NOTE", "build_report", "departures_report", "met_by_departure", "rounded"]
+def planner_stats(solve_ms: list[float], failures: int) -> dict[str, Any]:
+    """Count and wall time (ms) of the horizon planner's solves in a run, and its failures."""
+    ms = sorted(solve_ms)
+    if not ms:
+        return {"solves": 0, "failures": failures}
+    return {
+        "solves": len(ms),
+        "failures": failures,
+        "median_ms": rounded(ms[len(ms) // 2], 1),
+        "p95_ms": rounded(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 1),
+        "max_ms": rounded(ms[-1], 1),
+        "total_s": rounded(sum(ms) / 1000.0, 1),
+    }
+
+
+__all__ = [
+    "BASELINE_NOTE",
+    "build_report",
+    "departures_report",
+    "met_by_departure",
+    "planner_stats",
+    "rounded",
+]

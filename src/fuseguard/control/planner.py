@@ -1,0 +1,244 @@
+"""The receding-horizon planner in the loop: when to re-plan and how the plan caps the cars.
+
+With ``[control] planner = "horizon"`` the controller hands every cycle's demands to
+:meth:`Planner.apply` before the allocator. The planner re-solves the plan of
+:mod:`fuseguard.allocation.horizon` every ``interval_s``, and at once when the cars present
+(available plugs), their announced departures or the plug settings change (at most once per
+``REPLAN_GAP_S``: a burst of changes costs one solve); in between it keeps the last plan.
+Its input: the cars present with their phases, caps and announced departure and remaining
+need (a car without: the configured default stay, else the whole horizon, and no need), and per
+circuit and phase the limit in force minus the headroom margin minus the non-EV load of this
+cycle (offline chargers' and stuck contactors' reserves included), held over the horizon.
+
+Each car's planned mean current over the first hour becomes a cap for the safe allocator (as
+the plug's target; the lower of the two when a Direct EVSE target is in force). A plan under half
+the car's minimum current pauses it for now, but a car inside its minimum run time is held at its
+minimum instead (the plan never cuts a turn short); anything else is rounded up and at least the
+minimum.
+A cap only ever lowers a car: limits, hysteresis, the 6 A minimum, turns and every fallback stay
+the allocator's and the loop's. Cars in pv/minpv/off mode are not planned (no cap).
+
+Failures: a solve that raises (no plan, out of time without one) keeps the last plan while it is
+younger than two intervals, then the caps are dropped (least laxity alone); without scipy the
+planner logs one error and stays off. Every solve's wall time is kept (``solve_ms``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import structlog
+
+from fuseguard.allocation.horizon import (
+    HorizonCar,
+    HorizonParams,
+    Plan,
+    PlanError,
+    PlannerUnavailableError,
+    available,
+    solve,
+)
+from fuseguard.allocation.types import Snapshot
+from fuseguard.control.types import ControllerConfig, PlugDemand
+from fuseguard.model.circuits import CircuitTree
+from fuseguard.model.phases import Phases
+from fuseguard.model.status import ChargeMode
+
+log = structlog.get_logger(__name__)
+
+Solver = Callable[[Sequence[HorizonCar], CircuitTree, Mapping[str, Phases], HorizonParams], Plan]
+_PLANNED = (ChargeMode.FAST,)
+#: a change (arrival, departure, setting) re-plans at once, but at most once per this (s)
+REPLAN_GAP_S = 30.0
+
+
+def cap_of(planned_a: float, min_a: int, max_a: int) -> int | None:
+    """The whole-amp cap of a planned mean current (None: no cap, the plan gives it all)."""
+    if not math.isfinite(planned_a) or planned_a < min_a / 2.0:
+        return 0
+    cap = max(min_a, math.ceil(planned_a - 0.25))
+    return None if cap >= max_a else cap
+
+
+class Planner:
+    """Re-plans when due and caps the demands with the plan (see module docstring)."""
+
+    def __init__(self, config: ControllerConfig, tree: CircuitTree, solver: Solver = solve) -> None:
+        s = config.planner_settings
+        self._config = config
+        self._tree = tree
+        self._solver = solver
+        self._interval_s = s.interval_s
+        self._default_stay_s = s.default_stay_s
+        self._params = HorizonParams(
+            voltage_v=config.voltage_v,
+            step_s=s.step_s,
+            horizon_s=s.horizon_s,
+            time_limit_s=s.time_limit_s,
+            cap_window_s=s.cap_window_s,
+            exact=s.exact,
+        )
+        self.enabled = available()  # imports scipy now, not in the first decision
+        if not self.enabled:
+            log.error(
+                "planner_unavailable", reason="scipy is not installed", fallback="least laxity"
+            )
+        self.plan: Plan | None = None
+        self.solve_ms: list[float] = []
+        self.failures = 0
+        self._planned_at: float | None = None  # the last solve (tried)
+        self._plan_at = 0.0  # the last plan found
+        self._key: object = None
+        self._stale = True
+        self._since: dict[str, float] = {}  # plug-in time (monotonic s) of each session
+        self._caps: dict[str, int] = {}
+        self._failure: str | None = None
+        self._running: dict[str, float] = {}  # plugs running now: seconds since their start
+
+    def invalidate(self) -> None:
+        """Re-plan at the next cycle (a departure, need or setting changed)."""
+        self._stale = True
+
+    def apply(
+        self,
+        now: float,
+        limits: Mapping[str, Phases],
+        non_ev: Mapping[str, Phases],
+        demands: Sequence[PlugDemand],
+        last: Snapshot | None = None,
+    ) -> list[PlugDemand]:
+        """The demands with the plan's caps (re-planned first when due); ``last``: the
+        allocator's previous input (who runs and since when: a running car inside its minimum
+        run time is held at its minimum, not paused by the plan)."""
+        if not self.enabled:
+            return list(demands)
+        self._running = {
+            p.id: p.running_s
+            for p in (last.plugs if last is not None else ())
+            if p.setpoint_a > 0 and p.running_s is not None
+        }
+        planned = [d for d in demands if d.available and d.mode in _PLANNED]
+        self._track_sessions(now, demands)
+        key = self._key_of(now, planned)
+        age_s = math.inf if self._planned_at is None else now - self._planned_at
+        changed = self._stale or key != self._key
+        if age_s >= self._interval_s or (changed and age_s >= REPLAN_GAP_S):
+            self._replan(now, limits, non_ev, planned)
+            self._key = key
+        return [self._capped(d) for d in demands]
+
+    def explain(self, plug_id: str, reason: str) -> str:
+        """The allocator's reason for a plug, with a planner cap named as the plan's."""
+        cap = self._caps.get(plug_id)
+        if cap is None:
+            return reason
+        if cap == 0:
+            return reason.replace("paused by target 0 A", "paused by the horizon plan (0 A now)")
+        return reason.replace(f"target {cap} A", f"horizon plan {cap} A", 1)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _track_sessions(self, now: float, demands: Sequence[PlugDemand]) -> None:
+        for d in demands:
+            if d.share_a is None:  # no session: the car left
+                self._since.pop(d.spec.id, None)
+            else:
+                self._since.setdefault(d.spec.id, now)
+
+    def _key_of(self, now: float, planned: Sequence[PlugDemand]) -> object:
+        """What makes a new plan necessary at once: the cars, their phases, announcements."""
+        return frozenset(
+            (
+                d.spec.id,
+                d.phases,
+                None if d.departure_s is None else round((now + d.departure_s) / 60.0),
+                d.need_wh is None,
+            )
+            for d in planned
+        )
+
+    def _car(self, now: float, d: PlugDemand) -> HorizonCar:
+        departure_s = d.departure_s
+        if departure_s is None and self._default_stay_s > 0:
+            since = self._since.get(d.spec.id, now)
+            departure_s = max(self._params.step_s, self._default_stay_s - (now - since))
+        max_a = float(d.max_a if d.target_a is None else min(d.max_a, d.target_a))
+        return HorizonCar(
+            id=d.spec.id,
+            circuit=d.spec.circuit,
+            phases=d.phases,
+            max_a=max_a,
+            departure_s=departure_s,
+            need_wh=d.need_wh,
+        )
+
+    def _replan(
+        self,
+        now: float,
+        limits: Mapping[str, Phases],
+        non_ev: Mapping[str, Phases],
+        planned: Sequence[PlugDemand],
+    ) -> None:
+        self._stale = False
+        self._planned_at = now
+        margin = self._config.headroom_a
+        headroom = {
+            cid: (limits[cid] - margin - non_ev[cid]).maximum(0.0)
+            for cid in limits
+            if cid in non_ev
+        }
+        cars = [self._car(now, d) for d in planned]
+        try:
+            plan = self._solver(cars, self._tree, headroom, self._params)
+        except PlannerUnavailableError as err:
+            log.error("planner_unavailable", reason=str(err), fallback="least laxity")
+            self.enabled = False
+            self.plan, self._caps = None, {}
+            return
+        except (PlanError, ValueError, ArithmeticError) as err:
+            self._fail(now, repr(err))
+            return
+        self.solve_ms.append(plan.solve_ms)
+        self._failure = None
+        self.plan = plan
+        self._plan_at = now
+        mins = {d.spec.id: (d.spec.min_a, d.max_a) for d in planned}
+        caps: dict[str, int] = {}
+        for pid, planned_a in plan.cap_a.items():
+            cap = cap_of(planned_a, *mins[pid])
+            if cap is not None:
+                caps[pid] = cap
+        self._caps = caps
+        log.debug(
+            "planned",
+            caps=caps,
+            met=sorted(plan.met),
+            status=plan.status,
+            cars=[(c.id, c.max_a, c.departure_s, c.need_wh, len(c.phases)) for c in cars],
+            headroom={k: v.as_tuple() for k, v in headroom.items()},
+            now=now,
+        )
+
+    def _fail(self, now: float, reason: str) -> None:
+        self.failures += 1
+        if reason != self._failure:
+            log.warning("planner_failed", reason=reason, fallback="last plan, then least laxity")
+        self._failure = reason
+        if self.plan is not None and now - self._plan_at > 2 * self._interval_s:
+            self.plan, self._caps = None, {}
+
+    def _capped(self, d: PlugDemand) -> PlugDemand:
+        cap = self._caps.get(d.spec.id)
+        if cap is None or not d.available:
+            return d
+        running_s = self._running.get(d.spec.id)
+        if cap == 0 and running_s is not None and running_s < self._config.min_run_s:
+            cap = d.spec.min_a  # the plan never cuts a turn short (<= 1 pause/resume per turn)
+        if d.target_a is not None and d.target_a <= cap:
+            return d
+        return dataclasses.replace(d, target_a=cap, target_until=None)
+
+
+__all__ = ["REPLAN_GAP_S", "Planner", "Solver", "cap_of"]
