@@ -139,8 +139,17 @@ def planner_stats(solve_ms: list[float], failures: int) -> dict[str, Any]:
     }
 
 
+def add_planner_stats(report: dict[str, Any], policy: object) -> dict[str, Any]:
+    """Add the horizon planner's solves (ms of wall time) when the policy's controller plans."""
+    planner = getattr(getattr(policy, "controller", None), "planner", None)
+    if planner is not None:
+        report["planner"] = planner_stats(planner.solve_ms, planner.failures)
+    return report
+
+
 __all__ = [
     "BASELINE_NOTE",
+    "add_planner_stats",
     "build_report",
     "departures_report",
     "met_by_departure",

@@ -31,7 +31,7 @@ from fuseguard.scenario.jump import Jumper, QuietWorld, SteadyWatch, WorldTime, 
 from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
 from fuseguard.scenario.recorder import Recorder, Timeline, new_timeline
-from fuseguard.scenario.report import BASELINE_NOTE, build_report, planner_stats, rounded
+from fuseguard.scenario.report import BASELINE_NOTE, add_planner_stats, build_report, rounded
 from fuseguard.scenario.schedule import Schedule
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
@@ -417,10 +417,7 @@ class _Run:
                 track.delivered_wh = car.drawn_wh
                 track.unmet_wh = car.remaining_wh
         report = build_report(self.sc, self.policy_name, rec, wall_s)
-        planner = getattr(getattr(self.policy, "controller", None), "planner", None)
-        if planner is not None:  # the receding-horizon planner's solves (ms of wall time)
-            report["planner"] = planner_stats(planner.solve_ms, planner.failures)
-        return report, rec.timeline
+        return add_planner_stats(report, self.policy), rec.timeline
 
 
 async def _simulate(
