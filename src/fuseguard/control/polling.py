@@ -251,7 +251,8 @@ class Poller:
         if self.phase is None:
             return last_at + self._config.meter_period_s / 2.0, PollKind.PLAIN
         at, kind = self.phase.next_poll(now, last_at)
-        if kind is not PollKind.EXPECT and at > chargers_at + CHARGERS_LATE_S:
+        late = at > chargers_at + CHARGERS_LATE_S
+        if late and kind is not PollKind.EXPECT and self.phase.locked():
             return max(chargers_at, now), PollKind.PLAIN
         return at, kind
 
