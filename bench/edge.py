@@ -486,9 +486,10 @@ class _TaggedLog:
 # --- the edge subprocess ------------------------------------------------------------------------
 
 
-def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool = True) -> str:
+def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool | None = None) -> str:
     """The site config of the edge under test (password comes from the environment);
-    ``phase_lock``: ``[meter] phase_lock`` (off for a reference tree that predates it)."""
+    ``phase_lock``: ``[meter] phase_lock`` (None: the tree's default, on since round 6; a
+    reference tree that predates the key must get None)."""
     fuse_a = main_fuse_a(len(sim.ports))
     lines = [
         f'data_dir = "{data_dir}"',
@@ -503,7 +504,7 @@ def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool = True) -> str:
         'host = "127.0.0.1"',
         f"port = {sim.cemm.port}",
         'alias = "p1"',
-        *(["phase_lock = true"] if phase_lock else []),
+        *([] if phase_lock is None else [f"phase_lock = {str(phase_lock).lower()}"]),
         "",
         "[api.local]",
         'host = "127.0.0.1"',
@@ -825,7 +826,7 @@ async def measure_size(
         work = Path(tmp)
         data_dir = work / "data"
         config = work / "site.toml"
-        config.write_text(edge_toml(sim, data_dir, phase_lock=source is None))
+        config.write_text(edge_toml(sim, data_dir))
         log_path = work / "edge.log"
         proc = await start_edge(config, log_path, profile, source)
         try:
