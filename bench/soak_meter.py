@@ -163,7 +163,8 @@ class CemmLikeMeter:
         now = self.clock.monotonic()
         self.stats.reads += 1
         if fault in (DeviceFault.OFFLINE, DeviceFault.GARBAGE):
-            return await self.inner.read()  # type: ignore[no-any-return]  (raises)
+            raised: MeterSample = await self.inner.read()  # (it raises)
+            return raised
         if now < self._down_until:
             self.stats.no_answer_restarting += 1
             msg = f"{self.name}: meter restarting (simulated)"
@@ -171,7 +172,7 @@ class CemmLikeMeter:
         if fault is DeviceFault.FROZEN and self._last is not None:
             return dataclasses.replace(self._last, stale=True)
         if "arrival" in self.quirks:
-            values = self.inner._telegram()
+            values: MeterSample = self.inner._telegram()
             return dataclasses.replace(values, timestamp=self.clock.now())
         newest = self._newest(now)
         if fault is DeviceFault.SLOW:  # taken when asked, delivered late
@@ -203,10 +204,10 @@ def soak_meter(
     the config's default)."""
     from fuseguard.scenario import fuseguard_policy
     from fuseguard.scenario.meters import ScenarioMeters
+    from fuseguard.scenario.site import scenario_controller_config as translate
 
     with ExitStack() as stack:
         if phase_lock is not None:
-            translate = fuseguard_policy.scenario_controller_config
 
             def config(sc: Any) -> Any:
                 return dataclasses.replace(translate(sc), meter_phase_lock=phase_lock)

@@ -121,7 +121,7 @@ class Rig:
         self.poller = Poller(
             clock=clock,
             config=cfg,
-            meter=meter,  # type: ignore[arg-type]
+            meter=meter,
             meter_reading=self.meter_reading,
             chargers={"cp1": self.charger},  # type: ignore[dict-item]
             readings={"cp1": ChargerReading(specs[0], cfg)},
