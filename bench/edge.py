@@ -44,7 +44,6 @@ import asyncio
 import bisect
 import contextlib
 import json
-import multiprocessing
 import os
 import platform
 import random
@@ -56,7 +55,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +195,6 @@ class SimSite:
     connectors: list[BenderConnector]
     site_task: asyncio.Task[None]
     ports: list[tuple[int, int]] = field(default_factory=list)  # (REST, Modbus) per charger
-    workers: list[BenderWorkers] = field(default_factory=list)
     regular: bool = True  # the meter keeps its period (False: re-phased at every step)
 
     async def step(self, clock: RealClock, level_a: float, gap_s: float) -> None:
@@ -231,13 +228,7 @@ class SimSite:
         with contextlib.suppress(asyncio.CancelledError):
             await self.site_task
         await asyncio.gather(*(b.close() for b in self.benders), return_exceptions=True)
-        await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)
         await self.cemm.close()
-
-
-WORKER_LEAD_S = 0.05
-"""Worker processes tick their cars this long before the meter's site ticks (the draw they
-report every 10 ms is in the meter's next telegram, as in one process)."""
 
 
 def _next_at(phase_s: float, period_s: float = 1.0) -> float:
@@ -311,19 +302,12 @@ def _virtual_bender(
     return ctrl, connector
 
 
-async def start_site(chargers: int, clock: RealClock, sim_procs: int = 0) -> SimSite:
-    """One site model, one virtual CEMM and ``chargers`` virtual Benders, each with a car.
-
-    ``sim_procs`` > 0: the virtual Benders run in that many worker processes
-    (:class:`BenderWorkers`) instead of this process's loop; each reports its cars' draw every
-    10 ms and the site model here counts their sum as a load (:class:`WorkerCars`)."""
+async def start_site(chargers: int, clock: RealClock) -> SimSite:
+    """One site model, one virtual CEMM and ``chargers`` virtual Benders, each with a car."""
     site = SiteModel(clock)
     load = StepLoad(base_load_a(chargers, TOP_SETPOINT_A))
     site.add(BaseLoad(load))
-    phase_s = random.random()  # the meter's phase: any (the worker processes tick just before)
-    cars = WorkerCars()
-    if sim_procs > 0:
-        site.add(BaseLoad(cars))
+    phase_s = random.random()  # the meter's phase: any
     cemm_model = CemmModel.for_site(site)
     probe = Probe()
     site.on_tick(probe.on_tick)
@@ -332,18 +316,10 @@ async def start_site(chargers: int, clock: RealClock, sim_procs: int = 0) -> Sim
     await cemm.start(cemm_model)
     benders: list[BenderServerHandle] = []
     connectors: list[BenderConnector] = []
-    workers: list[BenderWorkers] = []
     ports: list[tuple[int, int]] = []
     probe.writes.extend([] for _ in range(chargers))
     try:
-        if sim_procs > 0:
-            share = -(-chargers // sim_procs)
-            for first in range(0, chargers, share):
-                count = min(share, chargers - first)
-                worker = BenderWorkers(first, count, probe, cars, phase_s - WORKER_LEAD_S)
-                workers.append(worker)
-                ports += await worker.start()
-        for i in range(chargers if sim_procs <= 0 else 0):
+        for i in range(chargers):
             ctrl, connector = _virtual_bender(i, clock, site)
             _record_writes(connector, probe.writes[i])
             _record_reads(connector, probe.charger_reads)
@@ -353,142 +329,19 @@ async def start_site(chargers: int, clock: RealClock, sim_procs: int = 0) -> Sim
             ports.append((handle.rest_port, handle.modbus_port))
     except BaseException:
         await asyncio.gather(*(b.close() for b in benders), return_exceptions=True)
-        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
         await cemm.close()
         raise
     site_task = asyncio.create_task(tick_regularly(site, _next_at(phase_s)), name="site")
-    return SimSite(site, load, probe, cemm, benders, connectors, site_task, ports, workers)
-
-
-class BenderWorkers:
-    """Virtual Benders ``first .. first + count - 1`` served by a worker process.
-
-    At 300 chargers one event loop answering every virtual Bender (a pymodbus server and a
-    uvicorn app each) queues the answers of a burst of writes one after the other and the
-    benchmark measures the simulator; a real site's chargers answer in parallel. The worker
-    stamps every write and read with ``time.perf_counter`` (CLOCK_MONOTONIC: the same clock in
-    every process) and sends them in batches every 10 ms; a reader thread here appends them to
-    the probe (appends are atomic under the GIL; the reads are sorted where they are used).
-    """
-
-    def __init__(
-        self, first: int, count: int, probe: Probe, cars: WorkerCars, phase_s: float
-    ) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(
-            target=_bender_worker,
-            args=(child, first, count, phase_s),
-            name=f"benders-{first}",
-            daemon=True,
-        )
-        self.first = first
-        self.probe = probe
-        self.cars = cars
-        self.reader: threading.Thread | None = None
-
-    async def start(self) -> list[tuple[int, int]]:
-        """Start the process; returns the (REST, Modbus) ports of its chargers."""
-        self.proc.start()
-        ports: list[tuple[int, int]] = await asyncio.to_thread(self.conn.recv)
-        self.reader = threading.Thread(target=self._read, name=f"probe-{self.first}", daemon=True)
-        self.reader.start()
-        return ports
-
-    def _read(self) -> None:
-        while True:
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                return
-            if msg == "closed":
-                return
-            writes, reads, draw = msg
-            self.cars.draws[self.first] = Phases(*draw)
-            for i, t, value in writes:
-                self.probe.writes[i].append((t, value))
-            self.probe.charger_reads.extend(reads)
-
-    async def close(self) -> None:
-        """Stop the worker (its servers close) and wait for it."""
-        with contextlib.suppress(OSError, ValueError):
-            self.conn.send("stop")
-        if self.reader is not None:
-            await asyncio.to_thread(self.reader.join, 15.0)
-        await asyncio.to_thread(self.proc.join, 15.0)
-        if self.proc.is_alive():
-            self.proc.kill()
-
-
-def _bender_worker(conn: Connection, first: int, count: int, phase_s: float) -> None:
-    """Worker process entry point (see :class:`BenderWorkers`)."""
-    configure_logging("warning", "json")
-    asyncio.run(_serve_benders(conn, first, count, phase_s))
-
-
-async def _serve_benders(conn: Connection, first: int, count: int, phase_s: float) -> None:
-    clock = RealClock()
-    site = SiteModel(clock)  # the cars' own physics; the meter is the parent's
-    writes: list[tuple[int, float, float]] = []
-    reads: list[float] = []
-    handles: list[BenderServerHandle] = []
-    for i in range(first, first + count):
-        ctrl, connector = _virtual_bender(i, clock, site)
-        log: list[tuple[float, float]] = _TaggedLog(i, writes)  # type: ignore[assignment]
-        _record_writes(connector, log)
-        _record_reads(connector, reads)
-        handles.append(await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0))
-    conn.send([(h.rest_port, h.modbus_port) for h in handles])
-    # the cars tick WORKER_LEAD_S before the meter's site: its telegram has their new draw
-    site_task = asyncio.create_task(tick_regularly(site, _next_at(phase_s)), name="site")
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)
-    sent: tuple[float, float, float] | None = None
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.01)
-        draw = site.current_a().as_tuple()
-        if writes or reads or draw != sent:
-            conn.send((writes[:], reads[:], draw))
-            writes.clear()
-            reads.clear()
-            sent = draw
-    site_task.cancel()
-    await asyncio.gather(site_task, *(h.close() for h in handles), return_exceptions=True)
-    conn.send("closed")
-
-
-@dataclass
-class WorkerCars:
-    """The cars served by worker processes, as one load on the meter's site model: the sum of
-    the draws each worker last reported (keyed by its first charger)."""
-
-    draws: dict[int, Phases] = field(default_factory=dict)
-
-    def __call__(self, t_s: float) -> Phases:
-        total = Phases(0.0, 0.0, 0.0)
-        for draw in list(self.draws.values()):
-            total = total + draw
-        return total
-
-
-class _TaggedLog:
-    """A write log that tags every entry with its charger's index (in a worker)."""
-
-    def __init__(self, index: int, out: list[tuple[int, float, float]]) -> None:
-        self.index = index
-        self.out = out
-
-    def append(self, item: tuple[float, float]) -> None:
-        self.out.append((self.index, *item))
+    return SimSite(site, load, probe, cemm, benders, connectors, site_task, ports)
 
 
 # --- the edge subprocess ------------------------------------------------------------------------
 
 
-def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool = True) -> str:
+def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool | None = None) -> str:
     """The site config of the edge under test (password comes from the environment);
-    ``phase_lock``: ``[meter] phase_lock`` (off for a reference tree that predates it)."""
+    ``phase_lock``: ``[meter] phase_lock`` (None: the tree's default, off; the bench turns it on
+    for this tree; a reference tree that predates the key must get None)."""
     fuse_a = main_fuse_a(len(sim.ports))
     lines = [
         f'data_dir = "{data_dir}"',
@@ -503,7 +356,7 @@ def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool = True) -> str:
         'host = "127.0.0.1"',
         f"port = {sim.cemm.port}",
         'alias = "p1"',
-        *(["phase_lock = true"] if phase_lock else []),
+        *([] if phase_lock is None else [f"phase_lock = {str(phase_lock).lower()}"]),
         "",
         "[api.local]",
         'host = "127.0.0.1"',
@@ -678,7 +531,6 @@ class SizeResult:
     edge_log_lines: int
     load_avg: float
     edge: str = "this"  # "reference": the edge from --reference, measured in the same run
-    sim_procs: int = 0  # worker processes serving the virtual Benders (0: the bench's loop)
 
     def values(self, name: str, direction: str | None = None) -> list[float]:
         """A per-step quantity over the complete steps (optionally one direction)."""
@@ -701,13 +553,6 @@ class SizeResult:
             "rss_mb": round(self.rss_mb, 1),
             "cpu_pct": round(self.cpu_pct, 2),
         }
-
-
-def auto_sim_procs(chargers: int) -> int:
-    """Worker processes for the virtual Benders by default: none (every row so far was measured
-    with the virtual Benders on this process's loop; see ``--sim-procs``)."""
-    del chargers
-    return 0
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -812,20 +657,19 @@ async def measure_size(
     profile: Path | None = None,
     source: Path | None = None,
     regular: bool = True,
-    sim_procs: int = 0,
 ) -> SizeResult:
     """Start the simulators and the edge subprocess, run ``steps`` meter steps, measure."""
     clock = RealClock()
     rng = random.Random(seed)
     load_avg = os.getloadavg()[0]
     t_start = time.perf_counter()
-    sim = await start_site(chargers, clock, sim_procs)
+    sim = await start_site(chargers, clock)
     sim.regular = regular
     with tempfile.TemporaryDirectory(prefix="fuseguard-bench-edge-") as tmp:
         work = Path(tmp)
         data_dir = work / "data"
         config = work / "site.toml"
-        config.write_text(edge_toml(sim, data_dir, phase_lock=source is None))
+        config.write_text(edge_toml(sim, data_dir, phase_lock=True if source is None else None))
         log_path = work / "edge.log"
         proc = await start_edge(config, log_path, profile, source)
         try:
@@ -1025,7 +869,6 @@ async def run(
     keep_logs: Path | None,
     reference: Path | None = None,
     regular: bool = True,
-    sim_procs: int = -1,
 ) -> list[SizeResult]:
     """Measure every (chargers, steps) size in turn; with ``reference``, each size first with
     the reference edge, then with this one (same machine, same minutes: a fair ratio)."""
@@ -1035,16 +878,9 @@ async def run(
             t0 = time.perf_counter()
             keep = keep_logs / ("reference" if source else "this") if keep_logs else None
             try:
-                procs = sim_procs if sim_procs >= 0 else auto_sim_procs(chargers)
                 result = await measure_size(
-                    chargers,
-                    steps,
-                    keep_dir=keep,
-                    source=source,
-                    regular=regular,
-                    sim_procs=procs,
+                    chargers, steps, keep_dir=keep, source=source, regular=regular
                 )
-                result.sim_procs = procs
             except RuntimeError as err:
                 if reference is None:
                     raise
@@ -1085,7 +921,6 @@ def write_ab(results: list[SizeResult], path: Path, meter: str = "regular") -> N
             "steps": f"{len(r.values('reaction_ms', 'down'))}/"
             f"{sum(1 for s in r.steps if s.direction == 'down')}",
             "sim_cpu_pct": round(r.sim_cpu_pct, 1),
-            "sim_procs": r.sim_procs,
             "meter": meter,
         }
         for r in results
@@ -1139,14 +974,6 @@ def main() -> None:
         " each step; irregular: the step's telegram itself comes at a random phase",
     )
     parser.add_argument(
-        "--sim-procs",
-        type=int,
-        default=-1,
-        help="worker processes for the virtual Benders (default 0: this process's loop)."
-        " Experimental: at 300 chargers and load 10 the edge's start-up saw slow answers,"
-        " paused chargers and min_pause_s held them (bench/notes/edge.md)",
-    )
-    parser.add_argument(
         "--chargers",
         default="10,100",
         help="comma-separated sizes (default 10,100; issue 18 adds 300)",
@@ -1169,7 +996,6 @@ def main() -> None:
             keep_logs=args.keep_logs,
             reference=args.reference,
             regular=regular,
-            sim_procs=args.sim_procs,
         )
     )
     if args.reference is not None:

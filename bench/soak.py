@@ -48,6 +48,7 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:  # bench/ is no package: loaded by path (tests/faults), not run
     sys.path.insert(0, str(BENCH))
 import soak_cloud  # noqa: E402 - the cloud agent on a flapping link, poisoned commands
+import soak_meter  # noqa: E402 - the grid meter as a CEMM, with quirks (the phase lock)
 
 ROOT = BENCH.parent
 RESULTS = ROOT / "bench" / "results"
@@ -315,14 +316,21 @@ def run_soak(
     memory_from_s: float | None = None,
     heap: bool = False,
     cloud: bool = True,
+    phase_lock: bool | None = None,
+    meter: str = "none",
 ) -> dict[str, Any]:
     """Run the soak site for ``days``; returns the judged figures (see the module docstring).
 
     ``heap``: also trace the Python heap with ``tracemalloc`` (about doubles the run time);
     without it the heap figures are 0 and RSS is judged. ``cloud``: the edge's cloud agent on
-    a flapping link with poisoned commands runs beside the site (``bench/soak_cloud.py``)."""
+    a flapping link with poisoned commands runs beside the site (``bench/soak_cloud.py``).
+    ``phase_lock``: the controller's ``meter_phase_lock`` (None: the config's default);
+    ``meter``: the grid meter's behaviour (``bench/soak_meter.py``: ``none`` is the scenario's
+    own meter, ``cemm``, ``jitter+late``, ``mixed``, ...)."""
     sc = build_scenario(days, seed)
     stats = soak_cloud.CloudStats()
+    quirks = soak_meter.parse_quirks(meter)
+    meter_stats = soak_meter.MeterStats()
 
     async def companion(ctx: RunContext) -> None:
         await soak_cloud.cloud_companion(ctx, stats, seed + 1000)
@@ -342,13 +350,14 @@ def run_soak(
         tracemalloc.start()
     t0 = time.perf_counter()
     try:
-        result = simulate(
-            sc,
-            "fuseguard",
-            compute_optimum=False,
-            keep_timeline=True,
-            attach=companion if cloud else None,
-        )
+        with soak_meter.soak_meter(phase_lock, quirks, seed + 2000, meter_stats):
+            result = simulate(
+                sc,
+                "fuseguard",
+                compute_optimum=False,
+                keep_timeline=True,
+                attach=companion if cloud else None,
+            )
     finally:
         wall_s = time.perf_counter() - t0
         if started:
@@ -386,6 +395,8 @@ def run_soak(
         "rss_raw_mb_by_day": _by_day([(t, 0, v) for t, v in probe.raw_rss], 2),
         "objects": object_growth(probe.objects, from_s),
         "cloud": stats.as_dict() if cloud else None,
+        "phase_lock": "config default" if phase_lock is None else phase_lock,
+        "meter": {"quirks": meter, **(meter_stats.as_dict() if quirks else {})},
     }
 
 
@@ -441,6 +452,7 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         f"with a 32 A sub-circuit, {r['chargers']} chargers, {r['cars']} car sessions and "
         f"{r['events']} events (EMS limit changes, EMS silent and back, base-load steps, random "
         f"faults: {faults}); the real controller through `fuseguard.scenario.runner.simulate`.",
+        *_meter_lines(r),
         "",
         "| criterion | measured | |",
         "|---|---:|---|",
@@ -455,10 +467,10 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         "| crashed tasks / error log events (not device-fault reports) "
         f"| {len(crashed['asyncio_errors'])} / "
         f"{len(crashed['error_events'])} | {_ok(v['no_crashed_task'])} |",
-        f"| RSS growth, net of the run's timeline, start of day 2 -> end "
+        f"| RSS growth, net of the run's timeline, {_since(m)} -> end "
         f"({m.get('rss_net_mb')} MB) | {m['growth_rss_net_pct']} % "
         f"| {_ok(v['memory_growth_under_5_pct'])} |",
-        f"| live Python objects start of day 2 -> end | {r['objects'].get('growth_pct')} % | |",
+        f"| live Python objects {_since(m)} -> end | {r['objects'].get('growth_pct')} % | |",
         *_cloud_rows(r.get("cloud"), v),
         "",
         f"RSS by day (MB, last sample of each day): {r['rss_raw_mb_by_day']} raw, "
@@ -480,6 +492,30 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         for api, d in st["apis"].items():
             lines.append(f"| {api} | {d['cases']} | {d['server_errors']} | {d['statuses']} |")
     return "\n".join(lines) + "\n"
+
+
+def _since(m: dict[str, Any]) -> str:
+    """Where the memory growth is measured from: "start of day 2", or the hour."""
+    from_s = m.get("from_t_s")
+    if from_s is None or from_s >= DAY_S:
+        return "start of day 2"
+    return f"{from_s / 3600:.1f} h"
+
+
+def _meter_lines(r: dict[str, Any]) -> list[str]:
+    """The grid meter's behaviour and the phase lock (``bench/soak_meter.py``)."""
+    meter = r.get("meter") or {"quirks": "none"}
+    line = f"Phase lock: {r.get('phase_lock', 'config default')}; grid meter: {meter['quirks']}"
+    wait = meter.get("poll_wait_ms")
+    if wait:
+        line += (
+            f" ({meter['telegrams']} telegrams, {meter['late']} late, {meter['restarts']} "
+            f"restarts, {meter['clock_steps']} clock steps ({meter['clock_steps_back']} back); "
+            f"publication -> first answer p50 {wait['p50']} / p90 {wait['p90']} / p99 "
+            f"{wait['p99']} / max {wait['max']} ms, {wait['over_500']} over 500 ms; "
+            f"{meter['reads']} meter reads)"
+        )
+    return ["", line + "."]
 
 
 def _cloud_rows(c: dict[str, Any] | None, v: dict[str, bool]) -> list[str]:
@@ -515,16 +551,31 @@ def main() -> None:
         "--keep-schemathesis", action="store_true",
         help="keep the schemathesis figures of the previous bench/results/soak.json",
     )  # fmt: skip
+    ap.add_argument(
+        "--phase-lock", choices=("on", "off", "default"), default="default",
+        help="the controller's meter phase lock (default: the config's default)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--meter", default="none", metavar="QUIRKS",
+        help=f"the grid meter's behaviour, '+'-joined: {', '.join(soak_meter.QUIRKS)}",
+    )  # fmt: skip
+    ap.add_argument(
+        "--out", default="soak", metavar="NAME",
+        help="write bench/results/NAME.json and NAME.md (default soak)",
+    )  # fmt: skip
     args = ap.parse_args()
-    r = run_soak(args.days, args.seed)
+    lock = {"on": True, "off": False, "default": None}[args.phase_lock]
+    # memory growth from the start of day 2; in a run shorter than 2 days from its first quarter
+    from_s = DAY_S if args.days >= 2 else args.days * DAY_S / 4
+    r = run_soak(args.days, args.seed, memory_from_s=from_s, phase_lock=lock, meter=args.meter)
     st = run_schemathesis(args.schemathesis) if args.schemathesis else None
     previous = RESULTS / "soak.json"
     if st is None and args.keep_schemathesis and previous.exists():
         st = json.loads(previous.read_text()).get("schemathesis")
     out = {"soak": r, "verdict": verdict(r), "schemathesis": st}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "soak.json").write_text(json.dumps(out, indent=2) + "\n")
-    (RESULTS / "soak.md").write_text(markdown(r, st))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(r, st))
     sys.stdout.write(markdown(r, st))
 
 

@@ -222,7 +222,8 @@ class MeterConfig(MeterEndpointConfig):
         default=False,
         description=(
             "poll just after the meter publishes, learnt from its telegram timestamps "
-            "(control/phase.py; opt-in, docs/safety.md)"
+            "(control/phase.py; opt-in until the round-6 soak holds, bench/notes/soak.md; "
+            "docs/safety.md)"
         ),
     )
 

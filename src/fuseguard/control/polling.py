@@ -38,6 +38,12 @@ answers within 5 s, IEC 61851; a child edge holds a raise for its ``raise_after_
 ramps; an OCPP charge point applies a profile after its delay)."""
 RISE_READS_MAX = 8
 """The most chargers one meter rise reads (the most recently changed first)."""
+CHARGERS_LATE_S = 0.05
+"""While the meter's phase is locked, the chargers are read at most this long after they are
+due (one period after their last read), by an extra PLAIN poll if no EXPECT poll comes."""
+MIN_EARLY_S = 0.005
+"""A PLAIN poll while the meter's phase is locked reads the chargers from this long before
+they are due (scheduling jitter)."""
 
 
 class _Excursion:
@@ -237,20 +243,33 @@ class Poller:
     def _read(self, key: str | None, kind: PollKind) -> Coroutine[Any, Any, None]:
         return self.read_meter(kind) if key is None else self.read_charger(key)
 
-    def _plan(self, now: float, last_at: float) -> tuple[float, PollKind]:
-        """The next meter poll: on the phase lock's schedule, or every half period."""
+    def _plan(self, now: float, last_at: float, chargers_at: float) -> tuple[float, PollKind]:
+        """The next meter poll: on the phase lock's schedule, or every half period. While the
+        lock's schedule is disturbed (a probe, a chase, a skipped EXPECT poll), a poll that
+        would leave the chargers waiting past their due time gives way to a PLAIN poll (meter
+        and chargers) when they are due: the chargers stay read once per period."""
         if self.phase is None:
             return last_at + self._config.meter_period_s / 2.0, PollKind.PLAIN
-        return self.phase.next_poll(now, last_at)
+        at, kind = self.phase.next_poll(now, last_at)
+        late = at > chargers_at + CHARGERS_LATE_S
+        if late and kind is not PollKind.EXPECT and self.phase.locked():
+            return max(chargers_at, now), PollKind.PLAIN
+        return at, kind
 
     def _chargers_due_now(self, now: float, kind: PollKind, chargers_at: float) -> bool:
         """The chargers are read once per period: with the EXPECT poll while the meter's phase
         is locked (a fresh telegram and fresh charger samples of the same instant), else with
-        every other poll; never more than 1.5 periods apart."""
+        every other poll; never more than 1.5 periods apart. A PLAIN poll while locked stands
+        in for an EXPECT poll that could not be planned in time (the planning waited for a slow
+        meter answer, or the lock moved): it reads them once they are due, not half a period
+        later."""
         period = self._config.meter_period_s
         if kind is PollKind.EXPECT:
             return now >= chargers_at - 0.75 * period
-        if self.phase is not None and self.phase.locked() and now < chargers_at + period / 4.0:
+        locked = self.phase is not None and self.phase.locked()
+        if locked and kind is PollKind.PLAIN:
+            return now >= chargers_at - MIN_EARLY_S
+        if locked and now < chargers_at + period / 4.0:
             return False  # (a probe that caught the telegram early moves them to HALF once)
         return now >= chargers_at - period / 4.0
 
@@ -283,7 +302,7 @@ class Poller:
                 meter = inflight.get(None)
                 if meter is not None and meter[1] == started:  # plan on the meter's answer
                     await self._wait_for([meter[0]], wait_s)
-                at, kind = self._plan(self._clock.monotonic(), started)
+                at, kind = self._plan(self._clock.monotonic(), started, chargers_at)
                 if polled is not None and kind is not PollKind.CHASE:
                     since, polled_keys = polled
                     polled = None
