@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from fuseguard.control.load import (
     EvDraw,
     LoadEstimator,
@@ -183,3 +185,18 @@ def test_a_total_power_sample_is_over_when_even_a_balanced_split_is() -> None:
     assert watch.urgent(
         None, meter_sample(None, power_w=230.0 * 31), limit_a=limit, raised_recently=True
     )
+
+
+def test_a_sample_is_measured_once_later_draws_do_not_lower_its_non_ev_load() -> None:
+    # the soak's seed 18: the meter restarts (no new sample for 30 s, not yet stale); a car
+    # raised from 6 to 16 A since its last sample must not turn into 10 A less building load
+    est = estimator()
+    sample = meter_sample(Phases(29.95, 20, 20))
+    before = est.update(0.0, [main(sample)], [EvDraw("main", Phases(6, 0, 0), 1380.0)])
+    assert before["main"] == Phases(23.95, 20, 20)
+    later = est.update(6.0, [main(sample, record=False)], [EvDraw("main", Phases(16, 0, 0), 0)])
+    assert later["main"] == before["main"]
+    # a new sample is measured with the draws of its instant
+    newer = meter_sample(Phases(39.95, 20, 20))
+    after = est.update(7.0, [main(newer)], [EvDraw("main", Phases(16, 0, 0), 3680.0)])
+    assert after["main"].l1 == pytest.approx(23.95)

@@ -3,7 +3,8 @@
 Owns:
 
 * :class:`LoadEstimator` — the non-EV load of every circuit of the tree, per phase. A metered
-  circuit with a fresh sample gets its meter's reading minus the EV draws measured below it (a
+  circuit with a fresh sample gets its meter's reading minus the EV draws measured below it,
+  split once per sample and kept until the next (docs/safety.md, "One meter sample, one split") (a
   per-phase meter: current minus EV currents through each charger's wiring rotation; a
   total-power meter: the configured phase assumption, ``worst`` = the whole non-EV power on every
   phase, ``balanced`` = a third on each). A metered circuit whose meter is lost gets the worst
@@ -82,6 +83,8 @@ class LoadEstimator:
         self._peak_window_min = peak_window_s / 60.0
         # per-minute maxima of the measured non-EV load, per metered circuit
         self._peaks: dict[str, deque[tuple[int, Phases]]] = {}
+        # per metered circuit: the sample the non-EV load was last measured from, and the value
+        self._measured: dict[str, tuple[MeterSample, Phases]] = {}
 
     def measured(self, sample: MeterSample, draws: Iterable[EvDraw]) -> Phases:
         """Non-EV load through one meter, per phase (A, >= 0): a query, changes nothing."""
@@ -146,10 +149,7 @@ class LoadEstimator:
         measured: set[str] = set()
         for m in metered:
             if m.fresh and m.sample is not None:
-                below = [d for d in draws if tree.in_subtree(d.circuit, m.circuit)]
-                value = self.measured(m.sample, below)
-                if m.record:
-                    self.record(m.circuit, now, value)
+                value = self._from_sample(now, m, draws)
                 measured.add(m.circuit)
             else:
                 # worst plausible non-EV load, and the EVs together held at the fallback
@@ -166,6 +166,28 @@ class LoadEstimator:
                     break
                 non_ev[anc] = non_ev[anc] + own
         return non_ev
+
+    def _from_sample(self, now: float, m: Metered, draws: Sequence[EvDraw]) -> Phases:
+        """The non-EV load a fresh meter sample shows, measured once per sample.
+
+        A decision on a sample already measured (the meter late, failing but not yet stale, or
+        a decision between two samples) keeps the value measured when the sample was new: the
+        chargers' draws of now are not what the meter saw then. Subtracting a car's draw raised
+        since the sample from the old meter reading would take the raise for less building load
+        and allow a further raise on it (seen in the soak: a meter that restarted, two raises
+        on its last sample, 8.95 A over the fuse for one tick).
+        """
+        sample = m.sample
+        assert sample is not None
+        last = self._measured.get(m.circuit)
+        if last is not None and last[0] is sample:
+            return last[1]
+        below = [d for d in draws if self._tree.in_subtree(d.circuit, m.circuit)]
+        value = self.measured(sample, below)
+        if m.record:
+            self.record(m.circuit, now, value)
+        self._measured[m.circuit] = (sample, value)
+        return value
 
     def with_reserves(
         self, non_ev: dict[str, Phases], reserves: Iterable[tuple[str, Phases]]
