@@ -3,7 +3,10 @@ allocator, and what happens when the solver fails."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -192,3 +195,36 @@ def test_a_running_car_inside_its_minimum_run_is_held_at_its_minimum() -> None:
     assert out["a"].target_a == 6  # 60 s into its turn (min run 2700 s): its minimum
     assert out["b"].target_a == 0  # its turn is over: the plan pauses it
     assert planner.explain("b", "paused by target 0 A") == "paused by the horizon plan (0 A now)"
+
+
+def test_in_wall_time_a_solve_runs_in_a_worker_and_never_holds_the_decision() -> None:
+    gate = threading.Event()
+    inner = FakeSolver({"a": 10.0})
+
+    def slow(*args: Any) -> Plan:
+        assert gate.wait(10.0)
+        return inner(*args)
+
+    cfg = _config(interval_s=300.0)
+    planner = Planner(cfg, cfg.tree(), slow, background=True)
+    one = [_demand("a")]
+    # the solve is running: the decision goes on at once, uncapped (least laxity alone)
+    assert planner.apply(0.0, LIMITS, NON_EV, one)[0].target_a is None
+    assert planner.apply(1.0, LIMITS, NON_EV, one)[0].target_a is None
+    gate.set()
+    deadline = time.monotonic() + 10.0
+    while planner.apply(2.0, LIMITS, NON_EV, one)[0].target_a is None:
+        assert time.monotonic() < deadline, "the worker's plan never arrived"
+        time.sleep(0.01)
+    assert planner.apply(3.0, LIMITS, NON_EV, one)[0].target_a == 10
+    assert len(inner.calls) == 1  # one solve at a time: nothing was queued behind it
+
+
+def test_a_solver_that_crashes_is_a_failed_solve_not_a_failed_decision() -> None:
+    solver = FakeSolver({"a": 10.0})
+    planner = _planner(solver, interval_s=300.0)
+    one = [_demand("a")]
+    assert planner.apply(0.0, LIMITS, NON_EV, one)[0].target_a == 10
+    solver.fail = RuntimeError("a bug in the solver")
+    assert planner.apply(300.0, LIMITS, NON_EV, one)[0].target_a == 10  # the last plan
+    assert planner.failures == 1

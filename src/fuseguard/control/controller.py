@@ -58,7 +58,7 @@ from fuseguard.control.types import (
     PlugView,
 )
 from fuseguard.control.writer import Writer
-from fuseguard.model.clock import Clock
+from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
 
@@ -130,7 +130,12 @@ class Controller:
             evidence_s=config.meter_period_s,
         )
         self._allocator = AllocatorSession(config)
-        self.planner = Planner(config, self._tree) if config.planner == "horizon" else None
+        self.planner = (
+            # in wall time a solve runs in a worker thread and never holds the loop
+            Planner(config, self._tree, background=isinstance(clock, RealClock))
+            if config.planner == "horizon"
+            else None
+        )
         self._listeners = Listeners()
         self._synced = False  # meter and chargers were read at the same instant
         self._failure: str | None = None  # why the last decision failed

@@ -21,6 +21,10 @@ the allocator's and the loop's. Cars in pv/minpv/off mode are not planned (no ca
 Failures: a solve that raises (no plan, out of time without one) keeps the last plan while it is
 younger than two intervals, then the caps are dropped (least laxity alone); without scipy the
 planner logs one error and stays off. Every solve's wall time is kept (``solve_ms``).
+
+In wall time (``background=True``, the edge) a solve runs in one worker thread and the decision
+goes on with the last plan; the new plan is installed at the first decision after the solve
+ends. In virtual time the solve runs inside the decision, so simulations stay deterministic.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import structlog
 
@@ -65,7 +70,14 @@ def cap_of(planned_a: float, min_a: int, max_a: int) -> int | None:
 class Planner:
     """Re-plans when due and caps the demands with the plan (see module docstring)."""
 
-    def __init__(self, config: ControllerConfig, tree: CircuitTree, solver: Solver = solve) -> None:
+    def __init__(
+        self,
+        config: ControllerConfig,
+        tree: CircuitTree,
+        solver: Solver = solve,
+        *,
+        background: bool = False,
+    ) -> None:
         s = config.planner_settings
         self._config = config
         self._tree = tree
@@ -96,6 +108,14 @@ class Planner:
         self._caps: dict[str, int] = {}
         self._failure: str | None = None
         self._running: dict[str, float] = {}  # plugs running now: seconds since their start
+        # wall time: solves run in one worker thread so a solve never holds the control loop
+        # (the last plan stays in force meanwhile); virtual time solves in the decision
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner")
+            if background and self.enabled
+            else None
+        )
+        self._pending: tuple[Future[Plan], Mapping[str, tuple[int, int]]] | None = None
 
     def invalidate(self) -> None:
         """Re-plan at the next cycle (a departure, need or setting changed)."""
@@ -119,6 +139,7 @@ class Planner:
             for p in (last.plugs if last is not None else ())
             if p.setpoint_a > 0 and p.running_s is not None
         }
+        self._collect(now)
         planned = [d for d in demands if d.available and d.mode in _PLANNED]
         self._track_sessions(now, demands)
         key = self._key_of(now, planned)
@@ -181,6 +202,8 @@ class Planner:
         non_ev: Mapping[str, Phases],
         planned: Sequence[PlugDemand],
     ) -> None:
+        if self._pending is not None:  # a solve is still running in the worker: wait for it
+            return
         self._stale = False
         self._planned_at = now
         margin = self._config.headroom_a
@@ -190,36 +213,54 @@ class Planner:
             if cid in non_ev
         }
         cars = [self._car(now, d) for d in planned]
+        mins = {d.spec.id: (d.spec.min_a, d.max_a) for d in planned}
+        if self._executor is not None:  # wall time: the loop goes on, the plan comes later
+            job = self._executor.submit(self._solver, cars, self._tree, headroom, self._params)
+            self._pending = (job, mins)
+            return
         try:
             plan = self._solver(cars, self._tree, headroom, self._params)
-        except PlannerUnavailableError as err:
-            log.error("planner_unavailable", reason=str(err), fallback="least laxity")
+        except Exception as err:  # any failure: _install falls back (last plan, least laxity)
+            self._install(now, err, mins)
+            return
+        self._install(now, plan, mins)
+
+    def _collect(self, now: float) -> None:
+        """Install the worker's plan once its solve has finished (wall time only)."""
+        if self._pending is None or not self._pending[0].done():
+            return
+        job, mins = self._pending
+        self._pending = None
+        err = job.exception()
+        self._install(now, job.result() if err is None else err, mins)
+
+    def _install(
+        self, now: float, outcome: Plan | BaseException, mins: Mapping[str, tuple[int, int]]
+    ) -> None:
+        if isinstance(outcome, PlannerUnavailableError):
+            log.error("planner_unavailable", reason=str(outcome), fallback="least laxity")
             self.enabled = False
             self.plan, self._caps = None, {}
             return
-        except (PlanError, ValueError, ArithmeticError) as err:
-            self._fail(now, repr(err))
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, PlanError | ValueError | ArithmeticError):
+                log.error("planner_crashed", error=repr(outcome), fallback="last plan")
+            self._fail(now, repr(outcome))
             return
+        plan = outcome
         self.solve_ms.append(plan.solve_ms)
         self._failure = None
         self.plan = plan
         self._plan_at = now
-        mins = {d.spec.id: (d.spec.min_a, d.max_a) for d in planned}
         caps: dict[str, int] = {}
         for pid, planned_a in plan.cap_a.items():
+            if pid not in mins:
+                continue
             cap = cap_of(planned_a, *mins[pid])
             if cap is not None:
                 caps[pid] = cap
         self._caps = caps
-        log.debug(
-            "planned",
-            caps=caps,
-            met=sorted(plan.met),
-            status=plan.status,
-            cars=[(c.id, c.max_a, c.departure_s, c.need_wh, len(c.phases)) for c in cars],
-            headroom={k: v.as_tuple() for k, v in headroom.items()},
-            now=now,
-        )
+        log.debug("planned", caps=caps, met=sorted(plan.met), status=plan.status, now=now)
 
     def _fail(self, now: float, reason: str) -> None:
         self.failures += 1
