@@ -340,8 +340,8 @@ async def start_site(chargers: int, clock: RealClock) -> SimSite:
 
 def edge_toml(sim: SimSite, data_dir: Path, *, phase_lock: bool | None = None) -> str:
     """The site config of the edge under test (password comes from the environment);
-    ``phase_lock``: ``[meter] phase_lock`` (None: the tree's default, off; the bench turns it on
-    for this tree; a reference tree that predates the key must get None)."""
+    ``phase_lock``: ``[meter] phase_lock`` (None: the tree's default, on since round 6; a
+    reference tree that predates the key must get None)."""
     fuse_a = main_fuse_a(len(sim.ports))
     lines = [
         f'data_dir = "{data_dir}"',
@@ -669,7 +669,7 @@ async def measure_size(
         work = Path(tmp)
         data_dir = work / "data"
         config = work / "site.toml"
-        config.write_text(edge_toml(sim, data_dir, phase_lock=True if source is None else None))
+        config.write_text(edge_toml(sim, data_dir))
         log_path = work / "edge.log"
         proc = await start_edge(config, log_path, profile, source)
         try:

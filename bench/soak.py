@@ -357,6 +357,8 @@ def run_soak(
                 compute_optimum=False,
                 keep_timeline=True,
                 attach=companion if cloud else None,
+                # every tick: the soak's meter quirks and faults live on the site's ticks
+                jump=False,
             )
     finally:
         wall_s = time.perf_counter() - t0

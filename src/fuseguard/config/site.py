@@ -219,11 +219,11 @@ class MeterConfig(MeterEndpointConfig):
         description="total-power meters: all non-EV load on every phase (worst) or 1/3 each",
     )
     phase_lock: bool = Field(
-        default=False,
+        default=True,
         description=(
             "poll just after the meter publishes, learnt from its telegram timestamps "
-            "(control/phase.py; opt-in until the round-6 soak holds, bench/notes/soak.md; "
-            "docs/safety.md)"
+            "(control/phase.py, docs/safety.md); a meter that stamps on arrival (Modbus) or "
+            "publishes irregularly is polled plainly every half period either way"
         ),
     )
 

@@ -80,8 +80,8 @@ class ControllerConfig:
     meter_stale_after_s: float = 10.0
     meter_timeout_s: float = 2.0
     poll_wait_s: float = 0.5
-    #: poll the grid meter just after it publishes (control/phase.py); ``[meter] phase_lock``
-    #: (opt-in, see bench/notes/soak.md); simulations keep the plain cadence
+    #: poll the grid meter just after it publishes (control/phase.py); ``[meter] phase_lock``,
+    #: on by default in a site config (a config built here directly, as in tests, polls plainly)
     meter_phase_lock: bool = False
     charger_timeout_s: float = 10.0
     # a steady charger is read this often (<= meter_period_s: every period, as the meter)
