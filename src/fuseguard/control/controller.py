@@ -130,12 +130,7 @@ class Controller:
             evidence_s=config.meter_period_s,
         )
         self._allocator = AllocatorSession(config)
-        self.planner = (
-            # in wall time a solve runs in a worker thread and never holds the loop
-            Planner(config, self._tree, background=isinstance(clock, RealClock))
-            if config.planner == "horizon"
-            else None
-        )
+        self.planner = self._planner(config, clock)
         self._listeners = Listeners()
         self._synced = False  # meter and chargers were read at the same instant
         self._failure: str | None = None  # why the last decision failed
@@ -151,6 +146,13 @@ class Controller:
             plug_settings.subscribe(self.planner.invalidate)
 
     # --- public -------------------------------------------------------------------------------
+
+    def _planner(self, config: ControllerConfig, clock: Clock) -> Planner | None:
+        """The horizon planner when configured; in wall time its solves run in a worker
+        thread and never hold the loop (virtual time: in the decision, deterministic)."""
+        if config.planner != "horizon":
+            return None
+        return Planner(config, self._tree, background=isinstance(clock, RealClock))
 
     def wake(self) -> None:
         """Run an allocation now (a limit or a target changed)."""
