@@ -17,6 +17,7 @@ from fuseguard.config.common import (
     _hex_uuid,
     _Model,
 )
+from fuseguard.control.types import PlannerMode
 from fuseguard.model.phases import Rotation
 from fuseguard.model.status import ChargeMode
 
@@ -158,7 +159,7 @@ class ControlConfig(_Model):
         "(least laxity first) once its laxity (time to departure minus time to finish at its "
         "cap) is at most this (s; 0 = only a car that must charge at its cap from now on)",
     )
-    planner: Literal["off", "least_laxity", "horizon"] = Field(
+    planner: PlannerMode = Field(
         default="least_laxity",
         description="how announced departures steer the allocation: off (no urgency), "
         "least_laxity (least laxity first), horizon (a receding-horizon plan, re-solved every "

@@ -145,14 +145,14 @@ class Controller:
         if plug_settings is not None and self.planner is not None:
             plug_settings.subscribe(self.planner.invalidate)
 
-    # --- public -------------------------------------------------------------------------------
-
     def _planner(self, config: ControllerConfig, clock: Clock) -> Planner | None:
         """The horizon planner when configured; in wall time its solves run in a worker
         thread and never hold the loop (virtual time: in the decision, deterministic)."""
         if config.planner != "horizon":
             return None
         return Planner(config, self._tree, background=isinstance(clock, RealClock))
+
+    # --- public -------------------------------------------------------------------------------
 
     def wake(self) -> None:
         """Run an allocation now (a limit or a target changed)."""

@@ -149,7 +149,7 @@ class LoadEstimator:
         measured: set[str] = set()
         for m in metered:
             if m.fresh and m.sample is not None:
-                value = self._from_sample(now, m, draws)
+                value = self._from_sample(now, m, m.sample, draws)
                 measured.add(m.circuit)
             else:
                 # worst plausible non-EV load, and the EVs together held at the fallback
@@ -167,7 +167,9 @@ class LoadEstimator:
                 non_ev[anc] = non_ev[anc] + own
         return non_ev
 
-    def _from_sample(self, now: float, m: Metered, draws: Sequence[EvDraw]) -> Phases:
+    def _from_sample(
+        self, now: float, m: Metered, sample: MeterSample, draws: Sequence[EvDraw]
+    ) -> Phases:
         """The non-EV load a fresh meter sample shows, measured once per sample.
 
         A decision on a sample already measured (the meter late, failing but not yet stale, or
@@ -177,8 +179,6 @@ class LoadEstimator:
         and allow a further raise on it (seen in the soak: a meter that restarted, two raises
         on its last sample, 8.95 A over the fuse for one tick).
         """
-        sample = m.sample
-        assert sample is not None
         last = self._measured.get(m.circuit)
         if last is not None and last[0] is sample:
             return last[1]
