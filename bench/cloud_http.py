@@ -32,6 +32,7 @@ from cloud_agents import evse_info
 
 BENCH = Path(__file__).resolve().parent
 CONFIGS = (("asyncio", "h11"), ("asyncio", "httptools"), ("uvloop", "h11"), ("uvloop", "httptools"))
+ROUTE_CONFIGS = (("uvloop", "httptools", "fastapi"), ("uvloop", "httptools", "direct"))
 
 _SERVER = """
 import asyncio, logging, sys, structlog
@@ -47,7 +48,8 @@ class AnyToken:
         return "ok" if token else "missing"
 
 async def main():
-    app = create_evse_app(MemoryBackend(evse_info("b", 0), RealClock()), AnyToken())
+    backend = MemoryBackend(evse_info("b", 0), RealClock())
+    app = create_evse_app(backend, AnyToken(), direct=sys.argv[5] == "direct")
     await serve_app(app, "127.0.0.1", int(sys.argv[3]), http=sys.argv[2])
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -87,10 +89,12 @@ async def _pairs(url: str, pairs: int, clients: int) -> None:
         await asyncio.gather(*(client(http) for _ in range(clients)))
 
 
-def measure(loop: str, http: str, pairs: int, clients: int, warmup: int = 200) -> dict[str, object]:
-    """One server process with ``loop`` and ``http``; CPU per POST+GET pair."""
+def measure(
+    loop: str, http: str, pairs: int, clients: int, warmup: int = 200, routes: str = "direct"
+) -> dict[str, object]:
+    """One server process with ``loop``, ``http`` and ``routes``; CPU per POST+GET pair."""
     port = _free_port()
-    cmd = [sys.executable, "-c", _SERVER, loop, http, str(port), str(BENCH)]
+    cmd = [sys.executable, "-c", _SERVER, loop, http, str(port), str(BENCH), routes]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -109,6 +113,7 @@ def measure(loop: str, http: str, pairs: int, clients: int, warmup: int = 200) -
     return {
         "loop": loop,
         "http": http,
+        "routes": routes,
         "cpu_us_per_pair": round((cpu1 - cpu0) * 1e6 / pairs, 1),
         "pairs_per_s": round(pairs / (t1 - t0), 1),
         "load_avg_1m": round(load, 2),
@@ -121,25 +126,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument(
+        "--routes-ab",
+        action="store_true",
+        help="uvloop + httptools only, the hot routes through FastAPI vs answered directly "
+        "(create_evse_app(direct=...)); writes cloud_http_routes.json",
+    )
     args = parser.parse_args()
+    configs = ROUTE_CONFIGS if args.routes_ab else tuple((*c, "direct") for c in CONFIGS)
     runs = []
     for r in range(args.rounds):
-        for loop, http in CONFIGS:
-            row = measure(loop, http, args.pairs, args.clients)
+        for loop, http, routes in configs:
+            row = measure(loop, http, args.pairs, args.clients, routes=routes)
             row["round"] = r
             print(json.dumps(row), flush=True)
             runs.append(row)
     summary: dict[str, dict[str, object]] = {}
-    for loop, http in CONFIGS:
+    for loop, http, routes in configs:
         cpu = [
             float(str(x["cpu_us_per_pair"]))
             for x in runs
-            if x["loop"] == loop and x["http"] == http
+            if (x["loop"], x["http"], x["routes"]) == (loop, http, routes)
         ]
-        summary[f"{loop}+{http}"] = {"median_cpu_us_per_pair": statistics.median(cpu), "runs": cpu}
-    base = float(str(summary["asyncio+h11"]["median_cpu_us_per_pair"]))
+        name = f"{loop}+{http}" + ("+" + routes if args.routes_ab else "")
+        summary[name] = {"median_cpu_us_per_pair": statistics.median(cpu), "runs": cpu}
+    base = float(str(next(iter(summary.values()))["median_cpu_us_per_pair"]))
     for entry in summary.values():
-        entry["vs_asyncio_h11"] = round(float(str(entry["median_cpu_us_per_pair"])) / base, 3)
+        entry["vs_first"] = round(float(str(entry["median_cpu_us_per_pair"])) / base, 3)
     out = {
         "what": "server CPU per POST+GET pair, EVSE API app on an in-memory backend",
         "pairs": args.pairs,
@@ -150,7 +163,8 @@ def main() -> None:
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cloud_http.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "cloud_http_routes.json" if args.routes_ab else "cloud_http.json"
+    (args.out / name).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(summary, indent=1))
 
 

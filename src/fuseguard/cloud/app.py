@@ -67,6 +67,7 @@ class CloudService:
             self.clock,
             replica_id=settings.replica_id,
             ack_timeout_s=settings.api.ack_timeout_s,
+            status_linger_s=settings.api.status_linger_s,
             metrics=self.command_metrics,
         )
         password = settings.broker.password

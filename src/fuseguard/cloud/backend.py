@@ -79,6 +79,7 @@ class CloudEvseBackend:
         replica_id: str,
         ack_timeout_s: float = 5.0,
         status_batch_max: int = 500,
+        status_linger_s: float = 0.0,
         metrics: CommandMetrics | None = None,
     ) -> None:
         self.store = store
@@ -90,7 +91,7 @@ class CloudEvseBackend:
         self._status_batch_max = status_batch_max
         self._link: Link | None = None
         self._pending: dict[str, _Pending] = {}
-        self._writer = CloudWriter(store, batch_max=status_batch_max)
+        self._writer = CloudWriter(store, batch_max=status_batch_max, linger_s=status_linger_s)
         self._presence: dict[str, tuple[int, int]] = {}
         self._evse_info: dict[tuple[str, str], tuple[int, EvseInfo]] = {}
 

@@ -23,6 +23,7 @@ Example (``examples/cloud.toml``)::
     [api]
     ack_timeout_s = 5.0
     max_duration_s = 86400
+    status_linger_s = 0.05          # statuses wait this long to share a database write
 
     [metrics]                       # GET /metrics on the server port
     enabled = true
@@ -117,6 +118,9 @@ class ApiSection(_Section):
 
     ack_timeout_s: float = Field(default=5.0, gt=0)
     max_duration_s: int = Field(default=DEFAULT_MAX_DURATION_S, ge=1)
+    #: How long a received status (or online/offline state) may wait to share a database write
+    #: with others (:mod:`fuseguard.cloud.writer`); acknowledged targets never wait. 0: at once.
+    status_linger_s: float = Field(default=0.05, ge=0, le=1.0)
 
 
 class MetricsSection(_Section):

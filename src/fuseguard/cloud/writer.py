@@ -4,6 +4,14 @@ group-committed.
 Everything queued while the previous transaction ran goes into the next one, so under load many
 status messages and target writes share one database round trip (SQLite has one writer anyway).
 
+Statuses and edge states may wait up to ``linger_s`` for company (the cloud's default: 50 ms,
+``[api] status_linger_s``): every replica receives every status an edge sends (after each ack,
+too), and written one by one they cost each replica a statement and a commit apiece. An
+acknowledged target never waits: it is written at once, with the held statuses of its own EVSE
+only (so its row exists); the other held rows follow when their time is up. Every row is guarded
+by the edge's stamps, so the order of these writes does not matter; ``flush()`` writes what is
+held at once.
+
 A batch that fails is retried row by row, so one row the database refuses costs only that row:
 the other edges' statuses are written and their acknowledged targets recorded. The writer task
 itself never ends on an error (only on cancel).
@@ -36,6 +44,7 @@ class _StateJob:
 
 
 _WriteJob = tuple[str, EvseStatusMessage] | _TargetJob | _StateJob
+_FLUSH = object()  # a flush() request in the queue: write what is held now
 
 
 @dataclass(slots=True)
@@ -55,6 +64,13 @@ class _Batch:
     def __len__(self) -> int:
         return len(self.statuses) + len(self.targets) + len(self.states)
 
+    def split_targets(self) -> tuple[_Batch, _Batch]:
+        """(the targets with the statuses of their EVSEs, the rest)."""
+        keys = {(t.write.edge_device_id, t.write.evse_uuid) for t in self.targets}
+        own = [s for s in self.statuses if (s[0], s[1].evse_uuid) in keys]
+        rest = [s for s in self.statuses if (s[0], s[1].evse_uuid) not in keys]
+        return _Batch(statuses=own, targets=self.targets), _Batch(rest, [], self.states)
+
     def rows(self) -> list[_Batch]:
         """Each row as a batch of its own."""
         return [
@@ -67,11 +83,15 @@ class _Batch:
 class CloudWriter:
     """Queue of writes for :class:`CloudStore`; ``start()`` runs the writer task."""
 
-    def __init__(self, store: CloudStore, *, batch_max: int = 500) -> None:
+    def __init__(self, store: CloudStore, *, batch_max: int = 500, linger_s: float = 0.0) -> None:
         self.store = store
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[_WriteJob] = asyncio.Queue()
+        self._linger_s = linger_s
+        self._queue: asyncio.Queue[_WriteJob | object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._held = _Batch()  # taken from the queue, not written yet
+        self._held_since = 0.0  # loop time of the oldest held row
+        self._flush_now = False
 
     def start(self) -> None:
         """Start the writer task."""
@@ -90,6 +110,8 @@ class CloudWriter:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (or dropped, logged)."""
+        if self._task is not None:
+            self._queue.put_nowait(_FLUSH)
         await self._queue.join()
 
     def put_status(self, edge_device_id: str, status: EvseStatusMessage) -> None:
@@ -109,13 +131,47 @@ class CloudWriter:
         self._queue.put_nowait(_TargetJob(write, done))
         await done
 
+    def _take(self, job: _WriteJob | object) -> None:
+        if job is _FLUSH:
+            self._flush_now = True
+            self._queue.task_done()
+            return
+        if not len(self._held):
+            self._held_since = asyncio.get_running_loop().time()
+        self._held.add(job)  # type: ignore[arg-type]  # every other item is a _WriteJob
+
+    def _ready(self) -> _Batch | None:
+        """The batch to write now, if any (module docstring: targets at once, others linger)."""
+        held = self._held
+        if held.targets and self._linger_s > 0 and not self._flush_now:
+            batch, self._held = held.split_targets()
+            return batch
+        due = self._held_since + self._linger_s <= asyncio.get_running_loop().time()
+        if len(held) and (self._flush_now or due or len(held) >= self._batch_max):
+            self._held, self._flush_now = _Batch(), False
+            return held
+        self._flush_now = self._flush_now and bool(len(held))
+        return None
+
+    async def _next_batch(self) -> _Batch:
+        queue = self._queue
+        while True:
+            if not len(self._held):
+                self._take(await queue.get())
+            while len(self._held) < self._batch_max and not queue.empty():
+                self._take(queue.get_nowait())
+            batch = self._ready()
+            if batch is not None:
+                return batch
+            if len(self._held):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(self._held_since + self._linger_s):
+                        self._take(await queue.get())
+
     async def _run(self) -> None:
         queue = self._queue
         while True:
-            batch = _Batch()
-            batch.add(await queue.get())
-            while len(batch) < self._batch_max and not queue.empty():
-                batch.add(queue.get_nowait())
+            batch = await self._next_batch()
             size = len(batch)
             try:
                 await self._write_batch(batch)
