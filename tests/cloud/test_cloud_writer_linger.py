@@ -68,15 +68,24 @@ async def _settle() -> None:
 async def test_statuses_wait_for_company_until_flush() -> None:
     writer, store = _writer(60.0)
     writer.put_status("e1", _status("a" * 32, 1))
-    writer.put_state("e2", EdgeState(state="online", session=1))
     writer.put_status("e1", _status("b" * 32, 1))
     await _settle()
     assert store.writes == []  # held: the linger is not over
     async with asyncio.timeout(5):
         await writer.flush()
-    assert store.writes == [
-        ([("e1", "a" * 32, "1"), ("e1", "b" * 32, "1")], [], [("e2", "online")])
-    ]
+    assert store.writes == [([("e1", "a" * 32, "1"), ("e1", "b" * 32, "1")], [], [])]
+    await writer.stop()
+
+
+async def test_an_edge_state_is_written_at_once_with_what_is_held() -> None:
+    writer, store = _writer(60.0)
+    writer.put_status("e1", _status("a" * 32, 1))
+    await _settle()
+    writer.put_state("e2", EdgeState(state="offline", session=1))
+    async with asyncio.timeout(5):
+        while not store.writes:
+            await asyncio.sleep(0)
+    assert store.writes == [([("e1", "a" * 32, "1")], [], [("e2", "offline")])]
     await writer.stop()
 
 

@@ -4,13 +4,14 @@ group-committed.
 Everything queued while the previous transaction ran goes into the next one, so under load many
 status messages and target writes share one database round trip (SQLite has one writer anyway).
 
-Statuses and edge states may wait up to ``linger_s`` for company (the cloud's default: 50 ms,
-``[api] status_linger_s``): every replica receives every status an edge sends (after each ack,
-too), and written one by one they cost each replica a statement and a commit apiece. An
-acknowledged target never waits: it is written at once, with the held statuses of its own EVSE
-only (so its row exists); the other held rows follow when their time is up. Every row is guarded
-by the edge's stamps, so the order of these writes does not matter; ``flush()`` writes what is
-held at once.
+Statuses may wait up to ``linger_s`` for company (the cloud's default: 50 ms, ``[api]
+status_linger_s``): every replica receives every status an edge sends (after each ack, too), and
+written one by one they cost each replica a statement and a commit apiece. An acknowledged
+target never waits: it is written at once, with the held statuses of its own EVSE only (so its
+row exists); the other held rows follow when their time is up. An edge's online/offline state
+(rare, and read from the database after a reconnect) is written at once with what is held.
+Every row is guarded by the edge's stamps, so the order of these writes does not matter;
+``flush()`` writes what is held at once.
 
 A batch that fails is retried row by row, so one row the database refuses costs only that row:
 the other edges' statuses are written and their acknowledged targets recorded. The writer task
@@ -147,7 +148,7 @@ class CloudWriter:
             batch, self._held = held.split_targets()
             return batch
         due = self._held_since + self._linger_s <= asyncio.get_running_loop().time()
-        if len(held) and (self._flush_now or due or len(held) >= self._batch_max):
+        if len(held) and (self._flush_now or due or held.states or len(held) >= self._batch_max):
             self._held, self._flush_now = _Batch(), False
             return held
         self._flush_now = self._flush_now and bool(len(held))
