@@ -201,6 +201,10 @@ async def test_two_replicas_follow_offline_and_online(
 ) -> None:
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
     edge = make_edge(mqtt_url, prefix)
+    # The offline phase below must outlast two POSTs and two GETs on a busy machine: the agent's
+    # default backoff (0.1-0.3 s) made it a race (a replica's status write in that window, e.g.
+    # one held by the writer's linger, could make it lose); 0.5-1.5 s keeps the edge offline.
+    edge.agent.link.reconnect_min_s = 1.0
     evse = edge.evses[0]
     path = f"/edgedevices/{edge.edge_device_id}/evses/{evse.evse_uuid}"
     async with (
