@@ -156,6 +156,43 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait(timeout=5)
 
 
+class StopLater:
+    """Processes asked to stop (a signal sent) that the session waits for at its end.
+
+    A module-scoped subprocess fixture (the browser tests' ``fuseguard demo``) sends its stop
+    signal at teardown and hands the process here instead of waiting for it: the demo's
+    graceful stop took 14-20 s of wall time on the loaded 2-core machine (interpreter teardown
+    and the last history flush, starved of CPU), time in which the worker ran nothing. The
+    stop itself is unchanged; the wait overlaps with the next tests. At the session's end
+    each process gets what is left of its ``grace_s``, then is killed.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[subprocess.Popen[bytes], float]] = []
+
+    def add(self, proc: subprocess.Popen[bytes], grace_s: float) -> None:
+        self._pending.append((proc, time.monotonic() + grace_s))
+
+    def finish(self) -> None:
+        for proc, deadline in self._pending:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._pending.clear()
+
+
+@pytest.fixture(scope="session")
+def stop_later() -> Iterator[StopLater]:
+    """See :class:`StopLater`."""
+    stops = StopLater()
+    try:
+        yield stops
+    finally:
+        stops.finish()
+
+
 # --- pytest-xdist: `make test` runs the suite in several workers (`-n 4 --dist loadgroup`) ------
 
 #: Fixture scopes whose value a module's tests share: such a module runs in one worker, so its
@@ -207,6 +244,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = (mark.args[0] if mark.args else mark.kwargs["name"]) if mark else None
         if group is not None or module in shared:
             _set_nodeid(item, f"{item.nodeid}@{group or module}")
+    items[:] = sorted(items, key=lambda item: _dispatch_rank(config, item))
+
+
+def _dispatch_rank(config: pytest.Config, item: pytest.Item) -> int:
+    """Where xdist hands out a test that is in no group (grouped ones keep their order).
+
+    xdist's loadgroup queue has the groups first (most tests first), then the single tests in
+    collection order. An ``exclusive`` test goes last: while it waits for the tests running on
+    the other workers to end, those workers may start nothing (the turnstile), so in the middle
+    of the run it idled three workers for as long as the longest test beside it (the 7.2 h
+    soak); at the end there is nothing left for them to do. A test that declares a timeout
+    above the configured one (the soak, the planner scenario, the bench smokes) goes first
+    among the single tests, so that it does not start last and become the run's tail.
+    """
+    if "@" in item.nodeid.rsplit("]", 1)[-1]:
+        return 1
+    if item.get_closest_marker("exclusive") is not None:
+        return 2
+    mark = item.get_closest_marker("timeout")
+    default_s = float(config.getini("timeout") or 0)
+    if mark is not None and mark.args and float(mark.args[0]) > default_s:
+        return 0
+    return 1
 
 
 class _WorkerLock:

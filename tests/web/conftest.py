@@ -24,6 +24,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from ..conftest import StopLater
+
 CHROMIUM = os.environ.get("FUSEGUARD_CHROMIUM", "/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +69,7 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+def demo(tmp_path_factory: pytest.TempPathFactory, stop_later: StopLater) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("web-demo")
     out = data_dir / "demo.out"
     exe = Path(sys.executable).parent / "fuseguard"
@@ -85,12 +87,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         time.sleep(0.3)  # the file is written in one go; let the print follow
         yield Demo(json.loads(demo_json.read_text()), data_dir, out)
     finally:
+        # stops as before (SIGINT, killed after 20 s), but the worker need not wait for it
         proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_later.add(proc, grace_s=20)
 
 
 # Module scope, not session: while Playwright's sync API is open, its event loop blocks the

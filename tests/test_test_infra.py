@@ -1,0 +1,57 @@
+"""The suite's own machinery in tests/conftest.py: xdist dispatch order and deferred stops."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .conftest import StopLater, _dispatch_rank
+
+
+@dataclass
+class _Item:
+    nodeid: str
+    marks: dict[str, Any] = field(default_factory=dict)
+
+    def get_closest_marker(self, name: str) -> Any:
+        return self.marks.get(name)
+
+
+class _Config:
+    def getini(self, name: str) -> str:
+        assert name == "timeout"
+        return "120"
+
+
+def _rank(item: _Item) -> int:
+    return _dispatch_rank(_Config(), item)  # type: ignore[arg-type]
+
+
+def test_exclusive_tests_go_last_long_ones_first_grouped_keep_their_place() -> None:
+    exclusive = _Item("a.py::t_excl", {"exclusive": pytest.mark.exclusive.mark})
+    long_ = _Item("b.py::t_long", {"timeout": pytest.mark.timeout(400).mark})
+    short = _Item("b.py::t_short", {"timeout": pytest.mark.timeout(60).mark})
+    plain = _Item("c.py::t_plain")
+    grouped = _Item("d.py::t[x]@d.py", {"exclusive": pytest.mark.exclusive.mark})
+    at_in_param = _Item("e.py::t[a@b]")
+    items = [exclusive, grouped, plain, short, long_, at_in_param]
+    ordered = sorted(items, key=_rank)
+    assert ordered == [long_, grouped, plain, short, at_in_param, exclusive]
+
+
+def test_stop_later_waits_for_a_process_that_ends_and_kills_one_that_does_not() -> None:
+    stops = StopLater()
+    ends = subprocess.Popen([sys.executable, "-c", "pass"])
+    hangs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stops.add(ends, grace_s=30)
+    stops.add(hangs, grace_s=0.5)
+    started = time.monotonic()
+    stops.finish()
+    assert ends.returncode == 0
+    assert hangs.returncode == -9  # killed once its grace was over
+    assert time.monotonic() - started < 30
