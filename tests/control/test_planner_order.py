@@ -73,3 +73,19 @@ def test_the_planner_hands_the_solver_the_headroom_under_the_peak() -> None:
     planner.apply(300.0, LIMITS, NON_EV, [_demand("a")])
     # limit 32 - margin 2 - the peak 25 (not this cycle's 10)
     assert solver.calls[-1][1]["main"] == Phases.uniform(5.0)
+
+
+def test_finish_early_plans_an_announced_need_before_the_departure() -> None:
+    solver = FakeSolver({})
+    planner = _planner(solver, finish_early_s=1800.0)
+    demands = [
+        _demand("a", need_wh=5000.0, departure_s=7200.0),
+        _demand("b", need_wh=5000.0, departure_s=2400.0),  # a quarter of the time left
+        _demand("c", departure_s=7200.0),  # no need announced: no reserve
+    ]
+    planner.apply(0.0, LIMITS, NON_EV, demands)
+    cars = {c.id: c.departure_s for c in solver.calls[-1][0]}
+    assert cars == {"a": 5400.0, "b": 1800.0, "c": 7200.0}
+    plain = FakeSolver({})
+    _planner(plain).apply(0.0, LIMITS, NON_EV, demands)
+    assert [c.departure_s for c in plain.calls[-1][0]] == [7200.0, 2400.0, 7200.0]

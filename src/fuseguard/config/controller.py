@@ -123,6 +123,7 @@ def controller_config(
             time_limit_s=c.planner_time_limit_s,
             default_stay_s=c.planner_default_stay_s,
             load_window_s=c.planner_load_window_s,
+            finish_early_s=c.planner_finish_early_s,
             exact=c.planner_exact,
         ),
     )

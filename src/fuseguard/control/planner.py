@@ -6,7 +6,9 @@ With ``[control] planner = "horizon"`` the controller hands every cycle's demand
 (available plugs), their announced departures or the plug settings change (at most once per
 ``REPLAN_GAP_S``: a burst of changes costs one solve); in between it keeps the last plan.
 Its input: the cars present with their phases, caps and announced departure and remaining
-need (a car without: the configured default stay, else the whole horizon, and no need), and per
+need (a car without: the configured default stay, else the whole horizon, and no need; with
+``planner_finish_early_s`` a need is planned to be met that long before the departure, at most a
+quarter of the time left: a reserve for turns and ramps the plan does not model), and per
 circuit and phase the limit in force minus the headroom margin minus the non-EV load forecast:
 by default the load of this cycle (offline chargers' and stuck contactors' reserves included),
 held over the horizon; with ``planner_load_window_s`` > 0 the peak of that load over the last
@@ -149,6 +151,7 @@ class Planner:
         self._solver = solver
         self._interval_s = s.interval_s
         self._default_stay_s = s.default_stay_s
+        self._finish_early_s = s.finish_early_s
         self._load = LoadPeak(s.load_window_s)
         self._params = HorizonParams(
             voltage_v=config.voltage_v,
@@ -250,6 +253,8 @@ class Planner:
 
     def _car(self, now: float, d: PlugDemand) -> HorizonCar:
         departure_s = d.departure_s
+        if departure_s is not None and d.need_wh is not None and self._finish_early_s > 0:
+            departure_s -= min(self._finish_early_s, departure_s / 4.0)  # a reserve
         if departure_s is None and self._default_stay_s > 0:
             since = self._since.get(d.spec.id, now)
             departure_s = max(self._params.step_s, self._default_stay_s - (now - since))

@@ -66,6 +66,9 @@ class PlannerSettings:
     default_stay_s: float = 0.0
     #: the plan's non-EV load: the peak over this window (s; 0: this cycle's value, held)
     load_window_s: float = 0.0
+    #: the plan aims to meet an announced need this long before the departure (s; at most a
+    #: quarter of the time left), a reserve for what the plan does not model (turns, ramps)
+    finish_early_s: float = 0.0
     #: the needs-met count as an exact MILP (else its LP relaxation, bounded in time)
     exact: bool = False
 
