@@ -244,6 +244,7 @@ def _wide_plug(draw: st.DrawFn, pid: str, circuits: list[str], params: Allocatio
         ),
         need_wh=draw(st.one_of(st.none(), st.floats(-10, 60000), st.just(0.0))),
         departure_s=draw(st.one_of(st.none(), st.floats(-100, 40000), st.just(math.inf))),
+        plan_rank=draw(st.one_of(st.none(), st.integers(0, 3))),
     )
 
 
@@ -337,6 +338,7 @@ def random_site(rng: random.Random, n_plugs: int) -> Snapshot:
                 share_a=rng.choice((None, rng.uniform(0, 32))),
                 need_wh=rng.choice((None, rng.uniform(0, 50000))),
                 departure_s=rng.choice((None, rng.uniform(0, 30000))),
+                plan_rank=rng.choice((None, None, rng.randint(0, 3))),
             )
         )
     surplus = rng.choice((0.0, rng.uniform(0, 25000 * scale), rng.uniform(-3000, 0)))

@@ -103,6 +103,7 @@ def test_with_timers_carries_every_other_field_over() -> None:
         need_wh=5.5,
         departure_s=6.5,
         phases_known=False,
+        plan_rank=3,
     )
     defaults = Plug(id="", circuit="", phases=(), max_a=0)
     for f in fields(Plug):

@@ -141,3 +141,37 @@ def test_urgent_sub_levels_are_bounded() -> None:
     assert all(flags)
     assert levels[:7] == list(range(MAX_URGENT_LEVELS, 1, -1))
     assert set(levels[7:]) == {1}
+
+
+def test_plan_leaders_go_first_in_rank_order_then_laxity_then_share() -> None:
+    """Plan leaders (``plan_rank``) take the sub-levels above least laxity: rank first, equal
+    ranks by laxity, then energy share; plugs without a rank keep the base level."""
+    params = AllocationParams()
+    lead0 = Plug("lead0", "main", THREE, max_a=16, plan_rank=0, share_a=9.0)
+    tight = Plug("tight", "main", THREE, max_a=16, plan_rank=1, need_wh=11040.0, departure_s=4000.0)
+    loose = Plug("loose", "main", THREE, max_a=16, plan_rank=1, need_wh=11040.0, departure_s=9000.0)
+    low_share = Plug("low", "main", THREE, max_a=16, plan_rank=2, share_a=1.0)
+    high_share = Plug("high", "main", THREE, max_a=16, plan_rank=2, share_a=5.0)
+    urgent = Plug("urgent", "main", THREE, max_a=16, need_wh=11040.0, departure_s=5000.0)
+    plain = Plug("plain", "main", THREE, max_a=16)
+    plugs = [plain, urgent, high_share, low_share, loose, tight, lead0]
+    levels, _, marked = queue_keys(plugs, [3.0] * len(plugs), params)
+    by_id = {p.id: lv for p, lv in zip(plugs, levels, strict=True)}
+    order = sorted(by_id, key=lambda pid: -by_id[pid])
+    assert order == ["lead0", "tight", "loose", "low", "high", "urgent", "plain"]
+    assert by_id["plain"] == 0 and all(marked[1:]) and not marked[0]
+
+
+def test_a_plan_leader_is_filled_to_its_cap_before_the_even_split() -> None:
+    """40 A for three cars: the plan's leader (target 16 A) gets its cap, the others share the
+    rest; without the rank the max-min split gives every car 13 A (and turns decide)."""
+    lead = Plug("lead", "main", THREE, max_a=16, target_a=16, plan_rank=0, share_a=9.0)
+    b = Plug("b", "main", THREE, max_a=16, share_a=1.0)
+    c = Plug("c", "main", THREE, max_a=16, share_a=1.0)
+    assert _both(_site(40, lead, b, c)) == {"lead": 16, "b": 12, "c": 12}
+    plain = Plug("lead", "main", THREE, max_a=16, target_a=16, share_a=9.0)
+    assert _both(_site(40, plain, b, c)) == {"lead": 14, "b": 13, "c": 13}
+    # only the order changes: a leader's rank never lifts it above its cap or a limit
+    capped = Plug("lead", "main", THREE, max_a=16, target_a=6, plan_rank=0)
+    assert _both(_site(40, capped, b, c)) == {"lead": 6, "b": 16, "c": 16}
+    assert _both(_site(10, lead, b, c)) == {"lead": 10, "b": 0, "c": 0}

@@ -24,6 +24,7 @@ def test_defaults_and_bounds() -> None:
     assert c.planner == "least_laxity"
     assert (c.planner_interval_s, c.planner_step_s, c.planner_horizon_s) == (300, 300, 43200)
     assert (c.planner_time_limit_s, c.planner_default_stay_s) == (1.0, 0.0)
+    assert (c.planner_load_window_s, c.planner_finish_early_s) == (0.0, 0.0)
     bad: list[dict[str, object]] = [
         {"planner": "lp"},
         {"planner_interval_s": 5},
@@ -32,6 +33,9 @@ def test_defaults_and_bounds() -> None:
         {"planner_time_limit_s": 0},
         {"planner_time_limit_s": float("nan")},
         {"planner_default_stay_s": -1},
+        {"planner_load_window_s": -1},
+        {"planner_load_window_s": 200_000},
+        {"planner_finish_early_s": -1},
     ]
     for kw in bad:
         with pytest.raises(ValidationError):
@@ -46,12 +50,15 @@ def test_the_translation_carries_the_planner_keys() -> None:
     sc = loads_scenario(
         text + '\n[control]\nplanner = "horizon"\nplanner_interval_s = 120\n'
         "planner_default_stay_s = 28800\nplanner_time_limit_s = 0.5\n"
+        "planner_load_window_s = 21600\nplanner_finish_early_s = 1800\n"
     )
     cfg = scenario_controller_config(sc)
     assert cfg.planner == "horizon"
     assert cfg.planner_settings.interval_s == 120.0
     assert cfg.planner_settings.default_stay_s == 28800.0
     assert cfg.planner_settings.time_limit_s == 0.5
+    assert cfg.planner_settings.load_window_s == 21600.0
+    assert cfg.planner_settings.finish_early_s == 1800.0
     assert cfg.urgent_laxity_s == 10800.0  # least laxity stays under the plan's caps
     off = scenario_controller_config(loads_scenario(text + '\n[control]\nplanner = "off"\n'))
     assert off.urgent_laxity_s == 0.0

@@ -61,6 +61,7 @@ def with_timers(
         p.need_wh,
         p.departure_s,
         p.phases_known,
+        p.plan_rank,
     )
 
 

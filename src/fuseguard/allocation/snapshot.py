@@ -41,7 +41,8 @@ class CircuitIn(_Strict):
 
 class PlugIn(_Strict):
     """One plug; ``setpoint_a`` .. ``pv_timer_s`` are optional hysteresis state (absent: fresh
-    start), ``share_a``, ``need_wh``, ``departure_s`` optional queue facts (:mod:`.urgency`)."""
+    start), ``share_a``, ``need_wh``, ``departure_s``, ``plan_rank`` optional queue facts
+    (:mod:`.urgency`)."""
 
     id: str = Field(min_length=1)
     circuit: str
@@ -60,6 +61,7 @@ class PlugIn(_Strict):
     share_a: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     need_wh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     departure_s: float | None = Field(default=None, allow_inf_nan=False)
+    plan_rank: int | None = Field(default=None, ge=0)
 
     @field_validator("phases")
     @classmethod
@@ -134,6 +136,7 @@ def snapshot_from_data(data: Any) -> Snapshot:
                 share_a=p.share_a,
                 need_wh=p.need_wh,
                 departure_s=p.departure_s,
+                plan_rank=p.plan_rank,
             )
             for p in model.plugs
         ),
@@ -199,6 +202,7 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
                         ("share_a", p.share_a),
                         ("need_wh", p.need_wh),
                         ("departure_s", p.departure_s),
+                        ("plan_rank", p.plan_rank),
                     )
                     if v is not None
                 },

@@ -48,7 +48,9 @@ class Plug:
 
     Queue facts (optional, :mod:`fuseguard.allocation.urgency`): ``share_a`` the plug's energy
     share (mean per-phase current since the car was plugged in, A), ``need_wh`` the energy the
-    car still needs and ``departure_s`` the seconds until its announced departure.
+    car still needs and ``departure_s`` the seconds until its announced departure;
+    ``plan_rank`` the horizon plan's order among the plugs it wants charged above their minimum
+    now (0 first; None: not a plan leader), served before the other plugs of its priority.
     ``phases_known`` False: ``phases`` are the assumption for a car that has not drawn yet (all
     wired phases); the session may probe it (:mod:`fuseguard.allocation.probe`).
     """
@@ -71,6 +73,7 @@ class Plug:
     need_wh: float | None = None
     departure_s: float | None = None
     phases_known: bool = True
+    plan_rank: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

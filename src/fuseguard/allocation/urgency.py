@@ -16,6 +16,14 @@ into the two queue keys:
   laxity constant, so an urgent plug stays urgent until its need is met; one that can no longer
   finish (laxity < 0) drops back and leaves the current to those that still can. Priorities
   keep their order (an urgent plug never overtakes a higher priority).
+  **Plan leaders** (``plan_rank``, set by the horizon planner,
+  :mod:`fuseguard.control.planner`, for the plugs its plan wants charging now; rank 0 the largest
+  planned current, equal ranks for equal whole amps) take the sub-levels above the least-laxity
+  ones, in the order (rank, laxity, energy share): admitted first and filled up to their caps
+  (the plan's currents) before the others, so that the plan's order, not only its caps, reaches
+  the setpoints, and when the plan splits the current evenly below the minimum (turns), the
+  least laxity runs first. Only the order changes: every limit, cap and minimum stays the
+  allocator's.
 * **Share** (``share_a``, the mean per-phase current since the car was plugged in: its energy
   per hour plugged in): within a level, after the runners inside their minimum run time, the plug
   with the lowest share is admitted first. Paused cars lose share while they wait and running
@@ -71,17 +79,21 @@ def queue_keys(
     plugs: Sequence[Plug], nph: Sequence[float], params: AllocationParams
 ) -> tuple[list[int], list[float], list[bool]]:
     """Per plug: its level, its share key and whether it is urgent (see module doc)."""
-    lax: list[tuple[float, int]] = []
+    # (0: plan leader, 1: least laxity; plan rank; laxity; share; index): the sort order
+    lax: list[tuple[int, int, float, float, int]] = []
     for i, (p, k) in enumerate(zip(plugs, nph, strict=True)):
-        if p.departure_s is not None:  # the common case (nothing announced) costs nothing
+        if p.plan_rank is not None and p.plan_rank >= 0:
+            v = laxity_s(p, k, params.voltage_v) if p.departure_s is not None else None
+            lax.append((0, p.plan_rank, math.inf if v is None else v, share_key(p), i))
+        elif p.departure_s is not None:  # the common case (nothing announced) costs nothing
             v = laxity_s(p, k, params.voltage_v)
             if v is not None and 0.0 <= v <= params.urgent_laxity_s:
-                lax.append((v, i))
+                lax.append((1, 0, v, 0.0, i))
     n_lv = min(len(lax), MAX_URGENT_LEVELS)
     step = n_lv + 1
     levels = [step * p.priority for p in plugs]
     urgent = [False] * len(plugs)
-    for rank, (_, i) in enumerate(sorted(lax)):
+    for rank, (*_, i) in enumerate(sorted(lax)):
         levels[i] += max(n_lv - rank, 1)  # the least laxity the highest sub-level
         urgent[i] = True
     return levels, [share_key(p) for p in plugs], urgent

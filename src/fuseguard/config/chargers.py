@@ -190,3 +190,17 @@ class ControlConfig(_Model):
         description="assumed stay of a car without an announced departure, from plug-in "
         "(s; 0 = to the end of the horizon)",
     )
+    planner_load_window_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=172_800,
+        description="the plan's non-EV load forecast: the peak over this window per circuit "
+        "and phase (s; 0 = this cycle's load, held over the horizon)",
+    )
+    planner_finish_early_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=14_400,
+        description="the plan aims to meet an announced need this long before the departure "
+        "(s; at most a quarter of the time left; 0 = just in time)",
+    )

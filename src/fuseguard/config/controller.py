@@ -122,6 +122,8 @@ def controller_config(
             horizon_s=c.planner_horizon_s,
             time_limit_s=c.planner_time_limit_s,
             default_stay_s=c.planner_default_stay_s,
+            load_window_s=c.planner_load_window_s,
+            finish_early_s=c.planner_finish_early_s,
             exact=c.planner_exact,
         ),
     )

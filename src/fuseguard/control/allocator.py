@@ -80,6 +80,7 @@ class AllocatorSession:
             need_wh=d.need_wh,
             departure_s=d.departure_s,
             phases_known=d.phases_known,
+            plan_rank=d.plan_rank,
         )
         self._plugs[d.spec.id] = (d, plug)
         return plug

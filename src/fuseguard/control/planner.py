@@ -6,17 +6,31 @@ With ``[control] planner = "horizon"`` the controller hands every cycle's demand
 (available plugs), their announced departures or the plug settings change (at most once per
 ``REPLAN_GAP_S``: a burst of changes costs one solve); in between it keeps the last plan.
 Its input: the cars present with their phases, caps and announced departure and remaining
-need (a car without: the configured default stay, else the whole horizon, and no need), and per
-circuit and phase the limit in force minus the headroom margin minus the non-EV load of this
-cycle (offline chargers' and stuck contactors' reserves included), held over the horizon.
+need (a car without: the configured default stay, else the whole horizon, and no need; with
+``planner_finish_early_s`` a need is planned to be met that long before the departure, at most a
+quarter of the time left: a reserve for turns and ramps the plan does not model), and per
+circuit and phase the limit in force minus the headroom margin minus the non-EV load forecast:
+by default the load of this cycle (offline chargers' and stuck contactors' reserves included),
+held over the horizon; with ``planner_load_window_s`` > 0 the peak of that load over the last
+window (per circuit and phase, kept as one maximum per minute; never below this cycle's).
 
 Each car's planned mean current over the first hour becomes a cap for the safe allocator (as
 the plug's target; the lower of the two when a Direct EVSE target is in force). A plan under half
-the car's minimum current pauses it for now, but a car inside its minimum run time is held at its
+the car's minimum current pauses it for now (a car with an announced need still open: only a plan
+under ``NEED_PAUSE_A``, so that the last part of a need, planned thin over a short stay, is
+delivered at the minimum instead of never), but a car inside its minimum run time is held at its
 minimum instead (the plan never cuts a turn short); anything else is rounded up and at least the
 minimum.
 A cap only ever lowers a car: limits, hysteresis, the 6 A minimum, turns and every fallback stay
 the allocator's and the loop's. Cars in pv/minpv/off mode are not planned (no cap).
+
+The plan's order: the cars the plan does not pause (the *leaders*) get a ``plan_rank`` (the
+largest planned whole amps first; equal amps, equal rank): the allocator admits and fills them
+before the others of their priority, ties broken by least laxity, then energy share
+(:mod:`fuseguard.allocation.urgency`), so the plan's split reaches the setpoints instead of an
+even max-min split of the caps, and when the plan splits the current evenly below the 6 A
+minimum the turns go to the least laxity first. The rank orders only: it never raises a car
+above its cap or a limit.
 
 Failures: a solve that raises (no plan, out of time without one) keeps the last plan while it is
 younger than two intervals, then the caps are dropped (least laxity alone); without scipy the
@@ -31,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -57,14 +72,66 @@ Solver = Callable[[Sequence[HorizonCar], CircuitTree, Mapping[str, Phases], Hori
 _PLANNED = (ChargeMode.FAST,)
 #: a change (arrival, departure, setting) re-plans at once, but at most once per this (s)
 REPLAN_GAP_S = 30.0
+#: a car with an announced need still open is paused by the plan only below this (A)
+NEED_PAUSE_A = 0.5
+#: per car: its minimum and maximum current and the plan below which it is paused
+Range = tuple[int, int, float]
 
 
-def cap_of(planned_a: float, min_a: int, max_a: int) -> int | None:
-    """The whole-amp cap of a planned mean current (None: no cap, the plan gives it all)."""
-    if not math.isfinite(planned_a) or planned_a < min_a / 2.0:
+def _range(d: PlugDemand) -> Range:
+    need = d.need_wh is not None and math.isfinite(d.need_wh) and d.need_wh > 0
+    return (d.spec.min_a, d.max_a, NEED_PAUSE_A if need else d.spec.min_a / 2.0)
+
+
+def cap_of(
+    planned_a: float, min_a: int, max_a: int, pause_below_a: float | None = None
+) -> int | None:
+    """The whole-amp cap of a planned mean current (None: no cap, the plan gives it all); a
+    plan below ``pause_below_a`` (default: half the minimum) pauses the car."""
+    floor_a = min_a / 2.0 if pause_below_a is None else pause_below_a
+    if not math.isfinite(planned_a) or planned_a < floor_a:
         return 0
     cap = max(min_a, math.ceil(planned_a - 0.25))
     return None if cap >= max_a else cap
+
+
+class LoadPeak:
+    """The non-EV load forecast of the plan: per circuit and phase the peak over the last
+    ``window_s`` (one maximum per minute kept), never below the value of this cycle; a window of
+    0 holds this cycle's value. Non-finite samples are not kept (this cycle's value still
+    counts: an unknown load leaves no headroom)."""
+
+    BUCKET_S: float = 60.0
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._minutes: dict[str, deque[tuple[int, Phases]]] = {}
+
+    def add(self, now: float, non_ev: Mapping[str, Phases]) -> None:
+        """Record this cycle's load (every cycle; cheap: one compare per circuit)."""
+        if self.window_s <= 0:
+            return
+        minute = int(now // self.BUCKET_S)
+        for cid, load in non_ev.items():
+            if not load.is_finite():
+                continue
+            q = self._minutes.setdefault(cid, deque())
+            if q and q[-1][0] == minute:
+                q[-1] = (minute, q[-1][1].maximum(load))
+            else:
+                q.append((minute, load))
+            while q[0][0] < minute - self.window_s / self.BUCKET_S:
+                q.popleft()
+
+    def forecast(self, non_ev: Mapping[str, Phases]) -> dict[str, Phases]:
+        """Per circuit: the load to plan with (this cycle's, raised to the window's peak)."""
+        out = dict(non_ev)
+        for cid, load in non_ev.items():
+            peak = load
+            for _, past in self._minutes.get(cid, ()):
+                peak = peak.maximum(past)
+            out[cid] = peak
+        return out
 
 
 class Planner:
@@ -84,6 +151,8 @@ class Planner:
         self._solver = solver
         self._interval_s = s.interval_s
         self._default_stay_s = s.default_stay_s
+        self._finish_early_s = s.finish_early_s
+        self._load = LoadPeak(s.load_window_s)
         self._params = HorizonParams(
             voltage_v=config.voltage_v,
             step_s=s.step_s,
@@ -106,6 +175,7 @@ class Planner:
         self._stale = True
         self._since: dict[str, float] = {}  # plug-in time (monotonic s) of each session
         self._caps: dict[str, int] = {}
+        self._ranks: dict[str, int] = {}  # the plan's leaders (module docstring)
         self._failure: str | None = None
         self._running: dict[str, float] = {}  # plugs running now: seconds since their start
         # wall time: solves run in one worker thread so a solve never holds the control loop
@@ -115,7 +185,7 @@ class Planner:
             if background and self.enabled
             else None
         )
-        self._pending: tuple[Future[Plan], Mapping[str, tuple[int, int]]] | None = None
+        self._pending: tuple[Future[Plan], Mapping[str, Range]] | None = None
 
     def invalidate(self) -> None:
         """Re-plan at the next cycle (a departure, need or setting changed)."""
@@ -140,6 +210,7 @@ class Planner:
             if p.setpoint_a > 0 and p.running_s is not None
         }
         self._collect(now)
+        self._load.add(now, non_ev)
         planned = [d for d in demands if d.available and d.mode in _PLANNED]
         self._track_sessions(now, demands)
         key = self._key_of(now, planned)
@@ -182,6 +253,8 @@ class Planner:
 
     def _car(self, now: float, d: PlugDemand) -> HorizonCar:
         departure_s = d.departure_s
+        if departure_s is not None and d.need_wh is not None and self._finish_early_s > 0:
+            departure_s -= min(self._finish_early_s, departure_s / 4.0)  # a reserve
         if departure_s is None and self._default_stay_s > 0:
             since = self._since.get(d.spec.id, now)
             departure_s = max(self._params.step_s, self._default_stay_s - (now - since))
@@ -207,13 +280,14 @@ class Planner:
         self._stale = False
         self._planned_at = now
         margin = self._config.headroom_a
+        non_ev = self._load.forecast(non_ev)
         headroom = {
             cid: (limits[cid] - margin - non_ev[cid]).maximum(0.0)
             for cid in limits
             if cid in non_ev
         }
         cars = [self._car(now, d) for d in planned]
-        mins = {d.spec.id: (d.spec.min_a, d.max_a) for d in planned}
+        mins = {d.spec.id: _range(d) for d in planned}
         if self._executor is not None:  # wall time: the loop goes on, the plan comes later
             job = self._executor.submit(self._solver, cars, self._tree, headroom, self._params)
             self._pending = (job, mins)
@@ -235,12 +309,12 @@ class Planner:
         self._install(now, job.result() if err is None else err, mins)
 
     def _install(
-        self, now: float, outcome: Plan | BaseException, mins: Mapping[str, tuple[int, int]]
+        self, now: float, outcome: Plan | BaseException, mins: Mapping[str, Range]
     ) -> None:
         if isinstance(outcome, PlannerUnavailableError):
             log.error("planner_unavailable", reason=str(outcome), fallback="least laxity")
             self.enabled = False
-            self.plan, self._caps = None, {}
+            self.plan, self._caps, self._ranks = None, {}, {}
             return
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, PlanError | ValueError | ArithmeticError):
@@ -260,6 +334,7 @@ class Planner:
             if cap is not None:
                 caps[pid] = cap
         self._caps = caps
+        self._ranks = leaders(plan.cap_a, mins)
         log.debug("planned", caps=caps, met=sorted(plan.met), status=plan.status, now=now)
 
     def _fail(self, now: float, reason: str) -> None:
@@ -268,18 +343,35 @@ class Planner:
             log.warning("planner_failed", reason=reason, fallback="last plan, then least laxity")
         self._failure = reason
         if self.plan is not None and now - self._plan_at > 2 * self._interval_s:
-            self.plan, self._caps = None, {}
+            self.plan, self._caps, self._ranks = None, {}, {}
 
     def _capped(self, d: PlugDemand) -> PlugDemand:
-        cap = self._caps.get(d.spec.id)
-        if cap is None or not d.available:
+        if not d.available:
             return d
+        cap = self._caps.get(d.spec.id)
+        rank = self._ranks.get(d.spec.id)
+        if cap is None:
+            return d if rank is None else dataclasses.replace(d, plan_rank=rank)
         running_s = self._running.get(d.spec.id)
         if cap == 0 and running_s is not None and running_s < self._config.min_run_s:
             cap = d.spec.min_a  # the plan never cuts a turn short (<= 1 pause/resume per turn)
         if d.target_a is not None and d.target_a <= cap:
-            return d
-        return dataclasses.replace(d, target_a=cap, target_until=None)
+            return d if rank is None else dataclasses.replace(d, plan_rank=rank)
+        return dataclasses.replace(d, target_a=cap, target_until=None, plan_rank=rank)
 
 
-__all__ = ["REPLAN_GAP_S", "Planner", "Solver", "cap_of"]
+def leaders(planned_a: Mapping[str, float], mins: Mapping[str, Range]) -> dict[str, int]:
+    """The plan's leaders and their ranks: the cars the plan does not pause (``mins``: per car
+    its minimum and maximum current and the plan below which it is paused), ranked by their
+    whole-amp planned current (0 the largest; equal amps, equal rank: the allocator breaks ties
+    by laxity, then energy share)."""
+    amps: dict[str, int] = {}
+    for pid, a in planned_a.items():
+        if pid in mins and math.isfinite(a) and a >= mins[pid][2]:
+            lo, hi, _ = mins[pid]
+            amps[pid] = min(hi, max(lo, math.ceil(a - 0.25)))
+    order = sorted(set(amps.values()), reverse=True)
+    return {pid: order.index(a) for pid, a in amps.items()}
+
+
+__all__ = ["NEED_PAUSE_A", "REPLAN_GAP_S", "LoadPeak", "Planner", "Solver", "cap_of", "leaders"]

@@ -64,6 +64,11 @@ class PlannerSettings:
     #: a car without an announced departure is assumed to stay this long from plug-in (s;
     #: 0: to the end of the horizon)
     default_stay_s: float = 0.0
+    #: the plan's non-EV load: the peak over this window (s; 0: this cycle's value, held)
+    load_window_s: float = 0.0
+    #: the plan aims to meet an announced need this long before the departure (s; at most a
+    #: quarter of the time left), a reserve for what the plan does not model (turns, ramps)
+    finish_early_s: float = 0.0
     #: the needs-met count as an exact MILP (else its LP relaxation, bounded in time)
     exact: bool = False
 
@@ -152,6 +157,8 @@ class PlugDemand:
     departure_s: float | None = None
     #: False: ``phases`` are the all-wired-phases assumption for a car that has not drawn yet
     phases_known: bool = True
+    #: the horizon plan's order among the plugs it wants above their minimum now (None: none)
+    plan_rank: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
