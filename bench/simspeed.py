@@ -7,11 +7,16 @@ Each scenario runs in its own process under the fuseguard policy (no offline-opt
 timeline); the figure is the process CPU time of the run (``time.process_time``), not wall time,
 because the machine is shared. Writes ``bench/results/simspeed.json`` (per scenario: CPU s, the
 load average before and after, the report's energy/overload/fairness numbers so two builds can be
-compared for identical results). ``--profile S`` instead profiles the first ``S`` virtual seconds
-of the first scenario with cProfile and prints the 40 most expensive fuseguard functions.
+compared for identical results). ``--profile S [--profile-from T]`` instead profiles ``S``
+virtual seconds of the first scenario from ``T`` (default 0) with cProfile and prints the CPU by
+part of the run (decision, allocation, per-plug policies, poller, devices, writer, site tick,
+recorder, event loop) and the 40 most expensive fuseguard functions.
 ``--decisions S`` counts, over the first ``S`` virtual seconds (0: the whole scenario), the
 decisions that hand on the same setpoints and reasons as the one before and those with no car
 plugged in: the most a skip of unchanged decisions could save (``bench/notes/simspeed.md``).
+``--periodic N`` runs each scenario ``N`` days (``--days N``, every tick recorded) and says,
+per pair of consecutive days, whether the second day's timeline is the first day's bit for bit
+(the premise of a jump over whole days, ``bench/notes/simspeed.md``, round 7).
 
 ``--baseline-src DIR`` runs every scenario twice in a row, first with the fuseguard sources in
 ``DIR`` (e.g. ``git archive <commit> src | tar -x -C /tmp/base``), then with this tree's, and
@@ -96,20 +101,73 @@ def _run(name: str, days: int | None = None, duration_s: float | None = None) ->
     }
 
 
-def _profile(name: str, duration_s: float) -> None:
+#: The parts of a run in the profile breakdown (``--profile``): (label, file suffix, function);
+#: a part's CPU is the cumulative time of its entry points (see ``breakdown``).
+PARTS = (
+    ("decision", "control/controller.py", "decide"),
+    ("- allocation", "control/allocator.py", "step"),
+    ("- per-plug policies (assess, verdict, settle)", "control/plug.py", "assess|verdict|settle"),
+    ("poller (meter and charger reads)", "control/polling.py", "run"),
+    ("- virtual devices (adapters)", "scenario/adapters.py", "read|_read"),
+    ("writer (setpoint writes)", "control/writer.py", "serve"),
+    ("site tick (physics, recorder, jump watch)", "sim/site.py", "tick"),
+    ("- recorder", "scenario/recorder.py", "on_tick"),
+)
+
+
+def breakdown(stats: dict[Any, Any], total_s: float) -> list[tuple[str, float]]:
+    """Shares of ``total_s`` (a profile's total) by part of the run, from ``pstats`` raw stats
+    (``{(file, line, function): (cc, nc, self_s, cumulative_s, callers)}``); the event loop and
+    the rest is what no top-level part covers."""
+    out: list[tuple[str, float]] = []
+    top = 0.0
+    for label, suffix, funcs in PARTS:
+        names = funcs.split("|")
+        cum = sum(
+            v[3]
+            for (fn, _line, func), v in stats.items()
+            if fn.replace("\\", "/").endswith(suffix) and func in names
+        )
+        share = cum / total_s if total_s > 0 else 0.0
+        out.append((label, share))
+        if not label.startswith("-"):
+            top += share
+    out.append(("event loop, clock and the rest", max(0.0, 1.0 - top)))
+    return out
+
+
+def _profile(name: str, duration_s: float, start_s: float, days: int | None) -> None:
+    """cProfile of the virtual window [start_s, start_s + duration_s) of ``name`` (world time;
+    a window after a jump starts later in world time than asked: the profile starts at the
+    clock's ``start_s``); prints the breakdown by part and the 40 most expensive functions."""
     import cProfile
     import pstats
 
     from fuseguard.logging import configure_logging
-    from fuseguard.scenario.runner import simulate
+    from fuseguard.scenario import runner
 
     configure_logging(level="error")
-    sc = _load(name, duration_s)
+    sc = _load(name, start_s + duration_s, days)
     prof = cProfile.Profile()
-    prof.enable()
-    simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False)
-    prof.disable()
-    pstats.Stats(prof).sort_stats("cumtime").print_stats(r"fuseguard", 40)
+    init = runner._Run.__init__
+
+    def starting(run: Any, *args: Any, **kwargs: Any) -> None:
+        init(run, *args, **kwargs)
+        run.clock.call_later(start_s, prof.enable)
+
+    runner._Run.__init__ = starting  # type: ignore[method-assign]
+    try:
+        runner.simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False)
+    finally:
+        prof.disable()
+        runner._Run.__init__ = init  # type: ignore[method-assign]
+    st = pstats.Stats(prof)
+    raw: dict[Any, Any] = st.stats  # type: ignore[attr-defined]
+    total = float(st.total_tt)  # type: ignore[attr-defined]
+    print(f"{name}: window {start_s:g}-{start_s + duration_s:g} s, profiled {total:.2f} s CPU")
+    for label, share in breakdown(raw, total):
+        print(f"  {100.0 * share:5.1f} %  {label}")
+    st.sort_stats("cumtime").print_stats(r"fuseguard", 40)
 
 
 def _decision_stats(name: str, duration_s: float | None) -> None:
@@ -144,6 +202,65 @@ def _decision_stats(name: str, duration_s: float | None) -> None:
         f"{name}: {counts['decisions']} decisions, unchanged {counts['unchanged'] / n:.1%}, "
         f"no car plugged in {counts['no_car'] / n:.1%}"
     )
+
+
+#: the timeline's arrays compared day by day (``--periodic``)
+TIMELINE_ARRAYS = ("grid_a", "limit_a", "ev_a", "charger_a", "setpoint_a")
+
+
+def day_repeats(timeline: Any, days: int, day_s: float = 86_400.0) -> list[bool]:
+    """Per pair of consecutive days (k, k + 1): whether day k + 1's timeline rows are day k's,
+    bit for bit, at the same time of day (``timeline``: a :class:`Timeline`)."""
+    import numpy as np
+
+    n = timeline.n
+    t = np.asarray(timeline.t_s[:n], dtype=np.float64)
+    out: list[bool] = []
+    for k in range(days - 1):
+        a = (t >= k * day_s) & (t < (k + 1) * day_s)
+        b = (t >= (k + 1) * day_s) & (t < (k + 2) * day_s)
+        same = bool(a.sum() == b.sum()) and bool(np.array_equal(t[a] + day_s, t[b]))
+        for key in TIMELINE_ARRAYS:
+            arr = np.asarray(getattr(timeline, key)[:n])
+            same = same and bool(np.array_equal(arr[a], arr[b]))
+        out.append(same)
+    return out
+
+
+def _periodic(name: str, days: int) -> dict[str, Any]:
+    """``name`` over ``days`` days: which days repeat the day before (timeline and per-car
+    energy), the CPU seconds and what was jumped."""
+    from fuseguard.logging import configure_logging
+    from fuseguard.scenario.runner import simulate
+
+    configure_logging(level="error")
+    sc = _load(name, None, days)
+    load0 = os.getloadavg()[0]
+    t0 = time.process_time()
+    result = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=True)
+    cpu_s = time.process_time() - t0
+    per_car = result.report["energy_delivered_wh"]["per_car"]
+    daily = [[round(v, 6) for k, v in per_car.items() if _car_day(k) == d] for d in range(days)]
+    return {
+        "scenario": name,
+        "days": days,
+        "cpu_s": round(cpu_s, 2),
+        "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "jumped_s": result.jumped_s,
+        "timeline_repeats": day_repeats(result.timeline, days),
+        "energy_repeats": [daily[d] == daily[d + 1] for d in range(days - 1)],
+    }
+
+
+def _car_day(key: str) -> int:
+    """The day of a car in a report (``<charger>@<arrival s>`` or ``<id>@d<k>``)."""
+    _, _, tail = key.rpartition("@")
+    if tail.startswith("d") and tail[1:].isdigit():
+        return int(tail[1:])
+    try:
+        return int(float(tail) // 86_400.0)
+    except ValueError:
+        return 0
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -195,19 +312,28 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=list(DEFAULT))
     ap.add_argument("--profile", type=float, default=None, metavar="VIRTUAL_S")
+    ap.add_argument("--profile-from", type=float, default=0.0, metavar="VIRTUAL_S")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "simspeed.json")
     ap.add_argument("--baseline-src", type=Path, default=None, metavar="DIR")
     ap.add_argument("--days", type=int, default=None)
     ap.add_argument("--decisions", type=float, default=None, metavar="VIRTUAL_S")
+    ap.add_argument("--periodic", type=int, default=None, metavar="DAYS")
     args = ap.parse_args(argv)
     if args.only == ["all"]:
         args.only = list(ALL)
     if args.profile is not None:
-        _profile(args.only[0], args.profile)
+        _profile(args.only[0], args.profile, args.profile_from, args.days)
         return 0
     if args.decisions is not None:
         for name in args.only:
             _decision_stats(name, args.decisions or None)
+        return 0
+    if args.periodic is not None:
+        found = [_periodic(name, args.periodic) for name in args.only]
+        for row in found:
+            print(json.dumps(row))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"periodic": found}, indent=1) + "\n")
         return 0
     rows = []
     for name in args.only:  # one at a time: two runs on two shared cores distort each other
