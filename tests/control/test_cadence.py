@@ -131,6 +131,40 @@ async def test_a_charger_above_its_new_setpoint_is_read_every_period_until_it_fo
     await rig.stop()
 
 
+async def test_a_read_before_the_car_followed_a_one_amp_decrease_is_not_vouched_for() -> None:
+    """The soak's seed 20: a car at 10 A lowered to 9 A was read before it followed (10 A,
+    unchanged, within 1 A of the new setpoint: "steady") and that sample was vouched for 10 s
+    while the car drew 9 A: the meter split's non-EV load 1 A low, 0.96 A over the limit."""
+    rig = CadenceRig()
+    await rig.run_until(5.2)
+    assert rig.reads("cp1") == 2
+    rig.setpoints["cp1"] = (9, 5.2)  # 1 A below the 10 A draw
+    await rig.run_until(6.1)
+    assert rig.reads("cp1") == 3  # read at 6: still 10 A, the car has not followed yet
+    assert not rig.readings["cp1"].fresh(9.0)  # not vouched for on that read
+    rig.chargers["cp1"].answers = [charger_sample(CpState.C, Phases(9, 9, 9))]
+    await rig.run_until(9.1)
+    # 7 (moved: 10 -> 9 A), 8 (steady at its setpoint: next at 18)
+    assert rig.reads("cp1") == 5
+    assert rig.readings["cp1"].sample is not None
+    assert rig.readings["cp1"].sample.current_a == Phases(9, 9, 9)
+    await rig.run_until(17.9)
+    assert rig.reads("cp1") == 5
+    await rig.stop()
+
+
+async def test_a_car_slightly_above_its_setpoint_settles_after_the_decrease_grace() -> None:
+    rig = CadenceRig()
+    await rig.run_until(5.2)
+    rig.setpoints["cp1"] = (9, 5.2)  # the car keeps drawing 10 A (within 1 A of its setpoint)
+    await rig.run_until(21.9)
+    # read every period until a read 6 s after the decrease (6..12): steady then, next at 22
+    assert rig.reads("cp1") == 2 + 7
+    await rig.run_until(22.1)
+    assert rig.reads("cp1") == 10
+    await rig.stop()
+
+
 async def test_a_state_change_is_followed_at_the_period_cadence() -> None:
     rig = CadenceRig()
     await rig.run_until(5.0)

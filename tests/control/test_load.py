@@ -128,6 +128,27 @@ def test_a_lost_meter_carries_a_rising_load_on_for_as_long_as_it_is_lost() -> No
     assert est.assumed("main", 0.0) == est.peak("main")
 
 
+def test_a_lost_meter_assumes_at_least_the_highest_load_measured_since_start() -> None:
+    """The soak's seed 19: the evening peak (22 A on L1) had passed, the 15-minute peak said
+    15.4 A; the meter answered garbage and an oven went on unseen (+5.5 A on L1). A fallback
+    that assumed only the 15-minute peak let the EVs take the rest of the 46 A limit: 4 A over
+    it for 226 s. What was on since start may switch on again: it is the least assumed."""
+    est = estimator()
+    est.update(0.0, [main(meter_sample(Phases(22, 17.6, 19.8)))], [])
+    # an unmeasured charger's draw is no building load: no highest from such a sample
+    est.update(60.0, [Metered("main", meter_sample(Phases.uniform(50)), True, True, ZERO,
+                              whole=False)], [])  # fmt: skip
+    for minute in range(120, 140):  # two hours later, the evening load has gone down
+        est.update(60.0 * minute, [main(meter_sample(Phases(15.4, 12.4, 13.9)))], [])
+    assert est.peak("main") == Phases(15.4, 12.4, 13.9)
+    assert est.highest("main") == Phases(22, 17.6, 19.8)
+    lost = Metered("main", None, fresh=False, record=False, held_a=Phases.uniform(6.0),
+                   sample_at=60.0 * 139)  # fmt: skip
+    # the EVs get 46 - 22 = 24 A on L1, not 46 - 15.4 = 30.6 A: 15.4 + 5.5 + 24 < 46
+    non_ev = est.update(60.0 * 139 + 330, [lost], [])["main"] - Phases(2, 3, 0)
+    assert non_ev == Phases(22, 17.6, 19.8)
+
+
 def test_the_peak_history_keeps_only_recorded_samples_within_the_window() -> None:
     est = estimator()
     est.update(0.0, [main(meter_sample(Phases.uniform(40)))], [])

@@ -140,6 +140,28 @@ def test_a_repeated_telegram_is_tolerated_a_lasting_one_is_a_frozen_meter() -> N
     assert m.ok_at == 10.0
 
 
+def test_after_a_step_back_of_the_meters_clock_its_repeats_are_no_frozen_meter() -> None:
+    """The meter's clock stepped 3 s back: for a minute its telegrams stand 3 s earlier than
+    they arrive (stands_for), and a repeat between two of them (polled twice per period) is
+    more than 2 periods after the instant the last one stands for. It is still sending: the
+    reading neither flips to "frozen" nor logs a recovery every second (bench/notes/edge.md)."""
+    m = MeterReading(config(meter_period_s=1.0, meter_stale_after_s=10.0))
+    first = meter_sample(Phases(10, 10, 10))
+    for k in range(5):
+        m.update(later(first, float(k)), 100.0 + k)
+    with capture_logs() as logs:
+        for k in range(5, 65):  # 3 s back from t = 105: the telegrams' stamps trail by 3 s
+            sample = later(first, k - 3.0 + 0.001)
+            assert m.update(sample, 100.0 + k) is sample
+            assert m.ok_at is not None and m.ok_at < 100.0 + k - 2.9  # 3 s old by its stamp
+            assert m.update(dataclasses.replace(sample, stale=True), 100.5 + k) is None
+            assert m.error is None
+    assert [e["event"] for e in logs] == []
+    # a meter that really stops sending is still frozen 2 periods after its last telegram
+    assert m.update(dataclasses.replace(sample, stale=True), 166.1) is None
+    assert m.error == "meter timestamp did not advance (frozen)"
+
+
 # --- a charger's state ----------------------------------------------------------------------
 
 

@@ -326,6 +326,13 @@ class Controller:
         self, now: float, limits: Mapping[str, Phases], facts: Mapping[str, PlugFacts]
     ) -> dict[str, Phases]:
         fresh = self._meter.fresh(now)
+        # circuits with a charger not measured this cycle (its draw would count as building load)
+        unmeasured = {
+            anc
+            for pid, f in facts.items()
+            if not f.fresh or f.sample is None
+            for anc in self._tree.path(self._plugs[pid].spec.circuit)
+        }
         main = Metered(
             circuit=MAIN,
             sample=self._meter.sample,
@@ -333,6 +340,7 @@ class Controller:
             record=self._synced,
             held_a=limits[MAIN] - self._fallback_ev_a(),
             sample_at=self._meter.ok_at,
+            whole=MAIN not in unmeasured,
         )
         metered = [main]
         for cid, (_, reading) in self._extra.items():
@@ -345,6 +353,7 @@ class Controller:
                         record=self._synced,
                         held_a=limits[cid] - self._fallback_ev_a(),
                         sample_at=reading.ok_at,
+                        whole=cid not in unmeasured,
                     )
                 )
         draws = [

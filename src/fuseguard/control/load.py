@@ -11,7 +11,8 @@ Owns:
   plausible load (:meth:`LoadEstimator.assumed`): the peak of the last ``peak_window_s``
   (per-minute maxima, recorded only from samples of the same instant as the chargers') plus the
   rise that history shows, carried on for as long as the meter has been lost (at most one more
-  window), and at least its limit minus what its EVs are held at. Every other circuit gets
+  window), at least the highest non-EV load measured since start (a load that was on can switch
+  on again unseen), and at least its limit minus what its EVs are held at. Every other circuit gets
   its configured assumption; assumptions flow up the tree into every ancestor up to the first
   freshly metered one (whose meter already sees them). Uncontrollable EV draws (offline, stuck,
   not coming down) are added on the plug's whole path (:meth:`LoadEstimator.with_reserves`).
@@ -55,7 +56,9 @@ class Metered:
     (only those feed the peak history); ``held_a`` the limit minus what the EVs below are held
     at when the meter is lost (the least non-EV load assumed then); ``sample_at`` the clock
     instant the sample stands for (its age judged by its own timestamp, not by its arrival),
-    from which a lost meter's load is carried on.
+    from which a lost meter's load is carried on; ``whole`` whether every charger below was
+    measured this cycle (only then may a recorded value raise the highest load since start:
+    an unmeasured charger's draw would count as building load for good).
     """
 
     circuit: str
@@ -64,6 +67,7 @@ class Metered:
     record: bool
     held_a: Phases
     sample_at: float | None = None
+    whole: bool = True
 
 
 class LoadEstimator:
@@ -83,6 +87,9 @@ class LoadEstimator:
         self._peak_window_min = peak_window_s / 60.0
         # per-minute maxima of the measured non-EV load, per metered circuit
         self._peaks: dict[str, deque[tuple[int, Phases]]] = {}
+        # per metered circuit: the highest non-EV load recorded since start (all chargers below
+        # measured), per phase
+        self._highest: dict[str, Phases] = {}
         # per metered circuit: the sample the non-EV load was last measured from, and the value
         self._measured: dict[str, tuple[MeterSample, Phases]] = {}
 
@@ -122,15 +129,26 @@ class LoadEstimator:
         (first, old), (last, new) = peaks[0], peaks[-1]
         return ((new - old) / (60.0 * (last - first))).maximum(0.0)
 
+    def highest(self, circuit: str) -> Phases:
+        """The highest non-EV load recorded on ``circuit`` since start, per phase."""
+        return self._highest.get(circuit, ZERO)
+
     def assumed(self, circuit: str, lost_for_s: float) -> Phases:
         """The worst plausible non-EV load on ``circuit`` after its meter has been lost for
         ``lost_for_s``: the peak of the window, plus the window's rise carried on for that long
-        (at most one more window: beyond it the fallback's held EV current is the bound)."""
+        (at most one more window: beyond it the fallback's held EV current is the bound), and at
+        least the highest load recorded since start: an oven or a welder that was on an hour ago
+        can switch on again while the meter is gone, and nothing would show it (docs/safety.md,
+        "Meter-loss fallback"; the soak's seed 19)."""
         horizon_s = min(max(0.0, lost_for_s), 60.0 * self._peak_window_min)
-        return self.peak(circuit) + self.rise_a_per_s(circuit) * horizon_s
+        ramp = self.peak(circuit) + self.rise_a_per_s(circuit) * horizon_s
+        return ramp.maximum(self.highest(circuit))
 
-    def record(self, circuit: str, now: float, non_ev: Phases) -> None:
-        """Add a measurement to ``circuit``'s per-minute peak history."""
+    def record(self, circuit: str, now: float, non_ev: Phases, *, whole: bool = True) -> None:
+        """Add a measurement to ``circuit``'s per-minute peak history (and to its highest load
+        since start when ``whole``: every charger below was measured)."""
+        if whole:
+            self._highest[circuit] = self.highest(circuit).maximum(non_ev)
         minute = int(now // 60.0)
         peaks = self._peaks.setdefault(circuit, deque())
         if peaks and peaks[-1][0] == minute:
@@ -185,7 +203,7 @@ class LoadEstimator:
         below = [d for d in draws if self._tree.in_subtree(d.circuit, m.circuit)]
         value = self.measured(sample, below)
         if m.record:
-            self.record(m.circuit, now, value)
+            self.record(m.circuit, now, value, whole=m.whole)
         self._measured[m.circuit] = (sample, value)
         return value
 

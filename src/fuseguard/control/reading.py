@@ -116,6 +116,9 @@ class MeterReading:
         self.sample: MeterSample | None = None
         # the clock instant the newest good sample stands for (see stands_for)
         self.ok_at: float | None = None
+        # when the newest good sample arrived (the frozen check: a meter whose new telegrams
+        # keep coming is not frozen, however old its clock says they are)
+        self._new_at: float | None = None
         self.error: str | None = None
         # arrival minus the meter's own timestamp of recent samples (the meter's clock offset
         # plus each answer's delay): the smallest is the quickest answer
@@ -153,9 +156,12 @@ class MeterReading:
             return None
         if result.stale:
             # a meter polled faster than it sends telegrams repeats one now and then; only a
-            # lasting repeat is a frozen meter
-            last_ok = self.ok_at if self.ok_at is not None else -math.inf
-            if now - last_ok > 2 * self._period_s:
+            # lasting repeat is a frozen meter. Counted from the newest telegram's arrival, not
+            # from the instant it stands for: after a step back of the meter's clock its new
+            # telegrams stand up to the step earlier (stands_for) for a minute, and each repeat
+            # in between flipped the meter to "frozen" and the next telegram to "recovered"
+            last_new = self._new_at if self._new_at is not None else -math.inf
+            if now - last_new > 2 * self._period_s:
                 self.failed("meter timestamp did not advance (frozen)")
             return None
         if self.error is not None:
@@ -163,6 +169,7 @@ class MeterReading:
         self.error = None
         self.sample = result
         self.ok_at = self.stands_for(result, now)
+        self._new_at = now
         return result
 
     def failed(self, reason: str) -> None:
