@@ -35,7 +35,6 @@ from typing import Final
 from fuseguard.allocation.finite import non_finite_inputs, refused
 from fuseguard.allocation.small import allocate_small
 from fuseguard.allocation.types import Allocation, Snapshot
-from fuseguard.allocation.vector import allocate_numpy
 
 #: Up to this many plugs the pure-Python path is faster than the NumPy one (1.4x at 40 plugs,
 #: 3.8x at 5; about equal at 100: ``bench/allocation.py``).
@@ -55,6 +54,15 @@ def allocate(snapshot: Snapshot) -> Allocation:
     if len(snapshot.plugs) <= SMALL_SITE_PLUGS:
         return allocate_small(snapshot)
     return allocate_numpy(snapshot)
+
+
+def allocate_numpy(snapshot: Snapshot) -> Allocation:
+    """The NumPy path (:func:`fuseguard.allocation.vector.allocate_numpy`), imported on the first
+    large site: a site of at most :data:`SMALL_SITE_PLUGS` plugs never loads NumPy (about 12 MB
+    of an edge's memory)."""
+    from fuseguard.allocation.vector import allocate_numpy as numpy_path
+
+    return numpy_path(snapshot)
 
 
 __all__ = ["SMALL_SITE_PLUGS", "allocate", "allocate_numpy", "allocate_small"]

@@ -49,8 +49,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import numpy as np
-
 from fuseguard.model.circuits import CircuitTree
 from fuseguard.model.phases import Phase, Phases
 
@@ -292,6 +290,10 @@ def available() -> bool:
 
 
 def _solve_highs(lp: _Lp, time_limit_s: float, *, exact: bool) -> tuple[Any, str]:
+    # NumPy and scipy only when a plan is solved: an edge without the planner (the default)
+    # and with at most SMALL_SITE_PLUGS plugs never loads NumPy (about 12 MB of its memory)
+    import numpy as np
+
     try:
         from scipy import sparse
         from scipy.optimize import Bounds, LinearConstraint, milp
