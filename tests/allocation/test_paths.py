@@ -37,7 +37,7 @@ from fuseguard.allocation.vector import allocate_numpy
 from fuseguard.model.phases import ALL_PHASES, Phase, Phases
 from fuseguard.model.status import ChargeMode
 
-#: the loaded hypothesis profile's example count (ci: 150, dev: 3000), scaled per test
+#: the loaded hypothesis profile's example count (ci: 100, dev: 3000), scaled per test
 _BASE = settings.default.max_examples
 
 
@@ -53,7 +53,7 @@ def _same(snap: Snapshot) -> Allocation:
 
 
 def _any_input(min_plugs: int, max_plugs: int) -> Callable[[Snapshot], None]:
-    """One third of the any-input check (250 of its 750 examples in the ci profile): three tests
+    """One third of the any-input check (166 of its 500 examples in the ci profile): three tests
     over site sizes 0-4, 5-9 and 10-14 plugs instead of one, so that xdist workers share them (one
     took 111 s of a loaded run, near the 120 s timeout)."""
 
