@@ -70,6 +70,43 @@ class Metered:
     whole: bool = True
 
 
+class MinuteMaxima:
+    """Per circuit, one per-phase maximum per minute over the last ``window_s``: the peak history
+    of the meter-loss fallback (:class:`LoadEstimator`) and of the horizon plan's load forecast
+    (:mod:`fuseguard.control.planner`)."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._window_min = window_s / 60.0
+        self._minutes: dict[str, deque[tuple[int, Phases]]] = {}
+
+    def add(self, circuit: str, now: float, value: Phases) -> None:
+        """Fold ``value`` into the maximum of ``now``'s minute; forget minutes beyond the window."""
+        minute = int(now // 60.0)
+        minutes = self._minutes.setdefault(circuit, deque())
+        if minutes and minutes[-1][0] == minute:
+            minutes[-1] = (minute, minutes[-1][1].maximum(value))
+        else:
+            minutes.append((minute, value))
+        while minutes and minutes[0][0] < minute - self._window_min:
+            minutes.popleft()
+
+    def peak(self, circuit: str, floor: Phases = ZERO) -> Phases:
+        """The highest value of the window, per phase, and at least ``floor``."""
+        peak = floor
+        for _, value in self._minutes.get(circuit, ()):
+            peak = peak.maximum(value)
+        return peak
+
+    def rise_a_per_s(self, circuit: str) -> Phases:
+        """The newest minute's maximum minus the oldest, per second between them (>= 0)."""
+        minutes = self._minutes.get(circuit)
+        if not minutes or minutes[-1][0] <= minutes[0][0]:
+            return ZERO
+        (first, old), (last, new) = minutes[0], minutes[-1]
+        return ((new - old) / (60.0 * (last - first))).maximum(0.0)
+
+
 class LoadEstimator:
     """Non-EV load per circuit and phase, with the peak history per metered circuit."""
 
@@ -84,9 +121,8 @@ class LoadEstimator:
         self._tree = tree
         self._voltage_v = voltage_v
         self._assumption = phase_assumption
-        self._peak_window_min = peak_window_s / 60.0
         # per-minute maxima of the measured non-EV load, per metered circuit
-        self._peaks: dict[str, deque[tuple[int, Phases]]] = {}
+        self._peaks = MinuteMaxima(peak_window_s)
         # per metered circuit: the highest non-EV load recorded since start (all chargers below
         # measured), per phase
         self._highest: dict[str, Phases] = {}
@@ -115,19 +151,12 @@ class LoadEstimator:
 
     def peak(self, circuit: str) -> Phases:
         """The highest non-EV load measured on ``circuit`` within the peak window."""
-        peak = ZERO
-        for _, value in self._peaks.get(circuit, ()):
-            peak = peak.maximum(value)
-        return peak
+        return self._peaks.peak(circuit)
 
     def rise_a_per_s(self, circuit: str) -> Phases:
         """How fast the non-EV load on ``circuit`` rose over the peak window, per phase (A/s,
         >= 0): the newest per-minute maximum minus the oldest, over the minutes between them."""
-        peaks = self._peaks.get(circuit)
-        if not peaks or peaks[-1][0] <= peaks[0][0]:
-            return ZERO
-        (first, old), (last, new) = peaks[0], peaks[-1]
-        return ((new - old) / (60.0 * (last - first))).maximum(0.0)
+        return self._peaks.rise_a_per_s(circuit)
 
     def highest(self, circuit: str) -> Phases:
         """The highest non-EV load recorded on ``circuit`` since start, per phase."""
@@ -140,7 +169,7 @@ class LoadEstimator:
         least the highest load recorded since start: an oven or a welder that was on an hour ago
         can switch on again while the meter is gone, and nothing would show it (docs/safety.md,
         "Meter-loss fallback"; the soak's seed 19)."""
-        horizon_s = min(max(0.0, lost_for_s), 60.0 * self._peak_window_min)
+        horizon_s = min(max(0.0, lost_for_s), self._peaks.window_s)
         ramp = self.peak(circuit) + self.rise_a_per_s(circuit) * horizon_s
         return ramp.maximum(self.highest(circuit))
 
@@ -149,14 +178,7 @@ class LoadEstimator:
         since start when ``whole``: every charger below was measured)."""
         if whole:
             self._highest[circuit] = self.highest(circuit).maximum(non_ev)
-        minute = int(now // 60.0)
-        peaks = self._peaks.setdefault(circuit, deque())
-        if peaks and peaks[-1][0] == minute:
-            peaks[-1] = (minute, peaks[-1][1].maximum(non_ev))
-        else:
-            peaks.append((minute, non_ev))
-        while peaks and peaks[0][0] < minute - self._peak_window_min:
-            peaks.popleft()
+        self._peaks.add(circuit, now, non_ev)
 
     def update(
         self, now: float, metered: Sequence[Metered], draws: Sequence[EvDraw]

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -61,6 +60,7 @@ from fuseguard.allocation.horizon import (
     solve,
 )
 from fuseguard.allocation.types import Snapshot
+from fuseguard.control.load import MinuteMaxima
 from fuseguard.control.types import ControllerConfig, PlugDemand
 from fuseguard.model.circuits import CircuitTree
 from fuseguard.model.phases import Phases
@@ -97,41 +97,25 @@ def cap_of(
 
 class LoadPeak:
     """The non-EV load forecast of the plan: per circuit and phase the peak over the last
-    ``window_s`` (one maximum per minute kept), never below the value of this cycle; a window of
-    0 holds this cycle's value. Non-finite samples are not kept (this cycle's value still
-    counts: an unknown load leaves no headroom)."""
-
-    BUCKET_S: float = 60.0
+    ``window_s`` (:class:`~fuseguard.control.load.MinuteMaxima`), never below the value of this
+    cycle; a window of 0 holds this cycle's value. Non-finite samples are not kept (this cycle's
+    value still counts: an unknown load leaves no headroom)."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        self._minutes: dict[str, deque[tuple[int, Phases]]] = {}
+        self._minutes = MinuteMaxima(window_s)
 
     def add(self, now: float, non_ev: Mapping[str, Phases]) -> None:
         """Record this cycle's load (every cycle; cheap: one compare per circuit)."""
         if self.window_s <= 0:
             return
-        minute = int(now // self.BUCKET_S)
         for cid, load in non_ev.items():
-            if not load.is_finite():
-                continue
-            q = self._minutes.setdefault(cid, deque())
-            if q and q[-1][0] == minute:
-                q[-1] = (minute, q[-1][1].maximum(load))
-            else:
-                q.append((minute, load))
-            while q[0][0] < minute - self.window_s / self.BUCKET_S:
-                q.popleft()
+            if load.is_finite():
+                self._minutes.add(cid, now, load)
 
     def forecast(self, non_ev: Mapping[str, Phases]) -> dict[str, Phases]:
         """Per circuit: the load to plan with (this cycle's, raised to the window's peak)."""
-        out = dict(non_ev)
-        for cid, load in non_ev.items():
-            peak = load
-            for _, past in self._minutes.get(cid, ()):
-                peak = peak.maximum(past)
-            out[cid] = peak
-        return out
+        return {cid: self._minutes.peak(cid, load) for cid, load in non_ev.items()}
 
 
 class Planner:
