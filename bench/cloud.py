@@ -65,10 +65,43 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port never handed out before in this process.
+
+    The kernel can return a port it just gave out (its socket is closed before the replica
+    binds it): two replicas on one port would then be measured as one replica counted twice.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds the listening TCP socket on ``port`` (Linux /proc).
+
+    A 200 on a replica's URL is not enough: another process (another replica, another test's
+    server) can hold the port while the replica started for it fails to bind and exits.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return True
+    return False
 
 
 def _raise_nofile() -> None:
@@ -353,7 +386,8 @@ async def _wait_http(
     """Until every replica answers. One that exits first is started again on another port.
 
     The port is chosen free and released before the replica binds it; on a busy machine
-    another process can take it in between ("Address already in use").
+    another process can take it in between ("Address already in use"). A replica counts as up
+    only when its own process holds the port (``_listens``), not when anything answers there.
     """
     async with aiohttp.ClientSession() as http:
         for r in range(len(urls)):
@@ -366,7 +400,8 @@ async def _wait_http(
                     procs[r], urls[r] = restart(r)
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(f"{urls[r]}/openapi.json") as resp:
-                        if resp.status == 200:
+                        port = int(urls[r].rsplit(":", 1)[1])
+                        if resp.status == 200 and _listens(procs[r].pid, port):
                             break
                 await asyncio.sleep(0.1)
 
@@ -515,6 +550,8 @@ async def run(opts: Options) -> list[dict[str, object]]:
                 cpu = meter.stop(opts.requests)
                 after = await _replica_counters(urls)
                 after_agents = await _agent_stats(agents)
+                if any(p.poll() is not None for p in procs):  # its numbers would be another's
+                    raise RuntimeError("a cloud replica exited during the load run")
                 row = _row(opts, res, concurrency, load_before)
                 row["edges_acks_sent"] = after_agents["received"] - before_agents["received"]
                 row["edges_connected"] = after_agents["connected"]

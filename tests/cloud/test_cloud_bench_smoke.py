@@ -9,6 +9,7 @@ target, and that the row has the documented shape.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -52,3 +53,28 @@ async def test_cloud_bench_tiny(make_pg_database: object) -> None:  # PostgreSQL
     assert row["cloud_commands"]["acked"] == 40
     assert set(row["cpu_ms_per_request"]) >= {"replicas", "edge_agents", "broker", "total"}
     assert "| postgresql | 2 | 20 | 4 | 40 |" in bench._markdown([row])
+
+
+def test_a_replica_counts_as_up_only_when_its_own_process_holds_the_port() -> None:
+    """CI once measured replica 0 twice: replica 1's port was taken, it exited, and the 200
+    on its URL came from another process. ``_listens`` tells the holder apart; ports never
+    repeat within a run."""
+    import socket
+    import subprocess
+
+    bench = _load_bench()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert bench._listens(os.getpid(), port)
+        assert not bench._listens(sleeper.pid, port)
+        server.close()
+        assert not bench._listens(os.getpid(), port)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    ports = [bench._free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
