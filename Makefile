@@ -46,9 +46,13 @@ imports: $(STAMP_DEV)
 # The suite mostly waits (real-time control loops, subprocesses, a browser): several pytest-xdist
 # workers share the 2 cores. A module with a module-scoped fixture stays in one worker and an
 # `exclusive` test runs alone (tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
+# Bytecode is cached under the venv even where the environment says PYTHONDONTWRITEBYTECODE (this
+# machine and CI do): otherwise every worker and every `fuseguard` subprocess of the tests compiles
+# the sources again, and pytest rewrites every test module's asserts again (half of collection).
 PYTEST_WORKERS ?= 4
+PYTEST_ENV = PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache
 pytest: $(STAMP_DEV) services browser
-	$(VENV)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
+	$(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 # mypy (no cache on a fresh clone: 30-60 s of one core) runs beside pytest, whose workers mostly
 # wait; `make test` fails when either fails (make -j2 waits for both).
