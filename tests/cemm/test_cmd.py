@@ -8,17 +8,12 @@ from datetime import UTC, datetime
 
 import aiohttp
 import typer
+from tests.ports import free_port
 from typer.testing import CliRunner
 
 from fuseguard.cli.sim_cemm import build_standalone, register, run_standalone
 from fuseguard.devices.cemm import CemmClient, CemmGridMeter, discover
 from fuseguard.model.clock import VirtualClock
-
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_register_adds_the_cemm_command():
@@ -55,7 +50,7 @@ async def test_standalone_site_is_plausible_over_a_day():
 
 
 async def test_run_standalone_serves_over_loopback():
-    port, udp_port = _free_port(), _free_port(socket.SOCK_DGRAM)
+    port, udp_port = free_port(), free_port(socket.SOCK_DGRAM)
     task = asyncio.create_task(
         run_standalone(
             host="127.0.0.1",

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from brokerkit import free_port, make_pki, run_mosquitto
+from brokerkit import make_pki, run_mosquitto
 from cloudkit import api_client, cloud_settings, make_edge, wait_for
+from tests.ports import free_port
 
 from fuseguard.cloud.acl import BrokerTls, mosquitto_conf, mosquitto_files
 from fuseguard.cloud.app import CloudService

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from cloudkit import api_client, cloud_settings, make_edge, wait_for
+from tests.ports import free_port
 
 from fuseguard.cloud.app import CloudService
 
@@ -88,15 +88,9 @@ asyncio.run(serve_cloud(load_cloud_settings()))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_two_cloud_processes(mqtt_url: str, prefix: str, tmp_path: Path) -> None:
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = []
     for i, port in enumerate(ports):
         env = dict(os.environ)

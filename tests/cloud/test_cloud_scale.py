@@ -19,8 +19,9 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from brokerkit import free_port, run_mosquitto
+from brokerkit import run_mosquitto
 from cloudkit import VirtualEdge, api_client, cloud_settings, make_edge, wait_for
+from tests.ports import free_port
 
 from fuseguard.cloud.acl import mosquitto_conf
 from fuseguard.cloud.app import CloudService

@@ -6,7 +6,6 @@ a request head is bounded; with either HTTP parser (h11, httptools: ``server.htt
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from cloudkit import cloud_settings
 from tests.hardening.hardening_support import exchange as _exchange
 from tests.hardening.hardening_support import http_status as _status
+from tests.ports import free_port
 
 from fuseguard.cloud.app import serve_cloud
 from fuseguard.cloud.config import CloudSettings, ServerSection
@@ -27,16 +27,10 @@ LIMITS = ServerLimits(
 PATH = "/edgedevices/e1/evses/0123456789abcdef0123456789abcdef/currentsettings"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _serve(
     settings: CloudSettings, limits: ServerLimits | None
 ) -> AsyncIterator[tuple[int, asyncio.Task[None]]]:
-    port = _free_port()
+    port = free_port()
     server = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
     settings = settings.model_copy(update={"server": server})
     stop = asyncio.Event()

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from brokerkit import Pki, free_port, make_pki, run_mosquitto
+from brokerkit import Pki, make_pki, run_mosquitto
 from cloudkit import api_client, cloud_settings, make_edge, wait_for
+from tests.ports import free_port
 
 from fuseguard.cloud.app import CloudService
 from fuseguard.cloud.config import BrokerSection

@@ -7,7 +7,6 @@ bound, strict JSON parsing and session ownership.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -16,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from pydantic import AllowInfNan, BaseModel, StrictFloat
+from tests.ports import free_port
 
 from fuseguard.control.ports import (
     DeviceAuthError,
@@ -139,12 +139,6 @@ async def server() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_a_good_answer_is_parsed_through_its_model(server: Server) -> None:
     async with Probe(port=server.port) as probe:
         response = await probe._request("GET", "/ok")
@@ -187,7 +181,7 @@ async def test_a_client_names_its_own_not_found_class(server: Server) -> None:
 
 async def test_refused_is_a_connection_error_after_every_attempt() -> None:
     attempts = 3
-    async with Probe(port=_free_port(), retry_attempts=attempts) as probe:
+    async with Probe(port=free_port(), retry_attempts=attempts) as probe:
         with pytest.raises(DeviceConnectionError, match="connection failed on GET /ok") as info:
             await probe._request("GET", "/ok")
     assert not isinstance(info.value, DeviceTimeoutError)

@@ -19,14 +19,9 @@ from fuseguard.api.tls import ensure_self_signed_cert
 from fuseguard.config import ConfigError, load_config
 from fuseguard.control.flex import FlexManagement
 from fuseguard.model.clock import RealClock
+from tests.ports import free_port
 
 from .statuskit import site_config, status
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -38,7 +33,7 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     if binary is None:
         pytest.fail("the TLS test needs the `mosquitto` binary (apt-get install mosquitto)")
     cert, key = ensure_self_signed_cert(tmp_path / "certs", ["127.0.0.1"])
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "mosquitto.conf"
     # as root, mosquitto would drop to its own user, which cannot read the 0600 key in tmp_path
     stay = "user root\n" if os.geteuid() == 0 else ""
