@@ -268,9 +268,9 @@ def _wide_circuits(draw: st.DrawFn, scale: float) -> list[Circuit]:
     own = {cid: Phases.of(_load(draw, scale) for _ in range(3)) for cid in ids}
     total = dict(own)
     for cid in reversed(ids):  # a parent is drawn before its children
-        p = parent[cid]
-        if p is not None:
-            total[p] = total[p] + total[cid]
+        up = parent[cid]
+        if up is not None:
+            total[up] = total[up] + total[cid]
     out = [
         Circuit(
             cid,
