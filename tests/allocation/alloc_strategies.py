@@ -3,10 +3,17 @@
 ``snapshots``: trees of 1-4 levels, rotations, 1/2/3-phase cars (the property tests).
 ``wide_snapshots``: every input field, for holding the two allocator paths equal.
 ``random_site``: seeded random sites with measured-looking floats, cheap in bulk.
+
+Every strategy a draw function uses is built once: a module constant, or a cached factory keyed
+by its arguments (site scale, minimum current, timer parameters, circuit ids). Hypothesis
+validates each new strategy object when it is first drawn from; built afresh on every draw (as
+until round 8) that validation was ~85 % of the path tests' CPU. The strategies are the same
+ones, drawn in the same order, so the derandomized examples are the very same.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -23,14 +30,45 @@ amps = st.integers(min_value=0, max_value=64).map(float)
 loads = st.one_of(st.just(0.0), st.floats(min_value=0, max_value=70, allow_nan=False))
 
 
+@functools.cache
+def _one_of_ids(ids: tuple[str, ...]) -> st.SearchStrategy[str]:
+    """One of these circuit ids (a parent, a plug's circuit)."""
+    return st.sampled_from(list(ids))
+
+
+_N_CIRCUITS = st.integers(1, 6)
+_CIRCUIT_POWER_LIMIT_W = st.one_of(st.none(), st.floats(0, 30000))
+_MODES_MOSTLY_FAST = st.sampled_from(
+    [ChargeMode.FAST] * 4 + [ChargeMode.PV, ChargeMode.MINPV, ChargeMode.OFF]
+)
+_ONLY_FAST = st.just(ChargeMode.FAST)
+_ROTATIONS = st.sampled_from(list(Rotation))
+_MIN_A = st.sampled_from([6, 6, 6, 1, 8])
+_RUNNING = st.booleans()
+_N_PHASES = st.integers(1, 3)
+_MAX_A = st.integers(4, 32)
+_PRIORITY = st.integers(0, 2)
+_TARGET_A = st.one_of(st.none(), st.none(), st.integers(0, 32))
+_MOSTLY_AVAILABLE = st.sampled_from([True, True, True, False])
+_RUNNING_S = st.floats(0, 2000)
+_PAUSED_S = st.one_of(st.none(), st.floats(0, 2000))
+_PV_TIMER_S = st.floats(0, 400)
+_SURPLUS_W = st.floats(0, 20000)
+
+
+@functools.cache
+def _n_plugs(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
 @st.composite
 def snapshots(draw: st.DrawFn, *, max_plugs: int = 10, modes: bool = True) -> Snapshot:
-    n_circ = draw(st.integers(1, 6))
+    n_circ = draw(_N_CIRCUITS)
     circuits = [Circuit("main", None, Phases.of(draw(amps) for _ in range(3)))]
     depth = {"main": 1}
     for i in range(1, n_circ):
         parents = [c.id for c in circuits if depth[c.id] < 4]
-        parent = draw(st.sampled_from(parents))
+        parent = draw(_one_of_ids(tuple(parents)))
         cid = f"c{i}"
         depth[cid] = depth[parent] + 1
         circuits.append(
@@ -38,7 +76,7 @@ def snapshots(draw: st.DrawFn, *, max_plugs: int = 10, modes: bool = True) -> Sn
                 cid,
                 parent,
                 Phases.of(draw(amps) for _ in range(3)),
-                power_limit_w=draw(st.one_of(st.none(), st.floats(0, 30000))),
+                power_limit_w=draw(_CIRCUIT_POWER_LIMIT_W),
             )
         )
     # non-EV load flowing through a circuit includes its sub-circuits' load
@@ -48,35 +86,32 @@ def snapshots(draw: st.DrawFn, *, max_plugs: int = 10, modes: bool = True) -> Sn
         if c.parent is not None:
             total[c.parent] = total[c.parent] + total[c.id]
     circuits = [Circuit(c.id, c.parent, c.limit_a, total[c.id], c.power_limit_w) for c in circuits]
-    mode_st = (
-        st.sampled_from([ChargeMode.FAST] * 4 + [ChargeMode.PV, ChargeMode.MINPV, ChargeMode.OFF])
-        if modes
-        else st.just(ChargeMode.FAST)
-    )
-    n_plugs = draw(st.integers(0, max_plugs))
+    mode_st = _MODES_MOSTLY_FAST if modes else _ONLY_FAST
+    n_plugs = draw(_n_plugs(0, max_plugs))
+    plug_circuit = _one_of_ids(tuple(c.id for c in circuits))
     plugs = []
     for i in range(n_plugs):
-        rot = draw(st.sampled_from(list(Rotation)))
-        min_a = draw(st.sampled_from([6, 6, 6, 1, 8]))
-        running = draw(st.booleans())
+        rot = draw(_ROTATIONS)
+        min_a = draw(_MIN_A)
+        running = draw(_RUNNING)
         plugs.append(
             Plug(
                 id=f"p{i}",
-                circuit=draw(st.sampled_from([c.id for c in circuits])),
-                phases=rot.grid_phases(draw(st.integers(1, 3))),
-                max_a=draw(st.integers(4, 32)),
+                circuit=draw(plug_circuit),
+                phases=rot.grid_phases(draw(_N_PHASES)),
+                max_a=draw(_MAX_A),
                 min_a=min_a,
-                priority=draw(st.integers(0, 2)),
+                priority=draw(_PRIORITY),
                 mode=draw(mode_st),
-                target_a=draw(st.one_of(st.none(), st.none(), st.integers(0, 32))),
-                available=draw(st.sampled_from([True, True, True, False])) if modes else True,
+                target_a=draw(_TARGET_A),
+                available=draw(_MOSTLY_AVAILABLE) if modes else True,
                 setpoint_a=min_a if running else 0,
-                running_s=draw(st.floats(0, 2000)) if running else None,
-                paused_s=None if running else draw(st.one_of(st.none(), st.floats(0, 2000))),
-                pv_timer_s=draw(st.floats(0, 400)),
+                running_s=draw(_RUNNING_S) if running else None,
+                paused_s=None if running else draw(_PAUSED_S),
+                pv_timer_s=draw(_PV_TIMER_S),
             )
         )
-    surplus = draw(st.floats(0, 20000))
+    surplus = draw(_SURPLUS_W)
     return Snapshot(tuple(circuits), tuple(plugs), pv_surplus_w=surplus, params=AllocationParams())
 
 
@@ -124,17 +159,14 @@ _MODES = [
 _ZONES = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]
 
 
-def _limit(draw: st.DrawFn, scale: float, *, roomy: bool = False) -> float:
-    """A per-phase limit: whole amps mostly (typical breaker sizes, or any unless roomy),
-    fractional sometimes, scaled to the site size."""
-    typical = st.sampled_from([6, 10, 13, 16, 20, 25, 32, 40, 63]).map(lambda a: round(a * scale))
-    whole = draw(typical if roomy else typical | st.integers(0, max(1, round(64 * scale))))
-    return whole + draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 0.25, 1 / 3]) | generic(0, 1))
-
-
 def generic(low: float, high: float) -> st.SearchStrategy[float]:
     """Floats in [low, high] with arbitrary low bits, like measured values (``st.floats`` favours
     simple values, whose arithmetic rarely rounds)."""
+    return _generic(float(low), float(high))
+
+
+@functools.cache
+def _generic(low: float, high: float) -> st.SearchStrategy[float]:
     # hypothesis favours small integers: scramble them (multiplicative hashing) so that the
     # values spread over the whole range
     return st.integers(0, 2**40).map(
@@ -142,58 +174,103 @@ def generic(low: float, high: float) -> st.SearchStrategy[float]:
     )
 
 
+@functools.cache
+def _whole_limit_a(scale: float, roomy: bool) -> st.SearchStrategy[int]:
+    """Typical breaker sizes scaled to the site, or (unless roomy) any whole amps."""
+    typical = st.sampled_from([6, 10, 13, 16, 20, 25, 32, 40, 63]).map(lambda a: round(a * scale))
+    return typical if roomy else typical | st.integers(0, max(1, round(64 * scale)))
+
+
+_FRACTION_A = st.sampled_from([0.0, 0.0, 0.0, 0.5, 0.25, 1 / 3]) | generic(0, 1)
+
+
+def _limit(draw: st.DrawFn, scale: float, *, roomy: bool = False) -> float:
+    """A per-phase limit: whole amps mostly (typical breaker sizes, or any unless roomy),
+    fractional sometimes, scaled to the site size."""
+    whole = draw(_whole_limit_a(scale, roomy))
+    return whole + draw(_FRACTION_A)
+
+
+_MOSTLY_ABOVE_LOAD = st.sampled_from([True, True, True, True, True, False])
+
+
 def _limits(draw: st.DrawFn, scale: float, load: Phases, *, roomy: bool) -> Phases:
     """A circuit's limits: mostly its non-EV load plus some room for the cars on each phase,
     sometimes (never on a roomy site) absolute values, often below the load: an overloaded
     circuit."""
-    if roomy or draw(st.sampled_from([True, True, True, True, True, False])):
+    if roomy or draw(_MOSTLY_ABOVE_LOAD):
         return Phases.of(max(0.0, v) + _limit(draw, scale, roomy=roomy) for v in load)
     return Phases.of(_limit(draw, scale) for _ in range(3))
+
+
+@functools.cache
+def _power_limit_kind(roomy: bool) -> st.SearchStrategy[str]:
+    kinds = ["none"] * 4 + ["room", "room"] + ([] if roomy else ["absolute", "round"])
+    return st.sampled_from(kinds)
+
+
+@functools.cache
+def _absolute_power_limit_w(scale: float) -> st.SearchStrategy[float]:
+    return generic(0, 50000 * scale) | st.floats(0, 50000 * scale)
+
+
+_ROUND_POWER_LIMIT_KW = st.integers(0, 40)
+
+
+@functools.cache
+def _power_room_w(scale: float) -> st.SearchStrategy[float]:
+    return generic(0, 15000 * scale)
 
 
 def _power_limit(draw: st.DrawFn, scale: float, load_a: float, *, roomy: bool) -> float | None:
     """None mostly; else the load's power plus some room (230 V) or (never on a roomy site) an
     absolute limit, tiny ones too."""
-    kinds = ["none"] * 4 + ["room", "room"] + ([] if roomy else ["absolute", "round"])
-    kind = draw(st.sampled_from(kinds))
+    kind = draw(_power_limit_kind(roomy))
     if kind == "absolute":
-        return draw(generic(0, 50000 * scale) | st.floats(0, 50000 * scale))
+        return draw(_absolute_power_limit_w(scale))
     if kind == "round":
-        return draw(st.integers(0, 40)) * 1e3
+        return draw(_ROUND_POWER_LIMIT_KW) * 1e3
     if kind == "room":
-        return max(0.0, load_a) * 230.0 + draw(generic(0, 15000 * scale))
+        return max(0.0, load_a) * 230.0 + draw(_power_room_w(scale))
     return None
+
+
+@functools.cache
+def _load_a(scale: float) -> st.SearchStrategy[float]:
+    return st.one_of(
+        st.just(0.0),
+        generic(0, 20 * scale),
+        st.floats(0, 10 * scale, allow_nan=False),
+        st.floats(-20, 0, allow_nan=False),
+        st.integers(0, 80).map(float),
+    )
 
 
 def _load(draw: st.DrawFn, scale: float) -> float:
     """Non-EV load: none, small, above the limit, or negative (generation behind the circuit)."""
-    return draw(
-        st.one_of(
-            st.just(0.0),
-            generic(0, 20 * scale),
-            st.floats(0, 10 * scale, allow_nan=False),
-            st.floats(-20, 0, allow_nan=False),
-            st.integers(0, 80).map(float),
-        )
-    )
+    return draw(_load_a(scale))
+
+
+_N_WIDE_CIRCUITS = st.integers(1, 7)
+_ROOMY = st.booleans()
 
 
 @st.composite
 def _wide_circuits(draw: st.DrawFn, scale: float) -> list[Circuit]:
-    n_circ = draw(st.integers(1, 7))
+    n_circ = draw(_N_WIDE_CIRCUITS)
     ids = ["main"] + [f"c{i}" for i in range(1, n_circ)]
     parent: dict[str, str | None] = {"main": None}
     depth = {"main": 1}
     for cid in ids[1:]:
-        p = draw(st.sampled_from([c for c in parent if depth[c] < 5]))
+        p = draw(_one_of_ids(tuple(c for c in parent if depth[c] < 5)))
         parent[cid], depth[cid] = p, depth[p] + 1
-    roomy = draw(st.booleans())  # a site where the cars mostly fit: the filling has work to do
+    roomy = draw(_ROOMY)  # a site where the cars mostly fit: the filling has work to do
     own = {cid: Phases.of(_load(draw, scale) for _ in range(3)) for cid in ids}
     total = dict(own)
     for cid in reversed(ids):  # a parent is drawn before its children
-        p = parent[cid]
-        if p is not None:
-            total[p] = total[p] + total[cid]
+        up = parent[cid]
+        if up is not None:
+            total[up] = total[up] + total[cid]
     out = [
         Circuit(
             cid,
@@ -208,43 +285,102 @@ def _wide_circuits(draw: st.DrawFn, scale: float) -> list[Circuit]:
     return draw(st.permutations(out))
 
 
-@st.composite
-def _wide_plug(draw: st.DrawFn, pid: str, circuits: list[str], params: AllocationParams) -> Plug:
-    min_a = draw(st.sampled_from([6, 6, 6, 1, 8, 10, 16]))
-    state = draw(st.sampled_from(["fresh", "running", "running", "paused", "paused"]))
-    edge_s = st.sampled_from(
-        [0.0, params.min_run_s, params.min_pause_s, params.pv_enable_delay_s, 2000.0]
-    )
+_wide_circuits_at = functools.cache(_wide_circuits)
+
+_WIDE_MIN_A = st.sampled_from([6, 6, 6, 1, 8, 10, 16])
+_PLUG_STATE = st.sampled_from(["fresh", "running", "running", "paused", "paused"])
+_UNTIL = st.datetimes(
+    datetime(2026, 1, 1), datetime(2026, 12, 31), timezones=st.sampled_from(_ZONES)
+)
+_MAYBE_UNTIL = st.one_of(st.none(), _UNTIL)
+_PHASE_SET = st.sampled_from(_PHASE_SETS)
+_WIDE_PRIORITY = st.sampled_from([0, 0, 0, 1, 2, -1])
+_WIDE_MODE = st.sampled_from(_MODES)
+_WIDE_AVAILABLE = st.sampled_from([True, True, True, True, True, False])
+_SETPOINT_A = st.integers(1, 40)
+_SHARE_A = st.one_of(st.none(), st.floats(0, 32), st.sampled_from([0.0, 6.0, -1.0, math.nan]))
+_NEED_WH = st.one_of(st.none(), st.floats(-10, 60000), st.just(0.0))
+_DEPARTURE_S = st.one_of(st.none(), st.floats(-100, 40000), st.just(math.inf))
+_PLAN_RANK = st.one_of(st.none(), st.integers(0, 3))
+
+
+@functools.cache
+def _wide_target_a(min_a: int) -> st.SearchStrategy[int | None]:
+    return st.sampled_from([None, None, None, None, 0, min_a]) | st.integers(0, 40).filter(bool)
+
+
+@functools.cache
+def _wide_max_a(min_a: int) -> st.SearchStrategy[int]:
+    return st.sampled_from([16, 16, 32, 20, 10, min_a]) | st.integers(0, 40)
+
+
+@functools.cache
+def _timer_strategies(
+    min_run_s: float, min_pause_s: float, pv_enable_delay_s: float
+) -> tuple[st.SearchStrategy[float], st.SearchStrategy[float | None], st.SearchStrategy[float]]:
+    """Running time, pause time and PV timer, on and off the parameters' edges."""
+    edge_s = st.sampled_from([0.0, min_run_s, min_pause_s, pv_enable_delay_s, 2000.0])
     secs = st.one_of(st.floats(0, 2000), edge_s)
+    return secs, st.one_of(st.none(), secs), st.one_of(st.just(0.0), st.floats(0, 400), edge_s)
+
+
+@st.composite
+def _wide_plug(
+    draw: st.DrawFn, pid: str, circuit: st.SearchStrategy[str], params: AllocationParams
+) -> Plug:
+    min_a = draw(_WIDE_MIN_A)
+    state = draw(_PLUG_STATE)
+    secs, paused_s, pv_timer_s = _timer_strategies(
+        params.min_run_s, params.min_pause_s, params.pv_enable_delay_s
+    )
     # most plugs can run (a free target, a maximum above the minimum); the rest cover every
     # reason a plug cannot
-    target = draw(
-        st.sampled_from([None, None, None, None, 0, min_a]) | st.integers(0, 40).filter(bool)
-    )
-    until = st.datetimes(
-        datetime(2026, 1, 1), datetime(2026, 12, 31), timezones=st.sampled_from(_ZONES)
-    )
+    target = draw(_wide_target_a(min_a))
     return Plug(
         id=pid,
-        circuit=draw(st.sampled_from(circuits)),
-        phases=draw(st.sampled_from(_PHASE_SETS)),
-        max_a=draw(st.sampled_from([16, 16, 32, 20, 10, min_a]) | st.integers(0, 40)),
+        circuit=draw(circuit),
+        phases=draw(_PHASE_SET),
+        max_a=draw(_wide_max_a(min_a)),
         min_a=min_a,
-        priority=draw(st.sampled_from([0, 0, 0, 1, 2, -1])),
-        mode=draw(st.sampled_from(_MODES)),
+        priority=draw(_WIDE_PRIORITY),
+        mode=draw(_WIDE_MODE),
         target_a=target,
-        target_until=None if target is None else draw(st.one_of(st.none(), until)),
-        available=draw(st.sampled_from([True, True, True, True, True, False])),
-        setpoint_a=draw(st.integers(1, 40)) if state == "running" else 0,
+        target_until=None if target is None else draw(_MAYBE_UNTIL),
+        available=draw(_WIDE_AVAILABLE),
+        setpoint_a=draw(_SETPOINT_A) if state == "running" else 0,
         running_s=draw(secs) if state == "running" else None,
-        paused_s=draw(st.one_of(st.none(), secs)) if state == "paused" else None,
-        pv_timer_s=draw(st.one_of(st.just(0.0), st.floats(0, 400), edge_s)),
-        share_a=draw(
-            st.one_of(st.none(), st.floats(0, 32), st.sampled_from([0.0, 6.0, -1.0, math.nan]))
-        ),
-        need_wh=draw(st.one_of(st.none(), st.floats(-10, 60000), st.just(0.0))),
-        departure_s=draw(st.one_of(st.none(), st.floats(-100, 40000), st.just(math.inf))),
-        plan_rank=draw(st.one_of(st.none(), st.integers(0, 3))),
+        paused_s=draw(paused_s) if state == "paused" else None,
+        pv_timer_s=draw(pv_timer_s),
+        share_a=draw(_SHARE_A),
+        need_wh=draw(_NEED_WH),
+        departure_s=draw(_DEPARTURE_S),
+        plan_rank=draw(_PLAN_RANK),
+    )
+
+
+@functools.cache
+def _site_scale(n_plugs: int) -> st.SearchStrategy[float]:
+    return st.sampled_from([1.0, max(1.0, n_plugs / 4), max(1.0, n_plugs / 2)])
+
+
+_VOLTAGE_V = st.sampled_from([230.0, 230.0, 240.0, 120.0])
+_MIN_RUN_S = st.sampled_from([600.0, 0.0, 60.0])
+_MIN_PAUSE_S = st.sampled_from([300.0, 0.0])
+_PV_THRESHOLD_W = st.sampled_from([0.0, 0.0, 500.0, -300.0])
+_PV_ENABLE_DELAY_S = st.sampled_from([60.0, 0.0])
+_PV_DISABLE_DELAY_S = st.sampled_from([180.0, 0.0])
+_URGENT_LAXITY_S = st.sampled_from([10800.0, 0.0, 3600.0])
+
+
+@functools.cache
+def _wide_surplus_w(scale: float) -> st.SearchStrategy[float]:
+    return st.one_of(
+        st.just(0.0),
+        st.floats(0, 30000 * scale),
+        generic(0, 30000 * scale),
+        generic(1000, 8000),  # about what one or two cars' minimum needs
+        st.floats(-5000, 0),
+        st.integers(0, 40).map(lambda k: k * 690.0),
     )
 
 
@@ -255,31 +391,22 @@ def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) 
     any order, priorities, all modes, targets (with and without an end, in several time zones),
     unavailable plugs, running/paused/fresh state on and off the timer edges, PV surplus (also
     negative) and non-default parameters."""
-    n_plugs = draw(st.integers(min_plugs, max_plugs))
-    scale = draw(st.sampled_from([1.0, max(1.0, n_plugs / 4), max(1.0, n_plugs / 2)]))
+    n_plugs = draw(_n_plugs(min_plugs, max_plugs))
+    scale = draw(_site_scale(n_plugs))
     params = AllocationParams(
-        voltage_v=draw(st.sampled_from([230.0, 230.0, 240.0, 120.0])),
-        min_run_s=draw(st.sampled_from([600.0, 0.0, 60.0])),
-        min_pause_s=draw(st.sampled_from([300.0, 0.0])),
-        pv_enable_threshold_w=draw(st.sampled_from([0.0, 0.0, 500.0, -300.0])),
-        pv_disable_threshold_w=draw(st.sampled_from([0.0, 0.0, 500.0, -300.0])),
-        pv_enable_delay_s=draw(st.sampled_from([60.0, 0.0])),
-        pv_disable_delay_s=draw(st.sampled_from([180.0, 0.0])),
-        urgent_laxity_s=draw(st.sampled_from([10800.0, 0.0, 3600.0])),
+        voltage_v=draw(_VOLTAGE_V),
+        min_run_s=draw(_MIN_RUN_S),
+        min_pause_s=draw(_MIN_PAUSE_S),
+        pv_enable_threshold_w=draw(_PV_THRESHOLD_W),
+        pv_disable_threshold_w=draw(_PV_THRESHOLD_W),
+        pv_enable_delay_s=draw(_PV_ENABLE_DELAY_S),
+        pv_disable_delay_s=draw(_PV_DISABLE_DELAY_S),
+        urgent_laxity_s=draw(_URGENT_LAXITY_S),
     )
-    circuits = draw(_wide_circuits(scale))
-    ids = [c.id for c in circuits]
-    plugs = tuple(draw(_wide_plug(f"p{i}", ids, params)) for i in range(n_plugs))
-    surplus = draw(
-        st.one_of(
-            st.just(0.0),
-            st.floats(0, 30000 * scale),
-            generic(0, 30000 * scale),
-            generic(1000, 8000),  # about what one or two cars' minimum needs
-            st.floats(-5000, 0),
-            st.integers(0, 40).map(lambda k: k * 690.0),
-        )
-    )
+    circuits = draw(_wide_circuits_at(scale))
+    circuit = _one_of_ids(tuple(c.id for c in circuits))
+    plugs = tuple(draw(_wide_plug(f"p{i}", circuit, params)) for i in range(n_plugs))
+    surplus = draw(_wide_surplus_w(scale))
     return Snapshot(tuple(circuits), plugs, pv_surplus_w=surplus, params=params)
 
 
