@@ -44,7 +44,7 @@ def _shortened(path: Path, duration_s: float) -> Scenario:
 
 
 def test_subdistribution_meter_falls_back_on_the_garage_alone_without_overload() -> None:
-    sc = _shortened(SUBDISTRIBUTION, 4800)
+    sc = _shortened(SUBDISTRIBUTION, 4560)
     result = simulate(sc, compute_optimum=False)
     rep, tl = result.report, result.timeline
     assert tl is not None
