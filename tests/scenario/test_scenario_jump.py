@@ -123,7 +123,8 @@ WINDOWS = {
     "ocpp_meter_values_60s": (0.0, 1500.0),
     # the sub-meter lost (10 min) with a garage load step in the blind phase
     "subdistribution_meter": (2400.0, 1200.0),
-    # flex limit 25 A then 18 A, the keep-alive stops: the 120 s watchdog's fallback
+    # the flex limit (activated, lowered to 18 A) as the cars arrive, the keep-alive stops
+    # 200 s later: the 120 s watchdog's 10 A fallback for 10 min
     "flex_limit_keepalive_loss": (5200.0, 900.0),
     # the grid meter offline (5 min) while the base load ramps, then the load step
     "meter_offline": (1500.0, 1200.0),
