@@ -17,6 +17,7 @@ def tiny(
     events: list[dict[str, Any]] | None = None,
     site: dict[str, Any] | None = None,
     circuits: list[dict[str, Any]] | None = None,
+    control: dict[str, Any] | None = None,
 ) -> Scenario:
     """A flat base load, one charger ``cp1`` (unless given) and the given cars."""
     data: dict[str, Any] = {
@@ -36,5 +37,6 @@ def tiny(
         ],
         "events": events or [],
         "circuits": circuits or [],
+        "control": control or {},
     }
     return parse_scenario(data)

@@ -69,15 +69,22 @@ def test_announce_departure_is_a_car_key() -> None:
 
 
 def test_least_laxity_first_meets_the_early_leaver_an_equal_split_misses() -> None:
-    announced = simulate(_two_departures(b_depart_s=7200), "fuseguard").report
+    # the late leaver goes at 80 min: both needs (16 kWh) still fit (22 A give them in 63 min)
+    announced = simulate(
+        _two_departures(b_depart_s=4800, duration_s=4800), "fuseguard", keep_timeline=False
+    ).report
     assert announced["departures"]["announced"] == 2
     assert announced["departures"]["met"] == 2
     assert announced["departures"]["optimum_met"] == 2
     assert announced["departures"]["vs_optimum"] == 1.0
     assert announced["overload_as"]["total"] == 0.0
     # the same cars without announcing: an equal split (11 A each) gives the early leaver
-    # 7.6 kWh of its 8 kWh by its departure
-    silent = simulate(_two_departures(b_depart_s=7200, announce=False), "fuseguard").report
+    # 7.6 kWh of its 8 kWh by its departure (at 1 h: the run ends soon after it)
+    silent = simulate(
+        _two_departures(b_depart_s=4800, announce=False, duration_s=3700),
+        "fuseguard",
+        keep_timeline=False,
+    ).report
     assert silent["departures"] is None
     assert silent["unmet_wh"]["cp1@0"] > 100.0
     assert announced["unmet_wh"]["cp1@0"] <= 80.0
@@ -93,7 +100,7 @@ def test_the_report_judges_energy_share_over_plug_in_time() -> None:
         chargers=[{"id": "cp1", "max_a": 16}, {"id": "cp2", "max_a": 16}],
         cars=[{**car, "charger": "cp1"}, {**car, "charger": "cp2"}],
     )
-    report = simulate(sc, "fuseguard", compute_optimum=False).report
+    report = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False).report
     assert report["jain_energy_share_samples"] == 2
     share = report["jain_energy_share"]
     assert share is not None and share >= 0.85

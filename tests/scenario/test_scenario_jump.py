@@ -2,24 +2,23 @@
 
 Each scenario runs twice: tick by tick (``jump=False``) and with the jumps. The report and every
 timeline array (time, grid, limit, EV, charger draw and offer per tick) must be identical, not
-merely close, and the jump must really have been taken. The library scenarios are put behind a
-quiet stretch (everything they prescribe moved later), so that what follows the jump covers
-PV, a separate PV meter, OCPP meter values, a sub-distribution meter, faults, load steps, flex
-limits and a lost keep-alive, Direct EVSE targets and announced departures.
+merely close, and the jump must really have been taken. A part of each library scenario
+(``WINDOWS``) is put behind a quiet stretch (everything it prescribes moved later), so that what
+follows the jump covers PV, a separate PV meter, OCPP meter values, a sub-distribution meter and
+its loss, a lost grid meter, load steps, flex limits and a lost keep-alive, Direct EVSE targets
+and announced departures.
 """
 
 from __future__ import annotations
 
-import logging
+import itertools
 import math
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import structlog
 from helpers_scenario import tiny
 from test_scenario_repeatable import comparable
 
@@ -34,37 +33,63 @@ ROOT = Path(__file__).resolve().parents[2]
 ARRAYS = ("t_s", "grid_a", "limit_a", "ev_a", "charger_a", "setpoint_a")
 
 
-@pytest.fixture(autouse=True)
-def _errors_only() -> Iterator[None]:
-    """Hours of virtual time: leave the debug log out (it costs more than the run)."""
-    old = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    yield
-    structlog.configure(**old)
+def _value_at(points: list[list[Any]], t_s: float) -> list[float]:
+    """The piecewise linear load profile ``points`` at ``t_s`` (flat outside its points)."""
+    if t_s <= points[0][0]:
+        return list(points[0][1])
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
+        if t0 <= t_s <= t1:
+            f = 0.0 if t1 == t0 else (t_s - t0) / (t1 - t0)
+            return [a + f * (b - a) for a, b in zip(v0, v1, strict=True)]
+    return list(points[-1][1])
 
 
-def _shift_points(points: list[list[Any]], by_s: float) -> list[list[Any]]:
-    return [[t + by_s, v] for t, v in points]
+def _window_points(points: list[list[Any]], from_s: float, quiet_s: float) -> list[list[Any]]:
+    """The profile from ``from_s`` on, moved to start at ``quiet_s`` (constant before it)."""
+    head = [[quiet_s, _value_at(points, from_s)]]
+    return head + [[t - from_s + quiet_s, v] for t, v in points if t > from_s]
 
 
-def after_quiet(name: str, quiet_s: float, keep_s: float) -> Scenario:
-    """Library scenario ``name`` cut to ``keep_s``, behind ``quiet_s`` of nothing happening."""
+def after_quiet(name: str, quiet_s: float, keep_s: float, from_s: float = 0.0) -> Scenario:
+    """Library scenario ``name`` from ``from_s`` for ``keep_s``, behind ``quiet_s`` of nothing
+    happening.
+
+    Cars plugged in before ``from_s`` arrive when the quiet stretch ends; state events before it
+    (flex settings, keep-alive stop/start) take effect then, in their order; a fault, base step
+    or target must have ended before ``from_s`` (it is left out). The controller's turns
+    (``min_run_s``) last at most 15 min, so that its longest memory (the 15-min peak history)
+    sets the settling time: the quiet stretch need not be 45 min long.
+    """
     data = tomllib.loads((ROOT / "scenarios" / f"{name}.toml").read_text())
+    by_s = quiet_s - from_s
     site = data["site"]
-    site["duration_s"] = quiet_s + min(site.get("duration_s", 86400.0), keep_s)
-    for car in data.get("cars", []):
-        car["arrive_s"] += quiet_s
-        car["depart_s"] += quiet_s
+    site["duration_s"] = quiet_s + min(site.get("duration_s", 86400.0) - from_s, keep_s)
+    control = data.setdefault("control", {})
+    control["min_run_s"] = min(control.get("min_run_s", 2700.0), SHORT_MIN_RUN_S)
+    cars = [car for car in data.get("cars", []) if car["depart_s"] > from_s]
+    for car in cars:
+        car["arrive_s"] = max(car["arrive_s"], from_s) + by_s
+        car["depart_s"] += by_s
+    data["cars"] = cars
+    events = []
     for ev in data.get("events", []):
-        ev["at_s"] += quiet_s
-    data["base_load"]["points"] = _shift_points(data["base_load"]["points"], quiet_s)
+        timed = ev.get("fault") or ev.get("base_step") or ev.get("target")
+        if ev["at_s"] < from_s:
+            assert timed is not None or ev.get("flex") or ev.get("keepalive"), ev
+            if timed is not None:
+                assert ev["at_s"] + timed["duration_s"] <= from_s, ev  # over before the window
+                continue
+        events.append({**ev, "at_s": max(ev["at_s"], from_s) + by_s})
+    data["events"] = events
+    data["base_load"]["points"] = _window_points(data["base_load"]["points"], from_s, quiet_s)
     for load in data.get("circuit_loads", []):
-        load["points"] = _shift_points(load["points"], quiet_s)
+        load["points"] = _window_points(load["points"], from_s, quiet_s)
     pv = data.get("pv")
     if pv is not None:
-        pv["sunrise_s"] += quiet_s
-        pv["sunset_s"] += quiet_s
-        pv["clouds"] = [[a + quiet_s, b + quiet_s, f] for a, b, f in pv.get("clouds", [])]
+        assert from_s == 0.0  # the quiet stretch is the night before sunrise
+        pv["sunrise_s"] += by_s
+        pv["sunset_s"] += by_s
+        pv["clouds"] = [[a + by_s, b + by_s, f] for a, b, f in pv.get("clouds", [])]
     return parse_scenario(data, name)
 
 
@@ -85,22 +110,36 @@ def _leave_quiet_return() -> Scenario:
     return tiny(fuse_a=25, duration_s=5700, cars=cars, chargers=chargers, events=events)
 
 
-QUIET_S = 3600.0
-KEEP_S = 1500.0
+#: turns of at most 15 min in the library scenarios below (the default is 45 min)
+SHORT_MIN_RUN_S = 900.0
+SHORT_TURNS = {"min_run_s": SHORT_MIN_RUN_S}
+#: settling (15-min peak history + 1 min + 2 orbit periods) + margin + 10 min of jump
+QUIET_S = 1920.0
+#: (library scenario, from_s, keep_s): the part of each that follows the quiet stretch
+WINDOWS = {
+    # sunrise, the two PV cars arriving (separate PV meter, own period)
+    "pv_separate_inverter": (0.0, 1500.0),
+    # arrivals, OCPP meter values every 60 s, the base load step at 1 200 s
+    "ocpp_meter_values_60s": (0.0, 1500.0),
+    # the sub-meter lost (10 min) with a garage load step in the blind phase
+    "subdistribution_meter": (2400.0, 1200.0),
+    # the flex limit (activated, lowered to 18 A) as the cars arrive, the keep-alive stops
+    # 200 s later: the 120 s watchdog's 10 A fallback for 10 min
+    "flex_limit_keepalive_loss": (5200.0, 900.0),
+    # the grid meter offline (5 min) while the base load ramps, then the load step
+    "meter_offline": (1500.0, 1200.0),
+    # a one-phase load step of 10 min, start and end
+    "base_load_steps": (3900.0, 900.0),
+    # a Direct EVSE target of 0 A for 15 min, start and end
+    "direct_evse_targets": (4400.0, 1100.0),
+    # arrivals with announced departures and needs (least laxity first)
+    "departures_announced": (0.0, 1500.0),
+}
 SCENARIOS = {
     "leave_quiet_return": _leave_quiet_return,
     **{
-        name: (lambda name=name: after_quiet(name, QUIET_S, KEEP_S))
-        for name in (
-            "pv_separate_inverter",
-            "ocpp_meter_values_60s",
-            "subdistribution_meter",
-            "flex_limit_keepalive_loss",
-            "meter_offline",
-            "base_load_steps",
-            "direct_evse_targets",
-            "departures_announced",
-        )
+        name: (lambda name=name, w=w: after_quiet(name, QUIET_S, w[1], w[0]))
+        for name, w in WINDOWS.items()
     },
 }
 
@@ -126,9 +165,31 @@ def test_jumps_change_no_report_number_and_no_tick(name: str) -> None:
         assert np.array_equal(getattr(a, key)[: a.n], getattr(b, key)[: b.n]), key
 
 
+#: what the window of a library scenario is kept for: its events of these kinds, after the jump
+KEPT_FOR = {
+    "subdistribution_meter": {"fault", "base_step"},
+    "flex_limit_keepalive_loss": {"flex", "keepalive"},
+    "meter_offline": {"fault"},
+    "base_load_steps": {"base_step"},
+    "direct_evse_targets": {"target"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEPT_FOR))
+def test_each_window_holds_the_events_it_is_kept_for(name: str) -> None:
+    sc = SCENARIOS[name]()
+    kinds = set()
+    for ev in sc.events:
+        timed = ev.fault or ev.base_step or ev.target
+        end_s = ev.at_s + (timed.duration_s if timed is not None else 0.0)
+        if ev.at_s >= QUIET_S and end_s < sc.site.duration_s:  # starts and ends in the run
+            kinds |= {k for k in KEPT_FOR[name] if getattr(ev, k) is not None}
+    assert kinds == KEPT_FOR[name]
+
+
 def test_an_empty_run_jumps_to_its_end() -> None:
     """No car at all, an end that is not a whole second: the run ends on time, same numbers."""
-    sc = tiny(duration_s=6000.5, cars=[])
+    sc = tiny(duration_s=3900.5, cars=[], control=SHORT_TURNS)
     jumped, ticked = _run(sc, jump=True), _run(sc, jump=False)
     assert jumped.jumped_s >= 2400.0
     assert comparable(jumped.report) == comparable(ticked.report)
@@ -143,7 +204,13 @@ def test_an_empty_run_jumps_to_its_end() -> None:
 def test_no_jump_while_a_car_is_plugged_in() -> None:
     """A car that stays the whole run: nothing is quiet, every tick runs."""
     cars = [{"charger": "cp1", "arrive_s": 0, "depart_s": 9000, "energy_wh": 500, "max_a": 16}]
-    res = _run(tiny(duration_s=5000, cars=cars), jump=True)
+    sc = tiny(duration_s=2400, cars=cars, control=SHORT_TURNS)
+    timing = jump_timing(sc, scenario_controller_config(sc), 1.0, [0.0])
+    assert timing is not None
+    # the car is full after about 3 min: without it the run would have 10 min to jump over
+    assert 180.0 + timing.settle_s + timing.margin_s + 600.0 <= sc.site.duration_s
+    res = _run(sc, jump=True)
+    assert res.report["unmet_wh"]["cp1@0"] == 0.0  # full, plugged in, idle
     assert res.jumped_s == 0.0
 
 

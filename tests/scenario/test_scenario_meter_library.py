@@ -44,7 +44,7 @@ def _shortened(path: Path, duration_s: float) -> Scenario:
 
 
 def test_subdistribution_meter_falls_back_on_the_garage_alone_without_overload() -> None:
-    sc = _shortened(SUBDISTRIBUTION, 4800)
+    sc = _shortened(SUBDISTRIBUTION, 4560)
     result = simulate(sc, compute_optimum=False)
     rep, tl = result.report, result.timeline
     assert tl is not None
@@ -94,8 +94,10 @@ def test_subdistribution_meter_measured_load_beats_the_assumed_one() -> None:
     text = text[: text.index("[[events]]")]
     meter_line = "meter = { period_s = 2, stale_after_s = 10 }\n"
     assert meter_line in text
-    metered = simulate(loads_scenario(text), compute_optimum=False).report
-    assumed = simulate(loads_scenario(text.replace(meter_line, "")), compute_optimum=False).report
+    metered = simulate(loads_scenario(text), compute_optimum=False, keep_timeline=False).report
+    assumed = simulate(
+        loads_scenario(text.replace(meter_line, "")), compute_optimum=False, keep_timeline=False
+    ).report
     assert _garage_energy_wh(metered) > 1.2 * _garage_energy_wh(assumed)
     assert assumed["overload_as"]["total"] == 0.0
 

@@ -231,10 +231,16 @@ def _garage_energy_wh(report: dict[str, Any]) -> float:
 
 def test_measured_garage_load_lets_cars_use_more_than_the_estimate() -> None:
     metered = simulate(
-        parse_scenario(_metered(meter=GARAGE_METER, estimate_a=12)), compute_optimum=False
+        parse_scenario(_metered(meter=GARAGE_METER, estimate_a=12)),
+        compute_optimum=False,
+        keep_timeline=False,
     ).report
-    estimated = simulate(parse_scenario(_metered(estimate_a=12)), compute_optimum=False).report
-    unguarded = simulate(parse_scenario(_metered()), compute_optimum=False).report
+    estimated = simulate(
+        parse_scenario(_metered(estimate_a=12)), compute_optimum=False, keep_timeline=False
+    ).report
+    unguarded = simulate(
+        parse_scenario(_metered()), compute_optimum=False, keep_timeline=False
+    ).report
     # 25 A garage, 5 A measured: 20 A for the two cars; assumed 12 A: 13 A for them
     assert _garage_energy_wh(metered) > 1.3 * _garage_energy_wh(estimated)
     assert metered["overload_as"]["per_circuit"]["garage"] == {"L1": 0.0, "L2": 0.0, "L3": 0.0}
