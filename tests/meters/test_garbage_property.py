@@ -39,7 +39,8 @@ class ScriptedTransport(ModbusTransport):
         missing = [a for a in range(address, address + count) if a not in self.table]
         if missing:
             n = len(missing)
-            self.table.update(zip(missing, self.fill.draw(st.lists(words, min_size=n, max_size=n))))
+            drawn = self.fill.draw(st.lists(words, min_size=n, max_size=n))
+            self.table.update(zip(missing, drawn, strict=True))
         return [self.table[a] for a in range(address, address + count)]
 
 

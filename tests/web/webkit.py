@@ -14,7 +14,6 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import fuseguard.store.web as web_store
-
 from fuseguard.api.edge_evse import EdgeEvseBackend
 from fuseguard.api.evse_models import EvseInfo
 from fuseguard.api.metrics import build_registry, metrics_endpoint
