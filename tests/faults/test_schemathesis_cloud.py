@@ -18,7 +18,7 @@ import schemathesis
 
 from fuseguard.cloud.app import CloudService
 from tests.cloud.cloudkit import VirtualEdge, cloud_settings, make_edge, wait_for
-from tests.faults.casekit import Tally, case_settings, map_current
+from tests.faults.casekit import Tally, case_settings, http_session, map_current
 from tests.faults.servekit import LoopThread, serve
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres]
@@ -28,6 +28,7 @@ CLOUD_OPS = 4
 KNOWN: list[tuple[str, str]] = []
 TOKENS: dict[str, str] = {}
 
+HTTP = http_session()
 tally = Tally("cloud EVSE API")
 
 
@@ -106,7 +107,9 @@ def cloud_url(make_pg_database: Callable[[str], str], mqtt_url: str) -> Iterator
 def test_cloud_api_conforms(case: Any, cloud_url: str) -> None:
     evse_uuid = str((case.path_parameters or {}).get("uuid", ""))
     token = TOKENS.get(evse_uuid, "not-a-token")
-    response = case.call_and_validate(base_url=cloud_url, headers={"evsetoken": token})
+    response = case.call_and_validate(
+        base_url=cloud_url, session=HTTP, headers={"evsetoken": token}
+    )
     tally.add(case.operation.label, response.status_code)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from tests.faults.casekit import CASES_PER_API, Tally, case_settings, map_current
+from tests.faults.casekit import CASES_PER_API, Tally, case_settings, http_session, map_current
 from tests.faults.servekit import (
     EDGE_ID,
     EVSES,
@@ -36,6 +36,7 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode
 LOCAL_OPS = 11
 EVSE_OPS = 4
 
+HTTP = http_session()
 local_tally = Tally("edge local API")
 evse_tally = Tally("edge EVSE API")
 
@@ -100,7 +101,7 @@ def test_schemas_are_the_served_ones(edge: EdgeServers) -> None:
 @local.parametrize()
 @case_settings(LOCAL_OPS)
 def test_local_api_conforms(case: Any, edge: EdgeServers) -> None:
-    response = case.call_and_validate(base_url=edge.local_url, headers=AUTH)
+    response = case.call_and_validate(base_url=edge.local_url, session=HTTP, headers=AUTH)
     local_tally.add(case.operation.label, response.status_code)
 
 
@@ -113,7 +114,9 @@ def test_local_api_ran_its_budget() -> None:
 def test_evse_api_conforms(case: Any, edge: EdgeServers) -> None:
     uuid = str((case.path_parameters or {}).get("uuid", ""))
     token = edge.apps.tokens.get(uuid, "not-a-token")
-    response = case.call_and_validate(base_url=edge.evse_url, headers={"evsetoken": token})
+    response = case.call_and_validate(
+        base_url=edge.evse_url, session=HTTP, headers={"evsetoken": token}
+    )
     evse_tally.add(case.operation.label, response.status_code)
 
 

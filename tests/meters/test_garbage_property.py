@@ -33,12 +33,15 @@ class ScriptedTransport(ModbusTransport):
         self.fill = fill
 
     async def request(self, function_code: int, address: int, count: int) -> list[int]:
-        out = []
-        for a in range(address, address + count):
-            if a not in self.table:
-                self.table[a] = self.fill.draw(words)
-            out.append(self.table[a])
-        return out
+        # the words of the addresses not yet in the table, in one draw: one ``data.draw`` per
+        # word cost 0.27 ms of hypothesis bookkeeping each (91 350 draws, 25 s under cProfile);
+        # each word is still drawn from ``words``, so the values are distributed as before
+        missing = [a for a in range(address, address + count) if a not in self.table]
+        if missing:
+            n = len(missing)
+            drawn = self.fill.draw(st.lists(words, min_size=n, max_size=n))
+            self.table.update(zip(missing, drawn, strict=True))
+        return [self.table[a] for a in range(address, address + count)]
 
 
 def _all_plausible(sample: MeterSample) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from argon2 import PasswordHasher
 
 from fuseguard.api.web.auth import LoginThrottle, SessionStore
 from fuseguard.api.web.events import EventKind, EventLog, StatusWatcher
@@ -341,6 +342,9 @@ async def test_users_are_stored_as_argon2_hashes(tmp_path: Path) -> None:
         async with engine.connect() as conn:
             stored = (await conn.exec_driver_sql("SELECT password_hash FROM web_users")).scalar()
         assert str(stored).startswith("$argon2id$")
+        # the library's recommended cost, not the rigs' cheap one (tests/web/webkit.py)
+        cost = PasswordHasher()
+        assert f"$m={cost.memory_cost},t={cost.time_cost},p={cost.parallelism}$" in str(stored)
         assert "correct horse" not in str(stored)
         user = await repo.verify("bob", "correct horse")
         assert user is not None

@@ -10,8 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import fuseguard.store.web as web_store
 from fuseguard.api.edge_evse import EdgeEvseBackend
 from fuseguard.api.evse_models import EvseInfo
 from fuseguard.api.metrics import build_registry, metrics_endpoint
@@ -38,6 +40,12 @@ PLUG = "6bbf9fd56dc24f9697b078d5d8ccda84"
 ADMIN_PW = "admin-password-1"
 VIEWER_PW = "viewer-password-1"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+#: argon2id at its lowest cost, for the rigs' users: the dashboard tests are about logins,
+#: sessions, CSRF and roles, not the hash cost, and at the production parameters (64 MiB, 3
+#: passes, 4 lanes) every hash and every login took 0.2 s of CPU (half of each test's). A hash
+#: carries its parameters, so logging in (``verify``) costs what hashing did; the production
+#: hasher and its parameters are checked by ``test_users_are_stored_as_argon2_hashes``.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 def plug_view(**kw: object) -> PlugView:
@@ -108,8 +116,12 @@ async def start_rig(tmp: Path, *, max_failures: int = 5, tls: bool = False) -> R
     clock = VirtualClock()
     engine = await open_store(f"sqlite+aiosqlite:///{tmp / 'web.db'}")
     users = WebUserRepository(engine, clock)
-    await users.add("alice", ADMIN_PW, Role.ADMIN)
-    await users.add("victor", VIEWER_PW, Role.VIEWER)
+    real, web_store._hasher = web_store._hasher, CHEAP_HASHER  # only while adding them
+    try:
+        await users.add("alice", ADMIN_PW, Role.ADMIN)
+        await users.add("victor", VIEWER_PW, Role.VIEWER)
+    finally:
+        web_store._hasher = real
     flex = FlexManagement(clock, fuse_a=35.0, store=MemoryFlexStore())
     targets = EvseTargets(clock)
     evses = {EVSE: EvseInfo(EVSE, 6, 32, ((PLUG, "Plug 1"),))}
