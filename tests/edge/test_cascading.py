@@ -20,7 +20,8 @@ from fuseguard.sim.cemm_server import serve_cemm
 from fuseguard.sim.site import BaseLoad, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
 
-from .test_edge_e2e import RAISE_AFTER_S, eventually, shorten_raise_hold
+from .test_edge_e2e import eventually
+from .timing import shorten_raise_hold
 
 PASSWORD = "child-secret-password"
 #: The child's keep-alive timeout; the parent keeps it alive every quarter of it (its clemap
@@ -51,7 +52,7 @@ def edge_config(
 async def test_parent_edge_sets_and_keeps_the_child_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shorten_raise_hold(monkeypatch, RAISE_AFTER_S)
+    shorten_raise_hold(monkeypatch)
     clock = RealClock()
     site = SiteModel(clock, period_s=0.5)
     site.add_circuit("child")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,9 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from fuseguard import edge as edge_module
 from fuseguard.config import FuseguardConfig
-from fuseguard.control.types import ControllerConfig
 from fuseguard.edge import Edge
 from fuseguard.model.clock import RealClock
 from fuseguard.model.phases import Phases, Rotation
@@ -30,12 +27,9 @@ from fuseguard.sim.cemm_server import serve_cemm
 from fuseguard.sim.site import BaseLoad, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
 
+from .timing import shorten_raise_hold
+
 PASSWORD = "e2e-secret-password"
-#: The controller's raise hold (``ControllerConfig.raise_after_s``, 5 s in production, not a site
-#: setting): a raise waits this long. Shortened here, where it only paced every step up (the
-#: start, the return from each fallback) by 5 s of real time; the hold itself is proved by
-#: tests/control/test_policy_ramp.py and test_controller.py.
-RAISE_AFTER_S = 1.0
 UUIDS = [("25104c56d7f848af830af4300193efb3", "6bbf9fd56dc24f9697b078d5d8ccda84"),
          ("8e0c4f7a1b2d4c6e9f0a1b2c3d4e5f60", "c99838f9eb5b423d8e1f2a3b4c5d6e7f")]  # fmt: skip
 
@@ -129,21 +123,11 @@ def make_config(data_dir: Path, meter_port: int, ports: list[tuple[int, int]]) -
     )  # fmt: skip
 
 
-def shorten_raise_hold(monkeypatch: pytest.MonkeyPatch, raise_after_s: float) -> None:
-    """Every edge built from now on holds a raise for ``raise_after_s`` instead of 5 s."""
-    real = edge_module.controller_config_of
-
-    def controller_config_of(cfg: FuseguardConfig) -> ControllerConfig:
-        return dataclasses.replace(real(cfg), raise_after_s=raise_after_s)
-
-    monkeypatch.setattr(edge_module, "controller_config_of", controller_config_of)
-
-
 @pytest.fixture
 async def rig_factory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Callable[[], Awaitable[Rig]]]:
-    shorten_raise_hold(monkeypatch, RAISE_AFTER_S)
+    shorten_raise_hold(monkeypatch)
     stack = contextlib.AsyncExitStack()
     clock = RealClock()
     site = SiteModel(clock, period_s=0.5)
