@@ -1,10 +1,12 @@
-"""The edge of the benchmark smoke tests: ``fuseguard run`` whose controller holds a raise 1 s.
+"""The edge of the edge benchmark's smoke test: ``fuseguard run`` holding a raise 1 s.
 
-The harnesses settle every charger at its top setpoint before they step; the edge starts each car
+The harness settles every charger at its top setpoint before it steps; the edge starts each car
 at its minimum and raises it after the controller's raise hold (5 s in production, not a site
-setting). That hold only paces the settling, which the smoke tests do not judge (the hold itself
+setting). That hold only paces the settling, which the smoke test does not judge (the hold itself
 is proved by tests/control/test_policy_ramp.py); every measured step is a decrease, written at
-once either way.
+once either way. The Benders report each car's current at every read, and the cars draw a
+constant 6 A. (Not for the OCPP benchmark: there the edge learns of a resumed car only from the
+next MeterValues, and a raise 1 s after the start-up pause paused every car again.)
 """
 
 from __future__ import annotations
