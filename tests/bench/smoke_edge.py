@@ -5,8 +5,8 @@ at its minimum and raises it after the controller's raise hold (5 s in productio
 setting). That hold only paces the settling, which the smoke test does not judge (the hold itself
 is proved by tests/control/test_policy_ramp.py); every measured step is a decrease, written at
 once either way. The Benders report each car's current at every read, and the cars draw a
-constant 6 A. (Not for the OCPP benchmark: there the edge learns of a resumed car only from the
-next MeterValues, and a raise 1 s after the start-up pause paused every car again.)
+constant 6 A. (Not for the OCPP benchmark: there the edge learns a car's current from
+MeterValues every 10 s only, and its start-up is timing-sensitive as it is.)
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ CHARGE_POINTS = 10
 #: serve a measurement this test does not judge made shorter: the CPU/RSS window (10 s in a quick
 #: run; 2 s still gives a CPU share and an RSS) and the gap before each meter step (2-4 s after
 #: the last telegram, a random phase of the edge's 1 s meter poll; 1-2 s is as random a phase).
-#: Every step, profile and storm check is the harness's own. (Not the 1 s raise hold of
-#: ``smoke_edge``: with MeterValues every 10 s the edge learns late that the cars resumed after
-#: their start-up pause, and a raise 1 s after the start paused them all again, for good.)
+#: Every step, profile and storm check is the harness's own. (The edge keeps its 5 s raise hold,
+#: unlike ``smoke_edge``'s: it learns a car's current from MeterValues every 10 s only, and its
+#: start-up here is timing-sensitive as it is: the cars resume after their start-up pause.)
 SMOKE_DRIVER = """
 import importlib.util, sys
 path = sys.argv.pop(1)
