@@ -1,7 +1,7 @@
 """Smoke test of the edge benchmark harness (``bench/edge.py``) at a tiny size.
 
 Runs the real harness: virtual CEMM + 2 virtual Benders in this process, the edge as a
-``fuseguard run`` subprocess, 3 meter steps. No timing assertions: it proves that every step
+``fuseguard run`` subprocess (raise hold 1 s: ``smoke_edge``), 3 meter steps. No timing assertions: it proves that every step
 reached every charger and that the result files have the documented shape.
 """
 
@@ -11,7 +11,10 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from ..benchkit import load_bench
+from .smoke_edge import edge_command
 
 
 def _load_bench() -> ModuleType:
@@ -29,8 +32,9 @@ def test_base_loads_change_every_setpoint() -> None:
     assert bench.CAR_A < bench.BOTTOM_SETPOINT_A
 
 
-async def test_edge_bench_tiny(tmp_path: Path) -> None:
+async def test_edge_bench_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bench = _load_bench()
+    monkeypatch.setattr(bench, "_fuseguard_command", edge_command)  # settles sooner
     result = await bench.measure_size(2, 3, keep_dir=tmp_path / "logs")
 
     assert len(result.steps) == 3

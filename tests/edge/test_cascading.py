@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from fuseguard.config import FuseguardConfig
 from fuseguard.edge import Edge
@@ -20,8 +21,12 @@ from fuseguard.sim.site import BaseLoad, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
 
 from .test_edge_e2e import eventually
+from .timing import shorten_raise_hold
 
 PASSWORD = "child-secret-password"
+#: The child's keep-alive timeout; the parent keeps it alive every quarter of it (its clemap
+#: driver's ``safe_timeout_s``, the same value) and the test watches the child for longer.
+KEEPALIVE_TIMEOUT_S = 5
 
 
 def edge_config(
@@ -36,7 +41,7 @@ def edge_config(
             "control": {"min_run_s": 0, "min_pause_s": 0},
             "api": {
                 "local": {"host": "127.0.0.1", "port": 0, "user": "ems", "password": PASSWORD,
-                          "keepalive_timeout_s": 8},
+                          "keepalive_timeout_s": KEEPALIVE_TIMEOUT_S},
                 "modbus": {"enabled": False},
                 "evse": {"enabled": False},
             },
@@ -44,7 +49,10 @@ def edge_config(
     )  # fmt: skip
 
 
-async def test_parent_edge_sets_and_keeps_the_child_limit(tmp_path: Path) -> None:
+async def test_parent_edge_sets_and_keeps_the_child_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shorten_raise_hold(monkeypatch)
     clock = RealClock()
     site = SiteModel(clock, period_s=0.5)
     site.add_circuit("child")
@@ -93,7 +101,8 @@ async def test_parent_edge_sets_and_keeps_the_child_limit(tmp_path: Path) -> Non
                      "modbus_port": ports[0][1], "plugs": [{"uuid": "4" * 32, "label": "P"}]},
                     {"id": "child", "evse_uuid": "5" * 32, "driver": "clemap",
                      "host": "127.0.0.1", "rest_port": child_port, "user": "ems",
-                     "password": PASSWORD, "safe_current_a": 6, "safe_timeout_s": 8,
+                     "password": PASSWORD, "safe_current_a": 6,
+                     "safe_timeout_s": KEEPALIVE_TIMEOUT_S,
                      "plugs": [{"uuid": "6" * 32, "label": "child edge"}]},
                 ],
             ),
@@ -134,7 +143,7 @@ async def test_parent_edge_sets_and_keeps_the_child_limit(tmp_path: Path) -> Non
             await eventually(child_within_its_limit, timeout_s=10)
             assert site.current_a().all_le(Phases.uniform(32), 0.5)
             # the parent keeps the child alive: no fallback on the child while the parent runs
-            await asyncio.sleep(9)
+            await asyncio.sleep(KEEPALIVE_TIMEOUT_S + 1)
             assert not child.flex.in_fallback
             async with aiohttp.ClientSession() as session:
                 headers = {"Authorization": aiohttp.encode_basic_auth("ems", PASSWORD)}

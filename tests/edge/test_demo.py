@@ -44,7 +44,7 @@ async def test_demo_runs_and_serves_its_apis(tmp_path: Path) -> None:
         modbus_port=0,
         evse_api_port=0,
         headless=True,
-        duration_s=3.0,
+        duration_s=1.0,  # after on_ready: a control cycle or so more, then it stops
         on_ready=on_ready,
     )
     on_disk = json.loads((tmp_path / "demo.json").read_text())

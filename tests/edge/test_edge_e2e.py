@@ -27,6 +27,8 @@ from fuseguard.sim.cemm_server import serve_cemm
 from fuseguard.sim.site import BaseLoad, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
 
+from .timing import shorten_raise_hold
+
 PASSWORD = "e2e-secret-password"
 UUIDS = [("25104c56d7f848af830af4300193efb3", "6bbf9fd56dc24f9697b078d5d8ccda84"),
          ("8e0c4f7a1b2d4c6e9f0a1b2c3d4e5f60", "c99838f9eb5b423d8e1f2a3b4c5d6e7f")]  # fmt: skip
@@ -74,15 +76,19 @@ async def eventually(check: Callable[[], bool], timeout_s: float = 8.0) -> None:
 
 
 async def keep_alive_until(rig: Rig, check: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    """Wait for ``check`` like an EMS that keeps calling keep-alive meanwhile."""
+    """Wait for ``check`` (looked at every 0.1 s) like an EMS that calls keep-alive every 1 s
+    meanwhile."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
+    next_keep_alive = loop.time()
     while not check():
         if loop.time() > end:
             raise AssertionError("condition not reached in time")
-        status, _ = await rig.api("POST", "/v1/keep-alive")
-        assert status == 200
-        await asyncio.sleep(1.0)
+        if loop.time() >= next_keep_alive:
+            status, _ = await rig.api("POST", "/v1/keep-alive")
+            assert status == 200
+            next_keep_alive = loop.time() + 1.0
+        await asyncio.sleep(0.1)
 
 
 def make_config(data_dir: Path, meter_port: int, ports: list[tuple[int, int]]) -> FuseguardConfig:
@@ -106,10 +112,10 @@ def make_config(data_dir: Path, meter_port: int, ports: list[tuple[int, int]]) -
                 }
                 for i, ((evse, plug), (rest, mb)) in enumerate(zip(UUIDS, ports, strict=True))
             ],
-            "control": {"charger_timeout_s": 3, "min_run_s": 10, "min_pause_s": 5},
+            "control": {"charger_timeout_s": 3, "min_run_s": 10, "min_pause_s": 1},
             "api": {
                 "local": {"host": "127.0.0.1", "port": 0, "user": "ems", "password": PASSWORD,
-                          "keepalive_timeout_s": 6},
+                          "keepalive_timeout_s": 4},
                 "modbus": {"host": "127.0.0.1", "port": 0},
                 "evse": {"host": "127.0.0.1", "port": 0},
             },
@@ -118,7 +124,10 @@ def make_config(data_dir: Path, meter_port: int, ports: list[tuple[int, int]]) -
 
 
 @pytest.fixture
-async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Rig]]]:
+async def rig_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[[], Awaitable[Rig]]]:
+    shorten_raise_hold(monkeypatch)
     stack = contextlib.AsyncExitStack()
     clock = RealClock()
     site = SiteModel(clock, period_s=0.5)
@@ -186,7 +195,7 @@ async def test_limit_change_keepalive_expiry_and_restart(rig_factory, tmp_path: 
     )
     assert status == 200
     await eventually(lambda: rig.hems() == [7, 7], timeout_s=3)
-    # the EMS goes silent: after 6 s the fallback (12 A - 6 A -> one car at 6 A) applies
+    # the EMS goes silent: after 4 s the fallback (12 A - 6 A -> one car at 6 A) applies
     await eventually(lambda: sorted(rig.hems()) == [0, 6], timeout_s=12)
     status, body = await rig.api("GET", "/v1/flex_management/setting")
     assert body["CurrentLimit"] == 12

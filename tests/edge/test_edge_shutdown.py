@@ -30,8 +30,9 @@ from fuseguard.model.faults import DeviceFault
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.model.status import CpState
-from fuseguard.sim.bender import BenderController, BenderDeviceConfig
-from fuseguard.sim.bender_serve import serve_bender
+from fuseguard.sim import bender_wire
+from fuseguard.sim.bender import BenderConnector, BenderController, BenderDeviceConfig
+from fuseguard.sim.bender_serve import BenderServerHandle, serve_bender
 from fuseguard.sim.cemm_model import CemmModel
 from fuseguard.sim.cemm_server import serve_cemm
 from fuseguard.sim.site import BaseLoad, SiteModel
@@ -165,6 +166,10 @@ async def _virtual_site(benders: int) -> AsyncIterator[tuple[int, list[Any], lis
         stack.push_async_callback(meter.close)
         ports: list[Any] = []
         connectors: list[Any] = []
+        handles: list[BenderServerHandle] = []
+        # all at once: each REST server notices its stop on uvicorn's 0.1 s tick (one after the
+        # other, 30 of them took 6 s)
+        stack.push_async_callback(lambda: _close_all(handles))
         for _ in range(benders):
             ctrl = BenderController(
                 clock=clock,
@@ -173,7 +178,7 @@ async def _virtual_site(benders: int) -> AsyncIterator[tuple[int, list[Any], lis
             )
             site.add(ctrl.connector(1))
             handle = await serve_bender(ctrl, "127.0.0.1", rest_port=0, modbus_port=0)
-            stack.push_async_callback(handle.close)
+            handles.append(handle)
             ctrl.connector(1).plug_in(SimVehicle(phases=3, max_current_a=16))
             ports.append((handle.rest_port, handle.modbus_port))
             connectors.append(ctrl.connector(1))
@@ -184,9 +189,16 @@ async def _virtual_site(benders: int) -> AsyncIterator[tuple[int, list[Any], lis
             await asyncio.gather(site_task, return_exceptions=True)
 
 
+async def _close_all(handles: list[BenderServerHandle]) -> None:
+    await asyncio.gather(*(h.close() for h in handles))
+
+
 @pytest.mark.exclusive  # a 15 s exit bound for a 30-charger edge: other workers' load skewed it
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-async def test_fuseguard_run_exits_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+async def test_fuseguard_run_exits_on_a_signal(
+    tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _requests_while_faulty(monkeypatch)
     async with _virtual_site(benders=30) as (meter_port, ports, connectors):
         config = tmp_path / "site.toml"
         config.write_text(_toml(tmp_path / "data", meter_port, ports))
@@ -208,7 +220,13 @@ async def test_fuseguard_run_exits_on_a_signal(tmp_path: Path, sig: signal.Signa
                 connector.set_fault(DeviceFault.OFFLINE)
             for connector in connectors[3:6]:  # answers late
                 connector.set_fault(DeviceFault.SLOW)
-            await asyncio.sleep(2.0)  # reads and writes in flight to the silent ones
+            # the signal comes while reads or writes wait on every silent one (and the slow
+            # ones are asked too): the edge polls each charger within a second or so
+            faulty = {id(c) for c in connectors[:6]}
+            deadline = time.monotonic() + 20.0
+            while not faulty <= asked and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert faulty <= asked, f"{len(faulty - asked)} faulty chargers were never asked"
             proc.send_signal(sig)
             try:
                 async with asyncio.timeout(EXIT_BOUND_S):
@@ -226,6 +244,22 @@ async def test_fuseguard_run_exits_on_a_signal(tmp_path: Path, sig: signal.Signa
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+def _requests_while_faulty(monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The ids of the virtual connectors that got a request (REST or Modbus) while a fault
+    was set: from then on an offline one holds it unanswered, a slow one answers it late."""
+    asked: set[int] = set()
+    real = bender_wire.WireGate.pass_through
+
+    async def pass_through(gate: bender_wire.WireGate) -> bool:
+        connector: BenderConnector = gate._connector
+        if connector.faults:
+            asked.add(id(connector))
+        return await real(gate)
+
+    monkeypatch.setattr(bender_wire.WireGate, "pass_through", pass_through)
+    return asked
 
 
 async def _wait_for_line(

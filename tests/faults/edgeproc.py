@@ -126,11 +126,32 @@ def edge_toml(vs: VirtualSite, data_dir: Path, *, safe_timeout_s: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "fuseguard"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from fuseguard.cli import app; app()"]
+#: ``fuseguard <args>`` in a process that does its imports at once but starts only when told to
+#: (``go`` on stdin): :func:`spawn_edge` lets a restart's interpreter start-up and imports (a few
+#: seconds of a loaded CI machine) overlap with the wait for the chargers' fallback.
+_SPARE_CODE = """
+import sys
+import fuseguard.api.local, fuseguard.config, fuseguard.edge, fuseguard.logging, fuseguard.serving
+from fuseguard.cli import main
+if sys.stdin.readline() != "go\\n":
+    sys.exit(3)
+sys.stdin.close()
+sys.argv[0] = "fuseguard"
+main()
+"""
+
+
+@dataclass
+class SpareEdge:
+    """A ``fuseguard run`` process that has imported fuseguard and waits for its go."""
+
+    proc: asyncio.subprocess.Process
+    log_path: Path
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
 
 
 @dataclass
@@ -166,15 +187,31 @@ def _started_line(log_path: Path) -> dict[str, Any] | None:
     return None
 
 
-async def start_edge(config: Path, log_path: Path, timeout_s: float = 30.0) -> EdgeProcess:
-    """Start ``fuseguard run`` logging to ``log_path`` (a new file per start); wait for it."""
+async def spawn_edge(config: Path, log_path: Path) -> SpareEdge:
+    """``fuseguard run --config <config>`` logging to ``log_path`` (a new file per start), in a
+    new process that imports now and runs when :func:`start_edge` says go."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
     env["FUSEGUARD_API__LOCAL__PASSWORD"] = PASSWORD
     with log_path.open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            *_command(), "run", "--config", str(config),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
+            sys.executable, "-c", _SPARE_CODE, "run", "--config", str(config),
+            stdin=asyncio.subprocess.PIPE, stdout=log_file, stderr=log_file, env=env,
         )  # fmt: skip
+    return SpareEdge(proc, log_path)
+
+
+async def start_edge(
+    config: Path, log_path: Path, timeout_s: float = 30.0, *, spare: SpareEdge | None = None
+) -> EdgeProcess:
+    """Start ``fuseguard run`` (``spare``'s, if given: its config and log); wait for it."""
+    if spare is None:
+        spare = await spawn_edge(config, log_path)
+    proc, log_path = spare.proc, spare.log_path
+    assert proc.stdin is not None
+    with contextlib.suppress(ConnectionError):  # it died early: the wait below says how
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        proc.stdin.close()
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
     while True:

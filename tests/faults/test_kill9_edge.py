@@ -6,13 +6,16 @@ a target client: POST/DELETE currentsettings on the EVSE API, one per EVSE) and 
 killed with SIGKILL at a random moment. While it is down, every virtual charger must fall to its
 safe current (registers 131/132 as programmed by the edge) within its timeout; after the restart
 every acknowledged setting must be there (or the one request that was in flight at the kill,
-which the edge may or may not have stored: nobody was told either way).
+which the edge may or may not have stored: nobody was told either way). Each restart is a new
+process spawned at the kill, which does its imports while the chargers fall back and starts the
+edge once they have (``edgeproc.spawn_edge``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,10 @@ from tests.faults.edgeproc import (
     SAFE_CURRENT_A,
     USER,
     EdgeProcess,
+    SpareEdge,
     VirtualSite,
     edge_toml,
+    spawn_edge,
     start_edge,
     start_site,
 )
@@ -201,8 +206,11 @@ async def run_cycle(
     tokens: dict[str, str],
     book: Ledger,
     rng: random.Random,
-) -> list[float]:
-    """Write, kill -9 at a random moment, watch the fallback; returns the fallback times."""
+    spawn_next: Callable[[], Awaitable[SpareEdge]],
+) -> tuple[list[float], SpareEdge]:
+    """Write, kill -9 at a random moment, watch the fallback; returns the fallback times and
+    the next edge (``spawn_next``: spawned at the kill, it imports while the chargers fall back,
+    and starts when told to)."""
     await eventually(lambda: controlled(vs), 20, "the edge controls both chargers")
     writers = [asyncio.create_task(ems_writer(http, edge.urls["local_api"], book, rng))]
     writers += [
@@ -217,17 +225,23 @@ async def run_cycle(
     assert controlled(vs)
     killed_at = asyncio.get_running_loop().time()
     await edge.kill9()
-    results = await asyncio.gather(*writers, return_exceptions=True)
-    for res in results:  # each writer ends with the connection error of the kill
-        assert isinstance(res, aiohttp.ClientError | OSError), repr(res)
-    assert book.acks - acks_before >= 10, "the writers got too few answers before the kill"
-    return await fallback_times(vs, killed_at)
+    spare = await spawn_next()
+    try:
+        results = await asyncio.gather(*writers, return_exceptions=True)
+        for res in results:  # each writer ends with the connection error of the kill
+            assert isinstance(res, aiohttp.ClientError | OSError), repr(res)
+        assert book.acks - acks_before >= 10, "the writers got too few answers before the kill"
+        return await fallback_times(vs, killed_at), spare
+    except BaseException:
+        await spare.kill()
+        raise
 
 
 async def test_kill9_keeps_acknowledged_settings_and_chargers_fall_back(tmp_path: Path) -> None:
     rng = random.Random(17)
     vs = await start_site(RealClock())
     edge: EdgeProcess | None = None
+    spare: SpareEdge | None = None
     try:
         config = tmp_path / "site.toml"
         config.write_text(edge_toml(vs, tmp_path / "data", safe_timeout_s=SAFE_TIMEOUT_S))
@@ -236,14 +250,20 @@ async def test_kill9_keeps_acknowledged_settings_and_chargers_fall_back(tmp_path
         async with aiohttp.ClientSession() as http:
             edge = await start_edge(config, tmp_path / "run-0.log")
             for cycle in range(CYCLES):
-                times = await run_cycle(http, vs, edge, tokens, book, rng)
+                log_path = tmp_path / f"run-{cycle + 1}.log"
+                times, spare = await run_cycle(
+                    http, vs, edge, tokens, book, rng, lambda p=log_path: spawn_edge(config, p)
+                )
                 assert all(t <= SAFE_TIMEOUT_S + OBSERVE_SLACK_S for t in times), times
                 print(f"cycle {cycle}: fallback after {times} s, {book}")
-                edge = await start_edge(config, tmp_path / f"run-{cycle + 1}.log")
+                edge = await start_edge(config, log_path, spare=spare)
+                spare = None
                 await check_restored(http, edge, tokens, book)
                 # the restarted edge takes the chargers back from their fallback
                 await eventually(lambda: controlled(vs), 20, "control after the restart")
     finally:
+        if spare is not None:
+            await spare.kill()
         if edge is not None:
             await edge.stop()
         await vs.close()

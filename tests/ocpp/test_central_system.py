@@ -17,7 +17,7 @@ from fuseguard.control.ports import (
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import CpState, OcppState, PlugStatus, plug_status
 
-from .conftest import Script, central, charge_point, wait_for
+from .conftest import Script, SteppedClock, central, charge_point, wait_for
 
 
 def _ts(value: str) -> datetime:
@@ -220,13 +220,17 @@ async def test_charge_point_without_smart_charging_is_reported() -> None:
 
 
 async def test_offered_current_above_the_limit_is_reported() -> None:
-    async with central(meter_interval_s=0) as site, charge_point(site.url()) as (cp, _):
+    clock = SteppedClock()
+    async with (
+        central(meter_interval_s=0, clock=clock) as site,
+        charge_point(site.url()) as (cp, _),
+    ):
         await wait_for(site.station.ready.is_set)
         await site.connectors[0].set_current_limit(8)
         await cp.call(
             call.StatusNotification(connector_id=1, error_code="NoError", status="Charging")
         )
-        await asyncio.sleep(5.2)  # grace: two meter intervals + 5 s
+        clock.offset_s += 5.2  # grace: two meter intervals + 5 s since the limit was installed
         sampled = [{"value": "16", "measurand": "Current.Offered", "unit": "A"}]
         for n in range(2):  # IGNORED_SAMPLES in a row
             sample = await site.connectors[0].read()

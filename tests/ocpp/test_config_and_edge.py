@@ -20,6 +20,7 @@ from fuseguard.model.clock import RealClock
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
 
+from ..edge.timing import shorten_raise_hold
 from .conftest import PASSWORD, charge_point, wait_for
 
 TOML = """
@@ -133,14 +134,18 @@ class FakeMeter:
         )
 
 
-async def test_the_controller_drives_an_ocpp_charge_point(tmp_path: Path) -> None:
+async def test_the_controller_drives_an_ocpp_charge_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shorten_raise_hold(monkeypatch)  # the car starts at 6 A: its raise to 16 A comes sooner
     clock = RealClock()
     cfg = FuseguardConfig.model_validate(
         {
             "data_dir": str(tmp_path),
             "site": {"edge_id": "garage", "main_fuse_a": 32},
             "chargers": [_ch(1, max_current_a=16)],
-            "control": {"min_run_s": 0, "min_pause_s": 0},
+            # 6 A -> 16 A in one raise (4 A/s took two, 2 s apart)
+            "control": {"min_run_s": 0, "min_pause_s": 0, "ramp_up_a_per_s": 10},
             "api": {"ocpp": {"host": "127.0.0.1", "port": 0},
                     "local": {"enabled": False}, "modbus": {"enabled": False},
                     "evse": {"enabled": False}},
