@@ -175,3 +175,18 @@ async def test_second_connector_on_base_port_plus_one() -> None:
         assert b.site.current_a() == Phases(0.0, 12.0, 0.0)
     finally:
         await b.handle.close()
+
+
+def test_the_watchdog_refresh_follows_the_safe_timeout() -> None:
+    """The writer re-writes a Bender's unchanged limit at its watchdog's pace (a third of the
+    safe-current timeout, at least 1 s); a timeout of 0 (no watchdog) asks for nothing."""
+    from fuseguard.control.ports import SupportsWatchdog
+
+    def drv(**kw: object) -> BenderCharger:
+        return BenderCharger(host="127.0.0.1", **kw)  # type: ignore[arg-type]
+
+    assert isinstance(drv(), SupportsWatchdog)
+    assert drv(safe_timeout_s=15).watchdog_refresh_s == 5.0
+    assert drv(safe_timeout_s=60).watchdog_refresh_s == 20.0
+    assert drv(safe_timeout_s=2).watchdog_refresh_s == 1.0
+    assert drv(safe_timeout_s=0).watchdog_refresh_s == float("inf")

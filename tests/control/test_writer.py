@@ -149,3 +149,37 @@ async def test_hold_never_raises_a_setpoint(rig: WriteRig) -> None:
     await rig.run_for(0.1)
     assert rig.chargers["cp1"].writes == [16]
     assert rig.chargers["cp2"].writes == [10, 6]
+
+
+class WatchdogDevice(ScriptedDevice):
+    """A charger whose own watchdog needs a write every 5 s (a Bender with a 15 s timeout)."""
+
+    watchdog_refresh_s = 5.0
+
+
+async def test_a_charger_watchdog_shorter_than_the_rewrite_interval_is_kept_quiet() -> None:
+    """A Bender with ``safe_timeout_s = 15`` would fall back to its safe current between two
+    20 s rewrites, above a paused setpoint: its unchanged limit is re-written every 5 s, the
+    other charger's still every 20 s."""
+    clock = VirtualClock()
+    chargers = {"cp1": WatchdogDevice(), "cp2": ScriptedDevice()}
+    writer = Writer(
+        clock=clock,
+        config=config([ChargerSpec(id="cp1"), ChargerSpec(id="cp2")], rewrite_interval_s=20.0),
+        chargers=chargers,  # type: ignore[arg-type]
+        online=lambda pid, now: True,
+        on_failure=lambda pid, reason: None,
+    )
+    tasks = [asyncio.create_task(writer.serve(pid)) for pid in chargers]
+    try:
+        for pid in chargers:
+            writer.decide(pid, 0, "paused")
+        for _ in range(21):
+            writer.flush(clock.monotonic())
+            await clock.advance(1.0)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert chargers["cp1"].writes == [0] * 5  # at 0, 5, 10, 15 and 20 s
+    assert chargers["cp2"].writes == [0, 0]  # at 0 and 20 s

@@ -80,6 +80,16 @@ class SupportsPhaseSwitching(Protocol):
 
 
 @runtime_checkable
+class SupportsWatchdog(Protocol):
+    """A charger whose own watchdog falls back (to its safe current) unless its limit is
+    written again in time: the writer re-writes an unchanged limit at least this often."""
+
+    @property
+    def watchdog_refresh_s(self) -> float:
+        """Re-write an unchanged limit at least every this many seconds (inf: no watchdog)."""
+
+
+@runtime_checkable
 class SupportsSafeCurrent(Protocol):
     """Charger-side fallback: drop to ``current_a`` when not written for ``timeout_s``."""
 

@@ -3,8 +3,10 @@
 Owns: each charger's decided setpoint and its reason, the value last written and when it was
 written and last changed, and when the last increase went out. One task per charger writes the
 newest setpoint (coalescing: a slow charger never holds up another's decrease); every setpoint is
-re-written at least every ``rewrite_interval_s``, so the charger-side watchdog (safe current)
-fires only when fuseguard is really gone. Writes go through the one guarded device call with
+re-written at least every ``rewrite_interval_s``, or more often where the charger says its
+watchdog needs it (``SupportsWatchdog``: a Bender whose safe-current timeout is below three
+rewrite intervals), so the charger-side watchdog (safe current) fires only when fuseguard is
+really gone. Writes go through the one guarded device call with
 ``write_timeout_s``; a failed write is logged and shown on the plug until its next good read.
 Nothing is written to a charger that is offline.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from fuseguard.control.ports import Charger
+from fuseguard.control.ports import Charger, SupportsWatchdog
 from fuseguard.control.reading import Failed, guarded
 from fuseguard.control.types import ControllerConfig
 from fuseguard.model.clock import Clock
@@ -67,7 +69,9 @@ class Writer:
         on_failure: Callable[[str, str], None],
     ) -> None:
         self._clock = clock
-        self._rewrite_s = config.rewrite_interval_s
+        self._rewrite_s = {
+            pid: _rewrite_interval_s(config.rewrite_interval_s, ch) for pid, ch in chargers.items()
+        }
         self._timeout_s = config.write_timeout_s
         self._chargers = dict(chargers)
         self._online = online
@@ -94,7 +98,7 @@ class Writer:
     def rewrite_due(self, pid: str, now: float) -> bool:
         """The written setpoint is due to be re-written (the charger-side watchdog)."""
         sp = self._setpoints[pid]
-        return sp.written_a is not None and now - sp.written_at >= self._rewrite_s
+        return sp.written_a is not None and now - sp.written_at >= self._rewrite_s[pid]
 
     def flush(self, now: float) -> None:
         """Wake the writer of every charger whose setpoint changed or is due for a rewrite."""
@@ -141,6 +145,16 @@ class Writer:
             sp.changes.append((now, value))
         sp.written_at = now
         sp.written_a = value
+
+
+def _rewrite_interval_s(default_s: float, charger: Charger) -> float:
+    """How often ``charger``'s unchanged limit is re-written: ``default_s``, or its watchdog's
+    refresh interval where that is shorter (a charger that declares none keeps the default)."""
+    if isinstance(charger, SupportsWatchdog):
+        refresh_s = charger.watchdog_refresh_s
+        if math.isfinite(refresh_s) and refresh_s > 0:
+            return min(default_s, refresh_s)
+    return default_s
 
 
 __all__ = ["Setpoint", "Writer"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -16,6 +17,7 @@ from fuseguard.control.ports import (
     DeviceResponseError,
     SupportsLifecycle,
     SupportsSafeCurrent,
+    SupportsWatchdog,
 )
 from fuseguard.devices.bender.checks import PHASE_IN_USE_A, check_sample
 from fuseguard.devices.bender.modbus import BenderModbusLink, BenderModbusState
@@ -41,9 +43,11 @@ MIN_CURRENT_A = MIN_CHARGE_CURRENT_A
 
 
 @dataclass(kw_only=True, eq=False)
-class BenderCharger(DeviceHttpClient, Charger, SupportsLifecycle, SupportsSafeCurrent):
+class BenderCharger(
+    DeviceHttpClient, Charger, SupportsLifecycle, SupportsSafeCurrent, SupportsWatchdog
+):
     """One connector of a Bender CC612/613 (``Charger``, ``SupportsLifecycle``,
-    ``SupportsSafeCurrent``).
+    ``SupportsSafeCurrent``, ``SupportsWatchdog``).
 
     ``start()`` connects, reads the firmware and programs the charger-side fallback (registers
     131/132: ``safe_current_a`` after ``safe_timeout_s`` without a write to 1000; pass
@@ -90,6 +94,14 @@ class BenderCharger(DeviceHttpClient, Charger, SupportsLifecycle, SupportsSafeCu
             self.refresh_interval_s = max(1.0, self.safe_timeout_s / 3)
         self.retry_attempts = max(1, self.retry_attempts)
         self.name = self.name or f"bender@{self.host}:{self.modbus_port}"
+
+    @property
+    def watchdog_refresh_s(self) -> float:
+        """``SupportsWatchdog``: how often the limit must be written while fuseguard is alive
+        (the refresh interval; no watchdog when ``safe_timeout_s`` is 0). A safe-current timeout
+        below three of the controller's rewrite intervals (20 s) would otherwise let the charger
+        fall back between two rewrites: to its safe current, above a paused setpoint."""
+        return self.refresh_interval_s if self.safe_timeout_s > 0 else math.inf
 
     @property
     def device(self) -> str:
