@@ -17,6 +17,8 @@ import psycopg
 import pytest
 import structlog
 
+from tests.ports import free_port
+
 #: Admin connection of the machine's PostgreSQL (CI and this machine have one on :5432).
 PG_ADMIN = os.environ.get("FUSEGUARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -82,12 +84,6 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 #: An MQTT broker to use instead of a private one (``mqtt://host:port``); unset: a private one.
 MQTT_OVERRIDE = os.environ.get("FUSEGUARD_TEST_MQTT", "")
 
@@ -104,7 +100,7 @@ def _start_mosquitto(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes
     between choosing and binding it)."""
     problem = ""
     for attempt in range(5):
-        port = _free_port()
+        port = free_port()
         conf = workdir / f"mosquitto-{attempt}.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         log = (workdir / f"mosquitto-{attempt}.log").open("wb")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from fuseguard.demo import run_demo, write_private
+from tests.ports import free_port
 
 
 @dataclass
@@ -48,12 +49,6 @@ def busy_port() -> Iterator[int]:
     sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _bindable(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -74,7 +69,7 @@ def _bindable(port: int) -> bool:
 def test_demo_with_a_busy_port_names_the_option_and_exits_2(
     tmp_path: Path, busy_port: int, busy_option: str, other_options: tuple[str, str]
 ) -> None:
-    others = {opt: _free_port() for opt in other_options}
+    others = {opt: free_port() for opt in other_options}
     args = ["demo", "--headless", "--duration", "5", "--data-dir", str(tmp_path)]
     args += [busy_option, str(busy_port)]
     for opt, port in others.items():
@@ -97,7 +92,7 @@ edge_id = "e1"
 main_fuse_a = 35
 [meter]
 host = "127.0.0.1"
-port = {_free_port()}
+port = {free_port()}
 [api.local]
 port = 0
 host = "127.0.0.1"

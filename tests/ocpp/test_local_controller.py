@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.server import ServerConnection, serve
+
+from tests.ports import free_port
 
 from .conftest import central, charge_point, wait_for
 
@@ -87,12 +88,6 @@ async def backend_on(port: int = 0) -> AsyncIterator[tuple[Backend, int]]:
         yield b, int(next(iter(server.sockets)).getsockname()[1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_messages_are_forwarded_both_ways_and_caps_stay(tmp_path: Path) -> None:
     async with (
         backend_on() as (backend, port),
@@ -159,7 +154,7 @@ async def test_messages_are_forwarded_both_ways_and_caps_stay(tmp_path: Path) ->
 
 
 async def test_backend_down_answers_locally_spools_and_replays_in_order(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     async with (
         central(
             upstream=f"ws://127.0.0.1:{port}/ocpp",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import socket
 import ssl
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from fuseguard.edge import Edge
 from fuseguard.model.clock import RealClock
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
+from tests.ports import free_port
 
 from .conftest import PASSWORD, basic
 
@@ -32,15 +32,9 @@ class StillMeter:
         return MeterSample(timestamp=self.clock.now(), power_w=0.0, current_a=Phases(2, 2, 2))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_tls_with_a_generated_certificate(tmp_path: Path) -> None:
     clock = RealClock()
-    port = _free_port()
+    port = free_port()
     cfg = FuseguardConfig.model_validate(
         {
             "data_dir": str(tmp_path),
