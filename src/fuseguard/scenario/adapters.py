@@ -167,7 +167,8 @@ class ConnectorCharger:
         safe_timeout_s: int = 60,
     ) -> None:
         self.charge_point = charge_point
-        # Read by the controller's setup() to program the charger-side fallback.
+        # The charger-side fallback a driver would program (the Bender driver does at start);
+        # nothing programs it in a simulation yet: the simulated watchdog stays off (round 8).
         self.safe_current_a = safe_current_a
         self.safe_timeout_s = safe_timeout_s
         self.clock = clock
