@@ -51,11 +51,15 @@ imports: $(STAMP_DEV)
 # the sources again, and pytest rewrites every test module's asserts again (half of collection).
 PYTEST_WORKERS ?= 4
 PYTEST_ENV = PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache
+# --max-worker-restart=0: a worker that dies (a test past its timeout ends its worker, see
+# pyproject.toml) is not replaced; with --dist loadgroup a replaced worker was never given work
+# nor told to stop, and the run hung (pytest-xdist 3.8, reproduced). The run ends red instead.
 # One collection first (beside mypy) fills that cache, so that the workers, which all collect at
 # once, read it instead of each rewriting every test module on a fresh clone.
 pytest: $(STAMP_DEV) services browser
 	@$(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider --collect-only -q >/dev/null 2>&1 || true
-	$(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
+	$(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup \
+	  --max-worker-restart=0 --durations=25
 
 # mypy (no cache on a fresh clone: 30-60 s of one core) runs beside pytest, whose workers mostly
 # wait; `make test` fails when either fails (make -j2 waits for both).
