@@ -74,7 +74,7 @@ def test_ports_for_later_servers_are_distinct_and_outside_the_ephemeral_range() 
     tcp = [ports.free_port() for _ in range(300)]
     assert len(set(tcp)) == len(tcp)  # never the same port twice within a worker's block
     low = ports._ephemeral_low()
-    if ports.BASE_PORT + (ports._WORKERS + 1) * ports.BLOCK <= low:  # else: bind(0), see ports.py
+    if low >= ports.BASE_PORT + (ports._WORKERS + 1) * ports.BLOCK:  # else: bind(0), see ports.py
         assert all(ports.BASE_PORT <= p < low for p in tcp)  # bind(0), clients never land here
         block = ports._block_index()
         assert all(p // ports.BLOCK == ports.BASE_PORT // ports.BLOCK + block for p in tcp)
