@@ -76,24 +76,32 @@ def _load(name: str, duration_s: float | None = None, days: int | None = None) -
     return sc
 
 
-def _run(name: str, days: int | None = None, duration_s: float | None = None) -> dict[str, Any]:
-    import fuseguard
+def _timed(sc: Any, *, keep_timeline: bool) -> tuple[Any, float, list[float]]:
+    """``sc`` simulated with errors-only logs: the result, its CPU seconds and the 1-min load
+    average before and after (fuseguard imported here: ``--baseline-src`` picks the tree)."""
     from fuseguard.logging import configure_logging
     from fuseguard.scenario.runner import simulate
 
     configure_logging(level="error")
-    sc = _load(name, duration_s, days)
     load0 = os.getloadavg()[0]
     t0 = time.process_time()
-    result = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False)
+    result = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=keep_timeline)
     cpu_s = time.process_time() - t0
+    return result, cpu_s, [round(load0, 2), round(os.getloadavg()[0], 2)]
+
+
+def _run(name: str, days: int | None = None, duration_s: float | None = None) -> dict[str, Any]:
+    import fuseguard
+
+    sc = _load(name, duration_s, days)
+    result, cpu_s, load_avg = _timed(sc, keep_timeline=False)
     report = result.report
     return {
         "scenario": name,
         "days": days,
         "src": str(Path(fuseguard.__file__).parents[1]),
         "cpu_s": round(cpu_s, 2),
-        "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "load_avg": load_avg,
         "report": {k: report.get(k) for k in COMPARED},
         # virtual seconds jumped over (scenario/jump.py; None: a build without jumps)
         "jumped_s": getattr(result, "jumped_s", None),
@@ -230,22 +238,15 @@ def day_repeats(timeline: Any, days: int, day_s: float = 86_400.0) -> list[bool]
 def _periodic(name: str, days: int) -> dict[str, Any]:
     """``name`` over ``days`` days: which days repeat the day before (timeline and per-car
     energy), the CPU seconds and what was jumped."""
-    from fuseguard.logging import configure_logging
-    from fuseguard.scenario.runner import simulate
-
-    configure_logging(level="error")
     sc = _load(name, None, days)
-    load0 = os.getloadavg()[0]
-    t0 = time.process_time()
-    result = simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=True)
-    cpu_s = time.process_time() - t0
+    result, cpu_s, load_avg = _timed(sc, keep_timeline=True)
     per_car = result.report["energy_delivered_wh"]["per_car"]
     daily = [[round(v, 6) for k, v in per_car.items() if _car_day(k) == d] for d in range(days)]
     return {
         "scenario": name,
         "days": days,
         "cpu_s": round(cpu_s, 2),
-        "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "load_avg": load_avg,
         "jumped_s": result.jumped_s,
         "timeline_repeats": day_repeats(result.timeline, days),
         "energy_repeats": [daily[d] == daily[d + 1] for d in range(days - 1)],
