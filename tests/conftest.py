@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
 import os
 import shutil
@@ -305,11 +307,71 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if worker is None:
         yield
         return
+    run_dir = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
     if _worker_lock is None:
-        run_dir = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
         _worker_lock = _WorkerLock(run_dir / "xdist-locks")
     _worker_lock.acquire(item.get_closest_marker("exclusive") is not None)
     try:
-        yield
+        with _stack_dump_before_timeout(item, run_dir / DUMP_DIR / f"{worker}.txt"):
+            yield
     finally:
         _worker_lock.release()
+
+
+#: Where a worker's stacks go when one of its tests nears its timeout (in the run's temp dir).
+DUMP_DIR = "xdist-dumps"
+#: How long before pytest-timeout's own timer the stacks are dumped.
+DUMP_LEAD_S = 1.5
+_dump_file: Any = None
+
+
+def _test_timeout_s(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("timeout")
+    if mark is not None and mark.args:
+        return float(mark.args[0])
+    return float(item.config.getini("timeout") or 0)
+
+
+@contextlib.contextmanager
+def _stack_dump_before_timeout(item: pytest.Item, path: Path) -> Iterator[None]:
+    """Dump every thread's stack to ``path`` shortly before the test's timeout.
+
+    A test past its timeout ends its worker (pytest-timeout's thread method: ``os._exit``), and
+    the stacks pytest-timeout prints go to the worker's stdout, which xdist does not keep: the
+    controller only says the worker crashed while running the test. faulthandler's own thread
+    writes the stacks to a file first, even when the test holds the GIL in C code; the
+    controller prints that file when it sees the worker go down (``pytest_testnodedown``)."""
+    global _dump_file
+    timeout_s = _test_timeout_s(item)
+    if timeout_s <= 2 * DUMP_LEAD_S:
+        yield
+        return
+    if _dump_file is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _dump_file = path.open("w+")
+    _dump_file.seek(0)
+    _dump_file.truncate()
+    _dump_file.write(f"{item.nodeid}: stacks {timeout_s - DUMP_LEAD_S:.1f} s after start\n")
+    _dump_file.flush()
+    faulthandler.dump_traceback_later(timeout_s - DUMP_LEAD_S, file=_dump_file)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the controller: when a worker dies, print the stacks it dumped (see above)."""
+    if not error:
+        return
+    config = node.config
+    path = config._tmp_path_factory.getbasetemp() / DUMP_DIR / f"{node.gateway.id}.txt"
+    try:
+        text = path.read_text(errors="replace")[-20_000:]
+    except OSError:
+        text = "(no stack dump: the test did not reach its timeout)"
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("!", f"{node.gateway.id} went down ({error}); its last stack dump")
+        for line in text.splitlines():
+            reporter.write_line(line)

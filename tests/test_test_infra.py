@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +82,39 @@ def test_ports_for_later_servers_are_distinct_and_outside_the_ephemeral_range() 
         assert all(p // ports.BLOCK == ports.BASE_PORT // ports.BLOCK + block for p in tcp)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a UDP port is bindable
         s.bind(("127.0.0.1", ports.free_port(socket.SOCK_DGRAM)))
+
+
+def test_a_worker_that_dies_at_its_timeout_leaves_its_stacks_and_the_run_ends(
+    tmp_path: Path,
+) -> None:
+    """A test past its timeout ends its worker; the run then ends red (``--max-worker-restart=0``,
+    the Makefile's) and prints the stacks the worker dumped just before (this conftest), naming
+    the line the test was stuck on. Round 8 lost a crashed worker's stacks in a full run."""
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "conftest.py").write_text((repo / "tests" / "conftest.py").read_text())
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 120\ntimeout_method = thread\n")
+    (tmp_path / "test_stuck.py").write_text(
+        "import time\nimport pytest\n\n\n@pytest.mark.timeout(4)\n"
+        "def test_stuck() -> None:\n    time.sleep(60)  # stuck-here\n\n\n"
+        "def test_fine() -> None:\n    pass\n"
+    )
+    started = time.monotonic()
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup"),
+            *("--max-worker-restart=0", "-p", "no:cacheprovider", "-q", "test_stuck.py"),
+        ],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    assert "went down" in out and "its last stack dump" in out, out
+    assert "test_stuck.py::test_stuck: stacks 2.5 s after start" in out, out
+    assert 'test_stuck.py", line 7 in test_stuck' in out, out
+    assert "1 failed, 1 passed" in out, out
+    assert time.monotonic() - started < 60
