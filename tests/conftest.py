@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -354,10 +355,31 @@ def _stack_dump_before_timeout(item: pytest.Item, path: Path) -> Iterator[None]:
     _dump_file.write(f"{item.nodeid}: stacks {timeout_s - DUMP_LEAD_S:.1f} s after start\n")
     _dump_file.flush()
     faulthandler.dump_traceback_later(timeout_s - DUMP_LEAD_S, file=_dump_file)
+    tasks = threading.Timer(timeout_s - DUMP_LEAD_S / 2, _dump_asyncio_tasks, (_dump_file,))
+    tasks.daemon = True
+    tasks.start()
     try:
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+        tasks.cancel()
+
+
+def _dump_asyncio_tasks(file: Any) -> None:
+    """The pending asyncio tasks' stacks (an asyncio test's thread stack only shows the event
+    loop waiting). Read from another thread while the loop may run: a diagnostic, best effort."""
+    import asyncio.tasks
+
+    try:
+        pending = [t for t in list(asyncio.tasks._all_tasks) if not t.done()]  # type: ignore[attr-defined]
+        file.write(f"\n{len(pending)} pending asyncio task(s):\n")
+        for task in pending[:50]:
+            file.write(f"-- {task!r}\n")
+            task.print_stack(limit=20, file=file)
+        file.flush()
+    except Exception as exc:  # never let the diagnostic raise in its thread
+        file.write(f"(asyncio tasks not dumped: {exc!r})\n")
+        file.flush()
 
 
 def pytest_testnodedown(node: Any, error: object) -> None:

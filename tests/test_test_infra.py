@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -94,14 +95,17 @@ def test_a_worker_that_dies_at_its_timeout_leaves_its_stacks_and_the_run_ends(
     (tmp_path / "conftest.py").write_text((repo / "tests" / "conftest.py").read_text())
     (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 120\ntimeout_method = thread\n")
     (tmp_path / "test_stuck.py").write_text(
-        "import time\nimport pytest\n\n\n@pytest.mark.timeout(4)\n"
+        "import asyncio\nimport time\nimport pytest\n\n\n@pytest.mark.timeout(4)\n"
         "def test_stuck() -> None:\n    time.sleep(60)  # stuck-here\n\n\n"
-        "def test_fine() -> None:\n    pass\n"
+        "def test_fine() -> None:\n    pass\n\n\n"
+        "async def _waits() -> None:\n    await asyncio.sleep(60)\n\n\n"
+        "@pytest.mark.timeout(4)\n"
+        "def test_stuck_async() -> None:\n    asyncio.run(_waits())\n"
     )
     started = time.monotonic()
     run = subprocess.run(
         [
-            *(sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup"),
+            *(sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup"),
             *("--max-worker-restart=0", "-p", "no:cacheprovider", "-q", "test_stuck.py"),
         ],
         check=False,
@@ -115,6 +119,7 @@ def test_a_worker_that_dies_at_its_timeout_leaves_its_stacks_and_the_run_ends(
     assert run.returncode == 1, out
     assert "went down" in out and "its last stack dump" in out, out
     assert "test_stuck.py::test_stuck: stacks 2.5 s after start" in out, out
-    assert 'test_stuck.py", line 7 in test_stuck' in out, out
-    assert "1 failed, 1 passed" in out, out
+    assert re.search(r'test_stuck\.py", line 8 in test_stuck$', out, re.MULTILINE), out
+    assert "pending asyncio task(s)" in out and "in _waits" in out, out
+    assert "2 failed, 1 passed" in out, out
     assert time.monotonic() - started < 60
