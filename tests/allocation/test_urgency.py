@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from fuseguard.allocation import AllocationParams, Circuit, Plug, Snapshot, allocate
+from fuseguard.allocation.reserve import reserves
 from fuseguard.allocation.small import allocate_small
 from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, is_urgent, laxity_s, queue_keys
 from fuseguard.allocation.vector import allocate_numpy
@@ -240,3 +241,12 @@ def test_reserves_never_lift_a_row_over_its_limit() -> None:
     # departure) first: u5 15 A, u4 14 A, u3 the 11 A left (of 14), the rest wait
     sp = _both(_site(40, *plugs))
     assert sp == {"u0": 0, "u1": 0, "u2": 0, "u3": 11, "u4": 14, "u5": 15}
+
+
+def test_a_huge_need_reserves_the_cap_and_never_raises() -> None:
+    # the reserve step on its own (such a plug is never urgent: its laxity is negative): a
+    # need whose current overflows to infinity reserves the cap and raises nothing
+    p = Plug("u", "main", THREE, max_a=16, need_wh=1e308, departure_s=1e-300)
+    out = reserves([p], [3.0], [True], AllocationParams())
+    assert out == [16.0]
+    assert reserves([p], [3.0], [True], AllocationParams(urgent_reserve=0.0)) is None

@@ -52,7 +52,7 @@ def reserves(
             continue
         cap = _cap_a(p)
         rate = need * 3600.0 / (k * volt * dep) * factor
-        amps = min(cap, float(math.ceil(rate - 1e-9)))
+        amps = float(math.ceil(rate - 1e-9)) if rate < cap else float(cap)  # inf: the cap
         if amps > p.min_a:
             if out is None:
                 out = [float(q.min_a) for q in plugs]
