@@ -370,6 +370,7 @@ _PV_THRESHOLD_W = st.sampled_from([0.0, 0.0, 500.0, -300.0])
 _PV_ENABLE_DELAY_S = st.sampled_from([60.0, 0.0])
 _PV_DISABLE_DELAY_S = st.sampled_from([180.0, 0.0])
 _URGENT_LAXITY_S = st.sampled_from([10800.0, 0.0, 3600.0])
+_URGENT_RESERVE = st.sampled_from([1.0, 0.0, 1.5, 100.0])
 
 
 @functools.cache
@@ -402,6 +403,7 @@ def wide_snapshots(draw: st.DrawFn, *, min_plugs: int = 0, max_plugs: int = 14) 
         pv_enable_delay_s=draw(_PV_ENABLE_DELAY_S),
         pv_disable_delay_s=draw(_PV_DISABLE_DELAY_S),
         urgent_laxity_s=draw(_URGENT_LAXITY_S),
+        urgent_reserve=draw(_URGENT_RESERVE),
     )
     circuits = draw(_wide_circuits_at(scale))
     circuit = _one_of_ids(tuple(c.id for c in circuits))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 from fuseguard.allocation import AllocationParams, Circuit, Plug, Snapshot, allocate
+from fuseguard.allocation.reserve import reserves
 from fuseguard.allocation.small import allocate_small
 from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, is_urgent, laxity_s, queue_keys
 from fuseguard.allocation.vector import allocate_numpy
-from fuseguard.model.phases import ALL_PHASES, Phases
+from fuseguard.model.phases import ALL_PHASES, Phase, Phases
 
 THREE = ALL_PHASES
 
@@ -75,18 +76,31 @@ def test_laxity_is_time_to_departure_minus_time_to_finish_at_the_cap() -> None:
     )
 
 
+def _no_reserve(limit_a: float, *plugs: Plug) -> Snapshot:
+    """The site with ``urgent_reserve = 0``: least laxity without reserves (urgent plugs
+    admitted at their minimum and filled to their caps first, in sub-levels)."""
+    return Snapshot(
+        (Circuit("main", None, Phases.of((limit_a,) * 3)),),
+        plugs,
+        params=AllocationParams(urgent_reserve=0.0),
+    )
+
+
 def test_an_urgent_car_charges_at_its_cap_the_others_keep_their_minimum() -> None:
-    # 30 A for three cars: equal split would be 10 A each; the car leaving in 70 min with
-    # 11 kWh to go (laxity 10 min) gets its 16 A, the others share the rest
+    # without reserves: 30 A for three cars: equal split would be 10 A each; the car leaving in
+    # 70 min with 11 kWh to go (laxity 10 min) gets its 16 A, the others share the rest
     urgent = Plug("u", "main", THREE, max_a=16, need_wh=11040.0, departure_s=4200.0)
     a = Plug("a", "main", THREE, max_a=16, need_wh=30000.0, departure_s=30000.0)
     b = Plug("b", "main", THREE, max_a=16)
-    sp = _both(_site(30, a, urgent, b))
+    sp = _both(_no_reserve(30, a, urgent, b))
     assert sp == {"a": 7, "u": 16, "b": 7}
     assert (
         "urgent: 11.0 kWh needed before departure in 70 min"
         in allocate(_site(30, a, urgent, b)).reasons["u"]
     )
+    # with the default reserve (1 x what it needs: 11040 Wh in 4200 s at 3 x 230 V = 13.7 A,
+    # 14 whole amps) it gets 14 A as its minimum and the rest is shared evenly above it
+    assert _both(_site(30, a, urgent, b)) == {"a": 8, "u": 14, "b": 8}
 
 
 def test_a_car_that_cannot_finish_any_more_is_not_urgent() -> None:
@@ -128,7 +142,9 @@ def test_the_least_laxity_is_served_first_among_urgent_cars() -> None:
     levels, _, flags = queue_keys((less, relaxed, tight), (3.0,) * 3, AllocationParams())
     assert flags == [True, False, True]
     assert levels[2] > levels[0] > levels[1]
-    assert _both(_site(30, less, relaxed, tight)) == {"l": 8, "r": 6, "t": 16}
+    assert _both(_no_reserve(30, less, relaxed, tight)) == {"l": 8, "r": 6, "t": 16}
+    # with reserves: each gets what it needs to finish (t 13.7 -> 14 A, l 9.6 -> 10 A)
+    assert _both(_site(30, less, relaxed, tight)) == {"l": 10, "r": 6, "t": 14}
 
 
 def test_urgent_sub_levels_are_bounded() -> None:
@@ -175,3 +191,62 @@ def test_a_plan_leader_is_filled_to_its_cap_before_the_even_split() -> None:
     capped = Plug("lead", "main", THREE, max_a=16, target_a=6, plan_rank=0)
     assert _both(_site(40, capped, b, c)) == {"lead": 6, "b": 16, "c": 16}
     assert _both(_site(10, lead, b, c)) == {"lead": 10, "b": 0, "c": 0}
+
+
+def test_an_urgent_car_is_admitted_with_what_it_needs_and_the_others_wait() -> None:
+    """18 A for three cars at 6 A minimum: without reserves all three run at 6 A and the urgent
+    car (11 A needed: 11040 Wh in 5400 s) cannot finish; with its reserve it runs at 11 A, one
+    plain car gets the rest and the one later in the queue waits its turn."""
+    urgent = Plug("u", "main", THREE, max_a=16, need_wh=11040.0, departure_s=5400.0)
+    a = Plug("a", "main", THREE, max_a=16, share_a=1.0)
+    b = Plug("b", "main", THREE, max_a=16, share_a=2.0)
+    assert _both(_no_reserve(18, a, urgent, b)) == {"a": 6, "u": 6, "b": 6}
+    assert _both(_site(18, a, urgent, b)) == {"a": 7, "u": 11, "b": 0}
+
+
+def test_a_reserve_is_at_most_the_cap_and_what_the_rows_hold() -> None:
+    # needs more than its cap can deliver (but still urgent: laxity 0): reserved at its cap
+    full = Plug("u", "main", THREE, max_a=16, need_wh=11040.0, departure_s=3600.0)
+    a = Plug("a", "main", THREE, max_a=16, share_a=1.0)
+    assert _both(_site(30, full, a)) == {"u": 16, "a": 14}
+    assert _both(_site(20, full, a)) == {"u": 16, "a": 0}
+    # the rows hold less than the reserve: as much as they hold, at least the minimum
+    assert _both(_site(12, full, a)) == {"u": 12, "a": 0}
+    # a target below the need caps the reserve too
+    capped = Plug("u", "main", THREE, max_a=16, target_a=8, need_wh=11040.0, departure_s=9000.0)
+    assert _both(_site(30, capped, a)) == {"u": 8, "a": 16}
+
+
+def test_a_one_phase_reserve_holds_only_its_phase() -> None:
+    """A 1-phase urgent car on L2 needing 20 A (7360 Wh in 1.6 h): L2 has 26 A for it and a
+    3-phase car; the 3-phase car keeps its 6 A minimum on L2 and takes L1/L3 nowhere else
+    (it is one car: its current is the same on every phase)."""
+    one = Plug("u", "main", (Phase.L2,), max_a=32, need_wh=7360.0, departure_s=5760.0)
+    three = Plug("t", "main", THREE, max_a=16, share_a=1.0)
+    snap = Snapshot((Circuit("main", None, Phases(40.0, 26.0, 40.0)),), (one, three))
+    assert _both(snap) == {"u": 20, "t": 6}
+    # without the reserve the urgent car is filled first too, to 20 of L2's 26 A
+    no_res = Snapshot(snap.circuits, snap.plugs, params=AllocationParams(urgent_reserve=0.0))
+    assert _both(no_res) == {"u": 20, "t": 6}
+
+
+def test_reserves_never_lift_a_row_over_its_limit() -> None:
+    """Six urgent cars that together need more than the fuse: the reserves are handed out in
+    least-laxity order as far as the rows hold; every phase stays within its limit."""
+    plugs = tuple(
+        Plug(f"u{i}", "main", THREE, max_a=16, need_wh=6000.0 + 500 * i, departure_s=3000.0)
+        for i in range(6)
+    )
+    # reserves 11, 12, 13, 14, 14, 15 A (79 A) on 40 A: the least laxity (the largest need, same
+    # departure) first: u5 15 A, u4 14 A, u3 the 11 A left (of 14), the rest wait
+    sp = _both(_site(40, *plugs))
+    assert sp == {"u0": 0, "u1": 0, "u2": 0, "u3": 11, "u4": 14, "u5": 15}
+
+
+def test_a_huge_need_reserves_the_cap_and_never_raises() -> None:
+    # the reserve step on its own (such a plug is never urgent: its laxity is negative): a
+    # need whose current overflows to infinity reserves the cap and raises nothing
+    p = Plug("u", "main", THREE, max_a=16, need_wh=1e308, departure_s=1e-300)
+    out = reserves([p], [3.0], [True], AllocationParams())
+    assert out == [16.0]
+    assert reserves([p], [3.0], [True], AllocationParams(urgent_reserve=0.0)) is None

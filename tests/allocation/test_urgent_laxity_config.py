@@ -54,12 +54,13 @@ def _demand(pid: str, departure_s: float) -> PlugDemand:
 @pytest.mark.parametrize(("laxity_s", "urgent_gets"), [(10800.0, 10), (1800.0, 8)])
 def test_the_setting_decides_who_is_urgent(laxity_s: float, urgent_gets: int) -> None:
     """Two cars on a 16 A fuse, one leaving in 2 h (laxity 1 h): urgent with the default 3 h
-    window (filled first: 10 A, the other keeps its 6 A), not with a 30 min window (an equal
-    split: 8 A each)."""
+    window (without reserves, ``urgent_reserve = 0``: filled first: 10 A, the other keeps its
+    6 A), not with a 30 min window (an equal split: 8 A each)."""
     cfg = ControllerConfig(
         circuits=[CircuitSpec(id="main", parent=None, fuse_a=16.0)],
         chargers=[ChargerSpec(id="a", max_a=16), ChargerSpec(id="b", max_a=16)],
         urgent_laxity_s=laxity_s,
+        urgent_reserve=0.0,
     )
     session = AllocatorSession(cfg)
     snap = session.build_snapshot(
@@ -72,3 +73,41 @@ def test_the_setting_decides_who_is_urgent(laxity_s: float, urgent_gets: int) ->
     out = session.step(0.0, snap)
     assert out.setpoints["a"] == urgent_gets
     assert out.setpoints["b"] == 16 - urgent_gets
+
+
+def test_urgent_reserve_default_bounds_and_path_to_the_allocator() -> None:
+    """``[control] urgent_reserve``: default 1 (admitted with what it needs to finish), 0 off;
+    through the scenario's ``[control]`` and the controller config into the allocator."""
+    assert ControlConfig().urgent_reserve == 1.0
+    assert ControlConfig(urgent_reserve=0).urgent_reserve == 0.0
+    for bad in (-0.5, 101, float("nan")):
+        with pytest.raises(ValidationError):
+            ControlConfig(urgent_reserve=bad)
+    text = (SCENARIOS / "departures_announced.toml").read_text()
+    assert scenario_controller_config(loads_scenario(text)).urgent_reserve == 1.0
+    sc = loads_scenario(text + "\n[control]\nurgent_reserve = 0\n")
+    assert scenario_controller_config(sc).urgent_reserve == 0.0
+
+
+@pytest.mark.parametrize(("reserve", "urgent_gets", "other_gets"), [(1.0, 16, 0), (0.0, 10, 6)])
+def test_the_reserve_decides_whether_the_other_car_waits(
+    reserve: float, urgent_gets: int, other_gets: int
+) -> None:
+    """16 A fuse; car a leaves in 90 min needing 11.04 kWh (11 A from now on): with its
+    reserve it is admitted with 11 A, b's 6 A minimum no longer fits (b waits) and a takes the
+    fuse; without, both run (a 10 A, b 6 A) and a cannot finish."""
+    cfg = ControllerConfig(
+        circuits=[CircuitSpec(id="main", parent=None, fuse_a=16.0)],
+        chargers=[ChargerSpec(id="a", max_a=16), ChargerSpec(id="b", max_a=16)],
+        urgent_reserve=reserve,
+    )
+    session = AllocatorSession(cfg)
+    snap = session.build_snapshot(
+        limits={"main": Phases(16, 16, 16)},
+        non_ev={"main": Phases(0, 0, 0)},
+        demands=[_demand("a", 5400.0), _demand("b", 86_400.0)],
+        pv_surplus_w=0.0,
+    )
+    assert snap.params.urgent_reserve == reserve
+    out = session.step(0.0, snap)
+    assert (out.setpoints["a"], out.setpoints["b"]) == (urgent_gets, other_gets)

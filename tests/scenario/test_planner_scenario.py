@@ -1,5 +1,7 @@
-"""The receding-horizon planner against least laxity first on a small scenario where only the
-plan's 1-phase vs 3-phase trade meets every announced need (scenarios/phase_trade_announced.toml)."""
+"""The receding-horizon planner against least laxity first on a small scenario where the 1-phase
+vs 3-phase trade decides (scenarios/phase_trade_announced.toml): least laxity without reserves
+(``urgent_reserve = 0``) misses the two 3-phase cars' needs; the plan and least laxity with its
+default reserves (an urgent car admitted with what it needs to finish) meet all four."""
 
 from __future__ import annotations
 
@@ -13,14 +15,18 @@ from fuseguard.scenario.runner import simulate
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "phase_trade_announced.toml"
 
 
-def _with(planner: str) -> Scenario:
+def _with(planner: str, urgent_reserve: float = 1.0) -> Scenario:
     sc = load_scenario(SCENARIO)
-    return sc.model_copy(update={"control": sc.control.model_copy(update={"planner": planner})})
+    control = sc.control.model_copy(update={"planner": planner, "urgent_reserve": urgent_reserve})
+    return sc.model_copy(update={"control": control})
 
 
 @pytest.mark.timeout(600)
-def test_the_horizon_plan_meets_more_needs_than_least_laxity() -> None:
+def test_the_horizon_plan_and_reserves_meet_more_needs_than_plain_least_laxity() -> None:
     least = simulate(
+        _with("least_laxity", 0.0), "fuseguard", compute_optimum=False, keep_timeline=False
+    ).report
+    reserved = simulate(
         _with("least_laxity"), "fuseguard", compute_optimum=False, keep_timeline=False
     ).report
     plan = simulate(
@@ -32,3 +38,6 @@ def test_the_horizon_plan_meets_more_needs_than_least_laxity() -> None:
     assert plan["overload_as"]["total"] == 0.0
     assert plan["max_cycles_per_car_hour"] <= 1.0
     assert plan["energy_delivered_wh"]["total"] > least["energy_delivered_wh"]["total"]
+    assert reserved["departures"]["met"] == 4
+    assert reserved["overload_as"]["total"] == 0.0
+    assert reserved["max_cycles_per_car_hour"] <= 1.0

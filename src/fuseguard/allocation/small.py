@@ -39,6 +39,7 @@ from fuseguard.allocation.common import (
     surplus_kw,
 )
 from fuseguard.allocation.handout import hand_out
+from fuseguard.allocation.reserve import admit_prefix, fill_levels, reserves
 from fuseguard.allocation.small_fill import Coefs, Rows, fill_level
 from fuseguard.allocation.types import Allocation, AllocationParams, Plug, Snapshot
 from fuseguard.allocation.urgency import queue_keys
@@ -117,10 +118,11 @@ def _site(plugs: tuple[Plug, ...], layout: RowLayout) -> _Site:
 
 def _queue(
     plugs: tuple[Plug, ...], code: list[int], params: AllocationParams, nph: list[float]
-) -> tuple[list[int], list[bool], list[float], list[int]]:
+) -> tuple[list[int], list[bool], list[float], list[int], list[bool]]:
     """The queue (level: priority and urgency, locked runners, lowest energy share, longest
     waiting, runners before fresh plugs, snapshot order), who is running, how long each plug
-    has waited and the levels (:mod:`.urgency`); marks plugs inside their minimum pause."""
+    has waited, the levels and who is urgent (:mod:`.urgency`); marks plugs inside their
+    minimum pause."""
     running = [p.setpoint_a > 0 and code[i] == RUN for i, p in enumerate(plugs)]
     run_s = [0.0 if p.running_s is None else p.running_s for p in plugs]
     waiting: list[float] = []
@@ -134,7 +136,7 @@ def _queue(
             code[i] = MIN_PAUSE
         waiting.append(0.0 if running[i] or p.paused_s is None else p.paused_s)
     min_run = params.min_run_s
-    prio, share, _ = queue_keys(plugs, nph, params)
+    prio, share, urgent = queue_keys(plugs, nph, params)
     queue = sorted(
         range(len(plugs)),
         key=lambda i: (
@@ -147,7 +149,7 @@ def _queue(
             i,
         ),
     )
-    return queue, running, waiting, prio
+    return queue, running, waiting, prio, urgent
 
 
 _NO_PV: Final = PvVerdict(codes={}, stopping=set(), pending=set())  # read only
@@ -296,7 +298,7 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     if n == 0:
         return Allocation({}, {}, {}, frozenset())
     s = _site(plugs, layout)
-    queue, running, waiting, prio = _queue(plugs, s.code, snapshot.params, s.nph)
+    queue, running, waiting, prio, urgent = _queue(plugs, s.code, snapshot.params, s.nph)
     pv = _pv(snapshot, s, queue, running)
 
     # admission: first-fit of minimum currents on the physical and power rows
@@ -304,7 +306,24 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     code, lo = s.code, s.lo
     cand = [i for i in queue if code[i] == RUN]
     mins = [[a * lo[i] for a in s.coefs[i]] for i in range(n)]
-    adm_q, used_at_min = _first_fit(cand, s.phys, mins, b)
+    reserve = reserves(plugs, s.nph, urgent, snapshot.params)
+    if reserve is None:
+        adm_q, used_at_min = _first_fit(cand, s.phys, mins, b)
+    else:  # urgent plugs admitted with what they need to finish (:mod:`.reserve`)
+        resid = list(b)
+        adm_q, got, k = admit_prefix(
+            cand, lo=lo, reserve=reserve, rows=s.phys, coefs=s.coefs, resid=resid
+        )
+        adm_rest, _ = _first_fit(cand[k:], s.phys, mins, resid)
+        adm_q += adm_rest
+        for i, amt in got.items():  # its reserve is its minimum in the filling
+            lo[i] = amt
+            mins[i] = [a * amt for a in s.coefs[i]]
+        prio = fill_levels(plugs, prio, urgent)
+        used_at_min = [0.0] * len(b)
+        for i in adm_q:
+            for row, w in zip(s.phys[i], mins[i]):  # noqa: B905 - phys is a prefix of rows
+                used_at_min[row] += w
     adm = sorted(adm_q)
     admitted = [False] * n
     for i in adm:

@@ -81,6 +81,7 @@ class ParamsIn(_Strict):
     pv_enable_delay_s: float = Field(default=60.0, ge=0)
     pv_disable_delay_s: float = Field(default=180.0, ge=0)
     urgent_laxity_s: float = Field(default=10800.0, ge=0)
+    urgent_reserve: float = Field(default=1.0, ge=0, le=100)
 
 
 class SnapshotIn(_Strict):
@@ -219,6 +220,7 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
             "pv_enable_delay_s": params.pv_enable_delay_s,
             "pv_disable_delay_s": params.pv_disable_delay_s,
             "urgent_laxity_s": params.urgent_laxity_s,
+            "urgent_reserve": params.urgent_reserve,
         },
     }
 

@@ -90,6 +90,10 @@ class AllocationParams:
     #: a plug whose laxity (time to departure minus time to finish at its cap) is below this is
     #: urgent (served first, :mod:`fuseguard.allocation.urgency`)
     urgent_laxity_s: float = 10800.0
+    #: an urgent least-laxity plug is admitted with this times the current it needs to finish by
+    #: its departure (whole amps, at most its cap; 0: at its minimum only,
+    #: :mod:`fuseguard.allocation.reserve`)
+    urgent_reserve: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

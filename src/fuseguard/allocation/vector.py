@@ -30,7 +30,8 @@ from fuseguard.allocation.common import (
     surplus_kw,
 )
 from fuseguard.allocation.handout import hand_out
-from fuseguard.allocation.types import Allocation, Snapshot
+from fuseguard.allocation.reserve import admit_prefix, fill_levels, reserves
+from fuseguard.allocation.types import Allocation, Plug, Snapshot
 from fuseguard.allocation.vector_fill import first_fit, progressive_fill
 from fuseguard.allocation.vector_site import SiteArrays
 
@@ -210,6 +211,55 @@ def _hand_out(prep: SiteArrays, admitted: BoolArr, setpoint: FloatArr, free: Flo
     return True
 
 
+def _admit_reserved(
+    prep: SiteArrays,
+    prep_plugs: tuple[Plug, ...],
+    cand: IntArr,
+    reserve: list[float],
+    phys: tuple[IntArr, IntArr, FloatArr],
+) -> BoolArr:
+    """Admission with reserves: the shared sequential pass (:func:`.reserve.admit_prefix`) up
+    to the last plug with a reserve, then the array first-fit of minimums on what is left; the
+    admitted reserves become minimums and the urgent plugs fill at their priority's level
+    (``prep.lo`` and ``prep.prio`` replaced)."""
+    er_p, ep_p, ec_p = phys
+    import numpy as np
+
+    n = prep.lo.size
+    order = cand.tolist()
+    lo = prep.lo.tolist()
+    last = max((pos for pos, i in enumerate(order) if reserve[i] > lo[i]), default=-1)
+    head = order[: last + 1]
+    starts = np.searchsorted(ep_p, head, side="left").tolist()  # entries are sorted by plug
+    ends = np.searchsorted(ep_p, head, side="right").tolist()
+    rows: dict[int, list[int]] = {}
+    coefs: dict[int, list[float]] = {}
+    er_l, ec_l = er_p.tolist(), ec_p.tolist()
+    for i, a, z in zip(head, starts, ends, strict=True):
+        rows[i], coefs[i] = er_l[a:z], ec_l[a:z]
+    resid = prep.b.tolist()
+    adm, got, k = admit_prefix(head, lo=lo, reserve=reserve, rows=rows, coefs=coefs, resid=resid)
+    admitted = first_fit(
+        cand[k:],
+        n=n,
+        e_row=er_p,
+        e_plug=ep_p,
+        e_amount=ec_p * prep.lo[ep_p],
+        resid=np.asarray(resid, dtype=np.float64),
+    )
+    admitted[np.asarray(adm, dtype=np.int64)] = True
+    if got:  # a reserve is its plug's minimum in the filling
+        new_lo = prep.lo.copy()
+        new_lo[np.fromiter(got, np.int64, len(got))] = np.fromiter(
+            got.values(), np.float64, len(got)
+        )
+        prep.lo = new_lo
+    prep.prio = np.fromiter(
+        fill_levels(prep_plugs, prep.prio.tolist(), prep.urgent.tolist()), np.int64, n
+    )
+    return admitted
+
+
 def allocate_numpy(snapshot: Snapshot) -> Allocation:
     """The NumPy path of :func:`~fuseguard.allocation.engine.allocate` (any size; the fastest
     above a few dozen plugs)."""
@@ -225,9 +275,13 @@ def allocate_numpy(snapshot: Snapshot) -> Allocation:
     phys = prep.e_row != prep.pv_row
     er_p, ep_p, ec_p = prep.e_row[phys], prep.e_plug[phys], prep.e_coef[phys]
     cand = q.order[code[q.order] == RUN]
-    admitted = first_fit(
-        cand, n=n, e_row=er_p, e_plug=ep_p, e_amount=ec_p * prep.lo[ep_p], resid=prep.b
-    )
+    reserve = reserves(snapshot.plugs, prep.nph.tolist(), prep.urgent.tolist(), snapshot.params)
+    if reserve is None:
+        admitted = first_fit(
+            cand, n=n, e_row=er_p, e_plug=ep_p, e_amount=ec_p * prep.lo[ep_p], resid=prep.b
+        )
+    else:  # urgent plugs admitted with what they need to finish (:mod:`.reserve`)
+        admitted = _admit_reserved(prep, snapshot.plugs, cand, reserve, (er_p, ep_p, ec_p))
     code[(code == RUN) & ~admitted] = REJECTED
     x, bott, b, used_at_min = _fill_levels(prep, admitted)
     setpoint = _round(prep, admitted, x, b, code)

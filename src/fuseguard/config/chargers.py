@@ -159,6 +159,14 @@ class ControlConfig(_Model):
         "(least laxity first) once its laxity (time to departure minus time to finish at its "
         "cap) is at most this (s; 0 = only a car that must charge at its cap from now on)",
     )
+    urgent_reserve: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="an urgent car (least laxity) is admitted with this times the current it "
+        "needs to finish by its departure (whole amps, at most its cap), so the minimums of "
+        "cars that can wait do not crowd it out; 0 = admitted at its minimum only",
+    )
     planner: PlannerMode = Field(
         default="least_laxity",
         description="how announced departures steer the allocation: off (no urgency), "

@@ -115,6 +115,7 @@ def controller_config(
         headroom_a=c.headroom_a,
         # planner "off": no least laxity either (0 s: only a car already past its last chance)
         urgent_laxity_s=c.urgent_laxity_s if c.planner != "off" else 0.0,
+        urgent_reserve=c.urgent_reserve,
         planner=c.planner,
         planner_settings=PlannerSettings(
             interval_s=c.planner_interval_s,

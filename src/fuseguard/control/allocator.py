@@ -29,6 +29,7 @@ class AllocatorSession:
             pv_enable_delay_s=config.pv_enable_delay_s,
             pv_disable_delay_s=config.pv_disable_delay_s,
             urgent_laxity_s=config.urgent_laxity_s,
+            urgent_reserve=config.urgent_reserve,
         )
         self._session = AllocationSession()
         # the last demand of every plug and its allocator form: an unchanged demand reuses it

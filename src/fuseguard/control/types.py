@@ -103,6 +103,8 @@ class ControllerConfig:
     headroom_a: float = 0.0
     #: least laxity first: an announced car with at most this laxity (s) is urgent
     urgent_laxity_s: float = 10800.0
+    #: an urgent car is admitted with this times the current it needs to finish (0: its minimum)
+    urgent_reserve: float = 1.0
     planner: PlannerMode = "least_laxity"
     planner_settings: PlannerSettings = field(default_factory=PlannerSettings)
     peak_window_s: float = 900.0
