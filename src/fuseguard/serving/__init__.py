@@ -43,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fuseguard.serving.choice import EventLoop, HttpParser, http_protocol, loop_factory
 from fuseguard.serving.limits import DEFAULT_LIMITS, ServerLimits
-from fuseguard.serving.protocols import GuardedH11Protocol
+from fuseguard.serving.protocols import GuardedH11Protocol, refused_log
 from fuseguard.serving.tls_accept import TlsAcceptor
 
 log = structlog.get_logger(__name__)
@@ -201,6 +201,7 @@ class _GuardedServer(EmbeddedServer):
                     handshake_timeout_s=limits.header_timeout_s,
                     max_connections=limits.max_connections,
                     open_connections=lambda: len(self.server_state.connections),
+                    refused_log=refused_log(config),
                 )
                 for sock in sockets
             ]

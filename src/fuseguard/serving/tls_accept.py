@@ -25,12 +25,12 @@ from collections.abc import Callable
 
 import structlog
 
+from fuseguard.serving.throttle import LogThrottle
+
 log = structlog.get_logger("fuseguard.serving")
 
 #: how long accepting pauses after an accept error (EMFILE: out of file descriptors), as asyncio
 _ACCEPT_RETRY_S = 0.5
-#: at most one log line per interval about refused connections (a flood is one line, not many)
-_REFUSED_LOG_INTERVAL_S = 10.0
 
 
 class TlsAcceptor:
@@ -38,7 +38,8 @@ class TlsAcceptor:
 
     ``open_connections`` returns how many connections the HTTP protocol holds (uvicorn's
     ``server_state.connections``). Has the ``close``/``wait_closed`` of an asyncio server, so
-    uvicorn's shutdown can treat it as one.
+    uvicorn's shutdown can treat it as one. Refusals are logged through ``refused_log`` (one
+    line per burst).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class TlsAcceptor:
         handshake_timeout_s: float,
         max_connections: int,
         open_connections: Callable[[], int],
+        refused_log: LogThrottle | None = None,
     ) -> None:
         self._sock = sock
         self._factory = protocol_factory
@@ -59,8 +61,7 @@ class TlsAcceptor:
         self._open = open_connections
         self._handshakes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._refused = 0
-        self._refused_logged_at: float | None = None
+        self._refused_log = refused_log or LogThrottle()
 
     @property
     def handshakes(self) -> int:
@@ -103,7 +104,7 @@ class TlsAcceptor:
                 continue
             if len(self._handshakes) + self._open() >= self._max:
                 conn.close()
-                self._note_refused(loop.time(), addr)
+                self._note_refused(addr)
                 continue
             task = loop.create_task(self._handshake(conn))
             self._handshakes.add(task)
@@ -126,19 +127,16 @@ class TlsAcceptor:
             conn.close()
             log.debug("tls_handshake_failed", reason=f"{type(exc).__name__}: {exc}")
 
-    def _note_refused(self, now: float, addr: object) -> None:
-        self._refused += 1
-        last = self._refused_logged_at
-        if last is not None and now - last < _REFUSED_LOG_INTERVAL_S:
+    def _note_refused(self, addr: object) -> None:
+        suppressed = self._refused_log.admit()
+        if suppressed is None:
             return
         log.warning(
             "http_connection_refused",
             device=_peer(addr),
             reason=f"more than {self._max} connections (handshakes included)",
-            refused=self._refused,
+            suppressed=suppressed,
         )
-        self._refused = 0
-        self._refused_logged_at = now
 
 
 def _name(sock: socket.socket) -> str:
