@@ -2,15 +2,18 @@
 
 Before, every refused connect (Modbus peer outside ``allowed_hosts`` or over the cap, HTTP over
 the cap) logged a warning: ~3 000 lines in 20 s from one unauthenticated LAN peer, rendered in the
-event loop that runs control (``serving/throttle.py``).
+event loop that runs control (``serving/throttle.py``); so did every EVSE API request with a wrong
+token, with the path's ids whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx2
 from structlog.testing import capture_logs
 
+from fuseguard.api.evse import create_evse_app
 from fuseguard.api.local import create_local_app
 from fuseguard.api.modbus import serve_modbus_twin
 from fuseguard.serving import ServerLimits, serve_app
@@ -92,3 +95,44 @@ async def test_http_connections_over_the_cap_log_once_per_burst() -> None:
         for _, w in held:
             w.close()
         await handle.close()
+
+
+class _NoEvse:
+    async def evse(self, edge_device_id: str, evse_uuid: str) -> None:
+        return None
+
+
+class _Tokens:
+    """``good`` is the token of every EVSE, ``other`` a token of another EVSE."""
+
+    async def check(self, edge_device_id: str, evse_uuid: str, token: str | None) -> str:
+        if not token:
+            return "missing"
+        return {"good": "ok", "other": "wrong_evse"}.get(token, "invalid")
+
+
+async def test_evse_api_bad_tokens_log_once_per_burst_with_clipped_ids() -> None:
+    # before: one line per request with the path's ids whole (61 MB of log in 10 s on the demo)
+    app = create_evse_app(_NoEvse(), _Tokens())  # type: ignore[arg-type]
+    long_id = "e" * 7000
+    path = f"/edgedevices/{long_id}/evses/{long_id}/status"
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://e") as client:
+        with capture_logs() as logs:
+            codes = [
+                (await client.get(path, headers={"evsetoken": "guess"})).status_code
+                for _ in range(CONNECTS)
+            ]
+            misuse = await client.get(path, headers={"evsetoken": "other"})
+            unknown = await client.get(path, headers={"evsetoken": "good"})
+    assert set(codes) == {401}  # the answer is unchanged, only the log is bounded
+    assert misuse.status_code == 403
+    assert unknown.status_code == 404
+    assert len(unknown.json()["message"]) < 300
+    failed = [e for e in logs if e["event"] == "evse_api_auth_failed"]
+    # one line for the burst of wrong tokens, one for the misuse (never throttled)
+    assert [e["reason"] for e in failed] == ["invalid", "wrong_evse"]
+    logged = [e for e in logs if e.get("edge") is not None]
+    assert logged
+    assert all(len(e["edge"]) < 100 and len(e["evse"]) < 100 for e in logged)
+    assert logged[0]["edge"].endswith("(7000 chars)")
