@@ -4,7 +4,8 @@ The CEMM wire model refused NaN and non-numbers, but any finite ``electric_power
 sample: ``-1e15`` W read as a feed-in of a petawatt, i.e. no building load at all (the charger
 limit then only bounded by the fuse arithmetic on a lie). Now the CEMM meter applies the
 plausibility bounds every Modbus meter driver applies (``wire.meters.Quantity.bounds``), so the
-read fails with the reason and control takes the meter-loss fallback.
+read fails with the reason and control takes the meter-loss fallback. A Bender's junk REST value
+went whole (up to the 1 MiB body bound) into its error message and log line.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from fuseguard.control.ports import DeviceResponseError
+from fuseguard.devices.bender.rest import BenderParseError, BenderRestState
 from fuseguard.devices.cemm import CemmClient, CemmGridMeter
 
 TS_MS = 1_698_912_061_000
@@ -83,3 +86,21 @@ async def test_cemm_plausible_numbers_still_read_and_garbage_does_not_mark_stale
     # the refused telegram's timestamp was not taken: the next good one is fresh
     answer.body = _realtime(500.0, ts_ms=TS_MS + 1000)
     assert not (await meter.read()).stale
+
+
+BENDER_CHARGING = Path(__file__).parent.parent / "fixtures" / "bender" / "5.33" / "charging.txt"
+
+
+@pytest.mark.parametrize("key", ["current_a", "sig_current", "conn_state", "power_w"])
+def test_bender_junk_value_error_is_short(key: str) -> None:
+    # a junk value of 1 MiB (the device body bound) went whole into the error and the log line,
+    # on every poll that fetched REST state
+    junk = "9," * (1 << 19)
+    lines = [
+        f"{key}:{junk}" if line.split(":", 1)[0].strip() == key else line
+        for line in BENDER_CHARGING.read_text().splitlines()
+    ]
+    with pytest.raises(BenderParseError) as err:
+        BenderRestState.from_text("\n".join(lines))
+    assert key in str(err.value) or "value set" in str(err.value)
+    assert len(str(err.value)) < 200
