@@ -60,3 +60,20 @@ def test_bad_departures_are_refused_and_change_nothing() -> None:
     assert settings.departure_of("cp1", clock.now()) is None
     read_only = _send(_handler(None, clock), json.dumps({"at": at, "need_wh": 5}))
     assert read_only["error"] == "read_only"
+
+
+def test_priority_is_an_ascii_json_number() -> None:
+    # round 9: float() also took "1_0" (10) and Unicode digits ("٥", "５": 5)
+    clock = VirtualClock()
+    settings = PlugSettings([ChargerSpec(id="cp1")])
+    handler = _handler(settings, clock)
+    topic = "fg/e1/plug/cp1/set/priority"
+    for bad in ("1_0", "\u0665", "\uff15", "+5", "0x5", "5.5", "NaN", "Infinity", " "):
+        result = handler.handle(topic, bad.encode(), retained=False)
+        assert result is not None
+        assert (result.ok, result.error) == (False, "invalid_payload"), bad
+    assert settings.all()["cp1"].priority == 0
+    for good, value in (("7", 7), ("-3", -3), (" 5\n", 5), ("5.0", 5), ("1e1", 10)):
+        result = handler.handle(topic, good.encode(), retained=False)
+        assert result is not None
+        assert (result.ok, result.value) == (True, value), good

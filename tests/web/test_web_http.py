@@ -218,6 +218,20 @@ async def test_plug_mode_and_priority_through_plug_settings(rig: Rig, client: Cl
     assert rig.deps.plug_settings.all()["wb1"].priority == 5
 
 
+async def test_plug_setting_refused_changes_neither_mode_nor_priority(
+    rig: Rig, client: Client
+) -> None:
+    # round 9: a valid mode with a priority out of range changed the mode, then answered 422
+    assert await client.login("alice", ADMIN_PW) == 303
+    assert rig.deps.plug_settings is not None
+    before = rig.deps.plug_settings.all()["wb1"]
+    form = {"plug": "wb1", "mode": "off", "priority": "500", "csrf_token": client.csrf}
+    code, _ = await client.post("/settings/plug", form)
+    assert code == 422
+    assert rig.deps.plug_settings.all()["wb1"] == before
+    assert before.mode != ChargeMode.OFF
+
+
 async def test_departure_through_plug_settings(rig: Rig, client: Client) -> None:
     assert await client.login("alice", ADMIN_PW) == 303
     form = {"plug": "wb1", "hours": "2.5", "need_kwh": "18", "csrf_token": client.csrf}

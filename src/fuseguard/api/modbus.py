@@ -32,7 +32,8 @@ with a Modbus exception (02 illegal address / 03 illegal value) and changes noth
 Access control (Modbus has no authentication): a peer outside ``allowed_hosts`` (IP/CIDR, default
 loopback only) is disconnected on connect; with ``read_only`` every write is answered with
 exception 01 (illegal function). At most :data:`MAX_CONNECTIONS` clients at once, and a connection
-idle for :data:`IDLE_TIMEOUT_S` is closed. Every write, accepted or not, is logged with the peer.
+idle for :data:`IDLE_TIMEOUT_S` is closed. Every write, accepted or not, is logged with the peer;
+refused connects are logged once per burst (``suppressed`` counts the others).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from fuseguard.api.access import LOOPBACK_HOSTS, HostAllowList
 from fuseguard.api.local_models import LiveDataSource
 from fuseguard.control.flex import FlexManagement, check_current_limit
+from fuseguard.serving.throttle import LogThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -224,11 +226,20 @@ class _GuardedHandler(ServerRequestHandler):
         self.peer = f"{host}:{peername[1]}" if peername else "?"
         reason = None
         if not self._guard.allowed.allows(host):
-            reason = "peer not in allowed_hosts"
+            reason, throttle = "peer not in allowed_hosts", self._guard.refused_host_log
         elif len(self._guard.active_connections) > self._guard.max_connections:
             reason = f"more than {self._guard.max_connections} connections"
+            throttle = self._guard.refused_cap_log
         if reason is not None:
-            log.warning("modbus_peer_refused", device="modbus-twin", peer=self.peer, reason=reason)
+            suppressed = throttle.admit()  # a connect loop is one line per burst, not per connect
+            if suppressed is not None:
+                log.warning(
+                    "modbus_peer_refused",
+                    device="modbus-twin",
+                    peer=self.peer,
+                    reason=reason,
+                    suppressed=suppressed,
+                )
             self.close()
             return
         self._touch()
@@ -275,6 +286,8 @@ class _GuardedServer(ModbusTcpServer):
         self.allowed = allowed
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
+        self.refused_host_log = LogThrottle()
+        self.refused_cap_log = LogThrottle()
 
     def callback_new_connection(self) -> Any:
         return _GuardedHandler(self)

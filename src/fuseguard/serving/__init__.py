@@ -19,7 +19,8 @@ previous response (slow-loris), a body may have at most ``max_body_bytes`` (a la
 limit) and must arrive within ``body_timeout_s`` (else 408). A request head that grows past
 ``max_header_bytes`` is refused (h11: 400 while the head is incomplete, so a complete head read
 at once may be up to one socket read larger; httptools: 431, counted exactly). TLS is 1.2 or
-newer and a handshake must finish within ``header_timeout_s``. The request parser is h11
+newer and a handshake must finish within ``header_timeout_s``; a handshake in progress counts
+against ``max_connections`` (:mod:`.tls_accept`). The request parser is h11
 (uvicorn's default) or httptools (:func:`http_protocol`, faster; the same guards);
 :func:`loop_factory` picks uvloop's event loop when wanted and installed.
 """
@@ -42,7 +43,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fuseguard.serving.choice import EventLoop, HttpParser, http_protocol, loop_factory
 from fuseguard.serving.limits import DEFAULT_LIMITS, ServerLimits
-from fuseguard.serving.protocols import GuardedH11Protocol
+from fuseguard.serving.protocols import GuardedH11Protocol, refused_log
+from fuseguard.serving.tls_accept import TlsAcceptor
 
 log = structlog.get_logger(__name__)
 
@@ -158,11 +160,14 @@ class EmbeddedServer(uvicorn.Server):
 
 
 class _GuardedServer(EmbeddedServer):
-    """An :class:`EmbeddedServer` on given sockets whose TLS handshakes have a deadline.
+    """An :class:`EmbeddedServer` on given sockets whose TLS handshakes have a deadline and a cap.
 
     asyncio gives a TLS handshake 60 s by default and uvicorn has no setting for it; a connection
     that never finishes its handshake holds a file descriptor that long. Here the handshake gets
-    the request-head deadline (``header_timeout_s``).
+    the request-head deadline (``header_timeout_s``), and a TLS connection is admitted (or closed
+    at once) before its handshake starts, counting handshakes in progress against
+    ``max_connections`` (:class:`~fuseguard.serving.tls_accept.TlsAcceptor`: before, each
+    handshake cost ~300 KB of memory with no bound on their number).
     """
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -186,15 +191,27 @@ class _GuardedServer(EmbeddedServer):
             )
 
         loop = asyncio.get_running_loop()
-        handshake_s = limits.header_timeout_s if config.ssl else None  # only allowed with TLS
+        if config.ssl is not None:
+            # TLS: admitted before the handshake, so the cap bounds handshakes too (tls_accept)
+            acceptors = [
+                TlsAcceptor(
+                    sock,
+                    create_protocol,
+                    config.ssl,
+                    handshake_timeout_s=limits.header_timeout_s,
+                    max_connections=limits.max_connections,
+                    open_connections=lambda: len(self.server_state.connections),
+                    refused_log=refused_log(config),
+                )
+                for sock in sockets
+            ]
+            for acceptor in acceptors:
+                acceptor.start()
+            self.servers = acceptors  # type: ignore[assignment]  # close()/wait_closed() only
+            self.started = True
+            return
         self.servers = [
-            await loop.create_server(
-                create_protocol,
-                sock=sock,
-                ssl=config.ssl,
-                backlog=config.backlog,
-                ssl_handshake_timeout=handshake_s,
-            )
+            await loop.create_server(create_protocol, sock=sock, backlog=config.backlog)
             for sock in sockets
         ]
         self.started = True

@@ -15,6 +15,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fuseguard.serving.limits import DEFAULT_LIMITS, ServerLimits
+from fuseguard.serving.throttle import LogThrottle
 
 log = structlog.get_logger("fuseguard.serving")
 
@@ -40,11 +41,14 @@ class _Guarded(asyncio.Protocol):
         """Refuse a connection over the cap; otherwise start the request-head deadline."""
         super().connection_made(transport)
         if len(self.connections) > self._limits.max_connections:
-            log.warning(
-                "http_connection_refused",
-                device=_client(self.client),
-                reason=f"more than {self._limits.max_connections} connections",
-            )
+            suppressed = refused_log(self.config).admit()
+            if suppressed is not None:
+                log.warning(
+                    "http_connection_refused",
+                    device=_client(self.client),
+                    reason=f"more than {self._limits.max_connections} connections",
+                    suppressed=suppressed,
+                )
             self.transport.close()
             return
         self._arm_head_deadline()
@@ -92,6 +96,15 @@ class GuardedH11Protocol(_Guarded, H11Protocol):
         with contextlib.suppress(h11.LocalProtocolError):
             self.conn.send(h11.ConnectionClosed())
         self.transport.close()
+
+
+def refused_log(config: uvicorn.Config) -> LogThrottle:
+    """The server's throttle for ``http_connection_refused`` (one per config, i.e. per server)."""
+    throttle: LogThrottle | None = getattr(config, "refused_log", None)
+    if throttle is None:
+        throttle = LogThrottle()
+        config.refused_log = throttle  # type: ignore[attr-defined]
+    return throttle
 
 
 def _client(client: tuple[str, int] | None) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import socket
 import ssl
@@ -26,8 +27,36 @@ import aiomqtt
 import structlog
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
+from fuseguard.serving.throttle import LogThrottle
 
 log = structlog.get_logger(__name__)
+
+#: Incoming messages waiting for the handler; past it the client drops them. Unbounded before: a
+#: flood on a subscribed topic (3 000 Home Assistant births in 1 s) queued faster than it was
+#: handled, and the edge's memory grew for minutes.
+MAX_QUEUED_INCOMING = 1000
+
+
+class _DropsOncePerBurst(logging.Filter):
+    """aiomqtt logs every dropped message ("Message queue is full"): one line per 10 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._throttle = LogThrottle()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "queue is full" not in record.getMessage():
+            return True
+        suppressed = self._throttle.admit()
+        if suppressed is None:
+            return False
+        record.msg = f"{record.msg} (and {suppressed} more since the last such line)"
+        return True
+
+
+#: aiomqtt's (and paho's) logger for this connection, with the drop lines throttled
+_CLIENT_LOGGER = logging.getLogger("fuseguard.api.mqtt.aiomqtt")
+_CLIENT_LOGGER.addFilter(_DropsOncePerBurst())
 
 MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]
 ConnectHook = Callable[[], Awaitable[None]]
@@ -137,6 +166,8 @@ class MqttConnection:
             timeout=self.timeout_s,
             tls_context=tls_context,
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            max_queued_incoming_messages=MAX_QUEUED_INCOMING,
+            logger=_CLIENT_LOGGER,
         )
 
     async def run(self) -> None:

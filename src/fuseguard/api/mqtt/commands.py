@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -248,11 +249,14 @@ def _settings_update(text: str) -> SettingsUpdate:
         raise CommandError("invalid_payload", f"{where}: {first['msg']}") from None
 
 
+#: a JSON number in ASCII: ``float()`` alone also took ``1_0`` (10), ``٥`` and ``５`` (5)
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _integer(text: str, what: str, lo: int, hi: int) -> int:
-    try:
-        number = float(text)
-    except ValueError:
-        raise CommandError("invalid_payload", f"{what} must be an integer") from None
+    if _JSON_NUMBER.fullmatch(text) is None:
+        raise CommandError("invalid_payload", f"{what} must be an integer")
+    number = float(text)
     if not math.isfinite(number) or number != int(number):
         raise CommandError("invalid_payload", f"{what} must be an integer")
     if not lo <= number <= hi:

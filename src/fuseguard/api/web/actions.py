@@ -38,6 +38,7 @@ from fuseguard.api.web.core import (
 )
 from fuseguard.api.web.events import EventKind
 from fuseguard.api.web.view import MODE_WORDS
+from fuseguard.control.plug_settings import check_priority
 from fuseguard.model.status import ChargeMode
 from fuseguard.store.web import Role
 
@@ -169,7 +170,9 @@ async def _apply_plug(deps: WebDeps, session: Session, form: dict[str, str]) -> 
     plug = form.get("plug", "")
     try:
         mode = ChargeMode(form.get("mode", ""))
-        priority = _integer(form, "priority", "Priority")
+        # both checked before either is applied: a valid mode with a priority out of range
+        # used to change the mode and answer 422
+        priority = check_priority(_integer(form, "priority", "Priority"))
         source = f"web {session.user}"
         deps.plug_settings.set_mode(plug, mode, source=source)
         deps.plug_settings.set_priority(plug, priority, source=source)

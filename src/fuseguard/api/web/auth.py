@@ -106,13 +106,25 @@ class SessionStore:
             del self._sessions[sid]
 
 
+#: most keys (user names, addresses) a :class:`LoginThrottle` remembers
+MAX_THROTTLE_KEYS = 10_000
+
+
 @dataclass
 class LoginThrottle:
-    """Failed logins per key (user name, client address) in a sliding window."""
+    """Failed logins per key (user name, client address) in a sliding window.
+
+    Memory is bounded: checking a key never stores it, a key whose window is empty is dropped,
+    and past :data:`MAX_THROTTLE_KEYS` the key that failed longest ago is forgotten first. (Before,
+    every check stored its keys, so a locked-out client sending logins under fresh user names grew
+    the table by one entry per request, about 430 bytes each on the demo; and at 10 000 keys the
+    whole table was cleared, lifting every lock-out at once.)
+    """
 
     clock: Clock
     max_failures: int = 5
     window_s: float = 300.0
+    max_keys: int = MAX_THROTTLE_KEYS
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
     def retry_after_s(self, *keys: str) -> float:
@@ -121,30 +133,43 @@ class LoginThrottle:
         wait = 0.0
         for key in keys:
             times = self._window(key, now)
-            if len(times) >= self.max_failures:
+            if times is not None and len(times) >= self.max_failures:
                 wait = max(wait, times[0] + self.window_s - now)
         return wait
 
     def failed(self, *keys: str) -> None:
         """Record one failed login for every key."""
         now = self.clock.monotonic()
-        if len(self._failures) > 10_000:  # bounded memory under a flood of names
-            self._failures.clear()
         for key in keys:
-            times = self._window(key, now)
+            times = self._window(key, now) or deque()
+            self._failures.pop(key, None)  # re-inserted last: the dict's order is by last failure
             times.append(now)
             while len(times) > self.max_failures:
                 times.popleft()
+            self._failures[key] = times
+        while len(self._failures) > self.max_keys:
+            del self._failures[next(iter(self._failures))]  # the key that failed longest ago
 
     def succeeded(self, *keys: str) -> None:
         """Forget the failures of these keys."""
         for key in keys:
             self._failures.pop(key, None)
 
-    def _window(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
+    @property
+    def keys(self) -> int:
+        """How many keys are remembered."""
+        return len(self._failures)
+
+    def _window(self, key: str, now: float) -> deque[float] | None:
+        """The failures of ``key`` within the window (None, and forgotten, when there are none)."""
+        times = self._failures.get(key)
+        if times is None:
+            return None
         while times and now - times[0] >= self.window_s:
             times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
         return times
 
 
@@ -152,6 +177,7 @@ __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
     "LOGIN_CSRF_COOKIE",
+    "MAX_THROTTLE_KEYS",
     "SESSION_COOKIE",
     "LoginThrottle",
     "Session",

@@ -27,6 +27,13 @@ from fuseguard.model.status import (
 )
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+#: at most this much of a device's text goes into an error message (and so into the log)
+_SHOWN_CHARS = 40
+
+
+def _shown(text: str) -> str:
+    """``text`` for an error message: its repr, cut at :data:`_SHOWN_CHARS` characters."""
+    return repr(text) if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]!r}..."
 
 
 class BenderParseError(ValueError):
@@ -49,8 +56,7 @@ def parse_full_state(text: str) -> dict[str, str]:
         key, sep, value = line.partition(":")
         key = key.strip()
         if not sep or not _KEY.fullmatch(key):
-            shown = line if len(line) <= 40 else line[:40] + "..."
-            msg = f"line {number} is not key:value: {shown!r}"
+            msg = f"line {number} is not key:value: {_shown(line)}"
             raise BenderParseError(msg)
         result[key] = value.strip()
     if not result:
@@ -75,7 +81,7 @@ def _number(text: str, key: str, *, lo: float = -math.inf, hi: float = math.inf)
     except NotFiniteError as err:
         raise BenderParseError(str(err)) from err
     except ValueError as err:
-        msg = f"{key} is not a number: {text!r}"
+        msg = f"{key} is not a number: {_shown(text)}"
         raise BenderParseError(msg) from err
 
 
@@ -93,7 +99,7 @@ def _pair(value: str, key: str) -> tuple[float, float] | None:
 def _triple(value: str, key: str, *, lo: float = -math.inf, hi: float = math.inf) -> Phases:
     parts = value.split(",")
     if len(parts) != 3:
-        msg = f"{key} needs three comma-separated numbers, got {value!r}"
+        msg = f"{key} needs three comma-separated numbers, got {_shown(value)}"
         raise BenderParseError(msg)
     return Phases.of(_number(p, key, lo=lo, hi=hi) for p in parts)
 
@@ -170,7 +176,7 @@ class BenderRestState:
             )
             slave = OcppState(data["slave_state"]) if data.get("slave_state") else None
         except ValueError as err:
-            msg = f"value outside the documented value set: {err}"
+            msg = f"value outside the documented value set: {str(err)[: 2 * _SHOWN_CHARS]}"
             raise BenderParseError(msg) from err
         errors_text = data.get("errors", "")
         errors = tuple(

@@ -21,6 +21,7 @@ from fuseguard.devices.cemm.models import (
     realtime_of,
 )
 from fuseguard.devices.http import DeviceHttpClient, DeviceNotFoundError, DeviceResponse
+from fuseguard.devices.meters.checks import checked, required
 from fuseguard.model.samples import MeterSample
 from fuseguard.wire.cemm import (
     API,
@@ -32,6 +33,7 @@ from fuseguard.wire.cemm import (
     RootBody,
     electric_alias,
 )
+from fuseguard.wire.meters import Quantity
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +137,17 @@ class CemmGridMeter(GridMeter):
             msg = f"{device}: alias {self.alias!r} has no electric_power data"
             log.warning("cemm_no_power", device=device, reason="no electric_power")
             raise DeviceResponseError(msg)
+        imported = realtime.energy_import_kwh
+        exported = realtime.energy_export_kwh
+        # the plausibility bounds of every meter driver (the wire model only ensures finite):
+        # -1e15 W read as a feed-in of 1e15 W, i.e. no building load, before
+        power_w = required(device, Quantity.ACTIVE_POWER_W, POWER_CHANNEL, power.value)
+        import_wh = checked(
+            device, Quantity.ENERGY_IMPORT_WH, "t1+t2", None if imported is None else imported * 1e3
+        )
+        export_wh = checked(
+            device, Quantity.ENERGY_EXPORT_WH, "t3+t4", None if exported is None else exported * 1e3
+        )
         stale = self._last_ts_ms is not None and power.timestamp_ms <= self._last_ts_ms
         if stale:  # expected: the edge polls faster than the meter publishes
             log.debug(
@@ -145,14 +158,12 @@ class CemmGridMeter(GridMeter):
             )
         else:
             self._last_ts_ms = power.timestamp_ms
-        imported = realtime.energy_import_kwh
-        exported = realtime.energy_export_kwh
         return MeterSample(
             timestamp=ms_to_datetime(power.timestamp_ms),
-            power_w=power.value,
+            power_w=power_w,
             current_a=None,
-            energy_import_wh=None if imported is None else imported * 1000.0,
-            energy_export_wh=None if exported is None else exported * 1000.0,
+            energy_import_wh=import_wh,
+            energy_export_wh=export_wh,
             stale=stale,
         )
 
