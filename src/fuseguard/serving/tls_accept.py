@@ -53,6 +53,7 @@ class TlsAcceptor:
         open_connections: Callable[[], int],
         refused_log: LogThrottle | None = None,
     ) -> None:
+        sock.setblocking(False)  # sock_accept on a blocking socket would block the loop
         self._sock = sock
         self._factory = protocol_factory
         self._ssl = ssl_context
