@@ -43,6 +43,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fuseguard.api.evse_errors import (
+    TOKEN_HEADER,
+    ApiError,
+    clip_id,
+)
+from fuseguard.api.evse_errors import error_response as _error_response
 from fuseguard.api.evse_models import (
     DEFAULT_MAX_DURATION_S,
     CurrentSettingsIn,
@@ -59,8 +65,6 @@ from fuseguard.control.targets import Target
 from fuseguard.serving.throttle import LogThrottle
 
 log = structlog.get_logger(__name__)
-
-TOKEN_HEADER = "evsetoken"  # noqa: S105  (a header name, not a secret)
 
 
 class EvseBackend(Protocol):
@@ -91,39 +95,6 @@ class TokenChecker(Protocol):
         self, edge_device_id: str, evse_uuid: str, token: str | None
     ) -> Literal["ok", "missing", "invalid", "wrong_evse"]:
         """``ok``, or why not."""
-
-
-_FEATHERS: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "bad-request"),
-    401: ("NotAuthenticated", "not-authenticated"),
-    403: ("Forbidden", "forbidden"),
-    404: ("NotFound", "not-found"),
-    405: ("MethodNotAllowed", "method-not-allowed"),
-    422: ("Unprocessable", "unprocessable"),
-    500: ("GeneralError", "general-error"),
-}
-
-
-class ApiError(Exception):
-    """An error answer in Feathers form."""
-
-    def __init__(self, code: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-
-
-def error_body(code: int, message: str, field: str | None = None) -> dict[str, Any]:
-    """The JSON error object for ``code``."""
-    name, class_name = _FEATHERS.get(code, ("GeneralError", "general-error"))
-    body = ErrorBody(name=name, message=message, code=code, className=class_name, field=field)
-    return body.model_dump()
-
-
-def _error_response(code: int, message: str, field: str | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": TOKEN_HEADER} if code == 401 else None
-    return JSONResponse(error_body(code, message, field), status_code=code, headers=headers)
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -177,21 +148,6 @@ _API_KEY = APIKeyHeader(
 
 _TOKEN_OK = "fuseguard_evse_token_ok"  # noqa: S105 - a scope state key, not a secret
 _EVSE_PATH = re.compile(r"^/edgedevices/(?P<edge>[^/]+)/evses/(?P<uuid>[^/]+)(?:/.*)?$")
-
-
-#: at most this many characters of a path id go into a log line (the path is the client's)
-LOGGED_ID_CHARS = 64
-
-
-def clip_id(value: str) -> str:
-    """``value`` for a log line or an error message: at most :data:`LOGGED_ID_CHARS` characters.
-
-    An unauthenticated request's path ids went into the log whole: a flood of 7 000-character ids
-    with a wrong token wrote 61 MB of log in 10 s against the demo.
-    """
-    if len(value) <= LOGGED_ID_CHARS:
-        return value
-    return f"{value[:LOGGED_ID_CHARS]}...({len(value)} chars)"
 
 
 async def check_token(

@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fuseguard.api.evse import create_evse_app, error_body
+from fuseguard.api.evse import create_evse_app
+from fuseguard.api.evse_errors import error_body
 from fuseguard.cloud.backend import CloudEvseBackend, EdgeUnavailableError
 from fuseguard.cloud.config import CloudSettings
 from fuseguard.cloud.edge_page import edge_page_endpoints

@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from fuseguard.api.evse import ApiError, set_current_settings
+from fuseguard.api.evse import set_current_settings
+from fuseguard.api.evse_errors import ApiError
 from fuseguard.api.evse_models import CurrentSettingsIn
 from fuseguard.api.local_models import SettingsUpdate
 from fuseguard.api.web.auth import Session
