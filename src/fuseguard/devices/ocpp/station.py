@@ -15,17 +15,19 @@ limit the controller wants per connector and the profiles installed. When a sess
 
 A set-up that fails (no answer) is reported in ``ChargerSample.errors`` and retried.
 
-**Start-up triggers** (the OCPP start-up race, docs/devices/ocpp.md): when the lease raises a
-connector from a pause (below 6 A) to an offer, the car starts a few seconds later, and the
-charge point tells only with its next StatusNotification and MeterValues (every 10-60 s). If the
-charge point supports RemoteTrigger, fuseguard asks it (``TriggerMessage`` StatusNotification
-and MeterValues of that connector) :data:`TRIGGER_AFTER_OFFER_S` after the offer was accepted,
-and for MeterValues once more :data:`TRIGGER_AFTER_CHARGING_S` after it reports Charging with
-no MeterValues since. Bounded: at most those rounds per offer, one round at a time per charge
-point, none once the connector was measured charging since the offer, and a token bucket shared
-by every charge point of the central system (:class:`TriggerBudget`): a round the bucket
-cannot pay for is skipped, never queued. A charge point that answers a trigger with anything
-but ``Accepted`` (or a CALLERROR) is asked no more until it boots again.
+**Triggers** (the OCPP start-up race, docs/devices/ocpp.md): when the lease raises a connector
+from a pause (below 6 A) to an offer, the car starts a few seconds later, and the charge point
+tells only with its next StatusNotification and MeterValues (every 10-60 s); after a raise of a
+charging car, what it takes shows only in the next MeterValues. Until then control counts the
+start or the raise only as far as the grid meter rises (docs/safety.md, "Start window"). If the
+charge point supports RemoteTrigger, fuseguard asks it (``TriggerMessage`` MeterValues of that
+connector, and StatusNotification after a start) :data:`TRIGGER_AFTER_OFFER_S` after the
+profile was accepted, and for MeterValues once more :data:`TRIGGER_AFTER_CHARGING_S` after the
+connector reports Charging. Bounded: at most those rounds per offer, one round at a time per
+charge point, none when MeterValues of the charging car came within :data:`FRESH_METER_S`, and
+a token bucket shared by every charge point of the central system (:class:`TriggerBudget`): a
+round the bucket cannot pay for is skipped, never queued. A charge point that answers a trigger
+with anything but ``Accepted`` (or a CALLERROR) is asked no more until it boots again.
 
 The lease is renewed every third of ``lease_s`` while fuseguard runs; when fuseguard, the
 network or the edge dies, the charge point drops the lease at ``validTo`` and falls back to the
@@ -82,6 +84,7 @@ TRIGGER_AFTER_CHARGING_S = 2.0
 TRIGGER_ROUNDS_PER_S = 10.0
 TRIGGER_BURST = 20
 START_OFFER_A = 6  #: an offer at or above this (IEC 61851 minimum) starts a paused car
+FRESH_METER_S = 2.0  #: a round is skipped when MeterValues of a charging car came this recently
 
 SAFE_STACK_LEVEL = 0
 LEASE_STACK_LEVEL = 1
@@ -411,8 +414,9 @@ class Station(Reports):
         await self._set_profile(session, c, profile)
         t = self.clock.monotonic()
         before = c.installed_a
-        if current_a >= START_OFFER_A and (before is None or before < START_OFFER_A):
-            self._trigger_after_offer(session, c)
+        if current_a >= START_OFFER_A and (before is None or current_a > before):
+            # an offer to a paused car (status too) or a raise: ask what the car takes
+            self._trigger_after_offer(session, c, start=before is None or before < START_OFFER_A)
         if c.installed_a != current_a:
             c.installed_at = t
             log.info("ocpp_limit", device=self.name, connector=c.connector_id,
@@ -434,15 +438,17 @@ class Station(Reports):
 
     # --- triggers (module docstring: start-up triggers) ------------------------------------
 
-    def _trigger_after_offer(self, session: OcppSession, c: ConnectorState) -> None:
-        """An offer to a paused connector was accepted: ask for its status and meter values
-        a few seconds later (replaces the rounds of an earlier offer still waiting)."""
+    def _trigger_after_offer(self, session: OcppSession, c: ConnectorState, *, start: bool) -> None:
+        """An offer to a paused connector (``start``) or a raise was accepted: ask for the
+        meter values (and after a start the status) a few seconds later, when the car has
+        taken it (replaces the rounds of an earlier offer still waiting)."""
         targets = (
             list(self.connectors.values()) if c is self.whole else [c]
         )  # local controller mode: the cap is on connector 0, the cars on the connectors
         for target in targets:
-            if target.cp_state is not None and target.cp_state.vehicle_connected:
-                self._schedule_triggers(session, target, TRIGGER_AFTER_OFFER_S, status=True)
+            state = target.cp_state
+            if state is not None and (state.charging if not start else state.vehicle_connected):
+                self._schedule_triggers(session, target, TRIGGER_AFTER_OFFER_S, status=start)
 
     def on_status(self, connector_id: int, status: str, error_code: str, extra: object) -> None:
         """StatusNotification; a connector that starts charging with no MeterValues since gets
@@ -487,8 +493,9 @@ class Station(Reports):
                 return
             if c.cp_state is not None and not c.cp_state.vehicle_connected:
                 return  # the car left
-            if c.cp_state is not None and c.cp_state.charging and c.meter_at > started:
-                return  # measured charging since: nothing left to ask
+            now = self.clock.monotonic()
+            if c.cp_state is not None and c.cp_state.charging and c.meter_at > now - FRESH_METER_S:
+                continue  # measured charging a moment ago: nothing to ask now
             if not self.triggers.take():
                 continue
             messages = [MessageTrigger.meter_values]
