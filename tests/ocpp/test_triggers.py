@@ -122,7 +122,13 @@ async def test_no_triggers_without_remote_trigger() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    ["Rejected", "NotImplemented", "garbage" * 30, OcppNotImplemented(description="no")],
+    [
+        "Rejected",
+        "NotImplemented",
+        "garbage" * 30,
+        OcppNotImplemented(description="no"),
+        TimeoutError(),
+    ],
 )
 @pytest.mark.asyncio
 async def test_a_refused_or_garbage_answer_stops_the_triggers_and_nothing_breaks(

@@ -516,6 +516,8 @@ class Station(Reports):
             )
         except DeviceError as err:
             reason = str(err)
+        except Exception as err:  # best effort: nothing a trigger does may crash
+            reason = f"TriggerMessage failed: {type(err).__name__}"
         else:
             status = getattr(result, "status", None)
             if status == "Accepted":
