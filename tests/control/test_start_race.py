@@ -108,7 +108,10 @@ async def test_cars_offered_current_together_charge_within_seconds_and_keep_the_
     meter = FakeMeter(clock, list(chargers.values()), base_a=Phases.uniform(96.0))  # type: ignore[arg-type]
     config = ControllerConfig(
         circuits=[CircuitSpec("main", None, FUSE_A)],
-        chargers=[ChargerSpec(id=cid, limit_delay_s=PROFILE_DELAY_S) for cid in chargers],
+        chargers=[
+            ChargerSpec(id=cid, limit_delay_s=PROFILE_DELAY_S, reports_late=True)
+            for cid in chargers
+        ],
     )
     controller = Controller(clock=clock, config=config, meter=meter, chargers=chargers)  # type: ignore[arg-type]
     task = asyncio.create_task(controller.run())

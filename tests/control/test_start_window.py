@@ -15,7 +15,7 @@ from fuseguard.model.circuits import CircuitSpec, CircuitTree
 from fuseguard.model.phases import ZERO, Phase, Phases
 from fuseguard.model.status import CpState
 
-from .doubles import charger_sample, meter_sample
+from .doubles import charger_sample, meter_sample, plug
 
 DELAY_S = 2.0
 ALL = (Phase.L1, Phase.L2, Phase.L3)
@@ -164,3 +164,17 @@ def test_a_raise_not_measured_yet_is_pending_not_counted() -> None:
     assert f.counted_a == Phases.uniform(6)
     assert f.pending_a == Phases.uniform(10)
     assert _power_w(f, 230.0) == 4140.0
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_only_a_charger_that_reports_late_gets_a_start_window(late: bool) -> None:
+    """A charger measured at the read (Bender, Modbus) shows a start within the meter period:
+    the start window is for chargers that report late (OCPP: ``reports_late``, set for
+    ``driver = "ocpp"`` or a ``limit_delay_s``)."""
+    p = plug(reports_late=late, limit_delay_s=DELAY_S)
+    p.reading.update(charger_sample(cp=CpState.B, authorized=True), 99.0)
+    p.setpoint.changes.append((100.0, 10))
+    p.setpoint.written_a, p.setpoint.changed_at = 10, 100.0
+    f = p.facts(103.0)
+    assert f.pending_a == (Phases.uniform(10) if late else None)
+    assert f.counted_a == ZERO

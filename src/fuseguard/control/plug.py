@@ -132,7 +132,8 @@ class PlugControl:
             extra = (expected - r.grid_a).maximum(0.0)
             unconfirmed = extra if extra.max > 0.0 else None
         starting = None
-        if changes and r.sample is not None and r.sample.cp_state.vehicle_connected:
+        late = self.spec.reports_late
+        if late and changes and r.sample is not None and r.sample.cp_state.vehicle_connected:
             starting = start_offer_a(
                 sample=r.sample,
                 measured_at=now - age_s,
