@@ -189,9 +189,9 @@ class LoadEstimator:
     ) -> dict[str, Phases]:
         """The non-EV load of every circuit this cycle; records peaks of fresh measurements.
 
-        ``starting``: cars offered current after a pause that may be drawing up to these
-        amounts beyond ``draws`` unseen (:func:`~fuseguard.control.policies.expected.
-        start_offer_a`); a meter's rise is theirs up to that much (:meth:`_from_sample`)."""
+        ``starting``: cars whose start or raise is not measured yet, which may be drawing up to
+        these amounts beyond ``draws`` unseen (``PlugFacts.pending_a``); a meter's rise is
+        theirs up to that much (:meth:`_from_sample`; docs/safety.md, "Start window")."""
         tree = self._tree
         non_ev = {c.id: c.non_ev_load_a for c in tree}
         measured: set[str] = set()
@@ -239,7 +239,7 @@ class LoadEstimator:
         value = self.measured(sample, below)
         start = [d for d in starting if self._tree.in_subtree(d.circuit, m.circuit)]
         if start and last is not None:
-            # Start window (docs/safety.md): cars offered current after a pause may be drawing
+            # Start window (docs/safety.md): a start or a raise not measured yet may be drawn
             # unseen. The non-EV load rises no further than the meter shows beyond their offers:
             # at most the larger of the last value and the reading with every starting car at
             # its offer, never above the plain reading. Attributed: min(rise, offers) per phase.

@@ -436,7 +436,7 @@ class Station(Reports):
             except DeviceError as err:
                 log.warning("ocpp_lease_renewal_failed", device=self.name, reason=str(err))
 
-    # --- triggers (module docstring: start-up triggers) ------------------------------------
+    # --- triggers (module docstring: Triggers) ----------------------------------------------
 
     def _trigger_after_offer(self, session: OcppSession, c: ConnectorState, *, start: bool) -> None:
         """An offer to a paused connector (``start``) or a raise was accepted: ask for the
@@ -484,8 +484,9 @@ class Station(Reports):
     async def _trigger_rounds(
         self, session: OcppSession, c: ConnectorState, after_s: tuple[float, ...], *, status: bool
     ) -> None:
-        """The rounds of one offer (or one start): each at its time after ``started``, skipped
-        once the connector was measured charging since, or when the budget is spent."""
+        """The rounds of one offer (or one start): each at its time after the offer, skipped
+        when the charging car was measured within FRESH_METER_S or the budget is spent; none
+        after the car left, the session changed or the charge point refused a trigger."""
         started = self.clock.monotonic()
         for at_s in after_s:
             await self.clock.sleep(max(0.0, started + at_s - self.clock.monotonic()))
