@@ -30,6 +30,9 @@ def markdown(row: dict[str, Any], *, quick: bool) -> str:
         "",
         "| measure | value | target | |",
         "|---|---|---|---|",
+        f"| start-up (default `min_pause_s`): settled in (s); setpoints / pauses written"
+        f" | {row['settle_s']:.1f}; {row.get('startup_setpoints', '-')} /"
+        f" {row.get('startup_pauses', '-')} | | |",
         f"| meter step -> lease Accepted, p50 / p99 / max (ms)"
         f" | {_fmt(row['profile_p50_s'], 1000)} / {_fmt(row['profile_p99_s'], 1000)}"
         f" / {_fmt(row['profile_max_s'], 1000)}"

@@ -53,6 +53,7 @@ def charger_specs(chargers: Sequence[ChargerConfig]) -> list[ChargerSpec]:
                     plug_label=plug.label,
                     child_edge=ch.driver == "clemap",
                     limit_delay_s=ch.limit_delay_s,
+                    reports_late=ch.driver == "ocpp" or ch.limit_delay_s > 0,
                 )
             )
     return specs

@@ -356,12 +356,20 @@ class Controller:
                         whole=cid not in unmeasured,
                     )
                 )
+        v = self.config.voltage_v
         draws = [
-            EvDraw(self._plugs[pid].spec.circuit, f.draw_a, _power_w(f))
+            EvDraw(self._plugs[pid].spec.circuit, f.counted_a, _power_w(f, v))
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
-        non_ev = self._load.update(now, metered, draws)
+        # a start or a raise not measured yet: counted only as far as the meter shows it
+        # (LoadEstimator.update; docs/safety.md, "Start window")
+        starting = [
+            EvDraw(self._plugs[pid].spec.circuit, pending, pending.total * v)
+            for pid, f in facts.items()
+            if f.fresh and (pending := f.pending_a) is not None
+        ]
+        non_ev = self._load.update(now, metered, draws, starting)
         if fresh:
             # only samples of the same instant feed the peak history; a decision in between
             # (a limit or target change, an overload) works with the newest samples it has
@@ -460,16 +468,19 @@ class Controller:
         )
 
 
-def _power_w(f: PlugFacts) -> float:
-    """A plug's power now: measured, or scaled to its expected draw (``PlugFacts.draw_a``)."""
+def _power_w(f: PlugFacts, voltage_v: float) -> float:
+    """A plug's power now: measured, or scaled to its expected draw (``PlugFacts.draw_a``);
+    a car expected to draw with nothing measured yet (it started after its MeterValues) at
+    ``voltage_v`` per amp (before: 0 W, so a total-power meter took its draw for building load
+    as soon as another car had a measured power)."""
     assert f.sample is not None
     power_w = f.sample.power_w
-    if f.expected_a is None or f.expected_a == f.grid_a:
+    if f.expected_a is None or f.expected_a == f.grid_a or f.unconfirmed_a is not None:
         return power_w
     measured = f.grid_a.total
-    if measured > 0.0:
+    if measured > 0.0 and power_w > 0.0:
         return power_w * f.expected_a.total / measured
-    return 0.0
+    return f.expected_a.total * voltage_v
 
 
 __all__ = [

@@ -181,15 +181,23 @@ class LoadEstimator:
         self._peaks.add(circuit, now, non_ev)
 
     def update(
-        self, now: float, metered: Sequence[Metered], draws: Sequence[EvDraw]
+        self,
+        now: float,
+        metered: Sequence[Metered],
+        draws: Sequence[EvDraw],
+        starting: Sequence[EvDraw] = (),
     ) -> dict[str, Phases]:
-        """The non-EV load of every circuit this cycle; records peaks of fresh measurements."""
+        """The non-EV load of every circuit this cycle; records peaks of fresh measurements.
+
+        ``starting``: cars whose start or raise is not measured yet, which may be drawing up to
+        these amounts beyond ``draws`` unseen (``PlugFacts.pending_a``); a meter's rise is
+        theirs up to that much (:meth:`_from_sample`; docs/safety.md, "Start window")."""
         tree = self._tree
         non_ev = {c.id: c.non_ev_load_a for c in tree}
         measured: set[str] = set()
         for m in metered:
             if m.fresh and m.sample is not None:
-                value = self._from_sample(now, m, m.sample, draws)
+                value = self._from_sample(now, m, m.sample, draws, starting)
                 measured.add(m.circuit)
             else:
                 # worst plausible non-EV load, and the EVs together held at the fallback
@@ -208,7 +216,12 @@ class LoadEstimator:
         return non_ev
 
     def _from_sample(
-        self, now: float, m: Metered, sample: MeterSample, draws: Sequence[EvDraw]
+        self,
+        now: float,
+        m: Metered,
+        sample: MeterSample,
+        draws: Sequence[EvDraw],
+        starting: Sequence[EvDraw] = (),
     ) -> Phases:
         """The non-EV load a fresh meter sample shows, measured once per sample.
 
@@ -224,6 +237,14 @@ class LoadEstimator:
             return last[1]
         below = [d for d in draws if self._tree.in_subtree(d.circuit, m.circuit)]
         value = self.measured(sample, below)
+        start = [d for d in starting if self._tree.in_subtree(d.circuit, m.circuit)]
+        if start and last is not None:
+            # Start window (docs/safety.md): a start or a raise not measured yet may be drawn
+            # unseen. The non-EV load rises no further than the meter shows beyond their offers:
+            # at most the larger of the last value and the reading with every starting car at
+            # its offer, never above the plain reading. Attributed: min(rise, offers) per phase.
+            all_on = self.measured(sample, below + start)
+            value = value.minimum(all_on.maximum(last[1]))
         if m.record:
             self.record(m.circuit, now, value, whole=m.whole)
         self._measured[m.circuit] = (sample, value)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fuseguard.control.policies.demand import DemandCap, max_current_a
-from fuseguard.control.policies.expected import expected_draw_a
+from fuseguard.control.policies.expected import DRAWING_A, expected_draw_a, start_offer_a
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.policies.idle import IdleCar
@@ -124,6 +124,26 @@ class PlugControl:
                 phases=self._assumed_phases(),
                 min_a=self.spec.min_a,
             )
+        unconfirmed = None
+        since = r.charging_since
+        started = since is not None and now - age_s < since and r.grid_a.max < DRAWING_A
+        if expected is not None and not started:
+            # a raise not measured yet: the car may take it or not; the meter tells
+            extra = (expected - r.grid_a).maximum(0.0)
+            unconfirmed = extra if extra.max > 0.0 else None
+        starting = None
+        late = self.spec.reports_late
+        if late and changes and r.sample is not None and r.sample.cp_state.vehicle_connected:
+            starting = start_offer_a(
+                sample=r.sample,
+                measured_at=now - age_s,
+                now=now,
+                setpoint=sp,
+                delay_s=delay_s,
+                counted_a=expected if expected is not None else r.grid_a,
+                phases=self._assumed_phases(),
+                min_a=self.spec.min_a,
+            )
         return PlugFacts(
             now=now,
             sample=r.sample,
@@ -135,6 +155,8 @@ class PlugControl:
             delay_s=delay_s,
             previous_a=changes[-2][1] if len(changes) >= 2 else None,
             expected_a=expected,
+            starting_a=starting,
+            unconfirmed_a=unconfirmed,
         )
 
     def _assumed_phases(self) -> tuple[Phase, ...]:

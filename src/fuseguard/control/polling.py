@@ -183,6 +183,12 @@ class Poller:
         written_a, changed_at = self._setpoint_of(pid)
         if written_a is None:
             return True
+        age_s = sample.measured_age_s
+        if 0.0 < age_s < math.inf and read_at - age_s < changed_at:
+            # a charger that reports late (OCPP MeterValues), not measured since its setpoint
+            # changed: read every period until it is, so a measurement it was asked for
+            # (TriggerMessage) ends the start window at once (docs/safety.md, "Start window")
+            return False
         draw_a = sample.current_a.max
         if draw_a <= written_a:
             return True

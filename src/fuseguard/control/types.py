@@ -36,6 +36,10 @@ class ChargerSpec:
     child_edge: bool = False  # a cascaded edge: its draw includes load it cannot shed
     #: how long after a write a new limit takes effect at the charger (OCPP: the profile delay)
     limit_delay_s: float = 0.0
+    #: the charger reports a car's start late (OCPP: StatusNotification, then MeterValues): a
+    #: rise of the meter may be its car starting unseen (docs/safety.md, "Start window"); a
+    #: charger measured at the read shows a start within the meter period
+    reports_late: bool = False
 
 
 @dataclass(frozen=True, slots=True)

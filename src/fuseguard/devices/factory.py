@@ -153,9 +153,11 @@ def build_ocpp_chargers(
         return {}
     from fuseguard.devices.ocpp import OcppCentralSystem, OcppConnector, Station, StationConfig
     from fuseguard.devices.ocpp.server import server_ssl_context
+    from fuseguard.devices.ocpp.station import TriggerBudget
 
     oc = cfg.api.ocpp
     stations: dict[str, Station] = {}
+    triggers = TriggerBudget(clock)  # one trigger budget for the whole central system
     for ch in chargers:
         identity = str(ch.ocpp_id)
         password = ch.ocpp_password.get_secret_value() if ch.ocpp_password else ""
@@ -178,6 +180,7 @@ def build_ocpp_chargers(
                 local_controller=oc.upstream is not None,
             ),
             clock,
+            triggers,
         )
     tls = None
     if oc.tls:

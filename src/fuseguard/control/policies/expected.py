@@ -18,7 +18,19 @@ force now. Until a decrease is in force the car draws its old value: break befor
 whether it came down. A car that started charging after its last measurement (the state is
 reported at once, the currents later) is expected to draw the limit in force, at most the plug's
 minimum, on ``phases`` (the phases it is known or assumed to use): counting it at 0 A would put
-its draw into the non-EV load and pause other cars (for ``min_pause_s``) on every start.
+its draw into the non-EV load and pause other cars (for ``min_pause_s``) on every start. This
+holds before fuseguard's first write too (a car found charging at the charge point's own limit
+when fuseguard starts, its MeterValues not in yet): it is expected at the plug's minimum.
+
+:func:`start_offer_a` is the other half of the start-up race (docs/safety.md, "Start window"):
+a car offered current after a pause (its limit raised from below the plug's minimum) starts to
+draw a few seconds after the offer is in force (its response, IEC 61851), and the charge point
+says so later still (StatusNotification, MeterValues every 10-60 s). Within
+:data:`START_WINDOW_S` of the offer taking effect, and while nothing was measured at the
+charger since, the car may be drawing up to its offer unseen: the load estimator
+(:meth:`~fuseguard.control.load.LoadEstimator.update`, ``starting``) attributes a rise of the
+meter to such cars, at most their offers and never more than the meter shows, instead of
+taking it for building load and pausing every car.
 """
 
 from __future__ import annotations
@@ -29,6 +41,10 @@ from fuseguard.model.samples import ChargerSample
 
 DRAWING_A = 1.0
 """A phase that carried less than this in the measurement is not one the car draws on."""
+
+START_WINDOW_S = 10.0
+"""How long after an offer to a paused car takes effect a rise of the meter may be the car
+starting (its response to the offer, up to 5 s by IEC 61851, plus the charge point's report)."""
 
 
 def expected_draw_a(
@@ -45,12 +61,16 @@ def expected_draw_a(
     min_a: int = 0,
 ) -> Phases | None:
     """The draw to expect now per grid phase (None: the measurement ``grid_a`` stands)."""
-    if sample is None or not sample.cp_state.charging or setpoint.written_a is None:
+    if sample is None or not sample.cp_state.charging:
         return None
     if charging_since is not None and measured_at < charging_since and grid_a.max < DRAWING_A:
+        # started after its measurement (before fuseguard's first write too: at the charge
+        # point's own limit): at the limit in force, at most the plug's minimum
         in_force = setpoint.limit_at(now, delay_s)
         start_a = float(min(in_force if in_force is not None else min_a, min_a))
         return Phases.on(phases, start_a) if start_a > 0 else None
+    if setpoint.written_a is None:
+        return None
     if measured_at >= setpoint.changed_at + delay_s:
         return None  # measured with the written setpoint in force
     in_force = setpoint.limit_at(now, delay_s)
@@ -63,4 +83,42 @@ def expected_draw_a(
     return grid_a.map(lambda v: limit if v >= DRAWING_A else v)
 
 
-__all__ = ["DRAWING_A", "expected_draw_a"]
+def start_offer_a(
+    *,
+    sample: ChargerSample | None,
+    measured_at: float,
+    now: float,
+    setpoint: Setpoint,
+    delay_s: float,
+    counted_a: Phases,
+    phases: tuple[Phase, ...],
+    min_a: int,
+) -> Phases | None:
+    """What a car offered current after a pause may draw now beyond ``counted_a`` (what its
+    reading counts), while its start is not measured yet (None: nothing; see the module
+    docstring).
+
+    Only within :data:`START_WINDOW_S` after a raise from below ``min_a`` took effect at the
+    charger (the write plus ``delay_s``), for a connected car without errors whose last
+    measurement is older than that moment (a car in state B is not measured drawing at all);
+    at most the limit in force now, on ``phases``.
+    """
+    if sample is None or not sample.cp_state.vehicle_connected or sample.errors:
+        return None
+    changes = setpoint.changes
+    if not changes:
+        return None
+    at, value = changes[-1]
+    if value < min_a or (len(changes) >= 2 and changes[-2][1] >= min_a):
+        return None  # not a raise from a pause
+    effective = at + delay_s
+    if not effective <= now <= effective + START_WINDOW_S:
+        return None
+    if sample.cp_state.charging and measured_at >= effective:
+        return None  # measured since the offer took effect: the reading stands
+    offer = Phases.on(phases, float(value))
+    extra = (offer - counted_a).maximum(0.0)
+    return extra if extra.max > 0.0 else None
+
+
+__all__ = ["DRAWING_A", "START_WINDOW_S", "expected_draw_a", "start_offer_a"]

@@ -24,7 +24,11 @@ class PlugFacts:
     ``sample`` is now (0: a measurement of now); ``delay_s``, how long after a write the charger
     applies it; ``previous_a``, the value written before ``written_a``; ``expected_a``, what the
     plug is expected to draw now when the measurement predates the last limit taking effect
-    (None: ``grid_a`` stands; see :mod:`.expected`).
+    (None: ``grid_a`` stands; see :mod:`.expected`); ``starting_a``, what a car offered current
+    after a pause may draw beyond ``draw_a`` while its start is not measured yet (None: nothing;
+    :func:`~fuseguard.control.policies.expected.start_offer_a`); ``unconfirmed_a``, the part of
+    ``expected_a`` above the measurement after a raise not measured yet (the car may take the
+    raise or not: the load estimator counts it only as far as the meter shows it).
     """
 
     now: float
@@ -37,6 +41,23 @@ class PlugFacts:
     delay_s: float = 0.0
     previous_a: int | None = None
     expected_a: Phases | None = None
+    starting_a: Phases | None = None
+    unconfirmed_a: Phases | None = None
+
+    @property
+    def pending_a(self) -> Phases | None:
+        """What the plug may draw beyond :attr:`counted_a`, unseen: a start or a raise not
+        measured yet (None: nothing); the meter decides how much of it is drawn."""
+        a, b = self.starting_a, self.unconfirmed_a
+        if a is None or b is None:
+            return a if b is None else b
+        return a + b
+
+    @property
+    def counted_a(self) -> Phases:
+        """What the plug draws now for certain as far as it is known: :attr:`draw_a` without
+        a raise not measured yet."""
+        return self.draw_a if self.unconfirmed_a is None else self.grid_a
 
     @property
     def measured_at(self) -> float:

@@ -1,0 +1,167 @@
+"""TriggerMessage after an offer (the OCPP start-up race, docs/devices/ocpp.md "Triggers"): the
+station asks a charge point for its status and meter values a few seconds after an offer to a
+paused connector or a raise, bounded, and never when the charge point cannot or will not."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from ocpp.exceptions import NotImplementedError as OcppNotImplemented
+from ocpp.v16 import call, call_result
+
+from fuseguard.devices.ocpp.station import (
+    TRIGGER_AFTER_OFFER_S,
+    Station,
+    StationConfig,
+    TriggerBudget,
+)
+from fuseguard.model.clock import VirtualClock
+
+FEATURES = "Core,SmartCharging,RemoteTrigger"
+
+
+class FakeSession:
+    """Answers every call at once as ``answers`` says; records the calls."""
+
+    def __init__(self, features: str = FEATURES, trigger: Any = "Accepted") -> None:
+        self.features = features
+        self.trigger = trigger
+        self.calls: list[Any] = []
+
+    async def call(self, payload: Any, suppress: bool = True) -> Any:
+        self.calls.append(payload)
+        if isinstance(payload, call.GetConfiguration):
+            keys = [{"key": "SupportedFeatureProfiles", "readonly": True, "value": self.features}]
+            return call_result.GetConfiguration(configuration_key=keys)
+        if isinstance(payload, call.ChangeConfiguration):
+            return call_result.ChangeConfiguration(status="Accepted")
+        if isinstance(payload, call.SetChargingProfile):
+            return call_result.SetChargingProfile(status="Accepted")
+        if isinstance(payload, call.TriggerMessage):
+            if isinstance(self.trigger, Exception):
+                raise self.trigger
+            return call_result.TriggerMessage(status=self.trigger)
+        raise AssertionError(payload)
+
+    async def close(self, reason: str) -> None:
+        return None
+
+    def triggers(self, after: int = 0) -> list[str]:
+        return [
+            str(c.requested_message)
+            for c in self.calls[after:]
+            if isinstance(c, call.TriggerMessage)
+        ]
+
+
+async def ready_station(
+    session: FakeSession, clock: VirtualClock, status: str = "SuspendedEVSE", **kw: Any
+) -> Station:
+    station = Station(StationConfig(identity="CP1", password=None, boot_wait_s=0.0), clock, **kw)
+    station.on_status(1, status, "NoError", {})
+    station.attach(session)  # type: ignore[arg-type]
+    station.after_boot(session)  # type: ignore[arg-type]
+    for _ in range(50):
+        await clock.settle()
+        if station.ready.is_set():
+            break
+    assert station.ready.is_set()
+    return station
+
+
+async def offer(station: Station, clock: VirtualClock, amps: int) -> None:
+    await station.set_limit(1, amps)
+    await clock.advance(TRIGGER_AFTER_OFFER_S[-1] + 1.0)
+
+
+@pytest.mark.asyncio
+async def test_an_offer_to_a_paused_car_asks_for_status_and_meter_values_a_few_times() -> None:
+    clock = VirtualClock()
+    session = FakeSession()
+    station = await ready_station(session, clock)
+    await station.set_limit(1, 0)
+    mark = len(session.calls)
+    await offer(station, clock, 16)
+    asked = session.triggers(mark)
+    rounds = len(TRIGGER_AFTER_OFFER_S)
+    assert asked == ["StatusNotification", "MeterValues"] * rounds
+    assert station.trigger_rounds == rounds
+    await station.close()
+
+
+@pytest.mark.asyncio
+async def test_a_raise_of_a_charging_car_asks_for_meter_values_only() -> None:
+    clock = VirtualClock()
+    session = FakeSession()
+    station = await ready_station(session, clock, status="Charging")
+    await station.set_limit(1, 6)
+    await clock.advance(20.0)
+    mark = len(session.calls)
+    await offer(station, clock, 16)
+    assert session.triggers(mark) == ["MeterValues"] * len(TRIGGER_AFTER_OFFER_S)
+    # a decrease or the same limit again asks nothing
+    mark = len(session.calls)
+    await offer(station, clock, 10)
+    assert session.triggers(mark) == []
+    await station.close()
+
+
+@pytest.mark.asyncio
+async def test_no_triggers_without_remote_trigger() -> None:
+    clock = VirtualClock()
+    session = FakeSession(features="Core,SmartCharging")
+    station = await ready_station(session, clock)
+    mark = len(session.calls)
+    await offer(station, clock, 16)
+    assert session.triggers(mark) == []
+    assert not station.can_trigger
+    await station.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Rejected",
+        "NotImplemented",
+        "garbage" * 30,
+        OcppNotImplemented(description="no"),
+        TimeoutError(),
+    ],
+)
+@pytest.mark.asyncio
+async def test_a_refused_or_garbage_answer_stops_the_triggers_and_nothing_breaks(
+    answer: Any,
+) -> None:
+    clock = VirtualClock()
+    session = FakeSession(trigger=answer)
+    station = await ready_station(session, clock)
+    mark = len(session.calls)
+    await offer(station, clock, 16)
+    assert session.triggers(mark) == ["StatusNotification"]  # asked once, then never again
+    assert not station.can_trigger
+    mark = len(session.calls)
+    await station.set_limit(1, 0)
+    await offer(station, clock, 12)
+    assert session.triggers(mark) == []
+    assert station.sample(1).limit_a == 12  # the limits still go through
+    await station.close()
+
+
+@pytest.mark.asyncio
+async def test_the_shared_budget_bounds_the_rounds_across_charge_points() -> None:
+    """100 charge points offered current at once: the rounds beyond the budget are skipped."""
+    clock = VirtualClock()
+    budget = TriggerBudget(clock, per_s=1.0, burst=5)
+    sessions = [FakeSession() for _ in range(20)]
+    stations = [await ready_station(s, clock, triggers=budget) for s in sessions]
+    await asyncio.gather(*(st.set_limit(1, 16) for st in stations))
+    await clock.advance(TRIGGER_AFTER_OFFER_S[-1] + 1.0)
+    rounds = sum(st.trigger_rounds for st in stations)
+    span_s = TRIGGER_AFTER_OFFER_S[-1] - TRIGGER_AFTER_OFFER_S[0]
+    assert rounds <= 5 + span_s * 1.0 + 1
+    assert budget.refused > 0
+    assert rounds == budget.spent
+    for st in stations:
+        await st.close()
