@@ -110,6 +110,31 @@ def _leave_quiet_return() -> Scenario:
     return tiny(fuse_a=25, duration_s=5700, cars=cars, chargers=chargers, events=events)
 
 
+def _watchdogs_across_the_jump() -> Scenario:
+    """The same with charger watchdogs that need more than the rewrites: a 21 s safe timeout
+    (the Bender refresh every 7 s, an OCPP lease renewed every 7 s: P = 420 s, so the settling
+    time is longer and the cars come back 2 400 s later), cp2 an OCPP charger, and cp1 offline
+    for 2 min after the jump (it falls back to its safe current)."""
+    later_s = 2400.0
+    data = _leave_quiet_return().model_dump(mode="json")
+    data["site"]["charger_safe_timeout_s"] = 21
+    data["site"]["duration_s"] += later_s
+    data["chargers"][1]["driver"] = "ocpp"
+    for car in data["cars"]:
+        if car["arrive_s"] > 4000:
+            car["arrive_s"] += later_s
+            car["depart_s"] += later_s
+    for ev in data["events"]:
+        if ev["at_s"] > 4000:
+            ev["at_s"] += later_s
+        elif ev["base_step"] is not None:
+            ev["base_step"]["duration_s"] += later_s
+    data["events"].append(
+        {"at_s": 4900 + later_s, "fault": {"device": "cp1", "kind": "offline", "duration_s": 120}}
+    )
+    return parse_scenario(data, "watchdogs_across_the_jump")
+
+
 #: turns of at most 15 min in the library scenarios below (the default is 45 min)
 SHORT_MIN_RUN_S = 900.0
 SHORT_TURNS = {"min_run_s": SHORT_MIN_RUN_S}
@@ -137,6 +162,7 @@ WINDOWS = {
 }
 SCENARIOS = {
     "leave_quiet_return": _leave_quiet_return,
+    "watchdogs_across_the_jump": _watchdogs_across_the_jump,
     **{
         name: (lambda name=name, w=w: after_quiet(name, QUIET_S, w[1], w[0]))
         for name, w in WINDOWS.items()

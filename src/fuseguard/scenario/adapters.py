@@ -14,10 +14,22 @@ core, :class:`~fuseguard.sim.chargepoint.ChargePoint`. Both can be given a fault
 ``stuck_contactor``, ``rcd_trip``, ``ignores_limit`` -> (charger) the charge point's own faults
 ``rejects_profiles`` -> (OCPP charger) every limit write refused (:class:`DeviceResponseError`)
 
+The charger-side watchdog is armed where the edge arms it: at the driver's lifecycle start
+(``SupportsLifecycle.start``, which the fuseguard policy calls before the controller runs, as
+``edge.py`` does). :class:`ConnectorCharger` does what the Bender driver does
+(``devices/bender/charger.py``): it programs ``safe_current_a`` after ``safe_timeout_s`` without
+a write, and asks the writer to re-write its limit at least every third of that timeout
+(``SupportsWatchdog.watchdog_refresh_s``).
+
 :class:`OcppConnectorCharger` is the in-process stand-in for an OCPP 1.6 charge point behind
 fuseguard's central system (``driver = "ocpp"``): it reports measurements only every
 ``meter_interval_s`` (MeterValues; the state, as with StatusNotification, at once), and a limit
-takes effect ``profile_delay_s`` after it was written (the core's limit delay).
+takes effect ``profile_delay_s`` after it was written (the core's limit delay). Its start installs
+what the OCPP driver installs (``devices/ocpp/station.py``): the permanent safe profile
+(``safe_current_a``) and the live limit as a lease valid for ``safe_timeout_s`` (the driver's
+``[api.ocpp] lease_s``), renewed by the adapter itself every third of it while the charge point
+is reachable (the station's own renewal loop, not the writer); a lease that runs out leaves the
+charge point on its safe profile.
 :func:`charger_adapter` picks the adapter for a scenario charger.
 """
 
@@ -25,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -32,7 +45,7 @@ import structlog
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.model.circuits import MAIN
-from fuseguard.model.clock import Clock
+from fuseguard.model.clock import Clock, TimerHandle
 from fuseguard.model.faults import METER_FAULTS, DeviceFault
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
@@ -150,6 +163,10 @@ class ConnectorCharger:
 
     Its writes take effect at the charge point's own time (its last tick), like a charger that
     looks at its registers once per cycle; the controller's clock only paces ``slow`` answers.
+    ``start()`` arms the charger-side watchdog (``safe_current_a`` after ``safe_timeout_s``
+    without a write), as the Bender driver's start does; ``watchdog_refresh_s`` (a third of the
+    timeout, at least 1 s: the Bender driver's refresh interval) tells the writer how often to
+    re-write an unchanged limit so that the watchdog stays quiet while the edge is alive.
     """
 
     #: no charging profiles here: ``rejects_profiles`` is the OCPP adapter's
@@ -167,10 +184,13 @@ class ConnectorCharger:
         safe_timeout_s: int = 60,
     ) -> None:
         self.charge_point = charge_point
-        # The charger-side fallback a driver would program (the Bender driver does at start);
-        # nothing programs it in a simulation yet: the simulated watchdog stays off (round 8).
+        # The charger-side fallback the driver programs at start (the Bender's registers 131/132)
         self.safe_current_a = safe_current_a
         self.safe_timeout_s = safe_timeout_s
+        #: the Bender driver's refresh interval: a third of the timeout, at least 1 s
+        self.refresh_interval_s = max(1.0, safe_timeout_s / 3)
+        #: the watchdog was programmed (``start`` or ``set_safe_current``)
+        self.armed = False
         self.clock = clock
         self.slow_delay_s = slow_delay_s
         self.writes = 0
@@ -180,6 +200,34 @@ class ConnectorCharger:
     def name(self) -> str:
         """The charger id."""
         return self.charge_point.name
+
+    @property
+    def watchdog_refresh_s(self) -> float:
+        """``SupportsWatchdog``: re-write an unchanged limit at least this often (inf: no
+        watchdog)."""
+        return self.refresh_interval_s if self.safe_timeout_s > 0 else math.inf
+
+    @property
+    def watchdog_cadence_s(self) -> float:
+        """How often something restarts the charger's watchdog on a schedule of its own while
+        the edge is alive (here the writer's refresh; inf: never). A cadence of the run
+        (``scenario/jump.py``)."""
+        return self.watchdog_refresh_s
+
+    async def start(self) -> None:
+        """``SupportsLifecycle``: program the charger-side fallback (``safe_current_a`` after
+        ``safe_timeout_s`` without a write), as ``BenderCharger.start`` does."""
+        await self.set_safe_current(self.safe_current_a, self.safe_timeout_s)
+        log.info(
+            "charger started",
+            device=self.name,
+            safe_current_a=self.safe_current_a,
+            safe_timeout_s=self.safe_timeout_s,
+            reason="start",
+        )
+
+    async def close(self) -> None:
+        """``SupportsLifecycle``: nothing to release in process."""
 
     @property
     def fault(self) -> DeviceFault | None:
@@ -231,10 +279,20 @@ class ConnectorCharger:
         await self._io()
         cp = self.charge_point
         cp.program_safe_current(float(current_a), float(timeout_s), cp.now_s)
+        self.armed = timeout_s > 0
+
+
+#: faults under which a lease renewal does not reach the charge point (or is refused)
+_NO_RENEWAL = frozenset({DeviceFault.OFFLINE, DeviceFault.GARBAGE, DeviceFault.REJECTS_PROFILES})
 
 
 class OcppConnectorCharger(ConnectorCharger):
-    """An OCPP 1.6 charge point in process (see the module docstring)."""
+    """An OCPP 1.6 charge point in process (see the module docstring).
+
+    ``safe_timeout_s`` is the lease of the live-limit profile (``[api.ocpp] lease_s`` of the
+    driver); ``start()`` installs the safe profile and starts the lease renewal (every
+    ``renew_every_s``, a third of the lease, at least 1 s: the station's ``renew_every_s``).
+    """
 
     faults_simulated = SCENARIO_CHARGER_FAULTS
 
@@ -264,6 +322,66 @@ class OcppConnectorCharger(ConnectorCharger):
         self._offered_over = 0  # MeterValues in a row offering more than the limit
         self._metered: ChargerSample | None = None
         self._metered_s = 0.0
+        #: the station renews the lease this often (``StationConfig.renew_every_s``)
+        self.renew_every_s = max(1.0, safe_timeout_s / 3)
+        self.renewals = 0
+        self._renewed_s = -math.inf
+        self._renewal: TimerHandle | None = None
+
+    @property
+    def watchdog_refresh_s(self) -> float:
+        """No ``SupportsWatchdog`` duty for the writer: like the OCPP driver's station, the
+        adapter renews the lease itself (``renew_every_s``)."""
+        return math.inf
+
+    @property
+    def watchdog_cadence_s(self) -> float:
+        """The lease renewal period (once started)."""
+        return self.renew_every_s if self.safe_timeout_s > 0 else math.inf
+
+    async def start(self) -> None:
+        """Install the safe profile and the lease timeout, and start renewing the lease (the
+        station's set-up after BootNotification); refused under ``rejects_profiles``."""
+        if DeviceFault.REJECTS_PROFILES in self.charge_point.faults:
+            await self._io()
+            msg = f"{self.name}: SetChargingProfile Rejected (simulated rejects_profiles)"
+            raise DeviceResponseError(msg)
+        await super().start()
+        self._renewed_s = self.clock.monotonic()
+        if self._renewal is None and self.safe_timeout_s > 0:
+            self._renewal = self.clock.call_later(self.renew_every_s, self._renew)
+
+    async def close(self) -> None:
+        """Stop renewing the lease."""
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
+
+    def _renew(self) -> None:
+        """The station's renewal tick: re-install the lease of the last limit, unless it was
+        (re)installed within 90 % of the period; it does not reach a charge point that is
+        offline or answers garbage, and one that rejects profiles refuses it (the lease runs
+        out: the charge point falls back to its safe profile). A ``slow`` one applies it
+        ``slow_delay_s`` late."""
+        self._renewal = self.clock.call_later(self.renew_every_s, self._renew)
+        cp = self.charge_point
+        limit = self.last_written_a
+        if limit is None or cp.faults & _NO_RENEWAL:
+            return
+        if self.clock.monotonic() - self._renewed_s < self.renew_every_s * 0.9:
+            return
+        self._renewed_s = self.clock.monotonic()
+        if DeviceFault.SLOW in cp.faults:
+            self.clock.call_later(self.slow_delay_s, functools.partial(self._apply_renewal, limit))
+        else:
+            self._apply_renewal(limit)
+
+    def _apply_renewal(self, limit_a: int) -> None:
+        cp = self.charge_point
+        if cp.faults & _NO_RENEWAL or self.last_written_a != limit_a:
+            return  # lost on the way, or a newer limit was written meanwhile
+        self.renewals += 1
+        cp.write_limit(float(limit_a), cp.now_s)
 
     async def read(self) -> ChargerSample:
         """The live state with the measurements of the last meter-value interval."""
@@ -321,6 +439,7 @@ class OcppConnectorCharger(ConnectorCharger):
         if current_a != self.last_written_a:
             self._written_s = self.charge_point.now_s
         await super().set_current_limit(current_a)
+        self._renewed_s = self.clock.monotonic()
         self._refused = None
 
 

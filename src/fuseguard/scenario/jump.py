@@ -6,10 +6,12 @@ every non-EV load (profiles and base steps) are constant, the PV plant is dark, 
 has seen the same site state (every charger's offer and draw, the non-EV loads) for at least the
 settling time. Settled that long with constant inputs, the controller and the virtual devices run
 a periodic orbit: every cadence they have (site tick, meter period, charger idle reads,
-rewrites, the per-minute peak history, the EMS keep-alive, further meters' and OCPP meter-value
-periods) divides the orbit period P, and whatever they remember of the time before (the peak
-window, the policies' pauses, probes and minimum run/pause times, the flex watchdog) is older
-than the settling time. The state k*P seconds later is then the state now, moved k*P later.
+rewrites and the charger watchdogs' refreshes and lease renewals, the per-minute peak history,
+the EMS keep-alive, further meters' and OCPP meter-value periods) divides the orbit period P,
+and whatever they remember of the time before (the peak window, the policies' pauses, probes
+and minimum run/pause times, the flex watchdog) is older than the settling time (a charger's
+watchdog counts from the last write, which the orbit repeats). The state k*P seconds later is
+then the state now, moved k*P later.
 
 So instead of running through those seconds, the runner moves the *world* — everything the
 scenario prescribes over time: load profiles, PV, limits, targets, cars and events — k*P earlier
@@ -66,13 +68,21 @@ def _lcm(values: Iterable[float]) -> float | None:
 
 
 def jump_timing(
-    sc: Scenario, cfg: ControllerConfig, tick_s: float, meter_periods: Sequence[float]
+    sc: Scenario,
+    cfg: ControllerConfig,
+    tick_s: float,
+    meter_periods: Sequence[float],
+    charger_periods: Sequence[float] = (),
 ) -> JumpTiming | None:
     """P, S and M of ``sc`` run by the controller of ``cfg`` (None: no exact jump possible).
 
     ``tick_s`` is the site's tick, ``meter_periods`` the refresh periods of the scenario's
-    meters; the site tick must be a binary fraction of a second so that tick times add up
-    exactly (the jumped run's times are the tick run's, bit for bit).
+    meters, ``charger_periods`` the cadences that keep the chargers' own watchdogs quiet (the
+    writer's refresh of a watchdog shorter than its rewrite interval, an OCPP lease renewal;
+    ``ConnectorCharger.watchdog_cadence_s``, inf: none); the site tick must be a binary fraction
+    of a second so that tick times add up exactly (the jumped run's times are the tick run's,
+    bit for bit). The watchdog itself restarts with every write, so a quiet orbit never lets
+    it run out; its timeout is one of the timers the margin covers.
     """
     if Fraction(tick_s).denominator & (Fraction(tick_s).denominator - 1):
         return None
@@ -85,6 +95,7 @@ def jump_timing(
     if cfg.pv_meter_timing is not None:
         cadences.append(cfg.pv_meter_timing.period_s)
     cadences += [ch.meter_interval_s for ch in sc.chargers if ch.meter_interval_s > 0]
+    cadences += [p for p in charger_periods if 0 < p < math.inf]
     period = _lcm([max(c, tick_s) for c in cadences])
     if period is None or period > MAX_PERIOD_S or period % tick_s:
         return None
@@ -107,6 +118,7 @@ def jump_timing(
         cfg.write_timeout_s,
         cfg.charger_timeout_s,
         sc.site.slow_delay_s,
+        sc.site.charger_safe_timeout_s,
         *cadences,
     )
     return JumpTiming(period_s=period, settle_s=memory + 2 * period, margin_s=timers + period)

@@ -205,6 +205,7 @@ class _Run:
             scenario_controller_config(self.sc),
             self.site.period_s,
             [m.period_s for m in meters],
+            [a.watchdog_cadence_s for a in self.adapters.values()],
         )
         if timing is None:
             return None
