@@ -11,12 +11,8 @@ import pytest
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.v16 import call, call_result
 
-from fuseguard.devices.ocpp.station import (
-    TRIGGER_AFTER_OFFER_S,
-    Station,
-    StationConfig,
-    TriggerBudget,
-)
+from fuseguard.devices.ocpp.station import Station, StationConfig
+from fuseguard.devices.ocpp.triggers import TRIGGER_AFTER_OFFER_S, TriggerBudget
 from fuseguard.model.clock import VirtualClock
 
 FEATURES = "Core,SmartCharging,RemoteTrigger"
@@ -165,3 +161,17 @@ async def test_the_shared_budget_bounds_the_rounds_across_charge_points() -> Non
     assert rounds == budget.spent
     for st in stations:
         await st.close()
+
+
+@pytest.mark.asyncio
+async def test_a_boot_trigger_that_raises_anything_does_not_end_the_set_up() -> None:
+    """The TriggerMessages right after the boot are best effort: an exception the call mapping
+    does not know (a library error on a garbage answer) is logged, and the profiles still go in
+    (before round 9's split only refusals and timeouts were caught there)."""
+    clock = VirtualClock()
+    session = FakeSession(trigger=ValueError("garbage TriggerMessage.conf"))
+    station = await ready_station(session, clock)  # asserts: ready
+    assert station.sample(1).errors == ()
+    await station.set_limit(1, 10)
+    assert station.sample(1).limit_a == 10
+    await station.close()

@@ -15,19 +15,7 @@ limit the controller wants per connector and the profiles installed. When a sess
 
 A set-up that fails (no answer) is reported in ``ChargerSample.errors`` and retried.
 
-**Triggers** (the OCPP start-up race, docs/devices/ocpp.md): when the lease raises a connector
-from a pause (below 6 A) to an offer, the car starts a few seconds later, and the charge point
-tells only with its next StatusNotification and MeterValues (every 10-60 s); after a raise of a
-charging car, what it takes shows only in the next MeterValues. Until then control counts the
-start or the raise only as far as the grid meter rises (docs/safety.md, "Start window"). If the
-charge point supports RemoteTrigger, fuseguard asks it (``TriggerMessage`` MeterValues of that
-connector, and StatusNotification after a start) :data:`TRIGGER_AFTER_OFFER_S` after the
-profile was accepted, and for MeterValues once more :data:`TRIGGER_AFTER_CHARGING_S` after the
-connector reports Charging. Bounded: at most those rounds per offer, one round at a time per
-charge point, none when MeterValues of the charging car came within :data:`FRESH_METER_S`, and
-a token bucket shared by every charge point of the central system (:class:`TriggerBudget`): a
-round the bucket cannot pay for is skipped, never queued. A charge point that answers a trigger
-with anything but ``Accepted`` (or a CALLERROR) is asked no more until it boots again.
+**Triggers** after an offer (the OCPP start-up race): :mod:`.triggers`.
 
 The lease is renewed every third of ``lease_s`` while fuseguard runs; when fuseguard, the
 network or the edge dies, the charge point drops the lease at ``validTo`` and falls back to the
@@ -39,14 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import math
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
-from ocpp.v16.enums import MessageTrigger
 from websockets.exceptions import ConnectionClosed
 
 from fuseguard.control.ports import (
@@ -55,7 +41,13 @@ from fuseguard.control.ports import (
     DeviceResponseError,
     DeviceTimeoutError,
 )
-from fuseguard.devices.ocpp.reports import ConnectorState, Reports, StationConfig, phases_in_use
+from fuseguard.devices.ocpp.reports import ConnectorState, StationConfig, phases_in_use
+from fuseguard.devices.ocpp.triggers import (
+    START_OFFER_A,
+    OcppSession,
+    TriggerBudget,
+    Triggers,
+)
 from fuseguard.devices.ocpp.wire import (
     CONFIG_KEYS,
     LEASE_PROFILE_ID_BASE,
@@ -67,6 +59,7 @@ from fuseguard.devices.ocpp.wire import (
     connector_id_of,
     lease_end,
     parse_configuration,
+    profile_problem,
     schedule_start,
     tx_default_profile,
 )
@@ -76,16 +69,6 @@ from fuseguard.model.status import OcppState
 
 log = structlog.get_logger(__name__)
 
-#: seconds after an offer to a paused connector was accepted: ask for its status and meter values
-TRIGGER_AFTER_OFFER_S: tuple[float, ...] = (3.0, 8.0)
-#: seconds after a connector reported Charging with no MeterValues since: ask for meter values
-TRIGGER_AFTER_CHARGING_S = 2.0
-#: the central system's trigger budget: rounds per second on average, and the burst
-TRIGGER_ROUNDS_PER_S = 10.0
-TRIGGER_BURST = 20
-START_OFFER_A = 6  #: an offer at or above this (IEC 61851 minimum) starts a paused car
-FRESH_METER_S = 2.0  #: a round is skipped when MeterValues of a charging car came this recently
-
 SAFE_STACK_LEVEL = 0
 LEASE_STACK_LEVEL = 1
 MAX_MEASURED_AGE_S = 86_400.0
@@ -93,45 +76,7 @@ OFFERED_MARGIN_A = 1.0  # Current.Offered above the limit by more than this is "
 IGNORED_SAMPLES = 2  # ... in this many MeterValues in a row: it ignores the limit
 
 
-class OcppSession(Protocol):
-    """What a station needs from the session of its charge point (``session.OcppSession``)."""
-
-    async def call(self, payload: Any, suppress: bool = True) -> Any:
-        """Send a request, wait for its answer (``suppress=False``: raise CALLERRORs)."""
-
-    async def close(self, reason: str) -> None:
-        """Close the connection."""
-
-
-class TriggerBudget:
-    """A token bucket shared by the charge points of one central system: at most ``burst``
-    trigger rounds at once, refilled at ``per_s`` rounds per second (module docstring)."""
-
-    def __init__(
-        self, clock: Clock, per_s: float = TRIGGER_ROUNDS_PER_S, burst: int = TRIGGER_BURST
-    ) -> None:
-        self._clock = clock
-        self._per_s = per_s
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._at = clock.monotonic()
-        self.spent = 0
-        self.refused = 0
-
-    def take(self) -> bool:
-        """One round, if the bucket holds a token (else False: skip the round)."""
-        now = self._clock.monotonic()
-        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._per_s)
-        self._at = now
-        if self._tokens < 1.0:
-            self.refused += 1
-            return False
-        self._tokens -= 1.0
-        self.spent += 1
-        return True
-
-
-class Station(Reports):
+class Station(Triggers):
     """One charge point identity: its state, its session, its profiles."""
 
     def __init__(
@@ -252,17 +197,9 @@ class Station(Reports):
     async def _setup(self, session: OcppSession) -> None:
         cfg = await self._read_configuration(session)
         self.cp_config = cfg
-        profiles = cfg.feature_profiles
-        self.can_trigger = profiles is not None and "RemoteTrigger" in profiles
         await self._configure_meter_values(session, cfg)
-        for c in self.connectors.values():
-            for trigger in (MessageTrigger.status_notification, MessageTrigger.meter_values):
-                with contextlib.suppress(DeviceResponseError, DeviceTimeoutError):
-                    await self._call(
-                        session,
-                        call.TriggerMessage(requested_message=trigger, connector_id=c.connector_id),
-                    )
-        problem = self._profile_problem(cfg)
+        await self._trigger_at_boot(session, cfg)
+        problem = profile_problem(self.name, cfg, LEASE_STACK_LEVEL)
         for c in self._slots():
             c.profile_error = problem
             c.installed_a = None
@@ -299,15 +236,6 @@ class Station(Reports):
             if status != "Accepted":
                 log.warning("ocpp_change_configuration", device=self.name, key=key, value=value,
                             reason=status)  # fmt: skip
-
-    def _profile_problem(self, cfg: ChargePointConfig) -> str | None:
-        if not cfg.smart_charging:
-            return f"{self.name}: no SmartCharging feature profile: cannot be controlled"
-        if cfg.max_stack_level is not None and cfg.max_stack_level < LEASE_STACK_LEVEL:
-            return f"{self.name}: ChargeProfileMaxStackLevel 0 leaves no room for a lease"
-        if cfg.rate_units is not None and not (cfg.amps or "Power" in cfg.rate_units):
-            return f"{self.name}: no usable ChargingScheduleAllowedChargingRateUnit"
-        return None
 
     def _unit(self) -> ProfileUnit:
         cfg = self.cp_config or ChargePointConfig()
@@ -435,100 +363,6 @@ class Station(Reports):
                 await self._install_lease(session, c)
             except DeviceError as err:
                 log.warning("ocpp_lease_renewal_failed", device=self.name, reason=str(err))
-
-    # --- triggers (module docstring: Triggers) ----------------------------------------------
-
-    def _trigger_after_offer(self, session: OcppSession, c: ConnectorState, *, start: bool) -> None:
-        """An offer to a paused connector (``start``) or a raise was accepted: ask for the
-        meter values (and after a start the status) a few seconds later, when the car has
-        taken it (replaces the rounds of an earlier offer still waiting)."""
-        targets = (
-            list(self.connectors.values()) if c is self.whole else [c]
-        )  # local controller mode: the cap is on connector 0, the cars on the connectors
-        for target in targets:
-            state = target.cp_state
-            if state is not None and (state.charging if not start else state.vehicle_connected):
-                self._schedule_triggers(session, target, TRIGGER_AFTER_OFFER_S, status=start)
-
-    def on_status(self, connector_id: int, status: str, error_code: str, extra: object) -> None:
-        """StatusNotification; a connector that starts charging with no MeterValues since gets
-        one MeterValues trigger :data:`TRIGGER_AFTER_CHARGING_S` later."""
-        c = self.connectors.get(connector_id) if isinstance(connector_id, int) else None
-        was = c.cp_state.charging if c is not None and c.cp_state is not None else False
-        super().on_status(connector_id, status, error_code, extra)
-        if c is None or was or c.cp_state is None or not c.cp_state.charging:
-            return
-        session = self.session
-        if session is not None and connector_id not in self._trigger_tasks:
-            self._schedule_triggers(session, c, (TRIGGER_AFTER_CHARGING_S,), status=False)
-
-    def _schedule_triggers(
-        self, session: OcppSession, c: ConnectorState, after_s: tuple[float, ...], *, status: bool
-    ) -> None:
-        if not self.can_trigger or not self.ready.is_set():
-            return
-        old = self._trigger_tasks.pop(c.connector_id, None)
-        if old is not None:
-            old.cancel()
-        task = asyncio.create_task(
-            self._trigger_rounds(session, c, after_s, status=status),
-            name=f"{self.name}-trigger-{c.connector_id}",
-        )
-        self._trigger_tasks[c.connector_id] = task
-        task.add_done_callback(functools.partial(self._trigger_done, c.connector_id))
-
-    def _trigger_done(self, connector_id: int, task: asyncio.Task[None]) -> None:
-        if self._trigger_tasks.get(connector_id) is task:
-            del self._trigger_tasks[connector_id]
-
-    async def _trigger_rounds(
-        self, session: OcppSession, c: ConnectorState, after_s: tuple[float, ...], *, status: bool
-    ) -> None:
-        """The rounds of one offer (or one start): each at its time after the offer, skipped
-        when the charging car was measured within FRESH_METER_S or the budget is spent; none
-        after the car left, the session changed or the charge point refused a trigger."""
-        started = self.clock.monotonic()
-        for at_s in after_s:
-            await self.clock.sleep(max(0.0, started + at_s - self.clock.monotonic()))
-            if not self.can_trigger or session is not self.session:
-                return
-            if c.cp_state is not None and not c.cp_state.vehicle_connected:
-                return  # the car left
-            now = self.clock.monotonic()
-            if c.cp_state is not None and c.cp_state.charging and c.meter_at > now - FRESH_METER_S:
-                continue  # measured charging a moment ago: nothing to ask now
-            if not self.triggers.take():
-                continue
-            messages = [MessageTrigger.meter_values]
-            if status:
-                messages.insert(0, MessageTrigger.status_notification)
-            async with self._trigger_lock:  # one round at a time per charge point
-                self.trigger_rounds += 1
-                for message in messages:
-                    if not await self._trigger(session, message, c.connector_id):
-                        return
-
-    async def _trigger(self, session: OcppSession, message: MessageTrigger, connector: int) -> bool:
-        """One TriggerMessage; False (and no more triggers until the next boot) unless the
-        answer is Accepted. Never raises but for cancellation."""
-        try:
-            result = await self._call(
-                session, call.TriggerMessage(requested_message=message, connector_id=connector)
-            )
-        except DeviceError as err:
-            reason = str(err)
-        except Exception as err:  # best effort: nothing a trigger does may crash
-            reason = f"TriggerMessage failed: {type(err).__name__}"
-        else:
-            status = getattr(result, "status", None)
-            if status == "Accepted":
-                return True
-            reason = f"TriggerMessage answered {str(status)[:40]!r}"
-        if isinstance(reason, str) and "connection lost" in reason:
-            return False
-        self.can_trigger = False
-        log.warning("ocpp_trigger_refused", device=self.name, reason=reason)
-        return False
 
     # --- the controller's side -------------------------------------------------------------
 

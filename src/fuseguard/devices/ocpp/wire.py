@@ -343,6 +343,18 @@ def schedule_start(now: datetime) -> datetime:
     return now - timedelta(seconds=SCHEDULE_BACKDATE_S)
 
 
+def profile_problem(name: str, cfg: ChargePointConfig, lease_stack_level: int) -> str | None:
+    """Why a charge point with configuration ``cfg`` cannot be controlled by profiles (None: it
+    can): no SmartCharging, no stack level for the lease, no usable rate unit."""
+    if not cfg.smart_charging:
+        return f"{name}: no SmartCharging feature profile: cannot be controlled"
+    if cfg.max_stack_level is not None and cfg.max_stack_level < lease_stack_level:
+        return f"{name}: ChargeProfileMaxStackLevel 0 leaves no room for a lease"
+    if cfg.rate_units is not None and not (cfg.amps or "Power" in cfg.rate_units):
+        return f"{name}: no usable ChargingScheduleAllowedChargingRateUnit"
+    return None
+
+
 __all__ = [
     "CONFIG_KEYS",
     "LEASE_PROFILE_ID_BASE",
@@ -358,6 +370,7 @@ __all__ = [
     "lease_end",
     "parse_configuration",
     "parse_meter_values",
+    "profile_problem",
     "schedule_start",
     "status_of",
     "tx_default_profile",
