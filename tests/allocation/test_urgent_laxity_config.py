@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fuseguard.allocation.types import Allocation, Snapshot
 from fuseguard.config import ControlConfig
 from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
@@ -62,15 +63,8 @@ def test_the_setting_decides_who_is_urgent(laxity_s: float, urgent_gets: int) ->
         urgent_laxity_s=laxity_s,
         urgent_reserve=0.0,
     )
-    session = AllocatorSession(cfg)
-    snap = session.build_snapshot(
-        limits={"main": Phases(16, 16, 16)},
-        non_ev={"main": Phases(0, 0, 0)},
-        demands=[_demand("a", 7200.0), _demand("b", 86_400.0)],
-        pv_surplus_w=0.0,
-    )
+    snap, out = _two_cars_on_16_a(cfg, depart_a_s=7200.0)
     assert snap.params.urgent_laxity_s == laxity_s
-    out = session.step(0.0, snap)
     assert out.setpoints["a"] == urgent_gets
     assert out.setpoints["b"] == 16 - urgent_gets
 
@@ -101,13 +95,18 @@ def test_the_reserve_decides_whether_the_other_car_waits(
         chargers=[ChargerSpec(id="a", max_a=16), ChargerSpec(id="b", max_a=16)],
         urgent_reserve=reserve,
     )
+    snap, out = _two_cars_on_16_a(cfg, depart_a_s=5400.0)
+    assert snap.params.urgent_reserve == reserve
+    assert (out.setpoints["a"], out.setpoints["b"]) == (urgent_gets, other_gets)
+
+
+def _two_cars_on_16_a(cfg: ControllerConfig, depart_a_s: float) -> tuple[Snapshot, Allocation]:
+    """One allocation step: car a leaving in ``depart_a_s``, car b in a day, 16 A fuse."""
     session = AllocatorSession(cfg)
     snap = session.build_snapshot(
         limits={"main": Phases(16, 16, 16)},
         non_ev={"main": Phases(0, 0, 0)},
-        demands=[_demand("a", 5400.0), _demand("b", 86_400.0)],
+        demands=[_demand("a", depart_a_s), _demand("b", 86_400.0)],
         pv_surplus_w=0.0,
     )
-    assert snap.params.urgent_reserve == reserve
-    out = session.step(0.0, snap)
-    assert (out.setpoints["a"], out.setpoints["b"]) == (urgent_gets, other_gets)
+    return snap, session.step(0.0, snap)

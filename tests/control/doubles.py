@@ -135,3 +135,12 @@ async def run_poller_for(poller: Any, clock: Any, seconds: float) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def history(*changes: tuple[float, int]) -> Setpoint:
+    """A writer's setpoint record with these (time, value) writes."""
+    sp = Setpoint()
+    for at, value in changes:
+        sp.changes.append((at, value))
+        sp.written_a, sp.changed_at = value, at
+    return sp

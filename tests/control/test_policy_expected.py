@@ -13,17 +13,9 @@ from fuseguard.control.writer import Setpoint
 from fuseguard.model.phases import Phase, Phases
 from fuseguard.model.status import CpState
 
-from .doubles import charger_sample, facts
+from .doubles import charger_sample, facts, history
 
 DELAY_S = 5.0
-
-
-def history(*changes: tuple[float, int]) -> Setpoint:
-    sp = Setpoint()
-    for at, value in changes:
-        sp.changes.append((at, value))
-        sp.written_a, sp.changed_at = value, at
-    return sp
 
 
 def expect(sp: Setpoint, measured: Phases, *, measured_at: float, now: float) -> Phases | None:

@@ -15,18 +15,10 @@ from fuseguard.model.circuits import CircuitSpec, CircuitTree
 from fuseguard.model.phases import ZERO, Phase, Phases
 from fuseguard.model.status import CpState
 
-from .doubles import charger_sample, meter_sample, plug
+from .doubles import charger_sample, history, meter_sample, plug
 
 DELAY_S = 2.0
 ALL = (Phase.L1, Phase.L2, Phase.L3)
-
-
-def history(*changes: tuple[float, int]) -> Setpoint:
-    sp = Setpoint()
-    for at, value in changes:
-        sp.changes.append((at, value))
-        sp.written_a, sp.changed_at = value, at
-    return sp
 
 
 def offer(sp: Setpoint, *, now: float, cp: CpState = CpState.B, measured_at: float = 0.0,
