@@ -19,6 +19,7 @@ from fuseguard.control.flex import (
     FlexSettings,
     JsonFileFlexStore,
     MemoryFlexStore,
+    check_current_limit,
 )
 from fuseguard.model.clock import VirtualClock
 
@@ -197,3 +198,14 @@ async def test_limit_is_always_within_fuse_and_matches_state(ops: list[tuple[obj
         else:
             assert limit == min(FUSE_A, s.current_limit_a)
         assert store.saved is None or store.saved.activation == s.activation
+
+
+def test_a_negative_zero_limit_is_read_back_as_zero() -> None:
+    """``CurrentLimit: -0.0`` (JSON and Modbus floats allow it) is 0 A, read back as 0.0, not
+    as ``-0.0`` (found by the round-9 red team)."""
+    import math
+
+    value = check_current_limit(-0.0, "CurrentLimit")
+    assert value == 0.0 and math.copysign(1.0, value) == 1.0
+    with pytest.raises(ValueError, match="must not be negative"):
+        check_current_limit(-0.1, "CurrentLimit")

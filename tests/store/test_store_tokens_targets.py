@@ -3,6 +3,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import structlog
+import structlog.testing
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
@@ -30,6 +31,10 @@ async def test_token_round_trip_and_misuse(engine: AsyncEngine) -> None:
     assert await repo.check("edge-1", EVSE_A, token_a + "x") == "invalid"
     assert await repo.check("edge-1", EVSE_B, token_a) == "wrong_evse"
     assert await repo.check("edge-2", EVSE_A, token_a) == "wrong_evse"
+    with structlog.testing.capture_logs() as logs:
+        assert await repo.check("e" * 5000, EVSE_A, token_a) == "wrong_evse"
+    misuse = [e for e in logs if e["event"] == "token_wrong_evse"]
+    assert misuse and len(misuse[0]["edge"]) == 64  # a client's id, cut for the log
 
 
 async def test_tokens_are_stored_only_as_hash(engine: AsyncEngine) -> None:

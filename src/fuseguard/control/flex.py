@@ -198,7 +198,7 @@ def check_current_limit(value_a: float, field: str) -> float:
     if value_a > MAX_CURRENT_LIMIT_A:
         msg = f"{field} of {value_a!r} A is above the sane maximum of {MAX_CURRENT_LIMIT_A:g} A"
         raise ValueError(msg)
-    return value_a
+    return value_a + 0.0  # -0.0 is read back as 0.0
 
 
 class FlexManagement:

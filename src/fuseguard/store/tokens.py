@@ -20,6 +20,9 @@ from fuseguard.store.schema import evse_tokens
 
 log = structlog.get_logger(__name__)
 
+#: at most this many characters of a client's id go into a log line (as in the EVSE API)
+LOGGED_ID_CHARS = 64
+
 TokenCheck = Literal["ok", "missing", "invalid", "wrong_evse"]
 TOKEN_BYTES = 32
 
@@ -85,7 +88,9 @@ class TokenRepository:
         if matched:
             return "ok"
         if await self._hash_known(digest):
-            log.warning("token_wrong_evse", edge=edge_device_id, evse=evse_uuid, reason="misuse")
+            # the ids are the client's (path segments): cut for the log
+            edge, evse = edge_device_id[:LOGGED_ID_CHARS], evse_uuid[:LOGGED_ID_CHARS]
+            log.warning("token_wrong_evse", edge=edge, evse=evse, reason="misuse")
             return "wrong_evse"
         return "invalid"
 
