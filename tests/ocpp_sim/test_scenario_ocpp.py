@@ -11,8 +11,9 @@ import pytest
 from fuseguard.control.ports import DeviceResponseError
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.faults import DeviceFault
-from fuseguard.scenario.adapters import ConnectorCharger, OcppConnectorCharger, charger_adapter
+from fuseguard.scenario.adapters import ConnectorCharger
 from fuseguard.scenario.config import ScenarioError, load_scenario, loads_scenario
+from fuseguard.scenario.ocpp_adapter import OcppConnectorCharger, charger_adapter
 from fuseguard.scenario.recorder import Timeline
 from fuseguard.scenario.runner import simulate
 from fuseguard.sim.chargepoint import ChargePoint
@@ -37,6 +38,7 @@ def test_ocpp_keys_parse_and_pick_the_ocpp_adapter() -> None:
     )
     cp1, cp2 = sc.chargers
     assert (cp1.driver, cp1.meter_interval_s, cp1.profile_delay_s) == ("ocpp", 60, 5)
+    assert (cp1.status_delay_s, cp1.triggers) == (2.0, True)  # the defaults
     assert cp2.driver == "bender"
     clock = VirtualClock()
     a1 = charger_adapter(ChargePoint(name="cp1"), cp1, sc.site, clock)
@@ -50,6 +52,9 @@ def test_ocpp_keys_parse_and_pick_the_ocpp_adapter() -> None:
     ("extra", "events", "match"),
     [
         ("meter_interval_s = 60", "", "need driver = ocpp"),
+        ("status_delay_s = 1", "", "need driver = ocpp"),
+        ("triggers = false", "", "need driver = ocpp"),
+        ('driver = "ocpp"\nstatus_delay_s = -1', "", "status_delay_s"),
         ('driver = "modbus"', "", "driver"),
         (
             "",
@@ -70,29 +75,98 @@ def _charging() -> ChargePoint:
     return cp
 
 
-async def test_readings_refresh_only_every_meter_interval_and_limits_apply_late() -> None:
+def _steps(cp: ChargePoint, adapter: OcppConnectorCharger, until_s: float, t0_s: float) -> None:
+    """The site's ticks (every 0.5 s) from after ``t0_s`` to ``until_s``: the core moves on,
+    the adapter looks at it after each (``SiteModel.on_tick``)."""
+    t = t0_s
+    while t < until_s - 1e-9:
+        t += 0.5
+        cp.advance(t)
+        adapter.on_tick(t)
+
+
+async def test_state_reported_late_readings_only_with_meter_values_limits_apply_late() -> None:
     cp = _charging()
     adapter = OcppConnectorCharger(
-        cp, clock=VirtualClock(), meter_interval_s=10.0, profile_delay_s=2.0
+        cp, clock=VirtualClock(), meter_interval_s=10.0, profile_delay_s=2.0, triggers=False
     )
     await adapter.set_current_limit(16)
-    cp.advance(1.0)
+    _steps(cp, adapter, 1.0, 0.0)
     assert cp.offered_a == 0.0  # the profile is not in force yet
-    cp.advance(2.0)
-    cp.advance(2.5)
-    assert cp.draw_a == 16.0
-    first = await adapter.read()
-    assert first.current_a.l1 == 16.0
+    _steps(cp, adapter, 3.5, 1.0)
+    assert cp.draw_a == 16.0  # drawing since 2.0 s
+    early = await adapter.read()
+    assert (early.cp_state.charging, early.current_a.l1) == (False, 0.0)  # not notified yet
+    _steps(cp, adapter, 4.0, 3.5)
+    started = await adapter.read()  # StatusNotification 2 s after the start: no currents yet
+    assert started.cp_state.charging
+    assert (started.current_a.l1, started.measured_age_s) == (0.0, 4.0)
+    _steps(cp, adapter, 10.0, 4.0)
+    first = await adapter.read()  # MeterValues 10 s into the transaction
+    assert (first.current_a.l1, first.measured_age_s) == (16.0, 0.0)
     await adapter.set_current_limit(8)
-    cp.advance(5.0)
-    cp.advance(5.5)
+    _steps(cp, adapter, 15.0, 10.0)
     assert cp.draw_a == 8.0
     stale = await adapter.read()
-    assert stale.current_a.l1 == 16.0  # no MeterValues yet
-    assert stale.limit_a == 8.0  # the state itself is live
-    cp.advance(12.6)
+    assert (stale.current_a.l1, stale.measured_age_s) == (16.0, 5.0)  # no MeterValues yet
+    assert stale.limit_a == 8.0  # the accepted profile is known at once
+    _steps(cp, adapter, 20.0, 15.0)
     fresh = await adapter.read()
     assert fresh.current_a.l1 == 8.0
+    assert (adapter.trigger_rounds, adapter.meter_values) == (0, 2)
+
+
+async def test_an_offer_to_a_paused_car_is_followed_by_the_drivers_triggers() -> None:
+    """As ``devices/ocpp/triggers.py``: status and MeterValues 3 s and 8 s after the offer was
+    accepted (the second skipped when metered charging within 2 s)."""
+    cp = _charging()
+    adapter = OcppConnectorCharger(cp, clock=VirtualClock(), meter_interval_s=60.0)
+    await adapter.set_current_limit(16)
+    _steps(cp, adapter, 2.5, 0.0)
+    assert cp.draw_a == 16.0
+    assert (await adapter.read()).current_a.l1 == 0.0
+    _steps(cp, adapter, 3.0, 2.5)
+    asked = await adapter.read()  # the first round: status and currents, before the 4 s status
+    assert asked.cp_state.charging
+    assert (asked.current_a.l1, asked.measured_age_s) == (16.0, 0.0)
+    assert adapter.trigger_rounds == 1
+    _steps(cp, adapter, 8.0, 3.0)
+    assert adapter.trigger_rounds == 2  # metered 5 s before: asked again
+    assert (await adapter.read()).measured_age_s == 0.0
+    _steps(cp, adapter, 30.0, 8.0)
+    assert adapter.trigger_rounds == 2  # the Charging status came while rounds waited: none
+
+
+async def test_a_car_that_starts_on_its_own_is_metered_2_s_after_its_charging_status() -> None:
+    cp = ChargePoint(name="cp", max_current_a=32.0, limit_a=0.0)
+    adapter = OcppConnectorCharger(cp, clock=VirtualClock(), meter_interval_s=60.0)
+    await adapter.set_current_limit(16)  # no car yet: nothing to ask
+    _steps(cp, adapter, 1.0, 0.0)
+    cp.plug_in(SimVehicle(max_current_a=32.0, response_delay_s=0.0, soc=0.2), 1.0)
+    _steps(cp, adapter, 4.5, 1.0)
+    noticed = await adapter.read()  # Charging notified at 3.5 s, no MeterValues yet
+    assert noticed.cp_state.charging and noticed.current_a.l1 == 0.0
+    _steps(cp, adapter, 5.5, 4.5)
+    metered = await adapter.read()
+    assert metered.current_a.l1 == 16.0 and adapter.trigger_rounds == 1
+
+
+async def test_without_remote_trigger_and_while_offline_nothing_is_asked() -> None:
+    cp = _charging()
+    silent = OcppConnectorCharger(cp, clock=VirtualClock(), meter_interval_s=60.0, triggers=False)
+    await silent.set_current_limit(16)
+    _steps(cp, silent, 20.0, 0.0)
+    assert silent.trigger_rounds == 0
+    assert (await silent.read()).current_a.l1 == 0.0  # nothing metered since the start
+    cp2 = _charging()
+    away = OcppConnectorCharger(cp2, clock=VirtualClock(), meter_interval_s=60.0)
+    await away.set_current_limit(16)
+    away.set_fault(DeviceFault.OFFLINE)
+    _steps(cp2, away, 20.0, 0.0)
+    assert (away.trigger_rounds, away.status_notifications) == (0, 0)
+    away.set_fault(None)  # back: it boots, its status and MeterValues triggered at once
+    back = await away.read()
+    assert back.cp_state.charging and back.current_a.l1 == 16.0
 
 
 async def test_rejects_profiles_refuses_every_limit() -> None:

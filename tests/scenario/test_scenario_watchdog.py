@@ -26,9 +26,10 @@ from fuseguard.control.ports import (
 )
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.faults import DeviceFault
-from fuseguard.scenario.adapters import ConnectorCharger, OcppConnectorCharger
+from fuseguard.scenario.adapters import ConnectorCharger
 from fuseguard.scenario.config import Scenario, load_scenario
 from fuseguard.scenario.jump import jump_timing
+from fuseguard.scenario.ocpp_adapter import OcppConnectorCharger
 from fuseguard.scenario.runner import SimulationResult, simulate
 from fuseguard.scenario.site import scenario_controller_config
 from fuseguard.sim.chargepoint import ChargePoint

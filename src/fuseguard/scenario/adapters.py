@@ -21,21 +21,12 @@ The charger-side watchdog is armed where the edge arms it: at the driver's lifec
 a write, and asks the writer to re-write its limit at least every third of that timeout
 (``SupportsWatchdog.watchdog_refresh_s``).
 
-:class:`OcppConnectorCharger` is the in-process stand-in for an OCPP 1.6 charge point behind
-fuseguard's central system (``driver = "ocpp"``): it reports measurements only every
-``meter_interval_s`` (MeterValues; the state, as with StatusNotification, at once), and a limit
-takes effect ``profile_delay_s`` after it was written (the core's limit delay). Its start installs
-what the OCPP driver installs (``devices/ocpp/station.py``): the permanent safe profile
-(``safe_current_a``) and the live limit as a lease valid for ``safe_timeout_s`` (the driver's
-``[api.ocpp] lease_s``), renewed by the adapter itself every third of it while the charge point
-is reachable (the station's own renewal loop, not the writer); a lease that runs out leaves the
-charge point on its safe profile.
-:func:`charger_adapter` picks the adapter for a scenario charger.
+The OCPP 1.6 stand-in (``driver = "ocpp"``) and :func:`charger_adapter`, which picks the adapter
+for a scenario charger, are in :mod:`fuseguard.scenario.ocpp_adapter`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -45,12 +36,12 @@ import structlog
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.model.circuits import MAIN
-from fuseguard.model.clock import Clock, TimerHandle
+from fuseguard.model.clock import Clock
 from fuseguard.model.faults import METER_FAULTS, DeviceFault
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
-from fuseguard.scenario.config import SCENARIO_CHARGER_FAULTS, ChargerSpec, SiteSpec
+from fuseguard.scenario.config import SCENARIO_CHARGER_FAULTS
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import SiteModel
 
@@ -280,187 +271,3 @@ class ConnectorCharger:
         cp = self.charge_point
         cp.program_safe_current(float(current_a), float(timeout_s), cp.now_s)
         self.armed = timeout_s > 0
-
-
-#: faults under which a lease renewal does not reach the charge point (or is refused)
-_NO_RENEWAL = frozenset({DeviceFault.OFFLINE, DeviceFault.GARBAGE, DeviceFault.REJECTS_PROFILES})
-
-
-class OcppConnectorCharger(ConnectorCharger):
-    """An OCPP 1.6 charge point in process (see the module docstring).
-
-    ``safe_timeout_s`` is the lease of the live-limit profile (``[api.ocpp] lease_s`` of the
-    driver); ``start()`` installs the safe profile and starts the lease renewal (every
-    ``renew_every_s``, a third of the lease, at least 1 s: the station's ``renew_every_s``).
-    """
-
-    faults_simulated = SCENARIO_CHARGER_FAULTS
-
-    def __init__(
-        self,
-        charge_point: ChargePoint,
-        *,
-        clock: Clock,
-        meter_interval_s: float = 0.0,
-        profile_delay_s: float = 0.0,
-        slow_delay_s: float = 5.0,
-        safe_current_a: int = MIN_CHARGE_CURRENT_A,
-        safe_timeout_s: int = 60,
-    ) -> None:
-        super().__init__(
-            charge_point,
-            clock=clock,
-            slow_delay_s=slow_delay_s,
-            safe_current_a=safe_current_a,
-            safe_timeout_s=safe_timeout_s,
-        )
-        self.meter_interval_s = meter_interval_s
-        charge_point.limit_delay_s = profile_delay_s
-        self.rejected = 0
-        self._refused: str | None = None  # the last limit was refused: why (the sample says so)
-        self._written_s = 0.0
-        self._offered_over = 0  # MeterValues in a row offering more than the limit
-        self._metered: ChargerSample | None = None
-        self._metered_s = 0.0
-        #: the station renews the lease this often (``StationConfig.renew_every_s``)
-        self.renew_every_s = max(1.0, safe_timeout_s / 3)
-        self.renewals = 0
-        self._renewed_s = -math.inf
-        self._renewal: TimerHandle | None = None
-
-    @property
-    def watchdog_refresh_s(self) -> float:
-        """No ``SupportsWatchdog`` duty for the writer: like the OCPP driver's station, the
-        adapter renews the lease itself (``renew_every_s``)."""
-        return math.inf
-
-    @property
-    def watchdog_cadence_s(self) -> float:
-        """The lease renewal period (once started)."""
-        return self.renew_every_s if self.safe_timeout_s > 0 else math.inf
-
-    async def start(self) -> None:
-        """Install the safe profile and the lease timeout, and start renewing the lease (the
-        station's set-up after BootNotification); refused under ``rejects_profiles``."""
-        if DeviceFault.REJECTS_PROFILES in self.charge_point.faults:
-            await self._io()
-            msg = f"{self.name}: SetChargingProfile Rejected (simulated rejects_profiles)"
-            raise DeviceResponseError(msg)
-        await super().start()
-        self._renewed_s = self.clock.monotonic()
-        if self._renewal is None and self.safe_timeout_s > 0:
-            self._renewal = self.clock.call_later(self.renew_every_s, self._renew)
-
-    async def close(self) -> None:
-        """Stop renewing the lease."""
-        if self._renewal is not None:
-            self._renewal.cancel()
-            self._renewal = None
-
-    def _renew(self) -> None:
-        """The station's renewal tick: re-install the lease of the last limit, unless it was
-        (re)installed within 90 % of the period; it does not reach a charge point that is
-        offline or answers garbage, and one that rejects profiles refuses it (the lease runs
-        out: the charge point falls back to its safe profile). A ``slow`` one applies it
-        ``slow_delay_s`` late."""
-        self._renewal = self.clock.call_later(self.renew_every_s, self._renew)
-        cp = self.charge_point
-        limit = self.last_written_a
-        if limit is None or cp.faults & _NO_RENEWAL:
-            return
-        if self.clock.monotonic() - self._renewed_s < self.renew_every_s * 0.9:
-            return
-        self._renewed_s = self.clock.monotonic()
-        if DeviceFault.SLOW in cp.faults:
-            self.clock.call_later(self.slow_delay_s, functools.partial(self._apply_renewal, limit))
-        else:
-            self._apply_renewal(limit)
-
-    def _apply_renewal(self, limit_a: int) -> None:
-        cp = self.charge_point
-        if cp.faults & _NO_RENEWAL or self.last_written_a != limit_a:
-            return  # lost on the way, or a newer limit was written meanwhile
-        self.renewals += 1
-        cp.write_limit(float(limit_a), cp.now_s)
-
-    async def read(self) -> ChargerSample:
-        """The live state with the measurements of the last meter-value interval."""
-        await self._io()
-        cp = self.charge_point
-        live = cp.sample()
-        metered = self._metered
-        due = metered is None or cp.now_s - self._metered_s >= self.meter_interval_s
-        if due and live.cp_state.charging:
-            self._count_offered_over(live)
-        why = self._refused or self._ignored()
-        if why is not None:
-            live = dataclasses.replace(live, uncontrollable=why, errors=(*live.errors, why))
-        if not live.cp_state.charging:
-            # no draw outside Charging: the central system zeroes it on StatusNotification (the
-            # next MeterValues stay due at their interval)
-            if metered is not None:
-                self._metered = live
-            return live
-        if metered is None or due:
-            self._metered, self._metered_s = live, cp.now_s
-            return live
-        return dataclasses.replace(
-            live,
-            measured_age_s=cp.now_s - self._metered_s,
-            current_a=metered.current_a,
-            power_w=metered.power_w,
-            energy_wh=metered.energy_wh,
-            session_energy_wh=metered.session_energy_wh,
-            signalled_current_a=metered.signalled_current_a,
-            phases_in_use=metered.phases_in_use,
-        )
-
-    def _count_offered_over(self, live: ChargerSample) -> None:
-        """A new MeterValues: does Current.Offered exceed the limit (as the central system
-        judges it, ``devices/ocpp/station.py``: + 1 A, two meter intervals + 5 s after a write)?"""
-        offered, limit = live.signalled_current_a, self.last_written_a
-        settled = self.charge_point.now_s - self._written_s > 2 * self.meter_interval_s + 5
-        over = offered is not None and limit is not None and offered > limit + 1.0
-        self._offered_over = self._offered_over + 1 if over and settled else 0
-
-    def _ignored(self) -> str | None:
-        if self._offered_over < 2:
-            return None
-        return f"{self.name}: offers more than the limit {self.last_written_a} A (ignores it)"
-
-    async def set_current_limit(self, current_a: int) -> None:
-        """A lease profile; refused under ``rejects_profiles``."""
-        if DeviceFault.REJECTS_PROFILES in self.charge_point.faults:
-            await self._io()
-            self.rejected += 1
-            msg = f"{self.name}: SetChargingProfile Rejected (simulated rejects_profiles)"
-            self._refused = msg
-            raise DeviceResponseError(msg)
-        if current_a != self.last_written_a:
-            self._written_s = self.charge_point.now_s
-        await super().set_current_limit(current_a)
-        self._renewed_s = self.clock.monotonic()
-        self._refused = None
-
-
-def charger_adapter(
-    charge_point: ChargePoint, spec: ChargerSpec, site: SiteSpec, clock: Clock
-) -> ConnectorCharger:
-    """The in-process driver of scenario charger ``spec`` (its ``driver``)."""
-    if spec.driver == "ocpp":
-        return OcppConnectorCharger(
-            charge_point,
-            clock=clock,
-            meter_interval_s=spec.meter_interval_s,
-            profile_delay_s=spec.profile_delay_s,
-            slow_delay_s=site.slow_delay_s,
-            safe_current_a=site.charger_safe_current_a,
-            safe_timeout_s=site.charger_safe_timeout_s,
-        )
-    return ConnectorCharger(
-        charge_point,
-        clock=clock,
-        slow_delay_s=site.slow_delay_s,
-        safe_current_a=site.charger_safe_current_a,
-        safe_timeout_s=site.charger_safe_timeout_s,
-    )

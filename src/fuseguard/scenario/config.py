@@ -34,6 +34,9 @@ SCENARIO_CHARGER_FAULTS: frozenset[DeviceFault] = frozenset(
         DeviceFault.REJECTS_PROFILES,
     }
 )
+#: ``[[chargers]] status_delay_s`` unless given: a StatusNotification 2 s after the change
+#: (docs/scenarios.md, "OCPP charge points")
+OCPP_STATUS_DELAY_S = 2.0
 #: Ids as the edge config spells them (``[[chargers]] id``).
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 #: Fault ``device`` of the grid meter, of a circuit's meter (``meter:<circuit>``) and of the PV
@@ -139,11 +142,19 @@ class ChargerSpec(_Strict):
     meter_interval_s: float = Field(0.0, ge=0, le=3600)
     #: (ocpp) how long the charge point takes to apply a new charging profile
     profile_delay_s: float = Field(0.0, ge=0, le=600)
+    #: (ocpp) StatusNotification this long after the connector's state changed (docs/scenarios.md)
+    status_delay_s: float = Field(OCPP_STATUS_DELAY_S, ge=0, le=60)
+    #: (ocpp) the charge point answers TriggerMessage (RemoteTrigger), which the driver sends
+    triggers: bool = True
 
     @model_validator(mode="after")
     def _ocpp_keys(self) -> ChargerSpec:
-        if self.driver != "ocpp" and (self.meter_interval_s or self.profile_delay_s):
-            msg = f"charger {self.id!r}: meter_interval_s and profile_delay_s need driver = ocpp"
+        late = self.status_delay_s != OCPP_STATUS_DELAY_S or not self.triggers
+        if self.driver != "ocpp" and (self.meter_interval_s or self.profile_delay_s or late):
+            msg = (
+                f"charger {self.id!r}: meter_interval_s, profile_delay_s, status_delay_s and "
+                "triggers need driver = ocpp"
+            )
             raise ValueError(msg)
         return self
 

@@ -24,12 +24,13 @@ from fuseguard.control.targets import EvseTargets
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
-from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter, charger_adapter
+from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
 from fuseguard.scenario.jump import Jumper, QuietWorld, SteadyWatch, WorldTime, jump_timing
 from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
+from fuseguard.scenario.ocpp_adapter import charger_adapter
 from fuseguard.scenario.recorder import Recorder, Timeline, new_timeline
 from fuseguard.scenario.report import BASELINE_NOTE, add_planner_stats, build_report, rounded
 from fuseguard.scenario.schedule import Schedule
@@ -257,10 +258,9 @@ class _Run:
         """One charge point per charger on the site, and its in-process driver."""
         sc = self.sc
         for i, ch in enumerate(sc.chargers):
-            cp = _charge_point(sc, i)
+            self.connectors[ch.id] = cp = _charge_point(sc, i)
             self.site.add(cp)
-            self.connectors[ch.id] = cp
-            self.adapters[ch.id] = charger_adapter(cp, ch, sc.site, self.clock)
+            self.adapters[ch.id] = charger_adapter(cp, ch, sc.site, self.clock, self.site)
 
     def _tracks(self) -> dict[str, CarTrack]:
         specs = {ch.id: ch for ch in self.sc.chargers}
