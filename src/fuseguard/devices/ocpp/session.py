@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 #: The ocpp library logs every frame at INFO; fuseguard logs what matters itself (structlog).
-FRAME_LOG = logging.getLogger("fuseguard.ocpp.frames")
-FRAME_LOG.setLevel(logging.WARNING)
+#: A child of the library's own ``ocpp`` logger, so one level switches both wire logs: warning
+#: unless ``[logging] level = "debug"`` (:func:`fuseguard.logging.configure_logging`).
+FRAME_LOG = logging.getLogger("ocpp.central_system")
 
 MAX_UNIQUE_ID_CHARS = 36  # OCPP-J: the unique id is at most 36 characters
 

@@ -1,0 +1,135 @@
+"""What an unauthenticated peer can cost the OCPP central system: bounded log, bounded connections.
+
+Red-team findings against the demo (round 9), before this module:
+
+- every bare TCP connect (or garbage instead of an HTTP request) made ``websockets.server`` log
+  ``opening handshake failed`` at error level with a ~1.9 KB traceback: 2 000 connects wrote
+  3.8 MB of log, rendered in the event loop that runs control;
+- every refused handshake logged twice (fuseguard's warning and websockets' ``connection
+  rejected``), unthrottled;
+- the server had no cap on connections that have not finished their opening handshake (each
+  held for up to ``open_timeout``): memory and file descriptors grew with the connect rate.
+
+:class:`WebsocketsLog` is the logger handed to websockets: a failed opening handshake becomes one
+line without a traceback (``ocpp_handshake_failed``, one per burst with the suppressed count),
+``connection rejected`` / ``connection open`` / ``connection closed`` go to debug (fuseguard logs
+its own lines for those), everything else (a bug in a handler, server start and stop) passes
+unchanged. :func:`guarded_connection` makes the connection class that admits at most
+``max_pending`` connections in their opening handshake: over the cap the oldest one that has
+not sent its request yet is closed (a slow or silent peer, never a charge point whose request is
+being answered), so a peer holding connections open cannot lock charge points out, and memory
+and descriptors stay bounded whatever the connect rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, ClassVar
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+from fuseguard.serving.throttle import LogThrottle
+
+log = structlog.get_logger("fuseguard.devices.ocpp.server")
+
+#: websockets' own info lines that fuseguard logs itself (refusals, sessions): debug only
+_DEMOTED = ("connection rejected", "connection open", "connection closed")
+#: at most this many characters of a peer's garbage reach the log
+_MAX_REASON_CHARS = 200
+
+
+def _reason(exc: BaseException | None) -> str:
+    """``Type: message; Cause: message`` of a failed handshake, clipped (peer bytes inside)."""
+    parts: list[str] = []
+    seen = 0
+    while exc is not None and seen < 4:
+        parts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__
+        seen += 1
+    text = "; ".join(parts) or "unknown"
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 3] + "..."
+
+
+class WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger websockets gets for the OCPP server (see the module docstring)."""
+
+    def __init__(self, throttle: LogThrottle | None = None) -> None:
+        super().__init__(logging.getLogger("websockets.server"), {})
+        self.handshake_failures = 0
+        self._throttle = throttle or LogThrottle()
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Route one websockets log call (all of ``debug`` ... ``error`` end here)."""
+        if msg == "opening handshake failed":
+            self._handshake_failed(sys.exc_info()[1])
+            return
+        if isinstance(msg, str) and msg.startswith(_DEMOTED):
+            level = min(level, logging.DEBUG)
+        super().log(level, msg, *args, **kwargs)
+
+    def process(
+        self, msg: object, kwargs: MutableMapping[str, Any]
+    ) -> tuple[object, MutableMapping[str, Any]]:
+        """Unchanged (no ``extra``)."""
+        return msg, kwargs
+
+    def _handshake_failed(self, exc: BaseException | None) -> None:
+        self.handshake_failures += 1
+        suppressed = self._throttle.admit()
+        if suppressed is None:
+            return
+        log.info("ocpp_handshake_failed", device="ocpp", reason=_reason(exc),
+                 suppressed=suppressed)  # fmt: skip
+
+
+class PendingCap:
+    """The cap on connections in their opening handshake, and its log (one line per burst)."""
+
+    def __init__(self, max_pending: int, throttle: LogThrottle | None = None) -> None:
+        self.max_pending = max_pending
+        self.evicted = 0
+        self._throttle = throttle or LogThrottle()
+
+    def admit(self, new: ServerConnection) -> None:
+        """Called with each new connection once websockets registered it: over the cap, close
+        the oldest connection that has not sent its request (else the new one)."""
+        pending = [
+            c
+            for c in new.server.handlers
+            if c.protocol.state is State.CONNECTING and not c.transport.is_closing()
+        ]
+        if len(pending) <= self.max_pending:
+            return
+        victim = next((c for c in pending if c.request is None), new)
+        victim.transport.abort()
+        self.evicted += 1
+        suppressed = self._throttle.admit()
+        if suppressed is not None:
+            log.warning(
+                "ocpp_connection_evicted",
+                device="ocpp",
+                reason=f"more than {self.max_pending} connections in the opening handshake",
+                suppressed=suppressed,
+            )
+
+
+class _GuardedConnection(ServerConnection):
+    cap: ClassVar[PendingCap]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # registers it with the server
+        self.cap.admit(self)
+
+
+def guarded_connection(cap: PendingCap) -> type[ServerConnection]:
+    """A :class:`ServerConnection` class (websockets' ``create_connection``) bound to ``cap``."""
+    return type("GuardedConnection", (_GuardedConnection,), {"cap": cap})
+
+
+__all__ = ["PendingCap", "WebsocketsLog", "guarded_connection"]

@@ -1,0 +1,189 @@
+"""Round 9 red team against the OCPP central system (``devices/ocpp/guard.py``).
+
+Before: every bare TCP connect logged a ~1.9 KB error traceback (2 000 connects: 3.8 MB of log),
+every refused handshake two unthrottled lines, a path that is no OCPP URL got 404 where an
+unknown identity got 401, the ``ocpp`` library logged every frame at info, and connections in
+their opening handshake had no cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+
+from structlog.testing import capture_logs
+
+from tests.ocpp.conftest import PASSWORD, central, charge_point, wait_for
+
+BURST = 30
+
+
+def _upgrade(path: str, user: str | None = None, password: str = "") -> bytes:
+    head = (
+        f"GET {path} HTTP/1.1\r\nHost: edge\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: ocpp1.6\r\n"
+    )
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        head += f"Authorization: Basic {token}\r\n"
+    return (head + "\r\n").encode()
+
+
+async def _exchange(port: int, raw: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(5.0):
+            while chunk := await reader.read(65536):
+                chunks.append(chunk)
+    except (TimeoutError, ConnectionResetError):
+        pass
+    writer.close()
+    return b"".join(chunks)
+
+
+def _without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date:"))
+
+
+async def _bare_connect(port: int, data: bytes = b"") -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    if data:
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def test_bare_connects_and_garbage_log_one_line_per_burst_without_traceback() -> None:
+    async with central() as site:
+        port = site.server.port
+        with capture_logs() as logs:
+            for i in range(BURST):
+                await _bare_connect(port, b"" if i % 2 else b"\x16\x03\x01garbage\r\n\r\n")
+            await wait_for(lambda: site.server.websockets_log.handshake_failures >= BURST)
+        failed = [e for e in logs if e["event"] == "ocpp_handshake_failed"]
+        assert len(failed) == 1
+        assert failed[0]["log_level"] == "info"
+        assert failed[0]["reason"].startswith("InvalidMessage: did not receive a valid HTTP")
+        assert len(failed[0]["reason"]) <= 200
+        assert "exc_info" not in failed[0]
+
+
+async def test_every_refusal_is_the_same_401_and_logs_once_per_burst() -> None:
+    async with central() as site:
+        port = site.server.port
+        with capture_logs() as logs:
+            for _ in range(BURST):
+                await _exchange(port, _upgrade("/ocpp/CP1", "CP1", "wrong"))
+        refused = [e for e in logs if e["event"] == "ocpp_handshake_refused"]
+        assert len(refused) == 1
+        assert refused[0]["reason"] == "wrong credentials"
+        answers = {
+            "unknown identity": await _exchange(port, _upgrade("/ocpp/CP9", "CP9", PASSWORD)),
+            "no credentials": await _exchange(port, _upgrade("/ocpp/CP1")),
+            "wrong password": await _exchange(port, _upgrade("/ocpp/CP1", "CP1", "wrong")),
+            "not an OCPP path": await _exchange(port, _upgrade("/a/b/c", "CP1", PASSWORD)),
+            "identity too long": await _exchange(port, _upgrade("/ocpp/" + "C" * 49)),
+        }
+        first = _without_date(answers["unknown identity"])
+        assert first.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+        assert b'WWW-Authenticate: Basic realm="fuseguard OCPP"' in first
+        for answer in answers.values():
+            assert _without_date(answer) == first  # nothing tells a known identity apart
+        assert site.server.refused == len(answers) + BURST
+        assert site.station.session is None
+
+
+async def test_connections_in_the_handshake_are_capped_and_a_charge_point_still_gets_in() -> None:
+    async with central(max_pending_connections=4) as site:
+        port = site.server.port
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(40)]
+        try:
+            assert site.server._server is not None
+            handlers = site.server._server.handlers
+            await wait_for(lambda: len(handlers) <= 5)
+            assert site.server.pending_cap.evicted >= 35
+            # the silent peers are the oldest: a charge point that sends its request gets in
+            async with charge_point(site.url()):
+                await wait_for(site.station.ready.is_set)
+        finally:
+            for _, writer in held:
+                writer.close()
+
+
+async def test_a_silent_peer_is_closed_after_the_open_timeout() -> None:
+    async with central(open_timeout_s=0.2) as site:
+        reader, writer = await asyncio.open_connection("127.0.0.1", site.server.port)
+        try:
+            async with asyncio.timeout(10.0):  # generous: the server closes it after 0.2 s
+                assert await reader.read(1) == b""
+        finally:
+            writer.close()
+
+
+_CHILD = """
+import asyncio, sys
+from ocpp.v16 import ChargePoint, call
+from websockets.asyncio.client import connect
+from fuseguard.logging import configure_logging
+from tests.ocpp.conftest import central, basic, PASSWORD
+
+configure_logging(sys.argv[1], "json")
+
+async def main() -> None:
+    async with central() as site:
+        for _ in range(200):
+            _, writer = await asyncio.open_connection("127.0.0.1", site.server.port)
+            writer.close()
+        headers = {"Authorization": basic("CP1", PASSWORD)}
+        async with connect(site.url(), subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+            cp = ChargePoint("CP1", ws, response_timeout=5)  # the library's own logger
+            task = asyncio.create_task(cp.start())
+            for _ in range(5):
+                await cp.call(call.Heartbeat())
+            task.cancel()
+        await asyncio.sleep(0.2)
+
+asyncio.run(main())
+"""
+
+
+def _child_log(level: str) -> list[dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, level],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+
+
+def test_a_connect_flood_and_the_wire_log_stay_out_of_an_info_log() -> None:
+    # before: 200 bare connects wrote ~380 KB (one error traceback each), and each frame a line
+    lines = _child_log("info")
+    text = "\n".join(json.dumps(line) for line in lines)
+    assert len(text) < 4000
+    assert not [line for line in lines if line["level"] == "error"]
+    assert not [line for line in lines if str(line.get("logger", "")).startswith("ocpp")]
+    assert sum(1 for line in lines if line["event"] == "ocpp_handshake_failed") == 1
+
+
+def test_level_debug_turns_the_ocpp_wire_log_on() -> None:
+    lines = _child_log("debug")
+
+    def heartbeats(logger: str) -> int:
+        return sum(
+            1
+            for line in lines
+            if line.get("logger") == logger and "Heartbeat" in str(line["event"])
+        )
+
+    assert heartbeats("ocpp") == 5  # the library's client sends five
+    assert heartbeats("ocpp.central_system") == 5  # the central system receives them
