@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import sys
 from collections.abc import MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import structlog
+from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
@@ -96,16 +98,17 @@ class PendingCap:
         self.evicted = 0
         self._throttle = throttle or LogThrottle()
 
-    def admit(self, new: ServerConnection) -> None:
+    def admit(self, new: ServerConnection) -> bool:
         """Called with each new connection once websockets registered it: over the cap, close
-        the oldest connection that has not sent its request (else the new one)."""
+        the oldest connection that has not sent its request (else the new one). False: the new
+        one was closed."""
         pending = [
             c
             for c in new.server.handlers
             if c.protocol.state is State.CONNECTING and not c.transport.is_closing()
         ]
         if len(pending) <= self.max_pending:
-            return
+            return True
         victim = next((c for c in pending if c.request is None), new)
         victim.transport.abort()
         self.evicted += 1
@@ -117,19 +120,58 @@ class PendingCap:
                 reason=f"more than {self.max_pending} connections in the opening handshake",
                 suppressed=suppressed,
             )
+        return victim is not new
 
 
 class _GuardedConnection(ServerConnection):
     cap: ClassVar[PendingCap]
+    tls: ClassVar[ssl.SSLContext | None]
+    tls_timeout_s: ClassVar[float]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tls = self.tls is not None
+        if tls:
+            # no byte of the ClientHello may reach the HTTP parser before start_tls takes over
+            cast("asyncio.Transport", transport).pause_reading()
         super().connection_made(transport)  # registers it with the server
-        self.cap.admit(self)
+        if self.cap.admit(self) and tls:
+            loop = asyncio.get_running_loop()
+            self._tls_task = loop.create_task(self._start_tls(cast("asyncio.Transport", transport)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Once only: with TLS it may come from asyncio and from :meth:`_start_tls`."""
+        if not self.connection_lost_waiter.done():
+            super().connection_lost(exc)
+
+    async def _start_tls(self, raw: asyncio.Transport) -> None:
+        """TLS on an admitted connection (so the cap counts TLS handshakes too); then websockets
+        reads and writes through it."""
+        assert self.tls is not None
+        loop = asyncio.get_running_loop()
+        transport: asyncio.Transport | None = None
+        try:
+            if not raw.is_closing():  # else evicted before its TLS began
+                transport = await loop.start_tls(
+                    raw, self, self.tls, server_side=True, ssl_handshake_timeout=self.tls_timeout_s
+                )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            log.debug("ocpp_tls_handshake_failed", device="ocpp", reason=_reason(exc))
+            transport = None
+        if transport is None:  # failed, or the peer left during the handshake
+            raw.abort()
+            self.connection_lost(None)  # asyncio may not tell the app protocol before TLS is up
+            return
+        # websockets binds its flow control and writes to the transport it was made with
+        Connection.connection_made(self, transport)
 
 
-def guarded_connection(cap: PendingCap) -> type[ServerConnection]:
-    """A :class:`ServerConnection` class (websockets' ``create_connection``) bound to ``cap``."""
-    return type("GuardedConnection", (_GuardedConnection,), {"cap": cap})
+def guarded_connection(
+    cap: PendingCap, tls: ssl.SSLContext | None = None, tls_timeout_s: float = 10.0
+) -> type[ServerConnection]:
+    """A :class:`ServerConnection` class (websockets' ``create_connection``) bound to ``cap``;
+    with ``tls`` it runs the TLS handshake itself, after admission (give websockets no ``ssl``)."""
+    attrs = {"cap": cap, "tls": tls, "tls_timeout_s": tls_timeout_s}
+    return type("GuardedConnection", (_GuardedConnection,), attrs)
 
 
 __all__ = ["PendingCap", "WebsocketsLog", "guarded_connection"]

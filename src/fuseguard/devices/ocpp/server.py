@@ -50,7 +50,7 @@ log = structlog.get_logger(__name__)
 SUBPROTOCOL = "ocpp1.6"
 MAX_IDENTITY_CHARS = 48  # OCPP 1.6 security whitepaper: identity is at most 48 characters
 #: connections in their opening handshake at once (TCP accepted, not yet a session)
-MAX_PENDING_CONNECTIONS = 256
+MAX_PENDING_CONNECTIONS = 128
 #: the opening handshake (and the TLS handshake before it) must finish within this
 OPEN_TIMEOUT_S = 10.0
 
@@ -166,10 +166,13 @@ class OcppCentralSystem:
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             process_request=self._check_handshake,
             max_size=self.max_frame_bytes,
-            ssl=self.ssl_context,
+            # TLS is run by the connection class after admission (guard.py), not by asyncio
+            # before it: a bare connect to wss:// held 200 KB+ of TLS buffers, uncapped
             open_timeout=self.open_timeout_s,
             logger=self.websockets_log,
-            create_connection=guarded_connection(self.pending_cap),
+            create_connection=guarded_connection(
+                self.pending_cap, self.ssl_context, self.open_timeout_s
+            ),
             ping_interval=30,
             ping_timeout=30,
         )
