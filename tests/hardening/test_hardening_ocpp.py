@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ocpp.v16 import call
 from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 
@@ -176,6 +177,8 @@ import asyncio, sys
 from ocpp.v16 import ChargePoint, call
 from websockets.asyncio.client import connect
 from fuseguard.logging import configure_logging
+from ocpp.v16 import call
+
 from tests.ocpp.conftest import central, basic, PASSWORD
 
 configure_logging(sys.argv[1], "json")
@@ -231,3 +234,38 @@ def test_level_debug_turns_the_ocpp_wire_log_on() -> None:
 
     assert heartbeats("ocpp") == 5  # the library's client sends five
     assert heartbeats("ocpp.central_system") == 5  # the central system receives them
+
+
+async def test_answers_nobody_asked_for_are_dropped_and_logged_once_per_burst() -> None:
+    # before: each went into the ocpp library's unbounded queue and stayed there (memory grew
+    # with every frame of an authenticated charge point)
+    async with central() as site, charge_point(site.url()) as (cp, ws):
+        await wait_for(site.station.ready.is_set)
+        session = site.station.session
+        assert session is not None
+        with capture_logs() as logs:
+            for i in range(200):
+                await ws.send(json.dumps([3, f"stray-{i}", {}]))
+                await ws.send(json.dumps([4, f"stray-e{i}", "GenericError", "", {}]))
+            await wait_for(lambda: session.stray_answers >= 400)
+        assert session._response_queue.qsize() == 0
+        stray = [e for e in logs if e["event"] == "ocpp_stray_answer"]
+        assert len(stray) == 1
+        assert stray[0]["unique_id"] == "stray-0"
+        # the session still works both ways
+        assert (await cp.call(call.Heartbeat())).current_time.endswith("Z")
+        await site.connectors[0].set_current_limit(13)  # a call to the charge point, answered
+        assert cp.leases()[-1]["charging_schedule"]["charging_schedule_period"][0]["limit"] == 13
+
+
+async def test_call_errors_are_all_answered_and_logged_once_per_burst() -> None:
+    async with central() as site, charge_point(site.url()) as (_cp, ws):
+        await wait_for(site.station.ready.is_set)
+        session = site.station.session
+        assert session is not None
+        before = session.call_errors_sent
+        with capture_logs() as logs:
+            for _ in range(BURST):
+                await ws.send("this is not json")
+            await wait_for(lambda: session.call_errors_sent >= before + BURST)
+        assert len([e for e in logs if e["event"] == "ocpp_call_error"]) == 1
