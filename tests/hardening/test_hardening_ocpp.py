@@ -162,6 +162,23 @@ async def test_over_tls_the_cap_counts_tls_handshakes_and_a_charge_point_still_g
         await server.close()
 
 
+async def test_an_oversized_handshake_request_is_dropped_unanswered() -> None:
+    # before: websockets accepted 128 headers of 8 KiB each (~1 MB held per pending connection:
+    # 400 such connections took the server from 38 to 490 MB of RSS)
+    async with central() as site:
+        filler = "".join(f"X-Filler-{i}: {'a' * 8000}\r\n" for i in range(8))
+        raw = _upgrade("/ocpp/CP1", "CP1", PASSWORD).replace(b"\r\n\r\n", b"\r\n", 1)
+        with capture_logs() as logs:
+            for _ in range(3):
+                answer = await _exchange(site.server.port, raw + filler.encode() + b"\r\n")
+                assert answer == b""  # closed, no HTTP answer
+        assert site.server.pending_cap.oversized_requests == 3
+        assert len([e for e in logs if e["event"] == "ocpp_request_too_large"]) == 1
+        assert site.station.session is None
+        async with charge_point(site.url()):  # an ordinary request still gets in
+            await wait_for(site.station.ready.is_set)
+
+
 async def test_a_silent_peer_is_closed_after_the_open_timeout() -> None:
     async with central(open_timeout_s=0.2) as site:
         reader, writer = await asyncio.open_connection("127.0.0.1", site.server.port)

@@ -8,7 +8,9 @@ Red-team findings against the demo (round 9), before this module:
 - every refused handshake logged twice (fuseguard's warning and websockets' ``connection
   rejected``), unthrottled;
 - the server had no cap on connections that have not finished their opening handshake (each
-  held for up to ``open_timeout``): memory and file descriptors grew with the connect rate.
+  held for up to ``open_timeout``): memory and file descriptors grew with the connect rate; with
+  TLS asyncio ran the handshake (256 KiB of buffer each) before any code of ours saw the socket;
+  and a request could hold ~1 MB of headers (websockets' own limits) while pending.
 
 :class:`WebsocketsLog` is the logger handed to websockets: a failed opening handshake becomes one
 line without a traceback (``ocpp_handshake_failed``, one per burst with the suppressed count),
@@ -18,7 +20,8 @@ unchanged. :func:`guarded_connection` makes the connection class that admits at 
 ``max_pending`` connections in their opening handshake: over the cap the oldest one that has
 not sent its request yet is closed (a slow or silent peer, never a charge point whose request is
 being answered), so a peer holding connections open cannot lock charge points out, and memory
-and descriptors stay bounded whatever the connect rate.
+and descriptors stay bounded whatever the connect rate. The connection class runs the TLS
+handshake itself, after admission, and drops a request over :data:`MAX_REQUEST_BYTES`.
 """
 
 from __future__ import annotations
@@ -90,13 +93,20 @@ class WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
                  suppressed=suppressed)  # fmt: skip
 
 
+#: an opening handshake request larger than this is dropped unanswered (a charge point's is well
+#: under 2 KB; websockets alone allows 128 headers of 8 KiB: ~1 MB held per pending connection)
+MAX_REQUEST_BYTES = 16 * 1024
+
+
 class PendingCap:
     """The cap on connections in their opening handshake, and its log (one line per burst)."""
 
     def __init__(self, max_pending: int, throttle: LogThrottle | None = None) -> None:
         self.max_pending = max_pending
         self.evicted = 0
+        self.oversized_requests = 0
         self._throttle = throttle or LogThrottle()
+        self._oversized_log = LogThrottle()
 
     def admit(self, new: ServerConnection) -> bool:
         """Called with each new connection once websockets registered it: over the cap, close
@@ -122,11 +132,31 @@ class PendingCap:
             )
         return victim is not new
 
+    def oversized(self) -> None:
+        """A connection sent more than :data:`MAX_REQUEST_BYTES` without completing its request."""
+        self.oversized_requests += 1
+        suppressed = self._oversized_log.admit()
+        if suppressed is not None:
+            log.warning("ocpp_request_too_large", device="ocpp",
+                        reason=f"opening handshake request over {MAX_REQUEST_BYTES} bytes",
+                        suppressed=suppressed)  # fmt: skip
+
 
 class _GuardedConnection(ServerConnection):
     cap: ClassVar[PendingCap]
     tls: ClassVar[ssl.SSLContext | None]
     tls_timeout_s: ClassVar[float]
+    #: bytes received before the request was complete
+    _request_bytes: int = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self.request is None:
+            self._request_bytes += len(data)
+            if self._request_bytes > MAX_REQUEST_BYTES:
+                self.cap.oversized()
+                self.transport.abort()
+                return
+        super().data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tls = self.tls is not None
