@@ -193,6 +193,7 @@ _CHILD = """
 import asyncio, sys
 from ocpp.v16 import ChargePoint, call
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 from fuseguard.logging import configure_logging
 from ocpp.v16 import call
 
@@ -205,6 +206,13 @@ async def main() -> None:
         for _ in range(200):
             _, writer = await asyncio.open_connection("127.0.0.1", site.server.port)
             writer.close()
+        for _ in range(20):  # refused: wrong password
+            bad = {"Authorization": basic("CP1", "wrong")}
+            try:
+                async with connect(site.url(), subprotocols=["ocpp1.6"], additional_headers=bad):
+                    pass
+            except InvalidStatus:
+                pass
         headers = {"Authorization": basic("CP1", PASSWORD)}
         async with connect(site.url(), subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
             cp = ChargePoint("CP1", ws, response_timeout=5)  # the library's own logger
@@ -230,13 +238,16 @@ def _child_log(level: str) -> list[dict[str, object]]:
 
 
 def test_a_connect_flood_and_the_wire_log_stay_out_of_an_info_log() -> None:
-    # before: 200 bare connects wrote ~380 KB (one error traceback each), and each frame a line
+    # before: 200 bare connects wrote ~380 KB (one error traceback each), each refusal two lines,
+    # and each frame one line
     lines = _child_log("info")
     text = "\n".join(json.dumps(line) for line in lines)
     assert len(text) < 4000
     assert not [line for line in lines if line["level"] == "error"]
     assert not [line for line in lines if str(line.get("logger", "")).startswith("ocpp")]
     assert sum(1 for line in lines if line["event"] == "ocpp_handshake_failed") == 1
+    assert sum(1 for line in lines if line["event"] == "ocpp_handshake_refused") == 1
+    assert not [line for line in lines if str(line["event"]).startswith("connection rejected")]
 
 
 def test_level_debug_turns_the_ocpp_wire_log_on() -> None:
