@@ -62,3 +62,6 @@ def configure_logging(
     # pymodbus dumps raw frames at debug level; uvicorn's access log is noise at 1 Hz polling
     logging.getLogger("pymodbus").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # the ocpp library logs every frame in and out at info (two lines per MeterValues: the bulk of
+    # the log at 100 charge points); its wire log is on only with level = "debug"
+    logging.getLogger("ocpp").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

@@ -148,6 +148,9 @@ async def central(**overrides: Any) -> AsyncIterator[Site]:
     upstream = overrides.pop("upstream", None)
     spool_dir = overrides.pop("spool_dir", None)
     clock = overrides.pop("clock", None) or RealClock()
+    limits = {
+        k: overrides.pop(k) for k in ("max_pending_connections", "open_timeout_s") if k in overrides
+    }
     cfg = {
         "identity": "CP1",
         "password": PASSWORD,
@@ -166,6 +169,7 @@ async def central(**overrides: Any) -> AsyncIterator[Site]:
         allow_no_auth=allow_no_auth,
         upstream=upstream,
         spool_dir=spool_dir,
+        **limits,
     )
     connectors = [OcppConnector(server, station, n) for n in station.connectors]
     for c in connectors:

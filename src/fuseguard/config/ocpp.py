@@ -38,6 +38,16 @@ class OcppApiConfig(BaseModel):
     )
     heartbeat_s: int = Field(default=60, ge=10, le=86400)
     max_frame_bytes: int = Field(default=65536, ge=4096, le=16_777_216)
+    max_pending_connections: int = Field(
+        default=128,
+        ge=8,
+        le=4096,
+        description="connections in their opening handshake (TLS included) at once; over it the "
+        "oldest that sent no request is closed",
+    )
+    open_timeout_s: float = Field(
+        default=10.0, ge=1, le=60, description="TLS and opening handshake must finish within this"
+    )
     upstream: str | None = Field(
         default=None,
         description="local controller mode: the operator's backend (ws:// or wss://, without the "

@@ -2,10 +2,15 @@
 
 URL ``ws(s)://HOST:PORT/ocpp/{identity}`` (also ``/{identity}``), subprotocol ``ocpp1.6``.
 Security profile 1 (HTTP Basic with the identity and its ``ocpp_password``) and 2 (the same over
-TLS) are checked in the opening handshake: an unknown identity or a wrong password gets ``401``
-before any upgrade. Profile 0 (no password) is accepted only for charge points configured without
-one and only when ``allow_no_auth`` is set. Frames above ``max_frame_bytes`` close the connection
-(1009); a second connection of the same identity replaces the first.
+TLS) are checked in the opening handshake: every refusal (an unknown identity, a wrong password,
+a path that is no OCPP URL) gets the same ``401`` with the Basic challenge before any upgrade, so
+identities cannot be enumerated. Refusals and failed handshakes are logged one line per burst,
+at most ``max_pending_connections`` connections may be in their opening handshake at once, and
+one must finish within ``open_timeout_s`` (:mod:`fuseguard.devices.ocpp.guard`). Profile 0 (no
+password) is accepted only for charge points configured without one and only when
+``allow_no_auth`` is set (such an identity is then known to whoever tries it). Frames above
+``max_frame_bytes`` close the connection (1009); a second connection of the same identity
+replaces the first.
 
 The server is shared by every connector of every OCPP charger; it is started by the first
 connector driver's ``start()`` and stopped with the last ``close()`` (see
@@ -20,6 +25,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import secrets
 import ssl
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -32,15 +38,21 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from fuseguard.devices.ocpp.guard import PendingCap, WebsocketsLog, guarded_connection
 from fuseguard.devices.ocpp.relay import Relay, RelayMemory
 from fuseguard.devices.ocpp.session import OcppSession
 from fuseguard.devices.ocpp.spool import Spool
 from fuseguard.devices.ocpp.station import Station
+from fuseguard.serving.throttle import LogThrottle
 
 log = structlog.get_logger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
 MAX_IDENTITY_CHARS = 48  # OCPP 1.6 security whitepaper: identity is at most 48 characters
+#: connections in their opening handshake at once (TCP accepted, not yet a session)
+MAX_PENDING_CONNECTIONS = 128
+#: the opening handshake (and the TLS handshake before it) must finish within this
+OPEN_TIMEOUT_S = 10.0
 
 
 def server_ssl_context(cert_file: object, key_file: object) -> ssl.SSLContext:
@@ -97,6 +109,8 @@ class OcppCentralSystem:
         max_frame_bytes: int = 65_536,
         upstream: str | None = None,
         spool_dir: Path | None = None,
+        max_pending_connections: int = MAX_PENDING_CONNECTIONS,
+        open_timeout_s: float = OPEN_TIMEOUT_S,
     ) -> None:
         self.stations = dict(stations)
         self.host = host
@@ -105,6 +119,13 @@ class OcppCentralSystem:
         self.allow_no_auth = allow_no_auth
         self.max_frame_bytes = max_frame_bytes
         self.refused = 0
+        # compared against for an unknown identity, so it costs what a known one costs
+        self._no_password = secrets.token_urlsafe(24)
+        self.open_timeout_s = open_timeout_s
+        self.pending_cap = PendingCap(max_pending_connections)
+        self.websockets_log = WebsocketsLog()
+        # one line per burst for each refusal reason (a closed set, see _check_handshake)
+        self._refused_log: dict[str, LogThrottle] = {}
         #: local controller mode: the operator's backend, and where undelivered frames wait
         self.upstream = upstream
         self.spool_dir = spool_dir or Path("data") / "ocpp-spool"
@@ -145,7 +166,13 @@ class OcppCentralSystem:
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             process_request=self._check_handshake,
             max_size=self.max_frame_bytes,
-            ssl=self.ssl_context,
+            # TLS is run by the connection class after admission (guard.py), not by asyncio
+            # before it: a bare connect to wss:// held 200 KB+ of TLS buffers, uncapped
+            open_timeout=self.open_timeout_s,
+            logger=self.websockets_log,
+            create_connection=guarded_connection(
+                self.pending_cap, self.ssl_context, self.open_timeout_s
+            ),
             ping_interval=30,
             ping_timeout=30,
         )
@@ -167,40 +194,41 @@ class OcppCentralSystem:
 
     # --- handshake ---------------------------------------------------------------------------
 
-    def _refuse(
-        self, connection: ServerConnection, status: HTTPStatus, identity: str | None, reason: str
-    ) -> Response:
+    def _refuse(self, connection: ServerConnection, identity: str | None, reason: str) -> Response:
+        """The one answer to every refused handshake: 401 with the Basic challenge (the same
+        status, body and headers whether the identity exists or not)."""
         self.refused += 1
-        log.warning("ocpp_handshake_refused", device=f"ocpp:{identity}", reason=reason,
-                    status=int(status))  # fmt: skip
-        response = connection.respond(status, f"{status.phrase}\n")
-        if status is HTTPStatus.UNAUTHORIZED:
-            response.headers["WWW-Authenticate"] = 'Basic realm="fuseguard OCPP", charset="UTF-8"'
+        throttle = self._refused_log.setdefault(reason, LogThrottle())
+        suppressed = throttle.admit()
+        if suppressed is not None:
+            log.warning("ocpp_handshake_refused", device=f"ocpp:{identity}", reason=reason,
+                        status=401, suppressed=suppressed)  # fmt: skip
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="fuseguard OCPP", charset="UTF-8"'
         return response
 
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Security profile 1/2 before the upgrade: 401 for unknown identities, bad passwords."""
+        """Security profile 1/2 before the upgrade: 401 unless the identity and password match."""
         identity = identity_from_path(request.path)
         if identity is None:
-            return self._refuse(connection, HTTPStatus.NOT_FOUND, None, "not an OCPP path")
+            return self._refuse(connection, None, "not an OCPP path")
         station = self.stations.get(identity)
-        if station is None:
-            return self._refuse(connection, HTTPStatus.UNAUTHORIZED, identity, "unknown identity")
-        expected = station.config.password
-        creds = basic_credentials(request.headers)
-        if expected is None:
+        expected = station.config.password if station is not None else self._no_password
+        if expected is None:  # a known charge point configured without a password (profile 0)
             if not self.allow_no_auth:
-                return self._refuse(
-                    connection, HTTPStatus.UNAUTHORIZED, identity, "no password configured"
-                )
+                return self._refuse(connection, identity, "no password configured")
             return None
-        if creds is None:
-            return self._refuse(connection, HTTPStatus.UNAUTHORIZED, identity, "no credentials")
-        user, password = creds
+        creds = basic_credentials(request.headers)
+        user, password = creds if creds is not None else ("", "")
+        # both comparisons always run, for a known identity or not: the same cost either way
         user_ok = hmac.compare_digest(user.encode(), identity.encode())
         password_ok = hmac.compare_digest(password.encode(), expected.encode())
+        if station is None:
+            return self._refuse(connection, identity, "unknown identity")
+        if creds is None:
+            return self._refuse(connection, identity, "no credentials")
         if not (user_ok and password_ok):
-            return self._refuse(connection, HTTPStatus.UNAUTHORIZED, identity, "wrong credentials")
+            return self._refuse(connection, identity, "wrong credentials")
         return None
 
     # --- sessions ----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from ocpp.v16.enums import (
 )
 
 from fuseguard.devices.ocpp.wire import iso
+from fuseguard.serving.throttle import LogThrottle
 from ocpp import routing
 
 if TYPE_CHECKING:
@@ -47,10 +48,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 #: The ocpp library logs every frame at INFO; fuseguard logs what matters itself (structlog).
-FRAME_LOG = logging.getLogger("fuseguard.ocpp.frames")
-FRAME_LOG.setLevel(logging.WARNING)
+#: A child of the library's own ``ocpp`` logger, so one level switches both wire logs: warning
+#: unless ``[logging] level = "debug"`` (:func:`fuseguard.logging.configure_logging`).
+FRAME_LOG = logging.getLogger("ocpp.central_system")
 
 MAX_UNIQUE_ID_CHARS = 36  # OCPP-J: the unique id is at most 36 characters
+#: answers (CALLRESULT/CALLERROR) held for the outstanding call; the library's queue is unbounded,
+#: and an answer with no call outstanding stayed in it for good (a charge point sending answers
+#: nobody asked for grew the edge's memory without bound)
+MAX_QUEUED_ANSWERS = 16
 
 # The ocpp library raises its OCPP 2.x spellings; OCPP 1.6 spells these two differently.
 _CODES_16 = {
@@ -133,6 +139,10 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
         )
         self.station = station
         self.call_errors_sent = 0
+        self.stray_answers = 0
+        # a charge point repeats whatever it sends: one line per burst of its CALLERRORs/strays
+        self._log_throttle = LogThrottle()
+        self._call_error_log = LogThrottle()
         #: local controller mode: the link to the operator's backend (set by the server)
         self.relay: Relay | None = None
         self._relayed: set[asyncio.Task[None]] = set()
@@ -161,7 +171,7 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
                 log.exception("ocpp_handler_error", device=self.id, reason=repr(err))
                 await self._reply_error(msg.unique_id, InternalError(), msg.action)
         elif isinstance(msg, CallResult | CallError):
-            self._response_queue.put_nowait(msg)
+            self._queue_answer(msg)
 
     def _route_relayed(self, msg: Any, raw: str | bytes) -> None:
         """Local controller mode: CALLs go upstream (in a task: the read loop must go on)."""
@@ -172,7 +182,19 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
             self._relayed.add(task)
             task.add_done_callback(self._relayed.discard)
         elif not self.relay.charge_point_answer(msg.unique_id, text):
+            self._queue_answer(msg)
+
+    def _queue_answer(self, msg: Any) -> None:
+        """An answer goes to the outstanding call; one nobody waits for is dropped (bounded)."""
+        if self._call_lock.locked() and self._response_queue.qsize() < MAX_QUEUED_ANSWERS:
             self._response_queue.put_nowait(msg)
+            return
+        self.stray_answers += 1
+        suppressed = self._log_throttle.admit()
+        if suppressed is not None:
+            log.warning("ocpp_stray_answer", device=self.id, reason="no call outstanding",
+                        unique_id=str(msg.unique_id)[:MAX_UNIQUE_ID_CHARS],
+                        suppressed=suppressed)  # fmt: skip
 
     async def _relay_call(self, msg: Any, raw: str) -> None:
         assert self.relay is not None
@@ -204,12 +226,15 @@ class OcppSession(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
 
     async def _reply_error(self, unique_id: str, error: OCPPError, what: object) -> None:
         self.call_errors_sent += 1
-        log.warning(
-            "ocpp_call_error",
-            device=self.id,
-            reason=f"{error.code}: {error.details or error.description}"[:300],
-            frame=str(what)[:120],
-        )
+        suppressed = self._call_error_log.admit()
+        if suppressed is not None:
+            log.warning(
+                "ocpp_call_error",
+                device=self.id,
+                reason=f"{error.code}: {error.details or error.description}"[:300],
+                frame=str(what)[:120],
+                suppressed=suppressed,
+            )
         await self._send(call_error_frame(unique_id, error))
 
     async def _send(self, message: str) -> None:

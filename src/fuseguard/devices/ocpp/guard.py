@@ -1,0 +1,207 @@
+"""What an unauthenticated peer can cost the OCPP central system: bounded log, bounded connections.
+
+Red-team findings against the demo (round 9), before this module:
+
+- every bare TCP connect (or garbage instead of an HTTP request) made ``websockets.server`` log
+  ``opening handshake failed`` at error level with a ~1.9 KB traceback: 2 000 connects wrote
+  3.8 MB of log, rendered in the event loop that runs control;
+- every refused handshake logged twice (fuseguard's warning and websockets' ``connection
+  rejected``), unthrottled;
+- the server had no cap on connections that have not finished their opening handshake (each
+  held for up to ``open_timeout``): memory and file descriptors grew with the connect rate; with
+  TLS asyncio ran the handshake (256 KiB of buffer each) before any code of ours saw the socket;
+  and a request could hold ~1 MB of headers (websockets' own limits) while pending.
+
+:class:`WebsocketsLog` is the logger handed to websockets: a failed opening handshake becomes one
+line without a traceback (``ocpp_handshake_failed``, one per burst with the suppressed count),
+``connection rejected`` / ``connection open`` / ``connection closed`` go to debug (fuseguard logs
+its own lines for those), everything else (a bug in a handler, server start and stop) passes
+unchanged. :func:`guarded_connection` makes the connection class that admits at most
+``max_pending`` connections in their opening handshake: over the cap the oldest one that has
+not sent its request yet is closed (a slow or silent peer, never a charge point whose request is
+being answered), so a peer holding connections open cannot lock charge points out, and memory
+and descriptors stay bounded whatever the connect rate. The connection class runs the TLS
+handshake itself, after admission, and drops a request over :data:`MAX_REQUEST_BYTES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import sys
+from collections.abc import MutableMapping
+from typing import Any, ClassVar, cast
+
+import structlog
+from websockets.asyncio.connection import Connection
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+from fuseguard.serving.throttle import LogThrottle
+
+log = structlog.get_logger("fuseguard.devices.ocpp.server")
+
+#: websockets' own info lines that fuseguard logs itself (refusals, sessions): debug only
+_DEMOTED = ("connection rejected", "connection open", "connection closed")
+#: at most this many characters of a peer's garbage reach the log
+_MAX_REASON_CHARS = 200
+
+
+def _reason(exc: BaseException | None) -> str:
+    """``Type: message; Cause: message`` of a failed handshake, clipped (peer bytes inside)."""
+    parts: list[str] = []
+    seen = 0
+    while exc is not None and seen < 4:
+        parts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__
+        seen += 1
+    text = "; ".join(parts) or "unknown"
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 3] + "..."
+
+
+class WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger websockets gets for the OCPP server (see the module docstring)."""
+
+    def __init__(self, throttle: LogThrottle | None = None) -> None:
+        super().__init__(logging.getLogger("websockets.server"), {})
+        self.handshake_failures = 0
+        self._throttle = throttle or LogThrottle()
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Route one websockets log call (all of ``debug`` ... ``error`` end here)."""
+        if msg == "opening handshake failed":
+            self._handshake_failed(sys.exc_info()[1])
+            return
+        if isinstance(msg, str) and msg.startswith(_DEMOTED):
+            level = min(level, logging.DEBUG)
+        super().log(level, msg, *args, **kwargs)
+
+    def process(
+        self, msg: object, kwargs: MutableMapping[str, Any]
+    ) -> tuple[object, MutableMapping[str, Any]]:
+        """Unchanged (no ``extra``)."""
+        return msg, kwargs
+
+    def _handshake_failed(self, exc: BaseException | None) -> None:
+        self.handshake_failures += 1
+        suppressed = self._throttle.admit()
+        if suppressed is None:
+            return
+        log.info("ocpp_handshake_failed", device="ocpp", reason=_reason(exc),
+                 suppressed=suppressed)  # fmt: skip
+
+
+#: an opening handshake request larger than this is dropped unanswered (a charge point's is well
+#: under 2 KB; websockets alone allows 128 headers of 8 KiB: ~1 MB held per pending connection)
+MAX_REQUEST_BYTES = 16 * 1024
+
+
+class PendingCap:
+    """The cap on connections in their opening handshake, and its log (one line per burst)."""
+
+    def __init__(self, max_pending: int, throttle: LogThrottle | None = None) -> None:
+        self.max_pending = max_pending
+        self.evicted = 0
+        self.oversized_requests = 0
+        self._throttle = throttle or LogThrottle()
+        self._oversized_log = LogThrottle()
+
+    def admit(self, new: ServerConnection) -> bool:
+        """Called with each new connection once websockets registered it: over the cap, close
+        the oldest connection that has not sent its request (else the new one). False: the new
+        one was closed."""
+        pending = [
+            c
+            for c in new.server.handlers
+            if c.protocol.state is State.CONNECTING and not c.transport.is_closing()
+        ]
+        if len(pending) <= self.max_pending:
+            return True
+        victim = next((c for c in pending if c.request is None), new)
+        victim.transport.abort()
+        self.evicted += 1
+        suppressed = self._throttle.admit()
+        if suppressed is not None:
+            log.warning(
+                "ocpp_connection_evicted",
+                device="ocpp",
+                reason=f"more than {self.max_pending} connections in the opening handshake",
+                suppressed=suppressed,
+            )
+        return victim is not new
+
+    def oversized(self) -> None:
+        """A connection sent more than :data:`MAX_REQUEST_BYTES` without completing its request."""
+        self.oversized_requests += 1
+        suppressed = self._oversized_log.admit()
+        if suppressed is not None:
+            log.warning("ocpp_request_too_large", device="ocpp",
+                        reason=f"opening handshake request over {MAX_REQUEST_BYTES} bytes",
+                        suppressed=suppressed)  # fmt: skip
+
+
+class _GuardedConnection(ServerConnection):
+    cap: ClassVar[PendingCap]
+    tls: ClassVar[ssl.SSLContext | None]
+    tls_timeout_s: ClassVar[float]
+    #: bytes received before the request was complete
+    _request_bytes: int = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self.request is None:
+            self._request_bytes += len(data)
+            if self._request_bytes > MAX_REQUEST_BYTES:
+                self.cap.oversized()
+                self.transport.abort()
+                return
+        super().data_received(data)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tls = self.tls is not None
+        if tls:
+            # no byte of the ClientHello may reach the HTTP parser before start_tls takes over
+            cast("asyncio.Transport", transport).pause_reading()
+        super().connection_made(transport)  # registers it with the server
+        if self.cap.admit(self) and tls:
+            loop = asyncio.get_running_loop()
+            self._tls_task = loop.create_task(self._start_tls(cast("asyncio.Transport", transport)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Once only: with TLS it may come from asyncio and from :meth:`_start_tls`."""
+        if not self.connection_lost_waiter.done():
+            super().connection_lost(exc)
+
+    async def _start_tls(self, raw: asyncio.Transport) -> None:
+        """TLS on an admitted connection (so the cap counts TLS handshakes too); then websockets
+        reads and writes through it."""
+        assert self.tls is not None
+        loop = asyncio.get_running_loop()
+        transport: asyncio.Transport | None = None
+        try:
+            if not raw.is_closing():  # else evicted before its TLS began
+                transport = await loop.start_tls(
+                    raw, self, self.tls, server_side=True, ssl_handshake_timeout=self.tls_timeout_s
+                )
+        except Exception as exc:  # any failure is the peer's; the connection just ends
+            log.debug("ocpp_tls_handshake_failed", device="ocpp", reason=_reason(exc))
+            transport = None
+        if transport is None:  # failed, or the peer left during the handshake
+            raw.abort()
+            self.connection_lost(None)  # asyncio may not tell the app protocol before TLS is up
+            return
+        # websockets binds its flow control and writes to the transport it was made with
+        Connection.connection_made(self, transport)
+
+
+def guarded_connection(
+    cap: PendingCap, tls: ssl.SSLContext | None = None, tls_timeout_s: float = 10.0
+) -> type[ServerConnection]:
+    """A :class:`ServerConnection` class (websockets' ``create_connection``) bound to ``cap``;
+    with ``tls`` it runs the TLS handshake itself, after admission (give websockets no ``ssl``)."""
+    attrs = {"cap": cap, "tls": tls, "tls_timeout_s": tls_timeout_s}
+    return type("GuardedConnection", (_GuardedConnection,), attrs)
+
+
+__all__ = ["PendingCap", "WebsocketsLog", "guarded_connection"]
