@@ -6,7 +6,9 @@ uvicorn, aiohttp, pymodbus and SQLAlchemy log through stdlib and get the same fo
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import time
 from typing import Literal
 
 import structlog
@@ -61,7 +63,40 @@ def configure_logging(
     root.setLevel(_LEVELS.get(level, logging.ERROR))
     # pymodbus dumps raw frames at debug level; uvicorn's access log is noise at 1 Hz polling
     logging.getLogger("pymodbus").setLevel(logging.WARNING)
+    # ... and warns once per malformed frame a peer sends (a frame loop wrote ~360 bytes of log
+    # per frame, from the logger "pymodbus.logging"): one line per burst, cut short
+    handler.addFilter(RepeatFilter("pymodbus"))
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # the ocpp library logs every frame in and out at info (two lines per MeterValues: the bulk of
     # the log at 100 charge points); its wire log is on only with level = "debug"
     logging.getLogger("ocpp").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+class RepeatFilter(logging.Filter):
+    """At most one record per ``interval_s`` from the loggers under ``name`` (a library a peer
+    can make repeat itself at will: pymodbus warns once per malformed frame), its message cut to
+    ``max_chars`` and followed by how many were suppressed before it; other records pass."""
+
+    def __init__(self, name: str, interval_s: float = 10.0, max_chars: int = 300) -> None:
+        super().__init__()
+        self.prefix = name
+        self.interval_s = interval_s
+        self.max_chars = max_chars
+        self._logged_at = -math.inf
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != self.prefix and not record.name.startswith(self.prefix + "."):
+            return True
+        now = time.monotonic()
+        if now - self._logged_at < self.interval_s:
+            self._suppressed += 1
+            return False
+        message = record.getMessage()
+        if len(message) > self.max_chars:
+            message = f"{message[: self.max_chars]}...({len(message)} chars)"
+        if self._suppressed:
+            message = f"{message} ({self._suppressed} more suppressed)"
+        record.msg, record.args = message, None
+        self._logged_at, self._suppressed = now, 0
+        return True
