@@ -54,6 +54,7 @@ def charger_specs(chargers: Sequence[ChargerConfig]) -> list[ChargerSpec]:
                     child_edge=ch.driver == "clemap",
                     limit_delay_s=ch.limit_delay_s,
                     reports_late=ch.driver == "ocpp" or ch.limit_delay_s > 0,
+                    fallback_a=ch.fallback_current_a(),
                 )
             )
     return specs

@@ -181,8 +181,9 @@ class PlugControl:
         """Run the policies before allocation on this cycle's facts, in this order: stuck
         contactor, the charging session, phase learning, the demand cap and the uncontrollable
         charger, then (for a controllable plug) break before make and the idle car. An offline
-        plug reserves its last setpoint, an uncontrollable one its maximum, a stuck one its real
-        draw. ``target`` is the plug's Direct EVSE Control cap;
+        plug reserves its last setpoint (at least its charger-side fallback), an uncontrollable
+        one its maximum, a stuck one its real draw. ``target`` is the plug's Direct EVSE Control
+        cap;
         ``mode``/``priority`` override the spec's for this cycle (runtime settings);
         ``departure_s``/``need_wh``: an announced departure (seconds from now, the session's
         energy need), counted against the session's energy for the allocator's queue."""
@@ -252,8 +253,8 @@ class PlugControl:
         uncontrollable = self.uncontrollable.update(f) is not None
         reserved: Phases | None = None
         if not online:
-            # reserve its last setpoint (its max when none is known) on its wired phases
-            amps = f.written_a if f.written_a is not None else spec.max_a
+            # reserve what it may draw unseen on its wired phases (see :meth:`offline_a`)
+            amps = self.offline_a(f.written_a)
             reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
             available = False
         elif uncontrollable:
@@ -275,13 +276,24 @@ class PlugControl:
                 max_a = spec.min_a
         return ended, (phases, max_a, available, reserved)
 
+    def offline_a(self, written_a: int | None) -> int:
+        """What an unreachable plug is assumed to draw, per phase: its last written setpoint
+        (its max when none was written), but at least its charger-side fallback
+        (``spec.fallback_a``): the charger falls back to it by itself once it has missed
+        fuseguard's writes for its watchdog's timeout, whatever the setpoint was (a pause
+        included), and a car may be plugged in meanwhile. Reserved while a car was last seen
+        connected or not: the car's state is unknown while the charger is."""
+        spec = self.spec
+        amps = written_a if written_a is not None else spec.max_a
+        return max(amps, spec.fallback_a)
+
     def verdict(
         self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake
     ) -> tuple[int, str]:
         """The allocator's answer for this plug, with the overrides of the policies (``f``:
         the facts of this cycle, as :meth:`assess` judged them)."""
         if not self.reading.online(f.now):
-            assumed = f.written_a if f.written_a is not None else self.spec.max_a
+            assumed = self.offline_a(f.written_a)
             error = self.reading.error or "no answer"
             return 0, f"offline ({error}): assuming it draws {assumed} A"
         if self.uncontrollable.reason is not None:

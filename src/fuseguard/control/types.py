@@ -40,6 +40,11 @@ class ChargerSpec:
     #: rise of the meter may be its car starting unseen (docs/safety.md, "Start window"); a
     #: charger measured at the read shows a start within the meter period
     reports_late: bool = False
+    #: what the charger falls back to by itself when fuseguard goes silent (its watchdog: a
+    #: Bender's safe current, an OCPP charge point's safe profile when the lease runs out, a
+    #: child edge's FallbackCurrentLimit), A per phase; 0: no fallback above a pause. An
+    #: unreachable plug reserves at least this (docs/safety.md, "Charger unreachable")
+    fallback_a: int = 0
 
 
 @dataclass(frozen=True, slots=True)
