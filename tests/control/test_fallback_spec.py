@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -47,3 +48,23 @@ def test_every_plug_of_a_charger_gets_it() -> None:
         plugs=[PlugConfig(uuid=f"{i:032x}", label=f"P{i}") for i in (2, 3)],
     )
     assert [s.fallback_a for s in charger_specs([ch])] == [6, 6]
+
+
+@pytest.mark.parametrize(
+    ("fields", "after_s"),
+    [
+        ({"safe_current_a": 6, "safe_timeout_s": 9}, 9.0),
+        ({"safe_current_a": 6, "safe_timeout_s": 0}, math.inf),  # no watchdog
+        ({"driver": "ocpp", "ocpp_id": "cp-1"}, 30.0),  # the lease given below
+        ({"driver": "clemap"}, 60.0),  # the child's keep-alive timeout, as the factory sets it
+        ({"driver": "clemap", "safe_timeout_s": 0}, 120.0),
+    ],
+)
+def test_the_spec_carries_the_watchdog_timeout(fields: dict[str, Any], after_s: float) -> None:
+    (spec,) = charger_specs([_charger(**fields)], ocpp_lease_s=30.0)
+    assert spec.fallback_after_s == after_s
+
+
+def test_without_a_lease_the_shortest_is_assumed() -> None:
+    (spec,) = charger_specs([_charger(driver="ocpp", ocpp_id="cp-1")])
+    assert spec.fallback_after_s == 5.0  # the lowest [api.ocpp] lease_s: the earliest reserve

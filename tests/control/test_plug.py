@@ -58,6 +58,36 @@ def test_an_offline_plug_reserves_its_fallback_whatever_its_car_was_last_seen_do
     assert p.assess(p.facts(30.0), handover()).reserved_a == Phases.uniform(6)
 
 
+def test_a_failing_plug_near_its_watchdog_timeout_is_reserved_before_it_is_offline() -> None:
+    """A 9 s watchdog fires before the 10 s offline timeout: once a read or write fails and
+    the last good write is within the lead (decrease grace 6 s + 2 meter periods) of the
+    timeout, the fallback is reserved and the setpoint held; a good read ends it."""
+    p = plug(fallback_a=6, fallback_after_s=9.0)
+    p.reading.update(charger_sample(CpState.B), 100.0)
+    p.setpoint.written_a, p.setpoint.written_at = 0, 100.0
+    assert p.assess(p.facts(100.5), handover()).reserved_a == ZERO  # healthy
+    p.reading.failed("timeout")
+    assert p.reading.online(102.0) and p.may_fall_back(102.0)
+    a = p.assess(p.facts(102.0), handover())
+    assert not a.demand.available and a.reserved_a == Phases.uniform(6)
+    assert p.verdict(a.facts, 10, "", handover()) == (
+        0,
+        "failing (timeout) near its watchdog timeout: assuming it draws 6 A",
+    )
+    p.reading.update(charger_sample(CpState.B), 103.0)  # answers again
+    assert p.assess(p.facts(103.0), handover()).reserved_a == ZERO
+    slow = plug(fallback_a=6, fallback_after_s=60.0)  # a 60 s watchdog: the offline timeout
+    slow.reading.update(charger_sample(CpState.B), 100.0)
+    slow.setpoint.written_a, slow.setpoint.written_at = 0, 100.0
+    slow.reading.failed("timeout")
+    assert not slow.may_fall_back(105.0)
+    assert slow.assess(slow.facts(105.0), handover()).reserved_a == ZERO
+    above = plug(fallback_a=6, fallback_after_s=9.0)  # charging above its fallback: nothing new
+    above.setpoint.written_a, above.setpoint.written_at = 16, 100.0
+    above.reading.failed("timeout")
+    assert not above.may_fall_back(102.0)
+
+
 def test_a_stuck_plug_is_counted_at_its_real_draw_and_gets_nothing() -> None:
     p = plug()
     p.setpoint.written_a = 0

@@ -97,6 +97,9 @@ class PlugControl:
         )
         self.status = PlugStatus.INIT
         self._margin_a = cfg.excess_margin_a
+        # how long before a possible fallback its reserve must be in place: the others' time to
+        # follow a decrease, and a meter period each to see and to decide
+        self._lead_s = cfg.decrease_grace_s + 2.0 * cfg.meter_period_s
         self._key: tuple[object, ...] = ()  # the facts the verdicts below were judged on
         self._verdicts: _Verdicts = ((), 0, False, None)
         self._steady = False  # no policy timer ran after that judgement
@@ -189,7 +192,7 @@ class PlugControl:
         energy need), counted against the session's energy for the allocator's queue."""
         spec = self.spec
         now = f.now
-        online = self.reading.online(now)
+        online = self.reading.online(now) and not self.may_fall_back(now)
         key = (f.sample, f.fresh, f.settled, f.written_a, online)
         if self.reuse and self._steady and key == self._key:
             # the same facts and no policy timer running: every verdict would be the same
@@ -276,6 +279,18 @@ class PlugControl:
                 max_a = spec.min_a
         return ended, (phases, max_a, available, reserved)
 
+    def may_fall_back(self, now: float) -> bool:
+        """Not offline yet, but failing (its last read or write failed) for so long since the
+        last write that reached it that its watchdog may fall back within ``_lead_s``: treated
+        as unreachable (a watchdog shorter than the offline timeout would fire first)."""
+        spec = self.spec
+        sp = self.setpoint
+        return (
+            self.reading.error is not None
+            and spec.fallback_a > (sp.written_a or 0)
+            and now - sp.written_at >= spec.fallback_after_s - self._lead_s
+        )
+
     def offline_a(self, written_a: int | None) -> int:
         """What an unreachable plug is assumed to draw, per phase: its last written setpoint
         (its max when none was written), but at least its charger-side fallback
@@ -296,6 +311,12 @@ class PlugControl:
             assumed = self.offline_a(f.written_a)
             error = self.reading.error or "no answer"
             return 0, f"offline ({error}): assuming it draws {assumed} A"
+        if self.may_fall_back(f.now):  # held where it is until it answers or is offline
+            assumed = self.offline_a(f.written_a)
+            return f.written_a or 0, (
+                f"failing ({self.reading.error}) near its watchdog timeout: assuming it "
+                f"draws {assumed} A"
+            )
         if self.uncontrollable.reason is not None:
             return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:
