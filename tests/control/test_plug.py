@@ -67,15 +67,22 @@ def test_a_failing_plug_near_its_watchdog_timeout_is_reserved_before_it_is_offli
     p.setpoint.written_a, p.setpoint.written_at = 0, 100.0
     assert p.assess(p.facts(100.5), handover()).reserved_a == ZERO  # healthy
     p.reading.failed("timeout")
-    assert p.reading.online(102.0) and p.may_fall_back(102.0)
-    a = p.assess(p.facts(102.0), handover())
+    assert not p.may_fall_back(101.0)  # read 1 s ago: its next read would show a fallback
+    assert p.reading.online(103.0) and p.may_fall_back(103.0)
+    a = p.assess(p.facts(103.0), handover())
     assert not a.demand.available and a.reserved_a == Phases.uniform(6)
     assert p.verdict(a.facts, 10, "", handover()) == (
         0,
         "failing (timeout) near its watchdog timeout: assuming it draws 6 A",
     )
-    p.reading.update(charger_sample(CpState.B), 103.0)  # answers again
-    assert p.assess(p.facts(103.0), handover()).reserved_a == ZERO
+    p.reading.update(charger_sample(CpState.B), 104.0)  # answers again
+    assert p.assess(p.facts(104.0), handover()).reserved_a == ZERO
+    refuses = plug(fallback_a=6, fallback_after_s=9.0)  # refuses writes, answers every read
+    refuses.setpoint.written_a, refuses.setpoint.written_at = 0, 100.0
+    for t in (101.0, 102.0, 103.0, 104.0):
+        refuses.reading.update(charger_sample(CpState.B), t)
+        refuses.reading.note_error("write failed: refused")
+        assert not refuses.may_fall_back(t + 0.5)
     slow = plug(fallback_a=6, fallback_after_s=60.0)  # a 60 s watchdog: the offline timeout
     slow.reading.update(charger_sample(CpState.B), 100.0)
     slow.setpoint.written_a, slow.setpoint.written_at = 0, 100.0
@@ -85,7 +92,7 @@ def test_a_failing_plug_near_its_watchdog_timeout_is_reserved_before_it_is_offli
     above = plug(fallback_a=6, fallback_after_s=9.0)  # charging above its fallback: nothing new
     above.setpoint.written_a, above.setpoint.written_at = 16, 100.0
     above.reading.failed("timeout")
-    assert not above.may_fall_back(102.0)
+    assert not above.may_fall_back(103.0)
 
 
 def test_a_stuck_plug_is_counted_at_its_real_draw_and_gets_nothing() -> None:

@@ -144,7 +144,8 @@ class ControlConfig(_Model):
         default=10.0,
         gt=0,
         le=3600,
-        description="charger silent this long -> assume its last setpoint (at least its safe current)",
+        description="charger silent this long -> assume its last setpoint (at least its safe "
+        "current)",
     )
     charger_idle_poll_s: float = Field(
         default=10.0,

@@ -280,15 +280,19 @@ class PlugControl:
         return ended, (phases, max_a, available, reserved)
 
     def may_fall_back(self, now: float) -> bool:
-        """Not offline yet, but failing (its last read or write failed) for so long since the
-        last write that reached it that its watchdog may fall back within ``_lead_s``: treated
-        as unreachable (a watchdog shorter than the offline timeout would fire first)."""
+        """Not offline yet, but failing (its last read or write failed, and it was not read
+        within the fresh window) for so long since the last write that reached it that its
+        watchdog may fall back within ``_lead_s``: treated as unreachable (a watchdog shorter
+        than the offline timeout would fire first). A charger still read every period is not:
+        its reads show a fallback (a charger that refuses writes but answers reads)."""
         spec = self.spec
         sp = self.setpoint
+        r = self.reading
         return (
-            self.reading.error is not None
+            r.error is not None
             and spec.fallback_a > (sp.written_a or 0)
             and now - sp.written_at >= spec.fallback_after_s - self._lead_s
+            and not r.read_recently(now)
         )
 
     def offline_a(self, written_a: int | None) -> int:
