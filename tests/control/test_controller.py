@@ -200,6 +200,23 @@ async def test_charger_loss_reserves_its_last_setpoint(site_factory) -> None:
     assert within(site.grid(), Phases.uniform(32))
 
 
+async def test_charger_loss_reserves_its_fallback_above_a_pause(site_factory) -> None:
+    """cp2 has no car (setpoint 0) when it stops answering; its own watchdog will offer a car
+    plugged in meanwhile its 10 A fallback, so cp1 is held to 32 - 4 - 10 A."""
+    chargers = {"cp1": FakeCharger(), "cp2": FakeCharger(plugged=False)}
+    site = site_factory(
+        fuse_a=32, base_a=Phases(4, 4, 4), chargers=chargers, specs={"cp2": {"fallback_a": 10}}
+    )
+    await site.run_for(30)
+    assert site.setpoints() == {"cp1": 28, "cp2": 0}
+    chargers["cp2"].offline = True
+    await site.run_for(15)
+    cp2 = next(p for p in site.controller.status().plugs if p.id == "cp2")
+    assert cp2.status is PlugStatus.OFFLINE
+    assert cp2.reason.endswith("): assuming it draws 10 A")
+    assert site.chargers["cp1"].limit_a == 18
+
+
 async def test_stuck_contactor_is_counted_at_its_real_draw(site_factory) -> None:
     chargers = {"cp1": FakeCharger(), "cp2": FakeCharger(), "cp3": FakeCharger()}
     site = site_factory(fuse_a=40, base_a=Phases(4, 4, 4), chargers=chargers)

@@ -25,6 +25,76 @@ def test_an_offline_plug_reserves_its_last_setpoint_on_its_wired_phases() -> Non
     assert never.assess(never.facts(100.0), handover()).reserved_a == Phases.uniform(20)
 
 
+def test_an_offline_plug_reserves_at_least_its_charger_side_fallback() -> None:
+    """A paused plug (setpoint 0) falls back to its safe current by itself once it misses
+    fuseguard's writes: that is reserved, on every wired phase (the car may be 3-phase), as
+    long as it is unreachable."""
+    p = plug(rotation=Rotation.L2L3L1, fallback_a=6)
+    p.setpoint.written_a = 0
+    a = p.assess(p.facts(100.0), handover())
+    assert not a.demand.available
+    assert a.reserved_a == Phases.uniform(6)
+    assert p.verdict(a.facts, 10, "", handover()) == (
+        0,
+        "offline (no answer): assuming it draws 6 A",
+    )
+    one = plug(rotation=Rotation.L3L1L2, wired_phases=1, fallback_a=8)
+    one.setpoint.written_a = 0
+    assert one.assess(one.facts(100.0), handover()).reserved_a == Phases(0, 0, 8)
+    above = plug(fallback_a=6)  # a last setpoint above the fallback stays what is reserved
+    above.setpoint.written_a = 16
+    assert above.assess(above.facts(100.0), handover()).reserved_a == Phases.uniform(16)
+    assert plug(max_a=20, fallback_a=6).offline_a(None) == 20  # never written: its max
+
+
+def test_an_offline_plug_reserves_its_fallback_whatever_its_car_was_last_seen_doing() -> None:
+    """No car at the last read: one may be plugged in while the charger is unreachable, and the
+    charger then offers it the fallback; the car's state is as unknown as the charger's."""
+    p = plug(fallback_a=6)
+    p.reading.update(charger_sample(CpState.A), 10.0)  # no car
+    p.setpoint.written_a = 0
+    assert p.reading.online(10.0) and not p.reading.online(30.0)
+    assert p.assess(p.facts(10.0), handover()).reserved_a == ZERO  # online: nothing to reserve
+    assert p.assess(p.facts(30.0), handover()).reserved_a == Phases.uniform(6)
+
+
+def test_a_failing_plug_near_its_watchdog_timeout_is_reserved_before_it_is_offline() -> None:
+    """A 9 s watchdog fires before the 10 s offline timeout: once a read or write fails and
+    the last good write is within the lead (decrease grace 6 s + 2 meter periods) of the
+    timeout, the fallback is reserved and the setpoint held; a good read ends it."""
+    p = plug(fallback_a=6, fallback_after_s=9.0)
+    p.reading.update(charger_sample(CpState.B), 100.0)
+    p.setpoint.written_a, p.setpoint.written_at = 0, 100.0
+    assert p.assess(p.facts(100.5), handover()).reserved_a == ZERO  # healthy
+    p.reading.failed("timeout")
+    assert not p.may_fall_back(101.0)  # read 1 s ago: its next read would show a fallback
+    assert p.reading.online(103.0) and p.may_fall_back(103.0)
+    a = p.assess(p.facts(103.0), handover())
+    assert not a.demand.available and a.reserved_a == Phases.uniform(6)
+    assert p.verdict(a.facts, 10, "", handover()) == (
+        0,
+        "failing (timeout) near its watchdog timeout: assuming it draws 6 A",
+    )
+    p.reading.update(charger_sample(CpState.B), 104.0)  # answers again
+    assert p.assess(p.facts(104.0), handover()).reserved_a == ZERO
+    refuses = plug(fallback_a=6, fallback_after_s=9.0)  # refuses writes, answers every read
+    refuses.setpoint.written_a, refuses.setpoint.written_at = 0, 100.0
+    for t in (101.0, 102.0, 103.0, 104.0):
+        refuses.reading.update(charger_sample(CpState.B), t)
+        refuses.reading.note_error("write failed: refused")
+        assert not refuses.may_fall_back(t + 0.5)
+    slow = plug(fallback_a=6, fallback_after_s=60.0)  # a 60 s watchdog: the offline timeout
+    slow.reading.update(charger_sample(CpState.B), 100.0)
+    slow.setpoint.written_a, slow.setpoint.written_at = 0, 100.0
+    slow.reading.failed("timeout")
+    assert not slow.may_fall_back(105.0)
+    assert slow.assess(slow.facts(105.0), handover()).reserved_a == ZERO
+    above = plug(fallback_a=6, fallback_after_s=9.0)  # charging above its fallback: nothing new
+    above.setpoint.written_a, above.setpoint.written_at = 16, 100.0
+    above.reading.failed("timeout")
+    assert not above.may_fall_back(103.0)
+
+
 def test_a_stuck_plug_is_counted_at_its_real_draw_and_gets_nothing() -> None:
     p = plug()
     p.setpoint.written_a = 0

@@ -192,6 +192,8 @@ name = "metered"
 voltage_v = 230
 fuse_a = 80
 duration_s = 3600
+charger_safe_current_a = 8
+charger_safe_timeout_s = 90
 
 [[circuits]]
 id = "garage"

@@ -94,6 +94,18 @@ class ChargerConfig(_Model):
             raise ValueError(msg)
         return v
 
+    def fallback_current_a(self) -> int:
+        """What each plug falls back to by itself when fuseguard goes silent (A per phase; 0:
+        nothing above a pause): a Bender's ``safe_current_a`` while its watchdog is armed
+        (``safe_timeout_s`` > 0); an OCPP charge point's safe profile when the lease runs out
+        (``safe_current_a``, 6 A unless configured); a child edge's FallbackCurrentLimit
+        (``safe_current_a``; not configured: the child's own, unknown here, so its max)."""
+        if self.driver == "ocpp":
+            return self.safe_current_a if "safe_current_a" in self.model_fields_set else 6
+        if self.driver == "clemap":
+            return self.safe_current_a or self.max_current_a
+        return self.safe_current_a if self.safe_timeout_s > 0 else 0
+
     @model_validator(mode="after")
     def _bounds(self) -> Self:
         if self.driver == "ocpp" and self.ocpp_id is None:
@@ -132,7 +144,8 @@ class ControlConfig(_Model):
         default=10.0,
         gt=0,
         le=3600,
-        description="charger silent this long -> assume its last setpoint",
+        description="charger silent this long -> assume its last setpoint (at least its safe "
+        "current)",
     )
     charger_idle_poll_s: float = Field(
         default=10.0,

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 from fuseguard.config.models import (
@@ -33,8 +34,25 @@ def plug_ids(charger: ChargerConfig) -> list[str]:
     return [charger.id if i == 0 else f"{charger.id}/{i + 1}" for i in range(len(charger.plugs))]
 
 
-def charger_specs(chargers: Sequence[ChargerConfig]) -> list[ChargerSpec]:
-    """One :class:`ChargerSpec` per plug of every charger, in config order."""
+#: the shortest ``[api.ocpp] lease_s``: an OCPP lease assumed where none is given
+OCPP_SHORTEST_LEASE_S = 5.0
+
+
+def _fallback_after_s(ch: ChargerConfig, ocpp_lease_s: float) -> float:
+    """The charger's watchdog timeout, as its driver arms it: the OCPP lease, a child edge's
+    keep-alive timeout (120 s unless set), a Bender's ``safe_timeout_s`` (0: no watchdog)."""
+    if ch.driver == "ocpp":
+        return ocpp_lease_s
+    if ch.driver == "clemap":
+        return float(ch.safe_timeout_s or 120)
+    return float(ch.safe_timeout_s) if ch.safe_timeout_s > 0 else math.inf
+
+
+def charger_specs(
+    chargers: Sequence[ChargerConfig], *, ocpp_lease_s: float = OCPP_SHORTEST_LEASE_S
+) -> list[ChargerSpec]:
+    """One :class:`ChargerSpec` per plug of every charger, in config order (``ocpp_lease_s``:
+    ``[api.ocpp] lease_s``, the OCPP charge points' watchdog timeout)."""
     specs = []
     for ch in chargers:
         for pid, plug in zip(plug_ids(ch), ch.plugs, strict=True):
@@ -54,6 +72,8 @@ def charger_specs(chargers: Sequence[ChargerConfig]) -> list[ChargerSpec]:
                     child_edge=ch.driver == "clemap",
                     limit_delay_s=ch.limit_delay_s,
                     reports_late=ch.driver == "ocpp" or ch.limit_delay_s > 0,
+                    fallback_a=ch.fallback_current_a(),
+                    fallback_after_s=_fallback_after_s(ch, ocpp_lease_s),
                 )
             )
     return specs
@@ -88,8 +108,12 @@ def controller_config(
     chargers: Sequence[ChargerConfig],
     control: ControlConfig,
     pv: PvConfig | None = None,
+    *,
+    ocpp_lease_s: float = OCPP_SHORTEST_LEASE_S,
 ) -> ControllerConfig:
-    """The control loop's view of a site: circuits, plugs, meter cadence and control tuning."""
+    """The control loop's view of a site: circuits, plugs, meter cadence and control tuning
+    (``ocpp_lease_s``: ``[api.ocpp] lease_s``; a scenario's OCPP charge points are configured
+    as Benders whose ``safe_timeout_s`` is their lease)."""
     c = control
     return ControllerConfig(
         circuits=circuit_specs(site),
@@ -99,7 +123,7 @@ def controller_config(
             if circuit.meter is not None
         },
         pv_meter_timing=_timing(pv) if pv is not None else None,
-        chargers=charger_specs(chargers),
+        chargers=charger_specs(chargers, ocpp_lease_s=ocpp_lease_s),
         voltage_v=site.voltage_v,
         meter_period_s=meter.period_s,
         meter_phase_assumption=meter.phase_assumption,
@@ -133,7 +157,9 @@ def controller_config(
 
 def controller_config_of(cfg: FuseguardConfig) -> ControllerConfig:
     """:func:`controller_config` of a whole edge config."""
-    return controller_config(cfg.site, cfg.meter, cfg.chargers, cfg.control, cfg.pv)
+    return controller_config(
+        cfg.site, cfg.meter, cfg.chargers, cfg.control, cfg.pv, ocpp_lease_s=cfg.api.ocpp.lease_s
+    )
 
 
 __all__ = [

@@ -97,6 +97,9 @@ class PlugControl:
         )
         self.status = PlugStatus.INIT
         self._margin_a = cfg.excess_margin_a
+        # how long before a possible fallback its reserve must be in place: the others' time to
+        # follow a decrease, and a meter period each to see and to decide
+        self._lead_s = cfg.decrease_grace_s + 2.0 * cfg.meter_period_s
         self._key: tuple[object, ...] = ()  # the facts the verdicts below were judged on
         self._verdicts: _Verdicts = ((), 0, False, None)
         self._steady = False  # no policy timer ran after that judgement
@@ -181,14 +184,15 @@ class PlugControl:
         """Run the policies before allocation on this cycle's facts, in this order: stuck
         contactor, the charging session, phase learning, the demand cap and the uncontrollable
         charger, then (for a controllable plug) break before make and the idle car. An offline
-        plug reserves its last setpoint, an uncontrollable one its maximum, a stuck one its real
-        draw. ``target`` is the plug's Direct EVSE Control cap;
+        plug reserves its last setpoint (at least its charger-side fallback), an uncontrollable
+        one its maximum, a stuck one its real draw. ``target`` is the plug's Direct EVSE Control
+        cap;
         ``mode``/``priority`` override the spec's for this cycle (runtime settings);
         ``departure_s``/``need_wh``: an announced departure (seconds from now, the session's
         energy need), counted against the session's energy for the allocator's queue."""
         spec = self.spec
         now = f.now
-        online = self.reading.online(now)
+        online = self.reading.online(now) and not self.may_fall_back(now)
         key = (f.sample, f.fresh, f.settled, f.written_a, online)
         if self.reuse and self._steady and key == self._key:
             # the same facts and no policy timer running: every verdict would be the same
@@ -252,8 +256,8 @@ class PlugControl:
         uncontrollable = self.uncontrollable.update(f) is not None
         reserved: Phases | None = None
         if not online:
-            # reserve its last setpoint (its max when none is known) on its wired phases
-            amps = f.written_a if f.written_a is not None else spec.max_a
+            # reserve what it may draw unseen on its wired phases (see :meth:`offline_a`)
+            amps = self.offline_a(f.written_a)
             reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
             available = False
         elif uncontrollable:
@@ -275,15 +279,48 @@ class PlugControl:
                 max_a = spec.min_a
         return ended, (phases, max_a, available, reserved)
 
+    def may_fall_back(self, now: float) -> bool:
+        """Not offline yet, but failing (its last read or write failed, and it was not read
+        within the fresh window) for so long since the last write that reached it that its
+        watchdog may fall back within ``_lead_s``: treated as unreachable (a watchdog shorter
+        than the offline timeout would fire first). A charger still read every period is not:
+        its reads show a fallback (a charger that refuses writes but answers reads)."""
+        spec = self.spec
+        sp = self.setpoint
+        r = self.reading
+        return (
+            r.error is not None
+            and spec.fallback_a > (sp.written_a or 0)
+            and now - sp.written_at >= spec.fallback_after_s - self._lead_s
+            and not r.read_recently(now)
+        )
+
+    def offline_a(self, written_a: int | None) -> int:
+        """What an unreachable plug is assumed to draw, per phase: its last written setpoint
+        (its max when none was written), but at least its charger-side fallback
+        (``spec.fallback_a``): the charger falls back to it by itself once it has missed
+        fuseguard's writes for its watchdog's timeout, whatever the setpoint was (a pause
+        included), and a car may be plugged in meanwhile. Reserved while a car was last seen
+        connected or not: the car's state is unknown while the charger is."""
+        spec = self.spec
+        amps = written_a if written_a is not None else spec.max_a
+        return max(amps, spec.fallback_a)
+
     def verdict(
         self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake
     ) -> tuple[int, str]:
         """The allocator's answer for this plug, with the overrides of the policies (``f``:
         the facts of this cycle, as :meth:`assess` judged them)."""
         if not self.reading.online(f.now):
-            assumed = f.written_a if f.written_a is not None else self.spec.max_a
+            assumed = self.offline_a(f.written_a)
             error = self.reading.error or "no answer"
             return 0, f"offline ({error}): assuming it draws {assumed} A"
+        if self.may_fall_back(f.now):  # held where it is until it answers or is offline
+            assumed = self.offline_a(f.written_a)
+            return f.written_a or 0, (
+                f"failing ({self.reading.error}) near its watchdog timeout: assuming it "
+                f"draws {assumed} A"
+            )
         if self.uncontrollable.reason is not None:
             return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:

@@ -213,6 +213,11 @@ class ChargerReading:
         """The sample is from the current or the previous poll (or vouched for until then)."""
         return self.vouched_at is not None and now - self.vouched_at <= self._fresh_s
 
+    def read_recently(self, now: float) -> bool:
+        """A good sample was actually read within the fresh window (a vouched one not counted):
+        whatever the charger does now, its next read shows it."""
+        return self.sample_at is not None and now - self.sample_at <= self._fresh_s
+
     def vouch(self, until: float) -> None:
         """The cadence reads this steady charger next at ``until``: its sample stands until then
         (``online``/``fresh`` count from ``until``)."""

@@ -6,6 +6,7 @@ it imports only :mod:`fuseguard.model`, so it can never be part of an import cyc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,14 @@ class ChargerSpec:
     #: rise of the meter may be its car starting unseen (docs/safety.md, "Start window"); a
     #: charger measured at the read shows a start within the meter period
     reports_late: bool = False
+    #: what the charger falls back to by itself when fuseguard goes silent (its watchdog: a
+    #: Bender's safe current, an OCPP charge point's safe profile when the lease runs out, a
+    #: child edge's FallbackCurrentLimit), A per phase; 0: no fallback above a pause. An
+    #: unreachable plug reserves at least this (docs/safety.md, "Charger unreachable")
+    fallback_a: int = 0
+    #: the charger's watchdog timeout (s; inf: none): it cannot fall back earlier than this
+    #: after the last write that reached it (a Bender's safe_timeout_s, an OCPP lease)
+    fallback_after_s: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)

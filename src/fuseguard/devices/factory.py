@@ -162,7 +162,8 @@ def build_ocpp_chargers(
         identity = str(ch.ocpp_id)
         password = ch.ocpp_password.get_secret_value() if ch.ocpp_password else ""
         # an OCPP charge point without a configured safe current falls back to 6 A, not 0 A
-        safe_a = ch.safe_current_a if "safe_current_a" in ch.model_fields_set else 6
+        # (the value control reserves for it while it is unreachable: ChargerSpec.fallback_a)
+        safe_a = ch.fallback_current_a()
         stations[identity] = Station(
             StationConfig(
                 identity=identity,
