@@ -13,7 +13,7 @@ the charge point *reported*, not the connector's state of the moment.
   transaction (OCPP 1.6 ``MeterValueSampleInterval``), none outside a transaction; 0: a new
   value on every look. Their age is the sample's ``measured_age_s`` while the last status says
   Charging (0 outside Charging, as the station reports it).
-- **TriggerMessage**, at the driver's times (``devices/ocpp/triggers.py``, the same constants):
+- **TriggerMessage**, at the driver's times (``wire/ocpp_triggers.py``, the driver's constants):
   when a limit at or above 6 A is accepted that starts a paused connected car (status and
   MeterValues) or raises a charging one (MeterValues), ``TRIGGER_AFTER_OFFER_S`` after it; and
   MeterValues ``TRIGGER_AFTER_CHARGING_S`` after a Charging status when no rounds are waiting. A
@@ -47,12 +47,6 @@ import math
 from collections import deque
 
 from fuseguard.control.ports import DeviceResponseError
-from fuseguard.devices.ocpp.triggers import (
-    FRESH_METER_S,
-    START_OFFER_A,
-    TRIGGER_AFTER_CHARGING_S,
-    TRIGGER_AFTER_OFFER_S,
-)
 from fuseguard.model.clock import Clock, TimerHandle
 from fuseguard.model.faults import DeviceFault
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
@@ -68,6 +62,12 @@ from fuseguard.scenario.config import (
 )
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import SiteModel
+from fuseguard.wire.ocpp_triggers import (
+    FRESH_METER_S,
+    START_OFFER_A,
+    TRIGGER_AFTER_CHARGING_S,
+    TRIGGER_AFTER_OFFER_S,
+)
 
 #: faults under which a lease renewal does not reach the charge point (or is refused)
 _NO_RENEWAL = frozenset({DeviceFault.OFFLINE, DeviceFault.GARBAGE, DeviceFault.REJECTS_PROFILES})

@@ -32,18 +32,18 @@ from fuseguard.control.ports import DeviceConnectionError, DeviceError, DeviceTi
 from fuseguard.devices.ocpp.reports import ConnectorState, Reports
 from fuseguard.devices.ocpp.wire import ChargePointConfig
 from fuseguard.model.clock import Clock
+from fuseguard.wire.ocpp_triggers import (
+    FRESH_METER_S,
+    START_OFFER_A,
+    TRIGGER_AFTER_CHARGING_S,
+    TRIGGER_AFTER_OFFER_S,
+)
 
 log = structlog.get_logger("fuseguard.devices.ocpp.station")
 
-#: seconds after an offer to a paused connector was accepted: ask for its status and meter values
-TRIGGER_AFTER_OFFER_S: tuple[float, ...] = (3.0, 8.0)
-#: seconds after a connector reported Charging with no MeterValues since: ask for meter values
-TRIGGER_AFTER_CHARGING_S = 2.0
 #: the central system's trigger budget: rounds per second on average, and the burst
 TRIGGER_ROUNDS_PER_S = 10.0
 TRIGGER_BURST = 20
-START_OFFER_A = 6  #: an offer at or above this (IEC 61851 minimum) starts a paused car
-FRESH_METER_S = 2.0  #: a round is skipped when MeterValues of a charging car came this recently
 
 
 class OcppSession(Protocol):
