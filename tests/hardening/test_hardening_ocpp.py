@@ -24,6 +24,7 @@ from fuseguard.api.tls import ensure_self_signed_cert
 from fuseguard.devices.ocpp import OcppCentralSystem, Station, StationConfig
 from fuseguard.devices.ocpp.server import server_ssl_context
 from fuseguard.model.clock import RealClock
+from tests.hardening.hardening_support import exchange
 from tests.ocpp.conftest import PASSWORD, basic, central, charge_point, wait_for
 
 BURST = 30
@@ -39,21 +40,6 @@ def _upgrade(path: str, user: str | None = None, password: str = "") -> bytes:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         head += f"Authorization: Basic {token}\r\n"
     return (head + "\r\n").encode()
-
-
-async def _exchange(port: int, raw: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(raw)
-    await writer.drain()
-    chunks: list[bytes] = []
-    try:
-        async with asyncio.timeout(5.0):
-            while chunk := await reader.read(65536):
-                chunks.append(chunk)
-    except (TimeoutError, ConnectionResetError):
-        pass
-    writer.close()
-    return b"".join(chunks)
 
 
 def _without_date(answer: bytes) -> bytes:
@@ -88,16 +74,22 @@ async def test_every_refusal_is_the_same_401_and_logs_once_per_burst() -> None:
         port = site.server.port
         with capture_logs() as logs:
             for _ in range(BURST):
-                await _exchange(port, _upgrade("/ocpp/CP1", "CP1", "wrong"))
+                await exchange(port, _upgrade("/ocpp/CP1", "CP1", "wrong"), read_s=5.0)
         refused = [e for e in logs if e["event"] == "ocpp_handshake_refused"]
         assert len(refused) == 1
         assert refused[0]["reason"] == "wrong credentials"
         answers = {
-            "unknown identity": await _exchange(port, _upgrade("/ocpp/CP9", "CP9", PASSWORD)),
-            "no credentials": await _exchange(port, _upgrade("/ocpp/CP1")),
-            "wrong password": await _exchange(port, _upgrade("/ocpp/CP1", "CP1", "wrong")),
-            "not an OCPP path": await _exchange(port, _upgrade("/a/b/c", "CP1", PASSWORD)),
-            "identity too long": await _exchange(port, _upgrade("/ocpp/" + "C" * 49)),
+            "unknown identity": await exchange(
+                port, _upgrade("/ocpp/CP9", "CP9", PASSWORD), read_s=5.0
+            ),
+            "no credentials": await exchange(port, _upgrade("/ocpp/CP1"), read_s=5.0),
+            "wrong password": await exchange(
+                port, _upgrade("/ocpp/CP1", "CP1", "wrong"), read_s=5.0
+            ),
+            "not an OCPP path": await exchange(
+                port, _upgrade("/a/b/c", "CP1", PASSWORD), read_s=5.0
+            ),
+            "identity too long": await exchange(port, _upgrade("/ocpp/" + "C" * 49), read_s=5.0),
         }
         first = _without_date(answers["unknown identity"])
         assert first.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
@@ -170,7 +162,9 @@ async def test_an_oversized_handshake_request_is_dropped_unanswered() -> None:
         raw = _upgrade("/ocpp/CP1", "CP1", PASSWORD).replace(b"\r\n\r\n", b"\r\n", 1)
         with capture_logs() as logs:
             for _ in range(3):
-                answer = await _exchange(site.server.port, raw + filler.encode() + b"\r\n")
+                answer = await exchange(
+                    site.server.port, raw + filler.encode() + b"\r\n", read_s=5.0
+                )
                 assert answer == b""  # closed, no HTTP answer
         assert site.server.pending_cap.oversized_requests == 3
         assert len([e for e in logs if e["event"] == "ocpp_request_too_large"]) == 1
