@@ -153,7 +153,7 @@ def build_ocpp_chargers(
         return {}
     from fuseguard.devices.ocpp import OcppCentralSystem, OcppConnector, Station, StationConfig
     from fuseguard.devices.ocpp.server import server_ssl_context
-    from fuseguard.devices.ocpp.station import TriggerBudget
+    from fuseguard.devices.ocpp.triggers import TriggerBudget
 
     oc = cfg.api.ocpp
     stations: dict[str, Station] = {}
