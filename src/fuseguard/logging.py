@@ -6,12 +6,13 @@ uvicorn, aiohttp, pymodbus and SQLAlchemy log through stdlib and get the same fo
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 from typing import Literal
 
 import structlog
+
+from fuseguard.serving.throttle import LogThrottle
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
@@ -75,28 +76,25 @@ def configure_logging(
 class RepeatFilter(logging.Filter):
     """At most one record per ``interval_s`` from the loggers under ``name`` (a library a peer
     can make repeat itself at will: pymodbus warns once per malformed frame), its message cut to
-    ``max_chars`` and followed by how many were suppressed before it; other records pass."""
+    ``max_chars`` and followed by how many were suppressed before it; other records pass.
+    The pacing is :class:`~fuseguard.serving.throttle.LogThrottle`'s, as for our own lines."""
 
     def __init__(self, name: str, interval_s: float = 10.0, max_chars: int = 300) -> None:
         super().__init__()
         self.prefix = name
-        self.interval_s = interval_s
         self.max_chars = max_chars
-        self._logged_at = -math.inf
-        self._suppressed = 0
+        self._throttle = LogThrottle(interval_s, clock=time.monotonic)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name != self.prefix and not record.name.startswith(self.prefix + "."):
             return True
-        now = time.monotonic()
-        if now - self._logged_at < self.interval_s:
-            self._suppressed += 1
+        suppressed = self._throttle.admit()
+        if suppressed is None:
             return False
         message = record.getMessage()
         if len(message) > self.max_chars:
             message = f"{message[: self.max_chars]}...({len(message)} chars)"
-        if self._suppressed:
-            message = f"{message} ({self._suppressed} more suppressed)"
+        if suppressed:
+            message = f"{message} ({suppressed} more suppressed)"
         record.msg, record.args = message, None
-        self._logged_at, self._suppressed = now, 0
         return True
