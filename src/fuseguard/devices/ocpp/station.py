@@ -31,9 +31,7 @@ import math
 from typing import Any
 
 import structlog
-from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
-from websockets.exceptions import ConnectionClosed
 
 from fuseguard.control.ports import (
     DeviceConnectionError,
@@ -177,22 +175,7 @@ class Station(Triggers):
             await self.clock.sleep(self.config.renew_every_s)
             await self._renew(session)
 
-    # --- calls -----------------------------------------------------------------------------
-
-    async def _call(self, session: OcppSession, payload: Any) -> Any:
-        """One request to the charge point, every failure mapped onto the device error tree."""
-        action = type(payload).__name__
-        try:
-            return await session.call(payload, suppress=False)
-        except OCPPError as err:
-            msg = f"{self.name}: {action} answered CALLERROR {err.code}"
-            raise DeviceResponseError(msg) from err
-        except TimeoutError as err:
-            msg = f"{self.name}: no answer to {action} within {self.config.call_timeout_s:g} s"
-            raise DeviceTimeoutError(msg) from err
-        except (ConnectionClosed, OSError) as err:
-            msg = f"{self.name}: connection lost during {action}"
-            raise DeviceConnectionError(msg) from err
+    # --- set-up (requests: Triggers._call) ----------------------------------------------
 
     async def _setup(self, session: OcppSession) -> None:
         cfg = await self._read_configuration(session)

@@ -25,10 +25,17 @@ import functools
 from typing import Any, Protocol
 
 import structlog
+from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
 from ocpp.v16.enums import MessageTrigger
+from websockets.exceptions import ConnectionClosed
 
-from fuseguard.control.ports import DeviceConnectionError, DeviceError, DeviceTimeoutError
+from fuseguard.control.ports import (
+    DeviceConnectionError,
+    DeviceError,
+    DeviceResponseError,
+    DeviceTimeoutError,
+)
 from fuseguard.devices.ocpp.reports import ConnectorState, Reports
 from fuseguard.devices.ocpp.wire import ChargePointConfig
 from fuseguard.model.clock import Clock
@@ -85,7 +92,8 @@ class TriggerBudget:
 
 
 class Triggers(Reports):
-    """The trigger rounds of a station (module docstring); its state is set by
+    """A station's requests to its charge point (:meth:`_call`, every failure mapped onto the
+    device error tree) and its trigger rounds (module docstring); its state is set by
     :class:`~fuseguard.devices.ocpp.station.Station`."""
 
     triggers: TriggerBudget
@@ -98,7 +106,19 @@ class Triggers(Reports):
     _trigger_tasks: dict[int, asyncio.Task[None]]
 
     async def _call(self, session: OcppSession, payload: Any) -> Any:
-        raise NotImplementedError
+        """One request to the charge point, every failure mapped onto the device error tree."""
+        action = type(payload).__name__
+        try:
+            return await session.call(payload, suppress=False)
+        except OCPPError as err:
+            msg = f"{self.name}: {action} answered CALLERROR {err.code}"
+            raise DeviceResponseError(msg) from err
+        except TimeoutError as err:
+            msg = f"{self.name}: no answer to {action} within {self.config.call_timeout_s:g} s"
+            raise DeviceTimeoutError(msg) from err
+        except (ConnectionClosed, OSError) as err:
+            msg = f"{self.name}: connection lost during {action}"
+            raise DeviceConnectionError(msg) from err
 
     # --- triggers ----------------------------------------------
 
