@@ -98,3 +98,18 @@ class RepeatFilter(logging.Filter):
             message = f"{message} ({suppressed} more suppressed)"
         record.msg, record.args = message, None
         return True
+
+
+#: at most this many characters of a client's id (a path segment) go into a log line
+LOGGED_ID_CHARS = 64
+
+
+def clip_id(value: str) -> str:
+    """``value`` for a log line or an error message: at most :data:`LOGGED_ID_CHARS` characters.
+
+    An unauthenticated request's path ids went into the log whole: a flood of 7 000-character ids
+    with a wrong token wrote 61 MB of log in 10 s against the demo.
+    """
+    if len(value) <= LOGGED_ID_CHARS:
+        return value
+    return f"{value[:LOGGED_ID_CHARS]}...({len(value)} chars)"

@@ -43,11 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fuseguard.api.evse_errors import (
-    TOKEN_HEADER,
-    ApiError,
-    clip_id,
-)
+from fuseguard.api.evse_errors import TOKEN_HEADER, ApiError
 from fuseguard.api.evse_errors import error_response as _error_response
 from fuseguard.api.evse_models import (
     DEFAULT_MAX_DURATION_S,
@@ -62,6 +58,7 @@ from fuseguard.api.evse_models import (
 )
 from fuseguard.api.jsonbody import json_body, json_body_openapi, parse_json_body, read_body
 from fuseguard.control.targets import Target
+from fuseguard.logging import clip_id
 from fuseguard.serving.throttle import LogThrottle
 
 log = structlog.get_logger(__name__)

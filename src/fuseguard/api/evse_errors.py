@@ -1,6 +1,6 @@
-"""The EVSE API's error answers (Feathers form) and what of a client's path goes into them.
+"""The EVSE API's error answers (Feathers form).
 
-Split from :mod:`fuseguard.api.evse` (which re-exports these names).
+Split from :mod:`fuseguard.api.evse`; used by it, the web actions and the cloud app.
 """
 
 from typing import Any
@@ -46,19 +46,4 @@ def error_response(code: int, message: str, field: str | None = None) -> JSONRes
     return JSONResponse(error_body(code, message, field), status_code=code, headers=headers)
 
 
-#: at most this many characters of a path id go into a log line (the path is the client's)
-LOGGED_ID_CHARS = 64
-
-
-def clip_id(value: str) -> str:
-    """``value`` for a log line or an error message: at most :data:`LOGGED_ID_CHARS` characters.
-
-    An unauthenticated request's path ids went into the log whole: a flood of 7 000-character ids
-    with a wrong token wrote 61 MB of log in 10 s against the demo.
-    """
-    if len(value) <= LOGGED_ID_CHARS:
-        return value
-    return f"{value[:LOGGED_ID_CHARS]}...({len(value)} chars)"
-
-
-__all__ = ["LOGGED_ID_CHARS", "TOKEN_HEADER", "ApiError", "clip_id", "error_body", "error_response"]
+__all__ = ["TOKEN_HEADER", "ApiError", "error_body", "error_response"]

@@ -14,14 +14,13 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fuseguard.logging import LOGGED_ID_CHARS
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.store.db import reading, writing
 from fuseguard.store.schema import evse_tokens
 
 log = structlog.get_logger(__name__)
 
-#: at most this many characters of a client's id go into a log line (as in the EVSE API)
-LOGGED_ID_CHARS = 64
 
 TokenCheck = Literal["ok", "missing", "invalid", "wrong_evse"]
 TOKEN_BYTES = 32
