@@ -11,6 +11,8 @@ class ServerLimits:
 
     max_body_bytes: int = 64 * 1024
     max_connections: int = 64
+    #: connections one peer (host) may hold at once, TLS handshakes included (:mod:`.peers`)
+    max_connections_per_peer: int = 16
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
     keep_alive_s: int = 5
