@@ -6,11 +6,11 @@ TLS) are checked in the opening handshake: every refusal (an unknown identity, a
 a path that is no OCPP URL) gets the same ``401`` with the Basic challenge before any upgrade, so
 identities cannot be enumerated. Refusals and failed handshakes are logged one line per burst
 of each reason and peer host, at most ``max_pending_connections`` connections may be in their
-opening handshake at once, and one must finish within ``open_timeout_s`` (:mod:`fuseguard.devices.ocpp.guard`). Profile 0 (no
-password) is accepted only for charge points configured without one and only when
-``allow_no_auth`` is set (such an identity is then known to whoever tries it). Frames above
-``max_frame_bytes`` close the connection (1009); a second connection of the same identity
-replaces the first.
+opening handshake at once, and one must finish within ``open_timeout_s``
+(:mod:`fuseguard.devices.ocpp.guard`). Profile 0 (no password) is accepted only for charge
+points configured without one and only when ``allow_no_auth`` is set (such an identity is then
+known to whoever tries it). Frames above ``max_frame_bytes`` close the connection (1009); a
+second connection of the same identity replaces the first.
 
 The server is shared by every connector of every OCPP charger; it is started by the first
 connector driver's ``start()`` and stopped with the last ``close()`` (see
