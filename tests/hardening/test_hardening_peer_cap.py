@@ -11,6 +11,7 @@ peer (``KeyedLogThrottle``). Peers are 127.0.0.1 and 127.0.0.2 (Linux: all of 12
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import struct
 from pathlib import Path
@@ -24,6 +25,8 @@ from fuseguard.serving import ServerLimits, serve_app
 from fuseguard.serving.peers import PeerConnections, host_key
 from fuseguard.serving.throttle import KeyedLogThrottle
 from tests.hardening.hardening_support import AUTH_HEADER, PASSWORD, USER, StaticLiveData, make_flex
+from tests.hardening.test_hardening_ocpp import _upgrade
+from tests.ocpp.conftest import central, wait_for
 
 PEER_A = "127.0.0.1"
 PEER_B = "127.0.0.2"
@@ -201,3 +204,29 @@ async def test_modbus_peer_over_its_cap_is_refused_while_another_peer_reads() ->
     finally:
         _close(held)
         await twin.close()
+
+
+async def _ocpp_exchange(port: int, peer: str, raw: bytes) -> None:
+    reader, writer = await _connect(port, peer)
+    writer.write(raw)
+    await writer.drain()
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        await asyncio.wait_for(reader.read(65536), 5.0)
+    writer.close()
+
+
+async def test_ocpp_refusals_and_failed_handshakes_log_once_per_burst_and_peer() -> None:
+    async with central() as site:
+        port = site.server.port
+        wrong = _upgrade("/ocpp/CP1", "CP1", "wrong")
+        with capture_logs() as logs:
+            for _ in range(CONNECTS):
+                await _ocpp_exchange(port, PEER_A, wrong)
+                await _ocpp_exchange(port, PEER_A, b"garbage\r\n\r\n")
+            await _ocpp_exchange(port, PEER_B, wrong)
+            await _ocpp_exchange(port, PEER_B, b"garbage\r\n\r\n")
+            await wait_for(lambda: site.server.websockets_log.handshake_failures >= CONNECTS + 1)
+        refused = [e["peer"] for e in logs if e["event"] == "ocpp_handshake_refused"]
+        failed = [e["peer"] for e in logs if e["event"] == "ocpp_handshake_failed"]
+        assert refused == [PEER_A, PEER_B]  # A's 20 refusals did not hide B's first
+        assert failed == [PEER_A, PEER_B]
