@@ -2,7 +2,8 @@
 dropped before it is queued.
 
 ``[mqtt] max_message_bytes`` (default 64 KiB): before, any payload size on a subscribed topic was
-queued (up to 1 000 messages) and parsed. ``[api.*] max_connections_per_peer``: see
+queued (up to 1 000 messages) and parsed. The cloud link's incoming queue had no bound at all;
+now it is bounded by payload bytes (``MqttLink.max_queued_bytes``). ``[api.*] max_connections_per_peer``: see
 ``test_hardening_peer_cap``.
 """
 
@@ -19,6 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from fuseguard.api.mqtt.client import MAX_MESSAGE_BYTES, MqttConnection
+from fuseguard.cloud.link import LinkMessage, MqttLink
 from fuseguard.config import ConfigError, FuseguardConfig, load_config
 from tests.hardening.test_hardening_config import MINIMAL
 
@@ -128,3 +130,32 @@ async def test_oversized_message_is_dropped_and_the_next_one_processed(mqtt_url:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def _ignore_link(message: LinkMessage) -> None:
+    return None
+
+
+async def test_cloud_link_queue_is_bounded_by_bytes() -> None:
+    link = MqttLink(
+        "mqtt://127.0.0.1:1", "bytes-test", _ignore_link, max_payload_bytes=2000,
+        max_queued_bytes=5000,
+    )  # fmt: skip
+    client = link._make_client()
+
+    def message(size: int) -> paho.MQTTMessage:
+        m = paho.MQTTMessage(topic=b"fuseguard/e1/status")
+        m.payload = b"s" * size
+        return m
+
+    with capture_logs() as logs:
+        client._on_message(client._client, None, message(2001))  # over max_payload_bytes
+        for _ in range(50):  # a publisher faster than the handler
+            client._on_message(client._client, None, message(1000))
+    assert client._queue.qsize() == 5 and client.queued_bytes == 5000
+    assert client.dropped == 46
+    reasons = [e["reason"] for e in logs if e["event"] == "mqtt_message_dropped"]
+    assert reasons == ["payload over 2000 bytes", "queued payloads at 5000 bytes"]  # once each
+    client.taken(client._queue.get_nowait())  # the handler takes one: room for one more
+    client._on_message(client._client, None, message(1000))
+    assert client._queue.qsize() == 5 and client.queued_bytes == 5000
