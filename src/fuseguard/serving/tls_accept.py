@@ -56,8 +56,8 @@ class TlsAcceptor:
         handshake_timeout_s: float,
         max_connections: int,
         open_connections: Callable[[], int],
+        peers: PeerConnections,
         refused_log: KeyedLogThrottle | None = None,
-        peers: PeerConnections | None = None,
     ) -> None:
         sock.setblocking(False)  # sock_accept on a blocking socket would block the loop
         self._sock = sock
@@ -69,7 +69,7 @@ class TlsAcceptor:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._refused_log = refused_log or KeyedLogThrottle()
-        self._peers = peers or PeerConnections()
+        self._peers = peers  # the server's: its HTTP protocols release what is counted here
 
     @property
     def handshakes(self) -> int:
