@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
+from fuseguard.api.mqtt.state import Topics, plug_messages
 from fuseguard.api.site_state import TOTAL_POWER_NOTE, LimitSource, explained_reason
 from fuseguard.api.web.view import ViewContext, site_view
+from fuseguard.cloud.live_wire import LiveSnapshot, relay_view, snapshot_bytes
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import MeterSample
@@ -76,3 +78,16 @@ def test_terminal_view_explains_too() -> None:
     console = Console(width=300, record=True)
     console.print(render(st, None, {}))  # type: ignore[arg-type]
     assert TOTAL_POWER_NOTE in console.export_text()
+
+
+def test_mqtt_and_the_cloud_viewer_say_it_too() -> None:
+    st = _status(per_phase=False, reason="limited by circuit main on L2")
+    messages = plug_messages(Topics("fg/e1"), st, {"wb1": "wb1"}, {})  # type: ignore[arg-type]
+    assert messages["fg/e1/plug/wb1/reason"].endswith(TOTAL_POWER_NOTE)
+    relayed = relay_view(
+        LiveSnapshot.model_validate_json(snapshot_bytes(1, "s", site_view(st, CTX))),  # type: ignore[arg-type]
+        0.0,
+        True,
+    )
+    assert relayed["circuits"][0]["assumed"]
+    assert relayed["plugs"][0]["reason"].endswith(TOTAL_POWER_NOTE)
