@@ -123,6 +123,14 @@ def test_peer_connections_count_per_host() -> None:
     assert host_key("::ffff:192.168.1.5") == "192.168.1.5"
 
 
+def test_servers_without_a_per_peer_cap_keep_their_one_cap() -> None:
+    # the cloud (behind a proxy: one address for every client) and the simulators set none
+    assert ServerLimits().per_peer == 64
+    assert ServerLimits(max_connections=512).per_peer == 512
+    assert ServerLimits(max_connections_per_peer=100).per_peer == 64  # never above the cap
+    assert LIMITS.per_peer == PER_PEER
+
+
 async def test_http_peer_over_its_cap_is_refused_while_another_peer_is_served() -> None:
     app = create_local_app(make_flex(), StaticLiveData(), user=USER, password=PASSWORD)
     handle = await serve_app(app, "127.0.0.1", 0, limits=LIMITS)

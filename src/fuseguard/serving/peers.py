@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 
-#: the default of ``max_connections_per_peer`` of the HTTP listeners (their cap is 64)
+#: the default of the edge's HTTP listeners' ``max_connections_per_peer`` (their cap is 64)
 DEFAULT_MAX_PER_PEER = 16
 
 

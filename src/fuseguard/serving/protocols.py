@@ -53,7 +53,7 @@ class _Guarded(asyncio.Protocol):
             if peer_connections(self.config).try_open(host):
                 self.counted_peer = host
             else:
-                reason = per_peer_reason(self._limits.max_connections_per_peer)
+                reason = per_peer_reason(self._limits.per_peer)
         if reason is not None:
             refused_log(self.config).warning(
                 log, "http_connection_refused", reason=reason, host=host,
@@ -126,7 +126,7 @@ def peer_connections(config: uvicorn.Config) -> PeerConnections:
     peers: PeerConnections | None = getattr(config, "peer_connections", None)
     if peers is None:
         limits: ServerLimits = getattr(config, "limits", DEFAULT_LIMITS)
-        peers = PeerConnections(limits.max_connections_per_peer)
+        peers = PeerConnections(limits.per_peer)
         config.peer_connections = peers  # type: ignore[attr-defined]
     return peers
 
