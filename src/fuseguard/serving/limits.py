@@ -22,6 +22,7 @@ class ServerLimits:
         if self.max_connections_per_peer is None:
             return self.max_connections
         return min(self.max_connections_per_peer, self.max_connections)
+
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
     keep_alive_s: int = 5
