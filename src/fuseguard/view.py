@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from fuseguard.api.site_state import explained_reason
 from fuseguard.control.controller import ControllerStatus
 from fuseguard.edge import Edge
 
@@ -53,7 +54,7 @@ def render(status: ControllerStatus, sim_grid_a: Any | None, info: dict[str, Any
             p.status.value,
             str(p.setpoint_a),
             "/".join(f"{v:.1f}" for v in p.current_a),
-            p.reason,
+            explained_reason(p.reason, status),
         )
     flags = []
     if status.meter_fallback:

@@ -39,10 +39,19 @@ def _config(data_dir: Path) -> FuseguardConfig:
             "site": {"edge_id": "flood", "main_fuse_a": 35},
             "meter": {"driver": "virtual", "period_s": PERIOD_S},
             "chargers": [{"id": "cp1", "evse_uuid": EVSE, "plugs": [{"uuid": PLUG, "label": "1"}]}],
+            # the attacker is one peer: without raising its per-peer caps to the servers' caps,
+            # most of its bogus requests would be closed on connect, never reaching the request
+            # guards this test exercises (test_hardening_peer_cap covers the per-peer caps)
             "api": {
-                "local": {"port": 0, "host": "127.0.0.1", "tls": False, "password": PASSWORD},
-                "modbus": {"port": 0},
-                "evse": {"port": 0, "host": "127.0.0.1"},
+                "local": {
+                    "port": 0,
+                    "host": "127.0.0.1",
+                    "tls": False,
+                    "password": PASSWORD,
+                    "max_connections_per_peer": 64,
+                },
+                "modbus": {"port": 0, "max_connections_per_peer": 16},
+                "evse": {"port": 0, "host": "127.0.0.1", "max_connections_per_peer": 64},
             },
             "data_dir": str(data_dir),
         }

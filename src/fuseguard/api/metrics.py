@@ -280,6 +280,7 @@ async def start_metrics(rt: EdgeRuntime) -> None:
     mc = rt.config.api.metrics
     if not mc.enabled:
         return
+    from fuseguard.api.services import per_peer_limits
     from fuseguard.runtime import display_url
     from fuseguard.serving import serve_app
 
@@ -287,7 +288,8 @@ async def start_metrics(rt: EdgeRuntime) -> None:
     registry, counters = build_registry(controller.status, rt.config.site.circuit_tree(), rt.flex)
     controller.subscribe(counters.observe)
     app = create_metrics_app(registry, user=mc.user, password=mc.password.get_secret_value())
-    handle = await serve_app(app, mc.host, mc.port)
+    limits = per_peer_limits(mc.max_connections_per_peer)
+    handle = await serve_app(app, mc.host, mc.port, limits=limits)
     rt.stack.push_async_callback(handle.close)
     rt.urls["metrics"] = display_url(handle.url, mc.host) + "/metrics"
     rt.shared["metrics_registry"] = registry

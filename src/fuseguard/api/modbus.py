@@ -31,9 +31,11 @@ with a Modbus exception (02 illegal address / 03 illegal value) and changes noth
 
 Access control (Modbus has no authentication): a peer outside ``allowed_hosts`` (IP/CIDR, default
 loopback only) is disconnected on connect; with ``read_only`` every write is answered with
-exception 01 (illegal function). At most :data:`MAX_CONNECTIONS` clients at once, and a connection
-idle for :data:`IDLE_TIMEOUT_S` is closed. Every write, accepted or not, is logged with the peer;
-refused connects are logged once per burst (``suppressed`` counts the others).
+exception 01 (illegal function). At most :data:`MAX_CONNECTIONS` clients at once, at most
+:data:`MAX_CONNECTIONS_PER_PEER` of them from one peer (``max_connections_per_peer``: a peer in
+``allowed_hosts`` cannot lock the EMS out), and a connection idle for :data:`IDLE_TIMEOUT_S` is
+closed. Every write, accepted or not, is logged with the peer; refused connects are logged once
+per burst of each reason and peer host (``suppressed`` counts the others).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from fuseguard.api.access import LOOPBACK_HOSTS, HostAllowList
 from fuseguard.api.local_models import LiveDataSource
 from fuseguard.control.flex import FlexManagement, check_current_limit
-from fuseguard.serving.throttle import LogThrottle
+from fuseguard.serving.peers import PeerConnections
+from fuseguard.serving.throttle import KeyedLogThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +84,8 @@ REGISTER_COUNT = LAST_REGISTER - FIRST_REGISTER + 1
 _FC_WRITE = frozenset({6, 16, 22, 23})
 #: Clients served at once; one more is disconnected on connect.
 MAX_CONNECTIONS = 16
+#: Of those, at most this many from one peer (host).
+MAX_CONNECTIONS_PER_PEER = 8
 #: A connection without a request for this long is closed.
 IDLE_TIMEOUT_S = 30.0
 
@@ -217,6 +222,7 @@ class _GuardedHandler(ServerRequestHandler):
         super().__init__(owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect)  # type: ignore[no-untyped-call]
         self._guard = owner
         self.peer = "?"
+        self._counted: str | None = None  # the host counted in the server's peer connections
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -225,21 +231,21 @@ class _GuardedHandler(ServerRequestHandler):
         host = str(peername[0]) if peername else ""
         self.peer = f"{host}:{peername[1]}" if peername else "?"
         reason = None
-        if not self._guard.allowed.allows(host):
-            reason, throttle = "peer not in allowed_hosts", self._guard.refused_host_log
-        elif len(self._guard.active_connections) > self._guard.max_connections:
-            reason = f"more than {self._guard.max_connections} connections"
-            throttle = self._guard.refused_cap_log
+        guard = self._guard
+        if not guard.allowed.allows(host):
+            reason = "peer not in allowed_hosts"
+        elif len(guard.active_connections) > guard.max_connections:
+            reason = f"more than {guard.max_connections} connections"
+        elif not guard.peers.try_open(host):
+            reason = f"more than {guard.peers.max_per_peer} connections from this peer"
+        else:
+            self._counted = host
         if reason is not None:
-            suppressed = throttle.admit()  # a connect loop is one line per burst, not per connect
-            if suppressed is not None:
-                log.warning(
-                    "modbus_peer_refused",
-                    device="modbus-twin",
-                    peer=self.peer,
-                    reason=reason,
-                    suppressed=suppressed,
-                )
+            # a connect loop is one line per burst (and per peer), not one per connect
+            guard.refused_log.warning(
+                log, "modbus_peer_refused", reason=reason, host=host, device="modbus-twin",
+                peer=self.peer,
+            )  # fmt: skip
             self.close()
             return
         self._touch()
@@ -251,6 +257,9 @@ class _GuardedHandler(ServerRequestHandler):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
             self._idle.cancel()
+        if self._counted is not None:
+            self._guard.peers.release(self._counted)
+            self._counted = None
         super().connection_lost(exc)
 
     async def handle_request(self) -> None:
@@ -280,14 +289,15 @@ class _GuardedServer(ModbusTcpServer):
         *,
         allowed: HostAllowList,
         max_connections: int,
+        max_connections_per_peer: int,
         idle_timeout_s: float,
     ) -> None:
         super().__init__(devices, address=address)
         self.allowed = allowed
         self.max_connections = max_connections
+        self.peers = PeerConnections(max_connections_per_peer)
         self.idle_timeout_s = idle_timeout_s
-        self.refused_host_log = LogThrottle()
-        self.refused_cap_log = LogThrottle()
+        self.refused_log = KeyedLogThrottle()
 
     def callback_new_connection(self) -> Any:
         return _GuardedHandler(self)
@@ -316,12 +326,14 @@ async def serve_modbus_twin(
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
     read_only: bool = False,
     max_connections: int = MAX_CONNECTIONS,
+    max_connections_per_peer: int = MAX_CONNECTIONS_PER_PEER,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
 ) -> ModbusTwinHandle:
     """Serve the register map above on ``host:port`` (0 = free port), unit 1.
 
-    Only peers in ``allowed_hosts`` (IP/CIDR; default loopback) may connect; ``read_only``
-    refuses every write. A busy port raises ``OSError`` naming it.
+    Only peers in ``allowed_hosts`` (IP/CIDR; default loopback) may connect, each with at most
+    ``max_connections_per_peer`` of the ``max_connections``; ``read_only`` refuses every write.
+    A busy port raises ``OSError`` naming it.
     """
     allowed = HostAllowList.of(allowed_hosts)
     device = SimDevice(
@@ -336,6 +348,7 @@ async def serve_modbus_twin(
         (host, port),
         allowed=allowed,
         max_connections=max_connections,
+        max_connections_per_peer=max_connections_per_peer,
         idle_timeout_s=idle_timeout_s,
     )
     try:

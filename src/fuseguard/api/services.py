@@ -5,13 +5,14 @@ Each ``start_*`` is an :data:`fuseguard.runtime.EdgeService`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from fuseguard.api.live import ControllerLiveData, status_records
 from fuseguard.runtime import EdgeRuntime, display_host, display_url
-from fuseguard.serving import PortInUseError, serve_app
+from fuseguard.serving import DEFAULT_LIMITS, PortInUseError, ServerLimits, serve_app
 
 T = TypeVar("T")
 
@@ -24,6 +25,11 @@ async def _listening(service: str, host: str, port: int, key: str, start: Awaita
         raise
     except OSError as err:
         raise PortInUseError(service, host, port, key, err.strerror or str(err)) from err
+
+
+def per_peer_limits(max_connections_per_peer: int) -> ServerLimits:
+    """The HTTP listeners' bounds with the configured ``max_connections_per_peer``."""
+    return dataclasses.replace(DEFAULT_LIMITS, max_connections_per_peer=max_connections_per_peer)
 
 
 EVSE_BACKEND = "evse_backend"
@@ -74,7 +80,8 @@ async def start_local_api(rt: EdgeRuntime) -> None:
     )
     handle = await _listening(
         "local API", lc.host, lc.port, "api.local.port",
-        serve_app(app, lc.host, lc.port, certfile, keyfile),
+        serve_app(app, lc.host, lc.port, certfile, keyfile,
+                  limits=per_peer_limits(lc.max_connections_per_peer)),
     )  # fmt: skip
     rt.stack.push_async_callback(handle.close)
     rt.urls["local_api"] = display_url(handle.url, lc.host)
@@ -91,7 +98,8 @@ async def start_modbus_twin(rt: EdgeRuntime) -> None:
     twin = await _listening(
         "Modbus twin", mc.host, mc.port, "api.modbus.port",
         serve_modbus_twin(
-            rt.flex, live, mc.host, mc.port, allowed_hosts=mc.allowed_hosts, read_only=mc.read_only
+            rt.flex, live, mc.host, mc.port, allowed_hosts=mc.allowed_hosts,
+            read_only=mc.read_only, max_connections_per_peer=mc.max_connections_per_peer,
         ),
     )  # fmt: skip
     rt.stack.push_async_callback(twin.close)
@@ -130,7 +138,14 @@ async def start_evse_api(rt: EdgeRuntime) -> None:
         ec.host,
         ec.port,
         "api.evse.port",
-        serve_app(app, ec.host, ec.port, certfile, keyfile),
+        serve_app(
+            app,
+            ec.host,
+            ec.port,
+            certfile,
+            keyfile,
+            limits=per_peer_limits(ec.max_connections_per_peer),
+        ),
     )
     rt.stack.push_async_callback(handle.close)
     rt.urls["evse_api"] = display_url(handle.url, ec.host)

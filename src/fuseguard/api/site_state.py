@@ -28,6 +28,27 @@ class LimitSource(StrEnum):
     EMS_FALLBACK = "ems_fallback"  # the EMS went silent: FallbackCurrentLimit
 
 
+#: said after a plug's reason that names a phase of the main circuit while the grid meter gives
+#: total power only: the per-phase load the allocator limits is then an assumption
+#: (``[meter] phase_assumption``), not a measurement
+TOTAL_POWER_NOTE = "(per-phase load assumed: the grid meter gives total power only)"
+
+
+def total_power_only(status: ControllerStatus) -> bool:
+    """True when the grid meter's sample has no per-phase currents (a CEMM P1 meter)."""
+    sample = status.meter_sample
+    return sample is not None and sample.current_a is None
+
+
+def explained_reason(reason: str, status: ControllerStatus) -> str:
+    """``reason`` with :data:`TOTAL_POWER_NOTE` where it names a phase of the main circuit
+    (``limited by circuit main on L2``, ``paused: less than 6 A available on circuit main on
+    L1``) and the grid meter gives total power only."""
+    if f"circuit {MAIN} on L" in reason and total_power_only(status):
+        return f"{reason} {TOTAL_POWER_NOTE}"
+    return reason
+
+
 def limit_source(flex: FlexManagement | None) -> LimitSource:
     """The source of the main-circuit limit right now."""
     if flex is None:

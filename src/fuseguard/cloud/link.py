@@ -9,8 +9,11 @@ hands each incoming message to ``on_message``. When the connection drops it wait
 again (aiomqtt 2.x reconnects only by re-entering the context manager, stack.md §2.4).
 
 Nothing a peer sends can end ``run()``: a message longer than ``max_payload_bytes`` is dropped
-unread, an exception from ``on_message`` or ``on_connect`` is logged and the link goes on, and any
-other error reconnects with backoff. :func:`supervised` restarts a task that ends anyway.
+unread, before it is queued; so is any message while the messages waiting for the handler hold
+``max_queued_bytes`` of payload (before, aiomqtt's incoming queue had no bound at all: a
+publisher faster than the handler grew the process's memory without limit). An exception from
+``on_message`` or ``on_connect`` is logged and the link goes on, and any other error reconnects
+with backoff. :func:`supervised` restarts a task that ends anyway.
 
 TLS: ``mqtts://`` or ``ssl://`` (default port 8883) with :class:`TlsSettings`: the CA file that
 signed the broker's certificate (the system's CAs when not given), an optional client certificate
@@ -26,17 +29,23 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiomqtt
+import paho.mqtt.client as paho
 import structlog
 
 from fuseguard.api.mqtt.client import cancel_requests, raise_lost_cancel
 from fuseguard.cloud.protocol import MAX_PAYLOAD_BYTES
 from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
+from fuseguard.serving.throttle import KeyedLogThrottle
 
 log = structlog.get_logger(__name__)
+
+#: The default bound of the payload bytes waiting for the handler (1 024 messages of the largest
+#: size; a status of a few plugs is ~1 KB, so tens of thousands of ordinary ones).
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
 
 
 class LinkDownError(DeviceConnectionError):
@@ -205,7 +214,8 @@ class MqttLink:
     max_inflight: int = 200
     tls: TlsSettings | None = None
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
-    _client: aiomqtt.Client | None = field(default=None, init=False)
+    max_queued_bytes: int = MAX_QUEUED_BYTES
+    _client: _BoundedClient | None = field(default=None, init=False)
     _subscriptions: dict[str, int] = field(default_factory=dict, init=False)
     _connected_event: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tls_context: ssl.SSLContext | None = field(default=None, init=False)
@@ -265,7 +275,7 @@ class MqttLink:
             msg = f"mqtt link {self.client_id}: no connection to {self.broker_url} in {timeout_s}s"
             raise LinkTimeoutError(msg) from err
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> _BoundedClient:
         address = BrokerAddress.parse(self.broker_url)
         last_will = self.will_factory() if self.will_factory is not None else self.will
         will = None
@@ -273,7 +283,7 @@ class MqttLink:
             will = aiomqtt.Will(
                 last_will.topic, last_will.payload, qos=last_will.qos, retain=last_will.retain
             )
-        client = aiomqtt.Client(
+        client = _BoundedClient(
             address.host,
             address.port,
             tls_context=self._tls_context,
@@ -288,6 +298,8 @@ class MqttLink:
             max_inflight_messages=self.max_inflight,
             # Small, latency-bound packets (commands, acks): no Nagle delay behind unacked data.
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            max_payload_bytes=self.max_payload_bytes,
+            max_queued_bytes=self.max_queued_bytes,
         )
         # aiomqtt warns above 10 publishes awaiting their PUBACK; a busy cloud replica has many
         # commands in flight by design (up to max_inflight).
@@ -312,6 +324,7 @@ class MqttLink:
                     delay_s = self.reconnect_min_s
                     await self._call_hook()
                     async for message in client.messages:
+                        client.taken(message)
                         await self._deliver(message)
             except asyncio.CancelledError:
                 raise
@@ -382,3 +395,55 @@ class MqttLink:
                 topic=topic[:300],
                 reason=f"{type(err).__name__}: {str(err)[:300]}",
             )
+
+
+class _BoundedClient(aiomqtt.Client):
+    """An aiomqtt client whose incoming queue is bounded by payload bytes (module docstring).
+
+    Checked in paho's message callback, before aiomqtt queues the message: a payload over
+    ``max_payload_bytes``, or one that would take the queued payloads over ``max_queued_bytes``,
+    is dropped and logged once per burst (per reason and topic). :meth:`taken` gives a message's
+    bytes back when the link takes it off the queue.
+    """
+
+    def __init__(
+        self, *args: Any, max_payload_bytes: int, max_queued_bytes: int, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_payload_bytes = max_payload_bytes
+        self.max_queued_bytes = max_queued_bytes
+        self.queued_bytes = 0
+        self.dropped = 0
+        self._drop_log = KeyedLogThrottle()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        size = len(message.payload)
+        reason = None
+        if size > self.max_payload_bytes:
+            reason = f"payload over {self.max_payload_bytes} bytes"
+        elif self.queued_bytes + size > self.max_queued_bytes:
+            reason = f"queued payloads at {self.max_queued_bytes} bytes"
+        if reason is not None:
+            self.dropped += 1
+            topic = message.topic[:300]
+            self._drop_log.warning(
+                log, "mqtt_message_dropped", reason=reason, host=topic, device=self.identifier,
+                topic=topic, size_bytes=size,
+            )  # fmt: skip
+            return
+        before = self._queue.qsize()
+        super()._on_message(client, userdata, message)
+        if self._queue.qsize() > before:  # queued (aiomqtt drops it itself when full)
+            self.queued_bytes += size
+
+    def taken(self, message: aiomqtt.Message) -> None:
+        """``message`` left the queue: its bytes no longer count."""
+        self.queued_bytes = max(0, self.queued_bytes - _payload_size(message.payload))
+
+
+def _payload_size(payload: object) -> int:
+    if isinstance(payload, bytes | bytearray):
+        return len(payload)
+    if isinstance(payload, str):
+        return len(payload.encode())
+    return 0 if payload is None else len(str(payload).encode())

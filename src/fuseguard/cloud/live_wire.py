@@ -68,6 +68,8 @@ class CircuitWire(_View):
     depth: Annotated[JsonInt, Field(ge=0, le=MAX_CIRCUITS)]
     fuse_a: Triple
     phases: Annotated[list[PhaseRowWire], Field(max_length=3)]
+    #: the main circuit's per-phase load is the allocator's assumption (a total-power meter)
+    assumed: bool = False
 
 
 class TargetView(_View):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import (
     Field,
@@ -18,6 +18,18 @@ from fuseguard.config.common import (
     _Model,
 )
 from fuseguard.config.ocpp import OcppApiConfig
+
+
+def _per_peer(default: int, *, of: int) -> Any:
+    """The ``max_connections_per_peer`` field of a listener that serves ``of`` connections."""
+    return Field(
+        default=default,
+        ge=1,
+        le=of,
+        description=f"connections one peer (IP address) may hold at once, of the {of} the "
+        "listener serves (TLS handshakes included); more are closed on connect, so one peer "
+        "cannot take every slot",
+    )
 
 
 class LocalApiConfig(_Model):
@@ -39,6 +51,7 @@ class LocalApiConfig(_Model):
     user: str = "admin"
     password: SecretStr = SecretStr("")
     keepalive_timeout_s: float = Field(default=120.0, gt=0, le=86400)
+    max_connections_per_peer: int = _per_peer(16, of=64)
     default_fallback_a: float | None = Field(
         default=None,
         ge=0,
@@ -65,6 +78,7 @@ class ModbusApiConfig(_Model):
     read_only: bool = Field(
         default=False, description="refuse every write (exception 01): the twin only reports"
     )
+    max_connections_per_peer: int = _per_peer(8, of=16)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -91,6 +105,7 @@ class EvseApiConfig(_Model):
     key_file: Path | None = None
     max_duration_s: int = Field(default=86400, ge=1, le=31_536_000)
     docs: bool = Field(default=False, description="serve /docs and /openapi.json (public)")
+    max_connections_per_peer: int = _per_peer(16, of=64)
 
 
 class MetricsApiConfig(_Model):
@@ -103,6 +118,7 @@ class MetricsApiConfig(_Model):
     password: SecretStr = Field(
         default=SecretStr(""), description="Basic auth password; empty = no auth"
     )
+    max_connections_per_peer: int = _per_peer(16, of=64)
 
 
 class WebApiConfig(_Model):
@@ -117,6 +133,7 @@ class WebApiConfig(_Model):
     session_idle_s: float = Field(default=12 * 3600.0, gt=0, le=30 * 86400)
     login_max_failures: int = Field(default=5, ge=1, le=1000)
     login_window_s: float = Field(default=300.0, gt=0, le=86400)
+    max_connections_per_peer: int = _per_peer(16, of=64)
 
 
 class ApiConfig(_Model):
@@ -150,6 +167,13 @@ class MqttConfig(_Model):
         default=1.0, ge=0.1, le=60, description="at most one publish per topic per interval"
     )
     commands: bool = Field(default=True, description="accept commands on .../set topics")
+    max_message_bytes: int = Field(
+        default=64 * 1024,
+        ge=1,
+        le=256 * 1024 * 1024,
+        description="an inbound message with a larger payload is dropped (and logged) before "
+        "it is queued or parsed",
+    )
 
     @field_validator("url")
     @classmethod

@@ -20,7 +20,9 @@ limit) and must arrive within ``body_timeout_s`` (else 408). A request head that
 ``max_header_bytes`` is refused (h11: 400 while the head is incomplete, so a complete head read
 at once may be up to one socket read larger; httptools: 431, counted exactly). TLS is 1.2 or
 newer and a handshake must finish within ``header_timeout_s``; a handshake in progress counts
-against ``max_connections`` (:mod:`.tls_accept`). The request parser is h11
+against ``max_connections`` (:mod:`.tls_accept`). With ``max_connections_per_peer`` (the edge's
+listeners: 16 of 64) one peer (host) may hold at most that many, handshakes included
+(:mod:`.peers`), so it cannot take every slot. The request parser is h11
 (uvicorn's default) or httptools (:func:`http_protocol`, faster; the same guards);
 :func:`loop_factory` picks uvloop's event loop when wanted and installed.
 """
@@ -43,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fuseguard.serving.choice import EventLoop, HttpParser, http_protocol, loop_factory
 from fuseguard.serving.limits import DEFAULT_LIMITS, ServerLimits
-from fuseguard.serving.protocols import GuardedH11Protocol, refused_log
+from fuseguard.serving.protocols import GuardedH11Protocol, peer_connections, refused_log
 from fuseguard.serving.tls_accept import TlsAcceptor
 
 log = structlog.get_logger(__name__)
@@ -202,6 +204,7 @@ class _GuardedServer(EmbeddedServer):
                     max_connections=limits.max_connections,
                     open_connections=lambda: len(self.server_state.connections),
                     refused_log=refused_log(config),
+                    peers=peer_connections(config),
                 )
                 for sock in sockets
             ]

@@ -12,7 +12,9 @@ credentials.
 :class:`TlsAcceptor` accepts on the listening socket itself and closes a new socket at once while
 ``handshakes in progress + open connections >= max_connections``; an admitted socket goes to
 ``loop.connect_accepted_socket`` (TLS with the handshake deadline). Memory is then bounded by
-the cap whatever the rate of connects.
+the cap whatever the rate of connects. A peer is also refused at accept while it holds
+``max_connections_per_peer`` connections, its handshakes in progress included
+(:mod:`.peers`): one peer's bare connects cannot take every slot.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from collections.abc import Callable
 
 import structlog
 
-from fuseguard.serving.throttle import LogThrottle
+from fuseguard.serving.peers import PeerConnections
+from fuseguard.serving.throttle import KeyedLogThrottle, peer_host
 
 log = structlog.get_logger("fuseguard.serving")
 
@@ -39,7 +42,9 @@ class TlsAcceptor:
     ``open_connections`` returns how many connections the HTTP protocol holds (uvicorn's
     ``server_state.connections``). Has the ``close``/``wait_closed`` of an asyncio server, so
     uvicorn's shutdown can treat it as one. Refusals are logged through ``refused_log`` (one
-    line per burst).
+    line per burst, reason and peer). An admitted connection is counted in ``peers`` from its
+    accept; once its handshake is done the protocol owns that count (its ``counted_peer``) and
+    releases it when the connection is lost; a failed handshake releases it here.
     """
 
     def __init__(
@@ -51,7 +56,8 @@ class TlsAcceptor:
         handshake_timeout_s: float,
         max_connections: int,
         open_connections: Callable[[], int],
-        refused_log: LogThrottle | None = None,
+        peers: PeerConnections,
+        refused_log: KeyedLogThrottle | None = None,
     ) -> None:
         sock.setblocking(False)  # sock_accept on a blocking socket would block the loop
         self._sock = sock
@@ -62,7 +68,8 @@ class TlsAcceptor:
         self._open = open_connections
         self._handshakes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._refused_log = refused_log or LogThrottle()
+        self._refused_log = refused_log or KeyedLogThrottle()
+        self._peers = peers  # the server's: its HTTP protocols release what is counted here
 
     @property
     def handshakes(self) -> int:
@@ -103,40 +110,53 @@ class TlsAcceptor:
                 )
                 await asyncio.sleep(_ACCEPT_RETRY_S)
                 continue
+            host = peer_host(addr)
             if len(self._handshakes) + self._open() >= self._max:
                 conn.close()
-                self._note_refused(addr)
+                self._note_refused(addr, f"more than {self._max} connections (handshakes included)")
                 continue
-            task = loop.create_task(self._handshake(conn))
+            if not self._peers.try_open(host):
+                conn.close()
+                limit = self._peers.max_per_peer
+                self._note_refused(
+                    addr, f"more than {limit} connections from this peer (handshakes included)"
+                )
+                continue
+            task = loop.create_task(self._handshake(conn, host))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
 
-    async def _handshake(self, conn: socket.socket) -> None:
+    async def _handshake(self, conn: socket.socket, host: str) -> None:
         loop = asyncio.get_running_loop()
+        protocol = self._factory()
+        # counted at accept: the protocol releases the count when its connection is lost
+        protocol.counted_peer = host  # type: ignore[attr-defined]
         try:
             conn.setblocking(False)
             await loop.connect_accepted_socket(
-                self._factory,
+                lambda: protocol,
                 conn,
                 ssl=self._ssl,
                 ssl_handshake_timeout=self._handshake_timeout_s,
             )
         except asyncio.CancelledError:
             conn.close()
+            self._release_unmade(protocol, host)
             raise
         except Exception as exc:  # a failed handshake is the peer's problem
             conn.close()
-            log.debug("tls_handshake_failed", reason=f"{type(exc).__name__}: {exc}")
+            self._release_unmade(protocol, host)
+            log.debug("tls_handshake_failed", device=host, reason=f"{type(exc).__name__}: {exc}")
 
-    def _note_refused(self, addr: object) -> None:
-        suppressed = self._refused_log.admit()
-        if suppressed is None:
-            return
-        log.warning(
-            "http_connection_refused",
-            device=_peer(addr),
-            reason=f"more than {self._max} connections (handshakes included)",
-            suppressed=suppressed,
+    def _release_unmade(self, protocol: asyncio.Protocol, host: str) -> None:
+        """Release the count of a connection whose protocol never saw ``connection_made``."""
+        if getattr(protocol, "transport", None) is None:
+            self._peers.release(host)
+            protocol.counted_peer = None  # type: ignore[attr-defined]
+
+    def _note_refused(self, addr: object, reason: str) -> None:
+        self._refused_log.warning(
+            log, "http_connection_refused", reason=reason, host=peer_host(addr), device=_peer(addr)
         )
 
 

@@ -21,13 +21,15 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+import paho.mqtt.client as paho
 import structlog
 
 from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
-from fuseguard.serving.throttle import LogThrottle
+from fuseguard.serving.throttle import KeyedLogThrottle, LogThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +37,10 @@ log = structlog.get_logger(__name__)
 #: flood on a subscribed topic (3 000 Home Assistant births in 1 s) queued faster than it was
 #: handled, and the edge's memory grew for minutes.
 MAX_QUEUED_INCOMING = 1000
+#: The default ``[mqtt] max_message_bytes``: a larger inbound payload is dropped unqueued.
+MAX_MESSAGE_BYTES = 64 * 1024
+#: at most this many characters of a topic reach the log
+_MAX_TOPIC_CHARS = 200
 
 
 class _DropsOncePerBurst(logging.Filter):
@@ -57,6 +63,42 @@ class _DropsOncePerBurst(logging.Filter):
 #: aiomqtt's (and paho's) logger for this connection, with the drop lines throttled
 _CLIENT_LOGGER = logging.getLogger("fuseguard.api.mqtt.aiomqtt")
 _CLIENT_LOGGER.addFilter(_DropsOncePerBurst())
+
+
+class _SizeCappedClient(aiomqtt.Client):
+    """An aiomqtt client that drops an inbound message above ``max_message_bytes`` in paho's
+    callback, before aiomqtt queues it (and before anything parses it).
+
+    Before, any payload size was queued and parsed: a client allowed on a subscribed topic could
+    publish megabytes per message into the 1 000-message queue. MQTT 3.1.1 has no maximum packet
+    size the broker would enforce for us, so paho still reads the one packet; it is then let go
+    at once. A drop is logged once per burst and topic (naming the topic and the size).
+    """
+
+    def __init__(self, *args: Any, max_message_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_message_bytes = max_message_bytes
+        self.dropped_oversized = 0
+        self._oversized_log = KeyedLogThrottle()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        size = len(message.payload)
+        if size > self.max_message_bytes:
+            self.dropped_oversized += 1
+            topic = _clip(message.topic)
+            self._oversized_log.warning(
+                log, "mqtt_message_dropped", reason="payload over max_message_bytes", host=topic,
+                device=self.identifier, topic=topic, size_bytes=size,
+                max_message_bytes=self.max_message_bytes,
+            )  # fmt: skip
+            return
+        super()._on_message(client, userdata, message)
+
+
+def _clip(topic: str) -> str:
+    text = topic.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= _MAX_TOPIC_CHARS else text[: _MAX_TOPIC_CHARS - 3] + "..."
+
 
 MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]
 ConnectHook = Callable[[], Awaitable[None]]
@@ -109,6 +151,7 @@ class MqttConnection:
     timeout_s: float = 5.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     online_payload: bytes = b"online"
     offline_payload: bytes = b"offline"
     _client: aiomqtt.Client | None = field(default=None, init=False)
@@ -153,7 +196,7 @@ class MqttConnection:
             tls_context = ssl.create_default_context(
                 cafile=str(self.ca_file) if self.ca_file is not None else None
             )
-        return aiomqtt.Client(
+        return _SizeCappedClient(
             broker.host,
             broker.port,
             username=self.username or None,
@@ -168,6 +211,7 @@ class MqttConnection:
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             max_queued_incoming_messages=MAX_QUEUED_INCOMING,
             logger=_CLIENT_LOGGER,
+            max_message_bytes=self.max_message_bytes,
         )
 
     async def run(self) -> None:

@@ -97,6 +97,7 @@ class MqttInterface:
             username=mc.user or None,
             password=mc.password.get_secret_value() or None,
             ca_file=mc.ca_file,
+            max_message_bytes=mc.max_message_bytes,
         )
 
     # --- state -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fuseguard.api.site_state import limit_source
+from fuseguard.api.site_state import explained_reason, limit_source
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.types import ChargerSpec, ControllerStatus
 from fuseguard.model.circuits import MAIN
@@ -132,7 +132,7 @@ def plug_messages(
         out[topics.plug(key, "power_w")] = watts(plug.power_w)
         if plug.energy_wh is not None:
             out[topics.plug(key, "energy_kwh")] = f"{plug.energy_wh / 1000.0:.3f}"
-        out[topics.plug(key, "reason")] = plug.reason or "-"
+        out[topics.plug(key, "reason")] = explained_reason(plug.reason, status) or "-"
         view = settings.get(plug.id)
         if view is not None:
             out[topics.plug(key, "mode")] = view.mode

@@ -126,7 +126,7 @@ async def start_web(rt: EdgeRuntime) -> None:
     wc = rt.config.api.web
     if not wc.enabled:
         return
-    from fuseguard.api.services import tls_files
+    from fuseguard.api.services import per_peer_limits, tls_files
     from fuseguard.runtime import display_url
     from fuseguard.serving import serve_app
 
@@ -143,7 +143,8 @@ async def start_web(rt: EdgeRuntime) -> None:
     certfile = keyfile = None
     if wc.tls:
         certfile, keyfile = tls_files(rt, wc.cert_file, wc.key_file)
-    handle = await serve_app(app, wc.host, wc.port, certfile, keyfile)
+    limits = per_peer_limits(wc.max_connections_per_peer)
+    handle = await serve_app(app, wc.host, wc.port, certfile, keyfile, limits=limits)
     rt.stack.push_async_callback(handle.close)
     rt.stack.callback(hub.close)  # runs first: ends the SSE streams, so the server can stop
     rt.urls["web"] = display_url(handle.url, wc.host)

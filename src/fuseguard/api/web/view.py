@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fuseguard.api.site_state import LimitSource, circuit_currents
+from fuseguard.api.site_state import (
+    LimitSource,
+    circuit_currents,
+    explained_reason,
+    total_power_only,
+)
 from fuseguard.control.plug_settings import PlugSetting
 from fuseguard.control.targets import Target
 from fuseguard.control.types import ControllerStatus, PlugView
@@ -116,6 +121,7 @@ def circuit_views(status: ControllerStatus, tree: CircuitTree) -> list[dict[str,
     """The circuit tree in depth-first order with per-phase limit / non-EV / EV / headroom."""
     currents = circuit_currents(status, tree)
     ev = _ev_by_circuit(status, tree)
+    assumed_main = total_power_only(status) and MAIN in status.non_ev_load_a
     zero = Phases.uniform(0.0)
     out: list[dict[str, Any]] = []
 
@@ -123,7 +129,12 @@ def circuit_views(status: ControllerStatus, tree: CircuitTree) -> list[dict[str,
         spec = tree[cid]
         current = currents.get(cid, zero)
         ev_a = ev.get(cid, zero)
-        if cid == MAIN:  # the meter sees everything: what is not EV is non-EV
+        if cid == MAIN and assumed_main:
+            # total power only: show the per-phase load the allocator assumes and limits, not
+            # the total spread evenly (which looked like headroom the allocator does not see)
+            non_ev = status.non_ev_load_a.get(cid, zero)
+            current = non_ev + ev_a
+        elif cid == MAIN:  # the meter sees everything: what is not EV is non-EV
             non_ev = (current - ev_a).maximum(0.0)
         else:
             non_ev = status.non_ev_load_a.get(cid, zero)
@@ -132,6 +143,7 @@ def circuit_views(status: ControllerStatus, tree: CircuitTree) -> list[dict[str,
             {
                 "id": cid,
                 "label": "Grid connection (main fuse)" if cid == MAIN else cid,
+                "assumed": cid == MAIN and assumed_main,
                 "depth": depth,
                 "fuse_a": [_num(v) for v in spec.fuse],
                 "phases": _phase_rows(spec.fuse, limit, non_ev, ev_a, current),
@@ -144,8 +156,13 @@ def circuit_views(status: ControllerStatus, tree: CircuitTree) -> list[dict[str,
     return out
 
 
-def plug_view(plug: PlugView, setting: PlugSetting | None, target: Target | None) -> dict[str, Any]:
-    """One plug card."""
+def plug_view(
+    plug: PlugView,
+    setting: PlugSetting | None,
+    target: Target | None,
+    status: ControllerStatus | None = None,
+) -> dict[str, Any]:
+    """One plug card (``status``: the reason says when the grid's per-phase load is assumed)."""
     mode = setting.mode if setting is not None else None
     return {
         "id": plug.id,
@@ -155,7 +172,7 @@ def plug_view(plug: PlugView, setting: PlugSetting | None, target: Target | None
         "online": plug.online,
         "current_a": [_num(v) for v in plug.current_a],
         "setpoint_a": plug.setpoint_a,
-        "reason": plug.reason or "-",
+        "reason": (explained_reason(plug.reason, status) if status else plug.reason) or "-",
         "power_w": round(_num(plug.power_w, 0)),
         "energy_kwh": None if plug.energy_wh is None else _num(plug.energy_wh / 1000.0, 2),
         "mode": None if mode is None else mode.value,
@@ -190,6 +207,7 @@ def site_view(status: ControllerStatus, ctx: ViewContext) -> dict[str, Any]:
                 p,
                 ctx.settings.get(p.id),
                 ctx.targets.get(p.evse_uuid) if p.evse_uuid is not None else None,
+                status,
             )
             for p in status.plugs
         ],

@@ -13,7 +13,8 @@ Red-team findings against the demo (round 9), before this module:
   and a request could hold ~1 MB of headers (websockets' own limits) while pending.
 
 :class:`WebsocketsLog` is the logger handed to websockets: a failed opening handshake becomes one
-line without a traceback (``ocpp_handshake_failed``, one per burst with the suppressed count),
+line without a traceback (``ocpp_handshake_failed``, one per burst and peer host with the
+suppressed count, so one peer's garbage cannot hide another's first failure),
 ``connection rejected`` / ``connection open`` / ``connection closed`` go to debug (fuseguard logs
 its own lines for those), everything else (a bug in a handler, server start and stop) passes
 unchanged. :func:`guarded_connection` makes the connection class that admits at most
@@ -31,6 +32,7 @@ import logging
 import ssl
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, cast
 
 import structlog
@@ -38,7 +40,7 @@ from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from fuseguard.serving.throttle import LogThrottle
+from fuseguard.serving.throttle import KeyedLogThrottle, LogThrottle, peer_host
 
 log = structlog.get_logger("fuseguard.devices.ocpp.server")
 
@@ -46,6 +48,11 @@ log = structlog.get_logger("fuseguard.devices.ocpp.server")
 _DEMOTED = ("connection rejected", "connection open", "connection closed")
 #: at most this many characters of a peer's garbage reach the log
 _MAX_REASON_CHARS = 200
+#: the peer host of the connection whose handshake runs in this task (websockets' log calls do
+#: not name the connection; its handler task is created in ``connection_made``, which sets this)
+_PEER_HOST: ContextVar[str] = ContextVar("ocpp_peer_host", default="?")
+#: the throttle key of a failed opening handshake (one burst per peer host)
+_HANDSHAKE_FAILED = "opening handshake failed"
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -64,10 +71,10 @@ def _reason(exc: BaseException | None) -> str:
 class WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
     """The logger websockets gets for the OCPP server (see the module docstring)."""
 
-    def __init__(self, throttle: LogThrottle | None = None) -> None:
+    def __init__(self, throttle: KeyedLogThrottle | None = None) -> None:
         super().__init__(logging.getLogger("websockets.server"), {})
         self.handshake_failures = 0
-        self._throttle = throttle or LogThrottle()
+        self._throttle = throttle or KeyedLogThrottle()
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         """Route one websockets log call (all of ``debug`` ... ``error`` end here)."""
@@ -86,10 +93,11 @@ class WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
 
     def _handshake_failed(self, exc: BaseException | None) -> None:
         self.handshake_failures += 1
-        suppressed = self._throttle.admit()
+        host = _PEER_HOST.get()
+        suppressed = self._throttle.admit(_HANDSHAKE_FAILED, host)  # one burst per peer
         if suppressed is None:
             return
-        log.info("ocpp_handshake_failed", device="ocpp", reason=_reason(exc),
+        log.info("ocpp_handshake_failed", device="ocpp", peer=host, reason=_reason(exc),
                  suppressed=suppressed)  # fmt: skip
 
 
@@ -159,6 +167,8 @@ class _GuardedConnection(ServerConnection):
         super().data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # this callback's own context: the handler task websockets creates below inherits it
+        _PEER_HOST.set(peer_host(transport.get_extra_info("peername")))
         tls = self.tls is not None
         if tls:
             # no byte of the ClientHello may reach the HTTP parser before start_tls takes over

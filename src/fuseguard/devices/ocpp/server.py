@@ -4,13 +4,13 @@ URL ``ws(s)://HOST:PORT/ocpp/{identity}`` (also ``/{identity}``), subprotocol ``
 Security profile 1 (HTTP Basic with the identity and its ``ocpp_password``) and 2 (the same over
 TLS) are checked in the opening handshake: every refusal (an unknown identity, a wrong password,
 a path that is no OCPP URL) gets the same ``401`` with the Basic challenge before any upgrade, so
-identities cannot be enumerated. Refusals and failed handshakes are logged one line per burst,
-at most ``max_pending_connections`` connections may be in their opening handshake at once, and
-one must finish within ``open_timeout_s`` (:mod:`fuseguard.devices.ocpp.guard`). Profile 0 (no
-password) is accepted only for charge points configured without one and only when
-``allow_no_auth`` is set (such an identity is then known to whoever tries it). Frames above
-``max_frame_bytes`` close the connection (1009); a second connection of the same identity
-replaces the first.
+identities cannot be enumerated. Refusals and failed handshakes are logged one line per burst
+of each reason and peer host, at most ``max_pending_connections`` connections may be in their
+opening handshake at once, and one must finish within ``open_timeout_s``
+(:mod:`fuseguard.devices.ocpp.guard`). Profile 0 (no password) is accepted only for charge
+points configured without one and only when ``allow_no_auth`` is set (such an identity is then
+known to whoever tries it). Frames above ``max_frame_bytes`` close the connection (1009); a
+second connection of the same identity replaces the first.
 
 The server is shared by every connector of every OCPP charger; it is started by the first
 connector driver's ``start()`` and stopped with the last ``close()`` (see
@@ -43,7 +43,7 @@ from fuseguard.devices.ocpp.relay import Relay, RelayMemory
 from fuseguard.devices.ocpp.session import OcppSession
 from fuseguard.devices.ocpp.spool import Spool
 from fuseguard.devices.ocpp.station import Station
-from fuseguard.serving.throttle import LogThrottle
+from fuseguard.serving.throttle import KeyedLogThrottle, peer_host
 
 log = structlog.get_logger(__name__)
 
@@ -124,8 +124,9 @@ class OcppCentralSystem:
         self.open_timeout_s = open_timeout_s
         self.pending_cap = PendingCap(max_pending_connections)
         self.websockets_log = WebsocketsLog()
-        # one line per burst for each refusal reason (a closed set, see _check_handshake)
-        self._refused_log: dict[str, LogThrottle] = {}
+        # one line per burst for each refusal reason (a closed set, see _check_handshake) and
+        # peer host: one peer's flood cannot hide another peer's first refusal
+        self._refused_log = KeyedLogThrottle()
         #: local controller mode: the operator's backend, and where undelivered frames wait
         self.upstream = upstream
         self.spool_dir = spool_dir or Path("data") / "ocpp-spool"
@@ -198,11 +199,9 @@ class OcppCentralSystem:
         """The one answer to every refused handshake: 401 with the Basic challenge (the same
         status, body and headers whether the identity exists or not)."""
         self.refused += 1
-        throttle = self._refused_log.setdefault(reason, LogThrottle())
-        suppressed = throttle.admit()
-        if suppressed is not None:
-            log.warning("ocpp_handshake_refused", device=f"ocpp:{identity}", reason=reason,
-                        status=401, suppressed=suppressed)  # fmt: skip
+        host = peer_host(connection.remote_address)
+        self._refused_log.warning(log, "ocpp_handshake_refused", reason=reason, host=host,
+                                  device=f"ocpp:{identity}", peer=host, status=401)  # fmt: skip
         response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
         response.headers["WWW-Authenticate"] = 'Basic realm="fuseguard OCPP", charset="UTF-8"'
         return response
