@@ -102,7 +102,7 @@ async def test_a_raise_read_before_it_applies_keeps_the_charger_on_the_fast_cade
         await clock.advance(40.0)  # 6 A at once, then raised to the 10 A of room
         raises = [
             (at, a)
-            for (at, a), (_, before) in zip(charger.writes[1:], charger.writes)
+            for (at, a), (_, before) in zip(charger.writes[1:], charger.writes[:-1], strict=True)
             if a > before
         ]
         assert raises, charger.writes
