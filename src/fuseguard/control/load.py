@@ -253,10 +253,15 @@ class LoadEstimator:
     def with_reserves(
         self, non_ev: dict[str, Phases], reserves: Iterable[tuple[str, Phases]]
     ) -> dict[str, Phases]:
-        """Add uncontrollable draws ``(circuit, amps)`` on every circuit up to main.
+        """Add the reserves ``(circuit, amps)`` of plugs that cannot be controlled (offline,
+        stuck, not coming down) on every circuit up to main (in place; returns ``non_ev``).
 
-        The meter-derived non-EV load excludes such a plug's last measured draw, so reserving it
-        on its whole path keeps the sums right (in place; returns ``non_ev``).
+        A meter-derived non-EV load has the draws of the plugs measured this cycle subtracted
+        (:meth:`update`): for a stuck or uncontrollable plug that is still read, the reserve
+        puts its draw back. An offline plug (not read this cycle) is NOT subtracted: the meter's
+        non-EV load already INCLUDES whatever it draws, and its reserve comes on top (counted
+        twice while the meter is fresh: conservative; once, the reserve, where no fresh meter
+        sees it).
         """
         for circuit, amps in reserves:
             if amps == ZERO:
