@@ -47,6 +47,12 @@ START_WINDOW_S = 10.0
 starting (its response to the offer, up to 5 s by IEC 61851, plus the charge point's report)."""
 
 
+def responding(*, now: float, changed_at: float, delay_s: float) -> bool:
+    """A setpoint written at ``changed_at`` took effect (after ``delay_s``) at most
+    :data:`START_WINDOW_S` ago, or not yet: a car may still be answering it unseen."""
+    return now <= changed_at + delay_s + START_WINDOW_S
+
+
 def expected_draw_a(
     *,
     sample: ChargerSample | None,
@@ -121,4 +127,4 @@ def start_offer_a(
     return extra if extra.max > 0.0 else None
 
 
-__all__ = ["DRAWING_A", "START_WINDOW_S", "expected_draw_a", "start_offer_a"]
+__all__ = ["DRAWING_A", "START_WINDOW_S", "expected_draw_a", "responding", "start_offer_a"]
