@@ -30,7 +30,10 @@ says so later still (StatusNotification, MeterValues every 10-60 s). Within
 charger since, the car may be drawing up to its offer unseen: the load estimator
 (:meth:`~fuseguard.control.load.LoadEstimator.update`, ``starting``) attributes a rise of the
 meter to such cars, at most their offers and never more than the meter shows, instead of
-taking it for building load and pausing every car.
+taking it for building load and pausing every car. A raise of a charging car not measured yet
+(:class:`~fuseguard.control.policies.facts.PlugFacts` ``unconfirmed_a``) explains a rise with its
+whole amount only while :func:`responding` (the same window); after it the car has answered the
+raise, and the estimator lets it explain no more than it did (round 11).
 """
 
 from __future__ import annotations
