@@ -172,12 +172,14 @@ class Poller:
     def _settled(
         self, pid: str, previous: ChargerSample | None, sample: ChargerSample, read_at: float
     ) -> bool:
-        """The read shows the charger steady and following its last setpoint change: at most
-        its setpoint, or within STEADY_A above it once the car has had ``decrease_grace_s`` to
-        come down. (Within the grace a draw above the setpoint is a car still coming down: a read
-        taken before it followed a decrease of up to STEADY_A looked steady, and its sample was
-        vouched for while the car drew less: the meter split's non-EV load too low by that
-        much, an overload of 0.96 A for 2 s in the soak's seed 20.)"""
+        """The read shows the charger steady and following its last setpoint change (for a
+        charger that reports late or applies a limit late: measured after the change took
+        effect, the write plus its ``limit_delay_s``): at most its setpoint, or within STEADY_A
+        above it once the car has had ``decrease_grace_s`` to come down. (Within the grace a
+        draw above the setpoint is a car still coming down: a read taken before it followed a
+        decrease of up to STEADY_A looked steady, and its sample was vouched for while the car
+        drew less: the meter split's non-EV load too low by that much, an overload of 0.96 A
+        for 2 s in the soak's seed 20.)"""
         if not charger_steady(previous, sample):
             return False
         if self._setpoint_of is None:
