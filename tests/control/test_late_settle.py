@@ -118,3 +118,82 @@ async def test_a_raise_read_before_it_applies_keeps_the_charger_on_the_fast_cade
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class SyncedMeterValues(DelayedCharger):
+    """As bench/ocpp.py's charge points: a car drawing CAR_A whatever its limit, MeterValues
+    every 10 s in a round that (here) lands ROUND_AFTER_WRITE_S after the raise's write, i.e.
+    before the raise applies, and a triggered MeterValues TRIGGER_S after each write."""
+
+    ROUND_AFTER_WRITE_S = 0.5
+    TRIGGER_S = 3.0
+
+    def _measured_at(self, now: float) -> float:
+        times = [0.0]
+        for at, _ in self.writes:
+            times += [at + self.ROUND_AFTER_WRITE_S, at + self.TRIGGER_S]
+        if self.writes:
+            last = self.writes[-1][0] + self.ROUND_AFTER_WRITE_S
+            times += [last + 10.0 * k for k in range(1, 100)]
+        return max(t for t in times if t <= now)
+
+    async def read(self) -> ChargerSample:
+        now = self.clock.monotonic()
+        self.reads.append(now)
+        at = self._measured_at(now)
+        amps = self.draw_at(at)
+        return ChargerSample(
+            cp_state=CpState.C,
+            ocpp_state=OcppState.CHARGING,
+            current_a=Phases.uniform(amps),
+            power_w=amps * 3 * 230.0,
+            measured_age_s=max(1e-3, now - at),
+            authorized=True,
+        )
+
+
+async def test_a_step_after_a_raise_that_a_meter_round_read_before_it_applied() -> None:
+    """The bench's ~10 s first step in virtual time: ten charge points raised 6 -> 16 A while
+    their cars keep drawing 6 A; the MeterValues round lands between the write and the apply;
+    2.9 s after the write the building load steps up. Before round 11 the round settled every
+    charger, the triggered MeterValues (3 s) went unread until the next idle read (10 s): the
+    step was lowered 8.1 s later (main 58b5ab7). Now with the triggered measurement (0.1 s
+    here: the step comes 0.1 s before it)."""
+    clock = VirtualClock()
+    cars = 10
+    chargers = {f"cp{i}": SyncedMeterValues(clock) for i in range(cars)}
+    meter = FakeMeter(clock, list(chargers.values()), base_a=Phases.uniform(115.0))  # type: ignore[arg-type]
+    config = ControllerConfig(
+        circuits=[CircuitSpec("main", None, 16.0 * cars + 20.5)],
+        chargers=[
+            ChargerSpec(id=cid, max_a=16, limit_delay_s=DELAY_S, reports_late=True)
+            for cid in chargers
+        ],
+        charger_idle_poll_s=IDLE_POLL_S,
+    )
+    controller = Controller(clock=clock, config=config, meter=meter, chargers=chargers)  # type: ignore[arg-type]
+    task = asyncio.create_task(controller.run())
+    try:
+        await clock.advance(60.0)  # room for 6.5 A each: 6 A
+        meter.base_a = Phases.uniform(20.0)  # room for 16 A each
+        for _ in range(300):
+            await clock.advance(0.1)
+            if all(ch.writes and ch.writes[-1][1] == 16 for ch in chargers.values()):
+                break
+        raised_at = max(ch.writes[-1][0] for ch in chargers.values())
+        # raised to 16 A from a limit the car drew in full (6 or 7 A): the raise is pending
+        assert all(ch.writes[-1][1] == 16 and ch.writes[-2][1] <= 7 for ch in chargers.values())
+        await clock.advance(raised_at + 2.9 - clock.monotonic())
+        meter.base_a = Phases.uniform(20.0 + cars)  # +1 A per car: every car to 15 A
+        step_at = clock.monotonic()
+        lowered: list[float] = []
+        for _ in range(150):
+            await clock.advance(0.1)
+            lowered = [ch.writes[-1][0] for ch in chargers.values() if ch.writes[-1][1] < 16]
+            if len(lowered) == cars:
+                break
+        assert len(lowered) == cars, [ch.writes[-3:] for ch in chargers.values()]
+        assert max(lowered) - step_at <= 2.5, (step_at, max(lowered))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
