@@ -12,7 +12,11 @@ from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.v16 import call, call_result
 
 from fuseguard.devices.ocpp.station import Station, StationConfig
-from fuseguard.devices.ocpp.triggers import TRIGGER_AFTER_OFFER_S, TriggerBudget
+from fuseguard.devices.ocpp.triggers import (
+    TRIGGER_AFTER_OFFER_S,
+    TRIGGER_REFILL_S_PER_CONNECTOR,
+    TriggerBudget,
+)
 from fuseguard.model.clock import VirtualClock
 
 FEATURES = "Core,SmartCharging,RemoteTrigger"
@@ -146,17 +150,61 @@ async def test_a_refused_or_garbage_answer_stops_the_triggers_and_nothing_breaks
 
 
 @pytest.mark.asyncio
+async def test_the_budget_grows_with_the_connectors_that_share_it() -> None:
+    """One round at once per connector, one more per connector every 5 s (never below the
+    floor it was made with); a round beyond that is refused, never queued."""
+    clock = VirtualClock()
+    floor = TriggerBudget(clock, per_s=1.0, burst=5)
+    floor.share(2)  # few connectors: the floor
+    assert sum(floor.take() for _ in range(10)) == 5
+    budget = TriggerBudget(clock, per_s=1.0, burst=5)
+    budget.share(60)
+    budget.share(40)  # every station shares its connectors
+    assert budget.connectors == 100
+    assert sum(budget.take() for _ in range(200)) == 100
+    assert budget.refused == 100
+    await clock.advance(TRIGGER_REFILL_S_PER_CONNECTOR)
+    assert sum(budget.take() for _ in range(200)) == 100  # 100 per 5 s
+    await clock.advance(60.0)
+    assert sum(budget.take() for _ in range(200)) == 100  # the burst caps the refill
+    assert budget.spent == 300
+
+
+@pytest.mark.asyncio
+async def test_100_charge_points_offered_current_at_once_are_all_asked() -> None:
+    """A load drop offers every car current at once: with one budget of the central system
+    shared by 100 connectors every charge point gets both rounds (round 11: a fixed bucket of
+    20 rounds asked a fifth of them; the others waited for their next MeterValues)."""
+    clock = VirtualClock()
+    budget = TriggerBudget(clock)
+    sessions = [FakeSession() for _ in range(100)]
+    stations = [await ready_station(s, clock, triggers=budget) for s in sessions]
+    assert budget.connectors == 100
+    await clock.advance(TRIGGER_REFILL_S_PER_CONNECTOR)  # the boot triggers are not rounds
+    await asyncio.gather(*(st.set_limit(1, 16) for st in stations))
+    await clock.advance(TRIGGER_AFTER_OFFER_S[-1] + 1.0)
+    assert [st.trigger_rounds for st in stations] == [len(TRIGGER_AFTER_OFFER_S)] * 100
+    assert budget.refused == 0
+    for st in stations:
+        await st.close()
+
+
+@pytest.mark.asyncio
 async def test_the_shared_budget_bounds_the_rounds_across_charge_points() -> None:
-    """100 charge points offered current at once: the rounds beyond the budget are skipped."""
+    """Charge points offered current again and again: the rounds beyond the budget (one per
+    connector every 5 s) are skipped."""
     clock = VirtualClock()
     budget = TriggerBudget(clock, per_s=1.0, burst=5)
     sessions = [FakeSession() for _ in range(20)]
     stations = [await ready_station(s, clock, triggers=budget) for s in sessions]
-    await asyncio.gather(*(st.set_limit(1, 16) for st in stations))
-    await clock.advance(TRIGGER_AFTER_OFFER_S[-1] + 1.0)
+    started = clock.monotonic()
+    for _ in range(10):  # a pause and an offer every 3.5 s: a round each after 3 s
+        await asyncio.gather(*(st.set_limit(1, 0) for st in stations))
+        await asyncio.gather(*(st.set_limit(1, 16) for st in stations))
+        await clock.advance(3.5)
+    span_s = clock.monotonic() - started
     rounds = sum(st.trigger_rounds for st in stations)
-    span_s = TRIGGER_AFTER_OFFER_S[-1] - TRIGGER_AFTER_OFFER_S[0]
-    assert rounds <= 5 + span_s * 1.0 + 1
+    assert rounds <= 20 + span_s * 20 / TRIGGER_REFILL_S_PER_CONNECTOR + 1
     assert budget.refused > 0
     assert rounds == budget.spent
     for st in stations:

@@ -362,12 +362,12 @@ class Controller:
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
-        # a start or a raise not measured yet: counted only as far as the meter shows it
-        # (LoadEstimator.update; docs/safety.md, "Start window")
+        # unmeasured starts and raises: LoadEstimator.update (docs/safety.md, "Start window")
         starting = [
-            EvDraw(self._plugs[pid].spec.circuit, pending, pending.total * v)
+            EvDraw(self._plugs[pid].spec.circuit, amps, amps.total * v, late=late)
             for pid, f in facts.items()
-            if f.fresh and (pending := f.pending_a) is not None
+            if f.fresh
+            for amps, late in f.unseen()
         ]
         non_ev = self._load.update(now, metered, draws, starting)
         if fresh:

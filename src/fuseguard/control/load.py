@@ -40,11 +40,14 @@ from fuseguard.model.samples import MeterSample
 @dataclass(slots=True)
 class EvDraw:
     """A charger's measured draw this cycle (only chargers with a fresh sample have one;
-    read-only, built per plug per cycle, hence not frozen)."""
+    read-only, built per plug per cycle, hence not frozen). As one of ``starting``
+    (:meth:`LoadEstimator.update`): what the car may draw beyond it unseen, ``late`` for a raise
+    whose start window is over."""
 
     circuit: str
     grid_a: Phases
     power_w: float
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,16 @@ class MinuteMaxima:
         return ((new - old) / (60.0 * (last - first))).maximum(0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Attributed:
+    """What one meter sample's non-EV load attributed to cars not measured yet: to ``count``
+    late raises (``late``) and to the starts and raises in their window (``window``)."""
+
+    late: Phases = ZERO
+    window: Phases = ZERO
+    count: int = 0
+
+
 class LoadEstimator:
     """Non-EV load per circuit and phase, with the peak history per metered circuit."""
 
@@ -126,8 +139,9 @@ class LoadEstimator:
         # per metered circuit: the highest non-EV load recorded since start (all chargers below
         # measured), per phase
         self._highest: dict[str, Phases] = {}
-        # per metered circuit: the sample the non-EV load was last measured from, and the value
-        self._measured: dict[str, tuple[MeterSample, Phases]] = {}
+        # per metered circuit: the sample the non-EV load was last measured from, the value, and
+        # what of the meter's reading was attributed to cars not measured yet (Start window)
+        self._measured: dict[str, tuple[MeterSample, Phases, _Attributed]] = {}
 
     def measured(self, sample: MeterSample, draws: Iterable[EvDraw]) -> Phases:
         """Non-EV load through one meter, per phase (A, >= 0): a query, changes nothing."""
@@ -190,8 +204,9 @@ class LoadEstimator:
         """The non-EV load of every circuit this cycle; records peaks of fresh measurements.
 
         ``starting``: cars whose start or raise is not measured yet, which may be drawing up to
-        these amounts beyond ``draws`` unseen (``PlugFacts.pending_a``); a meter's rise is
-        theirs up to that much (:meth:`_from_sample`; docs/safety.md, "Start window")."""
+        these amounts beyond ``draws`` unseen (``PlugFacts.unseen``); a meter's rise is theirs
+        up to that much, a late raise's no more than it was (:meth:`_from_sample`;
+        docs/safety.md, "Start window")."""
         tree = self._tree
         non_ev = {c.id: c.non_ev_load_a for c in tree}
         measured: set[str] = set()
@@ -236,27 +251,45 @@ class LoadEstimator:
         if last is not None and last[0] is sample:
             return last[1]
         below = [d for d in draws if self._tree.in_subtree(d.circuit, m.circuit)]
-        value = self.measured(sample, below)
-        start = [d for d in starting if self._tree.in_subtree(d.circuit, m.circuit)]
-        if start and last is not None:
+        plain = value = self.measured(sample, below)
+        unseen = [d for d in starting if self._tree.in_subtree(d.circuit, m.circuit)]
+        start = [d for d in unseen if not d.late]
+        late = [d for d in unseen if d.late]
+        kept = ZERO
+        if unseen and last is not None:
             # Start window (docs/safety.md): a start or a raise not measured yet may be drawn
-            # unseen. The non-EV load rises no further than the meter shows beyond their offers:
-            # at most the larger of the last value and the reading with every starting car at
-            # its offer, never above the plain reading. Attributed: min(rise, offers) per phase.
-            all_on = self.measured(sample, below + start)
-            value = value.minimum(all_on.maximum(last[1]))
+            # unseen. A late raise (its window over: the car has answered it) keeps explaining
+            # what was attributed to it at the last sample (a raise just out of its window: what
+            # the cars in their window were), at most its offer, and no more
+            if late:
+                before = last[2]
+                carried = before.late + before.window if len(late) > before.count else before.late
+                kept = carried.minimum(plain - self.measured(sample, below + late))
+                value = (plain - kept).maximum(0.0)
+            if start:
+                # the non-EV load rises no further than the meter shows beyond their offers: at
+                # most the larger of the last value and the reading with every starting car at
+                # its offer, never above the plain reading. Attributed: min(rise, offers)
+                all_on = (self.measured(sample, below + start) - kept).maximum(0.0)
+                value = value.minimum(all_on.maximum(last[1]))
         if m.record:
             self.record(m.circuit, now, value, whole=m.whole)
-        self._measured[m.circuit] = (sample, value)
+        window = (plain - value - kept).maximum(0.0)
+        self._measured[m.circuit] = (sample, value, _Attributed(kept, window, len(late)))
         return value
 
     def with_reserves(
         self, non_ev: dict[str, Phases], reserves: Iterable[tuple[str, Phases]]
     ) -> dict[str, Phases]:
-        """Add uncontrollable draws ``(circuit, amps)`` on every circuit up to main.
+        """Add the reserves ``(circuit, amps)`` of plugs that cannot be controlled (offline,
+        stuck, not coming down) on every circuit up to main (in place; returns ``non_ev``).
 
-        The meter-derived non-EV load excludes such a plug's last measured draw, so reserving it
-        on its whole path keeps the sums right (in place; returns ``non_ev``).
+        A meter-derived non-EV load has the draws of the plugs measured this cycle subtracted
+        (:meth:`update`): for a stuck or uncontrollable plug that is still read, the reserve
+        puts its draw back. An offline plug (not read this cycle) is NOT subtracted: the meter's
+        non-EV load already INCLUDES whatever it draws, and its reserve comes on top (counted
+        twice while the meter is fresh: conservative; once, the reserve, where no fresh meter
+        sees it).
         """
         for circuit, amps in reserves:
             if amps == ZERO:

@@ -20,7 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fuseguard.control.policies.demand import DemandCap, max_current_a
-from fuseguard.control.policies.expected import DRAWING_A, expected_draw_a, start_offer_a
+from fuseguard.control.policies.expected import (
+    DRAWING_A,
+    expected_draw_a,
+    responding,
+    start_offer_a,
+)
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
 from fuseguard.control.policies.idle import IdleCar
@@ -160,6 +165,7 @@ class PlugControl:
             expected_a=expected,
             starting_a=starting,
             unconfirmed_a=unconfirmed,
+            responding=responding(now=now, changed_at=sp.changed_at, delay_s=delay_s),
         )
 
     def _assumed_phases(self) -> tuple[Phase, ...]:

@@ -118,6 +118,8 @@ class Poller:
         self._on_meter = on_meter
         self._on_polled = on_polled
         self._setpoint_of = setpoint_of
+        #: how long after a write each charger applies it (OCPP: the profile delay)
+        self._limit_delay_s = {ch.id: ch.limit_delay_s for ch in config.chargers}
         period = config.meter_period_s
         self._idle_s = config.charger_idle_poll_s if config.charger_idle_poll_s > period else 0.0
         self._due = dict.fromkeys(self._chargers, -math.inf)  # next read of a steady charger
@@ -170,12 +172,14 @@ class Poller:
     def _settled(
         self, pid: str, previous: ChargerSample | None, sample: ChargerSample, read_at: float
     ) -> bool:
-        """The read shows the charger steady and following its last setpoint change: at most
-        its setpoint, or within STEADY_A above it once the car has had ``decrease_grace_s`` to
-        come down. (Within the grace a draw above the setpoint is a car still coming down: a read
-        taken before it followed a decrease of up to STEADY_A looked steady, and its sample was
-        vouched for while the car drew less: the meter split's non-EV load too low by that
-        much, an overload of 0.96 A for 2 s in the soak's seed 20.)"""
+        """The read shows the charger steady and following its last setpoint change (for a
+        charger that reports late or applies a limit late: measured after the change took
+        effect, the write plus its ``limit_delay_s``): at most its setpoint, or within STEADY_A
+        above it once the car has had ``decrease_grace_s`` to come down. (Within the grace a
+        draw above the setpoint is a car still coming down: a read taken before it followed a
+        decrease of up to STEADY_A looked steady, and its sample was vouched for while the car
+        drew less: the meter split's non-EV load too low by that much, an overload of 0.96 A
+        for 2 s in the soak's seed 20.)"""
         if not charger_steady(previous, sample):
             return False
         if self._setpoint_of is None:
@@ -184,10 +188,15 @@ class Poller:
         if written_a is None:
             return True
         age_s = sample.measured_age_s
-        if 0.0 < age_s < math.inf and read_at - age_s < changed_at:
-            # a charger that reports late (OCPP MeterValues), not measured since its setpoint
-            # changed: read every period until it is, so a measurement it was asked for
-            # (TriggerMessage) ends the start window at once (docs/safety.md, "Start window")
+        late = 0.0 < age_s < math.inf
+        delay_s = self._limit_delay_s.get(pid, 0.0)
+        if (late or delay_s > 0.0) and read_at - (age_s if late else 0.0) < changed_at + delay_s:
+            # not measured since its setpoint took effect (the write plus the charger's limit
+            # delay): a measurement taken in between shows the draw under the OLD limit. Read
+            # every period until it is, so a measurement it was asked for (TriggerMessage) ends
+            # the start window at once (docs/safety.md, "Start window"); before round 11 a
+            # measurement newer than the write settled an OCPP charger whose raise was pending,
+            # its old sample was vouched for 10 s (bench/ocpp.py: a first step of ~10 s)
             return False
         draw_a = sample.current_a.max
         if draw_a <= written_a:

@@ -30,7 +30,10 @@ says so later still (StatusNotification, MeterValues every 10-60 s). Within
 charger since, the car may be drawing up to its offer unseen: the load estimator
 (:meth:`~fuseguard.control.load.LoadEstimator.update`, ``starting``) attributes a rise of the
 meter to such cars, at most their offers and never more than the meter shows, instead of
-taking it for building load and pausing every car.
+taking it for building load and pausing every car. A raise of a charging car not measured yet
+(:class:`~fuseguard.control.policies.facts.PlugFacts` ``unconfirmed_a``) explains a rise with its
+whole amount only while :func:`responding` (the same window); after it the car has answered the
+raise, and the estimator lets it explain no more than it did (round 11).
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ DRAWING_A = 1.0
 START_WINDOW_S = 10.0
 """How long after an offer to a paused car takes effect a rise of the meter may be the car
 starting (its response to the offer, up to 5 s by IEC 61851, plus the charge point's report)."""
+
+
+def responding(*, now: float, changed_at: float, delay_s: float) -> bool:
+    """A setpoint written at ``changed_at`` took effect (after ``delay_s``) at most
+    :data:`START_WINDOW_S` ago, or not yet: a car may still be answering it unseen."""
+    return now <= changed_at + delay_s + START_WINDOW_S
 
 
 def expected_draw_a(
@@ -121,4 +130,4 @@ def start_offer_a(
     return extra if extra.max > 0.0 else None
 
 
-__all__ = ["DRAWING_A", "START_WINDOW_S", "expected_draw_a", "start_offer_a"]
+__all__ = ["DRAWING_A", "START_WINDOW_S", "expected_draw_a", "responding", "start_offer_a"]

@@ -28,7 +28,10 @@ class PlugFacts:
     after a pause may draw beyond ``draw_a`` while its start is not measured yet (None: nothing;
     :func:`~fuseguard.control.policies.expected.start_offer_a`); ``unconfirmed_a``, the part of
     ``expected_a`` above the measurement after a raise not measured yet (the car may take the
-    raise or not: the load estimator counts it only as far as the meter shows it).
+    raise or not: the load estimator counts it only as far as the meter shows it);
+    ``responding``, whether that raise took effect at most ``START_WINDOW_S`` ago (the car may
+    still be answering it: its whole ``unconfirmed_a`` may explain a rise of the meter; after
+    that it explains no more than it did, :meth:`unseen`; docs/safety.md, "Start window").
     """
 
     now: float
@@ -43,15 +46,31 @@ class PlugFacts:
     expected_a: Phases | None = None
     starting_a: Phases | None = None
     unconfirmed_a: Phases | None = None
+    responding: bool = True
 
     @property
     def pending_a(self) -> Phases | None:
-        """What the plug may draw beyond :attr:`counted_a`, unseen: a start or a raise not
-        measured yet (None: nothing); the meter decides how much of it is drawn."""
-        a, b = self.starting_a, self.unconfirmed_a
+        """What the plug may draw beyond :attr:`counted_a`, unseen, and may have started to draw
+        just now: a start or a raise not measured yet, within its window (None: nothing); the
+        meter decides how much of it is drawn."""
+        a = self.starting_a
+        b = self.unconfirmed_a if self.responding else None
         if a is None or b is None:
             return a if b is None else b
         return a + b
+
+    @property
+    def late_a(self) -> Phases | None:
+        """A raise not measured yet whose window is over (None: none): the car has answered it
+        by now, so it explains no more of the meter than it did at the window's end."""
+        return None if self.responding else self.unconfirmed_a
+
+    def unseen(self) -> list[tuple[Phases, bool]]:
+        """What the plug may draw beyond :attr:`counted_a` unseen, as (amount, late) pairs:
+        :attr:`pending_a` (late False) and :attr:`late_a` (late True), those that are not None
+        (the load estimator's ``starting``)."""
+        pairs = ((self.pending_a, False), (self.late_a, True))
+        return [(a, late) for a, late in pairs if a is not None]
 
     @property
     def counted_a(self) -> Phases:

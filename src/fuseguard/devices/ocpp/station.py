@@ -83,6 +83,7 @@ class Station(Triggers):
         super().__init__(config, clock)
         #: the trigger budget shared with the other charge points (None: this one's own)
         self.triggers = triggers if triggers is not None else TriggerBudget(clock)
+        self.triggers.share(config.connectors)  # the budget grows with its connectors
         #: whether TriggerMessage may be used (RemoteTrigger, and no refusal since the boot)
         self.can_trigger = False
         #: trigger rounds sent to this charge point (each: one or two TriggerMessage calls)

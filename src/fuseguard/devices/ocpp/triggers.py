@@ -11,8 +11,13 @@ profile was accepted, and for MeterValues once more :data:`TRIGGER_AFTER_CHARGIN
 connector reports Charging. Bounded: at most those rounds per offer, one round at a time per
 charge point, none when MeterValues of the charging car came within :data:`FRESH_METER_S`, and
 a token bucket shared by every charge point of the central system (:class:`TriggerBudget`): a
-round the bucket cannot pay for is skipped, never queued. A charge point that answers a trigger
-with anything but ``Accepted`` (or a CALLERROR) is asked no more until it boots again.
+round the bucket cannot pay for is skipped, never queued. The bucket grows with the connectors
+that share it (one round at once per connector, refilled one per
+:data:`TRIGGER_REFILL_S_PER_CONNECTOR` each): a site that offers every car current at once (100
+charge points after a load drop) asks every one of them, where a fixed bucket of 20 asked a
+fifth and left the others to their next MeterValues (bench/ocpp.py, round 11). A charge point
+that answers a trigger with anything but ``Accepted`` (or a CALLERROR) is asked no more until it
+boots again.
 
 :class:`Triggers` is the part of :class:`~fuseguard.devices.ocpp.station.Station` that does this
 (split from ``station.py``).
@@ -48,9 +53,13 @@ from fuseguard.wire.ocpp_triggers import (
 
 log = structlog.get_logger("fuseguard.devices.ocpp.station")
 
-#: the central system's trigger budget: rounds per second on average, and the burst
+#: the central system's trigger budget at least (few connectors): rounds per second on
+#: average, and the burst
 TRIGGER_ROUNDS_PER_S = 10.0
 TRIGGER_BURST = 20
+#: with more connectors: one round at once per connector, one more every this many seconds
+#: (an offer asks at most len(TRIGGER_AFTER_OFFER_S) = 2 rounds within 5 s)
+TRIGGER_REFILL_S_PER_CONNECTOR = 5.0
 
 
 class OcppSession(Protocol):
@@ -65,18 +74,38 @@ class OcppSession(Protocol):
 
 class TriggerBudget:
     """A token bucket shared by the charge points of one central system: at most ``burst``
-    trigger rounds at once, refilled at ``per_s`` rounds per second (module docstring)."""
+    trigger rounds at once, refilled at ``per_s`` rounds per second, and more for the
+    connectors that :meth:`share` it: a burst of one round per connector, refilled at one per
+    connector every ``refill_s_per_connector`` (module docstring)."""
 
     def __init__(
-        self, clock: Clock, per_s: float = TRIGGER_ROUNDS_PER_S, burst: int = TRIGGER_BURST
+        self,
+        clock: Clock,
+        per_s: float = TRIGGER_ROUNDS_PER_S,
+        burst: int = TRIGGER_BURST,
+        refill_s_per_connector: float = TRIGGER_REFILL_S_PER_CONNECTOR,
     ) -> None:
         self._clock = clock
+        self._min_per_s = per_s
+        self._min_burst = float(burst)
+        self._refill_s = refill_s_per_connector
         self._per_s = per_s
         self._burst = float(burst)
         self._tokens = float(burst)
         self._at = clock.monotonic()
+        self.connectors = 0
         self.spent = 0
         self.refused = 0
+
+    def share(self, connectors: int) -> None:
+        """``connectors`` more connectors use this budget: it grows to one round at once per
+        connector and one more per connector every ``refill_s_per_connector`` (never below the
+        ``burst`` and ``per_s`` it was made with); the new rounds are available at once."""
+        self.connectors += max(0, connectors)
+        burst = max(self._min_burst, float(self.connectors))
+        self._tokens += burst - self._burst
+        self._burst = burst
+        self._per_s = max(self._min_per_s, self.connectors / self._refill_s)
 
     def take(self) -> bool:
         """One round, if the bucket holds a token (else False: skip the round)."""
@@ -242,6 +271,7 @@ __all__ = [
     "TRIGGER_AFTER_CHARGING_S",
     "TRIGGER_AFTER_OFFER_S",
     "TRIGGER_BURST",
+    "TRIGGER_REFILL_S_PER_CONNECTOR",
     "TRIGGER_ROUNDS_PER_S",
     "OcppSession",
     "TriggerBudget",
