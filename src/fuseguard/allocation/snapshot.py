@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from fuseguard.allocation.common import check_plugs, circuit_chains
 from fuseguard.allocation.types import (
+    URGENT_LAXITY_S,
     Allocation,
     AllocationParams,
     Circuit,
@@ -80,7 +81,7 @@ class ParamsIn(_Strict):
     pv_disable_threshold_w: float = 0.0
     pv_enable_delay_s: float = Field(default=60.0, ge=0)
     pv_disable_delay_s: float = Field(default=180.0, ge=0)
-    urgent_laxity_s: float = Field(default=10800.0, ge=0)
+    urgent_laxity_s: float = Field(default=URGENT_LAXITY_S, ge=0)
     urgent_reserve: float = Field(default=1.0, ge=0, le=100)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from fuseguard.model.phases import ZERO, Phase, Phases
 from fuseguard.model.status import ChargeMode
@@ -76,6 +77,13 @@ class Plug:
     plan_rank: int | None = None
 
 
+#: the default least-laxity window (s): a plug with an announced departure is urgent once its
+#: laxity is at most this. The one default: the site config (``[control] urgent_laxity_s``),
+#: the controller's config and the snapshot's JSON form import it (measured in
+#: ``bench/notes/quality.md``, round 11: 2 h met more needs than 3 h in the office)
+URGENT_LAXITY_S: Final = 7200.0
+
+
 @dataclass(frozen=True, slots=True)
 class AllocationParams:
     """Tunables (defaults follow the anchors: evcc PV timers, Easee-like restart wait)."""
@@ -89,7 +97,7 @@ class AllocationParams:
     pv_disable_delay_s: float = 180.0
     #: a plug whose laxity (time to departure minus time to finish at its cap) is below this is
     #: urgent (served first, :mod:`fuseguard.allocation.urgency`)
-    urgent_laxity_s: float = 10800.0
+    urgent_laxity_s: float = URGENT_LAXITY_S
     #: an urgent least-laxity plug is admitted with this times the current it needs to finish by
     #: its departure (whole amps, at most its cap; 0: at its minimum only,
     #: :mod:`fuseguard.allocation.reserve`)
