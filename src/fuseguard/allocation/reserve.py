@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from fuseguard.allocation.common import EPS
 from fuseguard.allocation.types import AllocationParams, Plug
-from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, _cap_a
+from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, cap_a
 
 #: per plug index: its rows or coefficients (a list over all plugs, or a mapping of the plugs
 #: the pass looks at)
@@ -50,7 +50,7 @@ def reserves(
             continue
         if dep <= 0.0 or need <= 0.0 or k <= 0.0:
             continue
-        cap = _cap_a(p)
+        cap = cap_a(p)
         rate = need * 3600.0 / (k * volt * dep) * factor
         amps = float(math.ceil(rate - 1e-9)) if rate < cap else float(cap)  # inf: the cap
         if amps > p.min_a:

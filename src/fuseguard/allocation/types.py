@@ -52,6 +52,8 @@ class Plug:
     car still needs and ``departure_s`` the seconds until its announced departure;
     ``plan_rank`` the horizon plan's order among the plugs it wants charged above their minimum
     now (0 first; None: not a plan leader), served before the other plugs of its priority.
+    ``car_limit_a`` the car's own current limit where the controller learned it (a 16 A car on
+    a 32 A plug): only least laxity's cap uses it (:func:`.urgency.cap_a`), never a setpoint.
     ``phases_known`` False: ``phases`` are the assumption for a car that has not drawn yet (all
     wired phases); the session may probe it (:mod:`fuseguard.allocation.probe`).
     """
@@ -75,6 +77,7 @@ class Plug:
     departure_s: float | None = None
     phases_known: bool = True
     plan_rank: int | None = None
+    car_limit_a: float | None = None
 
 
 #: the default least-laxity window (s): a plug with an announced departure is urgent once its

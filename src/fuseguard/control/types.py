@@ -175,6 +175,9 @@ class PlugDemand:
     phases_known: bool = True
     #: the horizon plan's order among the plugs it wants above their minimum now (None: none)
     plan_rank: int | None = None
+    #: the car's own current limit learned this session (A; ``policies/demand.py``; None:
+    #: unknown): least laxity's cap, not a limit on the setpoint
+    car_limit_a: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
