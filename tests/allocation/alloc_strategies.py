@@ -302,6 +302,9 @@ _SHARE_A = st.one_of(st.none(), st.floats(0, 32), st.sampled_from([0.0, 6.0, -1.
 _NEED_WH = st.one_of(st.none(), st.floats(-10, 60000), st.just(0.0))
 _DEPARTURE_S = st.one_of(st.none(), st.floats(-100, 40000), st.just(math.inf))
 _PLAN_RANK = st.one_of(st.none(), st.integers(0, 3))
+_CAR_LIMIT_A = st.one_of(
+    st.none(), st.floats(0, 40), st.sampled_from([13.0, 16.0, 3.0, -1.0, math.nan, math.inf])
+)
 
 
 @functools.cache
@@ -355,6 +358,7 @@ def _wide_plug(
         need_wh=draw(_NEED_WH),
         departure_s=draw(_DEPARTURE_S),
         plan_rank=draw(_PLAN_RANK),
+        car_limit_a=draw(_CAR_LIMIT_A),
     )
 
 

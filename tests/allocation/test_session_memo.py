@@ -104,6 +104,7 @@ def test_with_timers_carries_every_other_field_over() -> None:
         departure_s=6.5,
         phases_known=False,
         plan_rank=3,
+        car_limit_a=13.0,
     )
     defaults = Plug(id="", circuit="", phases=(), max_a=0)
     for f in fields(Plug):

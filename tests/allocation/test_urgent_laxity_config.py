@@ -3,12 +3,20 @@ the one config -> controller translation into the allocator's parameters."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from fuseguard.allocation.types import Allocation, Snapshot
+from fuseguard.allocation.snapshot import snapshot_from_data, snapshot_to_data
+from fuseguard.allocation.types import (
+    URGENT_LAXITY_S,
+    Allocation,
+    AllocationParams,
+    Circuit,
+    Snapshot,
+)
 from fuseguard.config import ControlConfig
 from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.types import ChargerSpec, ControllerConfig, PlugDemand
@@ -21,8 +29,28 @@ from fuseguard.scenario.site import scenario_controller_config
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 
 
+def test_one_default_everywhere() -> None:
+    """The default window is the allocation layer's ``URGENT_LAXITY_S`` (2 h) in every layer
+    that has one: the site config, the controller config, the allocator's parameters and the
+    snapshot's JSON form (a dump without params), and the example site."""
+    assert URGENT_LAXITY_S == 7200.0
+    assert ControlConfig().urgent_laxity_s == URGENT_LAXITY_S
+    cfg = ControllerConfig(
+        circuits=[CircuitSpec(id="main", parent=None, fuse_a=16.0)], chargers=[ChargerSpec(id="a")]
+    )
+    assert cfg.urgent_laxity_s == URGENT_LAXITY_S
+    assert AllocationParams().urgent_laxity_s == URGENT_LAXITY_S
+    data = snapshot_to_data(
+        Snapshot(circuits=(Circuit(id="main", parent=None, limit_a=Phases(16, 16, 16)),), plugs=())
+    )
+    del data["params"]
+    assert snapshot_from_data(data).params.urgent_laxity_s == URGENT_LAXITY_S
+    example = tomllib.loads((Path(__file__).parents[2] / "examples" / "site.toml").read_text())
+    assert example["control"]["urgent_laxity_s"] == URGENT_LAXITY_S
+
+
 def test_default_and_bounds() -> None:
-    assert ControlConfig().urgent_laxity_s == 10800.0
+    assert ControlConfig().urgent_laxity_s == URGENT_LAXITY_S
     assert ControlConfig(urgent_laxity_s=0).urgent_laxity_s == 0.0
     for bad in (-1, 8 * 86_400, float("nan")):
         with pytest.raises(ValidationError):
@@ -31,11 +59,11 @@ def test_default_and_bounds() -> None:
 
 def test_scenario_control_section_reaches_the_controller() -> None:
     text = (SCENARIOS / "departures_announced.toml").read_text()
-    assert scenario_controller_config(loads_scenario(text)).urgent_laxity_s == 10800.0
+    assert scenario_controller_config(loads_scenario(text)).urgent_laxity_s == URGENT_LAXITY_S
     sc = loads_scenario(text + "\n[control]\nurgent_laxity_s = 3600\n")
     assert scenario_controller_config(sc).urgent_laxity_s == 3600.0
     base = load_scenario(SCENARIOS / "single_car.toml")
-    assert scenario_controller_config(base).urgent_laxity_s == 10800.0
+    assert scenario_controller_config(base).urgent_laxity_s == URGENT_LAXITY_S
 
 
 def _demand(pid: str, departure_s: float) -> PlugDemand:
@@ -52,9 +80,9 @@ def _demand(pid: str, departure_s: float) -> PlugDemand:
     )
 
 
-@pytest.mark.parametrize(("laxity_s", "urgent_gets"), [(10800.0, 10), (1800.0, 8)])
+@pytest.mark.parametrize(("laxity_s", "urgent_gets"), [(URGENT_LAXITY_S, 10), (1800.0, 8)])
 def test_the_setting_decides_who_is_urgent(laxity_s: float, urgent_gets: int) -> None:
-    """Two cars on a 16 A fuse, one leaving in 2 h (laxity 1 h): urgent with the default 3 h
+    """Two cars on a 16 A fuse, one leaving in 2 h (laxity 1 h): urgent with the default 2 h
     window (without reserves, ``urgent_reserve = 0``: filled first: 10 A, the other keeps its
     6 A), not with a 30 min window (an equal split: 8 A each)."""
     cfg = ControllerConfig(

@@ -177,6 +177,21 @@ def test_default_stay_counts_from_plug_in() -> None:
     assert stays == [pytest.approx(3600.0), pytest.approx(2400.0)]
 
 
+@pytest.mark.parametrize(
+    ("limit", "planned_max"),
+    [(None, 32.0), (16.0, 16.0), (13.0, 13.0), (40.0, 32.0), (3.0, 32.0), (float("nan"), 32.0)],
+)
+def test_the_plan_gives_a_car_at_most_its_own_limit(
+    limit: float | None, planned_max: float
+) -> None:
+    """The car's own limit (``car_limit_a``, learned by the demand cap) is its max in the plan
+    where it is between the minimum and the plug's max; otherwise (unknown, above the plug,
+    below the minimum, NaN) the plug's max holds."""
+    solver = FakeSolver({})
+    _planner(solver).apply(0.0, LIMITS, NON_EV, [_demand("a", car_limit_a=limit)])
+    assert solver.calls[0][0][0].max_a == planned_max
+
+
 def test_a_running_car_inside_its_minimum_run_is_held_at_its_minimum() -> None:
     from fuseguard.allocation.types import Plug, Snapshot
 

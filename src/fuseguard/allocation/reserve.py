@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from fuseguard.allocation.common import EPS
 from fuseguard.allocation.types import AllocationParams, Plug
-from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, _cap_a
+from fuseguard.allocation.urgency import MAX_URGENT_LEVELS, cap_a
 
 #: per plug index: its rows or coefficients (a list over all plugs, or a mapping of the plugs
 #: the pass looks at)
@@ -50,7 +50,7 @@ def reserves(
             continue
         if dep <= 0.0 or need <= 0.0 or k <= 0.0:
             continue
-        cap = _cap_a(p)
+        cap = cap_a(p)
         rate = need * 3600.0 / (k * volt * dep) * factor
         amps = float(math.ceil(rate - 1e-9)) if rate < cap else float(cap)  # inf: the cap
         if amps > p.min_a:
@@ -68,6 +68,7 @@ def admit_prefix(
     rows: PerPlug,
     coefs: PerPlugF,
     resid: list[float],
+    locked: Sequence[int] = (),
 ) -> tuple[list[int], dict[int, float], int]:
     """First-fit in queue ``order`` up to the last plug with a reserve above its minimum: a plug
     is admitted when its minimum fits what the plugs admitted before it left, and then takes its
@@ -75,6 +76,10 @@ def admit_prefix(
     in place by what it admitted (reserves included). Returns the admitted plugs, the amps each
     admitted plug with a reserve got (its minimum from now on) and how many entries of ``order``
     it decided (the rest: plain first-fit of minimums).
+    ``locked``: the runners still inside their minimum run time, in queue order (``rows`` and
+    ``coefs`` hold theirs too): a reserve above a minimum never takes the room their minimums
+    need, so a reserve never pauses a car that has not run ``min_run_s`` yet (its own minimum
+    still fits first, as before).
     ``rows`` may be a prefix of each plug's rows (the physical ones): ``coefs`` is cut to it."""
     last = -1
     for pos, i in enumerate(order):
@@ -82,10 +87,19 @@ def admit_prefix(
             last = pos
     cap = [r + EPS * (1.0 + abs(r)) for r in resid]
     used = [0.0] * len(resid)
+    held = [0.0] * len(resid)  # the minimums of the locked runners not decided yet
+    pending = set(locked)
+    for j in locked:
+        for row, a in zip(rows[j], coefs[j], strict=False):
+            held[row] += a * lo[j]
     admitted: list[int] = []
     got: dict[int, float] = {}
     for i in order[: last + 1]:
         ri, ci, li = rows[i], coefs[i], lo[i]
+        if i in pending:  # decided now: its minimum is no longer held for it
+            pending.discard(i)
+            for row, a in zip(ri, ci, strict=False):
+                held[row] -= a * li
         fits = True
         for row, a in zip(ri, ci, strict=False):
             if used[row] + a * li > cap[row]:
@@ -98,7 +112,7 @@ def admit_prefix(
             room = reserve[i]
             for row, a in zip(ri, ci, strict=False):
                 if a > 0.0:
-                    room = min(room, (cap[row] - used[row]) / a)
+                    room = min(room, (cap[row] - used[row] - held[row]) / a)
             amt = max(li, float(math.floor(room + 1e-9)))
             got[i] = amt
         for row, a in zip(ri, ci, strict=False):

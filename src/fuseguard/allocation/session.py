@@ -62,6 +62,7 @@ def with_timers(
         p.departure_s,
         p.phases_known,
         p.plan_rank,
+        p.car_limit_a,
     )
 
 

@@ -152,6 +152,12 @@ def _queue(
     return queue, running, waiting, prio, urgent
 
 
+def _ran_min(running_s: float | None, min_run_s: float) -> bool:
+    """It has run its minimum run time (unknown or NaN: it has not; as the NumPy path's
+    ``nan_to_num``)."""
+    return running_s is not None and running_s >= min_run_s
+
+
 _NO_PV: Final = PvVerdict(codes={}, stopping=set(), pending=set())  # read only
 
 
@@ -311,8 +317,10 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
         adm_q, used_at_min = _first_fit(cand, s.phys, mins, b)
     else:  # urgent plugs admitted with what they need to finish (:mod:`.reserve`)
         resid = list(b)
+        min_run = snapshot.params.min_run_s
+        locked = [i for i in cand if running[i] and not _ran_min(plugs[i].running_s, min_run)]
         adm_q, got, k = admit_prefix(
-            cand, lo=lo, reserve=reserve, rows=s.phys, coefs=s.coefs, resid=resid
+            cand, lo=lo, reserve=reserve, rows=s.phys, coefs=s.coefs, resid=resid, locked=locked
         )
         adm_rest, _ = _first_fit(cand[k:], s.phys, mins, resid)
         adm_q += adm_rest

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from fuseguard.allocation.common import check_plugs, circuit_chains
 from fuseguard.allocation.types import (
+    URGENT_LAXITY_S,
     Allocation,
     AllocationParams,
     Circuit,
@@ -41,8 +42,8 @@ class CircuitIn(_Strict):
 
 class PlugIn(_Strict):
     """One plug; ``setpoint_a`` .. ``pv_timer_s`` are optional hysteresis state (absent: fresh
-    start), ``share_a``, ``need_wh``, ``departure_s``, ``plan_rank`` optional queue facts
-    (:mod:`.urgency`)."""
+    start), ``share_a``, ``need_wh``, ``departure_s``, ``plan_rank``, ``car_limit_a`` optional
+    queue facts (:mod:`.urgency`)."""
 
     id: str = Field(min_length=1)
     circuit: str
@@ -62,6 +63,7 @@ class PlugIn(_Strict):
     need_wh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     departure_s: float | None = Field(default=None, allow_inf_nan=False)
     plan_rank: int | None = Field(default=None, ge=0)
+    car_limit_a: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @field_validator("phases")
     @classmethod
@@ -80,7 +82,7 @@ class ParamsIn(_Strict):
     pv_disable_threshold_w: float = 0.0
     pv_enable_delay_s: float = Field(default=60.0, ge=0)
     pv_disable_delay_s: float = Field(default=180.0, ge=0)
-    urgent_laxity_s: float = Field(default=10800.0, ge=0)
+    urgent_laxity_s: float = Field(default=URGENT_LAXITY_S, ge=0)
     urgent_reserve: float = Field(default=1.0, ge=0, le=100)
 
 
@@ -138,6 +140,7 @@ def snapshot_from_data(data: Any) -> Snapshot:
                 need_wh=p.need_wh,
                 departure_s=p.departure_s,
                 plan_rank=p.plan_rank,
+                car_limit_a=p.car_limit_a,
             )
             for p in model.plugs
         ),
@@ -204,6 +207,7 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
                         ("need_wh", p.need_wh),
                         ("departure_s", p.departure_s),
                         ("plan_rank", p.plan_rank),
+                        ("car_limit_a", p.car_limit_a),
                     )
                     if v is not None
                 },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from fuseguard.model.phases import ZERO, Phase, Phases
 from fuseguard.model.status import ChargeMode
@@ -51,6 +52,8 @@ class Plug:
     car still needs and ``departure_s`` the seconds until its announced departure;
     ``plan_rank`` the horizon plan's order among the plugs it wants charged above their minimum
     now (0 first; None: not a plan leader), served before the other plugs of its priority.
+    ``car_limit_a`` the car's own current limit where the controller learned it (a 16 A car on
+    a 32 A plug): only least laxity's cap uses it (:func:`.urgency.cap_a`), never a setpoint.
     ``phases_known`` False: ``phases`` are the assumption for a car that has not drawn yet (all
     wired phases); the session may probe it (:mod:`fuseguard.allocation.probe`).
     """
@@ -74,6 +77,14 @@ class Plug:
     departure_s: float | None = None
     phases_known: bool = True
     plan_rank: int | None = None
+    car_limit_a: float | None = None
+
+
+#: the default least-laxity window (s): a plug with an announced departure is urgent once its
+#: laxity is at most this. The one default: the site config (``[control] urgent_laxity_s``),
+#: the controller's config and the snapshot's JSON form import it (measured in
+#: ``bench/notes/quality.md``, round 11: 2 h met more needs than 3 h in the office)
+URGENT_LAXITY_S: Final = 7200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +100,7 @@ class AllocationParams:
     pv_disable_delay_s: float = 180.0
     #: a plug whose laxity (time to departure minus time to finish at its cap) is below this is
     #: urgent (served first, :mod:`fuseguard.allocation.urgency`)
-    urgent_laxity_s: float = 10800.0
+    urgent_laxity_s: float = URGENT_LAXITY_S
     #: an urgent least-laxity plug is admitted with this times the current it needs to finish by
     #: its departure (whole amps, at most its cap; 0: at its minimum only,
     #: :mod:`fuseguard.allocation.reserve`)

@@ -7,8 +7,10 @@ into the two queue keys:
 * **Level**: least laxity first. A plug with an announced departure
   (``departure_s`` from now) and energy still needed (``need_wh``) has the *laxity*
   ``departure_s - need_wh / (phases * cap * V)`` (s): how long it may still wait and finish at
-  its cap. With ``0 <= laxity <= params.urgent_laxity_s`` it is *urgent* and is served in a
-  sub-level above the other plugs of its priority, one sub-level per urgent plug (at most
+  its cap (its max, its target and the car's own limit where the controller learned it,
+  ``car_limit_a``: a 16 A car on a 32 A plug finishes at 16 A). With
+  ``0 <= laxity <= params.urgent_laxity_s`` it is *urgent* and is served in a sub-level above
+  the other plugs of its priority, one sub-level per urgent plug (at most
   ``MAX_URGENT_LEVELS``; the rest share the lowest), the least laxity highest (level
   ``(sub-levels + 1) * priority + sub-level``): admitted first, filled first
   (the plugs below keep their minimum), so the least-laxity car charges at its cap, then the
@@ -47,8 +49,14 @@ from fuseguard.allocation.types import AllocationParams, Plug
 MAX_URGENT_LEVELS: Final = 8
 
 
-def _cap_a(p: Plug) -> float:
-    return float(p.max_a if p.target_a is None or p.target_a < 0 else min(p.max_a, p.target_a))
+def cap_a(p: Plug) -> float:
+    """The most the plug can charge at from now on: its max, its Direct EVSE Control target and
+    the car's own learned limit (``car_limit_a``, where finite and above 0)."""
+    cap = float(p.max_a if p.target_a is None or p.target_a < 0 else min(p.max_a, p.target_a))
+    own = p.car_limit_a
+    if own is not None and 0.0 < own < cap:  # NaN compares False: ignored
+        return max(own, float(p.min_a))  # a limit below the minimum: it charges at the minimum
+    return cap
 
 
 def laxity_s(p: Plug, nph: float, voltage_v: float) -> float | None:
@@ -57,7 +65,7 @@ def laxity_s(p: Plug, nph: float, voltage_v: float) -> float | None:
     dep, need = p.departure_s, p.need_wh
     if dep is None or need is None or not (math.isfinite(dep) and math.isfinite(need)):
         return None
-    cap = _cap_a(p)
+    cap = cap_a(p)
     if need <= 0 or dep <= 0 or cap < p.min_a or cap <= 0 or nph <= 0:
         return None
     return dep - need * 3600.0 / (nph * cap * voltage_v)
@@ -108,4 +116,12 @@ def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:
     return f"; urgent: {need_kwh:.1f} kWh needed before departure in {minutes} min"
 
 
-__all__ = ["MAX_URGENT_LEVELS", "is_urgent", "laxity_s", "queue_keys", "share_key", "urgency_note"]
+__all__ = [
+    "MAX_URGENT_LEVELS",
+    "cap_a",
+    "is_urgent",
+    "laxity_s",
+    "queue_keys",
+    "share_key",
+    "urgency_note",
+]

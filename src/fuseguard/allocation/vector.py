@@ -217,6 +217,7 @@ def _admit_reserved(
     cand: IntArr,
     reserve: list[float],
     phys: tuple[IntArr, IntArr, FloatArr],
+    locked: BoolArr,
 ) -> BoolArr:
     """Admission with reserves: the shared sequential pass (:func:`.reserve.admit_prefix`) up
     to the last plug with a reserve, then the array first-fit of minimums on what is left; the
@@ -230,15 +231,19 @@ def _admit_reserved(
     lo = prep.lo.tolist()
     last = max((pos for pos, i in enumerate(order) if reserve[i] > lo[i]), default=-1)
     head = order[: last + 1]
-    starts = np.searchsorted(ep_p, head, side="left").tolist()  # entries are sorted by plug
-    ends = np.searchsorted(ep_p, head, side="right").tolist()
+    held = cand[locked[cand]].tolist()  # the runners inside their minimum run, in queue order
+    need = sorted(set(head).union(held))
+    starts = np.searchsorted(ep_p, need, side="left").tolist()  # entries are sorted by plug
+    ends = np.searchsorted(ep_p, need, side="right").tolist()
     rows: dict[int, list[int]] = {}
     coefs: dict[int, list[float]] = {}
     er_l, ec_l = er_p.tolist(), ec_p.tolist()
-    for i, a, z in zip(head, starts, ends, strict=True):
+    for i, a, z in zip(need, starts, ends, strict=True):
         rows[i], coefs[i] = er_l[a:z], ec_l[a:z]
     resid = prep.b.tolist()
-    adm, got, k = admit_prefix(head, lo=lo, reserve=reserve, rows=rows, coefs=coefs, resid=resid)
+    adm, got, k = admit_prefix(
+        head, lo=lo, reserve=reserve, rows=rows, coefs=coefs, resid=resid, locked=held
+    )
     admitted = first_fit(
         cand[k:],
         n=n,
@@ -281,7 +286,9 @@ def allocate_numpy(snapshot: Snapshot) -> Allocation:
             cand, n=n, e_row=er_p, e_plug=ep_p, e_amount=ec_p * prep.lo[ep_p], resid=prep.b
         )
     else:  # urgent plugs admitted with what they need to finish (:mod:`.reserve`)
-        admitted = _admit_reserved(prep, snapshot.plugs, cand, reserve, (er_p, ep_p, ec_p))
+        run_s = np.nan_to_num(prep.running_s, nan=0.0)
+        locked = q.running & (run_s < snapshot.params.min_run_s)
+        admitted = _admit_reserved(prep, snapshot.plugs, cand, reserve, (er_p, ep_p, ec_p), locked)
     code[(code == RUN) & ~admitted] = REJECTED
     x, bott, b, used_at_min = _fill_levels(prep, admitted)
     setpoint = _round(prep, admitted, x, b, code)

@@ -11,6 +11,7 @@ from pydantic import (
     model_validator,
 )
 
+from fuseguard.allocation.types import URGENT_LAXITY_S
 from fuseguard.config.common import (
     _ID,
     _OCPP_ID,
@@ -165,7 +166,7 @@ class ControlConfig(_Model):
     pv_enable_delay_s: float = Field(default=60.0, ge=0, le=86_400)
     pv_disable_delay_s: float = Field(default=180.0, ge=0, le=86_400)
     urgent_laxity_s: float = Field(
-        default=10800.0,
+        default=URGENT_LAXITY_S,
         ge=0,
         le=7 * 86_400,
         description="a car with an announced departure and energy need is served first "

@@ -82,6 +82,7 @@ class AllocatorSession:
             departure_s=d.departure_s,
             phases_known=d.phases_known,
             plan_rank=d.plan_rank,
+            car_limit_a=d.car_limit_a,
         )
         self._plugs[d.spec.id] = (d, plug)
         return plug

@@ -243,6 +243,9 @@ class Planner:
             since = self._since.get(d.spec.id, now)
             departure_s = max(self._params.step_s, self._default_stay_s - (now - since))
         max_a = float(d.max_a if d.target_a is None else min(d.max_a, d.target_a))
+        own = d.car_limit_a
+        if own is not None and d.spec.min_a <= own < max_a:  # NaN compares False
+            max_a = own  # the car's own limit: the plan cannot give it more
         return HorizonCar(
             id=d.spec.id,
             circuit=d.spec.circuit,

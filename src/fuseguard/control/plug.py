@@ -228,6 +228,7 @@ class PlugControl:
             need_wh,
             departure_s,
             self.phases.known,
+            self.demand.car_limit_a,
         )
         if demand is None or fields != self._demand_fields:  # else: the last demand again
             demand = PlugDemand(
@@ -243,6 +244,7 @@ class PlugControl:
                 need_wh=need_wh,
                 departure_s=departure_s,
                 phases_known=fields[9],
+                car_limit_a=fields[10],
             )
             self._demand = demand
             self._demand_fields = fields

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from fuseguard.allocation.types import URGENT_LAXITY_S
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phase, Phases, Rotation
@@ -115,7 +116,7 @@ class ControllerConfig:
     #: A per phase kept free below every circuit limit in the allocator's snapshot
     headroom_a: float = 0.0
     #: least laxity first: an announced car with at most this laxity (s) is urgent
-    urgent_laxity_s: float = 10800.0
+    urgent_laxity_s: float = URGENT_LAXITY_S
     #: an urgent car is admitted with this times the current it needs to finish (0: its minimum)
     urgent_reserve: float = 1.0
     planner: PlannerMode = "least_laxity"
@@ -174,6 +175,9 @@ class PlugDemand:
     phases_known: bool = True
     #: the horizon plan's order among the plugs it wants above their minimum now (None: none)
     plan_rank: int | None = None
+    #: the car's own current limit learned this session (A; ``policies/demand.py``; None:
+    #: unknown): least laxity's cap, not a limit on the setpoint
+    car_limit_a: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,16 @@ set after ``underuse_after_s`` (its draw plus the margin, at least the plug's mi
 ever moves down while it holds). The cap is lifted when the car takes what it gets again, when
 it is unplugged, and after ``underuse_probe_s`` (probe again: the car may want more now).
 :func:`max_current_a` combines the cap with the charger's, the cable's and the spec's limits.
+
+Also owns the car's own current limit (``car_limit_a``): a car that draws 13 A at a 16 A offer
+for ``underuse_after_s`` can take 13 A and no more (its on-board charger; the plug's ``max_a``
+is the charger's and the cable's). Unlike the cap it is not probed away: it holds for the
+session, the highest such draw (a car that tapers near full does not lower it), whole amps up,
+at least the plug's minimum. It is forgotten when the car draws a whole amp more (it can
+take more after all) and when it is seen unplugged (not on a missed reading); non-finite or
+negative draws teach nothing. The allocator's least laxity uses it (``Plug.car_limit_a``,
+``allocation/urgency.py``): a 16 A car on a 32 A plug must start its turn at the cap it really
+has, not at 32 A.
 """
 
 from __future__ import annotations
@@ -29,6 +39,12 @@ class DemandCap:
         self._under_since: float | None = None
         self._cap_a: float | None = None
         self._cap_at = 0.0
+        self._car_limit_a: float | None = None
+
+    @property
+    def car_limit_a(self) -> float | None:
+        """The car's own current limit learned this session (None: not known)."""
+        return self._car_limit_a
 
     @property
     def cap_a(self) -> float | None:
@@ -47,8 +63,13 @@ class DemandCap:
         charging = sample is not None and sample.cp_state.charging and bool(f.written_a)
         if charging and not f.settled:
             pass  # measured before its setpoint was in force: nothing to judge yet
+        elif sample is not None and charging and not math.isfinite(max(sample.current_a)):
+            pass  # a non-finite reading says nothing about the car (and has no whole amps)
         elif sample is not None and charging and f.written_a:
             drawn = max(sample.current_a)
+            limit = self._car_limit_a
+            if limit is not None and drawn >= limit + 1.0:
+                self._car_limit_a = limit = None  # it takes more: not its limit after all
             if drawn < f.written_a - self._margin_a:
                 if self._under_since is None:
                     self._under_since = f.now
@@ -57,6 +78,10 @@ class DemandCap:
                     if self._cap_a is None or cap < self._cap_a:
                         self._cap_a = cap
                         self._cap_at = f.now
+                    if drawn >= 0.0:  # not negative: the car's own limit
+                        own = max(float(self._spec.min_a), float(math.ceil(drawn)))
+                        if limit is None or own > limit:
+                            self._car_limit_a = own
             else:
                 self._under_since = None
                 if self._cap_a is not None and drawn >= self._cap_a - 1.0:
@@ -65,6 +90,8 @@ class DemandCap:
             self._under_since = None
             if sample is None or not sample.cp_state.vehicle_connected:
                 self._cap_a = None
+            if sample is not None and not sample.cp_state.vehicle_connected:
+                self._car_limit_a = None  # unplugged: the next car has its own
         if self._cap_a is not None and f.now - self._cap_at >= self._probe_s:
             self._cap_a = None  # probe again: the car may want more now
         return self._cap_a
