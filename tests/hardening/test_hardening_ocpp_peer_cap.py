@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -25,11 +27,18 @@ from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 
-from fuseguard.config import FuseguardConfig
+from fuseguard.config import FuseguardConfig, load_config
+from fuseguard.config.apis import (
+    EvseApiConfig,
+    LocalApiConfig,
+    MetricsApiConfig,
+    ModbusApiConfig,
+    MqttConfig,
+)
 from fuseguard.config.ocpp import OcppApiConfig
 from fuseguard.devices.factory import build_chargers
 from fuseguard.devices.ocpp import OcppCentralSystem, OcppConnector
-from fuseguard.devices.ocpp.guard import PendingCap
+from fuseguard.devices.ocpp.guard import PendingCap, default_pending_per_peer
 from fuseguard.model.clock import RealClock
 from tests.hardening.hardening_support import exchange
 from tests.hardening.test_hardening_ocpp import _upgrade
@@ -261,3 +270,30 @@ def test_config_validation_names_the_key(ocpp: dict[str, Any], match: str) -> No
     with pytest.raises(ValidationError, match=match) as err:
         OcppApiConfig.model_validate(ocpp)
     assert "max_pending_connections_per_peer" in str(err.value)
+
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_example_and_readme_list_the_round_11_keys_at_their_defaults() -> None:
+    example = ROOT / "examples" / "site.toml"
+    raw = tomllib.loads(example.read_text())
+    api = raw["api"]
+    listeners = {"local": LocalApiConfig, "modbus": ModbusApiConfig, "evse": EvseApiConfig,
+                 "metrics": MetricsApiConfig}  # fmt: skip
+    for section, model in listeners.items():
+        default = model.model_fields["max_connections_per_peer"].default
+        assert api[section]["max_connections_per_peer"] == default, section
+    assert raw["mqtt"]["max_message_bytes"] == MqttConfig.model_fields["max_message_bytes"].default
+    ocpp = api["ocpp"]
+    total = OcppApiConfig.model_fields["max_pending_connections"].default
+    assert ocpp["max_pending_connections"] == total
+    assert ocpp["max_pending_connections_per_peer"] == default_pending_per_peer(total)
+    assert load_config(example).api.ocpp.max_pending_connections_per_peer == 64
+    readme = (ROOT / "README.md").read_text()
+    for key in (
+        "max_connections_per_peer",
+        "max_message_bytes",
+        "max_pending_connections_per_peer",
+    ):
+        assert key in readme
