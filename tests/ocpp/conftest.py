@@ -148,9 +148,8 @@ async def central(**overrides: Any) -> AsyncIterator[Site]:
     upstream = overrides.pop("upstream", None)
     spool_dir = overrides.pop("spool_dir", None)
     clock = overrides.pop("clock", None) or RealClock()
-    limits = {
-        k: overrides.pop(k) for k in ("max_pending_connections", "open_timeout_s") if k in overrides
-    }
+    server_keys = ("max_pending_connections", "max_pending_connections_per_peer", "open_timeout_s")
+    limits = {k: overrides.pop(k) for k in server_keys if k in overrides}
     cfg = {
         "identity": "CP1",
         "password": PASSWORD,

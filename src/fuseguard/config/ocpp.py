@@ -45,6 +45,15 @@ class OcppApiConfig(BaseModel):
         description="connections in their opening handshake (TLS included) at once; over it the "
         "oldest that sent no request is closed",
     )
+    max_pending_connections_per_peer: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="of those, how many one peer (IP address) may hold; more are closed on "
+        "connect (default: half of max_pending_connections). Authenticated charge points do not "
+        "count, only handshakes in progress: chargers behind one NAT share it only while they "
+        "connect",
+    )
     open_timeout_s: float = Field(
         default=10.0, ge=1, le=60, description="TLS and opening handshake must finish within this"
     )
@@ -68,6 +77,13 @@ class OcppApiConfig(BaseModel):
             not self.upstream.startswith(("ws://", "wss://")) or len(self.upstream) > 500
         ):
             msg = "upstream must be a ws:// or wss:// URL"
+            raise ValueError(msg)
+        per_peer = self.max_pending_connections_per_peer
+        if per_peer is not None and per_peer > self.max_pending_connections:
+            msg = (
+                f"max_pending_connections_per_peer ({per_peer}) must be at most "
+                f"max_pending_connections ({self.max_pending_connections})"
+            )
             raise ValueError(msg)
         if any(not 0 < len(tag) <= 20 for tag in self.allowed_id_tags):
             msg = "allowed_id_tags are OCPP id tags: 1-20 characters"

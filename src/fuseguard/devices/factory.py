@@ -198,6 +198,7 @@ def build_ocpp_chargers(
         allow_no_auth=oc.allow_no_auth,
         max_frame_bytes=oc.max_frame_bytes,
         max_pending_connections=oc.max_pending_connections,
+        max_pending_connections_per_peer=oc.max_pending_connections_per_peer,
         open_timeout_s=oc.open_timeout_s,
         upstream=oc.upstream,
         spool_dir=cfg.data_dir / "ocpp-spool",

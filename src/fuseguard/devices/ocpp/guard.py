@@ -21,8 +21,16 @@ unchanged. :func:`guarded_connection` makes the connection class that admits at 
 ``max_pending`` connections in their opening handshake: over the cap the oldest one that has
 not sent its request yet is closed (a slow or silent peer, never a charge point whose request is
 being answered), so a peer holding connections open cannot lock charge points out, and memory
-and descriptors stay bounded whatever the connect rate. The connection class runs the TLS
-handshake itself, after admission, and drops a request over :data:`MAX_REQUEST_BYTES`.
+and descriptors stay bounded whatever the connect rate. One peer (host) may hold at most
+``max_pending_per_peer`` of those (default half of ``max_pending``, :class:`PeerConnections`): a
+peer opening slow handshakes cannot fill every pending slot, so charge points on other hosts
+always find one. Past its share the peer's own oldest connection that has sent no request is
+closed (else the new one): the peer stays within its share, yet a charge point behind the same
+address still gets in (``ocpp_connection_evicted``, one line per burst and peer). A connection
+counts only until its opening handshake is over: an authenticated charge point holds no slot, so
+chargers behind one NAT share the limit only while they connect.
+The connection class runs the TLS handshake itself, after admission, and drops a request over
+:data:`MAX_REQUEST_BYTES`.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from fuseguard.serving.peers import PeerConnections, host_key
 from fuseguard.serving.throttle import KeyedLogThrottle, LogThrottle, peer_host
 
 log = structlog.get_logger("fuseguard.devices.ocpp.server")
@@ -106,15 +115,90 @@ class WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
 MAX_REQUEST_BYTES = 16 * 1024
 
 
-class PendingCap:
-    """The cap on connections in their opening handshake, and its log (one line per burst)."""
+def default_pending_per_peer(max_pending: int) -> int:
+    """The default per-peer share of ``max_pending`` connections in their opening handshake."""
+    return max(1, max_pending // 2)
 
-    def __init__(self, max_pending: int, throttle: LogThrottle | None = None) -> None:
+
+class PendingCap:
+    """The caps on connections in their opening handshake (in all, and per peer host), and
+    their log (one line per burst; per burst and peer for per-peer refusals)."""
+
+    def __init__(
+        self,
+        max_pending: int,
+        throttle: LogThrottle | None = None,
+        max_pending_per_peer: int | None = None,
+    ) -> None:
+        per_peer = (
+            default_pending_per_peer(max_pending)
+            if max_pending_per_peer is None
+            else max_pending_per_peer
+        )
+        if per_peer > max_pending:
+            msg = (
+                f"max_pending_connections_per_peer ({per_peer}) must be at most "
+                f"max_pending_connections ({max_pending})"
+            )
+            raise ValueError(msg)
         self.max_pending = max_pending
+        #: connections closed by either cap
         self.evicted = 0
         self.oversized_requests = 0
+        #: of ``evicted``, those closed because their peer held ``max_pending_per_peer`` already
+        self.evicted_per_peer = 0
+        self.peers = PeerConnections(per_peer)
+        #: the connections counted in ``peers`` (their handshake not over), oldest first
+        self._holders: dict[ServerConnection, str] = {}
         self._throttle = throttle or LogThrottle()
         self._oversized_log = LogThrottle()
+        self._peer_log = KeyedLogThrottle()
+
+    @property
+    def max_pending_per_peer(self) -> int:
+        """How many connections one peer host may hold in their opening handshake."""
+        return self.peers.max_per_peer
+
+    def admit_peer(self, new: ServerConnection, host: str) -> bool:
+        """Count ``new`` against its peer's share. When the peer holds ``max_pending_per_peer``
+        pending connections already, close its oldest one that has sent no request (a charge
+        point behind the same address still gets in), else ``new``: False, ``new`` was closed and
+        not counted. Each connection counted here must be passed to :meth:`peer_done`."""
+        key = host_key(host)
+        if not self.peers.try_open(key):
+            victim = next(
+                (
+                    c
+                    for c, held in self._holders.items()
+                    if held == key and c.request is None and not c.transport.is_closing()
+                ),
+                new,
+            )
+            victim.transport.abort()
+            self.evicted += 1
+            self.evicted_per_peer += 1
+            self._peer_log.warning(
+                log,
+                "ocpp_connection_evicted",
+                reason=f"peer holds {self.max_pending_per_peer} connections in the opening "
+                "handshake",
+                host=key,
+                device="ocpp",
+                peer=key,
+            )
+            if victim is new:
+                return False
+            self.peer_done(victim)
+            self.peers.try_open(key)  # the victim's slot, just released
+        self._holders[new] = key
+        return True
+
+    def peer_done(self, connection: ServerConnection) -> None:
+        """``connection``'s opening handshake is over, or it is gone: it no longer counts
+        against its peer's share (an authenticated charge point holds none). Idempotent."""
+        key = self._holders.pop(connection, None)
+        if key is not None:
+            self.peers.release(key)
 
     def admit(self, new: ServerConnection) -> bool:
         """Called with each new connection once websockets registered it: over the cap, close
@@ -168,18 +252,28 @@ class _GuardedConnection(ServerConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # this callback's own context: the handler task websockets creates below inherits it
-        _PEER_HOST.set(peer_host(transport.get_extra_info("peername")))
+        host = peer_host(transport.get_extra_info("peername"))
+        _PEER_HOST.set(host)
         tls = self.tls is not None
         if tls:
             # no byte of the ClientHello may reach the HTTP parser before start_tls takes over
             cast("asyncio.Transport", transport).pause_reading()
         super().connection_made(transport)  # registers it with the server
-        if self.cap.admit(self) and tls:
+        if self.cap.admit_peer(self, host) and self.cap.admit(self) and tls:
             loop = asyncio.get_running_loop()
             self._tls_task = loop.create_task(self._start_tls(cast("asyncio.Transport", transport)))
 
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        """websockets' opening handshake; however it ends (upgraded, refused, failed, timed
+        out), the connection no longer counts against its peer's pending share."""
+        try:
+            await super().handshake(*args, **kwargs)
+        finally:
+            self.cap.peer_done(self)
+
     def connection_lost(self, exc: Exception | None) -> None:
         """Once only: with TLS it may come from asyncio and from :meth:`_start_tls`."""
+        self.cap.peer_done(self)
         if not self.connection_lost_waiter.done():
             super().connection_lost(exc)
 
@@ -214,4 +308,4 @@ def guarded_connection(
     return type("GuardedConnection", (_GuardedConnection,), attrs)
 
 
-__all__ = ["PendingCap", "WebsocketsLog", "guarded_connection"]
+__all__ = ["PendingCap", "WebsocketsLog", "default_pending_per_peer", "guarded_connection"]

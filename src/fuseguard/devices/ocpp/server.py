@@ -6,7 +6,8 @@ TLS) are checked in the opening handshake: every refusal (an unknown identity, a
 a path that is no OCPP URL) gets the same ``401`` with the Basic challenge before any upgrade, so
 identities cannot be enumerated. Refusals and failed handshakes are logged one line per burst
 of each reason and peer host, at most ``max_pending_connections`` connections may be in their
-opening handshake at once, and one must finish within ``open_timeout_s``
+opening handshake at once (at most ``max_pending_connections_per_peer`` of them from one peer
+host; an authenticated charge point holds none), and one must finish within ``open_timeout_s``
 (:mod:`fuseguard.devices.ocpp.guard`). Profile 0 (no password) is accepted only for charge
 points configured without one and only when ``allow_no_auth`` is set (such an identity is then
 known to whoever tries it). Frames above ``max_frame_bytes`` close the connection (1009); a
@@ -111,6 +112,7 @@ class OcppCentralSystem:
         spool_dir: Path | None = None,
         max_pending_connections: int = MAX_PENDING_CONNECTIONS,
         open_timeout_s: float = OPEN_TIMEOUT_S,
+        max_pending_connections_per_peer: int | None = None,
     ) -> None:
         self.stations = dict(stations)
         self.host = host
@@ -122,7 +124,10 @@ class OcppCentralSystem:
         # compared against for an unknown identity, so it costs what a known one costs
         self._no_password = secrets.token_urlsafe(24)
         self.open_timeout_s = open_timeout_s
-        self.pending_cap = PendingCap(max_pending_connections)
+        # None: half of max_pending_connections (guard.default_pending_per_peer)
+        self.pending_cap = PendingCap(
+            max_pending_connections, max_pending_per_peer=max_pending_connections_per_peer
+        )
         self.websockets_log = WebsocketsLog()
         # one line per burst for each refusal reason (a closed set, see _check_handshake) and
         # peer host: one peer's flood cannot hide another peer's first refusal
