@@ -21,18 +21,10 @@ from structlog.testing import capture_logs
 
 from fuseguard.api.mqtt.client import MAX_MESSAGE_BYTES, MqttConnection
 from fuseguard.cloud.link import LinkMessage, MqttLink
-from fuseguard.config import ConfigError, FuseguardConfig, load_config
-from tests.hardening.test_hardening_config import MINIMAL
+from fuseguard.config import FuseguardConfig
+from tests.hardening.test_hardening_config import MINIMAL, _load
 
 LISTENERS = ("api.local", "api.evse", "api.web", "api.metrics", "api.modbus")
-
-
-def _load(tmp_path: Path, text: str) -> ConfigError:
-    path = tmp_path / "site.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    return info.value
 
 
 def test_defaults() -> None:
