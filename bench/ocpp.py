@@ -288,6 +288,10 @@ class StepResult:
     affected: int  #: charge points whose lease limit changed and was answered Accepted
     at_expected: int  #: ... to the expected setpoint
     latencies_s: list[float]
+    #: ... of which came before the step's telegram: a limit the edge changed for another
+    #: reason in the gap (the demand cap: the cars draw 6 A, so about 30 s after a raise above
+    #: 8 A the edge caps them at 8 A, which can land on the step to 8 A); negative latencies
+    before_tick: int = 0
 
 
 async def one_step(
@@ -320,6 +324,7 @@ async def one_step(
         len(firsts),
         sum(1 for e in firsts if abs(e.limit - expected) < 0.05),
         [e.t - tick for e in firsts],
+        sum(1 for e in firsts if e.t < tick),
     )
 
 
