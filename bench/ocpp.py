@@ -8,7 +8,9 @@ Measured:
 (a) meter step -> SetChargingProfile: the building load steps so that every charger's setpoint
     drops by 1 A; per charge point the time from the CEMM telegram with the new load to the
     ``Accepted`` answer of the first lease profile (stack level 1) with a new limit. Target:
-    p99 <= 1 s + the charge points' configured profile delay.
+    p99 <= 1 s + the charge points' configured profile delay. The CEMM publishes a telegram
+    every second on its own clock, as a real meter does (``--meter irregular``: the bench before
+    round 11b, which froze it before every step); the load changes between two telegrams.
 (b) footprint: CPU (utime + stime from /proc) and RSS of the edge over an idle window with every
     connection up and MeterValues every 10 s. Targets: <= 5 % of a core, <= 150 MB.
 (c) reconnect storm: every charge point drops its connection at once (fault ``offline``) and
@@ -113,10 +115,23 @@ class Bench:
     port: int
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     site_task: asyncio.Task[None] | None = None
+    regular: bool = True  #: the meter keeps its period (False: stopped and re-phased per step)
 
     async def step(self, level_a: float, gap_s: float) -> None:
-        """Publish ``level_a`` in a telegram ``gap_s`` after the previous one (a random phase of
-        the edge's 1 s meter poll, as in bench/edge.py)."""
+        """Change the building load to ``level_a`` ``gap_s`` after the last telegram.
+
+        Regular meter (default, as ``bench/edge.py``'s): the CEMM publishes every period on its
+        own clock, the load changes at that (random) instant and the next regular telegram
+        carries it. ``regular=False`` (``--meter irregular``, the bench before round 11b): the
+        site model is stopped until ``gap_s`` after the last telegram and restarted with the new
+        load, so the telegram freezes for up to ``gap_s`` (the edge logs ``meter_unavailable``,
+        "timestamp did not advance") and the step's telegram is the one after the gap.
+        """
+        if self.regular:
+            await self.clock.sleep(self.probe.last_tick + gap_s - time.perf_counter())
+            self.load.level_a = level_a
+            self.probe.armed = True
+            return
         await self._stop_site()
         await self.clock.sleep(self.probe.last_tick + gap_s - time.perf_counter())
         self.load.level_a = level_a
@@ -162,8 +177,9 @@ def password(i: int) -> str:
     return f"bench-cp-{i + 1:03d}-secret"
 
 
-async def start_bench(chargers: int, clock: RealClock) -> Bench:
-    """One site model, one virtual CEMM and ``chargers`` virtual OCPP charge points."""
+async def start_bench(chargers: int, clock: RealClock, *, regular: bool = True) -> Bench:
+    """One site model, one virtual CEMM and ``chargers`` virtual OCPP charge points; a regular
+    meter ticks at a random phase and then every period on its own clock (``bench/edge.py``)."""
     site = SiteModel(clock)
     load = EDGE.StepLoad(EDGE.base_load_a(chargers, TOP_SETPOINT_A))
     site.add(BaseLoad(load))
@@ -198,8 +214,9 @@ async def start_bench(chargers: int, clock: RealClock) -> Bench:
         _record_profiles(station, log)
         stations.append(station)
         events.append(log)
-    bench = Bench(clock, site, load, probe, cemm, stations, events, port)
-    bench.site_task = asyncio.create_task(site.run(), name="site")
+    bench = Bench(clock, site, load, probe, cemm, stations, events, port, regular=regular)
+    ticks = EDGE.tick_regularly(site, EDGE._next_at(random.random())) if regular else site.run()
+    bench.site_task = asyncio.create_task(ticks, name="site")
     bench.tasks = [asyncio.create_task(s.run(), name=s.identity) for s in stations]
     return bench
 
@@ -271,6 +288,10 @@ class StepResult:
     affected: int  #: charge points whose lease limit changed and was answered Accepted
     at_expected: int  #: ... to the expected setpoint
     latencies_s: list[float]
+    #: ... of which came before the step's telegram: a limit the edge changed for another
+    #: reason in the gap (the demand cap: the cars draw 6 A, so about 30 s after a raise above
+    #: 8 A the edge caps them at 8 A, which can land on the step to 8 A); negative latencies
+    before_tick: int = 0
 
 
 async def one_step(
@@ -303,6 +324,7 @@ async def one_step(
         len(firsts),
         sum(1 for e in firsts if abs(e.limit - expected) < 0.05),
         [e.t - tick for e in firsts],
+        sum(1 for e in firsts if e.t < tick),
     )
 
 
@@ -380,24 +402,32 @@ async def storm(bench: Bench, proc: asyncio.subprocess.Process) -> StormResult:
     )
 
 
+def _log_events(log_path: Path, name: str) -> list[tuple[float, dict[str, Any]]]:
+    """(wall-clock seconds, event) of every ``name`` event in the edge's JSON log."""
+    found: list[tuple[float, dict[str, Any]]] = []
+    with contextlib.suppress(OSError):
+        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if f'"{name}"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                event = json.loads(line)
+                if event.get("event") == name:
+                    at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+                    found.append((at.timestamp(), event))
+    return found
+
+
 def startup_setpoints(log_path: Path, until_wall_s: float) -> tuple[int, int]:
     """(setpoints written, pauses: setpoints of 0 A) in the edge log before ``until_wall_s``
     (the end of the settling): the cars' start, where the OCPP start-up race paused them."""
-    written = paused = 0
-    with contextlib.suppress(OSError):
-        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if '"setpoint"' not in line:
-                continue
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                event = json.loads(line)
-                if event.get("event") != "setpoint":
-                    continue
-                at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-                if at.timestamp() > until_wall_s:
-                    continue
-                written += 1
-                paused += event.get("setpoint_a") == 0
-    return written, paused
+    before = [e for at, e in _log_events(log_path, "setpoint") if at <= until_wall_s]
+    return len(before), sum(1 for e in before if e.get("setpoint_a") == 0)
+
+
+def meter_gaps(log_path: Path, since_wall_s: float) -> int:
+    """``meter_unavailable`` events in the edge log after ``since_wall_s`` (the settling): a
+    regular meter never freezes; the irregular one froze before every step."""
+    return sum(1 for at, _ in _log_events(log_path, "meter_unavailable") if at > since_wall_s)
 
 
 @dataclass
@@ -413,6 +443,8 @@ class OcppResult:
     loadavg: tuple[float, float, float]
     startup_setpoints: int = 0
     startup_pauses: int = 0
+    regular: bool = True
+    meter_unavailable: int = 0  #: after the settling (steps, footprint window, storm)
 
     def row(self) -> dict[str, Any]:
         lat = [x for s in self.steps for x in s.latencies_s]
@@ -427,6 +459,8 @@ class OcppResult:
             "settle_s": round(self.settle_s, 2),
             "startup_setpoints": self.startup_setpoints,
             "startup_pauses": self.startup_pauses,
+            "meter": "regular" if self.regular else "irregular",
+            "meter_unavailable_after_settle": self.meter_unavailable,
             "steps": [
                 asdict(s)
                 | {
@@ -469,11 +503,12 @@ async def measure(
     *,
     keep_dir: Path | None = None,
     settle_timeout_s: float = SETTLE_TIMEOUT_S,
+    regular: bool = True,
 ) -> OcppResult:
     """The whole benchmark at one size."""
     clock = RealClock()
     rng = random.Random(12)
-    bench = await start_bench(chargers, clock)
+    bench = await start_bench(chargers, clock, regular=regular)
     with tempfile.TemporaryDirectory(prefix="fg-ocpp-bench-") as tmp:
         work = Path(tmp)
         config = work / "edge.toml"
@@ -494,6 +529,7 @@ async def measure(
             await EDGE.stop_edge(proc)
             await bench.close()
         written, paused = startup_setpoints(log_path, settled_wall_s)
+        gaps = meter_gaps(log_path, settled_wall_s)
     return OcppResult(
         chargers,
         PROFILE_DELAY_S,
@@ -506,6 +542,8 @@ async def measure(
         os.getloadavg(),
         written,
         paused,
+        regular,
+        gaps,
     )
 
 
@@ -524,13 +562,23 @@ def main() -> None:
     parser.add_argument("--chargers", type=int, default=None, help="default 100 (quick: 10)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--keep-logs", type=Path, default=None, help="keep the edge log here")
+    parser.add_argument(
+        "--meter",
+        choices=("regular", "irregular"),
+        default="regular",
+        help="regular: the CEMM keeps its period (default); irregular: stopped and re-phased"
+        " before every step (the bench before round 11b, for A/B runs)",
+    )
     args = parser.parse_args()
     chargers = args.chargers or (10 if args.quick else 100)
     # the virtual charge points' info logs (100 x every limit change) only cost this process CPU
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     steps, window_s = (3, 10.0) if args.quick else (9, 60.0)
     t0 = time.perf_counter()
-    result = asyncio.run(measure(chargers, steps, window_s, keep_dir=args.keep_logs))
+    regular = args.meter == "regular"
+    result = asyncio.run(
+        measure(chargers, steps, window_s, keep_dir=args.keep_logs, regular=regular)
+    )
     row = write_results(result, args.out, quick=args.quick)
     print(json.dumps(row["met"]), f"in {time.perf_counter() - t0:.0f} s")
     print(f"wrote {args.out / 'ocpp.json'} and ocpp.md")

@@ -33,6 +33,9 @@ def markdown(row: dict[str, Any], *, quick: bool) -> str:
         f"| start-up (default `min_pause_s`): settled in (s); setpoints / pauses written"
         f" | {row['settle_s']:.1f}; {row.get('startup_setpoints', '-')} /"
         f" {row.get('startup_pauses', '-')} | | |",
+        f"| meter: telegrams; `meter_unavailable` in the edge log after start-up"
+        f" | {row.get('meter', 'irregular')}; {row.get('meter_unavailable_after_settle', '-')}"
+        " | regular; 0 | |",
         f"| meter step -> lease Accepted, p50 / p99 / max (ms)"
         f" | {_fmt(row['profile_p50_s'], 1000)} / {_fmt(row['profile_p99_s'], 1000)}"
         f" / {_fmt(row['profile_max_s'], 1000)}"

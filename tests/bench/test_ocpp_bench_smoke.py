@@ -22,8 +22,9 @@ BENCH = BENCH_DIR / "ocpp.py"
 CHARGE_POINTS = 10
 #: ``bench/ocpp.py --quick`` (its ``main``: options, run, result files) with two paces that only
 #: serve a measurement this test does not judge made shorter: the CPU/RSS window (10 s in a quick
-#: run; 2 s still gives a CPU share and an RSS) and the gap before each meter step (2-4 s after
-#: the last telegram, a random phase of the edge's 1 s meter poll; 1-2 s is as random a phase).
+#: run; 2 s still gives a CPU share and an RSS) and the gap before each meter step (the load
+#: changes 2-4 s after the last telegram, at a random phase of the meter's 1 s period, and the
+#: next regular telegram carries it; 1-2 s is as random a phase).
 #: Every step, profile and storm check is the harness's own. (The edge keeps its 5 s raise hold,
 #: unlike ``smoke_edge``'s: it learns a car's current from MeterValues every 10 s only. Since
 #: round 9 it runs with the default ``min_pause_s`` (900 s): a start-up pause of the cars, the
@@ -93,7 +94,12 @@ def test_ocpp_bench_quick(tmp_path: Path) -> None:
     assert row["cpu_pct"] >= 0
     assert row["footprint_window_s"] == 2.0  # the driver's window is the one measured
     assert set(row["met"]) == {"profile_p99", "cpu", "rss", "storm"}
+    # the default meter keeps its period through the steps (the count itself is scheduling:
+    # a bench process stalled for two periods would freeze it, so it is reported, not judged)
+    assert row["meter"] == "regular"
+    assert isinstance(row["meter_unavailable_after_settle"], int)
     assert "CP010" in (logs / f"edge-ocpp-{CHARGE_POINTS}.log").read_text()
     markdown = (tmp_path / "ocpp.md").read_text()
     assert f"{CHARGE_POINTS} virtual charge points" in markdown
     assert "Load average" in markdown
+    assert "`meter_unavailable` in the edge log after start-up | regular;" in markdown
