@@ -84,3 +84,31 @@ def test_the_unknown_car_takes_the_only_slot_on_both_paths() -> None:
     assert _both(8, _car(12000.0, share_a=5.0), plain) == {"u": 8, "b": 0}
     # once its limit is learned as 32 A it is relaxed, and the share decides again
     assert _both(8, _car(12000.0, 32.0, share_a=5.0), plain) == {"u": 0, "b": 8}
+
+
+def test_a_car_of_unknown_phases_is_judged_on_one_phase_to_enter_the_window() -> None:
+    # 11.04 kWh on a 16 A plug: 1 h on three phases, 3 h on one; leaving in 12000 s
+    def car(known: bool, dep_s: float = 12000.0) -> Plug:
+        return Plug(
+            "u", "main", THREE, max_a=16, need_wh=11040.0, departure_s=dep_s, phases_known=known
+        )
+
+    assert not is_urgent(car(True), 3.0, PARAMS)  # 8400 s to spare on three phases
+    ranked = urgent_laxity_s(car(False), 3.0, PARAMS)
+    assert ranked is not None and math.isclose(ranked, 1200.0)
+    # it drops back only when it could not finish even on all its phases
+    assert is_urgent(car(False, 5000.0), 3.0, PARAMS)  # 1400 s on three, -5800 s on one
+    assert not is_urgent(car(False, 3000.0), 3.0, PARAMS)
+    # both paths: the unknown car takes the only slot from a plain car with less share
+    plain = Plug("b", "main", THREE, max_a=16, share_a=1.0, paused_s=5000.0)
+    unknown = Plug(
+        "u",
+        "main",
+        THREE,
+        max_a=16,
+        need_wh=11040.0,
+        departure_s=12000.0,
+        phases_known=False,
+        share_a=5.0,
+    )
+    assert _both(8, unknown, plain) == {"u": 8, "b": 0}

@@ -22,7 +22,10 @@ into the two queue keys:
   judged at both ends: urgent when its laxity at ``UNKNOWN_CAR_LIMIT_A`` (the usual on-board
   limit, where below its cap) is within the window and it can still finish at its cap, ranked by
   the former (round 11b, ``bench/notes/quality.md``: a 16 A car judged at 32 A became urgent
-  when it could no longer finish, at some windows and not at others). Priorities
+  when it could no longer finish, at some windows and not at others). Likewise a car whose
+  phases are not known yet (``phases_known`` False: assumed on all wired phases) is judged on
+  one phase to enter the window (a 1-phase car judged on three waited as a relaxed car while
+  its real laxity ran out). Priorities
   keep their order (an urgent plug never overtakes a higher priority).
   **Plan leaders** (``plan_rank``, set by the horizon planner,
   :mod:`fuseguard.control.planner`, for the plugs its plan wants charging now; rank 0 the largest
@@ -84,19 +87,21 @@ def laxity_s(p: Plug, nph: float, voltage_v: float) -> float | None:
 
 def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | None:
     """The plug's laxity (s) to rank it by when it is urgent, else None: it can still finish at
-    its cap and its laxity at the cap it may really have (``UNKNOWN_CAR_LIMIT_A`` while the
-    car's own limit is not learned) is within ``params.urgent_laxity_s``."""
+    its cap and its laxity at the rate it may really have is within ``params.urgent_laxity_s``:
+    ``UNKNOWN_CAR_LIMIT_A`` while the car's own limit is not learned, one phase while its phases
+    are not known (it has not drawn yet)."""
     lax = laxity_s(p, nph, params.voltage_v)
     if lax is None or not lax >= 0.0:
         return None
     cap = cap_a(p)
     own = p.car_limit_a
+    slow_a = cap
     if not (own is not None and own > 0.0) and cap > UNKNOWN_CAR_LIMIT_A:  # NaN: not learned
-        lax -= (
-            (p.need_wh or 0.0)
-            * 3600.0
-            / (nph * params.voltage_v)
-            * (1.0 / max(UNKNOWN_CAR_LIMIT_A, float(p.min_a)) - 1.0 / cap)
+        slow_a = max(UNKNOWN_CAR_LIMIT_A, float(p.min_a))
+    slow_ph = nph if p.phases_known else 1.0
+    if slow_a < cap or slow_ph < nph:
+        lax = (p.departure_s or 0.0) - (p.need_wh or 0.0) * 3600.0 / (
+            slow_ph * slow_a * params.voltage_v
         )
     return lax if lax <= params.urgent_laxity_s else None
 
