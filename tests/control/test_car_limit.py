@@ -114,11 +114,13 @@ def _plug(**kw: object) -> Plug:
 
 
 def test_least_laxity_uses_the_cars_own_limit() -> None:
-    """Leaving in 4 h with 3 h at 16 A to go: 2.5 h to spare at the plug's 32 A (not urgent
-    within 2 h), 1 h at its own 16 A (urgent)."""
+    """Leaving in 4 h with 3 h at 16 A to go: 2.5 h to spare at the plug's 32 A, 1 h at its own
+    16 A (urgent within 2 h). Learned as a 32 A car: not urgent; not learned yet: judged at the
+    usual 16 A to enter the window (round 11b), so urgent."""
     params = AllocationParams()
     assert laxity_s(_plug(), 3, 230.0) == pytest.approx(2.5 * 3600.0)
-    assert not is_urgent(_plug(), 3, params)
+    assert not is_urgent(_plug(car_limit_a=32.0), 3, params)
+    assert is_urgent(_plug(), 3, params)
     own = _plug(car_limit_a=16.0)
     assert laxity_s(own, 3, 230.0) == pytest.approx(3600.0)
     assert is_urgent(own, 3, params)

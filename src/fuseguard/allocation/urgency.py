@@ -16,7 +16,16 @@ into the two queue keys:
   (the plugs below keep their minimum), so the least-laxity car charges at its cap, then the
   next, and so on (greedy least laxity first). Charging at its cap keeps the
   laxity constant, so an urgent plug stays urgent until its need is met; one that can no longer
-  finish (laxity < 0) drops back and leaves the current to those that still can. Priorities
+  finish (laxity < 0) drops back and leaves the current to those that still can. A car whose
+  own limit is not learned yet (``car_limit_a`` None: it has never been offered more than it
+  takes) may be a 16 A car on a 32 A plug: its laxity at the plug's cap is optimistic. It is
+  judged at both ends: urgent when its laxity at ``UNKNOWN_CAR_LIMIT_A`` (the usual on-board
+  limit, where below its cap) is within the window and it can still finish at its cap, ranked by
+  the former (round 11b, ``bench/notes/quality.md``: a 16 A car judged at 32 A became urgent
+  when it could no longer finish, at some windows and not at others). Likewise a car whose
+  phases are not known yet (``phases_known`` False: assumed on all wired phases) is judged on
+  one phase to enter the window (a 1-phase car judged on three waited as a relaxed car while
+  its real laxity ran out). Priorities
   keep their order (an urgent plug never overtakes a higher priority).
   **Plan leaders** (``plan_rank``, set by the horizon planner,
   :mod:`fuseguard.control.planner`, for the plugs its plan wants charging now; rank 0 the largest
@@ -48,6 +57,11 @@ from fuseguard.allocation.types import AllocationParams, Plug
 #: urgent plugs beyond share the lowest urgent sub-level
 MAX_URGENT_LEVELS: Final = 8
 
+#: the car's own limit (A) assumed, where below the plug's cap, when judging whether a car whose
+#: limit is not learned yet is urgent: most AC cars take at most 16 A a phase (11 kW on three
+#: phases, 3.7 kW on one)
+UNKNOWN_CAR_LIMIT_A: Final = 16.0
+
 
 def cap_a(p: Plug) -> float:
     """The most the plug can charge at from now on: its max, its Direct EVSE Control target and
@@ -71,10 +85,30 @@ def laxity_s(p: Plug, nph: float, voltage_v: float) -> float | None:
     return dep - need * 3600.0 / (nph * cap * voltage_v)
 
 
+def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | None:
+    """The plug's laxity (s) to rank it by when it is urgent, else None: it can still finish at
+    its cap and its laxity at the rate it may really have is within ``params.urgent_laxity_s``:
+    ``UNKNOWN_CAR_LIMIT_A`` while the car's own limit is not learned, one phase while its phases
+    are not known (it has not drawn yet)."""
+    lax = laxity_s(p, nph, params.voltage_v)
+    if lax is None or not lax >= 0.0:
+        return None
+    cap = cap_a(p)
+    own = p.car_limit_a
+    slow_a = cap
+    if not (own is not None and own > 0.0) and cap > UNKNOWN_CAR_LIMIT_A:  # NaN: not learned
+        slow_a = max(UNKNOWN_CAR_LIMIT_A, float(p.min_a))
+    slow_ph = nph if p.phases_known else 1.0
+    if slow_a < cap or slow_ph < nph:
+        lax = (p.departure_s or 0.0) - (p.need_wh or 0.0) * 3600.0 / (
+            slow_ph * slow_a * params.voltage_v
+        )
+    return lax if lax <= params.urgent_laxity_s else None
+
+
 def is_urgent(p: Plug, nph: float, params: AllocationParams) -> bool:
     """Least laxity first: the plug must charge at its cap from now on to finish in time."""
-    lax = laxity_s(p, nph, params.voltage_v)
-    return lax is not None and 0.0 <= lax <= params.urgent_laxity_s
+    return urgent_laxity_s(p, nph, params) is not None
 
 
 def share_key(p: Plug) -> float:
@@ -94,8 +128,8 @@ def queue_keys(
             v = laxity_s(p, k, params.voltage_v) if p.departure_s is not None else None
             lax.append((0, p.plan_rank, math.inf if v is None else v, share_key(p), i))
         elif p.departure_s is not None:  # the common case (nothing announced) costs nothing
-            v = laxity_s(p, k, params.voltage_v)
-            if v is not None and 0.0 <= v <= params.urgent_laxity_s:
+            v = urgent_laxity_s(p, k, params)
+            if v is not None:
                 lax.append((1, 0, v, 0.0, i))
     n_lv = min(len(lax), MAX_URGENT_LEVELS)
     step = n_lv + 1
@@ -118,10 +152,12 @@ def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:
 
 __all__ = [
     "MAX_URGENT_LEVELS",
+    "UNKNOWN_CAR_LIMIT_A",
     "cap_a",
     "is_urgent",
     "laxity_s",
     "queue_keys",
     "share_key",
     "urgency_note",
+    "urgent_laxity_s",
 ]
