@@ -29,17 +29,15 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiomqtt
-import paho.mqtt.client as paho
 import structlog
 
-from fuseguard.api.mqtt.client import cancel_requests, raise_lost_cancel
+from fuseguard.api.mqtt.client import BoundedClient, cancel_requests, raise_lost_cancel
 from fuseguard.cloud.protocol import MAX_PAYLOAD_BYTES
 from fuseguard.control.ports import DeviceConnectionError, DeviceTimeoutError
-from fuseguard.serving.throttle import KeyedLogThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -215,7 +213,7 @@ class MqttLink:
     tls: TlsSettings | None = None
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     max_queued_bytes: int = MAX_QUEUED_BYTES
-    _client: _BoundedClient | None = field(default=None, init=False)
+    _client: BoundedClient | None = field(default=None, init=False)
     _subscriptions: dict[str, int] = field(default_factory=dict, init=False)
     _connected_event: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tls_context: ssl.SSLContext | None = field(default=None, init=False)
@@ -275,7 +273,7 @@ class MqttLink:
             msg = f"mqtt link {self.client_id}: no connection to {self.broker_url} in {timeout_s}s"
             raise LinkTimeoutError(msg) from err
 
-    def _make_client(self) -> _BoundedClient:
+    def _make_client(self) -> BoundedClient:
         address = BrokerAddress.parse(self.broker_url)
         last_will = self.will_factory() if self.will_factory is not None else self.will
         will = None
@@ -283,7 +281,7 @@ class MqttLink:
             will = aiomqtt.Will(
                 last_will.topic, last_will.payload, qos=last_will.qos, retain=last_will.retain
             )
-        client = _BoundedClient(
+        client = BoundedClient(
             address.host,
             address.port,
             tls_context=self._tls_context,
@@ -395,55 +393,3 @@ class MqttLink:
                 topic=topic[:300],
                 reason=f"{type(err).__name__}: {str(err)[:300]}",
             )
-
-
-class _BoundedClient(aiomqtt.Client):
-    """An aiomqtt client whose incoming queue is bounded by payload bytes (module docstring).
-
-    Checked in paho's message callback, before aiomqtt queues the message: a payload over
-    ``max_payload_bytes``, or one that would take the queued payloads over ``max_queued_bytes``,
-    is dropped and logged once per burst (per reason and topic). :meth:`taken` gives a message's
-    bytes back when the link takes it off the queue.
-    """
-
-    def __init__(
-        self, *args: Any, max_payload_bytes: int, max_queued_bytes: int, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_payload_bytes = max_payload_bytes
-        self.max_queued_bytes = max_queued_bytes
-        self.queued_bytes = 0
-        self.dropped = 0
-        self._drop_log = KeyedLogThrottle()
-
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        size = len(message.payload)
-        reason = None
-        if size > self.max_payload_bytes:
-            reason = f"payload over {self.max_payload_bytes} bytes"
-        elif self.queued_bytes + size > self.max_queued_bytes:
-            reason = f"queued payloads at {self.max_queued_bytes} bytes"
-        if reason is not None:
-            self.dropped += 1
-            topic = message.topic[:300]
-            self._drop_log.warning(
-                log, "mqtt_message_dropped", reason=reason, host=topic, device=self.identifier,
-                topic=topic, size_bytes=size,
-            )  # fmt: skip
-            return
-        before = self._queue.qsize()
-        super()._on_message(client, userdata, message)
-        if self._queue.qsize() > before:  # queued (aiomqtt drops it itself when full)
-            self.queued_bytes += size
-
-    def taken(self, message: aiomqtt.Message) -> None:
-        """``message`` left the queue: its bytes no longer count."""
-        self.queued_bytes = max(0, self.queued_bytes - _payload_size(message.payload))
-
-
-def _payload_size(payload: object) -> int:
-    if isinstance(payload, bytes | bytearray):
-        return len(payload)
-    if isinstance(payload, str):
-        return len(payload.encode())
-    return 0 if payload is None else len(str(payload).encode())

@@ -65,34 +65,64 @@ _CLIENT_LOGGER = logging.getLogger("fuseguard.api.mqtt.aiomqtt")
 _CLIENT_LOGGER.addFilter(_DropsOncePerBurst())
 
 
-class _SizeCappedClient(aiomqtt.Client):
-    """An aiomqtt client that drops an inbound message above ``max_message_bytes`` in paho's
-    callback, before aiomqtt queues it (and before anything parses it).
+class BoundedClient(aiomqtt.Client):
+    """An aiomqtt client that drops an inbound message in paho's callback, before aiomqtt
+    queues it (and before anything parses it), when its payload is above
+    ``max_payload_bytes`` or, with ``max_queued_bytes`` set, when it would take the payloads
+    waiting in the queue above that many bytes (the reader gives a message's bytes back with
+    :meth:`taken` when it takes it off the queue). The edge's MQTT connection bounds the size
+    (``[mqtt] max_message_bytes``), the cloud link both (:mod:`fuseguard.cloud.link`).
 
     Before, any payload size was queued and parsed: a client allowed on a subscribed topic could
     publish megabytes per message into the 1 000-message queue. MQTT 3.1.1 has no maximum packet
     size the broker would enforce for us, so paho still reads the one packet; it is then let go
-    at once. A drop is logged once per burst and topic (naming the topic and the size).
+    at once. A drop is logged once per burst, reason and topic (naming the topic and the size).
     """
 
-    def __init__(self, *args: Any, max_message_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_payload_bytes: int, max_queued_bytes: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.max_message_bytes = max_message_bytes
-        self.dropped_oversized = 0
-        self._oversized_log = KeyedLogThrottle()
+        self.max_payload_bytes = max_payload_bytes
+        self.max_queued_bytes = max_queued_bytes
+        self.queued_bytes = 0
+        self.dropped = 0
+        self._drop_log = KeyedLogThrottle()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         size = len(message.payload)
-        if size > self.max_message_bytes:
-            self.dropped_oversized += 1
+        reason = None
+        if size > self.max_payload_bytes:
+            reason = f"payload over {self.max_payload_bytes} bytes"
+        elif self.max_queued_bytes is not None and self.queued_bytes + size > self.max_queued_bytes:
+            reason = f"queued payloads at {self.max_queued_bytes} bytes"
+        if reason is not None:
+            self.dropped += 1
             topic = _clip(message.topic)
-            self._oversized_log.warning(
-                log, "mqtt_message_dropped", reason="payload over max_message_bytes", host=topic,
-                device=self.identifier, topic=topic, size_bytes=size,
-                max_message_bytes=self.max_message_bytes,
+            self._drop_log.warning(
+                log, "mqtt_message_dropped", reason=reason, host=topic, device=self.identifier,
+                topic=topic, size_bytes=size,
             )  # fmt: skip
             return
+        if self.max_queued_bytes is None:
+            super()._on_message(client, userdata, message)
+            return
+        before = self._queue.qsize()
         super()._on_message(client, userdata, message)
+        if self._queue.qsize() > before:  # queued (aiomqtt drops it itself when full)
+            self.queued_bytes += size
+
+    def taken(self, message: aiomqtt.Message) -> None:
+        """``message`` left the queue: its bytes no longer count."""
+        self.queued_bytes = max(0, self.queued_bytes - _payload_size(message.payload))
+
+
+def _payload_size(payload: object) -> int:
+    if isinstance(payload, bytes | bytearray):
+        return len(payload)
+    if isinstance(payload, str):
+        return len(payload.encode())
+    return 0 if payload is None else len(str(payload).encode())
 
 
 def _clip(topic: str) -> str:
@@ -189,14 +219,14 @@ class MqttConnection:
             msg = f"mqtt {self.client_id}: no connection to {self.url} in {timeout_s:g} s"
             raise MqttTimeoutError(msg) from err
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> BoundedClient:
         broker = BrokerUrl.parse(self.url)
         tls_context = None
         if broker.tls:
             tls_context = ssl.create_default_context(
                 cafile=str(self.ca_file) if self.ca_file is not None else None
             )
-        return _SizeCappedClient(
+        return BoundedClient(
             broker.host,
             broker.port,
             username=self.username or None,
@@ -211,7 +241,7 @@ class MqttConnection:
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             max_queued_incoming_messages=MAX_QUEUED_INCOMING,
             logger=_CLIENT_LOGGER,
-            max_message_bytes=self.max_message_bytes,
+            max_payload_bytes=self.max_message_bytes,
         )
 
     async def run(self) -> None:
@@ -310,6 +340,7 @@ def _payload_bytes(payload: object) -> bytes:
 
 
 __all__ = [
+    "BoundedClient",
     "BrokerUrl",
     "MqttConnection",
     "MqttDownError",
