@@ -82,7 +82,12 @@ def laxity_s(p: Plug, nph: float, voltage_v: float) -> float | None:
     cap = cap_a(p)
     if need <= 0 or dep <= 0 or cap < p.min_a or cap <= 0 or nph <= 0:
         return None
-    return dep - need * 3600.0 / (nph * cap * voltage_v)
+    return _laxity_at(dep, need, nph * cap * voltage_v)
+
+
+def _laxity_at(departure_s: float, need_wh: float, power_w: float) -> float:
+    """Seconds left to wait before ``need_wh`` at ``power_w`` takes until ``departure_s``."""
+    return departure_s - need_wh * 3600.0 / power_w
 
 
 def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | None:
@@ -99,9 +104,9 @@ def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | No
     if not (own is not None and own > 0.0) and cap > UNKNOWN_CAR_LIMIT_A:  # NaN: not learned
         slow_a = max(UNKNOWN_CAR_LIMIT_A, float(p.min_a))
     slow_ph = nph if p.phases_known else 1.0
-    if slow_a < cap or slow_ph < nph:
-        lax = (p.departure_s or 0.0) - (p.need_wh or 0.0) * 3600.0 / (
-            slow_ph * slow_a * params.voltage_v
+    if slow_a < cap or slow_ph < nph:  # departure and need are set: laxity_s was not None
+        lax = _laxity_at(
+            p.departure_s or 0.0, p.need_wh or 0.0, slow_ph * slow_a * params.voltage_v
         )
     return lax if lax <= params.urgent_laxity_s else None
 
