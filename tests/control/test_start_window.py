@@ -21,17 +21,22 @@ DELAY_S = 2.0
 ALL = (Phase.L1, Phase.L2, Phase.L3)
 
 
+OWN_A = 16.0  # the charge point's own limit before anything of ours is in force
+
+
 def offer(sp: Setpoint, *, now: float, cp: CpState = CpState.B, measured_at: float = 0.0,
-          counted: Phases = ZERO, errors: tuple[str, ...] = ()) -> Phases | None:  # fmt: skip
+          counted: Phases = ZERO, errors: tuple[str, ...] = (),
+          delay_s: float = DELAY_S) -> Phases | None:  # fmt: skip
     return start_offer_a(
         sample=charger_sample(cp=cp, errors=errors),
         measured_at=measured_at,
         now=now,
         setpoint=sp,
-        delay_s=DELAY_S,
+        delay_s=delay_s,
         counted_a=counted,
         phases=ALL,
         min_a=6,
+        own_a=OWN_A,
     )
 
 
@@ -45,9 +50,35 @@ def test_a_paused_car_offered_current_may_draw_its_offer_within_the_window() -> 
 
 def test_only_a_raise_from_a_pause_opens_the_window() -> None:
     assert offer(history((0.0, 6), (100.0, 10)), now=103.0) is None  # it was charging
-    assert offer(history((100.0, 4)), now=103.0) is None  # below the minimum: no start
-    assert offer(history((100.0, 8)), now=103.0) == Phases.uniform(8)  # the first write
+    assert offer(history((0.0, 0), (100.0, 4)), now=103.0) is None  # below the minimum: no start
+    assert offer(history((0.0, 0), (100.0, 8)), now=103.0) == Phases.uniform(8)
     assert offer(Setpoint(), now=103.0) is None  # nothing written
+
+
+def test_a_first_write_leaves_the_car_under_the_charge_points_own_limit_until_in_force() -> None:
+    """Round 12 (the OCPP start-up stall): before the first write takes effect the car may
+    start at the charge point's own limit, whatever was written; the window opens at the write
+    and closes START_WINDOW_S after the write took effect."""
+    first = history((100.0, 8))
+    assert offer(first, now=99.9) is None  # before the write
+    assert offer(first, now=100.0) == Phases.uniform(OWN_A)  # at the write
+    assert offer(first, now=101.5) == Phases.uniform(OWN_A)  # not in force yet
+    assert offer(first, now=102.0 + START_WINDOW_S) == Phases.uniform(OWN_A)
+    assert offer(first, now=102.1 + START_WINDOW_S) is None
+    # a pause written first: still the own limit until it is in force, and the answer to it
+    assert offer(history((100.0, 0)), now=101.0) == Phases.uniform(OWN_A)
+    # a second write before the first took effect: nothing of ours in force at it either
+    assert offer(history((100.0, 0), (101.0, 6)), now=101.5) == Phases.uniform(OWN_A)
+    # a written value above the own limit bounds it
+    assert offer(history((100.0, 20)), now=101.0) == Phases.uniform(20)
+    # what is counted for the car already is not counted twice
+    got = offer(first, now=101.0, cp=CpState.C, measured_at=99.0, counted=Phases.uniform(6))
+    assert got == Phases.uniform(OWN_A - 6)
+    # measured charging since the write took effect: the reading stands
+    assert offer(first, now=103.0, cp=CpState.C, measured_at=102.5) is None
+    # a charger that applies a write at once has no own-limit stretch: the old rule
+    assert offer(first, now=100.5, delay_s=0.0) == Phases.uniform(8)
+    assert offer(history((100.0, 0)), now=100.5, delay_s=0.0) is None
 
 
 def test_a_start_measured_since_the_offer_stands() -> None:
@@ -165,7 +196,7 @@ def test_only_a_charger_that_reports_late_gets_a_start_window(late: bool) -> Non
     ``driver = "ocpp"`` or a ``limit_delay_s``)."""
     p = plug(reports_late=late, limit_delay_s=DELAY_S)
     p.reading.update(charger_sample(cp=CpState.B, authorized=True), 99.0)
-    p.setpoint.changes.append((100.0, 10))
+    p.setpoint.changes.extend([(0.0, 0), (100.0, 10)])  # a pause in force, then an offer
     p.setpoint.written_a, p.setpoint.changed_at = 10, 100.0
     f = p.facts(103.0)
     assert f.pending_a == (Phases.uniform(10) if late else None)

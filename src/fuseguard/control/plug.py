@@ -151,6 +151,7 @@ class PlugControl:
                 counted_a=expected if expected is not None else r.grid_a,
                 phases=self._assumed_phases(),
                 min_a=self.spec.min_a,
+                own_a=float(self.spec.max_a),
             )
         return PlugFacts(
             now=now,

@@ -102,6 +102,7 @@ def start_offer_a(
     counted_a: Phases,
     phases: tuple[Phase, ...],
     min_a: int,
+    own_a: float,
 ) -> Phases | None:
     """What a car offered current after a pause may draw now beyond ``counted_a`` (what its
     reading counts), while its start is not measured yet (None: nothing; see the module
@@ -111,6 +112,14 @@ def start_offer_a(
     charger (the write plus ``delay_s``), for a connected car without errors whose last
     measurement is older than that moment (a car in state B is not measured drawing at all);
     at most the limit in force now, on ``phases``.
+
+    A write made while nothing of ours was in force (the first write, or one that followed it
+    within ``delay_s``) leaves the car under the charge point's own limit until it takes
+    effect: the car may start at that limit at any moment, and the window opens at the write
+    (round 12, the OCPP start-up stall). Its bound is ``own_a`` (the charge point's own limit
+    as far as it is known: the plug's maximum) or the written value, whichever is higher, until
+    :data:`START_WINDOW_S` after the write took effect (a car that started at the own limit
+    answers a lower one within its response time), whatever the value written.
     """
     if sample is None or not sample.cp_state.vehicle_connected or sample.errors:
         return None
@@ -118,14 +127,22 @@ def start_offer_a(
     if not changes:
         return None
     at, value = changes[-1]
-    if value < min_a or (len(changes) >= 2 and changes[-2][1] >= min_a):
-        return None  # not a raise from a pause
     effective = at + delay_s
-    if not effective <= now <= effective + START_WINDOW_S:
-        return None
+    own = delay_s > 0.0 and setpoint.limit_at(at, delay_s) is None
+    if own:
+        # nothing of ours in force when it was written: the charge point's own limit until then
+        if not at <= now <= effective + START_WINDOW_S:
+            return None
+        bound = max(float(value), own_a)
+    else:
+        if value < min_a or (len(changes) >= 2 and changes[-2][1] >= min_a):
+            return None  # not a raise from a pause
+        if not effective <= now <= effective + START_WINDOW_S:
+            return None
+        bound = float(value)
     if sample.cp_state.charging and measured_at >= effective:
         return None  # measured since the offer took effect: the reading stands
-    offer = Phases.on(phases, float(value))
+    offer = Phases.on(phases, bound)
     extra = (offer - counted_a).maximum(0.0)
     return extra if extra.max > 0.0 else None
 
