@@ -33,7 +33,9 @@ meter to such cars, at most their offers and never more than the meter shows, in
 taking it for building load and pausing every car. A raise of a charging car not measured yet
 (:class:`~fuseguard.control.policies.facts.PlugFacts` ``unconfirmed_a``) explains a rise with its
 whole amount only while :func:`responding` (the same window); after it the car has answered the
-raise, and the estimator lets it explain no more than it did (round 11).
+raise, and the estimator lets it explain no more than it did (round 11). A write made while
+nothing of ours is in force (the first) leaves the car under the charge point's own limit until
+it takes effect: its window opens at the write, bounded by that limit (round 12).
 """
 
 from __future__ import annotations
