@@ -1,12 +1,12 @@
 """The OCPP start-up stall in virtual time (round 12): a car starts under the charge point's own
 limit between fuseguard's first write and the moment that write takes effect.
 
-At start-up every car is connected and waits (``Preparing``) under its charge point's own
-limit (its safe profile, or its maximum). The edge's first write offers each car 6 A, applied
+At start-up every car is connected and waits under its charge point's own limit (its safe
+profile, or its maximum). The edge's first write offers each car 6 A, applied
 ``PROFILE_DELAY_S`` later; meanwhile the cars start at the charge point's own limit, and the
-grid meter shows it before the charge points say so (StatusNotification ``STATUS_LAG_S`` later,
-currents only with MeterValues every ``METER_INTERVAL_S``). Before round 12 the rise counted
-as building load (the start window opened only when the offer was in force) and every car was
+grid meter shows it before the charge points say so (as in ``test_start_race``: the state
+later, the currents only with MeterValues every 10 s). Before round 12 the rise counted as
+building load (the start window opened only when the offer was in force) and every car was
 paused for ``min_pause_s``: the stall of ``bench/ocpp.py`` at 100 charge points (4 of 24 runs)
 and once in 5 ``make test`` smoke runs.
 """
@@ -23,18 +23,14 @@ import structlog
 from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import ZERO, Phases
-from fuseguard.model.samples import ChargerSample
-from fuseguard.model.status import CpState, OcppState
 
 from ..logkit import errors_only_logging
 from .fakes import FakeMeter
+from .test_start_race import LateOcppCharger
 
 PROFILE_DELAY_S = 1.0
 START_AFTER_WRITE_S = 0.4  # the car starts (on its own) this long after the first write
-STATUS_LAG_S = 1.5  # StatusNotification after the car started
-METER_INTERVAL_S = 10.0
 OWN_A = 10.0  # the charge point's own limit before anything of fuseguard's is in force
-CAR_A = 16.0
 FUSE_A = 100.0
 CARS = 8
 
@@ -46,55 +42,30 @@ def _errors_only_logs() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-class OwnLimitCharger:
-    """A late-reporting charge point whose car starts at the charge point's own limit
-    START_AFTER_WRITE_S after fuseguard's first write (before it is in force), then follows the
-    limit in force (the last write, PROFILE_DELAY_S after it; the own limit before)."""
+class OwnLimitCharger(LateOcppCharger):
+    """A late-reporting charge point (as in ``test_start_race``) whose car starts at the charge
+    point's own limit START_AFTER_WRITE_S after fuseguard's first write (before it is in force),
+    then follows the limit in force (the last write, PROFILE_DELAY_S after it; the own limit
+    before)."""
 
     def __init__(self, clock: VirtualClock) -> None:
-        self.clock = clock
-        self.writes: list[tuple[float, int]] = []
+        super().__init__(clock)
         self.start_at = math.inf
-        self.rotation = None
 
-    def limit_at(self, t: float) -> float:
-        value = OWN_A
+    def _limit_at(self, t: float) -> int:
+        value = int(OWN_A)
         for at, amps in self.writes:
             if at + PROFILE_DELAY_S <= t:
-                value = float(amps)
+                value = amps
         return value
 
-    def draw_at(self, t: float) -> float:
-        if t < self.start_at:
-            return 0.0
-        limit = self.limit_at(t)
-        return min(limit, CAR_A) if limit >= 6.0 else 0.0
-
-    def draw_grid(self) -> Phases:
-        return Phases.uniform(self.draw_at(self.clock.monotonic()))
-
-    async def read(self) -> ChargerSample:
-        now = self.clock.monotonic()
-        if now < self.start_at + STATUS_LAG_S:  # waiting, or started and not said so yet
-            return ChargerSample(cp_state=CpState.B, current_a=ZERO,
-                                 ocpp_state=OcppState.PREPARING, authorized=True)  # fmt: skip
-        metered_at = math.floor(now / METER_INTERVAL_S) * METER_INTERVAL_S
-        amps = self.draw_at(metered_at)
-        return ChargerSample(
-            cp_state=CpState.C,
-            ocpp_state=OcppState.CHARGING,
-            current_a=Phases.uniform(amps),
-            power_w=amps * 3 * 230.0,
-            measured_age_s=max(1e-3, now - metered_at),
-            authorized=True,
-        )
+    def _drawing_since(self, t: float) -> float | None:
+        return self.start_at if self.start_at <= t and self._limit_at(t) >= 6 else None
 
     async def set_current_limit(self, current_a: int) -> None:
-        now = self.clock.monotonic()
         if not self.writes:
-            self.start_at = now + START_AFTER_WRITE_S
-        if not self.writes or self.writes[-1][1] != current_a:
-            self.writes.append((now, current_a))
+            self.start_at = self.clock.monotonic() + START_AFTER_WRITE_S
+        await super().set_current_limit(current_a)
 
 
 async def test_cars_starting_under_the_charge_points_own_limit_are_not_paused() -> None:
@@ -126,7 +97,7 @@ async def test_cars_starting_under_the_charge_points_own_limit_are_not_paused() 
         paused = {cid: ch.writes for cid, ch in chargers.items()
                   if any(a < 6 for _, a in ch.writes)}  # fmt: skip
         assert not paused, paused
-        assert all(ch.draw_at(now) >= 6.0 for ch in chargers.values())
+        assert all(ch._draw_at(now) >= 6.0 for ch in chargers.values())
         assert worst_after.all_le(Phases.uniform(FUSE_A), tolerance=1e-6), worst_after
     finally:
         task.cancel()
