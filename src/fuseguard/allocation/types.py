@@ -54,6 +54,9 @@ class Plug:
     now (0 first; None: not a plan leader), served before the other plugs of its priority.
     ``car_limit_a`` the car's own current limit where the controller learned it (a 16 A car on
     a 32 A plug): only least laxity's cap uses it (:func:`.urgency.cap_a`), never a setpoint.
+    ``seen_max_a`` the most the car has been seen to draw this session (A per phase): the car
+    can take at least that, so least laxity judges it at no less (:mod:`.urgency`), never a
+    setpoint.
     ``phases_known`` False: ``phases`` are the assumption for a car that has not drawn yet (all
     wired phases); the session may probe it (:mod:`fuseguard.allocation.probe`).
     """
@@ -78,6 +81,7 @@ class Plug:
     phases_known: bool = True
     plan_rank: int | None = None
     car_limit_a: float | None = None
+    seen_max_a: float | None = None
 
 
 #: the default least-laxity window (s): a plug with an announced departure is urgent once its
