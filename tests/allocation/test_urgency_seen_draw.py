@@ -27,7 +27,7 @@ from fuseguard.allocation.urgency import is_urgent, queue_keys, urgent_laxity_s
 from fuseguard.allocation.vector import allocate_numpy
 from fuseguard.model.phases import ALL_PHASES, Phases
 
-PARAMS = AllocationParams()  # window 7200 s
+PARAMS = AllocationParams(urgent_laxity_s=7200.0)  # the rule, not the default window
 #: 22.08 kWh: one hour at 3 x 32 A x 230 V, two hours at 3 x 16 A
 NEED_WH = 22080.0
 DEP_S = 12000.0  # laxity 8400 s at 32 A, 4800 s at 16 A, 7392 s at 25 A, 6240 s at 20 A

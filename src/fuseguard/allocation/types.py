@@ -87,8 +87,9 @@ class Plug:
 #: the default least-laxity window (s): a plug with an announced departure is urgent once its
 #: laxity is at most this. The one default: the site config (``[control] urgent_laxity_s``),
 #: the controller's config and the snapshot's JSON form import it (measured in
-#: ``bench/notes/quality.md``, round 11: 2 h met more needs than 3 h in the office)
-URGENT_LAXITY_S: Final = 7200.0
+#: ``bench/notes/quality.md``, round 11: 2 h met more needs than 3 h in the office; round 12: with
+#: the seen draw, 1 h meets the same needs from 45 min to 2 h and is fairer, 30 min misses one)
+URGENT_LAXITY_S: Final = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
