@@ -305,6 +305,9 @@ _PLAN_RANK = st.one_of(st.none(), st.integers(0, 3))
 _CAR_LIMIT_A = st.one_of(
     st.none(), st.floats(0, 40), st.sampled_from([13.0, 16.0, 3.0, -1.0, math.nan, math.inf])
 )
+_SEEN_MAX_A = st.one_of(
+    st.none(), st.floats(0, 40), st.sampled_from([25.0, 16.0, 40.0, -1.0, math.nan, math.inf])
+)
 
 
 @functools.cache
@@ -359,6 +362,7 @@ def _wide_plug(
         departure_s=draw(_DEPARTURE_S),
         plan_rank=draw(_PLAN_RANK),
         car_limit_a=draw(_CAR_LIMIT_A),
+        seen_max_a=draw(_SEEN_MAX_A),
     )
 
 

@@ -105,6 +105,7 @@ def test_with_timers_carries_every_other_field_over() -> None:
         phases_known=False,
         plan_rank=3,
         car_limit_a=13.0,
+        seen_max_a=14.0,
     )
     defaults = Plug(id="", circuit="", phases=(), max_a=0)
     for f in fields(Plug):

@@ -30,10 +30,10 @@ SCENARIOS = Path(__file__).parents[2] / "scenarios"
 
 
 def test_one_default_everywhere() -> None:
-    """The default window is the allocation layer's ``URGENT_LAXITY_S`` (2 h) in every layer
+    """The default window is the allocation layer's ``URGENT_LAXITY_S`` (1 h) in every layer
     that has one: the site config, the controller config, the allocator's parameters and the
     snapshot's JSON form (a dump without params), and the example site."""
-    assert URGENT_LAXITY_S == 7200.0
+    assert URGENT_LAXITY_S == 3600.0
     assert ControlConfig().urgent_laxity_s == URGENT_LAXITY_S
     cfg = ControllerConfig(
         circuits=[CircuitSpec(id="main", parent=None, fuse_a=16.0)], chargers=[ChargerSpec(id="a")]
@@ -82,8 +82,8 @@ def _demand(pid: str, departure_s: float) -> PlugDemand:
 
 @pytest.mark.parametrize(("laxity_s", "urgent_gets"), [(URGENT_LAXITY_S, 10), (1800.0, 8)])
 def test_the_setting_decides_who_is_urgent(laxity_s: float, urgent_gets: int) -> None:
-    """Two cars on a 16 A fuse, one leaving in 2 h (laxity 1 h): urgent with the default 2 h
-    window (without reserves, ``urgent_reserve = 0``: filled first: 10 A, the other keeps its
+    """Two cars on a 16 A fuse, one leaving in 2 h (laxity 1 h): urgent with the default 1 h
+    window (at its edge, inside) (without reserves, ``urgent_reserve = 0``: filled first: 10 A, the other keeps its
     6 A), not with a 30 min window (an equal split: 8 A each)."""
     cfg = ControllerConfig(
         circuits=[CircuitSpec(id="main", parent=None, fuse_a=16.0)],

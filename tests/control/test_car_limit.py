@@ -117,7 +117,7 @@ def test_least_laxity_uses_the_cars_own_limit() -> None:
     """Leaving in 4 h with 3 h at 16 A to go: 2.5 h to spare at the plug's 32 A, 1 h at its own
     16 A (urgent within 2 h). Learned as a 32 A car: not urgent; not learned yet: judged at the
     usual 16 A to enter the window (round 11b), so urgent."""
-    params = AllocationParams()
+    params = AllocationParams(urgent_laxity_s=7200.0)
     assert laxity_s(_plug(), 3, 230.0) == pytest.approx(2.5 * 3600.0)
     assert not is_urgent(_plug(car_limit_a=32.0), 3, params)
     assert is_urgent(_plug(), 3, params)

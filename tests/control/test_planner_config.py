@@ -59,7 +59,7 @@ def test_the_translation_carries_the_planner_keys() -> None:
     assert cfg.planner_settings.time_limit_s == 0.5
     assert cfg.planner_settings.load_window_s == 21600.0
     assert cfg.planner_settings.finish_early_s == 1800.0
-    assert cfg.urgent_laxity_s == 7200.0  # least laxity stays under the plan's caps
+    assert cfg.urgent_laxity_s == 3600.0  # least laxity stays under the plan's caps
     off = scenario_controller_config(loads_scenario(text + '\n[control]\nplanner = "off"\n'))
     assert off.urgent_laxity_s == 0.0
 

@@ -63,6 +63,7 @@ def with_timers(
         p.phases_known,
         p.plan_rank,
         p.car_limit_a,
+        p.seen_max_a,
     )
 
 

@@ -42,8 +42,8 @@ class CircuitIn(_Strict):
 
 class PlugIn(_Strict):
     """One plug; ``setpoint_a`` .. ``pv_timer_s`` are optional hysteresis state (absent: fresh
-    start), ``share_a``, ``need_wh``, ``departure_s``, ``plan_rank``, ``car_limit_a`` optional
-    queue facts (:mod:`.urgency`)."""
+    start), ``share_a``, ``need_wh``, ``departure_s``, ``plan_rank``, ``car_limit_a``,
+    ``seen_max_a`` optional queue facts (:mod:`.urgency`)."""
 
     id: str = Field(min_length=1)
     circuit: str
@@ -64,6 +64,7 @@ class PlugIn(_Strict):
     departure_s: float | None = Field(default=None, allow_inf_nan=False)
     plan_rank: int | None = Field(default=None, ge=0)
     car_limit_a: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    seen_max_a: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @field_validator("phases")
     @classmethod
@@ -141,6 +142,7 @@ def snapshot_from_data(data: Any) -> Snapshot:
                 departure_s=p.departure_s,
                 plan_rank=p.plan_rank,
                 car_limit_a=p.car_limit_a,
+                seen_max_a=p.seen_max_a,
             )
             for p in model.plugs
         ),
@@ -208,6 +210,7 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
                         ("departure_s", p.departure_s),
                         ("plan_rank", p.plan_rank),
                         ("car_limit_a", p.car_limit_a),
+                        ("seen_max_a", p.seen_max_a),
                     )
                     if v is not None
                 },

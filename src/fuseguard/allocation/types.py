@@ -54,6 +54,9 @@ class Plug:
     now (0 first; None: not a plan leader), served before the other plugs of its priority.
     ``car_limit_a`` the car's own current limit where the controller learned it (a 16 A car on
     a 32 A plug): only least laxity's cap uses it (:func:`.urgency.cap_a`), never a setpoint.
+    ``seen_max_a`` the most the car has been seen to draw this session (A per phase): the car
+    can take at least that, so least laxity judges it at no less (:mod:`.urgency`), never a
+    setpoint.
     ``phases_known`` False: ``phases`` are the assumption for a car that has not drawn yet (all
     wired phases); the session may probe it (:mod:`fuseguard.allocation.probe`).
     """
@@ -78,13 +81,15 @@ class Plug:
     phases_known: bool = True
     plan_rank: int | None = None
     car_limit_a: float | None = None
+    seen_max_a: float | None = None
 
 
 #: the default least-laxity window (s): a plug with an announced departure is urgent once its
 #: laxity is at most this. The one default: the site config (``[control] urgent_laxity_s``),
 #: the controller's config and the snapshot's JSON form import it (measured in
-#: ``bench/notes/quality.md``, round 11: 2 h met more needs than 3 h in the office)
-URGENT_LAXITY_S: Final = 7200.0
+#: ``bench/notes/quality.md``, round 11: 2 h met more needs than 3 h in the office; round 12: with
+#: the seen draw, 1 h meets the same needs from 45 min to 2 h and is fairer, 30 min misses one)
+URGENT_LAXITY_S: Final = 3600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,12 @@ into the two queue keys:
   judged at both ends: urgent when its laxity at ``UNKNOWN_CAR_LIMIT_A`` (the usual on-board
   limit, where below its cap) is within the window and it can still finish at its cap, ranked by
   the former (round 11b, ``bench/notes/quality.md``: a 16 A car judged at 32 A became urgent
-  when it could no longer finish, at some windows and not at others). Likewise a car whose
-  phases are not known yet (``phases_known`` False: assumed on all wired phases) is judged on
-  one phase to enter the window (a 1-phase car judged on three waited as a relaxed car while
-  its real laxity ran out). Priorities
-  keep their order (an urgent plug never overtakes a higher priority).
+  when it could no longer finish, at some windows and not at others); a car seen drawing more
+  than that (``seen_max_a``) can take at least what it drew and is judged at that. Likewise a
+  car whose phases are not known yet (``phases_known`` False: assumed on all wired phases) is
+  judged on one phase to enter the window (a 1-phase car judged on three waited as a relaxed
+  car while its real laxity ran out). Priorities keep their order (an urgent plug never
+  overtakes a higher priority).
   **Plan leaders** (``plan_rank``, set by the horizon planner,
   :mod:`fuseguard.control.planner`, for the plugs its plan wants charging now; rank 0 the largest
   planned current, equal ranks for equal whole amps) take the sub-levels above the least-laxity
@@ -93,8 +94,9 @@ def _laxity_at(departure_s: float, need_wh: float, power_w: float) -> float:
 def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | None:
     """The plug's laxity (s) to rank it by when it is urgent, else None: it can still finish at
     its cap and its laxity at the rate it may really have is within ``params.urgent_laxity_s``:
-    ``UNKNOWN_CAR_LIMIT_A`` while the car's own limit is not learned, one phase while its phases
-    are not known (it has not drawn yet)."""
+    ``UNKNOWN_CAR_LIMIT_A`` while the car's own limit is not learned (or the most it has been
+    seen to draw, ``seen_max_a``, where more: it can take at least that), one phase while its
+    phases are not known (it has not drawn yet)."""
     lax = laxity_s(p, nph, params.voltage_v)
     if lax is None or not lax >= 0.0:
         return None
@@ -103,6 +105,9 @@ def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | No
     slow_a = cap
     if not (own is not None and own > 0.0) and cap > UNKNOWN_CAR_LIMIT_A:  # NaN: not learned
         slow_a = max(UNKNOWN_CAR_LIMIT_A, float(p.min_a))
+        seen = p.seen_max_a
+        if seen is not None and math.isfinite(seen) and seen > slow_a:
+            slow_a = min(seen, cap)  # seen drawing more: it can take at least that
     slow_ph = nph if p.phases_known else 1.0
     if slow_a < cap or slow_ph < nph:  # departure and need are set: laxity_s was not None
         lax = _laxity_at(

@@ -83,6 +83,7 @@ class AllocatorSession:
             phases_known=d.phases_known,
             plan_rank=d.plan_rank,
             car_limit_a=d.car_limit_a,
+            seen_max_a=d.seen_max_a,
         )
         self._plugs[d.spec.id] = (d, plug)
         return plug

@@ -230,6 +230,7 @@ class PlugControl:
             departure_s,
             self.phases.known,
             self.demand.car_limit_a,
+            self.demand.seen_max_a,
         )
         if demand is None or fields != self._demand_fields:  # else: the last demand again
             demand = PlugDemand(
@@ -246,6 +247,7 @@ class PlugControl:
                 departure_s=departure_s,
                 phases_known=fields[9],
                 car_limit_a=fields[10],
+                seen_max_a=fields[11],
             )
             self._demand = demand
             self._demand_fields = fields

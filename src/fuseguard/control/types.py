@@ -178,6 +178,9 @@ class PlugDemand:
     #: the car's own current limit learned this session (A; ``policies/demand.py``; None:
     #: unknown): least laxity's cap, not a limit on the setpoint
     car_limit_a: float | None = None
+    #: the most the car has been seen to draw this session (A per phase; ``policies/demand.py``;
+    #: None: nothing seen): least laxity's lower bound of its rate, not a limit
+    seen_max_a: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,13 @@ take more after all) and when it is seen unplugged (not on a missed reading); no
 negative draws teach nothing. The allocator's least laxity uses it (``Plug.car_limit_a``,
 ``allocation/urgency.py``): a 16 A car on a 32 A plug must start its turn at the cap it really
 has, not at 32 A.
+
+And the most the car has been seen to draw this session (``seen_max_a``, per phase, whole amps
+down): a car seen drawing 25 A can take at least 25 A, whatever its limit, so least laxity
+need not judge it at the 16 A it assumes for a car whose limit is not learned
+(``allocation/urgency.py``). Learned from every finite, non-negative reading while a car is
+plugged in, it only ever rises; forgotten when the car is seen unplugged (not on a missed
+reading); non-finite or negative draws teach nothing.
 """
 
 from __future__ import annotations
@@ -40,11 +47,18 @@ class DemandCap:
         self._cap_a: float | None = None
         self._cap_at = 0.0
         self._car_limit_a: float | None = None
+        self._seen_max_a: float | None = None
 
     @property
     def car_limit_a(self) -> float | None:
         """The car's own current limit learned this session (None: not known)."""
         return self._car_limit_a
+
+    @property
+    def seen_max_a(self) -> float | None:
+        """The most the car has been seen to draw this session (A per phase, whole amps down;
+        None: nothing seen yet)."""
+        return self._seen_max_a
 
     @property
     def cap_a(self) -> float | None:
@@ -60,6 +74,8 @@ class DemandCap:
     def update(self, f: PlugFacts) -> float | None:
         """Judge this cycle's facts; returns the cap in force now (None: none)."""
         sample = f.sample
+        if sample is not None and sample.cp_state.vehicle_connected:
+            self._see(sample)
         charging = sample is not None and sample.cp_state.charging and bool(f.written_a)
         if charging and not f.settled:
             pass  # measured before its setpoint was in force: nothing to judge yet
@@ -92,9 +108,21 @@ class DemandCap:
                 self._cap_a = None
             if sample is not None and not sample.cp_state.vehicle_connected:
                 self._car_limit_a = None  # unplugged: the next car has its own
+                self._seen_max_a = None
         if self._cap_a is not None and f.now - self._cap_at >= self._probe_s:
             self._cap_a = None  # probe again: the car may want more now
         return self._cap_a
+
+    def _see(self, sample: ChargerSample) -> None:
+        """Raise the most seen by this reading (a non-finite phase or all negative: nothing)."""
+        if not all(math.isfinite(v) for v in sample.current_a):
+            return
+        drawn = max(sample.current_a)
+        if drawn < 0.0:
+            return
+        seen = float(math.floor(drawn))
+        if self._seen_max_a is None or seen > self._seen_max_a:
+            self._seen_max_a = seen
 
 
 def max_current_a(spec: ChargerSpec, sample: ChargerSample | None, cap_a: float | None) -> int:
