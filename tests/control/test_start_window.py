@@ -76,9 +76,13 @@ def test_a_first_write_leaves_the_car_under_the_charge_points_own_limit_until_in
     assert got == Phases.uniform(OWN_A - 6)
     # measured charging since the write took effect: the reading stands
     assert offer(first, now=103.0, cp=CpState.C, measured_at=102.5) is None
-    # a charger that applies a write at once has no own-limit stretch: the old rule
-    assert offer(first, now=100.5, delay_s=0.0) == Phases.uniform(8)
-    assert offer(history((100.0, 0)), now=100.5, delay_s=0.0) is None
+    # a charger that applies a write at once: its first write still finds the car under the
+    # own limit (it answers within its response time); a later one follows the old rule
+    assert offer(first, now=100.5, delay_s=0.0) == Phases.uniform(OWN_A)
+    assert offer(first, now=110.1, delay_s=0.0) is None
+    assert offer(history((100.0, 0)), now=100.5, delay_s=0.0) == Phases.uniform(OWN_A)
+    assert offer(history((100.0, 0), (100.5, 8)), now=101.0, delay_s=0.0) == Phases.uniform(8)
+    assert offer(history((100.0, 6), (100.5, 8)), now=101.0, delay_s=0.0) is None
 
 
 def test_a_start_measured_since_the_offer_stands() -> None:

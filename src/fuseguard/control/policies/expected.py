@@ -121,7 +121,9 @@ def start_offer_a(
     (round 12, the OCPP start-up stall). Its bound is ``own_a`` (the charge point's own limit
     as far as it is known: the plug's maximum) or the written value, whichever is higher, until
     :data:`START_WINDOW_S` after the write took effect (a car that started at the own limit
-    answers a lower one within its response time), whatever the value written.
+    answers a lower one within its response time), whatever the value written. This holds with
+    ``delay_s`` 0 too (the first write only): a car found drawing at the own limit still takes
+    its response time to come down to the first value written.
     """
     if sample is None or not sample.cp_state.vehicle_connected or sample.errors:
         return None
@@ -130,9 +132,10 @@ def start_offer_a(
         return None
     at, value = changes[-1]
     effective = at + delay_s
-    own = delay_s > 0.0 and setpoint.limit_at(at, delay_s) is None
+    # nothing of ours in force when it was written (no earlier write had taken effect by then)
+    own = not any(t + delay_s <= at for t, _ in list(changes)[:-1])
     if own:
-        # nothing of ours in force when it was written: the charge point's own limit until then
+        # the charge point's own limit until it is in force, and the car's answer after
         if not at <= now <= effective + START_WINDOW_S:
             return None
         bound = max(float(value), own_a)
