@@ -160,6 +160,9 @@ class ConnectorCharger:
     re-write an unchanged limit so that the watchdog stays quiet while the edge is alive.
     """
 
+    #: ``writes`` only tallies (tests, diagnostics): the day-jump proof does not compare it
+    __fuseguard_counters__ = ("writes",)
+
     #: no charging profiles here: ``rejects_profiles`` is the OCPP adapter's
     faults_simulated: frozenset[DeviceFault] = SCENARIO_CHARGER_FAULTS - {
         DeviceFault.REJECTS_PROFILES

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import structlog
 
 from fuseguard.control.flex import FlexManagement
+from fuseguard.control.load import MinuteMaxima
 from fuseguard.control.targets import EvseTargets
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import VirtualClock
@@ -27,13 +28,22 @@ from fuseguard.model.phases import Phases
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
-from fuseguard.scenario.jump import Jumper, QuietWorld, SteadyWatch, WorldTime, jump_timing
+from fuseguard.scenario.dayjump import day_jump
+from fuseguard.scenario.jump import (
+    PEAK_BUCKET_S,
+    Jumper,
+    QuietWorld,
+    SteadyWatch,
+    WorldTime,
+    jump_timing,
+)
 from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
 from fuseguard.scenario.ocpp_adapter import charger_adapter
 from fuseguard.scenario.recorder import Recorder, Timeline, new_timeline
 from fuseguard.scenario.report import BASELINE_NOTE, add_planner_stats, build_report, rounded
 from fuseguard.scenario.schedule import Schedule
+from fuseguard.scenario.statewalk import Capture, UnwalkableError, capture
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
@@ -65,6 +75,8 @@ class SimulationResult:
     #: seconds of the run jumped over (``scenario/jump.py``), and in how many jumps
     jumped_s: float = 0.0
     jumps: int = 0
+    #: whole days skipped by day jumps (``scenario/dayjump.py``, ``--days N`` only)
+    days_jumped: int = 0
 
 
 @dataclass(frozen=True)
@@ -227,6 +239,61 @@ class _Run:
             watch=watch,
             record=rec.on_tick,
             idle=lambda w: self._idle(world, w),
+            days=day_jump(
+                self.sc,
+                rec,
+                self.loads.values(),
+                capture=self._state,
+                period_s=timing.period_s,
+            ),
+        )
+
+    def _state(self) -> Capture:
+        """The whole state the rest of the run depends on, for a day jump's proof
+        (:mod:`fuseguard.scenario.statewalk`; called between two steps of the clock, every task
+        suspended): this run object and everything it reaches (controller and every part,
+        policy, session and memo, poller, writer, flex and targets, the virtual devices, the site
+        and its physics, the suspended tasks through what they wait on) and the virtual clock's
+        live timers in firing order (deadline, callback). Not compared, each for its reason:
+
+        - the recorder: it only measures (nothing in the site, the devices or the controller
+          reads it); the day jump replays it from the template day;
+        - the clock object: its time is the capture's instant (the shift itself), its sequence
+          counter only orders timers (their order is kept), its start is configuration; its
+          live timers are walked;
+        - the world's timetable (``WorldTime``: the offset of world over clock time and the
+          pending cars, events, ends of faults and steps) and the load profiles' and PV's
+          ``shift_s`` (the same offset): the scenario's input, the same every day by
+          construction (``repeat_days``, the only maker of a repeated scenario); the scenario
+          itself and its cars and chargers by name: configuration, never written;
+        - the jumper (this machinery) and the event loop (checked instead: nothing ready, no
+          real-time timer).
+
+        Not a list of what to compare, but of units: the peak history's minutes
+        (``MinuteMaxima``) are ints counting minutes of the clock, compared as times.
+        """
+        loop = asyncio.get_running_loop()
+        if getattr(loop, "_ready", None) or getattr(loop, "_scheduled", None):
+            raise UnwalkableError("event loop", "ready callbacks or real-time timers pending")
+        excluded = {
+            id(self.recorder): "recorder (measures only; replayed)",
+            id(self.clock): "virtual clock (its live timers are walked)",
+            id(self.time): "world timetable (the scenario's input)",
+            id(self.jumper): "jump machinery",
+            id(self.sc): "scenario (configuration)",
+            id(self.cars): "scenario cars (configuration)",
+            id(self.specs): "scenario chargers (configuration)",
+            id(loop): "event loop (checked empty)",
+        }
+        shift = frozenset({"shift_s"})
+        return capture(
+            [("run", self), ("clock.timers", self.clock.pending())],
+            self.clock.monotonic(),
+            excluded=excluded,
+            skip_attrs={BaseLoad: shift, PvPlant: shift},
+            driver=asyncio.current_task(),
+            tasks=asyncio.all_tasks(),
+            time_ints={MinuteMaxima: PEAK_BUCKET_S},
         )
 
     def _idle(self, world: QuietWorld, w: float) -> bool:
@@ -434,7 +501,13 @@ async def _simulate(
     jumper = run.jumper
     if jumper is None:
         return SimulationResult(report, timeline)
-    return SimulationResult(report, timeline, jumped_s=jumper.jumped_s, jumps=jumper.jumps)
+    return SimulationResult(
+        report,
+        timeline,
+        jumped_s=jumper.jumped_s,
+        jumps=jumper.jumps,
+        days_jumped=jumper.days_jumped,
+    )
 
 
 def simulate(
