@@ -2,9 +2,11 @@
 same timeline as the run tick by tick (``jump=False``), a day really skipped, and a state that
 differs a day apart (a memory that only matters after several days) refuses the jump.
 
-The "day" here is 2 h (``repeat_days(..., day_s=7200)``): a busy half hour (two cars, a full
-one and one leaving unmet, an overload step and a charger fault), then quiet; six days run in a
-few seconds of CPU, tick by tick included."""
+The "day" here is 2 h (``repeat_days(..., day_s=7200)``, a whole number of the recorder's
+fairness windows): a busy half hour (two cars, a full one and one leaving unmet, an overload step
+and a charger fault; the meter read every 2 s), then quiet long enough for a settled point (the
+controller's longest memory, 2 820 s with the defaults); five days run in a few seconds of CPU,
+tick by tick included."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def _day(**extra: object) -> Scenario:
     probe), one leaves unmet; the base load ramps meanwhile; an overload step and a charger fault
     every day."""
     data: dict[str, object] = {
-        "site": {"name": "short day", "fuse_a": 20, "duration_s": DAY_S, "meter_period_s": 1},
+        "site": {"name": "short day", "fuse_a": 20, "duration_s": DAY_S, "meter_period_s": 2},
         "base_load": {
             "points": [[0, [4, 3, 4]], [300, [4, 3, 4]], [900, [9, 6, 7]], [1800, [4, 3, 4]]]
         },
@@ -80,20 +82,22 @@ def _watching(monkeypatch: pytest.MonkeyPatch) -> list[DayJump]:
 
 
 def test_days_jumped_give_the_tick_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Six short days: the state at a quiet point of day 2 equals day 1's modulo the clock's
-    advance, so days are skipped and the last one runs; report and every timeline array are
-    those of the run tick by tick (``jump=False``)."""
-    sc = repeat_days(_day(), 6, day_s=DAY_S)
+    """Five short days: day 1 differs from day 0 (the controller's setpoint history starts
+    empty), the state at day 2's quiet point equals day 1's modulo the clock's advance, so day 3
+    is skipped and day 4 runs; report and every timeline array are those of the run tick by
+    tick (``jump=False``)."""
+    sc = repeat_days(_day(), 5, day_s=DAY_S)
     ticks = simulate(sc, compute_optimum=False, jump=False)
     made = _watching(monkeypatch)
     jumps = simulate(sc, compute_optimum=False)
-    assert jumps.days_jumped >= 1, made[0].refusals
+    assert jumps.days_jumped == 1, made[0].refusals
     assert ticks.days_jumped == 0
     _same(ticks, jumps)
     report = jumps.report
     assert report["overload_as"]["total"] > 0
-    assert len(report["energy_delivered_wh"]["per_car"]) == 12
-    assert made[0].captures >= 3
+    assert len(report["energy_delivered_wh"]["per_car"]) == 10
+    assert made[0].captures == 3
+    assert [w for w, _why in made[0].refusals] == [DAY_S + 4620.0]  # day 1 vs day 0
 
 
 def test_a_memory_that_differs_a_day_apart_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +133,7 @@ def test_an_unwalkable_state_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(Controller, "decide", locking)
     made = _watching(monkeypatch)
-    sc = repeat_days(_day(), 4, day_s=DAY_S)
+    sc = repeat_days(_day(), 3, day_s=DAY_S)
     result = simulate(sc, compute_optimum=False, keep_timeline=False)
     assert result.days_jumped == 0
     assert made[0].captures == 0

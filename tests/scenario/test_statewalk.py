@@ -218,15 +218,15 @@ def test_the_declared_counters_are_never_read_by_the_controller() -> None:
     control or allocation decision: no attribute of that name is read in ``control/`` or
     ``allocation/`` (if one ever is, remove it from the counters: the day jump then refuses)."""
     from fuseguard.model.samples import ChargerSample
-    from fuseguard.scenario.adapters import ConnectorCharger
+    from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
     from fuseguard.sim.chargepoint import ChargePoint
 
     names = {
         name
-        for cls in (ChargePoint, ChargerSample, ConnectorCharger)
+        for cls in (ChargePoint, ChargerSample, ConnectorCharger, SiteMeter)
         for name in getattr(cls, COUNTER_HOOK)
     }
-    assert names == {"meter_wh", "phase_wh", "energy_wh", "writes"}
+    assert names == {"meter_wh", "phase_wh", "energy_wh", "writes", "reads"}
     assert _reads(SRC / "control", names) == []
     assert _reads(SRC / "allocation", names) == []
 

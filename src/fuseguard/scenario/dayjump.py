@@ -24,7 +24,8 @@ the sums (identical at the report's precision); timeline rows identical. Proof:
 
 Refused (the run goes on day by day; the reason is logged at debug level): the states differ
 (the log names the first differing path), something reachable cannot be walked (the walk fails
-closed), the clock's advance over the day is not a whole number of orbit periods, a car
+closed), the clock's advance over the day is not a whole number of orbit periods, the recorder's
+own cadences (fairness window, Jain samples) not in the same phase a day apart, a car
 announces its departure (the plug settings keep the last car's announcement), a non-compliant
 episode or a base-load step is in force, the template is not one whole day of recorder ticks.
 """
@@ -65,6 +66,7 @@ class _Checkpoint:
     rows: int
     episodes: int
     capture: Capture
+    phase: tuple[float, float]
 
 
 class DayJump:
@@ -121,7 +123,11 @@ class DayJump:
         self.captures += 1
         tl = rec.timeline
         here = _Checkpoint(
-            copy.deepcopy(rec.state), 0 if tl is None else tl.n, len(rec.state.episodes), state
+            copy.deepcopy(rec.state),
+            0 if tl is None else tl.n,
+            len(rec.state.episodes),
+            state,
+            rec.phase(w),
         )
         self._points[w] = here
         if before is None:
@@ -131,6 +137,12 @@ class DayJump:
             return self._refuse(w, f"clock advance {advance!r} s not a multiple of the period")
         if tl is not None and here.rows - before.rows != round(day / rec.period_s):
             return self._refuse(w, "the template is not one whole day of recorder ticks")
+        if here.phase != before.phase:
+            # the recorder is not compared (it only measures), but its fairness window and Jain
+            # samples must fall in the same place of the day for the template to repeat
+            return self._refuse(
+                w, f"recorder cadences out of phase: {before.phase} vs {here.phase}"
+            )
         diff = first_difference(before.capture, here.capture)
         if diff is not None:
             return self._refuse(w, f"state differs from a day before: {diff}")

@@ -281,6 +281,10 @@ class WorldTime:
             timer.handle.cancel()
             timer.handle = self.clock.call_later(timer.t_s - self.now(), timer.fire)
 
+    def owns(self, callback: object) -> bool:
+        """``callback`` (a clock timer's) is one of the world's timers."""
+        return isinstance(getattr(callback, "__self__", None), _WorldTimer)
+
     def skip(self, delta_s: float) -> None:
         """Move the world ``delta_s`` ahead, dropping the timers due before then (whole days
         skipped, ``scenario/dayjump.py``: the recorder accounts for what they did)."""
@@ -340,7 +344,8 @@ class Jumper:
         lo, hi = self._world.span(w)
         if w - max(lo, self._watch.since) < tm.settle_s:
             return
-        if self._days is not None and (days := self._days.days_at(w)):
+        margin_ok = min(hi, end_s) - w >= tm.margin_s  # re-armed world timers keep their order
+        if self._days is not None and margin_ok and (days := self._days.days_at(w)):
             self._days.replay(w, days)
             delta_s = days * self._days.day_s
             self._time.skip(delta_s)

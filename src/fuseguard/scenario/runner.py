@@ -202,6 +202,7 @@ class _Run:
         self._keepalive_running = True
         self._last_flex = FlexEvent()
         self._timetable()
+        self.steady: SteadyWatch | None = None
         self.jumper = self._jumper() if jump and attach is None else None
 
     def _jumper(self) -> Jumper | None:
@@ -230,6 +231,7 @@ class _Run:
             busy=lambda: bool(rec.active_car),
         )
         self.site.on_tick(lambda t: watch.on_tick(t + self.time.offset_s))
+        self.steady = watch
         world = QuietWorld(self.sc, self.schedule, self.pv)
         return Jumper(
             timing=timing,
@@ -262,10 +264,14 @@ class _Run:
           counter only orders timers (their order is kept), its start is configuration; its
           live timers are walked;
         - the world's timetable (``WorldTime``: the offset of world over clock time and the
-          pending cars, events, ends of faults and steps) and the load profiles' and PV's
-          ``shift_s`` (the same offset): the scenario's input, the same every day by
-          construction (``repeat_days``, the only maker of a repeated scenario); the scenario
-          itself and its cars and chargers by name: configuration, never written;
+          pending cars, events, ends of faults and steps, also left out of the clock's timers)
+          and the load profiles' and PV's ``shift_s`` (the same offset): the scenario's input,
+          the same every day by construction (``repeat_days``, the only maker of a repeated
+          scenario; at a quiet point no fault or step is in force, so every pending world timer
+          is the timetable's); their order against the controller's timers at equal deadlines
+          is the tick run's because a day jump, like a quiet one, starts at least the margin
+          before the next change (``jump.py``); the scenario itself and its cars and chargers
+          by name: configuration, never written;
         - the jumper (this machinery) and the event loop (checked instead: nothing ready, no
           real-time timer).
 
@@ -280,14 +286,16 @@ class _Run:
             id(self.clock): "virtual clock (its live timers are walked)",
             id(self.time): "world timetable (the scenario's input)",
             id(self.jumper): "jump machinery",
+            id(self.steady): "jump machinery (steady watch)",
             id(self.sc): "scenario (configuration)",
             id(self.cars): "scenario cars (configuration)",
             id(self.specs): "scenario chargers (configuration)",
             id(loop): "event loop (checked empty)",
         }
         shift = frozenset({"shift_s"})
+        timers = [(t, cb) for t, cb in self.clock.pending() if not self.time.owns(cb)]
         return capture(
-            [("run", self), ("clock.timers", self.clock.pending())],
+            [("run", self), ("clock.timers", timers)],
             self.clock.monotonic(),
             excluded=excluded,
             skip_attrs={BaseLoad: shift, PvPlant: shift},
