@@ -105,6 +105,8 @@ def _run(name: str, days: int | None = None, duration_s: float | None = None) ->
         "report": {k: report.get(k) for k in COMPARED},
         # virtual seconds jumped over (scenario/jump.py; None: a build without jumps)
         "jumped_s": getattr(result, "jumped_s", None),
+        # whole days skipped by day jumps (scenario/dayjump.py; None: a build without them)
+        "days_jumped": getattr(result, "days_jumped", None),
         "duration_s": sc.site.duration_s,
     }
 

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 import structlog
 
 from fuseguard.control.flex import FlexManagement
-from fuseguard.control.load import MinuteMaxima
 from fuseguard.control.targets import EvseTargets
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import VirtualClock
@@ -28,22 +27,14 @@ from fuseguard.model.phases import Phases
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
-from fuseguard.scenario.dayjump import day_jump
-from fuseguard.scenario.jump import (
-    PEAK_BUCKET_S,
-    Jumper,
-    QuietWorld,
-    SteadyWatch,
-    WorldTime,
-    jump_timing,
-)
+from fuseguard.scenario.jump import Jumper, SteadyWatch, WorldTime
 from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
 from fuseguard.scenario.ocpp_adapter import charger_adapter
 from fuseguard.scenario.recorder import Recorder, Timeline, new_timeline
 from fuseguard.scenario.report import BASELINE_NOTE, add_planner_stats, build_report, rounded
+from fuseguard.scenario.runjump import build_jumper
 from fuseguard.scenario.schedule import Schedule
-from fuseguard.scenario.statewalk import Capture, UnwalkableError, capture
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
 from fuseguard.sim.vehicle import SimVehicle
@@ -203,117 +194,9 @@ class _Run:
         self._last_flex = FlexEvent()
         self._timetable()
         self.steady: SteadyWatch | None = None
-        self.jumper = self._jumper() if jump and attach is None else None
-
-    def _jumper(self) -> Jumper | None:
-        """The jumps over quiet stretches (the fuseguard policy only; None: tick by tick)."""
-        if self.policy_name != "fuseguard":
-            return None
-        from fuseguard.scenario.site import scenario_controller_config
-
-        meters = [self.meters.grid, *self.meters.circuits.values()]
-        if self.meters.pv is not None:
-            meters.append(self.meters.pv)
-        timing = jump_timing(
-            self.sc,
-            scenario_controller_config(self.sc),
-            self.site.period_s,
-            [m.period_s for m in meters],
-            [a.watchdog_cadence_s for a in self.adapters.values()],
-        )
-        if timing is None:
-            return None
-        rec = self.recorder
-        watch = SteadyWatch(
-            list(self.connectors.values()),
-            list(self.loads.values()),
-            self.pv,
-            busy=lambda: bool(rec.active_car),
-        )
-        self.site.on_tick(lambda t: watch.on_tick(t + self.time.offset_s))
-        self.steady = watch
-        world = QuietWorld(self.sc, self.schedule, self.pv)
-        return Jumper(
-            timing=timing,
-            world=world,
-            time=self.time,
-            site=self.site,
-            watch=watch,
-            record=rec.on_tick,
-            idle=lambda w: self._idle(world, w),
-            days=day_jump(
-                self.sc,
-                rec,
-                self.loads.values(),
-                capture=self._state,
-                period_s=timing.period_s,
-            ),
-        )
-
-    def _state(self) -> Capture:
-        """The whole state the rest of the run depends on, for a day jump's proof
-        (:mod:`fuseguard.scenario.statewalk`; called between two steps of the clock, every task
-        suspended): this run object and everything it reaches (controller and every part,
-        policy, session and memo, poller, writer, flex and targets, the virtual devices, the site
-        and its physics, the suspended tasks through what they wait on) and the virtual clock's
-        live timers in firing order (deadline, callback). Not compared, each for its reason:
-
-        - the recorder: it only measures (nothing in the site, the devices or the controller
-          reads it); the day jump replays it from the template day;
-        - the clock object: its time is the capture's instant (the shift itself), its sequence
-          counter only orders timers (their order is kept), its start is configuration; its
-          live timers are walked;
-        - the world's timetable (``WorldTime``: the offset of world over clock time and the
-          pending cars, events, ends of faults and steps, also left out of the clock's timers)
-          and the load profiles' and PV's ``shift_s`` (the same offset): the scenario's input,
-          the same every day by construction (``repeat_days``, the only maker of a repeated
-          scenario; at a quiet point no fault or step is in force, so every pending world timer
-          is the timetable's); their order against the controller's timers at equal deadlines
-          is the tick run's because a day jump, like a quiet one, starts at least the margin
-          before the next change (``jump.py``); the scenario itself and its cars and chargers
-          by name: configuration, never written;
-        - the jumper (this machinery) and the event loop (checked instead: nothing ready, no
-          real-time timer).
-
-        Not a list of what to compare, but of units: the peak history's minutes
-        (``MinuteMaxima``) are ints counting minutes of the clock, compared as times.
-        """
-        loop = asyncio.get_running_loop()
-        if getattr(loop, "_ready", None) or getattr(loop, "_scheduled", None):
-            raise UnwalkableError("event loop", "ready callbacks or real-time timers pending")
-        excluded = {
-            id(self.recorder): "recorder (measures only; replayed)",
-            id(self.clock): "virtual clock (its live timers are walked)",
-            id(self.time): "world timetable (the scenario's input)",
-            id(self.jumper): "jump machinery",
-            id(self.steady): "jump machinery (steady watch)",
-            id(self.sc): "scenario (configuration)",
-            id(self.cars): "scenario cars (configuration)",
-            id(self.specs): "scenario chargers (configuration)",
-            id(loop): "event loop (checked empty)",
-        }
-        shift = frozenset({"shift_s"})
-        timers = [(t, cb) for t, cb in self.clock.pending() if not self.time.owns(cb)]
-        return capture(
-            [("run", self), ("clock.timers", timers)],
-            self.clock.monotonic(),
-            excluded=excluded,
-            skip_attrs={BaseLoad: shift, PvPlant: shift},
-            driver=asyncio.current_task(),
-            tasks=asyncio.all_tasks(),
-            time_ints={MinuteMaxima: PEAK_BUCKET_S},
-        )
-
-    def _idle(self, world: QuietWorld, w: float) -> bool:
-        """No car, no device fault and no target in force at world time ``w``."""
-        meters = [self.meters.grid, *self.meters.circuits.values(), self.meters.pv]
-        return not (
-            self.recorder.active_car
-            or world.target_in_force(w)
-            or any(cp.car is not None for cp in self.connectors.values())
-            or any(m is not None and m.fault is not None for m in meters)
-            or any(a.fault is not None for a in self.adapters.values())
-        )
+        self.jumper: Jumper | None = None
+        if jump and attach is None:
+            self.jumper = build_jumper(self)
 
     def _pv(self) -> PvPlant | None:
         spec = self.sc.pv
