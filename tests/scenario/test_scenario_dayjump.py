@@ -85,7 +85,8 @@ def test_days_jumped_give_the_tick_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Five short days: day 1 differs from day 0 (the controller's setpoint history starts
     empty), the state at day 2's quiet point equals day 1's modulo the clock's advance, so day 3
     is skipped and day 4 runs; report and every timeline array are those of the run tick by
-    tick (``jump=False``)."""
+    tick (``jump=False``). With ``keep_last_day`` off the jump lands in day 4 (days 3 and 4
+    skipped from day 2's quiet point): the same report and timeline again."""
     sc = repeat_days(_day(), 5, day_s=DAY_S)
     ticks = simulate(sc, compute_optimum=False, jump=False)
     made = _watching(monkeypatch)
@@ -98,6 +99,11 @@ def test_days_jumped_give_the_tick_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(report["energy_delivered_wh"]["per_car"]) == 10
     assert made[0].captures == 3
     assert [w for w, _why in made[0].refusals] == [DAY_S + 4620.0]  # day 1 vs day 0
+    # landing in the last day (no car of it outlasts the end here): days 3 and 4 skipped
+    monkeypatch.setattr(DayJump, "keep_last_day", False)
+    late = simulate(sc, compute_optimum=False)
+    assert late.days_jumped == 2
+    _same(ticks, late)
 
 
 def test_a_memory_that_differs_a_day_apart_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,6 +145,22 @@ def test_an_unwalkable_state_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     assert made[0].captures == 0
     assert made[0].refusals
     assert all("not walkable" in r and "_opaque" in r for _w, r in made[0].refusals)
+
+
+def test_landing_stops_before_a_last_day_car_the_end_cuts() -> None:
+    """``periodic_until_s``: the first arrival of a car whose departure lies beyond the end."""
+    sc = repeat_days(_day(), 4, day_s=DAY_S)
+    short = sc.model_copy(
+        update={"site": sc.site.model_copy(update={"duration_s": 3 * DAY_S + 600})}
+    )
+    rec = runner._Run(short, "fuseguard", keep_timeline=False).recorder
+
+    def state() -> Capture:
+        return Capture(0.0, [])
+
+    dj = day_jump(short, rec, [], capture=state, period_s=60.0)
+    assert dj is not None
+    assert dj._periodic_until_s == 3 * DAY_S + 300  # cp1's car of day 3 leaves after the end
 
 
 def test_no_day_jump_without_repetition_or_with_announced_departures() -> None:

@@ -74,8 +74,16 @@ class DayJump:
 
     ``capture`` walks the run's whole state (:func:`fuseguard.scenario.statewalk.capture`;
     :class:`~fuseguard.scenario.statewalk.UnwalkableError` when it cannot), ``period_s`` is the
-    orbit period of the quiet jumps (the clock's advance over a day must be a multiple of it).
+    orbit period of the quiet jumps (the clock's advance over a day must be a multiple of it);
+    ``periodic_until_s``: the end of the stretch over which the scenario's world repeats day
+    after day (the run's end, or the first arrival of a car whose departure the end cuts).
     """
+
+    #: True (the default): a day jump lands at least a day before the end, so the whole last day
+    #: runs. False: it may land in the last day, as long as the skipped days lie where the world
+    #: repeats (``periodic_until_s``): exact by the same argument (the skipped interval's world
+    #: is the template's, translated); measured in ``bench/notes/simspeed.md`` (round 12)
+    keep_last_day = True
 
     def __init__(
         self,
@@ -86,11 +94,13 @@ class DayJump:
         *,
         capture: Callable[[], Capture],
         period_s: float,
+        periodic_until_s: float | None = None,
     ) -> None:
         self._rec = recorder
         self._loads = list(loads)
         self.day_s = day_s
         self._end_s = end_s
+        self._periodic_until_s = end_s if periodic_until_s is None else periodic_until_s
         self._capture = capture
         self._period_s = period_s
         self._points: dict[float, _Checkpoint] = {}
@@ -110,8 +120,8 @@ class DayJump:
         """How many whole days can be skipped from the quiet point at world time ``w`` (0: none;
         the point's capture is kept for the point a day later)."""
         rec, day = self._rec, self.day_s
-        if w > self._end_s - 2 * day:
-            return 0  # no whole day left to skip from here or from a day later
+        if w > self._limit_s() - day:
+            return 0  # no whole day left to skip from here
         if rec.state.open_episode() is not None or any(b.offset_a != ZERO for b in self._loads):
             return self._refuse(w, "a non-compliant episode or a base-load step in force")
         before = self._points.get(w - day)
@@ -147,7 +157,13 @@ class DayJump:
         if diff is not None:
             return self._refuse(w, f"state differs from a day before: {diff}")
         self._template = before
-        return max(0, int((self._end_s - day - w) // day))
+        return max(0, int((self._limit_s() - w) // day))
+
+    def _limit_s(self) -> float:
+        """The latest world time a day jump may land at."""
+        if self.keep_last_day:
+            return self._end_s - self.day_s
+        return min(self._end_s, self._periodic_until_s)
 
     def replay(self, w: float, days: int) -> None:
         """Add the template day ``[w - day, w)`` to the recorder ``days`` times (``w``: the
@@ -226,7 +242,17 @@ def day_jump(
     day = sc.repeat_day_s
     if day is None or any(car.announce_departure for car in sc.cars):
         return None
-    return DayJump(recorder, loads, day, sc.site.duration_s, capture=capture, period_s=period_s)
+    end = sc.site.duration_s
+    cut = [car.arrive_s for car in sc.cars if car.arrive_s < end < car.depart_s]
+    return DayJump(
+        recorder,
+        loads,
+        day,
+        end,
+        capture=capture,
+        period_s=period_s,
+        periodic_until_s=min(cut, default=end),
+    )
 
 
 __all__ = ["DayJump", "day_jump"]
