@@ -18,8 +18,10 @@ quiet stretch; the world timers of the skipped days are dropped: the recorder ac
 effects) and the recorder adds the template day ``[w - day, w)`` ``k`` times: its sums
 (overload A·s, fairness), its non-compliant episodes, its cars' tracks (energy, unmet need,
 pause cycles), its faults' fallback times and its timeline rows, each moved by whole days. The
-last day always runs. Report numbers are the tick run's up to the order of float additions in
-the sums (identical at the report's precision); timeline rows identical. Proof:
+last day always runs (``DayJump.keep_last_day``; switched off, a jump may land in the last day,
+before its first car whose departure the end cuts). Report numbers are the tick run's up to
+the order of float additions in the sums (identical at the report's precision); timeline rows
+identical. Proof:
 ``tests/scenario/test_scenario_dayjump.py``.
 
 Refused (the run goes on day by day; the reason is logged at debug level): the states differ
