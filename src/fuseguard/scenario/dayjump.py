@@ -132,6 +132,8 @@ class DayJump:
             state = self._capture()
         except UnwalkableError as err:
             return self._refuse(w, f"state not walkable: {err}")
+        except (RecursionError, ValueError, TypeError, AttributeError) as err:  # fail closed
+            return self._refuse(w, f"state not walkable: {type(err).__name__}: {err}")
         self.captures += 1
         tl = rec.timeline
         here = _Checkpoint(
