@@ -68,6 +68,10 @@ log = structlog.get_logger(__name__)
 class Controller:
     """The edge control loop (see module docstring)."""
 
+    #: diagnostics for the status view only (a decision count, the last decision's wall time):
+    #: no decision reads them; the scenario runner's day-jump proof does not compare them
+    __fuseguard_counters__ = ("_cycles", "_last_cycle_ms")
+
     def __init__(
         self,
         *,

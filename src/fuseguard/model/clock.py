@@ -125,6 +125,12 @@ class VirtualClock:
         finally:
             timer.cancel()
 
+    def pending(self) -> list[tuple[float, Callable[[], None]]]:
+        """The live timers, in the order they will fire: (deadline, callback); read-only (the
+        scenario runner's day-jump proof compares them, ``scenario/statewalk.py``)."""
+        live = sorted((d, seq, t) for d, seq, t in self._heap if not t.cancelled)
+        return [(d, t.callback) for d, _seq, t in live]
+
     def next_deadline(self) -> float | None:
         """Virtual time of the next live timer, or None."""
         while self._heap and self._heap[0][2].cancelled:

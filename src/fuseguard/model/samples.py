@@ -61,3 +61,8 @@ class ChargerSample:
     uncontrollable: str | None = None
     #: the OCPP idTag that started the running transaction (None: unknown or no transaction)
     id_tag: str | None = None
+
+    #: the charger's energy register only counts (reports, the web, MQTT); no control decision
+    #: reads it (the session's energy is ``session_energy_wh``): the scenario runner's
+    #: day-jump proof does not compare it (``scenario/statewalk.py``)
+    __fuseguard_counters__ = ("energy_wh",)

@@ -56,6 +56,9 @@ class SiteMeter:
     (the PV meter: the inverter's own output, production negative).
     """
 
+    #: ``reads`` only tallies (tests): the day-jump proof does not compare it
+    __fuseguard_counters__ = ("reads",)
+
     def __init__(
         self,
         site: SiteModel,
@@ -159,6 +162,9 @@ class ConnectorCharger:
     timeout, at least 1 s: the Bender driver's refresh interval) tells the writer how often to
     re-write an unchanged limit so that the watchdog stays quiet while the edge is alive.
     """
+
+    #: ``writes`` only tallies (tests, diagnostics): the day-jump proof does not compare it
+    __fuseguard_counters__ = ("writes",)
 
     #: no charging profiles here: ``rejects_profiles`` is the OCPP adapter's
     faults_simulated: frozenset[DeviceFault] = SCENARIO_CHARGER_FAULTS - {

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from fuseguard.config import CircuitConfig, ControlConfig, PvConfig
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree, CircuitTreeError
@@ -265,6 +265,14 @@ class Scenario(_Strict):
     events: list[EventSpec] = Field(default_factory=list)
     #: control tuning (the edge's ``[control]`` section; e.g. ``headroom_a``), defaults otherwise
     control: ControlConfig = Field(default_factory=ControlConfig)
+    #: set by :func:`fuseguard.scenario.days.repeat_days` only (never from a file)
+    _repeat_day_s: float | None = PrivateAttr(default=None)
+
+    @property
+    def repeat_day_s(self) -> float | None:
+        """The day this scenario repeats, whole, day after day (``repeat_days``; None: it is
+        not known to repeat), which the runner may jump over (``scenario/dayjump.py``)."""
+        return self._repeat_day_s
 
     @model_validator(mode="before")
     @classmethod

@@ -22,10 +22,10 @@ from fuseguard.sim.site import PiecewiseLinear
 DAY_S = 86_400.0
 
 
-def _cars(sc: Scenario, days: int) -> list[CarSpec]:
+def _cars(sc: Scenario, days: int, day_s: float) -> list[CarSpec]:
     cars: list[CarSpec] = []
     for k in range(days):
-        shift = k * DAY_S
+        shift = k * day_s
         for car in sc.cars:
             cid = car.id if car.id is None or k == 0 else f"{car.id}@d{k}"
             cars.append(
@@ -40,22 +40,27 @@ def _cars(sc: Scenario, days: int) -> list[CarSpec]:
     return cars
 
 
-def _events(sc: Scenario, days: int) -> list[EventSpec]:
+def _events(sc: Scenario, days: int, day_s: float) -> list[EventSpec]:
     return [
-        ev.model_copy(update={"at_s": ev.at_s + k * DAY_S}) for k in range(days) for ev in sc.events
+        ev.model_copy(update={"at_s": ev.at_s + k * day_s}) for k in range(days) for ev in sc.events
     ]
 
 
-def _base_points(sc: Scenario, days: int) -> list[tuple[float, tuple[float, float, float]]]:
-    points = [(t, v) for t, v in sc.base_load.points if 0.0 <= t < DAY_S]
-    end = PiecewiseLinear(sc.base_load.profile())(DAY_S)
-    repeated = [(t + k * DAY_S, v) for k in range(days) for t, v in points]
-    repeated.append((days * DAY_S, (end.l1, end.l2, end.l3)))
+def _base_points(
+    sc: Scenario, days: int, day_s: float
+) -> list[tuple[float, tuple[float, float, float]]]:
+    points = [(t, v) for t, v in sc.base_load.points if 0.0 <= t < day_s]
+    end = PiecewiseLinear(sc.base_load.profile())(day_s)
+    repeated = [(t + k * day_s, v) for k in range(days) for t, v in points]
+    repeated.append((days * day_s, (end.l1, end.l2, end.l3)))
     return repeated
 
 
-def repeat_days(sc: Scenario, days: int) -> Scenario:
+def repeat_days(sc: Scenario, days: int, *, day_s: float = DAY_S) -> Scenario:
     """``sc``'s day ``days`` times in a row (see the module docstring).
+
+    ``day_s``: the length of the repeated "day" (86 400 s; a shorter one only for tests of the
+    day jumps, and never with a PV plant, whose day is 86 400 s).
 
     Raises :class:`ScenarioError` when ``days`` < 1, when the scenario is longer than a day, or
     when a car of one day would still be plugged in when the next day's car arrives.
@@ -63,16 +68,19 @@ def repeat_days(sc: Scenario, days: int) -> Scenario:
     if days < 1:
         msg = f"--days must be at least 1, got {days}"
         raise ScenarioError(msg)
-    if sc.site.duration_s > DAY_S:
+    if day_s != DAY_S and sc.pv is not None:
+        msg = f"a PV plant's day is {DAY_S:g} s; cannot repeat a {day_s:g} s day"
+        raise ScenarioError(msg)
+    if sc.site.duration_s > day_s:
         msg = (
             f"--days repeats a scenario of at most one day; this one lasts {sc.site.duration_s:g} s"
         )
         raise ScenarioError(msg)
     data = sc.model_dump(mode="python")
-    data["site"]["duration_s"] = days * DAY_S
-    data["base_load"]["points"] = _base_points(sc, days)
-    data["cars"] = [car.model_dump(mode="python") for car in _cars(sc, days)]
-    data["events"] = [ev.model_dump(mode="python") for ev in _events(sc, days)]
+    data["site"]["duration_s"] = days * day_s
+    data["base_load"]["points"] = _base_points(sc, days, day_s)
+    data["cars"] = [car.model_dump(mode="python") for car in _cars(sc, days, day_s)]
+    data["events"] = [ev.model_dump(mode="python") for ev in _events(sc, days, day_s)]
     if sc.pv is not None:
         data["pv"]["clouds"] = [
             (start + k * DAY_S, end + k * DAY_S, factor)
@@ -81,7 +89,9 @@ def repeat_days(sc: Scenario, days: int) -> Scenario:
         ]
     name = sc.site.name or "scenario"
     data["site"]["name"] = f"{name} x {days} days" if days > 1 else name
-    return parse_scenario(data, source=f"{name} repeated over {days} days")
+    out = parse_scenario(data, source=f"{name} repeated over {days} days")
+    out._repeat_day_s = day_s if days > 1 else None
+    return out
 
 
 __all__ = ["DAY_S", "repeat_days"]

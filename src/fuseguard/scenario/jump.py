@@ -37,6 +37,7 @@ from fuseguard.control.types import ControllerConfig
 from fuseguard.model.clock import TimerHandle, VirtualClock
 from fuseguard.model.phases import Phases
 from fuseguard.scenario.config import Scenario
+from fuseguard.scenario.dayjump import DayJump
 from fuseguard.scenario.schedule import Schedule
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import BaseLoad, PvPlant, SiteModel
@@ -280,6 +281,21 @@ class WorldTime:
             timer.handle.cancel()
             timer.handle = self.clock.call_later(timer.t_s - self.now(), timer.fire)
 
+    def owns(self, callback: object) -> bool:
+        """``callback`` (a clock timer's) is one of the world's timers."""
+        return isinstance(getattr(callback, "__self__", None), _WorldTimer)
+
+    def skip(self, delta_s: float) -> None:
+        """Move the world ``delta_s`` ahead, dropping the timers due before then (whole days
+        skipped, ``scenario/dayjump.py``: the recorder accounts for what they did)."""
+        end = self.now() + delta_s
+        for timer in self._pending:
+            if not timer.done and timer.t_s < end:
+                assert timer.handle is not None
+                timer.handle.cancel()
+                timer.done = True
+        self.shift(delta_s)
+
 
 class Jumper:
     """Runs the clock to the end, jumping over quiet stretches (see the module docstring)."""
@@ -294,8 +310,10 @@ class Jumper:
         watch: SteadyWatch,
         record: Callable[[float], None],
         idle: Callable[[float], bool],
+        days: DayJump | None = None,
     ) -> None:
         self.timing = timing
+        self._days = days
         self._world = world
         self._time = time
         self._site = site
@@ -304,6 +322,8 @@ class Jumper:
         self._idle = idle
         self.jumped_s = 0.0
         self.jumps = 0
+        #: whole days skipped by day jumps (``scenario/dayjump.py``)
+        self.days_jumped = 0
 
     async def run_until(self, end_s: float) -> None:
         """Run to world time ``end_s``, checking for a jump every period."""
@@ -323,6 +343,16 @@ class Jumper:
         tm = self.timing
         lo, hi = self._world.span(w)
         if w - max(lo, self._watch.since) < tm.settle_s:
+            return
+        margin_ok = min(hi, end_s) - w >= tm.margin_s  # re-armed world timers keep their order
+        if self._days is not None and margin_ok and (days := self._days.days_at(w)):
+            self._days.replay(w, days)
+            delta_s = days * self._days.day_s
+            self._time.skip(delta_s)
+            self._watch.since += delta_s
+            self.jumped_s += delta_s
+            self.jumps += 1
+            self.days_jumped += days
             return
         k = math.floor((min(hi, end_s) - tm.margin_s - w) / tm.period_s)
         if k < 1:

@@ -299,6 +299,18 @@ class Recorder:
             self._next_window = t + FAIRNESS_WINDOW_S
             self.close_fairness_window()
 
+    def phase(self, t: float) -> tuple[float, float]:
+        """How far ahead of world time ``t`` the recorder's own cadences fall due (the next Jain
+        sample, the end of the fairness window): equal a day apart for a day jump."""
+        return (self._next_jain - t, self._next_window - t)
+
+    def skip_days(self, delta_s: float) -> None:
+        """The world jumped ``delta_s`` ahead (whole days, ``scenario/dayjump.py``): move the
+        recorder's own deadlines with it."""
+        self._next_jain += delta_s
+        self._next_window += delta_s
+        self._last_t += delta_s
+
     def close_fairness_window(self) -> None:
         """Judge the window that ends now and start a new one."""
         self._share_fairness(self._last_t)

@@ -27,12 +27,13 @@ from fuseguard.model.phases import Phases
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
-from fuseguard.scenario.jump import Jumper, QuietWorld, SteadyWatch, WorldTime, jump_timing
+from fuseguard.scenario.jump import Jumper, SteadyWatch, WorldTime
 from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
 from fuseguard.scenario.ocpp_adapter import charger_adapter
 from fuseguard.scenario.recorder import Recorder, Timeline, new_timeline
 from fuseguard.scenario.report import BASELINE_NOTE, add_planner_stats, build_report, rounded
+from fuseguard.scenario.runjump import build_jumper
 from fuseguard.scenario.schedule import Schedule
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.site import BaseLoad, PiecewiseLinear, PvPlant, SiteModel
@@ -65,6 +66,8 @@ class SimulationResult:
     #: seconds of the run jumped over (``scenario/jump.py``), and in how many jumps
     jumped_s: float = 0.0
     jumps: int = 0
+    #: whole days skipped by day jumps (``scenario/dayjump.py``, ``--days N`` only)
+    days_jumped: int = 0
 
 
 @dataclass(frozen=True)
@@ -190,55 +193,10 @@ class _Run:
         self._keepalive_running = True
         self._last_flex = FlexEvent()
         self._timetable()
-        self.jumper = self._jumper() if jump and attach is None else None
-
-    def _jumper(self) -> Jumper | None:
-        """The jumps over quiet stretches (the fuseguard policy only; None: tick by tick)."""
-        if self.policy_name != "fuseguard":
-            return None
-        from fuseguard.scenario.site import scenario_controller_config
-
-        meters = [self.meters.grid, *self.meters.circuits.values()]
-        if self.meters.pv is not None:
-            meters.append(self.meters.pv)
-        timing = jump_timing(
-            self.sc,
-            scenario_controller_config(self.sc),
-            self.site.period_s,
-            [m.period_s for m in meters],
-            [a.watchdog_cadence_s for a in self.adapters.values()],
-        )
-        if timing is None:
-            return None
-        rec = self.recorder
-        watch = SteadyWatch(
-            list(self.connectors.values()),
-            list(self.loads.values()),
-            self.pv,
-            busy=lambda: bool(rec.active_car),
-        )
-        self.site.on_tick(lambda t: watch.on_tick(t + self.time.offset_s))
-        world = QuietWorld(self.sc, self.schedule, self.pv)
-        return Jumper(
-            timing=timing,
-            world=world,
-            time=self.time,
-            site=self.site,
-            watch=watch,
-            record=rec.on_tick,
-            idle=lambda w: self._idle(world, w),
-        )
-
-    def _idle(self, world: QuietWorld, w: float) -> bool:
-        """No car, no device fault and no target in force at world time ``w``."""
-        meters = [self.meters.grid, *self.meters.circuits.values(), self.meters.pv]
-        return not (
-            self.recorder.active_car
-            or world.target_in_force(w)
-            or any(cp.car is not None for cp in self.connectors.values())
-            or any(m is not None and m.fault is not None for m in meters)
-            or any(a.fault is not None for a in self.adapters.values())
-        )
+        self.steady: SteadyWatch | None = None
+        self.jumper: Jumper | None = None
+        if jump and attach is None:
+            self.jumper = build_jumper(self)
 
     def _pv(self) -> PvPlant | None:
         spec = self.sc.pv
@@ -434,7 +392,13 @@ async def _simulate(
     jumper = run.jumper
     if jumper is None:
         return SimulationResult(report, timeline)
-    return SimulationResult(report, timeline, jumped_s=jumper.jumped_s, jumps=jumper.jumps)
+    return SimulationResult(
+        report,
+        timeline,
+        jumped_s=jumper.jumped_s,
+        jumps=jumper.jumps,
+        days_jumped=jumper.days_jumped,
+    )
 
 
 def simulate(

@@ -113,6 +113,14 @@ class ChargePoint:
     _due_s: float = field(default=math.inf, init=False)
     _sample: ChargerSample | None = field(default=None, init=False)
 
+    #: attributes that only cache what the others determine (``_sample``: the last
+    #: :meth:`sample`, rebuilt from the state when None); the scenario runner's day-jump proof
+    #: (``scenario/statewalk.py``) does not compare them
+    __fuseguard_memo__ = ("_sample",)
+    #: the energy registers: they only count (read by the wire renderers and copied into a
+    #: sample's ``energy_wh``), nothing decides on them; the day-jump proof does not compare them
+    __fuseguard_counters__ = ("meter_wh", "phase_wh")
+
     def __post_init__(self, start_s: float) -> None:
         self.max_current_a = float(self.max_current_a)
         self.meter_wh = float(self.meter_wh)
