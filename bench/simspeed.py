@@ -17,8 +17,8 @@ plugged in: the most a skip of unchanged decisions could save (``bench/notes/sim
 ``--periodic N`` runs each scenario ``N`` days (``--days N``, every tick recorded) and says,
 per pair of consecutive days, whether the second day's timeline is the first day's bit for bit
 (the premise of a jump over whole days, ``bench/notes/simspeed.md``, round 7).
-``--land-in-last-day`` lets this tree's day jumps land in the last day
-(``DayJump.keep_last_day = False``; round 12).
+``--keep-last-day`` keeps this tree's day jumps out of the last day
+(``DayJump.keep_last_day = True``, the round-7 rule; by default a jump may land in it, round 12).
 
 ``--baseline-src DIR`` runs every scenario twice in a row, first with the fuseguard sources in
 ``DIR`` (e.g. ``git archive <commit> src | tar -x -C /tmp/base``), then with this tree's, and
@@ -93,14 +93,14 @@ def _timed(sc: Any, *, keep_timeline: bool) -> tuple[Any, float, list[float]]:
 
 
 def _run(
-    name: str, days: int | None = None, duration_s: float | None = None, last_day: bool = True
+    name: str, days: int | None = None, duration_s: float | None = None, last_day: bool = False
 ) -> dict[str, Any]:
     import fuseguard
 
-    if not last_day:  # day jumps may land in the last day (``DayJump.keep_last_day``)
+    if last_day:  # the whole last day runs (``DayJump.keep_last_day``, the round-7 rule)
         from fuseguard.scenario.dayjump import DayJump
 
-        DayJump.keep_last_day = False
+        DayJump.keep_last_day = True
     sc = _load(name, duration_s, days)
     result, cpu_s, load_avg = _timed(sc, keep_timeline=False)
     report = result.report
@@ -310,7 +310,7 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def _in_worker(
-    src: str | None, name: str, days: int | None, last_day: bool = True
+    src: str | None, name: str, days: int | None, last_day: bool = False
 ) -> dict[str, Any]:
     """One run in a fresh process importing fuseguard from ``src`` (None: this tree)."""
     ctx = multiprocessing.get_context("spawn")
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=None)
     ap.add_argument("--decisions", type=float, default=None, metavar="VIRTUAL_S")
     ap.add_argument("--periodic", type=int, default=None, metavar="DAYS")
-    ap.add_argument("--land-in-last-day", action="store_true")
+    ap.add_argument("--keep-last-day", action="store_true")
     args = ap.parse_args(argv)
     if args.only == ["all"]:
         args.only = list(ALL)
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for name in args.only:  # one at a time: two runs on two shared cores distort each other
-        row = _in_worker(None, name, args.days, not args.land_in_last_day)
+        row = _in_worker(None, name, args.days, args.keep_last_day)
         if args.baseline_src is not None:
             before = _in_worker(str(args.baseline_src), name, args.days)
             row["before_cpu_s"] = before["cpu_s"]

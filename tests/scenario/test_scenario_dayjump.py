@@ -85,13 +85,14 @@ def test_days_jumped_give_the_tick_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Five short days: day 1 differs from day 0 (the controller's setpoint history starts
     empty), the state at day 2's quiet point equals day 1's modulo the clock's advance, so day 3
     is skipped and day 4 runs; report and every timeline array are those of the run tick by
-    tick (``jump=False``). With ``keep_last_day`` off the jump lands in day 4 (days 3 and 4
-    skipped from day 2's quiet point): the same report and timeline again."""
+    tick (``jump=False``). By default the jump lands in day 4 (days 3 and 4 skipped from day 2's
+    quiet point: no car of day 4 outlasts the end); with ``keep_last_day`` (the round-7 rule) only
+    day 3 is skipped and day 4 runs: the same report and timeline both times."""
     sc = repeat_days(_day(), 5, day_s=DAY_S)
     ticks = simulate(sc, compute_optimum=False, jump=False)
     made = _watching(monkeypatch)
     jumps = simulate(sc, compute_optimum=False)
-    assert jumps.days_jumped == 1, made[0].refusals
+    assert jumps.days_jumped == 2, made[0].refusals
     assert ticks.days_jumped == 0
     _same(ticks, jumps)
     report = jumps.report
@@ -99,11 +100,25 @@ def test_days_jumped_give_the_tick_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(report["energy_delivered_wh"]["per_car"]) == 10
     assert made[0].captures == 3
     assert [w for w, _why in made[0].refusals] == [DAY_S + 4620.0]  # day 1 vs day 0
-    # landing in the last day (no car of it outlasts the end here): days 3 and 4 skipped
-    monkeypatch.setattr(DayJump, "keep_last_day", False)
-    late = simulate(sc, compute_optimum=False)
-    assert late.days_jumped == 2
-    _same(ticks, late)
+    monkeypatch.setattr(DayJump, "keep_last_day", True)
+    kept = simulate(sc, compute_optimum=False)
+    assert kept.days_jumped == 1
+    _same(ticks, kept)
+
+
+def test_a_car_the_end_cuts_runs_tick_by_tick() -> None:
+    """The end falls inside day 4's first car (it arrives 300 s into the day and would leave at
+    1 500 s; the run ends at 600 s): the jump from day 2's quiet point may skip one day only
+    (landing before that car's arrival), and the cut car's partial session is the tick run's."""
+    sc = repeat_days(_day(), 5, day_s=DAY_S)
+    short = sc.model_copy(
+        update={"site": sc.site.model_copy(update={"duration_s": 4 * DAY_S + 600})}
+    )
+    ticks = simulate(short, compute_optimum=False, jump=False)
+    jumps = simulate(short, compute_optimum=False)
+    assert jumps.days_jumped == 1
+    _same(ticks, jumps)
+    assert f"cp1@{4 * DAY_S + 300:g}" in jumps.report["energy_delivered_wh"]["per_car"]
 
 
 def test_a_memory_that_differs_a_day_apart_refuses(monkeypatch: pytest.MonkeyPatch) -> None:

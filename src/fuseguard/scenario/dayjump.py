@@ -17,12 +17,11 @@ So instead of running ``k`` more days, the world moves ``k`` days ahead of the c
 quiet stretch; the world timers of the skipped days are dropped: the recorder accounts for their
 effects) and the recorder adds the template day ``[w - day, w)`` ``k`` times: its sums
 (overload A·s, fairness), its non-compliant episodes, its cars' tracks (energy, unmet need,
-pause cycles), its faults' fallback times and its timeline rows, each moved by whole days. The
-last day always runs (``DayJump.keep_last_day``; switched off, a jump may land in the last day,
-before its first car whose departure the end cuts). Report numbers are the tick run's up to
-the order of float additions in the sums (identical at the report's precision); timeline rows
-identical. Proof:
-``tests/scenario/test_scenario_dayjump.py``.
+pause cycles), its faults' fallback times and its timeline rows, each moved by whole days. A jump
+may land in the last day, before its first car whose departure the end cuts (those run tick by
+tick; ``DayJump.keep_last_day`` True keeps the whole last day, the round-7 rule). Report numbers
+are the tick run's up to the order of float additions in the sums (identical at the report's
+precision); timeline rows identical. Proof: ``tests/scenario/test_scenario_dayjump.py``.
 
 Refused (the run goes on day by day; the reason is logged at debug level): the states differ
 (the log names the first differing path), something reachable cannot be walked (the walk fails
@@ -81,11 +80,13 @@ class DayJump:
     after day (the run's end, or the first arrival of a car whose departure the end cuts).
     """
 
-    #: True (the default): a day jump lands at least a day before the end, so the whole last day
-    #: runs. False: it may land in the last day, as long as the skipped days lie where the world
-    #: repeats (``periodic_until_s``): exact by the same argument (the skipped interval's world
-    #: is the template's, translated); measured in ``bench/notes/simspeed.md`` (round 12)
-    keep_last_day = True
+    #: False (the default since round 12, the lead's call at the merge): a day jump may land in
+    #: the last day, as long as the skipped days lie where the world repeats
+    #: (``periodic_until_s``: before the first car whose departure the end cuts): exact by the
+    #: same argument (the skipped interval's world is the template's, translated; the cars the
+    #: end cuts run tick by tick). True: it lands at least a day before the end, so the whole
+    #: last day runs (the round-7 rule); measured in ``bench/notes/simspeed.md`` (round 12)
+    keep_last_day = False
 
     def __init__(
         self,
