@@ -15,31 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
-
-import pytest
-import structlog
 
 from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import ZERO, Phases
 
-from ..logkit import errors_only_logging
 from .fakes import FakeMeter
-from .test_start_race import LateOcppCharger
+from .test_start_race import LateOcppCharger, _errors_only_logs  # noqa: F401 (its autouse fixture, here too)
 
 PROFILE_DELAY_S = 1.0
 START_AFTER_WRITE_S = 0.4  # the car starts (on its own) this long after the first write
 OWN_A = 10.0  # the charge point's own limit before anything of fuseguard's is in force
 FUSE_A = 100.0
 CARS = 8
-
-
-@pytest.fixture(autouse=True)
-def _errors_only_logs() -> Iterator[None]:
-    errors_only_logging()
-    yield
-    structlog.reset_defaults()
 
 
 class OwnLimitCharger(LateOcppCharger):
