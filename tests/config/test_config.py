@@ -146,3 +146,24 @@ def test_run_reports_a_broken_config(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--config", str(path)])
     assert result.exit_code == 2
     assert "site.main_fuse_a" in result.output
+
+
+def test_underuse_after_reaches_the_controller_and_is_bounded(tmp_path: Path) -> None:
+    """``[control] underuse_after_s`` (the demand cap's patience) goes through the one config ->
+    controller translation; the default is the controller's; out of range names key and line."""
+    import dataclasses
+
+    from fuseguard.config.controller import controller_config_of
+    from fuseguard.control.types import ControllerConfig
+
+    default = controller_config_of(load_config(write(tmp_path, MINIMAL)))
+    field = {f.name: f for f in dataclasses.fields(ControllerConfig)}["underuse_after_s"]
+    assert default.underuse_after_s == field.default == 30.0
+    set_ = load_config(write(tmp_path, MINIMAL + "\n[control]\nunderuse_after_s = 3600\n"))
+    assert controller_config_of(set_).underuse_after_s == 3600.0
+    head = MINIMAL + "\n[control]\n"
+    path = write(tmp_path, head + "underuse_after_s = 0\n")
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 2
+    line = head.count("\n") + 1
+    assert f"{path}:{line}: control.underuse_after_s:" in result.output

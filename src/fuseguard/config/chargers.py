@@ -156,6 +156,13 @@ class ControlConfig(_Model):
         "a charger fast after a setpoint or state change or a meter step; 0 = every period)",
     )
     recently_started_window_s: float = Field(default=60.0, ge=0, le=86_400)
+    underuse_after_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=86_400,
+        description="a car that draws at least 2 A less than it is offered for this long is "
+        "capped at its draw + 2 A (the rest goes to the others; probed again every 5 min)",
+    )
     headroom_a: float = Field(
         default=0.0,
         ge=0,

@@ -137,6 +137,7 @@ def controller_config(
         pv_enable_delay_s=c.pv_enable_delay_s,
         pv_disable_delay_s=c.pv_disable_delay_s,
         recently_started_window_s=c.recently_started_window_s,
+        underuse_after_s=c.underuse_after_s,
         headroom_a=c.headroom_a,
         # planner "off": no least laxity either (0 s: only a car already past its last chance)
         urgent_laxity_s=c.urgent_laxity_s if c.planner != "off" else 0.0,
