@@ -173,7 +173,7 @@ class _Walker:
 
     def _inside(self, obj: Any, t: type, path: str) -> None:
         if isinstance(obj, dict):
-            if isinstance(obj, dict) and hasattr(obj, "default_factory"):
+            if hasattr(obj, "default_factory"):
                 self.walk(obj.default_factory, f"{path}.default_factory")
             for k, v in obj.items():
                 self.walk(k, f"{path}.key")

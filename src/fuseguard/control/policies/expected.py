@@ -132,8 +132,9 @@ def start_offer_a(
         return None
     at, value = changes[-1]
     effective = at + delay_s
-    # nothing of ours in force when it was written (no earlier write had taken effect by then)
-    own = not any(t + delay_s <= at for t, _ in list(changes)[:-1])
+    # nothing of ours in force when it was written: no earlier write had taken effect by then
+    # (the changes are in write order, so the oldest kept one is the first to take effect)
+    own = len(changes) == 1 or changes[0][0] + delay_s > at
     if own:
         # the charge point's own limit until it is in force, and the car's answer after
         if not at <= now <= effective + START_WINDOW_S:
