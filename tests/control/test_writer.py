@@ -89,8 +89,13 @@ async def test_a_slow_charger_holds_up_no_other(rig: WriteRig) -> None:
     rig.decide(cp1=6)
     await rig.run_for(0.1)
     assert rig.chargers["cp1"].writes == [16, 6]
-    # the write timeout guards real I/O: it runs on the event loop's clock, not control time
-    await asyncio.sleep(0.1)
+    # the write timeout guards real I/O: it runs on the event loop's clock, not control time.
+    # Wait for its first report, not a fixed 0.1 s: the second decision woke cp2's writer again,
+    # whose retry times out 0.05 s after the first, so a fixed sleep raced it on a loaded machine
+    for _ in range(400):
+        if rig.failures:
+            break
+        await asyncio.sleep(0.005)
     assert rig.failures == [("cp2", "write failed: no answer within 0.05 s")]
     assert rig.writer["cp2"].written_a is None
 
