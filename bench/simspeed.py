@@ -27,12 +27,22 @@ before/after in one run, under the same load. ``--days N`` repeats each scenario
 (``fuseguard simulate --days``; the scenario must last at most a day). ``--only all`` runs every
 scenario of ``scenarios/``. Each row also records ``jumped_s``: the virtual seconds the run
 jumped over (``fuseguard.scenario.jump``; None for a build without jumps).
+
+The machine's yardstick: every run also times :func:`yardstick` (a fixed pure-Python workload of
+the kind the simulator does: small frozen dataclasses, float arithmetic, dict and heap
+operations; it never imports fuseguard and must never change) in a fresh process, the best of
+``YARDSTICK_ROUNDS``, and records ``yardstick_cpu_s`` in ``meta`` and, per row,
+``cpu_per_yardstick`` (CPU s / yardstick CPU s): the same build's figures from machines of
+different speed become comparable (2026-12-01: the same garage month took 171.7 s of CPU on
+round 12's machine and 339.2 s on round 13's, reports identical; ``bench/notes/simspeed.md``).
+``--yardstick`` only times it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -56,6 +66,54 @@ COMPARED = (
     "pause_resume_cycles",
     "reaction_s",
 )
+
+
+#: how many times the yardstick runs (the best counts: the least disturbed by other work)
+YARDSTICK_ROUNDS = 3
+
+
+def yardstick(n: int = 200_000) -> float:
+    """A fixed CPU workload (never change it: its time is the machine's speed, compared across
+    sessions): ``n`` steps of building a small frozen dataclass, float arithmetic on it, a dict
+    update and a heap push/pop. Returns a checksum (so that nothing is optimised away)."""
+    import heapq
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, slots=True)
+    class _Three:
+        a: float
+        b: float
+        c: float
+
+    heap: list[tuple[float, int]] = []
+    seen: dict[int, float] = {}
+    acc = _Three(0.0, 0.0, 0.0)
+    total = 0.0
+    for i in range(n):
+        x = _Three(i * 0.5, (i % 7) * 1.25, (i % 13) / 3.0)
+        acc = _Three(max(acc.a, x.a) * 0.5, acc.b + x.b, min(acc.c + x.c, 1e6))
+        seen[i % 1024] = acc.b - x.c
+        heapq.heappush(heap, (x.c - x.b, i))
+        if len(heap) > 64:
+            total += heapq.heappop(heap)[0]
+    return total + acc.a + acc.b + acc.c + sum(seen.values())
+
+
+def _yardstick_cpu_s() -> float:
+    """CPU seconds of one :func:`yardstick` in this process."""
+    t0 = time.process_time()
+    yardstick()
+    return time.process_time() - t0
+
+
+def measure_yardstick(rounds: int = YARDSTICK_ROUNDS) -> float:
+    """The best of ``rounds`` yardstick runs, each in a fresh process (as the scenario runs)."""
+    ctx = multiprocessing.get_context("spawn")
+    best = math.inf
+    for _ in range(rounds):
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            best = min(best, pool.submit(_yardstick_cpu_s).result())
+    return round(best, 3)
 
 
 def _use_src(src: str | None) -> None:
@@ -285,8 +343,9 @@ def markdown(data: dict[str, Any]) -> str:
         "Targets: office (24 h, 20 chargers) <= 10 s, depot (6 h, 200 chargers) <= 20 s,",
         "`--days 30` of the apartment garage <= 180 s; reports identical to the reference.",
         "",
-        "| scenario | days | before CPU s | CPU s | speedup | identical | jumped | load avg |",
-        "|---|---:|---:|---:|---:|---|---:|---|",
+        "| scenario | days | before CPU s | CPU s | speedup | identical | jumped | load avg "
+        "| CPU / yardstick |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     for r in data["runs"]:
         before = r.get("before_cpu_s")
@@ -302,10 +361,17 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {r['scenario']} | {r.get('days') or '–'} | {'–' if before is None else before} "
             f"| {r['cpu_s']} | {'–' if speedup is None else f'{speedup:.2f}x'} "
-            f"| {'–' if same is None else ('yes' if same else 'NO')} | {share} | {load} |"
+            f"| {'–' if same is None else ('yes' if same else 'NO')} | {share} | {load} "
+            f"| {r.get('cpu_per_yardstick') or '–'} |"
         )
     if "before" in meta:
         lines += ["", f"Before: {meta['before']}; after: {meta.get('after', 'this tree')}."]
+    if meta.get("yardstick_cpu_s"):
+        lines += [
+            "",
+            f"Yardstick (the machine's speed, `bench/simspeed.py` `yardstick()`): "
+            f"{meta['yardstick_cpu_s']} s CPU.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -332,7 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decisions", type=float, default=None, metavar="VIRTUAL_S")
     ap.add_argument("--periodic", type=int, default=None, metavar="DAYS")
     ap.add_argument("--keep-last-day", action="store_true")
+    ap.add_argument("--yardstick", action="store_true")
     args = ap.parse_args(argv)
+    if args.yardstick:
+        print(f"yardstick: {measure_yardstick()} s CPU (best of {YARDSTICK_ROUNDS})")
+        return 0
     if args.only == ["all"]:
         args.only = list(ALL)
     if args.profile is not None:
@@ -349,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"periodic": found}, indent=1) + "\n")
         return 0
+    stick_s = measure_yardstick()
+    print(f"yardstick: {stick_s} s CPU")
     rows = []
     for name in args.only:  # one at a time: two runs on two shared cores distort each other
         row = _in_worker(None, name, args.days, args.keep_last_day)
@@ -359,12 +431,14 @@ def main(argv: list[str] | None = None) -> int:
             row["speedup"] = round(before["cpu_s"] / row["cpu_s"], 2) if row["cpu_s"] else None
             row["identical"] = before["report"] == row["report"]
             print(f"{name}: before {before['cpu_s']} s, identical: {row['identical']}")
+        row["cpu_per_yardstick"] = round(row["cpu_s"] / stick_s, 2) if stick_s else None
         print(f"{name}: {row['cpu_s']} s CPU (load avg {row['load_avg']})")
         rows.append(row)
     meta = {
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "yardstick_cpu_s": stick_s,
     }
     if args.baseline_src is not None:
         meta["before"] = f"the sources in {args.baseline_src}"

@@ -114,3 +114,23 @@ def test_profile_of_a_window_restores_the_runner(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "single_car: window 20-40 s" in out
     assert "decision" in out
+
+
+def test_the_yardstick_is_fixed_and_its_ratio_is_in_the_table() -> None:
+    bench = _load_bench()
+    # a fixed workload: the same checksum every time (it is compared across machines)
+    assert bench.yardstick(2_000) == bench.yardstick(2_000)
+    assert bench._yardstick_cpu_s() > 0.0
+    row = {
+        "scenario": "single_car",
+        "days": None,
+        "cpu_s": 4.0,
+        "load_avg": [1.0, 1.0],
+        "jumped_s": 0.0,
+        "duration_s": 60.0,
+        "cpu_per_yardstick": 2.5,
+    }
+    meta = {"measured": "now", "machine": "x", "python": "3", "yardstick_cpu_s": 1.6}
+    table = bench.markdown({"meta": meta, "runs": [row]})
+    assert table.splitlines()[-3].endswith("| 2.5 |")
+    assert "1.6 s CPU" in table
