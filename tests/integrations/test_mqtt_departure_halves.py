@@ -349,6 +349,26 @@ async def test_state_topics_show_the_departure_in_force_pending_or_none(tmp_path
     assert _departure_state(iface, "wb1") == none
 
 
+def test_a_departure_at_the_end_of_the_calendar_does_not_stop_the_publisher(
+    tmp_path: Path,
+) -> None:
+    iface, _ = _iface(tmp_path)
+    for name, payload in (
+        ("departure", json.dumps({"at": "9999-12-31T23:59:00-05:00", "need_wh": 1000})),
+        ("departure_time", "9999-12-31T23:59:00-05:00"),
+    ):
+        result = iface.commands.handle(
+            f"fuseguard/it1/plug/wb1/set/{name}", payload.encode(), retained=False
+        )
+        assert result is not None and result.ok, result
+        # 9999-12-31T23:59-05:00 has no Zurich time (year 10000): shown as given
+        assert _departure_state(iface, "wb1") == {
+            "departure_at": "9999-12-31T23:59:00-05:00",
+            "departure_time": "23:59",
+            "departure_need_kwh": "1.000",
+        }
+
+
 def test_read_only_edges_publish_no_departure_topics(tmp_path: Path) -> None:
     iface, _ = _iface(tmp_path, writable=False)
     assert not [t for t in iface.messages() if "/departure" in t]
