@@ -6,17 +6,17 @@ Every command message gets exactly one answer on ``<base>/result`` (JSON, not re
     {"command": "set/ems_limit", "ok": false, "error": "invalid_payload", "message": "..."}
 
 A bad payload is logged and answered, never applied. Retained command messages are refused
-(a command must not fire again on every reconnect).
+(a command must not fire again on every reconnect). The EMS limit goes through the local API's
+own model (:class:`fuseguard.api.local.SettingsUpdate`, strict) and
+:meth:`FlexManagement.update`, exactly as ``POST /v1/flex_management/setting`` does.
 
 A departure can be set whole (``set/departure``, JSON) or in halves, as Home Assistant's UI sets
 it: ``set/departure_time`` (``HH:MM``, the next such wall-clock time in the edge's local zone, or
 ISO 8601 with offset) and ``set/departure_need`` (kWh). A half changes its half of the departure
 in force; without one it waits here, in memory, as a *pending* half (shown on the same state
 topics) until the other half arrives, for at most :data:`PENDING_TTL` (a pending time also not
-past that time). An empty payload or ``null`` on any of the three clears the departure and the
-pending halves. The EMS limit goes through the local API's
-own model (:class:`fuseguard.api.local.SettingsUpdate`, strict) and
-:meth:`FlexManagement.update`, exactly as ``POST /v1/flex_management/setting`` does.
+past that time). An empty payload or ``null`` on either half, and ``null`` on
+``set/departure``, clear the departure and the pending half.
 """
 
 from __future__ import annotations
