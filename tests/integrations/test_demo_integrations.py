@@ -58,8 +58,9 @@ async def test_demo_publishes_and_the_will_says_offline_after_kill_9(
         assert info["mqtt"]["base_topic"] == base
         await probe.wait_for(lambda: probe.last(f"{base}/status") == b"online", 20)
         await probe.wait_for(lambda: probe.last(f"{base}/plug/bay-3/reason") is not None, 20)
-        # 14 edge entities, 10 per plug (3 plugs)
-        await probe.wait_for(lambda: len(configs(probe, ha_prefix)) == 14 + 3 * 10, 20)
+        # 14 edge entities, 14 per plug (3 plugs; the demo's plug settings are writable: mode,
+        # priority and the departure's text, number, button and timestamp sensor)
+        await probe.wait_for(lambda: len(configs(probe, ha_prefix)) == 14 + 3 * 14, 20)
         topics = {t for t, _, _ in probe.messages}
         for rel in ("site/grid_power_w", "site/limit_a/l1", "site/limit_source",
                     "plug/bay-1/status", "plug/bay-1/setpoint_a", "plug/bay-2/energy_kwh"):  # fmt: skip

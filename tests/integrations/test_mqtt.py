@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,11 @@ from .statuskit import plug as plug_view
 ENTITY_KEYS = {
     "name", "stat_t", "cmd_t", "dev_cla", "stat_cla", "unit_of_meas", "uniq_id", "avty_t",
     "avty", "avty_mode", "dev", "o", "ops", "min", "max", "step", "mode", "pl_on", "pl_off",
-    "ent_cat",
+    "ent_cat", "val_tpl", "pl_prs", "pattern",
 }  # fmt: skip
 DEVICE_KEYS = {"ids", "name", "mf", "mdl", "sw", "via_device"}
 CONFIG_TOPIC = re.compile(
-    r"^(?P<prefix>[^/]+)/(?P<component>sensor|binary_sensor|number|select)/"
+    r"^(?P<prefix>[^/]+)/(?P<component>sensor|binary_sensor|number|select|text|button)/"
     r"(?P<node>[A-Za-z0-9_-]+)/(?P<object>[A-Za-z0-9_-]+)/config$"
 )
 
@@ -134,7 +135,9 @@ async def test_state_and_discovery_arrive_retained_and_well_formed(
     assert iface.discovery is not None
 
 
-def check_discovery(configs: dict[str, Any], ha_prefix: str, base: str) -> None:
+def check_discovery(
+    configs: dict[str, Any], ha_prefix: str, base: str, *, writable: bool = False
+) -> None:
     """Topic format, abbreviations, devices, via_device, availability, classes and units."""
     unique_ids: set[str] = set()
     devices: dict[str, dict[str, Any]] = {}
@@ -148,7 +151,10 @@ def check_discovery(configs: dict[str, Any], ha_prefix: str, base: str) -> None:
         assert isinstance(cfg["dev"]["ids"], list) and cfg["dev"]["ids"]
         assert cfg["uniq_id"] not in unique_ids
         unique_ids.add(cfg["uniq_id"])
-        assert cfg["stat_t"].startswith(base + "/")
+        if m["component"] == "button":  # stateless: a command only
+            assert "stat_t" not in cfg and cfg["cmd_t"].startswith(base + "/")
+        else:
+            assert cfg["stat_t"].startswith(base + "/")
         assert not ("avty_t" in cfg and "avty" in cfg), "availability_topic xor availability"
         avty = [cfg["avty_t"]] if "avty_t" in cfg else [a["t"] for a in cfg["avty"]]
         assert f"{base}/status" in avty
@@ -175,7 +181,10 @@ def check_discovery(configs: dict[str, Any], ha_prefix: str, base: str) -> None:
     assert comp == "number"
     assert number["cmd_t"] == f"{base}/set/ems_limit" and number["max"] == 32.0
     comp, mode = by_object[f"{PLUG_B2}_mode"]
-    assert comp == "sensor" and mode["dev_cla"] == "enum"  # read-only: see docs/mqtt.md
+    if writable:
+        assert comp == "select" and mode["cmd_t"] == f"{base}/plug/wb2_2/set/mode"
+    else:
+        assert comp == "sensor" and mode["dev_cla"] == "enum"  # read-only: see docs/mqtt.md
     assert "fast" in mode["ops"]
     assert mode["stat_t"] == f"{base}/plug/wb2_2/mode"
     assert f"{base}/plug/wb2_2/availability" in [a["t"] for a in mode["avty"]]
@@ -276,6 +285,65 @@ async def test_plug_mode_and_priority_commands_with_runtime_settings(
     assert (number["min"], number["max"], number["step"]) == (-100, 100, 1)
     # the read-only sensors of the first run are stale configs: cleared
     assert sensor_mode not in got
+
+
+async def test_a_departure_set_the_way_home_assistant_does(
+    run_iface: Runner, broker_url: str, prefixes: tuple[str, str], probe_factory: Any
+) -> None:
+    """Through the broker, with the discovery configs as Home Assistant reads them: the text
+    sets the time, the number the need, the button clears; the state topics follow."""
+    topic_prefix, ha_prefix = prefixes
+    base = f"{topic_prefix}/it1"
+    iface, _, _ = await run_iface(plug_settings=True)
+    assert iface.plug_settings is not None
+    probe: Probe = await probe_factory(f"{base}/result", f"{base}/plug/wb1/#")
+    await probe.wait_for(lambda: probe.last(f"{base}/plug/wb1/mode") is not None)
+    configs = {
+        t: json.loads(p)
+        for t, (p, _) in (await retained(broker_url, (f"{ha_prefix}/#",))).latest().items()
+        if p
+    }
+    check_discovery(configs, ha_prefix, base, writable=True)
+    node = f"{ha_prefix}/{{}}/fuseguard_it1/{PLUG_A}_{{}}/config"
+    text = configs[node.format("text", "departure_time")]
+    number = configs[node.format("number", "departure_need")]
+    button = configs[node.format("button", "departure_clear")]
+    sensor = configs[node.format("sensor", "departure_at")]
+    # nothing announced yet: empty state, and nothing retained for it
+    for cfg in (text, number, sensor):
+        assert iface.messages()[cfg["stat_t"]] == ""
+
+    async def command(topic: str, payload: str) -> dict[str, Any]:
+        probe.messages[:] = [m for m in probe.messages if m[0] != f"{base}/result"]
+        await probe.publish(topic, payload)
+        await probe.wait_for(lambda: probe.last(f"{base}/result") is not None)
+        return dict(json.loads(probe.last(f"{base}/result") or b"{}"))
+
+    # what a user types into the text: a time of day two hours from now, local time
+    hhmm = f"{datetime.now().astimezone() + timedelta(hours=2):%H:%M}"
+    assert re.match(text["pattern"], hhmm)
+    answer = await command(text["cmd_t"], hhmm)
+    assert (answer["ok"], answer["value"]["in_force"]) == (True, False)  # pending half
+    await probe.wait_for(lambda: probe.last(text["stat_t"]) == hhmm.encode())
+    answer = await command(number["cmd_t"], "20.5")  # HA's number sends a plain number
+    assert (answer["ok"], answer["value"]["in_force"]) == (True, True)
+    await probe.wait_for(lambda: probe.last(number["stat_t"]) == b"20.500")
+    await probe.wait_for(lambda: bool(probe.last(sensor["stat_t"])))
+    shown = datetime.fromisoformat((probe.last(sensor["stat_t"]) or b"").decode())
+    assert shown.utcoffset() is not None and f"{shown.astimezone():%H:%M}" == hhmm
+    dep = iface.plug_settings.departure_of("wb1", datetime.now(UTC))
+    assert dep is not None and dep.at == shown and dep.need_wh == 20500.0
+    state = (await retained(broker_url, (f"{base}/plug/wb1/#",))).retained_copies()
+    assert state[sensor["stat_t"]] == (shown.isoformat().encode(), True)
+    # the button clears; the state topics go empty and their retained copies away
+    answer = await command(button["cmd_t"], button["pl_prs"])
+    assert answer == {"command": "plug/wb1/set/departure", "ok": True, "value": None}
+    for cfg in (text, number, sensor):
+        await probe.wait_for(lambda cfg=cfg: probe.last(cfg["stat_t"]) == b"")
+    assert iface.plug_settings.departure_of("wb1", datetime.now(UTC)) is None
+    state = (await retained(broker_url, (f"{base}/plug/wb1/#",))).retained_copies()
+    assert not {cfg["stat_t"] for cfg in (text, number, sensor)} & set(state)
+    assert state[f"{base}/plug/wb1/mode"] == (b"fast", True)
 
 
 async def test_retained_command_is_not_applied_on_connect(

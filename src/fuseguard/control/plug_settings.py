@@ -63,9 +63,20 @@ class Departure:
 
 def check_departure(at: object, need_wh: object) -> tuple[datetime, float]:
     """A timezone-aware datetime and a need in ``0 < need_wh <= NEED_MAX_WH``, else ValueError."""
+    return check_departure_at(at), check_need_wh(need_wh)
+
+
+def check_departure_at(at: object) -> datetime:
+    """The time half of :func:`check_departure`: a timezone-aware datetime, else ValueError."""
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         msg = f"departure must be a timezone-aware date and time, got {at!r}"
         raise ValueError(msg)
+    return at
+
+
+def check_need_wh(need_wh: object) -> float:
+    """The energy half of :func:`check_departure`: a finite number of Wh in
+    ``0 < need_wh <= NEED_MAX_WH`` (booleans refused), else ValueError."""
     if isinstance(need_wh, bool) or not isinstance(need_wh, int | float):
         msg = f"energy need must be a number of Wh, got {need_wh!r}"
         raise ValueError(msg)
@@ -73,7 +84,7 @@ def check_departure(at: object, need_wh: object) -> tuple[datetime, float]:
     if not math.isfinite(need) or not 0 < need <= NEED_MAX_WH:
         msg = f"energy need must be within 0..{NEED_MAX_WH:.0f} Wh, got {need_wh!r}"
         raise ValueError(msg)
-    return at, need
+    return need
 
 
 def check_priority(value: object) -> int:
@@ -293,5 +304,7 @@ __all__ = [
     "PlugSetting",
     "PlugSettings",
     "check_departure",
+    "check_departure_at",
+    "check_need_wh",
     "check_priority",
 ]

@@ -9,6 +9,14 @@ A bad payload is logged and answered, never applied. Retained command messages a
 (a command must not fire again on every reconnect). The EMS limit goes through the local API's
 own model (:class:`fuseguard.api.local.SettingsUpdate`, strict) and
 :meth:`FlexManagement.update`, exactly as ``POST /v1/flex_management/setting`` does.
+
+A departure can be set whole (``set/departure``, JSON) or in halves, as Home Assistant's UI sets
+it: ``set/departure_time`` (``HH:MM``, the next such wall-clock time in the edge's local zone, or
+ISO 8601 with offset) and ``set/departure_need`` (kWh). A half changes its half of the departure
+in force; without one it waits here, in memory, as a *pending* half (shown on the same state
+topics) until the other half arrives, for at most :data:`PENDING_TTL` (a pending time also not
+past that time). An empty payload or ``null`` on either half, and ``null`` on
+``set/departure``, clear the departure and the pending half.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
@@ -27,7 +35,14 @@ from pydantic import ValidationError
 from fuseguard.api.local_models import SettingsUpdate
 from fuseguard.api.mqtt.state import Topics
 from fuseguard.control.flex import FlexManagement
-from fuseguard.control.plug_settings import PRIORITY_MAX, PRIORITY_MIN
+from fuseguard.control.plug_settings import (
+    NEED_MAX_WH,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Departure,
+    check_departure_at,
+    check_need_wh,
+)
 from fuseguard.model.clock import Clock
 from fuseguard.model.status import ChargeMode
 
@@ -35,6 +50,8 @@ log = structlog.get_logger(__name__)
 
 #: Longest command payload looked at; anything longer is refused unread.
 MAX_PAYLOAD_BYTES = 1024
+#: How long a half of a departure (time or need) waits for the other half.
+PENDING_TTL = timedelta(hours=1)
 
 
 @runtime_checkable
@@ -57,6 +74,18 @@ class PlugSettingsPort(Protocol):
         source: str = ...,
     ) -> None:
         """Announce (``at=None``: clear) the car's departure and energy need (ValueError)."""
+
+    def departure_of(self, plug_id: str, now: datetime) -> Departure | None:
+        """The departure in force (None when none or past)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingHalf:
+    """One half of a departure waiting for the other (``at`` xor ``need_wh`` is set)."""
+
+    at: datetime | None
+    need_wh: float | None
+    since: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +127,10 @@ class CommandHandler:
     plug_settings: PlugSettingsPort | None = None
     priority_range: tuple[int, int] = (PRIORITY_MIN, PRIORITY_MAX)
     clock: Clock | None = None  # for departures (their time of setting)
+    #: the zone of ``HH:MM`` departure times; None: the process's local zone (``TZ``)
+    tz: tzinfo | None = None
     _by_key: dict[str, str] = field(init=False)
+    _pending: dict[str, PendingHalf] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._by_key = {key: pid for pid, key in self.plug_keys.items()}
@@ -174,11 +206,13 @@ class CommandHandler:
         pid = self._by_key.get(key)
         if pid is None:
             raise CommandError("unknown_plug", f"no plug {key!r} on this edge")
-        if name not in ("mode", "priority", "departure"):
+        if name not in ("mode", "priority", "departure", "departure_time", "departure_need"):
             raise CommandError("unknown_command", f"no command plug/{key}/set/{name}")
         port = self.plug_settings
         if name == "departure":
             return self._departure(pid, text)
+        if name in ("departure_time", "departure_need"):
+            return self._departure_half(pid, name, text)
         if name == "mode":
             try:
                 mode = ChargeMode(text)
@@ -221,6 +255,7 @@ class CommandHandler:
         try:
             if data is None:
                 port.set_departure(pid, None, now=clock.now(), source="mqtt")
+                self._pending.pop(pid, None)
                 return None
             at = datetime.fromisoformat(data["at"])
             port.set_departure(pid, at, data["need_wh"], now=clock.now(), source="mqtt")
@@ -228,7 +263,139 @@ class CommandHandler:
             raise CommandError("invalid_value", str(err)) from None
         except OSError as err:
             raise CommandError("storage_error", f"not saved, not applied: {err}") from None
+        self._pending.pop(pid, None)
         return {"at": at.isoformat(), "need_wh": data["need_wh"]}
+
+    # --- departure in halves ---------------------------------------------------------------------
+
+    def departure_shown(self, pid: str, now: datetime) -> tuple[datetime | None, float | None]:
+        """What the state topics show for ``pid``'s departure: the one in force, else the
+        pending half (the other half None), else ``(None, None)``."""
+        port = self.plug_settings
+        dep = port.departure_of(pid, now) if port is not None else None
+        if dep is not None:
+            self._pending.pop(pid, None)  # superseded (set whole, e.g. from the web UI)
+            return dep.at, dep.need_wh
+        pending = self._pending_of(pid, now)
+        if pending is None:
+            return None, None
+        return pending.at, pending.need_wh
+
+    def _pending_of(self, pid: str, now: datetime) -> PendingHalf | None:
+        """The pending half of ``pid`` unless it expired (then it is dropped)."""
+        pending = self._pending.get(pid)
+        if pending is None:
+            return None
+        if now - pending.since > PENDING_TTL or (pending.at is not None and pending.at <= now):
+            del self._pending[pid]
+            return None
+        return pending
+
+    def _departure_half(self, pid: str, name: str, text: str) -> Any:
+        """``set/departure_time`` / ``set/departure_need``: one half, kept with the other half
+        of the departure in force or of the pending one; empty or ``null`` clears."""
+        port, clock = self.plug_settings, self.clock
+        clear = text in ("", "null")
+        if not clear:
+            _check_half_syntax(name, text)
+        if port is None or clock is None:
+            raise CommandError("read_only", "departures are not available on this edge")
+        now = clock.now()
+        try:
+            if clear:
+                port.set_departure(pid, None, now=now, source="mqtt")
+                self._pending.pop(pid, None)
+                return {"at": None, "need_wh": None, "in_force": False}
+            at: datetime | None = None
+            need: float | None = None
+            if name == "departure_time":
+                at = check_departure_at(_departure_time(text, now, self.tz))
+                if at <= now:
+                    raise CommandError("invalid_value", f"departure {text} has passed")
+            else:
+                need = _need_wh(text)
+            dep = port.departure_of(pid, now)
+            other: tuple[datetime | None, float | None]
+            if dep is not None:
+                other = (dep.at, dep.need_wh)
+            else:
+                pending = self._pending_of(pid, now)
+                other = (pending.at, pending.need_wh) if pending is not None else (None, None)
+            at = at if at is not None else other[0]
+            need = need if need is not None else other[1]
+            if at is None or need is None:
+                self._pending[pid] = PendingHalf(at, need, now)
+                log.info("mqtt_departure_pending", charger=pid, reason=f"set/{name}")
+                return _half_answer(at, need, in_force=False)
+            port.set_departure(pid, at, need, now=now, source="mqtt")
+        except ValueError as err:
+            raise CommandError("invalid_value", str(err)) from None
+        except OSError as err:
+            raise CommandError("storage_error", f"not saved, not applied: {err}") from None
+        self._pending.pop(pid, None)
+        return _half_answer(at, need, in_force=True)
+
+
+#: ``HH:MM`` (or ``H:MM``), 00:00..23:59, ASCII digits only
+_HHMM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
+
+
+def _check_half_syntax(name: str, text: str) -> None:
+    """Refuse a malformed time or need (``invalid_payload``) before anything else is looked at."""
+    if name == "departure_need":
+        if _JSON_NUMBER.fullmatch(text) is None:
+            raise CommandError("invalid_payload", "energy need must be a number of kWh")
+        return
+    if _HHMM.fullmatch(text) is not None:
+        return
+    try:
+        if not text.isascii():
+            raise ValueError(text)
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(
+            "invalid_payload", "departure time must be HH:MM or ISO 8601 with an offset"
+        ) from None
+
+
+def _need_wh(kwh: str) -> float:
+    """A need in kWh (syntax checked) as Wh, through :func:`check_need_wh`; the refusal in kWh."""
+    try:
+        return check_need_wh(float(kwh) * 1000.0)
+    except ValueError:
+        limit = NEED_MAX_WH / 1000.0
+        msg = f"energy need must be a finite number of kWh within 0..{limit:g}, got {kwh}"
+        raise CommandError("invalid_value", msg) from None
+
+
+def _departure_time(text: str, now: datetime, tz: tzinfo | None) -> datetime:
+    """``HH:MM``: its next occurrence after ``now`` in ``tz`` (None: the process's local zone),
+    today or tomorrow; else the ISO 8601 date and time as given (checked by the caller)."""
+    m = _HHMM.fullmatch(text)
+    if m is None:
+        return datetime.fromisoformat(text)
+    wall = time(int(m[1]), int(m[2]))
+    today = now.astimezone(tz).date()
+    at = _local(today, wall, tz)
+    if at <= now:
+        at = _local(today + timedelta(days=1), wall, tz)
+    return at
+
+
+def _local(day: date, wall: time, tz: tzinfo | None) -> datetime:
+    """``day`` at ``wall`` in ``tz``, aware; with ``tz=None`` in the process's local zone with
+    that day's own UTC offset (``naive.astimezone()``: daylight saving time included)."""
+    if tz is None:
+        return datetime.combine(day, wall).astimezone()
+    return datetime.combine(day, wall, tzinfo=tz)
+
+
+def _half_answer(at: datetime | None, need_wh: float | None, *, in_force: bool) -> Any:
+    return {
+        "at": at.isoformat() if at is not None else None,
+        "need_wh": need_wh,
+        "in_force": in_force,
+    }
 
 
 def _settings_update(text: str) -> SettingsUpdate:
@@ -266,8 +433,10 @@ def _integer(text: str, what: str, lo: int, hi: int) -> int:
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "PENDING_TTL",
     "CommandError",
     "CommandHandler",
     "CommandResult",
+    "PendingHalf",
     "PlugSettingsPort",
 ]

@@ -24,10 +24,17 @@ from fuseguard.api.mqtt.state import Topics
 from fuseguard.api.site_state import LimitSource, safe_id
 from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import plug_ids
+from fuseguard.control.plug_settings import NEED_MAX_WH
 from fuseguard.model.status import ChargeMode, PlugStatus
 
 ORIGIN = {"name": "fuseguard", "sw": __version__}
 _PHASES = ("l1", "l2", "l3")
+#: What Home Assistant's text entity accepts (and shows) for the departure: ``H:MM``/``HH:MM``,
+#: or empty (clears; also the state when there is none). HA checks the state against it too.
+DEPARTURE_TIME_PATTERN = "^$|^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
+#: An empty state payload means "none": HA's number ignores an empty payload and its timestamp
+#: sensor logs it as invalid, both take ``None`` as unknown.
+EMPTY_IS_NONE = "{{ value if value else 'None' }}"
 
 
 def _current(name: str, stat_t: str) -> dict[str, Any]:
@@ -68,7 +75,7 @@ def _problem(name: str, stat_t: str) -> dict[str, Any]:
 class Entity:
     """One discovered entity."""
 
-    component: str  # sensor, binary_sensor, number, select
+    component: str  # sensor, binary_sensor, number, select, text, button
     object_id: str
     config: dict[str, Any]
 
@@ -267,7 +274,26 @@ class Discovery:
                 "cmd_t": t.plug_command(key, "priority"), "min": -100, "max": 100, "step": 1,
                 "mode": "box",
             }),
+            ("text", "departure_time", {
+                "name": f"{label}Departure", "stat_t": t.plug(key, "departure_time"),
+                "cmd_t": t.plug_command(key, "departure_time"),
+                "pattern": DEPARTURE_TIME_PATTERN, "max": 5,
+            }),
+            ("number", "departure_need", {
+                "name": f"{label}Energy need", "stat_t": t.plug(key, "departure_need_kwh"),
+                "cmd_t": t.plug_command(key, "departure_need"), "val_tpl": EMPTY_IS_NONE,
+                "min": 0.1, "max": NEED_MAX_WH / 1000.0, "step": 0.1, "mode": "box",
+                "dev_cla": "energy", "unit_of_meas": "kWh",
+            }),
+            ("button", "departure_clear", {
+                "name": f"{label}Clear departure", "cmd_t": t.plug_command(key, "departure"),
+                "pl_prs": "null",
+            }),
+            ("sensor", "departure_at", {
+                "name": f"{label}Departure", "stat_t": t.plug(key, "departure_at"),
+                "dev_cla": "timestamp", "val_tpl": EMPTY_IS_NONE,
+            }),
         ]  # fmt: skip
 
 
-__all__ = ["ORIGIN", "Discovery", "Entity"]
+__all__ = ["DEPARTURE_TIME_PATTERN", "EMPTY_IS_NONE", "ORIGIN", "Discovery", "Entity"]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import TYPE_CHECKING
 
 import structlog
@@ -22,6 +23,7 @@ from fuseguard.api.mqtt.commands import CommandHandler
 from fuseguard.api.mqtt.discovery import Discovery
 from fuseguard.api.mqtt.state import (
     ONLINE,
+    DepartureView,
     PlugSettingsView,
     Topics,
     plug_messages,
@@ -54,6 +56,8 @@ class MqttInterface:
     status: Callable[[], ControllerStatus]
     flex: FlexManagement | None = None
     plug_settings: PlugSettings | None = None
+    #: the zone of departure times of day (``HH:MM``); None: the process's local zone
+    tz: tzinfo | None = None
     _sent: dict[str, tuple[str, float]] = field(default_factory=dict, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _publish_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -71,7 +75,7 @@ class MqttInterface:
         self.keys = plug_keys(specs)
         self._config_settings = settings_from_specs(specs)
         self.commands = CommandHandler(
-            self.topics, self.flex, self.keys, self.plug_settings, clock=self.clock
+            self.topics, self.flex, self.keys, self.plug_settings, clock=self.clock, tz=self.tz
         )
         self.discovery = (
             Discovery(
@@ -107,12 +111,17 @@ class MqttInterface:
         st = self.status()
         settings = self._config_settings
         if self.plug_settings is not None:
+            now = self.clock.now()
             settings = {
-                pid: PlugSettingsView(s.mode.value, s.priority)
+                pid: PlugSettingsView(
+                    s.mode.value,
+                    s.priority,
+                    DepartureView(*self.commands.departure_shown(pid, now)),
+                )
                 for pid, s in self.plug_settings.all().items()
             }
         out = site_messages(self.topics, st, self.flex)
-        out.update(plug_messages(self.topics, st, self.keys, settings))
+        out.update(plug_messages(self.topics, st, self.keys, settings, self.tz))
         return out
 
     async def publish_changes(self, *, force: bool = False) -> int:

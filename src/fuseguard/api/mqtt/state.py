@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from fuseguard.api.site_state import explained_reason, limit_source
 from fuseguard.control.flex import FlexManagement
@@ -62,11 +63,22 @@ class Topics:
 
 
 @dataclass(frozen=True, slots=True)
+class DepartureView:
+    """A plug's departure as published: the one in force, or the pending half of one (the
+    other half None), or none (both None)."""
+
+    at: datetime | None = None
+    need_wh: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PlugSettingsView:
-    """Mode and priority of a plug as published (from the config: read-only for now)."""
+    """Mode and priority of a plug as published, and its departure (None: the edge has no
+    runtime plug settings, so no departure topics)."""
 
     mode: str
     priority: int
+    departure: DepartureView | None = None
 
 
 def amps(value: float) -> str:
@@ -82,6 +94,27 @@ def watts(value: float) -> str:
 def flag(value: bool) -> str:
     """``true`` / ``false``."""
     return "true" if value else "false"
+
+
+def departure_payloads(view: DepartureView, tz: tzinfo | None = None) -> dict[str, str]:
+    """``departure_at`` (ISO 8601 with the local offset, seconds), ``departure_time`` (``HH:MM``
+    local) and ``departure_need_kwh`` (kWh, 1 Wh resolution); ``""`` for a missing half. Local is
+    ``tz``, None: the process's local zone."""
+    local = _localized(view.at, tz) if view.at is not None else None
+    return {
+        "departure_at": local.isoformat(timespec="seconds") if local is not None else "",
+        "departure_time": f"{local:%H:%M}" if local is not None else "",
+        "departure_need_kwh": f"{view.need_wh / 1000.0:.3f}" if view.need_wh is not None else "",
+    }
+
+
+def _localized(at: datetime, tz: tzinfo | None) -> datetime:
+    """``at`` in ``tz``; as given at the ends of the calendar (year 9999 has no local time
+    east of its offset: that must not stop the publisher)."""
+    try:
+        return at.astimezone(tz)
+    except (OverflowError, ValueError):
+        return at
 
 
 def _phases(out: dict[str, str], topic: str, values: Phases) -> None:
@@ -118,8 +151,10 @@ def plug_messages(
     status: ControllerStatus,
     keys: Mapping[str, str],
     settings: Mapping[str, PlugSettingsView],
+    tz: tzinfo | None = None,
 ) -> dict[str, str]:
-    """Per plug: status, availability, currents, setpoint, power, energy, mode, priority, reason."""
+    """Per plug: status, availability, currents, setpoint, power, energy, mode, priority, reason
+    and (with runtime plug settings) the departure, its time of day in ``tz``."""
     out: dict[str, str] = {}
     for plug in status.plugs:
         key = keys.get(plug.id)
@@ -137,6 +172,9 @@ def plug_messages(
         if view is not None:
             out[topics.plug(key, "mode")] = view.mode
             out[topics.plug(key, "priority")] = str(view.priority)
+            if view.departure is not None:
+                for name, payload in departure_payloads(view.departure, tz).items():
+                    out[topics.plug(key, name)] = payload
     return out
 
 
@@ -148,9 +186,11 @@ def settings_from_specs(specs: Mapping[str, ChargerSpec]) -> dict[str, PlugSetti
 __all__ = [
     "OFFLINE",
     "ONLINE",
+    "DepartureView",
     "PlugSettingsView",
     "Topics",
     "amps",
+    "departure_payloads",
     "flag",
     "plug_messages",
     "settings_from_specs",
