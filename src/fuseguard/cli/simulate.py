@@ -2,12 +2,55 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
+if TYPE_CHECKING:
+    from fuseguard.scenario.jump import SimProgress
+
 POLICY_HELP = "fuseguard | static | round_robin_30s | ten_second_equal"
+#: wall seconds between two progress lines (a terminal's line is rewritten; a log gets lines)
+PROGRESS_EVERY_S = (1.0, 10.0)
+
+
+def virtual_time(seconds: float) -> str:
+    """Virtual seconds as ``<days> d HH:MM`` (``0 d 00:00``)."""
+    s = max(0, int(seconds))
+    return f"{s // 86_400} d {s % 86_400 // 3600:02d}:{s % 3600 // 60:02d}"
+
+
+def progress_printer(
+    stream: TextIO, *, tty: bool, clock: Callable[[], float] = time.monotonic
+) -> Callable[[SimProgress], None]:
+    """A listener for ``simulate(progress=...)`` writing how far the run has got to ``stream``:
+    on a terminal one line rewritten at most every second, else a line at most every 10 s."""
+    every_s = PROGRESS_EVERY_S[0] if tty else PROGRESS_EVERY_S[1]
+    start = clock()
+    last = [start]
+
+    def tell(p: SimProgress) -> None:
+        now = clock()
+        if now - last[0] < every_s and p.world_s < p.end_s:
+            return
+        last[0] = now
+        share = 100.0 * p.world_s / p.end_s if p.end_s > 0 else 100.0
+        text = f"simulated {virtual_time(p.world_s)} of {virtual_time(p.end_s)} ({share:.0f} %)"
+        if p.days_jumped:
+            text += f", {p.days_jumped} days jumped"
+        elif p.jumped_s:
+            text += f", {virtual_time(p.jumped_s)} jumped"
+        text += f", {now - start:.0f} s"
+        stream.write(f"\r{text}\033[K" if tty else text + "\n")
+        if tty and p.world_s >= p.end_s:
+            stream.write("\n")
+        stream.flush()
+
+    return tell
 
 
 def simulate_command(
@@ -34,6 +77,13 @@ def simulate_command(
     no_optimum: Annotated[
         bool, typer.Option("--no-optimum", help="Skip the offline-optimum LP.")
     ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Tell how far the run has got on stderr (default: when stderr is a terminal).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")] = (
         "error"
     ),
@@ -63,11 +113,14 @@ def simulate_command(
         typer.echo(f"fuseguard simulate: {err}", err=True)
         raise typer.Exit(code=2) from None
     try:
+        tty = sys.stderr.isatty()
+        show = tty if progress is None else progress
         result = simulate(
             sc,
             policy,
             compute_optimum=not no_optimum,
             keep_timeline=plot is not None or csv_path is not None,
+            progress=progress_printer(sys.stderr, tty=tty) if show else None,
         )
     except (PolicyUnavailableError, ImportError) as err:
         typer.echo(f"fuseguard simulate: policy {policy!r} unavailable: {err}", err=True)

@@ -49,6 +49,22 @@ PEAK_BUCKET_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
+class SimProgress:
+    """How far a run has got (``simulate(progress=...)``): world seconds done of ``end_s``, and
+    what was jumped so far. Told between two steps of the clock, outside the simulated system
+    (the callback must not touch the run)."""
+
+    world_s: float
+    end_s: float
+    jumped_s: float = 0.0
+    days_jumped: int = 0
+
+
+#: a run's progress listener (``simulate(progress=...)``)
+ProgressFn = Callable[[SimProgress], None]
+
+
+@dataclass(frozen=True, slots=True)
 class JumpTiming:
     """The orbit period P, the settling time S and the margin M of a run (seconds)."""
 
@@ -324,6 +340,8 @@ class Jumper:
         self.jumps = 0
         #: whole days skipped by day jumps (``scenario/dayjump.py``)
         self.days_jumped = 0
+        #: told after every step (``simulate(progress=...)``; None: nobody listens)
+        self.progress: ProgressFn | None = None
 
     async def run_until(self, end_s: float) -> None:
         """Run to world time ``end_s``, checking for a jump every period."""
@@ -332,9 +350,14 @@ class Jumper:
         while (now := time.now()) < end_s:
             until = min(end_s, now + step) - time.offset_s
             await time.clock.run_until(until)
-            if until >= end_s - time.offset_s:
-                break  # the end (also when offset arithmetic rounds)
-            self._try(end_s)
+            done = until >= end_s - time.offset_s  # the end (also when offset arithmetic rounds)
+            if not done:
+                self._try(end_s)
+            if self.progress is not None:
+                w = end_s if done else min(time.now(), end_s)
+                self.progress(SimProgress(w, end_s, self.jumped_s, self.days_jumped))
+            if done:
+                break
 
     def _try(self, end_s: float) -> None:
         w = self._time.now()
@@ -370,4 +393,13 @@ class Jumper:
         self.jumps += 1
 
 
-__all__ = ["JumpTiming", "Jumper", "QuietWorld", "SteadyWatch", "WorldTime", "jump_timing"]
+__all__ = [
+    "JumpTiming",
+    "Jumper",
+    "ProgressFn",
+    "QuietWorld",
+    "SimProgress",
+    "SteadyWatch",
+    "WorldTime",
+    "jump_timing",
+]

@@ -27,7 +27,7 @@ from fuseguard.model.phases import Phases
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
-from fuseguard.scenario.jump import Jumper, SteadyWatch, WorldTime
+from fuseguard.scenario.jump import Jumper, ProgressFn, SimProgress, SteadyWatch, WorldTime
 from fuseguard.scenario.meters import ScenarioMeters, circuit_loads
 from fuseguard.scenario.metrics import CarTrack, FaultTrack
 from fuseguard.scenario.ocpp_adapter import charger_adapter
@@ -42,6 +42,8 @@ from fuseguard.sim.vehicle import SimVehicle
 log = structlog.get_logger(__name__)
 
 POLICIES = ("fuseguard", "static", "round_robin_30s", "ten_second_equal")
+#: how often (virtual s) a run without jumps tells its progress listener
+PROGRESS_STEP_S = 600.0
 
 
 class Policy(Protocol):
@@ -125,9 +127,11 @@ class _Run:
         keep_timeline: bool,
         attach: Companion | None = None,
         jump: bool = True,
+        progress: ProgressFn | None = None,
     ) -> None:
         self.sc = sc
         self.attach = attach
+        self.progress = progress
         self.policy_name = policy_name
         self.clock = clock = VirtualClock()
         self.schedule = Schedule(sc)
@@ -354,10 +358,16 @@ class _Run:
             ctx = RunContext(self.clock, self.sc, self.targets)
             tasks.append(asyncio.create_task(self.attach(ctx), name="companion"))
         try:
-            if self.jumper is None:
-                await self.clock.run_until(self.sc.site.duration_s)
-            else:
-                await self.jumper.run_until(self.sc.site.duration_s)
+            end_s = self.sc.site.duration_s
+            if self.jumper is not None:
+                self.jumper.progress = self.progress
+                await self.jumper.run_until(end_s)
+            elif self.progress is None:
+                await self.clock.run_until(end_s)
+            else:  # in steps, to tell the listener (nothing runs at a step's end but a settle)
+                while self.clock.monotonic() < end_s:
+                    await self.clock.run_until(min(end_s, self.clock.monotonic() + PROGRESS_STEP_S))
+                    self.progress(SimProgress(self.clock.monotonic(), end_s))
         finally:
             for task in tasks:
                 task.cancel()
@@ -386,8 +396,11 @@ async def _simulate(
     keep_timeline: bool,
     attach: Companion | None = None,
     jump: bool = True,
+    progress: ProgressFn | None = None,
 ) -> SimulationResult:
-    run = _Run(sc, policy_name, keep_timeline=keep_timeline, attach=attach, jump=jump)
+    run = _Run(
+        sc, policy_name, keep_timeline=keep_timeline, attach=attach, jump=jump, progress=progress
+    )
     report, timeline = await run.run()
     jumper = run.jumper
     if jumper is None:
@@ -411,6 +424,7 @@ def simulate(
     attach: Companion | None = None,
     optimum_met: int | None = None,
     jump: bool = True,
+    progress: ProgressFn | None = None,
 ) -> SimulationResult:
     """Run ``scenario`` under ``policy`` in virtual time; returns report and timeline.
 
@@ -419,13 +433,23 @@ def simulate(
     ``optimality`` and ``departures.optimum_met`` null; ``attach`` runs a :data:`Companion`
     task beside the site and the policy. ``jump=False`` runs every tick (the jumps over quiet
     stretches, :mod:`fuseguard.scenario.jump`, give the same report and timeline).
+    ``progress`` is told how far the run has got (:class:`SimProgress`) every period of the
+    jumps (60 s of virtual time on most sites) or every ``PROGRESS_STEP_S``; it changes nothing
+    in the run.
     """
     if policy not in POLICIES:
         msg = f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}"
         raise PolicyUnavailableError(msg)
     t0 = time.perf_counter()
     result = asyncio.run(
-        _simulate(scenario, policy, keep_timeline=keep_timeline, attach=attach, jump=jump)
+        _simulate(
+            scenario,
+            policy,
+            keep_timeline=keep_timeline,
+            attach=attach,
+            jump=jump,
+            progress=progress,
+        )
     )
     report = result.report
     if optimum_wh is None and compute_optimum:
@@ -458,6 +482,7 @@ __all__ = [
     "Policy",
     "PolicyUnavailableError",
     "RunContext",
+    "SimProgress",
     "SimulationResult",
     "Timeline",
     "simulate",
