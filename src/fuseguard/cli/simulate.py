@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -92,13 +92,10 @@ def simulate_command(
 
     Exits 0 when the run completed: quality is reported, not judged.
     """
-    from rich.console import Console
-    from rich.table import Table
-
     from fuseguard.logging import configure_logging
     from fuseguard.scenario.config import ScenarioError, load_scenario
     from fuseguard.scenario.days import repeat_days
-    from fuseguard.scenario.output import summary_rows, write_csv, write_plot, write_report
+    from fuseguard.scenario.output import write_csv, write_plot, write_report
     from fuseguard.scenario.runner import POLICIES, PolicyUnavailableError, simulate
 
     configure_logging(level=log_level)
@@ -132,10 +129,20 @@ def simulate_command(
             write_csv(result.timeline, csv_path)
         if plot is not None:
             write_plot(result.timeline, plot, title=f"{sc.site.name or scenario.stem} — {policy}")
-    table = Table(title=f"{sc.site.name or scenario.stem}", show_header=False)
+    _print_summary(sc.site.name or scenario.stem, result.report)
+
+
+def _print_summary(title: str, report: dict[str, Any]) -> None:
+    """The report's summary table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fuseguard.scenario.output import summary_rows
+
+    table = Table(title=title, show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in summary_rows(result.report):
+    for key, value in summary_rows(report):
         table.add_row(key, value)
     Console().print(table)
 

@@ -119,6 +119,9 @@ def _charge_point(sc: Scenario, index: int) -> ChargePoint:
 class _Run:
     """One simulation: the site, the devices, the policy and the scenario's timetable."""
 
+    #: told how far the run has got (``simulate(progress=...)``); None: nobody listens
+    progress: ProgressFn | None = None
+
     def __init__(
         self,
         sc: Scenario,
@@ -127,11 +130,9 @@ class _Run:
         keep_timeline: bool,
         attach: Companion | None = None,
         jump: bool = True,
-        progress: ProgressFn | None = None,
     ) -> None:
         self.sc = sc
         self.attach = attach
-        self.progress = progress
         self.policy_name = policy_name
         self.clock = clock = VirtualClock()
         self.schedule = Schedule(sc)
@@ -398,9 +399,8 @@ async def _simulate(
     jump: bool = True,
     progress: ProgressFn | None = None,
 ) -> SimulationResult:
-    run = _Run(
-        sc, policy_name, keep_timeline=keep_timeline, attach=attach, jump=jump, progress=progress
-    )
+    run = _Run(sc, policy_name, keep_timeline=keep_timeline, attach=attach, jump=jump)
+    run.progress = progress
     report, timeline = await run.run()
     jumper = run.jumper
     if jumper is None:
