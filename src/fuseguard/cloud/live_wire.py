@@ -6,7 +6,8 @@ live page renders (:func:`fuseguard.api.web.view.site_view`), so the cloud shows
 template and script. Like every message from an edge it is hostile until validated: ids and
 labels are bounded strings, every number finite and in range, lists capped (:data:`MAX_PLUGS`,
 :data:`MAX_CIRCUITS`), enums closed; whatever the cloud shows in words (status, mode, limit
-source) it derives itself from the closed values, never from the edge's text. A message that
+source, a plug's departure from its time, need and time left) it derives itself from the
+closed values and numbers, never from the edge's text. A message that
 does not validate is dropped (and logged) by the relay; it never ends the link.
 """
 
