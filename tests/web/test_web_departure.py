@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from fuseguard.api.web.events import EventKind
+from fuseguard.api.web.view import departure_view
 from fuseguard.control.plug_settings import Departure, PlugSettings
 
 from .webkit import ADMIN_PW, Client, Rig, start_rig, stop_rig
@@ -199,3 +200,13 @@ async def test_the_form_labels_every_input_and_constrains_hhmm(admin: Client) ->
     assert '<label for="hours-1">Leaves in (h)</label><input id="hours-1"' in page
     assert '<label for="need-1">Energy need (kWh)</label><input id="need-1"' in page
     assert 'aria-describedby="dep-hint-1"' in page
+
+
+def test_a_departure_at_the_end_of_the_calendar_is_shown_as_given() -> None:
+    # accepted by PlugSettings (any aware time); no local time exists east of its offset
+    end = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
+    card = departure_view(Departure(end, 1000.0, START), START, ZURICH)
+    assert card is not None
+    assert card["at"] == "9999-12-31T23:00:00-05:00"
+    assert card["words"].startswith("23:00 on 9999-12-31 · 1 kWh · ")
+    assert departure_view(Departure(START, 1000.0, START), START, ZURICH) is None  # at == now

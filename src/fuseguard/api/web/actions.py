@@ -102,7 +102,9 @@ def settings_context(deps: WebDeps) -> dict[str, Any]:
             (
                 p,
                 settings.get(p.id),
-                departure_view(ps.departure_of(p.id, now), now, deps.tz) if ps else None,
+                departure_view(ps.departure_of(p.id, now), now, deps.tz)
+                if ps is not None
+                else None,
             )
             for p in plugs
         ],
