@@ -149,6 +149,40 @@ def test_viewer_cannot_write(demo: Demo, ctx: tuple[Any, Watch]) -> None:
     assert watch.console_errors == []
 
 
+def test_departure_at_a_time_of_day_is_shown_in_force(demo: Demo, ctx: tuple[Any, Watch]) -> None:
+    context, watch = ctx
+    page = context.new_page()
+    login(page, demo.web, *_admin(demo))
+    page.goto(demo.web + "/settings")
+    form = page.get_by_role("group", name=re.compile(r"· departure")).first
+    plug = form.locator("legend").inner_text().split(" ")[0]
+    expect(form.get_by_text("No departure announced.")).to_be_visible()
+    form.get_by_label("Leaves at (HH:MM)").fill("7:30")
+    form.get_by_label("Energy need (kWh)").fill("20")
+    form.get_by_role("button", name="Announce").click()
+    in_force = re.compile(r"Departure in force: leaves 07:30 (today|tomorrow \(.+\)) · 20 kWh")
+    expect(page.get_by_role("status")).to_contain_text(f"plug {plug}: leaves 07:30")
+    form = page.get_by_role("group", name=re.compile(r"· departure")).first
+    expect(form.locator("p.departure")).to_have_text(in_force)
+    expect(form.get_by_label("Energy need (kWh)")).to_have_value("20")
+    page.goto(demo.web + "/site")
+    card = page.locator(f'[data-plug="{plug}"] [data-f="departure_words"]')
+    expect(card).to_contain_text("07:30")
+    first = page.locator('[data-site="time"]').inner_text()
+    page.wait_for_function(  # a live update keeps it (live.js writes departure_words)
+        "t => document.querySelector('[data-site=\"time\"]').textContent !== t",
+        arg=first,
+        timeout=5000,
+    )
+    expect(card).to_contain_text("· 20 kWh ·")
+    page.goto(demo.web + "/settings")
+    form = page.get_by_role("group", name=re.compile(r"· departure")).first
+    form.get_by_role("button", name="Clear").click()
+    form = page.get_by_role("group", name=re.compile(r"· departure")).first
+    expect(form.get_by_text("No departure announced.")).to_be_visible()
+    assert watch.console_errors == []
+
+
 def test_csrf_less_post_is_refused(demo: Demo, ctx: tuple[Any, Watch]) -> None:
     context, _ = ctx
     page = context.new_page()

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,6 +25,7 @@ from fuseguard.cloud.link import LinkMessage
 from fuseguard.cloud.live import RENEW_S, LiveRelay
 from fuseguard.cloud.live_wire import MAX_PLUGS, LiveSnapshot, relay_view, snapshot_bytes
 from fuseguard.cloud.protocol import MAX_PAYLOAD_BYTES, LiveRequest, Topics
+from fuseguard.control.plug_settings import Departure
 from fuseguard.control.targets import EvseTargets, Target
 from fuseguard.model.clock import VirtualClock
 
@@ -245,3 +247,62 @@ def test_relayed_text_is_escaped_on_the_page() -> None:
     assert "<b>Plug</b>" not in html
     assert "&lt;i&gt;site&lt;/i&gt;" in html
     assert 'src="/fleet/static/live.js"' in html
+
+
+def _departure_view() -> dict[str, Any]:
+    """The edge's page data with a departure in force on its plug (in Zurich time)."""
+    ctx = ViewContext(
+        tree=TREE,
+        limit_source=LimitSource.EMS,
+        settings={},
+        targets={},
+        now=T0,
+        departures={"wb1": Departure(T0 + timedelta(hours=20, minutes=30), 20_000.0, T0)},
+        tz=ZoneInfo("Europe/Zurich"),
+    )
+    return site_view(status(T0, plugs=(plug_view(),)), ctx)
+
+
+def test_the_departure_is_relayed_and_its_words_rebuilt_by_the_cloud() -> None:
+    view = _departure_view()
+    words = "09:30 tomorrow (2026-03-02) · 20 kWh · 20 h 30 min left"
+    assert view["plugs"][0]["departure_words"] == words
+    snapshot = LiveSnapshot.model_validate_json(snapshot_bytes(7, "Test site", view))
+    relayed = relay_view(snapshot, 0.0, True)
+    assert {k: relayed[k] for k in view} == view
+    # the cloud shows its own words, from the numbers, not the edge's text
+    lying = json.loads(snapshot_bytes(7, "Test site", view))
+    lying["site"]["plugs"][0]["departure_words"] = "<b>lies</b>"
+    lying["site"]["plugs"][0]["departure"]["words"] = "lies"
+    relayed = relay_view(LiveSnapshot.model_validate(lying), 0.0, True)
+    assert relayed["plugs"][0]["departure_words"] == words
+
+
+def test_an_edge_that_relays_no_departure_shows_no_departure_row() -> None:
+    old = json.loads(snapshot_bytes(7, "Test site", edge_view()))
+    for key in ("departure", "departure_words"):
+        del old["site"]["plugs"][0][key]
+    relayed = relay_view(LiveSnapshot.model_validate(old), 0.0, True)
+    assert "departure_words" not in relayed["plugs"][0]
+    assert "departure" not in relayed["plugs"][0]
+    page = TEMPLATES.get_template("site.html").render(site=relayed, relay={"edge": EDGE})
+    assert 'data-f="departure_words"' not in page
+    assert 'data-f="priority"' in page
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("left_s", -1),
+        ("left_s", 2**70),
+        ("need_kwh", "NaN"),
+        ("need_kwh", 251.0),
+        ("at", "2026-03-02T09:30:00"),  # no offset
+        ("at", "soon"),
+    ],
+)
+def test_a_hostile_departure_is_refused(key: str, value: Any) -> None:
+    body = json.loads(snapshot_bytes(7, "Test site", _departure_view()))
+    body["site"]["plugs"][0]["departure"][key] = value
+    with pytest.raises(ValueError, match="departure"):
+        LiveSnapshot.model_validate(body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import aiohttp
@@ -112,7 +112,9 @@ class Rig:
     current: list[ControllerStatus] = field(default_factory=list)
 
 
-async def start_rig(tmp: Path, *, max_failures: int = 5, tls: bool = False) -> Rig:
+async def start_rig(
+    tmp: Path, *, max_failures: int = 5, tls: bool = False, tz: tzinfo | None = None
+) -> Rig:
     clock = VirtualClock()
     engine = await open_store(f"sqlite+aiosqlite:///{tmp / 'web.db'}")
     users = WebUserRepository(engine, clock)
@@ -143,6 +145,7 @@ async def start_rig(tmp: Path, *, max_failures: int = 5, tls: bool = False) -> R
         sessions=SessionStore(clock, 600.0),
         throttle=LoginThrottle(clock, max_failures, 300.0),
         site_name="test site",
+        tz=tz,
     )
     hub = LiveHub(deps.view, deps.status)
     registry, _ = build_registry(deps.status, TREE, flex)

@@ -6,7 +6,8 @@ live page renders (:func:`fuseguard.api.web.view.site_view`), so the cloud shows
 template and script. Like every message from an edge it is hostile until validated: ids and
 labels are bounded strings, every number finite and in range, lists capped (:data:`MAX_PLUGS`,
 :data:`MAX_CIRCUITS`), enums closed; whatever the cloud shows in words (status, mode, limit
-source) it derives itself from the closed values, never from the edge's text. A message that
+source, a plug's departure from its time, need and time left) it derives itself from the
+closed values and numbers, never from the edge's text. A message that
 does not validate is dropped (and logged) by the relay; it never ends the link.
 """
 
@@ -17,11 +18,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fuseguard.api.evse_models import JsonInt
-from fuseguard.api.web.view import MODE_WORDS, SOURCE_WORDS, STALE_AFTER_S, STATUS_WORDS
+from fuseguard.api.web.view import (
+    MODE_WORDS,
+    SOURCE_WORDS,
+    STALE_AFTER_S,
+    STATUS_WORDS,
+    departure_card,
+)
 from fuseguard.cloud.protocol import INT64_MAX, MAX_PAYLOAD_BYTES, Stamp, UtcTime, _finite
+from fuseguard.control.plug_settings import NEED_MAX_WH
 from fuseguard.model.status import ChargeMode, PlugStatus
 
 #: Plug cards and circuits one snapshot carries at most (more plugs: ``plugs_omitted``).
@@ -30,6 +38,9 @@ MAX_CIRCUITS = 32
 #: Largest amperes / watts a snapshot may state.
 MAX_AMPS = 10_000.0
 MAX_WATTS = 10_000_000
+
+#: the furthest ahead a relayed departure may be (s): what a ``timedelta`` holds
+MAX_LEFT_S = 86_400 * 999_999_999
 
 Watts = Annotated[JsonInt, Field(ge=-MAX_WATTS, le=MAX_WATTS)]
 
@@ -79,6 +90,14 @@ class TargetView(_View):
     valid_until: UtcTime
 
 
+class DepartureWire(_View):
+    """The departure in force on a plug (the cloud rebuilds its words from these)."""
+
+    at: AwareDatetime  # with the edge's local offset
+    need_kwh: Annotated[float, _finite(0.0, NEED_MAX_WH / 1000.0)]
+    left_s: Annotated[JsonInt, Field(ge=0, le=MAX_LEFT_S)]
+
+
 class PlugCardWire(_View):
     """One plug card (the words are the cloud's own, from ``status`` and ``mode``)."""
 
@@ -96,6 +115,8 @@ class PlugCardWire(_View):
     target: TargetView | None = None
     error: Text | None = None
     evse_uuid: Name | None = None
+    #: absent from older edges (then the cloud shows no departure row)
+    departure: DepartureWire | None = None
 
 
 class SiteWire(_View):
@@ -178,7 +199,20 @@ def relay_view(
         card["mode_words"] = "-" if plug.mode is None else MODE_WORDS[plug.mode]
         if plug.target is not None:
             card["target"]["valid_until"] = plug.target.valid_until.isoformat()
+        _relay_departure(card, plug)
     return out
+
+
+def _relay_departure(card: dict[str, Any], plug: PlugCardWire) -> None:
+    """The departure as the edge's page shows it, its words rebuilt here (at ``at``'s offset)."""
+    dep = plug.departure
+    if "departure" not in plug.model_fields_set:  # an edge from before departures were relayed
+        card.pop("departure", None)
+        return
+    card["departure"] = (
+        None if dep is None else departure_card(dep.at, dep.need_kwh, dep.left_s, dep.at.tzinfo)
+    )
+    card["departure_words"] = "none" if dep is None else card["departure"]["words"]
 
 
 def waiting_view(now: datetime, text: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from fuseguard.api.local_models import SettingsUpdate
 from fuseguard.api.mqtt.state import Topics
+from fuseguard.control.departure_time import next_occurrence, parse_hhmm
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.plug_settings import (
     NEED_MAX_WH,
@@ -336,17 +337,13 @@ class CommandHandler:
         return _half_answer(at, need, in_force=True)
 
 
-#: ``HH:MM`` (or ``H:MM``), 00:00..23:59, ASCII digits only
-_HHMM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
-
-
 def _check_half_syntax(name: str, text: str) -> None:
     """Refuse a malformed time or need (``invalid_payload``) before anything else is looked at."""
     if name == "departure_need":
         if _JSON_NUMBER.fullmatch(text) is None:
             raise CommandError("invalid_payload", "energy need must be a number of kWh")
         return
-    if _HHMM.fullmatch(text) is not None:
+    if parse_hhmm(text) is not None:
         return
     try:
         if not text.isascii():
@@ -370,24 +367,12 @@ def _need_wh(kwh: str) -> float:
 
 def _departure_time(text: str, now: datetime, tz: tzinfo | None) -> datetime:
     """``HH:MM``: its next occurrence after ``now`` in ``tz`` (None: the process's local zone),
-    today or tomorrow; else the ISO 8601 date and time as given (checked by the caller)."""
-    m = _HHMM.fullmatch(text)
-    if m is None:
+    today or tomorrow (:func:`~fuseguard.control.departure_time.next_occurrence`); else the
+    ISO 8601 date and time as given (checked by the caller)."""
+    wall = parse_hhmm(text)
+    if wall is None:
         return datetime.fromisoformat(text)
-    wall = time(int(m[1]), int(m[2]))
-    today = now.astimezone(tz).date()
-    at = _local(today, wall, tz)
-    if at <= now:
-        at = _local(today + timedelta(days=1), wall, tz)
-    return at
-
-
-def _local(day: date, wall: time, tz: tzinfo | None) -> datetime:
-    """``day`` at ``wall`` in ``tz``, aware; with ``tz=None`` in the process's local zone with
-    that day's own UTC offset (``naive.astimezone()``: daylight saving time included)."""
-    if tz is None:
-        return datetime.combine(day, wall).astimezone()
-    return datetime.combine(day, wall, tzinfo=tz)
+    return next_occurrence(wall, now, tz)
 
 
 def _half_answer(at: datetime | None, need_wh: float | None, *, in_force: bool) -> Any:

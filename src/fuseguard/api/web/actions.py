@@ -7,6 +7,9 @@
   sets the target through the EVSE backend into :class:`EvseTargets`.
 * Plug mode and priority: :class:`PlugSettings` (validated and persisted there), as the MQTT
   commands do.
+* A plug's departure: "Leaves at (HH:MM)" (its next occurrence in the edge's local zone, the
+  same rule as the MQTT ``set/departure_time``: :mod:`fuseguard.control.departure_time`) or
+  "Leaves in (h)", exactly one, and "Energy need (kWh)"; then :meth:`PlugSettings.set_departure`.
 
 Every accepted change is written to the event log before the page answers. A refused value
 re-renders the page with the reason (422), nothing changed.
@@ -14,7 +17,8 @@ re-renders the page with the reason (422), nothing changed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import structlog
@@ -38,8 +42,9 @@ from fuseguard.api.web.core import (
     writer_session,
 )
 from fuseguard.api.web.events import EventKind
-from fuseguard.api.web.view import MODE_WORDS
-from fuseguard.control.plug_settings import check_priority
+from fuseguard.api.web.view import MODE_WORDS, departure_view
+from fuseguard.control.departure_time import HHMM, departure_words, next_hhmm
+from fuseguard.control.plug_settings import NEED_MAX_WH, check_priority
 from fuseguard.model.status import ChargeMode
 from fuseguard.store.web import Role
 
@@ -82,7 +87,8 @@ def settings_context(deps: WebDeps) -> dict[str, Any]:
     """What the settings page shows."""
     flex = deps.flex.settings()
     plugs = deps.status().plugs
-    settings = deps.plug_settings.all() if deps.plug_settings is not None else {}
+    ps, now = deps.plug_settings, deps.clock.now()
+    settings = ps.all() if ps is not None else {}
     return {
         "flex": flex,
         "in_fallback": deps.flex.in_fallback,
@@ -91,7 +97,18 @@ def settings_context(deps: WebDeps) -> dict[str, Any]:
         "evses": list(deps.evses.values()),
         "targets": deps.targets.all(),
         "max_duration_s": deps.max_duration_s,
-        "plugs": [(p, settings.get(p.id)) for p in plugs],
+        # (plug, its mode and priority, the departure in force: departure_view)
+        "plugs": [
+            (
+                p,
+                settings.get(p.id),
+                departure_view(ps.departure_of(p.id, now), now, deps.tz)
+                if ps is not None
+                else None,
+            )
+            for p in plugs
+        ],
+        "hhmm_pattern": HHMM.pattern,
         "modes": list(MODE_WORDS.items()),
         "plug_settings_on": deps.plug_settings is not None,
     }
@@ -188,8 +205,55 @@ async def _apply_plug(deps: WebDeps, session: Session, form: dict[str, str]) -> 
     return text
 
 
+#: the longest text a departure field may hold; longer is refused unread
+DEPARTURE_FIELD_MAX = 32
+#: the furthest ahead "Leaves in (h)" may be
+DEPARTURE_MAX_HOURS = 168.0
+#: a decimal number as typed into the form (ASCII digits; a decimal comma is taken as a point)
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+_AT_LABEL, _HOURS_LABEL, _NEED_LABEL = "Leaves at (HH:MM)", "Leaves in (h)", "Energy need (kWh)"
+
+
+def _departure_field(form: dict[str, str], name: str, label: str) -> str:
+    text = form.get(name, "").strip()
+    if len(text) > DEPARTURE_FIELD_MAX:
+        msg = f"{label} must be at most {DEPARTURE_FIELD_MAX} characters"
+        raise RefusedError(msg)
+    return text
+
+
+def _decimal(text: str, label: str, limit: float) -> float:
+    """A finite number in ``0 < x <= limit`` typed into ``label`` (NaN, inf, 1e3, 1_0 refused)."""
+    number = text.replace(",", ".", 1)
+    if _DECIMAL.fullmatch(number) is None or not 0 < float(number) <= limit:
+        msg = f"{label} must be a number within 0..{limit:g}, got {text!r}"
+        raise RefusedError(msg)
+    return float(number)
+
+
+def _departure_at(form: dict[str, str], now: datetime, tz: tzinfo | None) -> datetime:
+    """When the car leaves: exactly one of "Leaves at (HH:MM)" (its next occurrence in ``tz``)
+    and "Leaves in (h)"."""
+    at_text = _departure_field(form, "at", _AT_LABEL)
+    hours_text = _departure_field(form, "hours", _HOURS_LABEL)
+    if at_text and hours_text:
+        msg = f"give either {_AT_LABEL} or {_HOURS_LABEL}, not both"
+        raise RefusedError(msg)
+    if not at_text and not hours_text:
+        msg = f"give {_AT_LABEL} or {_HOURS_LABEL}"
+        raise RefusedError(msg)
+    if at_text:
+        try:
+            return next_hhmm(at_text, now, tz)
+        except ValueError as exc:
+            msg = f"{_AT_LABEL} must be a time of day 00:00..23:59, got {at_text!r}"
+            raise RefusedError(msg) from exc
+    return now + timedelta(hours=_decimal(hours_text, _HOURS_LABEL, DEPARTURE_MAX_HOURS))
+
+
 async def _apply_departure(deps: WebDeps, session: Session, form: dict[str, str]) -> str:
-    """A car's departure (hours from now) and energy need (kWh), or clear it."""
+    """A car's departure (a time of day, or hours from now) and energy need (kWh), or clear it.
+    Every field is checked before the one write (nothing half-applied)."""
     if deps.plug_settings is None:
         msg = "runtime plug settings are not available on this edge"
         raise RefusedError(msg)
@@ -201,21 +265,17 @@ async def _apply_departure(deps: WebDeps, session: Session, form: dict[str, str]
             deps.plug_settings.set_departure(plug, None, now=now, source=source)
             text = f"plug {plug}: departure cleared"
         else:
-            try:
-                hours = float(form.get("hours", ""))
-                need_kwh = float(form.get("need_kwh", ""))
-            except ValueError as exc:
-                msg = "Leaves in (h) and Energy need (kWh) must be numbers"
-                raise RefusedError(msg) from exc
-            if not 0 < hours <= 168:
-                msg = "Leaves in must be within 0..168 h"
-                raise RefusedError(msg)
-            at = now + timedelta(hours=hours)
+            at = _departure_at(form, now, deps.tz)
+            need_text = _departure_field(form, "need_kwh", _NEED_LABEL)
+            need_kwh = _decimal(need_text, _NEED_LABEL, NEED_MAX_WH / 1000.0)
             deps.plug_settings.set_departure(plug, at, need_kwh * 1000.0, now=now, source=source)
-            text = f"plug {plug}: leaves {at:%Y-%m-%d %H:%M %Z}, needs {need_kwh:g} kWh"
+            when = departure_words(at, now, deps.tz)
+            text = f"plug {plug}: leaves {when}, needs {need_kwh:g} kWh"
     except KeyError as exc:
-        msg = f"unknown plug {plug!r}"
+        msg = f"unknown plug {plug[:64]!r}"
         raise RefusedError(msg) from exc
+    except RefusedError:
+        raise
     except ValueError as exc:
         raise RefusedError(str(exc)) from exc
     except OSError as exc:

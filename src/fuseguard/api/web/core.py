@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -67,11 +68,15 @@ class WebDeps:
     site_name: str = "fuseguard"
     history: HistoryRepository | None = None
     history_raw_hours: float = 48.0
+    #: the zone of departure times (``HH:MM`` given and shown); None: the process's local zone
+    tz: tzinfo | None = None
 
     def view(self, status: ControllerStatus | None = None) -> dict[str, Any]:
         """The live page's data for ``status`` (default: the controller's last cycle)."""
         st = self.status() if status is None else status
-        return live_view(st, self.tree, self.flex, self.plug_settings, self.targets, self.clock)
+        return live_view(
+            st, self.tree, self.flex, self.plug_settings, self.targets, self.clock, tz=self.tz
+        )
 
 
 def live_view(
@@ -81,14 +86,26 @@ def live_view(
     plug_settings: PlugSettings | None,
     targets: EvseTargets,
     clock: Clock,
+    *,
+    tz: tzinfo | None = None,
 ) -> dict[str, Any]:
-    """The live page's data for ``status`` from an edge's parts (dashboard and cloud relay)."""
+    """The live page's data for ``status`` from an edge's parts (dashboard and cloud relay);
+    departures are shown in ``tz`` (None: the process's local zone)."""
+    now = clock.now()
+    departures = {}
+    if plug_settings is not None:
+        for plug in status.plugs:
+            dep = plug_settings.departure_of(plug.id, now)
+            if dep is not None:
+                departures[plug.id] = dep
     ctx = ViewContext(
         tree=tree,
         limit_source=limit_source(flex),
         settings=plug_settings.all() if plug_settings is not None else {},
         targets=targets.all(),
-        now=clock.now(),
+        now=now,
+        departures=departures,
+        tz=tz,
     )
     return site_view(status, ctx)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from fuseguard.api.site_state import (
@@ -20,7 +20,8 @@ from fuseguard.api.site_state import (
     explained_reason,
     total_power_only,
 )
-from fuseguard.control.plug_settings import PlugSetting
+from fuseguard.control.departure_time import departure_words, localized, time_left_words
+from fuseguard.control.plug_settings import Departure, PlugSetting
 from fuseguard.control.targets import Target
 from fuseguard.control.types import ControllerStatus, PlugView
 from fuseguard.model.circuits import MAIN, CircuitTree
@@ -72,6 +73,10 @@ class ViewContext:
     settings: Mapping[str, PlugSetting]
     targets: Mapping[str, Target]
     now: datetime
+    #: the departure in force per plug (:meth:`PlugSettings.departure_of` at ``now``)
+    departures: Mapping[str, Departure] = field(default_factory=dict)
+    #: the zone departures are shown in; None: the process's local zone
+    tz: tzinfo | None = None
 
 
 def _num(value: float, ndigits: int = 1) -> float:
@@ -156,13 +161,46 @@ def circuit_views(status: ControllerStatus, tree: CircuitTree) -> list[dict[str,
     return out
 
 
+def departure_view(
+    dep: Departure | None, now: datetime, tz: tzinfo | None = None
+) -> dict[str, Any] | None:
+    """A departure in force for the pages, None when none or past: :func:`departure_card` of it
+    in ``tz`` (None: the process's local zone)."""
+    if dep is None or dep.at <= now:
+        return None
+    left_s = int((dep.at - now).total_seconds())
+    return departure_card(localized(dep.at, tz), round(dep.need_wh / 1000.0, 3), left_s, tz)
+
+
+def departure_card(
+    at: datetime, need_kwh: float, left_s: int, tz: tzinfo | None = None
+) -> dict[str, Any]:
+    """``at`` (ISO 8601, seconds, the local offset), ``need_kwh``, ``left_s`` and ``words``
+    ("07:30 tomorrow (2026-12-02) · 20 kWh · 9 h 30 min left", local in ``tz``). Built from these
+    three numbers only, so the cloud relay rebuilds the same words from the wire (with ``at``'s
+    own offset as ``tz``)."""
+    try:
+        now = at - timedelta(seconds=left_s)
+    except OverflowError:  # the start of the calendar: say "0 min left" rather than fail
+        now = at
+    when, left = departure_words(at, now, tz), time_left_words(at, now)
+    return {
+        "at": at.isoformat(timespec="seconds"),
+        "need_kwh": need_kwh,
+        "left_s": left_s,
+        "words": f"{when} · {need_kwh:g} kWh · {left} left",
+    }
+
+
 def plug_view(
     plug: PlugView,
     setting: PlugSetting | None,
     target: Target | None,
     status: ControllerStatus | None = None,
+    departure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One plug card (``status``: the reason says when the grid's per-phase load is assumed)."""
+    """One plug card (``status``: the reason says when the grid's per-phase load is assumed;
+    ``departure``: :func:`departure_view` of the departure in force)."""
     mode = setting.mode if setting is not None else None
     return {
         "id": plug.id,
@@ -183,6 +221,8 @@ def plug_view(
         else {"current_a": target.current_a, "valid_until": target.valid_until.isoformat()},
         "error": plug.error,
         "evse_uuid": plug.evse_uuid,
+        "departure": departure,
+        "departure_words": "none" if departure is None else departure["words"],
     }
 
 
@@ -208,6 +248,7 @@ def site_view(status: ControllerStatus, ctx: ViewContext) -> dict[str, Any]:
                 ctx.settings.get(p.id),
                 ctx.targets.get(p.evse_uuid) if p.evse_uuid is not None else None,
                 status,
+                departure_view(ctx.departures.get(p.id), ctx.now, ctx.tz),
             )
             for p in status.plugs
         ],
@@ -221,6 +262,8 @@ __all__ = [
     "STATUS_WORDS",
     "ViewContext",
     "circuit_views",
+    "departure_card",
+    "departure_view",
     "plug_view",
     "site_view",
 ]

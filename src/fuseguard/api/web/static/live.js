@@ -53,6 +53,7 @@
       setText(card, '[data-f="energy_kwh"]', p.energy_kwh);
       setText(card, '[data-f="mode_words"]', p.mode_words);
       setText(card, '[data-f="priority"]', p.priority);
+      setText(card, '[data-f="departure_words"]', p.departure_words);
       setText(card, '[data-f="reason"]', p.reason);
     });
   }
