@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
+
 from fuseguard.scenario.config import Scenario, parse_scenario
 
 
@@ -40,3 +42,17 @@ def tiny(
         "control": control or {},
     }
     return parse_scenario(data)
+
+
+def simulate_app() -> typer.Typer:
+    """A Typer app with only ``fuseguard simulate`` registered (for CliRunner)."""
+    from fuseguard.cli.simulate import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    return app

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import typer
+from helpers_scenario import simulate_app
 from typer.testing import CliRunner
-
-from fuseguard.cli.simulate import register
 
 SCENARIO = """
 # Two cars, a flex limit and a meter fault: every report section gets something.
@@ -58,17 +56,6 @@ REQUIRED = {
 }
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def _root() -> None:
-        """Test root."""
-
-    return app
-
-
 def test_simulate_writes_report_plot_and_csv(tmp_path: Path) -> None:
     sc = tmp_path / "s.toml"
     sc.write_text(SCENARIO, encoding="utf-8")
@@ -76,7 +63,7 @@ def test_simulate_writes_report_plot_and_csv(tmp_path: Path) -> None:
     png = tmp_path / "t.png"
     csv = tmp_path / "t.csv"
     res = CliRunner().invoke(
-        _app(),
+        simulate_app(),
         [
             "simulate",
             str(sc),
@@ -107,10 +94,12 @@ def test_simulate_writes_report_plot_and_csv(tmp_path: Path) -> None:
 def test_simulate_rejects_unknown_key_and_policy(tmp_path: Path) -> None:
     sc = tmp_path / "s.toml"
     sc.write_text(SCENARIO.replace("fuse_a = 32", "fuse_a = 32\nfusse = 1"), encoding="utf-8")
-    res = CliRunner().invoke(_app(), ["simulate", str(sc), "--report", str(tmp_path / "r.json")])
+    res = CliRunner().invoke(
+        simulate_app(), ["simulate", str(sc), "--report", str(tmp_path / "r.json")]
+    )
     assert res.exit_code == 2
     assert "unknown key 'site.fusse'" in res.output
     sc.write_text(SCENARIO, encoding="utf-8")
-    res = CliRunner().invoke(_app(), ["simulate", str(sc), "--policy", "nope"])
+    res = CliRunner().invoke(simulate_app(), ["simulate", str(sc), "--policy", "nope"])
     assert res.exit_code == 2
     assert "unknown policy" in res.output

@@ -9,10 +9,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import typer
+from helpers_scenario import simulate_app
 from typer.testing import CliRunner
 
-from fuseguard.cli.simulate import progress_printer, register, virtual_time
+from fuseguard.cli.simulate import progress_printer, virtual_time
 from fuseguard.scenario.config import parse_scenario
 from fuseguard.scenario.jump import SimProgress
 from fuseguard.scenario.runner import simulate
@@ -105,25 +105,14 @@ def test_virtual_time() -> None:
     assert virtual_time(-5) == "0 d 00:00"
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def _root() -> None:
-        """Test root."""
-
-    return app
-
-
 def test_the_cli_tells_progress_on_request_and_not_by_default(tmp_path: Path) -> None:
     sc = tmp_path / "s.toml"
     sc.write_text(SCENARIO, encoding="utf-8")
     args = ["simulate", str(sc), "--no-optimum", "--report", str(tmp_path / "r.json")]
-    shown = CliRunner().invoke(_app(), [*args, "--progress"])
+    shown = CliRunner().invoke(simulate_app(), [*args, "--progress"])
     assert shown.exit_code == 0, shown.output
     assert "simulated 0 d 00:30 of 0 d 00:30 (100 %)" in shown.stderr
-    quiet = CliRunner().invoke(_app(), args)  # stderr is no terminal here
+    quiet = CliRunner().invoke(simulate_app(), args)  # stderr is no terminal here
     assert quiet.exit_code == 0, quiet.output
     assert "simulated" not in quiet.stderr
     assert json.loads((tmp_path / "r.json").read_text())["policy"] == "fuseguard"
