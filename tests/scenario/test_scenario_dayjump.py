@@ -10,6 +10,7 @@ tick by tick included."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from fuseguard.scenario import runner
 from fuseguard.scenario.config import Scenario, parse_scenario
 from fuseguard.scenario.dayjump import DayJump, day_jump
 from fuseguard.scenario.days import repeat_days
+from fuseguard.scenario.jump import SimProgress
 from fuseguard.scenario.runner import SimulationResult, simulate
 from fuseguard.scenario.statewalk import Capture
 
@@ -104,6 +106,30 @@ def test_days_jumped_give_the_tick_run(monkeypatch: pytest.MonkeyPatch) -> None:
     kept = simulate(sc, compute_optimum=False)
     assert kept.days_jumped == 1
     _same(ticks, kept)
+
+
+def test_a_progress_listener_is_outside_the_state_the_day_jump_compares() -> None:
+    """``simulate(progress=...)`` with a listener that holds something the state walk cannot
+    compare (a lock, as the CLI's printer holds its stream): the days are jumped all the same,
+    with the same report, and the listener sees the jumped days."""
+    sc = repeat_days(_day(), 5, day_s=DAY_S)
+    plain = simulate(sc, compute_optimum=False, keep_timeline=False)
+    lock = threading.Lock()
+    seen: list[SimProgress] = []
+
+    def listen(p: SimProgress) -> None:
+        with lock:
+            seen.append(p)
+
+    told = simulate(sc, compute_optimum=False, keep_timeline=False, progress=listen)
+    assert plain.days_jumped == told.days_jumped == 2
+    a, b = dict(plain.report), dict(told.report)
+    for key in ("wall_s", "sim_wall_s"):
+        a.pop(key, None)
+        b.pop(key, None)
+    assert a == b
+    assert seen[-1].world_s == 5 * DAY_S
+    assert seen[-1].days_jumped == 2
 
 
 def test_a_car_the_end_cuts_runs_tick_by_tick() -> None:

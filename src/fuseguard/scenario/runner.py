@@ -119,9 +119,6 @@ def _charge_point(sc: Scenario, index: int) -> ChargePoint:
 class _Run:
     """One simulation: the site, the devices, the policy and the scenario's timetable."""
 
-    #: told how far the run has got (``simulate(progress=...)``); None: nobody listens
-    progress: ProgressFn | None = None
-
     def __init__(
         self,
         sc: Scenario,
@@ -349,8 +346,12 @@ class _Run:
 
     # --- running -------------------------------------------------------------------------
 
-    async def run(self) -> tuple[dict[str, Any], Timeline | None]:
-        """Run the virtual clock to the end; returns the report and the timeline."""
+    async def run(
+        self, progress: ProgressFn | None = None
+    ) -> tuple[dict[str, Any], Timeline | None]:
+        """Run the virtual clock to the end; returns the report and the timeline. ``progress``
+        is told how far it got; it is held by the jumper or this coroutine only, never by the
+        run, so the day jump's walk of the run's state never reaches it."""
         wall0 = time.perf_counter()
         site_task = asyncio.create_task(self.site.run(), name="site")
         policy_task = asyncio.create_task(self.policy.run(), name=f"policy-{self.policy_name}")
@@ -361,14 +362,14 @@ class _Run:
         try:
             end_s = self.sc.site.duration_s
             if self.jumper is not None:
-                self.jumper.progress = self.progress
+                self.jumper.progress = progress
                 await self.jumper.run_until(end_s)
-            elif self.progress is None:
+            elif progress is None:
                 await self.clock.run_until(end_s)
             else:  # in steps, to tell the listener (nothing runs at a step's end but a settle)
                 while self.clock.monotonic() < end_s:
                     await self.clock.run_until(min(end_s, self.clock.monotonic() + PROGRESS_STEP_S))
-                    self.progress(SimProgress(self.clock.monotonic(), end_s))
+                    progress(SimProgress(self.clock.monotonic(), end_s))
         finally:
             for task in tasks:
                 task.cancel()
@@ -400,8 +401,7 @@ async def _simulate(
     progress: ProgressFn | None = None,
 ) -> SimulationResult:
     run = _Run(sc, policy_name, keep_timeline=keep_timeline, attach=attach, jump=jump)
-    run.progress = progress
-    report, timeline = await run.run()
+    report, timeline = await run.run(progress)
     jumper = run.jumper
     if jumper is None:
         return SimulationResult(report, timeline)
