@@ -44,6 +44,7 @@ from fuseguard.model.numbers import finite
 from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.model.status import CpState, OcppState
+from fuseguard.model.tasks import reap
 from fuseguard.wire.clemap import (
     KEEP_ALIVE_PATHS,
     LIVE_DATA_PATH,
@@ -343,8 +344,7 @@ class ClemapChildCircuit:
                 for fut in (sleeper, waker):
                     if not fut.done():
                         fut.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await fut
+                        await reap(fut)  # a cancel of this loop meanwhile is raised, not lost
 
 
 class ClemapChildCharger(Charger, SupportsLifecycle):

@@ -41,6 +41,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from fuseguard.model.clock import Clock
 from fuseguard.model.faults import DeviceFault
+from fuseguard.model.tasks import reap
 from fuseguard.sim.chargepoint import ChargePoint
 from fuseguard.sim.ocpp.link import Link
 from fuseguard.sim.ocpp.schedule import ProfileError, ProfileStack, Purpose, profile_from_wire
@@ -65,23 +66,6 @@ class _Tx:
     transaction_id: int
     start_posix_s: float
     meter_start_wh: float
-
-
-async def reap(task: asyncio.Task[Any]) -> None:
-    """Wait for ``task`` after cancelling it: its own cancel and failure end here, but a cancel
-    of the *calling* task that arrives meanwhile is raised. (``suppress(CancelledError)`` around
-    the await swallowed that one too: a station whose connection closed while the test's rig
-    was stopping it took its own cancel for the reader's, reconnected, and the rig waited for it
-    until the 120 s test timeout; once in ``make test``, round 13.)"""
-    me = asyncio.current_task()
-    before = 0 if me is None else me.cancelling()
-    try:
-        await task
-    except asyncio.CancelledError:
-        if me is not None and me.cancelling() > before:
-            raise
-    except Exception as err:  # the reader's own failure: the connection is gone anyway
-        log.debug("reader ended", reason=repr(err))
 
 
 @dataclass(eq=False)
@@ -387,7 +371,9 @@ class VirtualOcppStation:
             self.connected.clear()
             self.link = None
             reader.cancel()
-            await reap(reader)
+            failed = await reap(reader)  # a cancel of this task meanwhile is raised (model/tasks)
+            if failed is not None:  # the reader's own failure: the connection is gone anyway
+                log.debug("reader ended", device=self.config.identity, reason=repr(failed))
             if DeviceFault.REBOOTS in self.faults:
                 self._reboot()
 
@@ -505,4 +491,4 @@ class VirtualOcppStation:
                 self._stops.append((tx.transaction_id, reason, self.posix_s(), core.meter_wh))
 
 
-__all__ = ["OcppSimConfig", "VirtualOcppStation", "reap"]
+__all__ = ["OcppSimConfig", "VirtualOcppStation"]

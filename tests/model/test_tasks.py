@@ -1,5 +1,6 @@
-"""``reap``: waiting for a cancelled subtask never swallows a cancel of the waiting task (the
-virtual station's reader; a swallowed cancel let a stopping station reconnect for ever)."""
+"""``model.tasks.reap``: waiting for a cancelled subtask never swallows a cancel of the waiting
+task (the virtual station's reader; a swallowed cancel let a stopping station reconnect for
+ever)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 
 import pytest
 
-from fuseguard.sim.ocpp.station import reap
+from fuseguard.model.tasks import reap
 
 
 async def _slow_to_stop(stopping: asyncio.Event, release: asyncio.Event) -> None:
@@ -45,11 +46,11 @@ async def test_the_subtasks_own_cancel_and_failure_end_there() -> None:
     reader = asyncio.create_task(asyncio.sleep(3600))
     await asyncio.sleep(0)
     reader.cancel()
-    await reap(reader)  # its cancel is not ours: nothing raised
+    assert await reap(reader) is None  # its cancel is not ours: nothing raised
 
     async def fails() -> None:
         raise ConnectionResetError("peer gone")
 
     broken = asyncio.create_task(fails())
-    await reap(broken)  # its failure ends here too
-    assert isinstance(broken.exception(), ConnectionResetError)
+    failed = await reap(broken)  # its failure ends here too, and is handed back
+    assert isinstance(failed, ConnectionResetError)
