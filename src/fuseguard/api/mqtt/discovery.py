@@ -24,6 +24,7 @@ from fuseguard.api.mqtt.state import Topics
 from fuseguard.api.site_state import LimitSource, safe_id
 from fuseguard.config import FuseguardConfig
 from fuseguard.config.controller import plug_ids
+from fuseguard.control.departure_time import HHMM
 from fuseguard.control.plug_settings import NEED_MAX_WH
 from fuseguard.model.status import ChargeMode, PlugStatus
 
@@ -31,7 +32,7 @@ ORIGIN = {"name": "fuseguard", "sw": __version__}
 _PHASES = ("l1", "l2", "l3")
 #: What Home Assistant's text entity accepts (and shows) for the departure: ``H:MM``/``HH:MM``,
 #: or empty (clears; also the state when there is none). HA checks the state against it too.
-DEPARTURE_TIME_PATTERN = "^$|^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
+DEPARTURE_TIME_PATTERN = f"^$|^{HHMM.pattern}$"
 #: An empty state payload means "none": HA's number ignores an empty payload and its timestamp
 #: sensor logs it as invalid, both take ``None`` as unknown.
 EMPTY_IS_NONE = "{{ value if value else 'None' }}"

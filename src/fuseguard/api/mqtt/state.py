@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from fuseguard.api.site_state import explained_reason, limit_source
+from fuseguard.control.departure_time import localized
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.types import ChargerSpec, ControllerStatus
 from fuseguard.model.circuits import MAIN
@@ -100,21 +101,12 @@ def departure_payloads(view: DepartureView, tz: tzinfo | None = None) -> dict[st
     """``departure_at`` (ISO 8601 with the local offset, seconds), ``departure_time`` (``HH:MM``
     local) and ``departure_need_kwh`` (kWh, 1 Wh resolution); ``""`` for a missing half. Local is
     ``tz``, None: the process's local zone."""
-    local = _localized(view.at, tz) if view.at is not None else None
+    local = localized(view.at, tz) if view.at is not None else None
     return {
         "departure_at": local.isoformat(timespec="seconds") if local is not None else "",
         "departure_time": f"{local:%H:%M}" if local is not None else "",
         "departure_need_kwh": f"{view.need_wh / 1000.0:.3f}" if view.need_wh is not None else "",
     }
-
-
-def _localized(at: datetime, tz: tzinfo | None) -> datetime:
-    """``at`` in ``tz``; as given at the ends of the calendar (year 9999 has no local time
-    east of its offset: that must not stop the publisher)."""
-    try:
-        return at.astimezone(tz)
-    except (OverflowError, ValueError):
-        return at
 
 
 def _phases(out: dict[str, str], topic: str, values: Phases) -> None:
