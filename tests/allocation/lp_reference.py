@@ -7,7 +7,7 @@ running set, same priority levels as the allocator.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,12 +49,16 @@ def _max_common_level(
     return float(res.x[-1]), np.asarray(res.ineqlin.marginals)[a_mat.shape[0] :]
 
 
-def reference_allocation(snapshot: Snapshot, running: Collection[str]) -> dict[str, float]:
+def reference_allocation(
+    snapshot: Snapshot, running: Collection[str], weights: Sequence[float] | None = None
+) -> dict[str, float]:
     """Exact currents (before rounding) for the plugs in ``running``; every other plug gets 0.
 
     Priority levels are filled from the highest down (lower levels held at their minimum); inside a
     level, repeatedly maximise the common level ``t`` of the unfrozen plugs, then freeze the plugs
     whose ``x >= t`` constraint has a non-zero dual (they are blocked) and those at their cap.
+    ``weights`` (one per plug of the snapshot): ``x_i >= weight_i * t`` instead, solved on
+    ``x / weight`` (the allocator's one-phase weight, :mod:`fuseguard.allocation.weights`).
     """
     from scipy.sparse import csr_matrix
 
@@ -80,6 +84,9 @@ def reference_allocation(snapshot: Snapshot, running: Collection[str]) -> dict[s
         shape=(used_rows.size, idx.size),
     )
     lo, hi, prio = prep.lo[idx], prep.hi[idx], prep.prio[idx]
+    w = np.ones(idx.size) if weights is None else np.asarray(weights, dtype=np.float64)[idx]
+    a_mat = csr_matrix(a_mat.multiply(w[np.newaxis, :]))
+    lo, hi = lo / w, hi / w
     x = lo.copy()
     fixed_val = np.full(idx.size, np.nan)  # frozen values
     for level in sorted(set(prio.tolist()), reverse=True):
@@ -102,6 +109,7 @@ def reference_allocation(snapshot: Snapshot, running: Collection[str]) -> dict[s
             fixed_val[freeze] = np.clip(t_star, lo[freeze], hi[freeze])
             unfrozen[freeze] = False
         x = np.where(np.isnan(fixed_val), lo, fixed_val)
+    x = x * w
     for j, i in enumerate(idx.tolist()):
         out[prep.ids[i]] = float(x[j])
     return out

@@ -43,6 +43,7 @@ from fuseguard.allocation.reserve import admit_prefix, fill_levels, reserves
 from fuseguard.allocation.small_fill import Coefs, Rows, fill_level
 from fuseguard.allocation.types import Allocation, AllocationParams, Plug, Snapshot
 from fuseguard.allocation.urgency import queue_keys
+from fuseguard.allocation.weights import phase_weights
 
 
 @dataclass(slots=True)
@@ -218,14 +219,22 @@ def _fill_levels(
     b: list[float],
     used_at_min: list[float],
     mins: list[list[float]],
+    weight: float = 1.0,
 ) -> tuple[list[float], list[int]]:
     """Max-min fair filling, priority level by priority level (higher first; lower levels held
-    at their minimum). Returns the exact currents and per plug the row that froze it."""
+    at their minimum; one-phase plugs weighted by ``weight``, :mod:`.weights`). Returns the
+    exact currents and per plug the row that froze it."""
     lo, rows, coefs = s.lo, s.rows, s.coefs
     n, n_rows = len(lo), len(b)
     x = [0.0] * n
     bott = [-1] * n
     used = used_at_min
+    wt = phase_weights(s.nph, weight)
+    f_lo, f_hi, f_coefs = lo, s.hi, coefs  # the filling's variable: x / weight (.weights)
+    if wt is not None:
+        f_lo = [v / w for v, w in zip(lo, wt)]  # noqa: B905 - one per plug
+        f_hi = [v / w for v, w in zip(s.hi, wt)]  # noqa: B905
+        f_coefs = [[a * w for a in c] for c, w in zip(coefs, wt)]  # noqa: B905
     levels = sorted({prio[i] for i in adm}, reverse=True)
     for level_prio in levels:
         if len(levels) == 1:
@@ -237,7 +246,12 @@ def _fill_levels(
                 for row, w in zip(rows[i], mins[i]):  # noqa: B905
                     own[row] += w
         resid = [(bb - u) + o for bb, u, o in zip(b, used, own)]  # noqa: B905
-        fill_level(lv, lo=lo, hi=s.hi, rows=rows, coefs=coefs, resid=resid, own=own, x=x, bott=bott)
+        fill_level(
+            lv, lo=f_lo, hi=f_hi, rows=rows, coefs=f_coefs, resid=resid, own=own, x=x, bott=bott
+        )
+        if wt is not None:
+            for i in lv:
+                x[i] = min(max(x[i] * wt[i], lo[i]), s.hi[i])
         if len(levels) > 1:
             inc = [0.0] * n_rows
             for i in lv:
@@ -346,7 +360,8 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
             pv_min += s.nph[i] * lo[i]
     b[layout.pv_row] = max(b[layout.pv_row], pv_min)
     used_at_min[layout.pv_row] = pv_min  # the admitted pv plugs' minimum (integer sums: exact)
-    x, bott = _fill_levels(s, adm, prio, b=b, used_at_min=used_at_min, mins=mins)
+    weight = snapshot.params.single_phase_weight
+    x, bott = _fill_levels(s, adm, prio, b=b, used_at_min=used_at_min, mins=mins, weight=weight)
     setpoint = _round(s, adm, x, b, layout.pv_row, prio)
     reasons = _reasons(
         snapshot,

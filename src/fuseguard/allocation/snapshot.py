@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from fuseguard.allocation.common import check_plugs, circuit_chains
 from fuseguard.allocation.types import (
+    SINGLE_PHASE_WEIGHT,
     URGENT_LAXITY_S,
     Allocation,
     AllocationParams,
@@ -85,6 +86,7 @@ class ParamsIn(_Strict):
     pv_disable_delay_s: float = Field(default=180.0, ge=0)
     urgent_laxity_s: float = Field(default=URGENT_LAXITY_S, ge=0)
     urgent_reserve: float = Field(default=1.0, ge=0, le=100)
+    single_phase_weight: float = Field(default=SINGLE_PHASE_WEIGHT, ge=1, le=10)
 
 
 class SnapshotIn(_Strict):
@@ -228,6 +230,7 @@ def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
             "pv_disable_delay_s": params.pv_disable_delay_s,
             "urgent_laxity_s": params.urgent_laxity_s,
             "urgent_reserve": params.urgent_reserve,
+            "single_phase_weight": params.single_phase_weight,
         },
     }
 

@@ -91,6 +91,10 @@ class Plug:
 #: the seen draw, 1 h meets the same needs from 45 min to 2 h and is fairer, 30 min misses one)
 URGENT_LAXITY_S: Final = 3600.0
 
+#: the default weight of a plug on one grid phase in the max-min filling (1.0: every plug's
+#: per-phase current counts the same; ``bench/notes/quality.md``, round 14)
+SINGLE_PHASE_WEIGHT: Final = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class AllocationParams:
@@ -110,6 +114,10 @@ class AllocationParams:
     #: its departure (whole amps, at most its cap; 0: at its minimum only,
     #: :mod:`fuseguard.allocation.reserve`)
     urgent_reserve: float = 1.0
+    #: the max-min filling gives a plug on one grid phase this times the current of a plug on
+    #: three (``w ** ((3 - phases) / 2)``: two phases get its square root); 1.0 = plain per-phase
+    #: max-min fairness (:mod:`fuseguard.allocation.weights`)
+    single_phase_weight: float = SINGLE_PHASE_WEIGHT
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from fuseguard.allocation.types import AllocationParams, Plug
+from fuseguard.allocation.weights import phase_weights
 
 #: at most this many urgent sub-levels per priority (each level is one filling pass); the
 #: urgent plugs beyond share the lowest urgent sub-level
@@ -130,7 +131,8 @@ def share_key(p: Plug) -> float:
 def queue_keys(
     plugs: Sequence[Plug], nph: Sequence[float], params: AllocationParams
 ) -> tuple[list[int], list[float], list[bool]]:
-    """Per plug: its level, its share key and whether it is urgent (see module doc)."""
+    """Per plug: its level, its share key (over its phase weight, :mod:`.weights`) and whether
+    it is urgent (see module doc)."""
     # (0: plan leader, 1: least laxity; plan rank; laxity; share; index): the sort order
     lax: list[tuple[int, int, float, float, int]] = []
     for i, (p, k) in enumerate(zip(plugs, nph, strict=True)):
@@ -148,7 +150,11 @@ def queue_keys(
     for rank, (*_, i) in enumerate(sorted(lax)):
         levels[i] += max(n_lv - rank, 1)  # the least laxity the highest sub-level
         urgent[i] = True
-    return levels, [share_key(p) for p in plugs], urgent
+    wt = phase_weights(nph, params.single_phase_weight)
+    if wt is None:
+        return levels, [share_key(p) for p in plugs], urgent
+    # a weighted plug's turn comes by its share over its weight, as the filling gives it
+    return levels, [share_key(p) / w for p, w in zip(plugs, wt, strict=True)], urgent
 
 
 def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:

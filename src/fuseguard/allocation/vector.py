@@ -34,6 +34,7 @@ from fuseguard.allocation.reserve import admit_prefix, fill_levels, reserves
 from fuseguard.allocation.types import Allocation, Plug, Snapshot
 from fuseguard.allocation.vector_fill import first_fit, progressive_fill
 from fuseguard.allocation.vector_site import SiteArrays
+from fuseguard.allocation.weights import phase_weights
 
 if TYPE_CHECKING:  # NumPy is imported where it is used: small sites never load it
     import numpy as np
@@ -109,11 +110,12 @@ def _queue(snapshot: Snapshot, prep: SiteArrays, code: IntArr) -> _Queue:
 
 
 def _fill_levels(
-    prep: SiteArrays, admitted: BoolArr
+    prep: SiteArrays, admitted: BoolArr, weight: float = 1.0
 ) -> tuple[FloatArr, IntArr, FloatArr, FloatArr]:
     """Step 4: max-min fair filling, priority level by priority level (lower-priority running
-    plugs reserved at their minimum). Returns the exact currents, the row that froze each plug,
-    the capacities (the PV row raised to the admitted PV minimum) and the load at minimum."""
+    plugs reserved at their minimum; one-phase plugs weighted by ``weight``, :mod:`.weights`).
+    Returns the exact currents, the row that froze each plug, the capacities (the PV row raised
+    to the admitted PV minimum) and the load at minimum."""
     import numpy as np
 
     er, ep, ec, lo = prep.e_row, prep.e_plug, prep.e_coef, prep.lo
@@ -129,13 +131,20 @@ def _fill_levels(
     used = used_at_min.copy()
     x = np.zeros(n)
     bott = np.full(n, -1, dtype=np.int64)
+    wl = phase_weights(prep.nph.tolist(), weight)
+    f_lo, f_hi, f_ec = lo, prep.hi, ec  # the filling's variable: x / weight (.weights)
+    if wl is not None:
+        wt = np.asarray(wl)
+        f_lo, f_hi, f_ec = lo / wt, prep.hi / wt, ec * wt[ep]
     for level_prio in sorted(set(prep.prio[admitted].tolist()), reverse=True):
         lv = admitted & (prep.prio == level_prio)
         lv_e = lv[ep]
         own = np.bincount(er, np.where(lv_e, lo_w, 0.0), minlength=n_rows)
         xl, bl = progressive_fill(
-            lv, lo=lo, hi=prep.hi, e_row=er, e_plug=ep, e_coef=ec, resid=b - used + own
+            lv, lo=f_lo, hi=f_hi, e_row=er, e_plug=ep, e_coef=f_ec, resid=b - used + own
         )
+        if wl is not None:
+            xl = np.minimum(np.maximum(xl * wt, lo), prep.hi)
         x[lv] = xl[lv]
         bott[lv] = bl[lv]
         used += np.bincount(er, np.where(lv_e, ec * (xl - lo)[ep], 0.0), minlength=n_rows)
@@ -290,7 +299,7 @@ def allocate_numpy(snapshot: Snapshot) -> Allocation:
         locked = q.running & (run_s < snapshot.params.min_run_s)
         admitted = _admit_reserved(prep, snapshot.plugs, cand, reserve, (er_p, ep_p, ec_p), locked)
     code[(code == RUN) & ~admitted] = REJECTED
-    x, bott, b, used_at_min = _fill_levels(prep, admitted)
+    x, bott, b, used_at_min = _fill_levels(prep, admitted, snapshot.params.single_phase_weight)
     setpoint = _round(prep, admitted, x, b, code)
     reasons = _reasons(
         snapshot,

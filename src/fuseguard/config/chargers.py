@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from fuseguard.allocation.types import URGENT_LAXITY_S
+from fuseguard.allocation.types import SINGLE_PHASE_WEIGHT, URGENT_LAXITY_S
 from fuseguard.config.common import (
     _ID,
     _OCPP_ID,
@@ -187,6 +187,14 @@ class ControlConfig(_Model):
         description="an urgent car (least laxity) is admitted with this times the current it "
         "needs to finish by its departure (whole amps, at most its cap), so the minimums of "
         "cars that can wait do not crowd it out; 0 = admitted at its minimum only",
+    )
+    single_phase_weight: float = Field(
+        default=SINGLE_PHASE_WEIGHT,
+        ge=1,
+        le=10,
+        description="the fair split gives a car on one phase this times the current per phase "
+        "of a car on three (two phases: its square root), so slow one-phase cars are not left "
+        "with a phase only they can use at the end of the day; 1 = plain per-phase max-min",
     )
     planner: PlannerMode = Field(
         default="least_laxity",

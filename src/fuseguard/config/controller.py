@@ -142,6 +142,7 @@ def controller_config(
         # planner "off": no least laxity either (0 s: only a car already past its last chance)
         urgent_laxity_s=c.urgent_laxity_s if c.planner != "off" else 0.0,
         urgent_reserve=c.urgent_reserve,
+        single_phase_weight=c.single_phase_weight,
         planner=c.planner,
         planner_settings=PlannerSettings(
             interval_s=c.planner_interval_s,

@@ -30,6 +30,7 @@ class AllocatorSession:
             pv_disable_delay_s=config.pv_disable_delay_s,
             urgent_laxity_s=config.urgent_laxity_s,
             urgent_reserve=config.urgent_reserve,
+            single_phase_weight=config.single_phase_weight,
         )
         self._session = AllocationSession()
         # the last demand of every plug and its allocator form: an unchanged demand reuses it

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from fuseguard.allocation.types import URGENT_LAXITY_S
+from fuseguard.allocation.types import SINGLE_PHASE_WEIGHT, URGENT_LAXITY_S
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phase, Phases, Rotation
@@ -119,6 +119,8 @@ class ControllerConfig:
     urgent_laxity_s: float = URGENT_LAXITY_S
     #: an urgent car is admitted with this times the current it needs to finish (0: its minimum)
     urgent_reserve: float = 1.0
+    #: the allocator's weight of a one-phase plug in the max-min filling (1.0: plain)
+    single_phase_weight: float = SINGLE_PHASE_WEIGHT
     planner: PlannerMode = "least_laxity"
     planner_settings: PlannerSettings = field(default_factory=PlannerSettings)
     peak_window_s: float = 900.0
