@@ -246,26 +246,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = sorted(items, key=lambda item: _dispatch_rank(config, item))
 
 
-def _dispatch_rank(config: pytest.Config, item: pytest.Item) -> int:
+#: Single (ungrouped) tests that each take many seconds of CPU, by node id prefix: about how
+#: many (round 14, per-test CPU at -n 0 on the 2-core machine, rounded). They are handed out
+#: first among the single tests, the heaviest first, so that none of them starts near the end
+#: and becomes the run's tail (4 workers share 2 cores: a 20 s test started last ends ~40 s
+#: after the rest).
+_LONG_TESTS_S = {
+    "tests/faults/test_soak.py::test_hours_of_random_faults": 22,
+    "tests/scenario/test_planner_scenario.py": 21,
+    "tests/allocation/test_paths.py::test_paths_agree_on_any_input": 12,
+    "tests/allocation/test_paths.py::test_paths_agree_on_random_measured_sites": 5,
+    "tests/faults/test_kill9_edge.py": 11,
+    "tests/scenario/test_scenario_jump.py::test_jumps_change_no_report_number_and_no_tick": 9,
+    "tests/scenario/test_scenario_fairness.py": 9,
+    "tests/scenario/test_scenario_meter_library.py": 9,
+    "tests/ocpp_sim/test_scenario_ocpp.py::test_": 8,
+    "tests/bench/test_ocpp_bench_smoke.py::test_ocpp_bench_quick": 8,
+    "tests/bench/test_edge_bench_smoke.py": 8,
+}
+
+
+def _dispatch_rank(config: pytest.Config, item: pytest.Item) -> tuple[int, float]:
     """Where xdist hands out a test that is in no group (grouped ones keep their order).
 
     xdist's loadgroup queue has the groups first (most tests first), then the single tests in
     collection order. An ``exclusive`` test goes last: while it waits for the tests running on
     the other workers to end, those workers may start nothing (the turnstile), so in the middle
     of the run it idled three workers for as long as the longest test beside it (the 7.2 h
-    soak); at the end there is nothing left for them to do. A test that declares a timeout
-    above the configured one (the soak, the planner scenario, the bench smokes) goes first
-    among the single tests, so that it does not start last and become the run's tail.
+    soak); at the end there is nothing left for them to do. A long test (:data:`_LONG_TESTS_S`,
+    or one that declares a timeout above the configured one: the bench smokes) goes first
+    among the single tests, the longest first, so that it does not start last and become the
+    run's tail.
     """
     if "@" in item.nodeid.rsplit("]", 1)[-1]:
-        return 1
+        return 1, 0.0
     if item.get_closest_marker("exclusive") is not None:
-        return 2
+        return 2, 0.0
+    long_s = max((s for k, s in _LONG_TESTS_S.items() if item.nodeid.startswith(k)), default=0)
     mark = item.get_closest_marker("timeout")
     default_s = float(config.getini("timeout") or 0)
-    if mark is not None and mark.args and float(mark.args[0]) > default_s:
-        return 0
-    return 1
+    if long_s or (mark is not None and mark.args and float(mark.args[0]) > default_s):
+        return 0, -float(long_s)
+    return 1, 0.0
 
 
 class _WorkerLock:

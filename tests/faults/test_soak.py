@@ -1,4 +1,4 @@
-"""The soak of ``bench/soak.py`` for 0.3 simulated days, 7.2 h (the benchmark runs 7 days).
+"""The soak of ``bench/soak.py`` for 0.15 simulated days, 3.6 h (the benchmark runs 7 days).
 
 Random faults (meter and chargers offline / garbage / slow / frozen / stuck contactor), the EMS
 silent and back, EMS limit changes and base-load steps, in virtual time through the scenario
@@ -17,19 +17,28 @@ import pytest
 
 from ..benchkit import load_bench
 
-DAYS = 0.3
-SEED = 5
+DAYS = 0.15
+#: a seed whose first 3.6 h hold six of the eight fault kinds (every charger fault, the meter
+#: offline and frozen), two base-load steps and a silent EMS (its 40 A fallback), six memory
+#: samples (car arrivals) after the first quarter and two cloud link drops. Until round 14 seed 5
+#: ran 7.2 h: five kinds, nine faults, at twice the CPU. Each day's faults fall anywhere in its
+#: 23 h, so no window this short holds all eight.
+SEED = 1142
+KINDS = {
+    "charger:offline", "charger:garbage", "charger:slow", "charger:stuck_contactor",
+    "meter:offline", "meter:frozen",
+}  # fmt: skip
 
 
 def _load_bench() -> ModuleType:
     return load_bench("soak")
 
 
-@pytest.mark.timeout(400)  # ~12 s of CPU; the machine is shared
+@pytest.mark.timeout(400)  # ~20 s of CPU; the machine is shared
 def test_hours_of_random_faults() -> None:
     soak = _load_bench()
     r = soak.run_soak(DAYS, SEED, memory_from_s=DAYS * soak.DAY_S / 4)
-    assert sum(r["faults"].values()) >= 4, r["faults"]  # the faults did happen
+    assert set(r["faults"]) >= KINDS, r["faults"]  # the faults did happen, each kind of them
     assert r["overload_main"]["ticks"] >= DAYS * soak.DAY_S
     assert r["overload_main"]["steps"] >= 3, r["overload_main"]
     assert r["energy_delivered_kwh"] > 0

@@ -12,7 +12,7 @@ from fuseguard.control.ports import DeviceResponseError
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.faults import DeviceFault
 from fuseguard.scenario.adapters import ConnectorCharger
-from fuseguard.scenario.config import ScenarioError, load_scenario, loads_scenario
+from fuseguard.scenario.config import Scenario, ScenarioError, load_scenario, loads_scenario
 from fuseguard.scenario.ocpp_adapter import OcppConnectorCharger, charger_adapter
 from fuseguard.scenario.recorder import Timeline
 from fuseguard.scenario.runner import simulate
@@ -207,11 +207,23 @@ def _overload_outside_steps(timeline: Timeline, window_s: float) -> list[float]:
     return outside
 
 
+def _first_hour(name: str) -> Scenario:
+    """The library scenario ``name`` for its first hour, which holds all it prescribes: the
+    base load's step up (1 201 s) and down (3 001 s) in ``ocpp_meter_values_60s``, the profile
+    rejection (900-2 700 s) and 15 min after it in ``ocpp_rejects_profiles`` (round 14: 2 and
+    1.5 h until then, 19.5 s of CPU for both tests, the hour after the events quiet)."""
+    sc = load_scenario(Path("scenarios") / f"{name}.toml")
+    ends = [ev.at_s + (ev.fault.duration_s if ev.fault else 0.0) for ev in sc.events]
+    steps = [t for t, _ in sc.base_load.points[1:-1]]
+    assert max([*ends, *steps]) < 3600.0 - 9 * 60.0  # 9 OCPP meter periods after the last
+    return sc.model_copy(update={"site": sc.site.model_copy(update={"duration_s": 3600.0})})
+
+
 def test_meter_values_every_60_s_overload_only_until_a_step_can_take_effect() -> None:
     """Readings every 60 s, limits in force 5 s after the write: the only overload is right
     after the base-load step, for the meter period plus the profile delay (nothing can act
     faster); no flapping, no energy lost to stale readings."""
-    sc = load_scenario(Path("scenarios") / "ocpp_meter_values_60s.toml")
+    sc = _first_hour("ocpp_meter_values_60s")
     result = simulate(sc, "fuseguard", compute_optimum=False)
     assert result.timeline is not None
     delay_s = max(ch.profile_delay_s for ch in sc.chargers)
@@ -223,7 +235,7 @@ def test_meter_values_every_60_s_overload_only_until_a_step_can_take_effect() ->
 
 
 def test_a_charge_point_that_rejects_profiles_is_an_uncontrollable_load() -> None:
-    sc = load_scenario(Path("scenarios") / "ocpp_rejects_profiles.toml")
+    sc = _first_hour("ocpp_rejects_profiles")
     result = simulate(sc, "fuseguard", compute_optimum=False)
     assert result.report["overload_as"]["total"] == 0.0
     timeline = result.timeline

@@ -2,11 +2,12 @@
 same timeline as the run tick by tick (``jump=False``), a day really skipped, and a state that
 differs a day apart (a memory that only matters after several days) refuses the jump.
 
-The "day" here is 2 h (``repeat_days(..., day_s=7200)``, a whole number of the recorder's
-fairness windows): a busy half hour (two cars, a full one and one leaving unmet, an overload step
-and a charger fault; the meter read every 2 s), then quiet long enough for a settled point (the
-controller's longest memory, 2 820 s with the defaults); five days run in a few seconds of CPU,
-tick by tick included."""
+The "day" here is 1 h (``repeat_days(..., day_s=3600)``, one of the recorder's fairness
+windows): a busy half hour (two cars, a full one and one leaving unmet, an overload step and a
+charger fault; the meter read every 2 s), then quiet long enough for a settled point. The turns
+last at most 15 min (``min_run_s = 900``, as in ``test_scenario_jump.py``), so that the
+controller's longest memory, and with it the settling time, is 1 080 s instead of the defaults'
+2 820 s: the quiet point is 2 880 s into each day, 720 s before the next day's first event."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from fuseguard.scenario.statewalk import Capture
 
 pytestmark = pytest.mark.xdist_group("scenario_dayjump")
 
-DAY_S = 7200.0
+DAY_S = 3600.0
+#: the settled point of each day: the last change at 1 800 s + the settling time (1 080 s)
+QUIET_AT_S = 2880.0
 ARRAYS = ("t_s", "grid_a", "limit_a", "ev_a", "charger_a", "setpoint_a")
 
 
@@ -51,6 +54,7 @@ def _day(**extra: object) -> Scenario:
             {"at_s": 1000, "base_step": {"delta_a": [14, 0, 0], "duration_s": 30}},
             {"at_s": 1100, "fault": {"device": "cp1", "kind": "offline", "duration_s": 120}},
         ],
+        "control": {"min_run_s": 900},
         **extra,
     }  # fmt: skip
     return parse_scenario(data, source="test")
@@ -112,7 +116,7 @@ def test_days_jumped_give_the_tick_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert report["overload_as"]["total"] > 0
     assert len(report["energy_delivered_wh"]["per_car"]) == 10
     assert made[0].captures == 3
-    assert [w for w, _why in made[0].refusals] == [DAY_S + 4620.0]  # day 1 vs day 0
+    assert [w for w, _why in made[0].refusals] == [DAY_S + QUIET_AT_S]  # day 1 vs day 0
     monkeypatch.setattr(DayJump, "keep_last_day", True)
     kept = simulate(sc, compute_optimum=False)
     assert kept.days_jumped == 1
@@ -146,7 +150,8 @@ def test_a_memory_that_differs_a_day_apart_refuses(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(Controller, "decide", counting)
     made = _watching(monkeypatch)
-    sc = repeat_days(_day(), 5, day_s=DAY_S)
+    # four days: without the memory, day 3 would be jumped (from day 2's quiet point)
+    sc = repeat_days(_day(), 4, day_s=DAY_S)
     result = simulate(sc, compute_optimum=False, keep_timeline=False)
     assert result.days_jumped == 0
     reasons = [r for _w, r in made[0].refusals]

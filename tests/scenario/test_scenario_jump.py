@@ -95,42 +95,47 @@ def after_quiet(name: str, quiet_s: float, keep_s: float, from_s: float = 0.0) -
 
 def _leave_quiet_return() -> Scenario:
     """A car leaves, nothing happens for long, a car comes back to the same charger; a base
-    step lasts across the whole quiet stretch (its end is a timer the jump moves)."""
+    step lasts across the whole quiet stretch (its end is a timer the jump moves). Turns of at
+    most 15 min (:data:`SHORT_TURNS`): the settling time is 1 080 s, so the quiet stretch from
+    700 s to 3 000 s holds about 20 min of jump (round 14; until then the defaults' 2 820 s and
+    a return at 4 700 s, 1 700 s more of ticks in each run)."""
     chargers = [{"id": "cp1", "max_a": 32}, {"id": "cp2", "max_a": 16, "rotation": "L3L1L2"}]
     cars = [
         {"charger": "cp1", "arrive_s": 100, "depart_s": 700, "energy_wh": 90000, "max_a": 16},
         {"charger": "cp2", "arrive_s": 150, "depart_s": 400, "energy_wh": 200, "phases": 1},
-        {"charger": "cp1", "arrive_s": 4700, "depart_s": 5600, "energy_wh": 3000, "max_a": 16},
-        {"charger": "cp2", "arrive_s": 4800, "depart_s": 5500, "energy_wh": 90000, "phases": 1},
+        {"charger": "cp1", "arrive_s": 3000, "depart_s": 3900, "energy_wh": 3000, "max_a": 16},
+        {"charger": "cp2", "arrive_s": 3100, "depart_s": 3800, "energy_wh": 90000, "phases": 1},
     ]
     events = [
-        {"at_s": 60, "base_step": {"delta_a": [4, 0, 2], "duration_s": 5200}},
-        {"at_s": 5000, "fault": {"device": "meter", "kind": "offline", "duration_s": 40}},
+        {"at_s": 60, "base_step": {"delta_a": [4, 0, 2], "duration_s": 3500}},
+        {"at_s": 3300, "fault": {"device": "meter", "kind": "offline", "duration_s": 40}},
     ]
-    return tiny(fuse_a=25, duration_s=5700, cars=cars, chargers=chargers, events=events)
+    return tiny(
+        fuse_a=25, duration_s=4000, cars=cars, chargers=chargers, events=events, control=SHORT_TURNS
+    )
 
 
 def _watchdogs_across_the_jump() -> Scenario:
     """The same with charger watchdogs that need more than the rewrites: a 21 s safe timeout
     (the Bender refresh every 7 s, an OCPP lease renewed every 7 s: P = 420 s, so the settling
-    time is longer and the cars come back 2 400 s later), cp2 an OCPP charger, and cp1 offline
+    time is longer and the cars come back 1 200 s later), cp2 an OCPP charger, and cp1 offline
     for 2 min after the jump (it falls back to its safe current)."""
-    later_s = 2400.0
+    later_s = 1200.0
     data = _leave_quiet_return().model_dump(mode="json")
     data["site"]["charger_safe_timeout_s"] = 21
     data["site"]["duration_s"] += later_s
     data["chargers"][1]["driver"] = "ocpp"
     for car in data["cars"]:
-        if car["arrive_s"] > 4000:
+        if car["arrive_s"] > 2000:
             car["arrive_s"] += later_s
             car["depart_s"] += later_s
     for ev in data["events"]:
-        if ev["at_s"] > 4000:
+        if ev["at_s"] > 2000:
             ev["at_s"] += later_s
         elif ev["base_step"] is not None:
             ev["base_step"]["duration_s"] += later_s
     data["events"].append(
-        {"at_s": 4900 + later_s, "fault": {"device": "cp1", "kind": "offline", "duration_s": 120}}
+        {"at_s": 3200 + later_s, "fault": {"device": "cp1", "kind": "offline", "duration_s": 120}}
     )
     return parse_scenario(data, "watchdogs_across_the_jump")
 
