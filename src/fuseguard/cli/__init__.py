@@ -46,6 +46,30 @@ def _port_in_use(command: str, err: PortInUseError, setting: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def stop_on_signals() -> list[str]:
+    """Make SIGINT and SIGTERM stop this process's edge cleanly, whatever it inherited.
+
+    A command started in the background by a shell without job control (a script's ``cmd &``,
+    a CI step, a test runner's worker) inherits SIGINT (and SIGQUIT) *ignored*: Python then
+    leaves SIGINT ignored, asyncio's runner hooks SIGINT only when it has Python's default
+    handler, and a ``kill -INT`` (Ctrl-C, the benchmark's stop) did nothing at all: the edge
+    ran on until it was killed, stopping nothing cleanly (round 13's "shutdown hang"). Here an
+    ignored or default SIGINT gets Python's handler back (asyncio's runner then turns it into
+    a cancellation of the edge: its ordinary stop) and an ignored SIGTERM the default (which
+    :class:`~fuseguard.edge.Edge` takes over). Returns the names of the signals restored.
+    """
+    import signal
+
+    restored = []
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        restored.append("SIGINT")
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        restored.append("SIGTERM")
+    return restored
+
+
 @app.command()
 def version() -> None:
     """Print the fuseguard version."""
@@ -91,6 +115,7 @@ def run(
             typer.echo(str(problem), err=True)
         raise typer.Exit(code=2) from err
     configure_logging(cfg.logging.level, cfg.logging.format)
+    _log_restored(stop_on_signals())
     edge = Edge(cfg, dump_snapshot=dump_snapshot, hard_exit_s=12.0)
     try:
         asyncio.run(edge.run())
@@ -132,6 +157,7 @@ def demo(
     from fuseguard.serving import PortInUseError
 
     configure_logging("info" if headless else "warning", "auto")
+    _log_restored(stop_on_signals())
     try:
         asyncio.run(
             run_demo(
@@ -154,6 +180,17 @@ def demo(
     except OSError as err:
         typer.echo(f"fuseguard demo: {err} (is a port in use? see --help)", err=True)
         raise typer.Exit(code=2) from err
+
+
+def _log_restored(signals: list[str]) -> None:
+    if signals:
+        import structlog
+
+        structlog.get_logger("fuseguard.cli").info(
+            "stop_signals_restored",
+            device="edge",
+            reason=f"inherited as ignored: {', '.join(signals)} restored, so that it stops us",
+        )
 
 
 def _register_commands() -> None:
