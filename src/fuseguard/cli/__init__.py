@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -99,6 +99,13 @@ def run(
         Path | None,
         typer.Option(help="write the allocator's input of every cycle to this JSON file"),
     ] = None,
+    loop: Annotated[
+        str,
+        typer.Option(
+            "--loop",
+            help="auto | uvloop | asyncio (auto: uvloop when installed, the cheaper loop)",
+        ),
+    ] = "auto",
 ) -> None:
     """Run the edge controller against the real devices of a site config (real time)."""
     import asyncio
@@ -106,8 +113,11 @@ def run(
     from fuseguard.config import ConfigError, load_config
     from fuseguard.edge import Edge
     from fuseguard.logging import configure_logging
-    from fuseguard.serving import PortInUseError
+    from fuseguard.serving import EventLoop, PortInUseError, loop_factory
 
+    if loop not in ("auto", "uvloop", "asyncio"):
+        typer.echo(f"fuseguard run: --loop must be auto, uvloop or asyncio, not {loop!r}", err=True)
+        raise typer.Exit(code=2)
     try:
         cfg = load_config(config)
     except ConfigError as err:
@@ -116,9 +126,10 @@ def run(
         raise typer.Exit(code=2) from err
     configure_logging(cfg.logging.level, cfg.logging.format)
     _log_restored(stop_on_signals())
-    edge = Edge(cfg, dump_snapshot=dump_snapshot, hard_exit_s=12.0)
+    edge = Edge(cfg, dump_snapshot=dump_snapshot, hard_exit_s=12.0, freeze_gc=True)
     try:
-        asyncio.run(edge.run())
+        with asyncio.Runner(loop_factory=loop_factory(cast("EventLoop", loop))) as runner:
+            runner.run(edge.run())
     except PortInUseError as err:
         raise _port_in_use("run", err, f"{err.key} in {config}") from err
     except ValueError as err:  # e.g. an empty or example local API password
