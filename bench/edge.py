@@ -462,20 +462,55 @@ def _wait_for_file(path: Path, timeout_s: float) -> None:
     time.sleep(0.5)  # dump_stats writes in one go; let it close the file
 
 
-async def stop_edge(proc: asyncio.subprocess.Process, timeout_s: float = 10.0) -> None:
-    """SIGINT (Ctrl-C), then SIGKILL if it does not stop within ``timeout_s``."""
+async def stop_edge(
+    proc: asyncio.subprocess.Process, timeout_s: float = 15.0, dump: Path | None = None
+) -> None:
+    """SIGINT (Ctrl-C), then SIGKILL if it does not stop within ``timeout_s`` (longer than the
+    edge's own hard exit, 12 s, which logs the tasks still running). When it has not exited
+    ``DUMP_AFTER_S`` after the signal, ``py-spy dump --native`` (when installed) of it goes to
+    ``dump``: where the process is while it does not exit."""
     if proc.returncode is not None:
         return
+    t0 = time.perf_counter()
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(2)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DUMP_AFTER_S):
+            await proc.wait()
+    if proc.returncode is None and dump is not None:
+        await _py_spy_dump(proc.pid, dump)
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(max(0.0, timeout_s - (time.perf_counter() - t0))):
             await proc.wait()
     except TimeoutError:
         print(f"the edge did not stop within {timeout_s:g} s of SIGINT: killed", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+    took = time.perf_counter() - t0
+    if took > DUMP_AFTER_S:
+        print(f"the edge took {took:.1f} s to exit after SIGINT (rc {proc.returncode})", flush=True)
+
+
+#: How long after SIGINT a still running edge is looked at with py-spy (``stop_edge``).
+DUMP_AFTER_S = 3.0
+
+
+async def _py_spy_dump(pid: int, path: Path) -> None:
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        return
+    proc = await asyncio.create_subprocess_exec(
+        str(spy),
+        "dump",
+        "--native",
+        "--pid",
+        str(pid),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    path.write_bytes(out)  # noqa: ASYNC240 - once, after a stop that hangs
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -718,7 +753,7 @@ async def measure_size(
             msg = f"{err}; edge log tail:\n{tail}"
             raise RuntimeError(msg) from err
         finally:
-            await stop_edge(proc)
+            await stop_edge(proc, dump=work / "edge-stop.pyspy")
             await sim.close()
         log_lines = log_path.read_text(errors="replace").splitlines()
         warnings = sum(
@@ -727,6 +762,10 @@ async def measure_size(
         if keep_dir is not None:
             keep_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - after measuring
             (keep_dir / f"edge-{chargers}.log").write_text("\n".join(log_lines) + "\n")
+            if (work / "edge-stop.pyspy").exists():
+                (keep_dir / f"edge-{chargers}-stop.pyspy").write_bytes(
+                    (work / "edge-stop.pyspy").read_bytes()
+                )
     return SizeResult(
         chargers=chargers,
         steps=results,

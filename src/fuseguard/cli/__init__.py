@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -46,6 +46,30 @@ def _port_in_use(command: str, err: PortInUseError, setting: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def stop_on_signals() -> list[str]:
+    """Make SIGINT and SIGTERM stop this process's edge cleanly, whatever it inherited.
+
+    A command started in the background by a shell without job control (a script's ``cmd &``,
+    a CI step, a test runner's worker) inherits SIGINT (and SIGQUIT) *ignored*: Python then
+    leaves SIGINT ignored, asyncio's runner hooks SIGINT only when it has Python's default
+    handler, and a ``kill -INT`` (Ctrl-C, the benchmark's stop) did nothing at all: the edge
+    ran on until it was killed, stopping nothing cleanly (round 13's "shutdown hang"). Here an
+    ignored or default SIGINT gets Python's handler back (asyncio's runner then turns it into
+    a cancellation of the edge: its ordinary stop) and an ignored SIGTERM the default (which
+    :class:`~fuseguard.edge.Edge` takes over). Returns the names of the signals restored.
+    """
+    import signal
+
+    restored = []
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        restored.append("SIGINT")
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        restored.append("SIGTERM")
+    return restored
+
+
 @app.command()
 def version() -> None:
     """Print the fuseguard version."""
@@ -75,6 +99,13 @@ def run(
         Path | None,
         typer.Option(help="write the allocator's input of every cycle to this JSON file"),
     ] = None,
+    loop: Annotated[
+        str,
+        typer.Option(
+            "--loop",
+            help="auto | uvloop | asyncio (auto: uvloop when installed, the cheaper loop)",
+        ),
+    ] = "auto",
 ) -> None:
     """Run the edge controller against the real devices of a site config (real time)."""
     import asyncio
@@ -82,8 +113,11 @@ def run(
     from fuseguard.config import ConfigError, load_config
     from fuseguard.edge import Edge
     from fuseguard.logging import configure_logging
-    from fuseguard.serving import PortInUseError
+    from fuseguard.serving import EventLoop, PortInUseError, loop_factory
 
+    if loop not in ("auto", "uvloop", "asyncio"):
+        typer.echo(f"fuseguard run: --loop must be auto, uvloop or asyncio, not {loop!r}", err=True)
+        raise typer.Exit(code=2)
     try:
         cfg = load_config(config)
     except ConfigError as err:
@@ -91,9 +125,11 @@ def run(
             typer.echo(str(problem), err=True)
         raise typer.Exit(code=2) from err
     configure_logging(cfg.logging.level, cfg.logging.format)
-    edge = Edge(cfg, dump_snapshot=dump_snapshot, hard_exit_s=12.0)
+    _log_restored(stop_on_signals())
+    edge = Edge(cfg, dump_snapshot=dump_snapshot, hard_exit_s=12.0, freeze_gc=True)
     try:
-        asyncio.run(edge.run())
+        with asyncio.Runner(loop_factory=loop_factory(cast("EventLoop", loop))) as runner:
+            runner.run(edge.run())
     except PortInUseError as err:
         raise _port_in_use("run", err, f"{err.key} in {config}") from err
     except ValueError as err:  # e.g. an empty or example local API password
@@ -132,6 +168,7 @@ def demo(
     from fuseguard.serving import PortInUseError
 
     configure_logging("info" if headless else "warning", "auto")
+    _log_restored(stop_on_signals())
     try:
         asyncio.run(
             run_demo(
@@ -154,6 +191,17 @@ def demo(
     except OSError as err:
         typer.echo(f"fuseguard demo: {err} (is a port in use? see --help)", err=True)
         raise typer.Exit(code=2) from err
+
+
+def _log_restored(signals: list[str]) -> None:
+    if signals:
+        import structlog
+
+        structlog.get_logger("fuseguard.cli").info(
+            "stop_signals_restored",
+            device="edge",
+            reason=f"inherited as ignored: {', '.join(signals)} restored, so that it stops us",
+        )
 
 
 def _register_commands() -> None:

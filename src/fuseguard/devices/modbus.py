@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
@@ -61,8 +62,8 @@ class _Protocol(asyncio.Protocol):
         self._buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # a TCP connection
-        self.transport = transport
+        # a TCP connection (uvloop's transports are not asyncio.Transport subclasses)
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self._buffer
@@ -190,7 +191,8 @@ class ModbusTcpClient:
             return protocol
         self.close()
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+        transport, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+        protocol.transport = transport  # set by connection_made already; to be sure (any loop)
         self._protocol = protocol
         return protocol
 
