@@ -152,3 +152,27 @@ def test_increases_wait_while_another_car_comes_down_then_are_ramped() -> None:
     calm = handover()
     assert other.settle(10.0, 16, "fair share", calm) == (8, "fair share")  # raise is held
     assert other.settle(15.0, 16, "fair share", calm) == (16, "fair share")
+
+
+def test_a_car_that_leaves_during_its_idle_pause_takes_the_pause_with_it() -> None:
+    """A full car paused as idle is unplugged; the next car on that plug starts from scratch:
+    available at once, not paused for the rest of the first car's pause (up to an hour with the
+    back-off), and the empty plug's reason does not speak of a full car."""
+    p = plug(max_a=16)
+    p.setpoint.written_a, p.setpoint.written_at = 16, 0.0
+    t = 0.0
+    while t < 200.0:  # offered 16 A, takes nothing: paused as idle (grace, then idle_after_s)
+        p.reading.update(charger_sample(CpState.B), t)
+        a = p.assess(p.facts(t), handover())
+        t += 1.0
+    assert not a.demand.available
+    assert p.idle.paused_until is not None and p.idle.paused_until > 600.0
+    p.reading.update(charger_sample(CpState.A), t)  # the owner unplugs it
+    empty = p.assess(p.facts(t), handover())
+    assert not empty.demand.available
+    assert "full" not in p.verdict(empty.facts, 0, "no car", handover())[1]
+    t += 10.0
+    p.reading.update(charger_sample(CpState.B), t)  # the next car, 10 s later
+    arrived = p.assess(p.facts(t), handover())
+    assert arrived.demand.available, "the new car is paused for the previous car's pause"
+    assert arrived.demand.max_a == 16  # a full offer, not the re-probe's minimum

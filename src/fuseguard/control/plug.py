@@ -285,6 +285,8 @@ class PlugControl:
                 and sample.authorized
                 and not sample.errors
             )
+            if sample is not None and not sample.cp_state.vehicle_connected:
+                self.idle.update(f)  # the car left: its idle pause and back-off go with it
             available = spec.child_edge or (ready and not self.idle.update(f))
             if self.idle.probing:  # a car found idle before: probe again with its minimum
                 max_a = spec.min_a
