@@ -159,6 +159,18 @@ _MODES = [
 _ZONES = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]
 
 
+def check_safe(snap: Snapshot, values: dict[str, float], tol: float = 1e-6) -> None:
+    """Every circuit's phase limits and power limit hold with the plugs at ``values``."""
+    volt = snap.params.voltage_v
+    for c in snap.circuits:
+        cur, total = usage(snap, values, c.id)
+        for ph in range(3):
+            if cur[ph] > 0:
+                assert c.non_ev_load_a[ph] + cur[ph] <= c.limit_a[ph] + tol, (c.id, ph)
+        if c.power_limit_w is not None and total > 0:
+            assert (c.non_ev_load_a.total + total) * volt <= c.power_limit_w + 1e-3, c.id
+
+
 def generic(low: float, high: float) -> st.SearchStrategy[float]:
     """Floats in [low, high] with arbitrary low bits, like measured values (``st.floats`` favours
     simple values, whose arithmetic rarely rounds)."""

@@ -14,7 +14,7 @@ import math
 import random
 
 import pytest
-from alloc_strategies import random_site, snapshots, usage
+from alloc_strategies import check_safe, random_site, snapshots
 from hypothesis import given
 from hypothesis import strategies as st
 from lp_reference import reference_allocation
@@ -76,15 +76,8 @@ def test_minimum_and_cap_still_bound_the_weighted_split(alloc: object) -> None:
 def test_every_limit_holds_after_rounding(snap: Snapshot, w: float) -> None:
     snap = _weighted(snap, w)
     alloc = allocate(snap)
-    volt = snap.params.voltage_v
     for values in ({k: float(v) for k, v in alloc.setpoints.items()}, alloc.exact_a):
-        for c in snap.circuits:
-            cur, total = usage(snap, values, c.id)
-            for ph in range(3):
-                if cur[ph] > 0:
-                    assert c.non_ev_load_a[ph] + cur[ph] <= c.limit_a[ph] + TOL, (c.id, ph)
-            if c.power_limit_w is not None and total > 0:
-                assert (c.non_ev_load_a.total + total) * volt <= c.power_limit_w + 1e-3
+        check_safe(snap, values, TOL)
     for p in snap.plugs:
         sp = alloc.setpoints[p.id]
         cap = p.max_a if p.target_a is None else min(p.max_a, p.target_a)

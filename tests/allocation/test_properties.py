@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from alloc_strategies import snapshots, subtree, usage
+from alloc_strategies import check_safe, snapshots, subtree, usage
 from hypothesis import given
 from hypothesis import strategies as st
 from lp_reference import reference_allocation
@@ -23,22 +23,11 @@ def _cap(p: object) -> int:
     return cap
 
 
-def _check_safe(snap: Snapshot, values: dict[str, float]) -> None:
-    volt = snap.params.voltage_v
-    for c in snap.circuits:
-        cur, total = usage(snap, values, c.id)
-        for ph in range(3):
-            if cur[ph] > 0:
-                assert c.non_ev_load_a[ph] + cur[ph] <= c.limit_a[ph] + TOL, (c.id, ph)
-        if c.power_limit_w is not None and total > 0:
-            assert (c.non_ev_load_a.total + total) * volt <= c.power_limit_w + 1e-3, c.id
-
-
 @given(snapshots())
 def test_safety_after_rounding(snap: Snapshot) -> None:
     alloc = allocate(snap)
-    _check_safe(snap, {k: float(v) for k, v in alloc.setpoints.items()})
-    _check_safe(snap, alloc.exact_a)
+    check_safe(snap, {k: float(v) for k, v in alloc.setpoints.items()})
+    check_safe(snap, alloc.exact_a)
 
 
 @given(snapshots())

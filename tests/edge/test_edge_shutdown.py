@@ -15,7 +15,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,14 +203,7 @@ async def test_fuseguard_run_exits_on_a_signal(
         config = tmp_path / "site.toml"
         config.write_text(_toml(tmp_path / "data", meter_port, ports))
         log_path = tmp_path / "edge.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
-        env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
-        with log_path.open("wb") as log_file:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from fuseguard.cli import main; main()",
-                "run", "--config", str(config),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
-            )  # fmt: skip
+        proc = await start_edge(config, log_path)
         try:
             started = await _wait_for_line(proc, log_path, '"edge_started"', 60.0)
             assert started, f"the edge did not start: {log_path.read_text()[-3000:]}"
@@ -244,6 +237,23 @@ async def test_fuseguard_run_exits_on_a_signal(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def start_edge(
+    config: Path, log_path: Path, preexec_fn: Callable[[], None] | None = None
+) -> asyncio.subprocess.Process:
+    """``fuseguard run --config config`` in a subprocess logging to ``log_path`` (a fresh local
+    API password, no FUSEGUARD_ variables of this environment); ``preexec_fn`` runs in the
+    child before exec."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
+    env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
+    with log_path.open("wb") as log_file:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from fuseguard.cli import main; main()",
+            "run", "--config", str(config),
+            stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
+            preexec_fn=preexec_fn,
+        )  # fmt: skip
 
 
 def _requests_while_faulty(monkeypatch: pytest.MonkeyPatch) -> set[int]:

@@ -12,15 +12,13 @@ starts the edge exactly so; it fails without :func:`fuseguard.cli.stop_on_signal
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.edge.test_edge_shutdown import _toml, _virtual_site, _wait_for_line
+from tests.edge.test_edge_shutdown import _toml, _virtual_site, _wait_for_line, start_edge
 
 #: ``fuseguard run`` stops in ~1 s on a signal; its own hard exit is 12 s after the stop request.
 EXIT_BOUND_S = 15.0
@@ -38,15 +36,7 @@ async def test_fuseguard_run_stops_on_sigint_it_inherited_ignored(tmp_path: Path
         config = tmp_path / "site.toml"
         config.write_text(_toml(tmp_path / "data", meter_port, ports))
         log_path = tmp_path / "edge.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEGUARD_")}
-        env["FUSEGUARD_API__LOCAL__PASSWORD"] = secrets.token_urlsafe(16)
-        with log_path.open("wb") as log_file:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from fuseguard.cli import main; main()",
-                "run", "--config", str(config),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
-                preexec_fn=_ignore_sigint,
-            )  # fmt: skip
+        proc = await start_edge(config, log_path, preexec_fn=_ignore_sigint)
         try:
             started = await _wait_for_line(proc, log_path, '"edge_started"', 60.0)
             assert started, f"the edge did not start: {log_path.read_text()[-3000:]}"
