@@ -220,16 +220,7 @@ async def test_fuseguard_run_exits_on_a_signal(
             while not faulty <= asked and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             assert faulty <= asked, f"{len(faulty - asked)} faulty chargers were never asked"
-            proc.send_signal(sig)
-            try:
-                async with asyncio.timeout(EXIT_BOUND_S):
-                    await proc.wait()
-            except TimeoutError:
-                pytest.fail(
-                    f"the edge did not exit within {EXIT_BOUND_S:g} s of {sig.name}; log tail:\n"
-                    + log_path.read_text()[-3000:]
-                )
-            text = log_path.read_text()
+            text = await signal_and_wait(proc, log_path, sig)
             assert '"edge_stopping"' in text, text[-3000:]
             assert '"stop_deadline_missed"' not in text, "a healthy stop needs no deadline"
             assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, text[-3000:])
@@ -237,6 +228,22 @@ async def test_fuseguard_run_exits_on_a_signal(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def signal_and_wait(
+    proc: asyncio.subprocess.Process, log_path: Path, sig: signal.Signals
+) -> str:
+    """Send ``sig``; fail unless the edge exits within EXIT_BOUND_S; its log then."""
+    proc.send_signal(sig)
+    try:
+        async with asyncio.timeout(EXIT_BOUND_S):
+            await proc.wait()
+    except TimeoutError:
+        pytest.fail(
+            f"the edge did not exit within {EXIT_BOUND_S:g} s of {sig.name}; log tail:\n"
+            + log_path.read_text()[-3000:]
+        )
+    return log_path.read_text()
 
 
 async def start_edge(

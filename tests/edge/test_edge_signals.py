@@ -11,17 +11,19 @@ starts the edge exactly so; it fails without :func:`fuseguard.cli.stop_on_signal
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.edge.test_edge_shutdown import _toml, _virtual_site, _wait_for_line, start_edge
-
-#: ``fuseguard run`` stops in ~1 s on a signal; its own hard exit is 12 s after the stop request.
-EXIT_BOUND_S = 15.0
+from tests.edge.test_edge_shutdown import (
+    _toml,
+    _virtual_site,
+    _wait_for_line,
+    signal_and_wait,
+    start_edge,
+)
 
 
 def _ignore_sigint() -> None:
@@ -40,16 +42,7 @@ async def test_fuseguard_run_stops_on_sigint_it_inherited_ignored(tmp_path: Path
         try:
             started = await _wait_for_line(proc, log_path, '"edge_started"', 60.0)
             assert started, f"the edge did not start: {log_path.read_text()[-3000:]}"
-            proc.send_signal(signal.SIGINT)
-            try:
-                async with asyncio.timeout(EXIT_BOUND_S):
-                    await proc.wait()
-            except TimeoutError:
-                pytest.fail(
-                    f"the edge did not exit within {EXIT_BOUND_S:g} s of SIGINT; log tail:\n"
-                    + log_path.read_text()[-3000:]
-                )
-            text = log_path.read_text()
+            text = await signal_and_wait(proc, log_path, signal.SIGINT)
             assert '"stop_signals_restored"' in text, "the inherited disposition was not seen"
             assert '"edge_stopping"' in text, text[-3000:]
             assert '"edge_stop_overrun"' not in text, text[-3000:]
