@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast, get_args
 
 import typer
 
@@ -115,7 +115,7 @@ def run(
     from fuseguard.logging import configure_logging
     from fuseguard.serving import EventLoop, PortInUseError, loop_factory
 
-    if loop not in ("auto", "uvloop", "asyncio"):
+    if loop not in get_args(EventLoop):
         typer.echo(f"fuseguard run: --loop must be auto, uvloop or asyncio, not {loop!r}", err=True)
         raise typer.Exit(code=2)
     try:

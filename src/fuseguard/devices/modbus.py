@@ -191,8 +191,7 @@ class ModbusTcpClient:
             return protocol
         self.close()
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_connection(_Protocol, self.host, self.port)
-        protocol.transport = transport  # set by connection_made already; to be sure (any loop)
+        _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
         self._protocol = protocol
         return protocol
 

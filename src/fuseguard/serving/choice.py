@@ -1,8 +1,9 @@
 """Which request parser and event loop: h11 or httptools, asyncio or uvloop.
 
 h11 is uvicorn's default (pure Python); httptools (llhttp) parses faster with the same guards
-(:mod:`.httptools_guard`). uvloop is a faster event loop. Both are optional (the ``cloud``
-extra): ``auto`` takes them when installed, else h11 and asyncio.
+(:mod:`.httptools_guard`). uvloop is a faster event loop (a dependency except on Windows;
+httptools comes with the ``cloud`` extra): ``auto`` takes them when installed, else h11 and
+asyncio.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def loop_factory(choice: EventLoop = "asyncio") -> Callable[[], asyncio.Abstract
     ``auto``: uvloop when installed; ``uvloop`` when it is not installed raises ImportError.
     """
     if choice == "uvloop" or (choice == "auto" and _has("uvloop")):
-        import uvloop  # optional (extra "cloud")
+        import uvloop  # not on Windows
 
         return uvloop.new_event_loop
     return None
