@@ -113,11 +113,16 @@ def run(
     from fuseguard.config import ConfigError, load_config
     from fuseguard.edge import Edge
     from fuseguard.logging import configure_logging
-    from fuseguard.serving import EventLoop, PortInUseError, loop_factory
+    from fuseguard.serving import EventLoop, LoopUnavailableError, PortInUseError, loop_factory
 
     if loop not in get_args(EventLoop):
         typer.echo(f"fuseguard run: --loop must be auto, uvloop or asyncio, not {loop!r}", err=True)
         raise typer.Exit(code=2)
+    try:
+        new_loop = loop_factory(cast("EventLoop", loop))
+    except LoopUnavailableError as err:
+        typer.echo(f"fuseguard run: --loop {loop}: {err}", err=True)
+        raise typer.Exit(code=2) from err
     try:
         cfg = load_config(config)
     except ConfigError as err:
@@ -128,7 +133,7 @@ def run(
     _log_restored(stop_on_signals())
     edge = Edge(cfg, dump_snapshot=dump_snapshot, hard_exit_s=12.0, freeze_gc=True)
     try:
-        with asyncio.Runner(loop_factory=loop_factory(cast("EventLoop", loop))) as runner:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
             runner.run(edge.run())
     except PortInUseError as err:
         raise _port_in_use("run", err, f"{err.key} in {config}") from err

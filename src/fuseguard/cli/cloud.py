@@ -79,7 +79,13 @@ def cloud(
         f"broker {settings.broker.url}{' (embedded)' if embedded_broker else ''} "
         f"replica {settings.replica_id}"
     )
-    run_cloud(settings, embedded_broker=embedded_broker)
+    from fuseguard.serving import LoopUnavailableError
+
+    try:
+        run_cloud(settings, embedded_broker=embedded_broker)
+    except LoopUnavailableError as err:
+        typer.echo(f"error: server.loop = {settings.server.loop!r}: {err}", err=True)
+        raise typer.Exit(code=2) from err
 
 
 @token_app.command("create")

@@ -43,7 +43,13 @@ import uvicorn
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fuseguard.serving.choice import EventLoop, HttpParser, http_protocol, loop_factory
+from fuseguard.serving.choice import (
+    EventLoop,
+    HttpParser,
+    LoopUnavailableError,
+    http_protocol,
+    loop_factory,
+)
 from fuseguard.serving.limits import DEFAULT_LIMITS, ServerLimits
 from fuseguard.serving.protocols import GuardedH11Protocol, peer_connections, refused_log
 from fuseguard.serving.tls_accept import TlsAcceptor
@@ -363,6 +369,7 @@ __all__ = [
     "EventLoop",
     "GuardedH11Protocol",
     "HttpParser",
+    "LoopUnavailableError",
     "PortInUseError",
     "ServerHandle",
     "ServerLimits",

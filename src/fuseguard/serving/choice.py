@@ -36,13 +36,23 @@ def http_protocol(parser: HttpParser = "h11") -> type[asyncio.Protocol]:
     return GuardedH11Protocol
 
 
+class LoopUnavailableError(RuntimeError):
+    """``--loop uvloop`` (or ``server.loop = "uvloop"``) where uvloop is not installed."""
+
+
 def loop_factory(choice: EventLoop = "asyncio") -> Callable[[], asyncio.AbstractEventLoop] | None:
     """For :class:`asyncio.Runner`: uvloop's loop, or None (asyncio's own).
 
-    ``auto``: uvloop when installed; ``uvloop`` when it is not installed raises ImportError.
+    ``auto``: uvloop when installed; ``uvloop`` when it is not installed raises
+    :class:`LoopUnavailableError` (a message for the user, not a traceback).
     """
     if choice == "uvloop" or (choice == "auto" and _has("uvloop")):
-        import uvloop  # not on Windows
-
+        try:
+            import uvloop  # not on Windows
+        except ImportError as err:
+            raise LoopUnavailableError(
+                "the uvloop event loop is not installed (it has no Windows build):"
+                " choose the loop auto or asyncio"
+            ) from err
         return uvloop.new_event_loop
     return None
