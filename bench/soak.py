@@ -80,10 +80,10 @@ def _daily_base(days: int) -> list[list[Any]]:
     return points
 
 
-def _cars(days: int, rng: random.Random) -> list[dict[str, Any]]:
+def _cars(days: int, rng: random.Random, first_within_s: float) -> list[dict[str, Any]]:
     cars: list[dict[str, Any]] = []
     for cid, _circuit, _rot in CHARGERS:
-        t = rng.uniform(0, 4 * 3600)
+        t = rng.uniform(0, first_within_s)
         while t < days * DAY_S - 1800:
             stay = rng.uniform(1800, 9 * 3600)
             cars.append({
@@ -95,12 +95,12 @@ def _cars(days: int, rng: random.Random) -> list[dict[str, Any]]:
     return cars
 
 
-def _day_events(day: int, rng: random.Random) -> list[dict[str, Any]]:
+def _day_events(day: int, rng: random.Random, within_s: float) -> list[dict[str, Any]]:
     t0 = day * DAY_S
     ev: list[dict[str, Any]] = []
 
     def at() -> float:
-        return round(t0 + rng.uniform(60, DAY_S - 3600), 1)
+        return round(t0 + rng.uniform(60, within_s), 1)
 
     for _ in range(4):  # the EMS moves its limit
         limit = float(rng.randint(40, 63))
@@ -127,16 +127,33 @@ def _day_events(day: int, rng: random.Random) -> list[dict[str, Any]]:
     return ev
 
 
-def scenario_data(days: float, seed: int) -> dict[str, Any]:
+#: where each day's events start (seconds into the day; the bench's default, a day's last hour
+#: left quiet) and where each charger's first car arrives at the latest
+EVENTS_WITHIN_S = DAY_S - 3600
+FIRST_CAR_WITHIN_S = 4 * 3600.0
+
+
+def scenario_data(
+    days: float,
+    seed: int,
+    *,
+    events_within_s: float = EVENTS_WITHIN_S,
+    first_car_within_s: float = FIRST_CAR_WITHIN_S,
+) -> dict[str, Any]:
     """The soak site for ``days`` as scenario data (whole days of events; the run may stop
-    earlier)."""
+    earlier).
+
+    ``events_within_s``: every day's events (faults, EMS silences and limits, base steps) start
+    between 60 s and this many seconds into the day; ``first_car_within_s``: each charger's first
+    car arrives within it. A run of a few hours (``tests/faults/test_soak.py``) squeezes a day's
+    events and arrivals into them; the random draws are the same, only scaled."""
     rng = random.Random(seed)
     whole = max(1, int(-(-days // 1)))
     events: list[dict[str, Any]] = [
         {"at_s": 0, "flex": {"activation": True, "current_limit_a": 55.0, "fallback_a": 40.0}}
     ]
     for d in range(whole):
-        events += _day_events(d, rng)
+        events += _day_events(d, rng, events_within_s)
     events.sort(key=lambda e: e["at_s"])
     return {
         "site": {"name": f"soak_{days:g}d_seed{seed}", "fuse_a": FUSE_A,
@@ -145,14 +162,14 @@ def scenario_data(days: float, seed: int) -> dict[str, Any]:
         "base_load": {"points": _daily_base(whole)},
         "chargers": [{"id": c, "circuit": circ, "max_a": 32, "rotation": rot}
                      for c, circ, rot in CHARGERS],
-        "cars": _cars(whole, rng),
+        "cars": _cars(whole, rng, first_car_within_s),
         "events": events,
     }  # fmt: skip
 
 
-def build_scenario(days: float, seed: int) -> Scenario:
-    """The soak site for ``days`` (see :func:`scenario_data`)."""
-    return parse_scenario(scenario_data(days, seed), f"soak seed {seed}")
+def build_scenario(days: float, seed: int, **within: float) -> Scenario:
+    """The soak site for ``days`` (see :func:`scenario_data` for ``within``)."""
+    return parse_scenario(scenario_data(days, seed, **within), f"soak seed {seed}")
 
 
 # --- probes --------------------------------------------------------------------------------------
@@ -318,6 +335,7 @@ def run_soak(
     cloud: bool = True,
     phase_lock: bool | None = None,
     meter: str = "none",
+    **within: float,
 ) -> dict[str, Any]:
     """Run the soak site for ``days``; returns the judged figures (see the module docstring).
 
@@ -326,8 +344,9 @@ def run_soak(
     a flapping link with poisoned commands runs beside the site (``bench/soak_cloud.py``).
     ``phase_lock``: the controller's ``meter_phase_lock`` (None: the config's default);
     ``meter``: the grid meter's behaviour (``bench/soak_meter.py``: ``none`` is the scenario's
-    own meter, ``cemm``, ``jitter+late``, ``mixed``, ...)."""
-    sc = build_scenario(days, seed)
+    own meter, ``cemm``, ``jitter+late``, ``mixed``, ...); ``within``: where each day's events
+    and first cars fall (:func:`scenario_data`)."""
+    sc = build_scenario(days, seed, **within)
     stats = soak_cloud.CloudStats()
     quirks = soak_meter.parse_quirks(meter)
     meter_stats = soak_meter.MeterStats()

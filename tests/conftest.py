@@ -252,7 +252,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 #: and becomes the run's tail (4 workers share 2 cores: a 20 s test started last ends ~40 s
 #: after the rest).
 _LONG_TESTS_S = {
-    "tests/faults/test_soak.py::test_hours_of_random_faults": 22,
+    "tests/faults/test_soak.py::test_hours_of_random_faults": 11,
     "tests/scenario/test_planner_scenario.py": 21,
     "tests/allocation/test_paths.py::test_paths_agree_on_any_input": 12,
     "tests/allocation/test_paths.py::test_paths_agree_on_random_measured_sites": 5,

@@ -193,7 +193,9 @@ async def _close_all(handles: list[BenderServerHandle]) -> None:
     await asyncio.gather(*(h.close() for h in handles))
 
 
-@pytest.mark.exclusive  # a 15 s exit bound for a 30-charger edge: other workers' load skewed it
+# Not `exclusive` since round 15: the exits that missed the 15 s bound under 4 workers were the
+# edge ignoring a SIGINT it inherited ignored (fixed in round 14, test_edge_signals.py); measured
+# beside the scenario and allocation tests at -n 4 (load 5-6.5): 0.46-0.53 s from signal to exit.
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_fuseguard_run_exits_on_a_signal(
     tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch

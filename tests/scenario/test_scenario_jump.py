@@ -95,7 +95,8 @@ def after_quiet(name: str, quiet_s: float, keep_s: float, from_s: float = 0.0) -
 
 def _leave_quiet_return() -> Scenario:
     """A car leaves, nothing happens for long, a car comes back to the same charger; a base
-    step lasts across the whole quiet stretch (its end is a timer the jump moves). Turns of at
+    step lasts across the whole quiet stretch (its end is a timer the jump moves); the base of
+    :func:`_watchdogs_across_the_jump`. Turns of at
     most 15 min (:data:`SHORT_TURNS`): the settling time is 1 080 s, so the quiet stretch from
     700 s to 3 000 s holds about 20 min of jump (round 14; until then the defaults' 2 820 s and
     a return at 4 700 s, 1 700 s more of ticks in each run)."""
@@ -165,8 +166,11 @@ WINDOWS = {
     # arrivals with announced departures and needs (least laxity first)
     "departures_announced": (0.0, 1500.0),
 }
+#: ``_leave_quiet_return`` itself is no case since round 15: ``watchdogs_across_the_jump`` is it
+#: with more (longer orbit, an OCPP charger, a fault after the jump), and of nine mutations of
+#: ``scenario/jump.py`` it failed only on the two that fail all ten cases (timers not re-armed,
+#: one skipped tick not recorded) -- bench/notes/tests.md, round 15
 SCENARIOS = {
-    "leave_quiet_return": _leave_quiet_return,
     "watchdogs_across_the_jump": _watchdogs_across_the_jump,
     **{
         name: (lambda name=name, w=w: after_quiet(name, QUIET_S, w[1], w[0]))
