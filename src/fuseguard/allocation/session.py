@@ -10,7 +10,7 @@ the phase probe of a waiting car of unknown phases (:mod:`.probe`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fuseguard.allocation import probe as ph
 from fuseguard.allocation.engine import allocate
@@ -67,6 +67,21 @@ def with_timers(
     )
 
 
+def _same(a: Snapshot, b: Snapshot) -> bool:
+    """``a == b``, the plugs compared first: they differ on most steps while a car charges
+    (its energy share and run time move), and an unchanged plug is the same object (an identity
+    check), whereas every circuit is built anew each step. Equal exactly when ``a == b`` is
+    (a dataclass compares its fields' tuples, element by element, identity first: so does
+    this, the float too, whose NaN is equal to itself there)."""
+    pv_a, pv_b = a.pv_surplus_w, b.pv_surplus_w
+    return (
+        a.plugs == b.plugs
+        and (pv_a is pv_b or pv_a == pv_b)
+        and a.circuits == b.circuits
+        and a.params == b.params
+    )
+
+
 def _wants_current(plug: Plug) -> bool:
     """A plug that would run if there were room: it waits in the queue while paused."""
     if not plug.available or plug.mode is ChargeMode.OFF or plug.max_a < plug.min_a:
@@ -114,7 +129,8 @@ class AllocationSession:
                 plugs.append(plug)
                 continue
             plugs.append(with_timers(plug, *state))
-        return replace(snapshot, plugs=tuple(plugs))
+        # dataclasses.replace(snapshot, plugs=...), built directly
+        return Snapshot(snapshot.circuits, tuple(plugs), snapshot.pv_surplus_w, snapshot.params)
 
     def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
         """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
@@ -165,7 +181,7 @@ class AllocationSession:
 
     def _allocate(self, full: Snapshot) -> Allocation:
         last = self._last
-        if self.reuse and last is not None and last[0] == full:
+        if self.reuse and last is not None and _same(last[0], full):
             return last[1]  # nothing moved: the pure allocator would answer the same
         return allocate(full)
 

@@ -58,7 +58,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             for _ in range(len(ready)):
                 handle = ready.popleft()
                 if not handle.cancelled():
-                    handle._run()  # noqa: SLF001 - what BaseEventLoop._run_once calls
+                    handle._run()
             return
         self._v_left = FULL_PASS_EVERY
         super()._run_once()  # type: ignore[misc]
