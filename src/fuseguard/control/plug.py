@@ -153,20 +153,20 @@ class PlugControl:
                 min_a=self.spec.min_a,
                 own_a=float(self.spec.max_a),
             )
-        return PlugFacts(
-            now=now,
-            sample=r.sample,
-            fresh=r.fresh(now),
-            grid_a=r.grid_a,
-            written_a=sp.written_a,
-            changed_at=sp.changed_at,
-            age_s=age_s,
-            delay_s=delay_s,
-            previous_a=changes[-2][1] if len(changes) >= 2 else None,
-            expected_a=expected,
-            starting_a=starting,
-            unconfirmed_a=unconfirmed,
-            responding=responding(now=now, changed_at=sp.changed_at, delay_s=delay_s),
+        return PlugFacts(  # positional (one per plug per cycle): the fields in their order
+            now,  # now
+            r.sample,  # sample
+            r.fresh(now),  # fresh
+            r.grid_a,  # grid_a
+            sp.written_a,  # written_a
+            sp.changed_at,  # changed_at
+            age_s,  # age_s
+            delay_s,  # delay_s
+            changes[-2][1] if len(changes) >= 2 else None,  # previous_a
+            expected,  # expected_a
+            starting,  # starting_a
+            unconfirmed,  # unconfirmed_a
+            responding(now=now, changed_at=sp.changed_at, delay_s=delay_s),  # responding
         )
 
     def _assumed_phases(self) -> tuple[Phase, ...]:
