@@ -118,6 +118,11 @@ class AllocationSession:
 
     reuse: bool = True
     idle_reuse: bool = True
+    #: for the day jump's state walk (``scenario/statewalk.py``): ``_idle`` only saves
+    #: allocations whose answer it equals (a memo), ``idle_reused`` only counts for the tests
+    #: (no decision reads it; ``tests/scenario/test_idle_memo_walk.py``)
+    __fuseguard_memo__ = ("_idle",)
+    __fuseguard_counters__ = ("idle_reused",)
 
     def __init__(self) -> None:
         self._timers: dict[str, PlugTimers] = {}
