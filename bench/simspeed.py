@@ -36,6 +36,10 @@ operations; it never imports fuseguard and must never change) in a fresh process
 different speed become comparable (2026-12-01: the same garage month took 171.7 s of CPU on
 round 12's machine and 339.2 s on round 13's, reports identical; ``bench/notes/simspeed.md``).
 ``--yardstick`` only times it.
+
+``--same-output DIR --baseline-src B``: each scenario's report and timeline CSV from both trees
+into ``DIR/tree``, ``DIR/before``, equal byte for byte? (``DIR/same.json``; cut to ``--cut`` s,
+the offices to 30 000 s, the depot to 2 400 s; 0: whole; wall-clock fields nulled).
 """
 
 from __future__ import annotations
@@ -386,6 +390,40 @@ def _in_worker(
         return pool.submit(_run, name, days, None, last_day).result()
 
 
+def _write_outputs(name: str, cut_s: float | None, out: str) -> None:
+    """``name`` (cut to ``cut_s``): its report (wall times nulled) and CSV, as ``simulate``'s."""
+    from fuseguard.scenario.output import write_csv, write_report
+
+    sc = _load(name, cut_s if cut_s and _load(name).site.duration_s > cut_s else None)
+    result, _, _ = _timed(sc, keep_timeline=True)
+    report = {**result.report, "wall_s": None, "sim_wall_s": None}
+    if isinstance(report.get("planner"), dict):  # the horizon planner's solve times
+        report["planner"] = {
+            k: None if k.endswith(("_ms", "_s")) else v for k, v in report["planner"].items()
+        }
+    write_report(report, Path(out) / f"{name}.json")
+    write_csv(result.timeline, Path(out) / f"{name}.csv")
+
+
+def _same_output(names: list[str], base: Path, out: Path, cut_s: float) -> int:
+    """Both trees' reports and CSVs of ``names`` (``--same-output``); 1 if any differ."""
+    ctx = multiprocessing.get_context("spawn")
+    for src, sub in ((None, "tree"), (str(base), "before")):
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=_use_src, initargs=(src,)) as pool:
+            for name in names:
+                cut = {"office": 3e4, "depot": 2400.0}.get(name.split("_")[0], cut_s)
+                cut = cut if cut_s > 0 else None
+                pool.submit(_write_outputs, name, cut, str(out / sub)).result()
+                print(f"{sub}: {name}", flush=True)
+    files = sorted(p.name for p in (out / "tree").iterdir())
+    differ = [
+        f for f in files if (out / "tree" / f).read_bytes() != (out / "before" / f).read_bytes()
+    ]
+    (out / "same.json").write_text(json.dumps({"files": files, "differ": differ}, indent=1) + "\n")
+    print(f"{len(files) - len(differ)} of {len(files)} files equal byte for byte; differ: {differ}")
+    return 1 if differ else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -399,12 +437,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--periodic", type=int, default=None, metavar="DAYS")
     ap.add_argument("--keep-last-day", action="store_true")
     ap.add_argument("--yardstick", action="store_true")
+    ap.add_argument("--same-output", type=Path, default=None, metavar="DIR")
+    ap.add_argument("--cut", type=float, default=14_400.0, metavar="VIRTUAL_S")
     args = ap.parse_args(argv)
     if args.yardstick:
         print(f"yardstick: {measure_yardstick()} s CPU (best of {YARDSTICK_ROUNDS})")
         return 0
     if args.only == ["all"]:
         args.only = list(ALL)
+    if args.same_output is not None:
+        if args.baseline_src is None:
+            ap.error("--same-output needs --baseline-src")
+        return _same_output(args.only, args.baseline_src, args.same_output, args.cut)
     if args.profile is not None:
         _profile(args.only[0], args.profile, args.profile_from, args.days)
         return 0

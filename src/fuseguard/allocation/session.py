@@ -10,11 +10,12 @@ the phase probe of a waiting car of unknown phases (:mod:`.probe`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fuseguard.allocation import probe as ph
 from fuseguard.allocation.engine import allocate
-from fuseguard.allocation.types import Allocation, Plug, Snapshot
+from fuseguard.allocation.finite import non_finite_inputs
+from fuseguard.allocation.types import Allocation, Circuit, Plug, Snapshot
 from fuseguard.model.status import ChargeMode
 
 
@@ -67,6 +68,34 @@ def with_timers(
     )
 
 
+def _same(a: Snapshot, b: Snapshot) -> bool:
+    """``a == b``, the plugs compared first: they differ on most steps while a car charges
+    (its energy share and run time move), and an unchanged plug is the same object (an identity
+    check), whereas every circuit is built anew each step. Equal exactly when ``a == b`` is
+    (a dataclass compares its fields' tuples, element by element, identity first: so does
+    this, the float too, whose NaN is equal to itself there)."""
+    pv_a, pv_b = a.pv_surplus_w, b.pv_surplus_w
+    return (
+        a.plugs == b.plugs
+        and (pv_a is pv_b or pv_a == pv_b)
+        and a.circuits == b.circuits
+        and a.params == b.params
+    )
+
+
+def _idle(snapshot: Snapshot) -> bool:
+    """No plug of ``snapshot`` can be given current whatever the limits, loads and PV surplus:
+    each is off or unavailable (no car ready). The allocator rules such a plug out first
+    (outcome ``off`` / ``not available``) and nothing it computes from the circuits reaches the
+    answer: every setpoint 0, every reason one of those two sentences, no PV timer."""
+    return all(not p.available or p.mode is ChargeMode.OFF for p in snapshot.plugs)
+
+
+def _tree(circuits: tuple[Circuit, ...]) -> tuple[tuple[str, str | None, float | None], ...]:
+    """The circuit tree without its limits and loads (what decides the row layout)."""
+    return tuple((c.id, c.parent, c.power_limit_w) for c in circuits)
+
+
 def _wants_current(plug: Plug) -> bool:
     """A plug that would run if there were room: it waits in the queue while paused."""
     if not plug.available or plug.mode is ChargeMode.OFF or plug.max_a < plug.min_a:
@@ -78,16 +107,29 @@ class AllocationSession:
     """Per-plug run/pause timers, the waiting queue and PV enable/disable timers between calls.
 
     The allocator is a pure function, so a step whose input (hysteresis state included) equals
-    the last one reuses the last answer (``reuse``; False allocates every step, the reference
-    the equivalence tests compare with).
+    the last one reuses the last answer; and while no plug can take current (every plug off or
+    unavailable: an empty site), the answer does not depend on the limits, the non-EV loads or
+    the PV surplus, so a step whose plugs, parameters and circuit tree equal those of the last
+    such answer reuses it whatever the loads do, as long as every limit and load is finite
+    (a non-finite one is refused by the allocator). ``reuse`` False allocates every step, the
+    reference the equivalence tests compare with; ``idle_reuse`` False turns off only the
+    empty-site shortcut.
     """
 
     reuse: bool = True
+    idle_reuse: bool = True
+    #: for the day jump's state walk (``scenario/statewalk.py``): ``_idle`` only saves
+    #: allocations whose answer it equals (a memo), ``idle_reused`` only counts for the tests
+    #: (no decision reads it; ``tests/scenario/test_idle_memo_walk.py``)
+    __fuseguard_memo__ = ("_idle",)
+    __fuseguard_counters__ = ("idle_reused",)
 
     def __init__(self) -> None:
         self._timers: dict[str, PlugTimers] = {}
         self.last_input: Snapshot | None = None  # the last snapshot allocated, state filled in
         self._last: tuple[Snapshot, Allocation] | None = None  # ... and its answer
+        self._idle: tuple[Snapshot, Allocation] | None = None  # the last answer with no plug able
+        self.idle_reused = 0  # steps answered from ``_idle`` (tests check the shortcut is taken)
         self._probe: _Probe | None = None
         self._probe_tried: dict[str, float] = {}  # plug -> when the trial last ran
 
@@ -114,7 +156,8 @@ class AllocationSession:
                 plugs.append(plug)
                 continue
             plugs.append(with_timers(plug, *state))
-        return replace(snapshot, plugs=tuple(plugs))
+        # dataclasses.replace(snapshot, plugs=...), built directly
+        return Snapshot(snapshot.circuits, tuple(plugs), snapshot.pv_surplus_w, snapshot.params)
 
     def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
         """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
@@ -165,9 +208,25 @@ class AllocationSession:
 
     def _allocate(self, full: Snapshot) -> Allocation:
         last = self._last
-        if self.reuse and last is not None and last[0] == full:
+        if self.reuse and last is not None and _same(last[0], full):
             return last[1]  # nothing moved: the pure allocator would answer the same
-        return allocate(full)
+        idle = self._idle
+        if (
+            self.reuse
+            and self.idle_reuse
+            and idle is not None
+            and idle[0].plugs == full.plugs
+            and idle[0].params == full.params
+            and _tree(idle[0].circuits) == _tree(full.circuits)
+            and not non_finite_inputs(full)
+        ):
+            # the same plugs, none able to take current: only limits, loads or PV moved
+            self.idle_reused += 1
+            return idle[1]
+        allocation = allocate(full)
+        if _idle(full) and not non_finite_inputs(full):
+            self._idle = (full, allocation)
+        return allocation
 
     def _end_probe(self, full: Snapshot, now_s: float) -> set[str]:
         """End the probe in progress when it is over; returns the plugs it paused (released)."""

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from fuseguard.model.fastinit import fast_init
 from fuseguard.model.phases import ZERO, Phase, Phases
 from fuseguard.model.status import ChargeMode
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Circuit:
     """A node of the circuit tree ("main" at the root, sub-circuits below).
@@ -31,6 +33,7 @@ class Circuit:
     power_limit_w: float | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Plug:
     """One charge point connector as the allocator sees it.
@@ -120,6 +123,7 @@ class AllocationParams:
     single_phase_weight: float = SINGLE_PHASE_WEIGHT
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the allocator needs for one decision.
@@ -134,6 +138,7 @@ class Snapshot:
     params: AllocationParams = field(default_factory=AllocationParams)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Allocation:
     """The answer: integer setpoints, plain-words reasons and the exact values before rounding.

@@ -366,11 +366,12 @@ class Controller:
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
-        # unmeasured starts and raises: LoadEstimator.update (docs/safety.md, "Start window")
+        # unmeasured starts and raises: LoadEstimator.update (docs/safety.md, "Start window");
+        # a plug with neither a start nor a raise pending has nothing unseen (PlugFacts.unseen)
         starting = [
             EvDraw(self._plugs[pid].spec.circuit, amps, amps.total * v, late=late)
             for pid, f in facts.items()
-            if f.fresh
+            if f.fresh and (f.starting_a is not None or f.unconfirmed_a is not None)
             for amps, late in f.unseen()
         ]
         non_ev = self._load.update(now, metered, draws, starting)

@@ -222,7 +222,7 @@ class LoadEstimator:
         # what is not measured flows up into the ancestors, up to the first measured one
         for c in tree:
             own = non_ev[c.id] if c.id in measured else c.non_ev_load_a
-            if c.parent is None or own == ZERO:
+            if c.parent is None or own is ZERO or own == ZERO:
                 continue
             for anc in tree.ancestors(c.id):
                 if anc in measured:
@@ -292,7 +292,7 @@ class LoadEstimator:
         sees it).
         """
         for circuit, amps in reserves:
-            if amps == ZERO:
+            if amps is ZERO or amps == ZERO:  # (most reserves are ZERO itself)
                 continue
             for anc in self._tree.path(circuit):
                 non_ev[anc] = non_ev[anc] + amps

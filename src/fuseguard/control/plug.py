@@ -66,6 +66,9 @@ class PlugControl:
     """
 
     reuse: bool = True
+    #: for the day jump's state walk (``scenario/statewalk.py``): ``_reach`` repeats what
+    #: assess() read of the reading for verdict() in the same decision (a memo)
+    __fuseguard_memo__ = ("_reach",)
 
     def __init__(
         self,
@@ -110,6 +113,9 @@ class PlugControl:
         self._steady = False  # no policy timer ran after that judgement
         self._demand: PlugDemand | None = None  # the last demand and what it was built from
         self._demand_fields: tuple[object, ...] = ()
+        # the facts assess() last judged, and whether the charger was online and failing then
+        # (verdict() on the same facts in the same decision reads them instead of asking again)
+        self._reach: tuple[PlugFacts | None, bool, bool] = (None, False, False)
 
     def facts(self, now: float) -> PlugFacts:
         """What this cycle knows about the plug (a query)."""
@@ -153,20 +159,20 @@ class PlugControl:
                 min_a=self.spec.min_a,
                 own_a=float(self.spec.max_a),
             )
-        return PlugFacts(
-            now=now,
-            sample=r.sample,
-            fresh=r.fresh(now),
-            grid_a=r.grid_a,
-            written_a=sp.written_a,
-            changed_at=sp.changed_at,
-            age_s=age_s,
-            delay_s=delay_s,
-            previous_a=changes[-2][1] if len(changes) >= 2 else None,
-            expected_a=expected,
-            starting_a=starting,
-            unconfirmed_a=unconfirmed,
-            responding=responding(now=now, changed_at=sp.changed_at, delay_s=delay_s),
+        return PlugFacts(  # positional (one per plug per cycle): the fields in their order
+            now,  # now
+            r.sample,  # sample
+            r.fresh(now),  # fresh
+            r.grid_a,  # grid_a
+            sp.written_a,  # written_a
+            sp.changed_at,  # changed_at
+            age_s,  # age_s
+            delay_s,  # delay_s
+            changes[-2][1] if len(changes) >= 2 else None,  # previous_a
+            expected,  # expected_a
+            starting,  # starting_a
+            unconfirmed,  # unconfirmed_a
+            responding(now=now, changed_at=sp.changed_at, delay_s=delay_s),  # responding
         )
 
     def _assumed_phases(self) -> tuple[Phase, ...]:
@@ -199,7 +205,10 @@ class PlugControl:
         energy need), counted against the session's energy for the allocator's queue."""
         spec = self.spec
         now = f.now
-        online = self.reading.online(now) and not self.may_fall_back(now)
+        reachable = self.reading.online(now)
+        falling = reachable and self.may_fall_back(now)
+        self._reach = (f, reachable, falling)  # for verdict() on the same facts
+        online = reachable and not falling
         key = (f.sample, f.fresh, f.settled, f.written_a, online)
         if self.reuse and self._steady and key == self._key:
             # the same facts and no policy timer running: every verdict would be the same
@@ -324,11 +333,15 @@ class PlugControl:
     ) -> tuple[int, str]:
         """The allocator's answer for this plug, with the overrides of the policies (``f``:
         the facts of this cycle, as :meth:`assess` judged them)."""
-        if not self.reading.online(f.now):
+        judged, reachable, falling = self._reach
+        if judged is not f:  # not the facts assess() judged: ask again
+            reachable = self.reading.online(f.now)
+            falling = reachable and self.may_fall_back(f.now)
+        if not reachable:
             assumed = self.offline_a(f.written_a)
             error = self.reading.error or "no answer"
             return 0, f"offline ({error}): assuming it draws {assumed} A"
-        if self.may_fall_back(f.now):  # held where it is until it answers or is offline
+        if falling:  # held where it is until it answers or is offline
             assumed = self.offline_a(f.written_a)
             return f.written_a or 0, (
                 f"failing ({self.reading.error}) near its watchdog timeout: assuming it "

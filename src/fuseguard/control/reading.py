@@ -182,6 +182,9 @@ class MeterReading:
 class ChargerReading:
     """One charger's newest good sample, its draw on grid phases, its age and its error."""
 
+    #: for the day jump's state walk (``scenario/statewalk.py``): a memo of :meth:`status`
+    __fuseguard_memo__ = ("_status",)
+
     def __init__(self, spec: ChargerSpec, config: ControllerConfig) -> None:
         self.spec = spec
         # a sample from the current or the previous poll counts as a measurement of now
@@ -197,6 +200,8 @@ class ChargerReading:
         self.charging_since: float | None = None
         self.grid_a: Phases = ZERO
         self.measured_age_s = 0.0
+        # the last status and what it was derived from (online, sample, offer, recent start)
+        self._status: tuple[bool, ChargerSample | None, int | None, bool, PlugStatus] | None = None
 
     def age_s(self, now: float) -> float:
         """How old the sample's measurement is now: 0 for a charger measured at the read (its
@@ -275,11 +280,26 @@ class ChargerReading:
         self.error = reason
 
     def status(self, now: float, offered_a: int | None) -> PlugStatus:
-        """The plug status vocabulary of the status API, from this reading and the offer."""
+        """The plug status vocabulary of the status API, from this reading and the offer.
+
+        :func:`plug_status` reads only whether the charger is online, the sample's states and
+        errors, the offer and whether it started charging less than the window ago: with
+        those the same as last time (the same sample object) the answer is the last one."""
         sample = self.sample
         since = self.charging_since
-        return plug_status(
-            online=self.online(now),
+        online = self.online(now)
+        recent = since is not None and now - since < self._window_s  # plug_status's test
+        memo = self._status
+        if (
+            memo is not None
+            and memo[1] is sample
+            and memo[0] is online
+            and memo[3] is recent
+            and memo[2] == offered_a
+        ):
+            return memo[4]
+        status = plug_status(
+            online=online,
             cp=sample.cp_state if sample is not None else None,
             ocpp=sample.ocpp_state if sample is not None else None,
             offered_current_a=float(offered_a or 0),
@@ -287,6 +307,8 @@ class ChargerReading:
             charging_for_s=now - since if since is not None else None,
             recently_started_window_s=self._window_s,
         )
+        self._status = (online, sample, offered_a, recent, status)
+        return status
 
 
 MeterCallback = Callable[[MeterSample | None, MeterSample], None]

@@ -14,6 +14,7 @@ from typing import Literal
 
 from fuseguard.allocation.types import SINGLE_PHASE_WEIGHT, URGENT_LAXITY_S
 from fuseguard.model.circuits import MAIN, CircuitSpec, CircuitTree
+from fuseguard.model.fastinit import fast_init
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.phases import Phase, Phases, Rotation
 from fuseguard.model.samples import MeterSample
@@ -149,6 +150,7 @@ class ControllerConfig:
         return tree
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PlugDemand:
     """What one plug asks of the allocator in one cycle (the per-plug policies' verdicts).

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Self
 
+from fuseguard.model.fastinit import fast_init
+
 
 class Phase(StrEnum):
     """One phase of a three-phase system."""
@@ -35,6 +37,7 @@ _PHASE_INDEX = {Phase.L1: 0, Phase.L2: 1, Phase.L3: 2}
 ALL_PHASES: tuple[Phase, Phase, Phase] = (Phase.L1, Phase.L2, Phase.L3)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Phases:
     """A value per phase (A, W, V, ...), with element-wise arithmetic."""
@@ -112,14 +115,16 @@ class Phases:
         return Phases(-self.l1, -self.l2, -self.l3)
 
     def minimum(self, other: Phases | float) -> Phases:
-        """Element-wise minimum."""
-        o = other if isinstance(other, Phases) else Phases.uniform(other)
-        return self.zip_with(o, min)
+        """Element-wise minimum (``min(self.lN, other.lN)``, or with the number ``other``)."""
+        if isinstance(other, Phases):
+            return Phases(min(self.l1, other.l1), min(self.l2, other.l2), min(self.l3, other.l3))
+        return Phases(min(self.l1, other), min(self.l2, other), min(self.l3, other))
 
     def maximum(self, other: Phases | float) -> Phases:
-        """Element-wise maximum."""
-        o = other if isinstance(other, Phases) else Phases.uniform(other)
-        return self.zip_with(o, max)
+        """Element-wise maximum (``max(self.lN, other.lN)``, or with the number ``other``)."""
+        if isinstance(other, Phases):
+            return Phases(max(self.l1, other.l1), max(self.l2, other.l2), max(self.l3, other.l3))
+        return Phases(max(self.l1, other), max(self.l2, other), max(self.l3, other))
 
     def clamp(self, low: float, high: float) -> Phases:
         """Clamp every phase into [low, high]."""

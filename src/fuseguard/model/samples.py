@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from fuseguard.model.fastinit import fast_init
 from fuseguard.model.phases import Phases
 from fuseguard.model.status import CpState, OcppState
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MeterSample:
     """One reading of the grid (or sub-circuit) meter.
@@ -30,6 +32,7 @@ class MeterSample:
     stale: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargerSample:
     """One reading of a charge point (one connector).

@@ -24,6 +24,7 @@ from fuseguard.control.targets import EvseTargets
 from fuseguard.model.circuits import MAIN
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
+from fuseguard.model.vloop import new_virtual_time_loop
 from fuseguard.scenario.adapters import ConnectorCharger, SiteMeter
 from fuseguard.scenario.baselines import BASELINES, PolicyContext
 from fuseguard.scenario.config import EventSpec, FlexEvent, Scenario
@@ -441,16 +442,18 @@ def simulate(
         msg = f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}"
         raise PolicyUnavailableError(msg)
     t0 = time.perf_counter()
-    result = asyncio.run(
-        _simulate(
-            scenario,
-            policy,
-            keep_timeline=keep_timeline,
-            attach=attach,
-            jump=jump,
-            progress=progress,
+    # asyncio.run on a loop that skips the OS selector's poll while nothing can come from it
+    with asyncio.Runner(loop_factory=new_virtual_time_loop) as runner:
+        result = runner.run(
+            _simulate(
+                scenario,
+                policy,
+                keep_timeline=keep_timeline,
+                attach=attach,
+                jump=jump,
+                progress=progress,
+            )
         )
-    )
     report = result.report
     if optimum_wh is None and compute_optimum:
         from fuseguard.scenario.optimum import offline_optimum_wh

@@ -92,7 +92,7 @@ class PlugFacts:
     def settled(self) -> bool:
         """The measurement was taken with the written setpoint in force: it can be judged
         against it (drawing above it, below it, nothing)."""
-        return self.measured_at >= self.settled_at
+        return self.now - self.age_s >= self.changed_at + self.delay_s  # measured_at, settled_at
 
     @property
     def draw_a(self) -> Phases:
