@@ -13,6 +13,7 @@ import structlog
 
 from fuseguard.control.ports import (
     Charger,
+    DeviceConnectionError,
     DeviceError,
     DeviceResponseError,
     SupportsLifecycle,
@@ -23,7 +24,7 @@ from fuseguard.devices.bender.checks import PHASE_IN_USE_A, check_sample
 from fuseguard.devices.bender.modbus import BenderModbusLink, BenderModbusState
 from fuseguard.devices.bender.rest import BenderParseError, BenderRestState, parse_single_key
 from fuseguard.devices.http import DeviceHttpClient, garbage_message
-from fuseguard.devices.retry import with_retries
+from fuseguard.devices.retry import retry_after
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.numbers import NotFiniteError
@@ -375,18 +376,41 @@ class BenderCharger(
         return self._modbus
 
     async def _read_registers(self, address: int, count: int) -> RegisterBlock:
-        return await self._with_retries(
-            f"read {address}+{count}", lambda: self._link().read(address, count)
-        )
+        # the poll's hot path: the lean client's exchange itself (no retry wrapper, no
+        # description of the operation) until it fails
+        try:
+            registers = await self._link().client().read_holding_registers(address, count)
+        except DeviceError as err:
+            what = f"read {address}+{count}"
+            return await self._after_failure(what, err, lambda: self._link().read(address, count))
+        return RegisterBlock(address, registers)
 
     async def _write_registers(self, address: int, values: list[int]) -> None:
-        await self._with_retries(f"write {address}", lambda: self._link().write(address, values))
+        try:
+            await self._link().client().write_registers(address, values)
+        except DeviceError as err:
+            await self._after_failure(
+                f"write {address}", err, lambda: self._link().write(address, values)
+            )
 
     async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, retried with backoff on connection errors; a failure is recorded."""
         try:
-            return await with_retries(
-                call, attempts=self.retry_attempts, backoff_s=self.retry_backoff_s
+            return await call()
+        except DeviceError as err:
+            return await self._after_failure(what, err, call)
+
+    async def _after_failure(
+        self, what: str, first: DeviceError, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """The rest of ``call``'s attempts after ``first`` failed: a connection error is retried
+        with backoff (:func:`~fuseguard.devices.retry.retry_after`), anything else is not; the
+        final failure is recorded and logged."""
+        try:
+            if not isinstance(first, DeviceConnectionError):
+                raise first
+            return await retry_after(
+                first, call, attempts=self.retry_attempts, backoff_s=self.retry_backoff_s
             )
         except DeviceError as err:
             self.last_error = str(err)
