@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fuseguard.devices.bender import BenderCharger
+from fuseguard.control.ports import DeviceResponseError
+from fuseguard.devices.bender import BenderCharger, BenderRestState
 from fuseguard.devices.http import KEEPALIVE_S, device_session
 from fuseguard.model.clock import RealClock
 from fuseguard.sim.bender import BenderController, BenderDeviceConfig
@@ -33,6 +34,7 @@ class RestServer:
     firing as the request arrives)."""
 
     mode: str
+    bodies: list[bytes] = field(default_factory=list)  #: answered in turn (then _BODY)
     connections: int = 0
     requests: int = 0
     port: int = 0
@@ -49,12 +51,13 @@ class RestServer:
                 self.requests += 1
                 served += 1
                 close = self.mode == "close"
+                body = self.bodies.pop(0) if self.bodies else _BODY
                 head = (
                     f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    f"Content-Length: {len(_BODY)}\r\n"
+                    f"Content-Length: {len(body)}\r\n"
                     f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
                 )
-                writer.write(head.encode() + _BODY)
+                writer.write(head.encode() + body)
                 await writer.drain()
                 if close:
                     break
@@ -137,3 +140,30 @@ async def test_the_device_session_keeps_idle_connections_past_two_rest_intervals
     async with device_session() as session:
         assert session.connector is not None
         assert session.connector._keepalive_timeout == KEEPALIVE_S
+
+
+async def test_an_unchanged_body_is_not_parsed_again_and_garbage_still_is_garbage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    real = BenderRestState.from_text
+
+    def counting(text: str) -> BenderRestState:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(BenderRestState, "from_text", staticmethod(counting))
+    charging = _BODY.replace(b"sig_current:0", b"sig_current:16")
+    async with rest_server("keep") as server:
+        server.bodies = [_BODY, _BODY, charging, b"<html>maintenance</html>\n", _BODY]
+        charger = _charger(server.port)
+        try:
+            first = await charger.read_rest_state()
+            assert await charger.read_rest_state() is first  # the same text: the same state
+            assert (await charger.read_rest_state()).sig_current_a == 16
+            with pytest.raises(DeviceResponseError, match="garbage answer"):
+                await charger.read_rest_state()
+            assert (await charger.read_rest_state()).sig_current_a == 0
+        finally:
+            await charger.close()
+    assert len(parsed) == 4, "parsed: the first, the changed one, the garbage, the first again"
