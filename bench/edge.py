@@ -92,6 +92,9 @@ CHARGER_MAX_A = 16
 BASE_LOW_A = 2.0  # building load per phase at the low level
 STEP_TIMEOUT_S = 15.0  # an increase waits raise_after_s (5 s) first
 SETTLE_TIMEOUT_S = 90.0
+#: how long a virtual Bender's REST server keeps an idle connection (``--bender-keepalive-s``;
+#: the virtual device's default, the real one's is not documented)
+BENDER_KEEPALIVE_S = 5
 
 
 def main_fuse_a(chargers: int) -> float:
@@ -279,9 +282,10 @@ def _record_meter_answers(cemm: CemmModel, log: list[float]) -> None:
 
 
 def _virtual_bender(
-    i: int, clock: RealClock, site: SiteModel
+    i: int, clock: RealClock, site: SiteModel, keepalive_s: int
 ) -> tuple[BenderController, BenderConnector]:
-    """Virtual Bender number ``i`` (0-based) with its car plugged in, on ``site``."""
+    """Virtual Bender number ``i`` (0-based) with its car plugged in, on ``site``; its REST
+    server keeps idle connections ``keepalive_s``."""
     ctrl = BenderController(
         clock=clock,
         config=BenderDeviceConfig(
@@ -289,6 +293,7 @@ def _virtual_bender(
             max_current_a=CHARGER_MAX_A,
             free_charging=True,
             cp_id=f"+49*839*{i + 1:011d}",
+            rest_keepalive_s=keepalive_s,
         ),
         rotations=(Rotation.L1L2L3,),
     )
@@ -302,7 +307,9 @@ def _virtual_bender(
     return ctrl, connector
 
 
-async def start_site(chargers: int, clock: RealClock) -> SimSite:
+async def start_site(
+    chargers: int, clock: RealClock, bender_keepalive_s: int = BENDER_KEEPALIVE_S
+) -> SimSite:
     """One site model, one virtual CEMM and ``chargers`` virtual Benders, each with a car."""
     site = SiteModel(clock)
     load = StepLoad(base_load_a(chargers, TOP_SETPOINT_A))
@@ -320,7 +327,7 @@ async def start_site(chargers: int, clock: RealClock) -> SimSite:
     probe.writes.extend([] for _ in range(chargers))
     try:
         for i in range(chargers):
-            ctrl, connector = _virtual_bender(i, clock, site)
+            ctrl, connector = _virtual_bender(i, clock, site, bender_keepalive_s)
             _record_writes(connector, probe.writes[i])
             _record_reads(connector, probe.charger_reads)
             connectors.append(connector)
@@ -692,13 +699,14 @@ async def measure_size(
     profile: Path | None = None,
     source: Path | None = None,
     regular: bool = True,
+    bender_keepalive_s: int = BENDER_KEEPALIVE_S,
 ) -> SizeResult:
     """Start the simulators and the edge subprocess, run ``steps`` meter steps, measure."""
     clock = RealClock()
     rng = random.Random(seed)
     load_avg = os.getloadavg()[0]
     t_start = time.perf_counter()
-    sim = await start_site(chargers, clock)
+    sim = await start_site(chargers, clock, bender_keepalive_s)
     sim.regular = regular
     with tempfile.TemporaryDirectory(prefix="fuseguard-bench-edge-") as tmp:
         work = Path(tmp)
@@ -908,6 +916,7 @@ async def run(
     keep_logs: Path | None,
     reference: Path | None = None,
     regular: bool = True,
+    bender_keepalive_s: int = BENDER_KEEPALIVE_S,
 ) -> list[SizeResult]:
     """Measure every (chargers, steps) size in turn; with ``reference``, each size first with
     the reference edge, then with this one (same machine, same minutes: a fair ratio)."""
@@ -918,7 +927,12 @@ async def run(
             keep = keep_logs / ("reference" if source else "this") if keep_logs else None
             try:
                 result = await measure_size(
-                    chargers, steps, keep_dir=keep, source=source, regular=regular
+                    chargers,
+                    steps,
+                    keep_dir=keep,
+                    source=source,
+                    regular=regular,
+                    bender_keepalive_s=bender_keepalive_s,
                 )
             except RuntimeError as err:
                 if reference is None:
@@ -967,7 +981,12 @@ def write_ab(results: list[SizeResult], path: Path, meter: str = "regular") -> N
     path.write_text(json.dumps(rows, indent=2) + "\n")
 
 
-def profile(out_dir: Path, chargers: int = FOOTPRINT_CHARGERS, steps: int = 20) -> None:
+def profile(
+    out_dir: Path,
+    chargers: int = FOOTPRINT_CHARGERS,
+    steps: int = 20,
+    bender_keepalive_s: int = BENDER_KEEPALIVE_S,
+) -> None:
     """Run the edge under cProfile over the stepping window and print where its time goes.
 
     Not a benchmark result (cProfile slows the edge several times); the stats file
@@ -978,7 +997,15 @@ def profile(out_dir: Path, chargers: int = FOOTPRINT_CHARGERS, steps: int = 20) 
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / f"edge-{chargers}.prof"
     stats_path.unlink(missing_ok=True)
-    result = asyncio.run(measure_size(chargers, steps, keep_dir=out_dir, profile=stats_path))
+    result = asyncio.run(
+        measure_size(
+            chargers,
+            steps,
+            keep_dir=out_dir,
+            profile=stats_path,
+            bender_keepalive_s=bender_keepalive_s,
+        )
+    )
     print(f"under cProfile: {result.row()} (load average {result.load_avg:.1f})")
     stats = pstats.Stats(str(stats_path))
     stats.sort_stats("tottime").print_stats(30)
@@ -1013,6 +1040,13 @@ def main() -> None:
         " each step; irregular: the step's telegram itself comes at a random phase",
     )
     parser.add_argument(
+        "--bender-keepalive-s",
+        type=int,
+        default=BENDER_KEEPALIVE_S,
+        help="how long each virtual Bender's REST server keeps an idle connection (default 5,"
+        " uvicorn's; the edge fetches full_state every 10-20 s per charger)",
+    )
+    parser.add_argument(
         "--chargers",
         default="10,100",
         help="comma-separated sizes (default 10,100; issue 18 adds 300)",
@@ -1024,7 +1058,8 @@ def main() -> None:
     counts = [int(n) for n in args.chargers.split(",") if n.strip()]
     if args.profile is not None:
         sizes_given = any(a.startswith("--chargers") for a in sys.argv)
-        profile(args.profile, counts[0] if sizes_given else FOOTPRINT_CHARGERS)
+        chargers = counts[0] if sizes_given else FOOTPRINT_CHARGERS
+        profile(args.profile, chargers, bender_keepalive_s=args.bender_keepalive_s)
         return
     sizes = [(n, 6 if args.quick else 36) for n in counts]
     t0 = time.perf_counter()
@@ -1035,6 +1070,7 @@ def main() -> None:
             keep_logs=args.keep_logs,
             reference=args.reference,
             regular=regular,
+            bender_keepalive_s=args.bender_keepalive_s,
         )
     )
     if args.reference is not None:

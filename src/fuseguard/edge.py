@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import structlog
 
 from fuseguard.api.metrics import start_metrics
@@ -41,6 +40,7 @@ from fuseguard.devices.factory import (
     build_meter,
     build_pv_meter,
 )
+from fuseguard.devices.http import device_session
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.runtime import (
     STOP_DEADLINE_S,
@@ -123,7 +123,7 @@ class Edge:
     async def _run(self, stack: BoundedExitStack) -> None:
         cfg = self.config
         data_dir = Path(cfg.data_dir)
-        async with aiohttp.ClientSession() as session, stack:
+        async with device_session() as session, stack:
             meter = self.meter or build_meter(cfg, session)
             chargers = (
                 dict(self.chargers)

@@ -14,6 +14,7 @@ from fuseguard.control.ports import (
     DeviceResponseError,
     DeviceTimeoutError,
 )
+from fuseguard.devices.bender import BenderCharger
 from fuseguard.devices.modbus import ModbusTcpClient
 
 # answer(tid, unit, request pdu) -> bytes to send back (b"" sends nothing)
@@ -200,3 +201,34 @@ def test_requests_out_of_the_protocol_range_are_refused_locally() -> None:
         asyncio.run(client.read_holding_registers(0, 126))
     with pytest.raises(ValueError, match=r"0\.\.65535"):
         asyncio.run(client.write_registers(0, [70000]))
+
+
+async def test_the_bender_drivers_direct_exchanges_still_retry_connection_errors_only() -> None:
+    """The driver calls the client directly on its hot path (round 15); a connection error is
+    still retried (a new connection), garbage still is not, and both are recorded."""
+    calls = 0
+
+    def hang_up_once_then_garbage(tid: int, unit: int, pdu: bytes) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionResetError
+        if calls == 3:
+            return frame(tid, unit, b"\x04\x02\x00\x01")
+        return registers(tid, unit, pdu)
+
+    async with serve(hang_up_once_then_garbage) as (port, seen):
+        charger = BenderCharger(
+            host="127.0.0.1", modbus_port=port, unit_id=1, retry_backoff_s=0.0, use_rest=False
+        )
+        try:
+            block = await charger._read_registers(200, 2)
+            assert block.registers == [100, 101]
+            assert charger.last_error is None
+            with pytest.raises(DeviceResponseError, match="garbage answer"):
+                await charger._write_registers(1000, [16])
+            assert charger.last_error is not None and "garbage" in charger.last_error
+        finally:
+            await charger.close()
+    assert calls == 3, "the hang-up was retried once, the garbage not at all"
+    assert len(seen) == 3

@@ -146,54 +146,70 @@ class ModbusTcpClient:
             protocol.transport.abort()
 
     async def _exchange(self, what: str, request: bytes) -> bytes:
-        """Send one request PDU, return the answer's PDU (function code checked)."""
-        async with self._lock:
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    return await self._send_and_wait(what, request)
-            except TimeoutError as err:
-                self.close()
-                msg = f"{self.device}: no Modbus answer within {self.timeout_s:g} s"
-                raise DeviceTimeoutError(msg) from err
-            except _GarbageError as err:
-                self.close()
-                raise DeviceResponseError(garbage_message(self.device, f"{what}: {err}")) from err
-            except OSError as err:
-                self.close()
-                msg = f"{self.device}: Modbus connection failed: {err or type(err).__name__}"
-                raise DeviceConnectionError(msg) from err
-            except asyncio.CancelledError:
-                self.close()  # its answer may still come: never let it meet the next request
-                raise
+        """Send one request PDU, return the answer's PDU (function code checked).
 
-    async def _send_and_wait(self, what: str, request: bytes) -> bytes:
-        protocol = await self._connected()
-        self._tid = tid = (self._tid + 1) & 0xFFFF
-        waiter: asyncio.Future[tuple[int, int, bytes]] = asyncio.get_running_loop().create_future()
-        protocol.waiter = waiter
-        assert protocol.transport is not None  # set by connection_made
-        protocol.transport.write(_MBAP.pack(tid, 0, len(request) + 1, self.unit_id) + request)
-        answer_tid, unit, pdu = await waiter
-        if answer_tid != tid or unit != self.unit_id:
-            asked = f"asked {tid} unit {self.unit_id}"
-            raise _GarbageError(f"answer for transaction {answer_tid} unit {unit}, {asked}")
-        if pdu[0] == request[0] | 0x80 and len(pdu) == 2:
-            name = _EXCEPTIONS.get(pdu[1], "unknown")
-            msg = f"{self.device}: Modbus {what} refused: exception {pdu[1]} ({name})"
-            raise DeviceResponseError(msg)
-        if pdu[0] != request[0]:
-            raise _GarbageError(f"answer with function {pdu[0]} to function {request[0]}")
+        The hot path of every poll, so it is one coroutine: the lock taken without its context
+        manager, the connection (rarely made) and the answer bounded by one deadline, the
+        answer's by a timer on its future rather than an ``asyncio.timeout`` scope (round 15:
+        ~25 % of the client's CPU per exchange)."""
+        lock = self._lock
+        await lock.acquire()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        timer: asyncio.TimerHandle | None = None
+        try:
+            protocol = self._protocol
+            if protocol is None or protocol.broken is not None:
+                async with asyncio.timeout_at(deadline):
+                    protocol = await self._connect()
+            self._tid = tid = (self._tid + 1) & 0xFFFF
+            waiter: asyncio.Future[tuple[int, int, bytes]] = loop.create_future()
+            protocol.waiter = waiter
+            timer = loop.call_at(deadline, _expire, waiter)
+            assert protocol.transport is not None  # set by connection_made
+            protocol.transport.write(_MBAP.pack(tid, 0, len(request) + 1, self.unit_id) + request)
+            answer_tid, unit, pdu = await waiter
+            if answer_tid != tid or unit != self.unit_id:
+                asked = f"asked {tid} unit {self.unit_id}"
+                raise _GarbageError(f"answer for transaction {answer_tid} unit {unit}, {asked}")
+            if pdu[0] == request[0] | 0x80 and len(pdu) == 2:
+                name = _EXCEPTIONS.get(pdu[1], "unknown")
+                msg = f"{self.device}: Modbus {what} refused: exception {pdu[1]} ({name})"
+                raise DeviceResponseError(msg)
+            if pdu[0] != request[0]:
+                raise _GarbageError(f"answer with function {pdu[0]} to function {request[0]}")
+        except TimeoutError as err:
+            self.close()
+            msg = f"{self.device}: no Modbus answer within {self.timeout_s:g} s"
+            raise DeviceTimeoutError(msg) from err
+        except _GarbageError as err:
+            self.close()
+            raise DeviceResponseError(garbage_message(self.device, f"{what}: {err}")) from err
+        except OSError as err:
+            self.close()
+            msg = f"{self.device}: Modbus connection failed: {err or type(err).__name__}"
+            raise DeviceConnectionError(msg) from err
+        except asyncio.CancelledError:
+            self.close()  # its answer may still come: never let it meet the next request
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            lock.release()
         return pdu
 
-    async def _connected(self) -> _Protocol:
-        protocol = self._protocol
-        if protocol is not None and protocol.broken is None:
-            return protocol
+    async def _connect(self) -> _Protocol:
         self.close()
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
         self._protocol = protocol
         return protocol
+
+
+def _expire(waiter: asyncio.Future[tuple[int, int, bytes]]) -> None:
+    """The exchange's deadline passed: its wait ends with ``TimeoutError``."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 @contextlib.asynccontextmanager

@@ -40,12 +40,25 @@ async def with_retries(
     except DeviceConnectionError as err:
         if attempts <= 1:
             raise
-        first: DeviceConnectionError | None = err
+        return await retry_after(err, call, attempts=attempts, backoff_s=backoff_s)
+
+
+async def retry_after(
+    first: DeviceConnectionError,
+    call: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 3,
+    backoff_s: float = 0.2,
+) -> T:
+    """The rest of :func:`with_retries` once its first attempt (made by the caller, on its own
+    hot path) failed with ``first``: the attempts and waits are exactly those of
+    :func:`with_retries`."""
+    failed: DeviceConnectionError | None = first
 
     async def replay_then_call() -> T:
-        nonlocal first
-        if first is not None:
-            failure, first = first, None
+        nonlocal failed
+        if failed is not None:
+            failure, failed = failed, None
             raise failure
         return await call()
 
@@ -62,4 +75,4 @@ async def with_retries(
     raise AssertionError(msg)  # pragma: no cover
 
 
-__all__ = ["with_retries"]
+__all__ = ["retry_after", "with_retries"]

@@ -76,6 +76,10 @@ class BenderDeviceConfig:
     ambient_temp_c: float = 25.3
     voltage_v: float = 230.0
     slow_delay_s: float = 1.5
+    #: how long the REST server keeps an idle HTTP/1.1 connection open. Not documented for the
+    #: real controller (devices.md 4.1): 5 s is uvicorn's default and that of common embedded
+    #: servers (lighttpd, Apache httpd); the driver works either way (docs/devices.md)
+    rest_keepalive_s: int = 5
     key_set: KeySet = KeySet.FIRMWARE  #: 5.33 full_state: 43 keys, or exactly seed 003's 41
     panel: BenderPanel = field(default_factory=BenderPanel)  #: Schuko, backend, WLAN, display
 

@@ -88,6 +88,7 @@ async def serve_bender(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=1,
+        timeout_keep_alive=controller.config.rest_keepalive_s,
     )
     rest = EmbeddedServer(config)
     sock = bind_socket(host, rest_port)

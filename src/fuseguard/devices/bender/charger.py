@@ -13,6 +13,7 @@ import structlog
 
 from fuseguard.control.ports import (
     Charger,
+    DeviceConnectionError,
     DeviceError,
     DeviceResponseError,
     SupportsLifecycle,
@@ -23,7 +24,7 @@ from fuseguard.devices.bender.checks import PHASE_IN_USE_A, check_sample
 from fuseguard.devices.bender.modbus import BenderModbusLink, BenderModbusState
 from fuseguard.devices.bender.rest import BenderParseError, BenderRestState, parse_single_key
 from fuseguard.devices.http import DeviceHttpClient, garbage_message
-from fuseguard.devices.retry import with_retries
+from fuseguard.devices.retry import retry_after
 from fuseguard.model.clock import Clock, RealClock
 from fuseguard.model.iec import MIN_CHARGE_CURRENT_A
 from fuseguard.model.numbers import NotFiniteError
@@ -81,6 +82,7 @@ class BenderCharger(
     _rest: BenderRestState | None = field(default=None, init=False, repr=False)
     _rest_at: float = field(default=0.0, init=False, repr=False)
     _rest_key: tuple[object, ...] | None = field(default=None, init=False, repr=False)
+    _rest_body: tuple[str, BenderRestState] | None = field(default=None, init=False, repr=False)
     # session block (705-719) and HEMS limit read-back (1000): informational, read at the
     # REST cadence, at once after a write of 1000 and whenever the state registers change
     _slow: tuple[RegisterBlock, RegisterBlock] | None = field(default=None, init=False, repr=False)
@@ -302,12 +304,21 @@ class BenderCharger(
         return rest
 
     async def read_rest_state(self) -> BenderRestState:
-        """``GET /rest/full_state``, parsed and validated."""
+        """``GET /rest/full_state``, parsed and validated.
+
+        A body identical to the last good one is that one's state (parsing is a pure function of
+        the text, so it is validated all the same): an idle charger's ``full_state`` does not
+        change, and its parse was a fifth of a fetch's client CPU over a kept connection."""
         text = await self.request("/rest/full_state")
+        last = self._rest_body
+        if last is not None and last[0] == text:
+            return last[1]
         try:
-            return BenderRestState.from_text(text)
+            state = BenderRestState.from_text(text)
         except BenderParseError as err:
             raise self._garbage(f"REST full_state: {err}") from err
+        self._rest_body = (text, state)
+        return state
 
     async def read_rest_key(self, key: str) -> str:
         """``GET /rest/<key>``: one value."""
@@ -375,18 +386,41 @@ class BenderCharger(
         return self._modbus
 
     async def _read_registers(self, address: int, count: int) -> RegisterBlock:
-        return await self._with_retries(
-            f"read {address}+{count}", lambda: self._link().read(address, count)
-        )
+        # the poll's hot path: the lean client's exchange itself (no retry wrapper, no
+        # description of the operation) until it fails
+        try:
+            registers = await self._link().client().read_holding_registers(address, count)
+        except DeviceError as err:
+            what = f"read {address}+{count}"
+            return await self._after_failure(what, err, lambda: self._link().read(address, count))
+        return RegisterBlock(address, registers)
 
     async def _write_registers(self, address: int, values: list[int]) -> None:
-        await self._with_retries(f"write {address}", lambda: self._link().write(address, values))
+        try:
+            await self._link().client().write_registers(address, values)
+        except DeviceError as err:
+            await self._after_failure(
+                f"write {address}", err, lambda: self._link().write(address, values)
+            )
 
     async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, retried with backoff on connection errors; a failure is recorded."""
         try:
-            return await with_retries(
-                call, attempts=self.retry_attempts, backoff_s=self.retry_backoff_s
+            return await call()
+        except DeviceError as err:
+            return await self._after_failure(what, err, call)
+
+    async def _after_failure(
+        self, what: str, first: DeviceError, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """The rest of ``call``'s attempts after ``first`` failed: a connection error is retried
+        with backoff (:func:`~fuseguard.devices.retry.retry_after`), anything else is not; the
+        final failure is recorded and logged."""
+        try:
+            if not isinstance(first, DeviceConnectionError):
+                raise first
+            return await retry_after(
+                first, call, attempts=self.retry_attempts, backoff_s=self.retry_backoff_s
             )
         except DeviceError as err:
             self.last_error = str(err)

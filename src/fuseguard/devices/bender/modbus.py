@@ -110,18 +110,19 @@ class BenderModbusLink:
 
     async def read(self, address: int, count: int) -> RegisterBlock:
         """Read ``count`` holding registers from ``address``."""
-        return RegisterBlock(address, await self._link().read_holding_registers(address, count))
+        return RegisterBlock(address, await self.client().read_holding_registers(address, count))
 
     async def write(self, address: int, values: list[int]) -> None:
         """Write ``values`` to consecutive holding registers from ``address``."""
-        await self._link().write_registers(address, values)
+        await self.client().write_registers(address, values)
 
     def close(self) -> None:
         """Drop the connection (the next exchange reconnects)."""
         if self._client is not None:
             self._client.close()
 
-    def _link(self) -> ModbusTcpClient:
+    def client(self) -> ModbusTcpClient:
+        """The lean client (made on first use): the driver's hot path calls it directly."""
         if self._client is None:
             self._client = ModbusTcpClient(
                 device=self.device,
