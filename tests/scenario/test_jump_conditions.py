@@ -169,3 +169,22 @@ def test_the_steady_state_counts_every_offer_and_non_ev_load() -> None:
     assert watch.since == 4.0
     watch.on_tick(5.0)
     assert watch.since == 4.0
+
+
+def test_no_jump_while_a_device_fault_is_in_force() -> None:
+    """The grid meter offline from 600 s to 3 600 s, no car until 3 900 s: the controller's
+    meter-loss memory (the time since its last sample) grows, its state is no orbit, nothing
+    is jumped inside the fault (the stretch after it is). Mutant (round 15: the whole quiet
+    check ``idle`` off, which the jump library and the day jumps never noticed): a jump of
+    1 740 s inside the fault."""
+    cars = [
+        {"charger": "cp1", "arrive_s": 100, "depart_s": 300, "energy_wh": 90000, "max_a": 16},
+        {"charger": "cp1", "arrive_s": 5400, "depart_s": 5500, "energy_wh": 500, "max_a": 16},
+    ]
+    fault = {"device": "meter", "kind": "offline", "duration_s": 3000}
+    sc = tiny(
+        duration_s=5600, cars=cars, events=[{"at_s": 600, "fault": fault}], control=SHORT_TURNS
+    )
+    _res, jumps = _jumps(sc)
+    assert any(j.start_s >= 3600.0 for j in jumps), jumps  # the stretch after it is jumped
+    assert all(j.end_s <= 600.0 or j.start_s >= 3600.0 for j in jumps), jumps
