@@ -2,11 +2,13 @@
 
 The jump library (``test_scenario_jump.py``) proves that its windows give the tick run's numbers;
 a mutation audit (round 15, ``bench/notes/mutations.md``) found that none of its cases fails when
-the jump ignores its margin, starts after a third of the settling time, jumps by a non-multiple
-of the orbit period or ignores a Direct EVSE target in force. Each test here watches the jumps a
-short run takes (``simulate(progress=...)``: the jumped seconds after every step) and checks one
-condition against the site state the timeline recorded, or the jump against the tick run where
-breaking the condition changes the numbers. A run costs about half a second of CPU.
+the jump ignores its margin, starts after a third of the settling time or jumps by a
+non-multiple of the orbit period (the day-jump tests do, indirectly), and no test at all when it
+ignores a Direct EVSE target or a device fault in force or leaves the chargers' offers or the
+non-EV loads out of its steady signature. Each test here watches the jumps a short run takes
+(``simulate(progress=...)``: the jumped seconds after every step) and checks one condition
+against the site state the timeline recorded, or the jump against the tick run where breaking
+the condition changes the numbers. A run costs 0.5-1 s of CPU.
 """
 
 from __future__ import annotations
