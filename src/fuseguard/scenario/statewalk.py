@@ -80,7 +80,21 @@ MEMO_HOOK = "__fuseguard_memo__"
 #: with them; a day jump leaves them lower than the tick run would (nothing reads them).
 COUNTER_HOOK = "__fuseguard_counters__"
 
-_ATOMS = (type(None), bool, int, str, bytes, complex, Decimal, Fraction, timedelta, date, time)
+#: immutable values compared as they are (``...``: structlog's value of an unbound context variable)
+_ATOMS = (
+    type(None),
+    type(Ellipsis),
+    bool,
+    int,
+    str,
+    bytes,
+    complex,
+    Decimal,
+    Fraction,
+    timedelta,
+    date,
+    time,
+)
 _CODE = (
     types.BuiltinFunctionType,
     types.ModuleType,
