@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from fuseguard.allocation import Circuit, Plug, Snapshot
+from fuseguard.allocation import Allocation, AllocationSession, Circuit, Plug, Snapshot, allocate
 from fuseguard.allocation.types import AllocationParams
 from fuseguard.model.phases import ALL_PHASES, Phases, Rotation
 from fuseguard.model.status import ChargeMode
@@ -492,3 +492,14 @@ def random_site(rng: random.Random, n_plugs: int) -> Snapshot:
         )
     surplus = rng.choice((0.0, rng.uniform(0, 25000 * scale), rng.uniform(-3000, 0)))
     return Snapshot(tuple(circuits), tuple(plugs), pv_surplus_w=surplus, params=params)
+
+
+def check_as_fresh(session: AllocationSession, answer: Allocation) -> None:
+    """``answer`` (the session's last step) is what the pure allocator gives its input afresh."""
+    used = session.last_input
+    assert used is not None
+    fresh = allocate(used)
+    assert answer.setpoints == fresh.setpoints
+    assert answer.reasons == fresh.reasons
+    assert answer.exact_a == fresh.exact_a
+    assert answer.pv_pending == fresh.pv_pending

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from alloc_strategies import snapshots
+from alloc_strategies import check_as_fresh, snapshots
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuseguard.allocation import AllocationSession, Snapshot, allocate
+from fuseguard.allocation import AllocationSession, Snapshot
 from fuseguard.model.phases import Phases
 
 
@@ -40,14 +40,7 @@ def test_every_answer_is_the_allocators_answer_for_the_input_used(
     for how, dt in [(0, 0.0), *steps]:
         now += dt
         current = _vary(current, how)
-        answer = session.step(current, now)
-        used = session.last_input
-        assert used is not None
-        fresh = allocate(used)
-        assert answer.setpoints == fresh.setpoints
-        assert answer.reasons == fresh.reasons
-        assert answer.exact_a == fresh.exact_a
-        assert answer.pv_pending == fresh.pv_pending
+        check_as_fresh(session, session.step(current, now))
 
 
 @given(snapshots())

@@ -9,10 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from helpers_scenario import tiny
-from test_scenario_repeatable import comparable
+from helpers_scenario import comparable, timeline_bytes, tiny
 
 from fuseguard.control.controller import Controller
 from fuseguard.control.plug import PlugControl
@@ -72,13 +70,7 @@ def _run(sc: Scenario, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
 
     monkeypatch.setattr(Controller, "decide", recording)
     result = simulate(sc, compute_optimum=False, keep_timeline=True)
-    tl = result.timeline
-    assert tl is not None
-    arrays = tuple(
-        np.asarray(a[: tl.n]).tobytes()
-        for a in (tl.grid_a, tl.ev_a, tl.charger_a, tl.setpoint_a, tl.limit_a)
-    )
-    return comparable(result.report), arrays, decisions
+    return comparable(result.report), timeline_bytes(result), decisions
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
-from test_scenario_repeatable import comparable
+from helpers_scenario import comparable, timeline_bytes
 
 from fuseguard.allocation.session import AllocationSession
 from fuseguard.control.controller import Controller
@@ -68,13 +67,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, reused: list[int]) -> tuple[Any, ...]:
     monkeypatch.setattr(Controller, "decide", recording)
     monkeypatch.setattr(AllocationSession, "step", counting)
     result = simulate(_scenario(), compute_optimum=False, keep_timeline=True)
-    tl = result.timeline
-    assert tl is not None
-    arrays = tuple(
-        np.asarray(a[: tl.n]).tobytes()
-        for a in (tl.grid_a, tl.ev_a, tl.charger_a, tl.setpoint_a, tl.limit_a)
-    )
-    return comparable(result.report), arrays, decisions
+    return comparable(result.report), timeline_bytes(result), decisions
 
 
 def test_the_empty_site_shortcut_changes_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,8 +18,7 @@ from types import SimpleNamespace
 from typing import cast
 
 import numpy as np
-from helpers_scenario import tiny
-from test_scenario_repeatable import comparable
+from helpers_scenario import same_numbers, tiny
 
 from fuseguard.model.phases import Phases
 from fuseguard.scenario.config import Scenario
@@ -75,16 +74,6 @@ def _last_change_s(res: SimulationResult, before_s: float) -> float:
     return float(times[times <= before_s].max())
 
 
-def _same_numbers(a: SimulationResult, b: SimulationResult) -> None:
-    assert comparable(a.report) == comparable(b.report)
-    ta, tb = a.timeline, b.timeline
-    assert ta is not None
-    assert tb is not None
-    assert ta.n == tb.n
-    for key in ARRAYS:
-        assert np.array_equal(getattr(ta, key)[: ta.n], getattr(tb, key)[: tb.n]), key
-
-
 def _leave_and_return(return_s: float = 2600.0) -> Scenario:
     """A car leaves at 400 s, another arrives at ``return_s``: one quiet stretch between."""
     cars = [
@@ -118,7 +107,7 @@ def test_the_margin_before_an_arrival_that_falls_on_a_period() -> None:
     sc = _leave_and_return(return_s=1500.0 + 1080.0)
     timing = _timing(sc)
     res, jumps = _jumps(sc)
-    _same_numbers(res, _jumps(sc, jump=False)[0])
+    same_numbers(res, _jumps(sc, jump=False)[0])
     assert [j.start_s for j in jumps] == [1500.0]
     assert jumps[0].end_s == 1500.0 + 1080.0 - timing.margin_s
 
@@ -141,7 +130,7 @@ def test_no_jump_while_a_direct_evse_target_is_in_force() -> None:
         control=SHORT_TURNS,
     )
     res, jumps = _jumps(sc)
-    _same_numbers(res, _jumps(sc, jump=False)[0])
+    same_numbers(res, _jumps(sc, jump=False)[0])
     assert jumps
     assert all(j.end_s <= 1800.0 or j.start_s > 3801.0 for j in jumps), jumps
     assert res.report["energy_delivered_wh"]["total"] > 0

@@ -9,17 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers_scenario import tiny
+from helpers_scenario import HOST_FIELDS, comparable, tiny
 
 from fuseguard.scenario.runner import simulate
 
-#: Report fields that measure the host, not the simulated site.
-HOST_FIELDS = frozenset({"wall_s", "sim_wall_s"})
-
-
-def comparable(report: dict[str, Any]) -> dict[str, Any]:
-    """The report without the fields that measure the host machine."""
-    return {k: v for k, v in report.items() if k not in HOST_FIELDS}
+__all__ = ["HOST_FIELDS", "comparable"]  # where the other scenario tests have imported them from
 
 
 def _two_cars_with_trouble() -> Any:
