@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import numpy as np
 import pytest
+from helpers_scenario import same_numbers
 
 from fuseguard.control.controller import Controller
 from fuseguard.scenario import runner
@@ -31,7 +31,6 @@ pytestmark = pytest.mark.xdist_group("scenario_dayjump")
 DAY_S = 3600.0
 #: the settled point of each day: the last change at 1 800 s + the settling time (1 080 s)
 QUIET_AT_S = 2880.0
-ARRAYS = ("t_s", "grid_a", "limit_a", "ev_a", "charger_a", "setpoint_a")
 
 
 def _day(**extra: object) -> Scenario:
@@ -61,17 +60,7 @@ def _day(**extra: object) -> Scenario:
 
 
 def _same(ticks: SimulationResult, jumps: SimulationResult) -> None:
-    a, b = dict(ticks.report), dict(jumps.report)
-    for key in ("wall_s", "sim_wall_s"):
-        a.pop(key, None)
-        b.pop(key, None)
-    assert a == b
-    ta, tb = ticks.timeline, jumps.timeline
-    assert ta is not None
-    assert tb is not None
-    assert ta.n == tb.n
-    for key in ARRAYS:
-        assert np.array_equal(getattr(ta, key)[: ta.n], getattr(tb, key)[: tb.n]), key
+    same_numbers(ticks, jumps)
 
 
 def _watching(monkeypatch: pytest.MonkeyPatch) -> list[DayJump]:
