@@ -366,12 +366,11 @@ class Controller:
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
-        # unmeasured starts and raises: LoadEstimator.update (docs/safety.md, "Start window");
-        # a plug with neither a start nor a raise pending has nothing unseen (PlugFacts.unseen)
+        # unmeasured starts and raises: LoadEstimator.update (docs/safety.md, "Start window")
         starting = [
             EvDraw(self._plugs[pid].spec.circuit, amps, amps.total * v, late=late)
             for pid, f in facts.items()
-            if f.fresh and (f.starting_a is not None or f.unconfirmed_a is not None)
+            if f.fresh
             for amps, late in f.unseen()
         ]
         non_ev = self._load.update(now, metered, draws, starting)

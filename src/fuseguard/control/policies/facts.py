@@ -69,6 +69,8 @@ class PlugFacts:
         """What the plug may draw beyond :attr:`counted_a` unseen, as (amount, late) pairs:
         :attr:`pending_a` (late False) and :attr:`late_a` (late True), those that are not None
         (the load estimator's ``starting``)."""
+        if self.starting_a is None and self.unconfirmed_a is None:
+            return []  # neither a start nor a raise pending (most plugs, every decision)
         pairs = ((self.pending_a, False), (self.late_a, True))
         return [(a, late) for a, late in pairs if a is not None]
 
