@@ -134,3 +134,31 @@ def test_ocpp_bench_quick(tmp_path: Path) -> None:
     assert f"{CHARGE_POINTS} virtual charge points" in markdown
     assert "Load average" in markdown
     assert "`meter_unavailable` in the edge log after start-up | regular;" in markdown
+
+
+def _fake_runs(monkeypatch: pytest.MonkeyPatch, stderrs: list[str]) -> list[list[str]]:
+    """``subprocess.run`` answering with these stderr texts in turn (empty: exit 0)."""
+    calls: list[list[str]] = []
+
+    def fake(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        err = stderrs[len(calls) - 1]
+        return subprocess.CompletedProcess(cmd, 1 if err else 0, "", err)
+
+    monkeypatch.setattr(subprocess, "run", fake)
+    return calls
+
+
+def test_the_start_up_pause_alone_is_run_again_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fake_runs(monkeypatch, [f"RuntimeError: {STARTUP_PAUSE} 120.0 s", ""])
+    with pytest.warns(UserWarning, match="start-up pause"):
+        done, out, _ = _run_quick(tmp_path)
+    assert (done.returncode, out.name, len(calls)) == (0, "out2", 2)
+    calls = _fake_runs(monkeypatch, [f"RuntimeError: {STARTUP_PAUSE} 120.0 s"] * 2)
+    with pytest.warns(UserWarning, match="start-up pause"):
+        assert _run_quick(tmp_path)[0].returncode == 1  # twice in a row: a failure
+    calls = _fake_runs(monkeypatch, ["RuntimeError: 9/10 steps"])
+    assert _run_quick(tmp_path)[0].returncode == 1
+    assert len(calls) == 1  # any other failure is not run again
