@@ -362,7 +362,13 @@ class Controller:
                 )
         v = self.config.voltage_v
         draws = [
-            EvDraw(self._plugs[pid].spec.circuit, f.counted_a, _power_w(f, v))
+            EvDraw(
+                self._plugs[pid].spec.circuit,
+                f.counted_a,
+                _power_w(f, v),
+                plug=pid,
+                settled_at=f.settled_at,
+            )
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]

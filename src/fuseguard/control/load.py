@@ -48,6 +48,12 @@ class EvDraw:
     grid_a: Phases
     power_w: float
     late: bool = False
+    #: the plug it belongs to ("": unnamed) and since when the limit in force at its charger
+    #: stands (its last write plus the charger's delay; -inf: never written): a meter sample
+    #: split while the charger was not measured takes its draw in later only if that limit
+    #: stood before the sample (:meth:`LoadEstimator._rejoin`)
+    plug: str = ""
+    settled_at: float = -math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,19 @@ class MinuteMaxima:
 
 
 @dataclass(frozen=True, slots=True)
+class _Split:
+    """One meter sample's split (docs/safety.md, "One meter sample, one split"): the sample,
+    the non-EV load measured from it, what it attributed to cars not measured yet, the draws it
+    subtracted, and whether every charger below was measured then (``whole``)."""
+
+    sample: MeterSample
+    value: Phases
+    attributed: _Attributed
+    below: list[EvDraw]
+    whole: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Attributed:
     """What one meter sample's non-EV load attributed to cars not measured yet: to ``count``
     late raises (``late``) and to the starts and raises in their window (``window``)."""
@@ -139,9 +158,8 @@ class LoadEstimator:
         # per metered circuit: the highest non-EV load recorded since start (all chargers below
         # measured), per phase
         self._highest: dict[str, Phases] = {}
-        # per metered circuit: the sample the non-EV load was last measured from, the value, and
-        # what of the meter's reading was attributed to cars not measured yet (Start window)
-        self._measured: dict[str, tuple[MeterSample, Phases, _Attributed]] = {}
+        # per metered circuit: the split of the sample the non-EV load was last measured from
+        self._measured: dict[str, _Split] = {}
 
     def measured(self, sample: MeterSample, draws: Iterable[EvDraw]) -> Phases:
         """Non-EV load through one meter, per phase (A, >= 0): a query, changes nothing."""
@@ -248,8 +266,8 @@ class LoadEstimator:
         on its last sample, 8.95 A over the fuse for one tick).
         """
         last = self._measured.get(m.circuit)
-        if last is not None and last[0] is sample:
-            return last[1]
+        if last is not None and last.sample is sample:
+            return last.value if last.whole else self._rejoin(m, last, draws)
         below = [d for d in draws if self._tree.in_subtree(d.circuit, m.circuit)]
         plain = value = self.measured(sample, below)
         unseen = [d for d in starting if self._tree.in_subtree(d.circuit, m.circuit)]
@@ -262,7 +280,7 @@ class LoadEstimator:
             # what was attributed to it at the last sample (a raise just out of its window: what
             # the cars in their window were), at most its offer, and no more
             if late:
-                before = last[2]
+                before = last.attributed
                 carried = before.late + before.window if len(late) > before.count else before.late
                 kept = carried.minimum(plain - self.measured(sample, below + late))
                 value = (plain - kept).maximum(0.0)
@@ -271,11 +289,43 @@ class LoadEstimator:
                 # most the larger of the last value and the reading with every starting car at
                 # its offer, never above the plain reading. Attributed: min(rise, offers)
                 all_on = (self.measured(sample, below + start) - kept).maximum(0.0)
-                value = value.minimum(all_on.maximum(last[1]))
+                value = value.minimum(all_on.maximum(last.value))
         if m.record:
             self.record(m.circuit, now, value, whole=m.whole)
         window = (plain - value - kept).maximum(0.0)
-        self._measured[m.circuit] = (sample, value, _Attributed(kept, window, len(late)))
+        attributed = _Attributed(kept, window, len(late))
+        self._measured[m.circuit] = _Split(sample, value, attributed, below, m.whole)
+        return value
+
+    def _rejoin(self, m: Metered, last: _Split, draws: Sequence[EvDraw]) -> Phases:
+        """A sample split while a charger below was not measured, now that it is: its draw,
+        counted as building load in the split, is taken out if the limit in force at its
+        charger stood before the sample (docs/safety.md, "One meter sample, one split").
+
+        Its draw now is then its draw at the sample as far as any split knows (a split
+        subtracts the draws of the polls around its sample); only a limit changed after the
+        sample may have moved it, and taking such a change for less building load is what the
+        rule forbids. Without this, an edge starting beside OCPP charge points whose cars
+        already charged took their draw for building load until the meter's next sample and
+        paused every car on a tight site (round 15's start-up pause)."""
+        sample_at = m.sample_at
+        if sample_at is None:
+            return last.value
+        seen = {d.plug for d in last.below}
+        newly = [
+            d
+            for d in draws
+            if d.plug
+            and d.plug not in seen
+            and d.settled_at <= sample_at
+            and self._tree.in_subtree(d.circuit, m.circuit)
+        ]
+        if not newly:
+            return last.value
+        below = last.below + newly
+        taken = self.measured(last.sample, last.below) - self.measured(last.sample, below)
+        value = (last.value - taken.maximum(0.0)).maximum(0.0)
+        self._measured[m.circuit] = _Split(last.sample, value, last.attributed, below, False)
         return value
 
     def with_reserves(
