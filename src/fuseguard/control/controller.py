@@ -361,14 +361,9 @@ class Controller:
                     )
                 )
         v = self.config.voltage_v
+        plugs = self._plugs  # EvDraw(circuit, grid_a, power_w, late, plug, settled_at)
         draws = [
-            EvDraw(
-                self._plugs[pid].spec.circuit,
-                f.counted_a,
-                _power_w(f, v),
-                plug=pid,
-                settled_at=f.settled_at,
-            )
+            EvDraw(plugs[pid].spec.circuit, f.counted_a, _power_w(f, v), False, pid, f.settled_at)
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
