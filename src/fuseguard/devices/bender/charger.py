@@ -403,13 +403,6 @@ class BenderCharger(
                 f"write {address}", err, lambda: self._link().write(address, values)
             )
 
-    async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()``, retried with backoff on connection errors; a failure is recorded."""
-        try:
-            return await call()
-        except DeviceError as err:
-            return await self._after_failure(what, err, call)
-
     async def _after_failure(
         self, what: str, first: DeviceError, call: Callable[[], Awaitable[T]]
     ) -> T:
