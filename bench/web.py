@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -141,14 +142,28 @@ def first_render(base: str, user: str, password: str, runs: int) -> tuple[list[f
 
 
 def new_session(
-    *, decompress: bool = True, jar: aiohttp.abc.AbstractCookieJar | None = None
+    *,
+    decompress: bool = True,
+    jar: aiohttp.abc.AbstractCookieJar | None = None,
+    source: str | None = None,
 ) -> aiohttp.ClientSession:
-    """A cookie-keeping client (loopback cookies allowed)."""
+    """A cookie-keeping client (loopback cookies allowed); ``source``: the local address its
+    connections come from (a viewer of its own: see :func:`viewer_source`)."""
+    connector = None if source is None else aiohttp.TCPConnector(local_addr=(source, 0))
     return aiohttp.ClientSession(
+        connector=connector,
         cookie_jar=jar or aiohttp.CookieJar(unsafe=True),
         timeout=aiohttp.ClientTimeout(total=None, sock_read=30),
         auto_decompress=decompress,
     )
+
+
+def viewer_source(index: int) -> str:
+    """The loopback address viewer ``index`` connects from. The dashboard caps connections
+    per peer address (``[api.web] max_connections_per_peer``, 16 by default: a hostile client
+    cannot take every connection); 20 viewers are 20 people's browsers, so each comes from an
+    address of its own (all of 127.0.0.0/8 is loopback on Linux)."""
+    return f"127.0.0.{10 + index}"
 
 
 async def login(http: aiohttp.ClientSession, base: str, user: str, password: str) -> None:
@@ -340,9 +355,16 @@ async def cycle_window(
     before = await cycle_histogram(http, base)
     load_before = os.getloadavg()
     cpu_before, t_before = process_cpu_s(pid), time.monotonic()
-    tasks = [asyncio.create_task(read_sse(http, base, until, None)) for _ in range(viewers)]
-    await asyncio.sleep(max(until - time.monotonic(), 0.0))
-    events = await asyncio.gather(*tasks)
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(
+                new_session(jar=http.cookie_jar, source=viewer_source(i))
+            )
+            for i in range(viewers)
+        ]
+        tasks = [asyncio.create_task(read_sse(s, base, until, None)) for s in sessions]
+        await asyncio.sleep(max(until - time.monotonic(), 0.0))
+        events = await asyncio.gather(*tasks)
     after = await cycle_histogram(http, base)
     cpu_pct = 100.0 * (process_cpu_s(pid) - cpu_before) / (time.monotonic() - t_before)
     delta = hist_delta(after, before)
