@@ -387,13 +387,16 @@ class Controller:
         non_ev = self._non_ev_load(now, limits, facts)
         handover = self._handover
         handover.begin()
-        wall = self._clock.now() if self._plug_settings is not None else None
-        assessed: dict[str, Assessment] = {
-            pid: plug.assess(
-                facts[pid], handover, self._target(plug), **self._overrides(plug, wall)
-            )
-            for pid, plug in self._plugs.items()
-        }
+        if self._plug_settings is None and self._targets is None:  # no target, no override
+            assessed = {pid: plug.assess(facts[pid], handover) for pid, plug in self._plugs.items()}
+        else:
+            wall = self._clock.now() if self._plug_settings is not None else None
+            assessed = {
+                pid: plug.assess(
+                    facts[pid], handover, self._target(plug), **self._overrides(plug, wall)
+                )
+                for pid, plug in self._plugs.items()
+            }
         self._end_sessions(assessed)
         non_ev = self._load.with_reserves(
             non_ev, ((a.demand.spec.circuit, a.reserved_a) for a in assessed.values())
