@@ -118,7 +118,7 @@ class Controller:
             readings=readings,
             on_meter=self._on_meter,
             on_polled=self._on_polled,
-            setpoint_of=lambda pid: (self._writer[pid].written_a, self._writer[pid].changed_at),
+            setpoint_of=self._writer.setpoint_of,
         )
         v = config.voltage_v
         self._load = LoadEstimator(
