@@ -206,7 +206,8 @@ class PlugControl:
         spec = self.spec
         now = f.now
         reachable = self.reading.online(now)
-        falling = reachable and self.may_fall_back(now)
+        # (may_fall_back is False without an error: most plugs, every decision)
+        falling = reachable and self.reading.error is not None and self.may_fall_back(now)
         self._reach = (f, reachable, falling)  # for verdict() on the same facts
         online = reachable and not falling
         key = (f.sample, f.fresh, f.settled, f.written_a, online)
