@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC
+from typing import cast
 
 from fuseguard.allocation.session import AllocationSession
 from fuseguard.allocation.types import Allocation, AllocationParams, Circuit, Plug, Snapshot
@@ -18,7 +19,10 @@ from fuseguard.control.types import ControllerConfig, PlugDemand
 from fuseguard.model.phases import Phases
 
 _TIMER_FIELDS = ("setpoint_a", "running_s", "paused_s", "pv_timer_s")
-_TIMERS = tuple(f.default for f in fields(Plug) if f.name in _TIMER_FIELDS)
+_SETPOINT_A, _RUNNING_S, _PAUSED_S, _PV_TIMER_S = cast(
+    "tuple[int, None, None, float]",
+    tuple(f.default for f in fields(Plug) if f.name in _TIMER_FIELDS),
+)
 """The hysteresis fields' defaults, in their order (the session fills them in;
 ``tests/control/test_allocator_plug.py`` checks the positional order against ``Plug``'s)."""
 
@@ -85,7 +89,10 @@ class AllocatorSession:
             d.target_a,  # target_a
             d.target_until.astimezone(UTC) if d.target_until else None,  # target_until
             d.available,  # available
-            *_TIMERS,  # setpoint_a, running_s, paused_s, pv_timer_s: the defaults
+            _SETPOINT_A,  # setpoint_a (the hysteresis fields: their defaults)
+            _RUNNING_S,  # running_s
+            _PAUSED_S,  # paused_s
+            _PV_TIMER_S,  # pv_timer_s
             d.share_a,  # share_a
             d.need_wh,  # need_wh
             d.departure_s,  # departure_s
