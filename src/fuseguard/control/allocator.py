@@ -9,12 +9,22 @@ types, never the controller.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC
+from typing import cast
 
 from fuseguard.allocation.session import AllocationSession
 from fuseguard.allocation.types import Allocation, AllocationParams, Circuit, Plug, Snapshot
 from fuseguard.control.types import ControllerConfig, PlugDemand
 from fuseguard.model.phases import Phases
+
+_TIMER_FIELDS = ("setpoint_a", "running_s", "paused_s", "pv_timer_s")
+_SETPOINT_A, _RUNNING_S, _PAUSED_S, _PV_TIMER_S = cast(
+    "tuple[int, None, None, float]",
+    tuple(f.default for f in fields(Plug) if f.name in _TIMER_FIELDS),
+)
+"""The hysteresis fields' defaults, in their order (the session fills them in;
+``tests/control/test_allocator_plug.py`` checks the positional order against ``Plug``'s)."""
 
 
 class AllocatorSession:
@@ -67,24 +77,29 @@ class AllocatorSession:
         cached = self._plugs.get(d.spec.id)
         if cached is not None and (cached[0] is d or cached[0] == d):
             return cached[1]
-        plug = Plug(
-            id=d.spec.id,
-            circuit=d.spec.circuit,
-            phases=d.phases,
-            max_a=d.max_a,
-            min_a=d.spec.min_a,
-            priority=d.priority,
-            mode=d.mode,
-            target_a=d.target_a,
-            target_until=d.target_until.astimezone(UTC) if d.target_until else None,
-            available=d.available,
-            share_a=d.share_a,
-            need_wh=d.need_wh,
-            departure_s=d.departure_s,
-            phases_known=d.phases_known,
-            plan_rank=d.plan_rank,
-            car_limit_a=d.car_limit_a,
-            seen_max_a=d.seen_max_a,
+        spec = d.spec
+        plug = Plug(  # positional, in the fields' order (a busy site builds one per plug per step)
+            spec.id,  # id
+            spec.circuit,  # circuit
+            d.phases,  # phases
+            d.max_a,  # max_a
+            spec.min_a,  # min_a
+            d.priority,  # priority
+            d.mode,  # mode
+            d.target_a,  # target_a
+            d.target_until.astimezone(UTC) if d.target_until else None,  # target_until
+            d.available,  # available
+            _SETPOINT_A,  # setpoint_a (the hysteresis fields: their defaults)
+            _RUNNING_S,  # running_s
+            _PAUSED_S,  # paused_s
+            _PV_TIMER_S,  # pv_timer_s
+            d.share_a,  # share_a
+            d.need_wh,  # need_wh
+            d.departure_s,  # departure_s
+            d.phases_known,  # phases_known
+            d.plan_rank,  # plan_rank
+            d.car_limit_a,  # car_limit_a
+            d.seen_max_a,  # seen_max_a
         )
         self._plugs[d.spec.id] = (d, plug)
         return plug

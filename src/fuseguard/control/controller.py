@@ -118,7 +118,7 @@ class Controller:
             readings=readings,
             on_meter=self._on_meter,
             on_polled=self._on_polled,
-            setpoint_of=lambda pid: (self._writer[pid].written_a, self._writer[pid].changed_at),
+            setpoint_of=self._writer.setpoint_of,
         )
         v = config.voltage_v
         self._load = LoadEstimator(
@@ -371,7 +371,7 @@ class Controller:
         starting = [
             EvDraw(self._plugs[pid].spec.circuit, amps, amps.total * v, late=late)
             for pid, f in facts.items()
-            if f.fresh
+            if f.fresh and (f.starting_a is not None or f.unconfirmed_a is not None)
             for amps, late in f.unseen()
         ]
         non_ev = self._load.update(now, metered, draws, starting)
@@ -388,13 +388,16 @@ class Controller:
         non_ev = self._non_ev_load(now, limits, facts)
         handover = self._handover
         handover.begin()
-        wall = self._clock.now() if self._plug_settings is not None else None
-        assessed: dict[str, Assessment] = {
-            pid: plug.assess(
-                facts[pid], handover, self._target(plug), **self._overrides(plug, wall)
-            )
-            for pid, plug in self._plugs.items()
-        }
+        if self._plug_settings is None and self._targets is None:  # no target, no override
+            assessed = {pid: plug.assess(facts[pid], handover) for pid, plug in self._plugs.items()}
+        else:
+            wall = self._clock.now() if self._plug_settings is not None else None
+            assessed = {
+                pid: plug.assess(
+                    facts[pid], handover, self._target(plug), **self._overrides(plug, wall)
+                )
+                for pid, plug in self._plugs.items()
+            }
         self._end_sessions(assessed)
         non_ev = self._load.with_reserves(
             non_ev, ((a.demand.spec.circuit, a.reserved_a) for a in assessed.values())

@@ -383,6 +383,7 @@ class LoadWatch:
     def __init__(self, *, voltage_v: float) -> None:
         self._voltage_v = voltage_v
         self.planned_a = Phases.uniform(math.inf)
+        self._explained_a = self.planned_a + 1.0  # what our cars could explain: planned + 1 A
 
     def plan(self, non_ev_a: Phases, ev_a: Iterable[Phases]) -> None:
         """The decision's expectation: non-EV load plus every car's higher old/new setpoint."""
@@ -390,6 +391,7 @@ class LoadWatch:
         for amps in ev_a:
             planned = planned + amps
         self.planned_a = planned
+        self._explained_a = planned + 1.0  # (per decision, not per meter sample)
 
     def urgent(
         self,
@@ -404,7 +406,7 @@ class LoadWatch:
         v = self._voltage_v
         return (
             over(sample, limit_a, v)
-            or over(sample, self.planned_a + 1.0, v)
+            or over(sample, self._explained_a, v)
             or (previous is not None and rose(previous, sample, v) and not raised_recently)
         )
 

@@ -206,7 +206,8 @@ class PlugControl:
         spec = self.spec
         now = f.now
         reachable = self.reading.online(now)
-        falling = reachable and self.may_fall_back(now)
+        # (may_fall_back is False without an error: most plugs, every decision)
+        falling = reachable and self.reading.error is not None and self.may_fall_back(now)
         self._reach = (f, reachable, falling)  # for verdict() on the same facts
         online = reachable and not falling
         key = (f.sample, f.fresh, f.settled, f.written_a, online)
@@ -242,21 +243,22 @@ class PlugControl:
             self.demand.seen_max_a,
         )
         if demand is None or fields != self._demand_fields:  # else: the last demand again
-            demand = PlugDemand(
-                spec=spec,
-                available=available,
-                phases=phases,
-                max_a=max_a,
-                mode=fields[3],
-                priority=fields[4],
-                target_a=target.current_a if target is not None else None,
-                target_until=target.valid_until if target is not None else None,
-                share_a=fields[6],
-                need_wh=need_wh,
-                departure_s=departure_s,
-                phases_known=fields[9],
-                car_limit_a=fields[10],
-                seen_max_a=fields[11],
+            demand = PlugDemand(  # positional, in the fields' order (per charging car per cycle)
+                spec,  # spec
+                available,  # available
+                phases,  # phases
+                max_a,  # max_a
+                fields[3],  # mode
+                fields[4],  # priority
+                target.current_a if target is not None else None,  # target_a
+                target.valid_until if target is not None else None,  # target_until
+                fields[6],  # share_a
+                need_wh,  # need_wh
+                departure_s,  # departure_s
+                fields[9],  # phases_known
+                None,  # plan_rank (the planner's, set after assess)
+                fields[10],  # car_limit_a
+                fields[11],  # seen_max_a
             )
             self._demand = demand
             self._demand_fields = fields

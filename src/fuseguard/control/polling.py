@@ -28,6 +28,7 @@ from fuseguard.control.reading import (
     guarded,
 )
 from fuseguard.control.types import ControllerConfig
+from fuseguard.control.waiting import wait_all
 from fuseguard.model.clock import Clock
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
@@ -391,17 +392,9 @@ class Poller:
             self._readings[key].failed(reason)
 
     async def _wait_for(self, tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
-        """Wait until every task is done or ``timeout_s`` of clock time has passed."""
-        pending = [t for t in tasks if not t.done()]
-        if not pending:
-            return
-        everything = asyncio.ensure_future(asyncio.wait(pending))
-        timer = asyncio.ensure_future(self._clock.sleep(timeout_s))
-        try:
-            await asyncio.wait({everything, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            everything.cancel()
-            timer.cancel()
+        """Wait until every task is done or ``timeout_s`` of clock time has passed (the loop
+        passes of ``asyncio.wait`` over two helper tasks, without the tasks: :mod:`.waiting`)."""
+        await wait_all(self._clock, tasks, timeout_s)
 
 
 async def _read_within(

@@ -83,6 +83,12 @@ class Writer:
     def __getitem__(self, pid: str) -> Setpoint:
         return self._setpoints[pid]
 
+    def setpoint_of(self, pid: str) -> tuple[int | None, float]:
+        """The value last written to ``pid`` (None: never) and when it last changed (the
+        poller's ``setpoint_of``)."""
+        sp = self._setpoints[pid]
+        return sp.written_a, sp.changed_at
+
     def decide(self, pid: str, setpoint_a: int, reason: str) -> None:
         """Record the decided setpoint of ``pid`` (written by :meth:`flush`'s wake-up)."""
         sp = self._setpoints[pid]
