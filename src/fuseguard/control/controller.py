@@ -363,7 +363,7 @@ class Controller:
         v = self.config.voltage_v
         plugs = self._plugs  # EvDraw(circuit, grid_a, power_w, late, plug, settled_at)
         draws = [
-            EvDraw(plugs[pid].spec.circuit, f.counted_a, _power_w(f, v), False, pid, f.settled_at)
+            EvDraw(plugs[pid].spec.circuit, f.counted_a, f.power_w(v), False, pid, f.settled_at)
             for pid, f in facts.items()
             if f.fresh and f.sample is not None
         ]
@@ -474,21 +474,6 @@ class Controller:
             cycles=self._cycles,
             last_cycle_ms=self._last_cycle_ms,
         )
-
-
-def _power_w(f: PlugFacts, voltage_v: float) -> float:
-    """A plug's power now: measured, or scaled to its expected draw (``PlugFacts.draw_a``);
-    a car expected to draw with nothing measured yet (it started after its MeterValues) at
-    ``voltage_v`` per amp (before: 0 W, so a total-power meter took its draw for building load
-    as soon as another car had a measured power)."""
-    assert f.sample is not None
-    power_w = f.sample.power_w
-    if f.expected_a is None or f.expected_a == f.grid_a or f.unconfirmed_a is not None:
-        return power_w
-    measured = f.grid_a.total
-    if measured > 0.0 and power_w > 0.0:
-        return power_w * f.expected_a.total / measured
-    return f.expected_a.total * voltage_v
 
 
 __all__ = [

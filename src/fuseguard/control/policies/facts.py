@@ -101,5 +101,20 @@ class PlugFacts:
         """What the plug draws now, per grid phase, as well as it is known."""
         return self.grid_a if self.expected_a is None else self.expected_a
 
+    def power_w(self, voltage_v: float) -> float:
+        """The plug's power now: measured, or scaled to its expected draw (:attr:`draw_a`); a
+        car expected to draw with nothing measured yet (it started after its MeterValues) at
+        ``voltage_v`` per amp (before: 0 W, so a total-power meter took its draw for building
+        load as soon as another car had a measured power). Only for a plug with a sample."""
+        assert self.sample is not None
+        power_w = self.sample.power_w
+        expected = self.expected_a
+        if expected is None or expected == self.grid_a or self.unconfirmed_a is not None:
+            return power_w
+        measured = self.grid_a.total
+        if measured > 0.0 and power_w > 0.0:
+            return power_w * expected.total / measured
+        return expected.total * voltage_v
+
 
 __all__ = ["PlugFacts"]
