@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from fuseguard.control.controller import _power_w
 from fuseguard.control.load import EvDraw, LoadEstimator, Metered
 from fuseguard.control.policies.expected import START_WINDOW_S, expected_draw_a, start_offer_a
 from fuseguard.control.policies.facts import PlugFacts
@@ -181,7 +180,7 @@ def test_an_expected_draw_without_a_measured_power_counts_at_the_voltage(measure
                   grid_a=ZERO if measured_w == 0 else Phases(2, 2, 2), written_a=None,
                   changed_at=0.0, expected_a=Phases.uniform(6))  # fmt: skip
     expected_w = 18 * 230.0 if measured_w == 0 else 1380.0 * 3
-    assert _power_w(f, 230.0) == pytest.approx(expected_w)
+    assert f.power_w(230.0) == pytest.approx(expected_w)
 
 
 def test_a_raise_not_measured_yet_is_pending_not_counted() -> None:
@@ -190,7 +189,7 @@ def test_a_raise_not_measured_yet_is_pending_not_counted() -> None:
                   expected_a=Phases.uniform(16), unconfirmed_a=Phases.uniform(10))  # fmt: skip
     assert f.counted_a == Phases.uniform(6)
     assert f.pending_a == Phases.uniform(10)
-    assert _power_w(f, 230.0) == 4140.0
+    assert f.power_w(230.0) == 4140.0
 
 
 @pytest.mark.parametrize("late", [True, False])
