@@ -13,13 +13,17 @@ BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 def load_bench(stem: str) -> ModuleType:
     """``bench/<stem>.py`` as module ``fuseguard_bench_<stem>``, loaded once per session.
 
-    ``bench/`` goes on ``sys.path`` because a benchmark may import its siblings
+    ``bench/`` goes on ``sys.path`` (at its end) because a benchmark may import its siblings
     (``bench/cloud.py`` imports ``cloud_agents``)."""
     name = f"fuseguard_bench_{stem}"
     if name in sys.modules:
         return sys.modules[name]
     if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
+        # last, not first: ``bench/ocpp.py`` would shadow the ``ocpp`` library for every later
+        # import in this process (round 16: a bench module loaded at collection broke the
+        # collection of every test importing the OCPP simulator); the siblings a benchmark
+        # imports (``cloud_agents``, ``soak_cloud``, ...) have names nothing else has
+        sys.path.append(str(BENCH_DIR))
     spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{stem}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

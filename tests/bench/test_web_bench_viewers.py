@@ -15,15 +15,14 @@ from fuseguard.config.apis import WebApiConfig
 
 from ..benchkit import load_bench
 
-WEB = load_bench("web")
-
 
 def test_the_bench_has_more_viewers_than_one_peer_may_connect() -> None:
     # the reason for the distinct sources: one address would be refused past the cap
-    assert WebApiConfig().max_connections_per_peer < WEB.VIEWERS
+    assert WebApiConfig().max_connections_per_peer < load_bench("web").VIEWERS
 
 
 async def test_each_viewer_connects_from_its_own_loopback_address() -> None:
+    web_bench = load_bench("web")
     seen: list[str] = []
 
     async def hello(request: web.Request) -> web.Response:
@@ -38,7 +37,10 @@ async def test_each_viewer_connects_from_its_own_loopback_address() -> None:
     await site.start()
     port = runner.addresses[0][1]
     try:
-        sessions = [WEB.new_session(source=WEB.viewer_source(i)) for i in range(WEB.VIEWERS)]
+        sessions = [
+            web_bench.new_session(source=web_bench.viewer_source(i))
+            for i in range(web_bench.VIEWERS)
+        ]
         try:
             for s in sessions:
                 async with s.get(f"http://127.0.0.1:{port}/") as r:
@@ -47,5 +49,5 @@ async def test_each_viewer_connects_from_its_own_loopback_address() -> None:
             await asyncio.gather(*(s.close() for s in sessions))
     finally:
         await runner.cleanup()
-    assert len(set(seen)) == WEB.VIEWERS
+    assert len(set(seen)) == web_bench.VIEWERS
     assert all(addr.startswith("127.") for addr in seen)
