@@ -277,8 +277,7 @@ class PlugControl:
         reserved: Phases | None = None
         if not online:
             # reserve what it may draw unseen on its wired phases (see :meth:`offline_a`)
-            amps = self.offline_a(f.written_a)
-            reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
+            reserved = self.offline_draw(f.written_a)[1]
             available = False
         elif uncontrollable:
             top_a = max_current_a(spec, sample, None)
@@ -327,6 +326,13 @@ class PlugControl:
         spec = self.spec
         amps = written_a if written_a is not None else spec.max_a
         return max(amps, spec.fallback_a)
+
+    def offline_draw(self, written_a: int | None) -> tuple[str, Phases]:
+        """Its circuit and :meth:`offline_a` on its wired phases: the most it is assumed to
+        draw while it is not measured (reserved while it is unreachable)."""
+        spec = self.spec
+        amps = float(self.offline_a(written_a))
+        return spec.circuit, Phases.on(spec.rotation.grid_phases(spec.wired_phases), amps)
 
     def verdict(
         self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake
