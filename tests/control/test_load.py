@@ -283,3 +283,24 @@ def test_a_total_power_split_takes_a_measured_draw_in_under_its_phase_assumption
     assert before == Phases.uniform(23)  # 33 A worth of power minus cp1's 10 A
     cp2 = EvDraw("bay", Phases(6, 6, 6), 4140.0, plug="cp2")
     assert est.update(10.4, [meter], [cp1, cp2])["main"] == Phases.uniform(5)
+
+
+def test_a_sample_split_while_a_charger_is_unmeasured_records_a_bound_from_below() -> None:
+    """The soak's seed 4 (round 16): a sample split while a charger below was not measured
+    raises the highest load since start by what is left after the most that charger may draw
+    (its draw counted as building load would stay for good; skipping the sample lost a load
+    that was really on). The peak history takes the sample as it is."""
+    est = estimator()
+    est.update(0.0, [main(meter_sample(Phases(8, 8, 8)))], [])
+    unmeasured = est.unmeasured([("bay", Phases(6, 0, 6))])
+    assert unmeasured == {"bay": Phases(6, 0, 6), "garage": Phases(6, 0, 6),
+                          "main": Phases(6, 0, 6)}  # fmt: skip
+    split = Metered("main", meter_sample(Phases(23.3, 14.4, 31.7)), True, True, ZERO,
+                    whole=False)  # fmt: skip
+    est.update(60.0, [split], [], unmeasured=unmeasured)
+    assert est.highest("main").rounded(6) == Phases(17.3, 14.4, 25.7)
+    assert est.peak("main").rounded(6) == Phases(23.3, 14.4, 31.7)
+    # no bound known (a caller that passes none): nothing recorded as the highest, as before
+    est.update(120.0, [Metered("main", meter_sample(Phases.uniform(50)), True, True, ZERO,
+                               whole=False)], [])  # fmt: skip
+    assert est.highest("main").rounded(6) == Phases(17.3, 14.4, 25.7)

@@ -188,3 +188,23 @@ async def test_a_charger_watchdog_shorter_than_the_rewrite_interval_is_kept_quie
         await asyncio.gather(*tasks, return_exceptions=True)
     assert chargers["cp1"].writes == [0] * 5  # at 0, 5, 10, 15 and 20 s
     assert chargers["cp2"].writes == [0, 0]  # at 0 and 20 s
+
+
+@pytest.mark.parametrize("rig", [{"write_timeout_s": 0.05}], indirect=True)
+async def test_a_write_is_under_way_until_it_returns_landed_or_failed(rig: WriteRig) -> None:
+    """``in_flight_a``: the value being written while the call is under way (the plug is held
+    and counted at it meanwhile, docs/safety.md "A write under way"), cleared when the call
+    returns, whether it landed or failed."""
+    rig.chargers["cp2"].write_hang = True
+    rig.decide(cp1=16, cp2=12)
+    await rig.run_for(0.1)
+    assert rig.writer["cp1"].in_flight_a is None  # landed at once
+    assert rig.writer["cp1"].written_a == 16
+    assert rig.writer["cp2"].in_flight_a == 12  # hanging
+    for _ in range(400):
+        if rig.failures:
+            break
+        await asyncio.sleep(0.005)
+    assert rig.failures == [("cp2", "write failed: no answer within 0.05 s")]
+    assert rig.writer["cp2"].in_flight_a is None
+    assert rig.writer["cp2"].written_a is None

@@ -330,13 +330,13 @@ class Controller:
         self, now: float, limits: Mapping[str, Phases], facts: Mapping[str, PlugFacts]
     ) -> dict[str, Phases]:
         fresh = self._meter.fresh(now)
-        # circuits with a charger not measured this cycle (its draw would count as building load)
-        unmeasured = {
-            anc
+        # circuits with a charger not measured this cycle (its draw would count as building
+        # load), and the most those may be drawing (LoadEstimator.record)
+        unmeasured = self._load.unmeasured(
+            self._plugs[pid].offline_draw(f.written_a)
             for pid, f in facts.items()
             if not f.fresh or f.sample is None
-            for anc in self._tree.path(self._plugs[pid].spec.circuit)
-        }
+        )
         main = Metered(
             circuit=MAIN,
             sample=self._meter.sample,
@@ -374,7 +374,7 @@ class Controller:
             if f.fresh and (f.starting_a is not None or f.unconfirmed_a is not None)
             for amps, late in f.unseen()
         ]
-        non_ev = self._load.update(now, metered, draws, starting)
+        non_ev = self._load.update(now, metered, draws, starting, unmeasured)
         if fresh:
             # only samples of the same instant feed the peak history; a decision in between
             # (a limit or target change, an overload) works with the newest samples it has

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -156,7 +156,7 @@ class LoadEstimator:
         # per-minute maxima of the measured non-EV load, per metered circuit
         self._peaks = MinuteMaxima(peak_window_s)
         # per metered circuit: the highest non-EV load recorded since start (all chargers below
-        # measured), per phase
+        # measured; else less what the unmeasured ones may draw), per phase
         self._highest: dict[str, Phases] = {}
         # per metered circuit: the split of the sample the non-EV load was last measured from
         self._measured: dict[str, _Split] = {}
@@ -205,12 +205,36 @@ class LoadEstimator:
         ramp = self.peak(circuit) + self.rise_a_per_s(circuit) * horizon_s
         return ramp.maximum(self.highest(circuit))
 
-    def record(self, circuit: str, now: float, non_ev: Phases, *, whole: bool = True) -> None:
-        """Add a measurement to ``circuit``'s per-minute peak history (and to its highest load
-        since start when ``whole``: every charger below was measured)."""
+    def record(
+        self,
+        circuit: str,
+        now: float,
+        non_ev: Phases,
+        *,
+        whole: bool = True,
+        unmeasured_a: Phases | None = None,
+    ) -> None:
+        """Add a measurement to ``circuit``'s per-minute peak history, and to its highest load
+        since start: as it is when ``whole`` (every charger below was measured); else, when
+        ``unmeasured_a`` is known (the most the chargers not measured may be drawing), what is
+        left of it after taking that off: a bound from below, the building load was at least
+        that (docs/safety.md, "Meter-loss fallback")."""
         if whole:
             self._highest[circuit] = self.highest(circuit).maximum(non_ev)
+        elif unmeasured_a is not None:
+            lower = (non_ev - unmeasured_a).maximum(0.0)
+            self._highest[circuit] = self.highest(circuit).maximum(lower)
         self._peaks.add(circuit, now, non_ev)
+
+    def unmeasured(self, draws: Iterable[tuple[str, Phases]]) -> dict[str, Phases]:
+        """Per circuit, the most the chargers below it not measured this cycle may be drawing
+        (``draws``: each one's circuit and its assumed draw, :meth:`PlugControl.offline_draw`);
+        a circuit without such a charger is absent."""
+        out: dict[str, Phases] = {}
+        for circuit, amps in draws:
+            for anc in self._tree.path(circuit):
+                out[anc] = out.get(anc, ZERO) + amps
+        return out
 
     def update(
         self,
@@ -218,8 +242,13 @@ class LoadEstimator:
         metered: Sequence[Metered],
         draws: Sequence[EvDraw],
         starting: Sequence[EvDraw] = (),
+        unmeasured: Mapping[str, Phases] | None = None,
     ) -> dict[str, Phases]:
         """The non-EV load of every circuit this cycle; records peaks of fresh measurements.
+
+        ``unmeasured``: per circuit, the most its chargers not measured this cycle may be
+        drawing (:meth:`unmeasured`), taken off a value recorded as the highest load while not
+        every charger below was measured.
 
         ``starting``: cars whose start or raise is not measured yet, which may be drawing up to
         these amounts beyond ``draws`` unseen (``PlugFacts.unseen``); a meter's rise is theirs
@@ -230,7 +259,7 @@ class LoadEstimator:
         measured: set[str] = set()
         for m in metered:
             if m.fresh and m.sample is not None:
-                value = self._from_sample(now, m, m.sample, draws, starting)
+                value = self._from_sample(now, m, m.sample, draws, starting, unmeasured)
                 measured.add(m.circuit)
             else:
                 # worst plausible non-EV load, and the EVs together held at the fallback
@@ -255,6 +284,7 @@ class LoadEstimator:
         sample: MeterSample,
         draws: Sequence[EvDraw],
         starting: Sequence[EvDraw] = (),
+        unmeasured: Mapping[str, Phases] | None = None,
     ) -> Phases:
         """The non-EV load a fresh meter sample shows, measured once per sample.
 
@@ -291,7 +321,8 @@ class LoadEstimator:
                 all_on = (self.measured(sample, below + start) - kept).maximum(0.0)
                 value = value.minimum(all_on.maximum(last.value))
         if m.record:
-            self.record(m.circuit, now, value, whole=m.whole)
+            below_a = None if unmeasured is None else unmeasured.get(m.circuit, ZERO)
+            self.record(m.circuit, now, value, whole=m.whole, unmeasured_a=below_a)
         window = (plain - value - kept).maximum(0.0)
         attributed = _Attributed(kept, window, len(late))
         self._measured[m.circuit] = _Split(sample, value, attributed, below, m.whole)

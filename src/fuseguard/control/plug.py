@@ -116,6 +116,8 @@ class PlugControl:
         # the facts assess() last judged, and whether the charger was online and failing then
         # (verdict() on the same facts in the same decision reads them instead of asking again)
         self._reach: tuple[PlugFacts | None, bool, bool] = (None, False, False)
+        #: assess(): a write under way, counted at this much (None: none), and on which facts
+        self._held: tuple[PlugFacts | None, int | None] = (None, None)
 
     def facts(self, now: float) -> PlugFacts:
         """What this cycle knows about the plug (a query)."""
@@ -221,7 +223,7 @@ class PlugControl:
             self._verdicts = (phases, max_a, available, reserved)
             self._steady = self.stuck.steady and self.demand.steady and self.idle.steady
         if reserved is None:  # a controllable plug: break before make judges it every cycle
-            reserved = handover.update(f)
+            reserved, available = self._hold(f, handover.update(f), phases, available)
         session = self.session
         if departure_s is None or need_wh is None or not session.active:
             departure_s = need_wh = None
@@ -279,8 +281,7 @@ class PlugControl:
         reserved: Phases | None = None
         if not online:
             # reserve what it may draw unseen on its wired phases (see :meth:`offline_a`)
-            amps = self.offline_a(f.written_a)
-            reserved = Phases.on(spec.rotation.grid_phases(spec.wired_phases), float(amps))
+            reserved = self.offline_draw(f.written_a)[1]
             available = False
         elif uncontrollable:
             top_a = max_current_a(spec, sample, None)
@@ -330,6 +331,35 @@ class PlugControl:
         amps = written_a if written_a is not None else spec.max_a
         return max(amps, spec.fallback_a)
 
+    def offline_draw(self, written_a: int | None) -> tuple[str, Phases]:
+        """Its circuit and :meth:`offline_a` on its wired phases: the most it is assumed to
+        draw while it is not measured (reserved while it is unreachable)."""
+        spec = self.spec
+        amps = float(self.offline_a(written_a))
+        return spec.circuit, Phases.on(spec.rotation.grid_phases(spec.wired_phases), amps)
+
+    def _hold(
+        self, f: PlugFacts, reserved: Phases, phases: tuple[Phase, ...], available: bool
+    ) -> tuple[Phases, bool]:
+        """A controllable plug with a write under way (:meth:`in_flight_a`): held (not
+        available to the allocator), its reserve at least that much on its phases."""
+        held = self.in_flight_a() if available else None
+        self._held = (f, held)
+        if held is None:
+            return reserved, available
+        return reserved.maximum(Phases.on(phases, float(held))), False
+
+    def in_flight_a(self) -> int | None:
+        """While a write to its charger is under way (a slow charger: seconds), the most it may
+        draw until the write and the one decided after it have landed: the highest of the
+        value in force, the one being written and the one decided (None: no write under way).
+        The plug is then held at its decided setpoint and counted at that much, so the others
+        make room at once (docs/safety.md, "A write under way")."""
+        sp = self.setpoint
+        if sp.in_flight_a is None:
+            return None
+        return max(sp.in_flight_a, sp.written_a or 0, sp.setpoint_a)
+
     def verdict(
         self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake
     ) -> tuple[int, str]:
@@ -353,6 +383,9 @@ class PlugControl:
             return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
+        held_on, held = self._held
+        if held is not None and held_on is f:
+            return self.setpoint.setpoint_a, f"a write under way: counted at {held} A"
         idle = self.idle.reason(f.now)
         if idle is not None:
             return allocated_a, idle

@@ -36,6 +36,9 @@ class Setpoint:
     setpoint_a: int = 0
     reason: str = "starting up"
     written_a: int | None = None
+    #: the value being written now (None: no write under way); a slow charger's write may take
+    #: seconds, and until it returns the charger may be at it or still at ``written_a``
+    in_flight_a: int | None = None
     written_at: float = -math.inf
     changed_at: float = -math.inf
     #: the last written values and when each was written (oldest first, bounded)
@@ -131,9 +134,13 @@ class Writer:
         sp = self._setpoints[pid]
         value = sp.setpoint_a
         charger = self._chargers[pid]
-        result = await guarded(
-            lambda: charger.set_current_limit(value), device=pid, timeout_s=self._timeout_s
-        )
+        sp.in_flight_a = value
+        try:
+            result = await guarded(
+                lambda: charger.set_current_limit(value), device=pid, timeout_s=self._timeout_s
+            )
+        finally:
+            sp.in_flight_a = None
         if isinstance(result, Failed):
             log.warning(
                 "setpoint_write_failed", charger=pid, setpoint_a=value, reason=result.reason

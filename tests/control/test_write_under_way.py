@@ -1,0 +1,62 @@
+"""A write under way to a slow charger (docs/safety.md, "A write under way"): the soak's seed 7
+(round 16)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
+from fuseguard.control.flex import FlexManagement
+from fuseguard.model.clock import Clock, VirtualClock
+from fuseguard.model.phases import Phases
+
+from ..logkit import errors_only_logging
+from .fakes import FakeCharger, FakeMeter
+
+
+class SlowWrites(FakeCharger):
+    """Every write takes ``write_s`` to land (the soak's ``charger:slow``); reads are quick."""
+
+    def __init__(self, clock: Clock, write_s: float) -> None:
+        super().__init__()
+        self._clock = clock
+        self._write_s = write_s
+
+    async def set_current_limit(self, current_a: int) -> None:
+        await self._clock.sleep(self._write_s)
+        await super().set_current_limit(current_a)
+
+
+async def test_a_decrease_under_way_to_a_slow_charger_is_made_room_for_by_the_others() -> None:
+    """The soak's seed 7: the EMS lowered its limit 55 -> 43 A; the slow charger's decrease
+    took seconds to land, and the other cars were lowered as if it had landed at once: 1.4 A
+    over the limit for 8 s. While a write is under way the charger is counted at the most it
+    may draw (here its old 10 A) and held at its decided setpoint: the others make room at
+    once, and nothing is over the limit beyond the first meter period."""
+    errors_only_logging()
+    clock = VirtualClock()
+    slow = SlowWrites(clock, 2.5)
+    chargers = {"cp1": slow, "cp2": FakeCharger(), "cp3": FakeCharger()}
+    meter = FakeMeter(clock, list(chargers.values()), base_a=Phases(10, 10, 10))
+    flex = FlexManagement(clock, fuse_a=40, timeout_s=1e9)
+    config = ControllerConfig(
+        circuits=[CircuitSpec("main", None, 40)],
+        chargers=[ChargerSpec(id=cid) for cid in chargers],
+    )
+    ctl = Controller(clock=clock, config=config, meter=meter, chargers=chargers, flex=flex)
+    task = asyncio.create_task(ctl.run())
+    try:
+        await clock.advance(120)
+        assert [ch.limit_a for ch in chargers.values()] == [10, 10, 10]
+        flex.update(activation=True, current_limit_a=31)  # 21 A for the three cars
+        over: list[tuple[float, Phases]] = []
+        for tick in range(1, 41):
+            await clock.advance(0.25)
+            if tick > 4 and not meter.grid_a().all_le(Phases.uniform(31), tolerance=1e-6):
+                over.append((tick * 0.25, meter.grid_a()))
+        assert over == []  # none beyond the first second
+        assert sum(ch.limit_a for ch in chargers.values()) <= 21
+        assert slow.limit_a >= 6  # lowered, not paused: it was held, not cut
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
