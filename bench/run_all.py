@@ -1,4 +1,4 @@
-"""Run every benchmark and assemble ``docs/benchmarks.md`` from their result fragments.
+"""Run every benchmark and join their result fragments into ``bench/results/benchmarks.md``.
 
 Each ``bench/<name>.py`` writes ``bench/results/<name>.json`` and a markdown fragment
 ``bench/results/<name>.md``; hand-written analysis lives in ``bench/notes/<name>.md`` (and
@@ -6,9 +6,13 @@ Each ``bench/<name>.py`` writes ``bench/results/<name>.json`` and a markdown fra
 other (they share a 2-core machine: running them in parallel would only measure each other) and
 joins the fragments.
 
+``docs/benchmarks.md`` is curated by hand from these tables (it also holds before/after
+comparisons and analysis that live nowhere else): this script never writes it. Until round 16
+it did, and a whole ``make bench`` replaced 1 528 lines of that analysis with the fragments.
+
     python bench/run_all.py            # everything
     python bench/run_all.py --only allocation edge
-    python bench/run_all.py --assemble # only rebuild docs/benchmarks.md from the fragments
+    python bench/run_all.py --assemble # only rejoin the fragments
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ QUICK_ARGS = {
     "soak": ["--days", "1", "--schemathesis", "200"],
 }
 RESULTS = ROOT / "bench" / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
+DOC = RESULTS / "benchmarks.md"
 
 HEADER = """# Benchmarks
 
@@ -63,7 +67,8 @@ def _note(name: str) -> list[str]:
 
 
 def assemble() -> None:
-    """Write docs/benchmarks.md from the fragments that exist, each followed by its notes."""
+    """Write ``bench/results/benchmarks.md`` from the fragments that exist, each followed by
+    its notes (``docs/benchmarks.md`` is curated from it by hand: see the module docstring)."""
     parts = [HEADER, *_note("intro")]
     for name in BENCHES:
         fragment = RESULTS / f"{name}.md"
