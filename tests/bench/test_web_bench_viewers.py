@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from fuseguard.config.apis import WebApiConfig
 
@@ -31,23 +32,16 @@ async def test_each_viewer_connects_from_its_own_loopback_address() -> None:
 
     app = web.Application()
     app.router.add_get("/", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with TestServer(app, host="127.0.0.1") as server:
         sessions = [
             web_bench.new_session(source=web_bench.viewer_source(i))
             for i in range(web_bench.VIEWERS)
         ]
         try:
             for s in sessions:
-                async with s.get(f"http://127.0.0.1:{port}/") as r:
+                async with s.get(f"http://127.0.0.1:{server.port}/") as r:
                     assert r.status == 200
         finally:
             await asyncio.gather(*(s.close() for s in sessions))
-    finally:
-        await runner.cleanup()
     assert len(set(seen)) == web_bench.VIEWERS
     assert all(addr.startswith("127.") for addr in seen)
