@@ -488,10 +488,10 @@ async def test_a_failing_allocator_holds_the_last_setpoints(site_factory, monkey
     real_step = AllocatorSession.step
     state = {"broken": False}
 
-    def step(self, now_s, snapshot):  # type: ignore[no-untyped-def]
+    def step(self, now_s, snapshot, held=()):  # type: ignore[no-untyped-def]
         if state["broken"]:
             raise ArithmeticError("allocator bug")
-        return real_step(self, now_s, snapshot)
+        return real_step(self, now_s, snapshot, held)
 
     monkeypatch.setattr(AllocatorSession, "step", step)
     site = site_factory(fuse_a=32, base_a=Phases(4, 4, 4))
@@ -506,10 +506,10 @@ async def test_a_pending_ramp_step_is_not_taken_while_the_decision_fails(
     real_step = AllocatorSession.step
     state = {"broken": False}
 
-    def step(self, now_s, snapshot):  # type: ignore[no-untyped-def]
+    def step(self, now_s, snapshot, held=()):  # type: ignore[no-untyped-def]
         if state["broken"]:
             raise ArithmeticError("allocator bug")
-        return real_step(self, now_s, snapshot)
+        return real_step(self, now_s, snapshot, held)
 
     monkeypatch.setattr(AllocatorSession, "step", step)
     chargers = {"cp1": FakeCharger()}

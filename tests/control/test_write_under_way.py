@@ -60,3 +60,34 @@ async def test_a_decrease_under_way_to_a_slow_charger_is_made_room_for_by_the_ot
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_car_paused_through_a_slow_write_still_owes_its_minimum_pause() -> None:
+    """While the pause's write is under way the plug is held, out of the allocation; its
+    run/pause timers must outlive that. Before the session kept them, the held plug's timers
+    started anew, the paused car owed no minimum pause, and it started again at once when
+    room came back (a contactor cycle ``min_pause_s`` exists to prevent)."""
+    errors_only_logging()
+    clock = VirtualClock()
+    slow = SlowWrites(clock, 2.5)
+    meter = FakeMeter(clock, [slow], base_a=Phases(10, 10, 10))
+    flex = FlexManagement(clock, fuse_a=40, timeout_s=1e9)
+    config = ControllerConfig(
+        circuits=[CircuitSpec("main", None, 40)], chargers=[ChargerSpec(id="cp1")]
+    )
+    ctl = Controller(clock=clock, config=config, meter=meter, chargers={"cp1": slow}, flex=flex)
+    task = asyncio.create_task(ctl.run())
+    try:
+        await clock.advance(120)
+        assert slow.limit_a >= 6
+        flex.update(activation=True, current_limit_a=14)  # 4 A beside the building: a pause
+        await clock.advance(10)
+        assert slow.limit_a == 0
+        flex.update(activation=True, current_limit_a=40)  # room again, 10 s after the pause
+        await clock.advance(60)
+        assert slow.limit_a == 0, slow.writes  # the minimum pause (900 s) holds it
+        await clock.advance(900)
+        assert slow.limit_a >= 6, slow.writes  # and then it runs again
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

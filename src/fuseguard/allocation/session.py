@@ -10,6 +10,7 @@ the phase probe of a waiting car of unknown phases (:mod:`.probe`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from fuseguard.allocation import probe as ph
@@ -159,8 +160,13 @@ class AllocationSession:
         # dataclasses.replace(snapshot, plugs=...), built directly
         return Snapshot(snapshot.circuits, tuple(plugs), snapshot.pv_surplus_w, snapshot.params)
 
-    def step(self, snapshot: Snapshot, now_s: float) -> Allocation:
-        """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``."""
+    def step(self, snapshot: Snapshot, now_s: float, held: Collection[str] = ()) -> Allocation:
+        """Allocate for ``snapshot`` (its hysteresis fields are ignored) at time ``now_s``.
+
+        ``held``: plugs out of this allocation only for a moment (a write to a slow charger
+        under way: the controller holds them at their setpoint); their run/pause timers are
+        kept as they were, where an unavailable plug's start anew (a car paused just before
+        would otherwise owe no minimum pause, one running would start its minimum run again)."""
         full = self.with_state(snapshot, now_s)
         released = self._end_probe(full, now_s)
         if self._probe is not None:
@@ -176,6 +182,9 @@ class AllocationSession:
         self.last_input = full
         timers: dict[str, PlugTimers] = {}
         for plug in snapshot.plugs:
+            if held and plug.id in held and plug.id in self._timers:
+                timers[plug.id] = self._timers[plug.id]
+                continue
             old = self._timers.get(plug.id) if plug.available else None
             t = old if old is not None else PlugTimers()
             new_a = allocation.setpoints[plug.id]

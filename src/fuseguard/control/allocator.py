@@ -8,7 +8,7 @@ types, never the controller.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC
 from typing import cast
@@ -104,9 +104,10 @@ class AllocatorSession:
         self._plugs[d.spec.id] = (d, plug)
         return plug
 
-    def step(self, now_s: float, snapshot: Snapshot) -> Allocation:
-        """Allocate for this cycle; the session fills in and updates hysteresis state."""
-        return self._session.step(snapshot, now_s)
+    def step(self, now_s: float, snapshot: Snapshot, held: Collection[str] = ()) -> Allocation:
+        """Allocate for this cycle; the session fills in and updates hysteresis state (the
+        ``held`` plugs' kept as they are: :meth:`AllocationSession.step`)."""
+        return self._session.step(snapshot, now_s, held)
 
     @property
     def last_snapshot(self) -> Snapshot | None:

@@ -414,7 +414,12 @@ class Controller:
             demands=demands,
             pv_surplus_w=pv_surplus_w(self._meter.sample, ev_w, self._pv_sample(now)),
         )
-        result = self._allocator.step(now, snapshot)
+        # plugs held for a write under way: the session keeps their run/pause timers
+        plugs = self._plugs
+        held = [
+            p for p, a in assessed.items() if not a.demand.available and plugs[p].holding(a.facts)
+        ]
+        result = self._allocator.step(now, snapshot, held)
         fallback = "" if self._meter.fresh(now) else self._fallback_note()
         lost = self._lost_circuit_meters(now)
         decided: dict[str, tuple[int, str]] = {}

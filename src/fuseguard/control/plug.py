@@ -349,6 +349,11 @@ class PlugControl:
             return reserved, available
         return reserved.maximum(Phases.on(phases, float(held))), False
 
+    def holding(self, f: PlugFacts) -> bool:
+        """:meth:`assess` on ``f`` held the plug for a write under way (:meth:`_hold`)."""
+        held_on, held = self._held
+        return held is not None and held_on is f
+
     def in_flight_a(self) -> int | None:
         """While a write to its charger is under way (a slow charger: seconds), the most it may
         draw until the write and the one decided after it have landed: the highest of the
@@ -383,9 +388,8 @@ class PlugControl:
             return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
-        held_on, held = self._held
-        if held is not None and held_on is f:
-            return self.setpoint.setpoint_a, f"a write under way: counted at {held} A"
+        if self.holding(f):
+            return self.setpoint.setpoint_a, f"a write under way: counted at {self._held[1]} A"
         idle = self.idle.reason(f.now)
         if idle is not None:
             return allocated_a, idle
