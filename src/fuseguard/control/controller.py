@@ -371,7 +371,7 @@ class Controller:
         starting = [
             EvDraw(self._plugs[pid].spec.circuit, amps, amps.total * v, late=late)
             for pid, f in facts.items()
-            if f.fresh and (f.starting_a is not None or f.unconfirmed_a is not None)
+            if f.fresh and f.any_unseen
             for amps, late in f.unseen()
         ]
         non_ev = self._load.update(now, metered, draws, starting, unmeasured)

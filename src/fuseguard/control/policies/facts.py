@@ -65,11 +65,16 @@ class PlugFacts:
         by now, so it explains no more of the meter than it did at the window's end."""
         return None if self.responding else self.unconfirmed_a
 
+    @property
+    def any_unseen(self) -> bool:
+        """A start or a raise is not measured yet (:meth:`unseen` is not empty)."""
+        return self.starting_a is not None or self.unconfirmed_a is not None
+
     def unseen(self) -> list[tuple[Phases, bool]]:
         """What the plug may draw beyond :attr:`counted_a` unseen, as (amount, late) pairs:
         :attr:`pending_a` (late False) and :attr:`late_a` (late True), those that are not None
         (the load estimator's ``starting``)."""
-        if self.starting_a is None and self.unconfirmed_a is None:
+        if not self.any_unseen:
             return []  # neither a start nor a raise pending (most plugs, every decision)
         pairs = ((self.pending_a, False), (self.late_a, True))
         return [(a, late) for a, late in pairs if a is not None]
