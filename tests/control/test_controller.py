@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
-import structlog
 
 from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
 from fuseguard.control.flex import FlexManagement
@@ -17,20 +16,15 @@ from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.status import PlugStatus
 
-from ..logkit import errors_only_logging
 from .fakes import FakeCharger, FakeMeter
 
 UUIDS = ["%032x" % (i + 1) for i in range(10)]
 
 
-@pytest.fixture(autouse=True)
-def _errors_only_logs() -> Iterator[None]:
-    """No test here reads rendered log output (the ones that check log events capture them):
-    errors only, plain (tests/logkit.py); rich's tracebacks of the driver-bug test's exception
-    events were a quarter of this module's CPU."""
-    errors_only_logging()
-    yield
-    structlog.reset_defaults()
+# No test here reads rendered log output (the ones that check log events capture them):
+# errors only, plain (tests/logkit.py); rich's tracebacks of the driver-bug test's exception
+# events were a quarter of this module's CPU.
+pytestmark = pytest.mark.usefixtures("errors_only_logs")
 
 
 @dataclass

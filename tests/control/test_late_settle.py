@@ -11,10 +11,8 @@ sample, so a building load step right after a raise waited for that 10 s read
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
 from fuseguard.model.clock import VirtualClock
@@ -22,7 +20,6 @@ from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample
 from fuseguard.model.status import CpState, OcppState
 
-from ..logkit import errors_only_logging
 from .fakes import FakeMeter
 
 DELAY_S = 2.0  # the profile delay
@@ -32,11 +29,7 @@ CAR_A = 6.0  # the car draws 6 A whatever it is offered (as in bench/ocpp.py)
 FUSE_A = 40.0
 
 
-@pytest.fixture(autouse=True)
-def _errors_only_logs() -> Iterator[None]:
-    errors_only_logging()
-    yield
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("errors_only_logs")
 
 
 class DelayedCharger:

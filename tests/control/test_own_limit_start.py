@@ -16,12 +16,16 @@ from __future__ import annotations
 import asyncio
 import math
 
+import pytest
+
 from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import ZERO, Phases
 
 from .fakes import FakeMeter
-from .test_start_race import LateOcppCharger, _errors_only_logs  # noqa: F401 (its autouse fixture, here too)
+from .test_start_race import LateOcppCharger
+
+pytestmark = pytest.mark.usefixtures("errors_only_logs")
 
 PROFILE_DELAY_S = 1.0
 START_AFTER_WRITE_S = 0.4  # the car starts (on its own) this long after the first write

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
 from fuseguard.model.clock import VirtualClock
@@ -23,7 +21,6 @@ from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample
 from fuseguard.model.status import CpState, OcppState
 
-from ..logkit import errors_only_logging
 from .fakes import FakeMeter
 
 PROFILE_DELAY_S = 2.0
@@ -35,11 +32,7 @@ FUSE_A = 100.0
 CARS = 8
 
 
-@pytest.fixture(autouse=True)
-def _errors_only_logs() -> Iterator[None]:
-    errors_only_logging()
-    yield
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("errors_only_logs")
 
 
 class LateOcppCharger:

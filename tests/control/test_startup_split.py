@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-import structlog
 
 from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
 from fuseguard.control.ports import DeviceConnectionError
@@ -28,8 +26,6 @@ from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.model.status import CpState, OcppState
-
-from ..logkit import errors_only_logging
 
 CARS = 4
 CAR_A = 6.0  # the cars draw 6 A on three phases (the bench's cars at their station's default)
@@ -41,11 +37,7 @@ FUSE_A = 40.0  # room for 4 x 6 A beside 15 A; none with the cars taken for buil
 READABLE_AT_S = 30.0
 
 
-@pytest.fixture(autouse=True)
-def _errors_only_logs() -> Iterator[None]:
-    errors_only_logging()
-    yield
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("errors_only_logs")
 
 
 class StartingStation:
