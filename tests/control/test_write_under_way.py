@@ -91,3 +91,39 @@ async def test_a_car_paused_through_a_slow_write_still_owes_its_minimum_pause() 
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_raise_under_way_is_not_taken_back_before_it_lands() -> None:
+    """The soak's seed 3 (round 16): while a write to a slow charger was under way, break
+    before make and the ramp ran again on the held plug against the value still in force, and
+    the ramp's hold timer started anew: the raise under way was taken back, and as a rewrite was
+    due the old value went out as soon as the raise landed. A write per flip (here 6 <-> 20 A,
+    and the other car paused for it). A raise under way passed both when it was decided: the
+    decision holds it until it lands."""
+    errors_only_logging()
+    clock = VirtualClock()
+    slow = SlowWrites(clock, 2.5)
+    chargers = {"cp1": slow, "cp2": FakeCharger()}
+    meter = FakeMeter(clock, list(chargers.values()), base_a=Phases(10, 10, 10))
+    flex = FlexManagement(clock, fuse_a=63, timeout_s=1e9)
+    config = ControllerConfig(
+        circuits=[CircuitSpec("main", None, 63)],
+        chargers=[ChargerSpec(id=cid) for cid in chargers],
+        rewrite_interval_s=5.0,  # a rewrite is due during most writes
+    )
+    ctl = Controller(clock=clock, config=config, meter=meter, chargers=chargers, flex=flex)
+    task = asyncio.create_task(ctl.run())
+    try:
+        flex.update(activation=True, current_limit_a=30)  # 20 A for the two cars
+        await clock.advance(120)
+        assert [ch.limit_a for ch in chargers.values()] == [10, 10], slow.writes
+        flex.update(activation=True, current_limit_a=50)  # room: both raised to 20 A
+        await clock.advance(30)
+        meter.base_a = Phases(14, 14, 14)  # then both come down to 18 A
+        await clock.advance(60)
+        values = [w for i, w in enumerate(slow.writes) if i == 0 or w != slow.writes[i - 1]]
+        assert values == [6, 10, 20, 18], slow.writes  # each value once (a start at 6 A): no flip
+        assert min(chargers["cp2"].writes) >= 6  # the other car never paused
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

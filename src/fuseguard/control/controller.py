@@ -437,7 +437,7 @@ class Controller:
             decided[pid] = (setpoint, reason)
         planned: list[Phases] = []
         for pid, plug in self._plugs.items():
-            value, reason = plug.settle(now, *decided[pid], handover)
+            value, reason = plug.settle(now, *decided[pid], handover, assessed[pid].facts)
             self._writer.decide(pid, value, reason)
             plug.status = plug.reading.status(now, plug.setpoint.written_a)
             amps = max(value, plug.setpoint.written_a or 0)

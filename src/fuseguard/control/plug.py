@@ -397,9 +397,23 @@ class PlugControl:
         return allocated_a, reason
 
     def settle(
-        self, now: float, setpoint_a: int, reason: str, handover: BreakBeforeMake
+        self,
+        now: float,
+        setpoint_a: int,
+        reason: str,
+        handover: BreakBeforeMake,
+        facts: PlugFacts | None = None,
     ) -> tuple[int, str]:
-        """Break before make, then the ramp: the setpoint to write now, and its reason."""
+        """Break before make, then the ramp: the setpoint to write now, and its reason.
+
+        A plug :meth:`assess` held on ``facts`` for a write under way keeps its decided
+        setpoint: that value passed break before make and the ramp when it was decided. Run
+        again against the value still in force, they took an in-flight raise back (the ramp's
+        hold timer starts anew, break before make waits for another car coming down), and
+        when the raise landed the old value was written again: a write per flip on a charger
+        that takes seconds per write."""
+        if facts is not None and self.holding(facts):
+            return setpoint_a, reason
         sp = self.setpoint
         reading = self.reading
         drawing_a = (
