@@ -176,3 +176,25 @@ def test_a_car_that_leaves_during_its_idle_pause_takes_the_pause_with_it() -> No
     arrived = p.assess(p.facts(t), handover())
     assert arrived.demand.available, "the new car is paused for the previous car's pause"
     assert arrived.demand.max_a == 16  # a full offer, not the re-probe's minimum
+
+
+def test_only_a_slow_write_under_way_holds_the_plug() -> None:
+    """A write that lands within a meter period lands as soon as any write that would make room
+    for it: the plug stays the allocator's, counted at its decided setpoint. One under way for a
+    period, or to a charger whose last write took that long, is slow: held, counted at the
+    highest of in force, in flight and decided (docs/safety.md, "A write under way")."""
+    p = plug()
+    p.reading.update(charger_sample(CpState.C, Phases.uniform(12.0)), 100.0)
+    sp = p.setpoint
+    sp.written_a, sp.setpoint_a = 12, 11
+    sp.in_flight_a, sp.write_started_at = 11, 100.0  # a decrease under way since 100 s
+    fresh = p.assess(p.facts(100.5), handover())
+    assert fresh.demand.available and not p.holding(fresh.facts)  # 0.5 s: not slow yet
+    assert p.in_flight_a(100.5) is None
+    late = p.assess(p.facts(101.0), handover())  # a whole period: slow
+    assert not late.demand.available and p.holding(late.facts)
+    assert late.reserved_a == Phases.uniform(12)  # the value in force
+    sp.last_write_s = 2.5  # the charger's last write took 2.5 s: slow from the start
+    assert p.in_flight_a(100.0) == 12
+    sp.in_flight_a = None  # landed
+    assert p.in_flight_a(101.0) is None

@@ -108,6 +108,7 @@ class PlugControl:
         # how long before a possible fallback its reserve must be in place: the others' time to
         # follow a decrease, and a meter period each to see and to decide
         self._lead_s = cfg.decrease_grace_s + 2.0 * cfg.meter_period_s
+        self._slow_write_s = cfg.meter_period_s  # a write this long or longer is slow
         self._key: tuple[object, ...] = ()  # the facts the verdicts below were judged on
         self._verdicts: _Verdicts = ((), 0, False, None)
         self._steady = False  # no policy timer ran after that judgement
@@ -343,7 +344,7 @@ class PlugControl:
     ) -> tuple[Phases, bool]:
         """A controllable plug with a write under way (:meth:`in_flight_a`): held (not
         available to the allocator), its reserve at least that much on its phases."""
-        held = self.in_flight_a() if available else None
+        held = self.in_flight_a(f.now) if available else None
         self._held = (f, held)
         if held is None:
             return reserved, available
@@ -354,14 +355,24 @@ class PlugControl:
         held_on, held = self._held
         return held is not None and held_on is f
 
-    def in_flight_a(self) -> int | None:
-        """While a write to its charger is under way (a slow charger: seconds), the most it may
-        draw until the write and the one decided after it have landed: the highest of the
-        value in force, the one being written and the one decided (None: no write under way).
-        The plug is then held at its decided setpoint and counted at that much, so the others
-        make room at once (docs/safety.md, "A write under way")."""
+    def in_flight_a(self, now: float) -> int | None:
+        """While a slow write to its charger is under way, the most it may draw until the
+        write and the one decided after it have landed: the highest of the value in force, the
+        one being written and the one decided (None: no slow write under way). The plug is then
+        held at its decided setpoint and counted at that much, so the others make room at once
+        (docs/safety.md, "A write under way").
+
+        Slow: under way for a meter period or more, or to a charger whose last write took that
+        long (seconds: a slow gateway, a busy charge point, a cellular link). A write that lands
+        within the period lands as soon as any write that would make room for it: counted at
+        the value decided, as every landed decrease still within its delay is. Counting it at
+        the old value made every other charger come down again for writes a few hundred ms
+        long (300 chargers answering one after another: 2-11 A instead of 1 A)."""
         sp = self.setpoint
         if sp.in_flight_a is None:
+            return None
+        slow_s = self._slow_write_s
+        if now - sp.write_started_at < slow_s and sp.last_write_s < slow_s:
             return None
         return max(sp.in_flight_a, sp.written_a or 0, sp.setpoint_a)
 

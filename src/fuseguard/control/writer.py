@@ -39,6 +39,10 @@ class Setpoint:
     #: the value being written now (None: no write under way); a slow charger's write may take
     #: seconds, and until it returns the charger may be at it or still at ``written_a``
     in_flight_a: int | None = None
+    #: when the write under way began, and how long the last finished write took (landed or
+    #: failed): a charger whose writes take a meter period or more is a slow writer
+    write_started_at: float = -math.inf
+    last_write_s: float = 0.0
     written_at: float = -math.inf
     changed_at: float = -math.inf
     #: the last written values and when each was written (oldest first, bounded)
@@ -135,12 +139,14 @@ class Writer:
         value = sp.setpoint_a
         charger = self._chargers[pid]
         sp.in_flight_a = value
+        sp.write_started_at = started = self._clock.monotonic()
         try:
             result = await guarded(
                 lambda: charger.set_current_limit(value), device=pid, timeout_s=self._timeout_s
             )
         finally:
             sp.in_flight_a = None
+            sp.last_write_s = self._clock.monotonic() - started
         if isinstance(result, Failed):
             log.warning(
                 "setpoint_write_failed", charger=pid, setpoint_a=value, reason=result.reason
