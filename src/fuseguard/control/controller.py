@@ -290,8 +290,8 @@ class Controller:
     # --- deciding -----------------------------------------------------------------------------
 
     def _main_limit(self) -> Phases:
-        fuse = self._tree.main.fuse
-        return fuse if self._flex is None else fuse.minimum(self._flex.limit_a())
+        fuse, lead_s = self._tree.main.fuse, self._writer.limit_lead_s(self._clock.monotonic())
+        return fuse if self._flex is None else fuse.minimum(self._flex.limit_a(lead_s))
 
     def _fallback_ev_a(self) -> float:
         if self._flex is None:

@@ -276,15 +276,21 @@ class FlexManagement:
         self._poll()
         return self._in_fallback()
 
-    def limit_a(self) -> float:
-        """The main-circuit limit in force (A per phase)."""
+    def limit_a(self, within_s: float = 0.0) -> float:
+        """The main-circuit limit in force (A per phase); with ``within_s`` > 0 the lower of
+        that and the fallback when the watchdog expires within ``within_s`` (a slow charger's
+        decrease is decided that long ahead: docs/safety.md, "A write under way")."""
         self._poll()
         s = self._settings
         if not s.activation:
             return self.fuse_a
         if self._in_fallback():
             return min(self.fuse_a, s.fallback_current_limit_a)
-        return min(self.fuse_a, s.current_limit_a)
+        limit = min(self.fuse_a, s.current_limit_a)
+        left_s = self.seconds_until_expiry() if within_s > 0.0 else None
+        if left_s is not None and left_s <= within_s:
+            return min(limit, s.fallback_current_limit_a)
+        return limit
 
     def seconds_until_expiry(self) -> float | None:
         """Watchdog time left; None when activation is off, 0.0 once expired."""

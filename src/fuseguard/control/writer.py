@@ -80,6 +80,7 @@ class Writer:
             pid: _rewrite_interval_s(config.rewrite_interval_s, ch) for pid, ch in chargers.items()
         }
         self._timeout_s = config.write_timeout_s
+        self._period_s = config.meter_period_s  # a write this long or longer is slow
         self._chargers = dict(chargers)
         self._online = online
         self._on_failure = on_failure
@@ -95,6 +96,22 @@ class Writer:
         poller's ``setpoint_of``)."""
         sp = self._setpoints[pid]
         return sp.written_a, sp.changed_at
+
+    def limit_lead_s(self, now: float) -> float:
+        """How long before a known drop of a limit (the EMS's watchdog expiring) a decrease
+        must be decided to be in force when the drop is: 0 without a slow charger; else two of
+        the slowest charger's writes (one under way or a rewrite just begun, then the decrease)
+        and two meter periods (the decision's cadence; a held plug is decided on once its write
+        has landed). Slow: as :meth:`PlugControl.in_flight_a` (docs/safety.md, "A write under
+        way")."""
+        slowest = 0.0
+        for sp in self._setpoints.values():
+            took = sp.last_write_s
+            if sp.in_flight_a is not None:
+                took = max(took, now - sp.write_started_at)
+            if took >= self._period_s:
+                slowest = max(slowest, took)
+        return 2.0 * (slowest + self._period_s) if slowest else 0.0
 
     def decide(self, pid: str, setpoint_a: int, reason: str) -> None:
         """Record the decided setpoint of ``pid`` (written by :meth:`flush`'s wake-up)."""
