@@ -208,3 +208,29 @@ async def test_a_write_is_under_way_until_it_returns_landed_or_failed(rig: Write
     assert rig.failures == [("cp2", "write failed: no answer within 0.05 s")]
     assert rig.writer["cp2"].in_flight_a is None
     assert rig.writer["cp2"].written_a is None
+
+
+async def test_a_charger_becoming_a_slow_writer_is_reported_once() -> None:
+    """A write taking a meter period or more makes the charger a slow writer (others make room
+    for its writes under way): one warning when it becomes slow, one line when it is quick
+    again, and how long the last write took on its setpoint (``last_write_s``)."""
+    from structlog.testing import capture_logs
+
+    from tests.control.test_write_under_way import SlowWrites
+
+    r = WriteRig()
+    slow = SlowWrites(r.clock, 2.5)
+    r.writer._chargers["cp1"] = slow  # the rig's charger, made slow
+    with capture_logs() as logs:
+        for value in (10, 11, 12):
+            r.writer.decide("cp1", value, "test")
+            write = asyncio.create_task(r.writer.write("cp1"))
+            await r.clock.advance(3.0)
+            await write
+        assert r.writer["cp1"].last_write_s == 2.5
+        assert r.writer["cp1"].written_a == 12
+        slow._write_s = 0.0  # quick again
+        await r.writer.write("cp1")
+    assert r.writer["cp1"].last_write_s == 0.0
+    events = [(e["event"], e["charger"]) for e in logs if e["event"].startswith("charger_")]
+    assert events == [("charger_slow_writes", "cp1"), ("charger_quick_writes", "cp1")]

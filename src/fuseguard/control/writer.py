@@ -150,6 +150,23 @@ class Writer:
                 continue
             await self.write(pid)
 
+    def _took(self, pid: str, sp: Setpoint, took_s: float) -> None:
+        """Record how long a write took; say so when a charger becomes a slow writer (a meter
+        period or more: the others make room for it while its writes are under way) and when
+        it is quick again."""
+        slow_s = self._period_s
+        if (took_s >= slow_s) != (sp.last_write_s >= slow_s):
+            if took_s >= slow_s:
+                log.warning(
+                    "charger_slow_writes",
+                    charger=pid,
+                    write_s=round(took_s, 3),
+                    reason="a write took a meter period or more: others make room for its writes",
+                )
+            else:
+                log.info("charger_quick_writes", charger=pid, write_s=round(took_s, 3))
+        sp.last_write_s = took_s
+
     async def write(self, pid: str) -> None:
         """Write the decided setpoint of ``pid`` once, now."""
         sp = self._setpoints[pid]
@@ -163,7 +180,7 @@ class Writer:
             )
         finally:
             sp.in_flight_a = None
-            sp.last_write_s = self._clock.monotonic() - started
+            self._took(pid, sp, self._clock.monotonic() - started)
         if isinstance(result, Failed):
             log.warning(
                 "setpoint_write_failed", charger=pid, setpoint_a=value, reason=result.reason
