@@ -342,7 +342,7 @@ class Controller:
             sample=self._meter.sample,
             fresh=fresh,
             record=self._synced,
-            held_a=limits[MAIN] - self._fallback_ev_a(),
+            held_a=self._tree.main.fuse - self._fallback_ev_a(),
             sample_at=self._meter.ok_at,
             whole=MAIN not in unmeasured,
         )
@@ -420,7 +420,7 @@ class Controller:
             p for p, a in assessed.items() if not a.demand.available and plugs[p].holding(a.facts)
         ]
         result = self._allocator.step(now, snapshot, held)
-        fallback = "" if self._meter.fresh(now) else self._fallback_note()
+        fallback = "" if self._meter.fresh(now) else self._fallback_note(limits[MAIN])
         lost = self._lost_circuit_meters(now)
         decided: dict[str, tuple[int, str]] = {}
         for pid, plug in self._plugs.items():
@@ -447,8 +447,9 @@ class Controller:
         self._non_ev = non_ev
         self._watch.plan(non_ev[MAIN], planned)
 
-    def _fallback_note(self) -> str:
-        return f"meter fallback: EVs held at {self._fallback_ev_a():.0f} A; "
+    def _fallback_note(self, limit: Phases) -> str:
+        held = max(0.0, (limit - self._tree.main.fuse).min + self._fallback_ev_a())
+        return f"meter fallback: EVs held at {held:.0f} A; "
 
     def _circuit_fallback_note(self, circuit: str, lost: tuple[str, ...]) -> str:
         """The reason prefix of a plug below a sub-circuit whose meter is lost."""

@@ -12,7 +12,7 @@ Owns:
   (per-minute maxima, recorded only from samples of the same instant as the chargers') plus the
   rise that history shows, carried on for as long as the meter has been lost (at most one more
   window), at least the highest non-EV load measured since start (a load that was on can switch
-  on again unseen), and at least its limit minus what its EVs are held at. Every other circuit gets
+  on again unseen), and at least its fuse minus what its EVs are held at. Every other circuit gets
   its configured assumption; assumptions flow up the tree into every ancestor up to the first
   freshly metered one (whose meter already sees them). Uncontrollable EV draws (offline, stuck,
   not coming down) are added on the plug's whole path (:meth:`LoadEstimator.with_reserves`).
@@ -62,8 +62,9 @@ class Metered:
 
     ``sample`` is the meter's newest good sample, ``fresh`` whether it is recent enough to
     measure with; ``record`` whether it was taken at the same instant as the chargers' samples
-    (only those feed the peak history); ``held_a`` the limit minus what the EVs below are held
-    at when the meter is lost (the least non-EV load assumed then); ``sample_at`` the clock
+    (only those feed the peak history); ``held_a`` the fuse minus what the EVs below are held
+    at when the meter is lost (the least non-EV load assumed then: under a lower EMS limit the
+    EVs get that limit less it, docs/safety.md "Under an EMS limit"); ``sample_at`` the clock
     instant the sample stands for (its age judged by its own timestamp, not by its arrival),
     from which a lost meter's load is carried on; ``whole`` whether every charger below was
     measured this cycle (only then may a recorded value raise the highest load since start:
