@@ -276,6 +276,7 @@ def overload_outside_steps(
     unseen = np.maximum(0.0, non_ev - shown)
     hidden = over & lost & ~first_period & ((over_a - unseen).max(axis=1) <= OVERLOAD_TOL_A)
     outside = over & ~first_period & ~hidden
+    margin = np.where(over_a > OVERLOAD_TOL_A, unseen - over_a, np.inf).min(axis=1)
     return {
         "ticks": int(n),
         "steps": int(step.sum()),
@@ -284,10 +285,8 @@ def overload_outside_steps(
         "overload_ticks_hidden": int(hidden.sum()),
         "max_overload_a_hidden": round(float(excess[hidden].max()), 3) if hidden.any() else 0.0,
         "overload_as_hidden": round(float(excess[hidden].sum() * tick_s), 3),
-        # how far below the unseen load the hidden overload stayed (the judge is not idle)
-        "min_margin_a_hidden": (
-            round(float((unseen - over_a).min(axis=1)[hidden].min()), 3) if hidden.any() else None
-        ),
+        # how far below the unseen load the hidden overload stayed, on the phases over
+        "min_margin_a_hidden": round(float(margin[hidden].min()), 3) if hidden.any() else None,
         "overload_ticks_outside": int(outside.sum()),
         "overload_as_outside": round(float(excess[outside].sum() * tick_s), 3),
         "max_overload_a_outside": round(float(excess[outside].max()), 3) if outside.any() else 0.0,
