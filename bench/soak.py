@@ -8,8 +8,10 @@ with a welded (stuck) contactor, the EMS going silent (flex fallback) and coming
 changes, and base-load steps (an oven, a welder). Judged:
 
 * overload: EV-attributable excess (``max(0, grid - max(limit, non-EV))``, > 0.05 A) on main
-  outside the first meter period after a step (a base-load jump or a lower limit), from the
-  tick-by-tick timeline; on the garage circuit (no steps) any EV overload at all;
+  outside the first meter period after a step (a base-load jump, a lower limit, the grid meter
+  back from a fault), from the tick-by-tick timeline, except while the grid meter is lost as far
+  as building load above any the meter had shown explains it (:func:`overload_outside_steps`);
+  on the garage circuit (no steps) any EV overload at all;
 * crashed tasks: the run completing (``simulate`` re-raises a dead site or controller task),
   no "exception was never retrieved" from asyncio, no error-level log event;
 * memory: ``tracemalloc`` (Python heap) and RSS, sampled from inside the run at each car
@@ -231,10 +233,20 @@ def overload_outside_steps(
     meter_period_s: float,
     tick_s: float,
     faults: list[tuple[float, float, str]] = (),  # type: ignore[assignment]
+    meter_lost: list[tuple[float, float]] = (),  # type: ignore[assignment]
+    fallback_a: float | None = None,
 ) -> dict[str, Any]:
     """EV-attributable overload on main, split into "within the first meter period after a
-    step" (allowed) and outside (a failure); outside ticks are counted by the injected fault
-    (``faults``: start, end, label) active at the time."""
+    step" (allowed), "hidden" (allowed) and outside (a failure); outside ticks are counted by
+    the injected fault (``faults``: start, end, label) active at the time.
+
+    Hidden (docs/safety.md, "What a lost meter cannot show"): while the grid meter is lost
+    (``meter_lost``: start, end of each stretch, :func:`meter_lost`), the overload on every phase
+    is no more than the building load's part above the least the meter-loss fallback promises to
+    assume: the highest non-EV load the meter showed before (on ticks outside every loss) and
+    ``limit - fallback_a`` (the EMS's ``FallbackCurrentLimit``; None: not judged). The end of a
+    loss is a step: the load it hid shows from then on, and the first meter period after it is
+    allowed like after any step."""
     import numpy as np
 
     n = tl.n
@@ -243,20 +255,38 @@ def overload_outside_steps(
     ev = tl.ev_a[:n].astype(np.float64)
     limit = tl.limit_a[:n].astype(np.float64)
     non_ev = grid - ev
-    excess = (grid - np.maximum(limit[:, None], non_ev)).max(axis=1)
+    over_a = grid - np.maximum(limit[:, None], non_ev)
+    excess = over_a.max(axis=1)
     over = excess > OVERLOAD_TOL_A
     step = np.zeros(n, dtype=bool)
     step[1:] = (limit[1:] < limit[:-1] - OVERLOAD_TOL_A) | (
         (non_ev[1:] - non_ev[:-1]) > STEP_JUMP_A
     ).any(axis=1)
     last_step = np.maximum.accumulate(np.where(step, t, -np.inf))
+    lost = np.zeros(n, dtype=bool)
+    for a, b in meter_lost:
+        lost |= (t >= a) & (t < b)
+        returned = t >= b  # the hidden load shows when the meter is back: a step
+        last_step = np.where(returned, np.maximum(last_step, b), last_step)
     first_period = over & (t - last_step <= meter_period_s + 1e-6)
-    outside = over & ~first_period
+    # the highest non-EV load the meter showed so far (ticks outside every loss), per phase
+    shown = np.maximum.accumulate(np.where(lost[:, None], 0.0, non_ev), axis=0)
+    if fallback_a is not None:
+        shown = np.maximum(shown, (limit - fallback_a)[:, None])
+    unseen = np.maximum(0.0, non_ev - shown)
+    hidden = over & lost & ~first_period & ((over_a - unseen).max(axis=1) <= OVERLOAD_TOL_A)
+    outside = over & ~first_period & ~hidden
+    margin = np.where(over_a > OVERLOAD_TOL_A, unseen - over_a, np.inf).min(axis=1)
     return {
         "ticks": int(n),
         "steps": int(step.sum()),
         "overload_ticks": int(over.sum()),
         "overload_ticks_first_period": int(first_period.sum()),
+        "overload_ticks_hidden": int(hidden.sum()),
+        "max_overload_a_hidden": round(float(excess[hidden].max()), 3) if hidden.any() else 0.0,
+        "overload_as_hidden": round(float(excess[hidden].sum() * tick_s), 3),
+        # how far below the unseen load the hidden overload stayed, on the phases over
+        "min_margin_a_hidden": round(float(margin[hidden].min()), 3) if hidden.any() else None,
         "overload_ticks_outside": int(outside.sum()),
         "overload_as_outside": round(float(excess[outside].sum() * tick_s), 3),
         "max_overload_a_outside": round(float(excess[outside].max()), 3) if outside.any() else 0.0,
@@ -284,6 +314,42 @@ def fault_windows(sc: Scenario) -> list[tuple[float, float, str]]:
         for e in sc.events
         if e.fault is not None
     ]  # fmt: skip
+
+
+def judge_overload(tl: Timeline, sc: Scenario) -> dict[str, Any]:
+    """:func:`overload_outside_steps` of a run of ``sc``, with its faults, the grid meter's
+    losses and the EMS's fallback current."""
+    faults, lost = fault_windows(sc), meter_lost(sc)
+    return overload_outside_steps(tl, sc.site.meter_period_s, 1.0, faults, lost,
+                                  fallback_current_a(sc))  # fmt: skip
+
+
+def meter_lost(sc: Scenario) -> list[tuple[float, float]]:
+    """(start, end) of every stretch in which an injected grid-meter fault is in force, as the
+    runner applies them (``scenario/runner.py``): a fault's start sets it, any fault's end
+    clears whatever is set (of two overlapping faults the first to end ends both)."""
+    marks: list[tuple[float, bool]] = []
+    for e in sc.events:
+        if e.fault is not None and e.fault.device == "meter":
+            marks += [(e.at_s, True), (e.at_s + e.fault.duration_s, False)]
+    out: list[tuple[float, float]] = []
+    since: float | None = None
+    for at, start in sorted(marks):
+        if start and since is None:
+            since = at
+        elif not start and since is not None:
+            out.append((since, at))
+            since = None
+    if since is not None:
+        out.append((since, float("inf")))
+    return out
+
+
+def fallback_current_a(sc: Scenario) -> float | None:
+    """The EMS's ``FallbackCurrentLimit`` when the scenario sets it once (the soak: 40 A at
+    0 s), else None."""
+    values = {e.flex.fallback_a for e in sc.events if e.flex and e.flex.fallback_a is not None}
+    return values.pop() if len(values) == 1 else None
 
 
 def memory_growth(samples: list[tuple[float, int, int]], from_s: float) -> dict[str, Any]:
@@ -400,9 +466,7 @@ def run_soak(
         "events": len(sc.events),
         "faults": dict(sorted(faults.items())),
         "wall_s": round(wall_s, 1),
-        "overload_main": overload_outside_steps(
-            result.timeline, sc.site.meter_period_s, 1.0, fault_windows(sc)
-        ),
+        "overload_main": judge_overload(result.timeline, sc),
         "overload_as_report": rep["overload_as"],
         "max_overshoot_a": rep["max_overshoot_a"],
         "reaction_s": rep["reaction_s"],
@@ -483,6 +547,9 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         f"| EV overload within the first meter period after one of {o['steps']} steps "
         f"| {o['overload_ticks_first_period']} ticks, max {o['max_overload_a_first_period']} A "
         "| allowed |",
+        "| EV overload while the grid meter was lost, from building load above any it had "
+        f"shown | {o.get('overload_ticks_hidden', 0)} ticks, max "
+        f"{o.get('max_overload_a_hidden', 0.0)} A | allowed |",
         f"| EV overload on the sub-circuit (A s per phase) | {garage} "
         f"| {_ok(v['no_sub_circuit_overload'])} |",
         "| crashed tasks / error log events (not device-fault reports) "

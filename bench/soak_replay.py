@@ -91,7 +91,7 @@ def main() -> None:
         Controller._decide = original  # type: ignore[method-assign]
     tl = res.timeline
     assert tl is not None
-    judged = soak.overload_outside_steps(tl, sc.site.meter_period_s, 1.0, soak.fault_windows(sc))
+    judged = soak.judge_overload(tl, sc)
     print("overload", json.dumps(judged))
     print("chargers", tl.charger_ids)
     for i in range(tl.n):

@@ -114,3 +114,62 @@ def test_the_judge_sees_overload_outside_the_first_period() -> None:
     got = _load_bench().overload_outside_steps(tl, meter_period_s=1.0, tick_s=1.0)
     assert got["overload_ticks_outside"] == 1
     assert got["first_outside_t_s"] == [5.0]
+
+
+def test_the_judge_allows_only_the_load_a_lost_meter_hid() -> None:
+    """While the grid meter is lost, an overload is hidden (allowed) only as far as the building
+    load exceeds everything the meter showed before (docs/safety.md, "What a lost meter cannot
+    show"); EVs above the limit minus that are a failure; the meter's return is a step."""
+    import numpy as np
+
+    from fuseguard.scenario.runner import Timeline
+
+    n = 20
+    tl = Timeline(
+        charger_ids=["cp1"],
+        t_s=np.arange(n, dtype=np.float32),
+        grid_a=np.full((n, 3), 20.0, dtype=np.float32),
+        limit_a=np.full(n, 40.0, dtype=np.float32),
+        ev_a=np.full((n, 3), 10.0, dtype=np.float32),
+        charger_a=np.zeros((n, 1), dtype=np.float32),
+        setpoint_a=np.zeros((n, 1), dtype=np.float32),
+        n=n,
+    )
+    tl.grid_a[2:4, 0] += 6.0  # the meter showed 16 A of building load on L1 (t=2, 3)
+    tl.ev_a[6:15, 0] += 14.0  # meter lost 5-15: EVs 24 A on L1 = 40 - 16, the fallback's due
+    tl.grid_a[6:15, 0] += 14.0
+    tl.grid_a[8:15, 0] += 9.0  # an oven at t=8, unseen: building 19 A, 3 A over the 40 A
+    bench = _load_bench()
+    lost = [(5.0, 13.5)]  # back at 13.5: its first period holds t=14, the cars follow at t=15
+    got = bench.overload_outside_steps(tl, 1.0, 1.0, meter_lost=lost, fallback_a=40.0)
+    # t=8, 9: the step's first period; t=10-13: hidden; t=14: the first period after the return
+    assert (got["overload_ticks_first_period"], got["overload_ticks_hidden"]) == (3, 4), got
+    assert got["overload_ticks_outside"] == 0, got
+    assert got["max_overload_a_hidden"] == 3.0
+    assert bench.overload_outside_steps(tl, 1.0, 1.0)["overload_ticks_outside"] == 5
+    tl.ev_a[6:15, 0] += 1.0  # one amp more than the highest load shown leaves room for
+    tl.grid_a[6:15, 0] += 1.0
+    got = bench.overload_outside_steps(tl, 1.0, 1.0, meter_lost=lost, fallback_a=40.0)
+    assert got["overload_ticks_outside"] == 4, got
+    assert got["overload_ticks_hidden"] == 0
+    tl.ev_a[6:15, 0] -= 1.0
+    tl.grid_a[6:15, 0] -= 1.0
+    tl.ev_a[15, 0], tl.grid_a[15, 0] = 24.0, 43.0  # the cars not down 1.5 s after the return
+    got = bench.overload_outside_steps(tl, 1.0, 1.0, meter_lost=lost, fallback_a=40.0)
+    assert got["overload_ticks_outside"] == 1 and got["first_outside_t_s"] == [15.0], got
+    # the EMS's FallbackCurrentLimit is part of the promise: 20 A means at least 20 A assumed
+    got = bench.overload_outside_steps(tl, 1.0, 1.0, meter_lost=lost, fallback_a=20.0)
+    assert got["overload_ticks_hidden"] == 0 and got["overload_ticks_outside"] == 5, got
+
+
+def test_meter_loss_stretches_follow_the_runner() -> None:
+    """Overlapping meter faults: the runner's first end clears both (``scenario/runner.py``)."""
+    from types import SimpleNamespace as NS
+
+    bench = _load_bench()
+
+    def fault(at: float, d: float, device: str = "meter") -> NS:
+        return NS(at_s=at, fault=NS(device=device, duration_s=d), flex=None)
+
+    sc = NS(events=[fault(10, 100), fault(50, 200), fault(60, 30, "cp1"), fault(400, 20)])
+    assert bench.meter_lost(sc) == [(10, 110), (400, 420)]
