@@ -235,6 +235,7 @@ def overload_outside_steps(
     faults: list[tuple[float, float, str]] = (),  # type: ignore[assignment]
     meter_lost: list[tuple[float, float]] = (),  # type: ignore[assignment]
     fallback_a: float | None = None,
+    fuse_a: float | None = None,
 ) -> dict[str, Any]:
     """EV-attributable overload on main, split into "within the first meter period after a
     step" (allowed), "hidden" (allowed) and outside (a failure); outside ticks are counted by
@@ -244,7 +245,9 @@ def overload_outside_steps(
     (``meter_lost``: start, end of each stretch, :func:`meter_lost`), the overload on every phase
     is no more than the building load's part above the least the meter-loss fallback promises to
     assume: the highest non-EV load the meter showed before (on ticks outside every loss) and
-    ``limit - fallback_a`` (the EMS's ``FallbackCurrentLimit``; None: not judged). The end of a
+    ``fuse_a - fallback_a`` (the building load the EMS's ``FallbackCurrentLimit`` allows for;
+    round 17: the controller assumes it under any limit; ``fuse_a`` None: ``limit - fallback_a``,
+    the rule before; ``fallback_a`` None: not judged). The end of a
     loss is a step: the load it hid shows from then on, and the first meter period after it is
     allowed like after any step."""
     import numpy as np
@@ -272,7 +275,8 @@ def overload_outside_steps(
     # the highest non-EV load the meter showed so far (ticks outside every loss), per phase
     shown = np.maximum.accumulate(np.where(lost[:, None], 0.0, non_ev), axis=0)
     if fallback_a is not None:
-        shown = np.maximum(shown, (limit - fallback_a)[:, None])
+        floor = limit - fallback_a if fuse_a is None else np.full(n, fuse_a - fallback_a)
+        shown = np.maximum(shown, floor[:, None])
     unseen = np.maximum(0.0, non_ev - shown)
     hidden = over & lost & ~first_period & ((over_a - unseen).max(axis=1) <= OVERLOAD_TOL_A)
     outside = over & ~first_period & ~hidden
@@ -321,7 +325,7 @@ def judge_overload(tl: Timeline, sc: Scenario) -> dict[str, Any]:
     losses and the EMS's fallback current."""
     faults, lost = fault_windows(sc), meter_lost(sc)
     return overload_outside_steps(tl, sc.site.meter_period_s, 1.0, faults, lost,
-                                  fallback_current_a(sc))  # fmt: skip
+                                  fallback_current_a(sc), sc.site.fuse_a)  # fmt: skip
 
 
 def meter_lost(sc: Scenario) -> list[tuple[float, float]]:
