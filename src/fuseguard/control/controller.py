@@ -40,7 +40,7 @@ from fuseguard.control.allocator import AllocatorSession
 from fuseguard.control.flex import FlexManagement
 from fuseguard.control.load import EvDraw, LoadEstimator, LoadWatch, Metered, over, pv_surplus_w
 from fuseguard.control.planner import Planner
-from fuseguard.control.plug import Assessment, PlugControl
+from fuseguard.control.plug import Assessment, PlugControl, unmeasured_draws
 from fuseguard.control.plug_settings import PlugSettings
 from fuseguard.control.policies.facts import PlugFacts
 from fuseguard.control.policies.handover import BreakBeforeMake
@@ -331,12 +331,10 @@ class Controller:
     ) -> dict[str, Phases]:
         fresh = self._meter.fresh(now)
         # circuits with a charger not measured this cycle (its draw would count as building
-        # load), and the most those may be drawing (LoadEstimator.record)
-        unmeasured = self._load.unmeasured(
-            self._plugs[pid].offline_draw(f.written_a)
-            for pid, f in facts.items()
-            if not f.fresh or f.sample is None
-        )
+        # load), and the most those may be drawing (LoadEstimator.record); of those no reserve
+        # counts, what a lost meter does not see either (LoadEstimator.update)
+        every, unreserved = unmeasured_draws(self._plugs, facts)
+        unmeasured, unseen = self._load.unmeasured(every), self._load.unmeasured(unreserved)
         main = Metered(
             circuit=MAIN,
             sample=self._meter.sample,
@@ -374,7 +372,7 @@ class Controller:
             if f.fresh and f.any_unseen
             for amps, late in f.unseen()
         ]
-        non_ev = self._load.update(now, metered, draws, starting, unmeasured)
+        non_ev = self._load.update(now, metered, draws, starting, unmeasured, unseen)
         if fresh:
             # only samples of the same instant feed the peak history; a decision in between
             # (a limit or target change, an overload) works with the newest samples it has

@@ -244,12 +244,17 @@ class LoadEstimator:
         draws: Sequence[EvDraw],
         starting: Sequence[EvDraw] = (),
         unmeasured: Mapping[str, Phases] | None = None,
+        unseen: Mapping[str, Phases] | None = None,
     ) -> dict[str, Phases]:
         """The non-EV load of every circuit this cycle; records peaks of fresh measurements.
 
         ``unmeasured``: per circuit, the most its chargers not measured this cycle may be
         drawing (:meth:`unmeasured`), taken off a value recorded as the highest load while not
-        every charger below was measured.
+        every charger below was measured. ``unseen``: the same for those of them that no
+        reserve counts (reachable and controllable: :meth:`PlugControl.reserved_unmeasured`),
+        added to the assumed load of a circuit whose meter is lost: a fresh meter sees their
+        draw, a lost one does not (docs/safety.md, "A charger not measured while the meter is
+        lost").
 
         ``starting``: cars whose start or raise is not measured yet, which may be drawing up to
         these amounts beyond ``draws`` unseen (``PlugFacts.unseen``); a meter's rise is theirs
@@ -266,6 +271,8 @@ class LoadEstimator:
                 # worst plausible non-EV load, and the EVs together held at the fallback
                 lost_for_s = 0.0 if m.sample_at is None else now - m.sample_at
                 value = self.assumed(m.circuit, lost_for_s).maximum(m.held_a).maximum(0.0)
+                if unseen is not None and m.circuit in unseen:
+                    value = value + unseen[m.circuit]
             non_ev[m.circuit] = value
         # what is not measured flows up into the ancestors, up to the first measured one
         for c in tree:

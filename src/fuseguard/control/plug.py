@@ -17,6 +17,7 @@ their order was hidden.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fuseguard.control.policies.demand import DemandCap, max_current_a
@@ -339,6 +340,16 @@ class PlugControl:
         amps = float(self.offline_a(written_a))
         return spec.circuit, Phases.on(spec.rotation.grid_phases(spec.wired_phases), amps)
 
+    def reserved_unmeasured(self, now: float) -> bool:
+        """While it is not measured, a reserve counts its draw (:meth:`assess`): it is offline,
+        failing near its watchdog timeout, stuck or uncontrollable. Else (reachable and
+        controllable, its reads failing for less than ``charger_timeout_s`` or late) only a
+        fresh meter above it sees what it draws."""
+        reading = self.reading
+        if not reading.online(now) or (reading.error is not None and self.may_fall_back(now)):
+            return True
+        return self.stuck.stuck or self.uncontrollable.reason is not None
+
     def _hold(
         self, f: PlugFacts, reserved: Phases, phases: tuple[Phase, ...], available: bool
     ) -> tuple[Phases, bool]:
@@ -440,4 +451,23 @@ class PlugControl:
         return value, reason
 
 
-__all__ = ["Assessment", "PlugControl"]
+def unmeasured_draws(
+    plugs: Mapping[str, PlugControl], facts: Mapping[str, PlugFacts]
+) -> tuple[list[tuple[str, Phases]], list[tuple[str, Phases]]]:
+    """The plugs not measured this cycle, each one's circuit and the most it may draw
+    (:meth:`PlugControl.offline_draw`): all of them, and those no reserve counts
+    (:meth:`PlugControl.reserved_unmeasured`), whose draw only a fresh meter sees."""
+    every: list[tuple[str, Phases]] = []
+    unreserved: list[tuple[str, Phases]] = []
+    for pid, f in facts.items():
+        if f.fresh and f.sample is not None:
+            continue
+        plug = plugs[pid]
+        draw = plug.offline_draw(f.written_a)
+        every.append(draw)
+        if not plug.reserved_unmeasured(f.now):
+            unreserved.append(draw)
+    return every, unreserved
+
+
+__all__ = ["Assessment", "PlugControl", "unmeasured_draws"]
