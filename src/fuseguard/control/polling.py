@@ -161,7 +161,8 @@ class Poller:
         result = await guarded(self._chargers[pid].read, device=pid)
         reading = self._readings[pid]
         previous = reading.sample
-        reading.update(result, self._clock.monotonic())
+        now = self._clock.monotonic()
+        reading.update(result, now, now - started)
         if not self._idle_s:
             return
         if reading.sample is result and self._settled(pid, previous, reading.sample, started):

@@ -191,6 +191,7 @@ class ChargerReading:
         self._fresh_s = 1.5 * config.meter_period_s + config.poll_wait_s
         self._timeout_s = config.charger_timeout_s
         self._window_s = config.recently_started_window_s
+        self._slow_s = config.meter_period_s  # a read this long or longer is slow
         self.sample: ChargerSample | None = None
         self.sample_at: float | None = None
         # the sample stands for the charger's state up to this instant (its read time, or later
@@ -234,8 +235,15 @@ class ChargerReading:
         if self.vouched_at is not None and self.vouched_at > now:
             self.vouched_at = now
 
-    def update(self, result: ChargerSample | Failed, now: float) -> None:
-        """Take one read's outcome."""
+    def update(self, result: ChargerSample | Failed, now: float, read_s: float = 0.0) -> None:
+        """Take one read's outcome (``read_s``: how long the read took).
+
+        A slow read (a meter period or more) is as old as the read: the charger may have
+        measured when it was asked, so its sample stands for the read's start
+        (``measured_age_s`` at least ``read_s``). Dated at its arrival, a read that straddled a
+        raise's landing showed the car at the old value with the raise already in force: no
+        raise pending, the car's climb counted as building load, the raise cut back and taken
+        again every ~26 s (the soak's seed 3, a 5 s charger, round 17)."""
         if isinstance(result, Failed):
             self.failed(result.reason)
             return
@@ -256,7 +264,8 @@ class ChargerReading:
         self.vouched_at = now
         # a charger that reports its measurements late says how old they are (OCPP)
         age = result.measured_age_s
-        self.measured_age_s = age if is_finite_number(age) and age > 0 else 0.0
+        age = age if is_finite_number(age) and age > 0 else 0.0
+        self.measured_age_s = max(age, read_s) if read_s >= self._slow_s else age
         if result.cp_state.charging and (prev is None or not prev.cp_state.charging):
             self.charging_since = now
         elif not result.cp_state.charging:
