@@ -162,9 +162,7 @@ def test_the_judge_allows_only_the_load_a_lost_meter_hid() -> None:
     assert got["overload_ticks_hidden"] == 0 and got["overload_ticks_outside"] == 5, got
     # judged against the fuse (round 17): a 63 A fuse with a 40 A fallback allows for 23 A of
     # building load under any limit, so the 19 A here was no surprise: nothing hidden
-    got = bench.overload_outside_steps(
-        tl, 1.0, 1.0, meter_lost=lost, fallback_a=40.0, fuse_a=63.0
-    )
+    got = bench.overload_outside_steps(tl, 1.0, 1.0, meter_lost=lost, fallback_a=40.0, fuse_a=63.0)
     assert got["overload_ticks_hidden"] == 0 and got["overload_ticks_outside"] == 5, got
     got = bench.overload_outside_steps(
         tl, 1.0, 1.0, meter_lost=lost, fallback_a=40.0, fuse_a=56.0
