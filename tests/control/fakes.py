@@ -8,8 +8,13 @@ what each charger draws.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
+from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
+from fuseguard.control.flex import FlexManagement
 from fuseguard.control.ports import DeviceConnectionError, DeviceResponseError
 from fuseguard.model.clock import Clock
 from fuseguard.model.iec import MAX_CHARGE_CURRENT_A
@@ -209,3 +214,47 @@ class FakeMeter:
             current_a=grid if self.per_phase else None,
             stale=stale,
         )
+
+
+@dataclass
+class FakeSite:
+    """A controller over fake chargers and a fake meter on one ``main`` circuit, with the EMS's
+    flex management (:func:`fake_site`); ``async with site.running():`` runs its loop."""
+
+    clock: Clock
+    chargers: dict[str, FakeCharger]
+    meter: FakeMeter
+    flex: FlexManagement
+    ctl: Controller
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The controller's loop runs inside the block and is cancelled after it."""
+        task = asyncio.create_task(self.ctl.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def fake_site(
+    clock: Clock,
+    chargers: dict[str, FakeCharger],
+    fuse_a: float,
+    base_a: Phases,
+    *,
+    flex_timeout_s: float = 1e9,
+    **config: Any,
+) -> FakeSite:
+    """``chargers`` (ids in order) below a ``fuse_a`` main with ``base_a`` of building load;
+    ``config``: further :class:`ControllerConfig` fields."""
+    meter = FakeMeter(clock, list(chargers.values()), base_a=base_a)
+    flex = FlexManagement(clock, fuse_a=fuse_a, timeout_s=flex_timeout_s)
+    cfg = ControllerConfig(
+        circuits=[CircuitSpec("main", None, fuse_a)],
+        chargers=[ChargerSpec(id=cid) for cid in chargers],
+        **config,
+    )
+    ctl = Controller(clock=clock, config=cfg, meter=meter, chargers=chargers, flex=flex)
+    return FakeSite(clock, chargers, meter, flex, ctl)

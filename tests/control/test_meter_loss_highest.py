@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
-from fuseguard.control.flex import FlexManagement
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
 
 from ..logkit import errors_only_logging
-from .fakes import FakeCharger, FakeMeter
+from .fakes import FakeCharger, fake_site
 
 
 async def test_a_load_seen_while_a_charger_was_unmeasured_counts_once_the_meter_is_lost() -> None:
@@ -24,18 +20,10 @@ async def test_a_load_seen_while_a_charger_was_unmeasured_counts_once_the_meter_
     errors_only_logging()
     clock = VirtualClock()
     cp1, cp2 = FakeCharger(), FakeCharger(plugged=False)
-    meter = FakeMeter(clock, [cp1, cp2], base_a=Phases(8, 8, 8))
-    flex = FlexManagement(clock, fuse_a=40, timeout_s=120)
+    site = fake_site(clock, {"cp1": cp1, "cp2": cp2}, 40, Phases(8, 8, 8), flex_timeout_s=120)
+    meter, flex, ctl = site.meter, site.flex, site.ctl
     flex.update(activation=False, fallback_current_limit_a=40)  # no bound of its own
-    config = ControllerConfig(
-        circuits=[CircuitSpec("main", None, 40)],
-        chargers=[ChargerSpec(id="cp1"), ChargerSpec(id="cp2")],
-    )
-    ctl = Controller(
-        clock=clock, config=config, meter=meter, chargers={"cp1": cp1, "cp2": cp2}, flex=flex
-    )
-    task = asyncio.create_task(ctl.run())
-    try:
+    async with site.running():
         await clock.advance(60)
         cp2.offline = True  # empty and unreachable: 0 A written, no fallback of its own
         await clock.advance(30)
@@ -57,6 +45,3 @@ async def test_a_load_seen_while_a_charger_was_unmeasured_counts_once_the_meter_
         meter.base_a = Phases(16, 8, 8)  # the step again, unseen
         await clock.advance(30)
         assert meter.grid_a().all_le(Phases.uniform(40), tolerance=1e-6)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

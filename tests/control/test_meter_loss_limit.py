@@ -3,17 +3,13 @@ soak's seeds 57 and 60 (round 17)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
-from fuseguard.control.flex import FlexManagement
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
 
 from ..logkit import errors_only_logging
-from .fakes import FakeCharger, FakeMeter
+from .fakes import FakeCharger, fake_site
 
 
 @pytest.mark.parametrize(
@@ -35,18 +31,10 @@ async def test_a_lost_meter_keeps_the_evs_under_an_ems_limit_below_the_fuse(
     errors_only_logging()
     clock = VirtualClock()
     cp1, cp2 = FakeCharger(), FakeCharger()
-    meter = FakeMeter(clock, [cp1, cp2], base_a=Phases(14, 10, 7))
-    flex = FlexManagement(clock, fuse_a=63, timeout_s=120)
+    site = fake_site(clock, {"cp1": cp1, "cp2": cp2}, 63, Phases(14, 10, 7), flex_timeout_s=120)
+    meter, flex, ctl = site.meter, site.flex, site.ctl
     flex.update(activation=True, current_limit_a=limit_a, fallback_current_limit_a=40)
-    config = ControllerConfig(
-        circuits=[CircuitSpec("main", None, 63)],
-        chargers=[ChargerSpec(id="cp1"), ChargerSpec(id="cp2")],
-    )
-    ctl = Controller(
-        clock=clock, config=config, meter=meter, chargers={"cp1": cp1, "cp2": cp2}, flex=flex
-    )
-    task = asyncio.create_task(ctl.run())
-    try:
+    async with site.running():
         for _ in range(4):  # the EMS alive, or silent from the start (its limit: 40 A)
             await clock.advance(60)
             if not ems_silent:
@@ -73,6 +61,3 @@ async def test_a_lost_meter_keeps_the_evs_under_an_ems_limit_below_the_fuse(
         meter.garbage = False
         await clock.advance(5)
         assert not ctl.status().meter_fallback
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

@@ -3,15 +3,11 @@ while the meter is lost"): the soak's seed 36 (round 17)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
-from fuseguard.control.flex import FlexManagement
 from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
 
 from ..logkit import errors_only_logging
-from .fakes import FakeCharger, FakeMeter
+from .fakes import FakeCharger, fake_site
 
 
 async def test_a_charger_failing_its_reads_in_meter_loss_is_counted_at_its_written_setpoint() -> (
@@ -32,16 +28,10 @@ async def test_a_charger_failing_its_reads_in_meter_loss_is_counted_at_its_writt
     errors_only_logging()
     clock = VirtualClock()
     chargers = {"cp1": FakeCharger(), "cp2": FakeCharger()}
-    meter = FakeMeter(clock, list(chargers.values()), base_a=Phases(10, 10, 10))
-    flex = FlexManagement(clock, fuse_a=40, timeout_s=1e9)
+    site = fake_site(clock, chargers, 40, Phases(10, 10, 10))
+    meter, flex, ctl = site.meter, site.flex, site.ctl
     flex.update(activation=True, current_limit_a=40, fallback_current_limit_a=20)
-    config = ControllerConfig(
-        circuits=[CircuitSpec("main", None, 40)],
-        chargers=[ChargerSpec(id=cid) for cid in chargers],
-    )
-    ctl = Controller(clock=clock, config=config, meter=meter, chargers=chargers, flex=flex)
-    task = asyncio.create_task(ctl.run())
-    try:
+    async with site.running():
         await clock.advance(120)
         meter.offline = True
         await clock.advance(60)
@@ -57,6 +47,3 @@ async def test_a_charger_failing_its_reads_in_meter_loss_is_counted_at_its_writt
                 over.append((tick * 0.25, meter.grid_a()))
         assert over == []  # none beyond the first second
         assert chargers["cp1"].limit_a == 10  # it never took a write
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

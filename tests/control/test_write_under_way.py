@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from fuseguard.control.controller import ChargerSpec, CircuitSpec, Controller, ControllerConfig
-from fuseguard.control.flex import FlexManagement
 from fuseguard.model.clock import Clock, VirtualClock
 from fuseguard.model.phases import Phases
 
 from ..logkit import errors_only_logging
-from .fakes import FakeCharger, FakeMeter
+from .fakes import FakeCharger, fake_site
 
 
 class SlowWrites(FakeCharger):
@@ -37,15 +33,9 @@ async def test_a_decrease_under_way_to_a_slow_charger_is_made_room_for_by_the_ot
     clock = VirtualClock()
     slow = SlowWrites(clock, 2.5)
     chargers = {"cp1": slow, "cp2": FakeCharger(), "cp3": FakeCharger()}
-    meter = FakeMeter(clock, list(chargers.values()), base_a=Phases(10, 10, 10))
-    flex = FlexManagement(clock, fuse_a=40, timeout_s=1e9)
-    config = ControllerConfig(
-        circuits=[CircuitSpec("main", None, 40)],
-        chargers=[ChargerSpec(id=cid) for cid in chargers],
-    )
-    ctl = Controller(clock=clock, config=config, meter=meter, chargers=chargers, flex=flex)
-    task = asyncio.create_task(ctl.run())
-    try:
+    site = fake_site(clock, chargers, 40, Phases(10, 10, 10))
+    meter, flex = site.meter, site.flex
+    async with site.running():
         await clock.advance(120)
         assert [ch.limit_a for ch in chargers.values()] == [10, 10, 10]
         flex.update(activation=True, current_limit_a=31)  # 21 A for the three cars
@@ -57,9 +47,6 @@ async def test_a_decrease_under_way_to_a_slow_charger_is_made_room_for_by_the_ot
         assert over == []  # none beyond the first second
         assert sum(ch.limit_a for ch in chargers.values()) <= 21
         assert slow.limit_a >= 6  # lowered, not paused: it was held, not cut
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_car_paused_through_a_slow_write_still_owes_its_minimum_pause() -> None:
@@ -70,14 +57,9 @@ async def test_a_car_paused_through_a_slow_write_still_owes_its_minimum_pause() 
     errors_only_logging()
     clock = VirtualClock()
     slow = SlowWrites(clock, 2.5)
-    meter = FakeMeter(clock, [slow], base_a=Phases(10, 10, 10))
-    flex = FlexManagement(clock, fuse_a=40, timeout_s=1e9)
-    config = ControllerConfig(
-        circuits=[CircuitSpec("main", None, 40)], chargers=[ChargerSpec(id="cp1")]
-    )
-    ctl = Controller(clock=clock, config=config, meter=meter, chargers={"cp1": slow}, flex=flex)
-    task = asyncio.create_task(ctl.run())
-    try:
+    site = fake_site(clock, {"cp1": slow}, 40, Phases(10, 10, 10))
+    flex = site.flex
+    async with site.running():
         await clock.advance(120)
         assert slow.limit_a >= 6
         flex.update(activation=True, current_limit_a=14)  # 4 A beside the building: a pause
@@ -88,9 +70,6 @@ async def test_a_car_paused_through_a_slow_write_still_owes_its_minimum_pause() 
         assert slow.limit_a == 0, slow.writes  # the minimum pause (900 s) holds it
         await clock.advance(900)
         assert slow.limit_a >= 6, slow.writes  # and then it runs again
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_raise_under_way_is_not_taken_back_before_it_lands() -> None:
@@ -104,16 +83,10 @@ async def test_a_raise_under_way_is_not_taken_back_before_it_lands() -> None:
     clock = VirtualClock()
     slow = SlowWrites(clock, 2.5)
     chargers = {"cp1": slow, "cp2": FakeCharger()}
-    meter = FakeMeter(clock, list(chargers.values()), base_a=Phases(10, 10, 10))
-    flex = FlexManagement(clock, fuse_a=63, timeout_s=1e9)
-    config = ControllerConfig(
-        circuits=[CircuitSpec("main", None, 63)],
-        chargers=[ChargerSpec(id=cid) for cid in chargers],
-        rewrite_interval_s=5.0,  # a rewrite is due during most writes
-    )
-    ctl = Controller(clock=clock, config=config, meter=meter, chargers=chargers, flex=flex)
-    task = asyncio.create_task(ctl.run())
-    try:
+    # a rewrite is due during most writes
+    site = fake_site(clock, chargers, 63, Phases(10, 10, 10), rewrite_interval_s=5.0)
+    meter, flex = site.meter, site.flex
+    async with site.running():
         flex.update(activation=True, current_limit_a=30)  # 20 A for the two cars
         await clock.advance(120)
         assert [ch.limit_a for ch in chargers.values()] == [10, 10], slow.writes
@@ -124,6 +97,3 @@ async def test_a_raise_under_way_is_not_taken_back_before_it_lands() -> None:
         values = [w for i, w in enumerate(slow.writes) if i == 0 or w != slow.writes[i - 1]]
         assert values == [6, 10, 20, 18], slow.writes  # each value once (a start at 6 A): no flip
         assert min(chargers["cp2"].writes) >= 6  # the other car never paused
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

@@ -12,10 +12,14 @@ Beside it the edge's cloud agent runs on a flapping link and is fed poisoned com
 from __future__ import annotations
 
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ..benchkit import load_bench
+
+if TYPE_CHECKING:
+    from fuseguard.scenario.runner import Timeline
 
 DAYS = 0.075
 #: the day's events start within its first 80 min and every charger's first car arrives within
@@ -31,6 +35,25 @@ KINDS = {
     "charger:offline", "charger:garbage", "charger:slow", "charger:stuck_contactor",
     "meter:offline", "meter:garbage", "meter:slow", "meter:frozen",
 }  # fmt: skip
+
+
+def _timeline(n: int, limit_a: float) -> Timeline:
+    """``n`` one-second ticks of one charger: 20 A on the grid, 10 A of it the EVs', every
+    phase, under ``limit_a``."""
+    import numpy as np
+
+    from fuseguard.scenario.runner import Timeline
+
+    return Timeline(
+        charger_ids=["cp1"],
+        t_s=np.arange(n, dtype=np.float32),
+        grid_a=np.full((n, 3), 20.0, dtype=np.float32),
+        limit_a=np.full(n, limit_a, dtype=np.float32),
+        ev_a=np.full((n, 3), 10.0, dtype=np.float32),
+        charger_a=np.zeros((n, 1), dtype=np.float32),
+        setpoint_a=np.zeros((n, 1), dtype=np.float32),
+        n=n,
+    )
 
 
 def _load_bench() -> ModuleType:
@@ -89,21 +112,7 @@ def test_the_cloud_judge_sees_an_accepted_bad_target(monkeypatch: pytest.MonkeyP
 
 def test_the_judge_sees_overload_outside_the_first_period() -> None:
     """The overload judge is not blind: a timeline with a late overload is flagged."""
-    import numpy as np
-
-    from fuseguard.scenario.runner import Timeline
-
-    n = 10
-    tl = Timeline(
-        charger_ids=["cp1"],
-        t_s=np.arange(n, dtype=np.float32),
-        grid_a=np.full((n, 3), 20.0, dtype=np.float32),
-        limit_a=np.full(n, 30.0, dtype=np.float32),
-        ev_a=np.full((n, 3), 10.0, dtype=np.float32),
-        charger_a=np.zeros((n, 1), dtype=np.float32),
-        setpoint_a=np.zeros((n, 1), dtype=np.float32),
-        n=n,
-    )
+    tl = _timeline(10, 30.0)  # 20 A on the grid, 10 A of it EVs, on every phase
     tl.grid_a[3:] += 15.0  # base step at t=3: non-EV 10 -> 25, grid 35 > 30, EV share 5 A
     tl.grid_a[5:] -= 5.0  # the controller needed 2 periods: t=4 is late
     got = _load_bench().overload_outside_steps(tl, meter_period_s=1.0, tick_s=1.0)
@@ -120,21 +129,7 @@ def test_the_judge_allows_only_the_load_a_lost_meter_hid() -> None:
     """While the grid meter is lost, an overload is hidden (allowed) only as far as the building
     load exceeds everything the meter showed before (docs/safety.md, "What a lost meter cannot
     show"); EVs above the limit minus that are a failure; the meter's return is a step."""
-    import numpy as np
-
-    from fuseguard.scenario.runner import Timeline
-
-    n = 20
-    tl = Timeline(
-        charger_ids=["cp1"],
-        t_s=np.arange(n, dtype=np.float32),
-        grid_a=np.full((n, 3), 20.0, dtype=np.float32),
-        limit_a=np.full(n, 40.0, dtype=np.float32),
-        ev_a=np.full((n, 3), 10.0, dtype=np.float32),
-        charger_a=np.zeros((n, 1), dtype=np.float32),
-        setpoint_a=np.zeros((n, 1), dtype=np.float32),
-        n=n,
-    )
+    tl = _timeline(20, 40.0)  # 20 A on the grid, 10 A of it EVs, on every phase
     tl.grid_a[2:4, 0] += 6.0  # the meter showed 16 A of building load on L1 (t=2, 3)
     tl.ev_a[6:15, 0] += 14.0  # meter lost 5-15: EVs 24 A on L1 = 40 - 16, the fallback's due
     tl.grid_a[6:15, 0] += 14.0
