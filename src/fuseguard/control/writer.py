@@ -81,6 +81,8 @@ class Writer:
         }
         self._timeout_s = config.write_timeout_s
         self._period_s = config.meter_period_s  # a write this long or longer is slow
+        # the chargers with a write under way or whose last write was slow (limit_lead_s)
+        self._watch: set[str] = set()
         self._chargers = dict(chargers)
         self._online = online
         self._on_failure = on_failure
@@ -105,7 +107,8 @@ class Writer:
         has landed). Slow: as :meth:`PlugControl.in_flight_a` (docs/safety.md, "A write under
         way")."""
         slowest = 0.0
-        for sp in self._setpoints.values():
+        for pid in self._watch:
+            sp = self._setpoints[pid]
             took = sp.last_write_s
             if sp.in_flight_a is not None:
                 took = max(took, now - sp.write_started_at)
@@ -166,6 +169,8 @@ class Writer:
             else:
                 log.info("charger_quick_writes", charger=pid, write_s=round(took_s, 3))
         sp.last_write_s = took_s
+        if took_s < slow_s:
+            self._watch.discard(pid)
 
     async def write(self, pid: str) -> None:
         """Write the decided setpoint of ``pid`` once, now."""
@@ -174,6 +179,7 @@ class Writer:
         charger = self._chargers[pid]
         sp.in_flight_a = value
         sp.write_started_at = started = self._clock.monotonic()
+        self._watch.add(pid)
         try:
             result = await guarded(
                 lambda: charger.set_current_limit(value), device=pid, timeout_s=self._timeout_s
