@@ -120,7 +120,8 @@ class MeterReading:
         # keep coming is not frozen, however old its clock says they are)
         self._new_at: float | None = None
         self.error: str | None = None
-        # flagged frozen and no new telegram since: lost at once, not only when stale (fresh)
+        # the last good telegram repeated for two periods and nothing new since: lost at once,
+        # not only when stale (fresh)
         self.frozen = False
         # arrival minus the meter's own timestamp of recent samples (the meter's clock offset
         # plus each answer's delay): the smallest is the quickest answer
@@ -133,8 +134,8 @@ class MeterReading:
 
     def fresh(self, now: float) -> bool:
         """The newest good sample is at most ``meter_stale_after_s`` old (by its own
-        timestamp, :meth:`stands_for`) and the meter is not flagged frozen: a meter that
-        repeats its telegram for two periods is lost at once (docs/safety.md, round 17)."""
+        timestamp, :meth:`stands_for`) and the meter is not frozen: a meter that repeats its
+        last telegram for two periods is lost at once (docs/safety.md, round 17)."""
         return (
             not self.frozen and self.ok_at is not None and now - self.ok_at <= self._stale_after_s
         )
@@ -167,7 +168,11 @@ class MeterReading:
             # in between flipped the meter to "frozen" and the next telegram to "recovered"
             last_new = self._new_at if self._new_at is not None else -math.inf
             if now - last_new > 2 * self._period_s:
-                self.frozen = True
+                # the very telegram of the last good sample again: frozen, lost at once. A
+                # clock stepped back repeats no telegram: its new ones stand below the last
+                # timestamp (stale too, and flagged; lost only when stale, as before)
+                last = self.sample
+                self.frozen = last is not None and result.timestamp == last.timestamp
                 self.failed("meter timestamp did not advance (frozen)")
             return None
         if self.error is not None:
