@@ -42,6 +42,7 @@ from typing import Any
 
 import structlog
 
+from fuseguard.control.types import ControllerConfig
 from fuseguard.scenario.config import Scenario, parse_scenario
 from fuseguard.scenario.metrics import OVERLOAD_TOL_A
 from fuseguard.scenario.runner import RunContext, Timeline, simulate
@@ -59,6 +60,9 @@ FUSE_A = 63.0
 GARAGE_A = 32.0
 #: A rise of the non-EV load by more than this within one tick is a step (ramps are not).
 STEP_JUMP_A = 0.5
+#: how long after a ``slow`` grid-meter fault ends the controller has no answer yet: the read
+#: under way then is abandoned at ``ControllerConfig.meter_timeout_s`` (:func:`meter_lost`)
+SLOW_METER_TAIL_S = min(5.0, ControllerConfig.__dataclass_fields__["meter_timeout_s"].default)
 #: Error-level events that report an injected device fault (the controller detecting it), not
 #: a failure of fuseguard.
 FAULT_REPORTS = frozenset({"charger_stuck"})
@@ -331,18 +335,31 @@ def judge_overload(tl: Timeline, sc: Scenario) -> dict[str, Any]:
 def meter_lost(sc: Scenario) -> list[tuple[float, float]]:
     """(start, end) of every stretch in which an injected grid-meter fault is in force, as the
     runner applies them (``scenario/runner.py``): a fault's start sets it, any fault's end
-    clears whatever is set (of two overlapping faults the first to end ends both)."""
-    marks: list[tuple[float, bool]] = []
+    clears whatever is set (of two overlapping faults the first to end ends both).
+
+    A stretch that ends on a ``slow`` fault ends ``SLOW_METER_TAIL_S`` later (round 17, the
+    soak's seed 84): the read under way when the fault ends was asked of a slow meter and
+    answers late (``scenario/adapters.py``: ``slow_delay_s``, 5 s), or is abandoned at the
+    controller's ``meter_timeout_s`` (2 s); no answer shows the meter back before then."""
+    marks: list[tuple[float, bool, str]] = []
     for e in sc.events:
         if e.fault is not None and e.fault.device == "meter":
-            marks += [(e.at_s, True), (e.at_s + e.fault.duration_s, False)]
+            k = getattr(e.fault, "kind", None)
+            kind = str(getattr(k, "value", k))
+            marks += [(e.at_s, True, kind), (e.at_s + e.fault.duration_s, False, kind)]
     out: list[tuple[float, float]] = []
     since: float | None = None
-    for at, start in sorted(marks):
-        if start and since is None:
-            since = at
-        elif not start and since is not None:
-            out.append((since, at))
+    in_force = ""
+    for at, start, kind in sorted(marks, key=lambda m: (m[0], m[1])):
+        if start:
+            in_force = kind
+            if since is None:
+                since = at
+        elif since is not None:
+            end = at + (SLOW_METER_TAIL_S if in_force == "slow" else 0.0)
+            if out and since <= out[-1][1]:  # a tail reaching into the next stretch
+                since = out.pop()[0]
+            out.append((since, end))
             since = None
     if since is not None:
         out.append((since, float("inf")))

@@ -162,6 +162,25 @@ def test_after_a_step_back_of_the_meters_clock_its_repeats_are_no_frozen_meter()
     assert m.error == "meter timestamp did not advance (frozen)"
 
 
+def test_a_frozen_meter_is_lost_at_once_a_stepped_back_clock_only_when_stale() -> None:
+    """Round 17 (the soak's seed 117): the last telegram repeated for two periods is a frozen
+    meter, lost at once (not fresh) although its sample is not ``meter_stale_after_s`` old. A
+    clock stepped back sends new telegrams below the last timestamp: flagged, but lost only
+    when stale, as before (a step of the meter's clock pauses no car)."""
+    m = MeterReading(config(meter_period_s=1.0, meter_stale_after_s=10.0))
+    good = meter_sample(Phases(1, 1, 1))
+    m.update(good, 10.0)
+    m.update(dataclasses.replace(good, stale=True), 12.5)
+    assert m.error == "meter timestamp did not advance (frozen)"
+    assert not m.fresh(12.5)  # 2.5 s old: fresh by age, lost as frozen
+    assert m.update(later(good, 1.0), 13.0) is not None
+    assert m.fresh(13.0)  # a new telegram: back at once
+    back = later(good, -2.0)  # the meter's clock stepped 3 s back: stale, not the same telegram
+    m.update(dataclasses.replace(back, stale=True), 15.5)
+    assert m.error == "meter timestamp did not advance (frozen)"
+    assert m.fresh(15.5)  # lost only when stale, as before
+
+
 # --- a charger's state ----------------------------------------------------------------------
 
 

@@ -176,3 +176,22 @@ def test_meter_loss_stretches_follow_the_runner() -> None:
 
     sc = NS(events=[fault(10, 100), fault(50, 200), fault(60, 30, "cp1"), fault(400, 20)])
     assert bench.meter_lost(sc) == [(10, 110), (400, 420)]
+
+
+def test_a_slow_meter_is_back_when_its_late_read_is_answered_or_abandoned() -> None:
+    """Round 17 (the soak's seed 84): the read under way when a ``slow`` meter fault ends was
+    asked of the slow meter; the controller has no answer until it is abandoned at its
+    ``meter_timeout_s`` (2 s). The loss, and the step of its return, end then; other faults
+    end when they end."""
+    from types import SimpleNamespace as NS
+
+    bench = _load_bench()
+
+    def fault(at: float, d: float, kind: str) -> NS:
+        return NS(at_s=at, fault=NS(device="meter", duration_s=d, kind=kind), flex=None)
+
+    sc = NS(events=[fault(10, 100, "offline"), fault(200, 50, "slow"), fault(251, 10, "frozen")])
+    assert bench.SLOW_METER_TAIL_S == 2.0
+    assert bench.meter_lost(sc) == [(10, 110), (200, 261)]  # 250 + 2 reaches into 251: one
+    sc = NS(events=[fault(10, 100, "garbage"), fault(20, 10, "slow"), fault(300, 5, "slow")])
+    assert bench.meter_lost(sc) == [(10, 32), (300, 307)]

@@ -378,12 +378,17 @@ class PlugControl:
         within the period lands as soon as any write that would make room for it: counted at
         the value decided, as every landed decrease still within its delay is. Counting it at
         the old value made every other charger come down again for writes a few hundred ms
-        long (300 chargers answering one after another: 2-11 A instead of 1 A)."""
+        long (300 chargers answering one after another: 2-11 A instead of 1 A).
+
+        After a failed write (round 17) the plug is held the same way, whatever the write
+        took, until a write lands: the decided value is not in force (the soak's seed 74)."""
         sp = self.setpoint
+        # a decided value whose write failed is not in force (round 17): held alike until one lands
+        failed = sp.write_failed and sp.setpoint_a != sp.written_a
         if sp.in_flight_a is None:
-            return None
+            return max(sp.written_a or 0, sp.setpoint_a) if failed else None
         slow_s = self._slow_write_s
-        if now - sp.write_started_at < slow_s and sp.last_write_s < slow_s:
+        if not failed and now - sp.write_started_at < slow_s and sp.last_write_s < slow_s:
             return None
         return max(sp.in_flight_a, sp.written_a or 0, sp.setpoint_a)
 

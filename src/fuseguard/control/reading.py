@@ -120,6 +120,9 @@ class MeterReading:
         # keep coming is not frozen, however old its clock says they are)
         self._new_at: float | None = None
         self.error: str | None = None
+        # the last good telegram repeated for two periods and nothing new since: lost at once,
+        # not only when stale (fresh)
+        self.frozen = False
         # arrival minus the meter's own timestamp of recent samples (the meter's clock offset
         # plus each answer's delay): the smallest is the quickest answer
         self._offsets: deque[float] = deque(maxlen=OFFSET_SAMPLES)
@@ -131,8 +134,11 @@ class MeterReading:
 
     def fresh(self, now: float) -> bool:
         """The newest good sample is at most ``meter_stale_after_s`` old (by its own
-        timestamp, :meth:`stands_for`)."""
-        return self.ok_at is not None and now - self.ok_at <= self._stale_after_s
+        timestamp, :meth:`stands_for`) and the meter is not frozen: a meter that repeats its
+        last telegram for two periods is lost at once (docs/safety.md, round 17)."""
+        return (
+            not self.frozen and self.ok_at is not None and now - self.ok_at <= self._stale_after_s
+        )
 
     def stands_for(self, sample: MeterSample, now: float) -> float:
         """The clock instant a sample arriving at ``now`` stands for, judged by its own
@@ -162,11 +168,17 @@ class MeterReading:
             # in between flipped the meter to "frozen" and the next telegram to "recovered"
             last_new = self._new_at if self._new_at is not None else -math.inf
             if now - last_new > 2 * self._period_s:
+                # the very telegram of the last good sample again: frozen, lost at once. A
+                # clock stepped back repeats no telegram: its new ones stand below the last
+                # timestamp (stale too, and flagged; lost only when stale, as before)
+                last = self.sample
+                self.frozen = last is not None and result.timestamp == last.timestamp
                 self.failed("meter timestamp did not advance (frozen)")
             return None
         if self.error is not None:
             log.info("meter_recovered", device=self.name, after=self.error)
         self.error = None
+        self.frozen = False
         self.sample = result
         self.ok_at = self.stands_for(result, now)
         self._new_at = now

@@ -43,6 +43,9 @@ class Setpoint:
     #: failed): a charger whose writes take a meter period or more is a slow writer
     write_started_at: float = -math.inf
     last_write_s: float = 0.0
+    #: the last write failed (cleared when one lands): the value decided is not in force, the
+    #: charger is at ``written_a`` or at the value it failed to take (``PlugControl.in_flight_a``)
+    write_failed: bool = False
     written_at: float = -math.inf
     changed_at: float = -math.inf
     #: the last written values and when each was written (oldest first, bounded)
@@ -191,8 +194,10 @@ class Writer:
             log.warning(
                 "setpoint_write_failed", charger=pid, setpoint_a=value, reason=result.reason
             )
+            sp.write_failed = True
             self._on_failure(pid, f"write failed: {result.reason}")
             return
+        sp.write_failed = False
         now = self._clock.monotonic()
         if value > (sp.written_a or 0):
             self.last_raise_at = now
