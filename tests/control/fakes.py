@@ -227,6 +227,19 @@ class FakeSite:
     flex: FlexManagement
     ctl: Controller
 
+    async def over(
+        self, limit_a: float, seconds: float, allowed_s: float, tick_s: float = 0.25
+    ) -> list[tuple[float, Phases]]:
+        """Advance ``seconds`` in ``tick_s`` steps; the grid over ``limit_a`` on any phase at
+        each tick after the first ``allowed_s`` (the time since the call, the grid)."""
+        out: list[tuple[float, Phases]] = []
+        for tick in range(1, round(seconds / tick_s) + 1):
+            await self.clock.advance(tick_s)
+            grid = self.meter.grid_a()
+            if tick * tick_s > allowed_s and not grid.all_le(Phases.uniform(limit_a), 1e-6):
+                out.append((tick * tick_s, grid))
+        return out
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """The controller's loop runs inside the block and is cancelled after it."""
