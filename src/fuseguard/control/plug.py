@@ -378,7 +378,7 @@ class PlugControl:
         within the period lands as soon as any write that would make room for it: counted at
         the value decided, as every landed decrease still within its delay is. Counting it at
         the old value made every other charger come down again for writes a few hundred ms
-        long (300 chargers answering one after another: 2-11 A instead of 1 A).
+        long (300 chargers answering one after another: 2-4 A instead of 1 A).
 
         After a failed write (round 17) the plug is held the same way, whatever the write
         took, until a write lands: the decided value is not in force (the soak's seed 74)."""
