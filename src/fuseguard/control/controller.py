@@ -218,6 +218,8 @@ class Controller:
             if self._failure is not None:
                 log.info("decision_recovered", after=self._failure)
             self._failure = None
+            if self._meter.error is not None and self._meter.fresh(now):  # decreases only
+                self._writer.no_raise(f"meter failing ({self._meter.error}): no raise; ")
         self._writer.flush(now)
         self._cycles += 1
         self._last_cycle_ms = (time.perf_counter() - t0) * 1000.0

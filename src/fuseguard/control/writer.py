@@ -131,6 +131,15 @@ class Writer:
             sp.setpoint_a = min(sp.setpoint_a, sp.written_a or 0)
             sp.reason = reason
 
+    def no_raise(self, note: str) -> None:
+        """No setpoint above what was written (a raise waits; a decrease goes ahead), the
+        reasons of those held prefixed with ``note``."""
+        for sp in self._setpoints.values():
+            written = sp.written_a or 0
+            if sp.setpoint_a > written:
+                sp.setpoint_a = written
+                sp.reason = note + sp.reason
+
     def rewrite_due(self, pid: str, now: float) -> bool:
         """The written setpoint is due to be re-written (the charger-side watchdog)."""
         sp = self._setpoints[pid]
