@@ -387,8 +387,7 @@ class PlugControl:
         failed = sp.write_failed and sp.setpoint_a != sp.written_a
         if sp.in_flight_a is None:
             return max(sp.written_a or 0, sp.setpoint_a) if failed else None
-        slow_s = self._slow_write_s
-        if not failed and now - sp.write_started_at < slow_s and sp.last_write_s < slow_s:
+        if not failed and sp.write_s(now) < self._slow_write_s:
             return None
         return max(sp.in_flight_a, sp.written_a or 0, sp.setpoint_a)
 

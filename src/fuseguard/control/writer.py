@@ -51,6 +51,13 @@ class Setpoint:
     #: the last written values and when each was written (oldest first, bounded)
     changes: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=8))
 
+    def write_s(self, now: float) -> float:
+        """How long this charger's writes take: the last finished one, or the one under way
+        so far if that is longer (a meter period or more: a slow writer)."""
+        if self.in_flight_a is None:
+            return self.last_write_s
+        return max(self.last_write_s, now - self.write_started_at)
+
     def limit_at(self, t: float, delay_s: float) -> int | None:
         """The limit in force at the charger at clock time ``t``, when a written value takes
         effect ``delay_s`` after its write (None: nothing known to be in force then)."""
@@ -111,10 +118,7 @@ class Writer:
         way")."""
         slowest = 0.0
         for pid in self._watch:
-            sp = self._setpoints[pid]
-            took = sp.last_write_s
-            if sp.in_flight_a is not None:
-                took = max(took, now - sp.write_started_at)
+            took = self._setpoints[pid].write_s(now)
             if took >= self._period_s:
                 slowest = max(slowest, took)
         return 2.0 * (slowest + self._period_s) if slowest else 0.0
