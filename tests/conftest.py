@@ -222,7 +222,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     function alike (``test_local_api_conforms`` once per API operation), and xdist's scheduler
     keys tests by node id, so it ran only the first of them (the tallies counted 54 of 240 cases).
     """
-    loadgroup = config.getoption("dist", "no") == "loadgroup"  # the controller
+    # the controller (``--dist loadgroup`` is in the default options, so it counts only with
+    # workers: a plain run keeps its order and node ids)
+    workers = config.getoption("numprocesses", None) or config.getoption("tx", None)
+    loadgroup = config.getoption("dist", "no") == "loadgroup" and bool(workers)
     if not (loadgroup or getattr(config.option, "loadgroup", False)):  # or an xdist worker
         return
     seen: set[str] = set()
