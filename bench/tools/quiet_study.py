@@ -397,7 +397,13 @@ def run(name: str, out: Path, duration_s: float | None, stride: int, walk_at: fl
     Writer.write = write_w  # type: ignore[method-assign]
     runner._Run.__init__ = init_w  # type: ignore[method-assign]
     c0 = time.process_time()
-    result = runner.simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False)
+    try:
+        result = runner.simulate(sc, "fuseguard", compute_optimum=False, keep_timeline=False)
+    finally:
+        Controller.decide = decide  # type: ignore[method-assign]
+        AllocationSession.step = step  # type: ignore[method-assign]
+        Writer.write = write  # type: ignore[method-assign]
+        runner._Run.__init__ = init  # type: ignore[method-assign]
     total = time.process_time() - c0
     out.parent.mkdir(parents=True, exist_ok=True)
     data = {
