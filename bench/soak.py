@@ -10,7 +10,10 @@ changes, and base-load steps (an oven, a welder). Judged:
 * overload: EV-attributable excess (``max(0, grid - max(limit, non-EV))``, > 0.05 A) on main
   outside the first meter period after a step (a base-load jump, a lower limit, the grid meter
   back from a fault), from the tick-by-tick timeline, except while the grid meter is lost as far
-  as building load above any the meter had shown explains it (:func:`overload_outside_steps`);
+  as building load above any the meter had shown explains it (:func:`overload_outside_steps`),
+  and except what no decision could change, reported apart (round 18, ``bench/soak_judge.py``:
+  draws of chargers no write reaches or with a welded contactor, ``uncontrollable_outside``;
+  an unannounced step met only by slow chargers within their two writes, ``slow_actuator_outside``);
   on the garage circuit (no steps) any EV overload at all;
 * crashed tasks: the run completing (``simulate`` re-raises a dead site or controller task),
   no "exception was never retrieved" from asyncio, no error-level log event;
@@ -46,11 +49,13 @@ from fuseguard.control.types import ControllerConfig
 from fuseguard.scenario.config import Scenario, parse_scenario
 from fuseguard.scenario.metrics import OVERLOAD_TOL_A
 from fuseguard.scenario.runner import RunContext, Timeline, simulate
+from fuseguard.scenario.schedule import Schedule
 
 BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:  # bench/ is no package: loaded by path (tests/faults), not run
     sys.path.insert(0, str(BENCH))
 import soak_cloud  # noqa: E402 - the cloud agent on a flapping link, poisoned commands
+import soak_judge  # noqa: E402 - what of the overload no decision of fuseguard could change
 import soak_meter  # noqa: E402 - the grid meter as a CEMM, with quirks (the phase lock)
 
 ROOT = BENCH.parent
@@ -240,6 +245,7 @@ def overload_outside_steps(
     meter_lost: list[tuple[float, float]] = (),  # type: ignore[assignment]
     fallback_a: float | None = None,
     fuse_a: float | None = None,
+    actors: soak_judge.Actors | None = None,
 ) -> dict[str, Any]:
     """EV-attributable overload on main, split into "within the first meter period after a
     step" (allowed), "hidden" (allowed) and outside (a failure); outside ticks are counted by
@@ -253,7 +259,12 @@ def overload_outside_steps(
     round 17: the controller assumes it under any limit; ``fuse_a`` None: ``limit - fallback_a``,
     the rule before; ``fallback_a`` None: not judged). The end of a
     loss is a step: the load it hid shows from then on, and the first meter period after it is
-    allowed like after any step."""
+    allowed like after any step.
+
+    ``actors`` (:func:`soak_judge.actors`, round 18): of the outside ticks, what no decision of
+    fuseguard could change is reported apart, as ``uncontrollable_outside`` and
+    ``slow_actuator_outside`` (:func:`soak_judge.split_outside`); None: every outside tick counts.
+    """
     import numpy as np
 
     n = tl.n
@@ -270,6 +281,7 @@ def overload_outside_steps(
         (non_ev[1:] - non_ev[:-1]) > STEP_JUMP_A
     ).any(axis=1)
     last_step = np.maximum.accumulate(np.where(step, t, -np.inf))
+    last_idx = np.maximum.accumulate(np.where(step, np.arange(n), 0))
     lost = np.zeros(n, dtype=bool)
     for a, b in meter_lost:
         lost |= (t >= a) & (t < b)
@@ -284,6 +296,16 @@ def overload_outside_steps(
     unseen = np.maximum(0.0, non_ev - shown)
     hidden = over & lost & ~first_period & ((over_a - unseen).max(axis=1) <= OVERLOAD_TOL_A)
     outside = over & ~first_period & ~hidden
+    extra: dict[str, Any] = {}
+    excess_outside = excess
+    if actors is not None:
+        # the step in force is unannounced if it is a step tick (not the meter's return) that
+        # an unannounced event explains
+        unannounced = actors.unannounced[last_idx] & step[last_idx] & (t[last_idx] == last_step)
+        outside, excess_outside, unc, slow = soak_judge.split_outside(
+            actors, over_a, ev, outside, t - last_step, unannounced, meter_period_s, tick_s, t
+        )
+        extra = {"uncontrollable_outside": unc, "slow_actuator_outside": slow}
     margin = np.where(over_a > OVERLOAD_TOL_A, unseen - over_a, np.inf).min(axis=1)
     return {
         "ticks": int(n),
@@ -296,13 +318,16 @@ def overload_outside_steps(
         # how far below the unseen load the hidden overload stayed, on the phases over
         "min_margin_a_hidden": round(float(margin[hidden].min()), 3) if hidden.any() else None,
         "overload_ticks_outside": int(outside.sum()),
-        "overload_as_outside": round(float(excess[outside].sum() * tick_s), 3),
-        "max_overload_a_outside": round(float(excess[outside].max()), 3) if outside.any() else 0.0,
+        "overload_as_outside": round(float(excess_outside[outside].sum() * tick_s), 3),
+        "max_overload_a_outside": (
+            round(float(excess_outside[outside].max()), 3) if outside.any() else 0.0
+        ),
         "max_overload_a_first_period": (
             round(float(excess[first_period].max()), 3) if first_period.any() else 0.0
         ),
         "first_outside_t_s": [float(x) for x in t[outside][:20]],
         "outside_ticks_by_active_fault": _by_fault(t[outside], faults),
+        **extra,
     }
 
 
@@ -328,8 +353,10 @@ def judge_overload(tl: Timeline, sc: Scenario) -> dict[str, Any]:
     """:func:`overload_outside_steps` of a run of ``sc``, with its faults, the grid meter's
     losses and the EMS's fallback current."""
     faults, lost = fault_windows(sc), meter_lost(sc)
+    expiries = Schedule(sc).fallback_starts
+    actors = soak_judge.actors(tl, sc, expiries, 1.0, sc.site.slow_delay_s)
     return overload_outside_steps(tl, sc.site.meter_period_s, 1.0, faults, lost,
-                                  fallback_current_a(sc), sc.site.fuse_a)  # fmt: skip
+                                  fallback_current_a(sc), sc.site.fuse_a, actors)  # fmt: skip
 
 
 def meter_lost(sc: Scenario) -> list[tuple[float, float]]:
@@ -571,6 +598,7 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         "| EV overload while the grid meter was lost, from building load above any it had "
         f"shown | {o.get('overload_ticks_hidden', 0)} ticks, max "
         f"{o.get('max_overload_a_hidden', 0.0)} A | allowed |",
+        *_apart_rows(o),
         f"| EV overload on the sub-circuit (A s per phase) | {garage} "
         f"| {_ok(v['no_sub_circuit_overload'])} |",
         "| crashed tasks / error log events (not device-fault reports) "
@@ -601,6 +629,22 @@ def markdown(r: dict[str, Any], st: dict[str, Any] | None) -> str:
         for api, d in st["apis"].items():
             lines.append(f"| {api} | {d['cases']} | {d['server_errors']} | {d['statuses']} |")
     return "\n".join(lines) + "\n"
+
+
+def _apart_rows(o: dict[str, Any]) -> list[str]:
+    """What no decision of fuseguard could change (``bench/soak_judge.py``): reported, allowed."""
+    unc = o.get("uncontrollable_outside")
+    slow = o.get("slow_actuator_outside")
+    if unc is None or slow is None:
+        return []
+    return [
+        "| beyond the first period, drawn by chargers no write reaches or with a welded "
+        f"contactor | {unc['ticks']} ticks, max {unc['max_a']} A, {unc['a_s']} A s, "
+        f"{unc['by_fault']} | reported |",
+        "| beyond the first period, an unannounced step met only by slow chargers (within "
+        f"period + 2 x their delay) | {slow['ticks']} ticks, max {slow['max_a']} A, "
+        f"{slow['a_s']} A s | reported |",
+    ]
 
 
 def _since(m: dict[str, Any]) -> str:
