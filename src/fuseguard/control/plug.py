@@ -120,6 +120,7 @@ class PlugControl:
         self._reach: tuple[PlugFacts | None, bool, bool] = (None, False, False)
         #: assess(): a write under way, counted at this much (None: none), and on which facts
         self._held: tuple[PlugFacts | None, int | None] = (None, None)
+        self._unreached = False  # the last verdict: unreachable (its 0 A never written)
 
     def facts(self, now: float) -> PlugFacts:
         """What this cycle knows about the plug (a query)."""
@@ -400,6 +401,7 @@ class PlugControl:
         if judged is not f:  # not the facts assess() judged: ask again
             reachable = self.reading.online(f.now)
             falling = reachable and self.may_fall_back(f.now)
+        unreached, self._unreached = self._unreached, not reachable
         if not reachable:
             assumed = self.offline_a(f.written_a)
             error = self.reading.error or "no answer"
@@ -414,8 +416,10 @@ class PlugControl:
             return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
-        if self.holding(f):
-            return self.setpoint.setpoint_a, f"a write under way: counted at {self._held[1]} A"
+        if self.holding(f):  # held at its decided value; back from unreachable: at the written
+            sp = self.setpoint  # one (the 0 A decided then was never a decision for the car)
+            value = (sp.written_a or 0) if unreached else sp.setpoint_a
+            return value, f"a write under way: counted at {self._held[1]} A"
         idle = self.idle.reason(f.now)
         if idle is not None:
             return allocated_a, idle
