@@ -17,6 +17,7 @@ their order was hidden.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -416,15 +417,23 @@ class PlugControl:
             return f.written_a or 0, self.uncontrollable.verdict()
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
-        if self.holding(f):  # held at its decided value; back from unreachable: at the written
-            sp = self.setpoint  # one (the 0 A decided then was never a decision for the car)
-            value = (sp.written_a or 0) if unreached else sp.setpoint_a
+        if self.holding(f):
+            value = self._back_a(f) if unreached else self.setpoint.setpoint_a
             return value, f"a write under way: counted at {self._held[1]} A"
         idle = self.idle.reason(f.now)
         if idle is not None:
             return allocated_a, idle
         handover.lowered(f, allocated_a)
         return allocated_a, reason
+
+    def _back_a(self, f: PlugFacts) -> int:
+        """Held when it answers again after a verdict of unreachable (its 0 A then was never
+        a decision for the car, round 18): the limit in force is unknown (the one written
+        before, its fallback, one that failed), so at most what it was written and measurably
+        draws now (no raise), 0 A below the minimum (a pause, as before)."""
+        drawn_a = math.floor(f.grid_a.max + 1e-6) if f.fresh else 0
+        value = min(self.setpoint.written_a or 0, drawn_a)
+        return value if value >= self.spec.min_a else 0
 
     def settle(
         self,
