@@ -17,6 +17,7 @@ their order was hidden.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -120,6 +121,7 @@ class PlugControl:
         self._reach: tuple[PlugFacts | None, bool, bool] = (None, False, False)
         #: assess(): a write under way, counted at this much (None: none), and on which facts
         self._held: tuple[PlugFacts | None, int | None] = (None, None)
+        self._unreached = False  # the last verdict: unreachable (its 0 A never written)
 
     def facts(self, now: float) -> PlugFacts:
         """What this cycle knows about the plug (a query)."""
@@ -400,6 +402,7 @@ class PlugControl:
         if judged is not f:  # not the facts assess() judged: ask again
             reachable = self.reading.online(f.now)
             falling = reachable and self.may_fall_back(f.now)
+        unreached, self._unreached = self._unreached, not reachable
         if not reachable:
             assumed = self.offline_a(f.written_a)
             error = self.reading.error or "no answer"
@@ -415,12 +418,22 @@ class PlugControl:
         if self.stuck.stuck:
             return 0, "stuck contactor: draws at setpoint 0, counted at its real draw"
         if self.holding(f):
-            return self.setpoint.setpoint_a, f"a write under way: counted at {self._held[1]} A"
+            value = self._back_a(f) if unreached else self.setpoint.setpoint_a
+            return value, f"a write under way: counted at {self._held[1]} A"
         idle = self.idle.reason(f.now)
         if idle is not None:
             return allocated_a, idle
         handover.lowered(f, allocated_a)
         return allocated_a, reason
+
+    def _back_a(self, f: PlugFacts) -> int:
+        """Held when it answers again after a verdict of unreachable (its 0 A then was never
+        a decision for the car, round 18): the limit in force is unknown (the one written
+        before, its fallback, one that failed), so at most what it was written and measurably
+        draws now (no raise), 0 A below the minimum (a pause, as before)."""
+        drawn_a = math.floor(f.grid_a.max + 1e-6) if f.fresh else 0
+        value = min(self.setpoint.written_a or 0, drawn_a)
+        return value if value >= self.spec.min_a else 0
 
     def settle(
         self,
