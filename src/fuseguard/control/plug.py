@@ -383,13 +383,16 @@ class PlugControl:
         After a failed write (round 17) the plug is held the same way, whatever the write
         took, until a write lands: the decided value is not in force (the soak's seed 74)."""
         sp = self.setpoint
-        # a decided value whose write failed is not in force (round 17): held alike until one lands
-        failed = sp.write_failed and sp.setpoint_a != sp.written_a
+        # a decided value whose write failed is not in force (round 17), and a failed (timed
+        # out) write may have landed all the same (round 18): held alike until a write lands
+        failed_a = sp.failed_a
+        top_a = max(sp.written_a or 0, sp.setpoint_a, failed_a or 0)
+        failed = failed_a is not None and (sp.setpoint_a != sp.written_a or top_a > sp.setpoint_a)
         if sp.in_flight_a is None:
-            return max(sp.written_a or 0, sp.setpoint_a) if failed else None
+            return top_a if failed else None
         if not failed and sp.write_s(now) < self._slow_write_s:
             return None
-        return max(sp.in_flight_a, sp.written_a or 0, sp.setpoint_a)
+        return max(sp.in_flight_a, top_a)
 
     def verdict(
         self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake
