@@ -22,7 +22,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
@@ -55,6 +55,8 @@ class Failed:
     """A device call that did not work; ``reason`` says why in plain words."""
 
     reason: str
+    #: given up after the call's timeout (the request may still land): see :func:`guarded`
+    timed_out: bool = field(default=False, compare=False)
 
 
 class _ClockTimeout:
@@ -133,7 +135,7 @@ async def guarded(
         return Failed(str(err) or type(err).__name__)
     except TimeoutError as err:
         if timeout_s is not None and not str(err):
-            return Failed(f"no answer within {timeout_s:g} s")
+            return Failed(f"no answer within {timeout_s:g} s", timed_out=True)
         return Failed(str(err) or "timed out")
     except Exception as err:
         log.exception("device_driver_error", device=device, reason=repr(err))

@@ -49,6 +49,9 @@ class Setpoint:
     #: caller gave up): the charger is at ``written_a`` or at a value it failed to confirm
     #: (``PlugControl.in_flight_a``; docs/safety.md, "A write that timed out")
     failed_a: int | None = None
+    #: the last write was given up after ``write_timeout_s`` (its charger slower than that):
+    #: the plug takes decreases while counted at ``failed_a`` (``PlugControl._hold``)
+    timed_out: bool = False
     written_at: float = -math.inf
     changed_at: float = -math.inf
     #: the last written values and when each was written (oldest first, bounded)
@@ -220,9 +223,11 @@ class Writer:
                 "setpoint_write_failed", charger=pid, setpoint_a=value, reason=result.reason
             )
             sp.failed_a = value if sp.failed_a is None else max(sp.failed_a, value)
+            sp.timed_out = result.timed_out
             self._on_failure(pid, f"write failed: {result.reason}")
             return
         sp.failed_a = None
+        sp.timed_out = False
         now = self._clock.monotonic()
         if value > (sp.written_a or 0):
             self.last_raise_at = now
