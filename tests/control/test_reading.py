@@ -19,7 +19,7 @@ from fuseguard.control.reading import (
     guarded,
 )
 from fuseguard.control.types import ChargerSpec
-from fuseguard.model.clock import VirtualClock
+from fuseguard.model.clock import RealClock, VirtualClock
 from fuseguard.model.phases import Phases, Rotation
 from fuseguard.model.samples import MeterSample
 from fuseguard.model.status import CpState, PlugStatus
@@ -61,7 +61,7 @@ async def test_guarded_maps_a_driver_bug_to_failed_loudly() -> None:
 
 async def test_guarded_gives_up_after_its_timeout() -> None:
     dev = ScriptedDevice(answers=[1], hang=True)
-    result = await guarded(dev.read, device="cp1", timeout_s=0.01)
+    result = await guarded(dev.read, device="cp1", timeout_s=0.01, clock=RealClock())
     assert result == Failed("no answer within 0.01 s")
     assert dev.cancelled == 1
 

@@ -28,8 +28,12 @@ async def _expiry_over_a_slow_charger(base_drop_before_s: float | None) -> list[
     slow = SlowWrites(clock, 5.0)
     meter = FakeMeter(clock, [slow], base_a=Phases(25, 25, 25))
     flex = FlexManagement(clock, fuse_a=63, timeout_s=TIMEOUT_S)
+    # writes that take 5 s and land, within a write timeout that lets them (with the default
+    # 3 s every write fails on the injected clock since round 18: tests/control/test_write_timeout.py)
     config = ControllerConfig(
-        circuits=[CircuitSpec("main", None, 63)], chargers=[ChargerSpec(id="cp1")]
+        circuits=[CircuitSpec("main", None, 63)],
+        chargers=[ChargerSpec(id="cp1")],
+        write_timeout_s=6.0,
     )
     ctl = Controller(clock=clock, config=config, meter=meter, chargers={"cp1": slow}, flex=flex)
     task = asyncio.create_task(ctl.run())

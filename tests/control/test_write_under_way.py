@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import functools
+
 from fuseguard.model.clock import Clock, VirtualClock
 from fuseguard.model.phases import Phases
+from fuseguard.sim.request import delayed
 
 from ..logkit import errors_only_logging
 from .fakes import FakeCharger, fake_site
 
 
 class SlowWrites(FakeCharger):
-    """Every write takes ``write_s`` to land (the soak's ``charger:slow``); reads are quick."""
+    """Every write takes ``write_s`` to land (the soak's ``charger:slow``); reads are quick. A
+    write given up on the way (the writer's ``write_timeout_s``) lands all the same, at its
+    time (round 18: a request on the wire is not taken back, ``sim/request.py``)."""
 
     def __init__(self, clock: Clock, write_s: float) -> None:
         super().__init__()
@@ -19,8 +24,12 @@ class SlowWrites(FakeCharger):
         self._write_s = write_s
 
     async def set_current_limit(self, current_a: int) -> None:
-        await self._clock.sleep(self._write_s)
-        await super().set_current_limit(current_a)
+        await delayed(self._clock, self._write_s, functools.partial(self._land, current_a))
+        self._land(current_a)
+
+    def _land(self, current_a: int) -> None:
+        self.limit_a = current_a
+        self.writes.append(current_a)
 
 
 async def test_a_decrease_under_way_to_a_slow_charger_is_made_room_for_by_the_others() -> None:

@@ -89,14 +89,9 @@ async def test_a_slow_charger_holds_up_no_other(rig: WriteRig) -> None:
     rig.decide(cp1=6)
     await rig.run_for(0.1)
     assert rig.chargers["cp1"].writes == [16, 6]
-    # the write timeout guards real I/O: it runs on the event loop's clock, not control time.
-    # Wait for its first report, not a fixed 0.1 s: the second decision woke cp2's writer again,
-    # whose retry times out 0.05 s after the first, so a fixed sleep raced it on a loaded machine
-    for _ in range(400):
-        if rig.failures:
-            break
-        await asyncio.sleep(0.005)
-    assert rig.failures == [("cp2", "write failed: no answer within 0.05 s")]
+    # the write timeout runs on the injected clock (round 18): given up at 0.05 s of it, and the
+    # retry the second decision woke at 0.1 s at 0.15 s
+    assert rig.failures == [("cp2", "write failed: no answer within 0.05 s")] * 2
     assert rig.writer["cp2"].written_a is None
 
 
@@ -197,14 +192,11 @@ async def test_a_write_is_under_way_until_it_returns_landed_or_failed(rig: Write
     returns, whether it landed or failed."""
     rig.chargers["cp2"].write_hang = True
     rig.decide(cp1=16, cp2=12)
-    await rig.run_for(0.1)
+    await rig.run_for(0.04)
     assert rig.writer["cp1"].in_flight_a is None  # landed at once
     assert rig.writer["cp1"].written_a == 16
     assert rig.writer["cp2"].in_flight_a == 12  # hanging
-    for _ in range(400):
-        if rig.failures:
-            break
-        await asyncio.sleep(0.005)
+    await rig.run_for(0.01)  # its timeout, on the injected clock (round 18)
     assert rig.failures == [("cp2", "write failed: no answer within 0.05 s")]
     assert rig.writer["cp2"].in_flight_a is None
     assert rig.writer["cp2"].written_a is None
@@ -230,7 +222,11 @@ async def test_a_charger_becoming_a_slow_writer_is_reported_once() -> None:
         assert r.writer["cp1"].last_write_s == 2.5
         assert r.writer["cp1"].written_a == 12
         slow._write_s = 0.0  # quick again
-        await r.writer.write("cp1")
+        # (its zero sleep is a timer of the virtual clock: until round 18 this write ended
+        # only by the write timeout running on the event loop's time, 3 s of wall time)
+        write = asyncio.create_task(r.writer.write("cp1"))
+        await r.clock.advance(0.0)
+        await write
     assert r.writer["cp1"].last_write_s == 0.0
     events = [(e["event"], e["charger"]) for e in logs if e["event"].startswith("charger_")]
     assert events == [("charger_slow_writes", "cp1"), ("charger_quick_writes", "cp1")]

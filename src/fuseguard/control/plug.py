@@ -358,10 +358,14 @@ class PlugControl:
         """A controllable plug with a write under way (:meth:`in_flight_a`): held (not
         available to the allocator), its reserve at least that much on its phases."""
         held = self.in_flight_a(f.now) if available else None
-        self._held = (f, held)
+        # writes given up after their timeout (round 18, the soak's seed 69): counted at the
+        # most it may draw, but not held: a charger whose every write times out still takes a
+        # decrease (it lands late); held, it was never lowered again
+        given_up = held is not None and self.setpoint.timed_out
+        self._held = (f, None if given_up else held)
         if held is None:
             return reserved, available
-        return reserved.maximum(Phases.on(phases, float(held))), False
+        return reserved.maximum(Phases.on(phases, float(held))), given_up
 
     def holding(self, f: PlugFacts) -> bool:
         """:meth:`assess` on ``f`` held the plug for a write under way (:meth:`_hold`)."""
@@ -385,13 +389,16 @@ class PlugControl:
         After a failed write (round 17) the plug is held the same way, whatever the write
         took, until a write lands: the decided value is not in force (the soak's seed 74)."""
         sp = self.setpoint
-        # a decided value whose write failed is not in force (round 17): held alike until one lands
-        failed = sp.write_failed and sp.setpoint_a != sp.written_a
+        # a decided value whose write failed is not in force (round 17), and a failed (timed
+        # out) write may have landed all the same (round 18): held alike until a write lands
+        failed_a = sp.failed_a
+        top_a = max(sp.written_a or 0, sp.setpoint_a, failed_a or 0)
+        failed = failed_a is not None and (sp.setpoint_a != sp.written_a or top_a > sp.setpoint_a)
         if sp.in_flight_a is None:
-            return max(sp.written_a or 0, sp.setpoint_a) if failed else None
+            return top_a if failed else None
         if not failed and sp.write_s(now) < self._slow_write_s:
             return None
-        return max(sp.in_flight_a, sp.written_a or 0, sp.setpoint_a)
+        return max(sp.in_flight_a, top_a)
 
     def verdict(
         self, f: PlugFacts, allocated_a: int, reason: str, handover: BreakBeforeMake

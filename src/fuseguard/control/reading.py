@@ -22,13 +22,14 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
 
 from fuseguard.control.ports import DeviceError
 from fuseguard.control.types import ChargerSpec, ControllerConfig, MeterTiming
+from fuseguard.model.clock import Clock, TimerHandle
 from fuseguard.model.numbers import is_finite_number
 from fuseguard.model.phases import ZERO, Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
@@ -54,26 +55,87 @@ class Failed:
     """A device call that did not work; ``reason`` says why in plain words."""
 
     reason: str
+    #: given up after the call's timeout (the request may still land): see :func:`guarded`
+    timed_out: bool = field(default=False, compare=False)
+
+
+class _ClockTimeout:
+    """``asyncio.timeout`` on the injected clock: after ``timeout_s`` of clock time (virtual
+    time too) a callback cancels the waiting task, and the cancellation leaves the block as
+    :class:`TimeoutError`. A clock callback, not a task: nothing else in the event loop moves
+    (a call that returns before the deadline leaves only a cancelled timer behind)."""
+
+    __slots__ = ("_cancelling", "_clock", "_expired", "_handle", "_task", "_timeout_s")
+
+    def __init__(self, clock: Clock, timeout_s: float) -> None:
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._task: asyncio.Task[object] | None = None
+        self._handle: TimerHandle | None = None
+        self._cancelling = 0
+        self._expired = False
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - guarded always runs in a task
+            msg = "a clock timeout needs a task"
+            raise RuntimeError(msg)
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._handle = self._clock.call_later(self._timeout_s, self._expire)
+
+    def _expire(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            self._expired = True
+            task.cancel()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        task = self._task
+        if (
+            self._expired
+            and task is not None
+            and exc_type is asyncio.CancelledError
+            and task.uncancel() <= self._cancelling
+        ):
+            raise TimeoutError from exc  # our own cancel: a timeout (another cancel propagates)
 
 
 async def guarded(
-    call: Callable[[], Awaitable[T]], *, device: str, timeout_s: float | None = None
+    call: Callable[[], Awaitable[T]],
+    *,
+    device: str,
+    timeout_s: float | None = None,
+    clock: Clock | None = None,
 ) -> T | Failed:
     """Await ``call()``; any device error, timeout or driver bug becomes :class:`Failed`.
+
+    ``timeout_s`` bounds the call on ``clock`` (the injected clock: virtual time in the
+    simulator and the soak, wall time at the edge): the one timeout of a device call. A call cut
+    off by it is a request given up, not taken back: it may still reach the device (a Modbus
+    request on the wire lands or not), so the caller must treat its outcome as unknown
+    (the writer: ``Setpoint.failed_a``, docs/safety.md "A write that timed out").
 
     A driver bug (any other exception) is logged with its traceback, naming the device: it must
     not stop control, but it must be loud. Cancellation is not a failure and propagates.
     """
+    if timeout_s is not None and clock is None:
+        msg = "guarded: a timeout needs the clock it is counted on"
+        raise TypeError(msg)
     try:
-        if timeout_s is None:
+        if timeout_s is None or clock is None:
             return await call()
-        async with asyncio.timeout(timeout_s):
+        async with _ClockTimeout(clock, timeout_s):
             return await call()
     except DeviceError as err:
         return Failed(str(err) or type(err).__name__)
     except TimeoutError as err:
         if timeout_s is not None and not str(err):
-            return Failed(f"no answer within {timeout_s:g} s")
+            return Failed(f"no answer within {timeout_s:g} s", timed_out=True)
         return Failed(str(err) or "timed out")
     except Exception as err:
         log.exception("device_driver_error", device=device, reason=repr(err))

@@ -43,9 +43,15 @@ class Setpoint:
     #: failed): a charger whose writes take a meter period or more is a slow writer
     write_started_at: float = -math.inf
     last_write_s: float = 0.0
-    #: the last write failed (cleared when one lands): the value decided is not in force, the
-    #: charger is at ``written_a`` or at the value it failed to take (``PlugControl.in_flight_a``)
-    write_failed: bool = False
+    #: the highest value whose write failed since the last write landed (None: the last write
+    #: landed). The value decided is not in force, and a failed write may have reached the
+    #: charger all the same (a request timed out is not taken back: it may land after the
+    #: caller gave up): the charger is at ``written_a`` or at a value it failed to confirm
+    #: (``PlugControl.in_flight_a``; docs/safety.md, "A write that timed out")
+    failed_a: int | None = None
+    #: the last write was given up after ``write_timeout_s`` (its charger slower than that):
+    #: the plug takes decreases while counted at ``failed_a`` (``PlugControl._hold``)
+    timed_out: bool = False
     written_at: float = -math.inf
     changed_at: float = -math.inf
     #: the last written values and when each was written (oldest first, bounded)
@@ -144,6 +150,13 @@ class Writer:
                 sp.setpoint_a = written
                 sp.reason = note + sp.reason
 
+    def _due(self, pid: str, now: float) -> bool:
+        """A write is due: the setpoint changed, a rewrite is due, or a value failed to confirm
+        is not the one written (a write that lands settles what the charger is at)."""
+        sp = self._setpoints[pid]
+        unsettled = sp.failed_a is not None and sp.failed_a != sp.written_a
+        return sp.setpoint_a != sp.written_a or unsettled or self.rewrite_due(pid, now)
+
     def rewrite_due(self, pid: str, now: float) -> bool:
         """The written setpoint is due to be re-written (the charger-side watchdog)."""
         sp = self._setpoints[pid]
@@ -151,13 +164,12 @@ class Writer:
 
     def flush(self, now: float) -> None:
         """Wake the writer of every charger whose setpoint changed or is due for a rewrite."""
-        for pid, sp in self._setpoints.items():
-            if sp.setpoint_a != sp.written_a or self.rewrite_due(pid, now):
+        for pid in self._setpoints:
+            if self._due(pid, now):
                 self._events[pid].set()
 
     async def serve(self, pid: str) -> None:
         """Write the latest setpoint of ``pid`` whenever woken (runs until cancelled)."""
-        sp = self._setpoints[pid]
         event = self._events[pid]
         while True:
             await event.wait()
@@ -165,7 +177,7 @@ class Writer:
             now = self._clock.monotonic()
             if not self._online(pid, now):
                 continue
-            if sp.setpoint_a == sp.written_a and not self.rewrite_due(pid, now):
+            if not self._due(pid, now):
                 continue
             await self.write(pid)
 
@@ -198,7 +210,10 @@ class Writer:
         self._watch.add(pid)
         try:
             result = await guarded(
-                lambda: charger.set_current_limit(value), device=pid, timeout_s=self._timeout_s
+                lambda: charger.set_current_limit(value),
+                device=pid,
+                timeout_s=self._timeout_s,
+                clock=self._clock,
             )
         finally:
             sp.in_flight_a = None
@@ -207,10 +222,12 @@ class Writer:
             log.warning(
                 "setpoint_write_failed", charger=pid, setpoint_a=value, reason=result.reason
             )
-            sp.write_failed = True
+            sp.failed_a = value if sp.failed_a is None else max(sp.failed_a, value)
+            sp.timed_out = result.timed_out
             self._on_failure(pid, f"write failed: {result.reason}")
             return
-        sp.write_failed = False
+        sp.failed_a = None
+        sp.timed_out = False
         now = self._clock.monotonic()
         if value > (sp.written_a or 0):
             self.last_raise_at = now

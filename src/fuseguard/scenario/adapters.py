@@ -43,6 +43,7 @@ from fuseguard.model.phases import Phases
 from fuseguard.model.samples import ChargerSample, MeterSample
 from fuseguard.scenario.config import SCENARIO_CHARGER_FAULTS
 from fuseguard.sim.chargepoint import ChargePoint
+from fuseguard.sim.request import delayed
 from fuseguard.sim.site import SiteModel
 
 log = structlog.get_logger(__name__)
@@ -192,6 +193,8 @@ class ConnectorCharger:
         self.slow_delay_s = slow_delay_s
         self.writes = 0
         self.last_written_a: int | None = None
+        #: when the last limit write that reached the charge point was sent (``_land``)
+        self._landed_sent_at = -math.inf
 
     @property
     def name(self) -> str:
@@ -245,7 +248,11 @@ class ConnectorCharger:
         if fault is not None:
             cp.set_fault(fault, cp.now_s)
 
-    async def _io(self) -> None:
+    async def _io(self, land: Callable[[], None] | None = None) -> None:
+        """The wire faults of one request. ``land``: the request's effect, applied by the
+        caller after this returns; under ``slow`` it still lands after the delay when the
+        caller gives up on the way (``sim/request.py``: a request on the wire is not taken
+        back)."""
         faults = self.charge_point.faults
         if not faults:
             return
@@ -256,7 +263,10 @@ class ConnectorCharger:
             msg = f"{self.name}: charger answered with invalid data (simulated garbage)"
             raise DeviceResponseError(msg)
         if DeviceFault.SLOW in faults:
-            await self.clock.sleep(self.slow_delay_s)
+            if land is None:
+                await self.clock.sleep(self.slow_delay_s)
+            else:
+                await delayed(self.clock, self.slow_delay_s, land)
 
     async def read(self) -> ChargerSample:
         """State and measurements of the charge point."""
@@ -265,9 +275,20 @@ class ConnectorCharger:
 
     async def set_current_limit(self, current_a: int) -> None:
         """Offer ``current_a`` A per phase (0 pauses)."""
-        await self._io()
+        land = functools.partial(self._land, int(current_a), self.clock.monotonic())
+        await self._io(land)
+        land()
+
+    def _land(self, current_a: int, sent_at: float) -> None:
+        """A limit write sent at ``sent_at`` reaches the charge point (also one whose caller
+        gave up on it). Requests are taken in the order they were sent: one given up that would
+        arrive after a later one (the charger quick again meanwhile) is overtaken, not applied
+        over it."""
+        if sent_at < self._landed_sent_at:
+            return
+        self._landed_sent_at = sent_at
         self.writes += 1
-        self.last_written_a = int(current_a)
+        self.last_written_a = current_a
         cp = self.charge_point
         cp.write_limit(float(current_a), cp.now_s)
 
