@@ -1,12 +1,14 @@
 """Setpoint changes per car-hour beside the quality figures, for fuseguard on chosen scenarios.
 
     python bench/setpoint_changes.py --only office_20_chargers_24h [...] [--jobs 2] [--out F.json]
+                                     [--window T0 T1]
 
 Counts every written limit that differs from the charger's previous one (``changes``) and the
 ``reversals`` among them: a change opposite in sign to the same charger's previous change within
 ``REVERSAL_S``, the 1 A flapping of issue 18 round 18 (``bench/notes/r18-flap.md``). Beside them
 the report's overload, energy, optimality, Jain and max pause/resume per car-hour
-(``bench/quality.py``'s run, the same optimum).
+(``bench/quality.py``'s run, the same optimum). ``--window T0 T1`` also counts the changes
+between those site seconds (``window_changes``).
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import quality  # noqa: E402
+import quality
 
 REVERSAL_S = 30.0
 
 
-def _counting() -> dict[str, float]:
+def _counting(window: tuple[float, float]) -> dict[str, float]:
     """Patch the scenario charger adapter to count written changes and reversals."""
     from fuseguard.scenario.adapters import ConnectorCharger
 
-    tally = {"changes": 0.0, "reversals": 0.0}
+    tally = {"changes": 0.0, "reversals": 0.0, "window_changes": 0.0}
     last: dict[str, tuple[float, int]] = {}  # charger -> (time, sign) of its previous change
     original: Callable[[ConnectorCharger, int], Awaitable[None]] = (
         ConnectorCharger.set_current_limit
@@ -43,6 +45,8 @@ def _counting() -> dict[str, float]:
             return
         tally["changes"] += 1
         now_s = self.charge_point.now_s
+        if window[0] <= now_s < window[1]:
+            tally["window_changes"] += 1
         sign = 1 if current_a > before else -1
         prev = last.get(self.name)
         if prev is not None and prev[1] == -sign and now_s - prev[0] <= REVERSAL_S:
@@ -53,10 +57,10 @@ def _counting() -> dict[str, float]:
     return tally
 
 
-def _run(path: str) -> dict[str, Any]:
+def _run(path: str, window: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
     from fuseguard.scenario.config import load_scenario
 
-    tally = _counting()
+    tally = _counting(window)
     _, optimum = quality._optimum(path)
     rep = quality._run(path, "fuseguard", optimum)
     sc = load_scenario(Path(path))
@@ -68,6 +72,7 @@ def _run(path: str) -> dict[str, Any]:
         "scenario": rep["scenario"],
         "changes": int(tally["changes"]),
         "reversals": int(tally["reversals"]),
+        "window_changes": int(tally["window_changes"]),
         "car_h": round(car_h, 2),
         "changes_per_car_h": round(tally["changes"] / car_h, 2) if car_h else None,
         "overload_as": rep["overload_as"]["total"],
@@ -88,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="scenario file stems")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--window", type=float, nargs=2, default=(0.0, 0.0), metavar=("T0", "T1"))
     args = ap.parse_args(argv)
     files = sorted(args.scenarios.glob("*.toml"))
     if args.only:
         files = [f for f in files if f.stem in args.only]
     rows = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for row in pool.map(_run, [str(f) for f in files]):
+        paths = [str(f) for f in files]
+        for row in pool.map(_run, paths, [tuple(args.window)] * len(paths)):
             print(json.dumps(row), flush=True)
             rows.append(row)
     if args.out:
