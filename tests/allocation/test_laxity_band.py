@@ -97,10 +97,11 @@ def test_the_lead_holds_within_a_band_and_moves_beyond_it() -> None:
         assert allocate_small(snap) == allocate_numpy(snap)
         return "a" if levels[0] > levels[1] else "b"
 
-    assert leader(600.4, 600.0) == "a"  # within one band: the plug order, not 0.4 s
-    assert leader(659.0, 600.5) == "a"
-    assert leader(600.2, 599.9) == "b"  # a band edge between them
-    # the lowest band halves: 30-60 s, 15-30 s, ...: never behind twice one's own laxity
-    assert leader(59.0, 30.5) == "a"
-    assert leader(30.4, 29.9) == "b"
+    band = LAXITY_BAND_S
+    assert leader(2 * band + 0.4, 2 * band) == "a"  # within one band: the plug order
+    assert leader(3 * band - 1.0, 2 * band + 0.5) == "a"
+    assert leader(2 * band + 0.2, 2 * band - 0.1) == "b"  # a band edge between them
+    # the lowest band halves: 1/2-1, 1/4-1/2, ... of a band: never behind twice one's laxity
+    assert leader(0.98 * band, 0.51 * band) == "a"
+    assert leader(0.502 * band, 0.499 * band) == "b"
     assert leader(0.6, 0.2) == "b"
