@@ -65,8 +65,9 @@ def _drive() -> tuple[int, list[float | None], list[float | None]]:
 def test_near_equal_laxities_swap_the_lead_at_most_once_per_band() -> None:
     """Raw laxity (r18-flap): the lead changed nearly every decision, 3202 changes of ``a``'s
     setpoint in 7200 decisions. With the bands, each change needs a laxity to fall through a band
-    edge (``a`` and ``b`` fall from 1000 s to 0: ~17 bands of 60 s and the halving ones below
-    each): 21; both needs are met by departure, at the same seconds as with raw laxity."""
+    edge (``a`` and ``b`` fall from 1000 s to 0: 3 bands of 300 s and the halving ones below
+    each): 5 (21 with 60 s bands); both needs are met by departure, at the same seconds as with
+    raw laxity."""
     changes, start, met = _drive()
     assert start[0] is not None and start[1] is not None
     assert abs(start[0] - start[1] - 0.4) < 1e-6  # near-equal, b first by raw laxity

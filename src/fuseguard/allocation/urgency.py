@@ -68,8 +68,10 @@ UNKNOWN_CAR_LIMIT_A: Final = 16.0
 
 #: urgent plugs are ranked by their laxity in bands of this many seconds (:func:`laxity_rank`):
 #: within a band the plug order decides, so near-equal laxities do not swap the lead each
-#: decision; at most this much laxity separates a car from one served before it
-LAXITY_BAND_S: Final = 60.0
+#: decision; at most this much laxity separates a car from one served before it. 300 s, not 60:
+#: with 60 s two cars of near-equal laxity still swapped about once a minute (office, 13:00,
+#: cp1/cp13 6 <-> 12 A), 300 and 600 s measured alike (``bench/notes/r18-flap.md``)
+LAXITY_BAND_S: Final = 300.0
 
 
 def cap_a(p: Plug) -> float:
@@ -126,8 +128,8 @@ def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | No
 
 def laxity_rank(lax_s: float) -> tuple[int, float]:
     """The least-laxity sort key of an urgent plug (``lax_s >= 0``): its ``LAXITY_BAND_S``
-    band, and within the lowest band its halving band (30-60 s, 15-30 s, ...); within a band the
-    plug order decides, stably.
+    band, and within the lowest band its halving band (150-300 s, 75-150 s, ...); within a band
+    the plug order decides, stably.
 
     Raw laxity let two urgent cars of near-equal laxity swap the lead on every decision (round
     18, ``bench/notes/r18-flap.md``: office_departures_announced, cp17/cp18 0.4 s apart, 6 <-> 10
