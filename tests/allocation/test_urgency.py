@@ -238,9 +238,10 @@ def test_reserves_never_lift_a_row_over_its_limit() -> None:
         for i in range(6)
     )
     # reserves 11, 12, 13, 14, 14, 15 A (79 A) on 40 A: the least laxity (the largest need, same
-    # departure) first: u5 15 A, u4 14 A, u3 the 11 A left (of 14), the rest wait
+    # departure) first: u5 15 A (laxity 228 s), then u3 and u4 (554 and 391 s: one 300 s band,
+    # LAXITY_BAND_S, so the plug order) u3 14 A, u4 the 11 A left (of 14), the rest wait
     sp = _both(_site(40, *plugs))
-    assert sp == {"u0": 0, "u1": 0, "u2": 0, "u3": 11, "u4": 14, "u5": 15}
+    assert sp == {"u0": 0, "u1": 0, "u2": 0, "u3": 14, "u4": 11, "u5": 15}
 
 
 def test_a_huge_need_reserves_the_cap_and_never_raises() -> None:

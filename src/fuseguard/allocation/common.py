@@ -22,6 +22,16 @@ from fuseguard.model.status import ChargeMode
 
 EPS: Final = 1e-9
 
+#: The rounding band (A): a plug that holds the amp above its floor (its setpoint in force is
+#: ``floor(exact) + 1``) keeps its place among the candidates for one more amp as if its
+#: remainder were this much larger. Largest remainder alone let a plug lose the amp to another
+#: with an equal remainder on the last bits of the exact values, or on an input's noise, and
+#: win it back on the next decision (issue 18 round 18: cp2/cp6 against cp4 in the office,
+#: 1 A every 2-14 s for two hours; ``bench/notes/r18-flap.md``). The amp now moves only when
+#: another plug's remainder is larger by more than the band: a band, not a 2-cycle. Safety is
+#: untouched (the amp is given only where it fits, as before).
+KEEP_BAND_A: Final = 0.25
+
 # Per-plug outcome codes.
 RUN: Final = 0
 OFF: Final = 1

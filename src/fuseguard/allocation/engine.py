@@ -19,7 +19,8 @@ Pipeline (see ``docs/allocation.md`` for the worked example):
    saturate (rows are piecewise linear in ``t``, evaluated at the breakpoints), and freezes every
    plug on a row whose level is minimal among the rows it shares plugs with.
 5. **Integer amps.** Round down, then hand one more amp (never more than the ceiling of the exact
-   value) to the plugs with the largest remainders first, by the same first-fit.
+   value) to the plugs with the largest remainders first, by the same first-fit; a plug holding
+   that amp counts ``KEEP_BAND_A`` more (a band, so equal remainders do not swap it each step).
 
 Two implementations of steps 2-5, chosen by size: plain Python lists up to
 :data:`SMALL_SITE_PLUGS` plugs (:mod:`.small`; NumPy's fixed per-call cost dominates there) and

@@ -17,6 +17,7 @@ from typing import Final
 
 from fuseguard.allocation.common import (
     EPS,
+    KEEP_BAND_A,
     M_MINPV,
     M_OFF,
     M_PV,
@@ -263,11 +264,18 @@ def _fill_levels(
 
 
 def _round(
-    s: _Site, adm: list[int], x: list[float], b: list[float], pv_row: int, prio: list[int]
+    s: _Site,
+    adm: list[int],
+    x: list[float],
+    b: list[float],
+    pv_row: int,
+    prio: list[int],
+    in_force: list[int],
 ) -> list[float]:
-    """Integer amps: floor, then one more amp by largest remainder, first-fit, then the amps still
-    free handed out in max-min order (:mod:`.handout`); a row over its limit afterwards (never, by
-    construction) pauses every plug on it."""
+    """Integer amps: floor, then one more amp by largest remainder (a plug whose setpoint
+    ``in_force`` is its floor + 1 counted :data:`KEEP_BAND_A` larger), first-fit, then the amps
+    still free handed out in max-min order (:mod:`.handout`); a row over its limit afterwards
+    (never, by construction) pauses every plug on it."""
     hi, rows, coefs = s.hi, s.rows, s.coefs
     n = len(x)
     fl = [0.0] * n
@@ -278,7 +286,10 @@ def _round(
             sub[row] += a * fi
     resid = [bb - sb for bb, sb in zip(b, sub)]  # noqa: B905
     up = [i for i in adm if x[i] - fl[i] > 1e-7 and fl[i] + 1 <= hi[i] + EPS]
-    up.sort(key=lambda i: (fl[i] - x[i], i))
+    # the holder of the amp keeps it until another remainder is larger by the band
+    up.sort(
+        key=lambda i: (-((x[i] - fl[i]) + (KEEP_BAND_A if in_force[i] == fl[i] + 1 else 0.0)), i)
+    )
     setpoint = fl
     extra, used_extra = _first_fit(up, rows, coefs, resid)
     for i in extra:
@@ -362,7 +373,7 @@ def allocate_small(snapshot: Snapshot) -> Allocation:
     used_at_min[layout.pv_row] = pv_min  # the admitted pv plugs' minimum (integer sums: exact)
     weight = snapshot.params.single_phase_weight
     x, bott = _fill_levels(s, adm, prio, b=b, used_at_min=used_at_min, mins=mins, weight=weight)
-    setpoint = _round(s, adm, x, b, layout.pv_row, prio)
+    setpoint = _round(s, adm, x, b, layout.pv_row, prio, [p.setpoint_a for p in plugs])
     reasons = _reasons(
         snapshot,
         layout,

@@ -11,7 +11,9 @@ into the two queue keys:
   ``car_limit_a``: a 16 A car on a 32 A plug finishes at 16 A). With
   ``0 <= laxity <= params.urgent_laxity_s`` it is *urgent* and is served in a sub-level above
   the other plugs of its priority, one sub-level per urgent plug (at most
-  ``MAX_URGENT_LEVELS``; the rest share the lowest), the least laxity highest (level
+  ``MAX_URGENT_LEVELS``; the rest share the lowest), the least laxity highest, by
+  ``LAXITY_BAND_S`` bands, halving below the first (:func:`laxity_rank`: near-equal
+  laxities keep their order) (level
   ``(sub-levels + 1) * priority + sub-level``): admitted first, filled first
   (the plugs below keep their minimum), so the least-laxity car charges at its cap, then the
   next, and so on (greedy least laxity first). Charging at its cap keeps the
@@ -63,6 +65,13 @@ MAX_URGENT_LEVELS: Final = 8
 #: limit is not learned yet is urgent: most AC cars take at most 16 A a phase (11 kW on three
 #: phases, 3.7 kW on one)
 UNKNOWN_CAR_LIMIT_A: Final = 16.0
+
+#: urgent plugs are ranked by their laxity in bands of this many seconds (:func:`laxity_rank`):
+#: within a band the plug order decides, so near-equal laxities do not swap the lead each
+#: decision; at most this much laxity separates a car from one served before it. 300 s, not 60:
+#: with 60 s two cars of near-equal laxity still swapped about once a minute (office, 13:00,
+#: cp1/cp13 6 <-> 12 A), 300 and 600 s measured alike (``bench/notes/r18-flap.md``)
+LAXITY_BAND_S: Final = 300.0
 
 
 def cap_a(p: Plug) -> float:
@@ -117,6 +126,27 @@ def urgent_laxity_s(p: Plug, nph: float, params: AllocationParams) -> float | No
     return lax if lax <= params.urgent_laxity_s else None
 
 
+def laxity_rank(lax_s: float) -> tuple[int, float]:
+    """The least-laxity sort key of an urgent plug (``lax_s >= 0``): its ``LAXITY_BAND_S``
+    band, and within the lowest band its halving band (150-300 s, 75-150 s, ...); within a band
+    the plug order decides, stably.
+
+    Raw laxity let two urgent cars of near-equal laxity swap the lead on every decision (round
+    18, ``bench/notes/r18-flap.md``: office_departures_announced, cp17/cp18 0.4 s apart, 6 <-> 10
+    and 16 <-> 20 A every 8 s for 2 h): the one served first keeps its laxity, the other's
+    falls below it, they swap. With bands the order changes only when a laxity crosses a band
+    edge; a laxity falls (at the rate cap minus current over cap: the car served first the
+    slowest), so each urgent car turns the order at most once per band it falls through. In the
+    lowest band the bands halve: a car never waits behind one with more than twice its laxity
+    there, so it is served before its own laxity runs out while the other's lasts (raw least
+    laxity first's guarantee, to a factor 2), and near 0 the order is the raw one."""
+    if lax_s >= LAXITY_BAND_S:
+        return int(lax_s // LAXITY_BAND_S), 0.0
+    if not lax_s > 0.0:
+        return 0, -math.inf
+    return 0, float(math.floor(math.log2(lax_s / LAXITY_BAND_S)))
+
+
 def is_urgent(p: Plug, nph: float, params: AllocationParams) -> bool:
     """Least laxity first: the plug must charge at its cap from now on to finish in time."""
     return urgent_laxity_s(p, nph, params) is not None
@@ -133,7 +163,8 @@ def queue_keys(
 ) -> tuple[list[int], list[float], list[bool]]:
     """Per plug: its level, its share key (over its phase weight, :mod:`.weights`) and whether
     it is urgent (see module doc)."""
-    # (0: plan leader, 1: least laxity; plan rank; laxity; share; index): the sort order
+    # (0: plan leader, 1: least laxity; plan rank or laxity band; laxity; share; index): the
+    # sort order
     lax: list[tuple[int, int, float, float, int]] = []
     for i, (p, k) in enumerate(zip(plugs, nph, strict=True)):
         if p.plan_rank is not None and p.plan_rank >= 0:
@@ -142,7 +173,7 @@ def queue_keys(
         elif p.departure_s is not None:  # the common case (nothing announced) costs nothing
             v = urgent_laxity_s(p, k, params)
             if v is not None:
-                lax.append((1, 0, v, 0.0, i))
+                lax.append((1, *laxity_rank(v), 0.0, i))
     n_lv = min(len(lax), MAX_URGENT_LEVELS)
     step = n_lv + 1
     levels = [step * p.priority for p in plugs]
@@ -167,10 +198,12 @@ def urgency_note(p: Plug, nph: float, params: AllocationParams) -> str:
 
 
 __all__ = [
+    "LAXITY_BAND_S",
     "MAX_URGENT_LEVELS",
     "UNKNOWN_CAR_LIMIT_A",
     "cap_a",
     "is_urgent",
+    "laxity_rank",
     "laxity_s",
     "queue_keys",
     "share_key",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 from fuseguard.allocation.common import (
     EPS,
+    KEEP_BAND_A,
     M_MINPV,
     M_OFF,
     M_PV,
@@ -152,9 +153,10 @@ def _fill_levels(
 
 
 def _round(prep: SiteArrays, admitted: BoolArr, x: FloatArr, b: FloatArr, code: IntArr) -> FloatArr:
-    """Step 5: floor, then one more amp by largest remainder, first-fit, then the amps still free
-    handed out in max-min order (:mod:`.handout`); a row over its limit afterwards (never, by
-    construction) pauses every plug on it."""
+    """Step 5: floor, then one more amp by largest remainder (the holder of the amp counted
+    ``KEEP_BAND_A`` larger), first-fit, then the amps still free handed out in max-min order
+    (:mod:`.handout`); a row over its limit afterwards (never, by construction) pauses every
+    plug on it."""
     import numpy as np
 
     er, ep, ec, hi = prep.e_row, prep.e_plug, prep.e_coef, prep.hi
@@ -164,7 +166,10 @@ def _round(prep: SiteArrays, admitted: BoolArr, x: FloatArr, b: FloatArr, code: 
     resid = b - np.bincount(er, ec * fl[ep], minlength=n_rows)  # fl is 0 unless admitted
     frac = x - fl
     up_idx = np.flatnonzero(admitted & (frac > 1e-7) & (fl + 1 <= hi + EPS))
-    up_order = up_idx[np.lexsort((up_idx, -frac[up_idx]))]
+    # the holder of the amp (its setpoint in force is its floor + 1) keeps it until another
+    # remainder is larger by the band (common.KEEP_BAND_A)
+    keep = frac + np.where(prep.setpoint == fl + 1.0, KEEP_BAND_A, 0.0)
+    up_order = up_idx[np.lexsort((up_idx, -keep[up_idx]))]
     extra = first_fit(up_order, n=n, e_row=er, e_plug=ep, e_amount=ec, resid=resid)
     setpoint: FloatArr = fl + extra
     usage = np.bincount(er, ec * setpoint[ep], minlength=n_rows)
