@@ -8,29 +8,17 @@ between changes, the countdown mask).
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "bench" / "tools"
+from tests.benchkit import load_bench
 
 
 def _load(stem: str) -> ModuleType:
-    name = f"fuseguard_bench_tools_{stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    if str(TOOLS) not in sys.path:
-        sys.path.append(str(TOOLS))  # quiet_study imports quiet_report as a sibling
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{stem}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench(stem, "tools")  # quiet_study imports quiet_report as a sibling
 
 
 def test_stretches_lie_between_changes_and_the_run_end_closes_the_last() -> None:

@@ -8,7 +8,7 @@ from fuseguard.model.clock import VirtualClock
 from fuseguard.model.phases import Phases
 
 from ..logkit import errors_only_logging
-from .fakes import FakeCharger, fake_site
+from .fakes import FakeCharger, FakeSite, fake_site
 
 
 class RefusesWrites(FakeCharger):
@@ -21,6 +21,20 @@ class RefusesWrites(FakeCharger):
         if self.refuse:
             raise DeviceResponseError("charger answered with invalid data")
         await super().set_current_limit(current_a)
+
+
+def _two_cars(clock: VirtualClock) -> tuple[FakeSite, FakeCharger]:
+    """Two cars at 15 A each on a 40 A fuse with 10 A of building load; cp1 is returned."""
+    errors_only_logging()
+    cp1 = FakeCharger()
+    return fake_site(clock, {"cp1": cp1, "cp2": FakeCharger()}, 40, Phases(10, 10, 10)), cp1
+
+
+async def _cp1_offline(site: FakeSite, clock: VirtualClock) -> None:
+    """After two minutes at 15 A each, cp1 goes offline (the next step's decrease then fails)."""
+    await clock.advance(120)
+    assert [ch.limit_a for ch in site.chargers.values()] == [15, 15]
+    site.chargers["cp1"].offline = True
 
 
 async def test_a_decrease_whose_write_failed_is_made_room_for_by_the_others() -> None:
@@ -52,16 +66,11 @@ async def test_a_charger_back_from_offline_is_not_paused_by_the_value_decided_wh
     write still held it, at that decided 0 A: 0 A was written, the car paused for a decision
     and resumed at the next one (a pause/resume per outage). The 0 A was never a decision for
     the car: it stays at what was written, counted at the held amount until a write lands."""
-    errors_only_logging()
     clock = VirtualClock()
-    cp1 = FakeCharger()
-    chargers = {"cp1": cp1, "cp2": FakeCharger()}
-    site = fake_site(clock, chargers, 40, Phases(10, 10, 10))
-    meter = site.meter
+    site, cp1 = _two_cars(clock)
+    chargers, meter = site.chargers, site.meter
     async with site.running():
-        await clock.advance(120)
-        assert [ch.limit_a for ch in chargers.values()] == [15, 15]
-        cp1.offline = True
+        await _cp1_offline(site, clock)
         meter.base_a = Phases(16, 16, 16)  # 24 A left: cp1's decrease fails
         assert await site.over(40, 120.0, 1.5) == []
         assert cp1.limit_a == 15  # never reached
@@ -83,16 +92,11 @@ async def test_a_charger_back_from_offline_is_not_raised_to_what_was_written_bef
     had grown meanwhile. Held at the 28 A written before, 28 A was written (a rewrite): 4.7 A
     over the limit for a tick. The limit in force after an outage is unknown: the plug is held
     at no more than it measurably draws when it answers."""
-    errors_only_logging()
     clock = VirtualClock()
-    cp1 = FakeCharger()
-    chargers = {"cp1": cp1, "cp2": FakeCharger()}
-    site = fake_site(clock, chargers, 40, Phases(10, 10, 10))
-    meter = site.meter
+    site, cp1 = _two_cars(clock)
+    chargers, meter = site.chargers, site.meter
     async with site.running():
-        await clock.advance(120)
-        assert [ch.limit_a for ch in chargers.values()] == [15, 15]
-        cp1.offline = True
+        await _cp1_offline(site, clock)
         meter.base_a = Phases(16, 16, 16)  # cp1's decrease fails
         await clock.advance(120)
         cp1.limit_a = 6  # its own watchdog: the charger-side fallback
