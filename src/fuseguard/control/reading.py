@@ -123,13 +123,17 @@ async def guarded(
     A driver bug (any other exception) is logged with its traceback, naming the device: it must
     not stop control, but it must be loud. Cancellation is not a failure and propagates.
     """
-    if timeout_s is not None and clock is None:
+    if timeout_s is None:
+        timer = None
+    elif clock is None:
         msg = "guarded: a timeout needs the clock it is counted on"
         raise TypeError(msg)
+    else:
+        timer = _ClockTimeout(clock, timeout_s)
     try:
-        if timeout_s is None or clock is None:
+        if timer is None:
             return await call()
-        async with _ClockTimeout(clock, timeout_s):
+        async with timer:
             return await call()
     except DeviceError as err:
         return Failed(str(err) or type(err).__name__)
